@@ -1,0 +1,560 @@
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use librqbit::dht::Id20;
+use librqbit::limits::LimitsConfig;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, Session,
+    SessionOptions, SessionPersistenceConfig, TorrentStatsState, api::TorrentIdOrHash,
+};
+use serde::Serialize;
+use spheres_metainfo::{InfoHash, Magnet, Metainfo};
+use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::paths;
+
+/// Blocking-semaphore permits kept for disk I/O, whatever the streams do (librqbit's default
+/// total is 8; this many stay free for writes, uploads and hash checks).
+pub const DISK_PERMITS: usize = 16;
+
+/// How long opening a stream may wait for the torrent's initial check before giving up.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where downloads go when no folder is given.
+    pub download_dir: PathBuf,
+    /// Session state (torrents, resume bitfields). `None`: nothing survives a restart.
+    pub state_dir: Option<PathBuf>,
+    /// Peer-wire listen address. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The port to tell trackers, when it differs from the listen port (a mapped port).
+    pub announce_port: Option<u16>,
+    /// Streams open at once across all torrents; more are refused with [`EngineError::Busy`].
+    pub max_streams: usize,
+    /// Mainline DHT, for public torrents only (private torrents never use it).
+    pub dht: bool,
+    /// librqbit's own local service discovery (public torrents only).
+    pub lsd: bool,
+    pub upload_limit_bps: Option<NonZeroU32>,
+    pub download_limit_bps: Option<NonZeroU32>,
+}
+
+impl EngineConfig {
+    pub fn new(download_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            download_dir: download_dir.into(),
+            state_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            announce_port: None,
+            max_streams: 64,
+            dht: false,
+            lsd: false,
+            upload_limit_bps: None,
+            download_limit_bps: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Metainfo(#[from] spheres_metainfo::MetainfoError),
+    #[error("{0}")]
+    Magnet(#[from] spheres_metainfo::MagnetError),
+    #[error("{path}: {reason}")]
+    Data { path: PathBuf, reason: String },
+    #[error("no torrent {0} in this session")]
+    NotFound(InfoHash),
+    #[error("torrent {0} has no file number {1}")]
+    NoSuchFile(InfoHash, usize),
+    #[error("too many streams are open ({0}); close one and try again")]
+    Busy(usize),
+    #[error("the torrent is still being checked; try again in a moment")]
+    NotReady,
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the BitTorrent engine failed: {0:#}")]
+    Engine(anyhow::Error),
+}
+
+/// What to add.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The bytes of a .torrent file.
+    Torrent(Vec<u8>),
+    /// A magnet link; its metadata is fetched from peers first.
+    Magnet(String),
+}
+
+/// Where the data is.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Download into this folder (a multi-file torrent gets its own sub-folder).
+    Download(PathBuf),
+    /// The data already exists here (the file or folder itself, or a folder holding it):
+    /// seed it where it is, without copying.
+    SeedInPlace(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    pub output: Output,
+    pub paused: bool,
+    /// Peers to connect to, besides whatever the trackers say.
+    pub peers: Vec<SocketAddr>,
+    /// How long a magnet may take to find its metadata.
+    pub metadata_timeout: Duration,
+}
+
+impl AddOptions {
+    pub fn download(dir: impl Into<PathBuf>) -> Self {
+        AddOptions {
+            output: Output::Download(dir.into()),
+            paused: false,
+            peers: Vec::new(),
+            metadata_timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn seed(data: impl Into<PathBuf>) -> Self {
+        AddOptions {
+            output: Output::SeedInPlace(data.into()),
+            ..Self::download("")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TorrentState {
+    /// Verifying data already on disk.
+    Checking,
+    Downloading,
+    /// Complete and verified; serving peers.
+    Seeding,
+    Paused,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStatus {
+    pub index: usize,
+    /// Path inside the torrent, `/`-separated.
+    pub path: String,
+    pub length: u64,
+    pub have_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TorrentStatus {
+    pub info_hash: String,
+    pub name: String,
+    pub state: TorrentState,
+    pub error: Option<String>,
+    /// Verified bytes of the wanted files.
+    pub have_bytes: u64,
+    pub total_bytes: u64,
+    pub uploaded_bytes: u64,
+    pub download_bps: u64,
+    pub upload_bps: u64,
+    pub peers: usize,
+    pub private: bool,
+    /// Where the torrent's files are (the folder holding a single file, or the torrent's folder).
+    pub root: PathBuf,
+    pub files: Vec<FileStatus>,
+}
+
+impl TorrentStatus {
+    pub fn is_complete(&self) -> bool {
+        self.state == TorrentState::Seeding
+    }
+}
+
+/// A BitTorrent session. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    session: Arc<Session>,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    metas: Arc<Mutex<HashMap<InfoHash, Arc<Metainfo>>>>,
+    listen: SocketAddr,
+}
+
+fn engine_err(e: anyhow::Error) -> EngineError {
+    EngineError::Engine(e)
+}
+
+fn id(hash: &InfoHash) -> TorrentIdOrHash {
+    TorrentIdOrHash::Hash(Id20::new(hash.0))
+}
+
+/// A free TCP port on `ip`, for when librqbit must be told its port before it binds.
+fn free_port(ip: IpAddr) -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+impl Engine {
+    /// Starts a session. Must run inside a multi-threaded tokio runtime.
+    pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let mut listen = config.listen;
+        if listen.port() == 0 {
+            // librqbit cannot report a loopback listener's port to trackers unless it knows it
+            // in advance, so choose the port here.
+            listen.set_port(free_port(listen.ip()).map_err(|source| EngineError::Listen { addr: listen, source })?);
+        }
+        let announce_port = config.announce_port.unwrap_or(listen.port());
+        std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
+            path: config.download_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let persistence = match &config.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| EngineError::Data {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                })?;
+                Some(SessionPersistenceConfig::Json {
+                    folder: Some(dir.clone()),
+                })
+            }
+            None => None,
+        };
+        let dht = config.dht.then(|| librqbit::DhtSessionConfig {
+            persistence: config.state_dir.as_ref().map(|d| librqbit::dht::DhtPersistenceConfig {
+                config_filename: Some(d.join("dht.json")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let opts = SessionOptions {
+            dht,
+            fastresume: persistence.is_some(),
+            persistence,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: listen,
+                announce_port: Some(announce_port),
+                enable_upnp_port_forwarding: false,
+                ipv4_only: listen.is_ipv4(),
+                ..Default::default()
+            }),
+            // See the crate docs: streams hold these permits for their whole life.
+            runtime_worker_threads: Some(config.max_streams + DISK_PERMITS),
+            ratelimits: LimitsConfig {
+                upload_bps: config.upload_limit_bps,
+                download_bps: config.download_limit_bps,
+            },
+            disable_local_service_discovery: !config.lsd,
+            ipv4_only: listen.is_ipv4(),
+            client_name_and_version: Some(format!("spheres {}", env!("CARGO_PKG_VERSION"))),
+            ..Default::default()
+        };
+        let session = Session::new_with_opts(config.download_dir.clone(), opts)
+            .await
+            .map_err(engine_err)?;
+        let listen = session.listen_addr().unwrap_or(listen);
+        let engine = Engine {
+            session,
+            streams: Arc::new(Semaphore::new(config.max_streams)),
+            max_streams: config.max_streams,
+            metas: Arc::default(),
+            listen,
+        };
+        engine.index_restored();
+        Ok(engine)
+    }
+
+    /// Parses the torrents librqbit restored from its state folder.
+    fn index_restored(&self) {
+        let restored: Vec<bytes::Bytes> = self.session.with_torrents(|it| {
+            it.filter_map(|(_, h)| h.metadata.load_full().map(|m| m.torrent_bytes.clone()))
+                .collect()
+        });
+        let mut metas = self.lock_metas();
+        for bytes in restored {
+            match Metainfo::from_bytes(&bytes) {
+                Ok(m) => {
+                    metas.insert(m.info_hash, Arc::new(m));
+                }
+                Err(e) => tracing::warn!(error = %e, "a restored torrent does not parse"),
+            }
+        }
+    }
+
+    fn lock_metas(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Arc<Metainfo>>> {
+        self.metas.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The address peers connect to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Adds a torrent; returns once it is being checked or downloaded.
+    pub async fn add(&self, source: Source, opts: AddOptions) -> Result<InfoHash, EngineError> {
+        let (bytes, meta) = match source {
+            Source::Torrent(bytes) => {
+                let meta = Metainfo::from_bytes(&bytes)?;
+                (bytes, meta)
+            }
+            Source::Magnet(link) => {
+                let magnet: Magnet = link.parse()?;
+                let bytes = self.resolve_magnet(&link, &magnet, &opts).await?;
+                let meta = Metainfo::from_bytes(&bytes)?;
+                (bytes, meta)
+            }
+        };
+        let (root, base) = match &opts.output {
+            Output::Download(dir) => {
+                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                (paths::download_root(dir, &meta), dir.to_owned())
+            }
+            Output::SeedInPlace(data) => {
+                let root = paths::seed_root(data, &meta)?;
+                (root.clone(), root)
+            }
+        };
+        paths::check_no_symlinks(&base, &root, &meta)?;
+        std::fs::create_dir_all(&root).map_err(|e| EngineError::Data {
+            path: root.clone(),
+            reason: e.to_string(),
+        })?;
+        let hash = meta.info_hash;
+        let add = AddTorrentOptions {
+            paused: opts.paused,
+            overwrite: true,
+            output_folder: Some(root.to_string_lossy().into_owned()),
+            initial_peers: (!opts.peers.is_empty()).then(|| opts.peers.clone()),
+            ..Default::default()
+        };
+        let response = self
+            .session
+            .add_torrent(AddTorrent::from_bytes(bytes), Some(add))
+            .await
+            .map_err(engine_err)?;
+        if let AddTorrentResponse::AlreadyManaged(..) = response {
+            tracing::info!(%hash, "torrent already in the session");
+        }
+        self.lock_metas().insert(hash, Arc::new(meta));
+        Ok(hash)
+    }
+
+    /// Fetches a magnet's metadata from its trackers and peers, and returns a .torrent.
+    async fn resolve_magnet(&self, link: &str, magnet: &Magnet, opts: &AddOptions) -> Result<Vec<u8>, EngineError> {
+        let mut peers = opts.peers.clone();
+        peers.extend(magnet.peers.iter().filter_map(|p| p.parse::<SocketAddr>().ok()));
+        let list = AddTorrentOptions {
+            list_only: true,
+            initial_peers: (!peers.is_empty()).then_some(peers),
+            ..Default::default()
+        };
+        let response = tokio::time::timeout(
+            opts.metadata_timeout,
+            self.session.add_torrent(AddTorrent::from_url(link.to_owned()), Some(list)),
+        )
+        .await
+        .map_err(|_| {
+            EngineError::Engine(anyhow::anyhow!(
+                "no peer sent the metadata of {} within {:?}; check that a peer or tracker is reachable",
+                magnet.info_hash,
+                opts.metadata_timeout
+            ))
+        })?
+        .map_err(engine_err)?;
+        match response {
+            AddTorrentResponse::ListOnly(l) => Ok(l.torrent_bytes.to_vec()),
+            AddTorrentResponse::AlreadyManaged(_, h) | AddTorrentResponse::Added(_, h) => h
+                .metadata
+                .load_full()
+                .map(|m| m.torrent_bytes.to_vec())
+                .ok_or(EngineError::NotReady),
+        }
+    }
+
+    fn handle(&self, hash: &InfoHash) -> Result<Arc<librqbit::ManagedTorrent>, EngineError> {
+        self.session.get(id(hash)).ok_or(EngineError::NotFound(*hash))
+    }
+
+    /// The parsed metainfo of a torrent in the session.
+    pub fn metainfo(&self, hash: &InfoHash) -> Option<Arc<Metainfo>> {
+        self.lock_metas().get(hash).cloned()
+    }
+
+    pub fn status(&self, hash: &InfoHash) -> Option<TorrentStatus> {
+        let handle = self.session.get(id(hash))?;
+        let meta = self.metainfo(hash)?;
+        let stats = handle.stats();
+        let (state, error) = match &stats.state {
+            TorrentStatsState::Initializing { .. } => (TorrentState::Checking, None),
+            TorrentStatsState::Live if stats.finished => (TorrentState::Seeding, None),
+            TorrentStatsState::Live => (TorrentState::Downloading, None),
+            TorrentStatsState::Paused => (TorrentState::Paused, None),
+            TorrentStatsState::Error => (TorrentState::Error, stats.error.clone()),
+        };
+        let (download_bps, upload_bps, peers) = stats.live.as_ref().map_or((0, 0, 0), |l| {
+            (
+                (l.download_speed.mbps * 1024.0 * 1024.0) as u64,
+                (l.upload_speed.mbps * 1024.0 * 1024.0) as u64,
+                l.snapshot.peer_stats.live as usize,
+            )
+        });
+        let files = meta
+            .visible_files()
+            .map(|(i, f)| FileStatus {
+                index: i,
+                path: f.display_path(),
+                length: f.length,
+                have_bytes: stats.file_progress.get(i).copied().unwrap_or(0),
+            })
+            .collect();
+        Some(TorrentStatus {
+            info_hash: hash.to_hex(),
+            name: meta.name.clone(),
+            state,
+            error,
+            have_bytes: if state == TorrentState::Checking { 0 } else { stats.progress_bytes },
+            total_bytes: if state == TorrentState::Checking { meta.total_length } else { stats.total_bytes },
+            uploaded_bytes: stats.uploaded_bytes,
+            download_bps,
+            upload_bps,
+            peers,
+            private: meta.private,
+            root: handle.output_folder().to_owned(),
+            files,
+        })
+    }
+
+    pub fn list(&self) -> Vec<TorrentStatus> {
+        let hashes: Vec<InfoHash> = self.lock_metas().keys().copied().collect();
+        let mut out: Vec<_> = hashes.iter().filter_map(|h| self.status(h)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        let h = self.handle(hash)?;
+        if h.is_paused() {
+            return Ok(());
+        }
+        self.session.pause(&h).await.map_err(engine_err)
+    }
+
+    pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        let h = self.handle(hash)?;
+        if !h.is_paused() {
+            return Ok(());
+        }
+        self.session.unpause(&h).await.map_err(engine_err)
+    }
+
+    /// Removes a torrent from the session; its files stay unless `delete_files`.
+    pub async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
+        self.handle(hash)?;
+        self.session.delete(id(hash), delete_files).await.map_err(engine_err)?;
+        self.lock_metas().remove(hash);
+        Ok(())
+    }
+
+    /// Waits until every wanted piece is downloaded and verified.
+    pub async fn wait_complete(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        loop {
+            let s = self.status(hash).ok_or(EngineError::NotFound(*hash))?;
+            match s.state {
+                TorrentState::Seeding => return Ok(()),
+                TorrentState::Error => {
+                    return Err(EngineError::Engine(anyhow::anyhow!(
+                        s.error.unwrap_or_else(|| "unknown error".into())
+                    )));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Opens file `index` of a torrent for reading from any position. Reads wait for pieces
+    /// that are not there yet, and the pieces ahead of the read position are fetched first.
+    pub async fn open_file(&self, hash: &InfoHash, index: usize) -> Result<FileReader, EngineError> {
+        let meta = self.metainfo(hash).ok_or(EngineError::NotFound(*hash))?;
+        let file = meta
+            .files
+            .get(index)
+            .filter(|f| !f.padding)
+            .ok_or(EngineError::NoSuchFile(*hash, index))?;
+        let len = file.length;
+        let handle = self.handle(hash)?;
+        let permit = self
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| EngineError::Busy(self.max_streams))?;
+        let stream = tokio::time::timeout(STREAM_OPEN_TIMEOUT, handle.stream(index))
+            .await
+            .map_err(|_| EngineError::NotReady)?
+            .map_err(engine_err)?;
+        Ok(FileReader {
+            inner: Box::pin(stream),
+            len,
+            _permit: permit,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.max_streams - self.streams.available_permits()
+    }
+
+    /// Stops every torrent and closes the session; resume state is flushed to disk.
+    pub async fn shutdown(&self) {
+        self.session.stop().await;
+    }
+}
+
+trait ReadSeek: AsyncRead + AsyncSeek + Send {}
+impl<T: AsyncRead + AsyncSeek + Send> ReadSeek for T {}
+
+/// A file of a torrent, readable while it downloads. Holds one of the engine's stream slots
+/// until dropped.
+pub struct FileReader {
+    inner: Pin<Box<dyn ReadSeek>>,
+    len: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl FileReader {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl AsyncRead for FileReader {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncSeek for FileReader {
+    fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
+        self.inner.as_mut().start_seek(position)
+    }
+
+    fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        self.inner.as_mut().poll_complete(cx)
+    }
+}

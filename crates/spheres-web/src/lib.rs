@@ -1,0 +1,147 @@
+//! The HTTP face of a spheres node. For now: streaming the files of torrents, with full
+//! Range support, while they download. (The web UI and JSON API will live here too.)
+//!
+//! `GET|HEAD /torrents/{info_hash}/files/{index}`: 200 for the whole file, 206 for one range
+//! (`bytes=a-b`, `a-`, `-n`), 416 for a range outside the file. A read waits for pieces not yet
+//! downloaded, and the engine fetches the pieces ahead of the read position first. A read that
+//! gets no data for [`IDLE_TIMEOUT`] ends the response, so a stalled swarm never pins a stream
+//! slot forever.
+//!
+//! This crate is the only one that serves HTTP to browsers; it knows the engine only through
+//! `spheres_torrent::Engine`.
+
+pub mod range;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use spheres_metainfo::InfoHash;
+use spheres_torrent::{Engine, EngineError};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use range::RangeAnswer;
+
+/// A read that brings nothing for this long ends the response.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const CHUNK: usize = 64 * 1024;
+
+/// Routes for streaming the files of the engine's torrents.
+pub fn stream_router(engine: Engine) -> Router {
+    Router::new()
+        .route("/torrents/{hash}/files/{index}", get(stream_file))
+        .with_state(engine)
+}
+
+/// Serves `router` on `addr` until the task is dropped; returns the bound address.
+pub async fn serve(router: Router, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.into()).into_response()
+}
+
+fn error_response(e: EngineError) -> Response {
+    let status = match e {
+        EngineError::NotFound(_) | EngineError::NoSuchFile(..) => StatusCode::NOT_FOUND,
+        EngineError::Busy(_) | EngineError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut r = plain(status, format!("{e}\n"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    r
+}
+
+async fn stream_file(
+    State(engine): State<Engine>,
+    Path((hash, index)): Path<(String, usize)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(hash) = hash.parse::<InfoHash>() else {
+        return plain(StatusCode::NOT_FOUND, "not an info hash\n");
+    };
+    let Some(meta) = engine.metainfo(&hash) else {
+        return error_response(EngineError::NotFound(hash));
+    };
+    let Some(file) = meta.files.get(index).filter(|f| !f.padding) else {
+        return error_response(EngineError::NoSuchFile(hash, index));
+    };
+    let len = file.length;
+    let name = file.path.last().cloned().unwrap_or_default();
+    let mime = mime_guess::from_path(&name).first_or_octet_stream();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let answer = range::answer(range, len);
+
+    let mut builder = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, mime.as_ref());
+    let (status, start, count) = match answer {
+        RangeAnswer::Full => (StatusCode::OK, 0, len),
+        RangeAnswer::Partial { start, end } => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .header(header::ACCEPT_RANGES, "bytes")
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::RANGE_NOT_SATISFIABLE.into_response());
+        }
+    };
+    builder = builder.status(status).header(header::CONTENT_LENGTH, count);
+    if method == Method::HEAD || count == 0 {
+        return builder
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let mut reader = match engine.open_file(&hash, index).await {
+        Ok(r) => r,
+        Err(e) => return error_response(e),
+    };
+    if let Err(e) = reader.seek(std::io::SeekFrom::Start(start)).await {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("seek failed: {e}\n"));
+    }
+    let body = futures::stream::unfold((reader, count), |(mut reader, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; CHUNK.min(left as usize)];
+        match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
+            Ok(Ok(0)) => Some((
+                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file ended early")),
+                (reader, 0),
+            )),
+            Ok(Ok(n)) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (reader, left - n as u64)))
+            }
+            Ok(Err(e)) => Some((Err(e), (reader, 0))),
+            Err(_) => Some((
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no data from peers")),
+                (reader, 0),
+            )),
+        }
+    });
+    builder
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
