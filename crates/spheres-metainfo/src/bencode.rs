@@ -370,10 +370,7 @@ mod tests {
         assert_eq!(d.get(b"cow").unwrap().as_bytes(), Some(&b"moo"[..]));
         let spam = d.get(b"spam").unwrap().as_list().unwrap();
         assert_eq!(spam[1].as_int(), Some(-42));
-        assert_eq!(
-            d.get(b"sub").unwrap().as_dict().unwrap().raw(),
-            b"d1:xi0ee"
-        );
+        assert_eq!(d.get(b"sub").unwrap().as_dict().unwrap().raw(), b"d1:xi0ee");
         assert_eq!(d.raw(), input);
     }
 

@@ -213,7 +213,12 @@ impl Engine {
         if listen.port() == 0 {
             // librqbit cannot report a loopback listener's port to trackers unless it knows it
             // in advance, so choose the port here.
-            listen.set_port(free_port(listen.ip()).map_err(|source| EngineError::Listen { addr: listen, source })?);
+            listen.set_port(
+                free_port(listen.ip()).map_err(|source| EngineError::Listen {
+                    addr: listen,
+                    source,
+                })?,
+            );
         }
         let announce_port = config.announce_port.unwrap_or(listen.port());
         std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
@@ -233,10 +238,13 @@ impl Engine {
             None => None,
         };
         let dht = config.dht.then(|| librqbit::DhtSessionConfig {
-            persistence: config.state_dir.as_ref().map(|d| librqbit::dht::DhtPersistenceConfig {
-                config_filename: Some(d.join("dht.json")),
-                ..Default::default()
-            }),
+            persistence: config
+                .state_dir
+                .as_ref()
+                .map(|d| librqbit::dht::DhtPersistenceConfig {
+                    config_filename: Some(d.join("dht.json")),
+                    ..Default::default()
+                }),
             ..Default::default()
         });
         let opts = SessionOptions {
@@ -319,7 +327,11 @@ impl Engine {
         };
         let (root, base) = match &opts.output {
             Output::Download(dir) => {
-                let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
                 (paths::download_root(dir, &meta), dir.to_owned())
             }
             Output::SeedInPlace(data) => {
@@ -353,9 +365,19 @@ impl Engine {
     }
 
     /// Fetches a magnet's metadata from its trackers and peers, and returns a .torrent.
-    async fn resolve_magnet(&self, link: &str, magnet: &Magnet, opts: &AddOptions) -> Result<Vec<u8>, EngineError> {
+    async fn resolve_magnet(
+        &self,
+        link: &str,
+        magnet: &Magnet,
+        opts: &AddOptions,
+    ) -> Result<Vec<u8>, EngineError> {
         let mut peers = opts.peers.clone();
-        peers.extend(magnet.peers.iter().filter_map(|p| p.parse::<SocketAddr>().ok()));
+        peers.extend(
+            magnet
+                .peers
+                .iter()
+                .filter_map(|p| p.parse::<SocketAddr>().ok()),
+        );
         let list = AddTorrentOptions {
             list_only: true,
             initial_peers: (!peers.is_empty()).then_some(peers),
@@ -385,7 +407,9 @@ impl Engine {
     }
 
     fn handle(&self, hash: &InfoHash) -> Result<Arc<librqbit::ManagedTorrent>, EngineError> {
-        self.session.get(id(hash)).ok_or(EngineError::NotFound(*hash))
+        self.session
+            .get(id(hash))
+            .ok_or(EngineError::NotFound(*hash))
     }
 
     /// The parsed metainfo of a torrent in the session.
@@ -425,8 +449,16 @@ impl Engine {
             name: meta.name.clone(),
             state,
             error,
-            have_bytes: if state == TorrentState::Checking { 0 } else { stats.progress_bytes },
-            total_bytes: if state == TorrentState::Checking { meta.total_length } else { stats.total_bytes },
+            have_bytes: if state == TorrentState::Checking {
+                0
+            } else {
+                stats.progress_bytes
+            },
+            total_bytes: if state == TorrentState::Checking {
+                meta.total_length
+            } else {
+                stats.total_bytes
+            },
             uploaded_bytes: stats.uploaded_bytes,
             download_bps,
             upload_bps,
@@ -463,7 +495,10 @@ impl Engine {
     /// Removes a torrent from the session; its files stay unless `delete_files`.
     pub async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
         self.handle(hash)?;
-        self.session.delete(id(hash), delete_files).await.map_err(engine_err)?;
+        self.session
+            .delete(id(hash), delete_files)
+            .await
+            .map_err(engine_err)?;
         self.lock_metas().remove(hash);
         Ok(())
     }
@@ -486,7 +521,11 @@ impl Engine {
 
     /// Opens file `index` of a torrent for reading from any position. Reads wait for pieces
     /// that are not there yet, and the pieces ahead of the read position are fetched first.
-    pub async fn open_file(&self, hash: &InfoHash, index: usize) -> Result<FileReader, EngineError> {
+    pub async fn open_file(
+        &self,
+        hash: &InfoHash,
+        index: usize,
+    ) -> Result<FileReader, EngineError> {
         let meta = self.metainfo(hash).ok_or(EngineError::NotFound(*hash))?;
         let file = meta
             .files
@@ -544,7 +583,11 @@ impl FileReader {
 }
 
 impl AsyncRead for FileReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.inner.as_mut().poll_read(cx, buf)
     }
 }

@@ -29,9 +29,9 @@ pub(crate) fn seed_root(data: &Path, meta: &Metainfo) -> Result<PathBuf, EngineE
             data.join(&meta.name)
         }
         (true, true) => data.to_owned(),
-        (false, false) if data.file_name().is_some_and(|n| n == meta.name.as_str()) => {
-            data.parent().map_or_else(|| PathBuf::from("."), Path::to_owned)
-        }
+        (false, false) if data.file_name().is_some_and(|n| n == meta.name.as_str()) => data
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_owned),
         (false, false) => {
             return Err(EngineError::Data {
                 path: data.to_owned(),
@@ -60,9 +60,12 @@ pub(crate) fn seed_root(data: &Path, meta: &Metainfo) -> Result<PathBuf, EngineE
 
 /// True when `dir` already holds the torrent's first file directly.
 fn looks_like_root(dir: &Path, meta: &Metainfo) -> bool {
-    meta.visible_files()
-        .next()
-        .is_some_and(|(_, f)| f.path.iter().fold(dir.to_owned(), |p, c| p.join(c)).is_file())
+    meta.visible_files().next().is_some_and(|(_, f)| {
+        f.path
+            .iter()
+            .fold(dir.to_owned(), |p, c| p.join(c))
+            .is_file()
+    })
 }
 
 /// Every file of the torrent exists under `root` with exactly the torrent's size.
@@ -90,10 +93,16 @@ fn check_sizes(root: &Path, meta: &Metainfo) -> Result<(), EngineError> {
 
 /// No component that already exists between `base` and a file of the torrent may be a
 /// symbolic link: librqbit opens files by path and would follow it out of the folder.
-pub(crate) fn check_no_symlinks(base: &Path, root: &Path, meta: &Metainfo) -> Result<(), EngineError> {
-    let refuse = |p: &Path| EngineError::Data {
+pub(crate) fn check_no_symlinks(
+    base: &Path,
+    root: &Path,
+    meta: &Metainfo,
+) -> Result<(), EngineError> {
+    let refuse = |p: &Path| {
+        EngineError::Data {
         path: p.to_owned(),
         reason: "a symbolic link inside the download folder could send the download elsewhere; remove it".into(),
+    }
     };
     let check = |p: &Path| match std::fs::symlink_metadata(p) {
         Ok(md) if md.file_type().is_symlink() => Err(refuse(p)),

@@ -36,7 +36,10 @@ async fn announce(
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%remote, error = %e, "bad announce");
-            return bencoded(StatusCode::BAD_REQUEST, wire::http_failure_body(&e.to_string()));
+            return bencoded(
+                StatusCode::BAD_REQUEST,
+                wire::http_failure_body(&e.to_string()),
+            );
         }
     };
     let key = key.as_ref().map(|k| k.0.as_str());
@@ -47,7 +50,10 @@ async fn announce(
         ),
         Err(refusal) => {
             tracing::info!(%remote, info_hash = %req.info_hash, %refusal, "announce refused");
-            bencoded(StatusCode::OK, wire::http_failure_body(&refusal.to_string()))
+            bencoded(
+                StatusCode::OK,
+                wire::http_failure_body(&refusal.to_string()),
+            )
         }
     }
 }
@@ -59,12 +65,20 @@ async fn scrape(
 ) -> Response {
     let hashes = match wire::parse_http_scrape(query.as_deref().unwrap_or("")) {
         Ok(h) => h,
-        Err(e) => return bencoded(StatusCode::BAD_REQUEST, wire::http_failure_body(&e.to_string())),
+        Err(e) => {
+            return bencoded(
+                StatusCode::BAD_REQUEST,
+                wire::http_failure_body(&e.to_string()),
+            );
+        }
     };
     let key = key.as_ref().map(|k| k.0.as_str());
     match t.scrape(&hashes, key, Instant::now()) {
         Ok(files) => bencoded(StatusCode::OK, wire::http_scrape_body(&files)),
-        Err(refusal) => bencoded(StatusCode::OK, wire::http_failure_body(&refusal.to_string())),
+        Err(refusal) => bencoded(
+            StatusCode::OK,
+            wire::http_failure_body(&refusal.to_string()),
+        ),
     }
 }
 
@@ -134,7 +148,12 @@ fn key_from_url_data(url: &str) -> Option<&str> {
 }
 
 /// Answers one UDP datagram; `None` means stay silent (garbage or a forged connection id).
-fn handle_udp(tracker: &Tracker, ids: &ConnectionIds, packet: &[u8], remote: SocketAddr) -> Option<Vec<u8>> {
+fn handle_udp(
+    tracker: &Tracker,
+    ids: &ConnectionIds,
+    packet: &[u8],
+    remote: SocketAddr,
+) -> Option<Vec<u8>> {
     let request = match wire::parse_udp_request(packet) {
         Ok(r) => r,
         Err(e) => {
@@ -143,9 +162,10 @@ fn handle_udp(tracker: &Tracker, ids: &ConnectionIds, packet: &[u8], remote: Soc
         }
     };
     match request {
-        UdpRequest::Connect { transaction_id } => {
-            Some(wire::udp_connect_response(transaction_id, ids.issue(&remote)))
-        }
+        UdpRequest::Connect { transaction_id } => Some(wire::udp_connect_response(
+            transaction_id,
+            ids.issue(&remote),
+        )),
         UdpRequest::Announce {
             connection_id,
             transaction_id,
@@ -153,7 +173,10 @@ fn handle_udp(tracker: &Tracker, ids: &ConnectionIds, packet: &[u8], remote: Soc
             url_data,
         } => {
             if !ids.valid(&remote, connection_id) {
-                return Some(wire::udp_error_response(transaction_id, "connection id expired"));
+                return Some(wire::udp_error_response(
+                    transaction_id,
+                    "connection id expired",
+                ));
             }
             let key = url_data.as_deref().and_then(key_from_url_data);
             let ipv6 = remote.is_ipv6() && remote.ip().to_canonical().is_ipv6();
@@ -161,7 +184,10 @@ fn handle_udp(tracker: &Tracker, ids: &ConnectionIds, packet: &[u8], remote: Soc
                 Ok(resp) => Some(wire::udp_announce_response(transaction_id, &resp, ipv6)),
                 Err(refusal) => {
                     tracing::info!(%remote, info_hash = %request.info_hash, %refusal, "UDP announce refused");
-                    Some(wire::udp_error_response(transaction_id, &refusal.to_string()))
+                    Some(wire::udp_error_response(
+                        transaction_id,
+                        &refusal.to_string(),
+                    ))
                 }
             }
         }
@@ -171,11 +197,16 @@ fn handle_udp(tracker: &Tracker, ids: &ConnectionIds, packet: &[u8], remote: Soc
             info_hashes,
         } => {
             if !ids.valid(&remote, connection_id) {
-                return Some(wire::udp_error_response(transaction_id, "connection id expired"));
+                return Some(wire::udp_error_response(
+                    transaction_id,
+                    "connection id expired",
+                ));
             }
             // UDP scrape has no room for a key, so a private tracker answers zeros for
             // torrents it will not disclose, keeping the answer's positions aligned.
-            let visible = tracker.scrape(&info_hashes, None, Instant::now()).unwrap_or_default();
+            let visible = tracker
+                .scrape(&info_hashes, None, Instant::now())
+                .unwrap_or_default();
             let stats: Vec<_> = info_hashes
                 .iter()
                 .map(|h| {

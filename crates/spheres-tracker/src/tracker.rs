@@ -333,14 +333,21 @@ mod tests {
     fn peers_find_each_other_and_stopped_peers_leave() {
         let t = Tracker::new(TrackerConfig::default());
         let now = Instant::now();
-        let seed = t.announce(&req(1, 1, 1111, 0, Event::Started), remote(1), None, now).unwrap();
+        let seed = t
+            .announce(&req(1, 1, 1111, 0, Event::Started), remote(1), None, now)
+            .unwrap();
         assert!(seed.peers.is_empty());
-        let leech = t.announce(&req(1, 2, 2222, 5, Event::Started), remote(2), None, now).unwrap();
+        let leech = t
+            .announce(&req(1, 2, 2222, 5, Event::Started), remote(2), None, now)
+            .unwrap();
         assert_eq!(leech.peers.len(), 1);
         assert_eq!(leech.peers[0].addr, "10.0.0.1:1111".parse().unwrap());
         assert_eq!((leech.complete, leech.incomplete), (1, 1));
-        t.announce(&req(1, 1, 1111, 0, Event::Stopped), remote(1), None, now).unwrap();
-        let again = t.announce(&req(1, 2, 2222, 5, Event::None), remote(2), None, now).unwrap();
+        t.announce(&req(1, 1, 1111, 0, Event::Stopped), remote(1), None, now)
+            .unwrap();
+        let again = t
+            .announce(&req(1, 2, 2222, 5, Event::None), remote(2), None, now)
+            .unwrap();
         assert!(again.peers.is_empty());
     }
 
@@ -348,15 +355,28 @@ mod tests {
     fn seeders_get_only_leechers_and_completed_counts_once() {
         let t = Tracker::new(TrackerConfig::default());
         let now = Instant::now();
-        t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), None, now).unwrap();
-        t.announce(&req(1, 2, 2, 7, Event::Started), remote(2), None, now).unwrap();
-        let s = t.announce(&req(1, 3, 3, 0, Event::Started), remote(3), None, now).unwrap();
+        t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), None, now)
+            .unwrap();
+        t.announce(&req(1, 2, 2, 7, Event::Started), remote(2), None, now)
+            .unwrap();
+        let s = t
+            .announce(&req(1, 3, 3, 0, Event::Started), remote(3), None, now)
+            .unwrap();
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.peers[0].peer_id, [2; 20]);
-        t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now).unwrap();
-        t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now).unwrap();
+        t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now)
+            .unwrap();
+        t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now)
+            .unwrap();
         let stats = t.scrape(&[InfoHash([1; 20])], None, now).unwrap();
-        assert_eq!(stats[0].1, ScrapeStats { complete: 3, downloaded: 1, incomplete: 0 });
+        assert_eq!(
+            stats[0].1,
+            ScrapeStats {
+                complete: 3,
+                downloaded: 1,
+                incomplete: 0
+            }
+        );
     }
 
     #[test]
@@ -369,13 +389,27 @@ mod tests {
         let t = Tracker::new(config);
         let start = Instant::now();
         for p in 0..20 {
-            t.announce(&req(1, p, 1000 + p as u16, 1, Event::Started), remote(p), None, start).unwrap();
+            t.announce(
+                &req(1, p, 1000 + p as u16, 1, Event::Started),
+                remote(p),
+                None,
+                start,
+            )
+            .unwrap();
         }
         let mut r = req(1, 99, 9, 1, Event::Started);
         r.numwant = Some(1000);
-        assert_eq!(t.announce(&r, remote(99), None, start).unwrap().peers.len(), 5);
+        assert_eq!(
+            t.announce(&r, remote(99), None, start).unwrap().peers.len(),
+            5
+        );
         let later = start + ttl + Duration::from_secs(1);
-        assert!(t.announce(&r, remote(99), None, later).unwrap().peers.is_empty());
+        assert!(
+            t.announce(&r, remote(99), None, later)
+                .unwrap()
+                .peers
+                .is_empty()
+        );
         assert_eq!(t.peer_count(&InfoHash([1; 20])), 1);
     }
 
@@ -389,18 +423,47 @@ mod tests {
         let h = InfoHash([1; 20]);
         t.grant_torrent("alice", h);
         t.grant_torrent("bob", h);
-        t.grant_key("eve", KeyScope::Torrents(HashSet::from([InfoHash([2; 20])])));
-        assert_eq!(t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), None, now), Err(Refusal::NoKey));
+        t.grant_key(
+            "eve",
+            KeyScope::Torrents(HashSet::from([InfoHash([2; 20])])),
+        );
         assert_eq!(
-            t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), Some("mallory"), now),
+            t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), None, now),
+            Err(Refusal::NoKey)
+        );
+        assert_eq!(
+            t.announce(
+                &req(1, 1, 1, 0, Event::Started),
+                remote(1),
+                Some("mallory"),
+                now
+            ),
             Err(Refusal::BadKey)
         );
         assert_eq!(
-            t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), Some("eve"), now),
+            t.announce(
+                &req(1, 1, 1, 0, Event::Started),
+                remote(1),
+                Some("eve"),
+                now
+            ),
             Err(Refusal::NotInScope)
         );
-        t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), Some("alice"), now).unwrap();
-        let bob = t.announce(&req(1, 2, 2, 5, Event::Started), remote(2), Some("bob"), now).unwrap();
+        t.announce(
+            &req(1, 1, 1, 0, Event::Started),
+            remote(1),
+            Some("alice"),
+            now,
+        )
+        .unwrap();
+        let bob = t
+            .announce(
+                &req(1, 2, 2, 5, Event::Started),
+                remote(2),
+                Some("bob"),
+                now,
+            )
+            .unwrap();
         assert_eq!(bob.peers.len(), 1);
         assert!(t.revoke_key("bob"));
         assert_eq!(

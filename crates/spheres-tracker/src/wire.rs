@@ -83,7 +83,10 @@ fn decode(v: &str) -> Vec<u8> {
     // in clients that matter, but we follow the form rules like other trackers do.
     let v = v.as_bytes();
     if v.contains(&b'+') {
-        let spaced: Vec<u8> = v.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let spaced: Vec<u8> = v
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
         percent_decode(&spaced).collect()
     } else {
         percent_decode(v).collect()
@@ -357,12 +360,11 @@ pub fn parse_udp_request(packet: &[u8]) -> Result<UdpRequest, WireError> {
             })
         }
         2 => {
-            let info_hashes: Vec<InfoHash> = c
-                .0
-                .chunks_exact(20)
-                .take(MAX_UDP_SCRAPE)
-                .filter_map(|h| twenty(h, "hash").ok().map(InfoHash))
-                .collect();
+            let info_hashes: Vec<InfoHash> =
+                c.0.chunks_exact(20)
+                    .take(MAX_UDP_SCRAPE)
+                    .filter_map(|h| twenty(h, "hash").ok().map(InfoHash))
+                    .collect();
             if info_hashes.is_empty() {
                 return Err(WireError::Short);
             }
@@ -385,8 +387,12 @@ fn parse_bep41_options(mut rest: &[u8]) -> Option<String> {
             0 => break,
             1 => rest = tail,
             2 => {
-                let Some((&len, tail)) = tail.split_first() else { break };
-                let Some(data) = tail.get(..len as usize) else { break };
+                let Some((&len, tail)) = tail.split_first() else {
+                    break;
+                };
+                let Some(data) = tail.get(..len as usize) else {
+                    break;
+                };
                 url.extend_from_slice(data);
                 rest = &tail[len as usize..];
             }
@@ -532,7 +538,10 @@ mod tests {
             "info_hash={HASH_Q}&peer_id=-lt2080-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3&event=started&compact=1&numwant=-1&key=zz&ip=10.0.0.9"
         );
         let r = parse_http_announce(&q).unwrap();
-        assert_eq!(r.info_hash.to_hex(), "123456789abcdef123456789abcdef123456789a");
+        assert_eq!(
+            r.info_hash.to_hex(),
+            "123456789abcdef123456789abcdef123456789a"
+        );
         assert_eq!(&r.peer_id, b"-lt2080-abcdefghijkl");
         assert_eq!((r.port, r.uploaded, r.downloaded, r.left), (6881, 1, 2, 3));
         assert_eq!(r.event, Event::Started);
@@ -545,10 +554,14 @@ mod tests {
     fn refuses_incomplete_or_malformed_announces() {
         let missing = parse_http_announce("peer_id=-lt2080-abcdefghijkl&port=1").unwrap_err();
         assert_eq!(missing, WireError::Missing("info_hash"));
-        let short = parse_http_announce("info_hash=abc&peer_id=-lt2080-abcdefghijkl&port=1").unwrap_err();
+        let short =
+            parse_http_announce("info_hash=abc&peer_id=-lt2080-abcdefghijkl&port=1").unwrap_err();
         assert_eq!(short, WireError::Malformed("info_hash"));
         let q = format!("info_hash={HASH_Q}&peer_id=-lt2080-abcdefghijkl&port=70000");
-        assert_eq!(parse_http_announce(&q).unwrap_err(), WireError::Malformed("port"));
+        assert_eq!(
+            parse_http_announce(&q).unwrap_err(),
+            WireError::Malformed("port")
+        );
     }
 
     #[test]
@@ -559,19 +572,40 @@ mod tests {
             complete: 1,
             incomplete: 1,
             peers: vec![
-                Peer { peer_id: [1; 20], addr: "1.2.3.4:258".parse().unwrap() },
-                Peer { peer_id: [2; 20], addr: "[::1]:5".parse().unwrap() },
+                Peer {
+                    peer_id: [1; 20],
+                    addr: "1.2.3.4:258".parse().unwrap(),
+                },
+                Peer {
+                    peer_id: [2; 20],
+                    addr: "[::1]:5".parse().unwrap(),
+                },
             ],
         };
         let body = http_announce_body(&resp, true, false);
         let v = bencode::decode(&body).unwrap();
         let d = v.as_dict().unwrap();
-        assert_eq!(d.get(b"peers").unwrap().as_bytes().unwrap(), &[1, 2, 3, 4, 1, 2]);
+        assert_eq!(
+            d.get(b"peers").unwrap().as_bytes().unwrap(),
+            &[1, 2, 3, 4, 1, 2]
+        );
         let p6 = d.get(b"peers6").unwrap().as_bytes().unwrap();
-        assert_eq!(parse_compact_peers(p6, true), vec!["[::1]:5".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            parse_compact_peers(p6, true),
+            vec!["[::1]:5".parse::<SocketAddr>().unwrap()]
+        );
         let long = http_announce_body(&resp, false, false);
         let v = bencode::decode(&long).unwrap();
-        assert_eq!(v.as_dict().unwrap().get(b"peers").unwrap().as_list().unwrap().len(), 2);
+        assert_eq!(
+            v.as_dict()
+                .unwrap()
+                .get(b"peers")
+                .unwrap()
+                .as_list()
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -596,7 +630,12 @@ mod tests {
         let long_path = format!("/{}/announce", "k".repeat(300));
         let bytes = udp_announce_request(42, 5, &req, Some(&long_path));
         match parse_udp_request(&bytes).unwrap() {
-            UdpRequest::Announce { connection_id, transaction_id, request, url_data } => {
+            UdpRequest::Announce {
+                connection_id,
+                transaction_id,
+                request,
+                url_data,
+            } => {
                 assert_eq!((connection_id, transaction_id), (42, 5));
                 assert_eq!(request, req);
                 assert_eq!(url_data.as_deref(), Some(long_path.as_str()));

@@ -40,7 +40,10 @@ pub fn stream_router(engine: Engine) -> Router {
 }
 
 /// Serves `router` on `addr` until the task is dropped; returns the bound address.
-pub async fn serve(router: Router, addr: SocketAddr) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    router: Router,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -52,7 +55,12 @@ pub async fn serve(router: Router, addr: SocketAddr) -> std::io::Result<(SocketA
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.into()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
 }
 
 fn error_response(e: EngineError) -> Response {
@@ -63,7 +71,8 @@ fn error_response(e: EngineError) -> Response {
     };
     let mut r = plain(status, format!("{e}\n"));
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     }
     r
 }
@@ -118,7 +127,10 @@ async fn stream_file(
         Err(e) => return error_response(e),
     };
     if let Err(e) = reader.seek(std::io::SeekFrom::Start(start)).await {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("seek failed: {e}\n"));
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("seek failed: {e}\n"),
+        );
     }
     let body = futures::stream::unfold((reader, count), |(mut reader, left)| async move {
         if left == 0 {
@@ -127,7 +139,10 @@ async fn stream_file(
         let mut buf = vec![0u8; CHUNK.min(left as usize)];
         match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
             Ok(Ok(0)) => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file ended early")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "file ended early",
+                )),
                 (reader, 0),
             )),
             Ok(Ok(n)) => {
@@ -136,7 +151,10 @@ async fn stream_file(
             }
             Ok(Err(e)) => Some((Err(e), (reader, 0))),
             Err(_) => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no data from peers")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no data from peers",
+                )),
                 (reader, 0),
             )),
         }

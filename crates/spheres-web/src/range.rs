@@ -34,7 +34,10 @@ pub fn answer(header: Option<&str>, len: u64) -> RangeAnswer {
                 end: len - 1,
             },
             // A suffix longer than u64 still means "all of it".
-            Err(_) if len > 0 => RangeAnswer::Partial { start: 0, end: len - 1 },
+            Err(_) if len > 0 => RangeAnswer::Partial {
+                start: 0,
+                end: len - 1,
+            },
             _ => RangeAnswer::Unsatisfiable,
         },
         // `a-` and `a-b`.
@@ -74,11 +77,26 @@ mod tests {
     fn answers_every_form_of_single_range() {
         assert_eq!(answer(None, 100), Full);
         assert_eq!(answer(Some("bytes=0-9"), 100), Partial { start: 0, end: 9 });
-        assert_eq!(answer(Some("bytes=90-"), 100), Partial { start: 90, end: 99 });
-        assert_eq!(answer(Some("bytes=90-1000"), 100), Partial { start: 90, end: 99 });
-        assert_eq!(answer(Some("bytes=-10"), 100), Partial { start: 90, end: 99 });
-        assert_eq!(answer(Some("bytes=-1000"), 100), Partial { start: 0, end: 99 });
-        assert_eq!(answer(Some("bytes=99-99"), 100), Partial { start: 99, end: 99 });
+        assert_eq!(
+            answer(Some("bytes=90-"), 100),
+            Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            answer(Some("bytes=90-1000"), 100),
+            Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            answer(Some("bytes=-10"), 100),
+            Partial { start: 90, end: 99 }
+        );
+        assert_eq!(
+            answer(Some("bytes=-1000"), 100),
+            Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            answer(Some("bytes=99-99"), 100),
+            Partial { start: 99, end: 99 }
+        );
     }
 
     #[test]
@@ -88,13 +106,24 @@ mod tests {
         assert_eq!(answer(Some("bytes=-0"), 100), Unsatisfiable);
         assert_eq!(answer(Some("bytes=0-"), 0), Unsatisfiable);
         assert_eq!(answer(Some("bytes=-5"), 0), Unsatisfiable);
-        for ignored in ["items=0-1", "bytes=5-1", "bytes=a-b", "bytes=0-1,5-6", "bytes=", "bytes=-", "bytes=1"] {
+        for ignored in [
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=0-1,5-6",
+            "bytes=",
+            "bytes=-",
+            "bytes=1",
+        ] {
             assert_eq!(answer(Some(ignored), 100), Full, "{ignored}");
         }
         assert_eq!(
             answer(Some("bytes=0-99999999999999999999999"), 100),
             Partial { start: 0, end: 99 }
         );
-        assert_eq!(answer(Some("bytes=99999999999999999999999-"), 100), Unsatisfiable);
+        assert_eq!(
+            answer(Some("bytes=99999999999999999999999-"), 100),
+            Unsatisfiable
+        );
     }
 }

@@ -154,8 +154,12 @@ fn main() {
     let result = match cli.command {
         Command::Torrent(TorrentCommand::Create(args)) => create(&out, args),
         Command::Torrent(TorrentCommand::Info { file }) => info(&out, &file),
-        Command::Torrent(TorrentCommand::Seed(args)) => runtime().and_then(|rt| rt.block_on(seed(&out, args))),
-        Command::Torrent(TorrentCommand::Get(args)) => runtime().and_then(|rt| rt.block_on(get(&out, args))),
+        Command::Torrent(TorrentCommand::Seed(args)) => {
+            runtime().and_then(|rt| rt.block_on(seed(&out, args)))
+        }
+        Command::Torrent(TorrentCommand::Get(args)) => {
+            runtime().and_then(|rt| rt.block_on(get(&out, args)))
+        }
         Command::Tracker(args) => runtime().and_then(|rt| rt.block_on(tracker(&out, args))),
     };
     if let Err(e) = result {
@@ -193,7 +197,9 @@ fn create(out: &Output, args: CreateArgs) -> Result<()> {
     })
     .with_context(|| format!("cannot make a torrent of {}", args.path.display()))?;
     bar.finish();
-    let target = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.name)));
+    let target = args
+        .output
+        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.name)));
     write_new_file(&target, &bytes)?;
     let secs = started.elapsed().as_secs_f64();
     out.result(
@@ -223,10 +229,16 @@ fn create(out: &Output, args: CreateArgs) -> Result<()> {
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a .torrent.
 fn write_new_file(target: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(
         ".{}.part",
-        target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, target).with_context(|| format!("cannot write {}", target.display()))
@@ -234,7 +246,8 @@ fn write_new_file(target: &std::path::Path, bytes: &[u8]) -> Result<()> {
 
 fn read_torrent(path: &std::path::Path) -> Result<(Vec<u8>, Metainfo)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let meta = Metainfo::from_bytes(&bytes).with_context(|| format!("{} is not a usable torrent", path.display()))?;
+    let meta = Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a usable torrent", path.display()))?;
     Ok((bytes, meta))
 }
 
@@ -264,7 +277,11 @@ fn info(out: &Output, file: &std::path::Path) -> Result<()> {
     }
     text.push_str(&format!("files ({}):\n", m.visible_files().count()));
     for (_, f) in m.visible_files() {
-        text.push_str(&format!("  {:>10}  {}\n", human_bytes(f.length), f.display_path()));
+        text.push_str(&format!(
+            "  {:>10}  {}\n",
+            human_bytes(f.length),
+            f.display_path()
+        ));
     }
     text.push_str(&format!("magnet:      {}", m.magnet()));
     let files: Vec<_> = m
@@ -295,11 +312,20 @@ fn info(out: &Output, file: &std::path::Path) -> Result<()> {
 async fn start_engine(download_dir: PathBuf, peer: &PeerArgs) -> Result<Engine> {
     let mut config = EngineConfig::new(download_dir);
     config.listen = peer.listen;
-    Engine::start(config).await.context("cannot start the BitTorrent engine")
+    Engine::start(config)
+        .await
+        .context("cannot start the BitTorrent engine")
 }
 
-async fn serve_http(out: &Output, engine: &Engine, peer: &PeerArgs, hash: &spheres_metainfo::InfoHash) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(addr) = peer.http else { return Ok(None) };
+async fn serve_http(
+    out: &Output,
+    engine: &Engine,
+    peer: &PeerArgs,
+    hash: &spheres_metainfo::InfoHash,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = peer.http else {
+        return Ok(None);
+    };
     let (bound, task) = spheres_web::serve(spheres_web::stream_router(engine.clone()), addr)
         .await
         .with_context(|| format!("cannot serve HTTP on {addr}"))?;
@@ -315,15 +341,22 @@ async fn seed(out: &Output, args: SeedArgs) -> Result<()> {
     let engine = start_engine(std::env::temp_dir(), &args.peer).await?;
     let mut opts = AddOptions::seed(&args.data);
     opts.peers = args.peer.peers.clone();
-    let hash = engine.add(Source::Torrent(bytes), opts).await.context("cannot seed")?;
+    let hash = engine
+        .add(Source::Torrent(bytes), opts)
+        .await
+        .context("cannot seed")?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
     // Seeding starts once the data is checked against the torrent.
     let bar = out.bytes_bar("checking");
     loop {
-        let s = engine.status(&hash).context("the torrent left the session")?;
+        let s = engine
+            .status(&hash)
+            .context("the torrent left the session")?;
         match s.state {
             spheres_torrent::TorrentState::Seeding => break,
-            spheres_torrent::TorrentState::Error => bail!("cannot seed: {}", s.error.unwrap_or_default()),
+            spheres_torrent::TorrentState::Error => {
+                bail!("cannot seed: {}", s.error.unwrap_or_default())
+            }
             spheres_torrent::TorrentState::Downloading | spheres_torrent::TorrentState::Paused => {
                 bail!(
                     "the data in {} does not match the torrent ({} of {} verified); is it the right data?",
@@ -364,7 +397,9 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
     opts.peers = args.peer.peers.clone();
     let hash = engine.add(source, opts).await.context("cannot download")?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
-    let meta = engine.metainfo(&hash).context("the torrent left the session")?;
+    let meta = engine
+        .metainfo(&hash)
+        .context("the torrent left the session")?;
     out.event(
         &format!("Downloading {} ({}) into {}", meta.name, human_bytes(meta.total_length), args.out.display()),
         serde_json::json!({"event": "started", "info_hash": hash.to_hex(), "name": meta.name, "listen": engine.listen_addr().to_string()}),
@@ -373,7 +408,9 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let mut last_json = std::time::Instant::now();
     loop {
-        let s = engine.status(&hash).context("the torrent left the session")?;
+        let s = engine
+            .status(&hash)
+            .context("the torrent left the session")?;
         bar.set(s.have_bytes, s.total_bytes);
         bar.message(&format!("{} peers", s.peers));
         if out.json && last_json.elapsed() >= Duration::from_secs(1) {
@@ -382,12 +419,16 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
         }
         match s.state {
             spheres_torrent::TorrentState::Seeding => break,
-            spheres_torrent::TorrentState::Error => bail!("download failed: {}", s.error.unwrap_or_default()),
+            spheres_torrent::TorrentState::Error => {
+                bail!("download failed: {}", s.error.unwrap_or_default())
+            }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
     bar.finish();
-    let status = engine.status(&hash).context("the torrent left the session")?;
+    let status = engine
+        .status(&hash)
+        .context("the torrent left the session")?;
     let secs = started.elapsed().as_secs_f64();
     out.result(
         &format!(
@@ -429,7 +470,10 @@ async fn until_interrupted(out: &Output, engine: &Engine, hash: &spheres_metainf
 
 async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
     let (http, udp) = match (args.http, args.udp) {
-        (None, None) => (Some(SocketAddr::from(([127, 0, 0, 1], 6969))), Some(SocketAddr::from(([127, 0, 0, 1], 6969)))),
+        (None, None) => (
+            Some(SocketAddr::from(([127, 0, 0, 1], 6969))),
+            Some(SocketAddr::from(([127, 0, 0, 1], 6969))),
+        ),
         other => other,
     };
     let config = spheres_tracker::TrackerConfig {
@@ -439,9 +483,13 @@ async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
         private: !args.keys.is_empty(),
         ..Default::default()
     };
-    let running = spheres_tracker::start(config, http, udp).await.context("cannot start the tracker")?;
+    let running = spheres_tracker::start(config, http, udp)
+        .await
+        .context("cannot start the tracker")?;
     for k in &args.keys {
-        running.tracker.grant_key(k.clone(), spheres_tracker::KeyScope::AllTorrents);
+        running
+            .tracker
+            .grant_key(k.clone(), spheres_tracker::KeyScope::AllTorrents);
     }
     let key = args.keys.first().map(String::as_str);
     let http_url = running.http_announce_url(key);

@@ -102,8 +102,16 @@ impl Bar {
             let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
                 *last = Some(Instant::now());
-                let pct = if total == 0 { 0.0 } else { done as f64 * 100.0 / total as f64 };
-                let msg = self.message.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let pct = if total == 0 {
+                    0.0
+                } else {
+                    done as f64 * 100.0 / total as f64
+                };
+                let msg = self
+                    .message
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 eprintln!(
                     "{}: {} of {} ({pct:.0}%) {msg}",
                     self.what,

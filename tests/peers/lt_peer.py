@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""A libtorrent peer for spheres' interop tests and benchmarks.
+
+Run with Debian's /usr/bin/python3 (python3-libtorrent imports only there).
+Prints one JSON object per line on stdout: {"event": ...}.
+
+  lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--tracker URL]...
+  lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL]
+  lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S]
+
+`seed` runs until killed; `leech` exits 0 once the download is complete and checked.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import libtorrent as lt
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def session(listen_port):
+    settings = {
+        "listen_interfaces": "127.0.0.1:%d" % listen_port,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "allow_multiple_connections_per_ip": True,
+        # Loopback peers would otherwise be rate limited as "local" only when configured.
+        "alert_mask": lt.alert.category_t.error_notification
+        | lt.alert.category_t.status_notification
+        | lt.alert.category_t.tracker_notification,
+        "announce_to_all_trackers": True,
+        "announce_to_all_tiers": True,
+    }
+    ses = lt.session(settings)
+    return ses
+
+
+def add(ses, torrent, save_path, peers, seed_mode=False):
+    info = lt.torrent_info(torrent)
+    params = lt.add_torrent_params()
+    params.ti = info
+    params.save_path = save_path
+    if seed_mode:
+        params.flags |= lt.torrent_flags.seed_mode
+    h = ses.add_torrent(params)
+    for p in peers:
+        host, port = p.rsplit(":", 1)
+        h.connect_peer((host.strip("[]"), int(port)))
+    return h, info
+
+
+def drain(ses):
+    for a in ses.pop_alerts():
+        if isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
+            emit(event="tracker", message=a.message())
+
+
+def cmd_create(args):
+    fs = lt.file_storage()
+    lt.add_files(fs, args.path)
+    t = lt.create_torrent(fs, args.piece_size or 0, flags=lt.create_torrent.v1_only)
+    for i, url in enumerate(args.tracker):
+        t.add_tracker(url, i)
+    if args.private:
+        t.set_priv(True)
+    lt.set_piece_hashes(t, os.path.dirname(os.path.abspath(args.path)))
+    data = lt.bencode(t.generate())
+    with open(args.out, "wb") as f:
+        f.write(data)
+    info = lt.torrent_info(args.out)
+    emit(event="created", info_hash=str(info.info_hash()), pieces=info.num_pieces())
+
+
+def cmd_seed(args):
+    ses = session(args.listen)
+    h, info = add(ses, args.torrent, args.data, args.peer)
+    deadline = time.time() + 120
+    while not h.status().is_seeding:
+        drain(ses)
+        if time.time() > deadline:
+            emit(event="error", message="data did not verify")
+            return 1
+        time.sleep(0.05)
+    emit(event="seeding", info_hash=str(info.info_hash()), port=ses.listen_port())
+    last = 0
+    while True:
+        drain(ses)
+        st = h.status()
+        if time.time() - last > 1:
+            emit(event="progress", uploaded=st.total_upload, peers=st.num_peers)
+            last = time.time()
+        time.sleep(0.1)
+
+
+def cmd_leech(args):
+    ses = session(args.listen)
+    os.makedirs(args.out, exist_ok=True)
+    h, info = add(ses, args.torrent, args.out, args.peer)
+    emit(event="started", info_hash=str(info.info_hash()), port=ses.listen_port())
+    start = time.time()
+    last = 0
+    while True:
+        drain(ses)
+        st = h.status()
+        if st.is_seeding:
+            emit(event="complete", seconds=time.time() - start, bytes=st.total_wanted)
+            return 0
+        if time.time() - start > args.timeout:
+            emit(event="timeout", progress=st.progress)
+            return 1
+        if time.time() - last > 1:
+            emit(event="progress", progress=st.progress, peers=st.num_peers)
+            last = time.time()
+        time.sleep(0.02)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create")
+    c.add_argument("path")
+    c.add_argument("out")
+    c.add_argument("--piece-size", type=int, default=0)
+    c.add_argument("--private", action="store_true")
+    c.add_argument("--tracker", action="append", default=[])
+    for name in ("seed", "leech"):
+        s = sub.add_parser(name)
+        s.add_argument("torrent")
+        s.add_argument("data" if name == "seed" else "out")
+        s.add_argument("--listen", type=int, default=0)
+        s.add_argument("--peer", action="append", default=[])
+        s.add_argument("--timeout", type=float, default=120)
+    args = p.parse_args()
+    return {"create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
