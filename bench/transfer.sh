@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Loopback transfer benchmark: one single-file torrent, seed -> leech, for three client pairs.
+#
+#   bench/transfer.sh [SIZE_MIB]        (default 1024, i.e. 1 GiB)
+#
+# Method
+# - One file of SIZE_MIB random bytes is written once into a temporary folder under /tmp (the
+#   page cache stays warm for every run) and removed at the end, with everything else.
+# - One .torrent is made of it with spheres; it names an HTTP spheres tracker on 127.0.0.1. A
+#   fresh tracker is started for each pair, so no pair sees peers left over from another.
+# - Pairs, each with its own seed started once and kept up for the pair's runs:
+#     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`
+#     libtorrent `lt_peer.py seed`       -> `lt_peer.py leech --peer SEED`   (python3-libtorrent)
+#     aria2      `aria2c -V --seed-ratio=0.0` -> `aria2c --seed-time=0`    (peer via the tracker;
+#                aria2c has no option to dial a peer directly)
+#   A seed counts as ready when it says so (spheres, libtorrent: their "seeding" JSON line) or,
+#   for aria2c, when the tracker's scrape shows one complete peer (aria2 announces once its -V
+#   check is done). aria2 leeches with --file-allocation=none, so it does not write the file
+#   twice (its default writes zeros first); the other two leave files sparse as well.
+# - Each pair is run RUNS times (default 3) into a fresh, empty leech folder. The time is the
+#   wall clock, taken by this script, from starting the leech process to that process exiting
+#   with status 0; all three leeches exit only once every piece is in and hash-checked. Each
+#   download is then compared byte for byte with the original (untimed), and deleted.
+# - The table gives the median time, SIZE_MIB / median in MiB/s, and the speed relative to the
+#   libtorrent pair (pair MiB/s / libtorrent MiB/s: above 1 is faster than libtorrent).
+#
+# Environment: SPHERES (default target/release/spheres under the repository root), RUNS (3),
+# TIMEOUT (seconds allowed for any one wait or download, 600), PIECE_SIZE (e.g. 1M; default:
+# whatever spheres picks). Progress goes to stderr, the markdown table to stdout.
+# Only 127.0.0.1 is used. Needs: python3-libtorrent (/usr/bin/python3), aria2c.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SPHERES=${SPHERES:-$ROOT/target/release/spheres}
+case $SPHERES in /*) ;; *) SPHERES=$ROOT/$SPHERES ;; esac
+LT_PEER=$ROOT/tests/peers/lt_peer.py
+PY=/usr/bin/python3
+SIZE_MIB=${1:-1024}
+RUNS=${RUNS:-3}
+TIMEOUT=${TIMEOUT:-600}
+PIECE_SIZE=${PIECE_SIZE:-}
+
+ARIA_COMMON=(
+    --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
+    --summary-interval=0 --console-log-level=warn --enable-color=false
+)
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+[[ $SIZE_MIB =~ ^[0-9]+$ && $SIZE_MIB -gt 0 ]] || die "SIZE_MIB must be a positive whole number"
+[[ -x $SPHERES ]] || die "no spheres binary at $SPHERES (build it, or set SPHERES)"
+[[ -x $PY ]] || die "$PY is missing"
+$PY -c 'import libtorrent' 2>/dev/null || die "python3-libtorrent is not importable by $PY"
+command -v aria2c >/dev/null || die "aria2c is missing"
+
+# ---- processes and cleanup -------------------------------------------------------------
+
+PIDS=()
+WORK=""
+
+# stop PID: SIGTERM, up to 5 s to go, then SIGKILL; reaps it.
+stop() {
+    local pid=$1 i
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local rest=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
+    PIDS=("${rest[@]}")
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do stop "$p"; done
+    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# bg NAME CMD...: starts CMD in the background, stdout to $WORK/NAME.out, stderr to NAME.err.
+# Sets BG_PID.
+bg() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    BG_PID=$!
+    PIDS+=("$BG_PID")
+}
+
+free_port() {
+    $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# json_field FIELD: reads one JSON object on stdin, prints FIELD.
+json_field() {
+    $PY -c 'import json, sys; print(json.loads(sys.stdin.readline())[sys.argv[1]])' "$1"
+}
+
+# wait_event NAME PID EVENT: waits (bounded) until process PID prints the JSON line
+# {"event": EVENT, ...} on stdout, and prints that line. Fails if PID exits first.
+wait_event() {
+    local name=$1 pid=$2 event=$3 line deadline=$((SECONDS + TIMEOUT))
+    while ((SECONDS < deadline)); do
+        line=$(grep -m1 -E "\"event\": ?\"$event\"" "$WORK/$name.out" || true)
+        if [[ -n $line ]]; then
+            printf '%s\n' "$line"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited before '$event':"
+            tail -n 20 "$WORK/$name.out" "$WORK/$name.err" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    log "$name: no '$event' within ${TIMEOUT}s"
+    return 1
+}
+
+# ---- the tracker -----------------------------------------------------------------------
+
+TRACKER_PORT=$(free_port)
+TRACKER_PID=""
+
+start_tracker() {
+    bg tracker "$SPHERES" --json tracker --http "127.0.0.1:$TRACKER_PORT"
+    TRACKER_PID=$BG_PID
+    wait_event tracker "$TRACKER_PID" listening >/dev/null
+}
+
+stop_tracker() {
+    if [[ -n $TRACKER_PID ]]; then stop "$TRACKER_PID"; fi
+    TRACKER_PID=""
+}
+
+# Number of complete peers the tracker knows for INFO_HASH (hex), 0 if none.
+tracker_seeders() {
+    $PY - "$TRACKER_PORT" "$INFO_HASH" <<'EOF'
+import re, sys, urllib.parse, urllib.request
+port, ih = sys.argv[1], bytes.fromhex(sys.argv[2])
+url = "http://127.0.0.1:%s/scrape?info_hash=%s" % (port, urllib.parse.quote(ih, safe=""))
+try:
+    body = urllib.request.urlopen(url, timeout=2).read()
+except OSError:
+    print(0)
+    sys.exit()
+m = re.search(rb"8:completei(\d+)e", body)
+print(int(m.group(1)) if m else 0)
+EOF
+}
+
+wait_tracker_seeder() {
+    local name=$1 pid=$2 deadline=$((SECONDS + TIMEOUT))
+    while ((SECONDS < deadline)); do
+        (($(tracker_seeders) >= 1)) && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited before it announced as a seed:"
+            tail -n 20 "$WORK/$name.out" "$WORK/$name.err" >&2 || true
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "$name: not seeding within ${TIMEOUT}s"
+    return 1
+}
+
+# ---- data and torrent ------------------------------------------------------------------
+
+WORK=$(mktemp -d /tmp/spheres-bench-transfer.XXXXXX)
+mkdir "$WORK/data"
+NAME=payload.bin
+DATA=$WORK/data/$NAME
+log "writing $SIZE_MIB MiB of random data to $DATA"
+head -c "$((SIZE_MIB * 1048576))" /dev/urandom >"$DATA"
+cat "$DATA" >/dev/null # warm the page cache
+
+TORRENT=$WORK/payload.torrent
+create_args=(--tracker "http://127.0.0.1:$TRACKER_PORT/announce")
+[[ -n $PIECE_SIZE ]] && create_args+=(--piece-size "$PIECE_SIZE")
+created=$("$SPHERES" --json torrent create "$DATA" -o "$TORRENT" "${create_args[@]}" | tail -n1)
+INFO_HASH=$(json_field info_hash <<<"$created")
+log "torrent: info hash $INFO_HASH, $(json_field pieces <<<"$created") pieces of $(json_field piece_length <<<"$created") bytes"
+
+# ---- the pairs -------------------------------------------------------------------------
+
+SEED_PID=""
+SEED_ADDR=""
+
+start_seed() {
+    local pair=$1 line port
+    case $pair in
+    spheres)
+        bg seed-spheres "$SPHERES" --json torrent seed "$TORRENT" --data "$DATA" --listen 127.0.0.1:0
+        SEED_PID=$BG_PID
+        line=$(wait_event seed-spheres "$SEED_PID" seeding)
+        SEED_ADDR=$(json_field listen <<<"$line")
+        ;;
+    libtorrent)
+        bg seed-libtorrent "$PY" "$LT_PEER" seed "$TORRENT" "$WORK/data"
+        SEED_PID=$BG_PID
+        line=$(wait_event seed-libtorrent "$SEED_PID" seeding)
+        SEED_ADDR=127.0.0.1:$(json_field port <<<"$line")
+        ;;
+    aria2)
+        port=$(free_port)
+        bg seed-aria2 aria2c "${ARIA_COMMON[@]}" -V --seed-ratio=0.0 \
+            --listen-port="$port" --dir="$WORK/data" "$TORRENT"
+        SEED_PID=$BG_PID
+        wait_tracker_seeder seed-aria2 "$SEED_PID"
+        SEED_ADDR=127.0.0.1:$port
+        ;;
+    esac
+}
+
+# leech_cmd PAIR DIR: sets LEECH to the leech's command line.
+leech_cmd() {
+    local pair=$1 dir=$2
+    case $pair in
+    spheres) LEECH=("$SPHERES" --json torrent get "$TORRENT" --out "$dir" --peer "$SEED_ADDR") ;;
+    libtorrent) LEECH=("$PY" "$LT_PEER" leech "$TORRENT" "$dir" --peer "$SEED_ADDR" --timeout "$TIMEOUT") ;;
+    aria2)
+        LEECH=(aria2c "${ARIA_COMMON[@]}" --seed-time=0 --file-allocation=none
+            --listen-port="$(free_port)" --dir="$dir" "$TORRENT")
+        ;;
+    esac
+}
+
+declare -A TIMES
+PAIRS=(spheres libtorrent aria2)
+
+for pair in "${PAIRS[@]}"; do
+    start_tracker
+    start_seed "$pair"
+    log "$pair: seed ready at $SEED_ADDR"
+    TIMES[$pair]=""
+    for ((run = 1; run <= RUNS; run++)); do
+        dir=$WORK/leech-$pair-$run
+        mkdir "$dir"
+        leech_cmd "$pair" "$dir"
+        name=leech-$pair-$run
+        t0=$EPOCHREALTIME
+        bg "$name" timeout -k 5 "$TIMEOUT" "${LEECH[@]}"
+        rc=0
+        wait "$BG_PID" || rc=$?
+        t1=$EPOCHREALTIME
+        stop "$BG_PID" # already gone; just forgets the pid
+        if ((rc != 0)); then
+            log "$pair run $run: leech exited with status $rc"
+            tail -n 20 "$WORK/$name.out" "$WORK/$name.err" >&2 || true
+            exit 1
+        fi
+        secs=$($PY -c 'import sys; print("%.3f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1")
+        cmp -s "$DATA" "$dir/$NAME" || die "$pair run $run: the download differs from the original"
+        log "$pair run $run: ${secs}s"
+        TIMES[$pair]+="$secs "
+        rm -rf "$dir"
+        sync
+    done
+    stop "$SEED_PID"
+    SEED_PID=""
+    stop_tracker
+done
+
+# ---- the table -------------------------------------------------------------------------
+
+table_input=""
+for pair in "${PAIRS[@]}"; do table_input+="$pair ${TIMES[$pair]}"$'\n'; done
+$PY - "$SIZE_MIB" <<EOF
+import statistics, sys
+size = float(sys.argv[1])
+rows = []
+for line in """$table_input""".strip().splitlines():
+    pair, *times = line.split()
+    rows.append((pair, statistics.median(float(t) for t in times), times))
+base = dict((p, m) for p, m, _ in rows)["libtorrent"]
+print("Loopback transfer of %g MiB, one seed and one leech, median of %d runs" % (size, len(rows[0][2])))
+print()
+print("| pair | median s | MiB/s | speed vs libtorrent | runs (s) |")
+print("|---|---:|---:|---:|---|")
+for pair, med, times in rows:
+    print("| %s | %.2f | %.1f | %.2f | %s |" % (pair, med, size / med, base / med, ", ".join(times)))
+EOF

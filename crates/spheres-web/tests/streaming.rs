@@ -1,0 +1,344 @@
+//! HTTP streaming against real engines on loopback: ranges while downloading, many concurrent
+//! readers, and stalled streams that must not freeze the rest of the session.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use spheres_metainfo::{CreateOptions, InfoHash, create_torrent};
+use spheres_torrent::{AddOptions, Engine, EngineConfig, Source, TorrentState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn state(engine: &Engine, hash: &InfoHash) -> TorrentState {
+    engine
+        .status(hash)
+        .map(|s| s.state)
+        .unwrap_or(TorrentState::Error)
+}
+
+/// A file on disk, its torrent, and an engine seeding it.
+struct Seeder {
+    engine: Engine,
+    torrent: Vec<u8>,
+    hash: InfoHash,
+    data: Vec<u8>,
+}
+
+async fn seeder(dir: &Path, name: &str, len: usize, seed: u64) -> Seeder {
+    let data = random_bytes(len, seed);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &data).unwrap();
+    let (torrent, meta) = create_torrent(&path, &CreateOptions::default(), &mut |_| {}).unwrap();
+    let engine = Engine::start(EngineConfig::new(dir.join("seeder-downloads")))
+        .await
+        .unwrap();
+    let hash = engine
+        .add(Source::Torrent(torrent.clone()), AddOptions::seed(&path))
+        .await
+        .unwrap();
+    assert_eq!(hash, meta.info_hash);
+    wait_for("the seeder to verify its data", || {
+        state(&engine, &hash) == TorrentState::Seeding
+    })
+    .await;
+    Seeder {
+        engine,
+        torrent,
+        hash,
+        data,
+    }
+}
+
+async fn leecher(dir: &Path, limit: Option<u32>) -> (Engine, SocketAddr) {
+    let mut config = EngineConfig::new(dir);
+    config.download_limit_bps = limit.and_then(std::num::NonZeroU32::new);
+    let engine = Engine::start(config).await.unwrap();
+    let (addr, _task) = spheres_web::serve(
+        spheres_web::stream_router(engine.clone()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    std::mem::forget(_task); // lives as long as the test's runtime
+    (engine, addr)
+}
+
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection), enough to see exactly what the
+/// server sends.
+async fn request(addr: SocketAddr, method: &str, path: &str, range: Option<&str>) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(r) = range {
+        req.push_str(&format!("Range: {r}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 4 + n..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ranges_are_served_exactly_while_the_file_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = seeder(dir.path(), "clip.mp4", 24 << 20, 11).await;
+    // 4 MiB/s: the whole file takes about 6 s, so the reads below happen mid-download.
+    let (b, http) = leecher(&dir.path().join("b"), Some(4 << 20)).await;
+    let mut opts = AddOptions::download(dir.path().join("b"));
+    opts.peers = vec![s.engine.listen_addr()];
+    let hash = b
+        .add(Source::Torrent(s.torrent.clone()), opts)
+        .await
+        .unwrap();
+    assert_eq!(hash, s.hash);
+    let url = format!("/torrents/{hash}/files/0");
+    let len = s.data.len() as u64;
+
+    // The end of the file first (a player probing the moov atom): it arrives before the rest.
+    let tail = request(http, "GET", &url, Some("bytes=-1048576")).await;
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, &s.data[s.data.len() - 1048576..]);
+    assert_eq!(
+        tail.header("content-range"),
+        Some(format!("bytes {}-{}/{len}", len - 1048576, len - 1).as_str())
+    );
+    assert_eq!(tail.header("content-type"), Some("video/mp4"));
+    let st = b.status(&hash).unwrap();
+    assert!(
+        st.have_bytes < st.total_bytes,
+        "the download should still be running"
+    );
+
+    let mid = request(http, "GET", &url, Some("bytes=5000000-5999999")).await;
+    assert_eq!(mid.status, 206);
+    assert_eq!(mid.body, &s.data[5_000_000..6_000_000]);
+    let open = request(http, "GET", &url, Some("bytes=23000000-")).await;
+    assert_eq!(open.body, &s.data[23_000_000..]);
+
+    let head = request(http, "HEAD", &url, None).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(len.to_string().as_str())
+    );
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert!(head.body.is_empty());
+
+    let bad = request(http, "GET", &url, Some(&format!("bytes={len}-"))).await;
+    assert_eq!(bad.status, 416);
+    assert_eq!(
+        bad.header("content-range"),
+        Some(format!("bytes */{len}").as_str())
+    );
+
+    let full = request(http, "GET", &url, None).await;
+    assert_eq!(full.status, 200);
+    assert!(full.body == s.data, "full body differs");
+
+    assert_eq!(
+        request(http, "GET", &format!("/torrents/{hash}/files/7"), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        request(http, "GET", "/torrents/nothex/files/0", None)
+            .await
+            .status,
+        404
+    );
+    wait_for("streams to close", || b.open_streams() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_concurrent_readers_all_get_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = seeder(dir.path(), "film.mkv", 32 << 20, 12).await;
+    let (b, http) = leecher(&dir.path().join("b"), Some(8 << 20)).await;
+    let mut opts = AddOptions::download(dir.path().join("b"));
+    opts.peers = vec![s.engine.listen_addr()];
+    let hash = b
+        .add(Source::Torrent(s.torrent.clone()), opts)
+        .await
+        .unwrap();
+    let url = format!("/torrents/{hash}/files/0");
+    let readers: Vec<_> = (0..32u64)
+        .map(|i| {
+            let url = url.clone();
+            let start = i * (1 << 20) + 12345;
+            tokio::spawn(async move {
+                let r = request(
+                    http,
+                    "GET",
+                    &url,
+                    Some(&format!("bytes={start}-{}", start + 300_000 - 1)),
+                )
+                .await;
+                (start as usize, r)
+            })
+        })
+        .collect();
+    for r in readers {
+        let (start, resp) = r.await.unwrap();
+        assert_eq!(resp.status, 206);
+        assert!(
+            resp.body == s.data[start..start + 300_000],
+            "reader at {start} got wrong bytes"
+        );
+    }
+    // And the download as a whole still completes.
+    wait_for("the download", || state(&b, &hash) == TorrentState::Seeding).await;
+}
+
+/// librqbit holds a blocking permit per open stream; with its default of 8 permits, 8 stalled
+/// streams freeze every torrent. Here 40 streams wait on a torrent nobody seeds, and the same
+/// node must still serve another torrent to a third peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_streams_do_not_freeze_seeding() {
+    let dir = tempfile::tempdir().unwrap();
+    let orphan = seeder(&dir.path().join("o"), "orphan.mp4", 4 << 20, 13).await;
+    let s = seeder(&dir.path().join("s"), "photos.bin", 16 << 20, 14).await;
+    let (b, http) = leecher(&dir.path().join("b"), None).await;
+
+    // B gets `photos` completely, then is the only seeder left for it.
+    let mut opts = AddOptions::download(dir.path().join("b"));
+    opts.peers = vec![s.engine.listen_addr()];
+    let photos = b
+        .add(Source::Torrent(s.torrent.clone()), opts)
+        .await
+        .unwrap();
+    wait_for("B to complete photos", || {
+        state(&b, &photos) == TorrentState::Seeding
+    })
+    .await;
+    s.engine.shutdown().await;
+
+    // B also has `orphan`, which nobody seeds: every read of it stalls.
+    let orphan_hash = b
+        .add(
+            Source::Torrent(orphan.torrent.clone()),
+            AddOptions::download(dir.path().join("b")),
+        )
+        .await
+        .unwrap();
+    orphan.engine.shutdown().await;
+    let mut stalled = Vec::new();
+    for i in 0..40u64 {
+        let url = format!("/torrents/{orphan_hash}/files/0");
+        stalled.push(tokio::spawn(async move {
+            request(http, "GET", &url, Some(&format!("bytes={}-", i * 65536))).await
+        }));
+    }
+    wait_for("40 stalled streams", || b.open_streams() == 40).await;
+
+    // C downloads photos from B while those 40 streams wait.
+    let mut opts = AddOptions::download(dir.path().join("c"));
+    opts.peers = vec![b.listen_addr()];
+    let c = Engine::start(EngineConfig::new(dir.path().join("c")))
+        .await
+        .unwrap();
+    let h = c
+        .add(Source::Torrent(s.torrent.clone()), opts)
+        .await
+        .unwrap();
+    wait_for("C to download photos from B", || {
+        state(&c, &h) == TorrentState::Seeding
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(dir.path().join("c/photos.bin")).unwrap(),
+        s.data
+    );
+    assert_eq!(b.open_streams(), 40);
+
+    // Clients that go away free their stream slots.
+    for t in &stalled {
+        t.abort();
+    }
+    wait_for("stream slots to be freed", || b.open_streams() == 0).await;
+}
