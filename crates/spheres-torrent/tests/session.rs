@@ -1,0 +1,160 @@
+//! The engine's session across restarts, pause/resume and removal, with a real tracker.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use spheres_metainfo::{CreateOptions, InfoHash, create_torrent};
+use spheres_torrent::{AddOptions, Engine, EngineConfig, Source, TorrentState};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn state(e: &Engine, h: &InfoHash) -> Option<TorrentState> {
+    e.status(h).map(|s| s.state)
+}
+
+fn write_random(path: &Path, len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, &v).unwrap();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_session_resumes_without_starting_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = spheres_tracker::start(
+        spheres_tracker::TrackerConfig {
+            interval: Duration::from_secs(2),
+            min_interval: Duration::from_secs(1),
+            ..Default::default()
+        },
+        Some("127.0.0.1:0".parse().unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    let data_path = dir.path().join("seed/holiday.mp4");
+    let data = write_random(&data_path, 48 << 20);
+    let opts = CreateOptions {
+        trackers: vec![vec![tracker.http_announce_url(None).unwrap()]],
+        ..Default::default()
+    };
+    let (torrent, _) = create_torrent(&data_path, &opts, &mut |_| {}).unwrap();
+
+    let seeder = Engine::start(EngineConfig::new(dir.path().join("unused")))
+        .await
+        .unwrap();
+    let hash = seeder
+        .add(
+            Source::Torrent(torrent.clone()),
+            AddOptions::seed(&data_path),
+        )
+        .await
+        .unwrap();
+    wait_for("seeder", || {
+        state(&seeder, &hash) == Some(TorrentState::Seeding)
+    })
+    .await;
+
+    let downloads = dir.path().join("downloads");
+    let state_dir = dir.path().join("state");
+    let config = |limit: Option<u32>| {
+        let mut c = EngineConfig::new(&downloads);
+        c.state_dir = Some(state_dir.clone());
+        c.download_limit_bps = limit.and_then(std::num::NonZeroU32::new);
+        c
+    };
+
+    // First run: slow enough to stop it part-way.
+    let first = Engine::start(config(Some(8 << 20))).await.unwrap();
+    first
+        .add(
+            Source::Torrent(torrent.clone()),
+            AddOptions::download(&downloads),
+        )
+        .await
+        .unwrap();
+    wait_for("a third of the download", || {
+        first
+            .status(&hash)
+            .is_some_and(|s| s.have_bytes > s.total_bytes / 3)
+    })
+    .await;
+    let before = first.status(&hash).unwrap();
+    assert!(before.have_bytes < before.total_bytes);
+    first.shutdown().await;
+    drop(first);
+
+    // Second run: the torrent comes back by itself, keeps what it had, and completes.
+    let second = Engine::start(config(None)).await.unwrap();
+    let restored = second.list();
+    assert_eq!(restored.len(), 1, "the torrent was not restored");
+    wait_for("the restored torrent's check", || {
+        state(&second, &hash).is_some_and(|s| s != TorrentState::Checking)
+    })
+    .await;
+    let after = second.status(&hash).unwrap();
+    assert!(
+        after.have_bytes >= before.have_bytes / 2,
+        "restart lost the download: had {} before, {} after",
+        before.have_bytes,
+        after.have_bytes
+    );
+    wait_for("completion after restart", || {
+        state(&second, &hash) == Some(TorrentState::Seeding)
+    })
+    .await;
+    assert!(std::fs::read(downloads.join("holiday.mp4")).unwrap() == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pause_resume_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_path = dir.path().join("a/notes.txt");
+    write_random(&data_path, 100_000);
+    let (torrent, meta) =
+        create_torrent(&data_path, &CreateOptions::default(), &mut |_| {}).unwrap();
+    let e = Engine::start(EngineConfig::new(dir.path().join("dl")))
+        .await
+        .unwrap();
+    let h = e
+        .add(
+            Source::Torrent(torrent.clone()),
+            AddOptions::seed(&data_path),
+        )
+        .await
+        .unwrap();
+    wait_for("seeding", || state(&e, &h) == Some(TorrentState::Seeding)).await;
+    let st = e.status(&h).unwrap();
+    assert_eq!(st.files.len(), 1);
+    assert_eq!(st.files[0].have_bytes, 100_000);
+    assert_eq!(st.name, meta.name);
+    e.pause(&h).await.unwrap();
+    assert_eq!(state(&e, &h), Some(TorrentState::Paused));
+    e.resume(&h).await.unwrap();
+    wait_for("seeding again", || {
+        state(&e, &h) == Some(TorrentState::Seeding)
+    })
+    .await;
+    e.remove(&h, false).await.unwrap();
+    assert!(e.status(&h).is_none());
+    assert!(e.list().is_empty());
+    // Removing never deletes data seeded in place unless asked.
+    assert!(data_path.exists());
+}
