@@ -217,3 +217,62 @@ async fn private_keys_over_http_and_udp_until_revoked() {
     let again = udp_roundtrip(&sock, &wire::udp_connect_request(78)).await;
     assert_eq!(&again[4..8], &78u32.to_be_bytes());
 }
+
+/// BEP 7: a peer that announces over IPv6 is handed out in `peers6`, and a UDP request over
+/// IPv6 gets 18-byte entries.
+#[tokio::test]
+async fn ipv6_peers_over_http_and_udp() {
+    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    };
+    drop(probe);
+    let t = spheres_tracker::start(
+        TrackerConfig::default(),
+        Some("[::1]:0".parse().unwrap()),
+        Some("[::1]:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let http = t.http_addr.unwrap();
+    http_announce(http, None, 1, 1111, 0).await;
+    let body = http_announce(http, None, 2, 2222, 10).await;
+    let v = bencode::decode(&body).unwrap();
+    let peers6 = v
+        .as_dict()
+        .unwrap()
+        .get(b"peers6")
+        .expect("peers6")
+        .as_bytes()
+        .unwrap();
+    assert_eq!(
+        wire::parse_compact_peers(peers6, true),
+        vec!["[::1]:1111".parse::<SocketAddr>().unwrap()]
+    );
+
+    let sock = UdpSocket::bind("[::1]:0").await.unwrap();
+    sock.connect(t.udp_addr.unwrap()).await.unwrap();
+    let conn = udp_roundtrip(&sock, &wire::udp_connect_request(1)).await;
+    let connection_id = u64::from_be_bytes(conn[8..16].try_into().unwrap());
+    let req = AnnounceRequest {
+        info_hash: HASH,
+        peer_id: [3; 20],
+        port: 3333,
+        uploaded: 0,
+        downloaded: 0,
+        left: 10,
+        event: Event::Started,
+        numwant: None,
+        compact: true,
+        no_peer_id: true,
+        ip: None,
+    };
+    let answer = udp_roundtrip(
+        &sock,
+        &wire::udp_announce_request(connection_id, 2, &req, None),
+    )
+    .await;
+    let peers = wire::parse_compact_peers(&answer[20..], true);
+    assert_eq!(peers.len(), 2);
+    assert!(peers.iter().all(|p| p.is_ipv6()));
+}

@@ -238,3 +238,33 @@ fn our_torrents_parse_in_other_clients() {
     assert!(ok, "transmission rejects our torrent: {stderr}");
     assert!(shown.contains(made["info_hash"].as_str().unwrap()));
 }
+
+/// A magnet link is enough: we fetch the metadata from a libtorrent seed (BEP 9), check it,
+/// and download.
+#[test]
+fn magnet_from_a_libtorrent_seed() {
+    require("/usr/bin/python3");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("seed/clip.webm");
+    write_random(&data, 3_000_000, 21);
+    let torrent = dir.path().join("clip.torrent");
+    let made = create(&data, &torrent, &[]);
+    let port = free_port();
+    let mut cmd = lt_peer();
+    cmd.arg("seed")
+        .arg(&torrent)
+        .arg(dir.path().join("seed"))
+        .args(["--listen", &port.to_string()]);
+    let mut lt_seed = Proc::spawn("libtorrent seed", cmd);
+    lt_seed.wait_event("seeding");
+
+    let magnet = made["magnet"].as_str().unwrap();
+    let out = dir.path().join("out");
+    let mut got = get(magnet, &out, &["--peer", &format!("127.0.0.1:{port}")]);
+    got.wait_event("complete");
+    assert!(got.wait_exit());
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        std::fs::read(out.join("clip.webm")).unwrap()
+    );
+}
