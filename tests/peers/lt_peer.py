@@ -5,8 +5,11 @@ Run with Debian's /usr/bin/python3 (python3-libtorrent imports only there).
 Prints one JSON object per line on stdout: {"event": ...}.
 
   lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--tracker URL]...
-  lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL]
-  lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S]
+  lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL] [--no-utp]
+  lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S] [--no-utp]
+
+`--no-utp` keeps to TCP: libtorrent otherwise dials peers over uTP first, whose delay-based
+congestion control makes loopback transfers slow and erratic (benchmarks use it).
 
 `seed` runs until killed; `leech` exits 0 once the download is complete and checked.
 """
@@ -23,7 +26,7 @@ def emit(**kw):
     print(json.dumps(kw), flush=True)
 
 
-def session(listen_port):
+def session(listen_port, utp=True):
     settings = {
         "listen_interfaces": "127.0.0.1:%d" % listen_port,
         "enable_dht": False,
@@ -38,6 +41,9 @@ def session(listen_port):
         "announce_to_all_trackers": True,
         "announce_to_all_tiers": True,
     }
+    if not utp:
+        settings["enable_outgoing_utp"] = False
+        settings["enable_incoming_utp"] = False
     ses = lt.session(settings)
     return ses
 
@@ -79,7 +85,7 @@ def cmd_create(args):
 
 
 def cmd_seed(args):
-    ses = session(args.listen)
+    ses = session(args.listen, utp=not args.no_utp)
     h, info = add(ses, args.torrent, args.data, args.peer)
     deadline = time.time() + 120
     while not h.status().is_seeding:
@@ -100,7 +106,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = session(args.listen)
+    ses = session(args.listen, utp=not args.no_utp)
     os.makedirs(args.out, exist_ok=True)
     h, info = add(ses, args.torrent, args.out, args.peer)
     emit(event="started", info_hash=str(info.info_hash()), port=ses.listen_port())
@@ -137,6 +143,7 @@ def main():
         s.add_argument("--listen", type=int, default=0)
         s.add_argument("--peer", action="append", default=[])
         s.add_argument("--timeout", type=float, default=120)
+        s.add_argument("--no-utp", action="store_true")
     args = p.parse_args()
     return {"create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args) or 0
 
