@@ -10,23 +10,34 @@
 #   fresh tracker is started for each pair, so no pair sees peers left over from another.
 # - Pairs, each with its own seed started once and kept up for the pair's runs:
 #     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`
-#     libtorrent `lt_peer.py seed`       -> `lt_peer.py leech --peer SEED`   (python3-libtorrent)
+#     libtorrent `lt_peer.py seed`       -> `lt_peer.py leech --peer SEED`   (python3-libtorrent;
+#                both with --no-utp, so all three pairs talk TCP: by default libtorrent dials
+#                over uTP, and on a busy 2-core VM its delay-based congestion control made a
+#                64 MiB loopback transfer take 1.4 to 12 s, against a steady 1.1-1.3 s over
+#                TCP. LT_UTP=1 keeps libtorrent's defaults)
 #     aria2      `aria2c -V --seed-ratio=0.0` -> `aria2c --seed-time=0`    (peer via the tracker;
 #                aria2c has no option to dial a peer directly)
 #   A seed counts as ready when it says so (spheres, libtorrent: their "seeding" JSON line) or,
 #   for aria2c, when the tracker's scrape shows one complete peer (aria2 announces once its -V
-#   check is done). aria2 leeches with --file-allocation=none, so it does not write the file
-#   twice (its default writes zeros first); the other two leave files sparse as well.
-# - Each pair is run RUNS times (default 3) into a fresh, empty leech folder. The time is the
-#   wall clock, taken by this script, from starting the leech process to that process exiting
-#   with status 0; all three leeches exit only once every piece is in and hash-checked. Each
-#   download is then compared byte for byte with the original (untimed), and deleted.
-# - The table gives the median time, SIZE_MIB / median in MiB/s, and the speed relative to the
-#   libtorrent pair (pair MiB/s / libtorrent MiB/s: above 1 is faster than libtorrent).
+#   check is done). aria2 leeches with --file-allocation=none, so it does not first write
+#   zeros over the whole file (its default, prealloc, does).
+# - Each pair is run RUNS times (default 3) into a fresh, empty leech folder. The script reads
+#   the leech's stdout as it comes and takes two wall-clock times from starting the process:
+#   "to complete", when the leech says every piece is in and hash-checked, and "to exit",
+#   when the process has exited with status 0. The completion signal is, for spheres, its
+#   {"event":"complete"} line; for lt_peer.py, its {"event": "complete"} line (it polls every
+#   20 ms); for aria2c, a line printed by its --on-bt-download-complete hook. "To exit" adds
+#   whatever each client does after that (aria2c waits for its next one-second tick to send
+#   its last announce, for example). Each download is then compared byte for byte with the
+#   original (untimed) and deleted.
+# - The table gives the median time to complete, SIZE_MIB / that in MiB/s, the speed relative
+#   to the libtorrent pair (pair MiB/s / libtorrent MiB/s: above 1 is faster than libtorrent),
+#   and the median time to exit.
 #
 # Environment: SPHERES (default target/release/spheres under the repository root), RUNS (3),
 # TIMEOUT (seconds allowed for any one wait or download, 600), PIECE_SIZE (e.g. 1M; default:
-# whatever spheres picks). Progress goes to stderr, the markdown table to stdout.
+# whatever spheres picks), LT_UTP (set to 1 to let libtorrent use uTP). Progress goes to
+# stderr, the markdown table to stdout.
 # Only 127.0.0.1 is used. Needs: python3-libtorrent (/usr/bin/python3), aria2c.
 set -euo pipefail
 
@@ -39,6 +50,8 @@ SIZE_MIB=${1:-1024}
 RUNS=${RUNS:-3}
 TIMEOUT=${TIMEOUT:-600}
 PIECE_SIZE=${PIECE_SIZE:-}
+LT_FLAGS=(--no-utp)
+[[ ${LT_UTP:-} == 1 ]] && LT_FLAGS=()
 
 ARIA_COMMON=(
     --enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
@@ -93,6 +106,7 @@ trap 'exit 143' TERM
 bg() {
     local name=$1
     shift
+    : >"$WORK/$name.out" # exists before anyone polls it
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     BG_PID=$!
     PIDS+=("$BG_PID")
@@ -177,7 +191,7 @@ wait_tracker_seeder() {
 
 # ---- data and torrent ------------------------------------------------------------------
 
-WORK=$(mktemp -d /tmp/spheres-bench-transfer.XXXXXX)
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/spheres-bench-transfer.XXXXXX")
 mkdir "$WORK/data"
 NAME=payload.bin
 DATA=$WORK/data/$NAME
@@ -207,7 +221,7 @@ start_seed() {
         SEED_ADDR=$(json_field listen <<<"$line")
         ;;
     libtorrent)
-        bg seed-libtorrent "$PY" "$LT_PEER" seed "$TORRENT" "$WORK/data"
+        bg seed-libtorrent "$PY" "$LT_PEER" seed "$TORRENT" "$WORK/data" "${LT_FLAGS[@]}"
         SEED_PID=$BG_PID
         line=$(wait_event seed-libtorrent "$SEED_PID" seeding)
         SEED_ADDR=127.0.0.1:$(json_field port <<<"$line")
@@ -228,42 +242,70 @@ leech_cmd() {
     local pair=$1 dir=$2
     case $pair in
     spheres) LEECH=("$SPHERES" --json torrent get "$TORRENT" --out "$dir" --peer "$SEED_ADDR") ;;
-    libtorrent) LEECH=("$PY" "$LT_PEER" leech "$TORRENT" "$dir" --peer "$SEED_ADDR" --timeout "$TIMEOUT") ;;
+    libtorrent) LEECH=("$PY" "$LT_PEER" leech "$TORRENT" "$dir" --peer "$SEED_ADDR" --timeout "$TIMEOUT" "${LT_FLAGS[@]}") ;;
     aria2)
         LEECH=(aria2c "${ARIA_COMMON[@]}" --seed-time=0 --file-allocation=none
-            --listen-port="$(free_port)" --dir="$dir" "$TORRENT")
+            --on-bt-download-complete="$ARIA_HOOK" --listen-port="$(free_port)" --dir="$dir" "$TORRENT")
         ;;
     esac
 }
 
-declare -A TIMES
+# aria2c runs this once every piece is in and checked; its stdout is aria2c's, so the line
+# reaches the script like the other leeches' "complete" lines.
+ARIA_HOOK=$WORK/aria2-complete.sh
+cat >"$ARIA_HOOK" <<'EOF'
+#!/bin/sh
+echo "{\"event\":\"complete\",\"gid\":\"$1\"}"
+EOF
+chmod +x "$ARIA_HOOK"
+
+# run_leech NAME: runs $LEECH (bounded by TIMEOUT), reading its stdout through a FIFO as it
+# comes; sets T_DONE (when its "complete" line arrived) and T_EXIT (when it exited), both in
+# seconds since it was started. Fails unless it printed "complete" and exited with status 0.
+run_leech() {
+    local name=$1 fifo=$WORK/$1.fifo line t0 t_done="" t_exit rc=0 pid
+    mkfifo "$fifo"
+    t0=$EPOCHREALTIME
+    timeout -k 5 "$TIMEOUT" "${LEECH[@]}" >"$fifo" 2>"$WORK/$name.err" &
+    pid=$!
+    PIDS+=("$pid")
+    while IFS= read -r line; do
+        if [[ -z $t_done && $line =~ \"event\":\ ?\"complete\" ]]; then t_done=$EPOCHREALTIME; fi
+        printf '%s\n' "$line" >>"$WORK/$name.out"
+    done <"$fifo"
+    wait "$pid" || rc=$?
+    t_exit=$EPOCHREALTIME
+    stop "$pid" # already gone; just forgets the pid
+    if ((rc != 0)) || [[ -z $t_done ]]; then
+        if [[ -n $t_done ]]; then
+            log "$name: exited with status $rc"
+        else
+            log "$name: exited with status $rc, without a \"complete\" line"
+        fi
+        tail -n 20 "$WORK/$name.out" "$WORK/$name.err" >&2 || true
+        return 1
+    fi
+    read -r T_DONE T_EXIT < <($PY -c 'import sys; t0, d, e = map(float, sys.argv[1:]); print("%.3f %.3f" % (d - t0, e - t0))' "$t0" "$t_done" "$t_exit")
+}
+
+declare -A COMPLETED EXITED
 PAIRS=(spheres libtorrent aria2)
 
 for pair in "${PAIRS[@]}"; do
     start_tracker
     start_seed "$pair"
     log "$pair: seed ready at $SEED_ADDR"
-    TIMES[$pair]=""
+    COMPLETED[$pair]=""
+    EXITED[$pair]=""
     for ((run = 1; run <= RUNS; run++)); do
         dir=$WORK/leech-$pair-$run
         mkdir "$dir"
         leech_cmd "$pair" "$dir"
-        name=leech-$pair-$run
-        t0=$EPOCHREALTIME
-        bg "$name" timeout -k 5 "$TIMEOUT" "${LEECH[@]}"
-        rc=0
-        wait "$BG_PID" || rc=$?
-        t1=$EPOCHREALTIME
-        stop "$BG_PID" # already gone; just forgets the pid
-        if ((rc != 0)); then
-            log "$pair run $run: leech exited with status $rc"
-            tail -n 20 "$WORK/$name.out" "$WORK/$name.err" >&2 || true
-            exit 1
-        fi
-        secs=$($PY -c 'import sys; print("%.3f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$t0" "$t1")
+        run_leech "leech-$pair-$run"
         cmp -s "$DATA" "$dir/$NAME" || die "$pair run $run: the download differs from the original"
-        log "$pair run $run: ${secs}s"
-        TIMES[$pair]+="$secs "
+        log "$pair run $run: complete after ${T_DONE}s, exited after ${T_EXIT}s"
+        COMPLETED[$pair]+="$T_DONE "
+        EXITED[$pair]+="$T_EXIT "
         rm -rf "$dir"
         sync
     done
@@ -274,20 +316,25 @@ done
 
 # ---- the table -------------------------------------------------------------------------
 
-table_input=""
-for pair in "${PAIRS[@]}"; do table_input+="$pair ${TIMES[$pair]}"$'\n'; done
-$PY - "$SIZE_MIB" <<EOF
+for pair in "${PAIRS[@]}"; do
+    echo "$pair ${COMPLETED[$pair]}"
+    echo "$pair ${EXITED[$pair]}"
+done >"$WORK/times"
+$PY - "$SIZE_MIB" "$WORK/times" <<'EOF'
 import statistics, sys
 size = float(sys.argv[1])
+lines = open(sys.argv[2]).read().splitlines()
 rows = []
-for line in """$table_input""".strip().splitlines():
-    pair, *times = line.split()
-    rows.append((pair, statistics.median(float(t) for t in times), times))
-base = dict((p, m) for p, m, _ in rows)["libtorrent"]
-print("Loopback transfer of %g MiB, one seed and one leech, median of %d runs" % (size, len(rows[0][2])))
+for done, exited in zip(lines[0::2], lines[1::2]):
+    pair, *d = done.split()
+    e = exited.split()[1:]
+    rows.append((pair, statistics.median(map(float, d)), statistics.median(map(float, e)), d))
+base = {p: m for p, m, _, _ in rows}["libtorrent"]
+print("Loopback transfer of %g MiB, one seed and one leech, median of %d runs" % (size, len(rows[0][3])))
 print()
-print("| pair | median s | MiB/s | speed vs libtorrent | runs (s) |")
-print("|---|---:|---:|---:|---|")
-for pair, med, times in rows:
-    print("| %s | %.2f | %.1f | %.2f | %s |" % (pair, med, size / med, base / med, ", ".join(times)))
+print("| pair | median s to complete | MiB/s | speed vs libtorrent | median s to exit | runs to complete (s) |")
+print("|---|---:|---:|---:|---:|---|")
+for pair, med, med_exit, runs in rows:
+    print("| %s | %.2f | %.1f | %.2f | %.2f | %s |"
+          % (pair, med, size / med, base / med, med_exit, ", ".join(runs)))
 EOF

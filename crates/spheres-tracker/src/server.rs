@@ -8,7 +8,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
@@ -16,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha1::{Digest, Sha1};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::tracker::{Tracker, TrackerConfig};
@@ -222,12 +223,41 @@ fn handle_udp(
     }
 }
 
+fn udp_loop(
+    socket: &std::net::UdpSocket,
+    tracker: &Tracker,
+    ids: &ConnectionIds,
+    stop: &AtomicBool,
+) {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, remote)) => {
+                if let Some(reply) = handle_udp(tracker, ids, &buf[..n], remote)
+                    && let Err(e) = socket.send_to(&reply, remote)
+                {
+                    tracing::debug!(%remote, error = %e, "UDP tracker send failed");
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // ICMP errors from earlier sends surface here on some systems.
+            Err(e) => tracing::debug!(error = %e, "UDP tracker receive error"),
+        }
+    }
+}
+
 /// A running tracker; its sockets close when this is dropped.
 pub struct RunningTracker {
     pub tracker: Arc<Tracker>,
     pub http_addr: Option<SocketAddr>,
     pub udp_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the UDP threads to return (they wake at least every 200 ms).
+    stop: Arc<AtomicBool>,
 }
 
 impl RunningTracker {
@@ -249,6 +279,7 @@ impl RunningTracker {
 
 impl Drop for RunningTracker {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         for t in &self.tasks {
             t.abort();
         }
@@ -275,32 +306,25 @@ pub async fn start(
             }
         }));
     }
+    let stop = Arc::new(AtomicBool::new(false));
     if let Some(addr) = udp {
-        let socket = Arc::new(UdpSocket::bind(addr).await?);
+        // Plain OS threads blocking on one socket: per datagram this costs two syscalls and
+        // nothing else, where an async loop adds a readiness round trip per packet.
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         udp_addr = Some(socket.local_addr()?);
         let ids = Arc::new(ConnectionIds::new());
-        // One receive loop per core: the work per packet is tiny, the syscalls are not.
         let loops = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for _ in 0..loops {
-            let (socket, ids, tracker) = (socket.clone(), ids.clone(), tracker.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                loop {
-                    let (n, remote) = match socket.recv_from(&mut buf).await {
-                        Ok(x) => x,
-                        Err(e) => {
-                            // ICMP errors from earlier sends surface here on some systems.
-                            tracing::debug!(error = %e, "UDP tracker receive error");
-                            continue;
-                        }
-                    };
-                    if let Some(reply) = handle_udp(&tracker, &ids, &buf[..n], remote)
-                        && let Err(e) = socket.send_to(&reply, remote).await
-                    {
-                        tracing::debug!(%remote, error = %e, "UDP tracker send failed");
-                    }
-                }
-            }));
+        for i in 0..loops {
+            let (socket, ids, tracker, stop) = (
+                socket.try_clone()?,
+                ids.clone(),
+                tracker.clone(),
+                stop.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("tracker-udp-{i}"))
+                .spawn(move || udp_loop(&socket, &tracker, &ids, &stop))?;
         }
     }
     Ok(RunningTracker {
@@ -308,6 +332,7 @@ pub async fn start(
         http_addr,
         udp_addr,
         tasks,
+        stop,
     })
 }
 

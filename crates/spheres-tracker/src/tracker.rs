@@ -9,7 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rand::seq::IteratorRandom;
 use spheres_metainfo::InfoHash;
 
 use crate::wire::{AnnounceRequest, AnnounceResponse, Event, Peer, ScrapeStats};
@@ -81,20 +80,94 @@ struct PeerEntry {
     last_seen: Instant,
 }
 
+/// The peers of one torrent. Peers live in a vector (with an index by peer id) so that an
+/// answer picks `numwant` of them in O(numwant) from a random offset, whatever the swarm's size.
 #[derive(Debug, Default)]
 struct Swarm {
-    peers: HashMap<[u8; 20], PeerEntry>,
+    peers: Vec<([u8; 20], PeerEntry)>,
+    index: HashMap<[u8; 20], usize>,
+    seeders: u32,
     completed: u32,
 }
 
 impl Swarm {
     fn stats(&self) -> ScrapeStats {
-        let complete = self.peers.values().filter(|p| p.seeding).count() as u32;
         ScrapeStats {
-            complete,
+            complete: self.seeders,
             downloaded: self.completed,
-            incomplete: self.peers.len() as u32 - complete,
+            incomplete: self.peers.len() as u32 - self.seeders,
         }
+    }
+
+    fn get(&self, id: &[u8; 20]) -> Option<&PeerEntry> {
+        self.index.get(id).map(|&i| &self.peers[i].1)
+    }
+
+    fn upsert(&mut self, id: [u8; 20], entry: PeerEntry) {
+        match self.index.get(&id) {
+            Some(&i) => {
+                let old = std::mem::replace(&mut self.peers[i].1, entry);
+                self.seeders = self.seeders - u32::from(old.seeding) + u32::from(entry.seeding);
+            }
+            None => {
+                self.index.insert(id, self.peers.len());
+                self.peers.push((id, entry));
+                self.seeders += u32::from(entry.seeding);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &[u8; 20]) {
+        if let Some(i) = self.index.remove(id) {
+            let (_, old) = self.peers.swap_remove(i);
+            self.seeders -= u32::from(old.seeding);
+            if let Some((moved, _)) = self.peers.get(i) {
+                self.index.insert(*moved, i);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        let stale: Vec<[u8; 20]> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_seen) >= ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.remove(&id);
+        }
+    }
+
+    /// Up to `n` live peers other than `me`, from a random starting point; seeders are left
+    /// out when `leechers_only`.
+    fn pick(
+        &self,
+        me: &[u8; 20],
+        n: usize,
+        leechers_only: bool,
+        now: Instant,
+        ttl: Duration,
+    ) -> Vec<Peer> {
+        let len = self.peers.len();
+        let mut out = Vec::with_capacity(n.min(len));
+        if len == 0 || n == 0 {
+            return out;
+        }
+        let start = rand::random_range(0..len);
+        for k in 0..len {
+            if out.len() == n {
+                break;
+            }
+            let (id, p) = &self.peers[(start + k) % len];
+            if id != me && now.duration_since(p.last_seen) < ttl && !(leechers_only && p.seeding) {
+                out.push(Peer {
+                    peer_id: *id,
+                    addr: p.addr,
+                });
+            }
+        }
+        out
     }
 }
 
@@ -191,14 +264,14 @@ impl Tracker {
 
         let swarm = st.swarms.entry(req.info_hash).or_default();
         if req.event == Event::Stopped {
-            swarm.peers.remove(&req.peer_id);
+            swarm.remove(&req.peer_id);
         } else {
-            let was_seeding = swarm.peers.get(&req.peer_id).is_some_and(|p| p.seeding);
+            let was_seeding = swarm.get(&req.peer_id).is_some_and(|p| p.seeding);
             let seeding = req.left == 0;
             if req.event == Event::Completed && !was_seeding {
                 swarm.completed = swarm.completed.saturating_add(1);
             }
-            swarm.peers.insert(
+            swarm.upsert(
                 req.peer_id,
                 PeerEntry {
                     addr,
@@ -208,22 +281,14 @@ impl Tracker {
             );
         }
         let stats = swarm.stats();
-        let ttl = self.config.peer_ttl;
         // Seeders need no other seeders: give them leechers only.
-        let want_seeders = req.left != 0;
-        let peers = swarm
-            .peers
-            .iter()
-            .filter(|(id, p)| {
-                **id != req.peer_id
-                    && now.duration_since(p.last_seen) < ttl
-                    && (want_seeders || !p.seeding)
-            })
-            .map(|(id, p)| Peer {
-                peer_id: *id,
-                addr: p.addr,
-            })
-            .choose_multiple(&mut rand::rng(), numwant);
+        let peers = swarm.pick(
+            &req.peer_id,
+            numwant,
+            req.left == 0,
+            now,
+            self.config.peer_ttl,
+        );
         if swarm.peers.is_empty() {
             st.swarms.remove(&req.info_hash);
         }
@@ -280,7 +345,7 @@ impl Tracker {
         st.last_sweep = Some(now);
         let ttl = self.config.peer_ttl;
         st.swarms.retain(|_, s| {
-            s.peers.retain(|_, p| now.duration_since(p.last_seen) < ttl);
+            s.expire(now, ttl);
             !s.peers.is_empty()
         });
     }
