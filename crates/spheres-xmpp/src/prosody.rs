@@ -1,0 +1,437 @@
+//! A managed household XMPP server: a Prosody (Debian's 0.12) that the node configures, starts,
+//! supervises and stops, with its data and certificates under the node's data folder.
+//!
+//! Everything it needs lives in one folder: `prosody.cfg.lua`, `data/`, the certificates (a
+//! private CA that signs the server's certificate; clients trust `ca.pem`), the log and the
+//! pid file. It listens on loopback unless told otherwise, on ports the OS picks when asked
+//! for 0. The integration tests use the very same code to get a throwaway server.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ProsodyConfig {
+    /// The folder that holds everything of this server.
+    pub dir: PathBuf,
+    /// The XMPP domain of the accounts, e.g. `home.spheres.test`.
+    pub domain: String,
+    /// Address to listen on (loopback by default).
+    pub interface: IpAddr,
+    /// StartTLS client port; 0 picks a free one.
+    pub c2s_port: u16,
+    /// Direct-TLS (XEP-0368) client port; 0 picks a free one.
+    pub tls_port: u16,
+    /// Anyone may create an account (for tests); otherwise only with an invite.
+    pub open_registration: bool,
+}
+
+impl ProsodyConfig {
+    pub fn new(dir: impl Into<PathBuf>, domain: impl Into<String>) -> Self {
+        ProsodyConfig {
+            dir: dir.into(),
+            domain: domain.into(),
+            interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            c2s_port: 0,
+            tls_port: 0,
+            open_registration: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProsodyError {
+    #[error("prosody is not installed; install it with `apt-get install prosody`")]
+    NotInstalled,
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make the server's certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("prosody did not start listening within {0:?}; its log is in {1}")]
+    StartTimeout(Duration, PathBuf),
+    #[error("prosody exited at start ({status}); its log is in {log}")]
+    Exited { status: String, log: PathBuf },
+    #[error("prosodyctl {what} failed: {stderr}")]
+    Ctl { what: String, stderr: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProsodyError + '_ {
+    move |source| ProsodyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A running Prosody. Stopped (TERM, then KILL) when dropped.
+pub struct ManagedProsody {
+    config: ProsodyConfig,
+    child: Option<Child>,
+    c2s: SocketAddr,
+    tls: SocketAddr,
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Names that go into Lua strings must not break out of them.
+fn lua_safe(s: &str) -> Result<&str, ProsodyError> {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._/@:+ ".contains(c))
+    {
+        Ok(s)
+    } else {
+        Err(ProsodyError::Invalid(format!(
+            "{s:?} has characters we do not put in a config file"
+        )))
+    }
+}
+
+fn free_port(ip: IpAddr) -> Result<u16, ProsodyError> {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io(Path::new("a free port")))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+impl ManagedProsody {
+    pub fn muc_domain(&self) -> String {
+        format!("rooms.{}", self.config.domain)
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.config.domain
+    }
+
+    /// StartTLS client address.
+    pub fn c2s_addr(&self) -> SocketAddr {
+        self.c2s
+    }
+
+    /// Direct-TLS client address.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls
+    }
+
+    /// The CA certificate clients must trust to talk to this server.
+    pub fn ca_file(&self) -> PathBuf {
+        self.config.dir.join("ca.pem")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.config.dir.join("prosody.log")
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.config.dir.join("prosody.cfg.lua")
+    }
+
+    /// Writes the configuration and certificates (the CA is made once and kept), starts
+    /// Prosody, and waits until both client ports accept connections.
+    pub async fn start(mut config: ProsodyConfig) -> Result<ManagedProsody, ProsodyError> {
+        if which("prosody").is_none() {
+            return Err(ProsodyError::NotInstalled);
+        }
+        lua_safe(&config.domain)?;
+        std::fs::create_dir_all(config.dir.join("data")).map_err(io(&config.dir))?;
+        if config.c2s_port == 0 {
+            config.c2s_port = free_port(config.interface)?;
+        }
+        if config.tls_port == 0 {
+            config.tls_port = loop {
+                let p = free_port(config.interface)?;
+                if p != config.c2s_port {
+                    break p;
+                }
+            };
+        }
+        make_certificates(&config.dir, &config.domain)?;
+        let cfg_path = config.dir.join("prosody.cfg.lua");
+        std::fs::write(&cfg_path, render_config(&config)?).map_err(io(&cfg_path))?;
+        let mut server = ManagedProsody {
+            c2s: SocketAddr::new(config.interface, config.c2s_port),
+            tls: SocketAddr::new(config.interface, config.tls_port),
+            config,
+            child: None,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) -> Result<(), ProsodyError> {
+        let log = self.config.dir.join("stdout.log");
+        let out = std::fs::File::create(&log).map_err(io(&log))?;
+        let err = out.try_clone().map_err(io(&log))?;
+        let mut child = Command::new("prosody")
+            .arg("--config")
+            .arg(self.config_file())
+            .arg("-F")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(Path::new("prosody")))?;
+        // Wait on the ports, not the pid file: Prosody writes it before it listens.
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(ProsodyError::Exited {
+                    status: status.to_string(),
+                    log: self.log_file(),
+                });
+            }
+            let c2s = tokio::net::TcpStream::connect(self.c2s).await.is_ok();
+            let tls = tokio::net::TcpStream::connect(self.tls).await.is_ok();
+            if c2s && tls {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err(ProsodyError::StartTimeout(START_TIMEOUT, self.log_file()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Restarts the server if it has died; returns whether it had to.
+    pub async fn supervise(&mut self) -> Result<bool, ProsodyError> {
+        let alive = match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        };
+        if alive {
+            return Ok(false);
+        }
+        tracing::warn!(log = %self.log_file().display(), "prosody is not running; restarting it");
+        self.spawn().await?;
+        Ok(true)
+    }
+
+    async fn ctl(&self, what: &str, args: &[&str]) -> Result<String, ProsodyError> {
+        let out = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_file())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(io(Path::new("prosodyctl")))?;
+        if !out.status.success() {
+            return Err(ProsodyError::Ctl {
+                what: what.to_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Creates an account (or sets its password). Works whether or not the server runs.
+    pub async fn register(&self, user: &str, password: &str) -> Result<(), ProsodyError> {
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(ProsodyError::Invalid(format!(
+                "{user:?} is not a usable account name"
+            )));
+        }
+        self.ctl(
+            "register",
+            &["register", user, &self.config.domain, password],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A one-time invite token: whoever has it may create one account (XEP-0401 preauth).
+    pub async fn invite(&self) -> Result<String, ProsodyError> {
+        let out = self
+            .ctl(
+                "mod_invites generate",
+                &["mod_invites", "generate", &self.config.domain],
+            )
+            .await?;
+        out.split(|c: char| c.is_whitespace() || c == ';' || c == '&')
+            .find_map(|part| part.strip_prefix("preauth="))
+            .map(str::to_owned)
+            .ok_or_else(|| ProsodyError::Ctl {
+                what: "mod_invites generate".into(),
+                stderr: format!("no token in its output: {out}"),
+            })
+    }
+
+    /// Stops the server (TERM, then KILL after 5 s).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // Ask for a clean stop first: TERM lets Prosody close its streams and storage.
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status()
+                    .await;
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+impl Drop for ManagedProsody {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A private CA (kept across restarts, so clients keep trusting the server) and a server
+/// certificate for the domain and its MUC service, signed by it.
+fn make_certificates(dir: &Path, domain: &str) -> Result<(), ProsodyError> {
+    let ca_pem = dir.join("ca.pem");
+    let ca_key = dir.join("ca.key");
+    // The CA's parameters are rebuilt the same way each time; only its key and certificate
+    // are stored, so that clients that trust `ca.pem` keep trusting the server.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("spheres household CA for {domain}"),
+    );
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let key = if ca_pem.exists() && ca_key.exists() {
+        let key_pem = std::fs::read_to_string(&ca_key).map_err(io(&ca_key))?;
+        rcgen::KeyPair::from_pem(&key_pem)?
+    } else {
+        let key = rcgen::KeyPair::generate()?;
+        let cert = ca_params.self_signed(&key)?;
+        write_private(&ca_key, key.serialize_pem().as_bytes())?;
+        std::fs::write(&ca_pem, cert.pem()).map_err(io(&ca_pem))?;
+        key
+    };
+    let issuer = rcgen::Issuer::new(ca_params, key);
+    let mut leaf =
+        rcgen::CertificateParams::new(vec![domain.to_owned(), format!("rooms.{domain}")])?;
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, domain);
+    leaf.is_ca = rcgen::IsCa::ExplicitNoCa;
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let cert = leaf.signed_by(&leaf_key, &issuer)?;
+    let key_path = dir.join("server.key");
+    write_private(&key_path, leaf_key.serialize_pem().as_bytes())?;
+    let cert_path = dir.join("server.pem");
+    std::fs::write(&cert_path, cert.pem()).map_err(io(&cert_path))?;
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProsodyError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))
+}
+
+fn render_config(c: &ProsodyConfig) -> Result<String, ProsodyError> {
+    let dir = c
+        .dir
+        .to_str()
+        .ok_or_else(|| ProsodyError::Invalid("the data folder's path is not UTF-8".into()))?;
+    lua_safe(dir)?;
+    let domain = lua_safe(&c.domain)?;
+    let (allow, invite_only) = if c.open_registration {
+        ("true", "false")
+    } else {
+        ("false", "true")
+    };
+    Ok(format!(
+        r#"-- Written by spheres; changes are overwritten at the next start.
+{run_as_root}
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+admin_socket = "{dir}/admin.sock"
+log = {{ info = "{dir}/prosody.log" }}
+interfaces = {{ "{iface}" }}
+local_interfaces = {{ "{iface}" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ {tls} }}
+c2s_require_encryption = true
+s2s_ports = {{ }}
+component_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_disabled = {{ "s2s" }}
+ssl = {{ certificate = "{dir}/server.pem", key = "{dir}/server.key" }}
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+storage = "internal"
+modules_enabled = {{
+  "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "blocklist";
+  "mam"; "smacks"; "ping"; "register"; "invites"; "invites_register";
+  "private"; "vcard_legacy"; "version"; "uptime"; "time";
+}}
+allow_registration = {allow}
+registration_invite_only = {invite_only}
+default_archive_policy = true
+archive_expires_after = "never"
+limits = {{ c2s = {{ rate = "10mb/s" }} }}
+
+VirtualHost "{domain}"
+
+Component "rooms.{domain}" "muc"
+  modules_enabled = {{ "muc_mam" }}
+  muc_log_by_default = true
+  muc_log_all_rooms = true
+  restrict_room_creation = "local"
+  muc_room_locking = false
+"#,
+        run_as_root = if is_root() { "run_as_root = true" } else { "" },
+        iface = c.interface,
+        c2s = c.c2s_port,
+        tls = c.tls_port,
+    ))
+}

@@ -1,0 +1,584 @@
+//! The XMPP stream, written by us (docs/decisions/0004-own-xmpp-stream.md): TCP, StartTLS or
+//! direct TLS (XEP-0368) with rustls, SASL (SCRAM-SHA-256, SCRAM-SHA-1, with -PLUS over
+//! tls-exporter when offered; PLAIN only as a last resort, and only ever over TLS), resource
+//! binding, and stream management (XEP-0198) negotiation.
+//!
+//! Reading: one rxml parser per stream (restarted after TLS and SASL); each top-level child
+//! becomes a `minidom::Element`, which always matches, so an unknown or malformed element
+//! costs only itself. Nothing here panics on what the server sends.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jid::{BareJid, FullJid};
+use minidom::Element;
+use rxml::xml_lang::XmlLangStack;
+use rxml::{AsyncReader, Event};
+use sasl::client::Mechanism as _;
+use sasl::client::mechanisms::{Plain, Scram};
+use sasl::common::scram::{Sha1, Sha256};
+use sasl::common::{ChannelBinding, Credentials};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls;
+use xmpp_parsers::bind::{BindQuery, BindResponse};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::sasl::{Auth, Mechanism, Response};
+use xmpp_parsers::stream_features::StreamFeatures;
+use xso::FromEventsBuilder;
+
+use crate::XmppError;
+
+pub(crate) const NS_STREAM: &str = "http://etherx.jabber.org/streams";
+const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_SM: &str = "urn:xmpp:sm:3";
+
+/// How to reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP, then `<starttls/>` (RFC 6120; the usual port 5222).
+    StartTls,
+    /// TLS from the first byte (XEP-0368; the usual port 5223).
+    Direct,
+}
+
+/// Everything needed to open an authenticated stream.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    pub jid: BareJid,
+    pub password: String,
+    /// Where to connect; `None` means the JID's domain on port 5222 (StartTLS).
+    pub server: Option<SocketAddr>,
+    pub tls: TlsMode,
+    /// A CA to trust besides the system's (a household server's private CA).
+    pub extra_ca: Option<PathBuf>,
+    /// The resource to ask for; the server picks one when `None`.
+    pub resource: Option<String>,
+    /// Limit on each network step (connect, TLS, each answer).
+    pub step_timeout: Duration,
+}
+
+impl ConnectConfig {
+    pub fn new(jid: BareJid, password: impl Into<String>) -> Self {
+        ConnectConfig {
+            jid,
+            password: password.into(),
+            server: None,
+            tls: TlsMode::StartTls,
+            extra_ca: None,
+            resource: None,
+            step_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+type Tls = TlsStream<TcpStream>;
+
+/// The read half: a parser over the TLS stream's read side.
+pub(crate) struct StreamReader {
+    reader: AsyncReader<BufReader<ReadHalf<Tls>>>,
+    lang: XmlLangStack,
+}
+
+/// An authenticated, bound stream, ready to be split into a reader and a writer.
+pub(crate) struct Negotiated {
+    pub reader: StreamReader,
+    pub writer: WriteHalf<Tls>,
+    pub jid: FullJid,
+    /// The server accepted `<enable resume='true'/>`; holds the id to resume with.
+    pub sm: Option<SmState>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SmState {
+    pub id: Option<String>,
+}
+
+/// What the reader saw at the top level.
+pub(crate) enum Top {
+    Element(Element),
+    /// `</stream:stream>`: the server closed the stream.
+    End,
+}
+
+fn invalid(msg: impl Into<String>) -> XmppError {
+    XmppError::Protocol(msg.into())
+}
+
+impl StreamReader {
+    fn new(io: ReadHalf<Tls>) -> Self {
+        StreamReader {
+            reader: AsyncReader::new(BufReader::new(io)),
+            lang: XmlLangStack::new(),
+        }
+    }
+
+    /// After a stream restart the server sends a new header: parse it as a new document.
+    fn restart(&mut self) {
+        *self.reader.parser_mut() = rxml::Parser::default();
+        self.lang = XmlLangStack::new();
+    }
+
+    async fn next_event(&mut self) -> Result<Event, XmppError> {
+        match self.reader.read().await {
+            Ok(Some(ev)) => {
+                self.lang.handle_event(&ev);
+                Ok(ev)
+            }
+            Ok(None) => Err(XmppError::Disconnected(
+                "the server closed the connection".into(),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(invalid(format!("malformed XML from the server: {e}")))
+            }
+            Err(e) => Err(XmppError::Io(e)),
+        }
+    }
+
+    /// Reads the server's `<stream:stream>` header; returns its `id`.
+    async fn read_header(&mut self) -> Result<Option<String>, XmppError> {
+        loop {
+            match self.next_event().await? {
+                Event::XmlDeclaration(..) => continue,
+                Event::StartElement(_, (ns, name), attrs)
+                    if ns.as_str() == NS_STREAM && name.as_str() == "stream" =>
+                {
+                    return Ok(attrs
+                        .get(rxml::Namespace::none(), "id")
+                        .map(|s| s.to_string()));
+                }
+                other => return Err(invalid(format!("expected a stream header, got {other:?}"))),
+            }
+        }
+    }
+
+    /// Reads the next top-level element. Whitespace between stanzas (keepalives) is skipped.
+    pub async fn next(&mut self) -> Result<Top, XmppError> {
+        self.reader.parser_mut().set_text_buffering(false);
+        let mut builder = loop {
+            match self.next_event().await? {
+                Event::Text(_, t) if xso::is_xml_whitespace(t.as_bytes()) => continue,
+                Event::StartElement(_, qname, attrs) => {
+                    break xso::minidom_compat::ElementFromEvents::new(qname, attrs);
+                }
+                Event::EndElement(_) => return Ok(Top::End),
+                other => return Err(invalid(format!("unexpected {other:?} between stanzas"))),
+            }
+        };
+        self.reader.parser_mut().set_text_buffering(true);
+        loop {
+            let ev = self.next_event().await?;
+            let ctx = xso::Context::empty().with_language(self.lang.current());
+            match builder.feed(ev, &ctx) {
+                Ok(Some(el)) => return Ok(Top::Element(el)),
+                Ok(None) => {}
+                Err(e) => return Err(invalid(format!("cannot build an element: {e}"))),
+            }
+        }
+    }
+
+    async fn element(&mut self) -> Result<Element, XmppError> {
+        match self.next().await? {
+            Top::Element(e) => Ok(e),
+            Top::End => Err(XmppError::Disconnected(
+                "the server closed the stream".into(),
+            )),
+        }
+    }
+}
+
+pub(crate) async fn write_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> Result<(), XmppError> {
+    w.write_all(bytes).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+pub(crate) fn serialize(el: &Element) -> Vec<u8> {
+    String::from(el).into_bytes()
+}
+
+fn header(domain: &str) -> String {
+    format!(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='{NS_STREAM}' to='{domain}' version='1.0' xml:lang='en'>"
+    )
+}
+
+async fn step<T>(
+    limit: Duration,
+    what: &str,
+    f: impl Future<Output = Result<T, XmppError>>,
+) -> Result<T, XmppError> {
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| XmppError::Timeout(what.to_owned()))?
+}
+
+fn tls_config(extra_ca: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, XmppError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = extra_ca {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+            XmppError::Tls(format!("cannot read the CA file {}: {e}", path.display()))
+        })?;
+        for cert in certs {
+            let cert = cert.map_err(|e| {
+                XmppError::Tls(format!("bad certificate in {}: {e}", path.display()))
+            })?;
+            roots
+                .add(cert)
+                .map_err(|e| XmppError::Tls(format!("unusable CA in {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| XmppError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn tls_connect(
+    tcp: TcpStream,
+    domain: &str,
+    extra_ca: Option<&PathBuf>,
+) -> Result<Tls, XmppError> {
+    let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
+        .map_err(|_| XmppError::Tls(format!("{domain} is not a valid server name")))?;
+    TlsConnector::from(tls_config(extra_ca)?)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| XmppError::Tls(format!("TLS with {domain} failed: {e}")))
+}
+
+/// Connects, secures, authenticates and binds. A wrong password is reported at once as
+/// [`XmppError::Auth`], never retried.
+pub(crate) async fn negotiate(cfg: &ConnectConfig) -> Result<Negotiated, XmppError> {
+    let domain = cfg.jid.domain().as_str().to_owned();
+    let limit = cfg.step_timeout;
+    let addr = match cfg.server {
+        Some(a) => a,
+        None => {
+            step(limit, "DNS", async {
+                tokio::net::lookup_host((domain.as_str(), 5222))
+                    .await?
+                    .next()
+                    .ok_or_else(|| XmppError::Disconnected(format!("{domain} has no address")))
+            })
+            .await?
+        }
+    };
+    let mut tcp = step(limit, "connect", async {
+        Ok(TcpStream::connect(addr).await?)
+    })
+    .await?;
+    tcp.set_nodelay(true)?;
+
+    if cfg.tls == TlsMode::StartTls {
+        step(limit, "StartTLS", starttls(&mut tcp, &domain)).await?;
+    }
+    let tls = step(
+        limit,
+        "TLS handshake",
+        tls_connect(tcp, &domain, cfg.extra_ca.as_ref()),
+    )
+    .await?;
+    // tls-exporter channel binding (RFC 9266) exists only for TLS 1.3.
+    let exporter = {
+        let (_, conn) = tls.get_ref();
+        if conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3) {
+            conn.export_keying_material(vec![0u8; 32], b"EXPORTER-Channel-Binding", None)
+                .ok()
+        } else {
+            None
+        }
+    };
+    let (rh, mut writer) = tokio::io::split(tls);
+    let mut reader = StreamReader::new(rh);
+
+    write_all(&mut writer, header(&domain).as_bytes()).await?;
+    step(limit, "stream header", reader.read_header()).await?;
+    let features = step(limit, "stream features", read_features(&mut reader)).await?;
+    step(
+        limit,
+        "authentication",
+        authenticate(&mut reader, &mut writer, cfg, &features, exporter),
+    )
+    .await?;
+
+    reader.restart();
+    write_all(&mut writer, header(&domain).as_bytes()).await?;
+    step(limit, "stream header", reader.read_header()).await?;
+    let features = step(limit, "stream features", read_features(&mut reader)).await?;
+
+    let bind = Iq::from_set("bind-1", BindQuery::new(cfg.resource.clone()));
+    write_all(&mut writer, &serialize(&Element::from(bind))).await?;
+    let jid = step(limit, "resource binding", async {
+        loop {
+            let el = reader.element().await?;
+            if let Ok(iq) = Iq::try_from(el)
+                && iq.id() == "bind-1"
+            {
+                return match iq {
+                    Iq::Result {
+                        payload: Some(p), ..
+                    } => BindResponse::try_from(p)
+                        .map(FullJid::from)
+                        .map_err(|e| invalid(format!("bad bind answer: {e}"))),
+                    Iq::Error { error, .. } => Err(XmppError::Refused(format!(
+                        "binding refused: {:?}",
+                        error.defined_condition
+                    ))),
+                    _ => Err(invalid("empty bind answer")),
+                };
+            }
+        }
+    })
+    .await?;
+
+    let mut sm = None;
+    if features.stream_management.is_some() {
+        write_all(
+            &mut writer,
+            format!("<enable xmlns='{NS_SM}' resume='true'/>").as_bytes(),
+        )
+        .await?;
+        let el = step(limit, "stream management", reader.element()).await?;
+        if el.is("enabled", NS_SM) {
+            sm = Some(SmState {
+                id: el.attr("id").map(str::to_owned),
+            });
+        } else {
+            tracing::info!("the server refused stream management; going on without it");
+        }
+    }
+    Ok(Negotiated {
+        reader,
+        writer,
+        jid,
+        sm,
+    })
+}
+
+async fn read_features(reader: &mut StreamReader) -> Result<StreamFeatures, XmppError> {
+    let el = reader.element().await?;
+    StreamFeatures::try_from(el).map_err(|e| invalid(format!("bad stream features: {e}")))
+}
+
+/// Plain-text phase: header, features, `<starttls/>`, `<proceed/>`, with a parser over the
+/// bare TCP socket that is dropped before the TLS handshake (the server sends nothing after
+/// `<proceed/>` until the handshake, so no buffered byte is lost).
+async fn starttls(tcp: &mut TcpStream, domain: &str) -> Result<(), XmppError> {
+    tcp.write_all(header(domain).as_bytes()).await?;
+    let mut reader = AsyncReader::new(BufReader::new(&mut *tcp));
+    let mut seen_header = false;
+    let mut depth = 0usize;
+    let mut offered = false;
+    let mut sent = false;
+    loop {
+        let ev = match reader.read().await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => {
+                return Err(XmppError::Disconnected(
+                    "the server closed the connection before TLS".into(),
+                ));
+            }
+            Err(e) => return Err(invalid(format!("malformed XML before TLS: {e}"))),
+        };
+        match ev {
+            Event::XmlDeclaration(..) => {}
+            Event::StartElement(_, (ns, name), _) => {
+                if !seen_header {
+                    if ns.as_str() != NS_STREAM || name.as_str() != "stream" {
+                        return Err(invalid("expected a stream header"));
+                    }
+                    seen_header = true;
+                    continue;
+                }
+                depth += 1;
+                if depth == 2 && ns.as_str() == NS_TLS && name.as_str() == "starttls" {
+                    offered = true;
+                }
+                if depth == 1 && ns.as_str() == NS_TLS && name.as_str() == "proceed" {
+                    // Nothing may follow until the handshake: the buffered reader is dropped here.
+                    return Ok(());
+                }
+                if depth == 1 && ns.as_str() == NS_TLS && name.as_str() == "failure" {
+                    return Err(XmppError::Tls("the server refused StartTLS".into()));
+                }
+            }
+            Event::EndElement(_) => {
+                if depth == 0 {
+                    return Err(XmppError::Disconnected(
+                        "the server closed the stream before TLS".into(),
+                    ));
+                }
+                depth -= 1;
+                if depth == 0 && !sent {
+                    // End of <stream:features>.
+                    if !offered {
+                        return Err(XmppError::Tls(
+                            "the server does not offer TLS; spheres never sends credentials in the clear".into(),
+                        ));
+                    }
+                    reader
+                        .inner_mut()
+                        .get_mut()
+                        .write_all(format!("<starttls xmlns='{NS_TLS}'/>").as_bytes())
+                        .await?;
+                    sent = true;
+                }
+            }
+            Event::Text(..) => {}
+        }
+    }
+}
+
+async fn authenticate(
+    reader: &mut StreamReader,
+    writer: &mut WriteHalf<Tls>,
+    cfg: &ConnectConfig,
+    features: &StreamFeatures,
+    exporter: Option<Vec<u8>>,
+) -> Result<(), XmppError> {
+    let offered = &features.sasl_mechanisms;
+    let cb_types: Vec<String> = features
+        .sasl_cb
+        .as_ref()
+        .map(|cb| {
+            cb.types
+                .iter()
+                .map(|t| format!("{t:?}").to_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let can_plus = exporter.is_some() && cb_types.iter().any(|t| t.contains("exporter"));
+    let any_plus_offered = offered.iter().any(|m| m.ends_with("-PLUS"));
+    let binding = match (&exporter, can_plus) {
+        (Some(data), true) => ChannelBinding::TlsExporter(data.clone()),
+        // The server supports binding but not one we can do: say so honestly ("n"), or a
+        // downgrade-aware server refuses us.
+        _ if any_plus_offered => ChannelBinding::None,
+        _ => ChannelBinding::Unsupported,
+    };
+    let user = cfg
+        .jid
+        .node()
+        .map(|n| n.as_str().to_owned())
+        .ok_or_else(|| XmppError::Config(format!("{} has no user part", cfg.jid)))?;
+    let creds = Credentials::default()
+        .with_username(user.clone())
+        .with_password(cfg.password.clone())
+        .with_channel_binding(binding.clone());
+    let plus = matches!(binding, ChannelBinding::TlsExporter(_));
+    let mut mech: Box<dyn sasl::client::Mechanism + Send> =
+        if plus && offered.contains("SCRAM-SHA-256-PLUS") {
+            Box::new(
+                Scram::<Sha256>::from_credentials(creds)
+                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
+            )
+        } else if plus && offered.contains("SCRAM-SHA-1-PLUS") {
+            Box::new(
+                Scram::<Sha1>::from_credentials(creds)
+                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
+            )
+        } else if offered.contains("SCRAM-SHA-256") {
+            let creds = creds.with_channel_binding(if any_plus_offered {
+                ChannelBinding::None
+            } else {
+                ChannelBinding::Unsupported
+            });
+            Box::new(
+                Scram::<Sha256>::from_credentials(creds)
+                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
+            )
+        } else if offered.contains("SCRAM-SHA-1") {
+            let creds = creds.with_channel_binding(if any_plus_offered {
+                ChannelBinding::None
+            } else {
+                ChannelBinding::Unsupported
+            });
+            Box::new(
+                Scram::<Sha1>::from_credentials(creds)
+                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
+            )
+        } else if offered.contains("PLAIN") {
+            // Only ever reached over TLS: every stream we open is encrypted before this point.
+            Box::new(Plain::new(user, cfg.password.clone()))
+        } else {
+            return Err(XmppError::Auth(format!(
+                "the server offers no mechanism we support ({})",
+                offered.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        };
+    let mechanism: Mechanism = mech
+        .name()
+        .parse()
+        .map_err(|_| XmppError::Config(format!("unknown mechanism {}", mech.name())))?;
+    tracing::debug!(mechanism = mech.name(), "authenticating");
+    let auth = Auth {
+        mechanism,
+        data: mech.initial(),
+    };
+    write_all(writer, &serialize(&Element::from(auth))).await?;
+    loop {
+        let el = reader.element().await?;
+        if !el.has_ns(NS_SASL) {
+            return Err(invalid(format!(
+                "unexpected <{}> during authentication",
+                el.name()
+            )));
+        }
+        match el.name() {
+            "challenge" => {
+                let c = xmpp_parsers::sasl::Challenge::try_from(el)
+                    .map_err(|e| invalid(e.to_string()))?;
+                let data = mech.response(&c.data).map_err(|e| {
+                    XmppError::Auth(format!("bad challenge from the server: {e:?}"))
+                })?;
+                write_all(writer, &serialize(&Element::from(Response { data }))).await?;
+            }
+            "success" => {
+                let s = xmpp_parsers::sasl::Success::try_from(el)
+                    .map_err(|e| invalid(e.to_string()))?;
+                // Verifies the server's signature: a server that does not know the password
+                // (a man in the middle) fails here.
+                mech.success(&s.data).map_err(|e| {
+                    XmppError::Auth(format!(
+                        "the server could not prove it knows the password: {e:?}"
+                    ))
+                })?;
+                return Ok(());
+            }
+            "failure" => {
+                let f = xmpp_parsers::sasl::Failure::try_from(el)
+                    .map_err(|e| invalid(e.to_string()))?;
+                let text = f.texts.values().next().cloned().unwrap_or_default();
+                return Err(XmppError::Auth(match f.defined_condition {
+                    xmpp_parsers::sasl::DefinedCondition::NotAuthorized => {
+                        format!("wrong user name or password for {}", cfg.jid)
+                    }
+                    other => format!("authentication refused ({other:?}) {text}"),
+                }));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unexpected <{other}> during authentication"
+                )));
+            }
+        }
+    }
+}
