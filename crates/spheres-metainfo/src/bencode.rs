@@ -223,13 +223,10 @@ impl<'a> Decoder<'a> {
     fn integer(&mut self, end: u8) -> Result<i64, DecodeError> {
         let start = self.pos;
         let rest = &self.input[start..];
-        let len = rest
-            .iter()
-            .position(|&b| b == end)
-            .ok_or_else(|| DecodeError {
-                at: self.input.len(),
-                kind: DecodeErrorKind::Eof,
-            })?;
+        let len = rest.iter().position(|&b| b == end).ok_or(DecodeError {
+            at: self.input.len(),
+            kind: DecodeErrorKind::Eof,
+        })?;
         let digits = &rest[..len];
         let bad = || DecodeError {
             at: start,

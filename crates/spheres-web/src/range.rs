@@ -45,14 +45,8 @@ pub fn answer(header: Option<&str>, len: u64) -> RangeAnswer {
             let Ok(start) = first.parse::<u64>() else {
                 return RangeAnswer::Unsatisfiable;
             };
-            let end = if last.is_empty() {
-                u64::MAX
-            } else {
-                match last.parse::<u64>() {
-                    Ok(e) => e,
-                    Err(_) => u64::MAX,
-                }
-            };
+            // An end beyond u64 (or none) means "to the end of the file".
+            let end = last.parse::<u64>().unwrap_or(u64::MAX);
             if end < start {
                 return RangeAnswer::Full;
             }

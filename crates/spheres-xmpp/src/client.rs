@@ -46,7 +46,7 @@ pub enum Event {
 
 enum Command {
     Send(Element, oneshot::Sender<Result<(), XmppError>>),
-    Iq(Iq, oneshot::Sender<Result<Iq, XmppError>>),
+    Iq(Box<Iq>, oneshot::Sender<Result<Iq, XmppError>>),
     Close(oneshot::Sender<()>),
 }
 
@@ -118,7 +118,7 @@ impl Client {
     pub async fn iq(&self, iq: Iq) -> Result<Iq, XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Iq(iq, tx))
+            .send(Command::Iq(Box::new(iq), tx))
             .await
             .map_err(|_| XmppError::Closed)?;
         tokio::time::timeout(IQ_TIMEOUT, rx)
@@ -182,7 +182,7 @@ impl Owner {
                         if failed { break XmppError::Disconnected("write failed".into()); }
                     }
                     Some(Command::Iq(iq, done)) => {
-                        let (iq, id) = self.with_id(iq);
+                        let (iq, id) = self.with_id(*iq);
                         match self.write_stanza(Element::from(iq)).await {
                             Ok(()) => { self.pending.insert(id, done); }
                             Err(e) => { let _ = done.send(Err(e)); break XmppError::Disconnected("write failed".into()); }
@@ -244,7 +244,7 @@ impl Owner {
             self.outbound = self.outbound.wrapping_add(1);
             self.unacked.push_back(el);
             // Ask for an acknowledgement every few stanzas, so the queue stays short.
-            if self.unacked.len() % 8 == 0 {
+            if self.unacked.len().is_multiple_of(8) {
                 write_all(&mut self.writer, b"<r xmlns='urn:xmpp:sm:3'/>").await?;
             }
         }
