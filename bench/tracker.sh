@@ -71,44 +71,9 @@ command -v opentracker >/dev/null || die "opentracker is missing"
 command -v python3 >/dev/null || die "python3 is missing"
 [[ $OT_UDP_WORKERS =~ ^[0-9]+$ ]] || die "OT_UDP_WORKERS must be a whole number"
 
-# ---- processes and cleanup -------------------------------------------------------------
-
-PIDS=()
-WORK=""
-
-stop() {
-    local pid=$1 i
-    kill "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local rest=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
-    PIDS=("${rest[@]}")
-}
-
-cleanup() {
-    local rc=$? p
-    trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do stop "$p"; done
-    if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-bg() {
-    local name=$1
-    shift
-    : >"$WORK/$name.out" # exists before anyone polls it
-    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-    BG_PID=$!
-    PIDS+=("$BG_PID")
-}
+# ---- processes and cleanup: bench/lib.sh -----------------------------------------------
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # A port free for both TCP and UDP on 127.0.0.1, chosen by the OS.
 free_port() {
