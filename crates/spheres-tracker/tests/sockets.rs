@@ -73,6 +73,23 @@ fn failure_of(body: &[u8]) -> String {
     .into_owned()
 }
 
+/// A leecher's UDP announce for HASH (peer 3, port 3333).
+fn udp_leecher() -> AnnounceRequest {
+    AnnounceRequest {
+        info_hash: HASH,
+        peer_id: [3; 20],
+        port: 3333,
+        uploaded: 0,
+        downloaded: 0,
+        left: 10,
+        event: Event::Started,
+        numwant: None,
+        compact: true,
+        no_peer_id: true,
+        ip: None,
+    }
+}
+
 async fn udp_roundtrip(sock: &UdpSocket, packet: &[u8]) -> Vec<u8> {
     sock.send(packet).await.unwrap();
     let mut buf = vec![0u8; 2048];
@@ -151,19 +168,7 @@ async fn private_keys_over_http_and_udp_until_revoked() {
     let conn = udp_roundtrip(&sock, &wire::udp_connect_request(77)).await;
     assert_eq!(&conn[..8], &[0, 0, 0, 0, 0, 0, 0, 77]);
     let connection_id = u64::from_be_bytes(conn[8..16].try_into().unwrap());
-    let req = AnnounceRequest {
-        info_hash: HASH,
-        peer_id: [3; 20],
-        port: 3333,
-        uploaded: 0,
-        downloaded: 0,
-        left: 10,
-        event: Event::Started,
-        numwant: None,
-        compact: true,
-        no_peer_id: true,
-        ip: None,
-    };
+    let req = udp_leecher();
     let ok = udp_roundtrip(
         &sock,
         &wire::udp_announce_request(connection_id, 5, &req, Some("/bob-key/announce")),
@@ -254,19 +259,7 @@ async fn ipv6_peers_over_http_and_udp() {
     sock.connect(t.udp_addr.unwrap()).await.unwrap();
     let conn = udp_roundtrip(&sock, &wire::udp_connect_request(1)).await;
     let connection_id = u64::from_be_bytes(conn[8..16].try_into().unwrap());
-    let req = AnnounceRequest {
-        info_hash: HASH,
-        peer_id: [3; 20],
-        port: 3333,
-        uploaded: 0,
-        downloaded: 0,
-        left: 10,
-        event: Event::Started,
-        numwant: None,
-        compact: true,
-        no_peer_id: true,
-        ip: None,
-    };
+    let req = udp_leecher();
     let answer = udp_roundtrip(
         &sock,
         &wire::udp_announce_request(connection_id, 2, &req, None),
