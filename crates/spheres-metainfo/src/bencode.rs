@@ -299,6 +299,16 @@ impl OwnedValue {
         OwnedValue::Bytes(s.into().into_bytes())
     }
 
+    /// A dictionary from `(key, value)` pairs; sorted on encoding whatever the order given.
+    pub fn dict<K: AsRef<[u8]>>(entries: impl IntoIterator<Item = (K, OwnedValue)>) -> Self {
+        OwnedValue::Dict(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.as_ref().to_vec(), v))
+                .collect(),
+        )
+    }
+
     /// Encodes to canonical bencode.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -148,18 +148,11 @@ pub fn create_torrent(
         let list = files
             .iter()
             .map(|f| {
-                let mut d = BTreeMap::new();
-                d.insert(b"length".to_vec(), OwnedValue::Int(f.length as i64));
-                d.insert(
-                    b"path".to_vec(),
-                    OwnedValue::List(
-                        f.components
-                            .iter()
-                            .map(|c| OwnedValue::string(c.as_str()))
-                            .collect(),
-                    ),
-                );
-                OwnedValue::Dict(d)
+                let path = f.components.iter().map(|c| OwnedValue::string(c.as_str()));
+                OwnedValue::dict([
+                    ("length", OwnedValue::Int(f.length as i64)),
+                    ("path", OwnedValue::List(path.collect())),
+                ])
             })
             .collect();
         info.insert(b"files".to_vec(), OwnedValue::List(list));

@@ -436,19 +436,9 @@ fn check_unique_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
 mod tests {
     use super::*;
     use crate::bencode::OwnedValue;
-    use std::collections::BTreeMap;
-
-    fn dict(entries: Vec<(&str, OwnedValue)>) -> OwnedValue {
-        OwnedValue::Dict(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v))
-                .collect::<BTreeMap<_, _>>(),
-        )
-    }
 
     fn file(path: &[&str], len: i64) -> OwnedValue {
-        dict(vec![
+        OwnedValue::dict([
             ("length", OwnedValue::Int(len)),
             (
                 "path",
@@ -458,11 +448,11 @@ mod tests {
     }
 
     fn torrent(files: Vec<OwnedValue>, piece_length: i64, pieces: usize) -> Vec<u8> {
-        dict(vec![
+        OwnedValue::dict([
             ("announce", OwnedValue::string("http://t.example/announce")),
             (
                 "info",
-                dict(vec![
+                OwnedValue::dict([
                     ("name", OwnedValue::string("root")),
                     ("piece length", OwnedValue::Int(piece_length)),
                     ("pieces", OwnedValue::Bytes(vec![7; pieces * 20])),
@@ -582,9 +572,9 @@ mod tests {
 
     #[test]
     fn non_utf8_names_are_converted_lossily() {
-        let bytes = dict(vec![(
+        let bytes = OwnedValue::dict([(
             "info",
-            dict(vec![
+            OwnedValue::dict([
                 ("name", OwnedValue::Bytes(b"caf\xe9.txt".to_vec())),
                 ("piece length", OwnedValue::Int(16)),
                 ("pieces", OwnedValue::Bytes(vec![0; 20])),

@@ -3,7 +3,6 @@
 //! Pure functions only: no sockets, no clock, no state. Every parser takes untrusted bytes and
 //! returns an error instead of panicking (fuzzed by `fuzz/fuzz_targets/tracker_*`).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use percent_encoding::percent_decode;
@@ -176,15 +175,6 @@ pub fn parse_http_scrape(query: &str) -> Result<Vec<InfoHash>, WireError> {
         .collect()
 }
 
-fn dict(entries: Vec<(&str, OwnedValue)>) -> OwnedValue {
-    OwnedValue::Dict(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
-            .collect::<BTreeMap<_, _>>(),
-    )
-}
-
 /// The bencoded body of a successful HTTP announce. With `compact`, IPv4 peers go in
 /// `peers` (6 bytes each, BEP 23) and IPv6 peers in `peers6` (18 bytes each, BEP 7).
 pub fn http_announce_body(resp: &AnnounceResponse, compact: bool, no_peer_id: bool) -> Vec<u8> {
@@ -225,34 +215,29 @@ pub fn http_announce_body(resp: &AnnounceResponse, compact: bool, no_peer_id: bo
                 if !no_peer_id {
                     d.push(("peer id", OwnedValue::Bytes(p.peer_id.to_vec())));
                 }
-                dict(d)
+                OwnedValue::dict(d)
             })
             .collect();
         entries.push(("peers", OwnedValue::List(list)));
     }
-    dict(entries).encode()
+    OwnedValue::dict(entries).encode()
 }
 
 /// The bencoded body of a refused request; clients show the reason to their user.
 pub fn http_failure_body(reason: &str) -> Vec<u8> {
-    dict(vec![("failure reason", OwnedValue::string(reason))]).encode()
+    OwnedValue::dict([("failure reason", OwnedValue::string(reason))]).encode()
 }
 
 pub fn http_scrape_body(files: &[(InfoHash, ScrapeStats)]) -> Vec<u8> {
-    let files = OwnedValue::Dict(
-        files
-            .iter()
-            .map(|(h, s)| {
-                let entry = dict(vec![
-                    ("complete", OwnedValue::Int(s.complete.into())),
-                    ("downloaded", OwnedValue::Int(s.downloaded.into())),
-                    ("incomplete", OwnedValue::Int(s.incomplete.into())),
-                ]);
-                (h.0.to_vec(), entry)
-            })
-            .collect(),
-    );
-    dict(vec![("files", files)]).encode()
+    let files = OwnedValue::dict(files.iter().map(|(h, s)| {
+        let entry = OwnedValue::dict([
+            ("complete", OwnedValue::Int(s.complete.into())),
+            ("downloaded", OwnedValue::Int(s.downloaded.into())),
+            ("incomplete", OwnedValue::Int(s.incomplete.into())),
+        ]);
+        (h.0, entry)
+    }));
+    OwnedValue::dict([("files", files)]).encode()
 }
 
 /// A UDP tracker request (BEP 15).

@@ -2,37 +2,27 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
 use spheres_metainfo::bencode::OwnedValue;
 
-fn dict(entries: Vec<(&str, OwnedValue)>) -> OwnedValue {
-    OwnedValue::Dict(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
-            .collect::<BTreeMap<_, _>>(),
-    )
-}
-
 fn evil_torrent(path: &[&[u8]], length: i64, piece_length: i64, pieces: usize) -> Vec<u8> {
-    let file = dict(vec![
+    let file = OwnedValue::dict([
         ("length", OwnedValue::Int(length)),
         (
             "path",
             OwnedValue::List(path.iter().map(|p| OwnedValue::Bytes(p.to_vec())).collect()),
         ),
     ]);
-    dict(vec![
+    OwnedValue::dict([
         (
             "announce",
             OwnedValue::string("http://127.0.0.1:1/announce"),
         ),
         (
             "info",
-            dict(vec![
+            OwnedValue::dict([
                 ("name", OwnedValue::string("innocent")),
                 ("piece length", OwnedValue::Int(piece_length)),
                 ("pieces", OwnedValue::Bytes(vec![0xAB; pieces * 20])),
