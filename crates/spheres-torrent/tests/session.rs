@@ -1,38 +1,13 @@
 //! The engine's session across restarts, pause/resume and removal, with a real tracker.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use spheres_metainfo::{CreateOptions, InfoHash, create_torrent};
+use spheres_testkit::{wait_for, write_random};
 use spheres_torrent::{AddOptions, Engine, EngineConfig, Source, TorrentState};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn state(e: &Engine, h: &InfoHash) -> Option<TorrentState> {
     e.status(h).map(|s| s.state)
-}
-
-fn write_random(path: &Path, len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, &v).unwrap();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,7 +25,7 @@ async fn a_restarted_session_resumes_without_starting_over() {
     .await
     .unwrap();
     let data_path = dir.path().join("seed/holiday.mp4");
-    let data = write_random(&data_path, 48 << 20);
+    let data = write_random(&data_path, 48 << 20, 1);
     let opts = CreateOptions {
         trackers: vec![vec![tracker.http_announce_url(None).unwrap()]],
         ..Default::default()
@@ -127,7 +102,7 @@ async fn a_restarted_session_resumes_without_starting_over() {
 async fn pause_resume_and_remove() {
     let dir = tempfile::tempdir().unwrap();
     let data_path = dir.path().join("a/notes.txt");
-    write_random(&data_path, 100_000);
+    write_random(&data_path, 100_000, 1);
     let (torrent, meta) =
         create_torrent(&data_path, &CreateOptions::default(), &mut |_| {}).unwrap();
     let e = Engine::start(EngineConfig::new(dir.path().join("dl")))

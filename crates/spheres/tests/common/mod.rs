@@ -138,22 +138,7 @@ pub fn run(mut cmd: Command) -> (bool, String, String) {
     )
 }
 
-/// Deterministic pseudo-random bytes (xorshift), fast enough for hundreds of megabytes.
-pub fn write_random(path: &Path, len: usize, seed: u64) {
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).unwrap();
-    }
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut data = Vec::with_capacity(len + 8);
-    while data.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        data.extend_from_slice(&x.to_le_bytes());
-    }
-    data.truncate(len);
-    std::fs::write(path, data).unwrap();
-}
+pub use spheres_testkit::write_random;
 
 /// A folder with the awkward cases: nested folders, unicode and spaces in names, an empty
 /// file, and a size that is not a multiple of anything.

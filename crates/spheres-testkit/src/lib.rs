@@ -1,0 +1,42 @@
+//! Helpers shared by the tests of several crates. Dev-only: no library crate depends on it
+//! outside `[dev-dependencies]`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Deterministic pseudo-random bytes (xorshift64): fast enough for hundreds of megabytes and
+/// the same for the same seed, so a failing test is reproducible.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(len);
+    data
+}
+
+/// Writes [`random_bytes`] to `path` (creating its folders) and returns them.
+pub fn write_random(path: &Path, len: usize, seed: u64) -> Vec<u8> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create the test data folder");
+    }
+    let data = random_bytes(len, seed);
+    std::fs::write(path, &data).expect("write test data");
+    data
+}
+
+/// How long a test waits for anything before it fails.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `cond` every 20 ms until it holds; panics naming `what` after [`WAIT`].
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
