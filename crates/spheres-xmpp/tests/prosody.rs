@@ -34,6 +34,13 @@ fn config(s: &ManagedProsody, user: &str, password: &str, tls: TlsMode) -> Conne
     c
 }
 
+/// Logs `user` in with the password `server()` gave it.
+async fn login(s: &ManagedProsody, user: &str, tls: TlsMode) -> (Client, Receiver<Event>) {
+    Client::connect(config(s, user, &format!("{user}-secret"), tls))
+        .await
+        .unwrap_or_else(|e| panic!("{user} cannot log in: {e}"))
+}
+
 async fn next_message(events: &mut Receiver<Event>, kind: MessageType) -> Message {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -56,13 +63,8 @@ fn body(m: &Message) -> String {
 async fn login_over_starttls_and_direct_tls_and_chat() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let (alice, mut alice_events) =
-        Client::connect(config(&s, "alice", "alice-secret", TlsMode::StartTls))
-            .await
-            .unwrap();
-    let (bob, mut bob_events) = Client::connect(config(&s, "bob", "bob-secret", TlsMode::Direct))
-        .await
-        .unwrap();
+    let (alice, mut alice_events) = login(&s, "alice", TlsMode::StartTls).await;
+    let (bob, mut bob_events) = login(&s, "bob", TlsMode::Direct).await;
     assert_eq!(alice.jid().to_bare().as_str(), "alice@spheres.test");
     assert!(
         alice.stream_management(),
@@ -122,13 +124,8 @@ async fn wrong_password_is_reported_at_once() {
 async fn a_room_carries_messages_between_members() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let (alice, mut alice_events) =
-        Client::connect(config(&s, "alice", "alice-secret", TlsMode::StartTls))
-            .await
-            .unwrap();
-    let (bob, mut bob_events) = Client::connect(config(&s, "bob", "bob-secret", TlsMode::StartTls))
-        .await
-        .unwrap();
+    let (alice, mut alice_events) = login(&s, "alice", TlsMode::StartTls).await;
+    let (bob, mut bob_events) = login(&s, "bob", TlsMode::StartTls).await;
     let room = BareJid::new(&format!("family@{}", s.muc_domain())).unwrap();
     for (client, nick) in [(&alice, "alice"), (&bob, "bob")] {
         let join = Presence::available()
@@ -182,10 +179,7 @@ async fn soak_one_hundred_cycles() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let room = BareJid::new(&format!("soak@{}", s.muc_domain())).unwrap();
-    let (listener, mut events) =
-        Client::connect(config(&s, "bob", "bob-secret", TlsMode::StartTls))
-            .await
-            .unwrap();
+    let (listener, mut events) = login(&s, "bob", TlsMode::StartTls).await;
     listener
         .send(
             Presence::available()
