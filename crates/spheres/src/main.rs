@@ -457,7 +457,7 @@ async fn until_interrupted(out: &Output, engine: &Engine, hash: &spheres_metainf
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,
             _ = tick.tick() => {
                 if let Some(s) = engine.status(hash) {
-                    out.progress_line(
+                    out.event(
                         &format!("{} peers, uploaded {}", s.peers, human_bytes(s.uploaded_bytes)),
                         serde_json::json!({"event": "seeding_progress", "peers": s.peers, "uploaded_bytes": s.uploaded_bytes}),
                     );

@@ -46,10 +46,6 @@ impl Output {
         }
     }
 
-    pub fn progress_line(&self, text: &str, value: serde_json::Value) {
-        self.event(text, value)
-    }
-
     pub fn error(&self, e: &anyhow::Error) {
         if self.json {
             self.json_line(serde_json::json!({"event": "error", "error": format!("{e:#}")}));
