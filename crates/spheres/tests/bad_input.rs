@@ -44,8 +44,13 @@ fn get_fails(dir: &Path, torrent: &[u8]) -> String {
         .arg(&file)
         .arg("--out")
         .arg(&out);
+    refused(cmd)
+}
+
+/// Runs the command, asserts that it failed, and returns what it said on stderr.
+fn refused(cmd: std::process::Command) -> String {
     let (ok, _, stderr) = run(cmd);
-    assert!(!ok, "get accepted a hostile torrent");
+    assert!(!ok, "accepted what it should refuse; stderr: {stderr}");
     stderr
 }
 
@@ -121,8 +126,7 @@ fn a_symlink_in_the_download_folder_is_refused() {
         .arg(&torrent)
         .arg("--out")
         .arg(&out);
-    let (ok, _, stderr) = run(cmd);
-    assert!(!ok);
+    let stderr = refused(cmd);
     assert!(stderr.contains("symbolic link"), "{stderr}");
     assert!(entries(&elsewhere).is_empty());
 }
@@ -137,8 +141,7 @@ fn empty_input_and_wrong_data_are_refused_with_clear_errors() {
         .arg(&empty)
         .arg("-o")
         .arg(dir.path().join("e.torrent"));
-    let (ok, _, stderr) = run(cmd);
-    assert!(!ok);
+    let stderr = refused(cmd);
     assert!(stderr.contains("is empty"), "{stderr}");
     assert!(!dir.path().join("e.torrent").exists());
 
@@ -154,8 +157,7 @@ fn empty_input_and_wrong_data_are_refused_with_clear_errors() {
         .arg(&torrent)
         .arg("--data")
         .arg(&data);
-    let (ok, _, stderr) = run(cmd);
-    assert!(!ok);
+    let stderr = refused(cmd);
     assert!(stderr.contains("refusing to seed"), "{stderr}");
     assert_eq!(std::fs::read(&data).unwrap(), before);
 }
@@ -173,7 +175,6 @@ fn seeding_data_that_does_not_match_says_so() {
         .arg(&torrent)
         .arg("--data")
         .arg(&data);
-    let (ok, _, stderr) = run(cmd);
-    assert!(!ok);
+    let stderr = refused(cmd);
     assert!(stderr.contains("does not match the torrent"), "{stderr}");
 }
