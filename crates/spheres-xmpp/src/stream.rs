@@ -467,8 +467,27 @@ async fn authenticate(
         .unwrap_or_default();
     let can_plus = exporter.is_some() && cb_types.iter().any(|t| t.contains("exporter"));
     let any_plus_offered = offered.iter().any(|m| m.ends_with("-PLUS"));
-    let binding = match (&exporter, can_plus) {
-        (Some(data), true) => ChannelBinding::TlsExporter(data.clone()),
+    // Strongest first; PLAIN last, and only ever reached over TLS (every stream we open is
+    // encrypted before this point).
+    let preference = [
+        ("SCRAM-SHA-256-PLUS", can_plus),
+        ("SCRAM-SHA-1-PLUS", can_plus),
+        ("SCRAM-SHA-256", true),
+        ("SCRAM-SHA-1", true),
+        ("PLAIN", true),
+    ];
+    let Some(chosen) = preference
+        .iter()
+        .find(|(name, usable)| *usable && offered.contains(*name))
+        .map(|(name, _)| *name)
+    else {
+        return Err(XmppError::Auth(format!(
+            "the server offers no mechanism we support ({})",
+            offered.iter().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let binding = match &exporter {
+        Some(data) if chosen.ends_with("-PLUS") => ChannelBinding::TlsExporter(data.clone()),
         // The server supports binding but not one we can do: say so honestly ("n"), or a
         // downgrade-aware server refuses us.
         _ if any_plus_offered => ChannelBinding::None,
@@ -482,48 +501,17 @@ async fn authenticate(
     let creds = Credentials::default()
         .with_username(user.clone())
         .with_password(cfg.password.clone())
-        .with_channel_binding(binding.clone());
-    let plus = matches!(binding, ChannelBinding::TlsExporter(_));
-    let mut mech: Box<dyn sasl::client::Mechanism + Send> =
-        if plus && offered.contains("SCRAM-SHA-256-PLUS") {
-            Box::new(
-                Scram::<Sha256>::from_credentials(creds)
-                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
-            )
-        } else if plus && offered.contains("SCRAM-SHA-1-PLUS") {
-            Box::new(
-                Scram::<Sha1>::from_credentials(creds)
-                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
-            )
-        } else if offered.contains("SCRAM-SHA-256") {
-            let creds = creds.with_channel_binding(if any_plus_offered {
-                ChannelBinding::None
-            } else {
-                ChannelBinding::Unsupported
-            });
-            Box::new(
-                Scram::<Sha256>::from_credentials(creds)
-                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
-            )
-        } else if offered.contains("SCRAM-SHA-1") {
-            let creds = creds.with_channel_binding(if any_plus_offered {
-                ChannelBinding::None
-            } else {
-                ChannelBinding::Unsupported
-            });
-            Box::new(
-                Scram::<Sha1>::from_credentials(creds)
-                    .map_err(|e| XmppError::Config(format!("{e:?}")))?,
-            )
-        } else if offered.contains("PLAIN") {
-            // Only ever reached over TLS: every stream we open is encrypted before this point.
-            Box::new(Plain::new(user, cfg.password.clone()))
-        } else {
-            return Err(XmppError::Auth(format!(
-                "the server offers no mechanism we support ({})",
-                offered.iter().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        };
+        .with_channel_binding(binding);
+    let config_err = |e: sasl::client::MechanismError| XmppError::Config(format!("{e:?}"));
+    let mut mech: Box<dyn sasl::client::Mechanism + Send> = match chosen {
+        "SCRAM-SHA-256-PLUS" | "SCRAM-SHA-256" => {
+            Box::new(Scram::<Sha256>::from_credentials(creds).map_err(config_err)?)
+        }
+        "SCRAM-SHA-1-PLUS" | "SCRAM-SHA-1" => {
+            Box::new(Scram::<Sha1>::from_credentials(creds).map_err(config_err)?)
+        }
+        _ => Box::new(Plain::new(user, cfg.password.clone())),
+    };
     let mechanism: Mechanism = mech
         .name()
         .parse()
