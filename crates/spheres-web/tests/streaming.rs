@@ -65,6 +65,16 @@ async fn leecher(dir: &Path, limit: Option<u32>) -> (Engine, SocketAddr) {
     (engine, addr)
 }
 
+/// Adds `torrent` to `engine` for download into `dir`, from `peer`.
+async fn fetch(engine: &Engine, torrent: &[u8], dir: &Path, peer: SocketAddr) -> InfoHash {
+    let mut opts = AddOptions::download(dir);
+    opts.peers = vec![peer];
+    engine
+        .add(Source::Torrent(torrent.to_vec()), opts)
+        .await
+        .unwrap()
+}
+
 struct HttpResponse {
     status: u16,
     headers: Vec<(String, String)>,
@@ -146,12 +156,13 @@ async fn ranges_are_served_exactly_while_the_file_downloads() {
     let s = seeder(dir.path(), "clip.mp4", 24 << 20, 11).await;
     // 4 MiB/s: the whole file takes about 6 s, so the reads below happen mid-download.
     let (b, http) = leecher(&dir.path().join("b"), Some(4 << 20)).await;
-    let mut opts = AddOptions::download(dir.path().join("b"));
-    opts.peers = vec![s.engine.listen_addr()];
-    let hash = b
-        .add(Source::Torrent(s.torrent.clone()), opts)
-        .await
-        .unwrap();
+    let hash = fetch(
+        &b,
+        &s.torrent,
+        &dir.path().join("b"),
+        s.engine.listen_addr(),
+    )
+    .await;
     assert_eq!(hash, s.hash);
     let url = format!("/torrents/{hash}/files/0");
     let len = s.data.len() as u64;
@@ -217,12 +228,13 @@ async fn thirty_two_concurrent_readers_all_get_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let s = seeder(dir.path(), "film.mkv", 32 << 20, 12).await;
     let (b, http) = leecher(&dir.path().join("b"), Some(8 << 20)).await;
-    let mut opts = AddOptions::download(dir.path().join("b"));
-    opts.peers = vec![s.engine.listen_addr()];
-    let hash = b
-        .add(Source::Torrent(s.torrent.clone()), opts)
-        .await
-        .unwrap();
+    let hash = fetch(
+        &b,
+        &s.torrent,
+        &dir.path().join("b"),
+        s.engine.listen_addr(),
+    )
+    .await;
     let url = format!("/torrents/{hash}/files/0");
     let readers: Vec<_> = (0..32u64)
         .map(|i| {
@@ -263,12 +275,13 @@ async fn stalled_streams_do_not_freeze_seeding() {
     let (b, http) = leecher(&dir.path().join("b"), None).await;
 
     // B gets `photos` completely, then is the only seeder left for it.
-    let mut opts = AddOptions::download(dir.path().join("b"));
-    opts.peers = vec![s.engine.listen_addr()];
-    let photos = b
-        .add(Source::Torrent(s.torrent.clone()), opts)
-        .await
-        .unwrap();
+    let photos = fetch(
+        &b,
+        &s.torrent,
+        &dir.path().join("b"),
+        s.engine.listen_addr(),
+    )
+    .await;
     wait_for("B to complete photos", || {
         state(&b, &photos) == TorrentState::Seeding
     })
@@ -294,15 +307,10 @@ async fn stalled_streams_do_not_freeze_seeding() {
     wait_for("40 stalled streams", || b.open_streams() == 40).await;
 
     // C downloads photos from B while those 40 streams wait.
-    let mut opts = AddOptions::download(dir.path().join("c"));
-    opts.peers = vec![b.listen_addr()];
     let c = Engine::start(EngineConfig::new(dir.path().join("c")))
         .await
         .unwrap();
-    let h = c
-        .add(Source::Torrent(s.torrent.clone()), opts)
-        .await
-        .unwrap();
+    let h = fetch(&c, &s.torrent, &dir.path().join("c"), b.listen_addr()).await;
     wait_for("C to download photos from B", || {
         state(&c, &h) == TorrentState::Seeding
     })
