@@ -10,8 +10,18 @@
 //! `<a h='…'/>`; outgoing stanzas are kept until the server acknowledges them. Keepalive: a
 //! whitespace ping after 60 s of silence, and the connection is declared dead when even the
 //! `<r/>` that follows gets no answer.
+//!
+//! Reconnection: when the network fails, the owner task reconnects by itself, at once and
+//! then with a doubling delay (1 s up to 60 s, with jitter). It first asks the server to
+//! resume the session (XEP-0198 `<resume/>`): then nothing is lost, unacknowledged stanzas
+//! are sent again and rooms stay joined. When the server cannot resume, a new session is
+//! bound with the same resource, unacknowledged messages are sent again, requests in flight
+//! fail, and [`Event::Online`] says `resumed: false` so the application announces its
+//! presence and rejoins its rooms. Meanwhile sends are queued. Wrong credentials, a
+//! `conflict` or a closed client end it for good ([`Event::Disconnected`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jid::FullJid;
@@ -24,7 +34,8 @@ use xmpp_parsers::presence::Presence;
 
 use crate::XmppError;
 use crate::stream::{
-    ConnectConfig, Negotiated, StreamReader, Top, negotiate, serialize, write_all,
+    ConnectConfig, MAX_RECONNECT_DELAY, Negotiated, Resume, StreamReader, Top, negotiate,
+    serialize, write_all,
 };
 
 const NS_SM: &str = "urn:xmpp:sm:3";
@@ -40,7 +51,16 @@ pub enum Event {
     /// A request (`get`/`set`) addressed to us. Answer it with [`Client::send`]; unanswered
     /// requests are the application's bug, as RFC 6120 requires an answer.
     Iq(Iq),
-    /// The stream ended; the client is unusable (reconnection is the caller's choice).
+    /// The connection dropped; the client is reconnecting by itself and queues what is sent
+    /// meanwhile.
+    Offline(XmppError),
+    /// Connected again. `resumed`: the server kept the session, so nothing was lost and rooms
+    /// are still joined. Otherwise this is a new session: send presence and rejoin rooms.
+    Online {
+        resumed: bool,
+    },
+    /// The client stopped for good: closed by us, or a failure that reconnecting cannot fix
+    /// (wrong credentials, another client took our resource, reconnection turned off).
     Disconnected(XmppError),
 }
 
@@ -54,56 +74,58 @@ enum Command {
 #[derive(Clone)]
 pub struct Client {
     tx: mpsc::Sender<Command>,
-    jid: FullJid,
-    /// The XEP-0198 stream id when the server enabled resumable stream management.
-    sm_id: Option<String>,
+    jid: Arc<Mutex<FullJid>>,
+    /// The server enabled resumable stream management (XEP-0198) on the first connection.
+    sm: bool,
 }
 
 impl Client {
     /// Connects, authenticates and binds; returns the handle and the event stream. Fails at
-    /// once on wrong credentials ([`XmppError::Auth`]).
+    /// once on wrong credentials ([`XmppError::Auth`]); later failures are reported as events
+    /// and, if `config.reconnect`, repaired by reconnecting.
     pub async fn connect(
         config: ConnectConfig,
     ) -> Result<(Client, mpsc::Receiver<Event>), XmppError> {
-        let Negotiated {
-            reader,
-            writer,
-            jid,
-            sm,
-        } = negotiate(&config).await?;
+        let negotiated = negotiate(&config, None).await?;
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::channel(1024);
-        let (elements_tx, elements_rx) = mpsc::channel(256);
-        tokio::spawn(read_loop(reader, elements_tx));
-        let owner = Owner {
-            writer,
+        let jid = Arc::new(Mutex::new(negotiated.jid.clone()));
+        let sm = negotiated.sm.as_ref().is_some_and(|s| s.id.is_some());
+        let mut owner = Owner {
+            cfg: config,
+            jid: jid.clone(),
             commands: rx,
-            elements: elements_rx,
             events: events_tx,
             pending: HashMap::new(),
-            sm: sm.is_some(),
+            sm: false,
+            sm_id: None,
             inbound: 0,
             unacked: VecDeque::new(),
             outbound: 0,
             next_id: 0,
             awaiting_ack: false,
+            outbox: VecDeque::new(),
         };
-        tokio::spawn(owner.run());
-        let sm_id = sm.and_then(|s| s.id);
-        Ok((Client { tx, jid, sm_id }, events_rx))
+        let conn = owner.adopt(negotiated);
+        tokio::spawn(owner.run(conn));
+        Ok((Client { tx, jid, sm }, events_rx))
     }
 
     /// The full JID the server bound us to.
-    pub fn jid(&self) -> &FullJid {
-        &self.jid
+    pub fn jid(&self) -> FullJid {
+        match self.jid.lock() {
+            Ok(j) => j.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether the server enabled resumable stream management (XEP-0198).
     pub fn stream_management(&self) -> bool {
-        self.sm_id.is_some()
+        self.sm
     }
 
-    /// Sends a stanza (message, presence or iq); returns once it is written.
+    /// Sends a stanza (message, presence or iq); returns once it is written (or queued,
+    /// while reconnecting).
     pub async fn send(&self, stanza: impl Into<Element>) -> Result<(), XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -148,84 +170,250 @@ async fn read_loop(mut reader: StreamReader, out: mpsc::Sender<Result<Top, XmppE
 
 type Writer = WriteHalf<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
-struct Owner {
+/// One live connection: the write half and the reader task's output.
+struct Conn {
     writer: Writer,
-    commands: mpsc::Receiver<Command>,
     elements: mpsc::Receiver<Result<Top, XmppError>>,
+}
+
+struct Owner {
+    cfg: ConnectConfig,
+    jid: Arc<Mutex<FullJid>>,
+    commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     pending: HashMap<String, oneshot::Sender<Result<Iq, XmppError>>>,
+    /// Stream management is on for the current connection.
     sm: bool,
+    /// The id to resume the current session with, when the server allows resumption.
+    sm_id: Option<String>,
     /// Stanzas received (XEP-0198 `h`).
     inbound: u32,
     /// Stanzas sent and not yet acknowledged, oldest first.
     unacked: VecDeque<Element>,
-    /// Stanzas sent in total.
+    /// Stanzas sent in this session, as the server counts them.
     outbound: u32,
     next_id: u64,
     awaiting_ack: bool,
+    /// Stanzas queued while offline, sent once connected again.
+    outbox: VecDeque<Element>,
 }
 
 fn is_stanza(el: &Element) -> bool {
     el.ns() == NS_CLIENT && matches!(el.name(), "message" | "presence" | "iq")
 }
 
+/// The wait before reconnection attempt `n` (0 = at once), with ±25% jitter.
+fn backoff(first: Duration, n: u32) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let base = first
+        .saturating_mul(1u32 << (n - 1).min(16))
+        .min(MAX_RECONNECT_DELAY);
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    base.mul_f64(jitter)
+}
+
 impl Owner {
-    async fn run(mut self) {
+    async fn run(mut self, mut conn: Conn) {
         let reason = loop {
-            let idle = tokio::time::sleep(IDLE_PING);
-            tokio::select! {
-                cmd = self.commands.recv() => match cmd {
-                    Some(Command::Send(el, done)) => {
-                        let r = self.write_stanza(el).await;
-                        let failed = r.is_err();
-                        let _ = done.send(r);
-                        if failed { break XmppError::Disconnected("write failed".into()); }
-                    }
-                    Some(Command::Iq(iq, done)) => {
-                        let (iq, id) = self.with_id(*iq);
-                        match self.write_stanza(Element::from(iq)).await {
-                            Ok(()) => { self.pending.insert(id, done); }
-                            Err(e) => { let _ = done.send(Err(e)); break XmppError::Disconnected("write failed".into()); }
-                        }
-                    }
-                    Some(Command::Close(done)) => {
-                        let _ = write_all(&mut self.writer, b"</stream:stream>").await;
-                        let _ = done.send(());
-                        break XmppError::Closed;
-                    }
-                    None => {
-                        let _ = write_all(&mut self.writer, b"</stream:stream>").await;
-                        break XmppError::Closed;
-                    }
-                },
-                item = self.elements.recv() => match item {
-                    Some(Ok(Top::Element(el))) => {
-                        if let Err(e) = self.handle(el).await { break e; }
-                    }
-                    Some(Ok(Top::End)) => break XmppError::Disconnected("the server closed the stream".into()),
-                    Some(Err(e)) => break e,
-                    None => break XmppError::Disconnected("reader stopped".into()),
-                },
-                _ = idle => {
-                    if self.awaiting_ack {
-                        break XmppError::Timeout("the server stopped answering".into());
-                    }
-                    // A ping the server must answer when SM is on; a keepalive otherwise.
-                    let ping: &[u8] = if self.sm { b"<r xmlns='urn:xmpp:sm:3'/>" } else { b" " };
-                    if write_all(&mut self.writer, ping).await.is_err() {
-                        break XmppError::Disconnected("write failed".into());
-                    }
-                    self.awaiting_ack = self.sm;
-                }
+            let reason = self.serve(&mut conn).await;
+            if matches!(reason, XmppError::Closed) || !reason.is_transient() || !self.cfg.reconnect
+            {
+                break reason;
+            }
+            tracing::info!(error = %reason, "XMPP connection lost; reconnecting");
+            self.emit(Event::Offline(reason)).await;
+            match self.reconnect().await {
+                Ok(c) => conn = c,
+                Err(e) => break e,
             }
         };
         for (_, waiter) in self.pending.drain() {
             let _ = waiter.send(Err(XmppError::Closed));
         }
         if !matches!(reason, XmppError::Closed) {
-            tracing::info!(error = %reason, "XMPP stream ended");
+            tracing::info!(error = %reason, "XMPP client stopped");
         }
         let _ = self.events.send(Event::Disconnected(reason)).await;
+    }
+
+    /// Runs one connection until it ends; returns why.
+    async fn serve(&mut self, conn: &mut Conn) -> XmppError {
+        loop {
+            let idle = tokio::time::sleep(IDLE_PING);
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Send(el, done)) => {
+                        let r = self.write_stanza(&mut conn.writer, el).await;
+                        let failed = r.is_err();
+                        let _ = done.send(r);
+                        if failed { return XmppError::Disconnected("write failed".into()); }
+                    }
+                    Some(Command::Iq(iq, done)) => {
+                        let (iq, id) = self.with_id(*iq);
+                        self.pending.insert(id, done);
+                        if self.write_stanza(&mut conn.writer, Element::from(iq)).await.is_err() {
+                            return XmppError::Disconnected("write failed".into());
+                        }
+                    }
+                    Some(Command::Close(done)) => {
+                        let _ = write_all(&mut conn.writer, b"</stream:stream>").await;
+                        let _ = done.send(());
+                        return XmppError::Closed;
+                    }
+                    None => {
+                        let _ = write_all(&mut conn.writer, b"</stream:stream>").await;
+                        return XmppError::Closed;
+                    }
+                },
+                item = conn.elements.recv() => match item {
+                    Some(Ok(Top::Element(el))) => {
+                        if let Err(e) = self.handle(&mut conn.writer, el).await { return e; }
+                    }
+                    Some(Ok(Top::End)) => return XmppError::Disconnected("the server closed the stream".into()),
+                    Some(Err(e)) => return e,
+                    None => return XmppError::Disconnected("reader stopped".into()),
+                },
+                _ = idle => {
+                    if self.awaiting_ack {
+                        return XmppError::Timeout("the server stopped answering".into());
+                    }
+                    // A ping the server must answer when SM is on; a keepalive otherwise.
+                    let ping: &[u8] = if self.sm { b"<r xmlns='urn:xmpp:sm:3'/>" } else { b" " };
+                    if write_all(&mut conn.writer, ping).await.is_err() {
+                        return XmppError::Disconnected("write failed".into());
+                    }
+                    self.awaiting_ack = self.sm;
+                }
+            }
+        }
+    }
+
+    /// Reconnects with backoff, queueing commands meanwhile. Returns the new connection, or
+    /// why it gave up.
+    async fn reconnect(&mut self) -> Result<Conn, XmppError> {
+        let mut attempt = 0u32;
+        loop {
+            let wait = tokio::time::sleep(backoff(self.cfg.reconnect_delay, attempt));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    cmd = self.commands.recv() => match cmd {
+                        Some(Command::Send(el, done)) => {
+                            self.outbox.push_back(el);
+                            let _ = done.send(Ok(()));
+                        }
+                        Some(Command::Iq(iq, done)) => {
+                            let (iq, id) = self.with_id(*iq);
+                            self.pending.insert(id, done);
+                            self.outbox.push_back(Element::from(iq));
+                        }
+                        Some(Command::Close(done)) => {
+                            let _ = done.send(());
+                            return Err(XmppError::Closed);
+                        }
+                        None => return Err(XmppError::Closed),
+                    }
+                }
+            }
+            attempt += 1;
+            let jid = self.current_jid();
+            let resume = self.sm_id.clone().map(|id| Resume {
+                id,
+                h: self.inbound,
+                jid: jid.clone(),
+            });
+            let mut cfg = self.cfg.clone();
+            cfg.resource = Some(jid.resource().as_str().to_owned());
+            match negotiate(&cfg, resume.as_ref()).await {
+                Ok(n) => {
+                    let resumed = n.resumed.is_some();
+                    let mut conn = self.adopt(n);
+                    if let Err(e) = self.flush_outbox(&mut conn.writer).await {
+                        tracing::info!(error = %e, "connection lost again at once");
+                        continue;
+                    }
+                    tracing::info!(resumed, attempt, "XMPP connection back");
+                    self.emit(Event::Online { resumed }).await;
+                    return Ok(conn);
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::info!(attempt, error = %e, "reconnection failed; will retry");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn current_jid(&self) -> FullJid {
+        match self.jid.lock() {
+            Ok(j) => j.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Takes over a freshly negotiated stream: starts its reader and reconciles the stream
+    /// management state with what the server kept.
+    fn adopt(&mut self, n: Negotiated) -> Conn {
+        let Negotiated {
+            reader,
+            writer,
+            jid,
+            sm,
+            resumed,
+        } = n;
+        let (elements_tx, elements_rx) = mpsc::channel(256);
+        tokio::spawn(read_loop(reader, elements_tx));
+        match self.jid.lock() {
+            Ok(mut j) => *j = jid,
+            Err(poisoned) => *poisoned.into_inner() = jid,
+        }
+        self.awaiting_ack = false;
+        let unacked: Vec<Element> = self.unacked.drain(..).collect();
+        match resumed {
+            Some(h) => {
+                // The server has everything up to h; what follows is sent again.
+                let lost = (self.outbound.wrapping_sub(h) as usize).min(unacked.len());
+                let received = unacked.len() - lost;
+                for el in unacked.into_iter().skip(received).rev() {
+                    self.outbox.push_front(el);
+                }
+                self.outbound = h;
+            }
+            None => {
+                self.sm = sm.is_some();
+                self.sm_id = sm.and_then(|s| s.id);
+                self.inbound = 0;
+                self.outbound = 0;
+                // A new session: messages are worth sending again; presence belongs to the
+                // application's rejoin, and requests in flight are lost with the old session.
+                let queued: HashSet<String> = self
+                    .outbox
+                    .iter()
+                    .filter(|el| el.name() == "iq")
+                    .filter_map(|el| el.attr("id").map(str::to_owned))
+                    .collect();
+                self.pending.retain(|id, _| queued.contains(id));
+                for el in unacked.into_iter().rev() {
+                    if el.name() == "message" {
+                        self.outbox.push_front(el);
+                    }
+                }
+            }
+        }
+        Conn {
+            writer,
+            elements: elements_rx,
+        }
+    }
+
+    async fn flush_outbox(&mut self, writer: &mut Writer) -> Result<(), XmppError> {
+        while let Some(el) = self.outbox.pop_front() {
+            self.write_stanza(writer, el).await?;
+        }
+        Ok(())
     }
 
     fn with_id(&mut self, iq: Iq) -> (Iq, String) {
@@ -238,26 +426,27 @@ impl Owner {
         (iq.with_id(id.clone()), id)
     }
 
-    async fn write_stanza(&mut self, el: Element) -> Result<(), XmppError> {
-        write_all(&mut self.writer, &serialize(&el)).await?;
+    async fn write_stanza(&mut self, writer: &mut Writer, el: Element) -> Result<(), XmppError> {
+        // Kept for sending again before it is written, so a failed write loses nothing.
         if self.sm {
             self.outbound = self.outbound.wrapping_add(1);
-            self.unacked.push_back(el);
-            // Ask for an acknowledgement every few stanzas, so the queue stays short.
-            if self.unacked.len().is_multiple_of(8) {
-                write_all(&mut self.writer, b"<r xmlns='urn:xmpp:sm:3'/>").await?;
-            }
+            self.unacked.push_back(el.clone());
+        }
+        write_all(writer, &serialize(&el)).await?;
+        // Ask for an acknowledgement every few stanzas, so the queue stays short.
+        if self.sm && self.unacked.len().is_multiple_of(8) {
+            write_all(writer, b"<r xmlns='urn:xmpp:sm:3'/>").await?;
         }
         Ok(())
     }
 
-    async fn handle(&mut self, el: Element) -> Result<(), XmppError> {
+    async fn handle(&mut self, writer: &mut Writer, el: Element) -> Result<(), XmppError> {
         self.awaiting_ack = false;
         if el.has_ns(NS_SM) {
             match el.name() {
                 "r" => {
                     let ack = format!("<a xmlns='{NS_SM}' h='{}'/>", self.inbound);
-                    write_all(&mut self.writer, ack.as_bytes()).await?;
+                    write_all(writer, ack.as_bytes()).await?;
                 }
                 "a" => {
                     let h: u32 = el
@@ -280,9 +469,12 @@ impl Owner {
                 .next()
                 .map(|c| c.name().to_owned())
                 .unwrap_or_default();
-            return Err(XmppError::Disconnected(format!(
-                "stream error from the server: {condition}"
-            )));
+            let message = format!("stream error from the server: {condition}");
+            // Reconnecting would only fight the other session, or fail the same way.
+            return Err(match condition.as_str() {
+                "conflict" | "not-authorized" | "policy-violation" => XmppError::Refused(message),
+                _ => XmppError::Disconnected(message),
+            });
         }
         if !is_stanza(&el) {
             tracing::debug!(

@@ -62,7 +62,16 @@ pub struct ConnectConfig {
     pub resource: Option<String>,
     /// Limit on each network step (connect, TLS, each answer).
     pub step_timeout: Duration,
+    /// Reconnect by itself after a network failure (resuming the session when the server
+    /// allows it). Wrong credentials are never retried.
+    pub reconnect: bool,
+    /// The wait before the second reconnection attempt (the first is immediate); it doubles
+    /// at each failure, up to [`MAX_RECONNECT_DELAY`].
+    pub reconnect_delay: Duration,
 }
+
+/// The longest wait between two reconnection attempts.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(60);
 
 impl ConnectConfig {
     pub fn new(jid: BareJid, password: impl Into<String>) -> Self {
@@ -74,6 +83,8 @@ impl ConnectConfig {
             extra_ca: None,
             resource: None,
             step_timeout: Duration::from_secs(20),
+            reconnect: true,
+            reconnect_delay: Duration::from_secs(1),
         }
     }
 }
@@ -93,11 +104,23 @@ pub(crate) struct Negotiated {
     pub jid: FullJid,
     /// The server accepted `<enable resume='true'/>`; holds the id to resume with.
     pub sm: Option<SmState>,
+    /// The previous session was resumed (XEP-0198): the server had received this many of
+    /// our stanzas (`h`).
+    pub resumed: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct SmState {
     pub id: Option<String>,
+}
+
+/// A previous session to resume instead of binding a new one.
+#[derive(Debug, Clone)]
+pub(crate) struct Resume {
+    pub id: String,
+    /// Stanzas we received in that session.
+    pub h: u32,
+    pub jid: FullJid,
 }
 
 /// What the reader saw at the top level.
@@ -134,6 +157,16 @@ impl StreamReader {
             Ok(None) => Err(XmppError::Disconnected(
                 "the server closed the connection".into(),
             )),
+            // The connection ending mid-document is a network failure, not bad XML.
+            Err(e)
+                if e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rxml::Error>())
+                    .is_some_and(|x| matches!(x, rxml::Error::InvalidEof(_))) =>
+            {
+                Err(XmppError::Disconnected(
+                    "the connection closed in the middle of the stream".into(),
+                ))
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 Err(invalid(format!("malformed XML from the server: {e}")))
             }
@@ -266,7 +299,10 @@ async fn tls_connect(
 
 /// Connects, secures, authenticates and binds. A wrong password is reported at once as
 /// [`XmppError::Auth`], never retried.
-pub(crate) async fn negotiate(cfg: &ConnectConfig) -> Result<Negotiated, XmppError> {
+pub(crate) async fn negotiate(
+    cfg: &ConnectConfig,
+    resume: Option<&Resume>,
+) -> Result<Negotiated, XmppError> {
     let domain = cfg.jid.domain().as_str().to_owned();
     let limit = cfg.step_timeout;
     let addr = match cfg.server {
@@ -324,6 +360,34 @@ pub(crate) async fn negotiate(cfg: &ConnectConfig) -> Result<Negotiated, XmppErr
     step(limit, "stream header", reader.read_header()).await?;
     let features = step(limit, "stream features", read_features(&mut reader)).await?;
 
+    if let Some(previous) = resume
+        && features.stream_management.is_some()
+    {
+        let ask = format!(
+            "<resume xmlns='{NS_SM}' h='{}' previd='{}'/>",
+            previous.h,
+            xml_escape(&previous.id)
+        );
+        write_all(&mut writer, ask.as_bytes()).await?;
+        let el = step(limit, "stream resumption", reader.element()).await?;
+        if el.is("resumed", NS_SM) {
+            let h = el
+                .attr("h")
+                .and_then(|h| h.parse().ok())
+                .ok_or_else(|| invalid("<resumed/> without a valid h"))?;
+            return Ok(Negotiated {
+                reader,
+                writer,
+                jid: previous.jid.clone(),
+                sm: Some(SmState {
+                    id: Some(previous.id.clone()),
+                }),
+                resumed: Some(h),
+            });
+        }
+        tracing::info!("the server could not resume the session; starting a new one");
+    }
+
     let bind = Iq::from_set("bind-1", BindQuery::new(cfg.resource.clone()));
     write_all(&mut writer, &serialize(&Element::from(bind))).await?;
     let jid = step(limit, "resource binding", async {
@@ -370,7 +434,16 @@ pub(crate) async fn negotiate(cfg: &ConnectConfig) -> Result<Negotiated, XmppErr
         writer,
         jid,
         sm,
+        resumed: None,
     })
+}
+
+/// Escapes a string for an XML attribute in single quotes.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
 }
 
 async fn read_features(reader: &mut StreamReader) -> Result<StreamFeatures, XmppError> {

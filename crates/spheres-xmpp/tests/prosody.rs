@@ -1,63 +1,15 @@
 //! Our client against a real Prosody (Debian's 0.12), managed by our own `ManagedProsody`.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
+use common::{WAIT, body, config, login, next_event, next_message, server};
+use spheres_testkit::Relay;
 use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
 use spheres_xmpp::xmpp_parsers::muc::Muc;
 use spheres_xmpp::xmpp_parsers::presence::Presence;
-use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, TlsMode, XmppError};
-use tokio::sync::mpsc::Receiver;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn server(dir: &std::path::Path) -> ManagedProsody {
-    let s = ManagedProsody::start(ProsodyConfig::new(dir.join("prosody"), "spheres.test"))
-        .await
-        .unwrap();
-    s.register("alice", "alice-secret").await.unwrap();
-    s.register("bob", "bob-secret").await.unwrap();
-    s
-}
-
-fn config(s: &ManagedProsody, user: &str, password: &str, tls: TlsMode) -> ConnectConfig {
-    let mut c = ConnectConfig::new(
-        BareJid::new(&format!("{user}@spheres.test")).unwrap(),
-        password,
-    );
-    c.server = Some(match tls {
-        TlsMode::StartTls => s.c2s_addr(),
-        TlsMode::Direct => s.tls_addr(),
-    });
-    c.tls = tls;
-    c.extra_ca = Some(s.ca_file());
-    c
-}
-
-/// Logs `user` in with the password `server()` gave it.
-async fn login(s: &ManagedProsody, user: &str, tls: TlsMode) -> (Client, Receiver<Event>) {
-    Client::connect(config(s, user, &format!("{user}-secret"), tls))
-        .await
-        .unwrap_or_else(|e| panic!("{user} cannot log in: {e}"))
-}
-
-async fn next_message(events: &mut Receiver<Event>, kind: MessageType) -> Message {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, events.recv()).await {
-            Ok(Some(Event::Message(m))) if m.type_ == kind && !m.bodies.is_empty() => return m,
-            Ok(Some(Event::Disconnected(e))) => panic!("disconnected: {e}"),
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("event stream ended"),
-            Err(_) => panic!("no {kind:?} message within {WAIT:?}"),
-        }
-    }
-}
-
-fn body(m: &Message) -> String {
-    m.bodies.values().next().cloned().unwrap_or_default()
-}
+use spheres_xmpp::{BareJid, Client, Event, TlsMode, XmppError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_over_starttls_and_direct_tls_and_chat() {
@@ -220,4 +172,84 @@ async fn soak_one_hundred_cycles() {
         }
         alice.close().await;
     }
+}
+
+fn chat(to: impl Into<spheres_xmpp::Jid>, text: &str) -> Message {
+    Message::chat(Some(to.into())).with_body(Lang::from(""), text.to_owned())
+}
+
+/// The network drops under alice: she reconnects by herself and resumes the session
+/// (XEP-0198), so what bob sent her meanwhile and what she sent while offline both arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_without_losing_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let relay = Relay::start(s.c2s_addr()).await;
+    let mut cfg = config(&s, "alice", "alice-secret", TlsMode::StartTls);
+    cfg.server = Some(relay.addr());
+    let (alice, mut alice_events) = Client::connect(cfg).await.unwrap();
+    assert!(alice.stream_management());
+    let (bob, mut bob_events) = login(&s, "bob", TlsMode::StartTls).await;
+    alice.send(Presence::available()).await.unwrap();
+    bob.send(Presence::available()).await.unwrap();
+    let alice_jid = alice.jid();
+
+    relay.cut();
+    next_event(&mut alice_events, "alice going offline", |e| {
+        matches!(e, Event::Offline(_)).then_some(())
+    })
+    .await;
+    bob.send(chat(alice_jid.clone(), "sent while you were away"))
+        .await
+        .unwrap();
+    alice
+        .send(chat(bob.jid().to_bare(), "queued while offline"))
+        .await
+        .unwrap();
+    let resumed = next_event(&mut alice_events, "alice back online", |e| match e {
+        Event::Online { resumed } => Some(*resumed),
+        _ => None,
+    })
+    .await;
+    assert!(resumed, "Prosody keeps the session: it must be resumed");
+    assert_eq!(alice.jid(), alice_jid, "a resumed session keeps its JID");
+    assert_eq!(
+        body(&next_message(&mut alice_events, MessageType::Chat).await),
+        "sent while you were away"
+    );
+    assert_eq!(
+        body(&next_message(&mut bob_events, MessageType::Chat).await),
+        "queued while offline"
+    );
+}
+
+/// The server restarts: the session is gone, so alice gets a new one (same resource), is
+/// told so, and chat works again. Also proves `supervise` brings a stopped Prosody back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_gives_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = server(dir.path()).await;
+    let mut cfg = config(&s, "alice", "alice-secret", TlsMode::StartTls);
+    cfg.reconnect_delay = Duration::from_millis(200);
+    let (alice, mut alice_events) = Client::connect(cfg).await.unwrap();
+    let before = alice.jid();
+    s.stop().await;
+    next_event(&mut alice_events, "alice going offline", |e| {
+        matches!(e, Event::Offline(_)).then_some(())
+    })
+    .await;
+    assert!(s.supervise().await.unwrap(), "supervise must restart it");
+    let resumed = next_event(&mut alice_events, "alice back online", |e| match e {
+        Event::Online { resumed } => Some(*resumed),
+        _ => None,
+    })
+    .await;
+    assert!(!resumed, "a restarted server cannot resume the old session");
+    assert_eq!(alice.jid(), before, "the same resource is asked for again");
+    let (bob, _bob_events) = login(&s, "bob", TlsMode::StartTls).await;
+    bob.send(chat(alice.jid(), "still there?")).await.unwrap();
+    assert_eq!(
+        body(&next_message(&mut alice_events, MessageType::Chat).await),
+        "still there?"
+    );
 }
