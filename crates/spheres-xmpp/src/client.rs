@@ -24,11 +24,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jid::FullJid;
+use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use tokio::io::WriteHalf;
 use tokio::sync::{mpsc, oneshot};
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::mam;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
 
@@ -40,6 +41,7 @@ use crate::stream::{
 
 const NS_SM: &str = "urn:xmpp:sm:3";
 const NS_CLIENT: &str = "jabber:client";
+const NS_MAM: &str = "urn:xmpp:mam:2";
 const IQ_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_PING: Duration = Duration::from_secs(60);
 
@@ -66,8 +68,42 @@ pub enum Event {
 
 enum Command {
     Send(Element, oneshot::Sender<Result<(), XmppError>>),
-    Iq(Box<Iq>, oneshot::Sender<Result<Iq, XmppError>>),
+    Iq(Box<Iq>, Waiter),
     Close(oneshot::Sender<()>),
+}
+
+/// One page of an archive query (XEP-0313): the messages, oldest first, and the `<fin/>`.
+#[derive(Debug)]
+pub struct ArchivePage {
+    pub messages: Vec<mam::Result_>,
+    pub fin: mam::Fin,
+}
+
+/// Who waits for an iq answer.
+enum Waiter {
+    Iq(oneshot::Sender<Result<Iq, XmppError>>),
+    /// An archive query: the `<result/>` messages carrying `queryid` are collected until the
+    /// iq answer, which comes after them (XEP-0313 §4.3).
+    Archive {
+        queryid: String,
+        /// The archive asked: a room, or our own (`None`). Results from anyone else are fakes.
+        archive: Option<BareJid>,
+        results: Vec<mam::Result_>,
+        done: oneshot::Sender<Result<ArchivePage, XmppError>>,
+    },
+}
+
+impl Waiter {
+    fn fail(self, e: XmppError) {
+        match self {
+            Waiter::Iq(done) => {
+                let _ = done.send(Err(e));
+            }
+            Waiter::Archive { done, .. } => {
+                let _ = done.send(Err(e));
+            }
+        }
+    }
 }
 
 /// A handle on a connected client. Cheap to clone.
@@ -140,12 +176,42 @@ impl Client {
     pub async fn iq(&self, iq: Iq) -> Result<Iq, XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Iq(Box::new(iq), tx))
+            .send(Command::Iq(Box::new(iq), Waiter::Iq(tx)))
             .await
             .map_err(|_| XmppError::Closed)?;
         tokio::time::timeout(IQ_TIMEOUT, rx)
             .await
             .map_err(|_| XmppError::Timeout("an iq answer".into()))?
+            .map_err(|_| XmppError::Closed)?
+    }
+
+    /// Asks an archive (our own with `to = None`, or a room's) for one page of messages
+    /// (XEP-0313). The `<result/>` messages it sends are collected, not emitted as events.
+    pub async fn archive_page(
+        &self,
+        to: Option<BareJid>,
+        mut query: mam::Query,
+    ) -> Result<ArchivePage, XmppError> {
+        let queryid = format!("q{}", rand::random::<u64>());
+        query.queryid = Some(mam::QueryId(queryid.clone()));
+        let mut iq = Iq::from_set("", query);
+        if let Some(to) = &to {
+            iq = iq.with_to(Jid::from(to.clone()));
+        }
+        let (tx, rx) = oneshot::channel();
+        let waiter = Waiter::Archive {
+            queryid,
+            archive: to.clone(),
+            results: Vec::new(),
+            done: tx,
+        };
+        self.tx
+            .send(Command::Iq(Box::new(iq), waiter))
+            .await
+            .map_err(|_| XmppError::Closed)?;
+        tokio::time::timeout(IQ_TIMEOUT, rx)
+            .await
+            .map_err(|_| XmppError::Timeout("an archive answer".into()))?
             .map_err(|_| XmppError::Closed)?
     }
 
@@ -181,7 +247,7 @@ struct Owner {
     jid: Arc<Mutex<FullJid>>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
-    pending: HashMap<String, oneshot::Sender<Result<Iq, XmppError>>>,
+    pending: HashMap<String, Waiter>,
     /// Stream management is on for the current connection.
     sm: bool,
     /// The id to resume the current session with, when the server allows resumption.
@@ -196,6 +262,21 @@ struct Owner {
     awaiting_ack: bool,
     /// Stanzas queued while offline, sent once connected again.
     outbox: VecDeque<Element>,
+}
+
+fn archive_answer(iq: Iq, messages: Vec<mam::Result_>) -> Result<ArchivePage, XmppError> {
+    match iq {
+        Iq::Result {
+            payload: Some(p), ..
+        } => mam::Fin::try_from(p)
+            .map(|fin| ArchivePage { messages, fin })
+            .map_err(|e| XmppError::Protocol(format!("bad archive answer: {e}"))),
+        Iq::Error { error, .. } => Err(XmppError::Refused(format!(
+            "archive query refused: {:?}",
+            error.defined_condition
+        ))),
+        _ => Err(XmppError::Protocol("empty archive answer".into())),
+    }
 }
 
 fn is_stanza(el: &Element) -> bool {
@@ -230,7 +311,7 @@ impl Owner {
             }
         };
         for (_, waiter) in self.pending.drain() {
-            let _ = waiter.send(Err(XmppError::Closed));
+            waiter.fail(XmppError::Closed);
         }
         if !matches!(reason, XmppError::Closed) {
             tracing::info!(error = %reason, "XMPP client stopped");
@@ -395,7 +476,19 @@ impl Owner {
                     .filter(|el| el.name() == "iq")
                     .filter_map(|el| el.attr("id").map(str::to_owned))
                     .collect();
-                self.pending.retain(|id, _| queued.contains(id));
+                let lost: Vec<String> = self
+                    .pending
+                    .keys()
+                    .filter(|id| !queued.contains(*id))
+                    .cloned()
+                    .collect();
+                for id in lost {
+                    if let Some(w) = self.pending.remove(&id) {
+                        w.fail(XmppError::Disconnected(
+                            "the session was lost before the answer came".into(),
+                        ));
+                    }
+                }
                 for el in unacked.into_iter().rev() {
                     if el.name() == "message" {
                         self.outbox.push_front(el);
@@ -487,7 +580,11 @@ impl Owner {
         self.inbound = self.inbound.wrapping_add(1);
         match el.name() {
             "message" => match Message::try_from(el) {
-                Ok(m) => self.emit(Event::Message(m)).await,
+                Ok(m) => {
+                    if let Some(m) = self.collect_archived(m) {
+                        self.emit(Event::Message(m)).await;
+                    }
+                }
                 Err(e) => tracing::info!(error = %e, "ignoring a malformed message"),
             },
             "presence" => match Presence::try_from(el) {
@@ -497,8 +594,11 @@ impl Owner {
             _ => match Iq::try_from(el) {
                 Ok(iq @ (Iq::Result { .. } | Iq::Error { .. })) => {
                     match self.pending.remove(iq.id()) {
-                        Some(waiter) => {
-                            let _ = waiter.send(Ok(iq));
+                        Some(Waiter::Iq(done)) => {
+                            let _ = done.send(Ok(iq));
+                        }
+                        Some(Waiter::Archive { results, done, .. }) => {
+                            let _ = done.send(archive_answer(iq, results));
                         }
                         None => tracing::debug!(id = iq.id(), "answer to an iq we did not send"),
                     }
@@ -508,6 +608,43 @@ impl Owner {
             },
         }
         Ok(())
+    }
+
+    /// Keeps an archive result for the query waiting for it; gives the message back when it
+    /// is not one.
+    fn collect_archived(&mut self, m: Message) -> Option<Message> {
+        let Some(el) = m.payloads.iter().find(|p| p.is("result", NS_MAM)) else {
+            return Some(m);
+        };
+        let Some(qid) = el.attr("queryid") else {
+            return Some(m);
+        };
+        let me = self.current_jid().to_bare();
+        let from = m.from.as_ref().map(|f| f.to_bare());
+        let slot = self.pending.values_mut().find_map(|w| match w {
+            Waiter::Archive {
+                queryid,
+                archive,
+                results,
+                ..
+            } if queryid == qid => {
+                let genuine = match archive {
+                    Some(room) => from.as_ref() == Some(room),
+                    None => from.is_none() || from.as_ref() == Some(&me),
+                };
+                genuine.then_some(results)
+            }
+            _ => None,
+        });
+        let Some(results) = slot else {
+            tracing::debug!(queryid = qid, "archive result for no query of ours");
+            return None;
+        };
+        match mam::Result_::try_from(el.clone()) {
+            Ok(r) => results.push(r),
+            Err(e) => tracing::info!(error = %e, "ignoring a malformed archive result"),
+        }
+        None
     }
 
     async fn emit(&mut self, ev: Event) {

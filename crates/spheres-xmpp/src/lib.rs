@@ -7,10 +7,12 @@
 //! This crate is the only one that knows stanzas. Nothing here panics on network input.
 
 mod client;
+pub mod muc;
 pub mod prosody;
+pub mod protocol;
 pub mod stream;
 
-pub use client::{Client, Event};
+pub use client::{ArchivePage, Client, Event};
 pub use jid::{BareJid, FullJid, Jid};
 pub use stream::{ConnectConfig, TlsMode};
 pub use xmpp_parsers;

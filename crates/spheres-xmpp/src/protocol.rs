@@ -1,0 +1,423 @@
+//! The sphere protocol: our payloads, in the namespace [`NS`], specified in docs/protocol.md.
+//!
+//! - [`Share`]: a share announced in a sphere's room (groupchat message), with the complete
+//!   `.torrent`, a magnet URI and a human-readable body, so that any XMPP client shows
+//!   "Léa shared holiday.mp4 (1.2 GB)" and the magnet link.
+//! - [`Withdraw`]: a share taken back.
+//! - [`Endpoints`]: where a member's node takes BitTorrent connections, in its room presence.
+//! - [`TrackerGrant`]: the sphere's tracker and the member's own key, sent privately to one
+//!   member inside the members-only room.
+//!
+//! Parsing never panics: [`SpherePayload::from_message`] and [`Endpoints::from_presence`]
+//! return `None` for anything that is not ours and log (and ignore) what is ours but
+//! malformed.
+
+// The xso derive's code for `Share::magnet` (an extracted required text) converts
+// String -> String; the lint fires on generated code we cannot annotate item by item.
+#![allow(clippy::useless_conversion)]
+
+use minidom::Element;
+use xmpp_parsers::message::{Lang, Message, MessagePayload, MessageType};
+use xmpp_parsers::presence::{Presence, PresencePayload};
+use xso::{AsXml, FromXml, text::Base64};
+
+use crate::{BareJid, Jid};
+
+/// Our namespace, versioned: a change that old nodes would misread gets a new one.
+pub const NS: &str = "urn:spheres:0";
+
+/// The largest `.torrent` we put in an announcement. Servers limit stanza sizes (Prosody
+/// 256 KiB, ejabberd's example config 256 KiB, some 64 KiB); a larger torrent is announced
+/// with its magnet only and members fetch the metadata from peers (BEP 9).
+pub const MAX_INLINE_TORRENT: usize = 48 * 1024;
+
+/// A share announced in a sphere.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "share")]
+pub struct Share {
+    /// The BitTorrent v1 infohash, 40 lowercase hex digits: the share's identity.
+    #[xml(attribute)]
+    pub id: String,
+    /// The name of the file or folder.
+    #[xml(attribute)]
+    pub name: String,
+    /// Total size in bytes.
+    #[xml(attribute)]
+    pub size: u64,
+    /// Number of files.
+    #[xml(attribute)]
+    pub files: u64,
+    /// What it mostly is: `video`, `audio`, `image`, `document`, `archive` or `other`.
+    /// Unknown values must be read as `other`.
+    #[xml(attribute)]
+    pub media: String,
+    /// The member who shared it (bare JID). Receivers check it against the sender's real JID
+    /// in the room.
+    #[xml(attribute)]
+    pub sharer: BareJid,
+    /// A magnet URI for the share.
+    #[xml(extract(name = "magnet", fields(text)))]
+    pub magnet: String,
+    /// The complete `.torrent` file (bencoded), base64 in the XML; absent when larger than
+    /// [`MAX_INLINE_TORRENT`].
+    #[xml(extract(name = "torrent", default, fields(text(codec = Base64, type_ = Vec<u8>))))]
+    pub torrent: Option<Vec<u8>>,
+}
+
+/// A share taken back by its sharer.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "withdraw")]
+pub struct Withdraw {
+    /// The infohash of the share.
+    #[xml(attribute)]
+    pub id: String,
+}
+
+/// One address where a node accepts BitTorrent connections.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "endpoint")]
+pub struct Endpoint {
+    /// `lan` (a local interface), `mapped` (a port mapped on the router), `public` (a
+    /// routable address of the machine) or `loopback`. Unknown kinds are kept as they are.
+    #[xml(attribute)]
+    pub kind: String,
+    /// An IP address (v4 or v6) or a host name.
+    #[xml(attribute)]
+    pub host: String,
+    #[xml(attribute)]
+    pub port: u16,
+}
+
+/// A member node's BitTorrent endpoints, published in its room presence.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq, Default)]
+#[xml(namespace = NS, name = "endpoints")]
+pub struct Endpoints {
+    #[xml(child(n = ..))]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The sphere's tracker for one member: the announce URL carries that member's own key, so
+/// removing the member revokes exactly it. Sent as a private message inside the room.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "tracker")]
+pub struct TrackerGrant {
+    /// The member this key belongs to.
+    #[xml(attribute)]
+    pub member: BareJid,
+    /// The HTTP announce URL, key included (`http://host:port/KEY/announce`).
+    #[xml(attribute)]
+    pub announce: String,
+}
+
+/// A direct invitation (XEP-0249): "join this room", sent to the invitee's bare JID.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = "jabber:x:conference", name = "x")]
+pub struct DirectInvite {
+    #[xml(attribute)]
+    pub jid: BareJid,
+    #[xml(attribute(default))]
+    pub reason: Option<String>,
+    #[xml(attribute(default))]
+    pub password: Option<String>,
+}
+
+impl MessagePayload for Share {}
+impl MessagePayload for Withdraw {}
+impl MessagePayload for TrackerGrant {}
+impl MessagePayload for DirectInvite {}
+impl PresencePayload for Endpoints {}
+
+/// One of our payloads found in a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpherePayload {
+    Share(Share),
+    Withdraw(Withdraw),
+    Tracker(TrackerGrant),
+    Invite(DirectInvite),
+}
+
+fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
+where
+    T: TryFrom<Element, Error = xso::error::FromElementError>,
+{
+    let el = payloads.iter().find(|p| p.is(name, ns))?;
+    match T::try_from(el.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::info!(element = name, ns, error = %e, "ignoring a malformed payload");
+            None
+        }
+    }
+}
+
+impl SpherePayload {
+    /// Our payload in a message, if there is a well-formed one.
+    pub fn from_message(m: &Message) -> Option<SpherePayload> {
+        let p = &m.payloads;
+        if let Some(s) = child_of::<Share>(p, NS, "share") {
+            return s.is_valid().then_some(SpherePayload::Share(s)).or_else(|| {
+                tracing::info!("ignoring a share announcement with an invalid id or name");
+                None
+            });
+        }
+        if let Some(w) = child_of::<Withdraw>(p, NS, "withdraw") {
+            return is_infohash(&w.id).then_some(SpherePayload::Withdraw(w));
+        }
+        if let Some(t) = child_of::<TrackerGrant>(p, NS, "tracker") {
+            return Some(SpherePayload::Tracker(t));
+        }
+        child_of::<DirectInvite>(p, "jabber:x:conference", "x").map(SpherePayload::Invite)
+    }
+}
+
+fn is_infohash(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Control characters cannot travel in XML 1.0; names from disks sometimes have them.
+pub fn xml_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A size for people: "1.2 GB", "340 kB", "12 bytes" (decimal units, as file managers show).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Share {
+    fn is_valid(&self) -> bool {
+        is_infohash(&self.id) && !self.name.is_empty() && self.magnet.starts_with("magnet:?")
+    }
+
+    /// What a plain XMPP client shows: "Léa shared holiday.mp4 (1.2 GB)", then the magnet.
+    pub fn body(&self, sharer_name: &str) -> String {
+        let what = if self.files > 1 {
+            format!(
+                "{} ({} files, {})",
+                self.name,
+                self.files,
+                human_size(self.size)
+            )
+        } else {
+            format!("{} ({})", self.name, human_size(self.size))
+        };
+        format!("{sharer_name} shared {what}\n{}", self.magnet)
+    }
+
+    /// The groupchat message announcing this share in `room`. Names are made XML-safe and a
+    /// torrent too large for a stanza is left out (the magnet remains).
+    pub fn into_message(mut self, room: BareJid, sharer_name: &str) -> Message {
+        self.name = xml_safe(&self.name);
+        if self
+            .torrent
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_INLINE_TORRENT)
+        {
+            self.torrent = None;
+        }
+        let body = self.body(&xml_safe(sharer_name));
+        Message::groupchat(Some(Jid::from(room)))
+            .with_body(Lang::from(""), body)
+            .with_payload(self)
+    }
+}
+
+impl Withdraw {
+    pub fn into_message(self, room: BareJid, sharer_name: &str, share_name: &str) -> Message {
+        let body = format!(
+            "{} withdrew {}",
+            xml_safe(sharer_name),
+            xml_safe(share_name)
+        );
+        Message::groupchat(Some(Jid::from(room)))
+            .with_body(Lang::from(""), body)
+            .with_payload(self)
+    }
+}
+
+impl TrackerGrant {
+    /// A private message to one occupant of the room (`room/nick`), never to the room.
+    pub fn into_message(self, occupant: Jid) -> Message {
+        let mut m = Message::new(Some(occupant));
+        m.type_ = MessageType::Chat;
+        m.payloads
+            .push(Element::builder("x", "http://jabber.org/protocol/muc#user").build());
+        m.with_payload(self)
+    }
+}
+
+impl DirectInvite {
+    pub fn into_message(self, to: BareJid) -> Message {
+        let mut m = Message::new(Some(Jid::from(to)));
+        m.type_ = MessageType::Normal;
+        m.with_payload(self)
+    }
+}
+
+impl Endpoints {
+    /// The endpoints in a presence, if it carries well-formed ones.
+    pub fn from_presence(p: &Presence) -> Option<Endpoints> {
+        child_of::<Endpoints>(&p.payloads, NS, "endpoints")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share() -> Share {
+        Share {
+            id: "0123456789abcdef0123456789abcdef01234567".into(),
+            name: "holiday.mp4".into(),
+            size: 1_234_567_890,
+            files: 1,
+            media: "video".into(),
+            sharer: BareJid::new("lea@home.test").unwrap(),
+            magnet: "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567".into(),
+            torrent: Some(b"d4:infod4:name3:abcee".to_vec()),
+        }
+    }
+
+    fn room() -> BareJid {
+        BareJid::new("family@rooms.home.test").unwrap()
+    }
+
+    #[test]
+    fn a_share_round_trips_through_xml_and_reads_well_in_any_client() {
+        let m = share().into_message(room(), "Léa");
+        let xml = String::from(&Element::from(m));
+        assert!(xml.contains("urn:spheres:0"), "{xml}");
+        let back = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(
+            back.bodies.values().next().unwrap(),
+            "Léa shared holiday.mp4 (1.2 GB)\nmagnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567"
+        );
+        assert_eq!(
+            SpherePayload::from_message(&back),
+            Some(SpherePayload::Share(share()))
+        );
+    }
+
+    #[test]
+    fn a_huge_torrent_is_left_out_and_the_magnet_stays() {
+        let mut s = share();
+        s.torrent = Some(vec![b'x'; MAX_INLINE_TORRENT + 1]);
+        let m = s.into_message(room(), "Léa");
+        match SpherePayload::from_message(&m) {
+            Some(SpherePayload::Share(s)) => {
+                assert!(s.torrent.is_none());
+                assert!(s.magnet.starts_with("magnet:?"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_or_foreign_payloads_are_ignored() {
+        for xml in [
+            // no magnet
+            "<message xmlns='jabber:client' type='groupchat'><share xmlns='urn:spheres:0' id='0123456789abcdef0123456789abcdef01234567' name='a' size='1' files='1' media='video' sharer='a@b'/></message>",
+            // size not a number
+            "<message xmlns='jabber:client' type='groupchat'><share xmlns='urn:spheres:0' id='0123456789abcdef0123456789abcdef01234567' name='a' size='big' files='1' media='video' sharer='a@b'><magnet>magnet:?x</magnet></share></message>",
+            // id not an infohash
+            "<message xmlns='jabber:client' type='groupchat'><share xmlns='urn:spheres:0' id='../../etc' name='a' size='1' files='1' media='video' sharer='a@b'><magnet>magnet:?x</magnet></share></message>",
+            // bad base64
+            "<message xmlns='jabber:client' type='groupchat'><share xmlns='urn:spheres:0' id='0123456789abcdef0123456789abcdef01234567' name='a' size='1' files='1' media='video' sharer='a@b'><magnet>magnet:?x</magnet><torrent>!!!</torrent></share></message>",
+            // bad JID
+            "<message xmlns='jabber:client' type='groupchat'><share xmlns='urn:spheres:0' id='0123456789abcdef0123456789abcdef01234567' name='a' size='1' files='1' media='video' sharer='@@'><magnet>magnet:?x</magnet></share></message>",
+            "<message xmlns='jabber:client' type='groupchat'><withdraw xmlns='urn:spheres:0' id='nope'/></message>",
+            "<message xmlns='jabber:client' type='groupchat'><body>just chat</body></message>",
+            "<message xmlns='jabber:client'><share xmlns='urn:other:1'/></message>",
+        ] {
+            let m = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+            assert_eq!(SpherePayload::from_message(&m), None, "{xml}");
+        }
+    }
+
+    #[test]
+    fn endpoints_ride_in_presence() {
+        let e = Endpoints {
+            endpoints: vec![
+                Endpoint {
+                    kind: "lan".into(),
+                    host: "192.168.1.20".into(),
+                    port: 6881,
+                },
+                Endpoint {
+                    kind: "mapped".into(),
+                    host: "2001:db8::1".into(),
+                    port: 41234,
+                },
+            ],
+        };
+        let p = Presence::available().with_payload(e.clone());
+        let back = Presence::try_from(Element::from(p)).unwrap();
+        assert_eq!(Endpoints::from_presence(&back), Some(e));
+        let bad: Element = "<presence xmlns='jabber:client'><endpoints xmlns='urn:spheres:0'><endpoint kind='lan' host='x' port='99999'/></endpoints></presence>".parse().unwrap();
+        assert_eq!(
+            Endpoints::from_presence(&Presence::try_from(bad).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn tracker_grants_and_invites_round_trip() {
+        let g = TrackerGrant {
+            member: BareJid::new("bob@home.test").unwrap(),
+            announce: "http://192.0.2.1:6969/k3y/announce".into(),
+        };
+        let m = g
+            .clone()
+            .into_message(Jid::new("family@rooms.home.test/bob").unwrap());
+        assert_eq!(m.type_, MessageType::Chat);
+        assert_eq!(
+            SpherePayload::from_message(&m),
+            Some(SpherePayload::Tracker(g))
+        );
+        let i = DirectInvite {
+            jid: room(),
+            reason: Some("Family photos".into()),
+            password: None,
+        };
+        let m = i
+            .clone()
+            .into_message(BareJid::new("bob@home.test").unwrap());
+        assert_eq!(
+            SpherePayload::from_message(&m),
+            Some(SpherePayload::Invite(i))
+        );
+    }
+
+    #[test]
+    fn sizes_and_names_for_people() {
+        assert_eq!(human_size(12), "12 bytes");
+        assert_eq!(human_size(340_000), "340 kB");
+        assert_eq!(human_size(1_234_567_890), "1.2 GB");
+        assert_eq!(human_size(999_999), "1.0 MB");
+        assert_eq!(xml_safe("a\u{1}b"), "a\u{FFFD}b");
+    }
+}
