@@ -6,6 +6,7 @@
 //!
 //! This crate is the only one that knows stanzas. Nothing here panics on network input.
 
+pub mod account;
 mod client;
 pub mod muc;
 pub mod prosody;

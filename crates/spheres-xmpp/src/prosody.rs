@@ -266,20 +266,19 @@ impl ManagedProsody {
         Ok(())
     }
 
-    /// A one-time invite token: whoever has it may create one account (XEP-0401 preauth).
-    pub async fn invite(&self) -> Result<String, ProsodyError> {
+    /// A one-time invitation: whoever has it may create one account (XEP-0401 preauth).
+    pub async fn invite(&self) -> Result<crate::account::InviteUri, ProsodyError> {
         let out = self
             .ctl(
                 "mod_invites generate",
                 &["mod_invites", "generate", &self.config.domain],
             )
             .await?;
-        out.split(|c: char| c.is_whitespace() || c == ';' || c == '&')
-            .find_map(|part| part.strip_prefix("preauth="))
-            .map(str::to_owned)
+        out.split_whitespace()
+            .find_map(crate::account::InviteUri::parse)
             .ok_or_else(|| ProsodyError::Ctl {
                 what: "mod_invites generate".into(),
-                stderr: format!("no token in its output: {out}"),
+                stderr: format!("no invitation in its output: {out}"),
             })
     }
 

@@ -216,7 +216,7 @@ impl StreamReader {
         }
     }
 
-    async fn element(&mut self) -> Result<Element, XmppError> {
+    pub(crate) async fn element(&mut self) -> Result<Element, XmppError> {
         match self.next().await? {
             Top::Element(e) => Ok(e),
             Top::End => Err(XmppError::Disconnected(
@@ -297,12 +297,18 @@ async fn tls_connect(
         .map_err(|e| XmppError::Tls(format!("TLS with {domain} failed: {e}")))
 }
 
-/// Connects, secures, authenticates and binds. A wrong password is reported at once as
-/// [`XmppError::Auth`], never retried.
-pub(crate) async fn negotiate(
-    cfg: &ConnectConfig,
-    resume: Option<&Resume>,
-) -> Result<Negotiated, XmppError> {
+/// A TLS stream whose header and first features were read, before authentication.
+pub(crate) struct Secured {
+    pub reader: StreamReader,
+    pub writer: WriteHalf<Tls>,
+    pub features: StreamFeatures,
+    /// RFC 9266 tls-exporter channel binding data (TLS 1.3 only).
+    pub exporter: Option<Vec<u8>>,
+}
+
+/// Connects and secures the stream (StartTLS or direct TLS), up to the server's first
+/// features over TLS.
+pub(crate) async fn secure(cfg: &ConnectConfig) -> Result<Secured, XmppError> {
     let domain = cfg.jid.domain().as_str().to_owned();
     let limit = cfg.step_timeout;
     let addr = match cfg.server {
@@ -348,6 +354,28 @@ pub(crate) async fn negotiate(
     write_all(&mut writer, header(&domain).as_bytes()).await?;
     step(limit, "stream header", reader.read_header()).await?;
     let features = step(limit, "stream features", read_features(&mut reader)).await?;
+    Ok(Secured {
+        reader,
+        writer,
+        features,
+        exporter,
+    })
+}
+
+/// Connects, secures, authenticates and binds (or resumes `resume`). A wrong password is
+/// reported at once as [`XmppError::Auth`], never retried.
+pub(crate) async fn negotiate(
+    cfg: &ConnectConfig,
+    resume: Option<&Resume>,
+) -> Result<Negotiated, XmppError> {
+    let domain = cfg.jid.domain().as_str().to_owned();
+    let limit = cfg.step_timeout;
+    let Secured {
+        mut reader,
+        mut writer,
+        features,
+        exporter,
+    } = secure(cfg).await?;
     step(
         limit,
         "authentication",
