@@ -32,6 +32,7 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::mam;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
+use xmpp_parsers::roster;
 
 use crate::XmppError;
 use crate::stream::{
@@ -42,6 +43,7 @@ use crate::stream::{
 const NS_SM: &str = "urn:xmpp:sm:3";
 const NS_CLIENT: &str = "jabber:client";
 const NS_MAM: &str = "urn:xmpp:mam:2";
+const NS_ROSTER: &str = "jabber:iq:roster";
 const IQ_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_PING: Duration = Duration::from_secs(60);
 
@@ -50,6 +52,10 @@ const IDLE_PING: Duration = Duration::from_secs(60);
 pub enum Event {
     Message(Message),
     Presence(Presence),
+    /// Our contact list changed (a roster push from our server, already acknowledged): the
+    /// items as they are now; `subscription='remove'` means removed. Servers push only to
+    /// sessions that fetched the roster ([`Client::roster`]) first.
+    Roster(Vec<roster::Item>),
     /// A request (`get`/`set`) addressed to us. Answer it with [`Client::send`]; unanswered
     /// requests are the application's bug, as RFC 6120 requires an answer.
     Iq(Iq),
@@ -603,11 +609,50 @@ impl Owner {
                         None => tracing::debug!(id = iq.id(), "answer to an iq we did not send"),
                     }
                 }
-                Ok(request) => self.emit(Event::Iq(request)).await,
+                Ok(request) => {
+                    if let Some(items) = self.roster_push(writer, &request).await? {
+                        self.emit(Event::Roster(items)).await;
+                    } else {
+                        self.emit(Event::Iq(request)).await;
+                    }
+                }
                 Err(e) => tracing::info!(error = %e, "ignoring a malformed iq"),
             },
         }
         Ok(())
+    }
+
+    /// A roster push (RFC 6121 §2.1.6) from our own server: acknowledged here, and its items
+    /// returned. `None` for any other request. Pushes from anyone else are not ours to trust.
+    async fn roster_push(
+        &mut self,
+        writer: &mut Writer,
+        iq: &Iq,
+    ) -> Result<Option<Vec<roster::Item>>, XmppError> {
+        let Iq::Set {
+            from, id, payload, ..
+        } = iq
+        else {
+            return Ok(None);
+        };
+        if !payload.is("query", NS_ROSTER) {
+            return Ok(None);
+        }
+        let me = self.current_jid().to_bare();
+        if from.as_ref().is_some_and(|f| f.to_bare() != me) {
+            tracing::info!(from = ?from, "ignoring a roster push from someone else");
+            return Ok(None);
+        }
+        let items = match roster::Roster::try_from(payload.clone()) {
+            Ok(r) => r.items,
+            Err(e) => {
+                tracing::info!(error = %e, "ignoring a malformed roster push");
+                return Ok(None);
+            }
+        };
+        let ack = Iq::empty_result(Jid::from(me), id.clone());
+        self.write_stanza(writer, Element::from(ack)).await?;
+        Ok(Some(items))
     }
 
     /// Keeps an archive result for the query waiting for it; gives the message back when it

@@ -8,6 +8,7 @@
 
 pub mod account;
 mod client;
+pub mod contacts;
 pub mod muc;
 pub mod prosody;
 pub mod protocol;

@@ -418,6 +418,16 @@ impl Client {
     pub async fn history(
         &self,
         archive: Option<BareJid>,
+        after: Option<String>,
+    ) -> Result<Vec<Archived>, XmppError> {
+        self.history_filtered(archive, None, after).await
+    }
+
+    /// Pages through an archive with a XEP-0313 filter form.
+    pub(crate) async fn history_filtered(
+        &self,
+        archive: Option<BareJid>,
+        form: Option<DataForm>,
         mut after: Option<String>,
     ) -> Result<Vec<Archived>, XmppError> {
         let mut out = Vec::new();
@@ -426,7 +436,7 @@ impl Client {
             let query = mam::Query {
                 queryid: None,
                 node: None,
-                form: None,
+                form: form.clone(),
                 set: Some(SetQuery {
                     max: Some(100),
                     after: after.clone(),

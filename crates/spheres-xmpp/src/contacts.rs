@@ -1,0 +1,190 @@
+//! Contacts and 1:1 chat: the roster (RFC 6121) with the subscription handshake, message
+//! carbons (XEP-0280) so every device of ours sees the whole conversation, and the account's
+//! archive (XEP-0313) for history.
+
+use xmpp_parsers::carbons;
+use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::Message;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::roster::{Item, Roster, Subscription};
+
+use crate::muc::Archived;
+use crate::{BareJid, Client, Jid, XmppError};
+
+const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+
+/// What a presence says about a contact relationship.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionEvent {
+    /// `from` asks to see our presence: answer with [`Client::accept_contact`] or
+    /// [`Client::refuse_contact`].
+    Request(BareJid),
+    /// `from` accepted our request.
+    Accepted(BareJid),
+    /// `from` refused our request or stopped sharing their presence with us.
+    Refused(BareJid),
+    /// `from` stopped following our presence.
+    Unfollowed(BareJid),
+}
+
+impl SubscriptionEvent {
+    pub fn from_presence(p: &Presence) -> Option<SubscriptionEvent> {
+        let from = p.from.as_ref()?.to_bare();
+        match p.type_ {
+            PresenceType::Subscribe => Some(SubscriptionEvent::Request(from)),
+            PresenceType::Subscribed => Some(SubscriptionEvent::Accepted(from)),
+            PresenceType::Unsubscribed => Some(SubscriptionEvent::Refused(from)),
+            PresenceType::Unsubscribe => Some(SubscriptionEvent::Unfollowed(from)),
+            _ => None,
+        }
+    }
+}
+
+/// A message copied to us by the server from another device of ours (XEP-0280).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Carbon {
+    /// Another device of ours received this.
+    Received(Message),
+    /// Another device of ours sent this.
+    Sent(Message),
+}
+
+impl Carbon {
+    /// The carbon in `m`, if `m` is one that really comes from our own account (`me`):
+    /// anyone else sending a "carbon" is forging it, and it is ignored.
+    pub fn from_message(m: &Message, me: &BareJid) -> Option<Carbon> {
+        let el = m.payloads.iter().find(|p| p.ns() == NS_CARBONS)?;
+        if m.from.as_ref().map(|f| f.to_bare()).as_ref() != Some(me) {
+            tracing::info!(from = ?m.from, "ignoring a forged carbon");
+            return None;
+        }
+        let parsed = match el.name() {
+            "received" => carbons::Received::try_from(el.clone())
+                .map(|c| Carbon::Received(c.forwarded.message)),
+            "sent" => {
+                carbons::Sent::try_from(el.clone()).map(|c| Carbon::Sent(c.forwarded.message))
+            }
+            _ => return None,
+        };
+        match parsed {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::info!(error = %e, "ignoring a malformed carbon");
+                None
+            }
+        }
+    }
+}
+
+fn expect_result(answer: Iq, what: &str) -> Result<Option<minidom::Element>, XmppError> {
+    match answer {
+        Iq::Result { payload, .. } => Ok(payload),
+        Iq::Error { error, .. } => Err(XmppError::Refused(format!(
+            "{what}: {:?}",
+            error.defined_condition
+        ))),
+        _ => Err(XmppError::Protocol(format!("odd answer to {what}"))),
+    }
+}
+
+impl Client {
+    /// Our contact list.
+    pub async fn roster(&self) -> Result<Vec<Item>, XmppError> {
+        let answer = self
+            .iq(Iq::from_get(
+                "",
+                Roster {
+                    ver: None,
+                    items: vec![],
+                },
+            ))
+            .await?;
+        match expect_result(answer, "the contact list")? {
+            Some(p) => Roster::try_from(p)
+                .map(|r| r.items)
+                .map_err(|e| XmppError::Protocol(format!("bad contact list: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn roster_set(&self, item: Item) -> Result<(), XmppError> {
+        let answer = self
+            .iq(Iq::from_set(
+                "",
+                Roster {
+                    ver: None,
+                    items: vec![item],
+                },
+            ))
+            .await?;
+        expect_result(answer, "a contact list change").map(|_| ())
+    }
+
+    /// Adds `who` to our contacts and asks to see their presence. We also pre-approve
+    /// theirs (RFC 6121 §3.4), so the relationship becomes mutual as soon as they accept.
+    pub async fn add_contact(&self, who: &BareJid, name: Option<&str>) -> Result<(), XmppError> {
+        self.roster_set(Item {
+            jid: who.clone(),
+            name: name.map(str::to_owned),
+            subscription: Subscription::None,
+            ask: Default::default(),
+            groups: vec![],
+            approved: None,
+        })
+        .await?;
+        self.send(Presence::new(PresenceType::Subscribe).with_to(Jid::from(who.clone())))
+            .await?;
+        self.send(Presence::new(PresenceType::Subscribed).with_to(Jid::from(who.clone())))
+            .await
+    }
+
+    /// Accepts `who`'s request to see our presence, and asks for theirs in return.
+    pub async fn accept_contact(&self, who: &BareJid) -> Result<(), XmppError> {
+        self.send(Presence::new(PresenceType::Subscribed).with_to(Jid::from(who.clone())))
+            .await?;
+        self.send(Presence::new(PresenceType::Subscribe).with_to(Jid::from(who.clone())))
+            .await
+    }
+
+    /// Refuses `who`'s request (or stops sharing our presence with them).
+    pub async fn refuse_contact(&self, who: &BareJid) -> Result<(), XmppError> {
+        self.send(Presence::new(PresenceType::Unsubscribed).with_to(Jid::from(who.clone())))
+            .await
+    }
+
+    /// Removes `who` from our contacts; the server cancels both subscriptions.
+    pub async fn remove_contact(&self, who: &BareJid) -> Result<(), XmppError> {
+        self.roster_set(Item {
+            jid: who.clone(),
+            name: None,
+            subscription: Subscription::Remove,
+            ask: Default::default(),
+            groups: vec![],
+            approved: None,
+        })
+        .await
+    }
+
+    /// Asks the server to copy to this connection the messages our other devices send and
+    /// receive (XEP-0280).
+    pub async fn enable_carbons(&self) -> Result<(), XmppError> {
+        let answer = self.iq(Iq::from_set("", carbons::Enable)).await?;
+        expect_result(answer, "enabling carbons").map(|_| ())
+    }
+
+    /// Our 1:1 conversation with `with`, from our account's archive, after the archive id
+    /// `after` (all when `None`), oldest first.
+    pub async fn chat_history(
+        &self,
+        with: &BareJid,
+        after: Option<String>,
+    ) -> Result<Vec<Archived>, XmppError> {
+        let form = DataForm::new(
+            DataFormType::Submit,
+            "urn:xmpp:mam:2",
+            vec![Field::text_single("with", with.as_str())],
+        );
+        self.history_filtered(None, Some(form), after).await
+    }
+}
