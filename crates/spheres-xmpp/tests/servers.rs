@@ -1,10 +1,13 @@
-//! Our client against a real Prosody (Debian's 0.12), managed by our own `ManagedProsody`.
+//! Our client against real servers: Prosody (Debian's 0.12, managed by our own
+//! `ManagedProsody`) and, for the scenarios marked so, ejabberd (Debian's 23.01).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{WAIT, body, config, login, next_event, next_message, server};
+use common::{
+    Ejabberd, Server, WAIT, body, config, login, next_event, next_message, prosody_server, server,
+};
 use spheres_testkit::Relay;
 use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
 use spheres_xmpp::xmpp_parsers::muc::Muc;
@@ -12,11 +15,22 @@ use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::{BareJid, Client, Event, TlsMode, XmppError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_over_starttls_and_direct_tls_and_chat() {
+async fn login_over_starttls_and_direct_tls_and_chat_on_prosody() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let (alice, mut alice_events) = login(&s, "alice", TlsMode::StartTls).await;
-    let (bob, mut bob_events) = login(&s, "bob", TlsMode::Direct).await;
+    login_and_chat(&prosody_server(&s)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_over_starttls_and_direct_tls_and_chat_on_ejabberd() {
+    let e = Ejabberd::start();
+    e.register(&["alice", "bob"]);
+    login_and_chat(&e.server).await;
+}
+
+async fn login_and_chat(s: &Server) {
+    let (alice, mut alice_events) = s.login("alice", TlsMode::StartTls).await;
+    let (bob, mut bob_events) = s.login("bob", TlsMode::Direct).await;
     assert_eq!(alice.jid().to_bare().as_str(), "alice@spheres.test");
     assert!(
         alice.stream_management(),
@@ -47,11 +61,22 @@ async fn login_over_starttls_and_direct_tls_and_chat() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_password_is_reported_at_once() {
+async fn wrong_password_is_reported_at_once_on_prosody() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
+    wrong_password(&prosody_server(&s)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_reported_at_once_on_ejabberd() {
+    let e = Ejabberd::start();
+    e.register(&["alice", "bob"]);
+    wrong_password(&e.server).await;
+}
+
+async fn wrong_password(s: &Server) {
     let started = Instant::now();
-    let err = Client::connect(config(&s, "alice", "not-her-password", TlsMode::StartTls))
+    let err = Client::connect(s.config("alice", "not-her-password", TlsMode::StartTls))
         .await
         .err()
         .expect("login must fail");
@@ -63,7 +88,7 @@ async fn wrong_password_is_reported_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     // An unknown CA is a TLS error, not a silent downgrade.
-    let mut untrusted = config(&s, "alice", "alice-secret", TlsMode::Direct);
+    let mut untrusted = s.config("alice", "alice-secret", TlsMode::Direct);
     untrusted.extra_ca = None;
     let err = Client::connect(untrusted)
         .await
@@ -181,15 +206,26 @@ fn chat(to: impl Into<spheres_xmpp::Jid>, text: &str) -> Message {
 /// The network drops under alice: she reconnects by herself and resumes the session
 /// (XEP-0198), so what bob sent her meanwhile and what she sent while offline both arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_connection_resumes_without_losing_messages() {
+async fn a_dropped_connection_resumes_without_losing_messages_on_prosody() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let relay = Relay::start(s.c2s_addr()).await;
-    let mut cfg = config(&s, "alice", "alice-secret", TlsMode::StartTls);
+    resume_after_a_network_cut(&prosody_server(&s)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_resumes_without_losing_messages_on_ejabberd() {
+    let e = Ejabberd::start();
+    e.register(&["alice", "bob"]);
+    resume_after_a_network_cut(&e.server).await;
+}
+
+async fn resume_after_a_network_cut(s: &Server) {
+    let relay = Relay::start(s.c2s).await;
+    let mut cfg = s.config("alice", "alice-secret", TlsMode::StartTls);
     cfg.server = Some(relay.addr());
     let (alice, mut alice_events) = Client::connect(cfg).await.unwrap();
     assert!(alice.stream_management());
-    let (bob, mut bob_events) = login(&s, "bob", TlsMode::StartTls).await;
+    let (bob, mut bob_events) = s.login("bob", TlsMode::StartTls).await;
     alice.send(Presence::available()).await.unwrap();
     bob.send(Presence::available()).await.unwrap();
     let alice_jid = alice.jid();
