@@ -1,0 +1,430 @@
+//! The node's state in SQLite, through sqlx, with embedded migrations
+//! (`migrations/`, applied at open). One file in the node's data folder; WAL journal, so the
+//! API can read while the node writes. The data itself (shared files) stays on disk where it
+//! is: the store says what it means.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("there is no sphere named {0:?}")]
+    NoSuchSphere(String),
+    #[error("a sphere named {0:?} already exists")]
+    SphereExists(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Sphere {
+    pub id: i64,
+    pub name: String,
+    pub room: String,
+    pub folder: String,
+    pub owned: bool,
+    pub policy: String,
+    pub announce: Option<String>,
+    pub archive_after: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub sphere_id: i64,
+    pub jid: String,
+    pub tracker_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ShareRow {
+    pub sphere_id: i64,
+    pub info_hash: String,
+    pub name: String,
+    pub size: i64,
+    pub files: i64,
+    pub media: String,
+    pub sharer: String,
+    pub magnet: String,
+    #[serde(skip)]
+    pub torrent: Option<Vec<u8>>,
+    pub path: Option<String>,
+    pub state: String,
+    pub error: Option<String>,
+    pub shared_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Invite {
+    pub room: String,
+    pub from_jid: String,
+    pub reason: Option<String>,
+    pub received_at: i64,
+}
+
+/// A new share to record.
+#[derive(Debug, Clone)]
+pub struct NewShare<'a> {
+    pub info_hash: &'a str,
+    pub name: &'a str,
+    pub size: u64,
+    pub files: u64,
+    pub media: &'a str,
+    pub sharer: &'a str,
+    pub magnet: &'a str,
+    pub torrent: Option<&'a [u8]>,
+    pub path: Option<&'a str>,
+    pub state: &'a str,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a sphere; its name must be new.
+    pub async fn add_sphere(
+        &self,
+        name: &str,
+        room: &str,
+        folder: &str,
+        owned: bool,
+    ) -> Result<Sphere> {
+        if self.sphere(name).await?.is_some() {
+            return Err(StoreError::SphereExists(name.to_owned()));
+        }
+        sqlx::query(
+            "INSERT INTO spheres (name, room, folder, owned, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(room)
+        .bind(folder)
+        .bind(owned)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        self.sphere(name)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchSphere(name.to_owned()))
+    }
+
+    pub async fn spheres(&self) -> Result<Vec<Sphere>> {
+        Ok(sqlx::query_as("SELECT * FROM spheres ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn sphere(&self, name: &str) -> Result<Option<Sphere>> {
+        Ok(sqlx::query_as("SELECT * FROM spheres WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn sphere_by_room(&self, room: &str) -> Result<Option<Sphere>> {
+        Ok(sqlx::query_as("SELECT * FROM spheres WHERE room = ?")
+            .bind(room)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn remove_sphere(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM spheres WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_announce(&self, id: i64, announce: &str) -> Result<()> {
+        sqlx::query("UPDATE spheres SET announce = ? WHERE id = ?")
+            .bind(announce)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_archive_after(&self, id: i64, after: &str) -> Result<()> {
+        sqlx::query("UPDATE spheres SET archive_after = ? WHERE id = ?")
+            .bind(after)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_policy(&self, id: i64, policy: &str) -> Result<()> {
+        sqlx::query("UPDATE spheres SET policy = ? WHERE id = ?")
+            .bind(policy)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records `jid` as a member of an owned sphere with its tracker key (kept if it exists).
+    pub async fn add_member(&self, sphere_id: i64, jid: &str, key: &str) -> Result<Member> {
+        sqlx::query(
+            "INSERT INTO members (sphere_id, jid, tracker_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sphere_id)
+        .bind(jid)
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_as("SELECT * FROM members WHERE sphere_id = ? AND jid = ?")
+                .bind(sphere_id)
+                .bind(jid)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn members(&self, sphere_id: i64) -> Result<Vec<Member>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM members WHERE sphere_id = ? ORDER BY jid")
+                .bind(sphere_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Forgets a member; returns their tracker key, to revoke.
+    pub async fn remove_member(&self, sphere_id: i64, jid: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "DELETE FROM members WHERE sphere_id = ? AND jid = ? RETURNING tracker_key",
+        )
+        .bind(sphere_id)
+        .bind(jid)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records a share (a second announcement of the same share changes nothing).
+    /// Returns whether it is new.
+    pub async fn add_share(&self, sphere_id: i64, s: &NewShare<'_>) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO shares (sphere_id, info_hash, name, size, files, media, sharer, magnet, torrent, path, state, shared_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sphere_id)
+        .bind(s.info_hash)
+        .bind(s.name)
+        .bind(i64::try_from(s.size).unwrap_or(i64::MAX))
+        .bind(i64::try_from(s.files).unwrap_or(i64::MAX))
+        .bind(s.media)
+        .bind(s.sharer)
+        .bind(s.magnet)
+        .bind(s.torrent)
+        .bind(s.path)
+        .bind(s.state)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn shares(&self, sphere_id: i64) -> Result<Vec<ShareRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM shares WHERE sphere_id = ? ORDER BY shared_at, name")
+                .bind(sphere_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn all_shares(&self) -> Result<Vec<ShareRow>> {
+        Ok(sqlx::query_as("SELECT * FROM shares ORDER BY shared_at")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn share(&self, sphere_id: i64, info_hash: &str) -> Result<Option<ShareRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM shares WHERE sphere_id = ? AND info_hash = ?")
+                .bind(sphere_id)
+                .bind(info_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn set_share_state(
+        &self,
+        sphere_id: i64,
+        info_hash: &str,
+        state: &str,
+        path: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE shares SET state = ?, path = COALESCE(?, path), error = ? WHERE sphere_id = ? AND info_hash = ?",
+        )
+        .bind(state)
+        .bind(path)
+        .bind(error)
+        .bind(sphere_id)
+        .bind(info_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn add_invite(&self, room: &str, from: &str, reason: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO invites (room, from_jid, reason, received_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason",
+        )
+        .bind(room)
+        .bind(from)
+        .bind(reason)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn invites(&self) -> Result<Vec<Invite>> {
+        Ok(sqlx::query_as("SELECT * FROM invites ORDER BY received_at")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn remove_invite(&self, room: &str) -> Result<Option<Invite>> {
+        Ok(
+            sqlx::query_as("DELETE FROM invites WHERE room = ? RETURNING *")
+                .bind(room)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spheres_members_shares_and_invites_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path).await.unwrap();
+        let s = store
+            .add_sphere("Family", "family-1@rooms.home.test", "/tmp/Family", true)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.add_sphere("Family", "x@y", "/tmp/x", false).await,
+            Err(StoreError::SphereExists(_))
+        ));
+        store.add_member(s.id, "bob@home.test", "k1").await.unwrap();
+        // Adding again keeps the first key.
+        let m = store.add_member(s.id, "bob@home.test", "k2").await.unwrap();
+        assert_eq!(m.tracker_key, "k1");
+        let share = NewShare {
+            info_hash: "0123456789abcdef0123456789abcdef01234567",
+            name: "clip.mp4",
+            size: 5_000_000_000,
+            files: 1,
+            media: "video",
+            sharer: "alice@home.test",
+            magnet: "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+            torrent: Some(b"d4:infode"),
+            path: None,
+            state: "downloading",
+        };
+        assert!(store.add_share(s.id, &share).await.unwrap());
+        assert!(!store.add_share(s.id, &share).await.unwrap(), "idempotent");
+        store
+            .set_share_state(
+                s.id,
+                share.info_hash,
+                "seeding",
+                Some("/tmp/Family/clip.mp4"),
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .add_invite("other@rooms.home.test", "carol@home.test", Some("hi"))
+            .await
+            .unwrap();
+        store.set_archive_after(s.id, "archive-7").await.unwrap();
+        store.close().await;
+
+        // Everything is there after reopening.
+        let store = Store::open(&path).await.unwrap();
+        let s = store.sphere("Family").await.unwrap().unwrap();
+        assert_eq!(s.archive_after.as_deref(), Some("archive-7"));
+        assert!(s.owned);
+        let shares = store.shares(s.id).await.unwrap();
+        assert_eq!(shares.len(), 1);
+        assert_eq!(shares[0].state, "seeding");
+        assert_eq!(shares[0].size, 5_000_000_000);
+        assert_eq!(shares[0].path.as_deref(), Some("/tmp/Family/clip.mp4"));
+        assert_eq!(store.invites().await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .remove_member(s.id, "bob@home.test")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("k1")
+        );
+        assert!(store.members(s.id).await.unwrap().is_empty());
+        store.remove_sphere(s.id).await.unwrap();
+        assert!(store.shares(s.id).await.unwrap().is_empty(), "cascade");
+    }
+}
