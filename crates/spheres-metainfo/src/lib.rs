@@ -18,7 +18,7 @@ mod metainfo;
 
 pub use create::{CreateError, CreateOptions, Progress, create_torrent};
 pub use magnet::{Magnet, MagnetError};
-pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError};
+pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError, with_trackers};
 
 /// The smallest piece length we choose or accept when creating a torrent (BEP 3 block size).
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;

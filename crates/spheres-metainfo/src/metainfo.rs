@@ -587,3 +587,95 @@ mod tests {
         assert!(!m.multi_file);
     }
 }
+
+fn owned(v: &Value<'_>) -> bencode::OwnedValue {
+    use bencode::OwnedValue;
+    match v {
+        Value::Int(i) => OwnedValue::Int(*i),
+        Value::Bytes(b) => OwnedValue::Bytes(b.to_vec()),
+        Value::List(items) => OwnedValue::List(items.iter().map(owned).collect()),
+        Value::Dict(d) => OwnedValue::Dict(
+            d.entries()
+                .iter()
+                .map(|(k, v)| (k.to_vec(), owned(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// The same torrent with other trackers: `announce` becomes the first URL, `announce-list`
+/// one tier per URL (or both go when `trackers` is empty). The info dictionary is copied byte
+/// for byte, so the info hash does not change. `bytes` must be a valid torrent.
+pub fn with_trackers(bytes: &[u8], trackers: &[String]) -> Result<Vec<u8>, MetainfoError> {
+    use bencode::OwnedValue;
+    let meta = Metainfo::from_bytes(bytes)?;
+    let top = bencode::decode(bytes)?;
+    let dict = top.as_dict().ok_or(MetainfoError::NotADict)?;
+    let mut out: std::collections::BTreeMap<Vec<u8>, Option<OwnedValue>> = dict
+        .entries()
+        .iter()
+        .filter(|(k, _)| !matches!(*k, b"announce" | b"announce-list"))
+        .map(|(k, v)| {
+            // The info dictionary is kept as raw bytes (None here), everything else re-encoded.
+            let value = (*k != b"info").then(|| owned(v));
+            (k.to_vec(), value)
+        })
+        .collect();
+    if let Some(first) = trackers.first() {
+        out.insert(
+            b"announce".to_vec(),
+            Some(OwnedValue::string(first.clone())),
+        );
+        let tiers = trackers
+            .iter()
+            .map(|t| OwnedValue::List(vec![OwnedValue::string(t.clone())]))
+            .collect();
+        out.insert(b"announce-list".to_vec(), Some(OwnedValue::List(tiers)));
+    }
+    let mut encoded = vec![b'd'];
+    for (k, v) in out {
+        OwnedValue::Bytes(k).encode_into(&mut encoded);
+        match v {
+            Some(v) => v.encode_into(&mut encoded),
+            None => encoded.extend_from_slice(&meta.info_bytes),
+        }
+    }
+    encoded.push(b'e');
+    Ok(encoded)
+}
+
+#[cfg(test)]
+mod with_trackers_tests {
+    use super::*;
+    use crate::create::{CreateOptions, create_torrent};
+
+    #[test]
+    fn changing_trackers_keeps_the_info_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.bin");
+        std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+        let opts = CreateOptions {
+            private: true,
+            trackers: vec![vec!["http://old.test/k1/announce".into()]],
+            comment: Some("keep me".into()),
+            ..Default::default()
+        };
+        let (bytes, meta) = create_torrent(&file, &opts, &mut |_| {}).unwrap();
+        let new = vec![
+            "http://new.test/k2/announce".to_owned(),
+            "udp://new.test:6969/k2/announce".to_owned(),
+        ];
+        let rewritten = with_trackers(&bytes, &new).unwrap();
+        let again = Metainfo::from_bytes(&rewritten).unwrap();
+        assert_eq!(again.info_hash, meta.info_hash);
+        assert_eq!(again.info_bytes, meta.info_bytes);
+        assert_eq!(
+            again.trackers,
+            vec![vec![new[0].clone()], vec![new[1].clone()]]
+        );
+        assert_eq!(again.comment.as_deref(), Some("keep me"));
+        let none = Metainfo::from_bytes(&with_trackers(&bytes, &[]).unwrap()).unwrap();
+        assert!(none.trackers.is_empty());
+        assert!(with_trackers(b"not a torrent", &new).is_err());
+    }
+}

@@ -1,7 +1,9 @@
 //! `spheres`: the command line. Thin: every command is a few calls into the library crates.
 //! This binary is the only place that knows about terminals, JSON output and exit codes.
 
+mod node;
 mod output;
+mod remote;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,17 +22,72 @@ struct Cli {
     /// Print machine-readable JSON lines on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    locate: node::settings::Locate,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start the node: the household server (unless --jid), BitTorrent, the spheres, the API
+    /// and web interface. Runs until interrupted.
+    Up(node::settings::UpArgs),
+    /// Show the running node: account, spheres, transfers, listening addresses.
+    Status,
+    /// Create spheres, invite people, join, leave.
+    #[command(subcommand)]
+    Sphere(SphereCommand),
+    /// Share a file or a folder in a sphere (seeded where it is).
+    Share {
+        /// The sphere's name.
+        sphere: String,
+        path: PathBuf,
+    },
+    /// List a sphere's shares with their progress.
+    Shares {
+        /// The sphere's name.
+        sphere: String,
+    },
+    /// Manage the household server the node runs.
+    #[command(subcommand)]
+    Household(HouseholdCommand),
     /// Make, inspect, seed and download torrents, like any BitTorrent client.
     #[command(subcommand)]
     Torrent(TorrentCommand),
     /// Run a BitTorrent tracker (HTTP and UDP).
     Tracker(TrackerArgs),
+}
+
+#[derive(Subcommand)]
+enum SphereCommand {
+    /// Create a sphere: a members-only room and a folder.
+    Create { name: String },
+    /// List your spheres.
+    List,
+    /// Invite someone who has an XMPP account (makes them a member).
+    Invite { sphere: String, jid: String },
+    /// Invitations you received and have not answered.
+    Invites,
+    /// Accept an invitation (the room's address, or the sphere's name as invited).
+    Join { invite: String },
+    /// Leave a sphere (files stay on disk).
+    Leave { sphere: String },
+    /// Remove a member from a sphere you own.
+    Remove { sphere: String, jid: String },
+    /// Who is in a sphere, and who is online.
+    Members { sphere: String },
+}
+
+#[derive(Subcommand)]
+enum HouseholdCommand {
+    /// Create an account on the household server.
+    AddUser {
+        user: String,
+        /// A file holding the new account's password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -152,6 +209,16 @@ fn main() {
         .init();
     let out = Output::new(cli.json);
     let result = match cli.command {
+        Command::Up(args) => {
+            runtime().and_then(|rt| rt.block_on(node::Node::up(&cli.locate, args, &out)))
+        }
+        Command::Status
+        | Command::Sphere(_)
+        | Command::Share { .. }
+        | Command::Shares { .. }
+        | Command::Household(_) => {
+            runtime().and_then(|rt| rt.block_on(client(&out, &cli.locate, cli.command)))
+        }
         Command::Torrent(TorrentCommand::Create(args)) => create(&out, args),
         Command::Torrent(TorrentCommand::Info { file }) => info(&out, &file),
         Command::Torrent(TorrentCommand::Seed(args)) => {
@@ -506,6 +573,244 @@ async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// The subcommands that talk to the running node.
+async fn client(out: &Output, locate: &node::settings::Locate, command: Command) -> Result<()> {
+    use remote::segment;
+    let r = remote::Remote::find(locate)?;
+    match command {
+        Command::Status => {
+            let s = r.get("/status").await?;
+            let mut text = format!(
+                "account:   {}\nweb:       {}\nBitTorrent {}\ntracker:   {}\n",
+                s["jid"].as_str().unwrap_or("?"),
+                s["http"].as_str().unwrap_or("?"),
+                s["listen"].as_str().unwrap_or("?"),
+                s["tracker"].as_str().unwrap_or("?"),
+            );
+            if let Some(h) = s["household"].as_object() {
+                text.push_str(&format!(
+                    "household: {} on {} (CA {})\n",
+                    h["domain"].as_str().unwrap_or("?"),
+                    h["c2s"].as_str().unwrap_or("?"),
+                    h["ca"].as_str().unwrap_or("?")
+                ));
+            }
+            text.push_str("spheres:\n");
+            for sp in s["spheres"].as_array().into_iter().flatten() {
+                text.push_str(&format!(
+                    "  {} ({} shares, {} members online{})\n",
+                    sp["name"].as_str().unwrap_or("?"),
+                    sp["shares"],
+                    sp["members_online"],
+                    if sp["owned"] == true { ", yours" } else { "" }
+                ));
+            }
+            text.push_str("transfers:\n");
+            for t in s["transfers"].as_array().into_iter().flatten() {
+                text.push_str(&format!(
+                    "  {} {} {}/{} {} peers\n",
+                    t["state"].as_str().unwrap_or("?"),
+                    t["name"].as_str().unwrap_or("?"),
+                    human_bytes(t["have_bytes"].as_u64().unwrap_or(0)),
+                    human_bytes(t["total_bytes"].as_u64().unwrap_or(0)),
+                    t["peers"]
+                ));
+            }
+            out.result(text.trim_end(), s);
+        }
+        Command::Sphere(SphereCommand::Create { name }) => {
+            let s = r
+                .post("/spheres", serde_json::json!({"name": name}))
+                .await?;
+            out.result(
+                &format!(
+                    "Created the sphere {name}; its folder is {}",
+                    s["folder"].as_str().unwrap_or("?")
+                ),
+                s,
+            );
+        }
+        Command::Sphere(SphereCommand::List) => {
+            let list = r.get("/spheres").await?;
+            let text: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "{}  {}{}",
+                        s["name"].as_str().unwrap_or("?"),
+                        s["folder"].as_str().unwrap_or(""),
+                        if s["owned"] == true { "  (yours)" } else { "" }
+                    )
+                })
+                .collect();
+            let text = if text.is_empty() {
+                "No spheres yet: `spheres sphere create NAME`".to_owned()
+            } else {
+                text.join("\n")
+            };
+            out.result(&text, list);
+        }
+        Command::Sphere(SphereCommand::Invite { sphere, jid }) => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/invite", segment(&sphere)),
+                    serde_json::json!({"jid": jid}),
+                )
+                .await?;
+            out.result(&format!("Invited {jid} to {sphere}"), v);
+        }
+        Command::Sphere(SphereCommand::Invites) => {
+            let list = r.get("/invites").await?;
+            let text: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| {
+                    format!(
+                        "{} from {} ({})",
+                        i["reason"].as_str().unwrap_or("a sphere"),
+                        i["from_jid"].as_str().unwrap_or("?"),
+                        i["room"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let text = if text.is_empty() {
+                "No pending invitations".to_owned()
+            } else {
+                text.join("\n")
+            };
+            out.result(&text, list);
+        }
+        Command::Sphere(SphereCommand::Join { invite }) => {
+            let s = r
+                .post("/invites/join", serde_json::json!({"invite": invite}))
+                .await?;
+            out.result(
+                &format!(
+                    "Joined {}; its folder is {}",
+                    s["name"].as_str().unwrap_or("?"),
+                    s["folder"].as_str().unwrap_or("?")
+                ),
+                s,
+            );
+        }
+        Command::Sphere(SphereCommand::Leave { sphere }) => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/leave", segment(&sphere)),
+                    serde_json::json!({}),
+                )
+                .await?;
+            out.result(&format!("Left {sphere}; its files stay where they are"), v);
+        }
+        Command::Sphere(SphereCommand::Remove { sphere, jid }) => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/remove", segment(&sphere)),
+                    serde_json::json!({"jid": jid}),
+                )
+                .await?;
+            out.result(&format!("Removed {jid} from {sphere}"), v);
+        }
+        Command::Sphere(SphereCommand::Members { sphere }) => {
+            let list = r
+                .get(&format!("/spheres/{}/members", segment(&sphere)))
+                .await?;
+            let text: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    format!(
+                        "{} ({}, {})",
+                        m["jid"].as_str().unwrap_or("?"),
+                        m["affiliation"].as_str().unwrap_or("?"),
+                        if m["online"] == true {
+                            "online"
+                        } else {
+                            "offline"
+                        }
+                    )
+                })
+                .collect();
+            out.result(&text.join("\n"), list.clone());
+        }
+        Command::Share { sphere, path } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find {}", path.display()))?;
+            let bar = out.bytes_bar("hashing");
+            let shares_path = format!("/spheres/{}/shares", segment(&sphere));
+            let request = r.post(&shares_path, serde_json::json!({"path": path}));
+            tokio::pin!(request);
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let done = loop {
+                tokio::select! {
+                    result = &mut request => break result?,
+                    _ = tick.tick() => {
+                        if let Ok(list) = r.get(&shares_path).await {
+                            for s in list.as_array().into_iter().flatten().filter(|s| s["state"] == "hashing") {
+                                bar.set(s["have_bytes"].as_u64().unwrap_or(0), s["total_bytes"].as_u64().unwrap_or(0));
+                            }
+                        }
+                    }
+                }
+            };
+            bar.finish();
+            out.result(
+                &format!(
+                    "Shared {} ({}) in {sphere}",
+                    done["name"].as_str().unwrap_or("?"),
+                    human_bytes(done["size"].as_u64().unwrap_or(0))
+                ),
+                done,
+            );
+        }
+        Command::Shares { sphere } => {
+            let list = r
+                .get(&format!("/spheres/{}/shares", segment(&sphere)))
+                .await?;
+            let text: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    let have = s["have_bytes"].as_u64().unwrap_or(0);
+                    let total = s["total_bytes"].as_u64().unwrap_or(0).max(1);
+                    format!(
+                        "{:>5.1}%  {:<11} {:>9}  {} (from {})",
+                        have as f64 * 100.0 / total as f64,
+                        s["state"].as_str().unwrap_or("?"),
+                        human_bytes(s["total_bytes"].as_u64().unwrap_or(0)),
+                        s["name"].as_str().unwrap_or("?"),
+                        s["sharer"].as_str().unwrap_or("you"),
+                    )
+                })
+                .collect();
+            let text = if text.is_empty() {
+                "No shares yet".to_owned()
+            } else {
+                text.join("\n")
+            };
+            out.result(&text, list);
+        }
+        Command::Household(HouseholdCommand::AddUser {
+            user,
+            password_file,
+        }) => {
+            let password = std::fs::read_to_string(&password_file)
+                .with_context(|| format!("cannot read {}", password_file.display()))?;
+            let v = r
+                .post("/household/users", serde_json::json!({"user": user, "password": password.trim_end_matches(['\n', '\r'])}))
+                .await?;
+            out.result(&format!("Created {}", v["jid"].as_str().unwrap_or("?")), v);
+        }
+        Command::Up(_) | Command::Torrent(_) | Command::Tracker(_) => {}
     }
     Ok(())
 }

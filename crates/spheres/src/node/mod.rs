@@ -1,0 +1,1315 @@
+//! The node: one process wiring the store, the BitTorrent engine, the tracker, XMPP and the
+//! HTTP API. See ARCHITECTURE.md ("The data flow of a share") for how a share travels.
+//!
+//! - Startup: settings → store → account (the managed household Prosody and the owner's
+//!   account on first start, or an existing account) → engine → tracker → XMPP → API.
+//! - Each sphere is a members-only room (spheres-xmpp) and a folder. Shares are private
+//!   torrents seeded in place and announced in the room; members' nodes download them into
+//!   their sphere folder and seed them back.
+//! - Peers: every node publishes its BitTorrent endpoints in its room presence; the sphere's
+//!   owner runs the sphere's tracker, gives each member their own key (a private message in
+//!   the room), and feeds members' endpoints into it, so members find each other even when
+//!   they cannot reach one another's trackers. librqbit takes extra peers only when a torrent
+//!   is added, so the endpoints known then are passed as initial peers too.
+
+pub mod api;
+pub mod settings;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use spheres_metainfo::{CreateOptions, InfoHash, Metainfo};
+use spheres_store::{NewShare, Sphere, Store};
+use spheres_torrent::{AddOptions, Engine, EngineConfig, Source, TorrentState};
+use spheres_tracker::wire::{AnnounceRequest, Event as TrackerEvent};
+use spheres_tracker::{KeyScope, RunningTracker, TrackerConfig};
+use spheres_xmpp::muc::{Occupant, RoomSettings};
+use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
+use spheres_xmpp::protocol::{Endpoint, Endpoints, Share, SpherePayload, TrackerGrant, Withdraw};
+use spheres_xmpp::xmpp_parsers::iq::Iq;
+use spheres_xmpp::xmpp_parsers::message::{Message, MessageType};
+use spheres_xmpp::xmpp_parsers::presence::Presence;
+use spheres_xmpp::xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, Jid};
+use tokio::sync::mpsc::Receiver;
+
+use crate::output::Output;
+use settings::{AccountChoice, Locate, NodeFile, Settings, UpArgs, write_private};
+
+/// How often the owner re-feeds members' endpoints into its tracker (its peers expire after
+/// `PEER_TTL`).
+const FEED_EVERY: Duration = Duration::from_secs(20);
+const PEER_TTL: Duration = Duration::from_secs(90);
+
+/// The account the node uses, kept in DATA/account.json (mode 0600).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct AccountFile {
+    jid: String,
+    password: String,
+    /// Set when the node runs the household server this account lives on.
+    household: Option<HouseholdFile>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct HouseholdFile {
+    domain: String,
+    c2s_port: u16,
+    tls_port: u16,
+}
+
+/// What `spheres status` shows of the household server.
+#[derive(Serialize, Debug, Clone)]
+pub struct HouseholdInfo {
+    pub domain: String,
+    pub muc: String,
+    pub c2s: SocketAddr,
+    pub ca: PathBuf,
+}
+
+pub struct Node {
+    settings: Settings,
+    store: Store,
+    engine: Engine,
+    tracker: RunningTracker,
+    /// The key our own engine announces with (all torrents).
+    self_key: String,
+    xmpp: Client,
+    me: BareJid,
+    nick: String,
+    muc: String,
+    prosody: Option<tokio::sync::Mutex<ManagedProsody>>,
+    household: Option<HouseholdInfo>,
+    /// Who is in each sphere room now: room → nick → occupant.
+    occupants: Mutex<HashMap<String, HashMap<String, Occupant>>>,
+    /// Members (room, nick) already sent their tracker key since they joined.
+    granted: Mutex<HashSet<(String, String)>>,
+    /// Shares being hashed: (sphere, path) → (hashed, total).
+    hashing: Mutex<HashMap<(String, String), (u64, u64)>>,
+    http: Mutex<Option<SocketAddr>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn random_token(bytes: usize) -> String {
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(raw)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A room's local part from a sphere name: readable, unique with a random suffix.
+fn room_local(name: &str) -> String {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug = if slug.is_empty() {
+        "sphere".to_owned()
+    } else {
+        slug
+    };
+    let slug: String = slug.chars().take(40).collect();
+    format!("{slug}-{}", random_token(3))
+}
+
+/// A sphere name must make a folder name on every system.
+fn check_sphere_name(name: &str) -> Result<()> {
+    let bad = name.trim().is_empty()
+        || name.len() > 100
+        || name.starts_with('.')
+        || name
+            .chars()
+            .any(|c| c.is_control() || "/\\:*?\"<>|".contains(c));
+    if bad {
+        bail!("{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,");
+    }
+    Ok(())
+}
+
+/// The media hint of a share, from its files' extensions, weighted by size.
+fn media_of(meta: &Metainfo) -> &'static str {
+    let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
+    for (_, f) in meta.visible_files() {
+        let ext = f
+            .path
+            .last()
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, e)| e.to_lowercase())
+            .unwrap_or_default();
+        let kind = match ext.as_str() {
+            "mp4" | "mkv" | "webm" | "mov" | "avi" | "m4v" | "ogv" => "video",
+            "mp3" | "flac" | "ogg" | "opus" | "m4a" | "wav" | "aac" => "audio",
+            "jpg" | "jpeg" | "png" | "gif" | "webp" | "heic" | "avif" | "tif" | "tiff" => "image",
+            "pdf" | "txt" | "odt" | "doc" | "docx" | "md" | "epub" => "document",
+            "zip" | "tar" | "gz" | "7z" | "xz" | "zst" | "rar" => "archive",
+            _ => "other",
+        };
+        *by_kind.entry(kind).or_default() += f.length;
+    }
+    by_kind
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or("other", |(k, _)| k)
+}
+
+fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(who.as_bytes());
+    h.update(addr.to_string().as_bytes());
+    h.finalize().into()
+}
+
+async fn resolve(server: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(server)
+        .await
+        .with_context(|| format!("cannot resolve the XMPP server {server}"))?
+        .next()
+        .ok_or_else(|| anyhow!("the XMPP server {server} has no address"))
+}
+
+impl Node {
+    fn account_path(data: &Path) -> PathBuf {
+        data.join("account.json")
+    }
+
+    /// Brings the node up and runs it until interrupted.
+    pub async fn up(locate: &Locate, args: UpArgs, out: &Output) -> Result<()> {
+        let settings = Settings::resolve(locate, &args)?;
+        let data = settings.data_dir.clone();
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("cannot create the data folder {}", data.display()))?;
+        if let Some(existing) = read_node_file(&data)
+            && process_alive(existing.pid)
+        {
+            bail!(
+                "a node is already running for {} (pid {}, {}); stop it first",
+                data.display(),
+                existing.pid,
+                existing.api
+            );
+        }
+        let store = Store::open(&data.join("node.db"))
+            .await
+            .context("cannot open the node's database")?;
+
+        // The account, and the household server when we run it.
+        let (account, prosody) = Self::account(&settings, out).await?;
+        let household = prosody.as_ref().map(|p| HouseholdInfo {
+            domain: p.domain().to_owned(),
+            muc: p.muc_domain(),
+            c2s: p.c2s_addr(),
+            ca: p.ca_file(),
+        });
+        let me = BareJid::new(&account.jid).context("the account's JID is not valid")?;
+
+        let mut engine_config = EngineConfig::new(data.join("downloads"));
+        engine_config.state_dir = Some(data.join("engine"));
+        engine_config.listen = settings.listen;
+        let engine = Engine::start(engine_config)
+            .await
+            .context("cannot start the BitTorrent engine")?;
+
+        let tracker_config = TrackerConfig {
+            interval: Duration::from_secs(30),
+            min_interval: Duration::from_secs(5),
+            peer_ttl: PEER_TTL,
+            private: true,
+            ..Default::default()
+        };
+        let tracker = spheres_tracker::start(tracker_config, Some(settings.tracker), None)
+            .await
+            .context("cannot start the tracker")?;
+        let self_key = match store.meta("self_key").await? {
+            Some(k) => k,
+            None => {
+                let k = random_token(16);
+                store.set_meta("self_key", &k).await?;
+                k
+            }
+        };
+        tracker
+            .tracker
+            .grant_key(self_key.clone(), KeyScope::AllTorrents);
+
+        // XMPP.
+        let mut cfg = ConnectConfig::new(me.clone(), account.password.clone());
+        match (&settings.account, &household) {
+            (_, Some(h)) => {
+                cfg.server = Some(h.c2s);
+                cfg.extra_ca = Some(h.ca.clone());
+            }
+            (AccountChoice::Existing { server, ca, .. }, None) => {
+                if let Some(s) = server {
+                    cfg.server = Some(resolve(s).await?);
+                }
+                cfg.extra_ca = ca.clone();
+            }
+            _ => {}
+        }
+        cfg.resource = Some(format!("spheres-{}", random_token(3)));
+        let (xmpp, events) = Client::connect(cfg)
+            .await
+            .with_context(|| format!("cannot log in as {me}"))?;
+        let muc = match (&settings.muc, &household) {
+            (Some(m), _) => m.clone(),
+            (None, Some(h)) => h.muc.clone(),
+            (None, None) => discover_muc(&xmpp, &me).await?,
+        };
+        let nick = me
+            .node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|| "member".to_owned());
+        let node = Arc::new(Node {
+            settings: settings.clone(),
+            store,
+            engine,
+            tracker,
+            self_key,
+            xmpp,
+            me,
+            nick,
+            muc,
+            prosody: prosody.map(tokio::sync::Mutex::new),
+            household,
+            occupants: Mutex::default(),
+            granted: Mutex::default(),
+            hashing: Mutex::default(),
+            http: Mutex::default(),
+        });
+
+        node.restore().await?;
+        node.go_online().await?;
+        tokio::spawn(node.clone().xmpp_loop(events));
+        tokio::spawn(node.clone().housekeeping());
+
+        // The API and the web interface.
+        let token = random_token(24);
+        let router = api::router(node.clone(), token.clone());
+        let (bound, _task) = spheres_web::serve(router, settings.http)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot serve the web interface on {} (in use? pass --http ADDR:PORT)",
+                    settings.http
+                )
+            })?;
+        *lock(&node.http) = Some(bound);
+        let node_file = NodeFile {
+            api: format!("http://{bound}"),
+            token,
+            pid: std::process::id(),
+        };
+        write_private(
+            &settings::node_file(&data),
+            &serde_json::to_vec_pretty(&node_file)?,
+        )?;
+        out.event(
+            &format!(
+                "spheres is running as {}.\n  Open http://{bound}/ in a browser.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
+                node.me,
+                node.engine.listen_addr(),
+                node.tracker.http_addr.map(|a| a.to_string()).unwrap_or_default(),
+                node.household
+                    .as_ref()
+                    .map(|h| format!(
+                        "\n  Household XMPP server {} on {} (CA {}).",
+                        h.domain,
+                        h.c2s,
+                        h.ca.display()
+                    ))
+                    .unwrap_or_default(),
+            ),
+            json!({"event": "running", "jid": node.me.to_string(), "http": format!("http://{bound}"),
+                   "listen": node.engine.listen_addr().to_string(),
+                   "tracker": node.tracker.http_addr.map(|a| a.to_string()),
+                   "household": node.household}),
+        );
+
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        out.event("Stopping", json!({"event": "stopping"}));
+        node.shutdown().await;
+        let _ = std::fs::remove_file(settings::node_file(&data));
+        Ok(())
+    }
+
+    /// Loads or creates the account; starts the household server when we run it.
+    async fn account(
+        settings: &Settings,
+        out: &Output,
+    ) -> Result<(AccountFile, Option<ManagedProsody>)> {
+        let path = Self::account_path(&settings.data_dir);
+        match &settings.account {
+            AccountChoice::Existing { jid, password, .. } => Ok((
+                AccountFile {
+                    jid: jid.clone(),
+                    password: password.clone(),
+                    household: None,
+                },
+                None,
+            )),
+            AccountChoice::Managed { domain, user } => {
+                let saved: Option<AccountFile> = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let mut config =
+                    ProsodyConfig::new(settings.data_dir.join("prosody"), domain.clone());
+                if let Some(h) = saved.as_ref().and_then(|a| a.household.as_ref()) {
+                    config.domain = h.domain.clone();
+                    config.c2s_port = h.c2s_port;
+                    config.tls_port = h.tls_port;
+                }
+                let prosody = ManagedProsody::start(config)
+                    .await
+                    .context("cannot start the household XMPP server (Prosody)")?;
+                let account = match saved {
+                    Some(a) => a,
+                    None => {
+                        let password = random_token(16);
+                        prosody
+                            .register(user, &password)
+                            .await
+                            .context("cannot create the owner's account")?;
+                        let a = AccountFile {
+                            jid: format!("{user}@{}", prosody.domain()),
+                            password,
+                            household: Some(HouseholdFile {
+                                domain: prosody.domain().to_owned(),
+                                c2s_port: prosody.c2s_addr().port(),
+                                tls_port: prosody.tls_addr().port(),
+                            }),
+                        };
+                        write_private(&path, &serde_json::to_vec_pretty(&a)?)?;
+                        out.event(
+                            &format!(
+                                "Created the household server {} and the account {}",
+                                prosody.domain(),
+                                a.jid
+                            ),
+                            json!({"event": "account_created", "jid": a.jid}),
+                        );
+                        a
+                    }
+                };
+                Ok((account, Some(prosody)))
+            }
+        }
+    }
+
+    /// Puts back into the engine what the store says we share or fetch.
+    async fn restore(&self) -> Result<()> {
+        for sphere in self.store.spheres().await? {
+            for share in self.store.shares(sphere.id).await? {
+                let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+                    continue;
+                };
+                self.sphere_owned_grant(&sphere, &hash);
+                if self.engine.status(&hash).is_some() {
+                    continue;
+                }
+                // A share of ours seeds from where it was; a fetched one resumes in the folder.
+                let ours = share.sharer == self.me.as_str();
+                let result = match share.state.as_str() {
+                    "seeding" | "downloading" => {
+                        let seed_path = if ours { share.path.as_deref() } else { None };
+                        self.add_to_engine(&sphere, &self.share_from_row(&share), seed_path)
+                            .await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(share = %share.name, error = %e, "cannot resume a share");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn share_from_row(&self, r: &spheres_store::ShareRow) -> Share {
+        Share {
+            id: r.info_hash.clone(),
+            name: r.name.clone(),
+            size: r.size.max(0) as u64,
+            files: r.files.max(0) as u64,
+            media: r.media.clone(),
+            sharer: BareJid::new(&r.sharer).unwrap_or_else(|_| self.me.clone()),
+            magnet: r.magnet.clone(),
+            torrent: r.torrent.clone(),
+        }
+    }
+
+    /// Grants a torrent to the members of a sphere we own.
+    fn sphere_owned_grant(&self, sphere: &Sphere, hash: &InfoHash) {
+        if sphere.owned {
+            let store = self.store.clone();
+            let tracker = self.tracker.tracker.clone();
+            let (id, hash) = (sphere.id, *hash);
+            tokio::spawn(async move {
+                if let Ok(members) = store.members(id).await {
+                    for m in members {
+                        tracker.grant_torrent(&m.tracker_key, hash);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Presence, roster, rooms and catch-up: after login and after a new session.
+    async fn go_online(&self) -> Result<()> {
+        self.xmpp.roster().await.ok();
+        self.xmpp.send(Presence::available()).await?;
+        for sphere in self.store.spheres().await? {
+            self.join_sphere_room(&sphere).await;
+        }
+        Ok(())
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        let listen = self.engine.listen_addr();
+        let kind = if listen.ip().is_loopback() {
+            "loopback"
+        } else {
+            "lan"
+        };
+        Endpoints {
+            endpoints: vec![Endpoint {
+                kind: kind.to_owned(),
+                host: listen.ip().to_string(),
+                port: listen.port(),
+            }],
+        }
+    }
+
+    async fn join_sphere_room(&self, sphere: &Sphere) {
+        let Ok(room) = BareJid::new(&sphere.room) else {
+            return;
+        };
+        if let Err(e) = self
+            .xmpp
+            .join_room(&room, &self.nick, Some(self.endpoints()))
+            .await
+        {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot join the sphere's room");
+            return;
+        }
+        if let Err(e) = self.catch_up(sphere).await {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
+        }
+    }
+
+    /// Processes what the room archived since we last looked.
+    async fn catch_up(&self, sphere: &Sphere) -> Result<()> {
+        let room = BareJid::new(&sphere.room)?;
+        let history = self
+            .xmpp
+            .room_history(&room, sphere.archive_after.clone())
+            .await?;
+        let mut last = None;
+        for item in history {
+            if let Some(p) = SpherePayload::from_message(&item.message) {
+                self.on_room_payload(sphere, p).await;
+            }
+            last = Some(item.id);
+        }
+        if let Some(last) = last {
+            self.store.set_archive_after(sphere.id, &last).await?;
+        }
+        Ok(())
+    }
+
+    async fn xmpp_loop(self: Arc<Self>, mut events: Receiver<Event>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Message(m) => self.on_message(m).await,
+                Event::Presence(p) => self.on_presence(p).await,
+                Event::Iq(iq) => self.on_iq(iq).await,
+                Event::Online { resumed: false } => {
+                    lock(&self.occupants).clear();
+                    lock(&self.granted).clear();
+                    if let Err(e) = self.go_online().await {
+                        tracing::warn!(error = %e, "cannot rejoin after reconnecting");
+                    }
+                }
+                Event::Online { resumed: true } | Event::Roster(_) => {}
+                Event::Offline(e) => {
+                    tracing::warn!(error = %e, "XMPP connection lost; reconnecting")
+                }
+                Event::Disconnected(e) => {
+                    tracing::error!(error = %e, "XMPP stopped for good; sharing goes on, rooms are unreachable");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn on_iq(&self, iq: Iq) {
+        // Requests we do not serve get an error, as RFC 6120 wants.
+        if let Iq::Get { from, id, .. } | Iq::Set { from, id, .. } = &iq {
+            let error = StanzaError::new(
+                ErrorType::Cancel,
+                DefinedCondition::ServiceUnavailable,
+                "en",
+                "not supported",
+            );
+            let answer = Iq::Error {
+                from: None,
+                to: from.clone(),
+                id: id.clone(),
+                error,
+                payload: None,
+            };
+            let _ = self.xmpp.send(answer).await;
+        }
+    }
+
+    async fn on_message(&self, m: Message) {
+        let Some(from) = m.from.clone() else { return };
+        let room = from.to_bare().to_string();
+        let payload = SpherePayload::from_message(&m);
+        match (m.type_.clone(), payload) {
+            (MessageType::Groupchat, Some(p)) => {
+                let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
+                    return;
+                };
+                self.on_room_payload(&sphere, p).await;
+                if let Some(id) = stanza_id(&m, &room) {
+                    let _ = self.store.set_archive_after(sphere.id, &id).await;
+                }
+            }
+            (_, Some(SpherePayload::Tracker(grant))) => {
+                // Only from a sphere's room (a private message from an occupant), for us.
+                let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
+                    return;
+                };
+                if grant.member != self.me || sphere.owned {
+                    return;
+                }
+                tracing::info!(sphere = %sphere.name, "received our tracker key");
+                let _ = self.store.set_announce(sphere.id, &grant.announce).await;
+            }
+            (_, Some(SpherePayload::Invite(inv))) => {
+                let room = inv.jid.to_string();
+                if let Ok(Some(_)) = self.store.sphere_by_room(&room).await {
+                    return;
+                }
+                let from = from.to_bare().to_string();
+                tracing::info!(room, from, "invited to a sphere");
+                let _ = self
+                    .store
+                    .add_invite(&room, &from, inv.reason.as_deref())
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_room_payload(&self, sphere: &Sphere, p: SpherePayload) {
+        let result = match p {
+            SpherePayload::Share(s) => self.on_share(sphere, s).await,
+            SpherePayload::Withdraw(w) => self.on_withdraw(sphere, w).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot process an announcement");
+        }
+    }
+
+    /// A share announced in a sphere: record it and fetch it by the sphere's policy.
+    async fn on_share(&self, sphere: &Sphere, s: Share) -> Result<()> {
+        if let Some(torrent) = &s.torrent {
+            // The .torrent must be what the announcement says: its paths are checked here.
+            let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
+            if meta.info_hash.to_hex() != s.id {
+                bail!("the announced torrent's info hash does not match the share id");
+            }
+        }
+        let wanted = match sphere.policy.as_str() {
+            "none" => false,
+            p => match p.strip_prefix("max:").and_then(|n| n.parse::<u64>().ok()) {
+                Some(max) => s.size <= max,
+                None => true,
+            },
+        };
+        let state = if wanted { "downloading" } else { "available" };
+        let new = self
+            .store
+            .add_share(
+                sphere.id,
+                &NewShare {
+                    info_hash: &s.id,
+                    name: &s.name,
+                    size: s.size,
+                    files: s.files,
+                    media: &s.media,
+                    sharer: s.sharer.as_str(),
+                    magnet: &s.magnet,
+                    torrent: s.torrent.as_deref(),
+                    path: None,
+                    state,
+                },
+            )
+            .await?;
+        if let Ok(hash) = s.id.parse::<InfoHash>() {
+            self.sphere_owned_grant(sphere, &hash);
+            self.feed_endpoints(sphere).await;
+        }
+        if !new || !wanted {
+            return Ok(());
+        }
+        tracing::info!(sphere = %sphere.name, share = %s.name, "fetching a new share");
+        self.add_to_engine(sphere, &s, None).await
+    }
+
+    /// Adds a share to the engine: seeding `path` in place, or downloading into the sphere's
+    /// folder. The torrent announces to the sphere's tracker with our own key.
+    async fn add_to_engine(&self, sphere: &Sphere, s: &Share, path: Option<&str>) -> Result<()> {
+        let hash: InfoHash = s.id.parse().map_err(|_| anyhow!("bad share id"))?;
+        if self.engine.status(&hash).is_some() {
+            return Ok(());
+        }
+        let announce = self.announce_url(sphere).await;
+        let source = match &s.torrent {
+            Some(t) => {
+                let bytes = match &announce {
+                    Some(a) => spheres_metainfo::with_trackers(t, std::slice::from_ref(a))?,
+                    None => t.clone(),
+                };
+                Source::Torrent(bytes)
+            }
+            None => Source::Magnet(s.magnet.clone()),
+        };
+        let mut opts = match path {
+            Some(p) => AddOptions::seed(p),
+            None => {
+                std::fs::create_dir_all(&sphere.folder)
+                    .with_context(|| format!("cannot create {}", sphere.folder))?;
+                AddOptions::download(&sphere.folder)
+            }
+        };
+        opts.peers = self.member_endpoints(&sphere.room);
+        self.engine.add(source, opts).await?;
+        Ok(())
+    }
+
+    /// Our announce URL for a sphere: our own tracker for spheres we own, else the key the
+    /// owner gave us.
+    async fn announce_url(&self, sphere: &Sphere) -> Option<String> {
+        if sphere.owned {
+            return self.tracker.http_announce_url(Some(&self.self_key));
+        }
+        self.store
+            .sphere(&sphere.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.announce)
+    }
+
+    async fn on_withdraw(&self, sphere: &Sphere, w: Withdraw) -> Result<()> {
+        let Some(row) = self.store.share(sphere.id, &w.id).await? else {
+            return Ok(());
+        };
+        if let Ok(hash) = w.id.parse::<InfoHash>() {
+            let _ = self.engine.remove(&hash, false).await;
+        }
+        self.store
+            .set_share_state(sphere.id, &row.info_hash, "withdrawn", None, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn on_presence(&self, p: Presence) {
+        let Some(occ) = Occupant::from_presence(&p) else {
+            return;
+        };
+        let room = occ.room.to_string();
+        let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
+            return;
+        };
+        if occ.is_self {
+            if !occ.present && occ.codes.iter().any(|c| matches!(c, 301 | 307 | 321)) {
+                tracing::warn!(sphere = %sphere.name, "we were removed from the sphere");
+            }
+            return;
+        }
+        let key = (room.clone(), occ.nick.clone());
+        {
+            let mut all = lock(&self.occupants);
+            let in_room = all.entry(room.clone()).or_default();
+            if occ.present {
+                in_room.insert(occ.nick.clone(), occ.clone());
+            } else {
+                in_room.remove(&occ.nick);
+                lock(&self.granted).remove(&key);
+            }
+        }
+        if !occ.present || !sphere.owned {
+            return;
+        }
+        self.feed_endpoints(&sphere).await;
+        // A member of a sphere we own: their tracker key, once per visit.
+        let Some(real) = occ.jid.as_ref().map(|j| j.to_bare().to_string()) else {
+            return;
+        };
+        if lock(&self.granted).contains(&key) {
+            return;
+        }
+        let Ok(members) = self.store.members(sphere.id).await else {
+            return;
+        };
+        let Some(member) = members.into_iter().find(|m| m.jid == real) else {
+            return;
+        };
+        let Some(announce) = self.tracker.http_announce_url(Some(&member.tracker_key)) else {
+            return;
+        };
+        let Ok(member_jid) = BareJid::new(&member.jid) else {
+            return;
+        };
+        let Ok(to) = occ.room.with_resource_str(&occ.nick) else {
+            return;
+        };
+        let grant = TrackerGrant {
+            member: member_jid,
+            announce,
+        };
+        if self
+            .xmpp
+            .send(grant.into_message(Jid::from(to)))
+            .await
+            .is_ok()
+        {
+            lock(&self.granted).insert(key);
+        }
+    }
+
+    /// Members' endpoints in a room, as peers.
+    fn member_endpoints(&self, room: &str) -> Vec<SocketAddr> {
+        let all = lock(&self.occupants);
+        let Some(in_room) = all.get(room) else {
+            return Vec::new();
+        };
+        in_room
+            .values()
+            .filter_map(|o| o.endpoints.as_ref())
+            .flat_map(|e| e.endpoints.iter())
+            .filter_map(|e| Some(SocketAddr::new(e.host.parse::<IpAddr>().ok()?, e.port)))
+            .filter(|a| a.port() != 0)
+            .collect()
+    }
+
+    /// Puts members' endpoints into our tracker's swarms for a sphere we own, so that every
+    /// member (and any plain client with a member's key) gets them as peers.
+    async fn feed_endpoints(&self, sphere: &Sphere) {
+        if !sphere.owned {
+            return;
+        }
+        let Ok(shares) = self.store.shares(sphere.id).await else {
+            return;
+        };
+        let peers: Vec<(String, SocketAddr)> = {
+            let all = lock(&self.occupants);
+            all.get(&sphere.room)
+                .map(|r| {
+                    r.values()
+                        .filter_map(|o| {
+                            let who = o.jid.as_ref()?.to_bare().to_string();
+                            Some((who, o.endpoints.clone()?))
+                        })
+                        .flat_map(|(who, e)| {
+                            e.endpoints.into_iter().filter_map(move |ep| {
+                                let ip = ep.host.parse::<IpAddr>().ok()?;
+                                Some((who.clone(), SocketAddr::new(ip, ep.port)))
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let now = Instant::now();
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        for share in shares.iter().filter(|s| s.state != "withdrawn") {
+            let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+                continue;
+            };
+            for (who, addr) in &peers {
+                if addr.port() == 0 {
+                    continue;
+                }
+                let req = AnnounceRequest {
+                    info_hash: hash,
+                    peer_id: peer_id_for(who, addr),
+                    port: addr.port(),
+                    uploaded: 0,
+                    downloaded: 0,
+                    // Unknown: counted as a leecher, so seeders are given it too.
+                    left: 1,
+                    event: TrackerEvent::None,
+                    numwant: Some(0),
+                    compact: true,
+                    no_peer_id: true,
+                    ip: Some(addr.ip()),
+                };
+                let _ = self
+                    .tracker
+                    .tracker
+                    .announce(&req, loopback, Some(&self.self_key), now);
+            }
+        }
+    }
+
+    /// Periodic work: completed downloads become seeding; endpoints are re-fed.
+    async fn housekeeping(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_feed = Instant::now();
+        loop {
+            tick.tick().await;
+            let Ok(spheres) = self.store.spheres().await else {
+                continue;
+            };
+            for sphere in &spheres {
+                let Ok(shares) = self.store.shares(sphere.id).await else {
+                    continue;
+                };
+                for share in shares.iter().filter(|s| s.state == "downloading") {
+                    let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+                        continue;
+                    };
+                    if let Some(st) = self.engine.status(&hash) {
+                        if st.is_complete() {
+                            let path = st.root.to_string_lossy().into_owned();
+                            tracing::info!(share = %share.name, "download complete and verified");
+                            let _ = self
+                                .store
+                                .set_share_state(
+                                    sphere.id,
+                                    &share.info_hash,
+                                    "seeding",
+                                    Some(&path),
+                                    None,
+                                )
+                                .await;
+                        } else if st.state == TorrentState::Error {
+                            let _ = self
+                                .store
+                                .set_share_state(
+                                    sphere.id,
+                                    &share.info_hash,
+                                    "downloading",
+                                    None,
+                                    st.error.as_deref(),
+                                )
+                                .await;
+                        }
+                    }
+                }
+                if last_feed.elapsed() >= FEED_EVERY {
+                    self.feed_endpoints(sphere).await;
+                }
+            }
+            if last_feed.elapsed() >= FEED_EVERY {
+                last_feed = Instant::now();
+            }
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.xmpp.close().await;
+        self.engine.shutdown().await;
+        if let Some(p) = &self.prosody {
+            p.lock().await.stop().await;
+        }
+        self.store.close().await;
+    }
+
+    // ----- What the API offers -----
+
+    pub async fn status(&self) -> Result<serde_json::Value> {
+        let spheres = self.store.spheres().await?;
+        let mut list = Vec::new();
+        for s in &spheres {
+            let shares = self.store.shares(s.id).await?;
+            let present = lock(&self.occupants).get(&s.room).map_or(0, |r| r.len());
+            list.push(json!({"name": s.name, "room": s.room, "owned": s.owned, "shares": shares.len(), "members_online": present}));
+        }
+        let transfers: Vec<_> = self
+            .engine
+            .list()
+            .into_iter()
+            .map(|t| json!({"info_hash": t.info_hash, "name": t.name, "state": format!("{:?}", t.state).to_lowercase(),
+                            "have_bytes": t.have_bytes, "total_bytes": t.total_bytes, "peers": t.peers,
+                            "download_bps": t.download_bps, "upload_bps": t.upload_bps}))
+            .collect();
+        Ok(json!({
+            "jid": self.me.to_string(),
+            "http": lock(&self.http).map(|a| format!("http://{a}")),
+            "listen": self.engine.listen_addr().to_string(),
+            "tracker": self.tracker.http_addr.map(|a| a.to_string()),
+            "household": self.household,
+            "muc": self.muc,
+            "spheres_dir": self.settings.spheres_dir,
+            "headless": self.settings.headless,
+            "spheres": list,
+            "transfers": transfers,
+        }))
+    }
+
+    pub async fn sphere_named(&self, name: &str) -> Result<Sphere> {
+        self.store
+            .sphere(name)
+            .await?
+            .ok_or_else(|| anyhow!("there is no sphere named {name:?} (see `spheres sphere list`)"))
+    }
+
+    pub async fn create_sphere(&self, name: &str) -> Result<Sphere> {
+        check_sphere_name(name)?;
+        if self.store.sphere(name).await?.is_some() {
+            bail!("a sphere named {name:?} already exists");
+        }
+        let room = BareJid::new(&format!("{}@{}", room_local(name), self.muc))?;
+        let settings = RoomSettings {
+            name: name.to_owned(),
+            description: None,
+        };
+        self.xmpp
+            .create_room(&room, &self.nick, &settings)
+            .await
+            .context("the server refused to create the sphere's room")?;
+        // Publish our endpoints in the room.
+        self.xmpp
+            .join_room(&room, &self.nick, Some(self.endpoints()))
+            .await?;
+        let folder = self.settings.spheres_dir.join(name);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let sphere = self
+            .store
+            .add_sphere(name, room.as_str(), &folder.to_string_lossy(), true)
+            .await?;
+        tracing::info!(sphere = name, room = %room, "created a sphere");
+        Ok(sphere)
+    }
+
+    pub async fn list_spheres(&self) -> Result<Vec<Sphere>> {
+        Ok(self.store.spheres().await?)
+    }
+
+    pub async fn invite(&self, name: &str, jid: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can invite (you are a member of {name:?})");
+        }
+        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let room = BareJid::new(&sphere.room)?;
+        self.xmpp
+            .set_affiliation(
+                &room,
+                &who,
+                spheres_xmpp::xmpp_parsers::muc::user::Affiliation::Member,
+                None,
+            )
+            .await?;
+        let member = self
+            .store
+            .add_member(sphere.id, who.as_str(), &random_token(16))
+            .await?;
+        let shares = self.store.shares(sphere.id).await?;
+        let hashes = shares
+            .iter()
+            .filter_map(|s| s.info_hash.parse::<InfoHash>().ok())
+            .collect();
+        self.tracker
+            .tracker
+            .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
+        self.xmpp.invite(&room, &who, Some(name)).await?;
+        Ok(())
+    }
+
+    pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {
+        Ok(self.store.invites().await?)
+    }
+
+    /// Accepts an invitation: `invite` is the room's JID (or the sphere's name as invited).
+    pub async fn join(&self, invite: &str) -> Result<Sphere> {
+        let invites = self.store.invites().await?;
+        let inv = invites
+            .iter()
+            .find(|i| i.room == invite || i.reason.as_deref() == Some(invite))
+            .ok_or_else(|| {
+                anyhow!("no pending invitation to {invite:?} (see `spheres sphere invites`)")
+            })?;
+        let mut name = inv
+            .reason
+            .clone()
+            .filter(|r| check_sphere_name(r).is_ok())
+            .unwrap_or_else(|| inv.room.split('@').next().unwrap_or("sphere").to_owned());
+        if self.store.sphere(&name).await?.is_some() {
+            name = format!("{name} ({})", inv.from_jid);
+        }
+        let folder = self.settings.spheres_dir.join(&name);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let sphere = self
+            .store
+            .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
+            .await?;
+        self.store.remove_invite(&inv.room).await?;
+        self.join_sphere_room(&sphere).await;
+        Ok(sphere)
+    }
+
+    pub async fn leave(&self, name: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        let room = BareJid::new(&sphere.room)?;
+        let _ = self.xmpp.leave_room(&room, &self.nick).await;
+        for share in self.store.shares(sphere.id).await? {
+            if let Ok(hash) = share.info_hash.parse::<InfoHash>() {
+                let _ = self.engine.remove(&hash, false).await;
+            }
+        }
+        self.store.remove_sphere(sphere.id).await?;
+        lock(&self.occupants).remove(&sphere.room);
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, name: &str, jid: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can remove members");
+        }
+        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let room = BareJid::new(&sphere.room)?;
+        self.xmpp.remove_member(&room, &who).await?;
+        if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
+            self.tracker.tracker.revoke_key(&key);
+        }
+        Ok(())
+    }
+
+    pub async fn members(&self, name: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let room = BareJid::new(&sphere.room)?;
+        let affiliated = self.xmpp.room_members(&room).await?;
+        let present: HashMap<String, Occupant> = lock(&self.occupants)
+            .get(&sphere.room)
+            .map(|r| {
+                r.values()
+                    .filter_map(|o| Some((o.jid.as_ref()?.to_bare().to_string(), o.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let list: Vec<_> = affiliated
+            .into_iter()
+            .map(|(jid, aff)| {
+                let j = jid.to_string();
+                let online = j == self.me.as_str() || present.contains_key(&j);
+                let endpoints: Vec<String> = present
+                    .get(&j)
+                    .and_then(|o| o.endpoints.clone())
+                    .map(|e| e.endpoints.iter().map(|x| format!("{}:{}", x.host, x.port)).collect())
+                    .unwrap_or_default();
+                json!({"jid": j, "affiliation": format!("{aff:?}").to_lowercase(), "online": online, "endpoints": endpoints})
+            })
+            .collect();
+        Ok(json!(list))
+    }
+
+    /// Shares a file or folder in a sphere: hash it (progress visible in `shares`), seed it
+    /// in place, announce it in the room.
+    pub async fn share(self: &Arc<Self>, name: &str, path: &Path) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("cannot find {}", path.display()))?;
+        let announce = self
+            .announce_url(&sphere)
+            .await
+            .ok_or_else(|| anyhow!("the sphere's owner has not given this node its tracker key yet; try again in a moment"))?;
+        let key = (name.to_owned(), path.to_string_lossy().into_owned());
+        lock(&self.hashing).insert(key.clone(), (0, 0));
+        let opts = CreateOptions {
+            private: true,
+            trackers: vec![vec![announce]],
+            created_by: Some(format!("spheres {}", env!("CARGO_PKG_VERSION"))),
+            creation_date: Some(now_secs()),
+            ..Default::default()
+        };
+        let me = self.clone();
+        let hash_path = path.clone();
+        let progress_key = key.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            spheres_metainfo::create_torrent(&hash_path, &opts, &mut |p| {
+                lock(&me.hashing).insert(progress_key.clone(), (p.hashed_bytes, p.total_bytes));
+            })
+        })
+        .await;
+        lock(&self.hashing).remove(&key);
+        let (torrent, meta) = made
+            .map_err(|e| anyhow!("hashing stopped: {e}"))?
+            .with_context(|| format!("cannot share {}", path.display()))?;
+        let share = Share {
+            id: meta.info_hash.to_hex(),
+            name: meta.name.clone(),
+            size: meta.total_length,
+            files: meta.visible_files().count() as u64,
+            media: media_of(&meta).to_owned(),
+            sharer: self.me.clone(),
+            magnet: meta.magnet().to_string(),
+            torrent: Some(torrent.clone()),
+        };
+        let path_text = path.to_string_lossy().into_owned();
+        self.store
+            .add_share(
+                sphere.id,
+                &NewShare {
+                    info_hash: &share.id,
+                    name: &share.name,
+                    size: share.size,
+                    files: share.files,
+                    media: &share.media,
+                    sharer: share.sharer.as_str(),
+                    magnet: &share.magnet,
+                    torrent: Some(&torrent),
+                    path: Some(&path_text),
+                    state: "seeding",
+                },
+            )
+            .await?;
+        self.sphere_owned_grant(&sphere, &meta.info_hash);
+        self.add_to_engine(&sphere, &share, Some(&path_text))
+            .await
+            .context("cannot seed the share")?;
+        self.feed_endpoints(&sphere).await;
+        let room = BareJid::new(&sphere.room)?;
+        let display = self.nick.clone();
+        self.xmpp
+            .send(share.clone().into_message(room, &display))
+            .await?;
+        Ok(
+            json!({"info_hash": share.id, "name": share.name, "size": share.size, "files": share.files, "magnet": share.magnet}),
+        )
+    }
+
+    pub async fn shares(&self, name: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let mut list = Vec::new();
+        for ((sphere_name, path), (done, total)) in lock(&self.hashing).iter() {
+            if *sphere_name == sphere.name {
+                list.push(json!({"name": path, "state": "hashing", "have_bytes": done, "total_bytes": total}));
+            }
+        }
+        for s in self.store.shares(sphere.id).await? {
+            let status = s
+                .info_hash
+                .parse::<InfoHash>()
+                .ok()
+                .and_then(|h| self.engine.status(&h));
+            list.push(json!({
+                "info_hash": s.info_hash, "name": s.name, "size": s.size, "files": s.files,
+                "media": s.media, "sharer": s.sharer, "state": s.state, "path": s.path, "error": s.error,
+                "have_bytes": status.as_ref().map_or(if s.state == "seeding" { s.size as u64 } else { 0 }, |t| t.have_bytes),
+                "total_bytes": s.size, "peers": status.as_ref().map_or(0, |t| t.peers),
+                "download_bps": status.as_ref().map_or(0, |t| t.download_bps),
+                "upload_bps": status.as_ref().map_or(0, |t| t.upload_bps),
+            }));
+        }
+        Ok(json!(list))
+    }
+
+    /// Creates an account on the household server (only when this node runs it).
+    pub async fn add_household_user(&self, user: &str, password: &str) -> Result<String> {
+        let Some(p) = &self.prosody else {
+            bail!(
+                "this node does not run a household server (it uses {})",
+                self.me
+            );
+        };
+        let p = p.lock().await;
+        p.register(user, password).await?;
+        Ok(format!("{user}@{}", p.domain()))
+    }
+}
+
+/// The archive id the room gave a live message (XEP-0359 `<stanza-id by='room'/>`).
+fn stanza_id(m: &Message, room: &str) -> Option<String> {
+    m.payloads
+        .iter()
+        .filter(|p| p.is("stanza-id", "urn:xmpp:sid:0"))
+        .find(|p| p.attr("by") == Some(room))
+        .and_then(|p| p.attr("id").map(str::to_owned))
+}
+
+/// Finds the server's MUC service by service discovery (XEP-0030).
+async fn discover_muc(xmpp: &Client, me: &BareJid) -> Result<String> {
+    use spheres_xmpp::xmpp_parsers::disco::{
+        DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult,
+    };
+    let domain = Jid::new(me.domain().as_str())?;
+    let items = xmpp
+        .iq(Iq::from_get(
+            "",
+            DiscoItemsQuery {
+                node: None,
+                rsm: None,
+            },
+        )
+        .with_to(domain))
+        .await?;
+    let items = match items {
+        Iq::Result {
+            payload: Some(p), ..
+        } => {
+            DiscoItemsResult::try_from(p)
+                .map_err(|e| anyhow!("bad service list: {e}"))?
+                .items
+        }
+        _ => Vec::new(),
+    };
+    for item in items {
+        let info = xmpp
+            .iq(Iq::from_get("", DiscoInfoQuery { node: None }).with_to(item.jid.clone()))
+            .await;
+        if let Ok(Iq::Result {
+            payload: Some(p), ..
+        }) = info
+            && let Ok(info) = DiscoInfoResult::try_from(p)
+            && info.identities.iter().any(|i| i.category == "conference")
+        {
+            return Ok(item.jid.to_string());
+        }
+    }
+    bail!(
+        "the server {} offers no group chat service; pass --muc DOMAIN",
+        me.domain()
+    )
+}
+
+pub fn read_node_file(data: &Path) -> Option<NodeFile> {
+    let bytes = std::fs::read(settings::node_file(data)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

@@ -1,0 +1,232 @@
+//! Where the node keeps things and how it is configured: flags, then environment
+//! (`SPHERES_*`), then the config file (TOML), then defaults. Paths follow the XDG base
+//! directories unless `--data-dir` / `--config` say otherwise.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Where the running node can be found by the other subcommands.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Locate {
+    /// The node's data folder (default: $XDG_DATA_HOME/spheres).
+    #[arg(long, env = "SPHERES_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Locate {
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        match &self.data_dir {
+            Some(d) => Ok(d.clone()),
+            None => directories::ProjectDirs::from("", "", "spheres")
+                .map(|p| p.data_dir().to_path_buf())
+                .context("cannot find a home folder for the data; pass --data-dir"),
+        }
+    }
+}
+
+/// `spheres up`'s options. Every one can also come from the environment or the config file.
+#[derive(Args, Clone, Debug, Default)]
+pub struct UpArgs {
+    /// The config file (default: $XDG_CONFIG_HOME/spheres/config.toml).
+    #[arg(long, env = "SPHERES_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// An existing XMPP account to use instead of the managed household server.
+    #[arg(long, env = "SPHERES_JID")]
+    pub jid: Option<String>,
+    /// A file holding the account's password (or set SPHERES_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The XMPP server's address, skipping DNS (HOST:PORT, StartTLS).
+    #[arg(long, env = "SPHERES_XMPP_SERVER", value_name = "HOST:PORT")]
+    pub xmpp_server: Option<String>,
+    /// A CA certificate (PEM) to trust for the XMPP server, e.g. a household server's.
+    #[arg(long, env = "SPHERES_XMPP_CA", value_name = "FILE")]
+    pub xmpp_ca: Option<PathBuf>,
+    /// The MUC service for new spheres (default: found by service discovery).
+    #[arg(long, env = "SPHERES_MUC", value_name = "DOMAIN")]
+    pub muc: Option<String>,
+    /// Where the web interface and the API listen.
+    #[arg(long, env = "SPHERES_HTTP", value_name = "ADDR:PORT")]
+    pub http: Option<SocketAddr>,
+    /// Where BitTorrent peers reach this node.
+    #[arg(long, env = "SPHERES_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Where the spheres' tracker listens (members announce there).
+    #[arg(long, env = "SPHERES_TRACKER", value_name = "ADDR:PORT")]
+    pub tracker: Option<SocketAddr>,
+    /// The folder that holds one folder per sphere (default: ~/Spheres).
+    #[arg(long, env = "SPHERES_DIR", value_name = "DIR")]
+    pub spheres_dir: Option<PathBuf>,
+    /// The household server's domain, when the node runs it (first start only).
+    #[arg(long, env = "SPHERES_DOMAIN")]
+    pub domain: Option<String>,
+    /// The owner's user name on the household server (first start only).
+    #[arg(long, env = "SPHERES_USER")]
+    pub user: Option<String>,
+    /// Run as an always-on member: no browser to open, keep everything seeded.
+    #[arg(long)]
+    pub headless: bool,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    jid: Option<String>,
+    password_file: Option<PathBuf>,
+    xmpp_server: Option<String>,
+    xmpp_ca: Option<PathBuf>,
+    muc: Option<String>,
+    http: Option<SocketAddr>,
+    listen: Option<SocketAddr>,
+    tracker: Option<SocketAddr>,
+    spheres_dir: Option<PathBuf>,
+    domain: Option<String>,
+    user: Option<String>,
+    headless: Option<bool>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub account: AccountChoice,
+    pub muc: Option<String>,
+    pub http: SocketAddr,
+    pub listen: SocketAddr,
+    pub tracker: SocketAddr,
+    pub spheres_dir: PathBuf,
+    pub headless: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum AccountChoice {
+    /// Run the household server and use (or create) the owner's account on it.
+    Managed { domain: String, user: String },
+    Existing {
+        jid: String,
+        password: String,
+        server: Option<String>,
+        ca: Option<PathBuf>,
+    },
+}
+
+pub const DEFAULT_HTTP: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8427);
+
+fn default_user() -> String {
+    let raw = std::env::var("USER").unwrap_or_default().to_lowercase();
+    let clean: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')
+        .collect();
+    if clean.is_empty() || clean == "root" {
+        "me".to_owned()
+    } else {
+        clean
+    }
+}
+
+impl Settings {
+    pub fn resolve(locate: &Locate, args: &UpArgs) -> Result<Settings> {
+        let data_dir = locate.data_dir()?;
+        let config_path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => directories::ProjectDirs::from("", "", "spheres")
+                .map(|p| p.config_dir().join("config.toml"))
+                .filter(|p| p.exists()),
+        };
+        let file = match &config_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("{} is not a valid config file", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let jid = args.jid.clone().or(file.jid);
+        let account = match jid {
+            Some(jid) => {
+                let password = match args.password_file.clone().or(file.password_file) {
+                    Some(f) => std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read the password file {}", f.display()))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_owned(),
+                    None => match std::env::var("SPHERES_PASSWORD") {
+                        Ok(p) => p,
+                        Err(_) => bail!(
+                            "--jid needs a password: --password-file FILE or SPHERES_PASSWORD"
+                        ),
+                    },
+                };
+                AccountChoice::Existing {
+                    jid,
+                    password,
+                    server: args.xmpp_server.clone().or(file.xmpp_server),
+                    ca: args.xmpp_ca.clone().or(file.xmpp_ca),
+                }
+            }
+            None => AccountChoice::Managed {
+                domain: args
+                    .domain
+                    .clone()
+                    .or(file.domain)
+                    .unwrap_or_else(|| "home.arpa".to_owned()),
+                user: args.user.clone().or(file.user).unwrap_or_else(default_user),
+            },
+        };
+        let spheres_dir = match args.spheres_dir.clone().or(file.spheres_dir) {
+            Some(d) => d,
+            None => directories::UserDirs::new()
+                .map(|u| u.home_dir().join("Spheres"))
+                .unwrap_or_else(|| data_dir.join("Spheres")),
+        };
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Ok(Settings {
+            account,
+            muc: args.muc.clone().or(file.muc),
+            http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
+            listen: args.listen.or(file.listen).unwrap_or(loopback(0)),
+            tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
+            spheres_dir,
+            headless: args.headless || file.headless.unwrap_or(false),
+            data_dir,
+        })
+    }
+}
+
+/// What a running node writes in its data folder so the CLI can reach it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct NodeFile {
+    /// The API's base URL, e.g. `http://127.0.0.1:8427`.
+    pub api: String,
+    /// The bearer token the API wants.
+    pub token: String,
+    pub pid: u32,
+}
+
+pub fn node_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("node.json")
+}
+
+/// Writes a file only its owner can read, through a temporary file and a rename.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
