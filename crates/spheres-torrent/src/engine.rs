@@ -191,6 +191,7 @@ pub struct Engine {
     max_streams: usize,
     metas: Arc<Mutex<HashMap<InfoHash, Arc<Metainfo>>>>,
     listen: SocketAddr,
+    state_dir: Option<PathBuf>,
 }
 
 fn engine_err(e: anyhow::Error) -> EngineError {
@@ -231,6 +232,7 @@ impl Engine {
                     path: dir.clone(),
                     reason: e.to_string(),
                 })?;
+                forget_fastresume_after_crash(dir);
                 Some(SessionPersistenceConfig::Json {
                     folder: Some(dir.clone()),
                 })
@@ -280,6 +282,7 @@ impl Engine {
             max_streams: config.max_streams,
             metas: Arc::default(),
             listen,
+            state_dir: config.state_dir.clone(),
         };
         engine.index_restored();
         Ok(engine)
@@ -558,6 +561,41 @@ impl Engine {
     /// Stops every torrent and closes the session; resume state is flushed to disk.
     pub async fn shutdown(&self) {
         self.session.stop().await;
+        if let Some(dir) = &self.state_dir {
+            let _ = std::fs::write(dir.join(CLEAN_MARKER), b"");
+        }
+    }
+}
+
+/// Written by a clean shutdown, removed at start: its absence means the last run crashed.
+const CLEAN_MARKER: &str = "clean-shutdown";
+
+/// librqbit trusts its saved piece bitfields (after checking a sample of the pieces they
+/// claim), but it writes them lazily: after a crash they lag behind the data, and a download
+/// would start over from the stale bitfield. So after a crash the bitfields go, and the
+/// engine checks what is on disk instead: nothing verified before the crash is fetched again,
+/// and nothing unverified is believed.
+fn forget_fastresume_after_crash(dir: &std::path::Path) {
+    let marker = dir.join(CLEAN_MARKER);
+    if marker.exists() {
+        let _ = std::fs::remove_file(&marker);
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut forgot = 0;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "bitv") && std::fs::remove_file(&p).is_ok() {
+            forgot += 1;
+        }
+    }
+    if forgot > 0 {
+        tracing::warn!(
+            torrents = forgot,
+            "the last run did not stop cleanly; checking the data on disk instead of trusting saved progress"
+        );
     }
 }
 

@@ -43,8 +43,8 @@ use crate::output::Output;
 use settings::{AccountChoice, Locate, NodeFile, Settings, UpArgs, write_private};
 
 /// How often the owner re-feeds members' endpoints into its tracker (its peers expire after
-/// `PEER_TTL`).
-const FEED_EVERY: Duration = Duration::from_secs(20);
+/// `PEER_TTL`), and how often stalled downloads are looked at.
+const FEED_EVERY: Duration = Duration::from_secs(5);
 const PEER_TTL: Duration = Duration::from_secs(90);
 
 /// The account the node uses, kept in DATA/account.json (mode 0600).
@@ -87,8 +87,14 @@ pub struct Node {
     household: Option<HouseholdInfo>,
     /// Who is in each sphere room now: room → nick → occupant.
     occupants: Mutex<HashMap<String, HashMap<String, Occupant>>>,
+    /// Rooms where the server has confirmed our presence (status 110), and a wake-up for
+    /// whoever waits on it.
+    joined: Mutex<HashSet<String>>,
+    joined_notify: tokio::sync::Notify,
     /// Members (room, nick) already sent their tracker key since they joined.
     granted: Mutex<HashSet<(String, String)>>,
+    /// The peers each torrent was last added with (librqbit takes peers only then).
+    given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
     /// Shares being hashed: (sphere, path) → (hashed, total).
     hashing: Mutex<HashMap<(String, String), (u64, u64)>>,
     http: Mutex<Option<SocketAddr>>,
@@ -223,6 +229,11 @@ impl Node {
         let mut engine_config = EngineConfig::new(data.join("downloads"));
         engine_config.state_dir = Some(data.join("engine"));
         engine_config.listen = settings.listen;
+        let rate = |r: Option<u64>| {
+            r.and_then(|b| std::num::NonZeroU32::new(u32::try_from(b).unwrap_or(u32::MAX)))
+        };
+        engine_config.download_limit_bps = rate(settings.download_limit);
+        engine_config.upload_limit_bps = rate(settings.upload_limit);
         let engine = Engine::start(engine_config)
             .await
             .context("cannot start the BitTorrent engine")?;
@@ -290,14 +301,18 @@ impl Node {
             prosody: prosody.map(tokio::sync::Mutex::new),
             household,
             occupants: Mutex::default(),
+            joined: Mutex::default(),
+            joined_notify: tokio::sync::Notify::new(),
             granted: Mutex::default(),
+            given_peers: Mutex::default(),
             hashing: Mutex::default(),
             http: Mutex::default(),
         });
 
         node.restore().await?;
-        node.go_online().await?;
+        // Events first: joining a room waits for the room's answer, which the loop reads.
         tokio::spawn(node.clone().xmpp_loop(events));
+        node.go_online().await?;
         tokio::spawn(node.clone().housekeeping());
 
         // The API and the web interface.
@@ -476,7 +491,7 @@ impl Node {
     }
 
     /// Presence, roster, rooms and catch-up: after login and after a new session.
-    async fn go_online(&self) -> Result<()> {
+    async fn go_online(self: &Arc<Self>) -> Result<()> {
         self.xmpp.roster().await.ok();
         self.xmpp.send(Presence::available()).await?;
         for sphere in self.store.spheres().await? {
@@ -501,10 +516,11 @@ impl Node {
         }
     }
 
-    async fn join_sphere_room(&self, sphere: &Sphere) {
+    async fn join_sphere_room(self: &Arc<Self>, sphere: &Sphere) {
         let Ok(room) = BareJid::new(&sphere.room) else {
             return;
         };
+        lock(&self.joined).remove(&sphere.room);
         if let Err(e) = self
             .xmpp
             .join_room(&room, &self.nick, Some(self.endpoints()))
@@ -513,13 +529,26 @@ impl Node {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot join the sphere's room");
             return;
         }
+        // The room sends everyone's presence (with their endpoints) before ours: once ours is
+        // in, the peers for what the catch-up adds are known.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.joined_notify.notified();
+            if lock(&self.joined).contains(&sphere.room) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(sphere = %sphere.name, "the room did not confirm our presence; catching up anyway");
+                break;
+            }
+        }
         if let Err(e) = self.catch_up(sphere).await {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
         }
     }
 
     /// Processes what the room archived since we last looked.
-    async fn catch_up(&self, sphere: &Sphere) -> Result<()> {
+    async fn catch_up(self: &Arc<Self>, sphere: &Sphere) -> Result<()> {
         let room = BareJid::new(&sphere.room)?;
         let history = self
             .xmpp
@@ -547,14 +576,19 @@ impl Node {
                 Event::Online { resumed: false } => {
                     lock(&self.occupants).clear();
                     lock(&self.granted).clear();
-                    if let Err(e) = self.go_online().await {
-                        tracing::warn!(error = %e, "cannot rejoin after reconnecting");
-                    }
+                    // In its own task: rejoining waits on presences this loop delivers.
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = node.go_online().await {
+                            tracing::warn!(error = %e, "cannot rejoin after reconnecting");
+                        }
+                    });
                 }
                 Event::Online { resumed: true } | Event::Roster(_) => {}
                 Event::Offline(e) => {
                     tracing::warn!(error = %e, "XMPP connection lost; reconnecting")
                 }
+                Event::Disconnected(spheres_xmpp::XmppError::Closed) => return,
                 Event::Disconnected(e) => {
                     tracing::error!(error = %e, "XMPP stopped for good; sharing goes on, rooms are unreachable");
                     return;
@@ -583,7 +617,7 @@ impl Node {
         }
     }
 
-    async fn on_message(&self, m: Message) {
+    async fn on_message(self: &Arc<Self>, m: Message) {
         let Some(from) = m.from.clone() else { return };
         let room = from.to_bare().to_string();
         let payload = SpherePayload::from_message(&m);
@@ -624,7 +658,7 @@ impl Node {
         }
     }
 
-    async fn on_room_payload(&self, sphere: &Sphere, p: SpherePayload) {
+    async fn on_room_payload(self: &Arc<Self>, sphere: &Sphere, p: SpherePayload) {
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s).await,
             SpherePayload::Withdraw(w) => self.on_withdraw(sphere, w).await,
@@ -636,7 +670,7 @@ impl Node {
     }
 
     /// A share announced in a sphere: record it and fetch it by the sphere's policy.
-    async fn on_share(&self, sphere: &Sphere, s: Share) -> Result<()> {
+    async fn on_share(self: &Arc<Self>, sphere: &Sphere, s: Share) -> Result<()> {
         if let Some(torrent) = &s.torrent {
             // The .torrent must be what the announcement says: its paths are checked here.
             let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
@@ -678,7 +712,18 @@ impl Node {
             return Ok(());
         }
         tracing::info!(sphere = %sphere.name, share = %s.name, "fetching a new share");
-        self.add_to_engine(sphere, &s, None).await
+        // In its own task: a magnet can take a while to resolve, and announcements wait.
+        let (node, sphere) = (self.clone(), sphere.clone());
+        tokio::spawn(async move {
+            if let Err(e) = node.add_to_engine(&sphere, &s, None).await {
+                tracing::warn!(share = %s.name, error = %e, "cannot fetch a share");
+                let _ = node
+                    .store
+                    .set_share_state(sphere.id, &s.id, "failed", None, Some(&format!("{e:#}")))
+                    .await;
+            }
+        });
+        Ok(())
     }
 
     /// Adds a share to the engine: seeding `path` in place, or downloading into the sphere's
@@ -708,8 +753,41 @@ impl Node {
             }
         };
         opts.peers = self.member_endpoints(&sphere.room);
+        lock(&self.given_peers).insert(s.id.clone(), opts.peers.iter().copied().collect());
         self.engine.add(source, opts).await?;
         Ok(())
+    }
+
+    /// A download with no peer, while members we did not give it are online (the owner's
+    /// tracker may be away): added again with them. librqbit takes peers only when a torrent
+    /// is added; what was verified stays (the data on disk is checked again).
+    async fn refresh_peers(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
+        let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+            return;
+        };
+        let Some(st) = self.engine.status(&hash) else {
+            return;
+        };
+        if st.peers > 0 || st.state != TorrentState::Downloading {
+            return;
+        }
+        let now: HashSet<SocketAddr> = self.member_endpoints(&sphere.room).into_iter().collect();
+        let fresh = {
+            let given = lock(&self.given_peers);
+            let before = given.get(&share.info_hash);
+            now.iter().any(|p| before.is_none_or(|b| !b.contains(p)))
+        };
+        if !fresh {
+            return;
+        }
+        tracing::info!(share = %share.name, peers = now.len(), "no peers: adding the download again with members' endpoints");
+        if self.engine.remove(&hash, false).await.is_ok()
+            && let Err(e) = self
+                .add_to_engine(sphere, &self.share_from_row(share), None)
+                .await
+        {
+            tracing::warn!(share = %share.name, error = %e, "cannot add the download again");
+        }
     }
 
     /// Our announce URL for a sphere: our own tracker for spheres we own, else the key the
@@ -748,8 +826,14 @@ impl Node {
             return;
         };
         if occ.is_self {
-            if !occ.present && occ.codes.iter().any(|c| matches!(c, 301 | 307 | 321)) {
-                tracing::warn!(sphere = %sphere.name, "we were removed from the sphere");
+            if occ.present {
+                lock(&self.joined).insert(room.clone());
+                self.joined_notify.notify_waiters();
+            } else {
+                lock(&self.joined).remove(&room);
+                if occ.codes.iter().any(|c| matches!(c, 301 | 307 | 321)) {
+                    tracing::warn!(sphere = %sphere.name, "we were removed from the sphere");
+                }
             }
             return;
         }
@@ -896,6 +980,9 @@ impl Node {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                         continue;
                     };
+                    if last_feed.elapsed() >= FEED_EVERY {
+                        self.refresh_peers(sphere, share).await;
+                    }
                     if let Some(st) = self.engine.status(&hash) {
                         if st.is_complete() {
                             let path = st.root.to_string_lossy().into_owned();
@@ -1051,7 +1138,7 @@ impl Node {
     }
 
     /// Accepts an invitation: `invite` is the room's JID (or the sphere's name as invited).
-    pub async fn join(&self, invite: &str) -> Result<Sphere> {
+    pub async fn join(self: &Arc<Self>, invite: &str) -> Result<Sphere> {
         let invites = self.store.invites().await?;
         let inv = invites
             .iter()
@@ -1230,6 +1317,7 @@ impl Node {
                 "media": s.media, "sharer": s.sharer, "state": s.state, "path": s.path, "error": s.error,
                 "have_bytes": status.as_ref().map_or(if s.state == "seeding" { s.size as u64 } else { 0 }, |t| t.have_bytes),
                 "total_bytes": s.size, "peers": status.as_ref().map_or(0, |t| t.peers),
+                "transfer": status.as_ref().map(|t| format!("{:?}", t.state).to_lowercase()),
                 "download_bps": status.as_ref().map_or(0, |t| t.download_bps),
                 "upload_bps": status.as_ref().map_or(0, |t| t.upload_bps),
             }));

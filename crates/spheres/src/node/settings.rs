@@ -70,6 +70,12 @@ pub struct UpArgs {
     /// Run as an always-on member: no browser to open, keep everything seeded.
     #[arg(long)]
     pub headless: bool,
+    /// Download at most this many bytes per second (K and M suffixes allowed).
+    #[arg(long, env = "SPHERES_DOWNLOAD_LIMIT", value_name = "BYTES", value_parser = crate::parse_size)]
+    pub download_limit: Option<u64>,
+    /// Upload at most this many bytes per second (K and M suffixes allowed).
+    #[arg(long, env = "SPHERES_UPLOAD_LIMIT", value_name = "BYTES", value_parser = crate::parse_size)]
+    pub upload_limit: Option<u64>,
 }
 
 /// The config file: the same settings as the flags.
@@ -88,6 +94,8 @@ struct FileConfig {
     domain: Option<String>,
     user: Option<String>,
     headless: Option<bool>,
+    download_limit: Option<u64>,
+    upload_limit: Option<u64>,
 }
 
 /// The resolved settings.
@@ -101,6 +109,8 @@ pub struct Settings {
     pub tracker: SocketAddr,
     pub spheres_dir: PathBuf,
     pub headless: bool,
+    pub download_limit: Option<u64>,
+    pub upload_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +205,8 @@ impl Settings {
             tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
             spheres_dir,
             headless: args.headless || file.headless.unwrap_or(false),
+            download_limit: args.download_limit.or(file.download_limit),
+            upload_limit: args.upload_limit.or(file.upload_limit),
             data_dir,
         })
     }

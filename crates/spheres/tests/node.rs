@@ -1,0 +1,396 @@
+//! The node end to end: several `spheres up` processes, a real Prosody, real files.
+//! Every wait is on a condition with a bound; every copy is compared byte for byte.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Proc, TIMEOUT, assert_same_tree, spheres, write_random};
+use serde_json::Value;
+use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
+
+/// One node: its data folder, its spheres folder, its process.
+struct Node {
+    name: String,
+    data: PathBuf,
+    spheres: PathBuf,
+    proc: Option<Proc>,
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Node {
+    fn new(root: &Path, name: &str) -> Node {
+        Node {
+            name: name.to_owned(),
+            data: root.join(name).join("data"),
+            spheres: root.join(name).join("Spheres"),
+            proc: None,
+            extra: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A node on an account of the test's Prosody.
+    fn on(root: &Path, name: &str, s: &ManagedProsody) -> Node {
+        let mut n = Node::new(root, name);
+        n.extra = vec![
+            "--jid".into(),
+            format!("{name}@{}", s.domain()),
+            "--xmpp-server".into(),
+            s.c2s_addr().to_string(),
+            "--xmpp-ca".into(),
+            s.ca_file().to_string_lossy().into_owned(),
+        ];
+        n.env = vec![("SPHERES_PASSWORD".into(), format!("{name}-secret"))];
+        n
+    }
+
+    fn start(&mut self, more: &[&str]) -> Value {
+        let mut cmd = spheres();
+        cmd.arg("--json")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("up")
+            .args(["--http", "127.0.0.1:0", "--spheres-dir"])
+            .arg(&self.spheres)
+            .args(&self.extra)
+            .args(more);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut p = Proc::spawn(&self.name, cmd);
+        let running = p.wait_event("running");
+        self.proc = Some(p);
+        running
+    }
+
+    /// Stops the node cleanly (SIGTERM) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate();
+            assert!(p.wait_exit(), "{} did not stop cleanly", self.name);
+        }
+    }
+
+    /// `kill -9`: no chance to tidy up.
+    fn crash(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Runs a CLI command against this node; returns its JSON result.
+    fn cli(&self, args: &[&str]) -> Value {
+        let out = spheres()
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run spheres");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: spheres {args:?} failed: {}{}",
+            self.name,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The same, expected to fail; returns stderr.
+    fn cli_fails(&self, args: &[&str]) -> String {
+        let out = spheres()
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run spheres");
+        assert!(
+            !out.status.success(),
+            "{}: spheres {args:?} should fail",
+            self.name
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn share_state(&self, sphere: &str, name: &str) -> Option<Value> {
+        let list = self.cli(&["shares", sphere]);
+        list.as_array()?.iter().find(|s| s["name"] == name).cloned()
+    }
+}
+
+/// Polls `cond` (every 100 ms) until it holds; panics after `TIMEOUT` naming `what`.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_seeding(n: &Node, sphere: &str, name: &str) {
+    wait_until(&format!("{} to have {name}", n.name), || {
+        n.share_state(sphere, name)
+            .is_some_and(|s| s["state"] == "seeding")
+    });
+}
+
+/// A raw HTTP GET on loopback; returns the body.
+fn http_get(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    resp[split + 4..].to_vec()
+}
+
+/// Announces to `announce` for `info_hash` (hex) and says whether the tracker refused.
+fn tracker_refuses(announce: &str, info_hash: &str) -> bool {
+    let raw: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(&info_hash[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let escaped: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
+    let url = format!(
+        "{announce}?info_hash={escaped}&peer_id=-XX0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=0&compact=1"
+    );
+    let body = http_get(&url);
+    body.windows(14).any(|w| w == b"failure reason")
+}
+
+fn announce_of(n: &Node, sphere: &str) -> Option<String> {
+    n.cli(&["sphere", "list"])
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == sphere)?["announce"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The README's first command in miniature: a node with nothing configured runs its own
+/// household server and creates the owner's account; a second person gets an account on it,
+/// is invited, joins, and receives a share byte for byte. Removing them closes the tracker.
+#[test]
+fn a_household_node_shares_with_an_invited_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    assert_eq!(running["jid"], "alice@family.test");
+    let household = running["household"].clone();
+    let c2s = household["c2s"].as_str().unwrap().to_owned();
+    let ca = household["ca"].as_str().unwrap().to_owned();
+
+    alice.cli(&["sphere", "create", "Family"]);
+    assert!(
+        alice.spheres.join("Family").is_dir(),
+        "a sphere is a folder"
+    );
+    let pw = dir.path().join("bob.pw");
+    std::fs::write(&pw, "bob-secret\n").unwrap();
+    let created = alice.cli(&[
+        "household",
+        "add-user",
+        "bob",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(created["jid"], "bob@family.test");
+
+    let mut bob = Node::new(dir.path(), "bob");
+    bob.extra = vec![
+        "--jid".into(),
+        "bob@family.test".into(),
+        "--password-file".into(),
+        pw.to_string_lossy().into_owned(),
+        "--xmpp-server".into(),
+        c2s,
+        "--xmpp-ca".into(),
+        ca,
+    ];
+    bob.start(&[]);
+
+    // Alice shares before bob is even invited: he catches up from the room's archive.
+    let video = dir.path().join("holiday.mp4");
+    let data = write_random(&video, 5_000_003, 7);
+    let shared = alice.cli(&["share", "Family", video.to_str().unwrap()]);
+    let hash = shared["info_hash"].as_str().unwrap().to_owned();
+    assert_eq!(
+        alice.share_state("Family", "holiday.mp4").unwrap()["state"],
+        "seeding"
+    );
+
+    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
+    wait_until("bob's invitation", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    bob.cli(&["sphere", "join", "Family"]);
+    wait_seeding(&bob, "Family", "holiday.mp4");
+    assert!(std::fs::read(bob.spheres.join("Family/holiday.mp4")).unwrap() == data);
+
+    // Both see each other as members, online.
+    let members = alice.cli(&["sphere", "members", "Family"]);
+    let bob_entry = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["jid"] == "bob@family.test")
+        .expect("bob is a member")
+        .clone();
+    assert_eq!(bob_entry["affiliation"], "member");
+    assert_eq!(bob_entry["online"], true);
+
+    // Bob shares a folder back; alice gets an identical tree.
+    let photos = dir.path().join("bob-photos/Photos");
+    for i in 0..100 {
+        write_random(
+            &photos.join(format!("IMG_{i:03}.jpg")),
+            20_000 + i * 997,
+            100 + i as u64,
+        );
+    }
+    bob.cli(&["share", "Family", photos.to_str().unwrap()]);
+    wait_seeding(&alice, "Family", "Photos");
+    assert_same_tree(&photos, &alice.spheres.join("Family/Photos"));
+
+    // Bob's own tracker key works; once removed, the tracker refuses it.
+    wait_until("bob's tracker key", || {
+        announce_of(&bob, "Family").is_some()
+    });
+    let key_url = announce_of(&bob, "Family").unwrap();
+    assert!(
+        !tracker_refuses(&key_url, &hash),
+        "a member's key must work"
+    );
+    alice.cli(&["sphere", "remove", "Family", "bob@family.test"]);
+    assert!(
+        tracker_refuses(&key_url, &hash),
+        "a removed member's key must be refused"
+    );
+    let members = alice.cli(&["sphere", "members", "Family"]);
+    assert!(
+        !members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["jid"] == "bob@family.test")
+    );
+
+    // Clear errors for mistakes.
+    let err = alice.cli_fails(&["share", "Nope", video.to_str().unwrap()]);
+    assert!(err.contains("no sphere named"), "{err}");
+    let err = bob.cli_fails(&["sphere", "invite", "Family", "carol@family.test"]);
+    assert!(err.contains("only the sphere's owner"), "{err}");
+
+    alice.stop();
+    bob.stop();
+    assert!(
+        !alice.data.join("node.json").exists(),
+        "a stopped node leaves no node.json"
+    );
+    let err = alice.cli_fails(&["status"]);
+    assert!(err.contains("no node is running"), "{err}");
+}
+
+/// Three members on one server: carol is offline during the share and catches up; alice goes
+/// offline once bob has it, and carol still completes from bob; bob is killed (-9) in the
+/// middle of a download and, restarted, completes without starting over.
+#[test]
+fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(async {
+        let s = ManagedProsody::start(ProsodyConfig::new(dir.path().join("server"), "home.test"))
+            .await
+            .unwrap();
+        for u in ["alice", "bob", "carol"] {
+            s.register(u, &format!("{u}-secret")).await.unwrap();
+        }
+        s
+    });
+    let mut alice = Node::on(dir.path(), "alice", &s);
+    let mut bob = Node::on(dir.path(), "bob", &s);
+    let mut carol = Node::on(dir.path(), "carol", &s);
+    alice.start(&[]);
+    bob.start(&[]);
+    carol.start(&[]);
+    alice.cli(&["sphere", "create", "Family"]);
+    for n in [&bob, &carol] {
+        alice.cli(&[
+            "sphere",
+            "invite",
+            "Family",
+            &format!("{}@home.test", n.name),
+        ]);
+        wait_until("the invitation", || {
+            n.cli(&["sphere", "invites"])
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
+        });
+        n.cli(&["sphere", "join", "Family"]);
+    }
+    // Carol goes offline before anything is shared.
+    carol.stop();
+
+    let film = dir.path().join("film.mkv");
+    let film_data = write_random(&film, 200_000_000, 11);
+    alice.cli(&["share", "Family", film.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "film.mkv");
+    assert!(std::fs::read(bob.spheres.join("Family/film.mkv")).unwrap() == film_data);
+
+    // Alice leaves for the day; carol comes back and gets the film from bob alone.
+    alice.stop();
+    carol.start(&[]);
+    wait_seeding(&carol, "Family", "film.mkv");
+    assert!(std::fs::read(carol.spheres.join("Family/film.mkv")).unwrap() == film_data);
+
+    // Bob restarts with a slow download limit, so a kill -9 lands in the middle of a transfer.
+    let big = dir.path().join("big.bin");
+    let big_data = write_random(&big, 24_000_000, 12);
+    bob.stop();
+    bob.start(&["--download-limit", "4M"]);
+    carol.cli(&["share", "Family", big.to_str().unwrap()]);
+    let mut had = 0;
+    wait_until("bob to be partway", || {
+        had = bob
+            .share_state("Family", "big.bin")
+            .and_then(|s| s["have_bytes"].as_u64())
+            .unwrap_or(0);
+        had >= 4_000_000
+    });
+    bob.crash();
+    bob.start(&["--download-limit", "4M"]);
+    // Resumed, not restarted: once the engine has checked what is on disk, what was
+    // verified before the crash is still there (at 4 MB/s, starting over would show ~0).
+    let mut after_restart = 0;
+    wait_until("bob's engine to check the partial download", || {
+        let Some(s) = bob.share_state("Family", "big.bin") else {
+            return false;
+        };
+        after_restart = s["have_bytes"].as_u64().unwrap_or(0);
+        matches!(s["transfer"].as_str(), Some("downloading" | "seeding"))
+    });
+    assert!(
+        after_restart >= had / 2,
+        "bob restarted from {after_restart} bytes after having {had}"
+    );
+    wait_seeding(&bob, "Family", "big.bin");
+    assert!(std::fs::read(bob.spheres.join("Family/big.bin")).unwrap() == big_data);
+    bob.stop();
+    carol.stop();
+}
