@@ -9,7 +9,8 @@ spheres share announcements the way any third-party client could: it takes the .
 of the <share xmlns='urn:spheres:0'/> payload, has libtorrent parse it, and answers in the
 room "got NAME". Prints JSON lines on stdout:
 {"event": "online"}, {"event": "joined"}, {"event": "message", "sender": ..., "body": ...},
-{"event": "share", "id": ..., "name": ..., "infohash": ..., "files": ..., "body": ...},
+{"event": "share", "id": ..., "name": ..., "infohash": ..., "files": ..., "body": ...,
+"torrent": BASE64},
 {"event": "failed_auth"}. Runs until killed.
 """
 import asyncio
@@ -36,6 +37,7 @@ def read_share(msg):
     torrent = base64.b64decode(share.findtext("{%s}torrent" % NS) or "")
     info = lt.torrent_info(lt.bdecode(torrent))
     return dict(
+        torrent=base64.b64encode(torrent).decode(),
         id=share.get("id"),
         name=share.get("name"),
         size=int(share.get("size")),

@@ -394,3 +394,75 @@ fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
     bob.stop();
     carol.stop();
 }
+
+/// A member with nothing but an ordinary XMPP client (slixmpp) and an ordinary BitTorrent
+/// client (libtorrent): the .torrent taken out of the announcement works as it is.
+#[test]
+fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    let c2s: std::net::SocketAddr = running["household"]["c2s"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ca = running["household"]["ca"].as_str().unwrap().to_owned();
+    alice.cli(&["sphere", "create", "Family"]);
+    let pw = dir.path().join("dave.pw");
+    std::fs::write(&pw, "dave-secret").unwrap();
+    alice.cli(&[
+        "household",
+        "add-user",
+        "dave",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    alice.cli(&["sphere", "invite", "Family", "dave@family.test"]);
+    let room = alice.cli(&["sphere", "list"])[0]["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/slix_peer.py");
+    let mut slix_cmd = std::process::Command::new("/usr/bin/python3");
+    slix_cmd.arg(script).args([
+        "dave@family.test",
+        "dave-secret",
+        "127.0.0.1",
+        &c2s.port().to_string(),
+        &ca,
+        &room,
+    ]);
+    let mut slix = Proc::spawn("slixmpp", slix_cmd);
+    slix.wait_event("joined");
+
+    let letter = dir.path().join("lettre à mamie.pdf");
+    let data = write_random(&letter, 3_000_017, 21);
+    alice.cli(&["share", "Family", letter.to_str().unwrap()]);
+    let share = slix.wait_event("share");
+    assert_eq!(share["name"], "lettre à mamie.pdf");
+    use base64::Engine as _;
+    let torrent = base64::engine::general_purpose::STANDARD
+        .decode(share["torrent"].as_str().unwrap())
+        .unwrap();
+    let torrent_file = dir.path().join("from-the-room.torrent");
+    std::fs::write(&torrent_file, &torrent).unwrap();
+
+    // libtorrent finds alice's node through the tracker named in the torrent, nothing else.
+    let out = dir.path().join("dave-downloads");
+    let mut lt = common::lt_peer();
+    lt.arg("leech")
+        .arg(&torrent_file)
+        .arg(&out)
+        .args(["--timeout", "60", "--no-utp"]);
+    let mut leech = Proc::spawn("libtorrent", lt);
+    assert!(
+        leech.wait_exit(),
+        "libtorrent did not complete: {:?}",
+        leech.seen
+    );
+    assert!(std::fs::read(out.join("lettre à mamie.pdf")).unwrap() == data);
+    drop(slix);
+    alice.stop();
+}
