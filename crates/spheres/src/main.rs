@@ -243,6 +243,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn create(out: &Output, args: CreateArgs) -> Result<()> {
+    for t in &args.trackers {
+        if !["http://", "https://", "udp://"]
+            .iter()
+            .any(|s| t.starts_with(s))
+        {
+            bail!("{t:?} is not a tracker URL: it must start with http://, https:// or udp://");
+        }
+    }
     let opts = CreateOptions {
         piece_length: args.piece_size,
         private: args.private,

@@ -145,6 +145,18 @@ fn empty_input_and_wrong_data_are_refused_with_clear_errors() {
     assert!(stderr.contains("is empty"), "{stderr}");
     assert!(!dir.path().join("e.torrent").exists());
 
+    // A tracker without a scheme would silently never be reached: refused up front.
+    let some = dir.path().join("some.bin");
+    write_random(&some, 1000, 9);
+    let mut cmd = spheres();
+    cmd.args(["torrent", "create"])
+        .arg(&some)
+        .args(["--tracker", "127.0.0.1:6969/announce", "-o"])
+        .arg(dir.path().join("s.torrent"));
+    let stderr = refused(cmd);
+    assert!(stderr.contains("is not a tracker URL"), "{stderr}");
+    assert!(!dir.path().join("s.torrent").exists());
+
     // Seeding data whose size differs from the torrent's is refused and the file is untouched.
     let data = dir.path().join("clip.mp4");
     write_random(&data, 100_000, 5);

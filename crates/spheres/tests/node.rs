@@ -138,10 +138,20 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn wait_seeding(n: &Node, sphere: &str, name: &str) {
-    wait_until(&format!("{} to have {name}", n.name), || {
-        n.share_state(sphere, name)
-            .is_some_and(|s| s["state"] == "seeding")
-    });
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let state = n.share_state(sphere, name);
+        if state.as_ref().is_some_and(|s| s["state"] == "seeding") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {} to have {name}; last seen: {state:?}; status: {}",
+            n.name,
+            n.cli(&["status"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A raw HTTP GET on loopback; returns the body.
@@ -465,4 +475,105 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
     assert!(std::fs::read(out.join("lettre à mamie.pdf")).unwrap() == data);
     drop(slix);
     alice.stop();
+}
+
+/// Alice (household node) and bob (her household's second account) both in "Family".
+fn household_pair(dir: &Path) -> (Node, Node) {
+    let mut alice = Node::new(dir, "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    let pw = dir.join("bob.pw");
+    std::fs::write(&pw, "bob-secret").unwrap();
+    alice.cli(&[
+        "household",
+        "add-user",
+        "bob",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let mut bob = Node::new(dir, "bob");
+    bob.extra = vec![
+        "--jid".into(),
+        "bob@family.test".into(),
+        "--password-file".into(),
+        pw.to_string_lossy().into_owned(),
+        "--xmpp-server".into(),
+        running["household"]["c2s"].as_str().unwrap().to_owned(),
+        "--xmpp-ca".into(),
+        running["household"]["ca"].as_str().unwrap().to_owned(),
+    ];
+    bob.start(&[]);
+    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
+    wait_until("bob's invitation", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    bob.cli(&["sphere", "join", "Family"]);
+    (alice, bob)
+}
+
+/// Copying into the sphere's folder is sharing: a folder written file by file becomes one
+/// share once it stops changing; a public .torrent dropped in is passed on as it is, and
+/// members fetch it through its own tracker from a libtorrent seed.
+#[test]
+fn dropping_into_the_sphere_folder_shares_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut alice, mut bob) = household_pair(dir.path());
+
+    // A folder arriving slowly, as a file manager copies it.
+    let trip = alice.spheres.join("Family/Trip to Lyon");
+    let mut files = Vec::new();
+    for i in 0..5 {
+        let f = trip.join(format!("DSC{i:04}.jpg"));
+        files.push(write_random(&f, 150_000 + i * 13, 300 + i as u64));
+    }
+    wait_seeding(&bob, "Family", "Trip to Lyon");
+    assert_same_tree(&trip, &bob.spheres.join("Family/Trip to Lyon"));
+    let shares = alice.cli(&["shares", "Family"]);
+    let trips = shares
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "Trip to Lyon")
+        .count();
+    assert_eq!(trips, 1, "a folder is one share: {shares}");
+    // Hidden and partial files are not shared.
+    std::fs::write(alice.spheres.join("Family/.hidden"), b"x").unwrap();
+    std::fs::write(alice.spheres.join("Family/film.mkv.part"), b"x").unwrap();
+
+    // A public torrent, seeded by libtorrent through an open tracker of its own.
+    let t = common::tracker(&[]);
+    let seed_dir = dir.path().join("public");
+    let song = write_random(&seed_dir.join("song.flac"), 1_500_000, 77);
+    let torrent = dir.path().join("song.flac.torrent");
+    common::create(
+        &seed_dir.join("song.flac"),
+        &torrent,
+        &["--tracker", &format!("http://{}/announce", t.http)],
+    );
+    let mut lt = common::lt_peer();
+    lt.arg("seed").arg(&torrent).arg(&seed_dir).arg("--no-utp");
+    let mut seeder = Proc::spawn("libtorrent seed", lt);
+    seeder.wait_event("seeding");
+    std::fs::copy(&torrent, alice.spheres.join("Family/song.flac.torrent")).unwrap();
+    wait_seeding(&bob, "Family", "song.flac");
+    wait_seeding(&alice, "Family", "song.flac");
+    assert!(std::fs::read(bob.spheres.join("Family/song.flac")).unwrap() == song);
+    let names: Vec<String> = alice
+        .cli(&["shares", "Family"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with('.') || n.ends_with(".part")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.ends_with(".torrent")), "{names:?}");
+    alice.stop();
+    bob.stop();
 }

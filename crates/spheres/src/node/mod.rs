@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod settings;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -314,6 +315,7 @@ impl Node {
         tokio::spawn(node.clone().xmpp_loop(events));
         node.go_online().await?;
         tokio::spawn(node.clone().housekeeping());
+        tokio::spawn(node.clone().watch_folders());
 
         // The API and the web interface.
         let token = random_token(24);
@@ -736,9 +738,14 @@ impl Node {
         let announce = self.announce_url(sphere).await;
         let source = match &s.torrent {
             Some(t) => {
+                // A sphere torrent announces with our own key; a public torrent someone
+                // passed on keeps its own trackers.
+                let private = Metainfo::from_bytes(t).is_ok_and(|m| m.private);
                 let bytes = match &announce {
-                    Some(a) => spheres_metainfo::with_trackers(t, std::slice::from_ref(a))?,
-                    None => t.clone(),
+                    Some(a) if private => {
+                        spheres_metainfo::with_trackers(t, std::slice::from_ref(a))?
+                    }
+                    _ => t.clone(),
                 };
                 Source::Torrent(bytes)
             }
@@ -1296,6 +1303,41 @@ impl Node {
         Ok(
             json!({"info_hash": share.id, "name": share.name, "size": share.size, "files": share.files, "magnet": share.magnet}),
         )
+    }
+
+    /// Whether a `.torrent` at `path` was already passed on.
+    async fn dropped_already(&self, path: &Path) -> bool {
+        let key = format!("dropped:{}", path.display());
+        matches!(self.store.meta(&key).await, Ok(Some(_)))
+    }
+
+    /// A `.torrent` dropped into a sphere's folder: passed on as it is (a public torrent keeps
+    /// its trackers), fetched into the folder here as on every member's node.
+    async fn share_dropped_torrent(self: &Arc<Self>, name: &str, path: &Path) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let meta = Metainfo::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a usable torrent", path.display()))?;
+        let share = Share {
+            id: meta.info_hash.to_hex(),
+            name: meta.name.clone(),
+            size: meta.total_length,
+            files: meta.visible_files().count() as u64,
+            media: media_of(&meta).to_owned(),
+            sharer: self.me.clone(),
+            magnet: meta.magnet().to_string(),
+            torrent: Some(bytes),
+        };
+        self.store
+            .set_meta(&format!("dropped:{}", path.display()), &share.id)
+            .await?;
+        tracing::info!(sphere = %sphere.name, torrent = %meta.name, private = meta.private, "passing on a dropped torrent");
+        let room = BareJid::new(&sphere.room)?;
+        // Recorded and fetched like any announced share, then announced to the others.
+        self.on_share(&sphere, share.clone()).await?;
+        self.xmpp.send(share.into_message(room, &self.nick)).await?;
+        Ok(())
     }
 
     pub async fn shares(&self, name: &str) -> Result<serde_json::Value> {
