@@ -197,41 +197,11 @@ fn announce_of(n: &Node, sphere: &str) -> Option<String> {
 #[test]
 fn a_household_node_shares_with_an_invited_member() {
     let dir = tempfile::tempdir().unwrap();
-    let mut alice = Node::new(dir.path(), "alice");
-    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
-    assert_eq!(running["jid"], "alice@family.test");
-    let household = running["household"].clone();
-    let c2s = household["c2s"].as_str().unwrap().to_owned();
-    let ca = household["ca"].as_str().unwrap().to_owned();
-
-    alice.cli(&["sphere", "create", "Family"]);
+    let (mut alice, mut bob) = household(dir.path());
     assert!(
         alice.spheres.join("Family").is_dir(),
         "a sphere is a folder"
     );
-    let pw = dir.path().join("bob.pw");
-    std::fs::write(&pw, "bob-secret\n").unwrap();
-    let created = alice.cli(&[
-        "household",
-        "add-user",
-        "bob",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert_eq!(created["jid"], "bob@family.test");
-
-    let mut bob = Node::new(dir.path(), "bob");
-    bob.extra = vec![
-        "--jid".into(),
-        "bob@family.test".into(),
-        "--password-file".into(),
-        pw.to_string_lossy().into_owned(),
-        "--xmpp-server".into(),
-        c2s,
-        "--xmpp-ca".into(),
-        ca,
-    ];
-    bob.start(&[]);
 
     // Alice shares before bob is even invited: he catches up from the room's archive.
     let video = dir.path().join("holiday.mp4");
@@ -243,13 +213,7 @@ fn a_household_node_shares_with_an_invited_member() {
         "seeding"
     );
 
-    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
-    wait_until("bob's invitation", || {
-        bob.cli(&["sphere", "invites"])
-            .as_array()
-            .is_some_and(|l| !l.is_empty())
-    });
-    bob.cli(&["sphere", "join", "Family"]);
+    invite_and_join(&alice, &bob);
     wait_seeding(&bob, "Family", "holiday.mp4");
     assert!(std::fs::read(bob.spheres.join("Family/holiday.mp4")).unwrap() == data);
 
@@ -477,20 +441,26 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
     alice.stop();
 }
 
-/// Alice (household node) and bob (her household's second account) both in "Family".
-fn household_pair(dir: &Path) -> (Node, Node) {
+/// Alice's node runs the household server (nothing configured) and has made the sphere
+/// "Family" and an account for bob, whose node runs too; bob is not invited yet.
+fn household(dir: &Path) -> (Node, Node) {
     let mut alice = Node::new(dir, "alice");
     let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    assert_eq!(
+        running["jid"], "alice@family.test",
+        "the owner's account is created"
+    );
     alice.cli(&["sphere", "create", "Family"]);
     let pw = dir.join("bob.pw");
-    std::fs::write(&pw, "bob-secret").unwrap();
-    alice.cli(&[
+    std::fs::write(&pw, "bob-secret\n").unwrap();
+    let created = alice.cli(&[
         "household",
         "add-user",
         "bob",
         "--password-file",
         pw.to_str().unwrap(),
     ]);
+    assert_eq!(created["jid"], "bob@family.test");
     let mut bob = Node::new(dir, "bob");
     bob.extra = vec![
         "--jid".into(),
@@ -503,6 +473,11 @@ fn household_pair(dir: &Path) -> (Node, Node) {
         running["household"]["ca"].as_str().unwrap().to_owned(),
     ];
     bob.start(&[]);
+    (alice, bob)
+}
+
+/// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.
+fn invite_and_join(alice: &Node, bob: &Node) {
     alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
     wait_until("bob's invitation", || {
         bob.cli(&["sphere", "invites"])
@@ -510,7 +485,6 @@ fn household_pair(dir: &Path) -> (Node, Node) {
             .is_some_and(|l| !l.is_empty())
     });
     bob.cli(&["sphere", "join", "Family"]);
-    (alice, bob)
 }
 
 /// Copying into the sphere's folder is sharing: a folder written file by file becomes one
@@ -519,7 +493,8 @@ fn household_pair(dir: &Path) -> (Node, Node) {
 #[test]
 fn dropping_into_the_sphere_folder_shares_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut alice, mut bob) = household_pair(dir.path());
+    let (mut alice, mut bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
 
     // A folder arriving slowly, as a file manager copies it.
     let trip = alice.spheres.join("Family/Trip to Lyon");

@@ -1262,16 +1262,7 @@ impl Node {
         let (torrent, meta) = made
             .map_err(|e| anyhow!("hashing stopped: {e}"))?
             .with_context(|| format!("cannot share {}", path.display()))?;
-        let share = Share {
-            id: meta.info_hash.to_hex(),
-            name: meta.name.clone(),
-            size: meta.total_length,
-            files: meta.visible_files().count() as u64,
-            media: media_of(&meta).to_owned(),
-            sharer: self.me.clone(),
-            magnet: meta.magnet().to_string(),
-            torrent: Some(torrent.clone()),
-        };
+        let share = self.share_of(&meta, torrent.clone());
         let path_text = path.to_string_lossy().into_owned();
         self.store
             .add_share(
@@ -1305,6 +1296,20 @@ impl Node {
         )
     }
 
+    /// Our announcement of a torrent.
+    fn share_of(&self, meta: &Metainfo, torrent: Vec<u8>) -> Share {
+        Share {
+            id: meta.info_hash.to_hex(),
+            name: meta.name.clone(),
+            size: meta.total_length,
+            files: meta.visible_files().count() as u64,
+            media: media_of(meta).to_owned(),
+            sharer: self.me.clone(),
+            magnet: meta.magnet().to_string(),
+            torrent: Some(torrent),
+        }
+    }
+
     /// Whether a `.torrent` at `path` was already passed on.
     async fn dropped_already(&self, path: &Path) -> bool {
         let key = format!("dropped:{}", path.display());
@@ -1319,16 +1324,7 @@ impl Node {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let meta = Metainfo::from_bytes(&bytes)
             .with_context(|| format!("{} is not a usable torrent", path.display()))?;
-        let share = Share {
-            id: meta.info_hash.to_hex(),
-            name: meta.name.clone(),
-            size: meta.total_length,
-            files: meta.visible_files().count() as u64,
-            media: media_of(&meta).to_owned(),
-            sharer: self.me.clone(),
-            magnet: meta.magnet().to_string(),
-            torrent: Some(bytes),
-        };
+        let share = self.share_of(&meta, bytes);
         self.store
             .set_meta(&format!("dropped:{}", path.display()), &share.id)
             .await?;
