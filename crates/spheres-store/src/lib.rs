@@ -132,6 +132,14 @@ impl Store {
         Ok(())
     }
 
+    pub async fn remove_meta(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a sphere; its name must be new.
     pub async fn add_sphere(
         &self,

@@ -7,6 +7,7 @@
 //! - [`Endpoints`]: where a member's node takes BitTorrent connections, in its room presence.
 //! - [`TrackerGrant`]: the sphere's tracker and the member's own key, sent privately to one
 //!   member inside the members-only room.
+//! - [`Claim`]: a newcomer's node telling a sphere's owner which invitation link it used.
 //!
 //! Parsing never panics: [`SpherePayload::from_message`] and [`Endpoints::from_presence`]
 //! return `None` for anything that is not ours and log (and ignore) what is ours but
@@ -109,6 +110,17 @@ pub struct TrackerGrant {
     pub announce: String,
 }
 
+/// "I am the person your invitation link was for": sent by a newcomer's node to the sphere's
+/// owner, in a 1:1 message, right after it created its account with the link's token. The
+/// owner then makes the sender a member and invites them.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "claim")]
+pub struct Claim {
+    /// The token from the invitation link.
+    #[xml(attribute)]
+    pub token: String,
+}
+
 /// A direct invitation (XEP-0249): "join this room", sent to the invitee's bare JID.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
 #[xml(namespace = "jabber:x:conference", name = "x")]
@@ -125,6 +137,7 @@ impl MessagePayload for Share {}
 impl MessagePayload for Withdraw {}
 impl MessagePayload for TrackerGrant {}
 impl MessagePayload for DirectInvite {}
+impl MessagePayload for Claim {}
 impl PresencePayload for Endpoints {}
 
 /// One of our payloads found in a message.
@@ -134,6 +147,7 @@ pub enum SpherePayload {
     Withdraw(Withdraw),
     Tracker(TrackerGrant),
     Invite(DirectInvite),
+    Claim(Claim),
 }
 
 fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
@@ -165,6 +179,9 @@ impl SpherePayload {
         }
         if let Some(t) = child_of::<TrackerGrant>(p, NS, "tracker") {
             return Some(SpherePayload::Tracker(t));
+        }
+        if let Some(c) = child_of::<Claim>(p, NS, "claim") {
+            return Some(SpherePayload::Claim(c));
         }
         child_of::<DirectInvite>(p, "jabber:x:conference", "x").map(SpherePayload::Invite)
     }
@@ -266,6 +283,14 @@ impl TrackerGrant {
         m.type_ = MessageType::Chat;
         m.payloads
             .push(Element::builder("x", "http://jabber.org/protocol/muc#user").build());
+        m.with_payload(self)
+    }
+}
+
+impl Claim {
+    pub fn into_message(self, to: BareJid) -> Message {
+        let mut m = Message::new(Some(Jid::from(to)));
+        m.type_ = MessageType::Normal;
         m.with_payload(self)
     }
 }
@@ -397,6 +422,16 @@ mod tests {
         assert_eq!(
             SpherePayload::from_message(&m),
             Some(SpherePayload::Tracker(g))
+        );
+        let c = Claim {
+            token: "tok".into(),
+        };
+        let m = c
+            .clone()
+            .into_message(BareJid::new("lea@home.test").unwrap());
+        assert_eq!(
+            SpherePayload::from_message(&m),
+            Some(SpherePayload::Claim(c))
         );
         let i = DirectInvite {
             jid: room(),

@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Start the node: the household server (unless --jid), BitTorrent, the spheres, the API
     /// and web interface. Runs until interrupted.
-    Up(node::settings::UpArgs),
+    Up(Box<node::settings::UpArgs>),
     /// Show the running node: account, spheres, transfers, listening addresses.
     Status,
     /// Create spheres, invite people, join, leave.
@@ -67,6 +67,9 @@ enum SphereCommand {
     List,
     /// Invite someone who has an XMPP account (makes them a member).
     Invite { sphere: String, jid: String },
+    /// A link for someone with no account: with it, `spheres up --invite LINK` creates their
+    /// account on your household server and joins the sphere.
+    InviteLink { sphere: String },
     /// Invitations you received and have not answered.
     Invites,
     /// Accept an invitation (the room's address, or the sphere's name as invited).
@@ -210,7 +213,7 @@ fn main() {
     let out = Output::new(cli.json);
     let result = match cli.command {
         Command::Up(args) => {
-            runtime().and_then(|rt| rt.block_on(node::Node::up(&cli.locate, args, &out)))
+            runtime().and_then(|rt| rt.block_on(node::Node::up(&cli.locate, *args, &out)))
         }
         Command::Status
         | Command::Sphere(_)
@@ -672,6 +675,21 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                 )
                 .await?;
             out.result(&format!("Invited {jid} to {sphere}"), v);
+        }
+        Command::Sphere(SphereCommand::InviteLink { sphere }) => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/invite-link", segment(&sphere)),
+                    serde_json::json!({}),
+                )
+                .await?;
+            out.result(
+                &format!(
+                    "Send this link to the person you invite (it works once); they start with\n  spheres up --invite '{}'",
+                    v["link"].as_str().unwrap_or("?")
+                ),
+                v,
+            );
         }
         Command::Sphere(SphereCommand::Invites) => {
             let list = r.get("/invites").await?;

@@ -552,3 +552,62 @@ fn dropping_into_the_sphere_folder_shares_it() {
     alice.stop();
     bob.stop();
 }
+
+/// Someone with no account gets a link; their node creates the account on the household
+/// server with it and joins the sphere by itself, and can share at once. An always-on
+/// (headless) member accepts its invitation by itself and keeps everything.
+#[test]
+fn an_invitation_link_and_an_always_on_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut alice, mut bob) = household(dir.path());
+
+    // Léa has nothing but the link.
+    let link = alice.cli(&["sphere", "invite-link", "Family"])["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(link.starts_with("spheres:join?"), "{link}");
+    let mut lea = Node::new(dir.path(), "lea");
+    let running = lea.start(&["--invite", &link, "--user", "lea"]);
+    assert_eq!(running["jid"], "lea@family.test");
+    wait_until("léa in the sphere", || {
+        lea.cli(&["sphere", "list"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
+    });
+    // The link worked once; it cannot make a second account.
+    let mut again = Node::new(dir.path(), "mallory");
+    let mut cmd = spheres();
+    cmd.arg("--data-dir")
+        .arg(&again.data)
+        .args(["up", "--http", "127.0.0.1:0", "--spheres-dir"])
+        .arg(&again.spheres)
+        .args(["--invite", &link, "--user", "mallory"]);
+    let (ok, _, stderr) = common::run(cmd);
+    assert!(
+        !ok && stderr.contains("invitation is not valid"),
+        "{stderr}"
+    );
+    again.proc = None;
+
+    // Bob's headless node accepts his invitation by itself.
+    bob.stop();
+    bob.start(&["--headless"]);
+    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
+    wait_until("bob's headless node in the sphere", || {
+        bob.cli(&["sphere", "list"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
+    });
+
+    // Léa shares; the always-on node fetches and keeps it, like everything in its spheres.
+    let clip = dir.path().join("clip.webm");
+    let data = write_random(&clip, 8_000_000, 31);
+    lea.cli(&["share", "Family", clip.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "clip.webm");
+    assert!(std::fs::read(bob.spheres.join("Family/clip.webm")).unwrap() == data);
+    wait_seeding(&alice, "Family", "clip.webm");
+    alice.stop();
+    lea.stop();
+    bob.stop();
+}

@@ -77,6 +77,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/spheres", get(list_spheres).post(create_sphere))
         .route("/spheres/{name}/members", get(members))
         .route("/spheres/{name}/invite", post(invite))
+        .route("/spheres/{name}/invite-link", post(invite_link))
         .route("/spheres/{name}/remove", post(remove))
         .route("/spheres/{name}/leave", post(leave))
         .route("/spheres/{name}/shares", get(shares).post(share))
@@ -147,6 +148,11 @@ async fn invite(
 ) -> ApiResult {
     api.node.invite(&name, &b.jid).await?;
     Ok(Json(json!({"invited": b.jid, "sphere": name})))
+}
+
+async fn invite_link(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    let link = api.node.invite_link(&name).await?;
+    Ok(Json(json!({"link": link, "sphere": name})))
 }
 
 async fn remove(

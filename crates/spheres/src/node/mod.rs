@@ -13,6 +13,7 @@
 //!   is added, so the endpoints known then are passed as initial peers too.
 
 pub mod api;
+mod invite;
 pub mod settings;
 mod watch;
 
@@ -55,6 +56,22 @@ struct AccountFile {
     password: String,
     /// Set when the node runs the household server this account lives on.
     household: Option<HouseholdFile>,
+    /// Where the server is (`HOST:PORT`), when not found from the JID's domain.
+    #[serde(default)]
+    server: Option<String>,
+    /// A CA to trust for that server.
+    #[serde(default)]
+    ca: Option<PathBuf>,
+    /// An invitation link's claim not yet answered by the sphere's owner.
+    #[serde(default)]
+    claim: Option<ClaimFile>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct ClaimFile {
+    owner: String,
+    token: String,
+    room: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -96,6 +113,8 @@ pub struct Node {
     granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// The invitation link this node came with, until its sphere is joined.
+    claim: Mutex<Option<ClaimFile>>,
     /// Shares being hashed: (sphere, path) → (hashed, total).
     hashing: Mutex<HashMap<(String, String), (u64, u64)>>,
     http: Mutex<Option<SocketAddr>>,
@@ -263,18 +282,17 @@ impl Node {
 
         // XMPP.
         let mut cfg = ConnectConfig::new(me.clone(), account.password.clone());
-        match (&settings.account, &household) {
-            (_, Some(h)) => {
+        match &household {
+            Some(h) => {
                 cfg.server = Some(h.c2s);
                 cfg.extra_ca = Some(h.ca.clone());
             }
-            (AccountChoice::Existing { server, ca, .. }, None) => {
-                if let Some(s) = server {
+            None => {
+                if let Some(s) = &account.server {
                     cfg.server = Some(resolve(s).await?);
                 }
-                cfg.extra_ca = ca.clone();
+                cfg.extra_ca = account.ca.clone();
             }
-            _ => {}
         }
         cfg.resource = Some(format!("spheres-{}", random_token(3)));
         let (xmpp, events) = Client::connect(cfg)
@@ -306,6 +324,7 @@ impl Node {
             joined_notify: tokio::sync::Notify::new(),
             granted: Mutex::default(),
             given_peers: Mutex::default(),
+            claim: Mutex::new(account.claim.clone()),
             hashing: Mutex::default(),
             http: Mutex::default(),
         });
@@ -378,11 +397,19 @@ impl Node {
     ) -> Result<(AccountFile, Option<ManagedProsody>)> {
         let path = Self::account_path(&settings.data_dir);
         match &settings.account {
-            AccountChoice::Existing { jid, password, .. } => Ok((
+            AccountChoice::Existing {
+                jid,
+                password,
+                server,
+                ca,
+            } => Ok((
                 AccountFile {
                     jid: jid.clone(),
                     password: password.clone(),
                     household: None,
+                    server: server.clone(),
+                    ca: ca.clone(),
+                    claim: None,
                 },
                 None,
             )),
@@ -390,6 +417,24 @@ impl Node {
                 let saved: Option<AccountFile> = std::fs::read(&path)
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
+                if let Some(a) = &saved
+                    && a.household.is_none()
+                {
+                    if settings.invite.is_some() {
+                        tracing::warn!("this node already has an account; ignoring --invite");
+                    }
+                    return Ok((a.clone(), None));
+                }
+                if saved.is_none()
+                    && let Some(link) = &settings.invite
+                {
+                    let a = Self::account_from_link(settings, link, user).await?;
+                    out.event(
+                        &format!("Created the account {} with the invitation", a.jid),
+                        json!({"event": "account_created", "jid": a.jid}),
+                    );
+                    return Ok((a, None));
+                }
                 let mut config =
                     ProsodyConfig::new(settings.data_dir.join("prosody"), domain.clone());
                 if let Some(h) = saved.as_ref().and_then(|a| a.household.as_ref()) {
@@ -416,6 +461,9 @@ impl Node {
                                 c2s_port: prosody.c2s_addr().port(),
                                 tls_port: prosody.tls_addr().port(),
                             }),
+                            server: None,
+                            ca: None,
+                            claim: None,
                         };
                         write_private(&path, &serde_json::to_vec_pretty(&a)?)?;
                         out.event(
@@ -431,6 +479,70 @@ impl Node {
                 };
                 Ok((account, Some(prosody)))
             }
+        }
+    }
+
+    /// Creates this node's account on the household server an invitation link names.
+    async fn account_from_link(settings: &Settings, link: &str, user: &str) -> Result<AccountFile> {
+        let link = invite::InviteLink::parse(link)?;
+        let ca = settings.data_dir.join("household-ca.pem");
+        write_private(&ca, link.ca_pem().as_bytes())?;
+        let jid = BareJid::new(&format!("{user}@{}", link.domain))
+            .map_err(|e| anyhow!("{user:?} cannot be a user name: {e}"))?;
+        let password = random_token(16);
+        let mut cfg = ConnectConfig::new(jid.clone(), password.clone());
+        cfg.server = Some(resolve(&link.server).await?);
+        cfg.extra_ca = Some(ca.clone());
+        spheres_xmpp::account::register(&cfg, Some(&link.token))
+            .await
+            .with_context(|| format!("cannot create the account {jid}"))?;
+        let a = AccountFile {
+            jid: jid.to_string(),
+            password,
+            household: None,
+            server: Some(link.server.clone()),
+            ca: Some(ca),
+            claim: Some(ClaimFile {
+                owner: link.owner.clone(),
+                token: link.token.clone(),
+                room: link.room.clone(),
+            }),
+        };
+        write_private(
+            &Self::account_path(&settings.data_dir),
+            &serde_json::to_vec_pretty(&a)?,
+        )?;
+        Ok(a)
+    }
+
+    /// Tells the sphere's owner which invitation link we came with.
+    async fn send_claim(&self) {
+        let claim = lock(&self.claim).clone();
+        let Some(c) = claim else { return };
+        let Ok(owner) = BareJid::new(&c.owner) else {
+            return;
+        };
+        let msg = spheres_xmpp::protocol::Claim { token: c.token }.into_message(owner);
+        if let Err(e) = self.xmpp.send(msg).await {
+            tracing::warn!(error = %e, "cannot send our invitation claim");
+        }
+    }
+
+    /// The invitation link's sphere is joined: the claim is done.
+    fn claim_done(&self) {
+        *lock(&self.claim) = None;
+        let path = Self::account_path(&self.settings.data_dir);
+        let updated = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AccountFile>(&b).ok())
+            .map(|mut a| {
+                a.claim = None;
+                a
+            });
+        if let Some(a) = updated
+            && let Ok(bytes) = serde_json::to_vec_pretty(&a)
+        {
+            let _ = write_private(&path, &bytes);
         }
     }
 
@@ -499,6 +611,7 @@ impl Node {
         for sphere in self.store.spheres().await? {
             self.join_sphere_room(&sphere).await;
         }
+        self.send_claim().await;
         Ok(())
     }
 
@@ -655,6 +768,37 @@ impl Node {
                     .store
                     .add_invite(&room, &from, inv.reason.as_deref())
                     .await;
+                // Accepted at once: the sphere our invitation link was for, or any, headless.
+                let claimed = lock(&self.claim)
+                    .as_ref()
+                    .is_some_and(|c| c.room == room && c.owner == from);
+                if claimed || self.settings.headless {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        match node.join(&room).await {
+                            Ok(s) => {
+                                tracing::info!(sphere = %s.name, "joined by invitation");
+                                if claimed {
+                                    node.claim_done();
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot accept an invitation"),
+                        }
+                    });
+                }
+            }
+            (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(c))) => {
+                let who = from.to_bare();
+                let key = format!("link:{}", c.token);
+                let Ok(Some(sphere)) = self.store.meta(&key).await else {
+                    tracing::info!(from = %who, "ignoring a claim for an unknown invitation link");
+                    return;
+                };
+                let _ = self.store.remove_meta(&key).await;
+                tracing::info!(sphere, from = %who, "an invitation link was used");
+                if let Err(e) = self.invite(&sphere, who.as_str()).await {
+                    tracing::warn!(error = %e, "cannot admit the invitation link's user");
+                }
             }
             _ => {}
         }
@@ -1138,6 +1282,33 @@ impl Node {
             .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
         self.xmpp.invite(&room, &who, Some(name)).await?;
         Ok(())
+    }
+
+    /// A link for someone with no account: it creates one on the household server (this
+    /// node's) and joins the sphere. One link, one person.
+    pub async fn invite_link(&self, name: &str) -> Result<String> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can make invitation links");
+        }
+        let (Some(p), Some(h)) = (&self.prosody, &self.household) else {
+            bail!(
+                "invitation links need the household server this node runs; invite an existing account with `spheres sphere invite`"
+            );
+        };
+        let token = p.lock().await.invite().await?.token;
+        self.store.set_meta(&format!("link:{token}"), name).await?;
+        let pem = std::fs::read_to_string(&h.ca)
+            .with_context(|| format!("cannot read {}", h.ca.display()))?;
+        let link = invite::InviteLink {
+            server: h.c2s.to_string(),
+            domain: h.domain.clone(),
+            token,
+            room: sphere.room.clone(),
+            owner: self.me.to_string(),
+            ca_der: invite::der_of_pem(&pem)?,
+        };
+        Ok(link.to_string())
     }
 
     pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {

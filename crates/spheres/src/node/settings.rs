@@ -67,9 +67,13 @@ pub struct UpArgs {
     /// The owner's user name on the household server (first start only).
     #[arg(long, env = "SPHERES_USER")]
     pub user: Option<String>,
-    /// Run as an always-on member: no browser to open, keep everything seeded.
+    /// Run as an always-on member: accept every invitation, keep everything seeded.
     #[arg(long)]
     pub headless: bool,
+    /// First start with an invitation link (`spheres sphere invite-link` on the owner's node):
+    /// creates this node's account on that household server and joins the sphere.
+    #[arg(long, env = "SPHERES_INVITE", value_name = "LINK")]
+    pub invite: Option<String>,
     /// Download at most this many bytes per second (K and M suffixes allowed).
     #[arg(long, env = "SPHERES_DOWNLOAD_LIMIT", value_name = "BYTES", value_parser = crate::parse_size)]
     pub download_limit: Option<u64>,
@@ -111,6 +115,7 @@ pub struct Settings {
     pub headless: bool,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +186,8 @@ impl Settings {
                     ca: args.xmpp_ca.clone().or(file.xmpp_ca),
                 }
             }
+            // Without --jid: the account saved at an earlier start (made by an invitation
+            // link, or the owner's own on the household server this node runs), or a new one.
             None => AccountChoice::Managed {
                 domain: args
                     .domain
@@ -207,6 +214,7 @@ impl Settings {
             headless: args.headless || file.headless.unwrap_or(false),
             download_limit: args.download_limit.or(file.download_limit),
             upload_limit: args.upload_limit.or(file.upload_limit),
+            invite: args.invite.clone(),
             data_dir,
         })
     }
