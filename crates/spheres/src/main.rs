@@ -44,6 +44,12 @@ enum Command {
         sphere: String,
         path: PathBuf,
     },
+    /// Fetch a share the sphere's policy left aside (by name or info hash).
+    Fetch {
+        /// The sphere's name.
+        sphere: String,
+        share: String,
+    },
     /// List a sphere's shares with their progress.
     Shares {
         /// The sphere's name.
@@ -80,6 +86,8 @@ enum SphereCommand {
     Remove { sphere: String, jid: String },
     /// Who is in a sphere, and who is online.
     Members { sphere: String },
+    /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M).
+    Policy { sphere: String, policy: String },
 }
 
 #[derive(Subcommand)]
@@ -219,6 +227,7 @@ fn main() {
         | Command::Sphere(_)
         | Command::Share { .. }
         | Command::Shares { .. }
+        | Command::Fetch { .. }
         | Command::Household(_) => {
             runtime().and_then(|rt| rt.block_on(client(&out, &cli.locate, cli.command)))
         }
@@ -824,6 +833,30 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                 text.join("\n")
             };
             out.result(&text, list);
+        }
+        Command::Sphere(SphereCommand::Policy { sphere, policy }) => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/policy", segment(&sphere)),
+                    serde_json::json!({"policy": policy}),
+                )
+                .await?;
+            out.result(
+                &format!("{sphere}: {}", v["policy"].as_str().unwrap_or("?")),
+                v,
+            );
+        }
+        Command::Fetch { sphere, share } => {
+            let v = r
+                .post(
+                    &format!("/spheres/{}/fetch", segment(&sphere)),
+                    serde_json::json!({"share": share}),
+                )
+                .await?;
+            out.result(
+                &format!("Fetching {} in {sphere}", v["name"].as_str().unwrap_or("?")),
+                v,
+            );
         }
         Command::Household(HouseholdCommand::AddUser {
             user,

@@ -242,6 +242,25 @@ fn a_household_node_shares_with_an_invited_member() {
     wait_seeding(&alice, "Family", "Photos");
     assert_same_tree(&photos, &alice.spheres.join("Family/Photos"));
 
+    // On demand: with policy none, a new share is listed but not fetched until asked for.
+    let err = bob.cli_fails(&["sphere", "policy", "Family", "sometimes"]);
+    assert!(err.contains("is not a policy"), "{err}");
+    assert_eq!(
+        bob.cli(&["sphere", "policy", "Family", "none"])["policy"],
+        "none"
+    );
+    let doc = dir.path().join("report.pdf");
+    let doc_data = write_random(&doc, 700_001, 8);
+    alice.cli(&["share", "Family", doc.to_str().unwrap()]);
+    wait_until("the report listed on bob's node", || {
+        bob.share_state("Family", "report.pdf")
+            .is_some_and(|s| s["state"] == "available")
+    });
+    assert!(!bob.spheres.join("Family/report.pdf").exists());
+    bob.cli(&["fetch", "Family", "report.pdf"]);
+    wait_seeding(&bob, "Family", "report.pdf");
+    assert!(std::fs::read(bob.spheres.join("Family/report.pdf")).unwrap() == doc_data);
+
     // Bob's own tracker key works; once removed, the tracker refuses it.
     wait_until("bob's tracker key", || {
         announce_of(&bob, "Family").is_some()

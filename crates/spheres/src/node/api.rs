@@ -81,6 +81,8 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/spheres/{name}/remove", post(remove))
         .route("/spheres/{name}/leave", post(leave))
         .route("/spheres/{name}/shares", get(shares).post(share))
+        .route("/spheres/{name}/policy", post(policy))
+        .route("/spheres/{name}/fetch", post(fetch))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
         .route("/household/users", post(add_user))
@@ -116,6 +118,16 @@ struct JidBody {
 #[derive(Deserialize)]
 struct PathBody {
     path: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    policy: String,
+}
+
+#[derive(Deserialize)]
+struct FetchBody {
+    share: String,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +191,23 @@ async fn share(
     Json(b): Json<PathBody>,
 ) -> ApiResult {
     Ok(Json(api.node.share(&name, &b.path).await?))
+}
+
+async fn policy(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(b): Json<PolicyBody>,
+) -> ApiResult {
+    let policy = api.node.set_policy(&name, &b.policy).await?;
+    Ok(Json(json!({"sphere": name, "policy": policy})))
+}
+
+async fn fetch(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(b): Json<FetchBody>,
+) -> ApiResult {
+    Ok(Json(api.node.fetch(&name, &b.share).await?))
 }
 
 async fn invites(State(api): State<Api>) -> ApiResult {

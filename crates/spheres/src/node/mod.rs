@@ -1534,6 +1534,43 @@ impl Node {
         Ok(json!(list))
     }
 
+    /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
+    pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String> {
+        let sphere = self.sphere_named(name).await?;
+        let normal = match policy.trim() {
+            "all" => "all".to_owned(),
+            "none" => "none".to_owned(),
+            p => match p.strip_prefix("max:").map(crate::parse_size) {
+                Some(Ok(n)) => format!("max:{n}"),
+                _ => bail!(
+                    "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M)"
+                ),
+            },
+        };
+        self.store.set_policy(sphere.id, &normal).await?;
+        Ok(normal)
+    }
+
+    /// Fetches a share the policy left aside (by name or info hash).
+    pub async fn fetch(&self, name: &str, share: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let rows = self.store.shares(sphere.id).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.info_hash == share || r.name == share)
+            .ok_or_else(|| {
+                anyhow!("{name:?} has no share {share:?} (see `spheres shares {name}`)")
+            })?;
+        if row.state == "available" || row.state == "failed" {
+            self.store
+                .set_share_state(sphere.id, &row.info_hash, "downloading", None, None)
+                .await?;
+            self.add_to_engine(&sphere, &self.share_from_row(row), None)
+                .await?;
+        }
+        Ok(json!({"name": row.name, "info_hash": row.info_hash, "state": "downloading"}))
+    }
+
     /// Creates an account on the household server (only when this node runs it).
     pub async fn add_household_user(&self, user: &str, password: &str) -> Result<String> {
         let Some(p) = &self.prosody else {
