@@ -630,3 +630,39 @@ fn an_invitation_link_and_an_always_on_member() {
     lea.stop();
     bob.stop();
 }
+
+/// The household server crashes: the node restarts it, both nodes reconnect by themselves,
+/// rejoin the sphere, and sharing works again.
+#[test]
+fn the_household_server_is_restarted_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut alice, mut bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    let pidfile = alice.data.join("prosody/prosody.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Back once the server answers again: alice's node can make a room.
+    wait_until("the household server back", || {
+        spheres()
+            .arg("--data-dir")
+            .arg(&alice.data)
+            .args(["sphere", "create", "After the crash"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let new_pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    assert_ne!(new_pid, pid, "a new server process");
+    let note = dir.path().join("note.txt");
+    let data = write_random(&note, 10_000, 41);
+    alice.cli(&["share", "Family", note.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "note.txt");
+    assert!(std::fs::read(bob.spheres.join("Family/note.txt")).unwrap() == data);
+    alice.stop();
+    bob.stop();
+}

@@ -1168,6 +1168,18 @@ impl Node {
             }
             if last_feed.elapsed() >= FEED_EVERY {
                 last_feed = Instant::now();
+                // The household server: back up if it died (clients reconnect by themselves).
+                if let Some(p) = &self.prosody {
+                    match p.lock().await.supervise().await {
+                        Ok(true) => {
+                            tracing::warn!("the household server had stopped; restarted it")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot restart the household server")
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Benchmark: how long a share takes to reach every member, against the ideal.
+#
+#   bench/share.sh [SIZE_MIB] [MEMBERS]      (defaults: 1024 MiB, 8 members)
+#
+# One household node (alice) and MEMBERS member nodes, all real `spheres up` processes of
+# the release build on loopback. Alice shares a file of SIZE_MIB; the clock runs from the
+# end of `spheres share` (the announcement is out) until every member's copy is complete and
+# verified. The same is done with ONE member first: that time, T1, is what one upload of the
+# file costs here (the sharer's upload capacity to one node). A perfect swarm, where members
+# pass pieces on as fast as they get them, delivers to any number of members in about T1;
+# a star (the sharer uploads to each in turn) takes MEMBERS x T1. Reported: T_N / T1.
+#
+# Needs: cargo build --release -p spheres; prosody. BENCH_DIR picks the working folder
+# (e.g. BENCH_DIR=/dev/shm: disks out of the picture).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+
+SIZE_MIB=${1:-1024}
+MEMBERS=${2:-8}
+BIN=$PWD/target/release/spheres
+[[ -x $BIN ]] || { echo "build first: cargo build --release -p spheres" >&2; exit 1; }
+WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/spheres-bench-share.XXXXXX")
+
+now() { date +%s.%N; }
+json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
+
+# node NAME [ARGS...]: starts a node; waits until it runs.
+node() {
+    local name=$1
+    shift
+    bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http 127.0.0.1:0 \
+        --spheres-dir "$WORK/$name/Spheres" "$@"
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q '"event":"running"' "$WORK/$name.out" && return 0
+        sleep 0.1
+    done
+    echo "$name did not start: $(cat "$WORK/$name.err")" >&2
+    return 1
+}
+cli() { local name=$1; shift; "$BIN" --json --data-dir "$WORK/$name/data" "$@"; }
+
+# run N: a fresh household with N members; prints the seconds from share to all complete.
+run() {
+    local n=$1 i
+    rm -rf "${WORK:?}/alice" "$WORK"/m*
+    node alice --user alice --domain bench.test
+    local running c2s ca
+    running=$(grep '"event":"running"' "$WORK/alice.out")
+    c2s=$(json_field "$running" "['household']['c2s']")
+    ca=$(json_field "$running" "['household']['ca']")
+    cli alice sphere create Bench >/dev/null
+    echo "member-secret" >"$WORK/pw"
+    for ((i = 1; i <= n; i++)); do
+        cli alice household add-user "m$i" --password-file "$WORK/pw" >/dev/null
+        node "m$i" --jid "m$i@bench.test" --password-file "$WORK/pw" --xmpp-server "$c2s" --xmpp-ca "$ca"
+        cli alice sphere invite Bench "m$i@bench.test" >/dev/null
+    done
+    for ((i = 1; i <= n; i++)); do
+        until cli "m$i" sphere invites | grep -q Bench; do sleep 0.1; done
+        cli "m$i" sphere join Bench >/dev/null
+    done
+    cli alice share Bench "$WORK/data.bin" >/dev/null
+    local start done_all=0
+    start=$(now)
+    while ((done_all < n)); do
+        done_all=0
+        for ((i = 1; i <= n; i++)); do
+            cli "m$i" shares Bench | grep -q '"state":"seeding"' && done_all=$((done_all + 1))
+        done
+        sleep 0.2
+    done
+    local end
+    end=$(now)
+    for ((i = 1; i <= n; i++)); do
+        cmp -s "$WORK/data.bin" "$WORK/m$i/Spheres/Bench/data.bin" || { echo "m$i: copy differs" >&2; exit 1; }
+    done
+    for p in "${PIDS[@]}"; do stop "$p"; done
+    python3 -c "print(round($end - $start, 2))"
+}
+
+head -c $((SIZE_MIB * 1048576)) /dev/urandom >"$WORK/data.bin"
+t1=$(run 1)
+tn=$(run "$MEMBERS")
+echo "share of $SIZE_MIB MiB to 1 member: ${t1} s; to $MEMBERS members: ${tn} s"
+python3 -c "print('T_$MEMBERS / T_1 = %.2f (perfect swarm ~1, star = $MEMBERS)' % ($tn / $t1))"
