@@ -76,6 +76,17 @@ pub struct Invite {
     pub received_at: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub sphere_id: i64,
+    pub archive_id: Option<String>,
+    pub nick: String,
+    pub jid: Option<String>,
+    pub body: String,
+    pub stamp: i64,
+}
+
 /// A new share to record.
 #[derive(Debug, Clone)]
 pub struct NewShare<'a> {
@@ -330,6 +341,44 @@ impl Store {
         Ok(())
     }
 
+    /// Records what was said in a sphere; returns whether it is new (a message with a known
+    /// archive id is kept once).
+    pub async fn add_message(
+        &self,
+        sphere_id: i64,
+        archive_id: Option<&str>,
+        nick: &str,
+        jid: Option<&str>,
+        body: &str,
+        stamp: Option<i64>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO messages (sphere_id, archive_id, nick, jid, body, stamp) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sphere_id)
+        .bind(archive_id)
+        .bind(nick)
+        .bind(jid)
+        .bind(body)
+        .bind(stamp.unwrap_or_else(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The last `limit` messages of a sphere, oldest first.
+    pub async fn messages(&self, sphere_id: i64, limit: i64) -> Result<Vec<MessageRow>> {
+        let mut rows: Vec<MessageRow> =
+            sqlx::query_as("SELECT * FROM messages WHERE sphere_id = ? ORDER BY id DESC LIMIT ?")
+                .bind(sphere_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     pub async fn add_invite(&self, room: &str, from: &str, reason: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO invites (room, from_jid, reason, received_at) VALUES (?, ?, ?, ?)
@@ -410,6 +459,24 @@ mod tests {
             .await
             .unwrap();
         store.set_archive_after(s.id, "archive-7").await.unwrap();
+        assert!(
+            store
+                .add_message(s.id, Some("a1"), "alice", None, "hello", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_message(s.id, Some("a1"), "alice", None, "hello", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .add_message(s.id, None, "bob", None, "hi", None)
+                .await
+                .unwrap()
+        );
         store.close().await;
 
         // Everything is there after reopening.
@@ -423,6 +490,14 @@ mod tests {
         assert_eq!(shares[0].size, 5_000_000_000);
         assert_eq!(shares[0].path.as_deref(), Some("/tmp/Family/clip.mp4"));
         assert_eq!(store.invites().await.unwrap().len(), 1);
+        let said: Vec<String> = store
+            .messages(s.id, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(said, ["hello", "hi"]);
         assert_eq!(
             store
                 .remove_member(s.id, "bob@home.test")

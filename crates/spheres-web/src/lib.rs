@@ -1,5 +1,6 @@
-//! The HTTP face of a spheres node. For now: streaming the files of torrents, with full
-//! Range support, while they download. (The web UI and JSON API will live here too.)
+//! The HTTP face of a spheres node: the web interface's files ([`ui_router`]) and the
+//! streaming of torrents' files with full Range support, while they download. (The node's
+//! JSON API is in the `spheres` binary, which knows the node.)
 //!
 //! `GET|HEAD /torrents/{info_hash}/files/{index}`: 200 for the whole file, 206 for one range
 //! (`bytes=a-b`, `a-`, `-n`), 416 for a range outside the file. A read waits for pieces not yet
@@ -32,6 +33,40 @@ use range::RangeAnswer;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CHUNK: usize = 64 * 1024;
 
+/// The web interface: one HTML page, its script and its style sheet, compiled into the
+/// binary (no build step, no CDN). The page then talks to the node's JSON API.
+pub fn ui_router() -> Router {
+    fn asset(body: &'static str, kind: &'static str) -> Response {
+        (
+            [
+                (header::CONTENT_TYPE, kind),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset(include_str!("../ui/index.html"), "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async {
+                asset(
+                    include_str!("../ui/app.js"),
+                    "text/javascript; charset=utf-8",
+                )
+            }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset(include_str!("../ui/app.css"), "text/css; charset=utf-8") }),
+        )
+}
+
 /// Routes for streaming the files of the engine's torrents.
 pub fn stream_router(engine: Engine) -> Router {
     Router::new()
@@ -47,7 +82,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        // Handlers may ask for the peer's address (`ConnectInfo<SocketAddr>`).
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });

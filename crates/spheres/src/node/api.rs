@@ -1,14 +1,23 @@
-//! The node's JSON API, on the same port as the web interface. Every `/api/` request needs
-//! `Authorization: Bearer TOKEN`, the token the node writes to DATA/node.json (mode 0600) at
-//! start; the web interface will get its own login (cookies) on top.
+//! The node's JSON API and the web interface, on one port.
+//!
+//! Who may call `/api/` and `/torrents/`:
+//! - the CLI, with `Authorization: Bearer TOKEN` (the token the node writes to DATA/node.json,
+//!   mode 0600, at start);
+//! - a browser on this machine: the connection comes from loopback and the `Host` is a
+//!   loopback name (so a web page elsewhere cannot reach us through DNS rebinding), and every
+//!   request that changes something carries `X-Spheres: 1`, which no other site's page can
+//!   send without a CORS preflight we never grant (CSRF).
+//! Anything else gets 401.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -50,21 +59,59 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
 async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
+    let headers = req.headers();
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same(given.as_bytes(), api.token.as_bytes()) {
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(given) = given {
+        if same(given.as_bytes(), api.token.as_bytes()) {
+            return next.run(req).await;
+        }
         return (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "missing or wrong API token (it is in the node's node.json)"})),
+            Json(json!({"error": "wrong API token (it is in the node's node.json)"})),
         )
             .into_response();
     }
-    next.run(req).await
+    let from_loopback = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    let host_ok = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_loopback_host);
+    if from_loopback && host_ok {
+        let changes = !matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if changes && headers.get("x-spheres").and_then(|v| v.to_str().ok()) != Some("1") {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(
+                    json!({"error": "requests that change something need the X-Spheres: 1 header"}),
+                ),
+            )
+                .into_response();
+        }
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "this node answers only on this machine (or with its API token)"})),
+    )
+        .into_response()
 }
 
 pub fn router(node: Arc<Node>, token: String) -> Router {
@@ -86,19 +133,14 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
         .route("/household/users", post(add_user))
+        .route("/events", get(events))
+        .route("/spheres/{name}/messages", get(messages).post(say))
+        .route("/spheres/{name}/upload/{file}", axum::routing::put(upload))
         .route_layer(middleware::from_fn_with_state(api.clone(), auth))
-        .with_state(api);
-    Router::new().route("/", get(home)).nest("/api", routes)
-}
-
-async fn home() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>spheres</title>\
-         <body style='font-family:sans-serif;max-width:40em;margin:3em auto'>\
-         <h1>spheres is running</h1><p>This node is up. The web interface is on its way; \
-         meanwhile use the command line: <code>spheres status</code>, \
-         <code>spheres sphere create NAME</code>, <code>spheres share NAME PATH</code>.</p></body></html>",
-    )
+        .with_state(api.clone());
+    let streams = spheres_web::stream_router(api.node.engine())
+        .route_layer(middleware::from_fn_with_state(api.clone(), auth));
+    spheres_web::ui_router().nest("/api", routes).merge(streams)
 }
 
 async fn status(State(api): State<Api>) -> ApiResult {
@@ -133,6 +175,11 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct SayBody {
+    body: String,
 }
 
 #[derive(Deserialize)]
@@ -221,4 +268,71 @@ async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> ApiResult {
 async fn add_user(State(api): State<Api>, Json(b): Json<UserBody>) -> ApiResult {
     let jid = api.node.add_household_user(&b.user, &b.password).await?;
     Ok(Json(json!({"jid": jid})))
+}
+
+/// Live events for the web interface (Server-Sent Events): what changed, as it happens, and a
+/// `tick` every second while anything transfers, so progress moves. Browsers reconnect by
+/// themselves when the node restarts.
+async fn events(State(api): State<Api>) -> impl IntoResponse {
+    let rx = api.node.subscribe();
+    let ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    let stream = futures::stream::unfold((rx, ticks), |(mut rx, mut ticks)| async move {
+        let event = tokio::select! {
+            got = rx.recv() => match got {
+                Ok(v) => v,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => json!({"type": "resync"}),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            },
+            _ = ticks.tick() => json!({"type": "tick"}),
+        };
+        let sse = SseEvent::default().data(event.to_string());
+        Some((Ok::<_, std::convert::Infallible>(sse), (rx, ticks)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn messages(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    Ok(Json(api.node.messages(&name).await?))
+}
+
+async fn say(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(b): Json<SayBody>,
+) -> ApiResult {
+    api.node.say(&name, &b.body).await?;
+    Ok(Json(json!({"said": b.body})))
+}
+
+/// A file uploaded into a sphere, streamed to disk (never held in memory): written under a
+/// hidden name, renamed when complete; the folder watcher then shares it.
+async fn upload(
+    State(api): State<Api>,
+    Path((name, file)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> ApiResult {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let (partial, target) = api.node.upload_target(&name, &file).await?;
+    let mut out = tokio::fs::File::create(&partial).await?;
+    let mut stream = body.into_data_stream();
+    let mut written: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                drop(out);
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(anyhow::anyhow!("the upload was cut: {e}").into());
+            }
+        };
+        out.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    out.sync_all().await?;
+    drop(out);
+    tokio::fs::rename(&partial, &target).await?;
+    Ok(Json(
+        json!({"file": file, "bytes": written, "sphere": name}),
+    ))
 }

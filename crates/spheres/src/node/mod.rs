@@ -113,6 +113,8 @@ pub struct Node {
     granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// What the web interface hears about as it happens (`/api/events`).
+    events: tokio::sync::broadcast::Sender<serde_json::Value>,
     /// The invitation link this node came with, until its sphere is joined.
     claim: Mutex<Option<ClaimFile>>,
     /// Shares being hashed: (sphere, path) → (hashed, total).
@@ -325,6 +327,7 @@ impl Node {
             granted: Mutex::default(),
             given_peers: Mutex::default(),
             claim: Mutex::new(account.claim.clone()),
+            events: tokio::sync::broadcast::channel(256).0,
             hashing: Mutex::default(),
             http: Mutex::default(),
         });
@@ -671,6 +674,8 @@ impl Node {
             .await?;
         let mut last = None;
         for item in history {
+            self.record_said(sphere, &item.message, Some(&item.id))
+                .await;
             if let Some(p) = SpherePayload::from_message(&item.message) {
                 self.on_room_payload(sphere, p).await;
             }
@@ -737,12 +742,16 @@ impl Node {
         let room = from.to_bare().to_string();
         let payload = SpherePayload::from_message(&m);
         match (m.type_.clone(), payload) {
-            (MessageType::Groupchat, Some(p)) => {
+            (MessageType::Groupchat, payload) => {
                 let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
                     return;
                 };
-                self.on_room_payload(&sphere, p).await;
-                if let Some(id) = stanza_id(&m, &room) {
+                let id = stanza_id(&m, &room);
+                self.record_said(&sphere, &m, id.as_deref()).await;
+                if let Some(p) = payload {
+                    self.on_room_payload(&sphere, p).await;
+                }
+                if let Some(id) = id {
                     let _ = self.store.set_archive_after(sphere.id, &id).await;
                 }
             }
@@ -804,6 +813,42 @@ impl Node {
         }
     }
 
+    /// Keeps what was said in a room (the chat beside the gallery), once.
+    async fn record_said(&self, sphere: &Sphere, m: &Message, archive_id: Option<&str>) {
+        let Some(body) = m.bodies.values().next() else {
+            return;
+        };
+        let nick = m
+            .from
+            .as_ref()
+            .and_then(|f| f.resource().map(|r| r.as_str().to_owned()))
+            .unwrap_or_default();
+        let jid = lock(&self.occupants)
+            .get(&sphere.room)
+            .and_then(|r| r.get(&nick))
+            .and_then(|o| o.jid.as_ref().map(|j| j.to_bare().to_string()))
+            .or_else(|| (nick == self.nick).then(|| self.me.to_string()));
+        if let Ok(true) = self
+            .store
+            .add_message(sphere.id, archive_id, &nick, jid.as_deref(), body, None)
+            .await
+        {
+            self.emit(json!({"type": "message", "sphere": sphere.name}));
+        }
+    }
+
+    fn emit(&self, event: serde_json::Value) {
+        let _ = self.events.send(event);
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<serde_json::Value> {
+        self.events.subscribe()
+    }
+
     async fn on_room_payload(self: &Arc<Self>, sphere: &Sphere, p: SpherePayload) {
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s).await,
@@ -853,6 +898,9 @@ impl Node {
         if let Ok(hash) = s.id.parse::<InfoHash>() {
             self.sphere_owned_grant(sphere, &hash);
             self.feed_endpoints(sphere).await;
+        }
+        if new {
+            self.emit(json!({"type": "share", "sphere": sphere.name}));
         }
         if !new || !wanted {
             return Ok(());
@@ -999,6 +1047,7 @@ impl Node {
                 lock(&self.granted).remove(&key);
             }
         }
+        self.emit(json!({"type": "presence", "sphere": sphere.name}));
         if !occ.present || !sphere.owned {
             return;
         }
@@ -1138,6 +1187,7 @@ impl Node {
                         if st.is_complete() {
                             let path = st.root.to_string_lossy().into_owned();
                             tracing::info!(share = %share.name, "download complete and verified");
+                            self.emit(json!({"type": "share", "sphere": sphere.name}));
                             let _ = self
                                 .store
                                 .set_share_state(
@@ -1544,6 +1594,61 @@ impl Node {
             }));
         }
         Ok(json!(list))
+    }
+
+    /// The last messages said in a sphere's room, oldest first.
+    pub async fn messages(&self, name: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let rows = self.store.messages(sphere.id, 200).await?;
+        Ok(json!(
+            rows.into_iter()
+                .map(
+                    |m| json!({"nick": m.nick, "jid": m.jid, "body": m.body, "stamp": m.stamp,
+                            "mine": m.jid.as_deref() == Some(self.me.as_str())})
+                )
+                .collect::<Vec<_>>()
+        ))
+    }
+
+    /// Says something in a sphere's room.
+    pub async fn say(&self, name: &str, body: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        let body = body.trim();
+        if body.is_empty() {
+            bail!("nothing to say");
+        }
+        if body.len() > 10_000 {
+            bail!("that message is too long (10,000 characters at most)");
+        }
+        let room = BareJid::new(&sphere.room)?;
+        let m = Message::groupchat(Some(Jid::from(room))).with_body(
+            spheres_xmpp::xmpp_parsers::message::Lang::from(""),
+            body.to_owned(),
+        );
+        self.xmpp.send(m).await?;
+        Ok(())
+    }
+
+    /// Where an upload into a sphere goes: a plain file name in the sphere's folder, never
+    /// outside it, never over something already there.
+    pub async fn upload_target(&self, name: &str, file_name: &str) -> Result<(PathBuf, PathBuf)> {
+        let sphere = self.sphere_named(name).await?;
+        let clean = file_name.trim();
+        if clean.is_empty()
+            || clean.len() > 255
+            || clean.starts_with('.')
+            || clean.contains(['/', '\\', '\0'])
+            || clean.chars().any(char::is_control)
+        {
+            bail!("{file_name:?} cannot be a file name here");
+        }
+        let folder = PathBuf::from(&sphere.folder);
+        let target = folder.join(clean);
+        if target.exists() {
+            bail!("{clean:?} is already in {name}");
+        }
+        let partial = folder.join(format!(".upload-{}.part", random_token(6)));
+        Ok((partial, target))
     }
 
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.

@@ -1,0 +1,323 @@
+// The spheres web interface: no framework, no build step, no CDN. It talks to the node's
+// JSON API on the same origin and listens to /api/events for live changes.
+
+const TEXT = {
+  en: {
+    brand: "spheres", language: "Language", download: "Download", previous: "Previous",
+    next: "Next", close: "Close", spheres: "Your spheres", noSpheres: "No sphere yet. Make one for your family or friends.",
+    newSphere: "New sphere", sphereName: "Name of the sphere", create: "Create",
+    shares: "{n} shares", online: "{n} online", yours: "yours", back: "All spheres",
+    dropHere: "Drop photos, videos or folders here, or", choose: "choose files",
+    uploading: "Sending {name}", chat: "Chat", say: "Message", send: "Send",
+    members: "Members", invite: "Invite", inviteJid: "Their address (name@server)",
+    inviteLink: "Invitation link", inviteLinkHelp: "For someone with no account: send them this link.",
+    copy: "Copy", copied: "Copied", nothingYet: "Nothing shared yet.", from: "from {who}",
+    state_seeding: "Ready", state_downloading: "Downloading", state_available: "Not fetched",
+    state_withdrawn: "Withdrawn", state_failed: "Failed", state_hashing: "Preparing",
+    fetch: "Fetch", files: "{n} files", error: "Something went wrong: {msg}",
+    reconnecting: "Connection to your node lost; reconnecting…", online_you: "you",
+    noMessages: "No messages yet.", invited: "Invited {who}", created: "Created {name}",
+  },
+  fr: {
+    brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
+    next: "Suivant", close: "Fermer", spheres: "Vos sphères", noSpheres: "Pas encore de sphère. Créez-en une pour votre famille ou vos amis.",
+    newSphere: "Nouvelle sphère", sphereName: "Nom de la sphère", create: "Créer",
+    shares: "{n} partages", online: "{n} en ligne", yours: "la vôtre", back: "Toutes les sphères",
+    dropHere: "Déposez ici photos, vidéos ou dossiers, ou", choose: "choisissez des fichiers",
+    uploading: "Envoi de {name}", chat: "Discussion", say: "Message", send: "Envoyer",
+    members: "Membres", invite: "Inviter", inviteJid: "Son adresse (nom@serveur)",
+    inviteLink: "Lien d'invitation", inviteLinkHelp: "Pour quelqu'un sans compte : envoyez-lui ce lien.",
+    copy: "Copier", copied: "Copié", nothingYet: "Rien n'est encore partagé.", from: "de {who}",
+    state_seeding: "Prêt", state_downloading: "Téléchargement", state_available: "Non récupéré",
+    state_withdrawn: "Retiré", state_failed: "Échec", state_hashing: "Préparation",
+    fetch: "Récupérer", files: "{n} fichiers", error: "Un problème est survenu : {msg}",
+    reconnecting: "Connexion au nœud perdue ; reconnexion…", online_you: "vous",
+    noMessages: "Pas encore de message.", invited: "{who} est invité·e", created: "{name} créée",
+  },
+};
+
+let lang = localStorage.getItem("lang") || (navigator.language || "en").slice(0, 2);
+if (!TEXT[lang]) lang = "en";
+
+function t(key, vars = {}) {
+  const s = (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+}
+
+function translateStatic() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  document.getElementById("lang").value = lang;
+}
+
+/** Decimal units, as file managers show them. */
+function size(bytes) {
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
+  let v = bytes, u = 0;
+  while (v >= 1000 && u < units.length - 1) { v /= 1000; u++; }
+  return u === 0 ? `${v} ${units[0]}` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+}
+
+async function api(path, opts = {}) {
+  const init = { ...opts, headers: { ...(opts.headers || {}) } };
+  if (init.method && init.method !== "GET") init.headers["X-Spheres"] = "1";
+  if (init.json !== undefined) {
+    init.body = JSON.stringify(init.json);
+    init.headers["Content-Type"] = "application/json";
+    delete init.json;
+  }
+  const res = await fetch("/api" + path, init);
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function say(msg) { document.getElementById("live").textContent = msg; }
+function fail(e) { say(t("error", { msg: e.message })); }
+
+const app = document.getElementById("app");
+let current = { view: null, sphere: null, shares: [], refresh: null };
+
+function mediaIcon(media) {
+  return { video: "🎬", audio: "🎵", image: "🖼", document: "📄", archive: "🗜" }[media] || "📦";
+}
+
+function streamUrl(hash, index = 0) { return `/torrents/${hash}/files/${index}`; }
+
+// ---------- Home: the spheres ----------
+async function renderHome() {
+  current = { view: "home" };
+  const [status, spheres] = await Promise.all([api("/status"), api("/spheres")]);
+  document.getElementById("who").textContent = status.jid;
+  const counts = Object.fromEntries((status.spheres || []).map((s) => [s.name, s]));
+  const input = h("input", { id: "new-sphere", name: "name", required: true, autocomplete: "off" });
+  const form = h("form", { class: "create", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/spheres", { method: "POST", json: { name: input.value } });
+      say(t("created", { name: input.value }));
+      location.hash = `#/s/${encodeURIComponent(input.value)}`;
+    } catch (e) { fail(e); }
+  } },
+    h("label", { for: "new-sphere" }, t("sphereName")), input, h("button", { type: "submit" }, t("create")));
+  const list = spheres.length
+    ? h("ul", { class: "spheres" }, spheres.map((s) => {
+        const c = counts[s.name] || {};
+        return h("li", {}, h("a", { href: `#/s/${encodeURIComponent(s.name)}`, class: "sphere-card" },
+          h("strong", {}, s.name),
+          h("span", {}, t("shares", { n: c.shares ?? 0 })),
+          h("span", {}, t("online", { n: c.members_online ?? 0 })),
+          s.owned ? h("span", { class: "tag" }, t("yours")) : null));
+      }))
+    : h("p", {}, t("noSpheres"));
+  app.replaceChildren(h("h1", {}, t("spheres")), list, h("h2", {}, t("newSphere")), form);
+}
+
+// ---------- A sphere: gallery, chat, members ----------
+function progressOf(s) {
+  const total = s.total_bytes || s.size || 0;
+  return total ? Math.min(100, Math.round((s.have_bytes || 0) * 100 / total)) : 0;
+}
+
+function shareCard(s, index) {
+  const pct = progressOf(s);
+  const ready = s.state === "seeding";
+  const thumb = s.media === "image" && s.files === 1 && s.info_hash && (ready || pct > 0)
+    ? h("img", { src: streamUrl(s.info_hash), alt: "", loading: "lazy" })
+    : h("span", { class: "icon", "aria-hidden": "true" }, mediaIcon(s.media));
+  const stateText = t(`state_${s.state}`) + (s.state === "downloading" ? ` ${pct}%` : "");
+  return h("li", { class: `card ${s.state}` },
+    h("button", { type: "button", class: "open", "data-index": index, onclick: () => openViewer(index),
+      disabled: !s.info_hash || s.state === "available" || s.state === "hashing" },
+      h("span", { class: "thumb" }, thumb),
+      h("span", { class: "name" }, s.name)),
+    h("span", { class: "meta" }, `${size(s.total_bytes || s.size || 0)}${s.files > 1 ? " · " + t("files", { n: s.files }) : ""}`),
+    h("span", { class: "meta" }, t("from", { who: s.sharer || "" })),
+    h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct, "aria-label": s.name },
+      h("span", { style: `width:${pct}%` })),
+    h("span", { class: "state" }, stateText),
+    s.state === "available" ? h("button", { type: "button", onclick: async () => {
+      try { await api(`/spheres/${enc(current.sphere)}/fetch`, { method: "POST", json: { share: s.info_hash } }); refreshShares(); } catch (e) { fail(e); }
+    } }, t("fetch")) : null);
+}
+
+function enc(s) { return encodeURIComponent(s); }
+
+async function refreshShares() {
+  if (current.view !== "sphere") return;
+  const shares = await api(`/spheres/${enc(current.sphere)}/shares`);
+  current.shares = shares;
+  const grid = document.getElementById("gallery");
+  if (!grid) return;
+  grid.replaceChildren(...(shares.length ? shares.map(shareCard) : [h("li", { class: "empty" }, t("nothingYet"))]));
+}
+
+async function refreshChat() {
+  if (current.view !== "sphere") return;
+  const msgs = await api(`/spheres/${enc(current.sphere)}/messages`);
+  const list = document.getElementById("messages");
+  if (!list) return;
+  list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
+    h("strong", {}, m.nick), " ", h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
+  list.scrollTop = list.scrollHeight;
+}
+
+async function refreshMembers() {
+  if (current.view !== "sphere") return;
+  const members = await api(`/spheres/${enc(current.sphere)}/members`);
+  const list = document.getElementById("members");
+  if (!list) return;
+  list.replaceChildren(...members.map((m) => h("li", {},
+    h("span", { class: m.online ? "dot on" : "dot", "aria-hidden": "true" }), `${m.jid} `,
+    h("span", { class: "sr" }, m.online ? "online" : "offline"))));
+}
+
+function upload(files) {
+  for (const file of files) {
+    const row = h("li", {}, t("uploading", { name: file.name }), " ",
+      h("progress", { max: 100, value: 0, "aria-label": file.name }));
+    document.getElementById("uploads").append(row);
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", `/api/spheres/${enc(current.sphere)}/upload/${enc(file.name)}`);
+    xhr.setRequestHeader("X-Spheres", "1");
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) row.querySelector("progress").value = Math.round(ev.loaded * 100 / ev.total); };
+    xhr.onload = () => {
+      if (xhr.status >= 300) { let m = xhr.statusText; try { m = JSON.parse(xhr.responseText).error; } catch {} fail(new Error(m)); }
+      row.remove();
+    };
+    xhr.onerror = () => { fail(new Error(file.name)); row.remove(); };
+    xhr.send(file);
+  }
+}
+
+async function renderSphere(name) {
+  current = { view: "sphere", sphere: name, shares: [] };
+  const fileInput = h("input", { type: "file", multiple: true, id: "file-input", class: "sr", onchange: (ev) => upload(ev.target.files) });
+  const drop = h("div", { class: "drop", id: "drop",
+    ondragover: (ev) => { ev.preventDefault(); drop.classList.add("over"); },
+    ondragleave: () => drop.classList.remove("over"),
+    ondrop: (ev) => { ev.preventDefault(); drop.classList.remove("over"); upload(ev.dataTransfer.files); } },
+    t("dropHere"), " ", h("label", { for: "file-input", class: "link" }, t("choose")), fileInput,
+    h("ul", { id: "uploads", class: "uploads" }));
+  const msg = h("input", { id: "say", autocomplete: "off", required: true });
+  const chat = h("section", { class: "chat", "aria-labelledby": "chat-title" },
+    h("h2", { id: "chat-title" }, t("chat")),
+    h("ul", { id: "messages", class: "messages", "aria-live": "polite" }),
+    h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await api(`/spheres/${enc(name)}/messages`, { method: "POST", json: { body: msg.value } }); msg.value = ""; } catch (e) { fail(e); }
+    } }, h("label", { for: "say", class: "sr" }, t("say")), msg, h("button", { type: "submit" }, t("send"))));
+  const jid = h("input", { id: "invite-jid", autocomplete: "off", required: true });
+  const linkOut = h("output", { id: "invite-link", class: "invite-link" });
+  const members = h("section", { class: "people", "aria-labelledby": "members-title" },
+    h("h2", { id: "members-title" }, t("members")),
+    h("ul", { id: "members", class: "members" }),
+    h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try { await api(`/spheres/${enc(name)}/invite`, { method: "POST", json: { jid: jid.value } }); say(t("invited", { who: jid.value })); jid.value = ""; refreshMembers(); } catch (e) { fail(e); }
+    } }, h("label", { for: "invite-jid" }, t("inviteJid")), jid, h("button", { type: "submit" }, t("invite"))),
+    h("button", { type: "button", onclick: async () => {
+      try {
+        const r = await api(`/spheres/${enc(name)}/invite-link`, { method: "POST", json: {} });
+        linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")), h("code", {}, r.link), " ",
+          h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(r.link); say(t("copied")); } }, t("copy")));
+      } catch (e) { fail(e); }
+    } }, t("inviteLink")), linkOut);
+  app.replaceChildren(
+    h("p", {}, h("a", { href: "#/" }, "← " + t("back"))),
+    h("h1", {}, name),
+    h("div", { class: "sphere" },
+      h("section", { class: "main", "aria-labelledby": "gallery-title" },
+        h("h2", { id: "gallery-title", class: "sr" }, name), drop, h("ul", { id: "gallery", class: "gallery" })),
+      h("aside", {}, chat, members)));
+  await Promise.all([refreshShares(), refreshChat(), refreshMembers()]);
+}
+
+// ---------- The viewer ----------
+const viewer = document.getElementById("viewer");
+let viewing = -1;
+
+function openViewer(index) {
+  const s = current.shares[index];
+  if (!s || !s.info_hash) return;
+  viewing = index;
+  const url = streamUrl(s.info_hash);
+  document.getElementById("viewer-title").textContent = s.name;
+  document.getElementById("viewer-download").href = url;
+  let body;
+  if (s.media === "video") body = h("video", { src: url, controls: true, autoplay: true, playsinline: true, id: "player" });
+  else if (s.media === "audio") body = h("audio", { src: url, controls: true, autoplay: true, id: "player" });
+  else if (s.media === "image" && s.files === 1) body = h("img", { src: url, alt: s.name });
+  else body = h("p", {}, h("a", { href: url, download: s.name }, s.name));
+  document.getElementById("viewer-body").replaceChildren(body);
+  if (!viewer.open) viewer.showModal();
+}
+
+function step(delta) {
+  const n = current.shares.length;
+  for (let i = 1; i <= n; i++) {
+    const j = (viewing + delta * i + n * n) % n;
+    if (current.shares[j].state === "seeding" || current.shares[j].state === "downloading") { openViewer(j); return; }
+  }
+}
+
+document.getElementById("viewer-close").addEventListener("click", () => viewer.close());
+document.getElementById("viewer-prev").addEventListener("click", () => step(-1));
+document.getElementById("viewer-next").addEventListener("click", () => step(1));
+viewer.addEventListener("close", () => document.getElementById("viewer-body").replaceChildren());
+viewer.addEventListener("keydown", (ev) => {
+  if (ev.key === "ArrowRight") step(1);
+  if (ev.key === "ArrowLeft") step(-1);
+});
+
+// ---------- Routing and live updates ----------
+async function route() {
+  const m = location.hash.match(/^#\/s\/(.+)$/);
+  try {
+    if (m) await renderSphere(decodeURIComponent(m[1]));
+    else await renderHome();
+  } catch (e) { fail(e); }
+}
+
+let pending = null;
+function soon(fn) { if (!pending) pending = setTimeout(() => { pending = null; fn().catch(fail); }, 150); }
+
+function listen() {
+  const es = new EventSource("/api/events");
+  es.onopen = () => { if (document.getElementById("live").textContent === t("reconnecting")) { say(""); route(); } };
+  es.onerror = () => say(t("reconnecting"));
+  es.onmessage = (ev) => {
+    let e; try { e = JSON.parse(ev.data); } catch { return; }
+    if (current.view === "home" && (e.type === "share" || e.type === "presence")) soon(renderHome);
+    if (current.view !== "sphere" || (e.sphere && e.sphere !== current.sphere)) return;
+    if (e.type === "share" || e.type === "resync") soon(refreshShares);
+    if (e.type === "tick" && current.shares.some((s) => s.state === "downloading" || s.state === "hashing")) refreshShares().catch(fail);
+    if (e.type === "tick" && document.getElementById("uploads")?.children.length) refreshShares().catch(fail);
+    if (e.type === "message") refreshChat().catch(fail);
+    if (e.type === "presence") refreshMembers().catch(fail);
+  };
+}
+
+document.getElementById("lang").addEventListener("change", (ev) => {
+  lang = ev.target.value;
+  localStorage.setItem("lang", lang);
+  translateStatic();
+  route();
+});
+window.addEventListener("hashchange", route);
+translateStatic();
+route();
+listen();
