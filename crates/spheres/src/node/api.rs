@@ -7,6 +7,7 @@
 //!   loopback name (so a web page elsewhere cannot reach us through DNS rebinding), and every
 //!   request that changes something carries `X-Spheres: 1`, which no other site's page can
 //!   send without a CORS preflight we never grant (CSRF).
+//!
 //! Anything else gets 401.
 
 use std::net::SocketAddr;
