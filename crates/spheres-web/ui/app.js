@@ -17,6 +17,7 @@ const TEXT = {
     fetch: "Fetch", files: "{n} files", error: "Something went wrong: {msg}",
     reconnecting: "Connection to your node lost; reconnecting…", online_you: "you",
     noMessages: "No messages yet.", invited: "Invited {who}", created: "Created {name}",
+    invitations: "Invitations", invitedBy: "{sphere}, from {who}", join: "Join {sphere}",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -33,6 +34,7 @@ const TEXT = {
     fetch: "Récupérer", files: "{n} fichiers", error: "Un problème est survenu : {msg}",
     reconnecting: "Connexion au nœud perdue ; reconnexion…", online_you: "vous",
     noMessages: "Pas encore de message.", invited: "{who} est invité·e", created: "{name} créée",
+    invitations: "Invitations", invitedBy: "{sphere}, de la part de {who}", join: "Rejoindre {sphere}",
   },
 };
 
@@ -90,6 +92,9 @@ function fail(e) { say(t("error", { msg: e.message })); }
 
 const app = document.getElementById("app");
 let current = { view: null, sphere: null, shares: [], refresh: null };
+// Each render takes a number; one that finds a newer render started while it waited stops,
+// so a slow refresh never paints over the page the person went to since.
+let generation = 0;
 
 function mediaIcon(media) {
   return { video: "🎬", audio: "🎵", image: "🖼", document: "📄", archive: "🗜" }[media] || "📦";
@@ -99,8 +104,10 @@ function streamUrl(hash, index = 0) { return `/torrents/${hash}/files/${index}`;
 
 // ---------- Home: the spheres ----------
 async function renderHome() {
+  const mine = ++generation;
   current = { view: "home" };
-  const [status, spheres] = await Promise.all([api("/status"), api("/spheres")]);
+  const [status, spheres, invites] = await Promise.all([api("/status"), api("/spheres"), api("/invites")]);
+  if (mine !== generation) return;
   document.getElementById("who").textContent = status.jid;
   const counts = Object.fromEntries((status.spheres || []).map((s) => [s.name, s]));
   const input = h("input", { id: "new-sphere", name: "name", required: true, autocomplete: "off" });
@@ -123,7 +130,16 @@ async function renderHome() {
           s.owned ? h("span", { class: "tag" }, t("yours")) : null));
       }))
     : h("p", {}, t("noSpheres"));
-  app.replaceChildren(h("h1", {}, t("spheres")), list, h("h2", {}, t("newSphere")), form);
+  const pending = invites.length ? [h("h2", {}, t("invitations")), h("ul", { class: "invites" }, invites.map((i) => {
+    const sphere = i.reason || i.room;
+    return h("li", {}, t("invitedBy", { sphere, who: i.from_jid }), " ", h("button", { type: "button", onclick: async () => {
+      try {
+        const s = await api("/invites/join", { method: "POST", json: { invite: i.room } });
+        location.hash = `#/s/${encodeURIComponent(s.name)}`;
+      } catch (e) { fail(e); }
+    } }, t("join", { sphere })));
+  }))] : [];
+  app.replaceChildren(h("h1", {}, t("spheres")), ...pending, list, h("h2", {}, t("newSphere")), form);
 }
 
 // ---------- A sphere: gallery, chat, members ----------
@@ -204,6 +220,7 @@ function upload(files) {
 }
 
 async function renderSphere(name) {
+  ++generation;
   current = { view: "sphere", sphere: name, shares: [] };
   const fileInput = h("input", { type: "file", multiple: true, id: "file-input", class: "sr", onchange: (ev) => upload(ev.target.files) });
   const drop = h("div", { class: "drop", id: "drop",
@@ -301,7 +318,9 @@ function listen() {
   es.onerror = () => say(t("reconnecting"));
   es.onmessage = (ev) => {
     let e; try { e = JSON.parse(ev.data); } catch { return; }
-    if (current.view === "home" && (e.type === "share" || e.type === "presence")) soon(renderHome);
+    if (current.view === "home" && ["share", "presence", "invite", "sphere"].includes(e.type)) {
+      soon(async () => { if (current.view === "home") await renderHome(); });
+    }
     if (current.view !== "sphere" || (e.sphere && e.sphere !== current.sphere)) return;
     if (e.type === "share" || e.type === "resync") soon(refreshShares);
     if (e.type === "tick" && current.shares.some((s) => s.state === "downloading" || s.state === "hashing")) refreshShares().catch(fail);

@@ -463,13 +463,19 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
 /// Alice's node runs the household server (nothing configured) and has made the sphere
 /// "Family" and an account for bob, whose node runs too; bob is not invited yet.
 fn household(dir: &Path) -> (Node, Node) {
+    let (alice, bob) = household_nodes(dir, &[]);
+    alice.cli(&["sphere", "create", "Family"]);
+    (alice, bob)
+}
+
+/// Alice's household node and bob's node (started with `bob_args`), no sphere yet.
+fn household_nodes(dir: &Path, bob_args: &[&str]) -> (Node, Node) {
     let mut alice = Node::new(dir, "alice");
     let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
     assert_eq!(
         running["jid"], "alice@family.test",
         "the owner's account is created"
     );
-    alice.cli(&["sphere", "create", "Family"]);
     let pw = dir.join("bob.pw");
     std::fs::write(&pw, "bob-secret\n").unwrap();
     let created = alice.cli(&[
@@ -491,7 +497,7 @@ fn household(dir: &Path) -> (Node, Node) {
         "--xmpp-ca".into(),
         running["household"]["ca"].as_str().unwrap().to_owned(),
     ];
-    bob.start(&[]);
+    bob.start(bob_args);
     (alice, bob)
 }
 
@@ -663,6 +669,62 @@ fn the_household_server_is_restarted_after_a_crash() {
     alice.cli(&["share", "Family", note.to_str().unwrap()]);
     wait_seeding(&bob, "Family", "note.txt");
     assert!(std::fs::read(bob.spheres.join("Family/note.txt")).unwrap() == data);
+    alice.stop();
+    bob.stop();
+}
+
+/// The web interface, in two real browsers (Debian's Chromium driven by playwright-core):
+/// tests/browser/ui.mjs. Bob's node downloads slowly, so his video plays before it is all
+/// there. Screenshots go to target/screenshots/.
+#[test]
+fn the_web_interface_in_two_browsers() {
+    for tool in ["node", "/usr/bin/chromium", "ffmpeg"] {
+        common::require(tool);
+    }
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run scripts/install-test-deps"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("clip.webm");
+    let (ok, _, stderr) = common::run({
+        let mut c = std::process::Command::new("ffmpeg");
+        // Noise keeps the bit rate up (about 6 MB), so the slow download below takes a while.
+        c.args([
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=40:size=640x360:rate=25",
+        ])
+        .args([
+            "-vf",
+            "noise=alls=30:allf=t",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "1200k",
+        ])
+        .args(["-deadline", "realtime", "-cpu-used", "8", "-g", "25"])
+        .arg(&video);
+        c
+    });
+    assert!(ok, "ffmpeg: {stderr}");
+    let (mut alice, mut bob) = household_nodes(dir.path(), &["--download-limit", "300K"]);
+    let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join("ui.mjs"))
+        .env("NODE_A", web(&alice))
+        .env("NODE_B", web(&bob))
+        .env("BOB", "bob@family.test")
+        .env("VIDEO", &video)
+        .env("SHOTS", &shots);
+    let mut ui = Proc::spawn("browser test", cmd);
+    let ok = ui.wait_exit();
+    assert!(ok, "the browser test failed; it printed {:?}", ui.seen);
     alice.stop();
     bob.stop();
 }

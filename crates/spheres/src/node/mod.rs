@@ -777,6 +777,7 @@ impl Node {
                     .store
                     .add_invite(&room, &from, inv.reason.as_deref())
                     .await;
+                self.emit(json!({"type": "invite"}));
                 // Accepted at once: the sphere our invitation link was for, or any, headless.
                 let claimed = lock(&self.claim)
                     .as_ref()
@@ -817,6 +818,12 @@ impl Node {
     async fn record_said(&self, sphere: &Sphere, m: &Message, archive_id: Option<&str>) {
         let Some(body) = m.bodies.values().next() else {
             return;
+        };
+        // An announcement's body ends with its magnet link, for plain clients; the gallery
+        // shows the share, the chat only the sentence.
+        let body = match SpherePayload::from_message(m) {
+            Some(_) => body.lines().next().unwrap_or_default(),
+            None => body.as_str(),
         };
         let nick = m
             .from
@@ -1515,6 +1522,7 @@ impl Node {
             )
             .await?;
         self.sphere_owned_grant(&sphere, &meta.info_hash);
+        self.emit(json!({"type": "share", "sphere": sphere.name}));
         self.add_to_engine(&sphere, &share, Some(&path_text))
             .await
             .context("cannot seed the share")?;

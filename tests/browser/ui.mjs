@@ -1,0 +1,131 @@
+// Two nodes, two browsers: the web interface as people use it, in Debian's Chromium.
+// Started by crates/spheres/tests/node.rs, which runs the nodes and passes:
+//   NODE_A, NODE_B  the nodes' web addresses (A runs the household server; bob has an account)
+//   BOB             bob's address; VIDEO: a WebM file; SHOTS: where screenshots go
+// Exit 0 when every check passed. Every wait is bounded.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const { NODE_A, NODE_B, BOB, VIDEO, SHOTS } = process.env;
+const WAIT = 60_000;
+fs.mkdirSync(SHOTS, { recursive: true });
+
+// Offline, as root, headless; videos may start without a click (the test clicks anyway).
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+const timer = setTimeout(() => { console.error("the browser test took too long"); process.exit(2); }, 240_000);
+
+async function axe(page, name) {
+  await page.addScriptTag({ path: require.resolve("axe-core") });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `accessibility on ${name}`);
+}
+
+async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
+
+let a, b;
+try {
+  a = await (await browser.newContext({ locale: "en-US" })).newPage();
+  b = await (await browser.newContext({ locale: "en-US" })).newPage();
+  for (const p of [a, b]) p.setDefaultTimeout(WAIT);
+
+  // A creates a sphere and invites bob.
+  await a.goto(NODE_A + "/");
+  await a.getByLabel("Name of the sphere").fill("Family");
+  await a.getByRole("button", { name: "Create" }).click();
+  await a.waitForURL(/#\/s\/Family$/);
+  await a.getByLabel("Their address (name@server)").fill(BOB);
+  await a.getByRole("button", { name: "Invite", exact: true }).click();
+  await a.getByText(`Invited ${BOB}`).waitFor();
+
+  // B sees the invitation arrive live and accepts it in its own browser.
+  await b.goto(NODE_B + "/");
+  await axe(b, "home");
+  await shot(b, "home");
+  await b.getByRole("button", { name: "Join Family" }).click();
+  await b.waitForURL(/#\/s\/Family$/);
+
+  // The first load of a sphere page is lean: HTML, CSS and JS under 200 KB.
+  const page = await (await browser.newContext({ locale: "en-US" })).newPage();
+  let bytes = 0;
+  page.on("response", async (r) => {
+    const type = r.headers()["content-type"] || "";
+    if (/text\/html|text\/css|javascript/.test(type)) bytes += (await r.body().catch(() => Buffer.alloc(0))).length;
+  });
+  await page.goto(NODE_B + "/#/s/Family");
+  await page.getByRole("heading", { name: "Chat" }).waitFor();
+  await page.waitForLoadState("networkidle");
+  console.log(JSON.stringify({ event: "first_load", bytes }));
+  assert.ok(bytes < 200_000, `first load of a sphere page: ${bytes} bytes`);
+  await page.close();
+
+  // A drops a video; B sees it appear without reloading, opens it, and it plays before
+  // B's node has all of it.
+  await a.setInputFiles("#file-input", VIDEO);
+  const name = path.basename(VIDEO);
+  // The sharer's own gallery shows it too, once prepared, and the chat says so in words.
+  await a.waitForFunction((n) => [...document.querySelectorAll(".card .name")].some((e) => e.textContent === n), name, { timeout: WAIT });
+  await a.getByText(/alice shared clip\.webm \([0-9.]+ MB\)$/).waitFor();
+  const card = b.getByRole("button", { name: new RegExp(name.replace(".", "\\.")) });
+  await card.waitFor();
+  await b.waitForFunction((n) => [...document.querySelectorAll(".card .open")].some((e) => e.textContent.includes(n) && !e.disabled), name, { timeout: WAIT });
+  await card.click();
+  await b.waitForFunction(() => { const v = document.querySelector("#player"); return v && v.currentTime > 0.5 && !v.paused; }, null, { timeout: WAIT });
+  const shares = await (await fetch(NODE_B + "/api/spheres/Family/shares")).json();
+  const got = shares.find((s) => s.name === name);
+  console.log(JSON.stringify({ event: "playing", have_bytes: got.have_bytes, total_bytes: got.total_bytes }));
+  assert.ok(got.have_bytes < got.total_bytes, `playback must start before the download completes (${got.have_bytes} of ${got.total_bytes})`);
+  await shot(b, "player");
+  // Seeking works on a partial download too.
+  await b.evaluate(() => { const v = document.querySelector("#player"); v.currentTime = Math.max(1, v.duration / 2); });
+  await b.waitForFunction(() => { const v = document.querySelector("#player"); return v.currentTime > v.duration / 2 - 0.5 && v.readyState >= 2; }, null, { timeout: WAIT });
+  await b.keyboard.press("Escape");
+
+  // Chat, both ways.
+  await a.getByLabel("Message").fill("Bonjour Bob, regarde la vidéo !");
+  await a.getByRole("button", { name: "Send" }).click();
+  await b.getByText("Bonjour Bob, regarde la vidéo !").waitFor();
+  await b.getByLabel("Message").fill("Merci Alice 🎬");
+  await b.getByRole("button", { name: "Send" }).click();
+  await a.getByText("Merci Alice 🎬").waitFor();
+
+  await axe(a, "sphere");
+  await shot(a, "sphere");
+
+  // French, from the switch, kept across reloads.
+  await a.getByLabel("Language").selectOption("fr");
+  await a.getByRole("heading", { name: "Discussion" }).waitFor();
+  await a.reload();
+  await a.getByRole("heading", { name: "Discussion" }).waitFor();
+  await shot(a, "sphere-fr");
+
+  // Phone width: still usable (nothing wider than the screen).
+  await b.setViewportSize({ width: 360, height: 740 });
+  const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the page is ${overflow}px wider than a phone`);
+  await shot(b, "phone");
+  console.log(JSON.stringify({ event: "ok" }));
+} catch (e) {
+  // What each side showed, to tell why.
+  for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B]]) {
+    if (!p) continue;
+    console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
+      shares: await (await fetch(node + "/api/spheres/Family/shares")).json().catch(() => null) }));
+    await shot(p, `failure-${who}`).catch(() => {});
+  }
+  throw e;
+} finally {
+  clearTimeout(timer);
+  await browser.close();
+}
