@@ -103,6 +103,17 @@ try {
   await axe(a, "sphere");
   await shot(a, "sphere");
 
+  // The policy and settings pages work and are accessible.
+  await b.getByLabel("Fetch automatically").selectOption("none");
+  await b.waitForFunction(async () => (await (await fetch("/api/spheres")).json())[0].policy === "none", null, { timeout: WAIT });
+  await b.getByRole("link", { name: "Settings" }).click();
+  await b.getByRole("heading", { name: "Network" }).waitFor();
+  await b.getByText("bob@family.test").first().waitFor();
+  await axe(b, "settings");
+  await shot(b, "settings");
+  await b.goto(NODE_B + "/#/s/Family");
+  await b.getByRole("heading", { name: "Chat" }).waitFor();
+
   // French, from the switch, kept across reloads.
   await a.getByLabel("Language").selectOption("fr");
   await a.getByRole("heading", { name: "Discussion" }).waitFor();

@@ -18,6 +18,11 @@ const TEXT = {
     reconnecting: "Connection to your node lost; reconnecting…", online_you: "you",
     noMessages: "No messages yet.", invited: "Invited {who}", created: "Created {name}",
     invitations: "Invitations", invitedBy: "{sphere}, from {who}", join: "Join {sphere}",
+    settings: "Settings", account: "Account", network: "Network", household: "Household server",
+    web: "Web interface", bittorrent: "BitTorrent", tracker: "Tracker", folder: "Spheres folder",
+    limits: "Bandwidth", unlimited: "unlimited", down: "download", up: "upload",
+    policy: "Fetch automatically", policy_all: "everything", policy_1g: "up to 1 GB each",
+    policy_none: "nothing (on demand)", speed: "{rate}/s, {n} peers", here: "On this computer: {path}",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -35,6 +40,11 @@ const TEXT = {
     reconnecting: "Connexion au nœud perdue ; reconnexion…", online_you: "vous",
     noMessages: "Pas encore de message.", invited: "{who} est invité·e", created: "{name} créée",
     invitations: "Invitations", invitedBy: "{sphere}, de la part de {who}", join: "Rejoindre {sphere}",
+    settings: "Réglages", account: "Compte", network: "Réseau", household: "Serveur du foyer",
+    web: "Interface web", bittorrent: "BitTorrent", tracker: "Tracker", folder: "Dossier des sphères",
+    limits: "Débit", unlimited: "illimité", down: "réception", up: "envoi",
+    policy: "Récupérer automatiquement", policy_all: "tout", policy_1g: "jusqu'à 1 Go chacun",
+    policy_none: "rien (à la demande)", speed: "{rate}/s, {n} pairs", here: "Sur cet ordinateur : {path}",
   },
 };
 
@@ -165,6 +175,7 @@ function shareCard(s, index) {
     h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct, "aria-label": s.name },
       h("span", { style: `width:${pct}%` })),
     h("span", { class: "state" }, stateText),
+    s.state === "downloading" && s.download_bps ? h("span", { class: "meta" }, t("speed", { rate: size(s.download_bps), n: s.peers })) : null,
     s.state === "available" ? h("button", { type: "button", onclick: async () => {
       try { await api(`/spheres/${enc(current.sphere)}/fetch`, { method: "POST", json: { share: s.info_hash } }); refreshShares(); } catch (e) { fail(e); }
     } }, t("fetch")) : null);
@@ -201,32 +212,79 @@ async function refreshMembers() {
     h("span", { class: "sr" }, m.online ? "online" : "offline"))));
 }
 
-function upload(files) {
-  for (const file of files) {
-    const row = h("li", {}, t("uploading", { name: file.name }), " ",
-      h("progress", { max: 100, value: 0, "aria-label": file.name }));
-    document.getElementById("uploads").append(row);
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", `/api/spheres/${enc(current.sphere)}/upload/${enc(file.name)}`);
-    xhr.setRequestHeader("X-Spheres", "1");
-    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) row.querySelector("progress").value = Math.round(ev.loaded * 100 / ev.total); };
-    xhr.onload = () => {
-      if (xhr.status >= 300) { let m = xhr.statusText; try { m = JSON.parse(xhr.responseText).error; } catch {} fail(new Error(m)); }
-      row.remove();
-    };
-    xhr.onerror = () => { fail(new Error(file.name)); row.remove(); };
-    xhr.send(file);
+function batchId() {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** The files under a dropped entry (a file, or a folder walked), with their relative paths. */
+async function filesOf(entry, prefix = "") {
+  if (entry.isFile) return [{ file: await new Promise((ok, ko) => entry.file(ok, ko)), path: prefix + entry.name }];
+  const reader = entry.createReader();
+  const out = [];
+  for (;;) {
+    const batch = await new Promise((ok, ko) => reader.readEntries(ok, ko));
+    if (!batch.length) break;
+    for (const e of batch) out.push(...await filesOf(e, `${prefix}${entry.name}/`));
   }
+  return out;
+}
+
+function put(url, file, onprogress) {
+  return new Promise((ok, ko) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.setRequestHeader("X-Spheres", "1");
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) onprogress(ev.loaded); };
+    xhr.onload = () => {
+      if (xhr.status < 300) return ok();
+      let m = xhr.statusText; try { m = JSON.parse(xhr.responseText).error; } catch {}
+      ko(new Error(m));
+    };
+    xhr.onerror = () => ko(new Error(file.name));
+    xhr.send(file);
+  });
+}
+
+/** Sends files (and folders, as {file, path} lists) into the sphere: streamed, with progress;
+ *  the node shares each top-level file or folder once all of it is there. */
+async function upload(items) {
+  if (!items.length) return;
+  const total = items.reduce((n, i) => n + i.file.size, 0);
+  const label = items.length === 1 ? items[0].path : items[0].path.split("/")[0];
+  const bar = h("progress", { max: total || 1, value: 0, "aria-label": label });
+  const row = h("li", {}, t("uploading", { name: label }), " ", bar);
+  document.getElementById("uploads").append(row);
+  const batch = batchId();
+  const base = `/spheres/${enc(current.sphere)}/upload/${batch}`;
+  let done = 0;
+  try {
+    for (const { file, path } of items) {
+      await put(`/api${base}/files/${path.split("/").map(enc).join("/")}`, file, (n) => { bar.value = done + n; });
+      done += file.size;
+      bar.value = done;
+    }
+    await api(`${base}/done`, { method: "POST", json: {} });
+  } catch (e) { fail(e); }
+  row.remove();
 }
 
 async function renderSphere(name) {
   ++generation;
   current = { view: "sphere", sphere: name, shares: [] };
-  const fileInput = h("input", { type: "file", multiple: true, id: "file-input", class: "sr", onchange: (ev) => upload(ev.target.files) });
+  const fileInput = h("input", { type: "file", multiple: true, id: "file-input", class: "sr",
+    onchange: (ev) => { for (const f of ev.target.files) upload([{ file: f, path: f.name }]); ev.target.value = ""; } });
   const drop = h("div", { class: "drop", id: "drop",
     ondragover: (ev) => { ev.preventDefault(); drop.classList.add("over"); },
     ondragleave: () => drop.classList.remove("over"),
-    ondrop: (ev) => { ev.preventDefault(); drop.classList.remove("over"); upload(ev.dataTransfer.files); } },
+    ondrop: async (ev) => {
+      ev.preventDefault();
+      drop.classList.remove("over");
+      const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+      if (entries.length) { for (const e of entries) upload(await filesOf(e)); }
+      else for (const f of ev.dataTransfer.files) upload([{ file: f, path: f.name }]);
+    } },
     t("dropHere"), " ", h("label", { for: "file-input", class: "link" }, t("choose")), fileInput,
     h("ul", { id: "uploads", class: "uploads" }));
   const msg = h("input", { id: "say", autocomplete: "off", required: true });
@@ -253,14 +311,41 @@ async function renderSphere(name) {
           h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(r.link); say(t("copied")); } }, t("copy")));
       } catch (e) { fail(e); }
     } }, t("inviteLink")), linkOut);
+  const spheres = await api("/spheres");
+  const me = spheres.find((x) => x.name === name) || {};
+  const policy = h("select", { id: "policy", onchange: async (ev) => {
+    try { await api(`/spheres/${enc(name)}/policy`, { method: "POST", json: { policy: ev.target.value } }); } catch (e) { fail(e); }
+  } },
+    h("option", { value: "all" }, t("policy_all")),
+    h("option", { value: "max:1000000000" }, t("policy_1g")),
+    h("option", { value: "none" }, t("policy_none")));
+  policy.value = ["all", "none", "max:1000000000"].includes(me.policy) ? me.policy : "all";
   app.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← " + t("back"))),
     h("h1", {}, name),
+    h("p", { class: "policy" }, h("label", { for: "policy" }, t("policy") + " "), policy),
     h("div", { class: "sphere" },
       h("section", { class: "main", "aria-labelledby": "gallery-title" },
         h("h2", { id: "gallery-title", class: "sr" }, name), drop, h("ul", { id: "gallery", class: "gallery" })),
       h("aside", {}, chat, members)));
   await Promise.all([refreshShares(), refreshChat(), refreshMembers()]);
+}
+
+// ---------- Settings ----------
+async function renderSettings() {
+  ++generation;
+  current = { view: "settings" };
+  const s = await api("/status");
+  const limit = (v) => (v ? `${size(v)}/s` : t("unlimited"));
+  const row = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "—")];
+  const list = [
+    h("h2", {}, t("account")), h("dl", {}, row(t("account"), s.jid)),
+    s.household ? [h("h2", {}, t("household")), h("dl", {}, row(t("household"), `${s.household.domain} (${s.household.c2s})`))] : [],
+    h("h2", {}, t("network")),
+    h("dl", {}, row(t("web"), s.http), row(t("bittorrent"), s.listen), row(t("tracker"), s.tracker), row(t("folder"), s.spheres_dir),
+      row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`)),
+  ];
+  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat());
 }
 
 // ---------- The viewer ----------
@@ -275,11 +360,15 @@ function openViewer(index) {
   document.getElementById("viewer-title").textContent = s.name;
   document.getElementById("viewer-download").href = url;
   let body;
-  if (s.media === "video") body = h("video", { src: url, controls: true, autoplay: true, playsinline: true, id: "player" });
-  else if (s.media === "audio") body = h("audio", { src: url, controls: true, autoplay: true, id: "player" });
+  if (s.media === "video") body = h("video", { src: url, controls: true, playsinline: true, id: "player" });
+  else if (s.media === "audio") body = h("audio", { src: url, controls: true, id: "player" });
   else if (s.media === "image" && s.files === 1) body = h("img", { src: url, alt: s.name });
   else body = h("p", {}, h("a", { href: url, download: s.name }, s.name));
   document.getElementById("viewer-body").replaceChildren(body);
+  // Started here rather than by the autoplay attribute: with a file still downloading,
+  // Chromium's autoplay sometimes waits for the whole file; play() after the click does not.
+  if (body.play) body.play().catch(() => {});
+  document.getElementById("viewer-path").textContent = s.path ? t("here", { path: s.path }) : "";
   if (!viewer.open) viewer.showModal();
 }
 
@@ -305,6 +394,7 @@ async function route() {
   const m = location.hash.match(/^#\/s\/(.+)$/);
   try {
     if (m) await renderSphere(decodeURIComponent(m[1]));
+    else if (location.hash === "#/settings") await renderSettings();
     else await renderHome();
   } catch (e) { fail(e); }
 }

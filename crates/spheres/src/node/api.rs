@@ -136,7 +136,11 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/spheres/{name}/messages", get(messages).post(say))
-        .route("/spheres/{name}/upload/{file}", axum::routing::put(upload))
+        .route("/spheres/{name}/upload/{batch}/done", post(upload_done))
+        .route(
+            "/spheres/{name}/upload/{batch}/files/{*path}",
+            axum::routing::put(upload),
+        )
         .route_layer(middleware::from_fn_with_state(api.clone(), auth))
         .with_state(api.clone());
     let streams = spheres_web::stream_router(api.node.engine())
@@ -305,16 +309,17 @@ async fn say(
     Ok(Json(json!({"said": b.body})))
 }
 
-/// A file uploaded into a sphere, streamed to disk (never held in memory): written under a
-/// hidden name, renamed when complete; the folder watcher then shares it.
+/// A file uploaded into a sphere, streamed to disk (never held in memory) into the upload's
+/// hidden staging folder; `done` then moves the upload into the sphere, and the folder watcher
+/// shares it.
 async fn upload(
     State(api): State<Api>,
-    Path((name, file)): Path<(String, String)>,
+    Path((name, batch, rel)): Path<(String, String, String)>,
     body: axum::body::Body,
 ) -> ApiResult {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let (partial, target) = api.node.upload_target(&name, &file).await?;
+    let (partial, target) = api.node.upload_path(&name, &batch, &rel).await?;
     let mut out = tokio::fs::File::create(&partial).await?;
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
@@ -333,7 +338,13 @@ async fn upload(
     out.sync_all().await?;
     drop(out);
     tokio::fs::rename(&partial, &target).await?;
-    Ok(Json(
-        json!({"file": file, "bytes": written, "sphere": name}),
-    ))
+    Ok(Json(json!({"file": rel, "bytes": written})))
+}
+
+async fn upload_done(
+    State(api): State<Api>,
+    Path((name, batch)): Path<(String, String)>,
+) -> ApiResult {
+    let moved = api.node.upload_done(&name, &batch).await?;
+    Ok(Json(json!({"sphere": name, "added": moved})))
 }

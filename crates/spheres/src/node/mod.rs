@@ -1277,6 +1277,8 @@ impl Node {
             "muc": self.muc,
             "spheres_dir": self.settings.spheres_dir,
             "headless": self.settings.headless,
+            "download_limit": self.settings.download_limit,
+            "upload_limit": self.settings.upload_limit,
             "spheres": list,
             "transfers": transfers,
         }))
@@ -1637,26 +1639,86 @@ impl Node {
         Ok(())
     }
 
-    /// Where an upload into a sphere goes: a plain file name in the sphere's folder, never
-    /// outside it, never over something already there.
-    pub async fn upload_target(&self, name: &str, file_name: &str) -> Result<(PathBuf, PathBuf)> {
+    /// The staging folder of an upload batch: hidden in the sphere's folder (the watcher leaves
+    /// it alone) until the browser says the batch is complete.
+    async fn staging(&self, name: &str, batch: &str) -> Result<(Sphere, PathBuf)> {
         let sphere = self.sphere_named(name).await?;
-        let clean = file_name.trim();
-        if clean.is_empty()
-            || clean.len() > 255
-            || clean.starts_with('.')
-            || clean.contains(['/', '\\', '\0'])
-            || clean.chars().any(char::is_control)
-        {
-            bail!("{file_name:?} cannot be a file name here");
+        if !(8..=64).contains(&batch.len()) || !batch.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bail!("{batch:?} is not an upload id");
         }
-        let folder = PathBuf::from(&sphere.folder);
-        let target = folder.join(clean);
+        let dir = PathBuf::from(&sphere.folder).join(format!(".upload-{batch}"));
+        Ok((sphere, dir))
+    }
+
+    /// Where one uploaded file goes: `rel` is its path inside the upload (a file, or a file in
+    /// a dropped folder). Every component is checked: nothing can land outside the staging
+    /// folder. Returns (partial file, final file).
+    pub async fn upload_path(
+        &self,
+        name: &str,
+        batch: &str,
+        rel: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let (_, dir) = self.staging(name, batch).await?;
+        let mut target = dir.clone();
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.len() > 32 {
+            bail!("{rel:?} is nested too deeply");
+        }
+        for part in &parts {
+            let bad = part.is_empty()
+                || part.len() > 255
+                || *part == "."
+                || *part == ".."
+                || part.starts_with('.')
+                || part.contains(['\\', '\0'])
+                || part.chars().any(char::is_control);
+            if bad {
+                bail!("{rel:?} cannot be a file name here");
+            }
+            target.push(part);
+        }
+        let parent = target
+            .parent()
+            .ok_or_else(|| anyhow!("{rel:?} cannot be a file name here"))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
         if target.exists() {
-            bail!("{clean:?} is already in {name}");
+            bail!("{rel:?} was already uploaded");
         }
-        let partial = folder.join(format!(".upload-{}.part", random_token(6)));
+        let partial = parent.join(format!(
+            ".{}.part",
+            target
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        ));
         Ok((partial, target))
+    }
+
+    /// The browser finished an upload batch: its files and folders move into the sphere's
+    /// folder, where the watcher shares each one once it is quiet.
+    pub async fn upload_done(&self, name: &str, batch: &str) -> Result<Vec<String>> {
+        let (sphere, dir) = self.staging(name, batch).await?;
+        let mut moved = Vec::new();
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("no upload {batch} in {name}"))?;
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let text = file.to_string_lossy().into_owned();
+            if text.starts_with('.') {
+                continue;
+            }
+            let target = PathBuf::from(&sphere.folder).join(&file);
+            if target.exists() {
+                bail!("{text:?} is already in {name}; rename it and send it again");
+            }
+            std::fs::rename(entry.path(), &target)
+                .with_context(|| format!("cannot move {text} into {name}"))?;
+            moved.push(text);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(moved)
     }
 
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
