@@ -21,6 +21,9 @@ const browser = await chromium.launch({
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
     "--autoplay-policy=no-user-gesture-required",
+    // "alice-node.test" is alice's node seen from "another device": same loopback address,
+    // but a Host that is not loopback, as for a visitor from the LAN.
+    "--host-resolver-rules=MAP alice-node.test 127.0.0.1",
   ],
 });
 const timer = setTimeout(() => { console.error("the browser test took too long"); process.exit(2); }, 240_000);
@@ -113,6 +116,28 @@ try {
   await shot(b, "settings");
   await b.goto(NODE_B + "/#/s/Family");
   await b.getByRole("heading", { name: "Chat" }).waitFor();
+
+  // From another device (a name that is not loopback), the node wants its password.
+  await a.goto(NODE_A + "/#/settings");
+  await a.getByLabel("Web password for your other devices").fill("correct horse battery");
+  await a.getByRole("button", { name: "Save the password" }).click();
+  await a.getByText("Password saved").waitFor();
+  const remote = await (await browser.newContext({ locale: "en-US" })).newPage();
+  await remote.goto(NODE_A.replace("127.0.0.1", "alice-node.test") + "/");
+  await remote.getByRole("heading", { name: "Log in" }).waitFor();
+  await remote.getByLabel("Password").fill("wrong password!");
+  await remote.getByRole("button", { name: "Log in" }).click();
+  await remote.getByText("wrong password").waitFor();
+  await remote.getByLabel("Password").fill("correct horse battery");
+  await remote.getByRole("button", { name: "Log in" }).click();
+  await remote.getByRole("link", { name: "Family" }).waitFor();
+  const cookies = await remote.context().cookies();
+  const session = cookies.find((c) => c.name === "spheres_session");
+  assert.ok(session && session.httpOnly && session.sameSite === "Strict", JSON.stringify(cookies));
+  await axe(remote, "login");
+  await remote.close();
+  await a.goto(NODE_A + "/#/s/Family");
+  await a.getByRole("heading", { name: "Chat" }).waitFor();
 
   // French, from the switch, kept across reloads.
   await a.getByLabel("Language").selectOption("fr");

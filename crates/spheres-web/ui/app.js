@@ -23,6 +23,9 @@ const TEXT = {
     limits: "Bandwidth", unlimited: "unlimited", down: "download", up: "upload",
     policy: "Fetch automatically", policy_all: "everything", policy_1g: "up to 1 GB each",
     policy_none: "nothing (on demand)", speed: "{rate}/s, {n} peers", here: "On this computer: {path}",
+    login: "Log in", password: "Password", loginHelp: "This node is on another computer: enter its web password.",
+    setPassword: "Web password for your other devices", savePassword: "Save the password", passwordSaved: "Password saved",
+    logout: "Log out",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -45,6 +48,9 @@ const TEXT = {
     limits: "Débit", unlimited: "illimité", down: "réception", up: "envoi",
     policy: "Récupérer automatiquement", policy_all: "tout", policy_1g: "jusqu'à 1 Go chacun",
     policy_none: "rien (à la demande)", speed: "{rate}/s, {n} pairs", here: "Sur cet ordinateur : {path}",
+    login: "Se connecter", password: "Mot de passe", loginHelp: "Ce nœud est sur un autre ordinateur : entrez son mot de passe web.",
+    setPassword: "Mot de passe web pour vos autres appareils", savePassword: "Enregistrer le mot de passe", passwordSaved: "Mot de passe enregistré",
+    logout: "Se déconnecter",
   },
 };
 
@@ -81,7 +87,11 @@ async function api(path, opts = {}) {
   }
   const res = await fetch("/api" + path, init);
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.error || res.statusText);
+  if (!res.ok) {
+    const e = new Error(body.error || res.statusText);
+    e.login = res.status === 401 && body.login;
+    throw e;
+  }
   return body;
 }
 
@@ -331,6 +341,20 @@ async function renderSphere(name) {
   await Promise.all([refreshShares(), refreshChat(), refreshMembers()]);
 }
 
+// ---------- Login (from another device) ----------
+function renderLogin(message) {
+  ++generation;
+  current = { view: "login" };
+  const pw = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+  const form = h("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    try { await api("/login", { method: "POST", json: { password: pw.value } }); say(""); route(); } catch (e) { say(e.message); }
+  } }, h("label", { for: "password" }, t("password")), pw, h("button", { type: "submit" }, t("login")));
+  app.replaceChildren(h("h1", {}, t("login")), h("p", {}, t("loginHelp")), form);
+  if (message) say(message);
+  pw.focus();
+}
+
 // ---------- Settings ----------
 async function renderSettings() {
   ++generation;
@@ -345,7 +369,14 @@ async function renderSettings() {
     h("dl", {}, row(t("web"), s.http), row(t("bittorrent"), s.listen), row(t("tracker"), s.tracker), row(t("folder"), s.spheres_dir),
       row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`)),
   ];
-  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat());
+  const pw = h("input", { id: "new-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
+  const pwForm = h("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    try { await api("/password", { method: "POST", json: { password: pw.value } }); pw.value = ""; say(t("passwordSaved")); } catch (e) { fail(e); }
+  } }, h("label", { for: "new-password" }, t("setPassword")), pw, h("button", { type: "submit" }, t("savePassword")));
+  const out = h("button", { type: "button", onclick: async () => { await api("/logout", { method: "POST", json: {} }).catch(() => {}); route(); } }, t("logout"));
+  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat(),
+    h("h2", {}, t("password")), pwForm, h("p", {}, out));
 }
 
 // ---------- The viewer ----------
@@ -396,7 +427,7 @@ async function route() {
     if (m) await renderSphere(decodeURIComponent(m[1]));
     else if (location.hash === "#/settings") await renderSettings();
     else await renderHome();
-  } catch (e) { fail(e); }
+  } catch (e) { if (e.login) renderLogin(); else fail(e); }
 }
 
 let pending = null;

@@ -55,6 +55,12 @@ enum Command {
         /// The sphere's name.
         sphere: String,
     },
+    /// Set the password that opens the web interface from other devices.
+    Password {
+        /// A file holding the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
     /// Manage the household server the node runs.
     #[command(subcommand)]
     Household(HouseholdCommand),
@@ -228,6 +234,7 @@ fn main() {
         | Command::Share { .. }
         | Command::Shares { .. }
         | Command::Fetch { .. }
+        | Command::Password { .. }
         | Command::Household(_) => {
             runtime().and_then(|rt| rt.block_on(client(&out, &cli.locate, cli.command)))
         }
@@ -857,6 +864,17 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                 &format!("Fetching {} in {sphere}", v["name"].as_str().unwrap_or("?")),
                 v,
             );
+        }
+        Command::Password { password_file } => {
+            let password = std::fs::read_to_string(&password_file)
+                .with_context(|| format!("cannot read {}", password_file.display()))?;
+            let v = r
+                .post(
+                    "/password",
+                    serde_json::json!({"password": password.trim_end_matches(['\n', '\r'])}),
+                )
+                .await?;
+            out.result("The web password is set", v);
         }
         Command::Household(HouseholdCommand::AddUser {
             user,

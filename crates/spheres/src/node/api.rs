@@ -7,8 +7,10 @@
 //!   loopback name (so a web page elsewhere cannot reach us through DNS rebinding), and every
 //!   request that changes something carries `X-Spheres: 1`, which no other site's page can
 //!   send without a CORS preflight we never grant (CSRF).
+//! - a browser elsewhere, once logged in with the web password (`POST /api/login`: an
+//!   HttpOnly, SameSite=Strict session cookie; changes still need `X-Spheres: 1`).
 //!
-//! Anything else gets 401.
+//! Anything else gets 401 with `"login": true`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +32,22 @@ use super::Node;
 struct Api {
     node: Arc<Node>,
     token: Arc<String>,
+    /// Browser sessions opened with the password (cookie values), for access from other
+    /// devices. In memory: a restart logs everyone out.
+    sessions: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+const COOKIE: &str = "spheres_session";
+
+fn session_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
 }
 
 struct ApiError(anyhow::Error);
@@ -92,7 +110,13 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_loopback_host);
-    if from_loopback && host_ok {
+    let logged_in = session_of(headers).is_some_and(|s| {
+        api.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&s)
+    });
+    if (from_loopback && host_ok) || logged_in {
         let changes = !matches!(
             *req.method(),
             axum::http::Method::GET | axum::http::Method::HEAD
@@ -110,15 +134,78 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
     }
     (
         StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "this node answers only on this machine (or with its API token)"})),
+        Json(json!({"error": "log in first", "login": true})),
     )
         .into_response()
+}
+
+/// Opens a browser session with the web interface's password. Failed attempts are slowed
+/// down; the cookie is HttpOnly and SameSite=Strict.
+async fn login(
+    State(api): State<Api>,
+    headers: axum::http::HeaderMap,
+    Json(b): Json<PasswordBody>,
+) -> Response {
+    if headers.get("x-spheres").and_then(|v| v.to_str().ok()) != Some("1") {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "requests that change something need the X-Spheres: 1 header"})),
+        )
+            .into_response();
+    }
+    if !api.node.check_password(&b.password).await {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let msg = if api.node.has_password().await {
+            "wrong password"
+        } else {
+            "no password is set yet: set one on the node's own computer (Settings, or `spheres password`)"
+        };
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": msg, "login": true})),
+        )
+            .into_response();
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    api.sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(token.clone());
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"logged_in": true})),
+    )
+        .into_response()
+}
+
+async fn logout(State(api): State<Api>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(s) = session_of(&headers) {
+        api.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&s);
+    }
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"logged_in": false})),
+    )
+        .into_response()
+}
+
+async fn set_password(State(api): State<Api>, Json(b): Json<PasswordBody>) -> ApiResult {
+    api.node.set_password(&b.password).await?;
+    Ok(Json(json!({"password_set": true})))
 }
 
 pub fn router(node: Arc<Node>, token: String) -> Router {
     let api = Api {
         node,
         token: Arc::new(token),
+        sessions: Arc::default(),
     };
     let routes = Router::new()
         .route("/status", get(status))
@@ -135,6 +222,8 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/invites/join", post(join))
         .route("/household/users", post(add_user))
         .route("/events", get(events))
+        .route("/password", post(set_password))
+        .route("/logout", post(logout))
         .route("/spheres/{name}/messages", get(messages).post(say))
         .route("/spheres/{name}/upload/{batch}/done", post(upload_done))
         .route(
@@ -145,7 +234,13 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .with_state(api.clone());
     let streams = spheres_web::stream_router(api.node.engine())
         .route_layer(middleware::from_fn_with_state(api.clone(), auth));
-    spheres_web::ui_router().nest("/api", routes).merge(streams)
+    let open = Router::new()
+        .route("/api/login", post(login))
+        .with_state(api.clone());
+    spheres_web::ui_router()
+        .nest("/api", routes)
+        .merge(open)
+        .merge(streams)
 }
 
 async fn status(State(api): State<Api>) -> ApiResult {
@@ -180,6 +275,11 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
 }
 
 #[derive(Deserialize)]

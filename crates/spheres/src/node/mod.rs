@@ -1721,6 +1721,40 @@ impl Node {
         Ok(moved)
     }
 
+    /// Sets the password that opens the web interface from other devices (argon2id, salted).
+    pub async fn set_password(&self, password: &str) -> Result<()> {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        if password.chars().count() < 8 {
+            bail!("use at least 8 characters for the password");
+        }
+        let raw: [u8; 16] = rand::random();
+        let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow!("cannot make a salt: {e}"))?;
+        let hash = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| anyhow!("cannot hash the password: {e}"))?
+            .to_string();
+        self.store.set_meta("web_password", &hash).await?;
+        Ok(())
+    }
+
+    /// Whether `password` is the web interface's password (false when none is set).
+    pub async fn check_password(&self, password: &str) -> bool {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let Ok(Some(stored)) = self.store.meta("web_password").await else {
+            return false;
+        };
+        let Ok(parsed) = PasswordHash::new(&stored) else {
+            return false;
+        };
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    }
+
+    pub async fn has_password(&self) -> bool {
+        matches!(self.store.meta("web_password").await, Ok(Some(_)))
+    }
+
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
     pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String> {
         let sphere = self.sphere_named(name).await?;
