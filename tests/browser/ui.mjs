@@ -80,6 +80,8 @@ try {
   // The sharer's own gallery shows it too, once prepared, and the chat says so in words.
   await a.waitForFunction((n) => [...document.querySelectorAll(".card .name")].some((e) => e.textContent === n), name, { timeout: WAIT });
   await a.getByText(/alice shared clip\.webm \([0-9.]+ MB\)$/).waitFor();
+  // The node made a poster for the video (ffmpeg), shown in the gallery.
+  await a.waitForFunction(() => [...document.querySelectorAll(".card img")].some((i) => i.complete && i.naturalWidth > 0), null, { timeout: WAIT });
   const card = b.getByRole("button", { name: new RegExp(name.replace(".", "\\.")) });
   await card.waitFor();
   await b.waitForFunction((n) => [...document.querySelectorAll(".card .open")].some((e) => e.textContent.includes(n) && !e.disabled), name, { timeout: WAIT });

@@ -171,9 +171,12 @@ function progressOf(s) {
 function shareCard(s, index) {
   const pct = progressOf(s);
   const ready = s.state === "seeding";
-  const thumb = s.media === "image" && s.files === 1 && s.info_hash && (ready || pct > 0)
-    ? h("img", { src: streamUrl(s.info_hash), alt: "", loading: "lazy" })
-    : h("span", { class: "icon", "aria-hidden": "true" }, mediaIcon(s.media));
+  const icon = h("span", { class: "icon", "aria-hidden": "true" }, mediaIcon(s.media));
+  // Made by the node once the share is complete; the icon stays if there is none.
+  const thumb = ready && (s.media === "image" || s.media === "video")
+    ? h("img", { src: `/api/spheres/${enc(current.sphere)}/shares/${s.info_hash}/thumb`, alt: "", loading: "lazy",
+        onerror: (ev) => ev.target.replaceWith(icon) })
+    : icon;
   const stateText = t(`state_${s.state}`) + (s.state === "downloading" ? ` ${pct}%` : "");
   return h("li", { class: `card ${s.state}` },
     h("button", { type: "button", class: "open", "data-index": index, onclick: () => openViewer(index),

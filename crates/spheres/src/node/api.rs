@@ -217,6 +217,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/spheres/{name}/leave", post(leave))
         .route("/spheres/{name}/shares", get(shares).post(share))
         .route("/spheres/{name}/policy", post(policy))
+        .route("/spheres/{name}/shares/{hash}/thumb", get(thumb))
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
@@ -447,4 +448,26 @@ async fn upload_done(
 ) -> ApiResult {
     let moved = api.node.upload_done(&name, &batch).await?;
     Ok(Json(json!({"sphere": name, "added": moved})))
+}
+
+async fn thumb(State(api): State<Api>, Path((name, hash)): Path<(String, String)>) -> Response {
+    match api.node.thumbnail(&name, &hash).await {
+        Ok(Some(path)) => match tokio::fs::read(&path).await {
+            Ok(bytes) => (
+                [
+                    (header::CONTENT_TYPE, "image/jpeg"),
+                    (header::CACHE_CONTROL, "private, max-age=86400"),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => ApiError(e.into()).into_response(),
+        },
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no thumbnail"})),
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }

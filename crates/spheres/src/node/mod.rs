@@ -15,6 +15,7 @@
 pub mod api;
 mod invite;
 pub mod settings;
+mod thumbs;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -1719,6 +1720,31 @@ impl Node {
         }
         let _ = std::fs::remove_dir_all(&dir);
         Ok(moved)
+    }
+
+    /// A share's thumbnail (JPEG), once the share is complete here; `None` if it has nothing
+    /// to show (not a photo or video, or no ffmpeg for videos).
+    pub async fn thumbnail(&self, name: &str, info_hash: &str) -> Result<Option<PathBuf>> {
+        let sphere = self.sphere_named(name).await?;
+        if self.store.share(sphere.id, info_hash).await?.is_none() {
+            bail!("{name:?} has no share {info_hash}");
+        }
+        let hash: InfoHash = info_hash.parse().map_err(|_| anyhow!("bad share id"))?;
+        let Some(st) = self.engine.status(&hash).filter(|s| s.is_complete()) else {
+            return Ok(None);
+        };
+        let files: Vec<PathBuf> = st
+            .files
+            .iter()
+            .map(|f| st.root.join(f.path.split('/').collect::<PathBuf>()))
+            .collect();
+        let cache = self.settings.data_dir.join("thumbs");
+        let hex = info_hash.to_owned();
+        Ok(
+            tokio::task::spawn_blocking(move || thumbs::thumbnail(&cache, &hex, &files))
+                .await
+                .unwrap_or(None),
+        )
     }
 
     /// Sets the password that opens the web interface from other devices (argon2id, salted).
