@@ -108,6 +108,25 @@ try {
   await axe(a, "sphere");
   await shot(a, "sphere");
 
+  // 1:1: alice adds bob as a contact, bob accepts, they chat.
+  await a.getByRole("link", { name: "Chats" }).click();
+  await a.getByLabel("Their address (name@server)").fill(BOB);
+  await a.getByRole("button", { name: "Add" }).click();
+  await b.getByRole("link", { name: "Chats" }).click();
+  await b.getByRole("button", { name: "Accept" }).click();
+  await b.getByRole("link", { name: "alice@family.test" }).click();
+  await a.getByRole("link", { name: BOB }).click();
+  await a.getByLabel("Message").fill("Tu viens dimanche ?");
+  await a.getByRole("button", { name: "Send" }).click();
+  await b.getByText("Tu viens dimanche ?").waitFor();
+  await b.getByLabel("Message").fill("Oui, à midi");
+  await b.getByRole("button", { name: "Send" }).click();
+  await a.getByText("Oui, à midi").waitFor();
+  await axe(a, "chat");
+  await shot(a, "chat");
+  await b.goto(NODE_B + "/#/s/Family");
+  await b.getByRole("heading", { name: "Chat" }).waitFor();
+
   // The policy and settings pages work and are accessible.
   await b.getByLabel("Fetch automatically").selectOption("none");
   await b.waitForFunction(async () => (await (await fetch("/api/spheres")).json())[0].policy === "none", null, { timeout: WAIT });

@@ -25,7 +25,9 @@ const TEXT = {
     policy_none: "nothing (on demand)", speed: "{rate}/s, {n} peers", here: "On this computer: {path}",
     login: "Log in", password: "Password", loginHelp: "This node is on another computer: enter its web password.",
     setPassword: "Web password for your other devices", savePassword: "Save the password", passwordSaved: "Password saved",
-    logout: "Log out",
+    logout: "Log out", chats: "Chats", contacts: "Contacts", addContact: "Add a contact",
+    contactJid: "Their address (name@server)", add: "Add", wantsYou: "{who} wants to be your contact",
+    accept: "Accept", noContacts: "No contacts yet.", chatWith: "Chat with {who}", back2: "All chats",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -50,7 +52,9 @@ const TEXT = {
     policy_none: "rien (à la demande)", speed: "{rate}/s, {n} pairs", here: "Sur cet ordinateur : {path}",
     login: "Se connecter", password: "Mot de passe", loginHelp: "Ce nœud est sur un autre ordinateur : entrez son mot de passe web.",
     setPassword: "Mot de passe web pour vos autres appareils", savePassword: "Enregistrer le mot de passe", passwordSaved: "Mot de passe enregistré",
-    logout: "Se déconnecter",
+    logout: "Se déconnecter", chats: "Discussions", contacts: "Contacts", addContact: "Ajouter un contact",
+    contactJid: "Son adresse (nom@serveur)", add: "Ajouter", wantsYou: "{who} souhaite être votre contact",
+    accept: "Accepter", noContacts: "Pas encore de contact.", chatWith: "Discussion avec {who}", back2: "Toutes les discussions",
   },
 };
 
@@ -358,6 +362,53 @@ function renderLogin(message) {
   pw.focus();
 }
 
+// ---------- 1:1 chats ----------
+async function renderChats() {
+  const mine = ++generation;
+  current = { view: "chats" };
+  const { contacts, requests } = await api("/contacts");
+  if (mine !== generation) return;
+  const jid = h("input", { id: "contact-jid", autocomplete: "off", required: true });
+  const add = h("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    try { await api("/contacts", { method: "POST", json: { jid: jid.value } }); jid.value = ""; renderChats(); } catch (e) { fail(e); }
+  } }, h("label", { for: "contact-jid" }, t("contactJid")), jid, h("button", { type: "submit" }, t("add")));
+  const asks = requests.map((r) => h("li", {}, t("wantsYou", { who: r }), " ",
+    h("button", { type: "button", onclick: async () => {
+      try { await api("/contacts", { method: "POST", json: { jid: r } }); renderChats(); } catch (e) { fail(e); }
+    } }, t("accept"))));
+  const list = contacts.length
+    ? h("ul", { class: "members" }, contacts.map((c) => h("li", {},
+        h("span", { class: c.online ? "dot on" : "dot", "aria-hidden": "true" }),
+        h("a", { href: `#/chat/${enc(c.jid)}` }, c.name || c.jid))))
+    : h("p", {}, t("noContacts"));
+  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("chats")),
+    asks.length ? h("ul", { class: "invites" }, asks) : null, h("h2", {}, t("contacts")), list, h("h2", {}, t("addContact")), add);
+}
+
+async function refreshConversation() {
+  if (current.view !== "chat") return;
+  const msgs = await api(`/chats/${enc(current.with)}`);
+  const list = document.getElementById("conversation");
+  if (!list) return;
+  list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
+    h("strong", {}, m.mine ? t("online_you") : current.with.split("@")[0]), " ", h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
+  list.scrollTop = list.scrollHeight;
+}
+
+async function renderChat(withJid) {
+  ++generation;
+  current = { view: "chat", with: withJid };
+  const msg = h("input", { id: "chat-say", autocomplete: "off", required: true });
+  app.replaceChildren(h("p", {}, h("a", { href: "#/chats" }, "← " + t("back2"))), h("h1", {}, t("chatWith", { who: withJid })),
+    h("section", { class: "chat" }, h("ul", { id: "conversation", class: "messages", "aria-live": "polite" }),
+      h("form", { onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await api(`/chats/${enc(withJid)}`, { method: "POST", json: { body: msg.value } }); msg.value = ""; } catch (e) { fail(e); }
+      } }, h("label", { for: "chat-say", class: "sr" }, t("say")), msg, h("button", { type: "submit" }, t("send")))));
+  await refreshConversation();
+}
+
 // ---------- Settings ----------
 async function renderSettings() {
   ++generation;
@@ -429,12 +480,20 @@ async function route() {
   try {
     if (m) await renderSphere(decodeURIComponent(m[1]));
     else if (location.hash === "#/settings") await renderSettings();
+    else if (location.hash === "#/chats") await renderChats();
+    else if (location.hash.startsWith("#/chat/")) await renderChat(decodeURIComponent(location.hash.slice(7)));
     else await renderHome();
   } catch (e) { if (e.login) renderLogin(); else fail(e); }
 }
 
-let pending = null;
-function soon(fn) { if (!pending) pending = setTimeout(() => { pending = null; fn().catch(fail); }, 150); }
+// Refreshes asked for in a burst run once, shortly after; each kind of refresh on its own.
+const pending = new Map();
+function soon(fn) {
+  if (pending.has(fn)) return;
+  pending.set(fn, setTimeout(() => { pending.delete(fn); fn().catch(fail); }, 150));
+}
+const homeAgain = async () => { if (current.view === "home") await renderHome(); };
+const chatsAgain = async () => { if (current.view === "chats") await renderChats(); };
 
 function listen() {
   const es = new EventSource("/api/events");
@@ -442,9 +501,9 @@ function listen() {
   es.onerror = () => say(t("reconnecting"));
   es.onmessage = (ev) => {
     let e; try { e = JSON.parse(ev.data); } catch { return; }
-    if (current.view === "home" && ["share", "presence", "invite", "sphere"].includes(e.type)) {
-      soon(async () => { if (current.view === "home") await renderHome(); });
-    }
+    if (current.view === "home" && ["share", "presence", "invite", "sphere"].includes(e.type)) soon(homeAgain);
+    if (current.view === "chats" && e.type === "contacts") soon(chatsAgain);
+    if (current.view === "chat" && e.type === "chat" && e.with === current.with) setTimeout(() => refreshConversation().catch(fail), 300);
     if (current.view !== "sphere" || (e.sphere && e.sphere !== current.sphere)) return;
     if (e.type === "share" || e.type === "resync") soon(refreshShares);
     if (e.type === "tick" && current.shares.some((s) => s.state === "downloading" || s.state === "hashing")) refreshShares().catch(fail);

@@ -224,6 +224,8 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/password", post(set_password))
+        .route("/contacts", get(contacts).post(add_contact))
+        .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/logout", post(logout))
         .route("/spheres/{name}/messages", get(messages).post(say))
         .route("/spheres/{name}/upload/{batch}/done", post(upload_done))
@@ -276,6 +278,12 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct ContactBody {
+    jid: String,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -470,4 +478,26 @@ async fn thumb(State(api): State<Api>, Path((name, hash)): Path<(String, String)
             .into_response(),
         Err(e) => ApiError(e).into_response(),
     }
+}
+
+async fn contacts(State(api): State<Api>) -> ApiResult {
+    Ok(Json(api.node.contacts().await?))
+}
+
+async fn add_contact(State(api): State<Api>, Json(b): Json<ContactBody>) -> ApiResult {
+    api.node.add_contact(&b.jid, b.name.as_deref()).await?;
+    Ok(Json(json!({"added": b.jid})))
+}
+
+async fn conversation(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult {
+    Ok(Json(api.node.conversation(&jid).await?))
+}
+
+async fn send_chat(
+    State(api): State<Api>,
+    Path(jid): Path<String>,
+    Json(b): Json<SayBody>,
+) -> ApiResult {
+    api.node.send_chat(&jid, &b.body).await?;
+    Ok(Json(json!({"sent": b.body})))
 }

@@ -114,6 +114,10 @@ pub struct Node {
     granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// Contacts' presence: bare JID → online resources.
+    contacts_online: Mutex<HashMap<String, HashSet<String>>>,
+    /// People asking to be our contact, not answered yet.
+    contact_requests: Mutex<HashSet<String>>,
     /// What the web interface hears about as it happens (`/api/events`).
     events: tokio::sync::broadcast::Sender<serde_json::Value>,
     /// The invitation link this node came with, until its sphere is joined.
@@ -329,6 +333,8 @@ impl Node {
             given_peers: Mutex::default(),
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
+            contacts_online: Mutex::default(),
+            contact_requests: Mutex::default(),
             hashing: Mutex::default(),
             http: Mutex::default(),
         });
@@ -611,6 +617,10 @@ impl Node {
     /// Presence, roster, rooms and catch-up: after login and after a new session.
     async fn go_online(self: &Arc<Self>) -> Result<()> {
         self.xmpp.roster().await.ok();
+        // Every device of ours sees whole conversations (XEP-0280).
+        if let Err(e) = self.xmpp.enable_carbons().await {
+            tracing::info!(error = %e, "the server offers no message carbons");
+        }
         self.xmpp.send(Presence::available()).await?;
         for sphere in self.store.spheres().await? {
             self.join_sphere_room(&sphere).await;
@@ -796,6 +806,22 @@ impl Node {
                             Err(e) => tracing::warn!(error = %e, "cannot accept an invitation"),
                         }
                     });
+                }
+            }
+            (MessageType::Chat, None) if !m.bodies.is_empty() || self.is_carbon(&m) => {
+                // A 1:1 message (or a copy of one from another device of ours): the web
+                // interface reloads the conversation from the archive.
+                let with = match spheres_xmpp::contacts::Carbon::from_message(&m, &self.me) {
+                    Some(spheres_xmpp::contacts::Carbon::Received(c)) => {
+                        c.from.map(|f| f.to_bare().to_string())
+                    }
+                    Some(spheres_xmpp::contacts::Carbon::Sent(c)) => {
+                        c.to.map(|t| t.to_bare().to_string())
+                    }
+                    None => Some(from.to_bare().to_string()),
+                };
+                if let Some(with) = with {
+                    self.emit(json!({"type": "chat", "with": with}));
                 }
             }
             (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(c))) => {
@@ -1026,6 +1052,7 @@ impl Node {
 
     async fn on_presence(&self, p: Presence) {
         let Some(occ) = Occupant::from_presence(&p) else {
+            self.on_contact_presence(&p);
             return;
         };
         let room = occ.room.to_string();
@@ -1094,6 +1121,45 @@ impl Node {
         {
             lock(&self.granted).insert(key);
         }
+    }
+
+    /// A contact's presence, or a subscription request.
+    fn on_contact_presence(&self, p: &Presence) {
+        use spheres_xmpp::contacts::SubscriptionEvent;
+        use spheres_xmpp::xmpp_parsers::presence::Type as PresenceType;
+        let Some(from) = p.from.as_ref() else { return };
+        let bare = from.to_bare().to_string();
+        if bare == self.me.as_str() {
+            return;
+        }
+        if let Some(SubscriptionEvent::Request(who)) = SubscriptionEvent::from_presence(p) {
+            lock(&self.contact_requests).insert(who.to_string());
+            self.emit(json!({"type": "contacts"}));
+            return;
+        }
+        let resource = from
+            .resource()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
+        match p.type_ {
+            PresenceType::None => {
+                lock(&self.contacts_online)
+                    .entry(bare)
+                    .or_default()
+                    .insert(resource);
+            }
+            PresenceType::Unavailable => {
+                let mut all = lock(&self.contacts_online);
+                if let Some(r) = all.get_mut(&bare) {
+                    r.remove(&resource);
+                    if r.is_empty() {
+                        all.remove(&bare);
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.emit(json!({"type": "contacts"}));
     }
 
     /// Members' endpoints in a room, as peers.
@@ -1605,6 +1671,84 @@ impl Node {
             }));
         }
         Ok(json!(list))
+    }
+
+    fn is_carbon(&self, m: &Message) -> bool {
+        m.payloads.iter().any(|p| p.ns() == "urn:xmpp:carbons:2")
+    }
+
+    /// Our contacts, with presence, and who asks to become one.
+    pub async fn contacts(&self) -> Result<serde_json::Value> {
+        use spheres_xmpp::xmpp_parsers::roster::Subscription;
+        let items = self.xmpp.roster().await?;
+        let online = lock(&self.contacts_online).clone();
+        let list: Vec<_> = items
+            .into_iter()
+            .filter(|i| i.subscription != Subscription::Remove)
+            .map(|i| {
+                let jid = i.jid.to_string();
+                json!({"jid": jid, "name": i.name, "online": online.contains_key(&jid),
+                       "subscription": format!("{:?}", i.subscription).to_lowercase()})
+            })
+            .collect();
+        let requests: Vec<String> = lock(&self.contact_requests).iter().cloned().collect();
+        Ok(json!({"contacts": list, "requests": requests}))
+    }
+
+    pub async fn add_contact(&self, jid: &str, name: Option<&str>) -> Result<()> {
+        let who =
+            BareJid::new(jid.trim()).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        if who == self.me {
+            bail!("that is you");
+        }
+        lock(&self.contact_requests).remove(who.as_str());
+        // Adding someone who asked is accepting them.
+        self.xmpp.accept_contact(&who).await?;
+        self.xmpp
+            .add_contact(&who, name.filter(|n| !n.trim().is_empty()))
+            .await?;
+        self.emit(json!({"type": "contacts"}));
+        Ok(())
+    }
+
+    /// A 1:1 conversation from the account's archive, oldest first.
+    pub async fn conversation(&self, jid: &str) -> Result<serde_json::Value> {
+        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let history = self.xmpp.chat_history(&who, None).await?;
+        let me = self.me.to_string();
+        let list: Vec<_> = history
+            .into_iter()
+            .rev()
+            .take(200)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .filter_map(|a| {
+                let body = a.message.bodies.values().next()?.clone();
+                let mine = a
+                    .message
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| f.to_bare().to_string() == me);
+                Some(json!({"body": body, "mine": mine, "stamp": a.stamp}))
+            })
+            .collect();
+        Ok(json!(list))
+    }
+
+    pub async fn send_chat(&self, jid: &str, body: &str) -> Result<()> {
+        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let body = body.trim();
+        if body.is_empty() || body.len() > 10_000 {
+            bail!("write between 1 and 10,000 characters");
+        }
+        let m = Message::chat(Some(Jid::from(who.clone()))).with_body(
+            spheres_xmpp::xmpp_parsers::message::Lang::from(""),
+            body.to_owned(),
+        );
+        self.xmpp.send(m).await?;
+        self.emit(json!({"type": "chat", "with": who.to_string()}));
+        Ok(())
     }
 
     /// The last messages said in a sphere's room, oldest first.
