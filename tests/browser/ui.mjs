@@ -52,6 +52,11 @@ try {
   await a.getByRole("button", { name: "Invite", exact: true }).click();
   await a.getByText(`Invited ${BOB}`).waitFor();
 
+  // An invitation link for someone with no account, with its QR code.
+  await a.getByRole("button", { name: "Invitation link" }).click();
+  await a.getByText(/^spheres:join\?v=1&/).waitFor();
+  await a.waitForFunction(() => { const q = document.querySelector("img.qr"); return q && q.complete && q.naturalWidth >= 256; }, null, { timeout: WAIT });
+
   // B sees the invitation arrive live and accepts it in its own browser.
   await b.goto(NODE_B + "/");
   await axe(b, "home");
@@ -166,6 +171,13 @@ try {
   await a.reload();
   await a.getByRole("heading", { name: "Discussion" }).waitFor();
   await shot(a, "sphere-fr");
+
+  // Unread messages show on the spheres list until the sphere is opened.
+  await a.goto(NODE_A + "/");
+  await a.getByRole("heading", { name: /Vos sphères|Your spheres/ }).waitFor();
+  await b.getByLabel("Message").fill("Un message de plus");
+  await b.getByRole("button", { name: "Send" }).click();
+  await a.getByText(/^1 (new|non lus)$/).waitFor();
 
   // Phone width: still usable (nothing wider than the screen).
   await b.setViewportSize({ width: 360, height: 740 });

@@ -367,6 +367,21 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// How many messages a sphere's room has had, and when the last share or message came.
+    pub async fn activity(&self, sphere_id: i64) -> Result<(i64, Option<i64>)> {
+        let (count, last_msg): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MAX(stamp) FROM messages WHERE sphere_id = ?")
+                .bind(sphere_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let last_share: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(shared_at) FROM shares WHERE sphere_id = ?")
+                .bind(sphere_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((count, last_msg.max(last_share)))
+    }
+
     /// The last `limit` messages of a sphere, oldest first.
     pub async fn messages(&self, sphere_id: i64, limit: i64) -> Result<Vec<MessageRow>> {
         let mut rows: Vec<MessageRow> =

@@ -28,6 +28,7 @@ const TEXT = {
     logout: "Log out", chats: "Chats", contacts: "Contacts", addContact: "Add a contact",
     contactJid: "Their address (name@server)", add: "Add", wantsYou: "{who} wants to be your contact",
     accept: "Accept", noContacts: "No contacts yet.", chatWith: "Chat with {who}", back2: "All chats",
+    unread: "{n} new", qr: "QR code of the invitation link",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -55,6 +56,7 @@ const TEXT = {
     logout: "Se déconnecter", chats: "Discussions", contacts: "Contacts", addContact: "Ajouter un contact",
     contactJid: "Son adresse (nom@serveur)", add: "Ajouter", wantsYou: "{who} souhaite être votre contact",
     accept: "Accepter", noContacts: "Pas encore de contact.", chatWith: "Discussion avec {who}", back2: "Toutes les discussions",
+    unread: "{n} non lus", qr: "QR code du lien d'invitation",
   },
 };
 
@@ -147,8 +149,13 @@ async function renderHome() {
   const list = spheres.length
     ? h("ul", { class: "spheres" }, spheres.map((s) => {
         const c = counts[s.name] || {};
+        const seen = Number(localStorage.getItem(`seen:${s.name}`) || 0);
+        const unread = Math.max(0, (c.messages || 0) - seen);
         return h("li", {}, h("a", { href: `#/s/${encodeURIComponent(s.name)}`, class: "sphere-card" },
           h("strong", {}, s.name),
+          unread ? h("span", { class: "badge" }, t("unread", { n: unread })) : null,
+          c.last_activity ? h("time", { class: "meta", datetime: new Date(c.last_activity * 1000).toISOString() },
+            new Date(c.last_activity * 1000).toLocaleString(lang)) : null,
           h("span", {}, t("shares", { n: c.shares ?? 0 })),
           h("span", {}, t("online", { n: c.members_online ?? 0 })),
           s.owned ? h("span", { class: "tag" }, t("yours")) : null));
@@ -212,6 +219,9 @@ async function refreshShares() {
 async function refreshChat() {
   if (current.view !== "sphere") return;
   const msgs = await api(`/spheres/${enc(current.sphere)}/messages`);
+  const status = await api("/status");
+  const here = (status.spheres || []).find((x) => x.name === current.sphere);
+  if (here) localStorage.setItem(`seen:${current.sphere}`, String(here.messages));
   const list = document.getElementById("messages");
   if (!list) return;
   list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
@@ -324,7 +334,8 @@ async function renderSphere(name) {
     h("button", { type: "button", onclick: async () => {
       try {
         const r = await api(`/spheres/${enc(name)}/invite-link`, { method: "POST", json: {} });
-        linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")), h("code", {}, r.link), " ",
+        linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")), h("code", {}, r.link),
+          h("img", { class: "qr", src: `/api/qr?text=${encodeURIComponent(r.link)}`, alt: t("qr"), width: 256, height: 256 }), " ",
           h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(r.link); say(t("copied")); } }, t("copy")));
       } catch (e) { fail(e); }
     } }, t("inviteLink")), linkOut);
@@ -501,7 +512,7 @@ function listen() {
   es.onerror = () => say(t("reconnecting"));
   es.onmessage = (ev) => {
     let e; try { e = JSON.parse(ev.data); } catch { return; }
-    if (current.view === "home" && ["share", "presence", "invite", "sphere"].includes(e.type)) soon(homeAgain);
+    if (current.view === "home" && ["share", "presence", "invite", "sphere", "message"].includes(e.type)) soon(homeAgain);
     if (current.view === "chats" && e.type === "contacts") soon(chatsAgain);
     if (current.view === "chat" && e.type === "chat" && e.with === current.with) setTimeout(() => refreshConversation().catch(fail), 300);
     if (current.view !== "sphere" || (e.sphere && e.sphere !== current.sphere)) return;

@@ -225,6 +225,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/events", get(events))
         .route("/password", post(set_password))
         .route("/contacts", get(contacts).post(add_contact))
+        .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/logout", post(logout))
         .route("/spheres/{name}/messages", get(messages).post(say))
@@ -500,4 +501,24 @@ async fn send_chat(
 ) -> ApiResult {
     api.node.send_chat(&jid, &b.body).await?;
     Ok(Json(json!({"sent": b.body})))
+}
+
+#[derive(Deserialize)]
+struct QrQuery {
+    text: String,
+}
+
+/// A QR code (SVG) of `text`, e.g. an invitation link to show a phone.
+async fn qr(axum::extract::Query(q): axum::extract::Query<QrQuery>) -> Response {
+    match qrcode::QrCode::new(q.text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(256, 256)
+                .quiet_zone(true)
+                .build();
+            ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+        }
+        Err(e) => ApiError(anyhow::anyhow!("cannot make a QR code of that: {e}")).into_response(),
+    }
 }

@@ -1325,7 +1325,9 @@ impl Node {
         for s in &spheres {
             let shares = self.store.shares(s.id).await?;
             let present = lock(&self.occupants).get(&s.room).map_or(0, |r| r.len());
-            list.push(json!({"name": s.name, "room": s.room, "owned": s.owned, "shares": shares.len(), "members_online": present}));
+            let (messages, last_activity) = self.store.activity(s.id).await?;
+            list.push(json!({"name": s.name, "room": s.room, "owned": s.owned, "shares": shares.len(),
+                             "members_online": present, "messages": messages, "last_activity": last_activity}));
         }
         let transfers: Vec<_> = self
             .engine
