@@ -69,6 +69,15 @@ enum Command {
     Torrent(TorrentCommand),
     /// Run a BitTorrent tracker (HTTP and UDP).
     Tracker(TrackerArgs),
+    /// Ask the home router to forward a port here (PCP, NAT-PMP, UPnP IGD), hold it until
+    /// interrupted, then remove it.
+    MapPort {
+        /// The TCP port to forward (the same number outside when the router agrees).
+        port: u16,
+        /// Lease to ask for, in seconds; renewed at half.
+        #[arg(long, default_value_t = 3600)]
+        lease: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +256,9 @@ fn main() {
             runtime().and_then(|rt| rt.block_on(get(&out, args)))
         }
         Command::Tracker(args) => runtime().and_then(|rt| rt.block_on(tracker(&out, args))),
+        Command::MapPort { port, lease } => {
+            runtime().and_then(|rt| rt.block_on(map_port(&out, port, lease)))
+        }
     };
     if let Err(e) = result {
         out.error(&e);
@@ -887,7 +899,34 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                 .await?;
             out.result(&format!("Created {}", v["jid"].as_str().unwrap_or("?")), v);
         }
-        Command::Up(_) | Command::Torrent(_) | Command::Tracker(_) => {}
+        Command::Up(_) | Command::Torrent(_) | Command::Tracker(_) | Command::MapPort { .. } => {}
     }
+    Ok(())
+}
+
+async fn map_port(out: &Output, port: u16, lease: u64) -> Result<()> {
+    let lease = Duration::from_secs(lease.max(60));
+    let mut mapping = spheres_net::Mapping::create(port, lease, Duration::from_secs(3)).await?;
+    out.event(
+        &format!(
+            "The router forwards {} to port {port} here ({:?}); press Ctrl-C to remove it",
+            mapping.external, mapping.method
+        ),
+        serde_json::json!({"event": "mapped", "reachability": mapping.reachability()}),
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tokio::time::sleep(mapping.lease / 2) => {
+                if let Err(e) = mapping.renew().await {
+                    out.event(&format!("{e}"), serde_json::json!({"event": "renew_failed", "error": e.to_string()}));
+                }
+            }
+        }
+    }
+    mapping.remove().await?;
+    out.result("Removed the mapping", serde_json::json!({"event": "removed"}));
     Ok(())
 }

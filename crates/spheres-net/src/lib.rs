@@ -1,0 +1,290 @@
+//! Reachability of a node behind a home router (docs/decisions/0008): ask the router to
+//! forward a port, with PCP first, then NAT-PMP (both through `crab_nat`), then UPnP IGD
+//! (`igd-next`, which speaks IGDv2 and IGDv1); learn the external address; renew at half the
+//! lease; remove the mapping on shutdown. When nothing works, say why in plain words: the
+//! node still works outbound.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a port was mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Pcp,
+    NatPmp,
+    UpnpIgd2,
+    UpnpIgd1,
+}
+
+/// What the node can say about being reachable from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Reachability {
+    /// Not looked at yet.
+    Unknown,
+    /// Listening on loopback only: nobody else can reach it, by choice.
+    LoopbackOnly,
+    /// The router forwards `external` to us.
+    Mapped {
+        method: Method,
+        external: SocketAddr,
+        lease_secs: u64,
+    },
+    /// Outbound only; `why` says what was tried and what answered.
+    Unreachable { why: String },
+}
+
+/// The default IPv4 gateway, from the kernel's routing table (`/proc/net/route` text).
+pub fn default_gateway(route_table: &str) -> Option<Ipv4Addr> {
+    route_table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (dest, gw, flags) = (cols.get(1)?, cols.get(2)?, cols.get(3)?);
+        let flags = u32::from_str_radix(flags, 16).ok()?;
+        // RTF_UP (1) and RTF_GATEWAY (2), destination 0.0.0.0.
+        if *dest != "00000000" || flags & 3 != 3 {
+            return None;
+        }
+        let raw = u32::from_str_radix(gw, 16).ok()?;
+        Some(Ipv4Addr::from(raw.swap_bytes()))
+    })
+}
+
+/// Our address on the way to `gateway` (what the router sees).
+fn local_address_towards(gateway: Ipv4Addr) -> std::io::Result<IpAddr> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    s.connect((gateway, 5351))?;
+    Ok(s.local_addr()?.ip())
+}
+
+enum Held {
+    Nat(crab_nat::PortMapping),
+    Igd {
+        gateway: igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>,
+        external_port: u16,
+        internal: SocketAddr,
+    },
+}
+
+/// A port the router forwards to us. Renew it before half its lease is over; remove it when
+/// done (dropping it without `remove` leaves it to expire on the router).
+pub struct Mapping {
+    pub method: Method,
+    pub external: SocketAddr,
+    pub internal: SocketAddr,
+    pub lease: Duration,
+    held: Held,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoMapping(pub String);
+
+const DESCRIPTION: &str = "spheres";
+
+impl Mapping {
+    /// Maps TCP `port` (where the node listens on all interfaces) for `lease`, trying PCP,
+    /// NAT-PMP, then UPnP IGD, each within `wait`.
+    pub async fn create(port: u16, lease: Duration, wait: Duration) -> Result<Mapping, NoMapping> {
+        let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let gateway = default_gateway(&table).ok_or_else(|| {
+            NoMapping(
+                "there is no default route: this machine is not on a network with a router".into(),
+            )
+        })?;
+        let local = local_address_towards(gateway).map_err(|e| {
+            NoMapping(format!(
+                "cannot find our address towards the router {gateway}: {e}"
+            ))
+        })?;
+        let internal = SocketAddr::new(local, port);
+        let nonzero =
+            NonZeroU16::new(port).ok_or_else(|| NoMapping("port 0 cannot be mapped".into()))?;
+        let mut tried = Vec::new();
+
+        let options = crab_nat::PortMappingOptions {
+            external_port: Some(nonzero),
+            lifetime_seconds: Some(lease.as_secs().clamp(60, u32::MAX as u64) as u32),
+            timeout_config: Some(crab_nat::TimeoutConfig {
+                initial_timeout: Duration::from_millis(250),
+                max_retries: 2,
+                max_retry_timeout: Some(wait),
+            }),
+        };
+        let nat = tokio::time::timeout(
+            wait * 2,
+            crab_nat::PortMapping::new(
+                crab_nat::GatewayAddress::IpV4(gateway),
+                local,
+                crab_nat::InternetProtocol::Tcp,
+                nonzero,
+                options,
+            ),
+        )
+        .await;
+        match nat {
+            Ok(Ok(m)) => {
+                let (method, external_ip) = match m.mapping_type() {
+                    crab_nat::PortMappingType::Pcp { external_ip, .. } => {
+                        (Method::Pcp, Some(external_ip))
+                    }
+                    crab_nat::PortMappingType::NatPmp => (
+                        Method::NatPmp,
+                        crab_nat::natpmp::external_address(
+                            crab_nat::GatewayAddress::IpV4(gateway),
+                            None,
+                        )
+                        .await
+                        .ok()
+                        .map(IpAddr::V4),
+                    ),
+                };
+                let external = SocketAddr::new(
+                    external_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    m.external_port().get(),
+                );
+                return Ok(Mapping {
+                    method,
+                    external,
+                    internal,
+                    lease: Duration::from_secs(u64::from(m.lifetime())),
+                    held: Held::Nat(m),
+                });
+            }
+            Ok(Err(e)) => tried.push(format!("PCP/NAT-PMP: {e}")),
+            Err(_) => tried.push(format!(
+                "PCP/NAT-PMP: no answer from {gateway} within {wait:?}"
+            )),
+        }
+
+        let mut search = igd_next::SearchOptions::default();
+        search.bind_addr = SocketAddr::new(local, 0);
+        search.timeout = Some(wait);
+        search.single_search_timeout = Some(wait);
+        match igd_next::aio::tokio::search_gateway(search).await {
+            Ok(gw) => {
+                let method = if gw.service_type.ends_with(":2") {
+                    Method::UpnpIgd2
+                } else {
+                    Method::UpnpIgd1
+                };
+                let secs = lease.as_secs().clamp(60, 86_400) as u32;
+                let external_port = match gw
+                    .add_port(
+                        igd_next::PortMappingProtocol::TCP,
+                        port,
+                        internal,
+                        secs,
+                        DESCRIPTION,
+                    )
+                    .await
+                {
+                    Ok(()) => Ok(port),
+                    // The same external port is taken (another machine): let the router pick.
+                    Err(_) => {
+                        gw.add_any_port(
+                            igd_next::PortMappingProtocol::TCP,
+                            internal,
+                            secs,
+                            DESCRIPTION,
+                        )
+                        .await
+                    }
+                };
+                match external_port {
+                    Ok(external_port) => {
+                        let ip = gw
+                            .get_external_ip()
+                            .await
+                            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                        return Ok(Mapping {
+                            method,
+                            external: SocketAddr::new(ip, external_port),
+                            internal,
+                            lease: Duration::from_secs(u64::from(secs)),
+                            held: Held::Igd {
+                                gateway: gw,
+                                external_port,
+                                internal,
+                            },
+                        });
+                    }
+                    Err(e) => tried.push(format!("UPnP: the router refused the mapping ({e})")),
+                }
+            }
+            Err(e) => tried.push(format!("UPnP: no gateway answered ({e})")),
+        }
+        Err(NoMapping(format!(
+            "the router {gateway} did not forward a port, so members elsewhere cannot connect to this node (it can still connect to them): {}",
+            tried.join("; ")
+        )))
+    }
+
+    /// Renews the mapping for another lease.
+    pub async fn renew(&mut self) -> Result<(), NoMapping> {
+        match &mut self.held {
+            Held::Nat(m) => m
+                .renew()
+                .await
+                .map_err(|e| NoMapping(format!("renewal refused: {e}"))),
+            Held::Igd {
+                gateway,
+                external_port,
+                internal,
+            } => gateway
+                .add_port(
+                    igd_next::PortMappingProtocol::TCP,
+                    *external_port,
+                    *internal,
+                    self.lease.as_secs() as u32,
+                    DESCRIPTION,
+                )
+                .await
+                .map_err(|e| NoMapping(format!("renewal refused: {e}"))),
+        }
+    }
+
+    /// Removes the mapping from the router.
+    pub async fn remove(self) -> Result<(), NoMapping> {
+        match self.held {
+            Held::Nat(m) => m
+                .try_drop()
+                .await
+                .map_err(|(e, _)| NoMapping(format!("cannot remove the mapping: {e}"))),
+            Held::Igd {
+                gateway,
+                external_port,
+                ..
+            } => gateway
+                .remove_port(igd_next::PortMappingProtocol::TCP, external_port)
+                .await
+                .map_err(|e| NoMapping(format!("cannot remove the mapping: {e}"))),
+        }
+    }
+
+    pub fn reachability(&self) -> Reachability {
+        Reachability::Mapped {
+            method: self.method,
+            external: self.external,
+            lease_secs: self.lease.as_secs(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_gateway_is_read_from_the_routing_table() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                     eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+        assert_eq!(default_gateway(table), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        assert_eq!(default_gateway("Iface\tDestination\n"), None);
+        assert_eq!(default_gateway("header\nlo\t00000000\tzz\t0003\n"), None);
+    }
+}
