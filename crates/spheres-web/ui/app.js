@@ -28,7 +28,9 @@ const TEXT = {
     logout: "Log out", chats: "Chats", contacts: "Contacts", addContact: "Add a contact",
     contactJid: "Their address (name@server)", add: "Add", wantsYou: "{who} wants to be your contact",
     accept: "Accept", noContacts: "No contacts yet.", chatWith: "Chat with {who}", back2: "All chats",
-    unread: "{n} new", qr: "QR code of the invitation link",
+    unread: "{n} new", qr: "QR code of the invitation link", reachable: "Reachable from outside",
+    r_mapped: "yes, {addr} (forwarded by the router, {how})", r_loopback: "only from this computer",
+    r_unreachable: "no: {why}", r_unknown: "not known yet",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -56,7 +58,9 @@ const TEXT = {
     logout: "Se déconnecter", chats: "Discussions", contacts: "Contacts", addContact: "Ajouter un contact",
     contactJid: "Son adresse (nom@serveur)", add: "Ajouter", wantsYou: "{who} souhaite être votre contact",
     accept: "Accepter", noContacts: "Pas encore de contact.", chatWith: "Discussion avec {who}", back2: "Toutes les discussions",
-    unread: "{n} non lus", qr: "QR code du lien d'invitation",
+    unread: "{n} non lus", qr: "QR code du lien d'invitation", reachable: "Joignable de l'extérieur",
+    r_mapped: "oui, {addr} (redirigé par la box, {how})", r_loopback: "seulement depuis cet ordinateur",
+    r_unreachable: "non : {why}", r_unknown: "pas encore connu",
   },
 };
 
@@ -421,6 +425,13 @@ async function renderChat(withJid) {
 }
 
 // ---------- Settings ----------
+function reachText(r) {
+  if (r.state === "mapped") return t("r_mapped", { addr: r.external, how: r.method });
+  if (r.state === "loopback-only") return t("r_loopback");
+  if (r.state === "unreachable") return t("r_unreachable", { why: r.why });
+  return t("r_unknown");
+}
+
 async function renderSettings() {
   ++generation;
   current = { view: "settings" };
@@ -432,7 +443,8 @@ async function renderSettings() {
     s.household ? [h("h2", {}, t("household")), h("dl", {}, row(t("household"), `${s.household.domain} (${s.household.c2s})`))] : [],
     h("h2", {}, t("network")),
     h("dl", {}, row(t("web"), s.http), row(t("bittorrent"), s.listen), row(t("tracker"), s.tracker), row(t("folder"), s.spheres_dir),
-      row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`)),
+      row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`),
+      row(t("reachable"), reachText(s.reachability || {}))),
   ];
   const pw = h("input", { id: "new-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
   const pwForm = h("form", { onsubmit: async (ev) => {

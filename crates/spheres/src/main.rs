@@ -630,6 +630,17 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                 s["listen"].as_str().unwrap_or("?"),
                 s["tracker"].as_str().unwrap_or("?"),
             );
+            let reach = &s["reachability"];
+            text.push_str(&match reach["state"].as_str() {
+                Some("mapped") => format!(
+                    "reachable: yes, {} forwarded by the router ({})\n",
+                    reach["external"].as_str().unwrap_or("?"),
+                    reach["method"].as_str().unwrap_or("?")
+                ),
+                Some("loopback-only") => "reachable: only from this machine (listening on loopback; --listen 0.0.0.0:PORT to open)\n".to_owned(),
+                Some("unreachable") => format!("reachable: no: {}\n", reach["why"].as_str().unwrap_or("?")),
+                _ => "reachable: not known yet\n".to_owned(),
+            });
             if let Some(h) = s["household"].as_object() {
                 text.push_str(&format!(
                     "household: {} on {} (CA {})\n",
@@ -927,6 +938,9 @@ async fn map_port(out: &Output, port: u16, lease: u64) -> Result<()> {
         }
     }
     mapping.remove().await?;
-    out.result("Removed the mapping", serde_json::json!({"event": "removed"}));
+    out.result(
+        "Removed the mapping",
+        serde_json::json!({"event": "removed"}),
+    );
     Ok(())
 }

@@ -114,6 +114,9 @@ pub struct Node {
     granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// How reachable we are from outside, and the port mapping that makes it so.
+    reachability: Mutex<spheres_net::Reachability>,
+    mapping: tokio::sync::Mutex<Option<spheres_net::Mapping>>,
     /// Contacts' presence: bare JID → online resources.
     contacts_online: Mutex<HashMap<String, HashSet<String>>>,
     /// People asking to be our contact, not answered yet.
@@ -200,6 +203,15 @@ fn media_of(meta: &Metainfo) -> &'static str {
         .into_iter()
         .max_by_key(|(_, n)| *n)
         .map_or("other", |(k, _)| k)
+}
+
+/// Our address on the LAN: the one the kernel would use towards the default gateway.
+fn lan_address() -> Option<IpAddr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    let gw = spheres_net::default_gateway(&table)?;
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    s.connect((gw, 9)).ok()?;
+    Some(s.local_addr().ok()?.ip())
 }
 
 fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
@@ -334,6 +346,8 @@ impl Node {
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
             contacts_online: Mutex::default(),
+            reachability: Mutex::new(spheres_net::Reachability::Unknown),
+            mapping: tokio::sync::Mutex::new(None),
             contact_requests: Mutex::default(),
             hashing: Mutex::default(),
             http: Mutex::default(),
@@ -345,6 +359,7 @@ impl Node {
         node.go_online().await?;
         tokio::spawn(node.clone().housekeeping());
         tokio::spawn(node.clone().watch_folders());
+        tokio::spawn(node.clone().keep_port_mapped());
 
         // The API and the web interface.
         let token = random_token(24);
@@ -631,18 +646,84 @@ impl Node {
 
     fn endpoints(&self) -> Endpoints {
         let listen = self.engine.listen_addr();
-        let kind = if listen.ip().is_loopback() {
-            "loopback"
+        let (kind, host) = if listen.ip().is_loopback() {
+            ("loopback", listen.ip())
+        } else if listen.ip().is_unspecified() {
+            // Listening everywhere: our address on the LAN is the one towards the router.
+            ("lan", lan_address().unwrap_or(listen.ip()))
         } else {
-            "lan"
+            ("lan", listen.ip())
         };
-        Endpoints {
-            endpoints: vec![Endpoint {
-                kind: kind.to_owned(),
-                host: listen.ip().to_string(),
-                port: listen.port(),
-            }],
+        let mut endpoints = vec![Endpoint {
+            kind: kind.to_owned(),
+            host: host.to_string(),
+            port: listen.port(),
+        }];
+        if let spheres_net::Reachability::Mapped { external, .. } = &*lock(&self.reachability)
+            && !external.ip().is_unspecified()
+        {
+            endpoints.push(Endpoint {
+                kind: "mapped".to_owned(),
+                host: external.ip().to_string(),
+                port: external.port(),
+            });
         }
+        Endpoints { endpoints }
+    }
+
+    /// Keeps a port mapping on the home router for our BitTorrent port while the node runs
+    /// (renewed at half the lease; removed at shutdown), and says how reachable we are.
+    async fn keep_port_mapped(self: Arc<Self>) {
+        let listen = self.engine.listen_addr();
+        if listen.ip().is_loopback() {
+            *lock(&self.reachability) = spheres_net::Reachability::LoopbackOnly;
+            return;
+        }
+        let lease = Duration::from_secs(3600);
+        loop {
+            match spheres_net::Mapping::create(listen.port(), lease, Duration::from_secs(3)).await {
+                Ok(mapping) => {
+                    tracing::info!(external = %mapping.external, method = ?mapping.method, "the router forwards our port");
+                    *lock(&self.reachability) = mapping.reachability();
+                    let half = mapping.lease / 2;
+                    *self.mapping.lock().await = Some(mapping);
+                    self.republish_endpoints().await;
+                    loop {
+                        tokio::time::sleep(half.max(Duration::from_secs(30))).await;
+                        let mut guard = self.mapping.lock().await;
+                        let Some(m) = guard.as_mut() else { return };
+                        if let Err(e) = m.renew().await {
+                            tracing::warn!(error = %e, "the router would not renew our port; mapping again");
+                            *guard = None;
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(reason = %e, "this node cannot be reached from outside");
+                    *lock(&self.reachability) =
+                        spheres_net::Reachability::Unreachable { why: e.to_string() };
+                    self.emit(json!({"type": "network"}));
+                    // Routers come and go (and change): look again later.
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+            }
+        }
+    }
+
+    /// Sends our presence with fresh endpoints to every sphere room.
+    async fn republish_endpoints(&self) {
+        if let Ok(spheres) = self.store.spheres().await {
+            for sphere in spheres {
+                if let Ok(room) = BareJid::new(&sphere.room) {
+                    let _ = self
+                        .xmpp
+                        .join_room(&room, &self.nick, Some(self.endpoints()))
+                        .await;
+                }
+            }
+        }
+        self.emit(json!({"type": "network"}));
     }
 
     async fn join_sphere_room(self: &Arc<Self>, sphere: &Sphere) {
@@ -1309,6 +1390,11 @@ impl Node {
     }
 
     async fn shutdown(&self) {
+        if let Some(m) = self.mapping.lock().await.take()
+            && let Err(e) = m.remove().await
+        {
+            tracing::warn!(error = %e, "the port mapping stays until its lease ends");
+        }
         self.xmpp.close().await;
         self.engine.shutdown().await;
         if let Some(p) = &self.prosody {
@@ -1346,6 +1432,8 @@ impl Node {
             "muc": self.muc,
             "spheres_dir": self.settings.spheres_dir,
             "headless": self.settings.headless,
+            "reachability": *lock(&self.reachability),
+            "endpoints": self.endpoints().endpoints.iter().map(|e| json!({"kind": e.kind, "host": e.host, "port": e.port})).collect::<Vec<_>>(),
             "download_limit": self.settings.download_limit,
             "upload_limit": self.settings.upload_limit,
             "spheres": list,
