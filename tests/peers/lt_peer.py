@@ -7,6 +7,7 @@ Prints one JSON object per line on stdout: {"event": ...}.
   lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--tracker URL]...
   lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL] [--no-utp]
   lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S] [--no-utp]
+  (seed and leech also take --bind ADDR: the address to listen on, 127.0.0.1 by default)
 
 `--no-utp` keeps to TCP: libtorrent otherwise dials peers over uTP first, whose delay-based
 congestion control makes loopback transfers slow and erratic (benchmarks use it).
@@ -26,9 +27,9 @@ def emit(**kw):
     print(json.dumps(kw), flush=True)
 
 
-def session(listen_port, utp=True):
+def session(listen_port, utp=True, bind="127.0.0.1"):
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % listen_port,
+        "listen_interfaces": "%s:%d" % (bind, listen_port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -89,7 +90,7 @@ def cmd_create(args):
 
 
 def cmd_seed(args):
-    ses = session(args.listen, utp=not args.no_utp)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind)
     h, info = add(ses, args.torrent, args.data, args.peer)
     deadline = time.time() + 120
     while not h.status().is_seeding:
@@ -110,7 +111,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = session(args.listen, utp=not args.no_utp)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind)
     os.makedirs(args.out, exist_ok=True)
     h, info = add(ses, args.torrent, args.out, args.peer)
     emit(event="started", info_hash=str(info.info_hash()), port=ses.listen_port())
@@ -148,6 +149,7 @@ def main():
         s.add_argument("--peer", action="append", default=[])
         s.add_argument("--timeout", type=float, default=120)
         s.add_argument("--no-utp", action="store_true")
+        s.add_argument("--bind", default="127.0.0.1", help="address to listen on (and connect from)")
     args = p.parse_args()
     return {"create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args) or 0
 

@@ -114,10 +114,11 @@ impl Mapping {
                 max_retry_timeout: Some(wait),
             }),
         };
-        let nat = tokio::time::timeout(
+        let gw = crab_nat::GatewayAddress::IpV4(gateway);
+        let mut nat = tokio::time::timeout(
             wait * 2,
             crab_nat::PortMapping::new(
-                crab_nat::GatewayAddress::IpV4(gateway),
+                gw,
                 local,
                 crab_nat::InternetProtocol::Tcp,
                 nonzero,
@@ -125,6 +126,28 @@ impl Mapping {
             ),
         )
         .await;
+        // crab_nat falls back to NAT-PMP only when the router answers PCP with "unsupported
+        // version"; some NAT-PMP routers refuse PCP packets outright, so ask NAT-PMP anyway.
+        if !matches!(nat, Ok(Ok(_))) {
+            let pmp = tokio::time::timeout(
+                wait * 2,
+                crab_nat::natpmp::port_mapping(
+                    gw,
+                    crab_nat::InternetProtocol::Tcp,
+                    nonzero,
+                    options,
+                ),
+            )
+            .await;
+            match pmp {
+                Ok(Ok(m)) => nat = Ok(Ok(m)),
+                Ok(Err(e)) => tried.push(format!("NAT-PMP: {e}")),
+                Err(_) => tried.push(format!(
+                    "NAT-PMP: no answer from {gateway} within {:?}",
+                    wait * 2
+                )),
+            }
+        }
         match nat {
             Ok(Ok(m)) => {
                 let (method, external_ip) = match m.mapping_type() {

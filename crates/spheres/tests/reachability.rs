@@ -1,0 +1,205 @@
+//! Through a home router, on networks the test builds itself (network namespaces: a LAN, a
+//! router doing NAT with Debian's miniupnpd, and "the internet"; tests/peers/upnp-netns.sh).
+//! A libtorrent peer on the internet side cannot reach our seed behind the NAT until
+//! `spheres map-port` has the router forward the port, can then, and cannot after it removed
+//! the mapping; once per router protocol. Needs root; skipped with a message otherwise. Only
+//! the test's own namespaces ever see traffic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Proc, create, lt_peer, spheres, write_random};
+
+const PORT: u16 = 6881;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/upnp-netns.sh")
+}
+
+/// The three namespaces of one test; removed on drop.
+struct Net {
+    prefix: String,
+}
+
+impl Net {
+    fn up(prefix: &str, mode: &str) -> Net {
+        let out = Command::new(script())
+            .args(["up", prefix, mode])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "upnp-netns.sh up {prefix} {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Net {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn ns(&self, side: &str) -> String {
+        format!("{}-{side}", self.prefix)
+    }
+
+    /// `cmd` run inside namespace `side`.
+    fn exec(&self, side: &str, cmd: Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns(side)])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c
+    }
+
+    /// Whether the internet host can open a TCP connection to the router's public port.
+    fn reachable_from_outside(&self) -> bool {
+        let mut c = Command::new("python3");
+        c.args([
+            "-c",
+            "import socket; socket.create_connection(('25.0.0.1', 6881), timeout=3)",
+        ]);
+        self.exec("net", c)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.prefix]).status();
+    }
+}
+
+fn requirements() -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED: network namespaces need root");
+        return false;
+    }
+    common::require("miniupnpd");
+    common::require("nft");
+    true
+}
+
+/// Seeds a file from the LAN host, maps the port with `spheres map-port`, and checks a
+/// libtorrent peer on the internet side gets it only while the mapping exists.
+fn through_the_router(prefix: &str, mode: &str, expect_method: &str) {
+    if !requirements() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up(prefix, mode);
+    let data = dir.path().join("film.mkv");
+    let bytes = write_random(&data, 3_000_000, 5);
+    let torrent = dir.path().join("film.torrent");
+    create(&data, &torrent, &[]);
+
+    let mut seed_cmd = spheres();
+    seed_cmd
+        .args(["--json", "torrent", "seed"])
+        .arg(&torrent)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", &format!("0.0.0.0:{PORT}")]);
+    let mut seed = Proc::spawn("seed", net.exec("lan", seed_cmd));
+    seed.wait_event("seeding");
+    assert!(
+        !net.reachable_from_outside(),
+        "reachable before any mapping"
+    );
+
+    let mut map_cmd = spheres();
+    map_cmd.args(["--json", "map-port", &PORT.to_string()]);
+    let mut mapper = Proc::spawn("map-port", net.exec("lan", map_cmd));
+    let mapped = mapper.wait_event("mapped");
+    assert_eq!(mapped["reachability"]["method"], expect_method, "{mapped}");
+    assert_eq!(
+        mapped["reachability"]["external"],
+        format!("25.0.0.1:{PORT}"),
+        "{mapped}"
+    );
+
+    let out = dir.path().join("out");
+    let mut leech_cmd = lt_peer();
+    leech_cmd
+        .arg("leech")
+        .arg(&torrent)
+        .arg(&out)
+        .args(["--bind", "25.0.0.2", "--peer", &format!("25.0.0.1:{PORT}")])
+        .args(["--timeout", "60", "--no-utp"]);
+    let mut leech = Proc::spawn("libtorrent", net.exec("net", leech_cmd));
+    assert!(
+        leech.wait_exit(),
+        "libtorrent could not fetch through the mapping: {:?}",
+        leech.seen
+    );
+    assert!(std::fs::read(out.join("film.mkv")).unwrap() == bytes);
+
+    // Shutdown removes the mapping from the router.
+    mapper.terminate();
+    assert!(
+        mapper.wait_exit(),
+        "map-port did not remove its mapping: {:?}",
+        mapper.seen
+    );
+    assert!(
+        !net.reachable_from_outside(),
+        "still reachable after the mapping was removed"
+    );
+}
+
+#[test]
+fn upnp_igd2() {
+    through_the_router("rch2", "igd2", "upnp-igd2");
+}
+
+#[test]
+fn upnp_igd1() {
+    through_the_router("rch1", "igd1", "upnp-igd1");
+}
+
+#[test]
+fn nat_pmp() {
+    through_the_router("rchm", "pmp", "nat-pmp");
+}
+
+#[test]
+fn pcp() {
+    through_the_router("rchp", "pcp", "pcp");
+}
+
+/// A router that speaks no mapping protocol: a clear reason, not a hang.
+#[test]
+fn a_router_without_mapping_says_why() {
+    if !requirements() {
+        return;
+    }
+    let net = Net::up("rchn", "none");
+    let mut map_cmd = spheres();
+    map_cmd.args(["map-port", &PORT.to_string()]);
+    let out = net.exec("lan", map_cmd).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did not forward a port")
+            && stderr.contains("UPnP")
+            && stderr.contains("PCP"),
+        "{stderr}"
+    );
+}
