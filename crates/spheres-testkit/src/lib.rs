@@ -29,6 +29,18 @@ pub fn write_random(path: &Path, len: usize, seed: u64) -> Vec<u8> {
     data
 }
 
+/// Whether the test runs as root (network namespaces need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
 /// How long a test waits for anything before it fails.
 pub const WAIT: Duration = Duration::from_secs(60);
 

@@ -14,17 +14,6 @@ use common::{Proc, create, lt_peer, spheres, write_random};
 
 const PORT: u16 = 6881;
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/upnp-netns.sh")
 }
@@ -88,7 +77,7 @@ impl Drop for Net {
 }
 
 fn requirements() -> bool {
-    if !is_root() {
+    if !spheres_testkit::is_root() {
         eprintln!("SKIPPED: network namespaces need root");
         return false;
     }

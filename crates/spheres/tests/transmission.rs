@@ -186,7 +186,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn transmission_both_directions_across_a_namespace() {
-    if !is_root() {
+    if !spheres_testkit::is_root() {
         eprintln!("skipping: building a network namespace needs root");
         return;
     }
@@ -270,11 +270,4 @@ fn transmission_both_directions_across_a_namespace() {
             == std::fs::read(out.join("album.bin")).unwrap()
     );
     drop(tr);
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
