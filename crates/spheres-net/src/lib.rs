@@ -1,8 +1,11 @@
-//! Reachability of a node behind a home router (docs/decisions/0008): ask the router to
+//! Reachability of a node: on the LAN by local service discovery ([`lsd`], BEP 14), and
+//! behind a home router (docs/decisions/0008) by asking the router to
 //! forward a port, with PCP first, then NAT-PMP (both through `crab_nat`), then UPnP IGD
 //! (`igd-next`, which speaks IGDv2 and IGDv1); learn the external address; renew at half the
 //! lease; remove the mapping on shutdown. When nothing works, say why in plain words: the
 //! node still works outbound.
+
+pub mod lsd;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU16;

@@ -168,6 +168,23 @@ struct PeerArgs {
     /// Also serve the torrent's files over HTTP (with Range support) on this address.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
+    /// Find peers on the local network (BEP 14), private torrents included.
+    #[arg(long)]
+    lsd: bool,
+}
+
+/// Starts local service discovery for one torrent on the engine's port.
+fn start_lsd(
+    peer: &PeerArgs,
+    engine: &Engine,
+    hash: String,
+) -> Result<Option<spheres_net::lsd::Heard>> {
+    if !peer.lsd {
+        return Ok(None);
+    }
+    let heard = spheres_net::lsd::start(engine.listen_addr().port(), move || vec![hash.clone()])
+        .context("cannot start local service discovery (UDP port 6771)")?;
+    Ok(Some(heard))
 }
 
 #[derive(Args)]
@@ -451,6 +468,7 @@ async fn seed(out: &Output, args: SeedArgs) -> Result<()> {
         .add(Source::Torrent(bytes), opts)
         .await
         .context("cannot seed")?;
+    let _lsd = start_lsd(&args.peer, &engine, hash.to_hex())?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
     // Seeding starts once the data is checked against the torrent.
     let bar = out.bytes_bar("checking");
@@ -501,6 +519,29 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
     let engine = start_engine(args.out.clone(), &args.peer).await?;
     let mut opts = AddOptions::download(&args.out);
     opts.peers = args.peer.peers.clone();
+    // With LSD and nobody named, listen a while for the LAN's answer first: the engine takes
+    // extra peers only when the torrent is added.
+    let wanted = match &source {
+        Source::Torrent(b) => Metainfo::from_bytes(b).ok().map(|m| m.info_hash.to_hex()),
+        Source::Magnet(m) => m
+            .parse::<spheres_metainfo::Magnet>()
+            .ok()
+            .map(|m| m.info_hash.to_hex()),
+    };
+    if let Some(h) = wanted.clone()
+        && let Some(heard) = start_lsd(&args.peer, &engine, h.clone())?
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while heard.peers(&h).is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let lan = heard.peers(&h);
+        out.event(
+            &format!("{} peers found on the local network", lan.len()),
+            serde_json::json!({"event": "lsd", "peers": lan.iter().map(|p| p.to_string()).collect::<Vec<_>>()}),
+        );
+        opts.peers.extend(lan);
+    }
     let hash = engine.add(source, opts).await.context("cannot download")?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
     let meta = engine

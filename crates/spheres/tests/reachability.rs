@@ -192,3 +192,55 @@ fn a_router_without_mapping_says_why() {
         "{stderr}"
     );
 }
+
+/// Two hosts on one LAN (a bridge in the router namespace), no tracker, no peer named: they
+/// find each other by local service discovery alone, for a private torrent.
+#[test]
+fn two_hosts_on_a_lan_find_each_other_by_lsd() {
+    if !requirements() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("rchl", "none");
+    let out = Command::new(script())
+        .args(["up-lan2", "rchl"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "up-lan2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = dir.path().join("photos.zip");
+    let bytes = write_random(&data, 2_000_000, 9);
+    let torrent = dir.path().join("photos.torrent");
+    create(&data, &torrent, &["--private"]);
+
+    let mut seed_cmd = spheres();
+    seed_cmd
+        .args(["--json", "torrent", "seed"])
+        .arg(&torrent)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", &format!("0.0.0.0:{PORT}"), "--lsd"]);
+    let mut seed = Proc::spawn("seed", net.exec("lan", seed_cmd));
+    seed.wait_event("seeding");
+
+    let got = dir.path().join("got");
+    let mut get_cmd = spheres();
+    get_cmd
+        .args(["--json", "torrent", "get"])
+        .arg(&torrent)
+        .arg("--out")
+        .arg(&got)
+        .args(["--listen", "0.0.0.0:0", "--lsd"]);
+    let mut get = Proc::spawn("get", net.exec("lan2", get_cmd));
+    let found = get.wait_event("lsd");
+    assert_eq!(
+        found["peers"],
+        serde_json::json!([format!("192.168.77.2:{PORT}")]),
+        "{found}"
+    );
+    get.wait_event("complete");
+    assert!(std::fs::read(got.join("photos.zip")).unwrap() == bytes);
+}

@@ -1,0 +1,295 @@
+//! Local Service Discovery (BEP 14): nodes on one LAN tell each other, by multicast, which
+//! torrents they have and on which port, so members in one house find each other with no
+//! tracker and no server. librqbit turns its own LSD off for private torrents; this one
+//! works for sphere torrents too and hands what it finds to the node.
+//!
+//! Wire format (one UDP datagram to 239.192.152.143:6771 or [ff15::efc0:988f]:6771):
+//!
+//! ```text
+//! BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: <40 hex>\r\n
+//! [Infohash: ...]\r\ncookie: <ours>\r\n\r\n\r\n
+//! ```
+//!
+//! The cookie lets a node ignore its own announcements. Parsing is pure and never panics.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(239, 192, 152, 143);
+pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f);
+pub const PORT: u16 = 6771;
+/// How often each torrent is announced (BEP 14 asks for at most one per minute per torrent).
+pub const EVERY: Duration = Duration::from_secs(60);
+/// How long a peer heard once stays known.
+pub const KEEP: Duration = Duration::from_secs(15 * 60);
+
+/// One announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub port: u16,
+    /// Info hashes, 40 lowercase hex digits each.
+    pub infohashes: Vec<String>,
+    pub cookie: Option<String>,
+}
+
+/// Encodes an announcement for `group` (the Host header names it).
+pub fn encode(a: &Announce, group: SocketAddr) -> Vec<u8> {
+    let mut s = format!(
+        "BT-SEARCH * HTTP/1.1\r\nHost: {group}\r\nPort: {}\r\n",
+        a.port
+    );
+    for h in &a.infohashes {
+        s.push_str(&format!("Infohash: {h}\r\n"));
+    }
+    if let Some(c) = &a.cookie {
+        s.push_str(&format!("cookie: {c}\r\n"));
+    }
+    s.push_str("\r\n\r\n");
+    s.into_bytes()
+}
+
+fn is_infohash(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Reads an announcement; `None` for anything that is not a well-formed BT-SEARCH.
+pub fn parse(datagram: &[u8]) -> Option<Announce> {
+    if datagram.len() > 1400 {
+        return None;
+    }
+    let text = std::str::from_utf8(datagram).ok()?;
+    let mut lines = text.split("\r\n");
+    if lines.next()? != "BT-SEARCH * HTTP/1.1" {
+        return None;
+    }
+    let mut port = None;
+    let mut infohashes = Vec::new();
+    let mut cookie = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "port" => port = value.parse::<u16>().ok().filter(|p| *p != 0),
+            "infohash" if is_infohash(value) => infohashes.push(value.to_ascii_lowercase()),
+            "cookie" if !value.is_empty() && value.len() <= 64 => cookie = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    (!infohashes.is_empty()).then_some(Announce {
+        port: port?,
+        infohashes,
+        cookie,
+    })
+}
+
+/// Peers heard on the LAN, per torrent.
+#[derive(Clone, Default)]
+pub struct Heard {
+    inner: Arc<Mutex<HashMap<String, HashMap<SocketAddr, Instant>>>>,
+}
+
+impl Heard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<SocketAddr, Instant>>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn record(&self, infohash: &str, peer: SocketAddr) {
+        self.lock()
+            .entry(infohash.to_owned())
+            .or_default()
+            .insert(peer, Instant::now());
+    }
+
+    /// Peers heard for a torrent recently.
+    pub fn peers(&self, infohash: &str) -> Vec<SocketAddr> {
+        let mut all = self.lock();
+        let Some(peers) = all.get_mut(infohash) else {
+            return Vec::new();
+        };
+        peers.retain(|_, seen| seen.elapsed() < KEEP);
+        peers.keys().copied().collect()
+    }
+}
+
+/// Runs LSD on every IPv4 interface that can multicast: announces `ours()` (our port and the
+/// torrents to announce, read each round) every [`EVERY`], and records what others announce.
+/// Returns the table of what was heard; the tasks run until the runtime stops.
+pub fn start(
+    port: u16,
+    ours: impl Fn() -> Vec<String> + Send + Sync + 'static,
+) -> std::io::Result<Heard> {
+    let cookie = format!("spheres-{:016x}", rand_u64());
+    let socket = bind_v4()?;
+    let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+    let heard = Heard::default();
+    let ours = Arc::new(ours);
+    // Someone announcing a torrent we have gets an answer at once (at most every few
+    // seconds), so a node that just arrived does not wait a whole round to find us.
+    let answer = Arc::new(tokio::sync::Notify::new());
+    let (rx_socket, rx_heard, my_cookie) = (socket.clone(), heard.clone(), cookie.clone());
+    let (rx_ours, rx_answer) = (ours.clone(), answer.clone());
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        loop {
+            let Ok((n, from)) = rx_socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Some(a) = parse(&buf[..n]) else {
+                tracing::debug!(%from, "ignoring a datagram that is not a BT-SEARCH");
+                continue;
+            };
+            if a.cookie.as_deref() == Some(my_cookie.as_str()) {
+                continue;
+            }
+            for h in &a.infohashes {
+                rx_heard.record(h, SocketAddr::new(from.ip(), a.port));
+            }
+            let mine = rx_ours();
+            if a.infohashes.iter().any(|h| mine.contains(h)) {
+                rx_answer.notify_one();
+            }
+        }
+    });
+    let group = SocketAddr::from((GROUP_V4, PORT));
+    tokio::spawn(async move {
+        let mut last: Vec<String> = Vec::new();
+        let mut last_sent = Instant::now() - EVERY;
+        let mut asked = false;
+        loop {
+            let now = ours();
+            let answer_due = asked && last_sent.elapsed() >= Duration::from_secs(3);
+            // New torrents are announced at once; all of them every EVERY, or when asked.
+            if now != last || last_sent.elapsed() >= EVERY || answer_due {
+                asked = false;
+                // A few torrents per datagram, to stay well under a packet.
+                for chunk in now.chunks(20) {
+                    let a = Announce {
+                        port,
+                        infohashes: chunk.to_vec(),
+                        cookie: Some(cookie.clone()),
+                    };
+                    if let Err(e) = socket.send_to(&encode(&a, group), group).await {
+                        tracing::debug!(error = %e, "cannot send an LSD announcement");
+                    }
+                }
+                last = now;
+                last_sent = Instant::now();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = answer.notified() => asked = true,
+            }
+        }
+    });
+    Ok(heard)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// A UDP socket on 0.0.0.0:6771 shared with other programs (SO_REUSEADDR), in the BEP 14
+/// group on every interface that has an IPv4 address.
+fn bind_v4() -> std::io::Result<std::net::UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)).into())?;
+    s.set_multicast_loop_v4(true)?;
+    let mut joined = 0;
+    for ip in local_ipv4() {
+        if s.join_multicast_v4(&GROUP_V4, &ip).is_ok() {
+            joined += 1;
+        }
+    }
+    if joined == 0 {
+        s.join_multicast_v4(&GROUP_V4, &Ipv4Addr::UNSPECIFIED)?;
+    }
+    Ok(s.into())
+}
+
+/// This machine's IPv4 addresses (from /proc/net/fib_trie's local entries), loopback left out.
+fn local_ipv4() -> Vec<Ipv4Addr> {
+    let text = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+    let mut out = Vec::new();
+    let mut previous: Option<Ipv4Addr> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("|-- ") {
+            previous = rest.parse().ok();
+        } else if t.contains("/32 host LOCAL")
+            && let Some(ip) = previous
+            && !ip.is_loopback()
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+#[allow(dead_code)]
+fn v6_group() -> IpAddr {
+    IpAddr::V6(GROUP_V6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_junk_is_ignored() {
+        let a = Announce {
+            port: 6881,
+            infohashes: vec!["0123456789abcdef0123456789abcdef01234567".into()],
+            cookie: Some("c1".into()),
+        };
+        let group = SocketAddr::from((GROUP_V4, PORT));
+        let bytes = encode(&a, group);
+        assert!(bytes.starts_with(b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\n"));
+        assert_eq!(parse(&bytes), Some(a));
+        // Header names are case-insensitive; a second hash is kept; bad ones are not.
+        let other = b"BT-SEARCH * HTTP/1.1\r\nhost: x\r\nport: 51413\r\ninfohash: ABCDEF0123456789ABCDEF0123456789ABCDEF01\r\nInfohash: nothex\r\n\r\n\r\n";
+        let got = parse(other).unwrap();
+        assert_eq!(got.port, 51413);
+        assert_eq!(
+            got.infohashes,
+            vec!["abcdef0123456789abcdef0123456789abcdef01".to_owned()]
+        );
+        for junk in [
+            &b""[..],
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"BT-SEARCH * HTTP/1.1\r\nPort: 0\r\nInfohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n",
+            b"BT-SEARCH * HTTP/1.1\r\nPort: 6881\r\n\r\n",
+            b"BT-SEARCH * HTTP/1.1\r\nPort: 99999\r\nInfohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n",
+            &[0xff, 0xfe, 0x00],
+        ] {
+            assert_eq!(parse(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn heard_peers_are_kept_per_torrent() {
+        let h = Heard::default();
+        let p: SocketAddr = "192.168.1.7:6881".parse().unwrap();
+        h.record("aa", p);
+        assert_eq!(h.peers("aa"), vec![p]);
+        assert!(h.peers("bb").is_empty());
+    }
+}
