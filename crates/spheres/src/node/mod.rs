@@ -114,6 +114,9 @@ pub struct Node {
     granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
+    lsd: Mutex<Option<spheres_net::lsd::Heard>>,
+    lsd_hashes: Mutex<Vec<String>>,
     /// How reachable we are from outside, and the port mapping that makes it so.
     reachability: Mutex<spheres_net::Reachability>,
     mapping: tokio::sync::Mutex<Option<spheres_net::Mapping>>,
@@ -347,6 +350,8 @@ impl Node {
             events: tokio::sync::broadcast::channel(256).0,
             contacts_online: Mutex::default(),
             reachability: Mutex::new(spheres_net::Reachability::Unknown),
+            lsd: Mutex::default(),
+            lsd_hashes: Mutex::default(),
             mapping: tokio::sync::Mutex::new(None),
             contact_requests: Mutex::default(),
             hashing: Mutex::default(),
@@ -360,6 +365,7 @@ impl Node {
         tokio::spawn(node.clone().housekeeping());
         tokio::spawn(node.clone().watch_folders());
         tokio::spawn(node.clone().keep_port_mapped());
+        node.start_lsd();
 
         // The API and the web interface.
         let token = random_token(24);
@@ -1066,7 +1072,7 @@ impl Node {
                 AddOptions::download(&sphere.folder)
             }
         };
-        opts.peers = self.member_endpoints(&sphere.room);
+        opts.peers = self.peers_for(&sphere.room, &s.id);
         lock(&self.given_peers).insert(s.id.clone(), opts.peers.iter().copied().collect());
         self.engine.add(source, opts).await?;
         Ok(())
@@ -1085,7 +1091,10 @@ impl Node {
         if st.peers > 0 || st.state != TorrentState::Downloading {
             return;
         }
-        let now: HashSet<SocketAddr> = self.member_endpoints(&sphere.room).into_iter().collect();
+        let now: HashSet<SocketAddr> = self
+            .peers_for(&sphere.room, &share.info_hash)
+            .into_iter()
+            .collect();
         let fresh = {
             let given = lock(&self.given_peers);
             let before = given.get(&share.info_hash);
@@ -1243,6 +1252,37 @@ impl Node {
         self.emit(json!({"type": "contacts"}));
     }
 
+    /// Everyone who may have a torrent: members' endpoints in its room and peers heard on
+    /// the LAN for it.
+    fn peers_for(&self, room: &str, info_hash: &str) -> Vec<SocketAddr> {
+        let mut peers = self.member_endpoints(room);
+        if let Some(heard) = lock(&self.lsd).as_ref() {
+            for p in heard.peers(info_hash) {
+                if !peers.contains(&p) {
+                    peers.push(p);
+                }
+            }
+        }
+        peers
+    }
+
+    /// Local service discovery for every share, when the node listens beyond loopback.
+    fn start_lsd(self: &Arc<Self>) {
+        if self.engine.listen_addr().ip().is_loopback() {
+            return;
+        }
+        let node = Arc::downgrade(self);
+        let started = spheres_net::lsd::start(self.engine.listen_addr().port(), move || {
+            node.upgrade()
+                .map(|n| lock(&n.lsd_hashes).clone())
+                .unwrap_or_default()
+        });
+        match started {
+            Ok(heard) => *lock(&self.lsd) = Some(heard),
+            Err(e) => tracing::warn!(error = %e, "no local service discovery (UDP port 6771)"),
+        }
+    }
+
     /// Members' endpoints in a room, as peers.
     fn member_endpoints(&self, room: &str) -> Vec<SocketAddr> {
         let all = lock(&self.occupants);
@@ -1327,6 +1367,13 @@ impl Node {
             let Ok(spheres) = self.store.spheres().await else {
                 continue;
             };
+            if let Ok(all) = self.store.all_shares().await {
+                *lock(&self.lsd_hashes) = all
+                    .into_iter()
+                    .filter(|s| s.state == "seeding" || s.state == "downloading")
+                    .map(|s| s.info_hash)
+                    .collect();
+            }
             for sphere in &spheres {
                 let Ok(shares) = self.store.shares(sphere.id).await else {
                     continue;
