@@ -76,6 +76,21 @@ impl Drop for Net {
     }
 }
 
+/// `spheres torrent seed` on the LAN host, listening on every address at PORT; seeding once
+/// this returns.
+fn seed_on_lan(net: &Net, torrent: &Path, data: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = spheres();
+    cmd.args(["--json", "torrent", "seed"])
+        .arg(torrent)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", &format!("0.0.0.0:{PORT}")])
+        .args(extra);
+    let mut seed = Proc::spawn("seed", net.exec("lan", cmd));
+    seed.wait_event("seeding");
+    seed
+}
+
 fn requirements() -> bool {
     if !spheres_testkit::is_root() {
         eprintln!("SKIPPED: network namespaces need root");
@@ -99,15 +114,7 @@ fn through_the_router(prefix: &str, mode: &str, expect_method: &str) {
     let torrent = dir.path().join("film.torrent");
     create(&data, &torrent, &[]);
 
-    let mut seed_cmd = spheres();
-    seed_cmd
-        .args(["--json", "torrent", "seed"])
-        .arg(&torrent)
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", &format!("0.0.0.0:{PORT}")]);
-    let mut seed = Proc::spawn("seed", net.exec("lan", seed_cmd));
-    seed.wait_event("seeding");
+    let _seed = seed_on_lan(&net, &torrent, &data, &[]);
     assert!(
         !net.reachable_from_outside(),
         "reachable before any mapping"
@@ -216,15 +223,7 @@ fn two_hosts_on_a_lan_find_each_other_by_lsd() {
     let torrent = dir.path().join("photos.torrent");
     create(&data, &torrent, &["--private"]);
 
-    let mut seed_cmd = spheres();
-    seed_cmd
-        .args(["--json", "torrent", "seed"])
-        .arg(&torrent)
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", &format!("0.0.0.0:{PORT}"), "--lsd"]);
-    let mut seed = Proc::spawn("seed", net.exec("lan", seed_cmd));
-    seed.wait_event("seeding");
+    let _seed = seed_on_lan(&net, &torrent, &data, &["--lsd"]);
 
     let got = dir.path().join("got");
     let mut get_cmd = spheres();

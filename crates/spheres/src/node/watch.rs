@@ -17,6 +17,8 @@ use super::Node;
 pub const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How long an entry must stay unchanged before it is shared.
 pub const QUIET: Duration = Duration::from_secs(2);
+/// How long before sharing an entry that failed is tried again.
+pub const RETRY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Snapshot {
@@ -82,8 +84,9 @@ impl Node {
     /// Runs forever: scans the sphere folders and shares what was dropped in.
     pub(super) async fn watch_folders(self: Arc<Self>) {
         let mut seen: HashMap<PathBuf, Seen> = HashMap::new();
-        // Entries that failed to share, so they are not retried every second.
-        let mut failed: HashSet<(PathBuf, Snapshot)> = HashSet::new();
+        // Entries that failed to share, and when: retried after RETRY (the cause may pass, e.g.
+        // the owner's tracker key not arrived yet), or at once if they change.
+        let mut failed: HashMap<(PathBuf, Snapshot), Instant> = HashMap::new();
         let mut tick = tokio::time::interval(SCAN_EVERY);
         loop {
             tick.tick().await;
@@ -124,7 +127,10 @@ impl Node {
                         continue;
                     };
                     present.insert(path.clone());
-                    if snap.files == 0 || failed.contains(&(path.clone(), snap)) {
+                    let failed_recently = failed
+                        .get(&(path.clone(), snap))
+                        .is_some_and(|at| at.elapsed() < RETRY);
+                    if snap.files == 0 || failed_recently {
                         continue;
                     }
                     let quiet = match seen.get(&path) {
@@ -152,7 +158,7 @@ impl Node {
                     };
                     if let Err(e) = result {
                         tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "cannot share what was dropped in");
-                        failed.insert((path.clone(), snap));
+                        failed.insert((path.clone(), snap), Instant::now());
                     }
                 }
             }
