@@ -1533,7 +1533,7 @@ impl Node {
         if !sphere.owned {
             bail!("only the sphere's owner can invite (you are a member of {name:?})");
         }
-        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
         self.xmpp
             .set_affiliation(
@@ -1638,7 +1638,7 @@ impl Node {
         if !sphere.owned {
             bail!("only the sphere's owner can remove members");
         }
-        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
         self.xmpp.remove_member(&room, &who).await?;
         if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
@@ -1833,8 +1833,7 @@ impl Node {
     }
 
     pub async fn add_contact(&self, jid: &str, name: Option<&str>) -> Result<()> {
-        let who =
-            BareJid::new(jid.trim()).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let who = address(jid)?;
         if who == self.me {
             bail!("that is you");
         }
@@ -1850,7 +1849,7 @@ impl Node {
 
     /// A 1:1 conversation from the account's archive, oldest first.
     pub async fn conversation(&self, jid: &str) -> Result<serde_json::Value> {
-        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let who = address(jid)?;
         let history = self.xmpp.chat_history(&who, None).await?;
         let me = self.me.to_string();
         let list: Vec<_> = history
@@ -1874,7 +1873,7 @@ impl Node {
     }
 
     pub async fn send_chat(&self, jid: &str, body: &str) -> Result<()> {
-        let who = BareJid::new(jid).map_err(|e| anyhow!("{jid:?} is not an XMPP address: {e}"))?;
+        let who = address(jid)?;
         let body = body.trim();
         if body.is_empty() || body.len() > 10_000 {
             bail!("write between 1 and 10,000 characters");
@@ -2111,6 +2110,12 @@ impl Node {
         p.register(user, password).await?;
         Ok(format!("{user}@{}", p.domain()))
     }
+}
+
+/// Someone's address as a person typed it (surrounding spaces ignored).
+fn address(jid: &str) -> Result<BareJid> {
+    BareJid::new(jid.trim())
+        .map_err(|e| anyhow!("{jid:?} is not an XMPP address (name@server): {e}"))
 }
 
 /// The archive id the room gave a live message (XEP-0359 `<stanza-id by='room'/>`).
