@@ -138,6 +138,11 @@ try {
   await b.getByRole("link", { name: "Settings" }).click();
   await b.getByRole("heading", { name: "Network" }).waitFor();
   await b.getByText("bob@family.test").first().waitFor();
+  await b.getByLabel("Upload limit (kB/s, empty: none)").fill("500");
+  await b.getByRole("button", { name: "Save the limits" }).click();
+  await b.getByText("Limits saved").waitFor();
+  const st = await (await fetch(NODE_B + "/api/status")).json();
+  assert.equal(st.upload_limit, 500_000, "the upload limit applies at once");
   await axe(b, "settings");
   await shot(b, "settings");
   await b.goto(NODE_B + "/#/s/Family");

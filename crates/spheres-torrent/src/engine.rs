@@ -559,6 +559,20 @@ impl Engine {
     }
 
     /// Stops every torrent and closes the session; resume state is flushed to disk.
+    /// Changes the session's bandwidth limits now (bytes per second; `None`: unlimited).
+    pub fn set_limits(&self, download_bps: Option<NonZeroU32>, upload_bps: Option<NonZeroU32>) {
+        self.session.ratelimits.set_download_bps(download_bps);
+        self.session.ratelimits.set_upload_bps(upload_bps);
+    }
+
+    /// The session's bandwidth limits: (download, upload), bytes per second.
+    pub fn limits(&self) -> (Option<NonZeroU32>, Option<NonZeroU32>) {
+        (
+            self.session.ratelimits.get_download_bps(),
+            self.session.ratelimits.get_upload_bps(),
+        )
+    }
+
     pub async fn shutdown(&self) {
         self.session.stop().await;
         if let Some(dir) = &self.state_dir {

@@ -30,7 +30,8 @@ const TEXT = {
     accept: "Accept", noContacts: "No contacts yet.", chatWith: "Chat with {who}", back2: "All chats",
     unread: "{n} new", qr: "QR code of the invitation link", reachable: "Reachable from outside",
     r_mapped: "yes, {addr} (forwarded by the router, {how})", r_loopback: "only from this computer",
-    r_unreachable: "no: {why}", r_unknown: "not known yet",
+    r_unreachable: "no: {why}", r_unknown: "not known yet", downLimit: "Download limit (kB/s, empty: none)",
+    upLimit: "Upload limit (kB/s, empty: none)", saveLimits: "Save the limits", limitsSaved: "Limits saved",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -60,7 +61,8 @@ const TEXT = {
     accept: "Accepter", noContacts: "Pas encore de contact.", chatWith: "Discussion avec {who}", back2: "Toutes les discussions",
     unread: "{n} non lus", qr: "QR code du lien d'invitation", reachable: "Joignable de l'extérieur",
     r_mapped: "oui, {addr} (redirigé par la box, {how})", r_loopback: "seulement depuis cet ordinateur",
-    r_unreachable: "non : {why}", r_unknown: "pas encore connu",
+    r_unreachable: "non : {why}", r_unknown: "pas encore connu", downLimit: "Limite de réception (ko/s, vide : aucune)",
+    upLimit: "Limite d'envoi (ko/s, vide : aucune)", saveLimits: "Enregistrer les limites", limitsSaved: "Limites enregistrées",
   },
 };
 
@@ -452,8 +454,17 @@ async function renderSettings() {
     try { await api("/password", { method: "POST", json: { password: pw.value } }); pw.value = ""; say(t("passwordSaved")); } catch (e) { fail(e); }
   } }, h("label", { for: "new-password" }, t("setPassword")), pw, h("button", { type: "submit" }, t("savePassword")));
   const out = h("button", { type: "button", onclick: async () => { await api("/logout", { method: "POST", json: {} }).catch(() => {}); route(); } }, t("logout"));
+  const kb = (v) => (v ? String(Math.round(v / 1000)) : "");
+  const down = h("input", { id: "down-limit", type: "number", min: 1, inputmode: "numeric", value: kb(s.download_limit) });
+  const up = h("input", { id: "up-limit", type: "number", min: 1, inputmode: "numeric", value: kb(s.upload_limit) });
+  const bytes = (input) => (input.value ? Number(input.value) * 1000 : null);
+  const limitsForm = h("form", { onsubmit: async (ev) => {
+    ev.preventDefault();
+    try { await api("/limits", { method: "POST", json: { download: bytes(down), upload: bytes(up) } }); say(t("limitsSaved")); renderSettings(); } catch (e) { fail(e); }
+  } }, h("label", { for: "down-limit" }, t("downLimit")), down, h("label", { for: "up-limit" }, t("upLimit")), up,
+    h("button", { type: "submit" }, t("saveLimits")));
   app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat(),
-    h("h2", {}, t("password")), pwForm, h("p", {}, out));
+    h("h2", {}, t("limits")), limitsForm, h("h2", {}, t("password")), pwForm, h("p", {}, out));
 }
 
 // ---------- The viewer ----------

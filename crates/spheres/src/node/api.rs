@@ -224,6 +224,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/password", post(set_password))
+        .route("/limits", post(set_limits))
         .route("/contacts", get(contacts).post(add_contact))
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
@@ -279,6 +280,12 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct LimitsBody {
+    download: Option<u64>,
+    upload: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -521,4 +528,9 @@ async fn qr(axum::extract::Query(q): axum::extract::Query<QrQuery>) -> Response 
         }
         Err(e) => ApiError(anyhow::anyhow!("cannot make a QR code of that: {e}")).into_response(),
     }
+}
+
+async fn set_limits(State(api): State<Api>, Json(b): Json<LimitsBody>) -> ApiResult {
+    api.node.set_limits(b.download, b.upload).await?;
+    Ok(Json(json!({"download": b.download, "upload": b.upload})))
 }

@@ -271,14 +271,20 @@ impl Node {
         let mut engine_config = EngineConfig::new(data.join("downloads"));
         engine_config.state_dir = Some(data.join("engine"));
         engine_config.listen = settings.listen;
-        let rate = |r: Option<u64>| {
-            r.and_then(|b| std::num::NonZeroU32::new(u32::try_from(b).unwrap_or(u32::MAX)))
-        };
-        engine_config.download_limit_bps = rate(settings.download_limit);
-        engine_config.upload_limit_bps = rate(settings.upload_limit);
         let engine = Engine::start(engine_config)
             .await
             .context("cannot start the BitTorrent engine")?;
+        // Limits changed in the settings page last time, unless the flags say otherwise.
+        let saved = |v: Option<String>| v.and_then(|t| t.parse::<u64>().ok());
+        let (down, up) = (
+            settings
+                .download_limit
+                .or(saved(store.meta("download_limit").await?)),
+            settings
+                .upload_limit
+                .or(saved(store.meta("upload_limit").await?)),
+        );
+        engine.set_limits(rate(down), rate(up));
 
         let tracker_config = TrackerConfig {
             interval: Duration::from_secs(30),
@@ -1481,8 +1487,8 @@ impl Node {
             "headless": self.settings.headless,
             "reachability": *lock(&self.reachability),
             "endpoints": self.endpoints().endpoints.iter().map(|e| json!({"kind": e.kind, "host": e.host, "port": e.port})).collect::<Vec<_>>(),
-            "download_limit": self.settings.download_limit,
-            "upload_limit": self.settings.upload_limit,
+            "download_limit": self.engine.limits().0.map(|n| n.get()),
+            "upload_limit": self.engine.limits().1.map(|n| n.get()),
             "spheres": list,
             "transfers": transfers,
         }))
@@ -2027,6 +2033,17 @@ impl Node {
         )
     }
 
+    /// Changes the bandwidth limits now and for the next starts (flags still win at start).
+    pub async fn set_limits(&self, download: Option<u64>, upload: Option<u64>) -> Result<()> {
+        self.engine.set_limits(rate(download), rate(upload));
+        let text = |r: Option<u64>| r.map(|b| b.to_string()).unwrap_or_default();
+        self.store
+            .set_meta("download_limit", &text(download))
+            .await?;
+        self.store.set_meta("upload_limit", &text(upload)).await?;
+        Ok(())
+    }
+
     /// Sets the password that opens the web interface from other devices (argon2id, salted).
     pub async fn set_password(&self, password: &str) -> Result<()> {
         use argon2::password_hash::{PasswordHasher, SaltString};
@@ -2110,6 +2127,11 @@ impl Node {
         p.register(user, password).await?;
         Ok(format!("{user}@{}", p.domain()))
     }
+}
+
+/// A bandwidth limit for the engine: bytes per second, 0 or none meaning unlimited.
+fn rate(limit: Option<u64>) -> Option<std::num::NonZeroU32> {
+    limit.and_then(|b| std::num::NonZeroU32::new(u32::try_from(b).unwrap_or(u32::MAX)))
 }
 
 /// Someone's address as a person typed it (surrounding spaces ignored).
