@@ -115,9 +115,12 @@ try {
 
   // 1:1: alice adds bob as a contact, bob accepts, they chat.
   await a.getByRole("link", { name: "Chats" }).click();
+  // The sphere page has a field with the same label: wait for the chats page first.
+  await a.getByRole("heading", { name: "Add a contact" }).waitFor();
   await a.getByLabel("Their address (name@server)").fill(BOB);
   await a.getByRole("button", { name: "Add" }).click();
   await b.getByRole("link", { name: "Chats" }).click();
+  await b.getByRole("heading", { name: "Add a contact" }).waitFor();
   await b.getByRole("button", { name: "Accept" }).click();
   await b.getByRole("link", { name: "alice@family.test" }).click();
   await a.getByRole("link", { name: BOB }).click();
@@ -195,7 +198,8 @@ try {
   for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B]]) {
     if (!p) continue;
     console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
-      shares: await (await fetch(node + "/api/spheres/Family/shares")).json().catch(() => null) }));
+      shares: await (await fetch(node + "/api/spheres/Family/shares")).json().catch(() => null),
+      contacts: await (await fetch(node + "/api/contacts")).json().catch(() => null) }));
     await shot(p, `failure-${who}`).catch(() => {});
   }
   throw e;

@@ -22,7 +22,7 @@ const TEXT = {
     web: "Web interface", bittorrent: "BitTorrent", tracker: "Tracker", folder: "Spheres folder",
     limits: "Bandwidth", unlimited: "unlimited", down: "download", up: "upload",
     policy: "Fetch automatically", policy_all: "everything", policy_1g: "up to 1 GB each",
-    policy_none: "nothing (on demand)", speed: "{rate}/s, {n} peers", here: "On this computer: {path}",
+    policy_none: "nothing (on demand)", speed: "{rate}/s · peers: {n}", here: "On this computer: {path}",
     login: "Log in", password: "Password", loginHelp: "This node is on another computer: enter its web password.",
     setPassword: "Web password for your other devices", savePassword: "Save the password", passwordSaved: "Password saved",
     logout: "Log out", chats: "Chats", contacts: "Contacts", addContact: "Add a contact",
@@ -53,7 +53,7 @@ const TEXT = {
     web: "Interface web", bittorrent: "BitTorrent", tracker: "Tracker", folder: "Dossier des sphères",
     limits: "Débit", unlimited: "illimité", down: "réception", up: "envoi",
     policy: "Récupérer automatiquement", policy_all: "tout", policy_1g: "jusqu'à 1 Go chacun",
-    policy_none: "rien (à la demande)", speed: "{rate}/s, {n} pairs", here: "Sur cet ordinateur : {path}",
+    policy_none: "rien (à la demande)", speed: "{rate}/s · pairs : {n}", here: "Sur cet ordinateur : {path}",
     login: "Se connecter", password: "Mot de passe", loginHelp: "Ce nœud est sur un autre ordinateur : entrez son mot de passe web.",
     setPassword: "Mot de passe web pour vos autres appareils", savePassword: "Enregistrer le mot de passe", passwordSaved: "Mot de passe enregistré",
     logout: "Se déconnecter", chats: "Discussions", contacts: "Contacts", addContact: "Ajouter un contact",
@@ -128,8 +128,19 @@ let current = { view: null, sphere: null, shares: [], refresh: null };
 // so a slow refresh never paints over the page the person went to since.
 let generation = 0;
 
+// Placeholder glyphs as inline SVG (emoji fonts are not everywhere).
+const GLYPHS = {
+  video: '<path d="M9 7l9 5-9 5z"/>',
+  audio: '<path d="M10 17a2 2 0 1 1-2-2h2V6l7-2v10a2 2 0 1 1-2-2h2V6l-7 2z"/>',
+  image: '<path d="M4 18l5-6 4 4 2-2 5 4z"/><circle cx="15" cy="8" r="2"/>',
+  document: '<path d="M7 3h7l4 4v14H7z"/>',
+  archive: '<path d="M5 5h14v4H5zM6 10h12v10H6z"/>',
+  other: '<path d="M4 8l8-4 8 4v8l-8 4-8-4z"/>',
+};
 function mediaIcon(media) {
-  return { video: "🎬", audio: "🎵", image: "🖼", document: "📄", archive: "🗜" }[media] || "📦";
+  const span = h("span", { class: "glyph" });
+  span.innerHTML = `<svg viewBox="0 0 24 24" width="48" height="48" fill="currentColor" aria-hidden="true">${GLYPHS[media] || GLYPHS.other}</svg>`;
+  return span;
 }
 
 function streamUrl(hash, index = 0) { return `/torrents/${hash}/files/${index}`; }
