@@ -187,6 +187,18 @@ try {
   await b.getByRole("button", { name: "Send" }).click();
   await a.getByText(/^1 (new|non lus)$/).waitFor();
 
+  // Bob's node restarts under his open page: the page says so, reconnects by itself, and
+  // live updates flow again.
+  await b.goto(NODE_B + "/#/s/Family");
+  await b.getByRole("heading", { name: "Chat" }).waitFor();
+  console.log(JSON.stringify({ event: "restart_b" }));
+  await b.getByText("Connection to your node lost; reconnecting…").waitFor({ timeout: WAIT });
+  await b.waitForFunction(() => document.getElementById("live").textContent === "", null, { timeout: 90_000 });
+  await a.goto(NODE_A + "/#/s/Family");
+  await a.getByLabel(/^(Message)$/).fill("Tu es revenu ?");
+  await a.getByRole("button", { name: /^(Send|Envoyer)$/ }).click();
+  await b.getByText("Tu es revenu ?").waitFor({ timeout: WAIT });
+
   // Phone width: still usable (nothing wider than the screen).
   await b.setViewportSize({ width: 360, height: 740 });
   const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

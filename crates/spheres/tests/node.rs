@@ -19,6 +19,8 @@ struct Node {
     proc: Option<Proc>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    /// Where the web interface listens (a fixed port survives a restart).
+    http: String,
 }
 
 impl Node {
@@ -30,6 +32,7 @@ impl Node {
             proc: None,
             extra: Vec::new(),
             env: Vec::new(),
+            http: "127.0.0.1:0".into(),
         }
     }
 
@@ -54,7 +57,7 @@ impl Node {
             .arg("--data-dir")
             .arg(&self.data)
             .arg("up")
-            .args(["--http", "127.0.0.1:0", "--spheres-dir"])
+            .args(["--http", &self.http, "--spheres-dir"])
             .arg(&self.spheres)
             .args(&self.extra)
             .args(more);
@@ -713,6 +716,10 @@ fn the_web_interface_in_two_browsers() {
     });
     assert!(ok, "ffmpeg: {stderr}");
     let (mut alice, mut bob) = household_nodes(dir.path(), &["--download-limit", "300K"]);
+    // Bob's node restarts during the test: its web port must stay the same.
+    bob.stop();
+    bob.http = format!("127.0.0.1:{}", common::free_port());
+    bob.start(&["--download-limit", "300K"]);
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
@@ -723,6 +730,10 @@ fn the_web_interface_in_two_browsers() {
         .env("VIDEO", &video)
         .env("SHOTS", &shots);
     let mut ui = Proc::spawn("browser test", cmd);
+    // Midway, the page asks for bob's node to restart (it must reconnect by itself).
+    ui.wait_event("restart_b");
+    bob.stop();
+    bob.start(&[]);
     let ok = ui.wait_exit();
     assert!(ok, "the browser test failed; it printed {:?}", ui.seen);
     alice.stop();
