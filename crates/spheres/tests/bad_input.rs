@@ -136,26 +136,27 @@ fn empty_input_and_wrong_data_are_refused_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.bin");
     std::fs::write(&empty, b"").unwrap();
-    let mut cmd = spheres();
-    cmd.args(["torrent", "create"])
-        .arg(&empty)
-        .arg("-o")
-        .arg(dir.path().join("e.torrent"));
-    let stderr = refused(cmd);
+    // `torrent create` of `input` with `extra` must fail and write nothing; returns stderr.
+    let create_refused = |input: &Path, extra: &[&str]| {
+        let out = dir.path().join("refused.torrent");
+        let mut cmd = spheres();
+        cmd.args(["torrent", "create"])
+            .arg(input)
+            .args(extra)
+            .arg("-o")
+            .arg(&out);
+        let stderr = refused(cmd);
+        assert!(!out.exists(), "a refused torrent was written anyway");
+        stderr
+    };
+    let stderr = create_refused(&empty, &[]);
     assert!(stderr.contains("is empty"), "{stderr}");
-    assert!(!dir.path().join("e.torrent").exists());
 
     // A tracker without a scheme would silently never be reached: refused up front.
     let some = dir.path().join("some.bin");
     write_random(&some, 1000, 9);
-    let mut cmd = spheres();
-    cmd.args(["torrent", "create"])
-        .arg(&some)
-        .args(["--tracker", "127.0.0.1:6969/announce", "-o"])
-        .arg(dir.path().join("s.torrent"));
-    let stderr = refused(cmd);
+    let stderr = create_refused(&some, &["--tracker", "127.0.0.1:6969/announce"]);
     assert!(stderr.contains("is not a tracker URL"), "{stderr}");
-    assert!(!dir.path().join("s.torrent").exists());
 
     // Seeding data whose size differs from the torrent's is refused and the file is untouched.
     let data = dir.path().join("clip.mp4");
