@@ -56,6 +56,12 @@ pub fn default_gateway(route_table: &str) -> Option<Ipv4Addr> {
     })
 }
 
+/// This machine's address on its LAN: the one it uses towards the default gateway.
+pub fn lan_address() -> Option<IpAddr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    local_address_towards(default_gateway(&table)?).ok()
+}
+
 /// Our address on the way to `gateway` (what the router sees).
 fn local_address_towards(gateway: Ipv4Addr) -> std::io::Result<IpAddr> {
     let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;

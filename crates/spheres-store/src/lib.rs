@@ -304,12 +304,6 @@ impl Store {
         )
     }
 
-    pub async fn all_shares(&self) -> Result<Vec<ShareRow>> {
-        Ok(sqlx::query_as("SELECT * FROM shares ORDER BY shared_at")
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
     pub async fn share(&self, sphere_id: i64, info_hash: &str) -> Result<Option<ShareRow>> {
         Ok(
             sqlx::query_as("SELECT * FROM shares WHERE sphere_id = ? AND info_hash = ?")

@@ -208,15 +208,6 @@ fn media_of(meta: &Metainfo) -> &'static str {
         .map_or("other", |(k, _)| k)
 }
 
-/// Our address on the LAN: the one the kernel would use towards the default gateway.
-fn lan_address() -> Option<IpAddr> {
-    let table = std::fs::read_to_string("/proc/net/route").ok()?;
-    let gw = spheres_net::default_gateway(&table)?;
-    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    s.connect((gw, 9)).ok()?;
-    Some(s.local_addr().ok()?.ip())
-}
-
 fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
     use sha1::{Digest, Sha1};
     let mut h = Sha1::new();
@@ -662,7 +653,7 @@ impl Node {
             ("loopback", listen.ip())
         } else if listen.ip().is_unspecified() {
             // Listening everywhere: our address on the LAN is the one towards the router.
-            ("lan", lan_address().unwrap_or(listen.ip()))
+            ("lan", spheres_net::lan_address().unwrap_or(listen.ip()))
         } else {
             ("lan", listen.ip())
         };
@@ -1373,17 +1364,18 @@ impl Node {
             let Ok(spheres) = self.store.spheres().await else {
                 continue;
             };
-            if let Ok(all) = self.store.all_shares().await {
-                *lock(&self.lsd_hashes) = all
-                    .into_iter()
-                    .filter(|s| s.state == "seeding" || s.state == "downloading")
-                    .map(|s| s.info_hash)
-                    .collect();
-            }
+            // What we announce on the LAN, gathered from the same reads as the rest.
+            let mut active = Vec::new();
             for sphere in &spheres {
                 let Ok(shares) = self.store.shares(sphere.id).await else {
                     continue;
                 };
+                active.extend(
+                    shares
+                        .iter()
+                        .filter(|s| s.state == "seeding" || s.state == "downloading")
+                        .map(|s| s.info_hash.clone()),
+                );
                 for share in shares.iter().filter(|s| s.state == "downloading") {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                         continue;
@@ -1424,6 +1416,7 @@ impl Node {
                     self.feed_endpoints(sphere).await;
                 }
             }
+            *lock(&self.lsd_hashes) = active;
             if last_feed.elapsed() >= FEED_EVERY {
                 last_feed = Instant::now();
                 // The household server: back up if it died (clients reconnect by themselves).
