@@ -1,6 +1,7 @@
 // Two nodes, two browsers: the web interface as people use it, in Debian's Chromium.
 // Started by crates/spheres/tests/node.rs, which runs the nodes and passes:
 //   NODE_A, NODE_B  the nodes' web addresses (A runs the household server; bob has an account)
+//   NODE_C          a fresh node with nothing but its own defaults: carol, invited by a link
 //   BOB             bob's address; VIDEO: a WebM file; SHOTS: where screenshots go
 // Exit 0 when every check passed. Every wait is bounded.
 import assert from "node:assert/strict";
@@ -10,7 +11,7 @@ import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
-const { NODE_A, NODE_B, BOB, VIDEO, SHOTS } = process.env;
+const { NODE_A, NODE_B, NODE_C, BOB, VIDEO, SHOTS } = process.env;
 const WAIT = 60_000;
 fs.mkdirSync(SHOTS, { recursive: true });
 
@@ -37,7 +38,7 @@ async function axe(page, name) {
 
 async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
 
-let a, b;
+let a, b, c;
 try {
   a = await (await browser.newContext({ locale: "en-US" })).newPage();
   b = await (await browser.newContext({ locale: "en-US" })).newPage();
@@ -56,6 +57,27 @@ try {
   await a.getByRole("button", { name: "Invitation link" }).click();
   await a.getByText(/^spheres:join\?v=1&/).waitFor();
   await a.waitForFunction(() => { const q = document.querySelector("img.qr"); return q && q.complete && q.naturalWidth >= 256; }, null, { timeout: WAIT });
+  const link = await a.locator("#invite-link code").textContent();
+
+  // Carol has only a fresh node and the link: one screen, and she is in the sphere.
+  c = await (await browser.newContext({ locale: "en-US" })).newPage();
+  c.setDefaultTimeout(WAIT);
+  await c.goto(NODE_C + "/");
+  await c.getByRole("link", { name: "Join with your invitation link" }).click();
+  await c.getByRole("heading", { name: "Join with an invitation" }).waitFor();
+  await c.getByLabel("Invitation link (starts with spheres:join)").fill("spheres:join?v=1&server=damaged");
+  await c.getByText(/was it cut when copied\?/).waitFor();
+  await c.getByLabel("Invitation link (starts with spheres:join)").fill(link);
+  await c.getByText("alice@family.test invites you to the sphere “Family”.").waitFor();
+  await c.getByLabel("Your name").fill("Carol Martin");
+  await c.getByText("it becomes your account name (carol.martin@family.test)").waitFor();
+  await axe(c, "join");
+  await shot(c, "join");
+  await c.getByRole("button", { name: "Join", exact: true }).click();
+  await c.waitForURL(/#\/s\/Family$/, { timeout: 120_000 });
+  await c.getByRole("heading", { name: "Chat" }).waitFor();
+  const cs = await (await fetch(NODE_C + "/api/status")).json();
+  assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
 
   // B sees the invitation arrive live and accepts it in its own browser.
   await b.goto(NODE_B + "/");
@@ -101,6 +123,8 @@ try {
   await b.evaluate(() => { const v = document.querySelector("#player"); v.currentTime = Math.max(1, v.duration / 2); });
   await b.waitForFunction(() => { const v = document.querySelector("#player"); return v.currentTime > v.duration / 2 - 0.5 && v.readyState >= 2; }, null, { timeout: WAIT });
   await b.keyboard.press("Escape");
+  // Carol, who joined with the link, sees it too.
+  await c.getByRole("button", { name: new RegExp(name.replace(".", "\\.")) }).waitFor();
 
   // Chat, both ways.
   await a.getByLabel("Message").fill("Bonjour Bob, regarde la vidéo !");
@@ -207,7 +231,7 @@ try {
   console.log(JSON.stringify({ event: "ok" }));
 } catch (e) {
   // What each side showed, to tell why.
-  for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B]]) {
+  for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C]]) {
     if (!p) continue;
     console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
       shares: await (await fetch(node + "/api/spheres/Family/shares")).json().catch(() => null),

@@ -10,7 +10,7 @@ const TEXT = {
     dropHere: "Drop photos, videos or folders here, or", choose: "choose files",
     uploading: "Sending {name}", chat: "Chat", say: "Message", send: "Send",
     members: "Members", invite: "Invite", inviteJid: "Their address (name@server)",
-    inviteLink: "Invitation link", inviteLinkHelp: "For someone with no account: send them this link.",
+    inviteLink: "Invitation link", inviteLinkHelp: "For someone with no account: send them this link. On their computer they start spheres, choose “Join with your invitation link” and paste it. It works once.",
     copy: "Copy", copied: "Copied", nothingYet: "Nothing shared yet.", from: "from {who}",
     state_seeding: "Ready", state_downloading: "Downloading", state_available: "Not fetched",
     state_withdrawn: "Withdrawn", state_failed: "Failed", state_hashing: "Preparing",
@@ -32,6 +32,12 @@ const TEXT = {
     r_mapped: "yes, {addr} (forwarded by the router, {how})", r_loopback: "only from this computer",
     r_unreachable: "no: {why}", r_unknown: "not known yet", downLimit: "Download limit (kB/s, empty: none)",
     upLimit: "Upload limit (kB/s, empty: none)", saveLimits: "Save the limits", limitsSaved: "Limits saved",
+    invitedQ: "Were you invited by someone?", useLink: "Join with your invitation link",
+    joinTitle: "Join with an invitation", linkLabel: "Invitation link (starts with spheres:join)",
+    linkOffer: "{owner} invites you to the sphere “{sphere}”.", yourName: "Your name",
+    yourNameHelp: "Your family sees it; it becomes your account name ({user}).",
+    joinButton: "Join", joining: "Creating your account and joining “{sphere}”… this takes a few seconds.",
+    joinSlow: "Your node has not come back with the sphere yet. Keep this page open, or reload it in a minute.",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -41,7 +47,7 @@ const TEXT = {
     dropHere: "Déposez ici photos, vidéos ou dossiers, ou", choose: "choisissez des fichiers",
     uploading: "Envoi de {name}", chat: "Discussion", say: "Message", send: "Envoyer",
     members: "Membres", invite: "Inviter", inviteJid: "Son adresse (nom@serveur)",
-    inviteLink: "Lien d'invitation", inviteLinkHelp: "Pour quelqu'un sans compte : envoyez-lui ce lien.",
+    inviteLink: "Lien d'invitation", inviteLinkHelp: "Pour quelqu'un sans compte : envoyez-lui ce lien. Sur son ordinateur, il ou elle lance spheres, choisit « Rejoindre avec votre lien d'invitation » et le colle. Il ne sert qu'une fois.",
     copy: "Copier", copied: "Copié", nothingYet: "Rien n'est encore partagé.", from: "de {who}",
     state_seeding: "Prêt", state_downloading: "Téléchargement", state_available: "Non récupéré",
     state_withdrawn: "Retiré", state_failed: "Échec", state_hashing: "Préparation",
@@ -63,6 +69,12 @@ const TEXT = {
     r_mapped: "oui, {addr} (redirigé par la box, {how})", r_loopback: "seulement depuis cet ordinateur",
     r_unreachable: "non : {why}", r_unknown: "pas encore connu", downLimit: "Limite de réception (ko/s, vide : aucune)",
     upLimit: "Limite d'envoi (ko/s, vide : aucune)", saveLimits: "Enregistrer les limites", limitsSaved: "Limites enregistrées",
+    invitedQ: "Quelqu'un vous a invité·e ?", useLink: "Rejoindre avec votre lien d'invitation",
+    joinTitle: "Rejoindre avec une invitation", linkLabel: "Lien d'invitation (commence par spheres:join)",
+    linkOffer: "{owner} vous invite dans la sphère « {sphere} ».", yourName: "Votre nom",
+    yourNameHelp: "Votre famille le voit ; il devient votre nom de compte ({user}).",
+    joinButton: "Rejoindre", joining: "Création de votre compte et entrée dans « {sphere} »… quelques secondes.",
+    joinSlow: "Votre nœud n'est pas encore revenu avec la sphère. Gardez cette page ouverte, ou rechargez-la dans une minute.",
   },
 };
 
@@ -187,7 +199,65 @@ async function renderHome() {
       } catch (e) { fail(e); }
     } }, t("join", { sphere })));
   }))] : [];
-  app.replaceChildren(h("h1", {}, t("spheres")), ...pending, list, h("h2", {}, t("newSphere")), form);
+  // A fresh node (its own household, no sphere yet) may belong to someone who was invited.
+  const invited = !spheres.length && status.household
+    ? h("p", { class: "invited" }, t("invitedQ"), " ", h("a", { href: "#/join" }, t("useLink"))) : null;
+  app.replaceChildren(h("h1", {}, t("spheres")), invited, ...pending, list, h("h2", {}, t("newSphere")), form);
+}
+
+// ---------- Joining with an invitation link: one screen ----------
+function userOf(name) { return name.trim().split(/\s+/).join(".").toLowerCase(); }
+
+async function renderJoin(prefill) {
+  const mine = ++generation;
+  current = { view: "join" };
+  const link = h("textarea", { id: "link", rows: 3, required: true, autocomplete: "off", spellcheck: "false" });
+  const offer = h("p", { id: "offer", class: "offer", "aria-live": "polite" });
+  const name = h("input", { id: "your-name", autocomplete: "name", required: true, "aria-describedby": "name-help" });
+  const help = h("p", { id: "name-help", class: "meta" }, t("yourNameHelp", { user: "…" }));
+  const button = h("button", { type: "submit", disabled: true }, t("joinButton"));
+  let preview = null;
+  const look = async () => {
+    preview = null;
+    button.disabled = true;
+    offer.textContent = "";
+    if (!link.value.trim()) return;
+    try {
+      const p = await api("/link/preview", { method: "POST", json: { link: link.value } });
+      if (mine !== generation) return;
+      if (!p.can_join) { offer.textContent = p.why_not; return; }
+      preview = p;
+      offer.textContent = t("linkOffer", { owner: p.owner, sphere: p.sphere });
+      button.disabled = false;
+    } catch (e) { offer.textContent = e.message; }
+  };
+  link.addEventListener("input", look);
+  name.addEventListener("input", () => { help.textContent = t("yourNameHelp", { user: name.value.trim() ? `${userOf(name.value)}@${preview?.domain ?? "…"}` : "…" }); });
+  const form = h("form", { class: "join", onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!preview) return;
+    const sphere = preview.sphere;
+    button.disabled = true;
+    try {
+      await api("/link/join", { method: "POST", json: { link: link.value, name: name.value } });
+    } catch (e) { button.disabled = false; fail(e); return; }
+    current = { view: "joining" };
+    app.replaceChildren(h("h1", {}, t("joinTitle")), h("p", {}, t("joining", { sphere })),
+      h("progress", { "aria-label": t("joinTitle") }));
+    // The node starts again as the new account, then joins by itself: wait for the sphere.
+    const until = Date.now() + 120_000;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const spheres = await api("/spheres").catch(() => null);
+      const s = spheres && spheres[0];
+      if (s) { say(""); location.hash = `#/s/${encodeURIComponent(s.name)}`; return; }
+    }
+    if (current.view === "joining") say(t("joinSlow"));
+  } },
+    h("label", { for: "link" }, t("linkLabel")), link, offer,
+    h("label", { for: "your-name" }, t("yourName")), name, help, button);
+  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("joinTitle")), form);
+  if (prefill) { link.value = prefill; await look(); name.focus(); } else link.focus();
 }
 
 // ---------- A sphere: gallery, chat, members ----------
@@ -526,6 +596,7 @@ async function route() {
     if (m) await renderSphere(decodeURIComponent(m[1]));
     else if (location.hash === "#/settings") await renderSettings();
     else if (location.hash === "#/chats") await renderChats();
+    else if (location.hash.startsWith("#/join")) await renderJoin(new URLSearchParams(location.hash.split("?")[1] || "").get("link"));
     else if (location.hash.startsWith("#/chat/")) await renderChat(decodeURIComponent(location.hash.slice(7)));
     else await renderHome();
   } catch (e) { if (e.login) renderLogin(); else fail(e); }
@@ -543,7 +614,8 @@ const chatsAgain = async () => { if (current.view === "chats") await renderChats
 function listen() {
   const es = new EventSource("/api/events");
   es.onopen = () => { if (document.getElementById("live").textContent === t("reconnecting")) { say(""); route(); } };
-  es.onerror = () => say(t("reconnecting"));
+  // While joining, the node restarting is expected: the join screen says what happens.
+  es.onerror = () => { if (current.view !== "joining") say(t("reconnecting")); };
   es.onmessage = (ev) => {
     let e; try { e = JSON.parse(ev.data); } catch { return; }
     if (current.view === "home" && ["share", "presence", "invite", "sphere", "message"].includes(e.type)) soon(homeAgain);

@@ -720,12 +720,16 @@ fn the_web_interface_in_two_browsers() {
     bob.stop();
     bob.http = format!("127.0.0.1:{}", common::free_port());
     bob.start(&["--download-limit", "300K"]);
+    // Carol: a node on its defaults (its own household), until she takes alice's link.
+    let mut carol = Node::new(dir.path(), "carol");
+    carol.start(&["--user", "carol"]);
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
     cmd.arg(browser_dir.join("ui.mjs"))
         .env("NODE_A", web(&alice))
         .env("NODE_B", web(&bob))
+        .env("NODE_C", web(&carol))
         .env("BOB", "bob@family.test")
         .env("VIDEO", &video)
         .env("SHOTS", &shots);
@@ -738,4 +742,5 @@ fn the_web_interface_in_two_browsers() {
     assert!(ok, "the browser test failed; it printed {:?}", ui.seen);
     alice.stop();
     bob.stop();
+    carol.stop();
 }

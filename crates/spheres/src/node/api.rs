@@ -221,6 +221,8 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
+        .route("/link/preview", post(link_preview))
+        .route("/link/join", post(join_with_link))
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/password", post(set_password))
@@ -280,6 +282,13 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct LinkBody {
+    link: String,
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +394,16 @@ async fn invites(State(api): State<Api>) -> ApiResult {
 
 async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> ApiResult {
     Ok(Json(json!(api.node.join(&b.invite).await?)))
+}
+
+async fn link_preview(State(api): State<Api>, Json(b): Json<LinkBody>) -> ApiResult {
+    Ok(Json(api.node.link_preview(&b.link)?))
+}
+
+/// Takes an invitation link: the node answers, then starts again as the new account.
+async fn join_with_link(State(api): State<Api>, Json(b): Json<LinkBody>) -> ApiResult {
+    let jid = api.node.join_with_link(&b.link, &b.name).await?;
+    Ok(Json(json!({"jid": jid, "restarting": true})))
 }
 
 async fn add_user(State(api): State<Api>, Json(b): Json<UserBody>) -> ApiResult {

@@ -1,12 +1,13 @@
 //! Invitation links for people with no account: everything a new node needs to create its
 //! account on the household server and join one sphere, in one line to paste.
 //!
-//! `spheres:join?v=1&server=HOST:PORT&domain=D&token=T&room=R&owner=JID&ca=CA`
+//! `spheres:join?v=1&server=HOST:PORT&domain=D&token=T&room=R&owner=JID[&sphere=NAME]&ca=CA`
 //!
 //! - `token`: a one-time Prosody invitation (XEP-0401 preauth), also what the new node claims
 //!   from the owner (`<claim/>`, docs/protocol.md) to be made a member;
 //! - `ca`: the household server's private CA certificate (DER, base64url without padding), so
-//!   the new node can verify the server it has never seen.
+//!   the new node can verify the server it has never seen;
+//! - `sphere`: the sphere's name, to greet the newcomer with (optional: older links lack it).
 
 use anyhow::{Result, anyhow, bail};
 use base64::Engine as _;
@@ -21,6 +22,8 @@ pub struct InviteLink {
     pub owner: String,
     /// The CA certificate, DER.
     pub ca_der: Vec<u8>,
+    /// The sphere's name as its owner calls it.
+    pub sphere: Option<String>,
 }
 
 fn enc(s: &str) -> String {
@@ -31,14 +34,18 @@ impl std::fmt::Display for InviteLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "spheres:join?v=1&server={}&domain={}&token={}&room={}&owner={}&ca={}",
+            "spheres:join?v=1&server={}&domain={}&token={}&room={}&owner={}",
             enc(&self.server),
             enc(&self.domain),
             enc(&self.token),
             enc(&self.room),
             enc(&self.owner),
-            URL_SAFE_NO_PAD.encode(&self.ca_der)
-        )
+        )?;
+        if let Some(name) = &self.sphere {
+            write!(f, "&sphere={}", enc(name))?;
+        }
+        // The certificate last: a link cut when copied is caught by its damaged certificate.
+        write!(f, "&ca={}", URL_SAFE_NO_PAD.encode(&self.ca_der))
     }
 }
 
@@ -81,7 +88,15 @@ impl InviteLink {
             room: get("room")?,
             owner: get("owner")?,
             ca_der,
+            sphere: fields.get("sphere").filter(|v| !v.is_empty()).cloned(),
         })
+    }
+
+    /// What to call the sphere: its name, or the room's local part for older links.
+    pub fn sphere_name(&self) -> &str {
+        self.sphere
+            .as_deref()
+            .unwrap_or_else(|| self.room.split('@').next().unwrap_or(&self.room))
     }
 
     /// The CA as a PEM file's contents.
@@ -147,6 +162,7 @@ mod tests {
                 .into_iter()
                 .chain(0..=255u8)
                 .collect(),
+            sphere: Some("Famille & amis".into()),
         }
     }
 
@@ -158,6 +174,11 @@ mod tests {
         assert!(!text.contains(' ') && !text.contains('\n'));
         assert_eq!(InviteLink::parse(&format!("  {text}\n")).unwrap(), l);
         assert_eq!(der_of_pem(&l.ca_pem()).unwrap(), l.ca_der);
+        assert_eq!(l.sphere_name(), "Famille & amis");
+        // Links made before the sphere's name was in them still work.
+        let old = InviteLink { sphere: None, ..l };
+        let parsed = InviteLink::parse(&old.to_string()).unwrap();
+        assert_eq!(parsed.sphere_name(), "family-1a2b3c");
     }
 
     #[test]

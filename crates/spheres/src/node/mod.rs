@@ -131,6 +131,8 @@ pub struct Node {
     /// Shares being hashed: (sphere, path) → (hashed, total).
     hashing: Mutex<HashMap<(String, String), (u64, u64)>>,
     http: Mutex<Option<SocketAddr>>,
+    /// Asked to start over as another account (an invitation link taken in the browser).
+    restart: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,6 +184,43 @@ fn check_sphere_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Set when the node starts itself again: the web address to keep.
+const RESTART_HTTP: &str = "SPHERES_RESTART_HTTP";
+
+/// Replaces this process with a fresh start of the same command (same pid, same output),
+/// which reads the account file written just before. Returns only if that failed.
+fn restart_as_new_account(http: SocketAddr) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return anyhow!("cannot restart the node ({e}); start it again by hand"),
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(RESTART_HTTP, http.to_string())
+        .exec();
+    anyhow!("cannot restart the node ({err}); start it again by hand")
+}
+
+/// An account name from what a person typed as their name: "Marie-Claire Dupont" becomes
+/// "marie-claire.dupont". Letters of any script are kept (XMPP allows them).
+fn user_name_of(name: &str) -> Result<String> {
+    let user: String = name
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(".")
+        .to_lowercase();
+    let ok = !user.is_empty()
+        && user.chars().count() <= 64
+        && user
+            .chars()
+            .all(|c| c.is_alphanumeric() || "._-".contains(c));
+    if !ok {
+        bail!("{name:?} cannot be an account name: use letters, digits, spaces, dots and dashes");
+    }
+    Ok(user)
+}
+
 /// The media hint of a share, from its files' extensions, weighted by size.
 fn media_of(meta: &Metainfo) -> &'static str {
     let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
@@ -231,7 +270,15 @@ impl Node {
 
     /// Brings the node up and runs it until interrupted.
     pub async fn up(locate: &Locate, args: UpArgs, out: &Output) -> Result<()> {
-        let settings = Settings::resolve(locate, &args)?;
+        let mut settings = Settings::resolve(locate, &args)?;
+        // Started again by ourselves (see `restart_as_new_account`): the web interface stays
+        // where the open pages expect it.
+        if let Some(http) = std::env::var(RESTART_HTTP)
+            .ok()
+            .and_then(|a| a.parse().ok())
+        {
+            settings.http = http;
+        }
         let data = settings.data_dir.clone();
         std::fs::create_dir_all(&data)
             .with_context(|| format!("cannot create the data folder {}", data.display()))?;
@@ -353,6 +400,7 @@ impl Node {
             contact_requests: Mutex::default(),
             hashing: Mutex::default(),
             http: Mutex::default(),
+            restart: tokio::sync::Notify::new(),
         });
 
         node.restore().await?;
@@ -408,13 +456,24 @@ impl Node {
         );
 
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        out.event("Stopping", json!({"event": "stopping"}));
+        let restart = tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            _ = node.restart.notified() => true,
+        };
+        out.event(
+            if restart {
+                "Restarting with the new account"
+            } else {
+                "Stopping"
+            },
+            json!({"event": if restart { "restarting" } else { "stopping" }}),
+        );
         node.shutdown().await;
         let _ = std::fs::remove_file(settings::node_file(&data));
+        if restart {
+            return Err(restart_as_new_account(bound));
+        }
         Ok(())
     }
 
@@ -1581,8 +1640,48 @@ impl Node {
             room: sphere.room.clone(),
             owner: self.me.to_string(),
             ca_der: invite::der_of_pem(&pem)?,
+            sphere: Some(sphere.name.clone()),
         };
         Ok(link.to_string())
+    }
+
+    /// What an invitation link offers, to greet the newcomer before they say yes.
+    pub fn link_preview(&self, link: &str) -> Result<serde_json::Value> {
+        let l = invite::InviteLink::parse(link)?;
+        Ok(
+            json!({"sphere": l.sphere_name(), "owner": l.owner, "domain": l.domain,
+                  "can_join": self.can_take_link().is_ok(),
+                  "why_not": self.can_take_link().err().map(|e| e.to_string())}),
+        )
+    }
+
+    /// A node can take an invitation link while it is still the fresh household it made for
+    /// itself: no spheres, nobody else's data to lose.
+    fn can_take_link(&self) -> Result<()> {
+        if self.household.is_none() {
+            bail!(
+                "this node already has the account {}; to join as someone else, start another node with its own --data-dir",
+                self.me
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes an invitation link from the web interface: creates the account `name` on the
+    /// household server the link names, then restarts the node as that account (it then
+    /// claims the invitation and joins the sphere by itself, as with `up --invite`).
+    pub async fn join_with_link(&self, link: &str, name: &str) -> Result<String> {
+        self.can_take_link()?;
+        if !self.store.spheres().await?.is_empty() {
+            bail!(
+                "this node already has spheres of its own; to join as someone else, start another node with its own --data-dir"
+            );
+        }
+        let user = user_name_of(name)?;
+        let account = Self::account_from_link(&self.settings, link, &user).await?;
+        tracing::info!(jid = %account.jid, "account created with an invitation link; restarting as it");
+        self.restart.notify_one();
+        Ok(account.jid)
     }
 
     pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {
@@ -2194,4 +2293,22 @@ pub fn read_node_file(data: &Path) -> Option<NodeFile> {
 
 fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_from_what_people_type() {
+        assert_eq!(
+            user_name_of("  Marie-Claire  Dupont ").unwrap(),
+            "marie-claire.dupont"
+        );
+        assert_eq!(user_name_of("Léa").unwrap(), "léa");
+        for bad in ["", "   ", "a@b", "x/y", "名前:1", &"a".repeat(65)] {
+            let err = user_name_of(bad).unwrap_err().to_string();
+            assert!(err.contains("cannot be an account name"), "{bad:?}: {err}");
+        }
+    }
 }

@@ -20,7 +20,10 @@ pub struct Locate {
 impl Locate {
     pub fn data_dir(&self) -> Result<PathBuf> {
         match &self.data_dir {
-            Some(d) => Ok(d.clone()),
+            // Absolute, so paths written into files (Prosody's config, the account) stay right
+            // whatever the current folder of whoever reads them.
+            Some(d) => std::path::absolute(d)
+                .with_context(|| format!("cannot use the data folder {}", d.display())),
             None => directories::ProjectDirs::from("", "", "spheres")
                 .map(|p| p.data_dir().to_path_buf())
                 .context("cannot find a home folder for the data; pass --data-dir"),
@@ -198,7 +201,7 @@ impl Settings {
             },
         };
         let spheres_dir = match args.spheres_dir.clone().or(file.spheres_dir) {
-            Some(d) => d,
+            Some(d) => std::path::absolute(&d).unwrap_or(d),
             None => directories::UserDirs::new()
                 .map(|u| u.home_dir().join("Spheres"))
                 .unwrap_or_else(|| data_dir.join("Spheres")),
