@@ -38,6 +38,7 @@ const TEXT = {
     yourNameHelp: "Your family sees it; it becomes your account name ({user}).",
     joinButton: "Join", joining: "Creating your account and joining “{sphere}”… this takes a few seconds.",
     joinSlow: "Your node has not come back with the sphere yet. Keep this page open, or reload it in a minute.",
+    noSpace: "{name} needs {need} but the node's disk has {free} free. Free some space, then send it again.",
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -75,6 +76,7 @@ const TEXT = {
     yourNameHelp: "Votre famille le voit ; il devient votre nom de compte ({user}).",
     joinButton: "Rejoindre", joining: "Création de votre compte et entrée dans « {sphere} »… quelques secondes.",
     joinSlow: "Votre nœud n'est pas encore revenu avec la sphère. Gardez cette page ouverte, ou rechargez-la dans une minute.",
+    noSpace: "{name} demande {need} mais le disque du nœud n'a que {free} de libre. Libérez de la place, puis renvoyez-le.",
   },
 };
 
@@ -374,13 +376,20 @@ async function upload(items) {
   const base = `/spheres/${enc(current.sphere)}/upload/${batch}`;
   let done = 0;
   try {
+    // Said before anything is sent: the node's disk cannot take it.
+    const { free } = await api(`/spheres/${enc(current.sphere)}/space`);
+    if (total > free) throw new Error(t("noSpace", { name: label, need: size(total), free: size(free) }));
     for (const { file, path } of items) {
       await put(`/api${base}/files/${path.split("/").map(enc).join("/")}`, file, (n) => { bar.value = done + n; });
       done += file.size;
       bar.value = done;
     }
     await api(`${base}/done`, { method: "POST", json: {} });
-  } catch (e) { fail(e); }
+  } catch (e) {
+    fail(e);
+    // What arrived of an upload that did not finish is not kept.
+    api(`${base}/cancel`, { method: "POST", json: {} }).catch(() => {});
+  }
   row.remove();
 }
 

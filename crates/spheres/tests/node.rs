@@ -744,3 +744,101 @@ fn the_web_interface_in_two_browsers() {
     bob.stop();
     carol.stop();
 }
+
+/// One raw HTTP/1.1 exchange with a node's web port, as a page on this machine makes it.
+/// `body` may be shorter than `length`: the answer is read as the rest is still due.
+fn raw_http(addr: &str, method: &str, path: &str, (length, body): (usize, &[u8])) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Spheres: 1\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// Uploads from the web page: one that cannot fit on the disk is refused before a byte is
+/// written, with the sizes; one cut midway leaves nothing behind; a cancelled one is gone.
+#[test]
+fn uploads_that_cannot_fit_or_are_cut_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    let status = alice.cli(&["status"]);
+    let addr = status["http"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let staging = alice.spheres.join("Family/.upload-abcdefgh12");
+
+    let (code, answer) = raw_http(&addr, "GET", "/api/spheres/Family/space", (0, b""));
+    assert_eq!(code, 200, "{answer}");
+    let free: u64 = answer
+        .split("\"free\":")
+        .nth(1)
+        .and_then(|r| r.trim_end_matches(['}', '\n', '\r']).parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(free > 0, "{answer}");
+
+    let huge = 1_000_000_000_000_000usize;
+    let (code, answer) = raw_http(
+        &addr,
+        "PUT",
+        "/api/spheres/Family/upload/abcdefgh12/files/huge.bin",
+        (huge, b""),
+    );
+    // The answer comes before any body: the client may still be sending.
+    assert_eq!(code, 507, "{answer}");
+    assert!(
+        answer.contains("not enough space") && answer.contains("free some space"),
+        "{answer}"
+    );
+    let leftovers = || {
+        std::fs::read_dir(&staging)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+
+    // An upload cut once the node has started writing it.
+    let mut cut = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        cut,
+        "PUT /api/spheres/Family/upload/abcdefgh12/files/cut.bin HTTP/1.1\r\nHost: {addr}\r\nX-Spheres: 1\r\nContent-Length: 1000000\r\n\r\n"
+    )
+    .unwrap();
+    cut.write_all(&[7u8; 4096]).unwrap();
+    wait_until("the upload being written", || !leftovers().is_empty());
+    drop(cut);
+    wait_until("the cut upload removed", || leftovers().is_empty());
+
+    let (code, answer) = raw_http(
+        &addr,
+        "PUT",
+        "/api/spheres/Family/upload/abcdefgh12/files/kept.bin",
+        (5, b"hello"),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(leftovers().len(), 1);
+    let (code, answer) = raw_http(
+        &addr,
+        "POST",
+        "/api/spheres/Family/upload/abcdefgh12/cancel",
+        (2, b"{}"),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(!staging.exists(), "the cancelled upload's folder is gone");
+    assert!(!alice.spheres.join("Family/kept.bin").exists());
+    alice.stop();
+}

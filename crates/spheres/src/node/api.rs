@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -58,6 +58,8 @@ impl IntoResponse for ApiError {
         let status =
             if text.contains("there is no sphere") || text.contains("no pending invitation") {
                 StatusCode::NOT_FOUND
+            } else if text.starts_with("not enough space") {
+                StatusCode::INSUFFICIENT_STORAGE
             } else {
                 StatusCode::BAD_REQUEST
             };
@@ -233,6 +235,8 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/logout", post(logout))
         .route("/spheres/{name}/messages", get(messages).post(say))
         .route("/spheres/{name}/upload/{batch}/done", post(upload_done))
+        .route("/spheres/{name}/upload/{batch}/cancel", post(upload_cancel))
+        .route("/spheres/{name}/space", get(space))
         .route(
             "/spheres/{name}/upload/{batch}/files/{*path}",
             axum::routing::put(upload),
@@ -451,30 +455,73 @@ async fn say(
 async fn upload(
     State(api): State<Api>,
     Path((name, batch, rel)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
+    let (partial, target) = api.node.upload_path(&name, &batch, &rel).await?;
+    // Refused before a byte is written when it cannot fit (the page checks first, too).
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = announced {
+        let free = api.node.free_space(&name).await?;
+        if len.saturating_add(crate::node::UPLOAD_HEADROOM) > free {
+            return Err(anyhow::anyhow!(
+                "not enough space on the node's disk for {rel}: it needs {}, {} are free; free some space and send it again",
+                crate::output::human_bytes(len),
+                crate::output::human_bytes(free.saturating_sub(crate::node::UPLOAD_HEADROOM))
+            )
+            .into());
+        }
+    }
+    match receive(body, &partial).await {
+        Ok(written) => {
+            tokio::fs::rename(&partial, &target).await?;
+            Ok(Json(json!({"file": rel, "bytes": written})))
+        }
+        Err(e) => {
+            // Nothing half-written stays behind, whatever went wrong (cut, full disk...).
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Streams a request body into `path`, synced to disk before it counts as received.
+async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let (partial, target) = api.node.upload_path(&name, &batch, &rel).await?;
-    let mut out = tokio::fs::File::create(&partial).await?;
+    let mut out = tokio::fs::File::create(path)
+        .await
+        .with_context(|| format!("cannot write {}", path.display()))?;
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                drop(out);
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(anyhow::anyhow!("the upload was cut: {e}").into());
-            }
-        };
-        out.write_all(&chunk).await?;
+        let chunk = chunk.map_err(|e| anyhow::anyhow!("the upload was cut: {e}"))?;
+        out.write_all(&chunk)
+            .await
+            .context("cannot write the upload (is the disk full?)")?;
         written += chunk.len() as u64;
     }
     out.sync_all().await?;
-    drop(out);
-    tokio::fs::rename(&partial, &target).await?;
-    Ok(Json(json!({"file": rel, "bytes": written})))
+    Ok(written)
+}
+
+async fn upload_cancel(
+    State(api): State<Api>,
+    Path((name, batch)): Path<(String, String)>,
+) -> ApiResult {
+    api.node.upload_cancel(&name, &batch).await?;
+    Ok(Json(json!({"cancelled": batch})))
+}
+
+async fn space(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+    let free = api.node.free_space(&name).await?;
+    Ok(Json(
+        json!({"free": free.saturating_sub(crate::node::UPLOAD_HEADROOM)}),
+    ))
 }
 
 async fn upload_done(

@@ -184,6 +184,17 @@ fn check_sphere_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Bytes free for unprivileged writes on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path)
+        .with_context(|| format!("cannot tell the free space at {}", path.display()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// What an upload must leave free on the disk, so that the node's database, logs and the
+/// resume state of downloads still have room.
+pub const UPLOAD_HEADROOM: u64 = 64 * 1024 * 1024;
+
 /// Set when the node starts itself again: the web address to keep.
 const RESTART_HTTP: &str = "SPHERES_RESTART_HTTP";
 
@@ -2098,6 +2109,23 @@ impl Node {
         }
         let _ = std::fs::remove_dir_all(&dir);
         Ok(moved)
+    }
+
+    /// Drops an upload that will not be finished (cut, refused, or cancelled in the page).
+    pub async fn upload_cancel(&self, name: &str, batch: &str) -> Result<()> {
+        let (_, dir) = self.staging(name, batch).await?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes free for unprivileged writes on the disk of a sphere's folder.
+    pub async fn free_space(&self, name: &str) -> Result<u64> {
+        let sphere = self.sphere_named(name).await?;
+        free_bytes(Path::new(&sphere.folder))
     }
 
     /// A share's thumbnail (JPEG), once the share is complete here; `None` if it has nothing
