@@ -251,7 +251,7 @@ run_leech() {
 }
 
 declare -A COMPLETED EXITED
-PAIRS=(spheres libtorrent aria2)
+PAIRS=(${PAIRS_ONLY:-spheres libtorrent aria2})
 
 for pair in "${PAIRS[@]}"; do
     start_tracker

@@ -208,7 +208,8 @@ fn free_port(ip: IpAddr) -> io::Result<u16> {
 }
 
 impl Engine {
-    /// Starts a session. Must run inside a multi-threaded tokio runtime.
+    /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
+    /// much faster (librqbit's per-block `block_in_place` is a plain call there).
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         let mut listen = config.listen;
         if listen.port() == 0 {

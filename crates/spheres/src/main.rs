@@ -283,8 +283,12 @@ fn main() {
     }
 }
 
+/// One async thread per process (blocking work goes to tokio's blocking pool, hashing of new
+/// torrents to its own threads). librqbit moves each 16 KiB block through `block_in_place`,
+/// which on a multi-threaded runtime hands the worker's core to another thread every time: a
+/// 1 GiB loopback transfer took 2.2 times as long that way (docs/benchmarks.md (a)).
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -2172,10 +2172,15 @@ impl Node {
         }
         let raw: [u8; 16] = rand::random();
         let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow!("cannot make a salt: {e}"))?;
-        let hash = argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow!("cannot hash the password: {e}"))?
-            .to_string();
+        // Deliberately slow (tens of milliseconds): off the async threads.
+        let password = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || {
+            argon2::Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow!("cannot hash the password: {e}"))
+        })
+        .await??;
         self.store.set_meta("web_password", &hash).await?;
         Ok(())
     }
@@ -2186,12 +2191,16 @@ impl Node {
         let Ok(Some(stored)) = self.store.meta("web_password").await else {
             return false;
         };
-        let Ok(parsed) = PasswordHash::new(&stored) else {
-            return false;
-        };
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false)
     }
 
     pub async fn has_password(&self) -> bool {
