@@ -36,7 +36,8 @@
 #
 # Environment: SPHERES (default target/release/spheres under the repository root), RUNS (3),
 # TIMEOUT (seconds allowed for any one wait or download, 600), PIECE_SIZE (e.g. 1M; default:
-# whatever spheres picks), LT_UTP (set to 1 to let libtorrent use uTP). Progress goes to
+# whatever spheres picks), LT_UTP (set to 1 to let libtorrent use uTP), PAIRS_ONLY (e.g.
+# "spheres libtorrent": run only those pairs). Progress goes to
 # stderr, the markdown table to stdout.
 # Only 127.0.0.1 is used. Needs: python3-libtorrent (/usr/bin/python3), aria2c.
 set -euo pipefail

@@ -2,6 +2,7 @@
 // Started by crates/spheres/tests/node.rs, which runs the nodes and passes:
 //   NODE_A, NODE_B  the nodes' web addresses (A runs the household server; bob has an account)
 //   NODE_C          a fresh node with nothing but its own defaults: carol, invited by a link
+//   NODE_D          another fresh node: dave, who has an account on A's server (XMPP_SERVER)
 //   BOB             bob's address; VIDEO: a WebM file; SHOTS: where screenshots go
 // Exit 0 when every check passed. Every wait is bounded.
 import assert from "node:assert/strict";
@@ -11,7 +12,7 @@ import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
-const { NODE_A, NODE_B, NODE_C, BOB, VIDEO, SHOTS } = process.env;
+const { NODE_A, NODE_B, NODE_C, NODE_D, XMPP_SERVER, BOB, VIDEO, SHOTS } = process.env;
 const WAIT = 60_000;
 fs.mkdirSync(SHOTS, { recursive: true });
 
@@ -78,6 +79,25 @@ try {
   await c.getByRole("heading", { name: "Chat" }).waitFor();
   const cs = await (await fetch(NODE_C + "/api/status")).json();
   assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
+
+  // Dave signs in with the account he has; a wrong password is said plainly first.
+  const d = await (await browser.newContext({ locale: "en-US" })).newPage();
+  d.setDefaultTimeout(WAIT);
+  await d.goto(NODE_D + "/");
+  await d.getByRole("link", { name: "Sign in with it" }).click();
+  await d.getByRole("heading", { name: "Sign in with your XMPP account" }).waitFor();
+  await d.getByLabel("Your address (name@server)").fill("dave@family.test");
+  await d.getByLabel("Password").fill("not his password");
+  await d.getByLabel("Server (host:port), only if your provider gave you one").fill(XMPP_SERVER);
+  await d.getByRole("button", { name: "Sign in" }).click();
+  await d.getByText("the server refused this address and password").waitFor();
+  await axe(d, "sign-in");
+  await d.getByLabel("Password").fill("dave-secret");
+  await d.getByRole("button", { name: "Sign in" }).click();
+  await d.getByRole("heading", { name: "Your spheres" }).waitFor({ timeout: 120_000 });
+  await d.locator("#who", { hasText: "dave@family.test" }).waitFor();
+  assert.equal((await (await fetch(NODE_D + "/api/status")).json()).household, null, "dave's node no longer runs a household");
+  await d.close();
 
   // B sees the invitation arrive live and accepts it in its own browser.
   await b.goto(NODE_B + "/");

@@ -39,6 +39,11 @@ const TEXT = {
     joinButton: "Join", joining: "Creating your account and joining “{sphere}”… this takes a few seconds.",
     joinSlow: "Your node has not come back with the sphere yet. Keep this page open, or reload it in a minute.",
     noSpace: "{name} needs {need} but the node's disk has {free} free. Free some space, then send it again.",
+    haveAccount: "Already have an XMPP account (Snikket, Prosody, ejabberd…)?", useAccount: "Sign in with it",
+    signInTitle: "Sign in with your XMPP account", address: "Your address (name@server)",
+    serverOpt: "Server (host:port), only if your provider gave you one", signIn: "Sign in",
+    signingIn: "Signing in as {jid}… your node restarts with this account.",
+    otherDevices: "To open spheres from your phone or another computer, set a password in", 
   },
   fr: {
     brand: "spheres", language: "Langue", download: "Télécharger", previous: "Précédent",
@@ -77,6 +82,11 @@ const TEXT = {
     joinButton: "Rejoindre", joining: "Création de votre compte et entrée dans « {sphere} »… quelques secondes.",
     joinSlow: "Votre nœud n'est pas encore revenu avec la sphère. Gardez cette page ouverte, ou rechargez-la dans une minute.",
     noSpace: "{name} demande {need} mais le disque du nœud n'a que {free} de libre. Libérez de la place, puis renvoyez-le.",
+    haveAccount: "Vous avez déjà un compte XMPP (Snikket, Prosody, ejabberd…) ?", useAccount: "Connectez-vous avec",
+    signInTitle: "Connexion avec votre compte XMPP", address: "Votre adresse (nom@serveur)",
+    serverOpt: "Serveur (hôte:port), seulement si votre fournisseur vous en a donné un", signIn: "Se connecter",
+    signingIn: "Connexion en tant que {jid}… votre nœud redémarre avec ce compte.",
+    otherDevices: "Pour ouvrir spheres depuis votre téléphone ou un autre ordinateur, choisissez un mot de passe dans",
   },
 };
 
@@ -203,8 +213,49 @@ async function renderHome() {
   }))] : [];
   // A fresh node (its own household, no sphere yet) may belong to someone who was invited.
   const invited = !spheres.length && status.household
-    ? h("p", { class: "invited" }, t("invitedQ"), " ", h("a", { href: "#/join" }, t("useLink"))) : null;
+    ? h("div", { class: "invited" },
+        h("p", {}, t("invitedQ"), " ", h("a", { href: "#/join" }, t("useLink"))),
+        h("p", {}, t("haveAccount"), " ", h("a", { href: "#/signin" }, t("useAccount"))),
+        status.web_password ? null : h("p", {}, t("otherDevices"), " ", h("a", { href: "#/settings" }, t("settings")), "."))
+    : null;
   app.replaceChildren(h("h1", {}, t("spheres")), invited, ...pending, list, h("h2", {}, t("newSphere")), form);
+}
+
+// ---------- Signing in with an existing XMPP account ----------
+function renderSignIn() {
+  ++generation;
+  current = { view: "signin" };
+  const jid = h("input", { id: "jid", autocomplete: "username", required: true, type: "email" });
+  const pw = h("input", { id: "xmpp-password", type: "password", autocomplete: "current-password", required: true });
+  const server = h("input", { id: "server", autocomplete: "off", placeholder: "xmpp.example.org:5222" });
+  const button = h("button", { type: "submit" }, t("signIn"));
+  const form = h("form", { class: "join", onsubmit: async (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    try {
+      await api("/account/sign-in", { method: "POST", json: { jid: jid.value, password: pw.value, server: server.value || null } });
+    } catch (e) { button.disabled = false; fail(e); return; }
+    current = { view: "joining" };
+    app.replaceChildren(h("h1", {}, t("signInTitle")), h("p", {}, t("signingIn", { jid: jid.value })),
+      h("progress", { "aria-label": t("signInTitle") }));
+    await backAs(jid.value.trim().toLowerCase());
+  } },
+    h("label", { for: "jid" }, t("address")), jid,
+    h("label", { for: "xmpp-password" }, t("password")), pw,
+    h("label", { for: "server" }, t("serverOpt")), server, button);
+  app.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("signInTitle")), form);
+  jid.focus();
+}
+
+/** Waits (bounded) for the node to come back from its restart as `jid`, then goes home. */
+async function backAs(jid) {
+  const until = Date.now() + 120_000;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const st = await api("/status").catch(() => null);
+    if (st && st.jid === jid) { say(""); location.hash = "#/"; route(); return; }
+  }
+  if (current.view === "joining") say(t("joinSlow"));
 }
 
 // ---------- Joining with an invitation link: one screen ----------
@@ -605,6 +656,7 @@ async function route() {
     if (m) await renderSphere(decodeURIComponent(m[1]));
     else if (location.hash === "#/settings") await renderSettings();
     else if (location.hash === "#/chats") await renderChats();
+    else if (location.hash === "#/signin") renderSignIn();
     else if (location.hash.startsWith("#/join")) await renderJoin(new URLSearchParams(location.hash.split("?")[1] || "").get("link"));
     else if (location.hash.startsWith("#/chat/")) await renderChat(decodeURIComponent(location.hash.slice(7)));
     else await renderHome();

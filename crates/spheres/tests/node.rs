@@ -723,6 +723,25 @@ fn the_web_interface_in_two_browsers() {
     // Carol: a node on its defaults (its own household), until she takes alice's link.
     let mut carol = Node::new(dir.path(), "carol");
     carol.start(&["--user", "carol"]);
+    // Dave has an account on alice's server already, and signs in with it in the page; his
+    // node trusts the household's CA as any node told `--xmpp-ca` does.
+    let dave_pw = dir.path().join("dave.pw");
+    std::fs::write(&dave_pw, "dave-secret\n").unwrap();
+    alice.cli(&[
+        "household",
+        "add-user",
+        "dave",
+        "--password-file",
+        dave_pw.to_str().unwrap(),
+    ]);
+    let household = alice.cli(&["status"])["household"].clone();
+    let mut dave = Node::new(dir.path(), "dave");
+    dave.start(&[
+        "--user",
+        "dave",
+        "--xmpp-ca",
+        household["ca"].as_str().unwrap(),
+    ]);
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
@@ -730,6 +749,8 @@ fn the_web_interface_in_two_browsers() {
         .env("NODE_A", web(&alice))
         .env("NODE_B", web(&bob))
         .env("NODE_C", web(&carol))
+        .env("NODE_D", web(&dave))
+        .env("XMPP_SERVER", household["c2s"].as_str().unwrap())
         .env("BOB", "bob@family.test")
         .env("VIDEO", &video)
         .env("SHOTS", &shots);
@@ -743,6 +764,7 @@ fn the_web_interface_in_two_browsers() {
     alice.stop();
     bob.stop();
     carol.stop();
+    dave.stop();
 }
 
 /// One raw HTTP/1.1 exchange with a node's web port, as a page on this machine makes it.

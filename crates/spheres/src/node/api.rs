@@ -225,6 +225,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/invites/join", post(join))
         .route("/link/preview", post(link_preview))
         .route("/link/join", post(join_with_link))
+        .route("/account/sign-in", post(sign_in))
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/password", post(set_password))
@@ -286,6 +287,14 @@ struct FetchBody {
 #[derive(Deserialize)]
 struct JoinBody {
     invite: String,
+}
+
+#[derive(Deserialize)]
+struct SignInBody {
+    jid: String,
+    password: String,
+    #[serde(default)]
+    server: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +407,15 @@ async fn invites(State(api): State<Api>) -> ApiResult {
 
 async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> ApiResult {
     Ok(Json(json!(api.node.join(&b.invite).await?)))
+}
+
+/// Takes an existing XMPP account on a fresh node; the node then starts again as it.
+async fn sign_in(State(api): State<Api>, Json(b): Json<SignInBody>) -> ApiResult {
+    let jid = api
+        .node
+        .sign_in_existing(&b.jid, &b.password, b.server.as_deref())
+        .await?;
+    Ok(Json(json!({"jid": jid, "restarting": true})))
 }
 
 async fn link_preview(State(api): State<Api>, Json(b): Json<LinkBody>) -> ApiResult {

@@ -1548,6 +1548,7 @@ impl Node {
             "muc": self.muc,
             "spheres_dir": self.settings.spheres_dir,
             "headless": self.settings.headless,
+            "web_password": self.has_password().await,
             "reachability": *lock(&self.reachability),
             "endpoints": self.endpoints().endpoints.iter().map(|e| json!({"kind": e.kind, "host": e.host, "port": e.port})).collect::<Vec<_>>(),
             "download_limit": self.engine.limits().0.map(|n| n.get()),
@@ -1654,6 +1655,67 @@ impl Node {
             sphere: Some(sphere.name.clone()),
         };
         Ok(link.to_string())
+    }
+
+    /// Takes an existing XMPP account from the web interface, on a fresh node: checks the
+    /// address and password by logging in, saves the account, then restarts as it.
+    /// `server` (`HOST:PORT`) skips DNS, for servers that publish no SRV record.
+    pub async fn sign_in_existing(
+        &self,
+        jid: &str,
+        password: &str,
+        server: Option<&str>,
+    ) -> Result<String> {
+        self.can_take_link()?;
+        if !self.store.spheres().await?.is_empty() {
+            bail!(
+                "this node already has spheres of its own; to use another account, start another node with its own --data-dir"
+            );
+        }
+        let bare = BareJid::new(jid.trim())
+            .ok()
+            .filter(|j| j.node().is_some())
+            .ok_or_else(|| {
+                anyhow!("{jid:?} is not an XMPP address (they look like name@example.org)")
+            })?;
+        let server = server.map(str::trim).filter(|s| !s.is_empty());
+        let mut cfg = ConnectConfig::new(bare.clone(), password.to_owned());
+        if let Some(s) = server {
+            cfg.server = Some(resolve(s).await?);
+        }
+        cfg.extra_ca = self.settings.xmpp_ca.clone();
+        cfg.reconnect = false;
+        let (client, _events) = match tokio::time::timeout(
+            Duration::from_secs(30),
+            Client::connect(cfg),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(spheres_xmpp::XmppError::Auth(_))) => {
+                bail!("the server refused this address and password; check them and try again")
+            }
+            Ok(Err(e)) => bail!("cannot log in as {bare}: {e}"),
+            Err(_) => bail!(
+                "the server of {bare} did not answer within 30 s; check the address (or give its server)"
+            ),
+        };
+        client.close().await;
+        let a = AccountFile {
+            jid: bare.to_string(),
+            password: password.to_owned(),
+            household: None,
+            server: server.map(str::to_owned),
+            ca: self.settings.xmpp_ca.clone(),
+            claim: None,
+        };
+        write_private(
+            &Self::account_path(&self.settings.data_dir),
+            &serde_json::to_vec_pretty(&a)?,
+        )?;
+        tracing::info!(jid = %bare, "signed in with an existing account; restarting as it");
+        self.restart.notify_one();
+        Ok(bare.to_string())
     }
 
     /// What an invitation link offers, to greet the newcomer before they say yes.

@@ -119,6 +119,9 @@ pub struct Settings {
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
     pub invite: Option<String>,
+    /// A CA to trust for XMPP servers (`--xmpp-ca`), also for an account signed in from the
+    /// web interface.
+    pub xmpp_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +170,11 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        let xmpp_ca = args
+            .xmpp_ca
+            .clone()
+            .or(file.xmpp_ca.clone())
+            .map(|p| std::path::absolute(&p).unwrap_or(p));
         let jid = args.jid.clone().or(file.jid);
         let account = match jid {
             Some(jid) => {
@@ -186,7 +194,7 @@ impl Settings {
                     jid,
                     password,
                     server: args.xmpp_server.clone().or(file.xmpp_server),
-                    ca: args.xmpp_ca.clone().or(file.xmpp_ca),
+                    ca: xmpp_ca.clone(),
                 }
             }
             // Without --jid: the account saved at an earlier start (made by an invitation
@@ -218,6 +226,7 @@ impl Settings {
             download_limit: args.download_limit.or(file.download_limit),
             upload_limit: args.upload_limit.or(file.upload_limit),
             invite: args.invite.clone(),
+            xmpp_ca,
             data_dir,
         })
     }
