@@ -12,7 +12,11 @@
 # a star (the sharer uploads to each in turn) takes MEMBERS x T1. Reported: T_N / T1.
 #
 # Needs: cargo build --release -p spheres; prosody. BENCH_DIR picks the working folder
-# (e.g. BENCH_DIR=/dev/shm: disks out of the picture).
+# (e.g. BENCH_DIR=/dev/shm: disks out of the picture). UPLOAD_LIMIT (e.g. 10M, bytes per
+# second) caps every node's upload: on one machine the nodes otherwise share its cores, and
+# the cores, not the sharer's upload, bound the time; with a cap below what the machine can
+# carry, upload capacity is the limit again, as between homes, and T_N / T1 measures how
+# well members pass pieces on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -31,7 +35,7 @@ node() {
     local name=$1
     shift
     bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http 127.0.0.1:0 \
-        --spheres-dir "$WORK/$name/Spheres" "$@"
+        --spheres-dir "$WORK/$name/Spheres" ${UPLOAD_LIMIT:+--upload-limit "$UPLOAD_LIMIT"} "$@"
     local i
     for ((i = 0; i < 600; i++)); do
         grep -q '"event":"running"' "$WORK/$name.out" && return 0

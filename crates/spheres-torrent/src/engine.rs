@@ -368,6 +368,47 @@ impl Engine {
         Ok(hash)
     }
 
+    /// Fetches a magnet's metadata (BEP 9) from its trackers (and DHT when the session has it)
+    /// and `peers`, without adding the torrent; returns a whole .torrent that names the
+    /// magnet's trackers. Each try lasts at most `try_for`; tries repeat (librqbit dials each
+    /// address once per try) until `give_up_after`.
+    pub async fn metadata(
+        &self,
+        link: &str,
+        peers: Vec<SocketAddr>,
+        try_for: Duration,
+        give_up_after: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        let magnet: Magnet = link.parse()?;
+        let opts = AddOptions {
+            peers,
+            metadata_timeout: try_for,
+            ..AddOptions::download("")
+        };
+        let started = std::time::Instant::now();
+        let bytes = loop {
+            match self.resolve_magnet(link, &magnet, &opts).await {
+                Ok(b) => break b,
+                Err(e) if started.elapsed() + try_for <= give_up_after => {
+                    tracing::info!(hash = %magnet.info_hash, error = %e, "no metadata yet; trying again");
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let meta = Metainfo::from_bytes(&bytes)?;
+        if meta.info_hash != magnet.info_hash {
+            return Err(EngineError::Engine(anyhow::anyhow!(
+                "the metadata received is for {}, not {}",
+                meta.info_hash,
+                magnet.info_hash
+            )));
+        }
+        if meta.trackers.iter().all(Vec::is_empty) && !magnet.trackers.is_empty() {
+            return Ok(spheres_metainfo::with_trackers(&bytes, &magnet.trackers)?);
+        }
+        Ok(bytes)
+    }
+
     /// Fetches a magnet's metadata from its trackers and peers, and returns a .torrent.
     async fn resolve_magnet(
         &self,

@@ -139,13 +139,15 @@ impl Swarm {
         }
     }
 
-    /// Up to `n` live peers other than `me`, from a random starting point; seeders are left
-    /// out when `leechers_only`.
+    /// Up to `n` live peers other than `me`, from a random starting point. For a seeder
+    /// (`leechers_first`), leechers come first and seeders only fill what room is left: a
+    /// client that says it has everything may still be fetching the metadata of a magnet
+    /// (librqbit 9.1 announces `left=0` then), and would otherwise get nobody to fetch from.
     fn pick(
         &self,
         me: &[u8; 20],
         n: usize,
-        leechers_only: bool,
+        leechers_first: bool,
         now: Instant,
         ttl: Duration,
     ) -> Vec<Peer> {
@@ -155,16 +157,26 @@ impl Swarm {
             return out;
         }
         let start = rand::random_range(0..len);
-        for k in 0..len {
-            if out.len() == n {
-                break;
-            }
-            let (id, p) = &self.peers[(start + k) % len];
-            if id != me && now.duration_since(p.last_seen) < ttl && !(leechers_only && p.seeding) {
-                out.push(Peer {
-                    peer_id: *id,
-                    addr: p.addr,
-                });
+        let passes: &[Option<bool>] = if leechers_first {
+            &[Some(false), Some(true)]
+        } else {
+            &[None]
+        };
+        for &want_seeding in passes {
+            for k in 0..len {
+                if out.len() == n {
+                    return out;
+                }
+                let (id, p) = &self.peers[(start + k) % len];
+                if id != me
+                    && now.duration_since(p.last_seen) < ttl
+                    && want_seeding.is_none_or(|w| w == p.seeding)
+                {
+                    out.push(Peer {
+                        peer_id: *id,
+                        addr: p.addr,
+                    });
+                }
             }
         }
         out
@@ -281,7 +293,7 @@ impl Tracker {
             );
         }
         let stats = swarm.stats();
-        // Seeders need no other seeders: give them leechers only.
+        // Seeders want leechers first (see `pick`).
         let peers = swarm.pick(
             &req.peer_id,
             numwant,
@@ -417,18 +429,29 @@ mod tests {
     }
 
     #[test]
-    fn seeders_get_only_leechers_and_completed_counts_once() {
+    fn seeders_get_leechers_first_and_completed_counts_once() {
         let t = Tracker::new(TrackerConfig::default());
         let now = Instant::now();
         t.announce(&req(1, 1, 1, 0, Event::Started), remote(1), None, now)
             .unwrap();
         t.announce(&req(1, 2, 2, 7, Event::Started), remote(2), None, now)
             .unwrap();
+        // Room for one: the leecher, wherever the random start falls.
+        for _ in 0..20 {
+            let one = AnnounceRequest {
+                numwant: Some(1),
+                ..req(1, 3, 3, 0, Event::Started)
+            };
+            let s = t.announce(&one, remote(3), None, now).unwrap();
+            assert_eq!(s.peers.len(), 1);
+            assert_eq!(s.peers[0].peer_id, [2; 20]);
+        }
+        // Room for more: the other seeder too (it may be a magnet's client fetching metadata).
         let s = t
             .announce(&req(1, 3, 3, 0, Event::Started), remote(3), None, now)
             .unwrap();
-        assert_eq!(s.peers.len(), 1);
-        assert_eq!(s.peers[0].peer_id, [2; 20]);
+        let ids: Vec<_> = s.peers.iter().map(|p| p.peer_id).collect();
+        assert_eq!(ids, vec![[2; 20], [1; 20]]);
         t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now)
             .unwrap();
         t.announce(&req(1, 2, 2, 0, Event::Completed), remote(2), None, now)

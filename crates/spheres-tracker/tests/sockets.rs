@@ -129,9 +129,14 @@ async fn http_announce_and_scrape() {
     // Malformed requests get a bencoded failure, and the tracker keeps working.
     assert!(failure_of(&http_get(addr, "/announce?info_hash=short").await).contains("info_hash"));
     assert!(failure_of(&http_get(addr, "/announce").await).contains("missing"));
+    // A seeder hears of the leecher first, then of the other seeder.
+    let peers = peers_of(&http_announce(addr, None, 3, 3333, 0).await);
     assert_eq!(
-        peers_of(&http_announce(addr, None, 3, 3333, 0).await).len(),
-        1
+        peers,
+        vec![
+            "127.0.0.1:2222".parse::<SocketAddr>().unwrap(),
+            "127.0.0.1:1111".parse().unwrap()
+        ]
     );
 }
 

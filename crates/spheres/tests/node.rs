@@ -577,6 +577,33 @@ fn dropping_into_the_sphere_folder_shares_it() {
         "{names:?}"
     );
     assert!(!names.iter().any(|n| n.ends_with(".torrent")), "{names:?}");
+
+    // A magnet link in a text file: alice's node fetches the metadata from the seed it finds
+    // through the magnet's tracker, then passes the torrent on like a dropped .torrent.
+    let poem_dir = dir.path().join("public-2");
+    let poem = write_random(&poem_dir.join("poem.txt"), 700_000, 78);
+    let made = common::create(
+        &poem_dir.join("poem.txt"),
+        &dir.path().join("poem.torrent"),
+        &["--tracker", &format!("http://{}/announce", t.http)],
+    );
+    let magnet = made["magnet"].as_str().unwrap().to_owned();
+    assert!(magnet.contains("&tr="), "{magnet}");
+    let mut lt = common::lt_peer();
+    lt.arg("seed")
+        .arg(dir.path().join("poem.torrent"))
+        .arg(&poem_dir)
+        .arg("--no-utp");
+    let mut seeder2 = Proc::spawn("libtorrent seed 2", lt);
+    seeder2.wait_event("seeding");
+    std::fs::write(
+        alice.spheres.join("Family/poem.magnet"),
+        format!("{magnet}\n"),
+    )
+    .unwrap();
+    wait_seeding(&bob, "Family", "poem.txt");
+    assert!(std::fs::read(bob.spheres.join("Family/poem.txt")).unwrap() == poem);
+    wait_seeding(&alice, "Family", "poem.txt");
     alice.stop();
     bob.stop();
 }

@@ -133,6 +133,8 @@ pub struct Node {
     http: Mutex<Option<SocketAddr>>,
     /// Asked to start over as another account (an invitation link taken in the browser).
     restart: tokio::sync::Notify,
+    /// Stream slots for staggered starts (see `stagger`).
+    staggering: Arc<tokio::sync::Semaphore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -194,6 +196,9 @@ pub fn free_bytes(path: &Path) -> Result<u64> {
 /// What an upload must leave free on the disk, so that the node's database, logs and the
 /// resume state of downloads still have room.
 pub const UPLOAD_HEADROOM: u64 = 64 * 1024 * 1024;
+
+/// How long a dropped magnet's metadata is looked for before the watcher starts over.
+const MAGNET_PATIENCE: Duration = Duration::from_secs(30 * 60);
 
 /// Set when the node starts itself again: the web address to keep.
 const RESTART_HTTP: &str = "SPHERES_RESTART_HTTP";
@@ -320,6 +325,8 @@ impl Node {
         let mut engine_config = EngineConfig::new(data.join("downloads"));
         engine_config.state_dir = Some(data.join("engine"));
         engine_config.listen = settings.listen;
+        // librqbit keeps private torrents (every sphere's) off the DHT by itself.
+        engine_config.dht = settings.dht;
         let engine = Engine::start(engine_config)
             .await
             .context("cannot start the BitTorrent engine")?;
@@ -412,6 +419,7 @@ impl Node {
             hashing: Mutex::default(),
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
+            staggering: Arc::new(tokio::sync::Semaphore::new(2)),
         });
 
         node.restore().await?;
@@ -1142,7 +1150,63 @@ impl Node {
         opts.peers = self.peers_for(&sphere.room, &s.id);
         lock(&self.given_peers).insert(s.id.clone(), opts.peers.iter().copied().collect());
         self.engine.add(source, opts).await?;
+        if path.is_none() {
+            self.stagger(hash);
+        }
         Ok(())
+    }
+
+    /// Makes this member fetch a large download from its own starting point first.
+    ///
+    /// librqbit asks for pieces in order, so members that start a share together all ask the
+    /// sharer for the same pieces and have nothing to trade: a star. A reader that walks the
+    /// largest file from a point of its own (derived from our address and the share, so it
+    /// differs between members) makes the engine fetch that region first; members then hold
+    /// different pieces and serve each other while the rest comes in order.
+    fn stagger(&self, hash: InfoHash) {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        const MIN_SIZE: u64 = 16 * 1024 * 1024;
+        let Some(meta) = self.engine.metainfo(&hash) else {
+            return;
+        };
+        let Some((index, file)) = meta
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding)
+            .max_by_key(|(_, f)| f.length)
+        else {
+            return;
+        };
+        if file.length < MIN_SIZE || self.engine.status(&hash).is_none_or(|s| s.is_complete()) {
+            return;
+        }
+        // A stream slot of our own budget, never more than a few: viewers come first.
+        let Ok(permit) = self.staggering.clone().try_acquire_owned() else {
+            return;
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(self.me.as_str(), hash.0), &mut h);
+        let start = std::hash::Hasher::finish(&h) % file.length;
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(mut reader) = engine.open_file(&hash, index).await else {
+                return;
+            };
+            if reader.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; 256 * 1024];
+            // Reads wait for the pieces and end at the end of the file, or when the
+            // share goes away.
+            while let Ok(n) = reader.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            tracing::debug!(%hash, start, "staggered start done");
+        });
     }
 
     /// A download with no peer, while members we did not give it are online (the owner's
@@ -1937,9 +2001,69 @@ impl Node {
     /// A `.torrent` dropped into a sphere's folder: passed on as it is (a public torrent keeps
     /// its trackers), fetched into the folder here as on every member's node.
     async fn share_dropped_torrent(self: &Arc<Self>, name: &str, path: &Path) -> Result<()> {
-        let sphere = self.sphere_named(name).await?;
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        self.pass_on_torrent(name, path, bytes).await
+    }
+
+    /// A `.magnet` file (a text file holding a magnet link) dropped into a sphere's folder:
+    /// its metadata is fetched in the background from the magnet's trackers (and DHT when
+    /// on), then it is passed on like a dropped `.torrent`, so members get the whole
+    /// .torrent in the announcement and never wait for metadata themselves.
+    async fn share_dropped_magnet(self: &Arc<Self>, name: &str, path: &Path) -> Result<()> {
+        let text =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if text.len() > 64 * 1024 {
+            bail!("{} is too large to be a magnet link", path.display());
+        }
+        let text = String::from_utf8_lossy(&text);
+        let link = text
+            .split_whitespace()
+            .find(|w| w.starts_with("magnet:"))
+            .ok_or_else(|| anyhow!("{} holds no magnet link", path.display()))?
+            .to_owned();
+        let magnet: spheres_metainfo::Magnet = link
+            .parse()
+            .with_context(|| format!("{} holds a damaged magnet link", path.display()))?;
+        if magnet.trackers.is_empty() && magnet.peers.is_empty() && !self.settings.dht {
+            bail!(
+                "the magnet link in {} names no tracker and no peer; start the node with --dht to find peers for it",
+                path.display()
+            );
+        }
+        // Marked at once: the watcher does not take it again while the metadata comes.
+        let key = format!("dropped:{}", path.display());
+        self.store
+            .set_meta(&key, &magnet.info_hash.to_string())
+            .await?;
+        tracing::info!(sphere = name, hash = %magnet.info_hash, "fetching the metadata of a dropped magnet");
+        let (node, name, path) = (self.clone(), name.to_owned(), path.to_owned());
+        tokio::spawn(async move {
+            let fetched = node
+                .engine
+                .metadata(&link, Vec::new(), Duration::from_secs(60), MAGNET_PATIENCE)
+                .await;
+            let result = match fetched {
+                Ok(bytes) => node.pass_on_torrent(&name, &path, bytes).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "cannot pass on a dropped magnet; will try again");
+                // Unmarked: the watcher tries again (after its retry delay).
+                let _ = node.store.remove_meta(&key).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Passes on a torrent (dropped in, or fetched for a dropped magnet) as it is.
+    async fn pass_on_torrent(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
         let meta = Metainfo::from_bytes(&bytes)
             .with_context(|| format!("{} is not a usable torrent", path.display()))?;
         let share = self.share_of(&meta, bytes);

@@ -73,6 +73,10 @@ pub struct UpArgs {
     /// Run as an always-on member: accept every invitation, keep everything seeded.
     #[arg(long)]
     pub headless: bool,
+    /// Take part in the public BitTorrent DHT, for public torrents and magnets dropped into a
+    /// sphere (sphere torrents are private and never use it). Off unless asked for.
+    #[arg(long, env = "SPHERES_DHT")]
+    pub dht: bool,
     /// First start with an invitation link (`spheres sphere invite-link` on the owner's node):
     /// creates this node's account on that household server and joins the sphere.
     #[arg(long, env = "SPHERES_INVITE", value_name = "LINK")]
@@ -101,6 +105,7 @@ struct FileConfig {
     domain: Option<String>,
     user: Option<String>,
     headless: Option<bool>,
+    dht: Option<bool>,
     download_limit: Option<u64>,
     upload_limit: Option<u64>,
 }
@@ -116,6 +121,7 @@ pub struct Settings {
     pub tracker: SocketAddr,
     pub spheres_dir: PathBuf,
     pub headless: bool,
+    pub dht: bool,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
     pub invite: Option<String>,
@@ -223,6 +229,7 @@ impl Settings {
             tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
             spheres_dir,
             headless: args.headless || file.headless.unwrap_or(false),
+            dht: args.dht || file.dht.unwrap_or(false),
             download_limit: args.download_limit.or(file.download_limit),
             upload_limit: args.upload_limit.or(file.upload_limit),
             invite: args.invite.clone(),

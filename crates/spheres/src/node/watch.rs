@@ -1,5 +1,6 @@
 //! The sphere folders, watched: a file or folder copied into a sphere's folder becomes a
-//! share once it has stopped changing; a `.torrent` dropped there is passed on as it is.
+//! share once it has stopped changing; a `.torrent` dropped there is passed on as it is, and a
+//! `.magnet` file (a magnet link in a text file) once its metadata is fetched.
 //!
 //! By polling (docs/decisions/0006-watching-sphere-folders-by-polling.md): every
 //! [`SCAN_EVERY`], each top-level entry's total size and latest modification time are read;
@@ -150,8 +151,11 @@ impl Node {
                         continue;
                     }
                     seen.remove(&path);
-                    let result = if name.to_lowercase().ends_with(".torrent") && snap.files == 1 {
+                    let lower = name.to_lowercase();
+                    let result = if lower.ends_with(".torrent") && snap.files == 1 {
                         self.share_dropped_torrent(&sphere.name, &path).await
+                    } else if lower.ends_with(".magnet") && snap.files == 1 {
+                        self.share_dropped_magnet(&sphere.name, &path).await
                     } else {
                         tracing::info!(sphere = %sphere.name, path = %path.display(), "sharing what was dropped into the sphere's folder");
                         self.share(&sphere.name, &path).await.map(|_| ())
