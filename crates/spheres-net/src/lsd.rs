@@ -13,7 +13,7 @@
 //! The cookie lets a node ignore its own announcements. Parsing is pure and never panics.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,46 +115,111 @@ impl Heard {
     }
 }
 
-/// Runs LSD on every IPv4 interface that can multicast: announces `ours()` (our port and the
-/// torrents to announce, read each round) every [`EVERY`], and records what others announce.
-/// Returns the table of what was heard; the tasks run until the runtime stops.
+/// One multicast socket: IPv4 (239.192.152.143) or IPv6 (ff15::efc0:988f), with the
+/// interfaces it sends on (IPv4 addresses, or IPv6 interface indexes).
+struct Lan {
+    socket: tokio::net::UdpSocket,
+    group: SocketAddr,
+    out: Vec<Out>,
+}
+
+#[derive(Clone, Copy)]
+enum Out {
+    V4(Ipv4Addr),
+    V6(u32),
+}
+
+impl Lan {
+    /// Sends one datagram out of every interface (the default one when none is known).
+    async fn send(&self, datagram: &[u8]) {
+        let sock = socket2::SockRef::from(&self.socket);
+        if self.out.is_empty() {
+            let _ = self.socket.send_to(datagram, self.group).await;
+            return;
+        }
+        for out in &self.out {
+            let chosen = match *out {
+                Out::V4(ip) => sock.set_multicast_if_v4(&ip),
+                Out::V6(index) => sock.set_multicast_if_v6(index),
+            };
+            if let Err(e) = chosen {
+                tracing::debug!(error = %e, "cannot pick an interface for LSD");
+                continue;
+            }
+            if let Err(e) = self.socket.send_to(datagram, self.group).await {
+                tracing::debug!(error = %e, "cannot send an LSD announcement");
+            }
+        }
+    }
+}
+
+/// Runs LSD over IPv4 and IPv6 on every interface that can multicast: announces `ours()`
+/// (our port and the torrents to announce, read each round) every [`EVERY`], and records
+/// what others announce. Returns the table of what was heard; the tasks run until the
+/// runtime stops. Fails only when neither IPv4 nor IPv6 can be used.
 pub fn start(
     port: u16,
     ours: impl Fn() -> Vec<String> + Send + Sync + 'static,
 ) -> std::io::Result<Heard> {
     let cookie = format!("spheres-{:016x}", rand_u64());
-    let socket = bind_v4()?;
-    let socket = Arc::new(tokio::net::UdpSocket::from_std(socket)?);
+    let mut lans = Vec::new();
+    let mut first_error = None;
+    match bind_v4() {
+        Ok((s, out)) => lans.push(Lan {
+            socket: tokio::net::UdpSocket::from_std(s)?,
+            group: SocketAddr::from((GROUP_V4, PORT)),
+            out: out.into_iter().map(Out::V4).collect(),
+        }),
+        Err(e) => first_error = Some(e),
+    }
+    match bind_v6() {
+        Ok(Some((s, out))) => lans.push(Lan {
+            socket: tokio::net::UdpSocket::from_std(s)?,
+            group: SocketAddr::from((GROUP_V6, PORT)),
+            out: out.into_iter().map(Out::V6).collect(),
+        }),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, "no IPv6 local service discovery");
+        }
+    }
+    if lans.is_empty() {
+        return Err(first_error.unwrap_or_else(|| std::io::Error::other("no interface")));
+    }
+    let lans: Arc<Vec<Lan>> = Arc::new(lans);
     let heard = Heard::default();
     let ours = Arc::new(ours);
     // Someone announcing a torrent we have gets an answer at once (at most every few
     // seconds), so a node that just arrived does not wait a whole round to find us.
     let answer = Arc::new(tokio::sync::Notify::new());
-    let (rx_socket, rx_heard, my_cookie) = (socket.clone(), heard.clone(), cookie.clone());
-    let (rx_ours, rx_answer) = (ours.clone(), answer.clone());
-    tokio::spawn(async move {
-        let mut buf = [0u8; 1500];
-        loop {
-            let Ok((n, from)) = rx_socket.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Some(a) = parse(&buf[..n]) else {
-                tracing::debug!(%from, "ignoring a datagram that is not a BT-SEARCH");
-                continue;
-            };
-            if a.cookie.as_deref() == Some(my_cookie.as_str()) {
-                continue;
+    for i in 0..lans.len() {
+        let (lans, heard, my_cookie) = (lans.clone(), heard.clone(), cookie.clone());
+        let (ours, answer) = (ours.clone(), answer.clone());
+        tokio::spawn(async move {
+            let socket = &lans[i].socket;
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let Some(a) = parse(&buf[..n]) else {
+                    tracing::debug!(%from, "ignoring a datagram that is not a BT-SEARCH");
+                    continue;
+                };
+                if a.cookie.as_deref() == Some(my_cookie.as_str()) {
+                    continue;
+                }
+                let peer = peer_address(from, a.port);
+                for h in &a.infohashes {
+                    heard.record(h, peer);
+                }
+                let mine = ours();
+                if a.infohashes.iter().any(|h| mine.contains(h)) {
+                    answer.notify_one();
+                }
             }
-            for h in &a.infohashes {
-                rx_heard.record(h, SocketAddr::new(from.ip(), a.port));
-            }
-            let mine = rx_ours();
-            if a.infohashes.iter().any(|h| mine.contains(h)) {
-                rx_answer.notify_one();
-            }
-        }
-    });
-    let group = SocketAddr::from((GROUP_V4, PORT));
+        });
+    }
     tokio::spawn(async move {
         let mut last: Vec<String> = Vec::new();
         let mut last_sent = Instant::now() - EVERY;
@@ -172,8 +237,8 @@ pub fn start(
                         infohashes: chunk.to_vec(),
                         cookie: Some(cookie.clone()),
                     };
-                    if let Err(e) = socket.send_to(&encode(&a, group), group).await {
-                        tracing::debug!(error = %e, "cannot send an LSD announcement");
+                    for lan in lans.iter() {
+                        lan.send(&encode(&a, lan.group)).await;
                     }
                 }
                 last = now;
@@ -188,6 +253,26 @@ pub fn start(
     Ok(heard)
 }
 
+/// Where to reach a peer that announced from `from`: its address (with the interface, for an
+/// IPv6 link-local one) and the port it announced.
+fn peer_address(from: SocketAddr, port: u16) -> SocketAddr {
+    match from {
+        SocketAddr::V6(v6) => {
+            let ip = *v6.ip();
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return SocketAddr::from((v4, port));
+            }
+            let scope = if ip.is_unicast_link_local() {
+                v6.scope_id()
+            } else {
+                0
+            };
+            SocketAddr::V6(std::net::SocketAddrV6::new(ip, port, 0, scope))
+        }
+        SocketAddr::V4(v4) => SocketAddr::from((*v4.ip(), port)),
+    }
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -200,8 +285,8 @@ fn rand_u64() -> u64 {
 }
 
 /// A UDP socket on 0.0.0.0:6771 shared with other programs (SO_REUSEADDR), in the BEP 14
-/// group on every interface that has an IPv4 address.
-fn bind_v4() -> std::io::Result<std::net::UdpSocket> {
+/// group on every interface that has an IPv4 address; returns those addresses too.
+fn bind_v4() -> std::io::Result<(std::net::UdpSocket, Vec<Ipv4Addr>)> {
     let s = socket2::Socket::new(
         socket2::Domain::IPV4,
         socket2::Type::DGRAM,
@@ -212,16 +297,66 @@ fn bind_v4() -> std::io::Result<std::net::UdpSocket> {
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)).into())?;
     s.set_multicast_loop_v4(true)?;
-    let mut joined = 0;
+    let mut joined = Vec::new();
     for ip in local_ipv4() {
         if s.join_multicast_v4(&GROUP_V4, &ip).is_ok() {
-            joined += 1;
+            joined.push(ip);
         }
     }
-    if joined == 0 {
+    if joined.is_empty() {
         s.join_multicast_v4(&GROUP_V4, &Ipv4Addr::UNSPECIFIED)?;
     }
-    Ok(s.into())
+    Ok((s.into(), joined))
+}
+
+/// The same on [::]:6771 (IPv6 only) in ff15::efc0:988f, on every interface with an IPv6
+/// address other than loopback; `None` when there is none.
+fn bind_v6() -> std::io::Result<Option<(std::net::UdpSocket, Vec<u32>)>> {
+    let interfaces = ipv6_interfaces();
+    if interfaces.is_empty() {
+        return Ok(None);
+    }
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV6,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT)).into())?;
+    s.set_multicast_loop_v6(true)?;
+    let joined: Vec<u32> = interfaces
+        .into_iter()
+        .filter(|&i| s.join_multicast_v6(&GROUP_V6, i).is_ok())
+        .collect();
+    if joined.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((s.into(), joined)))
+}
+
+/// Indexes of the interfaces with an IPv6 address, loopback left out (/proc/net/if_inet6:
+/// address, index, prefix length, scope, flags, name, all in hex but the name).
+fn ipv6_interfaces() -> Vec<u32> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(index), Some(name)) = (f.get(1), f.get(5)) else {
+            continue;
+        };
+        if *name == "lo" {
+            continue;
+        }
+        if let Ok(i) = u32::from_str_radix(index, 16)
+            && !out.contains(&i)
+        {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// This machine's IPv4 addresses (from /proc/net/fib_trie's local entries), loopback left out.
@@ -242,11 +377,6 @@ fn local_ipv4() -> Vec<Ipv4Addr> {
         }
     }
     out
-}
-
-#[allow(dead_code)]
-fn v6_group() -> IpAddr {
-    IpAddr::V6(GROUP_V6)
 }
 
 #[cfg(test)]
@@ -282,6 +412,18 @@ mod tests {
         ] {
             assert_eq!(parse(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn peers_are_reached_where_they_announced_from() {
+        let ll: SocketAddr = "[fe80::1%3]:6771".parse().unwrap();
+        assert_eq!(peer_address(ll, 51413).to_string(), "[fe80::1%3]:51413");
+        let global: SocketAddr = "[2001:db8::5%3]:6771".parse().unwrap();
+        assert_eq!(peer_address(global, 7).to_string(), "[2001:db8::5]:7");
+        let mapped: SocketAddr = "[::ffff:192.168.1.9]:6771".parse().unwrap();
+        assert_eq!(peer_address(mapped, 7).to_string(), "192.168.1.9:7");
+        let v4: SocketAddr = "192.168.1.9:6771".parse().unwrap();
+        assert_eq!(peer_address(v4, 7).to_string(), "192.168.1.9:7");
     }
 
     #[test]

@@ -25,8 +25,13 @@ struct Net {
 
 impl Net {
     fn up(prefix: &str, mode: &str) -> Net {
+        Net::up_with(prefix, mode, &[])
+    }
+
+    fn up_with(prefix: &str, mode: &str, env: &[(&str, &str)]) -> Net {
         let out = Command::new(script())
             .args(["up", prefix, mode])
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         assert!(
@@ -242,4 +247,64 @@ fn two_hosts_on_a_lan_find_each_other_by_lsd() {
     );
     get.wait_event("complete");
     assert!(std::fs::read(got.join("photos.zip")).unwrap() == bytes);
+}
+
+/// The same over IPv6 alone: the LAN hosts have link-local IPv6 addresses and no IPv4 at all,
+/// so only the ff15::efc0:988f announcements can bring them together.
+#[test]
+fn two_hosts_find_each_other_by_lsd_over_ipv6_alone() {
+    if !requirements() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up_with("rch6", "none", &[("LAN_IPV6", "1")]);
+    let out = Command::new(script())
+        .args(["up-lan2", "rch6"])
+        .env("LAN_IPV6", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "up-lan2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for side in ["lan", "lan2"] {
+        let mut flush = Command::new("ip");
+        flush.args(["-4", "addr", "flush", "dev", "eth0"]);
+        assert!(net.exec(side, flush).status().unwrap().success());
+    }
+    let data = dir.path().join("film.mkv");
+    let bytes = write_random(&data, 3_000_000, 10);
+    let torrent = dir.path().join("film.torrent");
+    create(&data, &torrent, &["--private"]);
+
+    let mut cmd = spheres();
+    cmd.args(["--json", "torrent", "seed"])
+        .arg(&torrent)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", &format!("[::]:{PORT}"), "--lsd"]);
+    let mut seed = Proc::spawn("seed", net.exec("lan", cmd));
+    seed.wait_event("seeding");
+
+    let got = dir.path().join("got");
+    let mut get_cmd = spheres();
+    get_cmd
+        .args(["--json", "torrent", "get"])
+        .arg(&torrent)
+        .arg("--out")
+        .arg(&got)
+        .args(["--listen", "[::]:0", "--lsd"]);
+    let mut get = Proc::spawn("get", net.exec("lan2", get_cmd));
+    let found = get.wait_event("lsd");
+    let peers = found["peers"].as_array().unwrap();
+    assert!(
+        peers.len() == 1
+            && peers[0]
+                .as_str()
+                .is_some_and(|p| p.starts_with("[fe80::") && p.ends_with(&format!("]:{PORT}"))),
+        "{found}"
+    );
+    get.wait_event("complete");
+    assert!(std::fs::read(got.join("film.mkv")).unwrap() == bytes);
 }
