@@ -25,6 +25,8 @@
 #                    ICMP port unreachable, so clients fail fast)
 #       LAN_IPV6=1   keep IPv6 (link-local, no DAD) on the LAN hosts and the router (default: IPv6
 #                    disabled in all namespaces; miniupnpd always runs with ipv6_disable=yes)
+#       WAN_BASE     the first three bytes of the WAN /24 (default 25.0.0; 100.64.0 for a router
+#                    that is itself behind a provider's NAT)
 #       STATE_ROOT   where per-PREFIX state dirs go (default /tmp/upnp-netns)
 #       MINIUPNPD_ARGS extra args
 #       ALLOW        miniupnpd permission rule line(s) before the final deny (default
@@ -37,7 +39,10 @@ set -euo pipefail
 
 STATE_ROOT=${STATE_ROOT:-/tmp/upnp-netns}
 LAN_NET=192.168.77.0/24 LAN_GW=192.168.77.1 LAN_HOST=192.168.77.2 LAN2_HOST=192.168.77.3
-WAN_NET=25.0.0.0/24 WAN_IP=25.0.0.1 NET_HOST=25.0.0.2
+# WAN_BASE=100.64.0 puts the router's outside on a carrier-grade NAT range, as behind a
+# provider's own NAT (double NAT): miniupnpd then refuses to map anything.
+WAN_BASE=${WAN_BASE:-25.0.0}
+WAN_NET=$WAN_BASE.0/24 WAN_IP=$WAN_BASE.1 NET_HOST=$WAN_BASE.2
 HTTP_PORT=5000
 PMP_PORT=5351
 

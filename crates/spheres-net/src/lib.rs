@@ -37,8 +37,45 @@ pub enum Reachability {
         external: SocketAddr,
         lease_secs: u64,
     },
+    /// The router forwards a port, but its own outside address is not public: it sits behind
+    /// another router (double NAT, often the provider's), so nobody outside reaches us.
+    DoubleNat {
+        method: Method,
+        /// The first router's outside address: where the outer router must forward to.
+        router_outside: SocketAddr,
+        why: String,
+    },
     /// Outbound only; `why` says what was tried and what answered.
     Unreachable { why: String },
+}
+
+/// Whether an outside address seen from behind a router is a real internet address (not a
+/// private, carrier-grade NAT, link-local, loopback or unset one).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local()),
+    }
+}
+
+/// What to tell a person whose router's outside address is `outside` (not public).
+fn double_nat_why(outside: IpAddr, port: u16) -> String {
+    let shown = if outside.is_unspecified() {
+        "the router reports no public outside address of its own".to_owned()
+    } else {
+        format!("the router's own outside address, {outside}, is not a public one")
+    };
+    format!(
+        "double NAT: {shown}, so it is most likely behind another router (often the internet provider's). Members elsewhere cannot connect to this node (it can still connect to them). To fix it, ask the provider for a public IP address, or forward TCP port {port} on the outer router to this router"
+    )
 }
 
 /// The default IPv4 gateway, from the kernel's routing table (`/proc/net/route` text).
@@ -244,7 +281,26 @@ impl Mapping {
                             },
                         });
                     }
-                    Err(e) => tried.push(format!("UPnP: the router refused the mapping ({e})")),
+                    Err(e) => {
+                        // Routers refuse to map when their own outside address is not public
+                        // (miniupnpd does, and reports 0.0.0.0 then): say so, it is the cause.
+                        match gw.get_external_ip().await {
+                            Ok(outside) if !is_public(outside) => {
+                                return Err(NoMapping(double_nat_why(outside, port)));
+                            }
+                            Ok(_) => {
+                                tried.push(format!("UPnP: the router refused the mapping ({e})"))
+                            }
+                            // It cannot even tell its outside address: the same cause.
+                            Err(e2) => {
+                                tracing::debug!(error = %e2, "the router does not know its outside address");
+                                return Err(NoMapping(double_nat_why(
+                                    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                                    port,
+                                )));
+                            }
+                        }
+                    }
                 }
             }
             Err(e) => tried.push(format!("UPnP: no gateway answered ({e})")),
@@ -298,6 +354,15 @@ impl Mapping {
     }
 
     pub fn reachability(&self) -> Reachability {
+        let ip = self.external.ip();
+        // An unknown outside address (0.0.0.0) with a working mapping is not held against it.
+        if !ip.is_unspecified() && !is_public(ip) {
+            return Reachability::DoubleNat {
+                method: self.method,
+                router_outside: self.external,
+                why: double_nat_why(ip, self.external.port()),
+            };
+        }
         Reachability::Mapped {
             method: self.method,
             external: self.external,
@@ -309,6 +374,32 @@ impl Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_addresses_are_told_from_the_others() {
+        for ip in ["25.0.0.1", "81.2.3.4", "2001:db8::1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.254",
+            "169.254.1.1",
+            "127.0.0.1",
+            "0.0.0.0",
+            "fe80::1",
+            "::",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        // A mapping whose router sits behind another NAT is said to be one.
+        let why = double_nat_why("100.64.0.1".parse().unwrap(), 6881);
+        assert!(
+            why.starts_with("double NAT") && why.contains("100.64.0.1") && why.contains("6881")
+        );
+    }
 
     #[test]
     fn the_default_gateway_is_read_from_the_routing_table() {

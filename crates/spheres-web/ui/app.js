@@ -571,7 +571,7 @@ async function renderChat(withJid) {
 function reachText(r) {
   if (r.state === "mapped") return t("r_mapped", { addr: r.external, how: r.method });
   if (r.state === "loopback-only") return t("r_loopback");
-  if (r.state === "unreachable") return t("r_unreachable", { why: r.why });
+  if (r.state === "unreachable" || r.state === "double-nat") return t("r_unreachable", { why: r.why });
   return t("r_unknown");
 }
 

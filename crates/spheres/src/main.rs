@@ -683,7 +683,7 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                     reach["method"].as_str().unwrap_or("?")
                 ),
                 Some("loopback-only") => "reachable: only from this machine (listening on loopback; --listen 0.0.0.0:PORT to open)\n".to_owned(),
-                Some("unreachable") => format!("reachable: no: {}\n", reach["why"].as_str().unwrap_or("?")),
+                Some("unreachable") | Some("double-nat") => format!("reachable: no: {}\n", reach["why"].as_str().unwrap_or("?")),
                 _ => "reachable: not known yet\n".to_owned(),
             });
             if let Some(h) = s["household"].as_object() {

@@ -308,3 +308,25 @@ fn two_hosts_find_each_other_by_lsd_over_ipv6_alone() {
     get.wait_event("complete");
     assert!(std::fs::read(got.join("film.mkv")).unwrap() == bytes);
 }
+
+/// A router that is itself behind another NAT (its outside address is carrier-grade NAT
+/// space, as behind a provider's box): nothing can be mapped, and the node says it is a double
+/// NAT and what to do, rather than a list of protocol errors.
+#[test]
+fn a_router_behind_another_nat_is_called_a_double_nat() {
+    if !requirements() {
+        return;
+    }
+    let net = Net::up_with("rchd", "all", &[("WAN_BASE", "100.64.0")]);
+    let mut cmd = spheres();
+    cmd.args(["--json", "map-port", &PORT.to_string()]);
+    let out = net.exec("lan", cmd).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("double NAT")
+            && stdout.contains("ask the provider for a public IP address"),
+        "{stdout}"
+    );
+    assert!(!net.reachable_from_outside());
+}
