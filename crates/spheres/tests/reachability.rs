@@ -330,3 +330,112 @@ fn a_router_behind_another_nat_is_called_a_double_nat() {
     );
     assert!(!net.reachable_from_outside());
 }
+
+/// Two member nodes (`spheres up`) on one LAN: alice runs the household server for the LAN,
+/// bob joins with her invitation link from the other host. Neither publishes its addresses
+/// in the room, and alice's tracker listens on her loopback, out of bob's reach: bob's node
+/// can find alice's only by local service discovery, and completes her share that way.
+#[test]
+fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
+    if !requirements() {
+        return;
+    }
+    common::require("prosody");
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("rchn", "none");
+    let out = Command::new(script())
+        .args(["up-lan2", "rchn"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "up-lan2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let node = |side: &str, name: &str, more: &[&str]| {
+        let mut cmd = spheres();
+        cmd.args(["--json", "--data-dir"])
+            .arg(dir.path().join(name).join("data"))
+            .args([
+                "up",
+                "--http",
+                "127.0.0.1:0",
+                "--listen",
+                "0.0.0.0:0",
+                "--no-endpoints",
+            ])
+            .arg("--spheres-dir")
+            .arg(dir.path().join(name).join("Spheres"))
+            .args(more);
+        let mut p = Proc::spawn(name, net.exec(side, cmd));
+        p.wait_event("running");
+        p
+    };
+    // The node's CLI, run where the node runs (its API is on that namespace's loopback).
+    let cli = |side: &str, name: &str, args: &[&str]| -> serde_json::Value {
+        let mut cmd = spheres();
+        cmd.args(["--json", "--data-dir"])
+            .arg(dir.path().join(name).join("data"))
+            .args(args);
+        let (ok, stdout, stderr) = common::run(net.exec(side, cmd));
+        assert!(ok, "{name} {args:?}: {stderr}");
+        serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+    };
+
+    let _alice = node(
+        "lan",
+        "alice",
+        &[
+            "--user",
+            "alice",
+            "--domain",
+            "family.test",
+            "--xmpp-listen",
+            "0.0.0.0",
+        ],
+    );
+    cli("lan", "alice", &["sphere", "create", "Family"]);
+    let link = cli("lan", "alice", &["sphere", "invite-link", "Family"])["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.contains("server=192%2E168%2E77%2E2%3A"),
+        "the link names the LAN address: {link}"
+    );
+
+    let _bob = node("lan2", "bob", &["--invite", &link, "--user", "bob"]);
+    let joined = || {
+        cli("lan2", "bob", &["sphere", "list"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
+    };
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while !joined() {
+        assert!(std::time::Instant::now() < deadline, "bob never joined");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let file = dir.path().join("video.mp4");
+    let bytes = write_random(&file, 3_000_000, 12);
+    cli("lan", "alice", &["share", "Family", file.to_str().unwrap()]);
+    let got = dir.path().join("bob/Spheres/Family/video.mp4");
+    let seeding = || {
+        cli("lan2", "bob", &["shares", "Family"])
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|s| s["name"] == "video.mp4" && s["state"] == "seeding")
+            })
+    };
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while !seeding() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's node never completed the share"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(std::fs::read(&got).unwrap() == bytes);
+}

@@ -317,7 +317,11 @@ impl Node {
         let household = prosody.as_ref().map(|p| HouseholdInfo {
             domain: p.domain().to_owned(),
             muc: p.muc_domain(),
-            c2s: p.c2s_addr(),
+            // Listening everywhere: this node itself talks to it over loopback.
+            c2s: match p.c2s_addr() {
+                a if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+                a => a,
+            },
             ca: p.ca_file(),
         });
         let me = BareJid::new(&account.jid).context("the account's JID is not valid")?;
@@ -543,6 +547,7 @@ impl Node {
                 }
                 let mut config =
                     ProsodyConfig::new(settings.data_dir.join("prosody"), domain.clone());
+                config.interface = settings.xmpp_listen;
                 if let Some(h) = saved.as_ref().and_then(|a| a.household.as_ref()) {
                     config.domain = h.domain.clone();
                     config.c2s_port = h.c2s_port;
@@ -726,6 +731,9 @@ impl Node {
     }
 
     fn endpoints(&self) -> Endpoints {
+        if self.settings.no_endpoints {
+            return Endpoints { endpoints: vec![] };
+        }
         let listen = self.engine.listen_addr();
         let (kind, host) = if listen.ip().is_loopback() {
             ("loopback", listen.ip())
@@ -1710,7 +1718,7 @@ impl Node {
         let pem = std::fs::read_to_string(&h.ca)
             .with_context(|| format!("cannot read {}", h.ca.display()))?;
         let link = invite::InviteLink {
-            server: h.c2s.to_string(),
+            server: self.household_address_for_others(h.c2s)?.to_string(),
             domain: h.domain.clone(),
             token,
             room: sphere.room.clone(),
@@ -1819,6 +1827,19 @@ impl Node {
         tracing::info!(jid = %account.jid, "account created with an invitation link; restarting as it");
         self.restart.notify_one();
         Ok(account.jid)
+    }
+
+    /// Where people on other machines reach the household server: its listening address, or
+    /// this machine's LAN address when it listens everywhere.
+    fn household_address_for_others(&self, c2s: SocketAddr) -> Result<SocketAddr> {
+        let listen = self.settings.xmpp_listen;
+        if listen.is_unspecified() {
+            let lan = spheres_net::lan_address().ok_or_else(|| {
+                anyhow!("this machine has no LAN address to put in an invitation link")
+            })?;
+            return Ok(SocketAddr::new(lan, c2s.port()));
+        }
+        Ok(SocketAddr::new(listen, c2s.port()))
     }
 
     pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {

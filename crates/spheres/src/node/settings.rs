@@ -73,6 +73,15 @@ pub struct UpArgs {
     /// Run as an always-on member: accept every invitation, keep everything seeded.
     #[arg(long)]
     pub headless: bool,
+    /// Where the household XMPP server listens (default 127.0.0.1: this machine only);
+    /// 0.0.0.0 or a LAN address lets the household's other machines use it, and invitation
+    /// links then name this machine's LAN address.
+    #[arg(long, env = "SPHERES_XMPP_LISTEN", value_name = "ADDR")]
+    pub xmpp_listen: Option<std::net::IpAddr>,
+    /// Do not publish this node's addresses in sphere rooms: members then reach it only
+    /// through the sphere's tracker and on the LAN (local service discovery).
+    #[arg(long, env = "SPHERES_NO_ENDPOINTS")]
+    pub no_endpoints: bool,
     /// Take part in the public BitTorrent DHT, for public torrents and magnets dropped into a
     /// sphere (sphere torrents are private and never use it). Off unless asked for.
     #[arg(long, env = "SPHERES_DHT")]
@@ -106,6 +115,8 @@ struct FileConfig {
     user: Option<String>,
     headless: Option<bool>,
     dht: Option<bool>,
+    xmpp_listen: Option<std::net::IpAddr>,
+    no_endpoints: Option<bool>,
     download_limit: Option<u64>,
     upload_limit: Option<u64>,
 }
@@ -122,6 +133,8 @@ pub struct Settings {
     pub spheres_dir: PathBuf,
     pub headless: bool,
     pub dht: bool,
+    pub xmpp_listen: std::net::IpAddr,
+    pub no_endpoints: bool,
     pub download_limit: Option<u64>,
     pub upload_limit: Option<u64>,
     pub invite: Option<String>,
@@ -230,6 +243,11 @@ impl Settings {
             spheres_dir,
             headless: args.headless || file.headless.unwrap_or(false),
             dht: args.dht || file.dht.unwrap_or(false),
+            xmpp_listen: args
+                .xmpp_listen
+                .or(file.xmpp_listen)
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            no_endpoints: args.no_endpoints || file.no_endpoints.unwrap_or(false),
             download_limit: args.download_limit.or(file.download_limit),
             upload_limit: args.upload_limit.or(file.upload_limit),
             invite: args.invite.clone(),
