@@ -439,3 +439,68 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
     }
     assert!(std::fs::read(&got).unwrap() == bytes);
 }
+
+/// The node itself (`spheres up`, not `map-port`) behind a UPnP router: it has the router
+/// forward its BitTorrent port, says so in its status with the router's outside address, is
+/// reachable from the internet side while it runs, and removes the mapping when it stops.
+#[test]
+fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
+    if !requirements() {
+        return;
+    }
+    common::require("prosody");
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("rchm", "igd2");
+    let data = dir.path().join("data");
+    let mut cmd = spheres();
+    cmd.args(["--json", "--data-dir"])
+        .arg(&data)
+        .args([
+            "up",
+            "--http",
+            "127.0.0.1:0",
+            "--listen",
+            &format!("0.0.0.0:{PORT}"),
+        ])
+        .arg("--spheres-dir")
+        .arg(dir.path().join("Spheres"))
+        .args(["--user", "alice"]);
+    let mut node = Proc::spawn("node", net.exec("lan", cmd));
+    node.wait_event("running");
+    let status = || {
+        let mut c = spheres();
+        c.args(["--json", "--data-dir"]).arg(&data).arg("status");
+        let (ok, stdout, stderr) = common::run(net.exec("lan", c));
+        assert!(ok, "status: {stderr}");
+        serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap_or("null")).unwrap()
+    };
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    let reach = loop {
+        let r = status()["reachability"].clone();
+        if r["state"] != "unknown" {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reachability: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(reach["state"], "mapped", "{reach}");
+    assert_eq!(reach["external"], format!("25.0.0.1:{PORT}"), "{reach}");
+    assert!(
+        net.reachable_from_outside(),
+        "the mapped port answers from the internet side"
+    );
+    // What the node tells its spheres: the router's outside address among its endpoints.
+    let endpoints = status()["endpoints"].clone();
+    assert!(
+        endpoints.as_array().is_some_and(|e| e
+            .iter()
+            .any(|p| p["kind"] == "mapped" && p["host"] == "25.0.0.1" && p["port"] == PORT)),
+        "{endpoints}"
+    );
+    node.terminate();
+    assert!(node.wait_exit(), "the node did not stop cleanly");
+    assert!(
+        !net.reachable_from_outside(),
+        "the mapping is gone once the node stopped"
+    );
+}
