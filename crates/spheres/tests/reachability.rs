@@ -185,12 +185,14 @@ fn pcp() {
     through_the_router("rchp", "pcp", "pcp");
 }
 
-/// A router that speaks no mapping protocol: a clear reason, not a hang.
+/// A router that speaks no mapping protocol: a clear reason, not a hang; and downloads from
+/// the internet side still work (outbound connections go through the NAT).
 #[test]
 fn a_router_without_mapping_says_why() {
     if !requirements() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
     let net = Net::up("rchn", "none");
     let mut map_cmd = spheres();
     map_cmd.args(["map-port", &PORT.to_string()]);
@@ -203,6 +205,39 @@ fn a_router_without_mapping_says_why() {
             && stderr.contains("PCP"),
         "{stderr}"
     );
+
+    // A libtorrent seed on the internet side; our client behind the NAT dials it.
+    let outside = dir.path().join("outside");
+    let data = outside.join("outside.bin");
+    let bytes = write_random(&data, 2_000_000, 13);
+    let torrent = dir.path().join("outside.torrent");
+    create(&data, &torrent, &[]);
+    let mut seed_cmd = lt_peer();
+    seed_cmd.arg("seed").arg(&torrent).arg(&outside).args([
+        "--bind",
+        "25.0.0.2",
+        "--listen",
+        &PORT.to_string(),
+        "--no-utp",
+    ]);
+    let mut seed = Proc::spawn("libtorrent seed", net.exec("net", seed_cmd));
+    seed.wait_event("seeding");
+    let got = dir.path().join("got");
+    let mut get_cmd = spheres();
+    get_cmd
+        .args(["--json", "torrent", "get"])
+        .arg(&torrent)
+        .arg("--out")
+        .arg(&got)
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--peer",
+            &format!("25.0.0.2:{PORT}"),
+        ]);
+    let mut get = Proc::spawn("get", net.exec("lan", get_cmd));
+    get.wait_event("complete");
+    assert!(std::fs::read(got.join("outside.bin")).unwrap() == bytes);
 }
 
 /// Two hosts on one LAN (a bridge in the router namespace), no tracker, no peer named: they
@@ -342,9 +377,9 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
     }
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
-    let net = Net::up("rchn", "none");
+    let net = Net::up("rchs", "none");
     let out = Command::new(script())
-        .args(["up-lan2", "rchn"])
+        .args(["up-lan2", "rchs"])
         .output()
         .unwrap();
     assert!(
