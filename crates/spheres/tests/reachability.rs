@@ -96,6 +96,17 @@ fn seed_on_lan(net: &Net, torrent: &Path, data: &Path, extra: &[&str]) -> Proc {
     seed
 }
 
+/// `spheres torrent get TORRENT --out GOT EXTRA...` in namespace `side`.
+fn get_in(net: &Net, side: &str, torrent: &Path, got: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = spheres();
+    cmd.args(["--json", "torrent", "get"])
+        .arg(torrent)
+        .arg("--out")
+        .arg(got)
+        .args(extra);
+    Proc::spawn("get", net.exec(side, cmd))
+}
+
 fn requirements() -> bool {
     if !spheres_testkit::is_root() {
         eprintln!("SKIPPED: network namespaces need root");
@@ -223,34 +234,25 @@ fn a_router_without_mapping_says_why() {
     let mut seed = Proc::spawn("libtorrent seed", net.exec("net", seed_cmd));
     seed.wait_event("seeding");
     let got = dir.path().join("got");
-    let mut get_cmd = spheres();
-    get_cmd
-        .args(["--json", "torrent", "get"])
-        .arg(&torrent)
-        .arg("--out")
-        .arg(&got)
-        .args([
-            "--listen",
-            "0.0.0.0:0",
-            "--peer",
-            &format!("25.0.0.2:{PORT}"),
-        ]);
-    let mut get = Proc::spawn("get", net.exec("lan", get_cmd));
+    let peer = format!("25.0.0.2:{PORT}");
+    let mut get = get_in(
+        &net,
+        "lan",
+        &torrent,
+        &got,
+        &["--listen", "0.0.0.0:0", "--peer", &peer],
+    );
     get.wait_event("complete");
     assert!(std::fs::read(got.join("outside.bin")).unwrap() == bytes);
 }
 
-/// Two hosts on one LAN (a bridge in the router namespace), no tracker, no peer named: they
-/// find each other by local service discovery alone, for a private torrent.
-#[test]
-fn two_hosts_on_a_lan_find_each_other_by_lsd() {
-    if !requirements() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let net = Net::up("rchl", "none");
+/// Two hosts on one LAN (a bridge in the router namespace) and a router with no mapping
+/// protocol; with `LAN_IPV6=1` the hosts also have link-local IPv6 addresses.
+fn two_hosts(prefix: &str, env: &[(&str, &str)]) -> Net {
+    let net = Net::up_with(prefix, "none", env);
     let out = Command::new(script())
-        .args(["up-lan2", "rchl"])
+        .args(["up-lan2", prefix])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -258,30 +260,51 @@ fn two_hosts_on_a_lan_find_each_other_by_lsd() {
         "up-lan2: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    net
+}
+
+/// Seeds a private torrent on one LAN host and fetches it on the other with `--lsd` and no
+/// tracker nor peer named, listening on `any` ("0.0.0.0" or "[::]"); returns the peers the
+/// fetching side found on the LAN.
+fn lsd_transfer(net: &Net, any: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("photos.zip");
     let bytes = write_random(&data, 2_000_000, 9);
     let torrent = dir.path().join("photos.torrent");
     create(&data, &torrent, &["--private"]);
-
-    let _seed = seed_on_lan(&net, &torrent, &data, &["--lsd"]);
+    let mut cmd = spheres();
+    cmd.args(["--json", "torrent", "seed"])
+        .arg(&torrent)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", &format!("{any}:{PORT}"), "--lsd"]);
+    let mut seed = Proc::spawn("seed", net.exec("lan", cmd));
+    seed.wait_event("seeding");
 
     let got = dir.path().join("got");
-    let mut get_cmd = spheres();
-    get_cmd
-        .args(["--json", "torrent", "get"])
-        .arg(&torrent)
-        .arg("--out")
-        .arg(&got)
-        .args(["--listen", "0.0.0.0:0", "--lsd"]);
-    let mut get = Proc::spawn("get", net.exec("lan2", get_cmd));
+    let listen = format!("{any}:0");
+    let mut get = get_in(net, "lan2", &torrent, &got, &["--listen", &listen, "--lsd"]);
     let found = get.wait_event("lsd");
-    assert_eq!(
-        found["peers"],
-        serde_json::json!([format!("192.168.77.2:{PORT}")]),
-        "{found}"
-    );
     get.wait_event("complete");
     assert!(std::fs::read(got.join("photos.zip")).unwrap() == bytes);
+    found["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Two hosts on one LAN, no tracker, no peer named: they find each other by local service
+/// discovery alone, for a private torrent.
+#[test]
+fn two_hosts_on_a_lan_find_each_other_by_lsd() {
+    if !requirements() {
+        return;
+    }
+    let net = two_hosts("rchl", &[]);
+    let peers = lsd_transfer(&net, "0.0.0.0");
+    assert_eq!(peers, vec![format!("192.168.77.2:{PORT}")]);
 }
 
 /// The same over IPv6 alone: the LAN hosts have link-local IPv6 addresses and no IPv4 at all,
@@ -291,57 +314,19 @@ fn two_hosts_find_each_other_by_lsd_over_ipv6_alone() {
     if !requirements() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let net = Net::up_with("rch6", "none", &[("LAN_IPV6", "1")]);
-    let out = Command::new(script())
-        .args(["up-lan2", "rch6"])
-        .env("LAN_IPV6", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "up-lan2: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let net = two_hosts("rch6", &[("LAN_IPV6", "1")]);
     for side in ["lan", "lan2"] {
         let mut flush = Command::new("ip");
         flush.args(["-4", "addr", "flush", "dev", "eth0"]);
         assert!(net.exec(side, flush).status().unwrap().success());
     }
-    let data = dir.path().join("film.mkv");
-    let bytes = write_random(&data, 3_000_000, 10);
-    let torrent = dir.path().join("film.torrent");
-    create(&data, &torrent, &["--private"]);
-
-    let mut cmd = spheres();
-    cmd.args(["--json", "torrent", "seed"])
-        .arg(&torrent)
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", &format!("[::]:{PORT}"), "--lsd"]);
-    let mut seed = Proc::spawn("seed", net.exec("lan", cmd));
-    seed.wait_event("seeding");
-
-    let got = dir.path().join("got");
-    let mut get_cmd = spheres();
-    get_cmd
-        .args(["--json", "torrent", "get"])
-        .arg(&torrent)
-        .arg("--out")
-        .arg(&got)
-        .args(["--listen", "[::]:0", "--lsd"]);
-    let mut get = Proc::spawn("get", net.exec("lan2", get_cmd));
-    let found = get.wait_event("lsd");
-    let peers = found["peers"].as_array().unwrap();
+    let peers = lsd_transfer(&net, "[::]");
     assert!(
         peers.len() == 1
-            && peers[0]
-                .as_str()
-                .is_some_and(|p| p.starts_with("[fe80::") && p.ends_with(&format!("]:{PORT}"))),
-        "{found}"
+            && peers[0].starts_with("[fe80::")
+            && peers[0].ends_with(&format!("]:{PORT}")),
+        "{peers:?}"
     );
-    get.wait_event("complete");
-    assert!(std::fs::read(got.join("film.mkv")).unwrap() == bytes);
 }
 
 /// A router that is itself behind another NAT (its outside address is carrier-grade NAT
@@ -366,6 +351,45 @@ fn a_router_behind_another_nat_is_called_a_double_nat() {
     assert!(!net.reachable_from_outside());
 }
 
+/// Waits (bounded) until `cond` holds.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A `spheres up` node in namespace `side`, its data under `root/name`; running once this
+/// returns.
+fn node_in(net: &Net, side: &str, root: &Path, name: &str, more: &[&str]) -> Proc {
+    let mut cmd = spheres();
+    cmd.args(["--json", "--data-dir"])
+        .arg(root.join(name).join("data"))
+        .args(["up", "--http", "127.0.0.1:0"])
+        .arg("--spheres-dir")
+        .arg(root.join(name).join("Spheres"))
+        .args(more);
+    let mut p = Proc::spawn(name, net.exec(side, cmd));
+    p.wait_event("running");
+    p
+}
+
+/// The CLI of the node `root/name`, run where the node runs (its API is on that namespace's
+/// loopback); its JSON result.
+fn cli_in(net: &Net, side: &str, root: &Path, name: &str, args: &[&str]) -> serde_json::Value {
+    let mut cmd = spheres();
+    cmd.args(["--json", "--data-dir"])
+        .arg(root.join(name).join("data"))
+        .args(args);
+    let (ok, stdout, stderr) = common::run(net.exec(side, cmd));
+    assert!(ok, "{name} {args:?}: {stderr}");
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+}
+
 /// Two member nodes (`spheres up`) on one LAN: alice runs the household server for the LAN,
 /// bob joins with her invitation link from the other host. Neither publishes its addresses
 /// in the room, and alice's tracker listens on her loopback, out of bob's reach: bob's node
@@ -377,61 +401,35 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
     }
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
-    let net = Net::up("rchs", "none");
-    let out = Command::new(script())
-        .args(["up-lan2", "rchs"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "up-lan2: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let node = |side: &str, name: &str, more: &[&str]| {
-        let mut cmd = spheres();
-        cmd.args(["--json", "--data-dir"])
-            .arg(dir.path().join(name).join("data"))
-            .args([
-                "up",
-                "--http",
-                "127.0.0.1:0",
-                "--listen",
-                "0.0.0.0:0",
-                "--no-endpoints",
-            ])
-            .arg("--spheres-dir")
-            .arg(dir.path().join(name).join("Spheres"))
-            .args(more);
-        let mut p = Proc::spawn(name, net.exec(side, cmd));
-        p.wait_event("running");
-        p
-    };
-    // The node's CLI, run where the node runs (its API is on that namespace's loopback).
-    let cli = |side: &str, name: &str, args: &[&str]| -> serde_json::Value {
-        let mut cmd = spheres();
-        cmd.args(["--json", "--data-dir"])
-            .arg(dir.path().join(name).join("data"))
-            .args(args);
-        let (ok, stdout, stderr) = common::run(net.exec(side, cmd));
-        assert!(ok, "{name} {args:?}: {stderr}");
-        serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
-    };
-
-    let _alice = node(
+    let root = dir.path();
+    let net = two_hosts("rchs", &[]);
+    let lan = ["--listen", "0.0.0.0:0", "--no-endpoints"];
+    let _alice = node_in(
+        &net,
         "lan",
+        root,
         "alice",
         &[
-            "--user",
-            "alice",
-            "--domain",
-            "family.test",
-            "--xmpp-listen",
-            "0.0.0.0",
-        ],
+            &lan[..],
+            &[
+                "--user",
+                "alice",
+                "--domain",
+                "family.test",
+                "--xmpp-listen",
+                "0.0.0.0",
+            ],
+        ]
+        .concat(),
     );
-    cli("lan", "alice", &["sphere", "create", "Family"]);
-    let link = cli("lan", "alice", &["sphere", "invite-link", "Family"])["link"]
+    cli_in(&net, "lan", root, "alice", &["sphere", "create", "Family"]);
+    let link = cli_in(
+        &net,
+        "lan",
+        root,
+        "alice",
+        &["sphere", "invite-link", "Family"],
+    )["link"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -439,40 +437,36 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
         link.contains("server=192%2E168%2E77%2E2%3A"),
         "the link names the LAN address: {link}"
     );
-
-    let _bob = node("lan2", "bob", &["--invite", &link, "--user", "bob"]);
-    let joined = || {
-        cli("lan2", "bob", &["sphere", "list"])
+    let _bob = node_in(
+        &net,
+        "lan2",
+        root,
+        "bob",
+        &[&lan[..], &["--invite", &link, "--user", "bob"]].concat(),
+    );
+    wait_until("bob in the sphere", || {
+        cli_in(&net, "lan2", root, "bob", &["sphere", "list"])
             .as_array()
             .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
-    };
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    while !joined() {
-        assert!(std::time::Instant::now() < deadline, "bob never joined");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-
-    let file = dir.path().join("video.mp4");
+    });
+    let file = root.join("video.mp4");
     let bytes = write_random(&file, 3_000_000, 12);
-    cli("lan", "alice", &["share", "Family", file.to_str().unwrap()]);
-    let got = dir.path().join("bob/Spheres/Family/video.mp4");
-    let seeding = || {
-        cli("lan2", "bob", &["shares", "Family"])
+    cli_in(
+        &net,
+        "lan",
+        root,
+        "alice",
+        &["share", "Family", file.to_str().unwrap()],
+    );
+    wait_until("bob's copy complete", || {
+        cli_in(&net, "lan2", root, "bob", &["shares", "Family"])
             .as_array()
             .is_some_and(|l| {
                 l.iter()
                     .any(|s| s["name"] == "video.mp4" && s["state"] == "seeding")
             })
-    };
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    while !seeding() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "bob's node never completed the share"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-    assert!(std::fs::read(&got).unwrap() == bytes);
+    });
+    assert!(std::fs::read(root.join("bob/Spheres/Family/video.mp4")).unwrap() == bytes);
 }
 
 /// The node itself (`spheres up`, not `map-port`) behind a UPnP router: it has the router
@@ -485,39 +479,21 @@ fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
     }
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
     let net = Net::up("rchm", "igd2");
-    let data = dir.path().join("data");
-    let mut cmd = spheres();
-    cmd.args(["--json", "--data-dir"])
-        .arg(&data)
-        .args([
-            "up",
-            "--http",
-            "127.0.0.1:0",
-            "--listen",
-            &format!("0.0.0.0:{PORT}"),
-        ])
-        .arg("--spheres-dir")
-        .arg(dir.path().join("Spheres"))
-        .args(["--user", "alice"]);
-    let mut node = Proc::spawn("node", net.exec("lan", cmd));
-    node.wait_event("running");
-    let status = || {
-        let mut c = spheres();
-        c.args(["--json", "--data-dir"]).arg(&data).arg("status");
-        let (ok, stdout, stderr) = common::run(net.exec("lan", c));
-        assert!(ok, "status: {stderr}");
-        serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap_or("null")).unwrap()
-    };
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    let reach = loop {
-        let r = status()["reachability"].clone();
-        if r["state"] != "unknown" {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline, "no reachability: {r}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let listen = format!("0.0.0.0:{PORT}");
+    let mut node = node_in(
+        &net,
+        "lan",
+        root,
+        "alice",
+        &["--listen", &listen, "--user", "alice"],
+    );
+    let mut reach = serde_json::Value::Null;
+    wait_until("the node's reachability", || {
+        reach = cli_in(&net, "lan", root, "alice", &["status"])["reachability"].clone();
+        reach["state"] != "unknown"
+    });
     assert_eq!(reach["state"], "mapped", "{reach}");
     assert_eq!(reach["external"], format!("25.0.0.1:{PORT}"), "{reach}");
     assert!(
@@ -525,7 +501,7 @@ fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
         "the mapped port answers from the internet side"
     );
     // What the node tells its spheres: the router's outside address among its endpoints.
-    let endpoints = status()["endpoints"].clone();
+    let endpoints = cli_in(&net, "lan", root, "alice", &["status"])["endpoints"].clone();
     assert!(
         endpoints.as_array().is_some_and(|e| e
             .iter()
