@@ -60,9 +60,16 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
-                || (a == 100 && (64..128).contains(&b)))
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
         }
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local()),
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unicast_link_local()
+                || v6.is_unique_local())
+        }
     }
 }
 
@@ -291,14 +298,19 @@ impl Mapping {
                             Ok(_) => {
                                 tried.push(format!("UPnP: the router refused the mapping ({e})"))
                             }
-                            // It cannot even tell its outside address: the same cause.
-                            Err(e2) => {
-                                tracing::debug!(error = %e2, "the router does not know its outside address");
+                            // It answers, but with no usable outside address of its own
+                            // (miniupnpd sends an empty one then): the same cause.
+                            Err(igd_next::GetExternalIpError::RequestError(
+                                igd_next::RequestError::InvalidResponse(_),
+                            )) => {
                                 return Err(NoMapping(double_nat_why(
                                     IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                                     port,
                                 )));
                             }
+                            Err(e2) => tried.push(format!(
+                                "UPnP: the router refused the mapping ({e}) and would not tell its outside address ({e2})"
+                            )),
                         }
                     }
                 }

@@ -137,6 +137,7 @@ impl Lan {
             let _ = self.socket.send_to(datagram, self.group).await;
             return;
         }
+        let mut sent = false;
         for out in &self.out {
             let chosen = match *out {
                 Out::V4(ip) => sock.set_multicast_if_v4(&ip),
@@ -146,8 +147,20 @@ impl Lan {
                 tracing::debug!(error = %e, "cannot pick an interface for LSD");
                 continue;
             }
-            if let Err(e) = self.socket.send_to(datagram, self.group).await {
-                tracing::debug!(error = %e, "cannot send an LSD announcement");
+            match self.socket.send_to(datagram, self.group).await {
+                Ok(_) => sent = true,
+                Err(e) => tracing::debug!(error = %e, "cannot send an LSD announcement"),
+            }
+        }
+        // The interfaces seen at start are gone (a laptop changed networks): let the system
+        // choose, as it would for a socket with no interface set.
+        if !sent {
+            let reset = match self.out.first() {
+                Some(Out::V4(_)) => sock.set_multicast_if_v4(&Ipv4Addr::UNSPECIFIED),
+                _ => sock.set_multicast_if_v6(0),
+            };
+            if reset.is_ok() {
+                let _ = self.socket.send_to(datagram, self.group).await;
             }
         }
     }

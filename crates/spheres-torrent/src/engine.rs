@@ -387,10 +387,14 @@ impl Engine {
         };
         let started = std::time::Instant::now();
         let bytes = loop {
+            let tried = std::time::Instant::now();
             match self.resolve_magnet(link, &magnet, &opts).await {
                 Ok(b) => break b,
                 Err(e) if started.elapsed() + try_for <= give_up_after => {
                     tracing::info!(hash = %magnet.info_hash, error = %e, "no metadata yet; trying again");
+                    // A try that failed at once (no peer yet) waits before the next.
+                    let pause = Duration::from_secs(15).saturating_sub(tried.elapsed());
+                    tokio::time::sleep(pause).await;
                 }
                 Err(e) => return Err(e),
             }

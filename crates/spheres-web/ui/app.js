@@ -39,6 +39,7 @@ const TEXT = {
     joinButton: "Join", joining: "Creating your account and joining “{sphere}”… this takes a few seconds.",
     joinSlow: "Your node has not come back with the sphere yet. Keep this page open, or reload it in a minute.",
     noSpace: "{name} needs {need} but the node's disk has {free} free. Free some space, then send it again.",
+    linkLocal: "This household server only answers on this computer, so the link works here only. For the family's other computers, start spheres with --xmpp-listen 0.0.0.0.",
     haveAccount: "Already have an XMPP account (Snikket, Prosody, ejabberd…)?", useAccount: "Sign in with it",
     signInTitle: "Sign in with your XMPP account", address: "Your address (name@server)",
     serverOpt: "Server (host:port), only if your provider gave you one", signIn: "Sign in",
@@ -82,6 +83,7 @@ const TEXT = {
     joinButton: "Rejoindre", joining: "Création de votre compte et entrée dans « {sphere} »… quelques secondes.",
     joinSlow: "Votre nœud n'est pas encore revenu avec la sphère. Gardez cette page ouverte, ou rechargez-la dans une minute.",
     noSpace: "{name} demande {need} mais le disque du nœud n'a que {free} de libre. Libérez de la place, puis renvoyez-le.",
+    linkLocal: "Ce serveur du foyer ne répond que sur cet ordinateur : le lien ne marche qu'ici. Pour les autres ordinateurs de la famille, lancez spheres avec --xmpp-listen 0.0.0.0.",
     haveAccount: "Vous avez déjà un compte XMPP (Snikket, Prosody, ejabberd…) ?", useAccount: "Connectez-vous avec",
     signInTitle: "Connexion avec votre compte XMPP", address: "Votre adresse (nom@serveur)",
     serverOpt: "Serveur (hôte:port), seulement si votre fournisseur vous en a donné un", signIn: "Se connecter",
@@ -225,20 +227,24 @@ async function renderHome() {
 function renderSignIn() {
   ++generation;
   current = { view: "signin" };
-  const jid = h("input", { id: "jid", autocomplete: "username", required: true, type: "email" });
+  const jid = h("input", { id: "jid", autocomplete: "username", required: true, inputmode: "email", spellcheck: "false" });
   const pw = h("input", { id: "xmpp-password", type: "password", autocomplete: "current-password", required: true });
   const server = h("input", { id: "server", autocomplete: "off", placeholder: "xmpp.example.org:5222" });
   const button = h("button", { type: "submit" }, t("signIn"));
   const form = h("form", { class: "join", onsubmit: async (ev) => {
     ev.preventDefault();
     button.disabled = true;
+    let who = jid.value.trim();
     try {
-      await api("/account/sign-in", { method: "POST", json: { jid: jid.value, password: pw.value, server: server.value || null } });
-    } catch (e) { button.disabled = false; fail(e); return; }
+      who = (await api("/account/sign-in", { method: "POST", json: { jid: jid.value, password: pw.value, server: server.value || null } })).jid;
+    } catch (e) {
+      // A network error here is the node already restarting: carry on waiting for it.
+      if (!(e instanceof TypeError)) { button.disabled = false; fail(e); return; }
+    }
     current = { view: "joining" };
-    app.replaceChildren(h("h1", {}, t("signInTitle")), h("p", {}, t("signingIn", { jid: jid.value })),
+    app.replaceChildren(h("h1", {}, t("signInTitle")), h("p", {}, t("signingIn", { jid: who })),
       h("progress", { "aria-label": t("signInTitle") }));
-    await backAs(jid.value.trim().toLowerCase());
+    await backAs((st) => st.jid === who);
   } },
     h("label", { for: "jid" }, t("address")), jid,
     h("label", { for: "xmpp-password" }, t("password")), pw,
@@ -247,13 +253,15 @@ function renderSignIn() {
   jid.focus();
 }
 
-/** Waits (bounded) for the node to come back from its restart as `jid`, then goes home. */
-async function backAs(jid) {
+/** Waits (bounded) for the node to come back from its restart, as `ready(status)` says,
+ *  then goes home. From another device the restarted node asks for the password again. */
+async function backAs(ready) {
   const until = Date.now() + 120_000;
   while (Date.now() < until) {
     await new Promise((r) => setTimeout(r, 1000));
-    const st = await api("/status").catch(() => null);
-    if (st && st.jid === jid) { say(""); location.hash = "#/"; route(); return; }
+    let st = null;
+    try { st = await api("/status"); } catch (e) { if (e.login) { renderLogin(); return; } }
+    if (st && ready(st)) { say(""); location.hash = "#/"; route(); return; }
   }
   if (current.view === "joining") say(t("joinSlow"));
 }
@@ -293,7 +301,10 @@ async function renderJoin(prefill) {
     button.disabled = true;
     try {
       await api("/link/join", { method: "POST", json: { link: link.value, name: name.value } });
-    } catch (e) { button.disabled = false; fail(e); return; }
+    } catch (e) {
+      // A network error here is the node already restarting: carry on waiting for it.
+      if (!(e instanceof TypeError)) { button.disabled = false; fail(e); return; }
+    }
     current = { view: "joining" };
     app.replaceChildren(h("h1", {}, t("joinTitle")), h("p", {}, t("joining", { sphere })),
       h("progress", { "aria-label": t("joinTitle") }));
@@ -301,7 +312,8 @@ async function renderJoin(prefill) {
     const until = Date.now() + 120_000;
     while (Date.now() < until) {
       await new Promise((r) => setTimeout(r, 1000));
-      const spheres = await api("/spheres").catch(() => null);
+      let spheres = null;
+      try { spheres = await api("/spheres"); } catch (e) { if (e.login) { renderLogin(); return; } }
       const s = spheres && spheres[0];
       if (s) { say(""); location.hash = `#/s/${encodeURIComponent(s.name)}`; return; }
     }
@@ -481,7 +493,8 @@ async function renderSphere(name) {
     h("button", { type: "button", onclick: async () => {
       try {
         const r = await api(`/spheres/${enc(name)}/invite-link`, { method: "POST", json: {} });
-        linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")), h("code", {}, r.link),
+        linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")),
+          r.this_machine_only ? h("p", { class: "warn" }, t("linkLocal")) : null, h("code", {}, r.link),
           h("img", { class: "qr", src: `/api/qr?text=${encodeURIComponent(r.link)}`, alt: t("qr"), width: 256, height: 256 }), " ",
           h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(r.link); say(t("copied")); } }, t("copy")));
       } catch (e) { fail(e); }

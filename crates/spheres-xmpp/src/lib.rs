@@ -9,6 +9,7 @@
 pub mod account;
 mod client;
 pub mod contacts;
+pub mod link;
 pub mod muc;
 pub mod prosody;
 pub mod protocol;

@@ -767,9 +767,14 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
                     serde_json::json!({}),
                 )
                 .await?;
+            let local = if v["this_machine_only"].as_bool() == Some(true) {
+                "\n  Note: the household server listens on this machine only, so the link works here and nowhere else;\n  start the node with --xmpp-listen 0.0.0.0 for the household's other computers."
+            } else {
+                ""
+            };
             out.result(
                 &format!(
-                    "Send this link to the person you invite (it works once); they start with\n  spheres up --invite '{}'",
+                    "Send this link to the person you invite (it works once); they paste it in their node's page, or start with\n  spheres up --invite '{}'{local}",
                     v["link"].as_str().unwrap_or("?")
                 ),
                 v,

@@ -355,7 +355,11 @@ async fn invite(
 
 async fn invite_link(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
     let link = api.node.invite_link(&name).await?;
-    Ok(Json(json!({"link": link, "sphere": name})))
+    // A household server on loopback only: the link works on this machine, nowhere else.
+    let this_machine_only = api.node.household_on_loopback();
+    Ok(Json(
+        json!({"link": link, "sphere": name, "this_machine_only": this_machine_only}),
+    ))
 }
 
 async fn remove(
@@ -476,8 +480,7 @@ async fn upload(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult {
-    let (partial, target) = api.node.upload_path(&name, &batch, &rel).await?;
-    // Refused before a byte is written when it cannot fit (the page checks first, too).
+    // Refused before anything is made or written when it cannot fit (the page checks first).
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -493,15 +496,29 @@ async fn upload(
             .into());
         }
     }
-    match receive(body, &partial).await {
-        Ok(written) => {
-            tokio::fs::rename(&partial, &target).await?;
-            Ok(Json(json!({"file": rel, "bytes": written})))
-        }
-        Err(e) => {
-            // Nothing half-written stays behind, whatever went wrong (cut, full disk...).
-            let _ = tokio::fs::remove_file(&partial).await;
-            Err(e.into())
+    let (partial, target) = api.node.upload_path(&name, &batch, &rel).await?;
+    // Nothing half-written stays behind, whatever happens: an error, or the request dropped
+    // (connection lost, node stopping).
+    let guard = PartialFile(Some(partial.clone()));
+    let written = receive(body, &partial).await?;
+    tokio::fs::rename(&partial, &target).await?;
+    guard.keep();
+    Ok(Json(json!({"file": rel, "bytes": written})))
+}
+
+/// Removes an upload's partial file when dropped, unless kept.
+struct PartialFile(Option<std::path::PathBuf>);
+
+impl PartialFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
         }
     }
 }
@@ -518,9 +535,14 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Resu
     let mut written: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| anyhow::anyhow!("the upload was cut: {e}"))?;
-        out.write_all(&chunk)
-            .await
-            .context("cannot write the upload (is the disk full?)")?;
+        if let Err(e) = out.write_all(&chunk).await {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                anyhow::bail!(
+                    "not enough space on the node's disk: it filled up during the upload; free some space and send it again"
+                );
+            }
+            return Err(e).context("cannot write the upload");
+        }
         written += chunk.len() as u64;
     }
     out.sync_all().await?;

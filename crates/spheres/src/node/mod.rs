@@ -13,7 +13,6 @@
 //!   is added, so the endpoints known then are passed as initial peers too.
 
 pub mod api;
-mod invite;
 pub mod settings;
 mod thumbs;
 mod watch;
@@ -595,7 +594,7 @@ impl Node {
 
     /// Creates this node's account on the household server an invitation link names.
     async fn account_from_link(settings: &Settings, link: &str, user: &str) -> Result<AccountFile> {
-        let link = invite::InviteLink::parse(link)?;
+        let link = spheres_xmpp::link::InviteLink::parse(link)?;
         let ca = settings.data_dir.join("household-ca.pem");
         write_private(&ca, link.ca_pem().as_bytes())?;
         let jid = BareJid::new(&format!("{user}@{}", link.domain))
@@ -1206,9 +1205,12 @@ impl Node {
                 return;
             }
             let mut buf = vec![0u8; 256 * 1024];
-            // Reads wait for the pieces and end at the end of the file, or when the
-            // share goes away.
-            while let Ok(n) = reader.read(&mut buf).await {
+            // Reads wait for the pieces and end at the end of the file. A read that gets
+            // nothing for two minutes (the share withdrawn, or added again with new peers,
+            // which leaves this stream behind) ends it too: it frees its slot.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(120), reader.read(&mut buf)).await
+            {
                 if n == 0 {
                     break;
                 }
@@ -1717,13 +1719,13 @@ impl Node {
         self.store.set_meta(&format!("link:{token}"), name).await?;
         let pem = std::fs::read_to_string(&h.ca)
             .with_context(|| format!("cannot read {}", h.ca.display()))?;
-        let link = invite::InviteLink {
+        let link = spheres_xmpp::link::InviteLink {
             server: self.household_address_for_others(h.c2s)?.to_string(),
             domain: h.domain.clone(),
             token,
             room: sphere.room.clone(),
             owner: self.me.to_string(),
-            ca_der: invite::der_of_pem(&pem)?,
+            ca_der: spheres_xmpp::link::der_of_pem(&pem)?,
             sphere: Some(sphere.name.clone()),
         };
         Ok(link.to_string())
@@ -1772,7 +1774,16 @@ impl Node {
                 "the server of {bare} did not answer within 30 s; check the address (or give its server)"
             ),
         };
+        // Spheres need the server's group chat service: without one the node could not
+        // start as this account, so it is checked now, while nothing has changed.
+        let muc = match &self.settings.muc {
+            Some(_) => Ok(()),
+            None => discover_muc(&client, &bare).await.map(|_| ()),
+        };
         client.close().await;
+        muc.with_context(|| {
+            format!("{bare}'s server offers no group chat (MUC) service, which spheres need")
+        })?;
         let a = AccountFile {
             jid: bare.to_string(),
             password: password.to_owned(),
@@ -1792,7 +1803,7 @@ impl Node {
 
     /// What an invitation link offers, to greet the newcomer before they say yes.
     pub fn link_preview(&self, link: &str) -> Result<serde_json::Value> {
-        let l = invite::InviteLink::parse(link)?;
+        let l = spheres_xmpp::link::InviteLink::parse(link)?;
         Ok(
             json!({"sphere": l.sphere_name(), "owner": l.owner, "domain": l.domain,
                   "can_join": self.can_take_link().is_ok(),
@@ -1827,6 +1838,11 @@ impl Node {
         tracing::info!(jid = %account.jid, "account created with an invitation link; restarting as it");
         self.restart.notify_one();
         Ok(account.jid)
+    }
+
+    /// Whether the household server we run listens on this machine's loopback only.
+    pub fn household_on_loopback(&self) -> bool {
+        self.household.is_some() && self.settings.xmpp_listen.is_loopback()
     }
 
     /// Where people on other machines reach the household server: its listening address, or

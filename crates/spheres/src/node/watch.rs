@@ -66,6 +66,23 @@ fn snapshot(path: &Path) -> Option<Snapshot> {
     Some(snap)
 }
 
+/// An upload from the web page that nobody finished (a tab closed midway) is removed a day
+/// after it last changed.
+fn forget_abandoned_upload(path: &Path) {
+    let stale = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > ABANDONED_UPLOAD);
+    if stale {
+        tracing::info!(path = %path.display(), "removing an upload nobody finished");
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// How long an unfinished upload is kept.
+const ABANDONED_UPLOAD: Duration = Duration::from_secs(24 * 3600);
+
 /// Names other programs use while still writing, and hidden files.
 fn ignored(name: &str) -> bool {
     let lower = name.to_lowercase();
@@ -111,6 +128,10 @@ impl Node {
                 for entry in entries.flatten() {
                     let path = entry.path();
                     let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(".upload-") {
+                        forget_abandoned_upload(&path);
+                        continue;
+                    }
                     if ignored(&name)
                         || known.contains(&name)
                         || known.contains(&path.to_string_lossy().into_owned())

@@ -9,9 +9,19 @@
 //!   the new node can verify the server it has never seen;
 //! - `sphere`: the sphere's name, to greet the newcomer with (optional: older links lack it).
 
-use anyhow::{Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+/// Why an invitation link cannot be used; the text says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkError(String);
+
+type Result<T> = std::result::Result<T, LinkError>;
+
+fn damaged(what: impl std::fmt::Display) -> LinkError {
+    LinkError(what.to_string())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviteLink {
@@ -52,34 +62,40 @@ impl std::fmt::Display for InviteLink {
 impl InviteLink {
     pub fn parse(link: &str) -> Result<InviteLink> {
         let query = link.trim().strip_prefix("spheres:join?").ok_or_else(|| {
-            anyhow!("this is not a spheres invitation link (they start with spheres:join?)")
+            damaged("this is not a spheres invitation link (they start with spheres:join?)")
         })?;
         let mut fields = std::collections::HashMap::new();
         for pair in query.split('&') {
             let (k, v) = pair
                 .split_once('=')
-                .ok_or_else(|| anyhow!("the invitation link is damaged near {pair:?}"))?;
+                .ok_or_else(|| damaged(format!("the invitation link is damaged near {pair:?}")))?;
             let v = percent_encoding::percent_decode_str(v)
                 .decode_utf8()
-                .map_err(|_| anyhow!("the invitation link is damaged near {pair:?}"))?;
+                .map_err(|_| damaged(format!("the invitation link is damaged near {pair:?}")))?;
             fields.insert(k.to_owned(), v.into_owned());
         }
         if fields.get("v").map(String::as_str) != Some("1") {
-            bail!("this invitation link is from another version of spheres; ask for a new one");
+            return Err(damaged(
+                "this invitation link is from another version of spheres; ask for a new one",
+            ));
         }
         let get = |k: &str| {
             fields
                 .get(k)
                 .filter(|v| !v.is_empty())
                 .cloned()
-                .ok_or_else(|| anyhow!("the invitation link has no {k}; was it cut when copied?"))
+                .ok_or_else(|| {
+                    damaged(format!(
+                        "the invitation link has no {k}; was it cut when copied?"
+                    ))
+                })
         };
         let ca_der = URL_SAFE_NO_PAD
             .decode(get("ca")?)
             .ok()
             .filter(|d| der_complete(d))
             .ok_or_else(|| {
-                anyhow!("the invitation link's certificate is damaged; was it cut when copied?")
+                damaged("the invitation link's certificate is damaged; was it cut when copied?")
             })?;
         Ok(InviteLink {
             server: get("server")?,
@@ -143,7 +159,7 @@ pub fn der_of_pem(pem: &str) -> Result<Vec<u8>> {
         .collect();
     STANDARD
         .decode(body.trim())
-        .map_err(|_| anyhow!("the household CA file is not a PEM certificate"))
+        .map_err(|_| damaged("the household CA file is not a PEM certificate"))
 }
 
 #[cfg(test)]
