@@ -120,25 +120,50 @@ impl Heard {
 struct Lan {
     socket: tokio::net::UdpSocket,
     group: SocketAddr,
-    out: Vec<Out>,
+    out: Mutex<Vec<Out>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Out {
     V4(Ipv4Addr),
     V6(u32),
 }
 
 impl Lan {
+    /// Follows the machine's interfaces (a laptop moves between networks, a cable goes in):
+    /// joins the group on new ones, and sends on those present now.
+    fn refresh(&self) {
+        let sock = socket2::SockRef::from(&self.socket);
+        let now: Vec<Out> = if self.group.is_ipv4() {
+            local_ipv4().into_iter().map(Out::V4).collect()
+        } else {
+            ipv6_interfaces().into_iter().map(Out::V6).collect()
+        };
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut present = Vec::new();
+        for o in now {
+            let joined = out.contains(&o)
+                || match o {
+                    Out::V4(ip) => sock.join_multicast_v4(&GROUP_V4, &ip).is_ok(),
+                    Out::V6(index) => sock.join_multicast_v6(&GROUP_V6, index).is_ok(),
+                };
+            if joined {
+                present.push(o);
+            }
+        }
+        *out = present;
+    }
+
     /// Sends one datagram out of every interface (the default one when none is known).
     async fn send(&self, datagram: &[u8]) {
         let sock = socket2::SockRef::from(&self.socket);
-        if self.out.is_empty() {
+        let outs = self.out.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if outs.is_empty() {
             let _ = self.socket.send_to(datagram, self.group).await;
             return;
         }
         let mut sent = false;
-        for out in &self.out {
+        for out in &outs {
             let chosen = match *out {
                 Out::V4(ip) => sock.set_multicast_if_v4(&ip),
                 Out::V6(index) => sock.set_multicast_if_v6(index),
@@ -155,7 +180,7 @@ impl Lan {
         // The interfaces seen at start are gone (a laptop changed networks): let the system
         // choose, as it would for a socket with no interface set.
         if !sent {
-            let reset = match self.out.first() {
+            let reset = match outs.first() {
                 Some(Out::V4(_)) => sock.set_multicast_if_v4(&Ipv4Addr::UNSPECIFIED),
                 _ => sock.set_multicast_if_v6(0),
             };
@@ -181,7 +206,7 @@ pub fn start(
         Ok((s, out)) => lans.push(Lan {
             socket: tokio::net::UdpSocket::from_std(s)?,
             group: SocketAddr::from((GROUP_V4, PORT)),
-            out: out.into_iter().map(Out::V4).collect(),
+            out: Mutex::new(out.into_iter().map(Out::V4).collect()),
         }),
         Err(e) => first_error = Some(e),
     }
@@ -189,7 +214,7 @@ pub fn start(
         Ok(Some((s, out))) => lans.push(Lan {
             socket: tokio::net::UdpSocket::from_std(s)?,
             group: SocketAddr::from((GROUP_V6, PORT)),
-            out: out.into_iter().map(Out::V6).collect(),
+            out: Mutex::new(out.into_iter().map(Out::V6).collect()),
         }),
         Ok(None) => {}
         Err(e) => {
@@ -243,6 +268,9 @@ pub fn start(
             // New torrents are announced at once; all of them every EVERY, or when asked.
             if now != last || last_sent.elapsed() >= EVERY || answer_due {
                 asked = false;
+                for lan in lans.iter() {
+                    lan.refresh();
+                }
                 // A few torrents per datagram, to stay well under a packet.
                 for chunk in now.chunks(20) {
                     let a = Announce {

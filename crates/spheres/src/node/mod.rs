@@ -491,9 +491,21 @@ impl Node {
             },
             json!({"event": if restart { "restarting" } else { "stopping" }}),
         );
+        // Asked to stop while stopping for the restart: stop for good instead.
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if restart {
+            let flag = interrupted.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
         node.shutdown().await;
         let _ = std::fs::remove_file(settings::node_file(&data));
-        if restart {
+        if restart && !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(restart_as_new_account(bound));
         }
         Ok(())
