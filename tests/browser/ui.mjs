@@ -64,6 +64,9 @@ try {
   c = await (await browser.newContext({ locale: "en-US" })).newPage();
   c.setDefaultTimeout(WAIT);
   await c.goto(NODE_C + "/");
+  await c.getByRole("link", { name: "Join with your invitation link" }).waitFor();
+  await axe(c, "welcome");
+  await shot(c, "welcome");
   await c.getByRole("link", { name: "Join with your invitation link" }).click();
   await c.getByRole("heading", { name: "Join with an invitation" }).waitFor();
   await c.getByLabel("Invitation link (starts with spheres:join)").fill("spheres:join?v=1&server=damaged");
