@@ -71,8 +71,12 @@ try {
   await c.getByRole("heading", { name: "Join with an invitation" }).waitFor();
   await c.getByLabel("Invitation link (starts with spheres:join)").fill("spheres:join?v=1&server=damaged");
   await c.getByText(/was it cut when copied\?/).waitFor();
-  await c.getByLabel("Invitation link (starts with spheres:join)").fill(link);
+  // The browser form of the link opens carol's node (on its own port here) with it filled in.
+  const open = await a.locator("#open-link").getAttribute("href");
+  assert.ok(open.startsWith("http://127.0.0.1:8427/#/join?link=spheres%3Ajoin"), open);
+  await c.goto(NODE_C + "/" + open.slice(open.indexOf("#")));
   await c.getByText("alice@family.test invites you to the sphere “Family”.").waitFor();
+  assert.equal(await c.getByLabel("Invitation link (starts with spheres:join)").inputValue(), link);
   await c.getByLabel("Your name").fill("Carol Martin");
   await c.getByText("it becomes your account name (carol.martin@family.test)").waitFor();
   await axe(c, "join");

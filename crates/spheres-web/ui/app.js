@@ -39,6 +39,7 @@ const TEXT = {
     joinButton: "Join", joining: "Creating your account and joining “{sphere}”… this takes a few seconds.",
     joinSlow: "Your node has not come back with the sphere yet. Keep this page open, or reload it in a minute.",
     noSpace: "{name} needs {need} but the node's disk has {free} free. Free some space, then send it again.",
+    openLinkHelp: "If spheres already runs on their computer, this link opens it there with the invitation filled in:", openLink: "join link for their browser",
     linkLocal: "This household server only answers on this computer, so the link works here only. For the family's other computers, start spheres with --xmpp-listen 0.0.0.0.",
     haveAccount: "Already have an XMPP account (Snikket, Prosody, ejabberd…)?", useAccount: "Sign in with it",
     signInTitle: "Sign in with your XMPP account", address: "Your address (name@server)",
@@ -83,6 +84,7 @@ const TEXT = {
     joinButton: "Rejoindre", joining: "Création de votre compte et entrée dans « {sphere} »… quelques secondes.",
     joinSlow: "Votre nœud n'est pas encore revenu avec la sphère. Gardez cette page ouverte, ou rechargez-la dans une minute.",
     noSpace: "{name} demande {need} mais le disque du nœud n'a que {free} de libre. Libérez de la place, puis renvoyez-le.",
+    openLinkHelp: "Si spheres tourne déjà sur son ordinateur, ce lien l'y ouvre avec l'invitation déjà remplie :", openLink: "lien d'entrée pour son navigateur",
     linkLocal: "Ce serveur du foyer ne répond que sur cet ordinateur : le lien ne marche qu'ici. Pour les autres ordinateurs de la famille, lancez spheres avec --xmpp-listen 0.0.0.0.",
     haveAccount: "Vous avez déjà un compte XMPP (Snikket, Prosody, ejabberd…) ?", useAccount: "Connectez-vous avec",
     signInTitle: "Connexion avec votre compte XMPP", address: "Votre adresse (nom@serveur)",
@@ -495,6 +497,7 @@ async function renderSphere(name) {
         const r = await api(`/spheres/${enc(name)}/invite-link`, { method: "POST", json: {} });
         linkOut.replaceChildren(h("p", {}, t("inviteLinkHelp")),
           r.this_machine_only ? h("p", { class: "warn" }, t("linkLocal")) : null, h("code", {}, r.link),
+          h("p", {}, t("openLinkHelp"), " ", h("a", { href: r.open, id: "open-link" }, t("openLink"))),
           h("img", { class: "qr", src: `/api/qr?text=${encodeURIComponent(r.link)}`, alt: t("qr"), width: 256, height: 256 }), " ",
           h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(r.link); say(t("copied")); } }, t("copy")));
       } catch (e) { fail(e); }

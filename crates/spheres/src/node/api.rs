@@ -357,8 +357,15 @@ async fn invite_link(State(api): State<Api>, Path(name): Path<String>) -> ApiRes
     let link = api.node.invite_link(&name).await?;
     // A household server on loopback only: the link works on this machine, nowhere else.
     let this_machine_only = api.node.household_on_loopback();
+    // The same link as an address of the newcomer's own node on its usual web port: clicked
+    // where spheres runs, it opens the join screen with the link filled in.
+    let open = format!(
+        "http://{}/#/join?link={}",
+        super::settings::DEFAULT_HTTP,
+        percent_encoding::utf8_percent_encode(&link, percent_encoding::NON_ALPHANUMERIC)
+    );
     Ok(Json(
-        json!({"link": link, "sphere": name, "this_machine_only": this_machine_only}),
+        json!({"link": link, "open": open, "sphere": name, "this_machine_only": this_machine_only}),
     ))
 }
 
