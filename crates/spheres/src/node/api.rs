@@ -430,7 +430,7 @@ async fn sign_in(State(api): State<Api>, Json(b): Json<SignInBody>) -> ApiResult
 }
 
 async fn link_preview(State(api): State<Api>, Json(b): Json<LinkBody>) -> ApiResult {
-    Ok(Json(api.node.link_preview(&b.link)?))
+    Ok(Json(api.node.link_preview(&b.link).await?))
 }
 
 /// Takes an invitation link: the node answers, then starts again as the new account.

@@ -1752,12 +1752,7 @@ impl Node {
         password: &str,
         server: Option<&str>,
     ) -> Result<String> {
-        self.can_take_link()?;
-        if !self.store.spheres().await?.is_empty() {
-            bail!(
-                "this node already has spheres of its own; to use another account, start another node with its own --data-dir"
-            );
-        }
+        self.can_change_account().await?;
         let bare = BareJid::new(jid.trim())
             .ok()
             .filter(|j| j.node().is_some())
@@ -1814,22 +1809,27 @@ impl Node {
     }
 
     /// What an invitation link offers, to greet the newcomer before they say yes.
-    pub fn link_preview(&self, link: &str) -> Result<serde_json::Value> {
+    pub async fn link_preview(&self, link: &str) -> Result<serde_json::Value> {
         let l = spheres_xmpp::link::InviteLink::parse(link)?;
+        let why_not = self.can_change_account().await.err().map(|e| e.to_string());
         Ok(
             json!({"sphere": l.sphere_name(), "owner": l.owner, "domain": l.domain,
-                  "can_join": self.can_take_link().is_ok(),
-                  "why_not": self.can_take_link().err().map(|e| e.to_string())}),
+                  "can_join": why_not.is_none(), "why_not": why_not}),
         )
     }
 
-    /// A node can take an invitation link while it is still the fresh household it made for
-    /// itself: no spheres, nobody else's data to lose.
-    fn can_take_link(&self) -> Result<()> {
+    /// A node can take another account (an invitation link, an existing account) while it is
+    /// still the fresh household it made for itself: no spheres, nobody else's data to lose.
+    async fn can_change_account(&self) -> Result<()> {
         if self.household.is_none() {
             bail!(
-                "this node already has the account {}; to join as someone else, start another node with its own --data-dir",
+                "this node already has the account {}; to use another one, start another node with its own --data-dir",
                 self.me
+            );
+        }
+        if !self.store.spheres().await?.is_empty() {
+            bail!(
+                "this node already has spheres of its own; to use another account, start another node with its own --data-dir"
             );
         }
         Ok(())
@@ -1839,12 +1839,7 @@ impl Node {
     /// household server the link names, then restarts the node as that account (it then
     /// claims the invitation and joins the sphere by itself, as with `up --invite`).
     pub async fn join_with_link(&self, link: &str, name: &str) -> Result<String> {
-        self.can_take_link()?;
-        if !self.store.spheres().await?.is_empty() {
-            bail!(
-                "this node already has spheres of its own; to join as someone else, start another node with its own --data-dir"
-            );
-        }
+        self.can_change_account().await?;
         let user = user_name_of(name)?;
         let account = Self::account_from_link(&self.settings, link, &user).await?;
         tracing::info!(jid = %account.jid, "account created with an invitation link; restarting as it");
