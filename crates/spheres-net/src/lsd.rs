@@ -13,7 +13,7 @@
 //! The cookie lets a node ignore its own announcements. Parsing is pure and never panics.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,9 +130,17 @@ enum Out {
 }
 
 impl Lan {
+    fn new(socket: std::net::UdpSocket, group: impl Into<IpAddr>) -> std::io::Result<Lan> {
+        Ok(Lan {
+            socket: tokio::net::UdpSocket::from_std(socket)?,
+            group: SocketAddr::new(group.into(), PORT),
+            out: Mutex::new(Vec::new()),
+        })
+    }
+
     /// Follows the machine's interfaces (a laptop moves between networks, a cable goes in):
-    /// joins the group on new ones, and sends on those present now.
-    fn refresh(&self) {
+    /// joins the group on new ones, and sends on those present now. Says whether there is any.
+    fn refresh(&self) -> bool {
         let sock = socket2::SockRef::from(&self.socket);
         let now: Vec<Out> = if self.group.is_ipv4() {
             local_ipv4().into_iter().map(Out::V4).collect()
@@ -152,6 +160,7 @@ impl Lan {
             }
         }
         *out = present;
+        !out.is_empty()
     }
 
     /// Sends one datagram out of every interface (the default one when none is known).
@@ -202,24 +211,27 @@ pub fn start(
     let cookie = format!("spheres-{:016x}", rand_u64());
     let mut lans = Vec::new();
     let mut first_error = None;
-    match bind_v4() {
-        Ok((s, out)) => lans.push(Lan {
-            socket: tokio::net::UdpSocket::from_std(s)?,
-            group: SocketAddr::from((GROUP_V4, PORT)),
-            out: Mutex::new(out.into_iter().map(Out::V4).collect()),
-        }),
+    // IPv4: on every interface with an address, or on the system's choice when none has one.
+    match shared_socket(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).and_then(|s| Lan::new(s, GROUP_V4)) {
+        Ok(lan) => {
+            let joined = if lan.refresh() {
+                Ok(())
+            } else {
+                socket2::SockRef::from(&lan.socket)
+                    .join_multicast_v4(&GROUP_V4, &Ipv4Addr::UNSPECIFIED)
+            };
+            match joined {
+                Ok(()) => lans.push(lan),
+                Err(e) => first_error = Some(e),
+            }
+        }
         Err(e) => first_error = Some(e),
     }
-    match bind_v6() {
-        Ok(Some((s, out))) => lans.push(Lan {
-            socket: tokio::net::UdpSocket::from_std(s)?,
-            group: SocketAddr::from((GROUP_V6, PORT)),
-            out: Mutex::new(out.into_iter().map(Out::V6).collect()),
-        }),
-        Ok(None) => {}
-        Err(e) => {
-            tracing::debug!(error = %e, "no IPv6 local service discovery");
-        }
+    // IPv6: only where some interface has it.
+    match shared_socket(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).and_then(|s| Lan::new(s, GROUP_V6)) {
+        Ok(lan) if lan.refresh() => lans.push(lan),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "no IPv6 local service discovery"),
     }
     if lans.is_empty() {
         return Err(first_error.unwrap_or_else(|| std::io::Error::other("no interface")));
@@ -325,57 +337,26 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-/// A UDP socket on 0.0.0.0:6771 shared with other programs (SO_REUSEADDR), in the BEP 14
-/// group on every interface that has an IPv4 address; returns those addresses too.
-fn bind_v4() -> std::io::Result<(std::net::UdpSocket, Vec<Ipv4Addr>)> {
+/// A UDP socket on `any`:6771 (0.0.0.0, or [::] for IPv6 only) shared with other programs
+/// (SO_REUSEADDR/PORT), looping our own multicast back; groups are joined by `Lan::refresh`.
+fn shared_socket(any: IpAddr) -> std::io::Result<std::net::UdpSocket> {
+    let addr = SocketAddr::new(any, PORT);
     let s = socket2::Socket::new(
-        socket2::Domain::IPV4,
+        socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
+    if any.is_ipv6() {
+        s.set_only_v6(true)?;
+        s.set_multicast_loop_v6(true)?;
+    } else {
+        s.set_multicast_loop_v4(true)?;
+    }
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)).into())?;
-    s.set_multicast_loop_v4(true)?;
-    let mut joined = Vec::new();
-    for ip in local_ipv4() {
-        if s.join_multicast_v4(&GROUP_V4, &ip).is_ok() {
-            joined.push(ip);
-        }
-    }
-    if joined.is_empty() {
-        s.join_multicast_v4(&GROUP_V4, &Ipv4Addr::UNSPECIFIED)?;
-    }
-    Ok((s.into(), joined))
-}
-
-/// The same on [::]:6771 (IPv6 only) in ff15::efc0:988f, on every interface with an IPv6
-/// address other than loopback; `None` when there is none.
-fn bind_v6() -> std::io::Result<Option<(std::net::UdpSocket, Vec<u32>)>> {
-    let interfaces = ipv6_interfaces();
-    if interfaces.is_empty() {
-        return Ok(None);
-    }
-    let s = socket2::Socket::new(
-        socket2::Domain::IPV6,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    s.set_only_v6(true)?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, PORT)).into())?;
-    s.set_multicast_loop_v6(true)?;
-    let joined: Vec<u32> = interfaces
-        .into_iter()
-        .filter(|&i| s.join_multicast_v6(&GROUP_V6, i).is_ok())
-        .collect();
-    if joined.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some((s.into(), joined)))
+    s.bind(&addr.into())?;
+    Ok(s.into())
 }
 
 /// Indexes of the interfaces with an IPv6 address, loopback left out (/proc/net/if_inet6:

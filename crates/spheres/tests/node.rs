@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Proc, TIMEOUT, assert_same_tree, spheres, write_random};
+use common::{Proc, TIMEOUT, assert_same_tree, spheres, wait_until, write_random};
 use serde_json::Value;
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 
@@ -132,14 +132,6 @@ impl Node {
 }
 
 /// Polls `cond` (every 100 ms) until it holds; panics after `TIMEOUT` naming `what`.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn wait_seeding(n: &Node, sphere: &str, name: &str) {
     let deadline = Instant::now() + TIMEOUT;
     loop {

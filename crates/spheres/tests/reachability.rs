@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Proc, create, lt_peer, spheres, write_random};
+use common::{Proc, create, lt_peer, spheres, wait_until, write_random};
 
 const PORT: u16 = 6881;
 
@@ -349,18 +349,6 @@ fn a_router_behind_another_nat_is_called_a_double_nat() {
         "{stdout}"
     );
     assert!(!net.reachable_from_outside());
-}
-
-/// Waits (bounded) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + common::TIMEOUT;
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
 }
 
 /// A `spheres up` node in namespace `side`, its data under `root/name`; running once this

@@ -154,6 +154,16 @@ pub fn run(mut cmd: Command) -> (bool, String, String) {
 
 pub use spheres_testkit::write_random;
 
+/// Waits until `cond` holds, polling; fails the test after [`TIMEOUT`].
+#[allow(dead_code)] // not every test binary waits this way
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A folder with the awkward cases: nested folders, unicode and spaces in names, an empty
 /// file, and a size that is not a multiple of anything.
 pub fn awkward_folder(root: &Path) {
