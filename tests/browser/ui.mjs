@@ -30,19 +30,30 @@ const browser = await chromium.launch({
 });
 const timer = setTimeout(() => { console.error("the browser test took too long"); process.exit(2); }, 240_000);
 
+// The node's pages forbid inline script (Content-Security-Policy): axe comes in through the
+// browser's debugging protocol, which the policy does not govern, as a test tool should.
+const axeSource = fs.readFileSync(require.resolve("axe-core"), "utf8");
 async function axe(page, name) {
-  await page.addScriptTag({ path: require.resolve("axe-core") });
+  await page.evaluate(axeSource);
   const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `accessibility on ${name}`);
+}
+
+// Every page the test opens: anything the page's policy blocked is a bug of ours.
+const blocked = [];
+async function newPage() {
+  const page = await (await browser.newContext({ locale: "en-US" })).newPage();
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) blocked.push(m.text()); });
+  return page;
 }
 
 async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
 
 let a, b, c;
 try {
-  a = await (await browser.newContext({ locale: "en-US" })).newPage();
-  b = await (await browser.newContext({ locale: "en-US" })).newPage();
+  a = await newPage();
+  b = await newPage();
   for (const p of [a, b]) p.setDefaultTimeout(WAIT);
 
   // A creates a sphere and invites bob.
@@ -61,7 +72,7 @@ try {
   const link = await a.locator("#invite-link code").textContent();
 
   // Carol has only a fresh node and the link: one screen, and she is in the sphere.
-  c = await (await browser.newContext({ locale: "en-US" })).newPage();
+  c = await newPage();
   c.setDefaultTimeout(WAIT);
   await c.goto(NODE_C + "/");
   await c.getByRole("link", { name: "Join with your invitation link" }).waitFor();
@@ -88,7 +99,7 @@ try {
   assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
 
   // Dave signs in with the account he has; a wrong password is said plainly first.
-  const d = await (await browser.newContext({ locale: "en-US" })).newPage();
+  const d = await newPage();
   d.setDefaultTimeout(WAIT);
   await d.goto(NODE_D + "/");
   await d.getByRole("link", { name: "Sign in with it" }).click();
@@ -114,7 +125,7 @@ try {
   await b.waitForURL(/#\/s\/Family$/);
 
   // The first load of a sphere page is lean: HTML, CSS and JS under 200 KB.
-  const page = await (await browser.newContext({ locale: "en-US" })).newPage();
+  const page = await newPage();
   let bytes = 0;
   page.on("response", async (r) => {
     const type = r.headers()["content-type"] || "";
@@ -207,7 +218,7 @@ try {
   await a.getByLabel("Web password for your other devices").fill("correct horse battery");
   await a.getByRole("button", { name: "Save the password" }).click();
   await a.getByText("Password saved").waitFor();
-  const remote = await (await browser.newContext({ locale: "en-US" })).newPage();
+  const remote = await newPage();
   await remote.goto(NODE_A.replace("127.0.0.1", "alice-node.test") + "/");
   await remote.getByRole("heading", { name: "Log in" }).waitFor();
   await remote.getByLabel("Password").fill("wrong password!");
@@ -255,6 +266,7 @@ try {
   const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 1, `the page is ${overflow}px wider than a phone`);
   await shot(b, "phone");
+  assert.deepEqual(blocked, [], "the pages' security policy blocked something they do");
   console.log(JSON.stringify({ event: "ok" }));
 } catch (e) {
   // What each side showed, to tell why.

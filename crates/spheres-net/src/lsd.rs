@@ -11,6 +11,12 @@
 //! ```
 //!
 //! The cookie lets a node ignore its own announcements. Parsing is pure and never panics.
+//!
+//! A private torrent (every sphere's) is never announced by its info hash: anyone on the LAN
+//! would hear it and could ask a member's node for the data. It goes by [`private_name`]
+//! instead, which only those who already know the info hash (the sphere's members) can
+//! compute and match; to anyone else it is 20 random-looking bytes. What others announce is
+//! kept within bounds ([`MAX_TORRENTS`], [`MAX_PEERS`]) however much a LAN host sends.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,6 +30,21 @@ pub const PORT: u16 = 6771;
 pub const EVERY: Duration = Duration::from_secs(60);
 /// How long a peer heard once stays known.
 pub const KEEP: Duration = Duration::from_secs(15 * 60);
+
+/// At most this many torrents, and this many peers for each, are remembered from the LAN.
+pub const MAX_TORRENTS: usize = 4096;
+pub const MAX_PEERS: usize = 64;
+
+/// The name a private torrent is announced and looked up by on the LAN: SHA-1 over a label
+/// and its info hash, in lowercase hex like an info hash. One-way: hearing it tells nothing
+/// of the info hash, which the BitTorrent handshake needs.
+pub fn private_name(info_hash: &[u8; 20]) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(b"spheres lsd private v1\0");
+    h.update(info_hash);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// One announcement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,11 +118,32 @@ impl Heard {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Remembers that `peer` has `infohash`, within [`MAX_TORRENTS`] and [`MAX_PEERS`]:
+    /// what has expired makes room; when nothing has, the newcomer is not kept.
     pub fn record(&self, infohash: &str, peer: SocketAddr) {
-        self.lock()
-            .entry(infohash.to_owned())
-            .or_default()
-            .insert(peer, Instant::now());
+        let mut all = self.lock();
+        if !all.contains_key(infohash) && all.len() >= MAX_TORRENTS {
+            all.retain(|_, peers| {
+                peers.retain(|_, seen| seen.elapsed() < KEEP);
+                !peers.is_empty()
+            });
+            if all.len() >= MAX_TORRENTS {
+                return;
+            }
+        }
+        let peers = all.entry(infohash.to_owned()).or_default();
+        if !peers.contains_key(&peer) && peers.len() >= MAX_PEERS {
+            peers.retain(|_, seen| seen.elapsed() < KEEP);
+            if peers.len() >= MAX_PEERS {
+                return;
+            }
+        }
+        peers.insert(peer, Instant::now());
+    }
+
+    /// How many torrents are remembered now.
+    pub fn torrents(&self) -> usize {
+        self.lock().len()
     }
 
     /// Peers heard for a torrent recently.
@@ -455,5 +497,35 @@ mod tests {
         h.record("aa", p);
         assert_eq!(h.peers("aa"), vec![p]);
         assert!(h.peers("bb").is_empty());
+    }
+
+    /// Attack: a LAN host floods announcements of made-up torrents and peers. The table
+    /// stays within its bounds, and what was heard first is still there.
+    #[test]
+    fn a_flood_from_the_lan_stays_bounded() {
+        let h = Heard::default();
+        let first: SocketAddr = "192.168.1.7:6881".parse().unwrap();
+        h.record("aa", first);
+        for i in 0..(MAX_TORRENTS as u32 * 2) {
+            h.record(&format!("{i:040x}"), first);
+        }
+        assert_eq!(h.torrents(), MAX_TORRENTS);
+        for port in 1..=(MAX_PEERS as u16 * 4) {
+            h.record("aa", SocketAddr::new(first.ip(), port));
+        }
+        let peers = h.peers("aa");
+        assert_eq!(peers.len(), MAX_PEERS);
+        assert!(peers.contains(&first));
+    }
+
+    #[test]
+    fn private_names_hide_the_info_hash() {
+        let hash = [0x5au8; 20];
+        let name = private_name(&hash);
+        assert_eq!(name.len(), 40);
+        assert!(is_infohash(&name));
+        assert!(!name.contains("5a5a5a"), "{name}");
+        assert_eq!(name, private_name(&hash), "members compute the same name");
+        assert_ne!(name, private_name(&[0x5b; 20]));
     }
 }

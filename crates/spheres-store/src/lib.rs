@@ -314,6 +314,22 @@ impl Store {
         )
     }
 
+    /// Keeps the .torrent of a share announced by its magnet alone, once its metadata came.
+    pub async fn set_share_torrent(
+        &self,
+        sphere_id: i64,
+        info_hash: &str,
+        torrent: &[u8],
+    ) -> Result<()> {
+        sqlx::query("UPDATE shares SET torrent = ? WHERE sphere_id = ? AND info_hash = ?")
+            .bind(torrent)
+            .bind(sphere_id)
+            .bind(info_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_share_state(
         &self,
         sphere_id: i64,

@@ -327,3 +327,80 @@ async fn stalled_streams_do_not_freeze_seeding() {
     }
     wait_for("stream slots to be freed", || b.open_streams() == 0).await;
 }
+
+/// Attack: a member shares `evil.html` and `evil.svg` holding script, and someone opens them
+/// from the node (a link in the gallery, or a page elsewhere that sends them there). Nothing
+/// a member shares may run script on the node's origin: such files are downloads, every file
+/// answer is sandboxed and never sniffed, and pictures and videos still show inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_from_members_never_run_script_on_the_nodes_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("share");
+    std::fs::create_dir_all(&folder).unwrap();
+    let script =
+        b"<script>fetch('/api/status').then(r=>r.text()).then(t=>document.title=t)</script>";
+    std::fs::write(folder.join("evil.html"), script).unwrap();
+    std::fs::write(
+        folder.join("evil.svg"),
+        b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+    )
+    .unwrap();
+    std::fs::write(folder.join("clip.mp4"), random_bytes(5000, 3)).unwrap();
+    std::fs::write(folder.join("photo.jpg"), random_bytes(5000, 4)).unwrap();
+    let (torrent, meta) = create_torrent(&folder, &CreateOptions::default(), &mut |_| {}).unwrap();
+    let engine = Engine::start(EngineConfig::new(dir.path().join("downloads")))
+        .await
+        .unwrap();
+    let hash = engine
+        .add(Source::Torrent(torrent), AddOptions::seed(&folder))
+        .await
+        .unwrap();
+    wait_for("the data verified", || {
+        state(&engine, &hash) == TorrentState::Seeding
+    })
+    .await;
+    let router = spheres_web::with_security_headers(
+        spheres_web::ui_router().merge(spheres_web::stream_router(engine.clone())),
+    );
+    let (addr, _task) = spheres_web::serve(router, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for (index, f) in meta.files.iter().enumerate() {
+        let name = f.path.last().unwrap().clone();
+        let r = request(
+            addr,
+            "GET",
+            &format!("/torrents/{hash}/files/{index}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{name}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.starts_with("sandbox"), "{name}: {csp}");
+        let disposition = r.header("content-disposition").unwrap_or_default();
+        let inline = name.ends_with(".mp4") || name.ends_with(".jpg");
+        assert_eq!(
+            disposition.starts_with("inline"),
+            inline,
+            "{name}: {disposition}"
+        );
+        assert!(
+            inline || disposition.starts_with("attachment"),
+            "{name}: {disposition}"
+        );
+    }
+    // The page itself: no inline script, no frames, no referrer.
+    let page = request(addr, "GET", "/", None).await;
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+}

@@ -208,6 +208,36 @@ pub struct Archived {
     pub message: Message,
     /// When the room received it.
     pub stamp: Option<String>,
+    /// The same, in seconds since 1970.
+    pub unix_time: Option<i64>,
+}
+
+impl Archived {
+    /// Who sent it, as the room recorded them: their real bare JID and affiliation, which a
+    /// non-anonymous room adds to what it archives (Prosody appends a muc#user `<x/>` with an
+    /// `<item jid=…/>`). An occupant can put such an `<x/>` into its own message, and the
+    /// room keeps it; so one means the room's, and none or several mean nobody can tell.
+    pub fn sender(&self) -> Option<(BareJid, Affiliation)> {
+        let mut items = self
+            .message
+            .payloads
+            .iter()
+            .filter(|e| e.is("x", "http://jabber.org/protocol/muc#user"))
+            .flat_map(|x| x.children().filter(|c| c.name() == "item"));
+        let item = items.next()?;
+        if items.next().is_some() {
+            return None;
+        }
+        let jid = BareJid::new(item.attr("jid")?).ok()?;
+        let affiliation = match item.attr("affiliation") {
+            Some("owner") => Affiliation::Owner,
+            Some("admin") => Affiliation::Admin,
+            Some("member") => Affiliation::Member,
+            Some("outcast") => Affiliation::Outcast,
+            _ => Affiliation::None,
+        };
+        Some((jid, affiliation))
+    }
 }
 
 fn occupant(room: &BareJid, nick: &str) -> Result<FullJid, XmppError> {
@@ -451,6 +481,7 @@ impl Client {
                 out.push(Archived {
                     id: r.id,
                     stamp: r.forwarded.delay.as_ref().map(|d| d.stamp.0.to_rfc3339()),
+                    unix_time: r.forwarded.delay.as_ref().map(|d| d.stamp.0.timestamp()),
                     message: r.forwarded.message,
                 });
             }

@@ -230,12 +230,39 @@ impl ManagedProsody {
     }
 
     async fn ctl(&self, what: &str, args: &[&str]) -> Result<String, ProsodyError> {
-        let out = Command::new("prosodyctl")
+        self.ctl_with_input(what, args, None).await
+    }
+
+    /// Runs prosodyctl, writing `input` to its standard input: secrets go there, never on a
+    /// command line (which every user of the machine can read in /proc).
+    async fn ctl_with_input(
+        &self,
+        what: &str,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Result<String, ProsodyError> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = Command::new("prosodyctl")
             .arg("--config")
             .arg(self.config_file())
             .args(args)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io(Path::new("prosodyctl")))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(text.as_bytes())
+                .await
+                .map_err(io(Path::new("prosodyctl")))?;
+        }
+        let out = child
+            .wait_with_output()
             .await
             .map_err(io(Path::new("prosodyctl")))?;
         if !out.status.success() {
@@ -258,9 +285,16 @@ impl ManagedProsody {
                 "{user:?} is not a usable account name"
             )));
         }
-        self.ctl(
+        if password.is_empty() || password.contains(['\n', '\r']) {
+            return Err(ProsodyError::Invalid(
+                "a password must be one line of text".to_owned(),
+            ));
+        }
+        // prosodyctl asks for the password twice when it is not on the command line.
+        self.ctl_with_input(
             "register",
-            &["register", user, &self.config.domain, password],
+            &["register", user, &self.config.domain],
+            Some(&format!("{password}\n{password}\n")),
         )
         .await?;
         Ok(())

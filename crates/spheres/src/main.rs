@@ -101,7 +101,8 @@ enum SphereCommand {
     Remove { sphere: String, jid: String },
     /// Who is in a sphere, and who is online.
     Members { sphere: String },
-    /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M).
+    /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M);
+    /// public:allow or public:ask (the default) for public torrents members pass on.
     Policy { sphere: String, policy: String },
 }
 
@@ -168,9 +169,20 @@ struct PeerArgs {
     /// Also serve the torrent's files over HTTP (with Range support) on this address.
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
-    /// Find peers on the local network (BEP 14), private torrents included.
+    /// Find peers on the local network (BEP 14), private torrents included (by a name that
+    /// only those who know the info hash can match, never by the info hash itself).
     #[arg(long)]
     lsd: bool,
+}
+
+/// What a torrent goes by on the LAN: its info hash, or for a private one a name only those
+/// who know the info hash can match (`lsd::private_name`).
+fn lan_name(meta: &Metainfo) -> String {
+    if meta.private {
+        spheres_net::lsd::private_name(&meta.info_hash.0)
+    } else {
+        meta.info_hash.to_hex()
+    }
 }
 
 /// Starts local service discovery for one torrent on the engine's port.
@@ -472,7 +484,10 @@ async fn seed(out: &Output, args: SeedArgs) -> Result<()> {
         .add(Source::Torrent(bytes), opts)
         .await
         .context("cannot seed")?;
-    let _lsd = start_lsd(&args.peer, &engine, hash.to_hex())?;
+    let lan = engine
+        .metainfo(&hash)
+        .map_or_else(|| hash.to_hex(), |m| lan_name(&m));
+    let _lsd = start_lsd(&args.peer, &engine, lan)?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
     // Seeding starts once the data is checked against the torrent.
     let bar = out.bytes_bar("checking");
@@ -526,7 +541,7 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
     // With LSD and nobody named, listen a while for the LAN's answer first: the engine takes
     // extra peers only when the torrent is added.
     let wanted = match &source {
-        Source::Torrent(b) => Metainfo::from_bytes(b).ok().map(|m| m.info_hash.to_hex()),
+        Source::Torrent(b) => Metainfo::from_bytes(b).ok().map(|m| lan_name(&m)),
         Source::Magnet(m) => m
             .parse::<spheres_metainfo::Magnet>()
             .ok()

@@ -4,187 +4,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
+use common::node::{
+    Node, announce_of, household, household_nodes, invite_and_join, tracker_refuses, wait_seeding,
+};
 use common::{Proc, TIMEOUT, assert_same_tree, spheres, wait_until, write_random};
-use serde_json::Value;
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
-
-/// One node: its data folder, its spheres folder, its process.
-struct Node {
-    name: String,
-    data: PathBuf,
-    spheres: PathBuf,
-    proc: Option<Proc>,
-    extra: Vec<String>,
-    env: Vec<(String, String)>,
-    /// Where the web interface listens (a fixed port survives a restart).
-    http: String,
-}
-
-impl Node {
-    fn new(root: &Path, name: &str) -> Node {
-        Node {
-            name: name.to_owned(),
-            data: root.join(name).join("data"),
-            spheres: root.join(name).join("Spheres"),
-            proc: None,
-            extra: Vec::new(),
-            env: Vec::new(),
-            http: "127.0.0.1:0".into(),
-        }
-    }
-
-    /// A node on an account of the test's Prosody.
-    fn on(root: &Path, name: &str, s: &ManagedProsody) -> Node {
-        let mut n = Node::new(root, name);
-        n.extra = vec![
-            "--jid".into(),
-            format!("{name}@{}", s.domain()),
-            "--xmpp-server".into(),
-            s.c2s_addr().to_string(),
-            "--xmpp-ca".into(),
-            s.ca_file().to_string_lossy().into_owned(),
-        ];
-        n.env = vec![("SPHERES_PASSWORD".into(), format!("{name}-secret"))];
-        n
-    }
-
-    fn start(&mut self, more: &[&str]) -> Value {
-        let mut cmd = spheres();
-        cmd.arg("--json")
-            .arg("--data-dir")
-            .arg(&self.data)
-            .arg("up")
-            .args(["--http", &self.http, "--spheres-dir"])
-            .arg(&self.spheres)
-            .args(&self.extra)
-            .args(more);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let mut p = Proc::spawn(&self.name, cmd);
-        let running = p.wait_event("running");
-        self.proc = Some(p);
-        running
-    }
-
-    /// Stops the node cleanly (SIGTERM) and waits for it.
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.terminate();
-            assert!(p.wait_exit(), "{} did not stop cleanly", self.name);
-        }
-    }
-
-    /// `kill -9`: no chance to tidy up.
-    fn crash(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    /// Runs a CLI command against this node; returns its JSON result.
-    fn cli(&self, args: &[&str]) -> Value {
-        let out = spheres()
-            .arg("--json")
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .expect("run spheres");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}: spheres {args:?} failed: {}{}",
-            self.name,
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    /// The same, expected to fail; returns stderr.
-    fn cli_fails(&self, args: &[&str]) -> String {
-        let out = spheres()
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .expect("run spheres");
-        assert!(
-            !out.status.success(),
-            "{}: spheres {args:?} should fail",
-            self.name
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn share_state(&self, sphere: &str, name: &str) -> Option<Value> {
-        let list = self.cli(&["shares", sphere]);
-        list.as_array()?.iter().find(|s| s["name"] == name).cloned()
-    }
-}
-
-/// Polls `cond` (every 100 ms) until it holds; panics after `TIMEOUT` naming `what`.
-fn wait_seeding(n: &Node, sphere: &str, name: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let state = n.share_state(sphere, name);
-        if state.as_ref().is_some_and(|s| s["state"] == "seeding") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {} to have {name}; last seen: {state:?}; status: {}",
-            n.name,
-            n.cli(&["status"])
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A raw HTTP GET on loopback; returns the body.
-fn http_get(url: &str) -> Vec<u8> {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("a path");
-    let mut s = std::net::TcpStream::connect(host).expect("connect");
-    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP answer");
-    resp[split + 4..].to_vec()
-}
-
-/// Announces to `announce` for `info_hash` (hex) and says whether the tracker refused.
-fn tracker_refuses(announce: &str, info_hash: &str) -> bool {
-    let raw: Vec<u8> = (0..20)
-        .map(|i| u8::from_str_radix(&info_hash[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    let escaped: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
-    let url = format!(
-        "{announce}?info_hash={escaped}&peer_id=-XX0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=0&compact=1"
-    );
-    let body = http_get(&url);
-    body.windows(14).any(|w| w == b"failure reason")
-}
-
-fn announce_of(n: &Node, sphere: &str) -> Option<String> {
-    n.cli(&["sphere", "list"])
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == sphere)?["announce"]
-        .as_str()
-        .map(str::to_owned)
-}
 
 /// The README's first command in miniature: a node with nothing configured runs its own
 /// household server and creates the owner's account; a second person gets an account on it,
@@ -362,6 +188,11 @@ fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
         had >= 4_000_000
     });
     bob.crash();
+    // Nothing claims to be complete: the partial download is out of sight, not at its name.
+    assert!(
+        !bob.spheres.join("Family/big.bin").exists(),
+        "a partial download sits at its final name after kill -9"
+    );
     bob.start(&["--download-limit", "4M"]);
     // Resumed, not restarted: once the engine has checked what is on disk, what was
     // verified before the crash is still there (at 4 MB/s, starting over would show ~0).
@@ -397,15 +228,7 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
         .unwrap();
     let ca = running["household"]["ca"].as_str().unwrap().to_owned();
     alice.cli(&["sphere", "create", "Family"]);
-    let pw = dir.path().join("dave.pw");
-    std::fs::write(&pw, "dave-secret").unwrap();
-    alice.cli(&[
-        "household",
-        "add-user",
-        "dave",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
+    common::node::add_user(&alice, dir.path(), "dave");
     alice.cli(&["sphere", "invite", "Family", "dave@family.test"]);
     let room = alice.cli(&["sphere", "list"])[0]["room"]
         .as_str()
@@ -455,58 +278,6 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
     alice.stop();
 }
 
-/// Alice's node runs the household server (nothing configured) and has made the sphere
-/// "Family" and an account for bob, whose node runs too; bob is not invited yet.
-fn household(dir: &Path) -> (Node, Node) {
-    let (alice, bob) = household_nodes(dir, &[]);
-    alice.cli(&["sphere", "create", "Family"]);
-    (alice, bob)
-}
-
-/// Alice's household node and bob's node (started with `bob_args`), no sphere yet.
-fn household_nodes(dir: &Path, bob_args: &[&str]) -> (Node, Node) {
-    let mut alice = Node::new(dir, "alice");
-    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
-    assert_eq!(
-        running["jid"], "alice@family.test",
-        "the owner's account is created"
-    );
-    let pw = dir.join("bob.pw");
-    std::fs::write(&pw, "bob-secret\n").unwrap();
-    let created = alice.cli(&[
-        "household",
-        "add-user",
-        "bob",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert_eq!(created["jid"], "bob@family.test");
-    let mut bob = Node::new(dir, "bob");
-    bob.extra = vec![
-        "--jid".into(),
-        "bob@family.test".into(),
-        "--password-file".into(),
-        pw.to_string_lossy().into_owned(),
-        "--xmpp-server".into(),
-        running["household"]["c2s"].as_str().unwrap().to_owned(),
-        "--xmpp-ca".into(),
-        running["household"]["ca"].as_str().unwrap().to_owned(),
-    ];
-    bob.start(bob_args);
-    (alice, bob)
-}
-
-/// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.
-fn invite_and_join(alice: &Node, bob: &Node) {
-    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
-    wait_until("bob's invitation", || {
-        bob.cli(&["sphere", "invites"])
-            .as_array()
-            .is_some_and(|l| !l.is_empty())
-    });
-    bob.cli(&["sphere", "join", "Family"]);
-}
-
 /// Copying into the sphere's folder is sharing: a folder written file by file becomes one
 /// share once it stops changing; a public .torrent dropped in is passed on as it is, and
 /// members fetch it through its own tracker from a libtorrent seed.
@@ -552,6 +323,13 @@ fn dropping_into_the_sphere_folder_shares_it() {
     let mut seeder = Proc::spawn("libtorrent seed", lt);
     seeder.wait_event("seeding");
     std::fs::copy(&torrent, alice.spheres.join("Family/song.flac.torrent")).unwrap();
+    // A public torrent: bob's node lists it and waits for him to say so (a member must not
+    // make the others join a public swarm).
+    wait_until("the public torrent listed on bob's node", || {
+        bob.share_state("Family", "song.flac")
+            .is_some_and(|s| s["state"] == "available")
+    });
+    bob.cli(&["fetch", "Family", "song.flac"]);
     wait_seeding(&bob, "Family", "song.flac");
     wait_seeding(&alice, "Family", "song.flac");
     assert!(std::fs::read(bob.spheres.join("Family/song.flac")).unwrap() == song);
@@ -588,6 +366,11 @@ fn dropping_into_the_sphere_folder_shares_it() {
         .arg("--no-utp");
     let mut seeder2 = Proc::spawn("libtorrent seed 2", lt);
     seeder2.wait_event("seeding");
+    // This time bob lets public torrents in by policy.
+    assert_eq!(
+        bob.cli(&["sphere", "policy", "Family", "public:allow"])["policy"],
+        "public:allow"
+    );
     std::fs::write(
         alice.spheres.join("Family/poem.magnet"),
         format!("{magnet}\n"),
@@ -744,15 +527,7 @@ fn the_web_interface_in_two_browsers() {
     carol.start(&["--user", "carol"]);
     // Dave has an account on alice's server already, and signs in with it in the page; his
     // node trusts the household's CA as any node told `--xmpp-ca` does.
-    let dave_pw = dir.path().join("dave.pw");
-    std::fs::write(&dave_pw, "dave-secret\n").unwrap();
-    alice.cli(&[
-        "household",
-        "add-user",
-        "dave",
-        "--password-file",
-        dave_pw.to_str().unwrap(),
-    ]);
+    common::node::add_user(&alice, dir.path(), "dave");
     let household = alice.cli(&["status"])["household"].clone();
     let mut dave = Node::new(dir.path(), "dave");
     dave.start(&[

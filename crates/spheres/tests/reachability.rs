@@ -437,15 +437,22 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
             .as_array()
             .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
     });
+    // A stranger on the same LAN listens to what the nodes announce there.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/lsd_listen.py");
+    let mut listen = Command::new("python3");
+    listen.arg(script);
+    let mut stranger = Proc::spawn("LAN listener", net.exec("lan2", listen));
+    stranger.wait_event("listening");
     let file = root.join("video.mp4");
     let bytes = write_random(&file, 3_000_000, 12);
-    cli_in(
+    let shared = cli_in(
         &net,
         "lan",
         root,
         "alice",
         &["share", "Family", file.to_str().unwrap()],
     );
+    let hash = shared["info_hash"].as_str().unwrap().to_lowercase();
     wait_until("bob's copy complete", || {
         cli_in(&net, "lan2", root, "bob", &["shares", "Family"])
             .as_array()
@@ -455,6 +462,16 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
             })
     });
     assert!(std::fs::read(root.join("bob/Spheres/Family/video.mp4")).unwrap() == bytes);
+    // Attack: the stranger heard the nodes announce (so it was listening), and never the
+    // sphere's info hash, which would let it ask them for the video.
+    let heard = stranger.wait_event("heard");
+    assert!(heard["text"].as_str().unwrap().contains("BT-SEARCH"));
+    stranger.kill_and_collect();
+    let all = stranger.seen.join("\n").to_lowercase();
+    assert!(
+        !all.contains(&hash),
+        "a sphere's info hash was announced on the LAN: {all}"
+    );
 }
 
 /// The node itself (`spheres up`, not `map-port`) behind a UPnP router: it has the router

@@ -123,14 +123,8 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
             *req.method(),
             axum::http::Method::GET | axum::http::Method::HEAD
         );
-        if changes && headers.get("x-spheres").and_then(|v| v.to_str().ok()) != Some("1") {
-            return (
-                StatusCode::FORBIDDEN,
-                Json(
-                    json!({"error": "requests that change something need the X-Spheres: 1 header"}),
-                ),
-            )
-                .into_response();
+        if changes && let Err(refused) = same_origin_change(headers) {
+            return refused.into_response();
         }
         return next.run(req).await;
     }
@@ -141,6 +135,39 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
         .into_response()
 }
 
+/// A browser's request that changes something must come from our own page: it carries
+/// `X-Spheres: 1` (which another site's page cannot send without a CORS preflight we never
+/// grant), and its `Origin`, when the browser gives one, is this very address.
+fn same_origin_change(headers: &HeaderMap) -> Result<(), Refused> {
+    if headers.get("x-spheres").and_then(|v| v.to_str().ok()) != Some("1") {
+        return Err(Refused(
+            "requests that change something need the X-Spheres: 1 header",
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin = origin.to_str().ok();
+        let ours = host.is_some_and(|h| {
+            origin.is_some_and(|o| o == format!("http://{h}") || o == format!("https://{h}"))
+        });
+        if !ours {
+            return Err(Refused(
+                "this request comes from another site's page; refused",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A request refused before it reached the node: 403 with why.
+struct Refused(&'static str);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (StatusCode::FORBIDDEN, Json(json!({"error": self.0}))).into_response()
+    }
+}
+
 /// Opens a browser session with the web interface's password. Failed attempts are slowed
 /// down; the cookie is HttpOnly and SameSite=Strict.
 async fn login(
@@ -148,12 +175,8 @@ async fn login(
     headers: axum::http::HeaderMap,
     Json(b): Json<PasswordBody>,
 ) -> Response {
-    if headers.get("x-spheres").and_then(|v| v.to_str().ok()) != Some("1") {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"error": "requests that change something need the X-Spheres: 1 header"})),
-        )
-            .into_response();
+    if let Err(refused) = same_origin_change(&headers) {
+        return refused.into_response();
     }
     if !api.node.check_password(&b.password).await {
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
@@ -249,10 +272,12 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
     let open = Router::new()
         .route("/api/login", post(login))
         .with_state(api.clone());
-    spheres_web::ui_router()
-        .nest("/api", routes)
-        .merge(open)
-        .merge(streams)
+    spheres_web::with_security_headers(
+        spheres_web::ui_router()
+            .nest("/api", routes)
+            .merge(open)
+            .merge(streams),
+    )
 }
 
 async fn status(State(api): State<Api>) -> ApiResult {

@@ -13,6 +13,7 @@
 //!   is added, so the endpoints known then are passed as initial peers too.
 
 pub mod api;
+mod incoming;
 pub mod settings;
 mod thumbs;
 mod watch;
@@ -36,6 +37,7 @@ use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 use spheres_xmpp::protocol::{Endpoint, Endpoints, Share, SpherePayload, TrackerGrant, Withdraw};
 use spheres_xmpp::xmpp_parsers::iq::Iq;
 use spheres_xmpp::xmpp_parsers::message::{Message, MessageType};
+use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
 use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, Jid};
@@ -95,7 +97,8 @@ pub struct Node {
     store: Store,
     engine: Engine,
     tracker: RunningTracker,
-    /// The key our own engine announces with (all torrents).
+    /// The key the node itself announces members' endpoints with, in process (all torrents;
+    /// it never leaves the process).
     self_key: String,
     xmpp: Client,
     me: BareJid,
@@ -134,6 +137,45 @@ pub struct Node {
     restart: tokio::sync::Notify,
     /// Stream slots for staggered starts (see `stagger`).
     staggering: Arc<tokio::sync::Semaphore>,
+    /// What each member announced in the last hour (see `AnnounceBudget`).
+    announce_budget: Mutex<AnnounceBudget>,
+    /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
+    _spheres_lock: std::fs::File,
+}
+
+/// Takes the spheres folder for this node, or says which node has it. Two nodes on one
+/// folder would each take the other's downloads for new shares of their own. The lock (an
+/// advisory `flock` on `.spheres.lock`) goes with the process, however it ends.
+fn lock_spheres_dir(spheres_dir: &Path, data: &Path) -> Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    std::fs::create_dir_all(spheres_dir)
+        .with_context(|| format!("cannot create the spheres folder {}", spheres_dir.display()))?;
+    let path = spheres_dir.join(".spheres.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "the spheres folder {} is used by another node ({}); give this node its own with --spheres-dir DIR",
+            spheres_dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(
+        file,
+        "pid {}, data folder {}",
+        std::process::id(),
+        data.display()
+    )?;
+    Ok(file)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,6 +225,118 @@ fn check_sphere_name(name: &str) -> Result<()> {
         bail!("{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,");
     }
     Ok(())
+}
+
+/// The name (and so the folder) of a sphere joined by invitation: what the inviter called it
+/// when that is a usable name, else the room's local part when that is, else "Sphere". Both
+/// come from the network: `..`, `.`, an empty name, an absolute path or separators would put
+/// the folder outside the spheres folder, so neither is used unchecked.
+fn sphere_name_from_invite(reason: Option<&str>, room: &str) -> String {
+    let local = room.split_once('@').map_or("", |(l, _)| l);
+    [reason.unwrap_or_default().trim(), local]
+        .into_iter()
+        .find(|n| check_sphere_name(n).is_ok())
+        .unwrap_or("Sphere")
+        .to_owned()
+}
+
+/// The folder of sphere `name` under `spheres_dir`, made if missing, and proved to be inside
+/// it once both are canonical (no `..`, no symbolic link leading elsewhere).
+fn sphere_folder(spheres_dir: &Path, name: &str) -> Result<PathBuf> {
+    check_sphere_name(name)?;
+    std::fs::create_dir_all(spheres_dir)
+        .with_context(|| format!("cannot create {}", spheres_dir.display()))?;
+    let root = spheres_dir
+        .canonicalize()
+        .with_context(|| format!("cannot use the spheres folder {}", spheres_dir.display()))?;
+    let folder = root.join(name);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let real = folder
+        .canonicalize()
+        .with_context(|| format!("cannot use {}", folder.display()))?;
+    if real.parent() != Some(root.as_path()) {
+        bail!(
+            "{} leads outside the spheres folder {}; refusing to use it",
+            folder.display(),
+            root.display()
+        );
+    }
+    Ok(real)
+}
+
+/// Who sent something in a sphere's room, as the room says (its real JID, non-anonymous).
+#[derive(Debug, Clone)]
+struct Sender {
+    jid: BareJid,
+    /// An owner of the room.
+    owner: bool,
+}
+
+/// An announcement must say what its torrent holds: same name, total size and file count
+/// (the gallery, the policy and the free-space checks go by what it says).
+fn check_announced(s: &Share, meta: &Metainfo) -> Result<()> {
+    let comparable = |n: &str| spheres_xmpp::protocol::xml_safe(n).replace(['\t', '\n', '\r'], " ");
+    let files = meta.visible_files().count() as u64;
+    if comparable(&s.name) != comparable(&meta.name)
+        || s.size != meta.total_length
+        || s.files != files
+    {
+        bail!(
+            "the announcement of {:?} ({} bytes, {} files) does not match its torrent ({:?}, {} bytes, {} files); ignored",
+            s.name,
+            s.size,
+            s.files,
+            meta.name,
+            meta.total_length,
+            files
+        );
+    }
+    Ok(())
+}
+
+/// Whether a sphere's fetch policy (`all`, `none`, `max:BYTES`) takes a share of `size`.
+fn policy_wants(policy: &str, size: u64) -> bool {
+    match policy {
+        "none" => false,
+        p => match p.strip_prefix("max:").and_then(|n| n.parse::<u64>().ok()) {
+            Some(max) => size <= max,
+            None => true,
+        },
+    }
+}
+
+/// How much one member may announce in a sphere in an hour; past it, announcements are
+/// logged and dropped (a hostile member cannot flood the store, the engine or the disk).
+const ANNOUNCES_PER_HOUR: usize = 200;
+const ANNOUNCED_BYTES_PER_HOUR: u64 = 2_000_000_000_000;
+
+/// Announcements per (room, member) in the last hour, by the time the room received them.
+/// Bounded: at most [`ANNOUNCES_PER_HOUR`] entries per member, and members are few.
+#[derive(Default)]
+struct AnnounceBudget {
+    seen: HashMap<(String, String), std::collections::VecDeque<(i64, u64)>>,
+}
+
+impl AnnounceBudget {
+    /// Counts an announcement of `size` bytes at `when`; false when it is over the budget.
+    fn allow(&mut self, room: &str, member: &str, when: i64, size: u64) -> bool {
+        let recent = self
+            .seen
+            .entry((room.to_owned(), member.to_owned()))
+            .or_default();
+        while recent.front().is_some_and(|(t, _)| *t <= when - 3600) {
+            recent.pop_front();
+        }
+        let bytes: u64 = recent.iter().map(|(_, b)| *b).sum();
+        if recent.len() >= ANNOUNCES_PER_HOUR
+            || bytes.saturating_add(size) > ANNOUNCED_BYTES_PER_HOUR
+        {
+            return false;
+        }
+        recent.push_back((when, size));
+        true
+    }
 }
 
 /// Bytes free for unprivileged writes on the file system holding `path`.
@@ -295,8 +449,16 @@ impl Node {
             settings.http = http;
         }
         let data = settings.data_dir.clone();
+        // What the node writes is its user's alone: the database holds the web password's
+        // hash, tracker keys, unused invitation tokens and chat; thumbnails show private photos.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
         std::fs::create_dir_all(&data)
             .with_context(|| format!("cannot create the data folder {}", data.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", data.display()))?;
+        }
         if let Some(existing) = read_node_file(&data)
             && process_alive(existing.pid)
         {
@@ -307,6 +469,7 @@ impl Node {
                 existing.api
             );
         }
+        let spheres_lock = lock_spheres_dir(&settings.spheres_dir, &data)?;
         let store = Store::open(&data.join("node.db"))
             .await
             .context("cannot open the node's database")?;
@@ -355,14 +518,11 @@ impl Node {
         let tracker = spheres_tracker::start(tracker_config, Some(settings.tracker), None)
             .await
             .context("cannot start the tracker")?;
-        let self_key = match store.meta("self_key").await? {
-            Some(k) => k,
-            None => {
-                let k = random_token(16);
-                store.set_meta("self_key", &k).await?;
-                k
-            }
-        };
+        // The key the node feeds members' endpoints in with: new at every start and never
+        // in a torrent (shares announce with their sphere's own key, `owner_key`). A key
+        // that an earlier version put into torrents stops working here.
+        let _ = store.remove_meta("self_key").await;
+        let self_key = random_token(16);
         tracker
             .tracker
             .grant_key(self_key.clone(), KeyScope::AllTorrents);
@@ -423,6 +583,8 @@ impl Node {
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
             staggering: Arc::new(tokio::sync::Semaphore::new(2)),
+            announce_budget: Mutex::default(),
+            _spheres_lock: spheres_lock,
         });
 
         node.restore().await?;
@@ -457,8 +619,9 @@ impl Node {
         )?;
         out.event(
             &format!(
-                "spheres is running as {}.\n  Open http://{bound}/ in a browser.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
+                "spheres is running as {}.\n  Open http://{bound}/ in a browser.\n  Spheres are folders in {}.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
                 node.me,
+                node.settings.spheres_dir.display(),
                 node.engine.listen_addr(),
                 node.tracker.http_addr.map(|a| a.to_string()).unwrap_or_default(),
                 node.household
@@ -474,6 +637,7 @@ impl Node {
             json!({"event": "running", "jid": node.me.to_string(), "http": format!("http://{bound}"),
                    "listen": node.engine.listen_addr().to_string(),
                    "tracker": node.tracker.http_addr.map(|a| a.to_string()),
+                   "spheres_dir": node.settings.spheres_dir,
                    "household": node.household}),
         );
 
@@ -669,21 +833,42 @@ impl Node {
     }
 
     /// Puts back into the engine what the store says we share or fetch.
-    async fn restore(&self) -> Result<()> {
+    async fn restore(self: &Arc<Self>) -> Result<()> {
         for sphere in self.store.spheres().await? {
             for share in self.store.shares(sphere.id).await? {
                 let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                     continue;
                 };
-                self.sphere_owned_grant(&sphere, &hash);
+                self.sphere_owned_grant(&sphere, &hash).await;
                 if self.engine.status(&hash).is_some() {
                     continue;
                 }
                 // A share of ours seeds from where it was; a fetched one resumes in the folder.
                 let ours = share.sharer == self.me.as_str();
                 let result = match share.state.as_str() {
+                    // Announced by its magnet alone, and its metadata never came: that first.
+                    "downloading" if share.torrent.is_none() => {
+                        let (node, sphere, s) =
+                            (self.clone(), sphere.clone(), self.share_from_row(&share));
+                        tokio::spawn(async move {
+                            if let Err(e) = node.fetch_share(&sphere, &s, true).await {
+                                tracing::warn!(share = %s.name, error = %e, "cannot resume a share");
+                            }
+                        });
+                        Ok(())
+                    }
                     "seeding" | "downloading" => {
-                        let seed_path = if ours { share.path.as_deref() } else { None };
+                        // What was fetched is seeded from where it arrived (`incoming`); what
+                        // we shared, or a download from before downloads were staged, from
+                        // its path.
+                        let staged =
+                            incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash)
+                                .exists();
+                        let seed_path = if staged || !(ours || share.state == "seeding") {
+                            None
+                        } else {
+                            share.path.as_deref()
+                        };
                         self.add_to_engine(&sphere, &self.share_from_row(&share), seed_path)
                             .await
                     }
@@ -710,20 +895,37 @@ impl Node {
         }
     }
 
-    /// Grants a torrent to the members of a sphere we own.
-    fn sphere_owned_grant(&self, sphere: &Sphere, hash: &InfoHash) {
-        if sphere.owned {
-            let store = self.store.clone();
-            let tracker = self.tracker.tracker.clone();
-            let (id, hash) = (sphere.id, *hash);
-            tokio::spawn(async move {
-                if let Ok(members) = store.members(id).await {
-                    for m in members {
-                        tracker.grant_torrent(&m.tracker_key, hash);
-                    }
-                }
-            });
+    /// Grants a torrent of a sphere we own to its members' keys and to our own key for that
+    /// sphere.
+    async fn sphere_owned_grant(&self, sphere: &Sphere, hash: &InfoHash) {
+        if !sphere.owned {
+            return;
         }
+        let tracker = &self.tracker.tracker;
+        if let Ok(members) = self.store.members(sphere.id).await {
+            for m in members {
+                tracker.grant_torrent(&m.tracker_key, *hash);
+            }
+        }
+        match self.owner_key(sphere).await {
+            Ok(key) => tracker.grant_torrent(&key, *hash),
+            Err(e) => {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot read the sphere's tracker key")
+            }
+        }
+    }
+
+    /// Our own tracker key for a sphere we own: it goes into every .torrent we share there,
+    /// so it grants that sphere's torrents and nothing else (a member who reads it learns
+    /// nothing of our other spheres).
+    async fn owner_key(&self, sphere: &Sphere) -> Result<String> {
+        let name = format!("owner_key:{}", sphere.id);
+        if let Some(key) = self.store.meta(&name).await? {
+            return Ok(key);
+        }
+        let key = random_token(16);
+        self.store.set_meta(&name, &key).await?;
+        Ok(key)
     }
 
     /// Presence, roster, rooms and catch-up: after login and after a new session.
@@ -866,10 +1068,15 @@ impl Node {
             .await?;
         let mut last = None;
         for item in history {
-            self.record_said(sphere, &item.message, Some(&item.id))
+            let sender = item.sender().map(|(jid, affiliation)| Sender {
+                owner: affiliation == Affiliation::Owner,
+                jid,
+            });
+            self.record_said(sphere, &item.message, Some(&item.id), sender.as_ref())
                 .await;
             if let Some(p) = SpherePayload::from_message(&item.message) {
-                self.on_room_payload(sphere, p).await;
+                let when = item.unix_time.unwrap_or_else(now_secs);
+                self.on_room_payload(sphere, p, sender, when).await;
             }
             last = Some(item.id);
         }
@@ -939,20 +1146,32 @@ impl Node {
                     return;
                 };
                 let id = stanza_id(&m, &room);
-                self.record_said(&sphere, &m, id.as_deref()).await;
+                let sender = self.sender_in_room(&sphere, &from);
+                self.record_said(&sphere, &m, id.as_deref(), sender.as_ref())
+                    .await;
+                let unknown = payload.is_some() && sender.is_none();
                 if let Some(p) = payload {
-                    self.on_room_payload(&sphere, p).await;
+                    self.on_room_payload(&sphere, p, sender, now_secs()).await;
                 }
-                if let Some(id) = id {
+                // An announcement from someone we cannot place yet stays for the catch-up
+                // from the archive, which records who sent it.
+                if let Some(id) = id
+                    && !unknown
+                {
                     let _ = self.store.set_archive_after(sphere.id, &id).await;
                 }
             }
             (_, Some(SpherePayload::Tracker(grant))) => {
-                // Only from a sphere's room (a private message from an occupant), for us.
+                // Only from a sphere's room (a private message from an occupant), for us,
+                // from the room's owner: anyone else could point us at a tracker of theirs.
                 let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
                     return;
                 };
                 if grant.member != self.me || sphere.owned {
+                    return;
+                }
+                if !self.sender_in_room(&sphere, &from).is_some_and(|s| s.owner) {
+                    tracing::warn!(sphere = %sphere.name, from = %from, "ignoring a tracker key from someone who is not the sphere's owner");
                     return;
                 }
                 tracing::info!(sphere = %sphere.name, "received our tracker key");
@@ -970,11 +1189,16 @@ impl Node {
                     .add_invite(&room, &from, inv.reason.as_deref())
                     .await;
                 self.emit(json!({"type": "invite"}));
-                // Accepted at once: the sphere our invitation link was for, or any, headless.
+                // Accepted at once: the sphere our invitation link was for, or, on an
+                // always-on node, one from someone it trusts. Others wait for a person.
                 let claimed = lock(&self.claim)
                     .as_ref()
                     .is_some_and(|c| c.room == room && c.owner == from);
-                if claimed || self.settings.headless {
+                let trusted = self.settings.headless && self.accepts_invites_from(&from);
+                if !claimed && !trusted {
+                    tracing::info!(room, from, "an invitation waits to be accepted by hand");
+                }
+                if claimed || trusted {
                     let node = self.clone();
                     tokio::spawn(async move {
                         match node.join(&room).await {
@@ -1022,8 +1246,51 @@ impl Node {
         }
     }
 
+    /// Whether an always-on node joins an invitation from `from` (a bare JID) by itself: only
+    /// from the JIDs and domains it was told (`--accept-invites-from`), by default the domain
+    /// of its household server (or of its account).
+    fn accepts_invites_from(&self, from: &str) -> bool {
+        let domain = from.rsplit_once('@').map_or(from, |(_, d)| d);
+        let own = self
+            .household
+            .as_ref()
+            .map_or(self.me.domain().as_str(), |h| h.domain.as_str());
+        let allowed = &self.settings.accept_invites_from;
+        if allowed.is_empty() {
+            return domain.eq_ignore_ascii_case(own);
+        }
+        allowed
+            .iter()
+            .map(|a| a.trim())
+            .any(|a| a.eq_ignore_ascii_case(from) || a.eq_ignore_ascii_case(domain))
+    }
+
+    /// Who sent a live message in a sphere's room: the real JID and affiliation the room
+    /// gave in that occupant's presence (never what the message says of itself).
+    fn sender_in_room(&self, sphere: &Sphere, from: &Jid) -> Option<Sender> {
+        let nick = from.resource()?.as_str();
+        if nick == self.nick {
+            return Some(Sender {
+                jid: self.me.clone(),
+                owner: sphere.owned,
+            });
+        }
+        let all = lock(&self.occupants);
+        let o = all.get(&sphere.room)?.get(nick)?;
+        Some(Sender {
+            jid: o.jid.as_ref()?.to_bare(),
+            owner: o.affiliation == Affiliation::Owner,
+        })
+    }
+
     /// Keeps what was said in a room (the chat beside the gallery), once.
-    async fn record_said(&self, sphere: &Sphere, m: &Message, archive_id: Option<&str>) {
+    async fn record_said(
+        &self,
+        sphere: &Sphere,
+        m: &Message,
+        archive_id: Option<&str>,
+        sender: Option<&Sender>,
+    ) {
         let Some(body) = m.bodies.values().next() else {
             return;
         };
@@ -1038,11 +1305,7 @@ impl Node {
             .as_ref()
             .and_then(|f| f.resource().map(|r| r.as_str().to_owned()))
             .unwrap_or_default();
-        let jid = lock(&self.occupants)
-            .get(&sphere.room)
-            .and_then(|r| r.get(&nick))
-            .and_then(|o| o.jid.as_ref().map(|j| j.to_bare().to_string()))
-            .or_else(|| (nick == self.nick).then(|| self.me.to_string()));
+        let jid = sender.map(|s| s.jid.to_string());
         if let Ok(true) = self
             .store
             .add_message(sphere.id, archive_id, &nick, jid.as_deref(), body, None)
@@ -1064,10 +1327,35 @@ impl Node {
         self.events.subscribe()
     }
 
-    async fn on_room_payload(self: &Arc<Self>, sphere: &Sphere, p: SpherePayload) {
+    /// An announcement in a sphere's room, from `sender` (as the room knows them; `None`
+    /// when it cannot tell) at `when` (seconds since 1970).
+    async fn on_room_payload(
+        self: &Arc<Self>,
+        sphere: &Sphere,
+        p: SpherePayload,
+        sender: Option<Sender>,
+        when: i64,
+    ) {
+        if !matches!(p, SpherePayload::Share(_) | SpherePayload::Withdraw(_)) {
+            return;
+        }
+        let Some(sender) = sender else {
+            tracing::warn!(sphere = %sphere.name, "ignoring an announcement whose sender the room does not name");
+            return;
+        };
+        let size = match &p {
+            SpherePayload::Share(s) => s.size,
+            _ => 0,
+        };
+        if sender.jid != self.me
+            && !lock(&self.announce_budget).allow(&sphere.room, sender.jid.as_str(), when, size)
+        {
+            tracing::warn!(sphere = %sphere.name, from = %sender.jid, "too many announcements from one member this hour; dropped");
+            return;
+        }
         let result = match p {
-            SpherePayload::Share(s) => self.on_share(sphere, s).await,
-            SpherePayload::Withdraw(w) => self.on_withdraw(sphere, w).await,
+            SpherePayload::Share(s) => self.on_share(sphere, s, &sender).await,
+            SpherePayload::Withdraw(w) => self.on_withdraw(sphere, w, &sender).await,
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -1075,22 +1363,24 @@ impl Node {
         }
     }
 
-    /// A share announced in a sphere: record it and fetch it by the sphere's policy.
-    async fn on_share(self: &Arc<Self>, sphere: &Sphere, s: Share) -> Result<()> {
+    /// A share announced in a sphere by `sender`: record it and fetch it by the sphere's
+    /// policy. Only the sharer can announce their share, and what it says must be what its
+    /// torrent holds.
+    async fn on_share(self: &Arc<Self>, sphere: &Sphere, s: Share, sender: &Sender) -> Result<()> {
+        if s.sharer != sender.jid {
+            bail!("{} announced a share as {}; ignored", sender.jid, s.sharer);
+        }
+        let mut public = false;
         if let Some(torrent) = &s.torrent {
             // The .torrent must be what the announcement says: its paths are checked here.
             let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
-            if meta.info_hash.to_hex() != s.id {
-                bail!("the announced torrent's info hash does not match the share id");
-            }
+            check_announced(&s, &meta)?;
+            public = !meta.private;
         }
-        let wanted = match sphere.policy.as_str() {
-            "none" => false,
-            p => match p.strip_prefix("max:").and_then(|n| n.parse::<u64>().ok()) {
-                Some(max) => s.size <= max,
-                None => true,
-            },
-        };
+        // A public torrent passed on by a member would make this node a peer of a public
+        // swarm: only when the member's policy says so. Our own are ours to fetch.
+        let ask = public && sender.jid != self.me && !self.public_allowed(sphere).await;
+        let wanted = !ask && policy_wants(&sphere.policy, s.size);
         let state = if wanted { "downloading" } else { "available" };
         let new = self
             .store
@@ -1111,7 +1401,7 @@ impl Node {
             )
             .await?;
         if let Ok(hash) = s.id.parse::<InfoHash>() {
-            self.sphere_owned_grant(sphere, &hash);
+            self.sphere_owned_grant(sphere, &hash).await;
             self.feed_endpoints(sphere).await;
         }
         if new {
@@ -1124,7 +1414,7 @@ impl Node {
         // In its own task: a magnet can take a while to resolve, and announcements wait.
         let (node, sphere) = (self.clone(), sphere.clone());
         tokio::spawn(async move {
-            if let Err(e) = node.add_to_engine(&sphere, &s, None).await {
+            if let Err(e) = node.fetch_share(&sphere, &s, false).await {
                 tracing::warn!(share = %s.name, error = %e, "cannot fetch a share");
                 let _ = node
                     .store
@@ -1133,6 +1423,47 @@ impl Node {
             }
         });
         Ok(())
+    }
+
+    /// Starts fetching an announced share. One announced by its magnet alone has its
+    /// metadata fetched first, and checked against the announcement (and against the
+    /// sphere's policy on public torrents) before any of its data is.
+    /// `asked`: the person asked for this share (public or not).
+    async fn fetch_share(&self, sphere: &Sphere, s: &Share, asked: bool) -> Result<()> {
+        if s.torrent.is_some() {
+            return self.add_to_engine(sphere, s, None).await;
+        }
+        let peers = self.peers_for(&sphere.room, &s.id);
+        let bytes = self
+            .engine
+            .metadata(&s.magnet, peers, Duration::from_secs(60), MAGNET_PATIENCE)
+            .await?;
+        let meta = Metainfo::from_bytes(&bytes).context("the share's metadata is invalid")?;
+        if meta.info_hash.to_hex() != s.id {
+            bail!("the share's metadata is for another torrent");
+        }
+        check_announced(s, &meta)?;
+        self.store
+            .set_share_torrent(sphere.id, &s.id, &bytes)
+            .await?;
+        if !asked && !meta.private && s.sharer != self.me && !self.public_allowed(sphere).await {
+            tracing::info!(share = %s.name, "a public torrent: waiting for the member to fetch it");
+            self.store
+                .set_share_state(sphere.id, &s.id, "available", None, None)
+                .await?;
+            return Ok(());
+        }
+        let mut full = s.clone();
+        full.torrent = Some(bytes);
+        self.add_to_engine(sphere, &full, None).await
+    }
+
+    /// Whether members' public torrents are fetched in this sphere without asking.
+    async fn public_allowed(&self, sphere: &Sphere) -> bool {
+        matches!(
+            self.store.meta(&format!("public:{}", sphere.id)).await,
+            Ok(Some(v)) if v == "allow"
+        )
     }
 
     /// Adds a share to the engine: seeding `path` in place, or downloading into the sphere's
@@ -1161,9 +1492,11 @@ impl Node {
         let mut opts = match path {
             Some(p) => AddOptions::seed(p),
             None => {
-                std::fs::create_dir_all(&sphere.folder)
-                    .with_context(|| format!("cannot create {}", sphere.folder))?;
-                AddOptions::download(&sphere.folder)
+                // Out of sight until complete and verified (see `incoming`).
+                let staging = incoming::incoming_dir(Path::new(&sphere.folder), &s.id);
+                std::fs::create_dir_all(&staging)
+                    .with_context(|| format!("cannot create {}", staging.display()))?;
+                AddOptions::download(staging)
             }
         };
         opts.peers = self.peers_for(&sphere.room, &s.id);
@@ -1270,7 +1603,13 @@ impl Node {
     /// owner gave us.
     async fn announce_url(&self, sphere: &Sphere) -> Option<String> {
         if sphere.owned {
-            return self.tracker.http_announce_url(Some(&self.self_key));
+            let key = self.owner_key(sphere).await.ok()?;
+            // Known to the tracker before any torrent of the sphere is granted to it.
+            self.tracker.tracker.grant_key(
+                key.clone(),
+                KeyScope::Torrents(self.sphere_hashes(sphere).await),
+            );
+            return self.tracker.http_announce_url(Some(&key));
         }
         self.store
             .sphere(&sphere.name)
@@ -1280,10 +1619,30 @@ impl Node {
             .and_then(|s| s.announce)
     }
 
-    async fn on_withdraw(&self, sphere: &Sphere, w: Withdraw) -> Result<()> {
+    /// A withdrawal: only the sharer, or the sphere's owner, can take a share back.
+    /// The info hashes of a sphere's shares.
+    async fn sphere_hashes(&self, sphere: &Sphere) -> HashSet<InfoHash> {
+        self.store
+            .shares(sphere.id)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.info_hash.parse().ok())
+            .collect()
+    }
+
+    async fn on_withdraw(&self, sphere: &Sphere, w: Withdraw, sender: &Sender) -> Result<()> {
         let Some(row) = self.store.share(sphere.id, &w.id).await? else {
             return Ok(());
         };
+        if row.sharer != sender.jid.as_str() && !sender.owner {
+            bail!(
+                "{} tried to withdraw {}, shared by {}; ignored",
+                sender.jid,
+                row.name,
+                row.sharer
+            );
+        }
         if let Ok(hash) = w.id.parse::<InfoHash>() {
             let _ = self.engine.remove(&hash, false).await;
         }
@@ -1410,13 +1769,26 @@ impl Node {
     fn peers_for(&self, room: &str, info_hash: &str) -> Vec<SocketAddr> {
         let mut peers = self.member_endpoints(room);
         if let Some(heard) = lock(&self.lsd).as_ref() {
-            for p in heard.peers(info_hash) {
+            for p in heard.peers(&self.lan_name(info_hash)) {
                 if !peers.contains(&p) {
                     peers.push(p);
                 }
             }
         }
         peers
+    }
+
+    /// What a torrent goes by on the LAN: a public torrent by its info hash (BEP 14), a
+    /// private one (every sphere's, or one we cannot tell yet) by a name only those who know
+    /// the info hash can match (`lsd::private_name`, docs/decisions/0007).
+    fn lan_name(&self, info_hash: &str) -> String {
+        let Ok(hash) = info_hash.parse::<InfoHash>() else {
+            return info_hash.to_owned();
+        };
+        match self.engine.metainfo(&hash) {
+            Some(meta) if !meta.private => info_hash.to_owned(),
+            _ => spheres_net::lsd::private_name(&hash.0),
+        }
     }
 
     /// Local service discovery for every share, when the node listens beyond loopback.
@@ -1511,6 +1883,54 @@ impl Node {
         }
     }
 
+    /// A download is complete and verified: it appears in the sphere's folder (never over
+    /// anything already there) and the share is `seeding`.
+    async fn complete_download(
+        &self,
+        sphere: &Sphere,
+        share: &spheres_store::ShareRow,
+        hash: &InfoHash,
+    ) {
+        let Some(meta) = self.engine.metainfo(hash) else {
+            return;
+        };
+        let folder = PathBuf::from(&sphere.folder);
+        let staging = incoming::incoming_dir(&folder, &share.info_hash);
+        // Downloaded before downloads were staged: already in place.
+        let placed = if !staging.exists() {
+            self.engine
+                .status(hash)
+                .map(|st| st.root)
+                .ok_or_else(|| anyhow!("the download left the engine"))
+        } else {
+            tokio::task::spawn_blocking(move || incoming::place(&staging, &folder, &meta))
+                .await
+                .map_err(|e| anyhow!("{e}"))
+                .and_then(|r| r.context("cannot put the download in the sphere's folder"))
+        };
+        let (state, path, error) = match placed {
+            Ok(p) => {
+                tracing::info!(share = %share.name, path = %p.display(), "download complete and verified");
+                ("seeding", Some(p.to_string_lossy().into_owned()), None)
+            }
+            Err(e) => {
+                tracing::warn!(share = %share.name, error = %format!("{e:#}"), "cannot place a download");
+                ("failed", None, Some(format!("{e:#}")))
+            }
+        };
+        let _ = self
+            .store
+            .set_share_state(
+                sphere.id,
+                &share.info_hash,
+                state,
+                path.as_deref(),
+                error.as_deref(),
+            )
+            .await;
+        self.emit(json!({"type": "share", "sphere": sphere.name}));
+    }
+
     /// Periodic work: completed downloads become seeding; endpoints are re-fed.
     async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -1530,7 +1950,7 @@ impl Node {
                     shares
                         .iter()
                         .filter(|s| s.state == "seeding" || s.state == "downloading")
-                        .map(|s| s.info_hash.clone()),
+                        .map(|s| self.lan_name(&s.info_hash)),
                 );
                 for share in shares.iter().filter(|s| s.state == "downloading") {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
@@ -1541,19 +1961,7 @@ impl Node {
                     }
                     if let Some(st) = self.engine.status(&hash) {
                         if st.is_complete() {
-                            let path = st.root.to_string_lossy().into_owned();
-                            tracing::info!(share = %share.name, "download complete and verified");
-                            self.emit(json!({"type": "share", "sphere": sphere.name}));
-                            let _ = self
-                                .store
-                                .set_share_state(
-                                    sphere.id,
-                                    &share.info_hash,
-                                    "seeding",
-                                    Some(&path),
-                                    None,
-                                )
-                                .await;
+                            self.complete_download(sphere, share, &hash).await;
                         } else if st.state == TorrentState::Error {
                             let _ = self
                                 .store
@@ -1669,9 +2077,7 @@ impl Node {
         self.xmpp
             .join_room(&room, &self.nick, Some(self.endpoints()))
             .await?;
-        let folder = self.settings.spheres_dir.join(name);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let folder = sphere_folder(&self.settings.spheres_dir, name)?;
         let sphere = self
             .store
             .add_sphere(name, room.as_str(), &folder.to_string_lossy(), true)
@@ -1703,11 +2109,7 @@ impl Node {
             .store
             .add_member(sphere.id, who.as_str(), &random_token(16))
             .await?;
-        let shares = self.store.shares(sphere.id).await?;
-        let hashes = shares
-            .iter()
-            .filter_map(|s| s.info_hash.parse::<InfoHash>().ok())
-            .collect();
+        let hashes = self.sphere_hashes(&sphere).await;
         self.tracker
             .tracker
             .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
@@ -1878,17 +2280,16 @@ impl Node {
             .ok_or_else(|| {
                 anyhow!("no pending invitation to {invite:?} (see `spheres sphere invites`)")
             })?;
-        let mut name = inv
-            .reason
-            .clone()
-            .filter(|r| check_sphere_name(r).is_ok())
-            .unwrap_or_else(|| inv.room.split('@').next().unwrap_or("sphere").to_owned());
-        if self.store.sphere(&name).await?.is_some() {
-            name = format!("{name} ({})", inv.from_jid);
+        let base = sphere_name_from_invite(inv.reason.as_deref(), &inv.room);
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.store.sphere(&name).await?.is_some()
+            || self.settings.spheres_dir.join(&name).exists()
+        {
+            name = format!("{base} ({n})");
+            n += 1;
         }
-        let folder = self.settings.spheres_dir.join(&name);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let folder = sphere_folder(&self.settings.spheres_dir, &name)?;
         let sphere = self
             .store
             .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
@@ -2006,7 +2407,7 @@ impl Node {
                 },
             )
             .await?;
-        self.sphere_owned_grant(&sphere, &meta.info_hash);
+        self.sphere_owned_grant(&sphere, &meta.info_hash).await;
         self.emit(json!({"type": "share", "sphere": sphere.name}));
         self.add_to_engine(&sphere, &share, Some(&path_text))
             .await
@@ -2117,7 +2518,11 @@ impl Node {
         tracing::info!(sphere = %sphere.name, torrent = %meta.name, private = meta.private, "passing on a dropped torrent");
         let room = BareJid::new(&sphere.room)?;
         // Recorded and fetched like any announced share, then announced to the others.
-        self.on_share(&sphere, share.clone()).await?;
+        let us = Sender {
+            jid: self.me.clone(),
+            owner: sphere.owned,
+        };
+        self.on_share(&sphere, share.clone(), &us).await?;
         self.xmpp.send(share.into_message(room, &self.nick)).await?;
         Ok(())
     }
@@ -2440,13 +2845,23 @@ impl Node {
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
     pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String> {
         let sphere = self.sphere_named(name).await?;
+        // Public torrents members pass on: fetched by themselves, or left for the person.
+        if let Some(public) = policy.trim().strip_prefix("public:") {
+            if !matches!(public, "allow" | "ask") {
+                bail!("{policy:?} is not a policy: use public:allow or public:ask");
+            }
+            self.store
+                .set_meta(&format!("public:{}", sphere.id), public)
+                .await?;
+            return Ok(format!("public:{public}"));
+        }
         let normal = match policy.trim() {
             "all" => "all".to_owned(),
             "none" => "none".to_owned(),
             p => match p.strip_prefix("max:").map(crate::parse_size) {
                 Some(Ok(n)) => format!("max:{n}"),
                 _ => bail!(
-                    "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M)"
+                    "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"
                 ),
             },
         };
@@ -2455,7 +2870,7 @@ impl Node {
     }
 
     /// Fetches a share the policy left aside (by name or info hash).
-    pub async fn fetch(&self, name: &str, share: &str) -> Result<serde_json::Value> {
+    pub async fn fetch(self: &Arc<Self>, name: &str, share: &str) -> Result<serde_json::Value> {
         let sphere = self.sphere_named(name).await?;
         let rows = self.store.shares(sphere.id).await?;
         let row = rows
@@ -2468,8 +2883,28 @@ impl Node {
             self.store
                 .set_share_state(sphere.id, &row.info_hash, "downloading", None, None)
                 .await?;
-            self.add_to_engine(&sphere, &self.share_from_row(row), None)
-                .await?;
+            let share = self.share_from_row(row);
+            if share.torrent.is_some() {
+                self.add_to_engine(&sphere, &share, None).await?;
+            } else {
+                // Its metadata first, which can take a while: in the background.
+                let node = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = node.fetch_share(&sphere, &share, true).await {
+                        tracing::warn!(share = %share.name, error = %e, "cannot fetch a share");
+                        let _ = node
+                            .store
+                            .set_share_state(
+                                sphere.id,
+                                &share.id,
+                                "failed",
+                                None,
+                                Some(&format!("{e:#}")),
+                            )
+                            .await;
+                    }
+                });
+            }
         }
         Ok(json!({"name": row.name, "info_hash": row.info_hash, "state": "downloading"}))
     }
@@ -2565,6 +3000,59 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack: an invitation (from anyone who can send us a message) names a room whose
+    /// local part or reason would make the sphere's folder the spheres folder's parent, the
+    /// root, or a path elsewhere.
+    #[test]
+    fn names_from_invitations_never_leave_the_spheres_folder() {
+        let hostile = [
+            "..",
+            ".",
+            "",
+            " ",
+            "/etc",
+            "../../.ssh",
+            "a/b",
+            "a\\b",
+            ".bashrc",
+            "C:",
+            "\0x",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Spheres");
+        for reason in hostile {
+            for local in hostile {
+                let room = format!("{local}@rooms.evil.test");
+                let name = sphere_name_from_invite(Some(reason), &room);
+                let folder = sphere_folder(&root, &name).unwrap();
+                assert_eq!(
+                    folder.parent().unwrap(),
+                    root.canonicalize().unwrap(),
+                    "{reason:?} / {room:?} gave {name:?}"
+                );
+            }
+        }
+        assert_eq!(
+            sphere_name_from_invite(Some("Family"), "x@rooms.home.test"),
+            "Family"
+        );
+        assert_eq!(
+            sphere_name_from_invite(Some("../x"), "family-1a2b@rooms.home.test"),
+            "family-1a2b"
+        );
+        assert_eq!(
+            sphere_name_from_invite(None, "..@rooms.evil.test"),
+            "Sphere"
+        );
+        // A name whose folder is a link to elsewhere is refused, not followed.
+        std::os::unix::fs::symlink(dir.path(), root.join("Elsewhere")).unwrap();
+        let err = sphere_folder(&root, "Elsewhere").unwrap_err().to_string();
+        assert!(err.contains("outside the spheres folder"), "{err}");
+        for bad in ["..", ".", "", "a/b", "/etc"] {
+            assert!(sphere_folder(&root, bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn account_names_from_what_people_type() {

@@ -73,6 +73,16 @@ pub struct UpArgs {
     /// Run as an always-on member: accept every invitation, keep everything seeded.
     #[arg(long)]
     pub headless: bool,
+    /// Whose invitations an always-on (`--headless`) node accepts by itself: a JID or a
+    /// whole domain, repeatable (default: the household server's domain, or the account's).
+    /// Others are listed, never acted on.
+    #[arg(
+        long,
+        env = "SPHERES_ACCEPT_INVITES_FROM",
+        value_name = "JID|DOMAIN",
+        value_delimiter = ','
+    )]
+    pub accept_invites_from: Vec<String>,
     /// Where the household XMPP server listens (default 127.0.0.1: this machine only);
     /// 0.0.0.0 or a LAN address lets the household's other machines use it, and invitation
     /// links then name this machine's LAN address.
@@ -114,6 +124,7 @@ struct FileConfig {
     domain: Option<String>,
     user: Option<String>,
     headless: Option<bool>,
+    accept_invites_from: Option<Vec<String>>,
     dht: Option<bool>,
     xmpp_listen: Option<std::net::IpAddr>,
     no_endpoints: Option<bool>,
@@ -132,6 +143,9 @@ pub struct Settings {
     pub tracker: SocketAddr,
     pub spheres_dir: PathBuf,
     pub headless: bool,
+    /// JIDs and domains whose invitations a headless node accepts (empty: the account's or
+    /// household server's domain).
+    pub accept_invites_from: Vec<String>,
     pub dht: bool,
     pub xmpp_listen: std::net::IpAddr,
     pub no_endpoints: bool,
@@ -242,6 +256,11 @@ impl Settings {
             tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
             spheres_dir,
             headless: args.headless || file.headless.unwrap_or(false),
+            accept_invites_from: if args.accept_invites_from.is_empty() {
+                file.accept_invites_from.unwrap_or_default()
+            } else {
+                args.accept_invites_from.clone()
+            },
             dht: args.dht || file.dht.unwrap_or(false),
             xmpp_listen: args
                 .xmpp_listen

@@ -3,8 +3,11 @@
 //! ffmpeg when it is installed. Cached in DATA/thumbs/<info hash>.jpg; `None` when there is
 //! nothing to show (the page then shows a clean placeholder).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -51,11 +54,62 @@ fn from_image(src: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How long ffmpeg may take over one frame, and how much memory it may map.
+const FFMPEG_TIME: Duration = Duration::from_secs(30);
+const FFMPEG_MEMORY: u64 = 1024 * 1024 * 1024;
+
+/// ffmpeg's demuxer for a video, from its first bytes (never from its name): a file from a
+/// member named `.mp4` may be a playlist or a concat script that makes ffmpeg open other
+/// files or URLs. Containers we do not know get no thumbnail.
+fn container_of(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("mov"),
+        [0x1a, 0x45, 0xdf, 0xa3, ..] => Some("matroska"),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'A',
+            b'V',
+            b'I',
+            b' ',
+            ..,
+        ] => Some("avi"),
+        [b'O', b'g', b'g', b'S', ..] => Some("ogg"),
+        _ => None,
+    }
+}
+
 fn from_video(src: &Path, out: &Path) -> Result<()> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(src)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    let format = container_of(&head[..n])
+        .ok_or_else(|| anyhow!("{} is not a video container we read", src.display()))?;
     let tmp = out.with_extension("tmp.jpg");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-ss", "1", "-i"])
-        .arg(src)
+    let mut input = std::ffi::OsString::from("file:");
+    input.push(src);
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-loglevel", "error", "-nostdin", "-y"])
+        // Only the file itself: no network, no other local files through a playlist.
+        .args([
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            format,
+            "-ss",
+            "1",
+            "-i",
+        ])
+        .arg(input)
         .args(["-frames:v", "1", "-vf"])
         .arg(format!(
             "scale='min({SIZE},iw)':'min({SIZE},ih)':force_original_aspect_ratio=decrease"
@@ -63,10 +117,36 @@ fn from_video(src: &Path, out: &Path) -> Result<()> {
         .arg(&tmp)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one setrlimit system call (rustix calls
+    // the kernel directly: no allocation, no lock) and touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(FFMPEG_MEMORY),
+                maximum: Some(FFMPEG_MEMORY),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::As, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
         .map_err(|_| anyhow!("ffmpeg is not installed: videos get a placeholder"))?;
-    if !status.success() || !tmp.exists() {
+    let deadline = Instant::now() + FFMPEG_TIME;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    if !status.is_some_and(|s| s.success()) || !tmp.exists() {
         let _ = std::fs::remove_file(&tmp);
         return Err(anyhow!(
             "ffmpeg could not take a frame of {}",
@@ -77,13 +157,43 @@ fn from_video(src: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Shares whose thumbnail is being made now: one job per share, a few at a time, whatever
+/// the number of pages asking.
+static MAKING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+const MAX_JOBS: usize = 2;
+
+/// Holds a share's place in [`MAKING`] while its thumbnail is made.
+struct Job(String);
+
+impl Job {
+    fn start(info_hash: &str) -> Option<Job> {
+        let mut making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+        let set = making.get_or_insert_with(HashSet::new);
+        if set.len() >= MAX_JOBS || !set.insert(info_hash.to_owned()) {
+            return None;
+        }
+        Some(Job(info_hash.to_owned()))
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let mut making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = making.as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
 /// The cached thumbnail of a share, made now if needed (blocking: call it off the runtime).
+/// `None` too while the same share's thumbnail is being made, or too many are.
 pub fn thumbnail(cache: &Path, info_hash: &str, files: &[PathBuf]) -> Option<PathBuf> {
     let out = cache.join(format!("{info_hash}.jpg"));
     if out.exists() {
         return Some(out);
     }
     let src = pick(files)?;
+    let _job = Job::start(info_hash)?;
     std::fs::create_dir_all(cache).ok()?;
     let made = if IMAGES.contains(&ext(&src).as_str()) {
         from_image(&src, &out)
@@ -120,5 +230,73 @@ mod tests {
         assert_eq!((small.width(), small.height()), (SIZE, 240));
         assert!(thumbnail(&cache, "bb", &[junk]).is_none());
         assert!(thumbnail(&cache, "cc", &[dir.path().join("notes.txt")]).is_none());
+    }
+
+    fn ffmpeg(args: &[&str]) {
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ffmpeg is not installed: run scripts/install-test-deps");
+    }
+
+    /// Attack: a member shares "holiday.mp4" that is really an HLS playlist naming a file
+    /// elsewhere on the receiver's disk (or a URL). ffmpeg, guessing the format from the
+    /// content, would follow it and the thumbnail would show the other file. A real video
+    /// still gets its thumbnail.
+    #[test]
+    fn a_playlist_posing_as_a_video_opens_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("private/secret.ts");
+        std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+        let lavfi = "testsrc=duration=3:size=64x64:rate=10";
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            lavfi,
+            "-f",
+            "mpegts",
+            secret.to_str().unwrap(),
+        ]);
+        let hostile = dir.path().join("share/holiday.mp4");
+        std::fs::create_dir_all(hostile.parent().unwrap()).unwrap();
+        let playlist = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:3,\n{}\n#EXT-X-ENDLIST\n",
+            secret.display()
+        );
+        std::fs::write(&hostile, playlist).unwrap();
+        let cache = dir.path().join("thumbs");
+        assert!(
+            thumbnail(&cache, "aa", std::slice::from_ref(&hostile)).is_none(),
+            "ffmpeg followed the playlist to another file"
+        );
+        let real = dir.path().join("share/real.mp4");
+        ffmpeg(&["-f", "lavfi", "-i", lavfi, real.to_str().unwrap()]);
+        let t = thumbnail(&cache, "bb", &[real]).expect("a real video's thumbnail");
+        assert!(image::open(t).is_ok());
+        let mkv = dir.path().join("share/real.mkv");
+        ffmpeg(&["-f", "lavfi", "-i", lavfi, mkv.to_str().unwrap()]);
+        assert!(thumbnail(&cache, "cc", &[mkv]).is_some());
+    }
+
+    #[test]
+    fn containers_are_known_by_their_first_bytes() {
+        assert_eq!(container_of(b"\0\0\0\x20ftypisom"), Some("mov"));
+        assert_eq!(container_of(&[0x1a, 0x45, 0xdf, 0xa3, 1]), Some("matroska"));
+        assert_eq!(container_of(b"RIFF\0\0\0\0AVI LIST"), Some("avi"));
+        assert_eq!(container_of(b"OggS\0"), Some("ogg"));
+        for junk in [&b"#EXTM3U\n"[..], b"ffconcat version 1.0", b"", b"ftyp"] {
+            assert_eq!(container_of(junk), None);
+        }
+    }
+
+    #[test]
+    fn one_job_per_share_at_a_time() {
+        let a = Job::start("job-a").unwrap();
+        assert!(Job::start("job-a").is_none(), "the same share twice");
+        drop(a);
+        assert!(Job::start("job-a").is_some());
     }
 }

@@ -2,6 +2,8 @@
 //! conditions (never on sleeps), and clean up (processes killed, temp dirs removed) on drop.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,13 +44,33 @@ pub struct Proc {
     child: Child,
     lines: Receiver<String>,
     pub seen: Vec<String>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .stdin(Stdio::null());
+        cmd.stdin(Stdio::null());
+        Proc::start(name, cmd)
+    }
+
+    /// The same, with a standard input the test writes to ([`Proc::send`]).
+    pub fn spawn_interactive(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::piped());
+        let mut p = Proc::start(name, cmd);
+        p.stdin = p.child.stdin.take();
+        p
+    }
+
+    /// Writes one line to the process's standard input.
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.stdin.as_mut().expect("started with spawn_interactive");
+        writeln!(stdin, "{line}").expect("write to the process");
+        stdin.flush().expect("flush");
+    }
+
+    fn start(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
@@ -66,6 +88,7 @@ impl Proc {
             child,
             lines: rx,
             seen: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -113,6 +136,14 @@ impl Proc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// `kill -9`, then every line it printed is in `seen`.
+    pub fn kill_and_collect(&mut self) {
+        self.kill();
+        while let Ok(line) = self.lines.recv_timeout(TIMEOUT) {
+            self.seen.push(line);
+        }
     }
 
     /// Waits for the process to exit (bounded) and returns whether it succeeded.

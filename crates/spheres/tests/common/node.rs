@@ -1,0 +1,246 @@
+//! The node as tests drive it: `spheres up` processes with their own data and spheres
+//! folders, their CLI, and the household most tests start from (alice runs the household
+//! server and owns "Family"; bob has an account on it).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use spheres_xmpp::prosody::ManagedProsody;
+
+use super::{Proc, TIMEOUT, spheres, wait_until};
+
+/// One node: its data folder, its spheres folder, its process.
+pub struct Node {
+    pub name: String,
+    pub data: PathBuf,
+    pub spheres: PathBuf,
+    pub proc: Option<Proc>,
+    pub extra: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Where the web interface listens (a fixed port survives a restart).
+    pub http: String,
+}
+
+impl Node {
+    pub fn new(root: &Path, name: &str) -> Node {
+        Node {
+            name: name.to_owned(),
+            data: root.join(name).join("data"),
+            spheres: root.join(name).join("Spheres"),
+            proc: None,
+            extra: Vec::new(),
+            env: Vec::new(),
+            http: "127.0.0.1:0".into(),
+        }
+    }
+
+    /// A node on an account of the test's Prosody.
+    pub fn on(root: &Path, name: &str, s: &ManagedProsody) -> Node {
+        let mut n = Node::new(root, name);
+        n.extra = vec![
+            "--jid".into(),
+            format!("{name}@{}", s.domain()),
+            "--xmpp-server".into(),
+            s.c2s_addr().to_string(),
+            "--xmpp-ca".into(),
+            s.ca_file().to_string_lossy().into_owned(),
+        ];
+        n.env = vec![("SPHERES_PASSWORD".into(), format!("{name}-secret"))];
+        n
+    }
+
+    pub fn start(&mut self, more: &[&str]) -> Value {
+        let mut cmd = spheres();
+        cmd.arg("--json")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("up")
+            .args(["--http", &self.http, "--spheres-dir"])
+            .arg(&self.spheres)
+            .args(&self.extra)
+            .args(more);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut p = Proc::spawn(&self.name, cmd);
+        let running = p.wait_event("running");
+        self.proc = Some(p);
+        running
+    }
+
+    /// Stops the node cleanly (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.terminate();
+            assert!(p.wait_exit(), "{} did not stop cleanly", self.name);
+        }
+    }
+
+    /// `kill -9`: no chance to tidy up.
+    pub fn crash(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Runs a CLI command against this node; returns its JSON result.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = spheres()
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run spheres");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: spheres {args:?} failed: {}{}",
+            self.name,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// The same, expected to fail; returns stderr.
+    pub fn cli_fails(&self, args: &[&str]) -> String {
+        let out = spheres()
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .expect("run spheres");
+        assert!(
+            !out.status.success(),
+            "{}: spheres {args:?} should fail",
+            self.name
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn share_state(&self, sphere: &str, name: &str) -> Option<Value> {
+        let list = self.cli(&["shares", sphere]);
+        list.as_array()?.iter().find(|s| s["name"] == name).cloned()
+    }
+}
+
+/// Polls `cond` (every 100 ms) until it holds; panics after `TIMEOUT` naming `what`.
+pub fn wait_seeding(n: &Node, sphere: &str, name: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let state = n.share_state(sphere, name);
+        if state.as_ref().is_some_and(|s| s["state"] == "seeding") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {} to have {name}; last seen: {state:?}; status: {}",
+            n.name,
+            n.cli(&["status"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A raw HTTP GET on loopback; returns the body.
+pub fn http_get(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    resp[split + 4..].to_vec()
+}
+
+/// Announces to `announce` for `info_hash` (hex) and says whether the tracker refused.
+pub fn tracker_refuses(announce: &str, info_hash: &str) -> bool {
+    let raw: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(&info_hash[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let escaped: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
+    let url = format!(
+        "{announce}?info_hash={escaped}&peer_id=-XX0001-abcdefghijkl&port=6881&uploaded=0&downloaded=0&left=0&compact=1"
+    );
+    let body = http_get(&url);
+    body.windows(14).any(|w| w == b"failure reason")
+}
+
+pub fn announce_of(n: &Node, sphere: &str) -> Option<String> {
+    n.cli(&["sphere", "list"])
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == sphere)?["announce"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Alice's node runs the household server (nothing configured) and has made the sphere
+/// "Family" and an account for bob, whose node runs too; bob is not invited yet.
+pub fn household(dir: &Path) -> (Node, Node) {
+    let (alice, bob) = household_nodes(dir, &[]);
+    alice.cli(&["sphere", "create", "Family"]);
+    (alice, bob)
+}
+
+/// Alice's household node and bob's node (started with `bob_args`), no sphere yet.
+pub fn household_nodes(dir: &Path, bob_args: &[&str]) -> (Node, Node) {
+    let mut alice = Node::new(dir, "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    assert_eq!(
+        running["jid"], "alice@family.test",
+        "the owner's account is created"
+    );
+    let pw = add_user(&alice, dir, "bob");
+    let mut bob = Node::new(dir, "bob");
+    bob.extra = vec![
+        "--jid".into(),
+        "bob@family.test".into(),
+        "--password-file".into(),
+        pw.to_string_lossy().into_owned(),
+        "--xmpp-server".into(),
+        running["household"]["c2s"].as_str().unwrap().to_owned(),
+        "--xmpp-ca".into(),
+        running["household"]["ca"].as_str().unwrap().to_owned(),
+    ];
+    bob.start(bob_args);
+    (alice, bob)
+}
+
+/// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.
+pub fn invite_and_join(alice: &Node, bob: &Node) {
+    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
+    wait_until("bob's invitation", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    bob.cli(&["sphere", "join", "Family"]);
+}
+
+/// An account `NAME@family.test` (password `NAME-secret`) on the household server alice's node
+/// runs; returns the file holding its password.
+pub fn add_user(alice: &Node, dir: &Path, name: &str) -> PathBuf {
+    let pw = dir.join(format!("{name}.pw"));
+    std::fs::write(&pw, format!("{name}-secret\n")).unwrap();
+    let created = alice.cli(&[
+        "household",
+        "add-user",
+        name,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    assert_eq!(created["jid"], format!("{name}@family.test"));
+    pw
+}

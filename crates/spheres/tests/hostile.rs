@@ -1,0 +1,412 @@
+//! Attacks on a node, as docs/security.md lists them: a hostile sphere member and a stranger
+//! with an XMPP account (tests/peers/hostile.py, on slixmpp: it sends whatever stanza a test
+//! scripts), another user of the same machine, a second node on the same folder. Each test
+//! performs the attack and fails if it works.
+//!
+//! To know that the node has processed a forged stanza before looking at what it did, each
+//! test sends a legitimate one after it on the same stream and waits for that one's effect:
+//! the node handles a room's messages in order.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use common::node::{Node, household, invite_and_join, wait_seeding};
+use common::{Proc, spheres, wait_until, write_random};
+use serde_json::{Value, json};
+
+/// Mallory: an account on alice's household server, driven by the hostile client.
+struct Mallory {
+    proc: Proc,
+}
+
+impl Mallory {
+    fn start(alice: &Node, dir: &Path) -> Mallory {
+        common::node::add_user(alice, dir, "mallory");
+        let household = alice.cli(&["status"])["household"].clone();
+        let c2s: std::net::SocketAddr = household["c2s"].as_str().unwrap().parse().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/hostile.py");
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.arg(script).args([
+            "mallory@family.test",
+            "mallory-secret",
+            "127.0.0.1",
+            &c2s.port().to_string(),
+            household["ca"].as_str().unwrap(),
+        ]);
+        let mut proc = Proc::spawn_interactive("mallory", cmd);
+        proc.wait_event("online");
+        Mallory { proc }
+    }
+
+    /// Runs one command of hostile.py and waits until it was sent.
+    fn run(&mut self, cmd: Value) {
+        self.proc.send(&cmd.to_string());
+        let done = self.proc.wait_event("done");
+        assert_eq!(done["op"], cmd["op"], "{:?}", self.proc.seen);
+    }
+}
+
+/// A torrent of `size` random bytes named `name`: (info hash, .torrent bytes, magnet).
+fn torrent(dir: &Path, name: &str, size: usize, public: bool) -> (String, Vec<u8>, String) {
+    let data = dir.join("mallory-files").join(name);
+    write_random(&data, size, size as u64);
+    let out = dir.join(format!("{name}.torrent"));
+    let mut extra = vec!["--tracker", "http://127.0.0.1:9/announce"];
+    if !public {
+        extra.push("--private");
+    }
+    let made = common::create(&data, &out, &extra);
+    (
+        made["info_hash"].as_str().unwrap().to_owned(),
+        std::fs::read(&out).unwrap(),
+        made["magnet"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A `<share/>` announcement as any client can write one.
+fn share_xml(id: &str, name: &str, size: usize, sharer: &str, magnet: &str, t: &[u8]) -> String {
+    let magnet = magnet.replace('&', "&amp;");
+    let torrent = base64::engine::general_purpose::STANDARD.encode(t);
+    format!(
+        "<share xmlns='urn:spheres:0' id='{id}' name='{name}' size='{size}' files='1' media='other' sharer='{sharer}'><magnet>{magnet}</magnet><torrent>{torrent}</torrent></share>"
+    )
+}
+
+fn shares(n: &Node) -> Vec<Value> {
+    n.cli(&["shares", "Family"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn has_share(n: &Node, name: &str) -> bool {
+    shares(n).iter().any(|s| s["name"] == name)
+}
+
+/// A member (mallory) forges announcements in the sphere's room: a share in alice's name, one
+/// whose size lies about its torrent, a withdrawal of alice's share, a share whose room record
+/// claims to be alice's, and a tracker key of hers sent to bob. Bob's node accepts none of
+/// them, live or from the archive after a restart; her honest share goes through, and a
+/// public torrent she passes on waits for bob to ask for it.
+#[test]
+fn a_hostile_member_cannot_forge_announcements() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, mut bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    let mut mallory = Mallory::start(&alice, dir.path());
+    alice.cli(&["sphere", "invite", "Family", "mallory@family.test"]);
+    let room = alice.cli(&["sphere", "list"])[0]["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mallory.run(json!({"op": "join", "room": room, "nick": "mallory"}));
+
+    // Alice shares something real first, for mallory to try to take back.
+    let photo = dir.path().join("photo.jpg");
+    let photo_data = write_random(&photo, 200_000, 5);
+    alice.cli(&["share", "Family", photo.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "photo.jpg");
+    let photo_hash = shares(&bob)
+        .iter()
+        .find(|s| s["name"] == "photo.jpg")
+        .unwrap()["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let say = |m: &mut Mallory, xml: String| {
+        m.run(json!({"op": "groupchat", "room": room, "body": "look", "xml": xml}));
+    };
+    // 1. A share in alice's name.
+    let (id, t, magnet) = torrent(dir.path(), "forged-sharer.bin", 10_000, false);
+    say(
+        &mut mallory,
+        share_xml(
+            &id,
+            "forged-sharer.bin",
+            10_000,
+            "alice@family.test",
+            &magnet,
+            &t,
+        ),
+    );
+    // 2. Her own name, but a size and a name that are not the torrent's.
+    let (id, t, magnet) = torrent(dir.path(), "liar.bin", 10_000, false);
+    say(
+        &mut mallory,
+        share_xml(&id, "holiday.mp4", 10, "mallory@family.test", &magnet, &t),
+    );
+    // 3. Alice's share, withdrawn by mallory.
+    say(
+        &mut mallory,
+        format!("<withdraw xmlns='urn:spheres:0' id='{photo_hash}'/>"),
+    );
+    // 4. A room record of her own making, naming alice as the sender, beside a share in
+    //    alice's name (the archive keeps both).
+    let (id, t, magnet) = torrent(dir.path(), "forged-record.bin", 10_000, false);
+    let forged_record = "<x xmlns='http://jabber.org/protocol/muc#user'><item jid='alice@family.test' affiliation='owner' role='moderator'/></x>";
+    let share = share_xml(
+        &id,
+        "forged-record.bin",
+        10_000,
+        "alice@family.test",
+        &magnet,
+        &t,
+    );
+    mallory.run(
+        json!({"op": "groupchat", "room": room, "body": "look", "xml": [forged_record, share]}),
+    );
+    // 5. A tracker key for bob, from someone who is not the owner.
+    let before = bob.cli(&["sphere", "list"])[0]["announce"].clone();
+    mallory.run(json!({"op": "private", "to": format!("{room}/bob"),
+        "xml": "<tracker xmlns='urn:spheres:0' member='bob@family.test' announce='http://127.0.0.1:9/stolen/announce'/>"}));
+    // 6. A public torrent, honestly hers: listed, not fetched until bob asks.
+    let (id, t, magnet) = torrent(dir.path(), "public.bin", 10_000, true);
+    say(
+        &mut mallory,
+        share_xml(
+            &id,
+            "public.bin",
+            10_000,
+            "mallory@family.test",
+            &magnet,
+            &t,
+        ),
+    );
+    // 7. Her honest share, last: once bob has it, he has read everything before it.
+    let (id, t, magnet) = torrent(dir.path(), "honest.bin", 10_000, false);
+    say(
+        &mut mallory,
+        share_xml(
+            &id,
+            "honest.bin",
+            10_000,
+            "mallory@family.test",
+            &magnet,
+            &t,
+        ),
+    );
+    wait_until("mallory's honest share on bob's node", || {
+        has_share(&bob, "honest.bin")
+    });
+
+    let check = |bob: &Node| {
+        for forged in [
+            "forged-sharer.bin",
+            "holiday.mp4",
+            "liar.bin",
+            "forged-record.bin",
+        ] {
+            assert!(
+                !has_share(bob, forged),
+                "bob accepted {forged}: {:?}",
+                shares(bob)
+            );
+        }
+        let photo = shares(bob)
+            .into_iter()
+            .find(|s| s["name"] == "photo.jpg")
+            .unwrap();
+        assert_eq!(photo["state"], "seeding", "mallory withdrew alice's share");
+        let public = shares(bob)
+            .into_iter()
+            .find(|s| s["name"] == "public.bin")
+            .unwrap();
+        assert_eq!(
+            public["state"], "available",
+            "a public torrent fetched without asking"
+        );
+    };
+    check(&bob);
+    assert_eq!(
+        bob.cli(&["sphere", "list"])[0]["announce"],
+        before,
+        "bob took a tracker key from mallory"
+    );
+    assert!(std::fs::read(bob.spheres.join("Family/photo.jpg")).unwrap() == photo_data);
+
+    // From the archive: bob's node starts over from scratch on the room's record.
+    bob.stop();
+    std::fs::remove_dir_all(&bob.data).unwrap();
+    std::fs::remove_dir_all(&bob.spheres).unwrap();
+    bob.start(&[]);
+    invite_and_join(&alice, &bob);
+    wait_until("the archive read again", || has_share(&bob, "honest.bin"));
+    wait_seeding(&bob, "Family", "photo.jpg");
+    check(&bob);
+}
+
+/// A stranger (mallory, not a contact of bob's, not on the allow-list) invites bob's
+/// always-on node to a room named `..`: it is listed, not joined; accepted by hand, its
+/// folder is inside the spheres folder. Alice's invitation, on the allow-list, is joined.
+#[test]
+fn an_invitation_from_a_stranger_is_not_acted_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, mut bob) = household(dir.path());
+    bob.stop();
+    bob.start(&["--headless", "--accept-invites-from", "alice@family.test"]);
+    let mut mallory = Mallory::start(&alice, dir.path());
+    for (room, reason) in [
+        ("..@rooms.family.test", "../../.ssh"),
+        (".@rooms.family.test", "/etc"),
+    ] {
+        mallory.run(json!({"op": "message", "to": "bob@family.test",
+            "xml": format!("<x xmlns='jabber:x:conference' jid='{room}' reason='{reason}'/>")}));
+    }
+    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
+    wait_until("bob's headless node in alice's sphere", || {
+        bob.cli(&["sphere", "list"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["name"] == "Family"))
+    });
+    let spheres_list = bob.cli(&["sphere", "list"]);
+    assert_eq!(spheres_list.as_array().unwrap().len(), 1, "{spheres_list}");
+    let invites = bob.cli(&["sphere", "invites"]);
+    assert_eq!(invites.as_array().unwrap().len(), 2, "{invites}");
+
+    // Taken by hand: the folders stay inside the spheres folder.
+    for room in ["..@rooms.family.test", ".@rooms.family.test"] {
+        let sphere = bob.cli(&["sphere", "join", room]);
+        let folder = std::fs::canonicalize(sphere["folder"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            folder.parent().unwrap(),
+            std::fs::canonicalize(&bob.spheres).unwrap(),
+            "{sphere}"
+        );
+    }
+}
+
+/// Another user of the machine reads nothing of the node's: not its data folder, not its
+/// database, not its thumbnails. A second node cannot take the same spheres folder.
+#[test]
+fn the_node_is_its_users_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Folders others may walk through, as a home folder often is: only the node's own
+    // modes stand between another user and its files.
+    std::fs::create_dir_all(dir.path().join("alice")).unwrap();
+    for d in [dir.path().to_owned(), dir.path().join("alice")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut alice = Node::new(dir.path(), "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    assert_eq!(
+        Path::new(running["spheres_dir"].as_str().unwrap()),
+        alice.spheres,
+        "the node says where its spheres folder is"
+    );
+    for f in ["", "node.db", "node.json", "account.json", "prosody"] {
+        let mode = std::fs::metadata(alice.data.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{f:?} is open to others: {mode:o}");
+    }
+    // As another user (nobody): nothing to read.
+    if is_root() {
+        let (ok, _, _) = common::run({
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                .arg(alice.data.join("node.db"));
+            c
+        });
+        assert!(!ok, "another user read node.db");
+    }
+
+    // A second node, its own data folder, alice's spheres folder: refused, naming the first.
+    let mut cmd = spheres();
+    cmd.arg("--json")
+        .arg("--data-dir")
+        .arg(dir.path().join("other/data"))
+        .args(["up", "--http", "127.0.0.1:0", "--user", "other"])
+        .arg("--spheres-dir")
+        .arg(&alice.spheres);
+    let mut other = Proc::spawn("second node", cmd);
+    let refused = other.wait_event("error");
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("is used by another node") && why.contains(alice.data.to_str().unwrap()),
+        "{why}"
+    );
+    assert!(
+        !other.wait_exit(),
+        "the second node must stop with an error"
+    );
+    alice.stop();
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+/// Attack: a member reads the owner's tracker key in a .torrent of one sphere (it travels in
+/// every share) and uses it on the owner's tracker for the torrents of another sphere. The
+/// key opens its own sphere's torrents and nothing else.
+#[test]
+fn an_owners_tracker_key_opens_one_sphere_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    let mut hashes = Vec::new();
+    let mut keys = Vec::new();
+    for (sphere, file) in [("Family", "family.jpg"), ("Work", "payslip.pdf")] {
+        alice.cli(&["sphere", "create", sphere]);
+        let path = dir.path().join(file);
+        write_random(&path, 50_000, hashes.len() as u64);
+        let shared = alice.cli(&["share", sphere, path.to_str().unwrap()]);
+        hashes.push(shared["info_hash"].as_str().unwrap().to_owned());
+        let magnet = shared["magnet"].as_str().unwrap();
+        let tr = magnet
+            .split('&')
+            .find_map(|p| p.strip_prefix("tr="))
+            .expect("the magnet names the sphere's tracker");
+        keys.push(
+            percent_encoding::percent_decode_str(tr)
+                .decode_utf8()
+                .unwrap()
+                .into_owned(),
+        );
+    }
+    let (family_key, work_key) = (&keys[0], &keys[1]);
+    assert_ne!(family_key, work_key, "one key for both spheres");
+    assert!(
+        !common::node::tracker_refuses(family_key, &hashes[0]),
+        "the key works for its own sphere"
+    );
+    assert!(
+        common::node::tracker_refuses(family_key, &hashes[1]),
+        "Family's key opened Work"
+    );
+    assert!(
+        common::node::tracker_refuses(work_key, &hashes[0]),
+        "Work's key opened Family"
+    );
+    alice.stop();
+}
+
+/// Attack: a member shares a file named like one the receiver already has in the sphere's
+/// folder (`notes.txt`, which bob wrote there himself). Bob's file keeps its bytes; the
+/// member's arrives beside it as `notes (2).txt`, complete and verified.
+#[test]
+fn a_share_named_like_my_file_arrives_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    let mine = bob.spheres.join("Family/notes.txt");
+    std::fs::write(&mine, b"bob's own notes").unwrap();
+    let theirs = dir.path().join("alice-files/notes.txt");
+    let data = write_random(&theirs, 300_000, 77);
+    alice.cli(&["share", "Family", theirs.to_str().unwrap()]);
+    wait_until("alice's notes on bob's node", || {
+        shares(&bob)
+            .iter()
+            .any(|s| s["sharer"] == "alice@family.test" && s["state"] == "seeding")
+    });
+    assert_eq!(std::fs::read(&mine).unwrap(), b"bob's own notes");
+    assert!(std::fs::read(bob.spheres.join("Family/notes (2).txt")).unwrap() == data);
+}
