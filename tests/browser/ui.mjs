@@ -13,6 +13,17 @@ import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
 const { NODE_A, NODE_B, NODE_C, NODE_D, XMPP_SERVER, BOB, VIDEO, SHOTS } = process.env;
+// Each node's data folder, where the CLI finds its API token (node.json, new at each start).
+const DATA = { [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B, [NODE_C]: process.env.DATA_C, [NODE_D]: process.env.DATA_D };
+const tokenOf = (node) => JSON.parse(fs.readFileSync(path.join(DATA[node], "node.json"), "utf8")).token;
+// The node's API as the CLI calls it (this script is the test, not a browser).
+const nodeApi = (node, p, opts = {}) =>
+  fetch(node + p, { ...opts, headers: { ...(opts.headers || {}), authorization: `Bearer ${tokenOf(node)}` } });
+// A browser opens a node on its own computer with a one-time link from `spheres open`.
+async function login(page, node) {
+  const { url } = await (await nodeApi(node, "/api/open", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json();
+  await page.goto(url);
+}
 const WAIT = 60_000;
 fs.mkdirSync(SHOTS, { recursive: true });
 
@@ -57,6 +68,7 @@ try {
   for (const p of [a, b]) p.setDefaultTimeout(WAIT);
 
   // A creates a sphere and invites bob.
+  await login(a, NODE_A);
   await a.goto(NODE_A + "/");
   await a.getByLabel("Name of the sphere").fill("Family");
   await a.getByRole("button", { name: "Create" }).click();
@@ -74,6 +86,7 @@ try {
   // Carol has only a fresh node and the link: one screen, and she is in the sphere.
   c = await newPage();
   c.setDefaultTimeout(WAIT);
+  await login(c, NODE_C);
   await c.goto(NODE_C + "/");
   await c.getByRole("link", { name: "Join with your invitation link" }).waitFor();
   await axe(c, "welcome");
@@ -95,12 +108,13 @@ try {
   await c.getByRole("button", { name: "Join", exact: true }).click();
   await c.waitForURL(/#\/s\/Family$/, { timeout: 120_000 });
   await c.getByRole("heading", { name: "Chat" }).waitFor();
-  const cs = await (await fetch(NODE_C + "/api/status")).json();
+  const cs = await (await nodeApi(NODE_C, "/api/status")).json();
   assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
 
   // Dave signs in with the account he has; a wrong password is said plainly first.
   const d = await newPage();
   d.setDefaultTimeout(WAIT);
+  await login(d, NODE_D);
   await d.goto(NODE_D + "/");
   await d.getByRole("link", { name: "Sign in with it" }).click();
   await d.getByRole("heading", { name: "Sign in with your XMPP account" }).waitFor();
@@ -114,10 +128,11 @@ try {
   await d.getByRole("button", { name: "Sign in" }).click();
   await d.getByRole("heading", { name: "Your spheres" }).waitFor({ timeout: 120_000 });
   await d.locator("#who", { hasText: "dave@family.test" }).waitFor();
-  assert.equal((await (await fetch(NODE_D + "/api/status")).json()).household, null, "dave's node no longer runs a household");
+  assert.equal((await (await nodeApi(NODE_D, "/api/status")).json()).household, null, "dave's node no longer runs a household");
   await d.close();
 
   // B sees the invitation arrive live and accepts it in its own browser.
+  await login(b, NODE_B);
   await b.goto(NODE_B + "/");
   await axe(b, "home");
   await shot(b, "home");
@@ -131,6 +146,7 @@ try {
     const type = r.headers()["content-type"] || "";
     if (/text\/html|text\/css|javascript/.test(type)) bytes += (await r.body().catch(() => Buffer.alloc(0))).length;
   });
+  await login(page, NODE_B);
   await page.goto(NODE_B + "/#/s/Family");
   await page.getByRole("heading", { name: "Chat" }).waitFor();
   await page.waitForLoadState("networkidle");
@@ -152,7 +168,7 @@ try {
   await b.waitForFunction((n) => [...document.querySelectorAll(".card .open")].some((e) => e.textContent.includes(n) && !e.disabled), name, { timeout: WAIT });
   await card.click();
   await b.waitForFunction(() => { const v = document.querySelector("#player"); return v && v.currentTime > 0.5 && !v.paused; }, null, { timeout: WAIT });
-  const shares = await (await fetch(NODE_B + "/api/spheres/Family/shares")).json();
+  const shares = await (await nodeApi(NODE_B, "/api/spheres/Family/shares")).json();
   const got = shares.find((s) => s.name === name);
   console.log(JSON.stringify({ event: "playing", have_bytes: got.have_bytes, total_bytes: got.total_bytes }));
   assert.ok(got.have_bytes < got.total_bytes, `playback must start before the download completes (${got.have_bytes} of ${got.total_bytes})`);
@@ -206,7 +222,7 @@ try {
   await b.getByLabel("Upload limit (kB/s, empty: none)").fill("500");
   await b.getByRole("button", { name: "Save the limits" }).click();
   await b.getByText("Limits saved").waitFor();
-  const st = await (await fetch(NODE_B + "/api/status")).json();
+  const st = await (await nodeApi(NODE_B, "/api/status")).json();
   assert.equal(st.upload_limit, 500_000, "the upload limit applies at once");
   await axe(b, "settings");
   await shot(b, "settings");
@@ -273,8 +289,8 @@ try {
   for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C]]) {
     if (!p) continue;
     console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
-      shares: await (await fetch(node + "/api/spheres/Family/shares")).json().catch(() => null),
-      contacts: await (await fetch(node + "/api/contacts")).json().catch(() => null) }));
+      shares: await (await nodeApi(node, "/api/spheres/Family/shares")).json().catch(() => null),
+      contacts: await (await nodeApi(node, "/api/contacts")).json().catch(() => null) }));
     await shot(p, `failure-${who}`).catch(() => {});
   }
   throw e;

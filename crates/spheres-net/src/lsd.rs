@@ -14,9 +14,12 @@
 //!
 //! A private torrent (every sphere's) is never announced by its info hash: anyone on the LAN
 //! would hear it and could ask a member's node for the data. It goes by [`private_name`]
-//! instead, which only those who already know the info hash (the sphere's members) can
-//! compute and match; to anyone else it is 20 random-looking bytes. What others announce is
-//! kept within bounds ([`MAX_TORRENTS`], [`MAX_PEERS`]) however much a LAN host sends.
+//! instead, a hash of the info hash *and of the announcing address and port*: only those who
+//! already know the info hash (the sphere's members) can compute it, and it is good only from
+//! the address that sent it. A stranger who repeats a name they heard, from their own address,
+//! matches nothing, so no member dials them (a dial would send them the info hash in the
+//! BitTorrent handshake). Only announcements of our own torrents are kept, at most
+//! [`MAX_PEERS`] peers each, however much a LAN host sends.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,15 +38,59 @@ pub const KEEP: Duration = Duration::from_secs(15 * 60);
 pub const MAX_TORRENTS: usize = 4096;
 pub const MAX_PEERS: usize = 64;
 
-/// The name a private torrent is announced and looked up by on the LAN: SHA-1 over a label
-/// and its info hash, in lowercase hex like an info hash. One-way: hearing it tells nothing
-/// of the info hash, which the BitTorrent handshake needs.
-pub fn private_name(info_hash: &[u8; 20]) -> String {
+/// A torrent we announce and look for on the LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Torrent {
+    pub info_hash: [u8; 20],
+    /// Private torrents go by [`private_name`], never by info hash.
+    pub private: bool,
+}
+
+impl Torrent {
+    pub fn hex(&self) -> String {
+        hex(&self.info_hash)
+    }
+
+    /// Whether `name`, heard from `from` announcing `port`, is this torrent.
+    fn is_named(&self, name: &str, from: IpAddr, port: u16) -> bool {
+        if self.private {
+            name == private_name(&self.info_hash, from, port)
+        } else {
+            name == self.hex()
+        }
+    }
+
+    /// What we call it when announcing `port` from `source` (`None`: a private torrent, and
+    /// we do not know the address the datagram leaves from).
+    fn name(&self, source: Option<IpAddr>, port: u16) -> Option<String> {
+        match (self.private, source) {
+            (false, _) => Some(self.hex()),
+            (true, Some(ip)) => Some(private_name(&self.info_hash, ip, port)),
+            (true, None) => None,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The name a private torrent is announced by from address `from` and `port`: SHA-1 over a
+/// label, the info hash, the address (IPv4 as IPv4-mapped IPv6) and the port, in lowercase hex
+/// like an info hash. One-way: hearing it tells nothing of the info hash, which the
+/// BitTorrent handshake needs; bound to the address: repeated by anyone else, it is no name.
+pub fn private_name(info_hash: &[u8; 20], from: IpAddr, port: u16) -> String {
     use sha1::{Digest, Sha1};
+    let ip = match from {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(v6, |v4| v4.to_ipv6_mapped()),
+    };
     let mut h = Sha1::new();
     h.update(b"spheres lsd private v1\0");
     h.update(info_hash);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h.update(ip.octets());
+    h.update(port.to_be_bytes());
+    hex(&h.finalize())
 }
 
 /// One announcement.
@@ -205,27 +252,35 @@ impl Lan {
         !out.is_empty()
     }
 
-    /// Sends one datagram out of every interface (the default one when none is known).
-    async fn send(&self, datagram: &[u8]) {
+    /// Sends out of every interface (the system's choice when none is known) the datagrams
+    /// `build` makes for the addresses that interface sends from.
+    async fn send(&self, build: impl Fn(&[IpAddr]) -> Vec<Vec<u8>>) {
         let sock = socket2::SockRef::from(&self.socket);
         let outs = self.out.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if outs.is_empty() {
-            let _ = self.socket.send_to(datagram, self.group).await;
+            for datagram in build(&[]) {
+                let _ = self.socket.send_to(&datagram, self.group).await;
+            }
             return;
         }
         let mut sent = false;
         for out in &outs {
-            let chosen = match *out {
-                Out::V4(ip) => sock.set_multicast_if_v4(&ip),
-                Out::V6(index) => sock.set_multicast_if_v6(index),
+            let (chosen, sources) = match *out {
+                Out::V4(ip) => (sock.set_multicast_if_v4(&ip), vec![IpAddr::V4(ip)]),
+                Out::V6(index) => (
+                    sock.set_multicast_if_v6(index),
+                    ipv6_addresses(index).into_iter().map(IpAddr::V6).collect(),
+                ),
             };
             if let Err(e) = chosen {
                 tracing::debug!(error = %e, "cannot pick an interface for LSD");
                 continue;
             }
-            match self.socket.send_to(datagram, self.group).await {
-                Ok(_) => sent = true,
-                Err(e) => tracing::debug!(error = %e, "cannot send an LSD announcement"),
+            for datagram in build(&sources) {
+                match self.socket.send_to(&datagram, self.group).await {
+                    Ok(_) => sent = true,
+                    Err(e) => tracing::debug!(error = %e, "cannot send an LSD announcement"),
+                }
             }
         }
         // The interfaces seen at start are gone (a laptop changed networks): let the system
@@ -236,10 +291,43 @@ impl Lan {
                 _ => sock.set_multicast_if_v6(0),
             };
             if reset.is_ok() {
-                let _ = self.socket.send_to(datagram, self.group).await;
+                for datagram in build(&[]) {
+                    let _ = self.socket.send_to(&datagram, self.group).await;
+                }
             }
         }
     }
+}
+
+/// The names of `torrents` as announced on `port` from any of `sources` (an interface may
+/// send from any of its addresses), a few to a datagram.
+fn datagrams(
+    torrents: &[Torrent],
+    sources: &[IpAddr],
+    port: u16,
+    cookie: &str,
+    group: SocketAddr,
+) -> Vec<Vec<u8>> {
+    let mut names = Vec::new();
+    for t in torrents {
+        if t.private {
+            names.extend(sources.iter().filter_map(|s| t.name(Some(*s), port)));
+        } else {
+            names.extend(t.name(None, port));
+        }
+    }
+    // A few names per datagram, to stay well under a packet.
+    names
+        .chunks(20)
+        .map(|chunk| {
+            let a = Announce {
+                port,
+                infohashes: chunk.to_vec(),
+                cookie: Some(cookie.to_owned()),
+            };
+            encode(&a, group)
+        })
+        .collect()
 }
 
 /// Runs LSD over IPv4 and IPv6 on every interface that can multicast: announces `ours()`
@@ -248,7 +336,7 @@ impl Lan {
 /// runtime stops. Fails only when neither IPv4 nor IPv6 can be used.
 pub fn start(
     port: u16,
-    ours: impl Fn() -> Vec<String> + Send + Sync + 'static,
+    ours: impl Fn() -> Vec<Torrent> + Send + Sync + 'static,
 ) -> std::io::Result<Heard> {
     let cookie = format!("spheres-{:016x}", rand_u64());
     let mut lans = Vec::new();
@@ -301,19 +389,26 @@ pub fn start(
                 if a.cookie.as_deref() == Some(my_cookie.as_str()) {
                     continue;
                 }
+                // Only our own torrents are kept: a name we cannot match is nothing to us.
                 let peer = peer_address(from, a.port);
-                for h in &a.infohashes {
-                    heard.record(h, peer);
+                let mut ours_heard = false;
+                for t in ours() {
+                    if a.infohashes
+                        .iter()
+                        .any(|n| t.is_named(n, peer.ip(), a.port))
+                    {
+                        heard.record(&t.hex(), peer);
+                        ours_heard = true;
+                    }
                 }
-                let mine = ours();
-                if a.infohashes.iter().any(|h| mine.contains(h)) {
+                if ours_heard {
                     answer.notify_one();
                 }
             }
         });
     }
     tokio::spawn(async move {
-        let mut last: Vec<String> = Vec::new();
+        let mut last: Vec<Torrent> = Vec::new();
         let mut last_sent = Instant::now() - EVERY;
         let mut asked = false;
         loop {
@@ -325,16 +420,9 @@ pub fn start(
                 for lan in lans.iter() {
                     lan.refresh();
                 }
-                // A few torrents per datagram, to stay well under a packet.
-                for chunk in now.chunks(20) {
-                    let a = Announce {
-                        port,
-                        infohashes: chunk.to_vec(),
-                        cookie: Some(cookie.clone()),
-                    };
-                    for lan in lans.iter() {
-                        lan.send(&encode(&a, lan.group)).await;
-                    }
+                for lan in lans.iter() {
+                    lan.send(|sources| datagrams(&now, sources, port, &cookie, lan.group))
+                        .await;
                 }
                 last = now;
                 last_sent = Instant::now();
@@ -399,6 +487,19 @@ fn shared_socket(any: IpAddr) -> std::io::Result<std::net::UdpSocket> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// The IPv6 addresses of interface `index` (/proc/net/if_inet6).
+fn ipv6_addresses(index: u32) -> Vec<Ipv6Addr> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let i = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let raw = u128::from_str_radix(f.first()?, 16).ok()?;
+            (i == index).then(|| Ipv6Addr::from(raw))
+        })
+        .collect()
 }
 
 /// Indexes of the interfaces with an IPv6 address, loopback left out (/proc/net/if_inet6:
@@ -518,14 +619,53 @@ mod tests {
         assert!(peers.contains(&first));
     }
 
+    /// Attack: a stranger hears a member's name for a private torrent and announces it again
+    /// from their own address (any port they like). Members who know the torrent match the
+    /// member's announcement, never the stranger's, so nobody dials the stranger.
     #[test]
-    fn private_names_hide_the_info_hash() {
-        let hash = [0x5au8; 20];
-        let name = private_name(&hash);
+    fn private_names_hide_the_info_hash_and_cannot_be_replayed() {
+        let t = Torrent {
+            info_hash: [0x5a; 20],
+            private: true,
+        };
+        let member: IpAddr = "192.168.1.20".parse().unwrap();
+        let stranger: IpAddr = "192.168.1.66".parse().unwrap();
+        let name = t.name(Some(member), 6881).unwrap();
         assert_eq!(name.len(), 40);
         assert!(is_infohash(&name));
         assert!(!name.contains("5a5a5a"), "{name}");
-        assert_eq!(name, private_name(&hash), "members compute the same name");
-        assert_ne!(name, private_name(&[0x5b; 20]));
+        assert!(
+            t.is_named(&name, member, 6881),
+            "members compute the same name"
+        );
+        assert!(
+            !t.is_named(&name, stranger, 6881),
+            "replayed from another address"
+        );
+        assert!(
+            !t.is_named(&name, member, 6882),
+            "replayed with another port"
+        );
+        assert!(
+            !t.is_named(&t.hex(), member, 6881),
+            "a private torrent by its hash"
+        );
+        // The same address written as IPv4-mapped IPv6 is the same address.
+        let mapped = IpAddr::V6("::ffff:192.168.1.20".parse().unwrap());
+        assert!(t.is_named(&name, mapped, 6881));
+        // Nothing to send from an unknown address: never the info hash instead.
+        assert_eq!(t.name(None, 6881), None);
+        let public = Torrent {
+            private: false,
+            ..t
+        };
+        assert_eq!(public.name(None, 6881).unwrap(), public.hex());
+        let group: SocketAddr = "239.192.152.143:6771".parse().unwrap();
+        let sent = datagrams(&[t, public], &[member], 6881, "c", group);
+        let text = String::from_utf8(sent.concat()).unwrap();
+        assert!(
+            text.contains(&name) && text.matches(&t.hex()).count() == 1,
+            "{text}"
+        );
     }
 }

@@ -151,6 +151,69 @@ impl Store {
         Ok(())
     }
 
+    /// Records a browser session (by its cookie's hash); keeps at most `max`, dropping the
+    /// least recently used.
+    pub async fn add_session(&self, token_hash: &str, max: i64) -> Result<()> {
+        let t = now();
+        sqlx::query("INSERT INTO sessions (token_hash, created, last_used) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(t)
+            .bind(t)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE token_hash NOT IN
+             (SELECT token_hash FROM sessions ORDER BY last_used DESC LIMIT ?)",
+        )
+        .bind(max)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a session is open: known, used within `idle` seconds and younger than `max_age`
+    /// seconds. An open one is marked used now; an expired one is forgotten.
+    pub async fn use_session(&self, token_hash: &str, idle: i64, max_age: i64) -> Result<bool> {
+        let t = now();
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT created, last_used FROM sessions WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((created, last_used)) = row else {
+            return Ok(false);
+        };
+        if t - last_used > idle || t - created > max_age {
+            self.end_session(token_hash).await?;
+            return Ok(false);
+        }
+        // Once a minute at most: a page's many requests do not each write.
+        if t - last_used >= 60 {
+            sqlx::query("UPDATE sessions SET last_used = ? WHERE token_hash = ?")
+                .bind(t)
+                .bind(token_hash)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    pub async fn end_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every browser session (the web password changed).
+    pub async fn end_all_sessions(&self) -> Result<()> {
+        sqlx::query("DELETE FROM sessions")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a sphere; its name must be new.
     pub async fn add_sphere(
         &self,

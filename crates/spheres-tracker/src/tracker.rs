@@ -29,6 +29,10 @@ pub struct TrackerConfig {
     /// Open: anyone may announce any torrent. Private: only announces carrying a known key, for
     /// the torrents that key was granted, get an answer.
     pub private: bool,
+    /// Most torrents tracked at once: an announce for a new one past this is refused.
+    pub max_torrents: usize,
+    /// Most peers kept per torrent: a new peer past this gets peers but is not recorded.
+    pub max_peers_per_torrent: usize,
 }
 
 impl Default for TrackerConfig {
@@ -38,6 +42,8 @@ impl Default for TrackerConfig {
             min_interval: Duration::from_secs(30),
             peer_ttl: Duration::from_secs(300),
             default_numwant: 50,
+            max_torrents: 100_000,
+            max_peers_per_torrent: 5_000,
             max_numwant: 200,
             private: false,
         }
@@ -71,6 +77,8 @@ pub enum Refusal {
     NotInScope,
     #[error("port 0 is not a usable peer port")]
     BadPort,
+    #[error("this tracker tracks as many torrents as it can; try again later")]
+    Full,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -274,9 +282,20 @@ impl Tracker {
             .unwrap_or(self.config.default_numwant)
             .min(self.config.max_numwant) as usize;
 
+        // Bounded whatever strangers announce: torrents, then peers per torrent.
+        if !st.swarms.contains_key(&req.info_hash) && st.swarms.len() >= self.config.max_torrents {
+            return Err(Refusal::Full);
+        }
+        let max_peers = self.config.max_peers_per_torrent;
         let swarm = st.swarms.entry(req.info_hash).or_default();
+        let newcomer = !swarm.index.contains_key(&req.peer_id);
+        if newcomer && swarm.peers.len() >= max_peers {
+            swarm.expire(now, self.config.peer_ttl);
+        }
         if req.event == Event::Stopped {
             swarm.remove(&req.peer_id);
+        } else if newcomer && swarm.peers.len() >= max_peers {
+            // Answered, not remembered.
         } else {
             let was_seeding = swarm.get(&req.peer_id).is_some_and(|p| p.seeding);
             let seeding = req.left == 0;
@@ -464,6 +483,44 @@ mod tests {
                 downloaded: 1,
                 incomplete: 0
             }
+        );
+    }
+
+    /// Attack: a stranger announces made-up torrents and made-up peers to an open tracker as
+    /// fast as it can. What the tracker keeps stays within its bounds; known peers stay.
+    #[test]
+    fn a_flood_of_torrents_and_peers_stays_bounded() {
+        let t = Tracker::new(TrackerConfig {
+            max_torrents: 10,
+            max_peers_per_torrent: 4,
+            ..Default::default()
+        });
+        let now = Instant::now();
+        for h in 0..10 {
+            t.announce(&req(h, 1, 1000, 1, Event::Started), remote(1), None, now)
+                .unwrap();
+        }
+        assert!(matches!(
+            t.announce(&req(200, 1, 1000, 1, Event::Started), remote(1), None, now),
+            Err(Refusal::Full)
+        ));
+        // A torrent already tracked still answers.
+        for p in 2..50 {
+            let answer = t
+                .announce(&req(0, p, 1000, 1, Event::Started), remote(p), None, now)
+                .unwrap();
+            assert!(!answer.peers.is_empty());
+        }
+        assert_eq!(t.peer_count(&InfoHash([0; 20])), 4);
+        // The first peer is still known to newcomers.
+        let answer = t
+            .announce(&req(0, 99, 1000, 1, Event::Started), remote(99), None, now)
+            .unwrap();
+        assert!(
+            answer
+                .peers
+                .iter()
+                .any(|p| p.addr == SocketAddr::new(remote(1).ip(), 1000))
         );
     }
 

@@ -23,7 +23,8 @@ const TEXT = {
     limits: "Bandwidth", unlimited: "unlimited", down: "download", up: "upload",
     policy: "Fetch automatically", policy_all: "everything", policy_1g: "up to 1 GB each",
     policy_none: "nothing (on demand)", speed: "{rate}/s · peers: {n}", here: "On this computer: {path}",
-    login: "Log in", password: "Password", loginHelp: "This node is on another computer: enter its web password.",
+    login: "Log in", password: "Password", loginHelp: "Enter this node's web password. On the node's own computer, open the link that `spheres up` printed, or run `spheres open` for a new one.",
+    currentPassword: "Current password",
     setPassword: "Web password for your other devices", savePassword: "Save the password", passwordSaved: "Password saved",
     logout: "Log out", chats: "Chats", contacts: "Contacts", addContact: "Add a contact",
     contactJid: "Their address (name@server)", add: "Add", wantsYou: "{who} wants to be your contact",
@@ -68,7 +69,8 @@ const TEXT = {
     limits: "Débit", unlimited: "illimité", down: "réception", up: "envoi",
     policy: "Récupérer automatiquement", policy_all: "tout", policy_1g: "jusqu'à 1 Go chacun",
     policy_none: "rien (à la demande)", speed: "{rate}/s · pairs : {n}", here: "Sur cet ordinateur : {path}",
-    login: "Se connecter", password: "Mot de passe", loginHelp: "Ce nœud est sur un autre ordinateur : entrez son mot de passe web.",
+    login: "Se connecter", password: "Mot de passe", loginHelp: "Entrez le mot de passe web de ce nœud. Sur l'ordinateur du nœud, ouvrez le lien affiché par `spheres up`, ou lancez `spheres open` pour en obtenir un nouveau.",
+    currentPassword: "Mot de passe actuel",
     setPassword: "Mot de passe web pour vos autres appareils", savePassword: "Enregistrer le mot de passe", passwordSaved: "Mot de passe enregistré",
     logout: "Se déconnecter", chats: "Discussions", contacts: "Contacts", addContact: "Ajouter un contact",
     contactJid: "Son adresse (nom@serveur)", add: "Ajouter", wantsYou: "{who} souhaite être votre contact",
@@ -608,10 +610,16 @@ async function renderSettings() {
       row(t("reachable"), reachText(s.reachability || {}))),
   ];
   const pw = h("input", { id: "new-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
+  // Once a password is set, changing it takes the current one.
+  const cur = s.web_password ? h("input", { id: "current-password", type: "password", autocomplete: "current-password", required: true }) : null;
   const pwForm = h("form", { onsubmit: async (ev) => {
     ev.preventDefault();
-    try { await api("/password", { method: "POST", json: { password: pw.value } }); pw.value = ""; say(t("passwordSaved")); } catch (e) { fail(e); }
-  } }, h("label", { for: "new-password" }, t("setPassword")), pw, h("button", { type: "submit" }, t("savePassword")));
+    try {
+      await api("/password", { method: "POST", json: { password: pw.value, current: cur ? cur.value : null } });
+      pw.value = ""; if (cur) cur.value = ""; say(t("passwordSaved"));
+    } catch (e) { fail(e); }
+  } }, cur ? [h("label", { for: "current-password" }, t("currentPassword")), cur] : [],
+    h("label", { for: "new-password" }, t("setPassword")), pw, h("button", { type: "submit" }, t("savePassword")));
   const out = h("button", { type: "button", onclick: async () => { await api("/logout", { method: "POST", json: {} }).catch(() => {}); route(); } }, t("logout"));
   const kb = (v) => (v ? String(Math.round(v / 1000)) : "");
   const down = h("input", { id: "down-limit", type: "number", min: 1, inputmode: "numeric", value: kb(s.download_limit) });

@@ -228,7 +228,8 @@ impl Archived {
         if items.next().is_some() {
             return None;
         }
-        let jid = BareJid::new(item.attr("jid")?).ok()?;
+        // Prosody records the bare JID, ejabberd the full one.
+        let jid = Jid::new(item.attr("jid")?).ok()?.to_bare();
         let affiliation = match item.attr("affiliation") {
             Some("owner") => Affiliation::Owner,
             Some("admin") => Affiliation::Admin,

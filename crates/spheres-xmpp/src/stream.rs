@@ -93,8 +93,51 @@ type Tls = TlsStream<TcpStream>;
 
 /// The read half: a parser over the TLS stream's read side.
 pub(crate) struct StreamReader {
-    reader: AsyncReader<BufReader<ReadHalf<Tls>>>,
+    reader: AsyncReader<BufReader<Bounded<ReadHalf<Tls>>>>,
     lang: XmlLangStack,
+    /// Bytes read from the server, and where the stanza being read started.
+    budget: Arc<Budget>,
+}
+
+/// The most a single stanza may take, in bytes (Prosody's own limit for clients is 256 KiB;
+/// our announcements are under 64 KiB). A server that sends more is cut off, so a hostile or
+/// broken one cannot make us buffer without end.
+pub const MAX_STANZA: u64 = 1024 * 1024;
+
+#[derive(Default)]
+struct Budget {
+    read: std::sync::atomic::AtomicU64,
+    stanza_start: std::sync::atomic::AtomicU64,
+}
+
+/// The server's bytes, counted: a read that takes the current stanza past [`MAX_STANZA`]
+/// fails before the bytes reach the XML parser.
+struct Bounded<R> {
+    inner: R,
+    budget: Arc<Budget>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Bounded<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            let got = (buf.filled().len() - before) as u64;
+            let read = self.budget.read.fetch_add(got, Relaxed) + got;
+            if read.saturating_sub(self.budget.stanza_start.load(Relaxed)) > MAX_STANZA {
+                return std::task::Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the server sent a stanza larger than {MAX_STANZA} bytes"),
+                )));
+            }
+        }
+        polled
+    }
 }
 
 /// An authenticated, bound stream, ready to be split into a reader and a writer.
@@ -136,9 +179,14 @@ fn invalid(msg: impl Into<String>) -> XmppError {
 
 impl StreamReader {
     fn new(io: ReadHalf<Tls>) -> Self {
+        let budget = Arc::new(Budget::default());
         StreamReader {
-            reader: AsyncReader::new(BufReader::new(io)),
+            reader: AsyncReader::new(BufReader::new(Bounded {
+                inner: io,
+                budget: budget.clone(),
+            })),
             lang: XmlLangStack::new(),
+            budget,
         }
     }
 
@@ -193,6 +241,11 @@ impl StreamReader {
 
     /// Reads the next top-level element. Whitespace between stanzas (keepalives) is skipped.
     pub async fn next(&mut self) -> Result<Top, XmppError> {
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let read = self.budget.read.load(Relaxed);
+            self.budget.stanza_start.store(read, Relaxed);
+        }
         self.reader.parser_mut().set_text_buffering(false);
         let mut builder = loop {
             match self.next_event().await? {
@@ -669,5 +722,40 @@ async fn authenticate(
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Attack: a hostile server sends one endless stanza. Reading stops with an error once the
+    /// stanza passes MAX_STANZA, before the XML parser buffers it; a new stanza starts afresh.
+    #[tokio::test]
+    async fn an_endless_stanza_is_cut_off() {
+        let budget = Arc::new(Budget::default());
+        let endless = vec![b'a'; (MAX_STANZA as usize) * 2];
+        let mut r = Bounded {
+            inner: &endless[..],
+            budget: budget.clone(),
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        let err = loop {
+            match r.read(&mut buf).await {
+                Ok(0) => panic!("read {total} bytes without a stop"),
+                Ok(n) => total += n as u64,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(total <= MAX_STANZA, "{total}");
+        // The next stanza has its own budget.
+        let read = budget.read.load(std::sync::atomic::Ordering::Relaxed);
+        budget
+            .stanza_start
+            .store(read, std::sync::atomic::Ordering::Relaxed);
+        assert!(r.read(&mut buf).await.is_ok());
     }
 }

@@ -35,6 +35,9 @@ enum Command {
     Up(Box<node::settings::UpArgs>),
     /// Show the running node: account, spheres, transfers, listening addresses.
     Status,
+    /// Print a one-time link that opens the running node's web interface in a browser on
+    /// this computer (being on the same computer is not enough by itself).
+    Open,
     /// Create spheres, invite people, join, leave.
     #[command(subcommand)]
     Sphere(SphereCommand),
@@ -175,13 +178,11 @@ struct PeerArgs {
     lsd: bool,
 }
 
-/// What a torrent goes by on the LAN: its info hash, or for a private one a name only those
-/// who know the info hash can match (`lsd::private_name`).
-fn lan_name(meta: &Metainfo) -> String {
-    if meta.private {
-        spheres_net::lsd::private_name(&meta.info_hash.0)
-    } else {
-        meta.info_hash.to_hex()
+/// A torrent as LAN discovery announces it (a private one never by its info hash).
+fn lan_torrent(meta: &Metainfo) -> spheres_net::lsd::Torrent {
+    spheres_net::lsd::Torrent {
+        info_hash: meta.info_hash.0,
+        private: meta.private,
     }
 }
 
@@ -189,12 +190,12 @@ fn lan_name(meta: &Metainfo) -> String {
 fn start_lsd(
     peer: &PeerArgs,
     engine: &Engine,
-    hash: String,
+    torrent: spheres_net::lsd::Torrent,
 ) -> Result<Option<spheres_net::lsd::Heard>> {
     if !peer.lsd {
         return Ok(None);
     }
-    let heard = spheres_net::lsd::start(engine.listen_addr().port(), move || vec![hash.clone()])
+    let heard = spheres_net::lsd::start(engine.listen_addr().port(), move || vec![torrent])
         .context("cannot start local service discovery (UDP port 6771)")?;
     Ok(Some(heard))
 }
@@ -268,6 +269,7 @@ fn main() {
             runtime().and_then(|rt| rt.block_on(node::Node::up(&cli.locate, *args, &out)))
         }
         Command::Status
+        | Command::Open
         | Command::Sphere(_)
         | Command::Share { .. }
         | Command::Shares { .. }
@@ -484,9 +486,13 @@ async fn seed(out: &Output, args: SeedArgs) -> Result<()> {
         .add(Source::Torrent(bytes), opts)
         .await
         .context("cannot seed")?;
-    let lan = engine
-        .metainfo(&hash)
-        .map_or_else(|| hash.to_hex(), |m| lan_name(&m));
+    let lan = engine.metainfo(&hash).map_or(
+        spheres_net::lsd::Torrent {
+            info_hash: hash.0,
+            private: true,
+        },
+        |m| lan_torrent(&m),
+    );
     let _lsd = start_lsd(&args.peer, &engine, lan)?;
     let _http = serve_http(out, &engine, &args.peer, &hash).await?;
     // Seeding starts once the data is checked against the torrent.
@@ -541,15 +547,21 @@ async fn get(out: &Output, args: GetArgs) -> Result<()> {
     // With LSD and nobody named, listen a while for the LAN's answer first: the engine takes
     // extra peers only when the torrent is added.
     let wanted = match &source {
-        Source::Torrent(b) => Metainfo::from_bytes(b).ok().map(|m| lan_name(&m)),
-        Source::Magnet(m) => m
-            .parse::<spheres_metainfo::Magnet>()
-            .ok()
-            .map(|m| m.info_hash.to_hex()),
+        Source::Torrent(b) => Metainfo::from_bytes(b).ok().map(|m| lan_torrent(&m)),
+        // A magnet says nothing of being private: taken as public (BEP 14 as usual).
+        Source::Magnet(m) => {
+            m.parse::<spheres_metainfo::Magnet>()
+                .ok()
+                .map(|m| spheres_net::lsd::Torrent {
+                    info_hash: m.info_hash.0,
+                    private: false,
+                })
+        }
     };
-    if let Some(h) = wanted.clone()
-        && let Some(heard) = start_lsd(&args.peer, &engine, h.clone())?
+    if let Some(t) = wanted
+        && let Some(heard) = start_lsd(&args.peer, &engine, t)?
     {
+        let h = t.hex();
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while heard.peers(&h).is_empty() && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -681,6 +693,16 @@ async fn client(out: &Output, locate: &node::settings::Locate, command: Command)
     use remote::segment;
     let r = remote::Remote::find(locate)?;
     match command {
+        Command::Open => {
+            let v = r.post("/open", serde_json::json!({})).await?;
+            out.result(
+                &format!(
+                    "Open {} in a browser on this computer (it works once).",
+                    v["url"].as_str().unwrap_or("?")
+                ),
+                v,
+            );
+        }
         Command::Status => {
             let s = r.get("/status").await?;
             let mut text = format!(

@@ -408,5 +408,121 @@ fn a_share_named_like_my_file_arrives_beside_it() {
             .any(|s| s["sharer"] == "alice@family.test" && s["state"] == "seeding")
     });
     assert_eq!(std::fs::read(&mine).unwrap(), b"bob's own notes");
-    assert!(std::fs::read(bob.spheres.join("Family/notes (2).txt")).unwrap() == data);
+    let placed = bob.spheres.join("Family/notes (2).txt");
+    assert!(std::fs::read(&placed).unwrap() == data);
+
+    // Bob deletes the copy: his node no longer keeps (nor seeds) the data out of sight; the
+    // share can be fetched again.
+    let incoming = bob.spheres.join("Family/.spheres/incoming");
+    let kept = || std::fs::read_dir(&incoming).map_or(0, |d| d.count());
+    assert_eq!(kept(), 1);
+    std::fs::remove_file(&placed).unwrap();
+    wait_until("the deleted share available again", || {
+        shares(&bob)
+            .iter()
+            .any(|s| s["sharer"] == "alice@family.test" && s["state"] == "available")
+    });
+    assert_eq!(kept(), 0, "the data stayed out of sight");
+    assert_eq!(std::fs::read(&mine).unwrap(), b"bob's own notes");
+}
+
+/// Attack: another user of the node's machine (or a program behind a reverse proxy) talks to
+/// the web port from loopback; a page elsewhere posts to it; someone guesses the web password.
+/// Loopback alone opens nothing; a login link works once; a foreign `Origin` changes nothing;
+/// guesses are throttled; a browser changing the password must know the current one, and the
+/// change ends every other session.
+#[test]
+fn a_browser_needs_a_session_and_guessing_is_throttled() {
+    use common::node::{browser_session, raw_http, web_addr};
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    let addr = web_addr(&alice);
+    let get = |path: &str, headers: &[&str]| raw_http(&addr, ("GET", path), headers, (0, b""));
+    let post = |path: &str, headers: &[&str], body: &str| {
+        raw_http(
+            &addr,
+            ("POST", path),
+            headers,
+            (body.len(), body.as_bytes()),
+        )
+    };
+
+    // From loopback, with a loopback Host, nothing without a session.
+    let (code, answer) = get("/api/status", &[]);
+    assert_eq!(code, 401, "{answer}");
+    let (code, _) = get(
+        "/torrents/0123456789abcdef0123456789abcdef01234567/files/0",
+        &[],
+    );
+    assert_eq!(code, 401);
+    // A login link works once.
+    let url = alice.cli(&["open"])["url"].as_str().unwrap().to_owned();
+    let path = format!(
+        "/{}",
+        url.split_once("//").unwrap().1.split_once('/').unwrap().1
+    );
+    let (code, answer) = get(&path, &[]);
+    assert_eq!(code, 303, "{answer}");
+    let (code, _) = get(&path, &[]);
+    assert_eq!(code, 403, "a login link used twice");
+    let cookie = browser_session(&alice);
+    let (code, answer) = get("/api/status", &[&cookie]);
+    assert_eq!(code, 200, "{answer}");
+    // A change from another site's page: refused even with the session and the header.
+    let json = "Content-Type: application/json";
+    let (code, answer) = post(
+        "/api/spheres",
+        &[&cookie, "X-Spheres: 1", json, "Origin: http://evil.test"],
+        r#"{"name":"Evil"}"#,
+    );
+    assert_eq!(code, 403, "{answer}");
+    assert!(
+        alice
+            .cli(&["sphere", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Setting the web password ends the sessions opened before; a browser must give the
+    // current password to change it, and the change ends the other sessions.
+    let pw = dir.path().join("web.pw");
+    std::fs::write(&pw, "correct horse battery").unwrap();
+    alice.cli(&["password", "--password-file", pw.to_str().unwrap()]);
+    let (code, _) = get("/api/status", &[&cookie]);
+    assert_eq!(code, 401, "a session outlived a password change");
+    let mine = browser_session(&alice);
+    let other = browser_session(&alice);
+    let change = |current: &str| {
+        post(
+            "/api/password",
+            &[&mine, "X-Spheres: 1", json],
+            &format!(r#"{{"password":"a new long password","current":"{current}"}}"#),
+        )
+    };
+    let (code, answer) = change("not it");
+    assert_eq!(code, 403, "{answer}");
+    let (code, answer) = change("correct horse battery");
+    assert_eq!(code, 200, "{answer}");
+    let (code, _) = get("/api/status", &[&other]);
+    assert_eq!(code, 401, "another session outlived the change");
+
+    // Guessing the web password: a few tries (one was spent above), then told to wait, even
+    // with the right password.
+    let guess = |p: &str| {
+        post(
+            "/api/login",
+            &["X-Spheres: 1", json],
+            &format!(r#"{{"password":"{p}"}}"#),
+        )
+    };
+    for i in 0..4 {
+        let (code, answer) = guess(&format!("guess {i}"));
+        assert_eq!(code, 401, "{answer}");
+    }
+    let (code, answer) = guess("a new long password");
+    assert_eq!(code, 429, "the sixth try must wait: {answer}");
+    assert!(answer.contains("try again in"), "{answer}");
+    alice.stop();
 }

@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use common::node::{
     Node, announce_of, household, household_nodes, invite_and_join, tracker_refuses, wait_seeding,
 };
-use common::{Proc, TIMEOUT, assert_same_tree, spheres, wait_until, write_random};
+use common::{Proc, assert_same_tree, spheres, wait_until, write_random};
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 
 /// The README's first command in miniature: a node with nothing configured runs its own
@@ -422,7 +422,7 @@ fn an_invitation_link_and_an_always_on_member() {
 
     // Bob's headless node accepts his invitation by itself.
     bob.stop();
-    bob.start(&["--headless"]);
+    bob.start(&["--headless", "--accept-invites-from", "family.test"]);
     alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
     wait_until("bob's headless node in the sphere", || {
         bob.cli(&["sphere", "list"])
@@ -544,6 +544,10 @@ fn the_web_interface_in_two_browsers() {
         .env("NODE_B", web(&bob))
         .env("NODE_C", web(&carol))
         .env("NODE_D", web(&dave))
+        .env("DATA_A", &alice.data)
+        .env("DATA_B", &bob.data)
+        .env("DATA_C", &carol.data)
+        .env("DATA_D", &dave.data)
         .env("XMPP_SERVER", household["c2s"].as_str().unwrap())
         .env("BOB", "bob@family.test")
         .env("VIDEO", &video)
@@ -561,25 +565,15 @@ fn the_web_interface_in_two_browsers() {
     dave.stop();
 }
 
-/// One raw HTTP/1.1 exchange with a node's web port, as a page on this machine makes it.
-/// `body` may be shorter than `length`: the answer is read as the rest is still due.
-fn raw_http(addr: &str, method: &str, path: &str, (length, body): (usize, &[u8])) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Spheres: 1\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
+/// `raw_http` as the node's own page makes it: with a session and `X-Spheres: 1`.
+fn page_http(
+    addr: &str,
+    cookie: &str,
+    method: &str,
+    path: &str,
+    body: (usize, &[u8]),
+) -> (u16, String) {
+    common::node::raw_http(addr, (method, path), &[cookie, "X-Spheres: 1"], body)
 }
 
 /// Uploads from the web page: one that cannot fit on the disk is refused before a byte is
@@ -590,12 +584,11 @@ fn uploads_that_cannot_fit_or_are_cut_leave_nothing() {
     let mut alice = Node::new(dir.path(), "alice");
     alice.start(&["--user", "alice"]);
     alice.cli(&["sphere", "create", "Family"]);
-    let status = alice.cli(&["status"]);
-    let addr = status["http"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
+    let addr = common::node::web_addr(&alice);
+    let cookie = common::node::browser_session(&alice);
+    let raw_http = |addr: &str, method: &str, path: &str, body: (usize, &[u8])| {
+        page_http(addr, &cookie, method, path, body)
+    };
     let staging = alice.spheres.join("Family/.upload-abcdefgh12");
 
     let (code, answer) = raw_http(&addr, "GET", "/api/spheres/Family/space", (0, b""));
@@ -631,7 +624,7 @@ fn uploads_that_cannot_fit_or_are_cut_leave_nothing() {
     let mut cut = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         cut,
-        "PUT /api/spheres/Family/upload/abcdefgh12/files/cut.bin HTTP/1.1\r\nHost: {addr}\r\nX-Spheres: 1\r\nContent-Length: 1000000\r\n\r\n"
+        "PUT /api/spheres/Family/upload/abcdefgh12/files/cut.bin HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\nX-Spheres: 1\r\nContent-Length: 1000000\r\n\r\n"
     )
     .unwrap();
     cut.write_all(&[7u8; 4096]).unwrap();

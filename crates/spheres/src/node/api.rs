@@ -1,14 +1,10 @@
 //! The node's JSON API and the web interface, on one port.
 //!
-//! Who may call `/api/` and `/torrents/`:
-//! - the CLI, with `Authorization: Bearer TOKEN` (the token the node writes to DATA/node.json,
-//!   mode 0600, at start);
-//! - a browser on this machine: the connection comes from loopback and the `Host` is a
-//!   loopback name (so a web page elsewhere cannot reach us through DNS rebinding), and every
-//!   request that changes something carries `X-Spheres: 1`, which no other site's page can
-//!   send without a CORS preflight we never grant (CSRF).
-//! - a browser elsewhere, once logged in with the web password (`POST /api/login`: an
-//!   HttpOnly, SameSite=Strict session cookie; changes still need `X-Spheres: 1`).
+//! Who may call `/api/` and `/torrents/` (see `access`): the CLI with `Authorization: Bearer
+//! TOKEN`, or a browser with a session cookie (HttpOnly, SameSite=Strict), opened by a
+//! one-time login link (`GET /login/SECRET`, from `spheres up`'s start message or `spheres
+//! open`) or by the web password (`POST /api/login`). A browser's request that changes
+//! something also needs `X-Spheres: 1` and our own `Origin` (CSRF).
 //!
 //! Anything else gets 401 with `"login": true`.
 
@@ -27,14 +23,21 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Node;
+use super::access::{self, Access};
 
 #[derive(Clone)]
 struct Api {
     node: Arc<Node>,
-    token: Arc<String>,
-    /// Browser sessions opened with the password (cookie values), for access from other
-    /// devices. In memory: a restart logs everyone out.
-    sessions: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    access: Arc<Access>,
+}
+
+/// Who is calling, as the authentication found it.
+#[derive(Clone)]
+enum Caller {
+    /// The CLI, with the API token.
+    Cli,
+    /// A browser, with the cookie of an open session.
+    Browser,
 }
 
 const COOKIE: &str = "spheres_session";
@@ -75,27 +78,15 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
 
 type ApiResult = Result<Json<serde_json::Value>, ApiError>;
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
-}
-
-async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
+async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(given) = given {
-        if same(given.as_bytes(), api.token.as_bytes()) {
+        if api.access.is_token(given) {
+            req.extensions_mut().insert(Caller::Cli);
             return next.run(req).await;
         }
         return (
@@ -104,21 +95,18 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    let from_loopback = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|c| c.0.ip().is_loopback());
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(is_loopback_host);
-    let logged_in = session_of(headers).is_some_and(|s| {
-        api.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&s)
-    });
-    if (from_loopback && host_ok) || logged_in {
+    if let Some(cookie) = session_of(headers)
+        && api
+            .node
+            .store
+            .use_session(
+                &access::session_key(&cookie),
+                access::SESSION_IDLE,
+                access::SESSION_MAX_AGE,
+            )
+            .await
+            .unwrap_or(false)
+    {
         let changes = !matches!(
             *req.method(),
             axum::http::Method::GET | axum::http::Method::HEAD
@@ -126,6 +114,7 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
         if changes && let Err(refused) = same_origin_change(headers) {
             return refused.into_response();
         }
+        req.extensions_mut().insert(Caller::Browser);
         return next.run(req).await;
     }
     (
@@ -133,6 +122,86 @@ async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
         Json(json!({"error": "log in first", "login": true})),
     )
         .into_response()
+}
+
+/// Opens a browser session; returns its `Set-Cookie` value. `Secure` when the page came
+/// over TLS through a reverse proxy on this machine.
+async fn open_session(api: &Api, headers: &HeaderMap, peer: SocketAddr) -> anyhow::Result<String> {
+    let cookie = super::random_token(32);
+    api.node
+        .store
+        .add_session(&access::session_key(&cookie), access::MAX_SESSIONS)
+        .await?;
+    let tls = peer.ip().is_loopback()
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    Ok(format!(
+        "{COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        access::SESSION_MAX_AGE,
+        if tls { "; Secure" } else { "" }
+    ))
+}
+
+/// A one-time login link: opens a session and goes to the page.
+async fn login_link(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !api.access.take_link(&secret) {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "This login link was used already or has expired. On the node's computer, run `spheres open` for a new one.\n",
+        )
+            .into_response();
+    }
+    match open_session(&api, &headers, peer).await {
+        Ok(cookie) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, "/".to_owned()),
+            ],
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// A new one-time login link, for the CLI (`spheres open`).
+async fn new_login_link(
+    State(api): State<Api>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    let Caller::Cli = caller else {
+        return Refused("login links are made by `spheres open` on the node's computer")
+            .into_response();
+    };
+    let Some(http) = *super::lock(&api.node.http) else {
+        return ApiError(anyhow::anyhow!("the web interface is not up yet")).into_response();
+    };
+    Json(json!({"url": api.access.login_link(http)})).into_response()
+}
+
+/// Checks a password against the web password, at most `access::HASHING` at once.
+async fn password_is_right(api: &Api, password: &str) -> Result<bool, Response> {
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        api.access.hashing.clone().acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(_permit)) = permit else {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "the node is busy checking passwords; try again in a moment"})),
+        )
+            .into_response());
+    };
+    Ok(api.node.check_password(password).await)
 }
 
 /// A browser's request that changes something must come from our own page: it carries
@@ -168,22 +237,30 @@ impl IntoResponse for Refused {
     }
 }
 
-/// Opens a browser session with the web interface's password. Failed attempts are slowed
-/// down; the cookie is HttpOnly and SameSite=Strict.
+/// Opens a browser session with the web interface's password. Wrong passwords are
+/// throttled per address and overall (`access`).
 async fn login(
     State(api): State<Api>,
-    headers: axum::http::HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(b): Json<PasswordBody>,
 ) -> Response {
     if let Err(refused) = same_origin_change(&headers) {
         return refused.into_response();
     }
-    if !api.node.check_password(&b.password).await {
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    if let Err(wait) = api.access.may_try(peer.ip()) {
+        return Refused429(wait.as_secs().div_ceil(60).max(1)).into_response();
+    }
+    let right = match password_is_right(&api, &b.password).await {
+        Ok(r) => r,
+        Err(busy) => return busy,
+    };
+    if !right {
+        api.access.failed(peer.ip());
         let msg = if api.node.has_password().await {
             "wrong password"
         } else {
-            "no password is set yet: set one on the node's own computer (Settings, or `spheres password`)"
+            "no password is set yet: on the node's computer, open the address `spheres up` printed (or run `spheres open`), then set one in Settings"
         };
         return (
             StatusCode::UNAUTHORIZED,
@@ -191,27 +268,20 @@ async fn login(
         )
             .into_response();
     }
-    let token: String = (0..32)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect();
-    api.sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(token.clone());
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-    (
-        [(header::SET_COOKIE, cookie)],
-        Json(json!({"logged_in": true})),
-    )
-        .into_response()
+    api.access.succeeded(peer.ip());
+    match open_session(&api, &headers, peer).await {
+        Ok(cookie) => (
+            [(header::SET_COOKIE, cookie)],
+            Json(json!({"logged_in": true})),
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 async fn logout(State(api): State<Api>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(s) = session_of(&headers) {
-        api.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&s);
+    if let Some(c) = session_of(&headers) {
+        let _ = api.node.store.end_session(&access::session_key(&c)).await;
     }
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     (
@@ -221,17 +291,71 @@ async fn logout(State(api): State<Api>, headers: axum::http::HeaderMap) -> Respo
         .into_response()
 }
 
-async fn set_password(State(api): State<Api>, Json(b): Json<PasswordBody>) -> ApiResult {
-    api.node.set_password(&b.password).await?;
-    Ok(Json(json!({"password_set": true})))
+/// Sets the web password. From a browser, once a password is set, the current one is asked
+/// for. Every session ends (the browser that changed it gets a new one).
+async fn set_password(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+    Json(b): Json<NewPasswordBody>,
+) -> Response {
+    if let Caller::Browser = caller
+        && api.node.has_password().await
+    {
+        if let Err(wait) = api.access.may_try(peer.ip()) {
+            return Refused429(wait.as_secs().div_ceil(60).max(1)).into_response();
+        }
+        let right = match password_is_right(&api, b.current.as_deref().unwrap_or("")).await {
+            Ok(r) => r,
+            Err(busy) => return busy,
+        };
+        if !right {
+            api.access.failed(peer.ip());
+            return (
+                StatusCode::FORBIDDEN,
+                Json(
+                    json!({"error": "the current password is not right; type the one you use now"}),
+                ),
+            )
+                .into_response();
+        }
+    }
+    if let Err(e) = api.node.set_password(&b.password).await {
+        return ApiError(e).into_response();
+    }
+    if let Err(e) = api.node.store.end_all_sessions().await {
+        return ApiError(e.into()).into_response();
+    }
+    match caller {
+        Caller::Cli => Json(json!({"password_set": true})).into_response(),
+        Caller::Browser => match open_session(&api, &headers, peer).await {
+            Ok(cookie) => (
+                [(header::SET_COOKIE, cookie)],
+                Json(json!({"password_set": true})),
+            )
+                .into_response(),
+            Err(e) => ApiError(e).into_response(),
+        },
+    }
 }
 
-pub fn router(node: Arc<Node>, token: String) -> Router {
-    let api = Api {
-        node,
-        token: Arc::new(token),
-        sessions: Arc::default(),
-    };
+/// Too many wrong passwords: 429 with when to try again.
+struct Refused429(u64);
+
+impl IntoResponse for Refused429 {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, (self.0 * 60).to_string())],
+            Json(json!({"error": format!("too many wrong passwords; try again in {} min", self.0), "retry_minutes": self.0, "login": true})),
+        )
+            .into_response()
+    }
+}
+
+pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
+    let api = Api { node, access };
     let routes = Router::new()
         .route("/status", get(status))
         .route("/spheres", get(list_spheres).post(create_sphere))
@@ -252,6 +376,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route("/household/users", post(add_user))
         .route("/events", get(events))
         .route("/password", post(set_password))
+        .route("/open", post(new_login_link))
         .route("/limits", post(set_limits))
         .route("/contacts", get(contacts).post(add_contact))
         .route("/qr", get(qr))
@@ -271,6 +396,7 @@ pub fn router(node: Arc<Node>, token: String) -> Router {
         .route_layer(middleware::from_fn_with_state(api.clone(), auth));
     let open = Router::new()
         .route("/api/login", post(login))
+        .route("/login/{secret}", get(login_link))
         .with_state(api.clone());
     spheres_web::with_security_headers(
         spheres_web::ui_router()
@@ -344,6 +470,14 @@ struct ContactBody {
 #[derive(Deserialize)]
 struct PasswordBody {
     password: String,
+}
+
+#[derive(Deserialize)]
+struct NewPasswordBody {
+    password: String,
+    /// The password in use, asked of a browser once one is set.
+    #[serde(default)]
+    current: Option<String>,
 }
 
 #[derive(Deserialize)]

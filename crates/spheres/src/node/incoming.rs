@@ -72,8 +72,21 @@ fn place_file(src: &Path, target: &Path) -> io::Result<()> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let tmp = target.with_file_name(format!(".{name}.spheres-part"));
-            std::fs::copy(src, &tmp)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
+            // A new file (never one that is there, nor through a link), removed on failure.
+            let copied = (|| -> io::Result<()> {
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)?;
+                io::copy(&mut std::fs::File::open(src)?, &mut out)?;
+                out.sync_all()
+            })();
+            if let Err(e) = copied {
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                return Err(io::Error::other(e.to_string()));
+            }
             let renamed = rustix::fs::renameat_with(
                 rustix::fs::CWD,
                 &tmp,

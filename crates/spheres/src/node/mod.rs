@@ -12,6 +12,7 @@
 //!   they cannot reach one another's trackers. librqbit takes extra peers only when a torrent
 //!   is added, so the endpoints known then are passed as initial peers too.
 
+mod access;
 pub mod api;
 mod incoming;
 pub mod settings;
@@ -118,7 +119,7 @@ pub struct Node {
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
     /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
     lsd: Mutex<Option<spheres_net::lsd::Heard>>,
-    lsd_hashes: Mutex<Vec<String>>,
+    lsd_hashes: Mutex<Vec<spheres_net::lsd::Torrent>>,
     /// How reachable we are from outside, and the port mapping that makes it so.
     reachability: Mutex<spheres_net::Reachability>,
     mapping: tokio::sync::Mutex<Option<spheres_net::Mapping>>,
@@ -137,6 +138,8 @@ pub struct Node {
     restart: tokio::sync::Notify,
     /// Stream slots for staggered starts (see `stagger`).
     staggering: Arc<tokio::sync::Semaphore>,
+    /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
+    catching_up: Mutex<HashSet<String>>,
     /// What each member announced in the last hour (see `AnnounceBudget`).
     announce_budget: Mutex<AnnounceBudget>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
@@ -218,9 +221,12 @@ fn check_sphere_name(name: &str) -> Result<()> {
     let bad = name.trim().is_empty()
         || name.len() > 100
         || name.starts_with('.')
-        || name
-            .chars()
-            .any(|c| c.is_control() || "/\\:*?\"<>|".contains(c));
+        || name.chars().any(|c| {
+            c.is_control()
+                || "/\\:*?\"<>|".contains(c)
+                // Bidirectional overrides make a name read as another ("gpj.exe").
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        });
     if bad {
         bail!("{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,");
     }
@@ -276,6 +282,9 @@ struct Sender {
 /// An announcement must say what its torrent holds: same name, total size and file count
 /// (the gallery, the policy and the free-space checks go by what it says).
 fn check_announced(s: &Share, meta: &Metainfo) -> Result<()> {
+    if meta.info_hash.to_hex() != s.id {
+        bail!("the announced torrent's info hash does not match the share id; ignored");
+    }
     let comparable = |n: &str| spheres_xmpp::protocol::xml_safe(n).replace(['\t', '\n', '\r'], " ");
     let files = meta.visible_files().count() as u64;
     if comparable(&s.name) != comparable(&meta.name)
@@ -306,9 +315,18 @@ fn policy_wants(policy: &str, size: u64) -> bool {
     }
 }
 
+/// What strangers can make the node remember, at most: contact requests waiting for an
+/// answer, people whose presence is kept (and devices per person), invitations waiting.
+const MAX_CONTACT_REQUESTS: usize = 100;
+const MAX_PRESENCES: usize = 2000;
+const MAX_RESOURCES: usize = 16;
+const MAX_PENDING_INVITES: usize = 50;
+/// Endpoints taken from one member's presence (a node has a few: LAN, mapped, IPv6).
+const MAX_ENDPOINTS: usize = 8;
+
 /// How much one member may announce in a sphere in an hour; past it, announcements are
 /// logged and dropped (a hostile member cannot flood the store, the engine or the disk).
-const ANNOUNCES_PER_HOUR: usize = 200;
+const ANNOUNCES_PER_HOUR: usize = 1000;
 const ANNOUNCED_BYTES_PER_HOUR: u64 = 2_000_000_000_000;
 
 /// Announcements per (room, member) in the last hour, by the time the room received them.
@@ -584,9 +602,18 @@ impl Node {
             restart: tokio::sync::Notify::new(),
             staggering: Arc::new(tokio::sync::Semaphore::new(2)),
             announce_budget: Mutex::default(),
+            catching_up: Mutex::default(),
             _spheres_lock: spheres_lock,
         });
 
+        if node.settings.headless
+            && node.settings.accept_invites_from.is_empty()
+            && node.household.is_none()
+        {
+            tracing::warn!(
+                "--headless joins invitations by itself only from --accept-invites-from JID|DOMAIN; none given, so every invitation waits for `spheres sphere join`"
+            );
+        }
         node.restore().await?;
         // Events first: joining a room waits for the room's answer, which the loop reads.
         tokio::spawn(node.clone().xmpp_loop(events));
@@ -598,7 +625,8 @@ impl Node {
 
         // The API and the web interface.
         let token = random_token(24);
-        let router = api::router(node.clone(), token.clone());
+        let access = Arc::new(access::Access::new(token.clone()));
+        let router = api::router(node.clone(), access.clone());
         let (bound, _task) = spheres_web::serve(router, settings.http)
             .await
             .with_context(|| {
@@ -617,9 +645,12 @@ impl Node {
             &settings::node_file(&data),
             &serde_json::to_vec_pretty(&node_file)?,
         )?;
+        // A browser on this machine opens the page with a one-time link (being on loopback
+        // proves nothing: other users of the machine are too).
+        let open = access.login_link(bound);
         out.event(
             &format!(
-                "spheres is running as {}.\n  Open http://{bound}/ in a browser.\n  Spheres are folders in {}.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
+                "spheres is running as {}.\n  Open {open} in a browser (a one-time link; `spheres open` makes another).\n  Spheres are folders in {}.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
                 node.me,
                 node.settings.spheres_dir.display(),
                 node.engine.listen_addr(),
@@ -634,7 +665,7 @@ impl Node {
                     ))
                     .unwrap_or_default(),
             ),
-            json!({"event": "running", "jid": node.me.to_string(), "http": format!("http://{bound}"),
+            json!({"event": "running", "jid": node.me.to_string(), "http": format!("http://{bound}"), "open": open,
                    "listen": node.engine.listen_addr().to_string(),
                    "tracker": node.tracker.http_addr.map(|a| a.to_string()),
                    "spheres_dir": node.settings.spheres_dir,
@@ -851,7 +882,8 @@ impl Node {
                         let (node, sphere, s) =
                             (self.clone(), sphere.clone(), self.share_from_row(&share));
                         tokio::spawn(async move {
-                            if let Err(e) = node.fetch_share(&sphere, &s, true).await {
+                            // Not `asked`: a public torrent still waits for the person.
+                            if let Err(e) = node.fetch_share(&sphere, &s, false).await {
                                 tracing::warn!(share = %s.name, error = %e, "cannot resume a share");
                             }
                         });
@@ -861,9 +893,28 @@ impl Node {
                         // What was fetched is seeded from where it arrived (`incoming`); what
                         // we shared, or a download from before downloads were staged, from
                         // its path.
-                        let staged =
-                            incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash)
-                                .exists();
+                        let staging =
+                            incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash);
+                        // A download begun before downloads were staged: what it has goes
+                        // out of sight, where it resumes (it was never complete at its name).
+                        if !ours
+                            && share.state == "downloading"
+                            && !staging.exists()
+                            && let Some(name) = share
+                                .torrent
+                                .as_deref()
+                                .and_then(|t| Metainfo::from_bytes(t).ok())
+                                .map(|m| m.name)
+                        {
+                            let old = Path::new(&sphere.folder).join(&name);
+                            if old.exists()
+                                && std::fs::create_dir_all(&staging).is_ok()
+                                && let Err(e) = std::fs::rename(&old, staging.join(&name))
+                            {
+                                tracing::warn!(share = %share.name, error = %e, "cannot move a partial download out of sight");
+                            }
+                        }
+                        let staged = staging.exists();
                         let seed_path = if staged || !(ours || share.state == "seeding") {
                             None
                         } else {
@@ -1059,6 +1110,22 @@ impl Node {
         }
     }
 
+    /// Reads the room's archive again in a few seconds (once, however many ask), for a live
+    /// announcement whose sender the room had not named to us yet.
+    fn catch_up_soon(self: &Arc<Self>, sphere: &Sphere) {
+        if !lock(&self.catching_up).insert(sphere.room.clone()) {
+            return;
+        }
+        let (node, sphere) = (self.clone(), sphere.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            if let Err(e) = node.catch_up(&sphere).await {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
+            }
+            lock(&node.catching_up).remove(&sphere.room);
+        });
+    }
+
     /// Processes what the room archived since we last looked.
     async fn catch_up(self: &Arc<Self>, sphere: &Sphere) -> Result<()> {
         let room = BareJid::new(&sphere.room)?;
@@ -1153,10 +1220,15 @@ impl Node {
                 if let Some(p) = payload {
                     self.on_room_payload(&sphere, p, sender, now_secs()).await;
                 }
-                // An announcement from someone we cannot place yet stays for the catch-up
-                // from the archive, which records who sent it.
+                // An announcement from someone we cannot place yet is read again from the
+                // archive, which records who sent it: the catch-up position stays where it
+                // is until then, and a catch-up comes soon.
+                if unknown {
+                    self.catch_up_soon(&sphere);
+                }
+                let pending = lock(&self.catching_up).contains(&sphere.room);
                 if let Some(id) = id
-                    && !unknown
+                    && !pending
                 {
                     let _ = self.store.set_archive_after(sphere.id, &id).await;
                 }
@@ -1183,6 +1255,16 @@ impl Node {
                     return;
                 }
                 let from = from.to_bare().to_string();
+                // Anyone may invite: the invitations waiting for a person are bounded.
+                let waiting = self.store.invites().await.map(|l| l.len()).unwrap_or(0);
+                if waiting >= MAX_PENDING_INVITES {
+                    tracing::info!(
+                        room,
+                        from,
+                        "too many invitations waiting; ignoring one more"
+                    );
+                    return;
+                }
                 tracing::info!(room, from, "invited to a sphere");
                 let _ = self
                     .store
@@ -1251,13 +1333,14 @@ impl Node {
     /// of its household server (or of its account).
     fn accepts_invites_from(&self, from: &str) -> bool {
         let domain = from.rsplit_once('@').map_or(from, |(_, d)| d);
-        let own = self
-            .household
-            .as_ref()
-            .map_or(self.me.domain().as_str(), |h| h.domain.as_str());
         let allowed = &self.settings.accept_invites_from;
         if allowed.is_empty() {
-            return domain.eq_ignore_ascii_case(own);
+            // The household this node runs; on someone else's server (perhaps a public one,
+            // where anyone has an account) nobody, unless told.
+            return self
+                .household
+                .as_ref()
+                .is_some_and(|h| domain.eq_ignore_ascii_case(&h.domain));
         }
         allowed
             .iter()
@@ -1380,7 +1463,14 @@ impl Node {
         // A public torrent passed on by a member would make this node a peer of a public
         // swarm: only when the member's policy says so. Our own are ours to fetch.
         let ask = public && sender.jid != self.me && !self.public_allowed(sphere).await;
-        let wanted = !ask && policy_wants(&sphere.policy, s.size);
+        let mut wanted = !ask && policy_wants(&sphere.policy, s.size);
+        // Never fetched by itself past what the disk can take (the person may still ask).
+        let free = free_bytes(Path::new(&sphere.folder)).unwrap_or(0);
+        let too_big = wanted && s.size.saturating_add(UPLOAD_HEADROOM) > free;
+        if too_big {
+            tracing::warn!(sphere = %sphere.name, share = %s.name, size = s.size, free, "not enough space to fetch a share by itself");
+            wanted = false;
+        }
         let state = if wanted { "downloading" } else { "available" };
         let new = self
             .store
@@ -1400,6 +1490,16 @@ impl Node {
                 },
             )
             .await?;
+        if too_big && new {
+            let why = format!(
+                "not enough space to fetch it by itself ({} needed, {} free); free some space, then fetch it",
+                crate::output::human_bytes(s.size),
+                crate::output::human_bytes(free.saturating_sub(UPLOAD_HEADROOM))
+            );
+            self.store
+                .set_share_state(sphere.id, &s.id, "available", None, Some(&why))
+                .await?;
+        }
         if let Ok(hash) = s.id.parse::<InfoHash>() {
             self.sphere_owned_grant(sphere, &hash).await;
             self.feed_endpoints(sphere).await;
@@ -1433,15 +1533,22 @@ impl Node {
         if s.torrent.is_some() {
             return self.add_to_engine(sphere, s, None).await;
         }
+        // From the sphere's own tracker and members only: the trackers and peers the
+        // announcement names are the sender's choice, and nothing is checked yet.
+        let mut magnet = format!("magnet:?xt=urn:btih:{}", s.id);
+        if let Some(announce) = self.announce_url(sphere).await {
+            magnet.push_str("&tr=");
+            magnet.extend(percent_encoding::utf8_percent_encode(
+                &announce,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
         let peers = self.peers_for(&sphere.room, &s.id);
         let bytes = self
             .engine
-            .metadata(&s.magnet, peers, Duration::from_secs(60), MAGNET_PATIENCE)
+            .metadata(&magnet, peers, Duration::from_secs(60), MAGNET_PATIENCE)
             .await?;
         let meta = Metainfo::from_bytes(&bytes).context("the share's metadata is invalid")?;
-        if meta.info_hash.to_hex() != s.id {
-            bail!("the share's metadata is for another torrent");
-        }
         check_announced(s, &meta)?;
         self.store
             .set_share_torrent(sphere.id, &s.id, &bytes)
@@ -1735,7 +1842,14 @@ impl Node {
             return;
         }
         if let Some(SubscriptionEvent::Request(who)) = SubscriptionEvent::from_presence(p) {
-            lock(&self.contact_requests).insert(who.to_string());
+            // Anyone may ask: the list waiting for an answer is bounded.
+            let mut asking = lock(&self.contact_requests);
+            if asking.len() >= MAX_CONTACT_REQUESTS && !asking.contains(who.as_str()) {
+                tracing::info!(from = %who, "too many contact requests waiting; ignoring one more");
+                return;
+            }
+            asking.insert(who.to_string());
+            drop(asking);
             self.emit(json!({"type": "contacts"}));
             return;
         }
@@ -1745,10 +1859,19 @@ impl Node {
             .unwrap_or_default();
         match p.type_ {
             PresenceType::None => {
-                lock(&self.contacts_online)
-                    .entry(bare)
-                    .or_default()
-                    .insert(resource);
+                // Bounded too: directed presence can come from anyone.
+                let mut online = lock(&self.contacts_online);
+                let full = online.len() >= MAX_PRESENCES && !online.contains_key(&bare);
+                let entry = online.entry(bare.clone());
+                match entry {
+                    _ if full => return,
+                    e => {
+                        let resources = e.or_default();
+                        if resources.len() < MAX_RESOURCES {
+                            resources.insert(resource);
+                        }
+                    }
+                }
             }
             PresenceType::Unavailable => {
                 let mut all = lock(&self.contacts_online);
@@ -1769,7 +1892,7 @@ impl Node {
     fn peers_for(&self, room: &str, info_hash: &str) -> Vec<SocketAddr> {
         let mut peers = self.member_endpoints(room);
         if let Some(heard) = lock(&self.lsd).as_ref() {
-            for p in heard.peers(&self.lan_name(info_hash)) {
+            for p in heard.peers(info_hash) {
                 if !peers.contains(&p) {
                     peers.push(p);
                 }
@@ -1778,17 +1901,15 @@ impl Node {
         peers
     }
 
-    /// What a torrent goes by on the LAN: a public torrent by its info hash (BEP 14), a
-    /// private one (every sphere's, or one we cannot tell yet) by a name only those who know
-    /// the info hash can match (`lsd::private_name`, docs/decisions/0007).
-    fn lan_name(&self, info_hash: &str) -> String {
-        let Ok(hash) = info_hash.parse::<InfoHash>() else {
-            return info_hash.to_owned();
-        };
-        match self.engine.metainfo(&hash) {
-            Some(meta) if !meta.private => info_hash.to_owned(),
-            _ => spheres_net::lsd::private_name(&hash.0),
-        }
+    /// A share as LAN discovery announces it: a private torrent (every sphere's, or one we
+    /// cannot tell yet) never by its info hash (`lsd::private_name`, docs/decisions/0007).
+    fn lan_torrent(&self, info_hash: &str) -> Option<spheres_net::lsd::Torrent> {
+        let hash = info_hash.parse::<InfoHash>().ok()?;
+        let private = self.engine.metainfo(&hash).is_none_or(|m| m.private);
+        Some(spheres_net::lsd::Torrent {
+            info_hash: hash.0,
+            private,
+        })
     }
 
     /// Local service discovery for every share, when the node listens beyond loopback.
@@ -1817,7 +1938,7 @@ impl Node {
         in_room
             .values()
             .filter_map(|o| o.endpoints.as_ref())
-            .flat_map(|e| e.endpoints.iter())
+            .flat_map(|e| e.endpoints.iter().take(MAX_ENDPOINTS))
             .filter_map(|e| Some(SocketAddr::new(e.host.parse::<IpAddr>().ok()?, e.port)))
             .filter(|a| a.port() != 0)
             .collect()
@@ -1842,10 +1963,13 @@ impl Node {
                             Some((who, o.endpoints.clone()?))
                         })
                         .flat_map(|(who, e)| {
-                            e.endpoints.into_iter().filter_map(move |ep| {
-                                let ip = ep.host.parse::<IpAddr>().ok()?;
-                                Some((who.clone(), SocketAddr::new(ip, ep.port)))
-                            })
+                            e.endpoints
+                                .into_iter()
+                                .take(MAX_ENDPOINTS)
+                                .filter_map(move |ep| {
+                                    let ip = ep.host.parse::<IpAddr>().ok()?;
+                                    Some((who.clone(), SocketAddr::new(ip, ep.port)))
+                                })
                         })
                         .collect()
                 })
@@ -1894,16 +2018,28 @@ impl Node {
         let Some(meta) = self.engine.metainfo(hash) else {
             return;
         };
+        let Some(st) = self.engine.status(hash) else {
+            return;
+        };
         let folder = PathBuf::from(&sphere.folder);
-        let staging = incoming::incoming_dir(&folder, &share.info_hash);
-        // Downloaded before downloads were staged: already in place.
-        let placed = if !staging.exists() {
-            self.engine
-                .status(hash)
-                .map(|st| st.root)
-                .ok_or_else(|| anyhow!("the download left the engine"))
+        // Where the engine has it: this sphere's `incoming`, or another sphere's when the same
+        // torrent is in both.
+        let source = if meta.multi_file {
+            st.root
+                .parent()
+                .map_or_else(|| st.root.clone(), Path::to_path_buf)
         } else {
-            tokio::task::spawn_blocking(move || incoming::place(&staging, &folder, &meta))
+            st.root.clone()
+        };
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        let placed = if same(&source, &folder) {
+            // Downloaded before downloads were staged: already in place.
+            Ok(st.root.clone())
+        } else {
+            tokio::task::spawn_blocking(move || incoming::place(&source, &folder, &meta))
                 .await
                 .map_err(|e| anyhow!("{e}"))
                 .and_then(|r| r.context("cannot put the download in the sphere's folder"))
@@ -1931,6 +2067,32 @@ impl Node {
         self.emit(json!({"type": "share", "sphere": sphere.name}));
     }
 
+    /// A fetched share whose copy in the sphere's folder the person deleted: the copy the
+    /// engine seeds (out of sight, in `incoming`) goes too, and the share is `available`
+    /// again. Deleting the file is how a person says "not on this computer".
+    async fn forget_if_removed(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
+        let staging = incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash);
+        let Some(path) = share.path.as_deref() else {
+            return;
+        };
+        let gone = matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if !gone || !staging.exists() {
+            return;
+        }
+        tracing::info!(share = %share.name, "its copy was deleted from the sphere's folder; no longer kept here");
+        if let Ok(hash) = share.info_hash.parse::<InfoHash>() {
+            let _ = self.engine.remove(&hash, false).await;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            tracing::warn!(path = %staging.display(), error = %e, "cannot remove a deleted share's data");
+        }
+        let _ = self
+            .store
+            .set_share_state(sphere.id, &share.info_hash, "available", None, None)
+            .await;
+        self.emit(json!({"type": "share", "sphere": sphere.name}));
+    }
+
     /// Periodic work: completed downloads become seeding; endpoints are re-fed.
     async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -1950,7 +2112,7 @@ impl Node {
                     shares
                         .iter()
                         .filter(|s| s.state == "seeding" || s.state == "downloading")
-                        .map(|s| self.lan_name(&s.info_hash)),
+                        .filter_map(|s| self.lan_torrent(&s.info_hash)),
                 );
                 for share in shares.iter().filter(|s| s.state == "downloading") {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
@@ -1978,6 +2140,9 @@ impl Node {
                 }
                 if last_feed.elapsed() >= FEED_EVERY {
                     self.feed_endpoints(sphere).await;
+                    for share in shares.iter().filter(|s| s.state == "seeding") {
+                        self.forget_if_removed(sphere, share).await;
+                    }
                 }
             }
             *lock(&self.lsd_hashes) = active;

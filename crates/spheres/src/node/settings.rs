@@ -74,7 +74,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub headless: bool,
     /// Whose invitations an always-on (`--headless`) node accepts by itself: a JID or a
-    /// whole domain, repeatable (default: the household server's domain, or the account's).
+    /// whole domain, repeatable (default: the household server this node runs, else nobody).
     /// Others are listed, never acted on.
     #[arg(
         long,

@@ -244,3 +244,65 @@ pub fn add_user(alice: &Node, dir: &Path, name: &str) -> PathBuf {
     assert_eq!(created["jid"], format!("{name}@family.test"));
     pw
 }
+
+/// One raw HTTP/1.1 exchange with a node's web port, as a browser on this machine makes it:
+/// `cookie` (e.g. from [`browser_session`]) and `extra` header lines are sent as given.
+/// `body` may be shorter than `length`: the answer is read as the rest is still due.
+/// Returns the status and the whole answer (headers and body).
+pub fn raw_http(
+    addr: &str,
+    request: (&str, &str),
+    headers: &[&str],
+    (length, body): (usize, &[u8]),
+) -> (u16, String) {
+    let (method, path) = request;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\nConnection: close\r\n"
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// A browser session on `n`, as a person opens one with `spheres open`: the `Cookie:` header
+/// line to send.
+pub fn browser_session(n: &Node) -> String {
+    let url = n.cli(&["open"])["url"].as_str().unwrap().to_owned();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    let (code, answer) = raw_http(addr, ("GET", &format!("/{path}")), &[], (0, b""));
+    assert_eq!(code, 303, "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {answer}"))
+        .to_owned();
+    format!("Cookie: {cookie}")
+}
+
+/// The node's web address, `HOST:PORT`.
+pub fn web_addr(n: &Node) -> String {
+    n.cli(&["status"])["http"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned()
+}
