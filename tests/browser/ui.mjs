@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
+import http from "node:http";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -108,6 +109,7 @@ try {
   await c.getByRole("button", { name: "Join", exact: true }).click();
   await c.waitForURL(/#\/s\/Family$/, { timeout: 120_000 });
   await c.getByRole("heading", { name: "Chat" }).waitFor();
+  console.log(JSON.stringify({ event: "carol_joined" }));
   const cs = await (await nodeApi(NODE_C, "/api/status")).json();
   assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
 
@@ -248,6 +250,37 @@ try {
   assert.ok(session && session.httpOnly && session.sameSite === "Strict", JSON.stringify(cookies));
   await axe(remote, "login");
   await remote.close();
+  await a.goto(NODE_A + "/#/s/Family");
+  await a.getByRole("heading", { name: "Chat" }).waitFor();
+
+  // A hostile page, in the browser where alice is logged in to her node: another port on
+  // the same machine, so the same site, and her SameSite cookie goes along. It tries a simple
+  // cross-origin POST, one with our header (needs a preflight the node never grants), and
+  // a frame of the node's page (clickjacking). Nothing may change, nothing may show.
+  const hostile = http.createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>hostile</title><iframe id="f" src="${NODE_A}/"></iframe><script>
+      const api = ${JSON.stringify(NODE_A)} + "/api/spheres";
+      Promise.allSettled([
+        fetch(api, { method: "POST", mode: "no-cors", credentials: "include", headers: { "content-type": "text/plain" }, body: '{"name":"Evil"}' }),
+        fetch(api, { method: "POST", credentials: "include", headers: { "content-type": "application/json", "x-spheres": "1" }, body: '{"name":"Evil 2"}' }),
+      ]).then(() => { document.title = "done"; });
+    </script>`);
+  });
+  await new Promise((ok) => hostile.listen(0, "127.0.0.1", ok));
+  const blockedBefore = blocked.length;
+  await a.goto(`http://127.0.0.1:${hostile.address().port}/`);
+  await a.waitForFunction(() => document.title === "done", null, { timeout: WAIT });
+  const framed = a.frames().find((f) => f !== a.mainFrame());
+  const shown = framed ? await framed.locator("#app").count().catch(() => 0) : 0;
+  assert.equal(shown, 0, "the node's page showed inside another site's frame");
+  const spheresNow = await (await nodeApi(NODE_A, "/api/spheres")).json();
+  assert.ok(!spheresNow.some((s) => s.name.startsWith("Evil")), `a hostile page changed the node: ${JSON.stringify(spheresNow)}`);
+  hostile.close();
+  // The browser says why it refused the frame: our policy, which is the point here.
+  const refusals = blocked.splice(blockedBefore);
+  assert.ok(refusals.every((m) => /frame-ancestors/.test(m)), `unexpected: ${refusals.join(" | ")}`);
+  console.log(JSON.stringify({ event: "hostile_page_refused", refusals: refusals.length }));
   await a.goto(NODE_A + "/#/s/Family");
   await a.getByRole("heading", { name: "Chat" }).waitFor();
 

@@ -377,6 +377,39 @@ impl Store {
         )
     }
 
+    /// Puts our announcement of a share in the outbox, until the room confirms it.
+    pub async fn add_outbox(&self, sphere_id: i64, info_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO outbox (sphere_id, info_hash, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sphere_id)
+        .bind(info_hash)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The room has our announcement of a share.
+    pub async fn remove_outbox(&self, sphere_id: i64, info_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM outbox WHERE sphere_id = ? AND info_hash = ?")
+            .bind(sphere_id)
+            .bind(info_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The shares of a sphere whose announcement the room has not confirmed, oldest first.
+    pub async fn outbox(&self, sphere_id: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT info_hash FROM outbox WHERE sphere_id = ? ORDER BY created")
+                .bind(sphere_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Keeps the .torrent of a share announced by its magnet alone, once its metadata came.
     pub async fn set_share_torrent(
         &self,

@@ -116,18 +116,75 @@ pub fn stream_router(engine: Engine) -> Router {
         .with_state(engine)
 }
 
+/// How long a client may take to send a request's headers, and how many connections are
+/// served at once: a client that opens connections and trickles bytes ("slowloris") ties up
+/// nothing for long, and never more than the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_time: Duration,
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_time: Duration::from_secs(20),
+            connections: 512,
+        }
+    }
+}
+
 /// Serves `router` on `addr` until the task is dropped; returns the bound address.
 pub async fn serve(
     router: Router,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with(router, addr, Limits::default()).await
+}
+
+/// [`serve`] with other [`Limits`]. HTTP/1.1; handlers may ask for the peer's address
+/// (`ConnectInfo<SocketAddr>`).
+pub async fn serve_with(
+    router: Router,
+    addr: SocketAddr,
+    limits: Limits,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
     let task = tokio::spawn(async move {
-        // Handlers may ask for the peer's address (`ConnectInfo<SocketAddr>`).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, service).await {
-            tracing::error!(error = %e, "HTTP server stopped");
+        loop {
+            // A connection waits for a free slot before it is even accepted.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, most likely: give the others time to finish.
+                    tracing::warn!(error = %e, "cannot accept an HTTP connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let router = router.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let service = hyper::service::service_fn(
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        tower::ServiceExt::oneshot(router.clone(), req)
+                    },
+                );
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.header_time);
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = http.serve_connection(io, service).await {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                }
+            });
         }
     });
     Ok((bound, task))

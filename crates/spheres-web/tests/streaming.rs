@@ -404,3 +404,47 @@ async fn files_from_members_never_run_script_on_the_nodes_origin() {
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
 }
+
+/// Attack: a client opens connections and sends headers a byte at a time, never finishing
+/// ("slowloris"). Each is closed once the header time is up, and connections past the
+/// limit wait, so the node keeps answering everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_and_connections_are_bounded() {
+    let limits = spheres_web::Limits {
+        header_time: std::time::Duration::from_millis(500),
+        connections: 4,
+    };
+    let (addr, _task) = spheres_web::serve_with(
+        spheres_web::ui_router(),
+        "127.0.0.1:0".parse().unwrap(),
+        limits,
+    )
+    .await
+    .unwrap();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(s);
+    }
+    // Each slow one is closed by the server, in bounded time (with a 408 at most).
+    for s in &mut slow {
+        let mut got = Vec::new();
+        // 20 times the header time: far more than it needs, far less than hyper's default
+        // 30 s (which would mean our limit is not applied).
+        let bound = std::time::Duration::from_secs(10);
+        let ended = tokio::time::timeout(bound, s.read_to_end(&mut got)).await;
+        assert!(
+            ended.is_ok(),
+            "a slow client kept its connection past {bound:?}"
+        );
+        assert!(
+            got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    // And the server still answers.
+    let page = request(addr, "GET", "/", None).await;
+    assert_eq!(page.status, 200);
+}

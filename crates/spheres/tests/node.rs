@@ -554,7 +554,10 @@ fn the_web_interface_in_two_browsers() {
         .env("SHOTS", &shots);
     let mut ui = Proc::spawn("browser test", cmd);
     // Midway, the page asks for bob's node to restart (it must reconnect by itself).
-    ui.wait_event("restart_b");
+    // Each stage has its own bound: the whole script takes longer than one on a busy machine.
+    for stage in ["carol_joined", "first_load", "restart_b"] {
+        ui.wait_event(stage);
+    }
     bob.stop();
     bob.start(&[]);
     let ok = ui.wait_exit();
@@ -649,5 +652,130 @@ fn uploads_that_cannot_fit_or_are_cut_leave_nothing() {
     assert_eq!(code, 200, "{answer}");
     assert!(!staging.exists(), "the cancelled upload's folder is gone");
     assert!(!alice.spheres.join("Family/kept.bin").exists());
+    alice.stop();
+}
+
+/// Alice shares while her server is down, and her node is killed (-9) before it is back: the
+/// announcement waits in her node's outbox, not in memory. Restarted once the server is up,
+/// her node announces it, and bob fetches it.
+#[test]
+fn an_announcement_made_offline_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = ProsodyConfig::new(dir.path().join("server"), "home.test");
+    let mut s = rt.block_on(async {
+        let s = ManagedProsody::start(config.clone()).await.unwrap();
+        for u in ["alice", "bob"] {
+            s.register(u, &format!("{u}-secret")).await.unwrap();
+        }
+        s
+    });
+    let mut alice = Node::on(dir.path(), "alice", &s);
+    let mut bob = Node::on(dir.path(), "bob", &s);
+    alice.start(&[]);
+    bob.start(&[]);
+    alice.cli(&["sphere", "create", "Family"]);
+    alice.cli(&["sphere", "invite", "Family", "bob@home.test"]);
+    wait_until("bob's invitation", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    bob.cli(&["sphere", "join", "Family"]);
+
+    // The server goes away; alice shares anyway, then her node is killed.
+    let (c2s, tls) = (s.c2s_addr().port(), s.tls_addr().port());
+    rt.block_on(s.stop());
+    let letter = dir.path().join("letter.pdf");
+    let data = write_random(&letter, 400_000, 5);
+    alice.cli(&["share", "Family", letter.to_str().unwrap()]);
+    let mine = alice.share_state("Family", "letter.pdf").unwrap();
+    assert_eq!(mine["announced"], false, "the room cannot have it: {mine}");
+    alice.crash();
+
+    // The server is back (same ports), then alice.
+    let mut again = config;
+    again.c2s_port = c2s;
+    again.tls_port = tls;
+    let _s = rt.block_on(ManagedProsody::start(again)).unwrap();
+    alice.start(&[]);
+    wait_seeding(&bob, "Family", "letter.pdf");
+    assert!(std::fs::read(bob.spheres.join("Family/letter.pdf")).unwrap() == data);
+    wait_until("the room's confirmation", || {
+        alice
+            .share_state("Family", "letter.pdf")
+            .is_some_and(|s| s["announced"] == true)
+    });
+    alice.stop();
+    bob.stop();
+}
+
+/// An upload with no Content-Length (chunked, as a page streaming a file may send it) onto a
+/// disk that cannot take it: refused with 507 as it arrives, and nothing is left behind.
+/// Needs root, for a small tmpfs under the sphere's folder.
+#[test]
+fn a_chunked_upload_onto_a_full_disk_leaves_nothing() {
+    assert!(
+        common::run({
+            let mut c = std::process::Command::new("id");
+            c.arg("-u");
+            c
+        })
+        .1
+        .trim()
+            == "0",
+        "this test mounts a small tmpfs: run it as root (CI does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    let folder = alice.spheres.join("Family");
+    // 16 MiB of disk: less than the 64 MiB the node keeps free.
+    let mounted = common::run({
+        let mut c = std::process::Command::new("mount");
+        c.args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(&folder);
+        c
+    });
+    assert!(mounted.0, "mount: {}", mounted.2);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(folder.clone());
+
+    let addr = common::node::web_addr(&alice);
+    let cookie = common::node::browser_session(&alice);
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    write!(
+        s,
+        "PUT /api/spheres/Family/upload/abcdefgh12/files/big.bin HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\nX-Spheres: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    // The node may answer and close before all is sent: write errors are expected then.
+    for _ in 0..4 {
+        if write!(s, "{:x}\r\n", chunk.len()).is_err()
+            || s.write_all(&chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    use std::io::Read as _;
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 507"), "{answer}");
+    assert!(answer.contains("not enough space"), "{answer}");
+    let staging = folder.join(".upload-abcdefgh12");
+    let left: Vec<_> = std::fs::read_dir(&staging)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     alice.stop();
 }

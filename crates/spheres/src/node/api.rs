@@ -699,8 +699,22 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Resu
         .with_context(|| format!("cannot write {}", path.display()))?;
     let mut stream = body.into_data_stream();
     let mut written: u64 = 0;
+    // A body without Content-Length (chunked) was not checked before it started: the free
+    // space is looked at as it arrives, every few megabytes.
+    let mut checked_at: u64 = 0;
+    let folder = path.parent().unwrap_or(path).to_owned();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| anyhow::anyhow!("the upload was cut: {e}"))?;
+        if written.saturating_sub(checked_at) >= 8 * 1024 * 1024 || checked_at == 0 {
+            checked_at = written.max(1);
+            let free = crate::node::free_bytes(&folder)?;
+            if free < crate::node::UPLOAD_HEADROOM.saturating_add(chunk.len() as u64) {
+                anyhow::bail!(
+                    "not enough space on the node's disk: {} are free; free some space and send it again",
+                    crate::output::human_bytes(free.saturating_sub(crate::node::UPLOAD_HEADROOM))
+                );
+            }
+        }
         if let Err(e) = out.write_all(&chunk).await {
             if e.kind() == std::io::ErrorKind::StorageFull {
                 anyhow::bail!(

@@ -1107,6 +1107,8 @@ impl Node {
         }
         if let Err(e) = self.catch_up(sphere).await {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
+        } else {
+            self.flush_outbox(sphere).await;
         }
     }
 
@@ -1435,6 +1437,12 @@ impl Node {
         {
             tracing::warn!(sphere = %sphere.name, from = %sender.jid, "too many announcements from one member this hour; dropped");
             return;
+        }
+        // Our own announcement, back from the room: it has it.
+        if let SpherePayload::Share(s) = &p
+            && sender.jid == self.me
+        {
+            let _ = self.store.remove_outbox(sphere.id, &s.id).await;
         }
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s, &sender).await,
@@ -2578,11 +2586,7 @@ impl Node {
             .await
             .context("cannot seed the share")?;
         self.feed_endpoints(&sphere).await;
-        let room = BareJid::new(&sphere.room)?;
-        let display = self.nick.clone();
-        self.xmpp
-            .send(share.clone().into_message(room, &display))
-            .await?;
+        self.announce(&sphere, &share).await?;
         Ok(
             json!({"info_hash": share.id, "name": share.name, "size": share.size, "files": share.files, "magnet": share.magnet}),
         )
@@ -2681,15 +2685,43 @@ impl Node {
             .set_meta(&format!("dropped:{}", path.display()), &share.id)
             .await?;
         tracing::info!(sphere = %sphere.name, torrent = %meta.name, private = meta.private, "passing on a dropped torrent");
-        let room = BareJid::new(&sphere.room)?;
         // Recorded and fetched like any announced share, then announced to the others.
         let us = Sender {
             jid: self.me.clone(),
             owner: sphere.owned,
         };
         self.on_share(&sphere, share.clone(), &us).await?;
-        self.xmpp.send(share.into_message(room, &self.nick)).await?;
+        self.announce(&sphere, &share).await
+    }
+
+    /// Announces one of our shares in its sphere's room, through the outbox: it stays there
+    /// (in the store) until the room's copy of our message comes back, and is sent again
+    /// when the node is next in the room (after a crash, a restart, time offline).
+    async fn announce(&self, sphere: &Sphere, share: &Share) -> Result<()> {
+        self.store.add_outbox(sphere.id, &share.id).await?;
+        let room = BareJid::new(&sphere.room)?;
+        self.xmpp
+            .send(share.clone().into_message(room, &self.nick))
+            .await?;
         Ok(())
+    }
+
+    /// Sends again what the room has not confirmed (called once we are in the room and have
+    /// read its archive, where a confirmation may have been waiting).
+    async fn flush_outbox(&self, sphere: &Sphere) {
+        let Ok(waiting) = self.store.outbox(sphere.id).await else {
+            return;
+        };
+        for hash in waiting {
+            let Ok(Some(row)) = self.store.share(sphere.id, &hash).await else {
+                let _ = self.store.remove_outbox(sphere.id, &hash).await;
+                continue;
+            };
+            tracing::info!(sphere = %sphere.name, share = %row.name, "announcing again what the room did not confirm");
+            if let Err(e) = self.announce(sphere, &self.share_from_row(&row)).await {
+                tracing::warn!(share = %row.name, error = %e, "cannot announce a share");
+            }
+        }
     }
 
     pub async fn shares(&self, name: &str) -> Result<serde_json::Value> {
@@ -2700,6 +2732,7 @@ impl Node {
                 list.push(json!({"name": path, "state": "hashing", "have_bytes": done, "total_bytes": total}));
             }
         }
+        let unconfirmed = self.store.outbox(sphere.id).await?;
         for s in self.store.shares(sphere.id).await? {
             let status = s
                 .info_hash
@@ -2708,6 +2741,8 @@ impl Node {
                 .and_then(|h| self.engine.status(&h));
             list.push(json!({
                 "info_hash": s.info_hash, "name": s.name, "size": s.size, "files": s.files,
+                // Ours, and the room has not confirmed it yet: members do not know of it.
+                "announced": !unconfirmed.contains(&s.info_hash),
                 "media": s.media, "sharer": s.sharer, "state": s.state, "path": s.path, "error": s.error,
                 "have_bytes": status.as_ref().map_or(if s.state == "seeding" { s.size as u64 } else { 0 }, |t| t.have_bytes),
                 "total_bytes": s.size, "peers": status.as_ref().map_or(0, |t| t.peers),
