@@ -51,13 +51,19 @@ impl Torrent {
         hex(&self.info_hash)
     }
 
-    /// Whether `name`, heard from `from` announcing `port`, is this torrent.
-    fn is_named(&self, name: &str, from: IpAddr, port: u16) -> bool {
+    /// The name this torrent would have in an announcement from `from` of `port`.
+    fn name_from(&self, from: IpAddr, port: u16) -> String {
         if self.private {
-            name == private_name(&self.info_hash, from, port)
+            private_name(&self.info_hash, from, port)
         } else {
-            name == self.hex()
+            self.hex()
         }
+    }
+
+    /// Whether `name`, heard from `from` announcing `port`, is this torrent.
+    #[cfg(test)]
+    fn is_named(&self, name: &str, from: IpAddr, port: u16) -> bool {
+        name == self.name_from(from, port)
     }
 
     /// What we call it when announcing `port` from `source` (`None`: a private torrent, and
@@ -392,11 +398,10 @@ pub fn start(
                 // Only our own torrents are kept: a name we cannot match is nothing to us.
                 let peer = peer_address(from, a.port);
                 let mut ours_heard = false;
+                // One hash per torrent of ours and datagram, whatever the datagram holds.
                 for t in ours() {
-                    if a.infohashes
-                        .iter()
-                        .any(|n| t.is_named(n, peer.ip(), a.port))
-                    {
+                    let expected = t.name_from(peer.ip(), a.port);
+                    if a.infohashes.contains(&expected) {
                         heard.record(&t.hex(), peer);
                         ours_heard = true;
                     }

@@ -123,6 +123,8 @@ pub fn stream_router(engine: Engine) -> Router {
 pub struct Limits {
     pub header_time: Duration,
     pub connections: usize,
+    /// Connections from one address at once: one client cannot take every slot.
+    pub per_address: usize,
 }
 
 impl Default for Limits {
@@ -130,6 +132,7 @@ impl Default for Limits {
         Limits {
             header_time: Duration::from_secs(20),
             connections: 512,
+            per_address: 64,
         }
     }
 }
@@ -142,6 +145,43 @@ pub async fn serve(
     serve_with(router, addr, Limits::default()).await
 }
 
+/// One connection counted against its address; given back when dropped.
+struct PerAddress {
+    map: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn take(
+        map: &std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        limit: usize,
+    ) -> Option<PerAddress> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(PerAddress {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerAddress {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// [`serve`] with other [`Limits`]. HTTP/1.1; handlers may ask for the peer's address
 /// (`ConnectInfo<SocketAddr>`).
 pub async fn serve_with(
@@ -152,6 +192,9 @@ pub async fn serve_with(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    let by_address: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    > = std::sync::Arc::default();
     let task = tokio::spawn(async move {
         loop {
             // A connection waits for a free slot before it is even accepted.
@@ -167,9 +210,14 @@ pub async fn serve_with(
                     continue;
                 }
             };
+            let Some(held) = PerAddress::take(&by_address, peer.ip(), limits.per_address) else {
+                tracing::debug!(%peer, "too many connections from one address; closing one");
+                continue;
+            };
             let router = router.clone();
             tokio::spawn(async move {
                 let _slot = slot;
+                let _held = held;
                 let service = hyper::service::service_fn(
                     move |mut req: axum::http::Request<hyper::body::Incoming>| {
                         req.extensions_mut()

@@ -412,7 +412,8 @@ async fn files_from_members_never_run_script_on_the_nodes_origin() {
 async fn slow_headers_are_cut_off_and_connections_are_bounded() {
     let limits = spheres_web::Limits {
         header_time: std::time::Duration::from_millis(500),
-        connections: 4,
+        connections: 8,
+        per_address: 4,
     };
     let (addr, _task) = spheres_web::serve_with(
         spheres_web::ui_router(),
@@ -427,6 +428,15 @@ async fn slow_headers_are_cut_off_and_connections_are_bounded() {
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         slow.push(s);
     }
+    // A fifth from the same address is closed at once, before any answer.
+    let mut fifth = TcpStream::connect(addr).await.unwrap();
+    let _ = fifth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(WAIT, fifth.read_to_end(&mut got)).await;
+    assert!(
+        ended.is_ok() && !got.starts_with(b"HTTP/1.1 200"),
+        "a fifth connection from one address was served"
+    );
     // Each slow one is closed by the server, in bounded time (with a 408 at most).
     for s in &mut slow {
         let mut got = Vec::new();

@@ -92,8 +92,8 @@ impl ConnectConfig {
 type Tls = TlsStream<TcpStream>;
 
 /// The read half: a parser over the TLS stream's read side.
-pub(crate) struct StreamReader {
-    reader: AsyncReader<BufReader<Bounded<ReadHalf<Tls>>>>,
+pub(crate) struct StreamReader<R = ReadHalf<Tls>> {
+    reader: AsyncReader<BufReader<Bounded<R>>>,
     lang: XmlLangStack,
     /// Bytes read from the server, and where the stanza being read started.
     budget: Arc<Budget>,
@@ -103,6 +103,11 @@ pub(crate) struct StreamReader {
 /// our announcements are under 64 KiB). A server that sends more is cut off, so a hostile or
 /// broken one cannot make us buffer without end.
 pub const MAX_STANZA: u64 = 1024 * 1024;
+
+/// The deepest nesting of elements a stanza may have (ours need 5). Building an element
+/// recurses once per level: a stanza nested a hundred thousand deep would overflow the stack
+/// and abort the node.
+pub const MAX_DEPTH: usize = 64;
 
 #[derive(Default)]
 struct Budget {
@@ -177,8 +182,8 @@ fn invalid(msg: impl Into<String>) -> XmppError {
     XmppError::Protocol(msg.into())
 }
 
-impl StreamReader {
-    fn new(io: ReadHalf<Tls>) -> Self {
+impl<R: tokio::io::AsyncRead + Unpin> StreamReader<R> {
+    fn new(io: R) -> Self {
         let budget = Arc::new(Budget::default());
         StreamReader {
             reader: AsyncReader::new(BufReader::new(Bounded {
@@ -258,8 +263,21 @@ impl StreamReader {
             }
         };
         self.reader.parser_mut().set_text_buffering(true);
+        let mut depth = 1usize;
         loop {
             let ev = self.next_event().await?;
+            match &ev {
+                Event::StartElement(..) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(invalid(format!(
+                            "the server sent a stanza nested deeper than {MAX_DEPTH} elements"
+                        )));
+                    }
+                }
+                Event::EndElement(_) => depth = depth.saturating_sub(1),
+                _ => {}
+            }
             let ctx = xso::Context::empty().with_language(self.lang.current());
             match builder.feed(ev, &ctx) {
                 Ok(Some(el)) => return Ok(Top::Element(el)),
@@ -729,6 +747,24 @@ async fn authenticate(
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    /// Attack: a hostile server sends a stanza nested a hundred thousand deep. It is refused
+    /// at MAX_DEPTH, without recursing that deep; a normal stanza after a normal one reads.
+    #[tokio::test]
+    async fn a_deeply_nested_stanza_is_refused() {
+        let mut xml = String::from(
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+        );
+        xml.push_str("<message><body>hi</body></message>");
+        for _ in 0..100_000 {
+            xml.push_str("<a>");
+        }
+        let mut r = StreamReader::new(xml.as_bytes());
+        r.read_header().await.unwrap();
+        assert!(matches!(r.next().await, Ok(Top::Element(_))));
+        let err = r.next().await.err().expect("refused");
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+    }
 
     /// Attack: a hostile server sends one endless stanza. Reading stops with an error once the
     /// stanza passes MAX_STANZA, before the XML parser buffers it; a new stanza starts afresh.

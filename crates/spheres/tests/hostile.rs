@@ -469,6 +469,14 @@ fn a_browser_needs_a_session_and_guessing_is_throttled() {
     let cookie = browser_session(&alice);
     let (code, answer) = get("/api/status", &[&cookie]);
     assert_eq!(code, 200, "{answer}");
+    // A page on another port of this host can set a cookie of the same name, which the
+    // browser sends first: the real session still opens.
+    let shadowed = format!(
+        "Cookie: spheres_session=shadow; {}",
+        cookie.trim_start_matches("Cookie: ")
+    );
+    let (code, answer) = get("/api/status", &[&shadowed]);
+    assert_eq!(code, 200, "a shadow cookie locked the person out: {answer}");
     // A change from another site's page: refused even with the session and the header.
     let json = "Content-Type: application/json";
     let (code, answer) = post(
@@ -508,8 +516,8 @@ fn a_browser_needs_a_session_and_guessing_is_throttled() {
     let (code, _) = get("/api/status", &[&other]);
     assert_eq!(code, 401, "another session outlived the change");
 
-    // Guessing the web password: a few tries (one was spent above), then told to wait, even
-    // with the right password.
+    // Guessing the web password: a few tries (the right password given above started this
+    // address afresh), then told to wait, even with the right password.
     let guess = |p: &str| {
         post(
             "/api/login",
@@ -517,7 +525,7 @@ fn a_browser_needs_a_session_and_guessing_is_throttled() {
             &format!(r#"{{"password":"{p}"}}"#),
         )
     };
-    for i in 0..4 {
+    for i in 0..5 {
         let (code, answer) = guess(&format!("guess {i}"));
         assert_eq!(code, 401, "{answer}");
     }

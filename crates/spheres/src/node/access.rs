@@ -102,17 +102,22 @@ impl Access {
         }
     }
 
-    /// Whether `from` may try a password now; if not, how long until it may.
-    pub fn may_try(&self, from: IpAddr) -> Result<(), Duration> {
-        lock(&self.throttle).may_try(from, Instant::now())
+    /// Whether `from` may try a password now (if not, how long until it may). A try counts
+    /// as a failure from the start, before its check runs: many at once cannot all slip in
+    /// before the first is counted.
+    pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
+        let mut t = lock(&self.throttle);
+        let now = Instant::now();
+        t.may_try(from, now)?;
+        t.failed(from, now);
+        Ok(())
     }
 
-    pub fn failed(&self, from: IpAddr) {
-        lock(&self.throttle).failed(from, Instant::now());
-    }
-
+    /// The password was right: this address starts afresh, and its try is given back.
     pub fn succeeded(&self, from: IpAddr) {
-        lock(&self.throttle).by_address.remove(&from);
+        let mut t = lock(&self.throttle);
+        t.by_address.remove(&from);
+        t.overall.pop_back();
     }
 }
 
@@ -207,6 +212,23 @@ mod tests {
         let later = start + WINDOW;
         assert!(t.may_try(guesser, later).is_ok());
         assert!(t.may_try(other, later).is_ok());
+    }
+
+    /// Attack: many guesses sent at once, before any is checked. Each is counted when it
+    /// starts, so no more than the limit get through.
+    #[test]
+    fn guesses_sent_at_once_are_counted_at_once() {
+        let access = Access::new("t".into());
+        let guesser: IpAddr = "192.168.1.66".parse().unwrap();
+        let admitted = (0..50).filter(|_| access.attempt(guesser).is_ok()).count();
+        assert_eq!(admitted, PER_ADDRESS);
+        let friend: IpAddr = "192.168.1.7".parse().unwrap();
+        access.attempt(friend).unwrap();
+        access.succeeded(friend);
+        assert!(
+            access.attempt(friend).is_ok(),
+            "a right password gives its try back"
+        );
     }
 
     #[test]

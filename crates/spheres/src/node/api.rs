@@ -42,15 +42,20 @@ enum Caller {
 
 const COOKIE: &str = "spheres_session";
 
-fn session_of(headers: &axum::http::HeaderMap) -> Option<String> {
+/// The session cookies a request carries. Several may come: a page on another port of the
+/// same host can set one of the same name (cookies ignore ports), so none is taken on trust
+/// for being first.
+fn sessions_of(headers: &axum::http::HeaderMap) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .filter(|(k, _)| *k == COOKIE)
         .map(|(_, v)| v.to_owned())
+        .take(8)
+        .collect()
 }
 
 struct ApiError(anyhow::Error);
@@ -95,8 +100,9 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
         )
             .into_response();
     }
-    if let Some(cookie) = session_of(headers)
-        && api
+    let mut open = false;
+    for cookie in sessions_of(headers) {
+        open = api
             .node
             .store
             .use_session(
@@ -105,8 +111,12 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
                 access::SESSION_MAX_AGE,
             )
             .await
-            .unwrap_or(false)
-    {
+            .unwrap_or(false);
+        if open {
+            break;
+        }
+    }
+    if open {
         let changes = !matches!(
             *req.method(),
             axum::http::Method::GET | axum::http::Method::HEAD
@@ -248,7 +258,7 @@ async fn login(
     if let Err(refused) = same_origin_change(&headers) {
         return refused.into_response();
     }
-    if let Err(wait) = api.access.may_try(peer.ip()) {
+    if let Err(wait) = api.access.attempt(peer.ip()) {
         return Refused429(wait.as_secs().div_ceil(60).max(1)).into_response();
     }
     let right = match password_is_right(&api, &b.password).await {
@@ -256,7 +266,6 @@ async fn login(
         Err(busy) => return busy,
     };
     if !right {
-        api.access.failed(peer.ip());
         let msg = if api.node.has_password().await {
             "wrong password"
         } else {
@@ -280,7 +289,7 @@ async fn login(
 }
 
 async fn logout(State(api): State<Api>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(c) = session_of(&headers) {
+    for c in sessions_of(&headers) {
         let _ = api.node.store.end_session(&access::session_key(&c)).await;
     }
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
@@ -303,7 +312,7 @@ async fn set_password(
     if let Caller::Browser = caller
         && api.node.has_password().await
     {
-        if let Err(wait) = api.access.may_try(peer.ip()) {
+        if let Err(wait) = api.access.attempt(peer.ip()) {
             return Refused429(wait.as_secs().div_ceil(60).max(1)).into_response();
         }
         let right = match password_is_right(&api, b.current.as_deref().unwrap_or("")).await {
@@ -311,7 +320,6 @@ async fn set_password(
             Err(busy) => return busy,
         };
         if !right {
-            api.access.failed(peer.ip());
             return (
                 StatusCode::FORBIDDEN,
                 Json(
@@ -320,6 +328,7 @@ async fn set_password(
             )
                 .into_response();
         }
+        api.access.succeeded(peer.ip());
     }
     if let Err(e) = api.node.set_password(&b.password).await {
         return ApiError(e).into_response();

@@ -140,6 +140,10 @@ pub struct Node {
     staggering: Arc<tokio::sync::Semaphore>,
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
+    /// Our announcements sent and not yet confirmed: when, and how many times.
+    announced: Mutex<HashMap<(i64, String), (Instant, u32)>>,
+    /// What we announced in the last hour, held under what members accept from us.
+    own_budget: Mutex<AnnounceBudget>,
     /// What each member announced in the last hour (see `AnnounceBudget`).
     announce_budget: Mutex<AnnounceBudget>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
@@ -338,7 +342,7 @@ struct AnnounceBudget {
 
 impl AnnounceBudget {
     /// Counts an announcement of `size` bytes at `when`; false when it is over the budget.
-    fn allow(&mut self, room: &str, member: &str, when: i64, size: u64) -> bool {
+    fn allow(&mut self, room: &str, member: &str, when: i64, size: u64, limit: usize) -> bool {
         let recent = self
             .seen
             .entry((room.to_owned(), member.to_owned()))
@@ -347,9 +351,7 @@ impl AnnounceBudget {
             recent.pop_front();
         }
         let bytes: u64 = recent.iter().map(|(_, b)| *b).sum();
-        if recent.len() >= ANNOUNCES_PER_HOUR
-            || bytes.saturating_add(size) > ANNOUNCED_BYTES_PER_HOUR
-        {
+        if recent.len() >= limit || bytes.saturating_add(size) > ANNOUNCED_BYTES_PER_HOUR {
             return false;
         }
         recent.push_back((when, size));
@@ -603,6 +605,8 @@ impl Node {
             staggering: Arc::new(tokio::sync::Semaphore::new(2)),
             announce_budget: Mutex::default(),
             catching_up: Mutex::default(),
+            announced: Mutex::default(),
+            own_budget: Mutex::default(),
             _spheres_lock: spheres_lock,
         });
 
@@ -865,6 +869,9 @@ impl Node {
 
     /// Puts back into the engine what the store says we share or fetch.
     async fn restore(self: &Arc<Self>) -> Result<()> {
+        // Downloads begun before they were staged are moved out of sight once, at the first
+        // start of this version, never again (a later name there is someone's own file).
+        let migrate = self.store.meta("downloads_staged").await?.is_none();
         for sphere in self.store.spheres().await? {
             for share in self.store.shares(sphere.id).await? {
                 let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
@@ -897,7 +904,8 @@ impl Node {
                             incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash);
                         // A download begun before downloads were staged: what it has goes
                         // out of sight, where it resumes (it was never complete at its name).
-                        if !ours
+                        if migrate
+                            && !ours
                             && share.state == "downloading"
                             && !staging.exists()
                             && let Some(name) = share
@@ -929,6 +937,9 @@ impl Node {
                     tracing::warn!(share = %share.name, error = %e, "cannot resume a share");
                 }
             }
+        }
+        if migrate {
+            self.store.set_meta("downloads_staged", "1").await?;
         }
         Ok(())
     }
@@ -1433,7 +1444,13 @@ impl Node {
             _ => 0,
         };
         if sender.jid != self.me
-            && !lock(&self.announce_budget).allow(&sphere.room, sender.jid.as_str(), when, size)
+            && !lock(&self.announce_budget).allow(
+                &sphere.room,
+                sender.jid.as_str(),
+                when,
+                size,
+                ANNOUNCES_PER_HOUR,
+            )
         {
             tracing::warn!(sphere = %sphere.name, from = %sender.jid, "too many announcements from one member this hour; dropped");
             return;
@@ -1443,6 +1460,7 @@ impl Node {
             && sender.jid == self.me
         {
             let _ = self.store.remove_outbox(sphere.id, &s.id).await;
+            lock(&self.announced).remove(&(sphere.id, s.id.clone()));
         }
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s, &sender).await,
@@ -2147,6 +2165,10 @@ impl Node {
                     }
                 }
                 if last_feed.elapsed() >= FEED_EVERY {
+                    // Unconfirmed announcements go again (each on its own growing delay).
+                    if lock(&self.joined).contains(&sphere.room) {
+                        self.flush_outbox(sphere).await;
+                    }
                     self.feed_endpoints(sphere).await;
                     for share in shares.iter().filter(|s| s.state == "seeding") {
                         self.forget_if_removed(sphere, share).await;
@@ -2699,6 +2721,40 @@ impl Node {
     /// when the node is next in the room (after a crash, a restart, time offline).
     async fn announce(&self, sphere: &Sphere, share: &Share) -> Result<()> {
         self.store.add_outbox(sphere.id, &share.id).await?;
+        self.send_announcement(sphere, share).await
+    }
+
+    /// Sends an announcement now, unless we are at the budget other members hold us to (it
+    /// then waits in the outbox for the next round: members would drop it). Each send is
+    /// remembered, so a repeat comes only after a while that grows with each try.
+    async fn send_announcement(&self, sphere: &Sphere, share: &Share) -> Result<()> {
+        let key = (sphere.id, share.id.clone());
+        {
+            let tries = lock(&self.announced);
+            if let Some((at, n)) = tries.get(&key) {
+                let wait = Duration::from_secs(60 << (*n).min(6)).min(Duration::from_secs(3600));
+                if at.elapsed() < wait {
+                    return Ok(());
+                }
+            }
+        }
+        // Kept well under what members accept from us, for the repeats.
+        let budget_ok = lock(&self.own_budget).allow(
+            &sphere.room,
+            self.me.as_str(),
+            now_secs(),
+            share.size,
+            ANNOUNCES_PER_HOUR * 9 / 10,
+        );
+        if !budget_ok {
+            tracing::info!(sphere = %sphere.name, share = %share.name, "many announcements this hour: this one waits in the outbox");
+            return Ok(());
+        }
+        {
+            let mut tries = lock(&self.announced);
+            let n = tries.get(&key).map_or(0, |(_, n)| n + 1);
+            tries.insert(key, (Instant::now(), n));
+        }
         let room = BareJid::new(&sphere.room)?;
         self.xmpp
             .send(share.clone().into_message(room, &self.nick))
@@ -2717,8 +2773,10 @@ impl Node {
                 let _ = self.store.remove_outbox(sphere.id, &hash).await;
                 continue;
             };
-            tracing::info!(sphere = %sphere.name, share = %row.name, "announcing again what the room did not confirm");
-            if let Err(e) = self.announce(sphere, &self.share_from_row(&row)).await {
+            if let Err(e) = self
+                .send_announcement(sphere, &self.share_from_row(&row))
+                .await
+            {
                 tracing::warn!(share = %row.name, error = %e, "cannot announce a share");
             }
         }
