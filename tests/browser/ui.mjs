@@ -132,6 +132,7 @@ try {
   await d.locator("#who", { hasText: "dave@family.test" }).waitFor();
   assert.equal((await (await nodeApi(NODE_D, "/api/status")).json()).household, null, "dave's node no longer runs a household");
   await d.close();
+  console.log(JSON.stringify({ event: "dave_signed_in" }));
 
   // B sees the invitation arrive live and accepts it in its own browser.
   await login(b, NODE_B);

@@ -555,7 +555,7 @@ fn the_web_interface_in_two_browsers() {
     let mut ui = Proc::spawn("browser test", cmd);
     // Midway, the page asks for bob's node to restart (it must reconnect by itself).
     // Each stage has its own bound: the whole script takes longer than one on a busy machine.
-    for stage in ["carol_joined", "first_load", "restart_b"] {
+    for stage in ["carol_joined", "dave_signed_in", "first_load", "restart_b"] {
         ui.wait_event(stage);
     }
     bob.stop();
