@@ -477,6 +477,26 @@ fn a_browser_needs_a_session_and_guessing_is_throttled() {
     );
     let (code, answer) = get("/api/status", &[&shadowed]);
     assert_eq!(code, 200, "a shadow cookie locked the person out: {answer}");
+    // DNS rebinding: a site points its own name at the node; its page's requests carry
+    // that name as Host (and as Origin). Refused, login included.
+    let rebound = [
+        "Host: evil.test",
+        "Origin: http://evil.test",
+        "X-Spheres: 1",
+    ];
+    let (code, answer) = post(
+        "/api/login",
+        &[
+            rebound[0],
+            rebound[1],
+            rebound[2],
+            "Content-Type: application/json",
+        ],
+        r#"{"password":"x"}"#,
+    );
+    assert_eq!(code, 403, "{answer}");
+    let (code, _) = get("/api/status", &[rebound[0], &cookie]);
+    assert_eq!(code, 403);
     // A change from another site's page: refused even with the session and the header.
     let json = "Content-Type: application/json";
     let (code, answer) = post(

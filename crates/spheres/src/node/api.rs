@@ -83,6 +83,37 @@ impl<E: Into<anyhow::Error>> From<E> for ApiError {
 
 type ApiResult = Result<Json<serde_json::Value>, ApiError>;
 
+/// Whether a browser reached us by one of our names: an IP address, `localhost`, the
+/// machine's own name (and `NAME.local`), or a name given with `--http-host`. Any other name
+/// is a site pointing its own name at us (DNS rebinding): its pages would count as our origin.
+fn known_host(api: &Api, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // `name`, `name:port`, `[v6]` or `[v6]:port`.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    }
+    .to_ascii_lowercase();
+    if name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" {
+        return true;
+    }
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    (!machine.is_empty() && (name == machine || name == format!("{machine}.local")))
+        || api
+            .node
+            .settings
+            .http_hosts
+            .iter()
+            .any(|h| h.trim().eq_ignore_ascii_case(&name))
+}
+
+/// A browser that reached us by a name that is not ours.
+const UNKNOWN_HOST: &str = "this page was reached by a name that is not this node's; use its address, or start the node with --http-host NAME";
+
 async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
     let given = headers
@@ -99,6 +130,9 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
             Json(json!({"error": "wrong API token (it is in the node's node.json)"})),
         )
             .into_response();
+    }
+    if !known_host(&api, headers) {
+        return Refused(UNKNOWN_HOST).into_response();
     }
     let mut open = false;
     for cookie in sessions_of(headers) {
@@ -161,6 +195,9 @@ async fn login_link(
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if !known_host(&api, &headers) {
+        return Refused(UNKNOWN_HOST).into_response();
+    }
     if !api.access.take_link(&secret) {
         return (
             StatusCode::FORBIDDEN,
@@ -255,6 +292,9 @@ async fn login(
     headers: HeaderMap,
     Json(b): Json<PasswordBody>,
 ) -> Response {
+    if !known_host(&api, &headers) {
+        return Refused(UNKNOWN_HOST).into_response();
+    }
     if let Err(refused) = same_origin_change(&headers) {
         return refused.into_response();
     }

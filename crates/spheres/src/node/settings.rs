@@ -55,6 +55,17 @@ pub struct UpArgs {
     /// Where the web interface and the API listen.
     #[arg(long, env = "SPHERES_HTTP", value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
+    /// A name browsers use for this node's web interface besides its addresses, `localhost`
+    /// and the machine's own name (e.g. a reverse proxy's), repeatable. Pages reached by any
+    /// other name are refused: a site that points its own name at this node (DNS rebinding)
+    /// gets nothing.
+    #[arg(
+        long,
+        env = "SPHERES_HTTP_HOSTS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub http_host: Vec<String>,
     /// Where BitTorrent peers reach this node.
     #[arg(long, env = "SPHERES_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
@@ -118,6 +129,7 @@ struct FileConfig {
     xmpp_ca: Option<PathBuf>,
     muc: Option<String>,
     http: Option<SocketAddr>,
+    http_host: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     tracker: Option<SocketAddr>,
     spheres_dir: Option<PathBuf>,
@@ -139,6 +151,8 @@ pub struct Settings {
     pub account: AccountChoice,
     pub muc: Option<String>,
     pub http: SocketAddr,
+    /// Names browsers may use for the web interface besides addresses and `localhost`.
+    pub http_hosts: Vec<String>,
     pub listen: SocketAddr,
     pub tracker: SocketAddr,
     pub spheres_dir: PathBuf,
@@ -252,6 +266,11 @@ impl Settings {
             account,
             muc: args.muc.clone().or(file.muc),
             http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
+            http_hosts: if args.http_host.is_empty() {
+                file.http_host.unwrap_or_default()
+            } else {
+                args.http_host.clone()
+            },
             listen: args.listen.or(file.listen).unwrap_or(loopback(0)),
             tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
             spheres_dir,

@@ -258,9 +258,15 @@ pub fn raw_http(
     let (method, path) = request;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\nConnection: close\r\n"
-    );
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nContent-Length: {length}\r\nConnection: close\r\n");
+    // The address as Host, unless the test gives its own.
+    if !headers
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for h in headers {
         head.push_str(h);
         head.push_str("\r\n");
