@@ -62,7 +62,7 @@ async function newPage() {
 
 async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
 
-let a, b, c;
+let a, b, c, d;
 try {
   a = await newPage();
   b = await newPage();
@@ -114,7 +114,7 @@ try {
   assert.equal(cs.jid, "carol.martin@family.test", "carol's node now runs her new account");
 
   // Dave signs in with the account he has; a wrong password is said plainly first.
-  const d = await newPage();
+  d = await newPage();
   d.setDefaultTimeout(WAIT);
   await login(d, NODE_D);
   await d.goto(NODE_D + "/");
@@ -128,7 +128,7 @@ try {
   await axe(d, "sign-in");
   await d.getByLabel("Password").fill("dave-secret");
   await d.getByRole("button", { name: "Sign in" }).click();
-  await d.getByRole("heading", { name: "Your spheres" }).waitFor({ timeout: 120_000 });
+  await d.getByRole("heading", { name: "Your spheres" }).waitFor({ timeout: 80_000 });
   await d.locator("#who", { hasText: "dave@family.test" }).waitFor();
   assert.equal((await (await nodeApi(NODE_D, "/api/status")).json()).household, null, "dave's node no longer runs a household");
   await d.close();
@@ -320,7 +320,7 @@ try {
   console.log(JSON.stringify({ event: "ok" }));
 } catch (e) {
   // What each side showed, to tell why.
-  for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C]]) {
+  for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C], ["D", d, NODE_D]]) {
     if (!p) continue;
     console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
       shares: await (await nodeApi(node, "/api/spheres/Family/shares")).json().catch(() => null),
