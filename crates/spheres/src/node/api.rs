@@ -99,10 +99,14 @@ fn known_host(api: &Api, headers: &HeaderMap) -> bool {
     if name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" {
         return true;
     }
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    (!machine.is_empty() && (name == machine || name == format!("{machine}.local")))
+    // Read once: this runs on every request a browser makes.
+    static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let machine = MACHINE.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    });
+    (!machine.is_empty() && (name == *machine || name == format!("{machine}.local")))
         || api
             .node
             .settings
