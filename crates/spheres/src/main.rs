@@ -1,7 +1,6 @@
 //! `spheres`: the command line. Thin: every command is a few calls into the library crates.
 //! This binary is the only place that knows about terminals, JSON output and exit codes.
 
-mod node;
 mod output;
 mod remote;
 
@@ -14,7 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use spheres_metainfo::{CreateOptions, Metainfo};
 use spheres_torrent::{AddOptions, Engine, EngineConfig, Source};
 
-use output::{Output, human_bytes};
+use output::Output;
+use spheres_node::units::{human_bytes, parse_size};
 
 #[derive(Parser)]
 #[command(name = "spheres", version, about = "Private, peer-to-peer sharing for families and groups.", long_about = None)]
@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     #[command(flatten)]
-    locate: node::settings::Locate,
+    locate: spheres_node::settings::Locate,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Start the node: the household server (unless --jid), BitTorrent, the spheres, the API
     /// and web interface. Runs until interrupted.
-    Up(Box<node::settings::UpArgs>),
+    Up(Box<spheres_node::settings::UpArgs>),
     /// Show the running node: account, spheres, transfers, listening addresses.
     Status,
     /// Print a one-time link that opens the running node's web interface in a browser on
@@ -241,20 +241,6 @@ struct TrackerArgs {
     interval: u64,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1024),
-        Some((i, 'm' | 'M')) => (&s[..i], 1024 * 1024),
-        _ => (s, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{s:?} is not a size (examples: 262144, 256K, 4M)"))
-}
-
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -266,7 +252,7 @@ fn main() {
     let out = Output::new(cli.json);
     let result = match cli.command {
         Command::Up(args) => {
-            runtime().and_then(|rt| rt.block_on(node::Node::up(&cli.locate, *args, &out)))
+            runtime().and_then(|rt| rt.block_on(spheres_node::Node::up(&cli.locate, *args, &out)))
         }
         Command::Status
         | Command::Open
@@ -689,7 +675,11 @@ async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
 }
 
 /// The subcommands that talk to the running node.
-async fn client(out: &Output, locate: &node::settings::Locate, command: Command) -> Result<()> {
+async fn client(
+    out: &Output,
+    locate: &spheres_node::settings::Locate,
+    command: Command,
+) -> Result<()> {
     use remote::segment;
     let r = remote::Remote::find(locate)?;
     match command {

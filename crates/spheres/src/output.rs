@@ -12,9 +12,7 @@ pub struct Output {
     tty: bool,
 }
 
-pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
+pub use spheres_node::units::human_bytes;
 
 impl Output {
     pub fn new(json: bool) -> Self {
@@ -129,5 +127,11 @@ impl Bar {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+impl spheres_node::Report for Output {
+    fn event(&self, text: &str, value: serde_json::Value) {
+        Output::event(self, text, value)
     }
 }

@@ -4,8 +4,8 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::node::read_node_file;
-use crate::node::settings::Locate;
+use spheres_node::read_node_file;
+use spheres_node::settings::Locate;
 
 pub struct Remote {
     base: String,

@@ -112,10 +112,10 @@ pub struct UpArgs {
     #[arg(long, env = "SPHERES_INVITE", value_name = "LINK")]
     pub invite: Option<String>,
     /// Download at most this many bytes per second (K and M suffixes allowed).
-    #[arg(long, env = "SPHERES_DOWNLOAD_LIMIT", value_name = "BYTES", value_parser = crate::parse_size)]
+    #[arg(long, env = "SPHERES_DOWNLOAD_LIMIT", value_name = "BYTES", value_parser = crate::units::parse_size)]
     pub download_limit: Option<u64>,
     /// Upload at most this many bytes per second (K and M suffixes allowed).
-    #[arg(long, env = "SPHERES_UPLOAD_LIMIT", value_name = "BYTES", value_parser = crate::parse_size)]
+    #[arg(long, env = "SPHERES_UPLOAD_LIMIT", value_name = "BYTES", value_parser = crate::units::parse_size)]
     pub upload_limit: Option<u64>,
 }
 

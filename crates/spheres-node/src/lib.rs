@@ -17,6 +17,7 @@ pub mod api;
 mod incoming;
 pub mod settings;
 mod thumbs;
+pub mod units;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -44,13 +45,20 @@ use spheres_xmpp::xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, Stan
 use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, Jid};
 use tokio::sync::mpsc::Receiver;
 
-use crate::output::Output;
 use settings::{AccountChoice, Locate, NodeFile, Settings, UpArgs, write_private};
+use units::{human_bytes, parse_size};
 
 /// How often the owner re-feeds members' endpoints into its tracker (its peers expire after
 /// `PEER_TTL`), and how often stalled downloads are looked at.
 const FEED_EVERY: Duration = Duration::from_secs(5);
 const PEER_TTL: Duration = Duration::from_secs(90);
+
+/// Where the node tells what it is doing while it starts and stops (the CLI prints it as text
+/// or JSON lines).
+pub trait Report {
+    /// Something that happened: a sentence for people, and the same as a JSON object.
+    fn event(&self, text: &str, value: serde_json::Value);
+}
 
 /// The account the node uses, kept in DATA/account.json (mode 0600).
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -458,7 +466,7 @@ impl Node {
     }
 
     /// Brings the node up and runs it until interrupted.
-    pub async fn up(locate: &Locate, args: UpArgs, out: &Output) -> Result<()> {
+    pub async fn up(locate: &Locate, args: UpArgs, out: &dyn Report) -> Result<()> {
         let mut settings = Settings::resolve(locate, &args)?;
         // Started again by ourselves (see `restart_as_new_account`): the web interface stays
         // where the open pages expect it.
@@ -713,7 +721,7 @@ impl Node {
     /// Loads or creates the account; starts the household server when we run it.
     async fn account(
         settings: &Settings,
-        out: &Output,
+        out: &dyn Report,
     ) -> Result<(AccountFile, Option<ManagedProsody>)> {
         let path = Self::account_path(&settings.data_dir);
         match &settings.account {
@@ -1519,8 +1527,8 @@ impl Node {
         if too_big && new {
             let why = format!(
                 "not enough space to fetch it by itself ({} needed, {} free); free some space, then fetch it",
-                crate::output::human_bytes(s.size),
-                crate::output::human_bytes(free.saturating_sub(UPLOAD_HEADROOM))
+                human_bytes(s.size),
+                human_bytes(free.saturating_sub(UPLOAD_HEADROOM))
             );
             self.store
                 .set_share_state(sphere.id, &s.id, "available", None, Some(&why))
@@ -3116,7 +3124,7 @@ impl Node {
         let normal = match policy.trim() {
             "all" => "all".to_owned(),
             "none" => "none".to_owned(),
-            p => match p.strip_prefix("max:").map(crate::parse_size) {
+            p => match p.strip_prefix("max:").map(parse_size) {
                 Some(Ok(n)) => format!("max:{n}"),
                 _ => bail!(
                     "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"

@@ -706,11 +706,11 @@ async fn upload(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = announced {
         let free = api.node.free_space(&name).await?;
-        if len.saturating_add(crate::node::UPLOAD_HEADROOM) > free {
+        if len.saturating_add(crate::UPLOAD_HEADROOM) > free {
             return Err(anyhow::anyhow!(
                 "not enough space on the node's disk for {rel}: it needs {}, {} are free; free some space and send it again",
-                crate::output::human_bytes(len),
-                crate::output::human_bytes(free.saturating_sub(crate::node::UPLOAD_HEADROOM))
+                crate::units::human_bytes(len),
+                crate::units::human_bytes(free.saturating_sub(crate::UPLOAD_HEADROOM))
             )
             .into());
         }
@@ -760,11 +760,11 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Resu
         let chunk = chunk.map_err(|e| anyhow::anyhow!("the upload was cut: {e}"))?;
         if written.saturating_sub(checked_at) >= 8 * 1024 * 1024 || checked_at == 0 {
             checked_at = written.max(1);
-            let free = crate::node::free_bytes(&folder)?;
-            if free < crate::node::UPLOAD_HEADROOM.saturating_add(chunk.len() as u64) {
+            let free = crate::free_bytes(&folder)?;
+            if free < crate::UPLOAD_HEADROOM.saturating_add(chunk.len() as u64) {
                 anyhow::bail!(
                     "not enough space on the node's disk: {} are free; free some space and send it again",
-                    crate::output::human_bytes(free.saturating_sub(crate::node::UPLOAD_HEADROOM))
+                    crate::units::human_bytes(free.saturating_sub(crate::UPLOAD_HEADROOM))
                 );
             }
         }
@@ -793,7 +793,7 @@ async fn upload_cancel(
 async fn space(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
     let free = api.node.free_space(&name).await?;
     Ok(Json(
-        json!({"free": free.saturating_sub(crate::node::UPLOAD_HEADROOM)}),
+        json!({"free": free.saturating_sub(crate::UPLOAD_HEADROOM)}),
     ))
 }
 
