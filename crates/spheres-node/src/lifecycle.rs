@@ -1,0 +1,500 @@
+//! Bringing the node up and down: the data folder and the spheres folder taken, the store, the
+//! engine, the tracker and the XMPP account started in order, the API served, spheres restored;
+//! a restart as another account; status and transfer limits while it runs.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use spheres_metainfo::{InfoHash, Metainfo};
+use spheres_store::Store;
+use spheres_torrent::{Engine, EngineConfig};
+use spheres_tracker::{KeyScope, TrackerConfig};
+use spheres_xmpp::xmpp_parsers::presence::Presence;
+use spheres_xmpp::{BareJid, Client, ConnectConfig};
+
+use crate::account::{HouseholdInfo, discover_muc, resolve};
+use crate::peers::PEER_TTL;
+use crate::settings::{Locate, NodeFile, Settings, UpArgs, write_private};
+use crate::{Node, Report, lock, random_token};
+
+/// Takes the spheres folder for this node, or says which node has it. Two nodes on one
+/// folder would each take the other's downloads for new shares of their own. The lock (an
+/// advisory `flock` on `.spheres.lock`) goes with the process, however it ends.
+pub(crate) fn lock_spheres_dir(spheres_dir: &Path, data: &Path) -> Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    std::fs::create_dir_all(spheres_dir)
+        .with_context(|| format!("cannot create the spheres folder {}", spheres_dir.display()))?;
+    let path = spheres_dir.join(".spheres.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "the spheres folder {} is used by another node ({}); give this node its own with --spheres-dir DIR",
+            spheres_dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(
+        file,
+        "pid {}, data folder {}",
+        std::process::id(),
+        data.display()
+    )?;
+    Ok(file)
+}
+
+/// Set when the node starts itself again: the web address to keep.
+pub(crate) const RESTART_HTTP: &str = "SPHERES_RESTART_HTTP";
+
+/// Replaces this process with a fresh start of the same command (same pid, same output),
+/// which reads the account file written just before. Returns only if that failed.
+pub(crate) fn restart_as_new_account(http: SocketAddr) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return anyhow!("cannot restart the node ({e}); start it again by hand"),
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(RESTART_HTTP, http.to_string())
+        .exec();
+    anyhow!("cannot restart the node ({err}); start it again by hand")
+}
+
+/// A bandwidth limit for the engine: bytes per second, 0 or none meaning unlimited.
+pub(crate) fn rate(limit: Option<u64>) -> Option<std::num::NonZeroU32> {
+    limit.and_then(|b| std::num::NonZeroU32::new(u32::try_from(b).unwrap_or(u32::MAX)))
+}
+
+pub fn read_node_file(data: &Path) -> Option<NodeFile> {
+    let bytes = std::fs::read(crate::settings::node_file(data)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub(crate) fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Node {
+    /// Brings the node up and runs it until interrupted.
+    pub async fn up(locate: &Locate, args: UpArgs, out: &dyn Report) -> Result<()> {
+        let mut settings = Settings::resolve(locate, &args)?;
+        // Started again by ourselves (see `restart_as_new_account`): the web interface stays
+        // where the open pages expect it.
+        if let Some(http) = std::env::var(RESTART_HTTP)
+            .ok()
+            .and_then(|a| a.parse().ok())
+        {
+            settings.http = http;
+        }
+        let data = settings.data_dir.clone();
+        // What the node writes is its user's alone: the database holds the web password's
+        // hash, tracker keys, unused invitation tokens and chat; thumbnails show private photos.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("cannot create the data folder {}", data.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", data.display()))?;
+        }
+        if let Some(existing) = read_node_file(&data)
+            && process_alive(existing.pid)
+        {
+            bail!(
+                "a node is already running for {} (pid {}, {}); stop it first",
+                data.display(),
+                existing.pid,
+                existing.api
+            );
+        }
+        let spheres_lock = lock_spheres_dir(&settings.spheres_dir, &data)?;
+        let store = Store::open(&data.join("node.db"))
+            .await
+            .context("cannot open the node's database")?;
+
+        // The account, and the household server when we run it.
+        let (account, prosody) = Self::account(&settings, out).await?;
+        let household = prosody.as_ref().map(|p| HouseholdInfo {
+            domain: p.domain().to_owned(),
+            muc: p.muc_domain(),
+            // Listening everywhere: this node itself talks to it over loopback.
+            c2s: match p.c2s_addr() {
+                a if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+                a => a,
+            },
+            ca: p.ca_file(),
+        });
+        let me = BareJid::new(&account.jid).context("the account's JID is not valid")?;
+
+        let mut engine_config = EngineConfig::new(data.join("downloads"));
+        engine_config.state_dir = Some(data.join("engine"));
+        engine_config.listen = settings.listen;
+        // librqbit keeps private torrents (every sphere's) off the DHT by itself.
+        engine_config.dht = settings.dht;
+        let engine = Engine::start(engine_config)
+            .await
+            .context("cannot start the BitTorrent engine")?;
+        // Limits changed in the settings page last time, unless the flags say otherwise.
+        let saved = |v: Option<String>| v.and_then(|t| t.parse::<u64>().ok());
+        let (down, up) = (
+            settings
+                .download_limit
+                .or(saved(store.meta("download_limit").await?)),
+            settings
+                .upload_limit
+                .or(saved(store.meta("upload_limit").await?)),
+        );
+        engine.set_limits(rate(down), rate(up));
+
+        let tracker_config = TrackerConfig {
+            interval: Duration::from_secs(30),
+            min_interval: Duration::from_secs(5),
+            peer_ttl: PEER_TTL,
+            private: true,
+            ..Default::default()
+        };
+        let tracker = spheres_tracker::start(tracker_config, Some(settings.tracker), None)
+            .await
+            .context("cannot start the tracker")?;
+        // The key the node feeds members' endpoints in with: new at every start and never
+        // in a torrent (shares announce with their sphere's own key, `owner_key`). A key
+        // that an earlier version put into torrents stops working here.
+        let _ = store.remove_meta("self_key").await;
+        let self_key = random_token(16);
+        tracker
+            .tracker
+            .grant_key(self_key.clone(), KeyScope::AllTorrents);
+
+        // XMPP.
+        let mut cfg = ConnectConfig::new(me.clone(), account.password.clone());
+        match &household {
+            Some(h) => {
+                cfg.server = Some(h.c2s);
+                cfg.extra_ca = Some(h.ca.clone());
+            }
+            None => {
+                if let Some(s) = &account.server {
+                    cfg.server = Some(resolve(s).await?);
+                }
+                cfg.extra_ca = account.ca.clone();
+            }
+        }
+        cfg.resource = Some(format!("spheres-{}", random_token(3)));
+        let (xmpp, events) = Client::connect(cfg)
+            .await
+            .with_context(|| format!("cannot log in as {me}"))?;
+        let muc = match (&settings.muc, &household) {
+            (Some(m), _) => m.clone(),
+            (None, Some(h)) => h.muc.clone(),
+            (None, None) => discover_muc(&xmpp, &me).await?,
+        };
+        let nick = me
+            .node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|| "member".to_owned());
+        let node = Arc::new(Node {
+            settings: settings.clone(),
+            store,
+            engine,
+            tracker,
+            self_key,
+            xmpp,
+            me,
+            nick,
+            muc,
+            prosody: prosody.map(tokio::sync::Mutex::new),
+            household,
+            occupants: Mutex::default(),
+            joined: Mutex::default(),
+            joined_notify: tokio::sync::Notify::new(),
+            granted: Mutex::default(),
+            given_peers: Mutex::default(),
+            claim: Mutex::new(account.claim.clone()),
+            events: tokio::sync::broadcast::channel(256).0,
+            contacts_online: Mutex::default(),
+            reachability: Mutex::new(spheres_net::Reachability::Unknown),
+            lsd: Mutex::default(),
+            lsd_hashes: Mutex::default(),
+            mapping: tokio::sync::Mutex::new(None),
+            contact_requests: Mutex::default(),
+            hashing: Mutex::default(),
+            http: Mutex::default(),
+            restart: tokio::sync::Notify::new(),
+            staggering: Arc::new(tokio::sync::Semaphore::new(2)),
+            announce_budget: Mutex::default(),
+            catching_up: Mutex::default(),
+            announced: Mutex::default(),
+            own_budget: Mutex::default(),
+            _spheres_lock: spheres_lock,
+        });
+
+        if node.settings.headless
+            && node.settings.accept_invites_from.is_empty()
+            && node.household.is_none()
+        {
+            tracing::warn!(
+                "--headless joins invitations by itself only from --accept-invites-from JID|DOMAIN; none given, so every invitation waits for `spheres sphere join`"
+            );
+        }
+        node.restore().await?;
+        // Events first: joining a room waits for the room's answer, which the loop reads.
+        tokio::spawn(node.clone().xmpp_loop(events));
+        node.go_online().await?;
+        tokio::spawn(node.clone().housekeeping());
+        tokio::spawn(node.clone().watch_folders());
+        tokio::spawn(node.clone().keep_port_mapped());
+        node.start_lsd();
+
+        // The API and the web interface.
+        let token = random_token(24);
+        let access = Arc::new(crate::access::Access::new(token.clone()));
+        let router = crate::api::router(node.clone(), access.clone());
+        let (bound, _task) = spheres_web::serve(router, settings.http)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot serve the web interface on {} (in use? pass --http ADDR:PORT)",
+                    settings.http
+                )
+            })?;
+        *lock(&node.http) = Some(bound);
+        let node_file = NodeFile {
+            api: format!("http://{bound}"),
+            token,
+            pid: std::process::id(),
+        };
+        write_private(
+            &crate::settings::node_file(&data),
+            &serde_json::to_vec_pretty(&node_file)?,
+        )?;
+        // A browser on this machine opens the page with a one-time link (being on loopback
+        // proves nothing: other users of the machine are too).
+        let open = access.login_link(bound);
+        out.event(
+            &format!(
+                "spheres is running as {}.\n  Open {open} in a browser (a one-time link; `spheres open` makes another).\n  Spheres are folders in {}.\n  BitTorrent on {}, tracker on {}.{}\n  Press Ctrl-C to stop.",
+                node.me,
+                node.settings.spheres_dir.display(),
+                node.engine.listen_addr(),
+                node.tracker.http_addr.map(|a| a.to_string()).unwrap_or_default(),
+                node.household
+                    .as_ref()
+                    .map(|h| format!(
+                        "\n  Household XMPP server {} on {} (CA {}).",
+                        h.domain,
+                        h.c2s,
+                        h.ca.display()
+                    ))
+                    .unwrap_or_default(),
+            ),
+            json!({"event": "running", "jid": node.me.to_string(), "http": format!("http://{bound}"), "open": open,
+                   "listen": node.engine.listen_addr().to_string(),
+                   "tracker": node.tracker.http_addr.map(|a| a.to_string()),
+                   "spheres_dir": node.settings.spheres_dir,
+                   "household": node.household}),
+        );
+
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let restart = tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            _ = node.restart.notified() => true,
+        };
+        out.event(
+            if restart {
+                "Restarting with the new account"
+            } else {
+                "Stopping"
+            },
+            json!({"event": if restart { "restarting" } else { "stopping" }}),
+        );
+        // Asked to stop while stopping for the restart: stop for good instead.
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if restart {
+            let flag = interrupted.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        node.shutdown().await;
+        let _ = std::fs::remove_file(crate::settings::node_file(&data));
+        if restart && !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(restart_as_new_account(bound));
+        }
+        Ok(())
+    }
+
+    /// Puts back into the engine what the store says we share or fetch.
+    pub(crate) async fn restore(self: &Arc<Self>) -> Result<()> {
+        // Downloads begun before they were staged are moved out of sight once, at the first
+        // start of this version, never again (a later name there is someone's own file).
+        let migrate = self.store.meta("downloads_staged").await?.is_none();
+        for sphere in self.store.spheres().await? {
+            for share in self.store.shares(sphere.id).await? {
+                let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+                    continue;
+                };
+                self.sphere_owned_grant(&sphere, &hash).await;
+                if self.engine.status(&hash).is_some() {
+                    continue;
+                }
+                // A share of ours seeds from where it was; a fetched one resumes in the folder.
+                let ours = share.sharer == self.me.as_str();
+                let result = match share.state.as_str() {
+                    // Announced by its magnet alone, and its metadata never came: that first.
+                    "downloading" if share.torrent.is_none() => {
+                        let (node, sphere, s) =
+                            (self.clone(), sphere.clone(), self.share_from_row(&share));
+                        tokio::spawn(async move {
+                            // Not `asked`: a public torrent still waits for the person.
+                            if let Err(e) = node.fetch_share(&sphere, &s, false).await {
+                                tracing::warn!(share = %s.name, error = %e, "cannot resume a share");
+                            }
+                        });
+                        Ok(())
+                    }
+                    "seeding" | "downloading" => {
+                        // What was fetched is seeded from where it arrived (`incoming`); what
+                        // we shared, or a download from before downloads were staged, from
+                        // its path.
+                        let staging = crate::incoming::incoming_dir(
+                            Path::new(&sphere.folder),
+                            &share.info_hash,
+                        );
+                        // A download begun before downloads were staged: what it has goes
+                        // out of sight, where it resumes (it was never complete at its name).
+                        if migrate
+                            && !ours
+                            && share.state == "downloading"
+                            && !staging.exists()
+                            && let Some(name) = share
+                                .torrent
+                                .as_deref()
+                                .and_then(|t| Metainfo::from_bytes(t).ok())
+                                .map(|m| m.name)
+                        {
+                            let old = Path::new(&sphere.folder).join(&name);
+                            if old.exists()
+                                && std::fs::create_dir_all(&staging).is_ok()
+                                && let Err(e) = std::fs::rename(&old, staging.join(&name))
+                            {
+                                tracing::warn!(share = %share.name, error = %e, "cannot move a partial download out of sight");
+                            }
+                        }
+                        let staged = staging.exists();
+                        let seed_path = if staged || !(ours || share.state == "seeding") {
+                            None
+                        } else {
+                            share.path.as_deref()
+                        };
+                        self.add_to_engine(&sphere, &self.share_from_row(&share), seed_path)
+                            .await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(share = %share.name, error = %e, "cannot resume a share");
+                }
+            }
+        }
+        if migrate {
+            self.store.set_meta("downloads_staged", "1").await?;
+        }
+        Ok(())
+    }
+
+    /// Presence, roster, rooms and catch-up: after login and after a new session.
+    pub(crate) async fn go_online(self: &Arc<Self>) -> Result<()> {
+        self.xmpp.roster().await.ok();
+        // Every device of ours sees whole conversations (XEP-0280).
+        if let Err(e) = self.xmpp.enable_carbons().await {
+            tracing::info!(error = %e, "the server offers no message carbons");
+        }
+        self.xmpp.send(Presence::available()).await?;
+        for sphere in self.store.spheres().await? {
+            self.join_sphere_room(&sphere).await;
+        }
+        self.send_claim().await;
+        Ok(())
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        if let Some(m) = self.mapping.lock().await.take()
+            && let Err(e) = m.remove().await
+        {
+            tracing::warn!(error = %e, "the port mapping stays until its lease ends");
+        }
+        self.xmpp.close().await;
+        self.engine.shutdown().await;
+        if let Some(p) = &self.prosody {
+            p.lock().await.stop().await;
+        }
+        self.store.close().await;
+    }
+
+    pub async fn status(&self) -> Result<serde_json::Value> {
+        let spheres = self.store.spheres().await?;
+        let mut list = Vec::new();
+        for s in &spheres {
+            let shares = self.store.shares(s.id).await?;
+            let present = lock(&self.occupants).get(&s.room).map_or(0, |r| r.len());
+            let (messages, last_activity) = self.store.activity(s.id).await?;
+            list.push(json!({"name": s.name, "room": s.room, "owned": s.owned, "shares": shares.len(),
+                             "members_online": present, "messages": messages, "last_activity": last_activity}));
+        }
+        let transfers: Vec<_> = self
+            .engine
+            .list()
+            .into_iter()
+            .map(|t| json!({"info_hash": t.info_hash, "name": t.name, "state": format!("{:?}", t.state).to_lowercase(),
+                            "have_bytes": t.have_bytes, "total_bytes": t.total_bytes, "peers": t.peers,
+                            "download_bps": t.download_bps, "upload_bps": t.upload_bps}))
+            .collect();
+        Ok(json!({
+            "jid": self.me.to_string(),
+            "http": lock(&self.http).map(|a| format!("http://{a}")),
+            "listen": self.engine.listen_addr().to_string(),
+            "tracker": self.tracker.http_addr.map(|a| a.to_string()),
+            "household": self.household,
+            "muc": self.muc,
+            "spheres_dir": self.settings.spheres_dir,
+            "headless": self.settings.headless,
+            "web_password": self.has_password().await,
+            "reachability": *lock(&self.reachability),
+            "endpoints": self.endpoints().endpoints.iter().map(|e| json!({"kind": e.kind, "host": e.host, "port": e.port})).collect::<Vec<_>>(),
+            "download_limit": self.engine.limits().0.map(|n| n.get()),
+            "upload_limit": self.engine.limits().1.map(|n| n.get()),
+            "spheres": list,
+            "transfers": transfers,
+        }))
+    }
+
+    /// Changes the bandwidth limits now and for the next starts (flags still win at start).
+    pub async fn set_limits(&self, download: Option<u64>, upload: Option<u64>) -> Result<()> {
+        self.engine.set_limits(rate(download), rate(upload));
+        let text = |r: Option<u64>| r.map(|b| b.to_string()).unwrap_or_default();
+        self.store
+            .set_meta("download_limit", &text(download))
+            .await?;
+        self.store.set_meta("upload_limit", &text(upload)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! Peers and reachability: this node's endpoints (LAN, mapped by the router, IPv6) published in
+//! rooms, members' endpoints fed to the owner's tracker and given to the engine, the port
+//! mapping kept, local service discovery (BEP 14).
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use spheres_metainfo::InfoHash;
+use spheres_store::Sphere;
+use spheres_torrent::TorrentState;
+use spheres_tracker::KeyScope;
+use spheres_tracker::wire::{AnnounceRequest, Event as TrackerEvent};
+use spheres_xmpp::BareJid;
+use spheres_xmpp::protocol::{Endpoint, Endpoints};
+
+use crate::{Node, lock};
+
+/// How often the owner re-feeds members' endpoints into its tracker (its peers expire after
+/// `PEER_TTL`), and how often stalled downloads are looked at.
+pub(crate) const FEED_EVERY: Duration = Duration::from_secs(5);
+
+pub(crate) const PEER_TTL: Duration = Duration::from_secs(90);
+
+/// Endpoints taken from one member's presence (a node has a few: LAN, mapped, IPv6).
+pub(crate) const MAX_ENDPOINTS: usize = 8;
+
+pub(crate) fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(who.as_bytes());
+    h.update(addr.to_string().as_bytes());
+    h.finalize().into()
+}
+
+impl Node {
+    pub(crate) fn endpoints(&self) -> Endpoints {
+        if self.settings.no_endpoints {
+            return Endpoints { endpoints: vec![] };
+        }
+        let listen = self.engine.listen_addr();
+        let (kind, host) = if listen.ip().is_loopback() {
+            ("loopback", listen.ip())
+        } else if listen.ip().is_unspecified() {
+            // Listening everywhere: our address on the LAN is the one towards the router.
+            ("lan", spheres_net::lan_address().unwrap_or(listen.ip()))
+        } else {
+            ("lan", listen.ip())
+        };
+        let mut endpoints = vec![Endpoint {
+            kind: kind.to_owned(),
+            host: host.to_string(),
+            port: listen.port(),
+        }];
+        if let spheres_net::Reachability::Mapped { external, .. } = &*lock(&self.reachability)
+            && !external.ip().is_unspecified()
+        {
+            endpoints.push(Endpoint {
+                kind: "mapped".to_owned(),
+                host: external.ip().to_string(),
+                port: external.port(),
+            });
+        }
+        Endpoints { endpoints }
+    }
+
+    /// Keeps a port mapping on the home router for our BitTorrent port while the node runs
+    /// (renewed at half the lease; removed at shutdown), and says how reachable we are.
+    pub(crate) async fn keep_port_mapped(self: Arc<Self>) {
+        let listen = self.engine.listen_addr();
+        if listen.ip().is_loopback() {
+            *lock(&self.reachability) = spheres_net::Reachability::LoopbackOnly;
+            return;
+        }
+        let lease = Duration::from_secs(3600);
+        loop {
+            match spheres_net::Mapping::create(listen.port(), lease, Duration::from_secs(3)).await {
+                Ok(mapping) => {
+                    tracing::info!(external = %mapping.external, method = ?mapping.method, "the router forwards our port");
+                    *lock(&self.reachability) = mapping.reachability();
+                    let half = mapping.lease / 2;
+                    *self.mapping.lock().await = Some(mapping);
+                    self.republish_endpoints().await;
+                    loop {
+                        tokio::time::sleep(half.max(Duration::from_secs(30))).await;
+                        let mut guard = self.mapping.lock().await;
+                        let Some(m) = guard.as_mut() else { return };
+                        if let Err(e) = m.renew().await {
+                            tracing::warn!(error = %e, "the router would not renew our port; mapping again");
+                            *guard = None;
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(reason = %e, "this node cannot be reached from outside");
+                    *lock(&self.reachability) =
+                        spheres_net::Reachability::Unreachable { why: e.to_string() };
+                    self.emit(json!({"type": "network"}));
+                    // Routers come and go (and change): look again later.
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+            }
+        }
+    }
+
+    /// Sends our presence with fresh endpoints to every sphere room.
+    pub(crate) async fn republish_endpoints(&self) {
+        if let Ok(spheres) = self.store.spheres().await {
+            for sphere in spheres {
+                if let Ok(room) = BareJid::new(&sphere.room) {
+                    let _ = self
+                        .xmpp
+                        .join_room(&room, &self.nick, Some(self.endpoints()))
+                        .await;
+                }
+            }
+        }
+        self.emit(json!({"type": "network"}));
+    }
+
+    /// A download with no peer, while members we did not give it are online (the owner's
+    /// tracker may be away): added again with them. librqbit takes peers only when a torrent
+    /// is added; what was verified stays (the data on disk is checked again).
+    pub(crate) async fn refresh_peers(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
+        let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+            return;
+        };
+        let Some(st) = self.engine.status(&hash) else {
+            return;
+        };
+        if st.peers > 0 || st.state != TorrentState::Downloading {
+            return;
+        }
+        let now: HashSet<SocketAddr> = self
+            .peers_for(&sphere.room, &share.info_hash)
+            .into_iter()
+            .collect();
+        let fresh = {
+            let given = lock(&self.given_peers);
+            let before = given.get(&share.info_hash);
+            now.iter().any(|p| before.is_none_or(|b| !b.contains(p)))
+        };
+        if !fresh {
+            return;
+        }
+        tracing::info!(share = %share.name, peers = now.len(), "no peers: adding the download again with members' endpoints");
+        if self.engine.remove(&hash, false).await.is_ok()
+            && let Err(e) = self
+                .add_to_engine(sphere, &self.share_from_row(share), None)
+                .await
+        {
+            tracing::warn!(share = %share.name, error = %e, "cannot add the download again");
+        }
+    }
+
+    /// Our announce URL for a sphere: our own tracker for spheres we own, else the key the
+    /// owner gave us.
+    pub(crate) async fn announce_url(&self, sphere: &Sphere) -> Option<String> {
+        if sphere.owned {
+            let key = self.owner_key(sphere).await.ok()?;
+            // Known to the tracker before any torrent of the sphere is granted to it.
+            self.tracker.tracker.grant_key(
+                key.clone(),
+                KeyScope::Torrents(self.sphere_hashes(sphere).await),
+            );
+            return self.tracker.http_announce_url(Some(&key));
+        }
+        self.store
+            .sphere(&sphere.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.announce)
+    }
+
+    /// A withdrawal: only the sharer, or the sphere's owner, can take a share back.
+    /// The info hashes of a sphere's shares.
+    pub(crate) async fn sphere_hashes(&self, sphere: &Sphere) -> HashSet<InfoHash> {
+        self.store
+            .shares(sphere.id)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.info_hash.parse().ok())
+            .collect()
+    }
+
+    /// Everyone who may have a torrent: members' endpoints in its room and peers heard on
+    /// the LAN for it.
+    pub(crate) fn peers_for(&self, room: &str, info_hash: &str) -> Vec<SocketAddr> {
+        let mut peers = self.member_endpoints(room);
+        if let Some(heard) = lock(&self.lsd).as_ref() {
+            for p in heard.peers(info_hash) {
+                if !peers.contains(&p) {
+                    peers.push(p);
+                }
+            }
+        }
+        peers
+    }
+
+    /// A share as LAN discovery announces it: a private torrent (every sphere's, or one we
+    /// cannot tell yet) never by its info hash (`lsd::private_name`, docs/decisions/0007).
+    pub(crate) fn lan_torrent(&self, info_hash: &str) -> Option<spheres_net::lsd::Torrent> {
+        let hash = info_hash.parse::<InfoHash>().ok()?;
+        let private = self.engine.metainfo(&hash).is_none_or(|m| m.private);
+        Some(spheres_net::lsd::Torrent {
+            info_hash: hash.0,
+            private,
+        })
+    }
+
+    /// Local service discovery for every share, when the node listens beyond loopback.
+    pub(crate) fn start_lsd(self: &Arc<Self>) {
+        if self.engine.listen_addr().ip().is_loopback() {
+            return;
+        }
+        let node = Arc::downgrade(self);
+        let started = spheres_net::lsd::start(self.engine.listen_addr().port(), move || {
+            node.upgrade()
+                .map(|n| lock(&n.lsd_hashes).clone())
+                .unwrap_or_default()
+        });
+        match started {
+            Ok(heard) => *lock(&self.lsd) = Some(heard),
+            Err(e) => tracing::warn!(error = %e, "no local service discovery (UDP port 6771)"),
+        }
+    }
+
+    /// Members' endpoints in a room, as peers.
+    pub(crate) fn member_endpoints(&self, room: &str) -> Vec<SocketAddr> {
+        let all = lock(&self.occupants);
+        let Some(in_room) = all.get(room) else {
+            return Vec::new();
+        };
+        in_room
+            .values()
+            .filter_map(|o| o.endpoints.as_ref())
+            .flat_map(|e| e.endpoints.iter().take(MAX_ENDPOINTS))
+            .filter_map(|e| Some(SocketAddr::new(e.host.parse::<IpAddr>().ok()?, e.port)))
+            .filter(|a| a.port() != 0)
+            .collect()
+    }
+
+    /// Puts members' endpoints into our tracker's swarms for a sphere we own, so that every
+    /// member (and any plain client with a member's key) gets them as peers.
+    pub(crate) async fn feed_endpoints(&self, sphere: &Sphere) {
+        if !sphere.owned {
+            return;
+        }
+        let Ok(shares) = self.store.shares(sphere.id).await else {
+            return;
+        };
+        let peers: Vec<(String, SocketAddr)> = {
+            let all = lock(&self.occupants);
+            all.get(&sphere.room)
+                .map(|r| {
+                    r.values()
+                        .filter_map(|o| {
+                            let who = o.jid.as_ref()?.to_bare().to_string();
+                            Some((who, o.endpoints.clone()?))
+                        })
+                        .flat_map(|(who, e)| {
+                            e.endpoints
+                                .into_iter()
+                                .take(MAX_ENDPOINTS)
+                                .filter_map(move |ep| {
+                                    let ip = ep.host.parse::<IpAddr>().ok()?;
+                                    Some((who.clone(), SocketAddr::new(ip, ep.port)))
+                                })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let now = Instant::now();
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        for share in shares.iter().filter(|s| s.state != "withdrawn") {
+            let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
+                continue;
+            };
+            for (who, addr) in &peers {
+                if addr.port() == 0 {
+                    continue;
+                }
+                let req = AnnounceRequest {
+                    info_hash: hash,
+                    peer_id: peer_id_for(who, addr),
+                    port: addr.port(),
+                    uploaded: 0,
+                    downloaded: 0,
+                    // Unknown: counted as a leecher, so seeders are given it too.
+                    left: 1,
+                    event: TrackerEvent::None,
+                    numwant: Some(0),
+                    compact: true,
+                    no_peer_id: true,
+                    ip: Some(addr.ip()),
+                };
+                let _ = self
+                    .tracker
+                    .tracker
+                    .announce(&req, loopback, Some(&self.self_key), now);
+            }
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! Receiving shares: an announcement is checked against its sender and its torrent, counted
+//! against the member's hourly budget, then fetched when the sphere's policy and the free space
+//! allow; downloads complete into the sphere's folder (see `incoming`); withdrawals.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use spheres_metainfo::{InfoHash, Metainfo};
+use spheres_store::{NewShare, Sphere};
+use spheres_torrent::{AddOptions, Source};
+use spheres_xmpp::BareJid;
+use spheres_xmpp::protocol::{Share, Withdraw};
+
+use crate::send::MAGNET_PATIENCE;
+use crate::spheres::Sender;
+use crate::units::human_bytes;
+use crate::uploads::{UPLOAD_HEADROOM, free_bytes};
+use crate::{Node, lock};
+
+/// An announcement must say what its torrent holds: same name, total size and file count
+/// (the gallery, the policy and the free-space checks go by what it says).
+pub(crate) fn check_announced(s: &Share, meta: &Metainfo) -> Result<()> {
+    if meta.info_hash.to_hex() != s.id {
+        bail!("the announced torrent's info hash does not match the share id; ignored");
+    }
+    let comparable = |n: &str| spheres_xmpp::protocol::xml_safe(n).replace(['\t', '\n', '\r'], " ");
+    let files = meta.visible_files().count() as u64;
+    if comparable(&s.name) != comparable(&meta.name)
+        || s.size != meta.total_length
+        || s.files != files
+    {
+        bail!(
+            "the announcement of {:?} ({} bytes, {} files) does not match its torrent ({:?}, {} bytes, {} files); ignored",
+            s.name,
+            s.size,
+            s.files,
+            meta.name,
+            meta.total_length,
+            files
+        );
+    }
+    Ok(())
+}
+
+/// Whether a sphere's fetch policy (`all`, `none`, `max:BYTES`) takes a share of `size`.
+pub(crate) fn policy_wants(policy: &str, size: u64) -> bool {
+    match policy {
+        "none" => false,
+        p => match p.strip_prefix("max:").and_then(|n| n.parse::<u64>().ok()) {
+            Some(max) => size <= max,
+            None => true,
+        },
+    }
+}
+
+/// How much one member may announce in a sphere in an hour; past it, announcements are
+/// logged and dropped (a hostile member cannot flood the store, the engine or the disk).
+pub(crate) const ANNOUNCES_PER_HOUR: usize = 1000;
+
+pub(crate) const ANNOUNCED_BYTES_PER_HOUR: u64 = 2_000_000_000_000;
+
+/// Announcements per (room, member) in the last hour, by the time the room received them.
+/// Bounded: at most [`ANNOUNCES_PER_HOUR`] entries per member, and members are few.
+#[derive(Default)]
+pub(crate) struct AnnounceBudget {
+    pub(crate) seen: HashMap<(String, String), std::collections::VecDeque<(i64, u64)>>,
+}
+
+impl AnnounceBudget {
+    /// Counts an announcement of `size` bytes at `when`; false when it is over the budget.
+    pub(crate) fn allow(
+        &mut self,
+        room: &str,
+        member: &str,
+        when: i64,
+        size: u64,
+        limit: usize,
+    ) -> bool {
+        let recent = self
+            .seen
+            .entry((room.to_owned(), member.to_owned()))
+            .or_default();
+        while recent.front().is_some_and(|(t, _)| *t <= when - 3600) {
+            recent.pop_front();
+        }
+        let bytes: u64 = recent.iter().map(|(_, b)| *b).sum();
+        if recent.len() >= limit || bytes.saturating_add(size) > ANNOUNCED_BYTES_PER_HOUR {
+            return false;
+        }
+        recent.push_back((when, size));
+        true
+    }
+}
+
+impl Node {
+    pub(crate) fn share_from_row(&self, r: &spheres_store::ShareRow) -> Share {
+        Share {
+            id: r.info_hash.clone(),
+            name: r.name.clone(),
+            size: r.size.max(0) as u64,
+            files: r.files.max(0) as u64,
+            media: r.media.clone(),
+            sharer: BareJid::new(&r.sharer).unwrap_or_else(|_| self.me.clone()),
+            magnet: r.magnet.clone(),
+            torrent: r.torrent.clone(),
+        }
+    }
+
+    /// A share announced in a sphere by `sender`: record it and fetch it by the sphere's
+    /// policy. Only the sharer can announce their share, and what it says must be what its
+    /// torrent holds.
+    pub(crate) async fn on_share(
+        self: &Arc<Self>,
+        sphere: &Sphere,
+        s: Share,
+        sender: &Sender,
+    ) -> Result<()> {
+        if s.sharer != sender.jid {
+            bail!("{} announced a share as {}; ignored", sender.jid, s.sharer);
+        }
+        let mut public = false;
+        if let Some(torrent) = &s.torrent {
+            // The .torrent must be what the announcement says: its paths are checked here.
+            let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
+            check_announced(&s, &meta)?;
+            public = !meta.private;
+        }
+        // A public torrent passed on by a member would make this node a peer of a public
+        // swarm: only when the member's policy says so. Our own are ours to fetch.
+        let ask = public && sender.jid != self.me && !self.public_allowed(sphere).await;
+        let mut wanted = !ask && policy_wants(&sphere.policy, s.size);
+        // Never fetched by itself past what the disk can take (the person may still ask).
+        let free = free_bytes(Path::new(&sphere.folder)).unwrap_or(0);
+        let too_big = wanted && s.size.saturating_add(UPLOAD_HEADROOM) > free;
+        if too_big {
+            tracing::warn!(sphere = %sphere.name, share = %s.name, size = s.size, free, "not enough space to fetch a share by itself");
+            wanted = false;
+        }
+        let state = if wanted { "downloading" } else { "available" };
+        let new = self
+            .store
+            .add_share(
+                sphere.id,
+                &NewShare {
+                    info_hash: &s.id,
+                    name: &s.name,
+                    size: s.size,
+                    files: s.files,
+                    media: &s.media,
+                    sharer: s.sharer.as_str(),
+                    magnet: &s.magnet,
+                    torrent: s.torrent.as_deref(),
+                    path: None,
+                    state,
+                },
+            )
+            .await?;
+        if too_big && new {
+            let why = format!(
+                "not enough space to fetch it by itself ({} needed, {} free); free some space, then fetch it",
+                human_bytes(s.size),
+                human_bytes(free.saturating_sub(UPLOAD_HEADROOM))
+            );
+            self.store
+                .set_share_state(sphere.id, &s.id, "available", None, Some(&why))
+                .await?;
+        }
+        if let Ok(hash) = s.id.parse::<InfoHash>() {
+            self.sphere_owned_grant(sphere, &hash).await;
+            self.feed_endpoints(sphere).await;
+        }
+        if new {
+            self.emit(json!({"type": "share", "sphere": sphere.name}));
+        }
+        if !new || !wanted {
+            return Ok(());
+        }
+        tracing::info!(sphere = %sphere.name, share = %s.name, "fetching a new share");
+        // In its own task: a magnet can take a while to resolve, and announcements wait.
+        let (node, sphere) = (self.clone(), sphere.clone());
+        tokio::spawn(async move {
+            if let Err(e) = node.fetch_share(&sphere, &s, false).await {
+                tracing::warn!(share = %s.name, error = %e, "cannot fetch a share");
+                let _ = node
+                    .store
+                    .set_share_state(sphere.id, &s.id, "failed", None, Some(&format!("{e:#}")))
+                    .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts fetching an announced share. One announced by its magnet alone has its
+    /// metadata fetched first, and checked against the announcement (and against the
+    /// sphere's policy on public torrents) before any of its data is.
+    /// `asked`: the person asked for this share (public or not).
+    pub(crate) async fn fetch_share(&self, sphere: &Sphere, s: &Share, asked: bool) -> Result<()> {
+        if s.torrent.is_some() {
+            return self.add_to_engine(sphere, s, None).await;
+        }
+        // From the sphere's own tracker and members only: the trackers and peers the
+        // announcement names are the sender's choice, and nothing is checked yet.
+        let mut magnet = format!("magnet:?xt=urn:btih:{}", s.id);
+        if let Some(announce) = self.announce_url(sphere).await {
+            magnet.push_str("&tr=");
+            magnet.extend(percent_encoding::utf8_percent_encode(
+                &announce,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let peers = self.peers_for(&sphere.room, &s.id);
+        let bytes = self
+            .engine
+            .metadata(&magnet, peers, Duration::from_secs(60), MAGNET_PATIENCE)
+            .await?;
+        let meta = Metainfo::from_bytes(&bytes).context("the share's metadata is invalid")?;
+        check_announced(s, &meta)?;
+        self.store
+            .set_share_torrent(sphere.id, &s.id, &bytes)
+            .await?;
+        if !asked && !meta.private && s.sharer != self.me && !self.public_allowed(sphere).await {
+            tracing::info!(share = %s.name, "a public torrent: waiting for the member to fetch it");
+            self.store
+                .set_share_state(sphere.id, &s.id, "available", None, None)
+                .await?;
+            return Ok(());
+        }
+        let mut full = s.clone();
+        full.torrent = Some(bytes);
+        self.add_to_engine(sphere, &full, None).await
+    }
+
+    /// Whether members' public torrents are fetched in this sphere without asking.
+    pub(crate) async fn public_allowed(&self, sphere: &Sphere) -> bool {
+        matches!(
+            self.store.meta(&format!("public:{}", sphere.id)).await,
+            Ok(Some(v)) if v == "allow"
+        )
+    }
+
+    /// Adds a share to the engine: seeding `path` in place, or downloading into the sphere's
+    /// folder. The torrent announces to the sphere's tracker with our own key.
+    pub(crate) async fn add_to_engine(
+        &self,
+        sphere: &Sphere,
+        s: &Share,
+        path: Option<&str>,
+    ) -> Result<()> {
+        let hash: InfoHash = s.id.parse().map_err(|_| anyhow!("bad share id"))?;
+        if self.engine.status(&hash).is_some() {
+            return Ok(());
+        }
+        let announce = self.announce_url(sphere).await;
+        let source = match &s.torrent {
+            Some(t) => {
+                // A sphere torrent announces with our own key; a public torrent someone
+                // passed on keeps its own trackers.
+                let private = Metainfo::from_bytes(t).is_ok_and(|m| m.private);
+                let bytes = match &announce {
+                    Some(a) if private => {
+                        spheres_metainfo::with_trackers(t, std::slice::from_ref(a))?
+                    }
+                    _ => t.clone(),
+                };
+                Source::Torrent(bytes)
+            }
+            None => Source::Magnet(s.magnet.clone()),
+        };
+        let mut opts = match path {
+            Some(p) => AddOptions::seed(p),
+            None => {
+                // Out of sight until complete and verified (see `incoming`).
+                let staging = crate::incoming::incoming_dir(Path::new(&sphere.folder), &s.id);
+                std::fs::create_dir_all(&staging)
+                    .with_context(|| format!("cannot create {}", staging.display()))?;
+                AddOptions::download(staging)
+            }
+        };
+        opts.peers = self.peers_for(&sphere.room, &s.id);
+        lock(&self.given_peers).insert(s.id.clone(), opts.peers.iter().copied().collect());
+        self.engine.add(source, opts).await?;
+        if path.is_none() {
+            self.stagger(hash);
+        }
+        Ok(())
+    }
+
+    /// Makes this member fetch a large download from its own starting point first.
+    ///
+    /// librqbit asks for pieces in order, so members that start a share together all ask the
+    /// sharer for the same pieces and have nothing to trade: a star. A reader that walks the
+    /// largest file from a point of its own (derived from our address and the share, so it
+    /// differs between members) makes the engine fetch that region first; members then hold
+    /// different pieces and serve each other while the rest comes in order.
+    pub(crate) fn stagger(&self, hash: InfoHash) {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        const MIN_SIZE: u64 = 16 * 1024 * 1024;
+        let Some(meta) = self.engine.metainfo(&hash) else {
+            return;
+        };
+        let Some((index, file)) = meta
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding)
+            .max_by_key(|(_, f)| f.length)
+        else {
+            return;
+        };
+        if file.length < MIN_SIZE || self.engine.status(&hash).is_none_or(|s| s.is_complete()) {
+            return;
+        }
+        // A stream slot of our own budget, never more than a few: viewers come first.
+        let Ok(permit) = self.staggering.clone().try_acquire_owned() else {
+            return;
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(self.me.as_str(), hash.0), &mut h);
+        let start = std::hash::Hasher::finish(&h) % file.length;
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(mut reader) = engine.open_file(&hash, index).await else {
+                return;
+            };
+            if reader.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; 256 * 1024];
+            // Reads wait for the pieces and end at the end of the file. A read that gets
+            // nothing for two minutes (the share withdrawn, or added again with new peers,
+            // which leaves this stream behind) ends it too: it frees its slot.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(120), reader.read(&mut buf)).await
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+            tracing::debug!(%hash, start, "staggered start done");
+        });
+    }
+
+    pub(crate) async fn on_withdraw(
+        &self,
+        sphere: &Sphere,
+        w: Withdraw,
+        sender: &Sender,
+    ) -> Result<()> {
+        let Some(row) = self.store.share(sphere.id, &w.id).await? else {
+            return Ok(());
+        };
+        if row.sharer != sender.jid.as_str() && !sender.owner {
+            bail!(
+                "{} tried to withdraw {}, shared by {}; ignored",
+                sender.jid,
+                row.name,
+                row.sharer
+            );
+        }
+        if let Ok(hash) = w.id.parse::<InfoHash>() {
+            let _ = self.engine.remove(&hash, false).await;
+        }
+        self.store
+            .set_share_state(sphere.id, &row.info_hash, "withdrawn", None, None)
+            .await?;
+        Ok(())
+    }
+
+    /// A download is complete and verified: it appears in the sphere's folder (never over
+    /// anything already there) and the share is `seeding`.
+    pub(crate) async fn complete_download(
+        &self,
+        sphere: &Sphere,
+        share: &spheres_store::ShareRow,
+        hash: &InfoHash,
+    ) {
+        let Some(meta) = self.engine.metainfo(hash) else {
+            return;
+        };
+        let Some(st) = self.engine.status(hash) else {
+            return;
+        };
+        let folder = PathBuf::from(&sphere.folder);
+        // Where the engine has it: this sphere's `incoming`, or another sphere's when the same
+        // torrent is in both.
+        let source = if meta.multi_file {
+            st.root
+                .parent()
+                .map_or_else(|| st.root.clone(), Path::to_path_buf)
+        } else {
+            st.root.clone()
+        };
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        let placed = if same(&source, &folder) {
+            // Downloaded before downloads were staged: already in place.
+            Ok(st.root.clone())
+        } else {
+            tokio::task::spawn_blocking(move || crate::incoming::place(&source, &folder, &meta))
+                .await
+                .map_err(|e| anyhow!("{e}"))
+                .and_then(|r| r.context("cannot put the download in the sphere's folder"))
+        };
+        let (state, path, error) = match placed {
+            Ok(p) => {
+                tracing::info!(share = %share.name, path = %p.display(), "download complete and verified");
+                ("seeding", Some(p.to_string_lossy().into_owned()), None)
+            }
+            Err(e) => {
+                tracing::warn!(share = %share.name, error = %format!("{e:#}"), "cannot place a download");
+                ("failed", None, Some(format!("{e:#}")))
+            }
+        };
+        let _ = self
+            .store
+            .set_share_state(
+                sphere.id,
+                &share.info_hash,
+                state,
+                path.as_deref(),
+                error.as_deref(),
+            )
+            .await;
+        self.emit(json!({"type": "share", "sphere": sphere.name}));
+    }
+
+    /// A fetched share whose copy in the sphere's folder the person deleted: the copy the
+    /// engine seeds (out of sight, in `incoming`) goes too, and the share is `available`
+    /// again. Deleting the file is how a person says "not on this computer".
+    pub(crate) async fn forget_if_removed(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
+        let staging = crate::incoming::incoming_dir(Path::new(&sphere.folder), &share.info_hash);
+        let Some(path) = share.path.as_deref() else {
+            return;
+        };
+        let gone = matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if !gone || !staging.exists() {
+            return;
+        }
+        tracing::info!(share = %share.name, "its copy was deleted from the sphere's folder; no longer kept here");
+        if let Ok(hash) = share.info_hash.parse::<InfoHash>() {
+            let _ = self.engine.remove(&hash, false).await;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            tracing::warn!(path = %staging.display(), error = %e, "cannot remove a deleted share's data");
+        }
+        let _ = self
+            .store
+            .set_share_state(sphere.id, &share.info_hash, "available", None, None)
+            .await;
+        self.emit(json!({"type": "share", "sphere": sphere.name}));
+    }
+
+    /// Fetches a share the policy left aside (by name or info hash).
+    pub async fn fetch(self: &Arc<Self>, name: &str, share: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let rows = self.store.shares(sphere.id).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.info_hash == share || r.name == share)
+            .ok_or_else(|| {
+                anyhow!("{name:?} has no share {share:?} (see `spheres shares {name}`)")
+            })?;
+        if row.state == "available" || row.state == "failed" {
+            self.store
+                .set_share_state(sphere.id, &row.info_hash, "downloading", None, None)
+                .await?;
+            let share = self.share_from_row(row);
+            if share.torrent.is_some() {
+                self.add_to_engine(&sphere, &share, None).await?;
+            } else {
+                // Its metadata first, which can take a while: in the background.
+                let node = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = node.fetch_share(&sphere, &share, true).await {
+                        tracing::warn!(share = %share.name, error = %e, "cannot fetch a share");
+                        let _ = node
+                            .store
+                            .set_share_state(
+                                sphere.id,
+                                &share.id,
+                                "failed",
+                                None,
+                                Some(&format!("{e:#}")),
+                            )
+                            .await;
+                    }
+                });
+            }
+        }
+        Ok(json!({"name": row.name, "info_hash": row.info_hash, "state": "downloading"}))
+    }
+}

@@ -1,0 +1,552 @@
+//! Spheres and membership: a sphere is a folder and a members-only room. Names from the network
+//! become folders only once checked; who sent what in a room is who the room says; invitations,
+//! joining, leaving, members, the fetch policy, and the per-sphere owner tracker key.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use spheres_metainfo::InfoHash;
+use spheres_store::Sphere;
+use spheres_tracker::KeyScope;
+use spheres_xmpp::muc::{Occupant, RoomSettings};
+use spheres_xmpp::protocol::SpherePayload;
+use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
+use spheres_xmpp::{BareJid, Jid};
+
+use crate::chat::address;
+use crate::units::parse_size;
+use crate::{Node, lock, now_secs, random_token};
+
+/// A room's local part from a sphere name: readable, unique with a random suffix.
+pub(crate) fn room_local(name: &str) -> String {
+    let slug: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug = if slug.is_empty() {
+        "sphere".to_owned()
+    } else {
+        slug
+    };
+    let slug: String = slug.chars().take(40).collect();
+    format!("{slug}-{}", random_token(3))
+}
+
+/// A sphere name must make a folder name on every system.
+pub(crate) fn check_sphere_name(name: &str) -> Result<()> {
+    let bad = name.trim().is_empty()
+        || name.len() > 100
+        || name.starts_with('.')
+        || name.chars().any(|c| {
+            c.is_control()
+                || "/\\:*?\"<>|".contains(c)
+                // Bidirectional overrides make a name read as another ("gpj.exe").
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        });
+    if bad {
+        bail!("{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,");
+    }
+    Ok(())
+}
+
+/// The name (and so the folder) of a sphere joined by invitation: what the inviter called it
+/// when that is a usable name, else the room's local part when that is, else "Sphere". Both
+/// come from the network: `..`, `.`, an empty name, an absolute path or separators would put
+/// the folder outside the spheres folder, so neither is used unchecked.
+pub(crate) fn sphere_name_from_invite(reason: Option<&str>, room: &str) -> String {
+    let local = room.split_once('@').map_or("", |(l, _)| l);
+    [reason.unwrap_or_default().trim(), local]
+        .into_iter()
+        .find(|n| check_sphere_name(n).is_ok())
+        .unwrap_or("Sphere")
+        .to_owned()
+}
+
+/// The folder of sphere `name` under `spheres_dir`, made if missing, and proved to be inside
+/// it once both are canonical (no `..`, no symbolic link leading elsewhere).
+pub(crate) fn sphere_folder(spheres_dir: &Path, name: &str) -> Result<PathBuf> {
+    check_sphere_name(name)?;
+    std::fs::create_dir_all(spheres_dir)
+        .with_context(|| format!("cannot create {}", spheres_dir.display()))?;
+    let root = spheres_dir
+        .canonicalize()
+        .with_context(|| format!("cannot use the spheres folder {}", spheres_dir.display()))?;
+    let folder = root.join(name);
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let real = folder
+        .canonicalize()
+        .with_context(|| format!("cannot use {}", folder.display()))?;
+    if real.parent() != Some(root.as_path()) {
+        bail!(
+            "{} leads outside the spheres folder {}; refusing to use it",
+            folder.display(),
+            root.display()
+        );
+    }
+    Ok(real)
+}
+
+/// Who sent something in a sphere's room, as the room says (its real JID, non-anonymous).
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    pub(crate) jid: BareJid,
+    /// An owner of the room.
+    pub(crate) owner: bool,
+}
+
+pub(crate) const MAX_PENDING_INVITES: usize = 50;
+
+impl Node {
+    pub(crate) async fn join_sphere_room(self: &Arc<Self>, sphere: &Sphere) {
+        let Ok(room) = BareJid::new(&sphere.room) else {
+            return;
+        };
+        lock(&self.joined).remove(&sphere.room);
+        if let Err(e) = self
+            .xmpp
+            .join_room(&room, &self.nick, Some(self.endpoints()))
+            .await
+        {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot join the sphere's room");
+            return;
+        }
+        // The room sends everyone's presence (with their endpoints) before ours: once ours is
+        // in, the peers for what the catch-up adds are known.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.joined_notify.notified();
+            if lock(&self.joined).contains(&sphere.room) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(sphere = %sphere.name, "the room did not confirm our presence; catching up anyway");
+                break;
+            }
+        }
+        if let Err(e) = self.catch_up(sphere).await {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
+        } else {
+            self.flush_outbox(sphere).await;
+        }
+    }
+
+    /// Reads the room's archive again in a few seconds (once, however many ask), for a live
+    /// announcement whose sender the room had not named to us yet.
+    pub(crate) fn catch_up_soon(self: &Arc<Self>, sphere: &Sphere) {
+        if !lock(&self.catching_up).insert(sphere.room.clone()) {
+            return;
+        }
+        let (node, sphere) = (self.clone(), sphere.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            if let Err(e) = node.catch_up(&sphere).await {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot catch up on the sphere");
+            }
+            lock(&node.catching_up).remove(&sphere.room);
+        });
+    }
+
+    /// Processes what the room archived since we last looked.
+    pub(crate) async fn catch_up(self: &Arc<Self>, sphere: &Sphere) -> Result<()> {
+        let room = BareJid::new(&sphere.room)?;
+        let history = self
+            .xmpp
+            .room_history(&room, sphere.archive_after.clone())
+            .await?;
+        let mut last = None;
+        for item in history {
+            let sender = item.sender().map(|(jid, affiliation)| Sender {
+                owner: affiliation == Affiliation::Owner,
+                jid,
+            });
+            self.record_said(sphere, &item.message, Some(&item.id), sender.as_ref())
+                .await;
+            if let Some(p) = SpherePayload::from_message(&item.message) {
+                let when = item.unix_time.unwrap_or_else(now_secs);
+                self.on_room_payload(sphere, p, sender, when).await;
+            }
+            last = Some(item.id);
+        }
+        if let Some(last) = last {
+            self.store.set_archive_after(sphere.id, &last).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn sphere_named(&self, name: &str) -> Result<Sphere> {
+        self.store
+            .sphere(name)
+            .await?
+            .ok_or_else(|| anyhow!("there is no sphere named {name:?} (see `spheres sphere list`)"))
+    }
+
+    pub async fn create_sphere(&self, name: &str) -> Result<Sphere> {
+        check_sphere_name(name)?;
+        if self.store.sphere(name).await?.is_some() {
+            bail!("a sphere named {name:?} already exists");
+        }
+        let room = BareJid::new(&format!("{}@{}", room_local(name), self.muc))?;
+        let settings = RoomSettings {
+            name: name.to_owned(),
+            description: None,
+        };
+        self.xmpp
+            .create_room(&room, &self.nick, &settings)
+            .await
+            .context("the server refused to create the sphere's room")?;
+        // Publish our endpoints in the room.
+        self.xmpp
+            .join_room(&room, &self.nick, Some(self.endpoints()))
+            .await?;
+        let folder = sphere_folder(&self.settings.spheres_dir, name)?;
+        let sphere = self
+            .store
+            .add_sphere(name, room.as_str(), &folder.to_string_lossy(), true)
+            .await?;
+        tracing::info!(sphere = name, room = %room, "created a sphere");
+        Ok(sphere)
+    }
+
+    pub async fn list_spheres(&self) -> Result<Vec<Sphere>> {
+        Ok(self.store.spheres().await?)
+    }
+
+    pub async fn invite(&self, name: &str, jid: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can invite (you are a member of {name:?})");
+        }
+        let who = address(jid)?;
+        let room = BareJid::new(&sphere.room)?;
+        self.xmpp
+            .set_affiliation(
+                &room,
+                &who,
+                spheres_xmpp::xmpp_parsers::muc::user::Affiliation::Member,
+                None,
+            )
+            .await?;
+        let member = self
+            .store
+            .add_member(sphere.id, who.as_str(), &random_token(16))
+            .await?;
+        let hashes = self.sphere_hashes(&sphere).await;
+        self.tracker
+            .tracker
+            .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
+        self.xmpp.invite(&room, &who, Some(name)).await?;
+        Ok(())
+    }
+
+    /// A link for someone with no account: it creates one on the household server (this
+    /// node's) and joins the sphere. One link, one person.
+    pub async fn invite_link(&self, name: &str) -> Result<String> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can make invitation links");
+        }
+        let (Some(p), Some(h)) = (&self.prosody, &self.household) else {
+            bail!(
+                "invitation links need the household server this node runs; invite an existing account with `spheres sphere invite`"
+            );
+        };
+        let token = p.lock().await.invite().await?.token;
+        self.store.set_meta(&format!("link:{token}"), name).await?;
+        let pem = std::fs::read_to_string(&h.ca)
+            .with_context(|| format!("cannot read {}", h.ca.display()))?;
+        let link = spheres_xmpp::link::InviteLink {
+            server: self.household_address_for_others(h.c2s)?.to_string(),
+            domain: h.domain.clone(),
+            token,
+            room: sphere.room.clone(),
+            owner: self.me.to_string(),
+            ca_der: spheres_xmpp::link::der_of_pem(&pem)?,
+            sphere: Some(sphere.name.clone()),
+        };
+        Ok(link.to_string())
+    }
+
+    pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {
+        Ok(self.store.invites().await?)
+    }
+
+    /// Accepts an invitation: `invite` is the room's JID (or the sphere's name as invited).
+    pub async fn join(self: &Arc<Self>, invite: &str) -> Result<Sphere> {
+        let invites = self.store.invites().await?;
+        let inv = invites
+            .iter()
+            .find(|i| i.room == invite || i.reason.as_deref() == Some(invite))
+            .ok_or_else(|| {
+                anyhow!("no pending invitation to {invite:?} (see `spheres sphere invites`)")
+            })?;
+        let base = sphere_name_from_invite(inv.reason.as_deref(), &inv.room);
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.store.sphere(&name).await?.is_some()
+            || self.settings.spheres_dir.join(&name).exists()
+        {
+            name = format!("{base} ({n})");
+            n += 1;
+        }
+        let folder = sphere_folder(&self.settings.spheres_dir, &name)?;
+        let sphere = self
+            .store
+            .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
+            .await?;
+        self.store.remove_invite(&inv.room).await?;
+        self.join_sphere_room(&sphere).await;
+        Ok(sphere)
+    }
+
+    pub async fn leave(&self, name: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        let room = BareJid::new(&sphere.room)?;
+        let _ = self.xmpp.leave_room(&room, &self.nick).await;
+        for share in self.store.shares(sphere.id).await? {
+            if let Ok(hash) = share.info_hash.parse::<InfoHash>() {
+                let _ = self.engine.remove(&hash, false).await;
+            }
+        }
+        self.store.remove_sphere(sphere.id).await?;
+        lock(&self.occupants).remove(&sphere.room);
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, name: &str, jid: &str) -> Result<()> {
+        let sphere = self.sphere_named(name).await?;
+        if !sphere.owned {
+            bail!("only the sphere's owner can remove members");
+        }
+        let who = address(jid)?;
+        let room = BareJid::new(&sphere.room)?;
+        self.xmpp.remove_member(&room, &who).await?;
+        if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
+            self.tracker.tracker.revoke_key(&key);
+        }
+        Ok(())
+    }
+
+    pub async fn members(&self, name: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let room = BareJid::new(&sphere.room)?;
+        let affiliated = self.xmpp.room_members(&room).await?;
+        let present: HashMap<String, Occupant> = lock(&self.occupants)
+            .get(&sphere.room)
+            .map(|r| {
+                r.values()
+                    .filter_map(|o| Some((o.jid.as_ref()?.to_bare().to_string(), o.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let list: Vec<_> = affiliated
+            .into_iter()
+            .map(|(jid, aff)| {
+                let j = jid.to_string();
+                let online = j == self.me.as_str() || present.contains_key(&j);
+                let endpoints: Vec<String> = present
+                    .get(&j)
+                    .and_then(|o| o.endpoints.clone())
+                    .map(|e| e.endpoints.iter().map(|x| format!("{}:{}", x.host, x.port)).collect())
+                    .unwrap_or_default();
+                json!({"jid": j, "affiliation": format!("{aff:?}").to_lowercase(), "online": online, "endpoints": endpoints})
+            })
+            .collect();
+        Ok(json!(list))
+    }
+
+    /// Whether an always-on node joins an invitation from `from` (a bare JID) by itself: only
+    /// from the JIDs and domains it was told (`--accept-invites-from`), by default the domain
+    /// of its household server (or of its account).
+    pub(crate) fn accepts_invites_from(&self, from: &str) -> bool {
+        let domain = from.rsplit_once('@').map_or(from, |(_, d)| d);
+        let allowed = &self.settings.accept_invites_from;
+        if allowed.is_empty() {
+            // The household this node runs; on someone else's server (perhaps a public one,
+            // where anyone has an account) nobody, unless told.
+            return self
+                .household
+                .as_ref()
+                .is_some_and(|h| domain.eq_ignore_ascii_case(&h.domain));
+        }
+        allowed
+            .iter()
+            .map(|a| a.trim())
+            .any(|a| a.eq_ignore_ascii_case(from) || a.eq_ignore_ascii_case(domain))
+    }
+
+    /// Who sent a live message in a sphere's room: the real JID and affiliation the room
+    /// gave in that occupant's presence (never what the message says of itself).
+    pub(crate) fn sender_in_room(&self, sphere: &Sphere, from: &Jid) -> Option<Sender> {
+        let nick = from.resource()?.as_str();
+        if nick == self.nick {
+            return Some(Sender {
+                jid: self.me.clone(),
+                owner: sphere.owned,
+            });
+        }
+        let all = lock(&self.occupants);
+        let o = all.get(&sphere.room)?.get(nick)?;
+        Some(Sender {
+            jid: o.jid.as_ref()?.to_bare(),
+            owner: o.affiliation == Affiliation::Owner,
+        })
+    }
+
+    /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
+    pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String> {
+        let sphere = self.sphere_named(name).await?;
+        // Public torrents members pass on: fetched by themselves, or left for the person.
+        if let Some(public) = policy.trim().strip_prefix("public:") {
+            if !matches!(public, "allow" | "ask") {
+                bail!("{policy:?} is not a policy: use public:allow or public:ask");
+            }
+            self.store
+                .set_meta(&format!("public:{}", sphere.id), public)
+                .await?;
+            return Ok(format!("public:{public}"));
+        }
+        let normal = match policy.trim() {
+            "all" => "all".to_owned(),
+            "none" => "none".to_owned(),
+            p => match p.strip_prefix("max:").map(parse_size) {
+                Some(Ok(n)) => format!("max:{n}"),
+                _ => bail!(
+                    "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"
+                ),
+            },
+        };
+        self.store.set_policy(sphere.id, &normal).await?;
+        Ok(normal)
+    }
+
+    /// Grants a torrent of a sphere we own to its members' keys and to our own key for that
+    /// sphere.
+    pub(crate) async fn sphere_owned_grant(&self, sphere: &Sphere, hash: &InfoHash) {
+        if !sphere.owned {
+            return;
+        }
+        let tracker = &self.tracker.tracker;
+        if let Ok(members) = self.store.members(sphere.id).await {
+            for m in members {
+                tracker.grant_torrent(&m.tracker_key, *hash);
+            }
+        }
+        match self.owner_key(sphere).await {
+            Ok(key) => tracker.grant_torrent(&key, *hash),
+            Err(e) => {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot read the sphere's tracker key")
+            }
+        }
+    }
+
+    /// Our own tracker key for a sphere we own: it goes into every .torrent we share there,
+    /// so it grants that sphere's torrents and nothing else (a member who reads it learns
+    /// nothing of our other spheres).
+    pub(crate) async fn owner_key(&self, sphere: &Sphere) -> Result<String> {
+        let name = format!("owner_key:{}", sphere.id);
+        if let Some(key) = self.store.meta(&name).await? {
+            return Ok(key);
+        }
+        let key = random_token(16);
+        self.store.set_meta(&name, &key).await?;
+        Ok(key)
+    }
+
+    pub async fn shares(&self, name: &str) -> Result<serde_json::Value> {
+        let sphere = self.sphere_named(name).await?;
+        let mut list = Vec::new();
+        for ((sphere_name, path), (done, total)) in lock(&self.hashing).iter() {
+            if *sphere_name == sphere.name {
+                list.push(json!({"name": path, "state": "hashing", "have_bytes": done, "total_bytes": total}));
+            }
+        }
+        let unconfirmed = self.store.outbox(sphere.id).await?;
+        for s in self.store.shares(sphere.id).await? {
+            let status = s
+                .info_hash
+                .parse::<InfoHash>()
+                .ok()
+                .and_then(|h| self.engine.status(&h));
+            list.push(json!({
+                "info_hash": s.info_hash, "name": s.name, "size": s.size, "files": s.files,
+                // Ours, and the room has not confirmed it yet: members do not know of it.
+                "announced": !unconfirmed.contains(&s.info_hash),
+                "media": s.media, "sharer": s.sharer, "state": s.state, "path": s.path, "error": s.error,
+                "have_bytes": status.as_ref().map_or(if s.state == "seeding" { s.size as u64 } else { 0 }, |t| t.have_bytes),
+                "total_bytes": s.size, "peers": status.as_ref().map_or(0, |t| t.peers),
+                "transfer": status.as_ref().map(|t| format!("{:?}", t.state).to_lowercase()),
+                "download_bps": status.as_ref().map_or(0, |t| t.download_bps),
+                "upload_bps": status.as_ref().map_or(0, |t| t.upload_bps),
+            }));
+        }
+        Ok(json!(list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attack: an invitation (from anyone who can send us a message) names a room whose
+    /// local part or reason would make the sphere's folder the spheres folder's parent, the
+    /// root, or a path elsewhere.
+    #[test]
+    fn names_from_invitations_never_leave_the_spheres_folder() {
+        let hostile = [
+            "..",
+            ".",
+            "",
+            " ",
+            "/etc",
+            "../../.ssh",
+            "a/b",
+            "a\\b",
+            ".bashrc",
+            "C:",
+            "\0x",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Spheres");
+        for reason in hostile {
+            for local in hostile {
+                let room = format!("{local}@rooms.evil.test");
+                let name = sphere_name_from_invite(Some(reason), &room);
+                let folder = sphere_folder(&root, &name).unwrap();
+                assert_eq!(
+                    folder.parent().unwrap(),
+                    root.canonicalize().unwrap(),
+                    "{reason:?} / {room:?} gave {name:?}"
+                );
+            }
+        }
+        assert_eq!(
+            sphere_name_from_invite(Some("Family"), "x@rooms.home.test"),
+            "Family"
+        );
+        assert_eq!(
+            sphere_name_from_invite(Some("../x"), "family-1a2b@rooms.home.test"),
+            "family-1a2b"
+        );
+        assert_eq!(
+            sphere_name_from_invite(None, "..@rooms.evil.test"),
+            "Sphere"
+        );
+        // A name whose folder is a link to elsewhere is refused, not followed.
+        std::os::unix::fs::symlink(dir.path(), root.join("Elsewhere")).unwrap();
+        let err = sphere_folder(&root, "Elsewhere").unwrap_err().to_string();
+        assert!(err.contains("outside the spheres folder"), "{err}");
+        for bad in ["..", ".", "", "a/b", "/etc"] {
+            assert!(sphere_folder(&root, bad).is_err(), "{bad:?}");
+        }
+    }
+}
