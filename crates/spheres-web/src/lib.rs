@@ -11,6 +11,9 @@
 //! This crate is the only one that serves HTTP to browsers; it knows the engine only through
 //! `spheres_torrent::Engine`.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod range;
 
 use std::net::SocketAddr;
@@ -33,8 +36,55 @@ use range::RangeAnswer;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const CHUNK: usize = 64 * 1024;
 
-/// The web interface: one HTML page, its script and its style sheet, compiled into the
-/// binary (no build step, no CDN). The page then talks to the node's JSON API.
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// A file of `ui/` served under `/ui/`, at the same path: relative imports between the
+/// modules are the same on disk and in the browser.
+macro_rules! under_ui {
+    ($file:literal, $kind:expr) => {
+        (
+            concat!("/ui/", $file),
+            include_str!(concat!("../ui/", $file)),
+            $kind,
+        )
+    };
+}
+
+/// The web interface's files, compiled into the binary (no build step, no CDN): each one's
+/// path, contents and type. The page (`/`) loads `/app.js`, a native module that imports the
+/// others from `/ui/` (the API, the event stream, the router, the strings, one module per
+/// view), and the strings of one language from `/ui/i18n/`. A path not here is not found.
+/// (`tests/ui_files.rs` checks that every file of `ui/` is here and every import is served.)
+pub const UI_FILES: &[(&str, &str, &str)] = &[
+    ("/", include_str!("../ui/index.html"), HTML),
+    ("/app.css", include_str!("../ui/app.css"), CSS),
+    ("/app.js", include_str!("../ui/app.js"), JS),
+    under_ui!("api.js", JS),
+    under_ui!("connection.js", JS),
+    under_ui!("dom.js", JS),
+    under_ui!("events.js", JS),
+    under_ui!("i18n.js", JS),
+    under_ui!("restart.js", JS),
+    under_ui!("router.js", JS),
+    under_ui!("util.js", JS),
+    under_ui!("views/chat.js", JS),
+    under_ui!("views/chats.js", JS),
+    under_ui!("views/home.js", JS),
+    under_ui!("views/join.js", JS),
+    under_ui!("views/login.js", JS),
+    under_ui!("views/settings.js", JS),
+    under_ui!("views/signin.js", JS),
+    under_ui!("views/sphere.js", JS),
+    under_ui!("views/viewer.js", JS),
+    under_ui!("i18n/en.json", JSON),
+    under_ui!("i18n/fr.json", JSON),
+];
+
+/// The web interface: one route per file of [`UI_FILES`], each answered with its type and
+/// `no-cache` (the browser asks again, so a new binary's page is never mixed with old modules).
 pub fn ui_router() -> Router {
     fn asset(body: &'static str, kind: &'static str) -> Response {
         (
@@ -47,24 +97,11 @@ pub fn ui_router() -> Router {
         )
             .into_response()
     }
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset(include_str!("../ui/index.html"), "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/app.js",
-            get(|| async {
-                asset(
-                    include_str!("../ui/app.js"),
-                    "text/javascript; charset=utf-8",
-                )
-            }),
-        )
-        .route(
-            "/app.css",
-            get(|| async { asset(include_str!("../ui/app.css"), "text/css; charset=utf-8") }),
-        )
+    UI_FILES
+        .iter()
+        .fold(Router::new(), |router, &(path, body, kind)| {
+            router.route(path, get(move || async move { asset(body, kind) }))
+        })
 }
 
 /// The page's own rules: its script and style from this origin only (no inline script, so

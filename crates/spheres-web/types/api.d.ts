@@ -1,0 +1,146 @@
+// The node's API types, generated from spheres_node::api::types and events by the
+// test the_pages_type_declarations_match_the_api. Do not edit: change the Rust types.
+
+export type Status = { jid: string, 
+/**
+ * The web interface's address.
+ */
+http: string | null, 
+/**
+ * Where BitTorrent peers reach this node.
+ */
+listen: string, tracker: string | null, household: Household | null, muc: string, spheres_dir: string, headless: boolean, 
+/**
+ * Whether a web password is set (other devices can log in).
+ */
+web_password: boolean, reachability: Reachability, 
+/**
+ * The link to the XMPP server.
+ */
+xmpp: Connection, endpoints: Array<Endpoint>, download_limit: number | null, upload_limit: number | null, spheres: Array<SphereSummary>, transfers: Array<Transfer>, };
+
+export type Household = { domain: string, muc: string, c2s: string, ca: string, };
+
+export type Reachability = { "state": "unknown" } | { "state": "loopback-only" } | { "state": "mapped", method: string, external: string, lease_secs: number, } | { "state": "double-nat", method: string, router_outside: string, why: string, } | { "state": "unreachable", why: string, };
+
+export type Endpoint = { 
+/**
+ * `lan`, `mapped`, `ipv6`...
+ */
+kind: string, host: string, port: number, };
+
+export type Transfer = { info_hash: string, name: string, state: string, have_bytes: number, total_bytes: number, peers: number, download_bps: number, upload_bps: number, };
+
+export type SphereSummary = { name: string, room: string, owned: boolean, shares: number, members_online: number, messages: number, 
+/**
+ * When something was last said (seconds since 1970).
+ */
+last_activity: number | null, };
+
+export type SphereInfo = { name: string, 
+/**
+ * Its room's address.
+ */
+room: string, 
+/**
+ * Its folder on this machine.
+ */
+folder: string, 
+/**
+ * Whether this node's account owns it.
+ */
+owned: boolean, policy: Policy, 
+/**
+ * The announce URL of the sphere's tracker, with this node's key (once given).
+ */
+announce: string | null, };
+
+export type Policy = string;
+
+export type ShareState = "hashing" | "downloading" | "seeding" | "available" | "withdrawn" | "failed";
+
+export type ShareInfo = { name: string, state: ShareState, have_bytes: number, total_bytes: number, info_hash?: string, size?: number, files?: number, 
+/**
+ * False while the room has not confirmed our announcement (it is sent again until then).
+ */
+announced?: boolean, 
+/**
+ * `video`, `audio`, `image`, `document`, `archive` or `other`.
+ */
+media?: string, 
+/**
+ * Who shared it (an address; empty when unknown).
+ */
+sharer?: string, 
+/**
+ * Where it is on this machine, once there.
+ */
+path?: string, 
+/**
+ * Why it failed.
+ */
+error?: string, peers?: number, 
+/**
+ * The engine's state of the transfer, when the engine has it.
+ */
+transfer?: string, download_bps?: number, upload_bps?: number, };
+
+export type Shared = { info_hash: string, name: string, size: number, files: number, magnet: string, };
+
+export type Fetching = { name: string, info_hash: string, state: ShareState, };
+
+export type Member = { jid: string, 
+/**
+ * `owner`, `admin` or `member`.
+ */
+affiliation: string, online: boolean, 
+/**
+ * Where their node takes BitTorrent peers (`HOST:PORT`), as they publish it.
+ */
+endpoints: Array<string>, };
+
+export type Invite = { room: string, from_jid: string, 
+/**
+ * The sphere's name, as the inviter gave it.
+ */
+reason: string | null, received_at: number, };
+
+export type InviteLink = { link: string, 
+/**
+ * The same link as an address that opens a node's join screen with it filled in.
+ */
+open: string, sphere: string, 
+/**
+ * The household server listens on loopback: the link works on this machine only.
+ */
+this_machine_only: boolean, };
+
+export type LinkPreview = { sphere: string, owner: string, domain: string, can_join: boolean, why_not: string | null, };
+
+export type RoomMessage = { nick: string, 
+/**
+ * The sayer's address, when the room tells it.
+ */
+jid: string | null, body: string, 
+/**
+ * Seconds since 1970.
+ */
+stamp: number, mine: boolean, };
+
+export type Contact = { jid: string, name: string | null, online: boolean, 
+/**
+ * `both`, `to`, `from` or `none` (RFC 6121).
+ */
+subscription: string, };
+
+export type Contacts = { contacts: Array<Contact>, requests: Array<string>, };
+
+export type ChatLine = { body: string, mine: boolean, 
+/**
+ * When it was said (RFC 3339), when the archive says.
+ */
+stamp: string | null, };
+
+export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
+
+export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "network" } | { "type": "connection" } & Connection;

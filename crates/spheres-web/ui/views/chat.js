@@ -1,0 +1,36 @@
+// A 1:1 conversation with a contact.
+import { api, fail, failLoad, get } from "../api.js";
+import { h } from "../dom.js";
+import { on } from "../events.js";
+import { t } from "../i18n.js";
+import { enc, scope } from "../util.js";
+
+export function mount(el, { jid }) {
+  const life = scope();
+  const { signal } = life;
+  const list = h("ul", { id: "conversation", class: "messages", "aria-live": "polite" });
+
+  async function refresh() {
+    const msgs = await get.chat(jid, signal);
+    list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
+      h("strong", {}, m.mine ? t("online_you") : jid.split("@")[0]), " ", h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
+    list.scrollTop = list.scrollHeight;
+  }
+
+  const msg = h("input", { id: "chat-say", autocomplete: "off", required: true });
+  el.replaceChildren(h("p", {}, h("a", { href: "#/chats" }, "← " + t("back2"))), h("h1", {}, t("chatWith", { who: jid })),
+    h("section", { class: "chat" }, list,
+      h("form", { onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await api(`/chats/${enc(jid)}`, { method: "POST", json: { body: msg.value }, signal }); msg.value = ""; } catch (e) { fail(e); }
+      } }, h("label", { for: "chat-say", class: "sr" }, t("say")), msg, h("button", { type: "submit" }, t("send")))));
+
+  refresh().catch(failLoad);
+  const again = () => refresh().catch(failLoad);
+  life.add(on(["chat", "resync"], (e) => {
+    // The conversation is read from the archive: 300 ms after the event, as it always was.
+    if (e.type === "chat" && e.with === jid) life.later(again, 300);
+    if (e.type === "resync") life.soon(again);
+  }));
+  return () => life.end();
+}

@@ -1,0 +1,85 @@
+// Settings: the account, the node's network (refreshed when reachability changes), the
+// bandwidth limits, the web password, logging out.
+import { api, fail, failLoad, get } from "../api.js";
+import { h, say } from "../dom.js";
+import { on } from "../events.js";
+import { t } from "../i18n.js";
+import { route } from "../router.js";
+import { scope, size } from "../util.js";
+
+function reachText(r) {
+  if (r.state === "mapped") return t("r_mapped", { addr: r.external, how: r.method });
+  if (r.state === "loopback-only") return t("r_loopback");
+  if (r.state === "unreachable" || r.state === "double-nat") return t("r_unreachable", { why: r.why });
+  return t("r_unknown");
+}
+
+const row = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "—")];
+const limit = (v) => (v ? `${size(v)}/s` : t("unlimited"));
+
+function networkList(s) {
+  return h("dl", {}, row(t("web"), s.http), row(t("bittorrent"), s.listen), row(t("tracker"), s.tracker), row(t("folder"), s.spheres_dir),
+    row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`),
+    row(t("reachable"), reachText(s.reachability || {})));
+}
+
+export function mount(el) {
+  const life = scope();
+  const { signal } = life;
+  let network = null; // the network section's list, replaced on its own
+
+  async function draw() {
+    const s = await get.status(signal);
+    network = networkList(s);
+    const list = [
+      h("h2", {}, t("account")), h("dl", {}, row(t("account"), s.jid)),
+      s.household ? [h("h2", {}, t("household")), h("dl", {}, row(t("household"), `${s.household.domain} (${s.household.c2s})`))] : [],
+      h("h2", {}, t("network")), network,
+    ];
+    const pw = h("input", { id: "new-password", type: "password", autocomplete: "new-password", minlength: 8, required: true });
+    // Once a password is set, changing it takes the current one.
+    const cur = s.web_password ? h("input", { id: "current-password", type: "password", autocomplete: "current-password", required: true }) : null;
+    const pwForm = h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("/password", { method: "POST", json: { password: pw.value, current: cur ? cur.value : null }, signal });
+        pw.value = ""; if (cur) cur.value = ""; say(t("passwordSaved"));
+      } catch (e) { fail(e); }
+    } }, cur ? [h("label", { for: "current-password" }, t("currentPassword")), cur] : [],
+      h("label", { for: "new-password" }, t("setPassword")), pw, h("button", { type: "submit" }, t("savePassword")));
+    const out = h("button", { type: "button", onclick: async () => {
+      await api("/logout", { method: "POST", json: {}, signal }).catch(() => {});
+      if (!life.ended) route();
+    } }, t("logout"));
+    const kb = (v) => (v ? String(Math.round(v / 1000)) : "");
+    const down = h("input", { id: "down-limit", type: "number", min: 1, inputmode: "numeric", value: kb(s.download_limit) });
+    const up = h("input", { id: "up-limit", type: "number", min: 1, inputmode: "numeric", value: kb(s.upload_limit) });
+    const bytes = (input) => (input.value ? Number(input.value) * 1000 : null);
+    const limitsForm = h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("/limits", { method: "POST", json: { download: bytes(down), upload: bytes(up) }, signal });
+        say(t("limitsSaved"));
+        await draw();
+      } catch (e) { fail(e); }
+    } }, h("label", { for: "down-limit" }, t("downLimit")), down, h("label", { for: "up-limit" }, t("upLimit")), up,
+      h("button", { type: "submit" }, t("saveLimits")));
+    el.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat(),
+      h("h2", {}, t("limits")), limitsForm, h("h2", {}, t("password")), pwForm, h("p", {}, out));
+  }
+
+  /** Only the network section: the forms keep what is being typed. */
+  async function refreshNetwork() {
+    const s = await get.status(signal);
+    const fresh = networkList(s);
+    network.replaceWith(fresh);
+    network = fresh;
+  }
+
+  draw().catch(failLoad);
+  // Reachability changed: the network section. The stream lagged or came back: the same, or
+  // the whole page if it could not be drawn yet.
+  const again = () => (network ? refreshNetwork() : draw()).catch(failLoad);
+  life.add(on(["network", "resync"], () => life.soon(again)));
+  return () => life.end();
+}
