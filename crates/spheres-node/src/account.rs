@@ -13,6 +13,8 @@ use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 use spheres_xmpp::xmpp_parsers::iq::Iq;
 use spheres_xmpp::{BareJid, Client, ConnectConfig, Jid};
 
+use crate::api::types;
+use crate::error::{NodeError, refuse};
 use crate::settings::{AccountChoice, Settings, write_private};
 use crate::{Node, Report, lock, random_token};
 
@@ -48,15 +50,6 @@ pub(crate) struct HouseholdFile {
     pub(crate) tls_port: u16,
 }
 
-/// What `spheres status` shows of the household server.
-#[derive(Serialize, Debug, Clone)]
-pub struct HouseholdInfo {
-    pub domain: String,
-    pub muc: String,
-    pub c2s: SocketAddr,
-    pub ca: PathBuf,
-}
-
 /// An account name from what a person typed as their name: "Marie-Claire Dupont" becomes
 /// "marie-claire.dupont". Letters of any script are kept (XMPP allows them).
 pub(crate) fn user_name_of(name: &str) -> Result<String> {
@@ -71,7 +64,10 @@ pub(crate) fn user_name_of(name: &str) -> Result<String> {
             .chars()
             .all(|c| c.is_alphanumeric() || "._-".contains(c));
     if !ok {
-        bail!("{name:?} cannot be an account name: use letters, digits, spaces, dots and dashes");
+        refuse!(
+            BadInput,
+            "{name:?} cannot be an account name: use letters, digits, spaces, dots and dashes"
+        );
     }
     Ok(user)
 }
@@ -237,7 +233,7 @@ impl Node {
         let ca = settings.data_dir.join("household-ca.pem");
         write_private(&ca, link.ca_pem().as_bytes())?;
         let jid = BareJid::new(&format!("{user}@{}", link.domain))
-            .map_err(|e| anyhow!("{user:?} cannot be a user name: {e}"))?;
+            .map_err(|e| NodeError::BadInput(format!("{user:?} cannot be a user name: {e}")))?;
         let password = random_token(16);
         let mut cfg = ConnectConfig::new(jid.clone(), password.clone());
         cfg.server = Some(resolve(&link.server).await?);
@@ -303,13 +299,15 @@ impl Node {
         jid: &str,
         password: &str,
         server: Option<&str>,
-    ) -> Result<String> {
+    ) -> Result<String, NodeError> {
         self.can_change_account().await?;
         let bare = BareJid::new(jid.trim())
             .ok()
             .filter(|j| j.node().is_some())
             .ok_or_else(|| {
-                anyhow!("{jid:?} is not an XMPP address (they look like name@example.org)")
+                NodeError::BadInput(format!(
+                    "{jid:?} is not an XMPP address (they look like name@example.org)"
+                ))
             })?;
         let server = server.map(str::trim).filter(|s| !s.is_empty());
         let mut cfg = ConnectConfig::new(bare.clone(), password.to_owned());
@@ -326,10 +324,14 @@ impl Node {
         {
             Ok(Ok(c)) => c,
             Ok(Err(spheres_xmpp::XmppError::Auth(_))) => {
-                bail!("the server refused this address and password; check them and try again")
+                refuse!(
+                    Forbidden,
+                    "the server refused this address and password; check them and try again"
+                )
             }
-            Ok(Err(e)) => bail!("cannot log in as {bare}: {e}"),
-            Err(_) => bail!(
+            Ok(Err(e)) => refuse!(Unavailable, "cannot log in as {bare}: {e}"),
+            Err(_) => refuse!(
+                Unavailable,
                 "the server of {bare} did not answer within 30 s; check the address (or give its server)"
             ),
         };
@@ -361,26 +363,31 @@ impl Node {
     }
 
     /// What an invitation link offers, to greet the newcomer before they say yes.
-    pub async fn link_preview(&self, link: &str) -> Result<serde_json::Value> {
+    pub async fn link_preview(&self, link: &str) -> Result<types::LinkPreview, NodeError> {
         let l = spheres_xmpp::link::InviteLink::parse(link)?;
         let why_not = self.can_change_account().await.err().map(|e| e.to_string());
-        Ok(
-            json!({"sphere": l.sphere_name(), "owner": l.owner, "domain": l.domain,
-                  "can_join": why_not.is_none(), "why_not": why_not}),
-        )
+        Ok(types::LinkPreview {
+            sphere: l.sphere_name().to_string(),
+            owner: l.owner.to_string(),
+            domain: l.domain.to_string(),
+            can_join: why_not.is_none(),
+            why_not,
+        })
     }
 
     /// A node can take another account (an invitation link, an existing account) while it is
     /// still the fresh household it made for itself: no spheres, nobody else's data to lose.
     pub(crate) async fn can_change_account(&self) -> Result<()> {
         if self.household.is_none() {
-            bail!(
+            refuse!(
+                Conflict,
                 "this node already has the account {}; to use another one, start another node with its own --data-dir",
                 self.me
             );
         }
         if !self.store.spheres().await?.is_empty() {
-            bail!(
+            refuse!(
+                Conflict,
                 "this node already has spheres of its own; to use another account, start another node with its own --data-dir"
             );
         }
@@ -390,7 +397,7 @@ impl Node {
     /// Takes an invitation link from the web interface: creates the account `name` on the
     /// household server the link names, then restarts the node as that account (it then
     /// claims the invitation and joins the sphere by itself, as with `up --invite`).
-    pub async fn join_with_link(&self, link: &str, name: &str) -> Result<String> {
+    pub async fn join_with_link(&self, link: &str, name: &str) -> Result<String, NodeError> {
         self.can_change_account().await?;
         let user = user_name_of(name)?;
         let account = Self::account_from_link(&self.settings, link, &user).await?;
@@ -410,7 +417,9 @@ impl Node {
         let listen = self.settings.xmpp_listen;
         if listen.is_unspecified() {
             let lan = spheres_net::lan_address().ok_or_else(|| {
-                anyhow!("this machine has no LAN address to put in an invitation link")
+                NodeError::Unavailable(
+                    "this machine has no LAN address to put in an invitation link".into(),
+                )
             })?;
             return Ok(SocketAddr::new(lan, c2s.port()));
         }
@@ -418,9 +427,14 @@ impl Node {
     }
 
     /// Creates an account on the household server (only when this node runs it).
-    pub async fn add_household_user(&self, user: &str, password: &str) -> Result<String> {
+    pub async fn add_household_user(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<String, NodeError> {
         let Some(p) = &self.prosody else {
-            bail!(
+            refuse!(
+                Conflict,
                 "this node does not run a household server (it uses {})",
                 self.me
             );
@@ -431,10 +445,10 @@ impl Node {
     }
 
     /// Sets the password that opens the web interface from other devices (argon2id, salted).
-    pub async fn set_password(&self, password: &str) -> Result<()> {
+    pub async fn set_password(&self, password: &str) -> Result<(), NodeError> {
         use argon2::password_hash::{PasswordHasher, SaltString};
         if password.chars().count() < 8 {
-            bail!("use at least 8 characters for the password");
+            refuse!(BadInput, "use at least 8 characters for the password");
         }
         let raw: [u8; 16] = rand::random();
         let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow!("cannot make a salt: {e}"))?;

@@ -1,12 +1,15 @@
 //! Contacts and chat: the roster, contacts' presence (bounded), contact requests, one-to-one
 //! conversations and what is said in a sphere's room.
 
-use anyhow::{Result, anyhow, bail};
-use serde_json::json;
+use anyhow::Result;
 use spheres_xmpp::xmpp_parsers::message::Message;
 use spheres_xmpp::xmpp_parsers::presence::Presence;
+use spheres_xmpp::xmpp_parsers::roster::Subscription;
 use spheres_xmpp::{BareJid, Jid};
 
+use crate::api::types;
+use crate::error::{NodeError, refuse};
+use crate::events::NodeEvent;
 use crate::{Node, lock};
 
 /// What strangers can make the node remember, at most: contact requests waiting for an
@@ -18,9 +21,10 @@ pub(crate) const MAX_PRESENCES: usize = 2000;
 pub(crate) const MAX_RESOURCES: usize = 16;
 
 /// Someone's address as a person typed it (surrounding spaces ignored).
-pub(crate) fn address(jid: &str) -> Result<BareJid> {
-    BareJid::new(jid.trim())
-        .map_err(|e| anyhow!("{jid:?} is not an XMPP address (name@server): {e}"))
+pub(crate) fn address(jid: &str) -> Result<BareJid, NodeError> {
+    BareJid::new(jid.trim()).map_err(|e| {
+        NodeError::BadInput(format!("{jid:?} is not an XMPP address (name@server): {e}"))
+    })
 }
 
 impl Node {
@@ -42,7 +46,7 @@ impl Node {
             }
             asking.insert(who.to_string());
             drop(asking);
-            self.emit(json!({"type": "contacts"}));
+            self.emit(NodeEvent::Contacts);
             return;
         }
         let resource = from
@@ -76,12 +80,11 @@ impl Node {
             }
             _ => return,
         }
-        self.emit(json!({"type": "contacts"}));
+        self.emit(NodeEvent::Contacts);
     }
 
     /// Our contacts, with presence, and who asks to become one.
-    pub async fn contacts(&self) -> Result<serde_json::Value> {
-        use spheres_xmpp::xmpp_parsers::roster::Subscription;
+    pub async fn contacts(&self) -> Result<types::Contacts, NodeError> {
         let items = self.xmpp.roster().await?;
         let online = lock(&self.contacts_online).clone();
         let list: Vec<_> = items
@@ -89,18 +92,25 @@ impl Node {
             .filter(|i| i.subscription != Subscription::Remove)
             .map(|i| {
                 let jid = i.jid.to_string();
-                json!({"jid": jid, "name": i.name, "online": online.contains_key(&jid),
-                       "subscription": format!("{:?}", i.subscription).to_lowercase()})
+                types::Contact {
+                    online: online.contains_key(&jid),
+                    jid,
+                    name: i.name,
+                    subscription: format!("{:?}", i.subscription).to_lowercase(),
+                }
             })
             .collect();
         let requests: Vec<String> = lock(&self.contact_requests).iter().cloned().collect();
-        Ok(json!({"contacts": list, "requests": requests}))
+        Ok(types::Contacts {
+            contacts: list,
+            requests,
+        })
     }
 
-    pub async fn add_contact(&self, jid: &str, name: Option<&str>) -> Result<()> {
+    pub async fn add_contact(&self, jid: &str, name: Option<&str>) -> Result<(), NodeError> {
         let who = address(jid)?;
         if who == self.me {
-            bail!("that is you");
+            refuse!(BadInput, "that is you");
         }
         lock(&self.contact_requests).remove(who.as_str());
         // Adding someone who asked is accepting them.
@@ -108,12 +118,36 @@ impl Node {
         self.xmpp
             .add_contact(&who, name.filter(|n| !n.trim().is_empty()))
             .await?;
-        self.emit(json!({"type": "contacts"}));
+        self.emit(NodeEvent::Contacts);
+        Ok(())
+    }
+
+    /// Removes someone from our contacts, or refuses their request.
+    pub async fn remove_contact(&self, jid: &str) -> Result<(), NodeError> {
+        let who = address(jid)?;
+        let asked = lock(&self.contact_requests).remove(who.as_str());
+        let known = self
+            .xmpp
+            .roster()
+            .await?
+            .iter()
+            .any(|i| i.jid == who && i.subscription != Subscription::Remove);
+        if !asked && !known {
+            refuse!(NotFound, "{who} is not one of your contacts");
+        }
+        if asked {
+            self.xmpp.refuse_contact(&who).await?;
+        }
+        if known {
+            self.xmpp.remove_contact(&who).await?;
+        }
+        lock(&self.contacts_online).remove(who.as_str());
+        self.emit(NodeEvent::Contacts);
         Ok(())
     }
 
     /// A 1:1 conversation from the account's archive, oldest first.
-    pub async fn conversation(&self, jid: &str) -> Result<serde_json::Value> {
+    pub async fn conversation(&self, jid: &str) -> Result<Vec<types::ChatLine>, NodeError> {
         let who = address(jid)?;
         let history = self.xmpp.chat_history(&who, None).await?;
         let me = self.me.to_string();
@@ -131,50 +165,61 @@ impl Node {
                     .from
                     .as_ref()
                     .is_some_and(|f| f.to_bare().to_string() == me);
-                Some(json!({"body": body, "mine": mine, "stamp": a.stamp}))
+                Some(types::ChatLine {
+                    body,
+                    mine,
+                    stamp: a.stamp,
+                })
             })
             .collect();
-        Ok(json!(list))
+        Ok(list)
     }
 
-    pub async fn send_chat(&self, jid: &str, body: &str) -> Result<()> {
+    pub async fn send_chat(&self, jid: &str, body: &str) -> Result<(), NodeError> {
         let who = address(jid)?;
         let body = body.trim();
         if body.is_empty() || body.len() > 10_000 {
-            bail!("write between 1 and 10,000 characters");
+            refuse!(BadInput, "write between 1 and 10,000 characters");
         }
         let m = Message::chat(Some(Jid::from(who.clone()))).with_body(
             spheres_xmpp::xmpp_parsers::message::Lang::from(""),
             body.to_owned(),
         );
         self.xmpp.send(m).await?;
-        self.emit(json!({"type": "chat", "with": who.to_string()}));
+        self.emit(NodeEvent::Chat {
+            with: who.to_string(),
+        });
         Ok(())
     }
 
     /// The last messages said in a sphere's room, oldest first.
-    pub async fn messages(&self, name: &str) -> Result<serde_json::Value> {
+    pub async fn messages(&self, name: &str) -> Result<Vec<types::RoomMessage>, NodeError> {
         let sphere = self.sphere_named(name).await?;
         let rows = self.store.messages(sphere.id, 200).await?;
-        Ok(json!(
-            rows.into_iter()
-                .map(
-                    |m| json!({"nick": m.nick, "jid": m.jid, "body": m.body, "stamp": m.stamp,
-                            "mine": m.jid.as_deref() == Some(self.me.as_str())})
-                )
-                .collect::<Vec<_>>()
-        ))
+        Ok(rows
+            .into_iter()
+            .map(|m| types::RoomMessage {
+                mine: m.jid.as_deref() == Some(self.me.as_str()),
+                nick: m.nick,
+                jid: m.jid,
+                body: m.body,
+                stamp: m.stamp,
+            })
+            .collect())
     }
 
     /// Says something in a sphere's room.
-    pub async fn say(&self, name: &str, body: &str) -> Result<()> {
+    pub async fn say(&self, name: &str, body: &str) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         let body = body.trim();
         if body.is_empty() {
-            bail!("nothing to say");
+            refuse!(BadInput, "nothing to say");
         }
         if body.len() > 10_000 {
-            bail!("that message is too long (10,000 characters at most)");
+            refuse!(
+                BadInput,
+                "that message is too long (10,000 characters at most)"
+            );
         }
         let room = BareJid::new(&sphere.room)?;
         let m = Message::groupchat(Some(Jid::from(room))).with_body(

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use spheres_store::Sphere;
 use spheres_xmpp::muc::Occupant;
 use spheres_xmpp::protocol::{SpherePayload, TrackerGrant};
@@ -11,11 +10,13 @@ use spheres_xmpp::xmpp_parsers::iq::Iq;
 use spheres_xmpp::xmpp_parsers::message::{Message, MessageType};
 use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
-use spheres_xmpp::{BareJid, Event, Jid};
+use spheres_xmpp::{Event, Jid};
 use tokio::sync::mpsc::Receiver;
 
-use crate::receive::ANNOUNCES_PER_HOUR;
-use crate::spheres::{MAX_PENDING_INVITES, Sender};
+use crate::events::{Connection, NodeEvent};
+use crate::rooms::Sender;
+use crate::rooms::{Heard, Seen};
+use crate::spheres::MAX_PENDING_INVITES;
 use crate::{Node, lock, now_secs};
 
 /// The archive id the room gave a live message (XEP-0359 `<stanza-id by='room'/>`).
@@ -35,8 +36,8 @@ impl Node {
                 Event::Presence(p) => self.on_presence(p).await,
                 Event::Iq(iq) => self.on_iq(iq).await,
                 Event::Online { resumed: false } => {
-                    lock(&self.occupants).clear();
-                    lock(&self.granted).clear();
+                    self.connection_is(Connection::Online { since: now_secs() });
+                    lock(&self.rooms).new_session();
                     // In its own task: rejoining waits on presences this loop delivers.
                     let node = self.clone();
                     tokio::spawn(async move {
@@ -45,17 +46,48 @@ impl Node {
                         }
                     });
                 }
-                Event::Online { resumed: true } | Event::Roster(_) => {}
+                Event::Online { resumed: true } => {
+                    self.connection_is(Connection::Online { since: now_secs() });
+                }
+                Event::Roster(_) => {}
                 Event::Offline(e) => {
-                    tracing::warn!(error = %e, "XMPP connection lost; reconnecting")
+                    tracing::warn!(error = %e, "XMPP connection lost; reconnecting");
+                    self.connection_is(Connection::Connecting {
+                        since: now_secs(),
+                        next_attempt: None,
+                        error: e.to_string(),
+                    });
+                }
+                Event::Retrying {
+                    error, retry_in, ..
+                } => {
+                    let since = match &*lock(&self.connection) {
+                        Connection::Connecting { since, .. } => *since,
+                        _ => now_secs(),
+                    };
+                    self.connection_is(Connection::Connecting {
+                        since,
+                        next_attempt: Some(now_secs() + retry_in.as_secs() as i64),
+                        error: error.to_string(),
+                    });
                 }
                 Event::Disconnected(spheres_xmpp::XmppError::Closed) => return,
                 Event::Disconnected(e) => {
                     tracing::error!(error = %e, "XMPP stopped for good; sharing goes on, rooms are unreachable");
+                    self.connection_is(Connection::Offline {
+                        since: now_secs(),
+                        error: e.to_string(),
+                    });
                     return;
                 }
             }
         }
+    }
+
+    /// Records the link to the XMPP server as it is now, and tells the page.
+    fn connection_is(&self, state: Connection) {
+        *lock(&self.connection) = state.clone();
+        self.emit(NodeEvent::Connection(state));
     }
 
     pub(crate) async fn on_iq(&self, iq: Iq) {
@@ -145,7 +177,7 @@ impl Node {
                     .store
                     .add_invite(&room, &from, inv.reason.as_deref())
                     .await;
-                self.emit(json!({"type": "invite"}));
+                self.emit(NodeEvent::Invite);
                 // Accepted at once: the sphere our invitation link was for, or, on an
                 // always-on node, one from someone it trusts. Others wait for a person.
                 let claimed = lock(&self.claim)
@@ -183,7 +215,7 @@ impl Node {
                     None => Some(from.to_bare().to_string()),
                 };
                 if let Some(with) = with {
-                    self.emit(json!({"type": "chat", "with": with}));
+                    self.emit(NodeEvent::Chat { with });
                 }
             }
             (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(c))) => {
@@ -208,62 +240,51 @@ impl Node {
             self.on_contact_presence(&p);
             return;
         };
-        let room = occ.room.to_string();
-        let Ok(Some(sphere)) = self.store.sphere_by_room(&room).await else {
+        let room = occ.room.clone();
+        let nick = occ.nick.clone();
+        let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
             return;
         };
-        if occ.is_self {
-            if occ.present {
-                lock(&self.joined).insert(room.clone());
+        let seen = lock(&self.rooms).presence(occ, sphere.owned);
+        let (came, grant) = match seen {
+            Seen::Joined => {
                 self.joined_notify.notify_waiters();
-            } else {
-                lock(&self.joined).remove(&room);
-                if occ.codes.iter().any(|c| matches!(c, 301 | 307 | 321)) {
+                return;
+            }
+            Seen::Left { removed } => {
+                if removed {
                     tracing::warn!(sphere = %sphere.name, "we were removed from the sphere");
                 }
+                return;
             }
-            return;
-        }
-        let key = (room.clone(), occ.nick.clone());
-        {
-            let mut all = lock(&self.occupants);
-            let in_room = all.entry(room.clone()).or_default();
-            if occ.present {
-                in_room.insert(occ.nick.clone(), occ.clone());
-            } else {
-                in_room.remove(&occ.nick);
-                lock(&self.granted).remove(&key);
-            }
-        }
-        self.emit(json!({"type": "presence", "sphere": sphere.name}));
-        if !occ.present || !sphere.owned {
+            Seen::Went => (false, None),
+            Seen::Came { grant } => (true, grant),
+        };
+        self.emit(NodeEvent::Presence {
+            sphere: sphere.name.clone(),
+        });
+        if !came || !sphere.owned {
             return;
         }
         self.feed_endpoints(&sphere).await;
         // A member of a sphere we own: their tracker key, once per visit.
-        let Some(real) = occ.jid.as_ref().map(|j| j.to_bare().to_string()) else {
+        let Some(real) = grant else {
             return;
         };
-        if lock(&self.granted).contains(&key) {
-            return;
-        }
         let Ok(members) = self.store.members(sphere.id).await else {
             return;
         };
-        let Some(member) = members.into_iter().find(|m| m.jid == real) else {
+        let Some(member) = members.into_iter().find(|m| m.jid == real.as_str()) else {
             return;
         };
         let Some(announce) = self.tracker.http_announce_url(Some(&member.tracker_key)) else {
             return;
         };
-        let Ok(member_jid) = BareJid::new(&member.jid) else {
-            return;
-        };
-        let Ok(to) = occ.room.with_resource_str(&occ.nick) else {
+        let Ok(to) = room.with_resource_str(&nick) else {
             return;
         };
         let grant = TrackerGrant {
-            member: member_jid,
+            member: real,
             announce,
         };
         if self
@@ -272,7 +293,7 @@ impl Node {
             .await
             .is_ok()
         {
-            lock(&self.granted).insert(key);
+            lock(&self.rooms).granted(room.as_str(), &nick);
         }
     }
 
@@ -304,7 +325,9 @@ impl Node {
             .add_message(sphere.id, archive_id, &nick, jid.as_deref(), body, None)
             .await
         {
-            self.emit(json!({"type": "message", "sphere": sphere.name}));
+            self.emit(NodeEvent::Message {
+                sphere: sphere.name.clone(),
+            });
         }
     }
 
@@ -324,28 +347,24 @@ impl Node {
             tracing::warn!(sphere = %sphere.name, "ignoring an announcement whose sender the room does not name");
             return;
         };
-        let size = match &p {
-            SpherePayload::Share(s) => s.size,
-            _ => 0,
+        let (size, hash) = match &p {
+            SpherePayload::Share(s) => (s.size, Some(s.id.as_str())),
+            _ => (0, None),
         };
-        if sender.jid != self.me
-            && !lock(&self.announce_budget).allow(
-                &sphere.room,
-                sender.jid.as_str(),
-                when,
-                size,
-                ANNOUNCES_PER_HOUR,
-            )
-        {
-            tracing::warn!(sphere = %sphere.name, from = %sender.jid, "too many announcements from one member this hour; dropped");
-            return;
-        }
-        // Our own announcement, back from the room: it has it.
-        if let SpherePayload::Share(s) = &p
-            && sender.jid == self.me
-        {
-            let _ = self.store.remove_outbox(sphere.id, &s.id).await;
-            lock(&self.announced).remove(&(sphere.id, s.id.clone()));
+        let heard =
+            lock(&self.rooms).announcement(&sphere.room, (&sender.jid, &self.me), hash, when, size);
+        match heard {
+            Heard::OverBudget => {
+                tracing::warn!(sphere = %sphere.name, from = %sender.jid, "too many announcements from one member this hour; dropped");
+                return;
+            }
+            // Our own announcement, back from the room: it has it.
+            Heard::Confirmed => {
+                if let Some(hash) = hash {
+                    let _ = self.store.remove_outbox(sphere.id, hash).await;
+                }
+            }
+            Heard::Accept => {}
         }
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s, &sender).await,

@@ -58,7 +58,7 @@ impl Node {
                 }
                 if last_feed.elapsed() >= FEED_EVERY {
                     // Unconfirmed announcements go again (each on its own growing delay).
-                    if lock(&self.joined).contains(&sphere.room) {
+                    if lock(&self.rooms).joined(&sphere.room) {
                         self.flush_outbox(sphere).await;
                     }
                     self.feed_endpoints(sphere).await;

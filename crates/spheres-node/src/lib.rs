@@ -12,14 +12,20 @@
 //!   they cannot reach one another's trackers. librqbit takes extra peers only when a torrent
 //!   is added, so the endpoints known then are passed as initial peers too.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 // The node's capabilities, one module each (`Node`'s methods are spread over them).
 mod account;
 mod chat;
 mod dispatch;
+pub mod error;
+pub mod events;
 mod housekeeping;
 mod lifecycle;
 mod peers;
 mod receive;
+mod rooms;
 mod send;
 mod spheres;
 mod uploads;
@@ -33,24 +39,23 @@ mod thumbs;
 pub mod units;
 mod watch;
 
-pub use account::HouseholdInfo;
+pub use error::NodeError;
+pub use events::{Connection, NodeEvent};
 pub use lifecycle::read_node_file;
 pub use uploads::{UPLOAD_HEADROOM, free_bytes};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use spheres_store::Store;
 use spheres_torrent::Engine;
 use spheres_tracker::RunningTracker;
-use spheres_xmpp::muc::Occupant;
 use spheres_xmpp::prosody::ManagedProsody;
 use spheres_xmpp::{BareJid, Client};
 
 use account::ClaimFile;
-use receive::AnnounceBudget;
+use rooms::Rooms;
 use settings::Settings;
 
 /// Where the node tells what it is doing while it starts and stops (the CLI prints it as text
@@ -73,15 +78,12 @@ pub struct Node {
     nick: String,
     muc: String,
     prosody: Option<tokio::sync::Mutex<ManagedProsody>>,
-    household: Option<HouseholdInfo>,
-    /// Who is in each sphere room now: room → nick → occupant.
-    occupants: Mutex<HashMap<String, HashMap<String, Occupant>>>,
-    /// Rooms where the server has confirmed our presence (status 110), and a wake-up for
-    /// whoever waits on it.
-    joined: Mutex<HashSet<String>>,
+    household: Option<api::types::Household>,
+    /// The spheres' rooms: who is in, keys given, announcements waiting and budgets (sans-IO,
+    /// see `rooms`).
+    rooms: Mutex<Rooms>,
+    /// Woken when the server confirms our presence in a room (status 110).
     joined_notify: tokio::sync::Notify,
-    /// Members (room, nick) already sent their tracker key since they joined.
-    granted: Mutex<HashSet<(String, String)>>,
     /// The peers each torrent was last added with (librqbit takes peers only then).
     given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
     /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
@@ -95,7 +97,7 @@ pub struct Node {
     /// People asking to be our contact, not answered yet.
     contact_requests: Mutex<HashSet<String>>,
     /// What the web interface hears about as it happens (`/api/events`).
-    events: tokio::sync::broadcast::Sender<serde_json::Value>,
+    events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// The invitation link this node came with, until its sphere is joined.
     claim: Mutex<Option<ClaimFile>>,
     /// Shares being hashed: (sphere, path) → (hashed, total).
@@ -107,12 +109,8 @@ pub struct Node {
     staggering: Arc<tokio::sync::Semaphore>,
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
-    /// Our announcements sent and not yet confirmed: when, and how many times.
-    announced: Mutex<HashMap<(i64, String), (Instant, u32)>>,
-    /// What we announced in the last hour, held under what members accept from us.
-    own_budget: Mutex<AnnounceBudget>,
-    /// What each member announced in the last hour (see `AnnounceBudget`).
-    announce_budget: Mutex<AnnounceBudget>,
+    /// The link to the XMPP server, as it was last heard of.
+    connection: Mutex<Connection>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }
@@ -133,7 +131,7 @@ fn now_secs() -> i64 {
 }
 
 impl Node {
-    fn emit(&self, event: serde_json::Value) {
+    fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
     }
 
@@ -141,7 +139,7 @@ impl Node {
         self.engine.clone()
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<serde_json::Value> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use spheres_metainfo::{InfoHash, Metainfo};
 use spheres_store::Store;
@@ -16,10 +16,13 @@ use spheres_tracker::{KeyScope, TrackerConfig};
 use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::{BareJid, Client, ConnectConfig};
 
-use crate::account::{HouseholdInfo, discover_muc, resolve};
+use crate::account::{discover_muc, resolve};
+use crate::api::types;
+use crate::error::{NodeError, refuse};
+use crate::events::Connection;
 use crate::peers::PEER_TTL;
 use crate::settings::{Locate, NodeFile, Settings, UpArgs, write_private};
-use crate::{Node, Report, lock, random_token};
+use crate::{Node, Report, lock, now_secs, random_token};
 
 /// Takes the spheres folder for this node, or says which node has it. Two nodes on one
 /// folder would each take the other's downloads for new shares of their own. The lock (an
@@ -39,7 +42,8 @@ pub(crate) fn lock_spheres_dir(spheres_dir: &Path, data: &Path) -> Result<std::f
     if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
-        bail!(
+        refuse!(
+            Conflict,
             "the spheres folder {} is used by another node ({}); give this node its own with --spheres-dir DIR",
             spheres_dir.display(),
             holder.trim()
@@ -88,6 +92,41 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// How reachable the node is, as the API says it.
+fn reachability_of(r: &spheres_net::Reachability) -> types::Reachability {
+    use spheres_net::Reachability as R;
+    // The method's name as the network crate spells it (`nat-pmp`, `upnp-igd2`...).
+    let name = |m: &spheres_net::Method| {
+        serde_json::to_value(m)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    match r {
+        R::Unknown => types::Reachability::Unknown,
+        R::LoopbackOnly => types::Reachability::LoopbackOnly,
+        R::Mapped {
+            method,
+            external,
+            lease_secs,
+        } => types::Reachability::Mapped {
+            method: name(method),
+            external: *external,
+            lease_secs: *lease_secs,
+        },
+        R::DoubleNat {
+            method,
+            router_outside,
+            why,
+        } => types::Reachability::DoubleNat {
+            method: name(method),
+            router_outside: *router_outside,
+            why: why.clone(),
+        },
+        R::Unreachable { why } => types::Reachability::Unreachable { why: why.clone() },
+    }
+}
+
 impl Node {
     /// Brings the node up and runs it until interrupted.
     pub async fn up(locate: &Locate, args: UpArgs, out: &dyn Report) -> Result<()> {
@@ -114,7 +153,8 @@ impl Node {
         if let Some(existing) = read_node_file(&data)
             && process_alive(existing.pid)
         {
-            bail!(
+            refuse!(
+                Conflict,
                 "a node is already running for {} (pid {}, {}); stop it first",
                 data.display(),
                 existing.pid,
@@ -128,7 +168,7 @@ impl Node {
 
         // The account, and the household server when we run it.
         let (account, prosody) = Self::account(&settings, out).await?;
-        let household = prosody.as_ref().map(|p| HouseholdInfo {
+        let household = prosody.as_ref().map(|p| types::Household {
             domain: p.domain().to_owned(),
             muc: p.muc_domain(),
             // Listening everywhere: this node itself talks to it over loopback.
@@ -218,10 +258,8 @@ impl Node {
             muc,
             prosody: prosody.map(tokio::sync::Mutex::new),
             household,
-            occupants: Mutex::default(),
-            joined: Mutex::default(),
+            rooms: Mutex::default(),
             joined_notify: tokio::sync::Notify::new(),
-            granted: Mutex::default(),
             given_peers: Mutex::default(),
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
@@ -235,10 +273,8 @@ impl Node {
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
             staggering: Arc::new(tokio::sync::Semaphore::new(2)),
-            announce_budget: Mutex::default(),
             catching_up: Mutex::default(),
-            announced: Mutex::default(),
-            own_budget: Mutex::default(),
+            connection: Mutex::new(Connection::Online { since: now_secs() }),
             _spheres_lock: spheres_lock,
         });
 
@@ -450,45 +486,77 @@ impl Node {
         self.store.close().await;
     }
 
-    pub async fn status(&self) -> Result<serde_json::Value> {
+    pub async fn status(&self) -> Result<types::Status, NodeError> {
         let spheres = self.store.spheres().await?;
         let mut list = Vec::new();
-        for s in &spheres {
+        for s in spheres {
             let shares = self.store.shares(s.id).await?;
-            let present = lock(&self.occupants).get(&s.room).map_or(0, |r| r.len());
+            let present = lock(&self.rooms).online(&s.room);
             let (messages, last_activity) = self.store.activity(s.id).await?;
-            list.push(json!({"name": s.name, "room": s.room, "owned": s.owned, "shares": shares.len(),
-                             "members_online": present, "messages": messages, "last_activity": last_activity}));
+            list.push(types::SphereSummary {
+                name: s.name,
+                room: s.room,
+                owned: s.owned,
+                shares: shares.len(),
+                members_online: present,
+                messages,
+                last_activity,
+            });
         }
         let transfers: Vec<_> = self
             .engine
             .list()
             .into_iter()
-            .map(|t| json!({"info_hash": t.info_hash, "name": t.name, "state": format!("{:?}", t.state).to_lowercase(),
-                            "have_bytes": t.have_bytes, "total_bytes": t.total_bytes, "peers": t.peers,
-                            "download_bps": t.download_bps, "upload_bps": t.upload_bps}))
+            .map(|t| types::Transfer {
+                state: format!("{:?}", t.state).to_lowercase(),
+                info_hash: t.info_hash,
+                name: t.name,
+                have_bytes: t.have_bytes,
+                total_bytes: t.total_bytes,
+                peers: t.peers,
+                download_bps: t.download_bps,
+                upload_bps: t.upload_bps,
+            })
             .collect();
-        Ok(json!({
-            "jid": self.me.to_string(),
-            "http": lock(&self.http).map(|a| format!("http://{a}")),
-            "listen": self.engine.listen_addr().to_string(),
-            "tracker": self.tracker.http_addr.map(|a| a.to_string()),
-            "household": self.household,
-            "muc": self.muc,
-            "spheres_dir": self.settings.spheres_dir,
-            "headless": self.settings.headless,
-            "web_password": self.has_password().await,
-            "reachability": *lock(&self.reachability),
-            "endpoints": self.endpoints().endpoints.iter().map(|e| json!({"kind": e.kind, "host": e.host, "port": e.port})).collect::<Vec<_>>(),
-            "download_limit": self.engine.limits().0.map(|n| n.get()),
-            "upload_limit": self.engine.limits().1.map(|n| n.get()),
-            "spheres": list,
-            "transfers": transfers,
-        }))
+        let reachability = reachability_of(&lock(&self.reachability));
+        let web_password = self.has_password().await;
+        let http = lock(&self.http).map(|a| format!("http://{a}"));
+        let xmpp = lock(&self.connection).clone();
+        Ok(types::Status {
+            jid: self.me.to_string(),
+            http,
+            listen: self.engine.listen_addr().to_string(),
+            tracker: self.tracker.http_addr.map(|a| a.to_string()),
+            household: self.household.clone(),
+            muc: self.muc.clone(),
+            spheres_dir: self.settings.spheres_dir.clone(),
+            headless: self.settings.headless,
+            web_password,
+            reachability,
+            xmpp,
+            endpoints: self
+                .endpoints()
+                .endpoints
+                .into_iter()
+                .map(|e| types::Endpoint {
+                    kind: e.kind,
+                    host: e.host,
+                    port: e.port,
+                })
+                .collect(),
+            download_limit: self.engine.limits().0.map(|n| n.get()),
+            upload_limit: self.engine.limits().1.map(|n| n.get()),
+            spheres: list,
+            transfers,
+        })
     }
 
     /// Changes the bandwidth limits now and for the next starts (flags still win at start).
-    pub async fn set_limits(&self, download: Option<u64>, upload: Option<u64>) -> Result<()> {
+    pub async fn set_limits(
+        &self,
+        download: Option<u64>,
+        upload: Option<u64>,
+    ) -> Result<(), NodeError> {
         self.engine.set_limits(rate(download), rate(upload));
         let text = |r: Option<u64>| r.map(|b| b.to_string()).unwrap_or_default();
         self.store

@@ -3,11 +3,10 @@
 //! mapping kept, local service discovery (BEP 14).
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use spheres_metainfo::InfoHash;
 use spheres_store::Sphere;
 use spheres_torrent::TorrentState;
@@ -16,6 +15,7 @@ use spheres_tracker::wire::{AnnounceRequest, Event as TrackerEvent};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Endpoint, Endpoints};
 
+use crate::events::NodeEvent;
 use crate::{Node, lock};
 
 /// How often the owner re-feeds members' endpoints into its tracker (its peers expire after
@@ -23,9 +23,6 @@ use crate::{Node, lock};
 pub(crate) const FEED_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) const PEER_TTL: Duration = Duration::from_secs(90);
-
-/// Endpoints taken from one member's presence (a node has a few: LAN, mapped, IPv6).
-pub(crate) const MAX_ENDPOINTS: usize = 8;
 
 pub(crate) fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
     use sha1::{Digest, Sha1};
@@ -98,7 +95,7 @@ impl Node {
                     tracing::warn!(reason = %e, "this node cannot be reached from outside");
                     *lock(&self.reachability) =
                         spheres_net::Reachability::Unreachable { why: e.to_string() };
-                    self.emit(json!({"type": "network"}));
+                    self.emit(NodeEvent::Network);
                     // Routers come and go (and change): look again later.
                     tokio::time::sleep(Duration::from_secs(600)).await;
                 }
@@ -118,7 +115,7 @@ impl Node {
                 }
             }
         }
-        self.emit(json!({"type": "network"}));
+        self.emit(NodeEvent::Network);
     }
 
     /// A download with no peer, while members we did not give it are online (the owner's
@@ -232,16 +229,10 @@ impl Node {
 
     /// Members' endpoints in a room, as peers.
     pub(crate) fn member_endpoints(&self, room: &str) -> Vec<SocketAddr> {
-        let all = lock(&self.occupants);
-        let Some(in_room) = all.get(room) else {
-            return Vec::new();
-        };
-        in_room
-            .values()
-            .filter_map(|o| o.endpoints.as_ref())
-            .flat_map(|e| e.endpoints.iter().take(MAX_ENDPOINTS))
-            .filter_map(|e| Some(SocketAddr::new(e.host.parse::<IpAddr>().ok()?, e.port)))
-            .filter(|a| a.port() != 0)
+        lock(&self.rooms)
+            .endpoints(room)
+            .into_iter()
+            .map(|(_, a)| a)
             .collect()
     }
 
@@ -254,28 +245,12 @@ impl Node {
         let Ok(shares) = self.store.shares(sphere.id).await else {
             return;
         };
-        let peers: Vec<(String, SocketAddr)> = {
-            let all = lock(&self.occupants);
-            all.get(&sphere.room)
-                .map(|r| {
-                    r.values()
-                        .filter_map(|o| {
-                            let who = o.jid.as_ref()?.to_bare().to_string();
-                            Some((who, o.endpoints.clone()?))
-                        })
-                        .flat_map(|(who, e)| {
-                            e.endpoints
-                                .into_iter()
-                                .take(MAX_ENDPOINTS)
-                                .filter_map(move |ep| {
-                                    let ip = ep.host.parse::<IpAddr>().ok()?;
-                                    Some((who.clone(), SocketAddr::new(ip, ep.port)))
-                                })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        // Members whose real address the room shows (their peer id is made from it).
+        let peers: Vec<(String, SocketAddr)> = lock(&self.rooms)
+            .endpoints(&sphere.room)
+            .into_iter()
+            .filter_map(|(who, addr)| Some((who?, addr)))
+            .collect();
         let now = Instant::now();
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         for share in shares.iter().filter(|s| s.state != "withdrawn") {

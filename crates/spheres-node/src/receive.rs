@@ -2,21 +2,22 @@
 //! against the member's hourly budget, then fetched when the sphere's policy and the free space
 //! allow; downloads complete into the sphere's folder (see `incoming`); withdrawals.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::json;
 use spheres_metainfo::{InfoHash, Metainfo};
 use spheres_store::{NewShare, Sphere};
 use spheres_torrent::{AddOptions, Source};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Share, Withdraw};
 
+use crate::api::types;
+use crate::error::NodeError;
+use crate::events::NodeEvent;
+use crate::rooms::Sender;
 use crate::send::MAGNET_PATIENCE;
-use crate::spheres::Sender;
 use crate::units::human_bytes;
 use crate::uploads::{UPLOAD_HEADROOM, free_bytes};
 use crate::{Node, lock};
@@ -54,45 +55,6 @@ pub(crate) fn policy_wants(policy: &str, size: u64) -> bool {
             Some(max) => size <= max,
             None => true,
         },
-    }
-}
-
-/// How much one member may announce in a sphere in an hour; past it, announcements are
-/// logged and dropped (a hostile member cannot flood the store, the engine or the disk).
-pub(crate) const ANNOUNCES_PER_HOUR: usize = 1000;
-
-pub(crate) const ANNOUNCED_BYTES_PER_HOUR: u64 = 2_000_000_000_000;
-
-/// Announcements per (room, member) in the last hour, by the time the room received them.
-/// Bounded: at most [`ANNOUNCES_PER_HOUR`] entries per member, and members are few.
-#[derive(Default)]
-pub(crate) struct AnnounceBudget {
-    pub(crate) seen: HashMap<(String, String), std::collections::VecDeque<(i64, u64)>>,
-}
-
-impl AnnounceBudget {
-    /// Counts an announcement of `size` bytes at `when`; false when it is over the budget.
-    pub(crate) fn allow(
-        &mut self,
-        room: &str,
-        member: &str,
-        when: i64,
-        size: u64,
-        limit: usize,
-    ) -> bool {
-        let recent = self
-            .seen
-            .entry((room.to_owned(), member.to_owned()))
-            .or_default();
-        while recent.front().is_some_and(|(t, _)| *t <= when - 3600) {
-            recent.pop_front();
-        }
-        let bytes: u64 = recent.iter().map(|(_, b)| *b).sum();
-        if recent.len() >= limit || bytes.saturating_add(size) > ANNOUNCED_BYTES_PER_HOUR {
-            return false;
-        }
-        recent.push_back((when, size));
-        true
     }
 }
 
@@ -174,7 +136,9 @@ impl Node {
             self.feed_endpoints(sphere).await;
         }
         if new {
-            self.emit(json!({"type": "share", "sphere": sphere.name}));
+            self.emit(NodeEvent::Share {
+                sphere: sphere.name.clone(),
+            });
         }
         if !new || !wanted {
             return Ok(());
@@ -428,7 +392,9 @@ impl Node {
                 error.as_deref(),
             )
             .await;
-        self.emit(json!({"type": "share", "sphere": sphere.name}));
+        self.emit(NodeEvent::Share {
+            sphere: sphere.name.clone(),
+        });
     }
 
     /// A fetched share whose copy in the sphere's folder the person deleted: the copy the
@@ -454,18 +420,26 @@ impl Node {
             .store
             .set_share_state(sphere.id, &share.info_hash, "available", None, None)
             .await;
-        self.emit(json!({"type": "share", "sphere": sphere.name}));
+        self.emit(NodeEvent::Share {
+            sphere: sphere.name.clone(),
+        });
     }
 
     /// Fetches a share the policy left aside (by name or info hash).
-    pub async fn fetch(self: &Arc<Self>, name: &str, share: &str) -> Result<serde_json::Value> {
+    pub async fn fetch(
+        self: &Arc<Self>,
+        name: &str,
+        share: &str,
+    ) -> Result<types::Fetching, NodeError> {
         let sphere = self.sphere_named(name).await?;
         let rows = self.store.shares(sphere.id).await?;
         let row = rows
             .iter()
             .find(|r| r.info_hash == share || r.name == share)
             .ok_or_else(|| {
-                anyhow!("{name:?} has no share {share:?} (see `spheres shares {name}`)")
+                NodeError::NotFound(format!(
+                    "{name:?} has no share {share:?} (see `spheres shares {name}`)"
+                ))
             })?;
         if row.state == "available" || row.state == "failed" {
             self.store
@@ -494,6 +468,10 @@ impl Node {
                 });
             }
         }
-        Ok(json!({"name": row.name, "info_hash": row.info_hash, "state": "downloading"}))
+        Ok(types::Fetching {
+            name: row.name.clone(),
+            info_hash: row.info_hash.clone(),
+            state: types::ShareState::Downloading,
+        })
     }
 }

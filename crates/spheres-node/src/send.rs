@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::json;
 use spheres_metainfo::{CreateOptions, Metainfo};
 use spheres_store::{NewShare, Sphere};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::Share;
 
-use crate::receive::ANNOUNCES_PER_HOUR;
-use crate::spheres::Sender;
+use crate::api::types;
+use crate::error::NodeError;
+use crate::events::NodeEvent;
+use crate::rooms::Outgoing;
+use crate::rooms::Sender;
 use crate::{Node, lock, now_secs};
 
 /// The media hint of a share, from its files' extensions, weighted by size.
@@ -50,7 +52,11 @@ pub(crate) const MAGNET_PATIENCE: Duration = Duration::from_secs(30 * 60);
 impl Node {
     /// Shares a file or folder in a sphere: hash it (progress visible in `shares`), seed it
     /// in place, announce it in the room.
-    pub async fn share(self: &Arc<Self>, name: &str, path: &Path) -> Result<serde_json::Value> {
+    pub async fn share(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+    ) -> Result<types::Shared, NodeError> {
         let sphere = self.sphere_named(name).await?;
         let path = path
             .canonicalize()
@@ -58,7 +64,7 @@ impl Node {
         let announce = self
             .announce_url(&sphere)
             .await
-            .ok_or_else(|| anyhow!("the sphere's owner has not given this node its tracker key yet; try again in a moment"))?;
+            .ok_or_else(|| NodeError::Unavailable("the sphere's owner has not given this node its tracker key yet; try again in a moment".into()))?;
         let key = (name.to_owned(), path.to_string_lossy().into_owned());
         lock(&self.hashing).insert(key.clone(), (0, 0));
         let opts = CreateOptions {
@@ -101,15 +107,21 @@ impl Node {
             )
             .await?;
         self.sphere_owned_grant(&sphere, &meta.info_hash).await;
-        self.emit(json!({"type": "share", "sphere": sphere.name}));
+        self.emit(NodeEvent::Share {
+            sphere: sphere.name.clone(),
+        });
         self.add_to_engine(&sphere, &share, Some(&path_text))
             .await
             .context("cannot seed the share")?;
         self.feed_endpoints(&sphere).await;
         self.announce(&sphere, &share).await?;
-        Ok(
-            json!({"info_hash": share.id, "name": share.name, "size": share.size, "files": share.files, "magnet": share.magnet}),
-        )
+        Ok(types::Shared {
+            info_hash: share.id,
+            name: share.name,
+            size: share.size,
+            files: share.files,
+            magnet: share.magnet,
+        })
     }
 
     /// Our announcement of a torrent.
@@ -234,32 +246,19 @@ impl Node {
     /// then waits in the outbox for the next round: members would drop it). Each send is
     /// remembered, so a repeat comes only after a while that grows with each try.
     pub(crate) async fn send_announcement(&self, sphere: &Sphere, share: &Share) -> Result<()> {
-        let key = (sphere.id, share.id.clone());
-        {
-            let tries = lock(&self.announced);
-            if let Some((at, n)) = tries.get(&key) {
-                let wait = Duration::from_secs(60 << (*n).min(6)).min(Duration::from_secs(3600));
-                if at.elapsed() < wait {
-                    return Ok(());
-                }
-            }
-        }
-        // Kept well under what members accept from us, for the repeats.
-        let budget_ok = lock(&self.own_budget).allow(
+        let verdict = lock(&self.rooms).may_send(
             &sphere.room,
-            self.me.as_str(),
-            now_secs(),
-            share.size,
-            ANNOUNCES_PER_HOUR * 9 / 10,
+            (&share.id, share.size),
+            &self.me,
+            (now_secs(), Instant::now()),
         );
-        if !budget_ok {
-            tracing::info!(sphere = %sphere.name, share = %share.name, "many announcements this hour: this one waits in the outbox");
-            return Ok(());
-        }
-        {
-            let mut tries = lock(&self.announced);
-            let n = tries.get(&key).map_or(0, |(_, n)| n + 1);
-            tries.insert(key, (Instant::now(), n));
+        match verdict {
+            Outgoing::Now => {}
+            Outgoing::NotYet(_) => return Ok(()),
+            Outgoing::OverBudget => {
+                tracing::info!(sphere = %sphere.name, share = %share.name, "many announcements this hour: this one waits in the outbox");
+                return Ok(());
+            }
         }
         let room = BareJid::new(&sphere.room)?;
         self.xmpp

@@ -2,22 +2,24 @@
 //! become folders only once checked; who sent what in a room is who the room says; invitations,
 //! joining, leaving, members, the fetch policy, and the per-sphere owner tracker key.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::json;
+use anyhow::{Context, Result};
 use spheres_metainfo::InfoHash;
 use spheres_store::Sphere;
 use spheres_tracker::KeyScope;
-use spheres_xmpp::muc::{Occupant, RoomSettings};
+use spheres_xmpp::muc::RoomSettings;
 use spheres_xmpp::protocol::SpherePayload;
 use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
 use spheres_xmpp::{BareJid, Jid};
 
+use crate::api::types;
 use crate::chat::address;
+use crate::error::{NodeError, refuse};
+use crate::events::NodeEvent;
+use crate::rooms::Sender;
 use crate::units::parse_size;
 use crate::{Node, lock, now_secs, random_token};
 
@@ -53,7 +55,10 @@ pub(crate) fn check_sphere_name(name: &str) -> Result<()> {
                 || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
         });
     if bad {
-        bail!("{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,");
+        refuse!(
+            BadInput,
+            "{name:?} cannot be a sphere name: use letters, digits, spaces and - _ ( ) ' ,"
+        );
     }
     Ok(())
 }
@@ -87,7 +92,8 @@ pub(crate) fn sphere_folder(spheres_dir: &Path, name: &str) -> Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot use {}", folder.display()))?;
     if real.parent() != Some(root.as_path()) {
-        bail!(
+        refuse!(
+            Forbidden,
             "{} leads outside the spheres folder {}; refusing to use it",
             folder.display(),
             root.display()
@@ -96,22 +102,27 @@ pub(crate) fn sphere_folder(spheres_dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(real)
 }
 
-/// Who sent something in a sphere's room, as the room says (its real JID, non-anonymous).
-#[derive(Debug, Clone)]
-pub(crate) struct Sender {
-    pub(crate) jid: BareJid,
-    /// An owner of the room.
-    pub(crate) owner: bool,
-}
-
 pub(crate) const MAX_PENDING_INVITES: usize = 50;
+
+/// A sphere as the API shows it.
+pub(crate) fn sphere_info(s: Sphere) -> types::SphereInfo {
+    types::SphereInfo {
+        // A policy the store cannot read back (written by a newer node) reads as the default.
+        policy: s.policy.parse().unwrap_or(types::Policy::All),
+        name: s.name,
+        room: s.room,
+        folder: s.folder,
+        owned: s.owned,
+        announce: s.announce,
+    }
+}
 
 impl Node {
     pub(crate) async fn join_sphere_room(self: &Arc<Self>, sphere: &Sphere) {
         let Ok(room) = BareJid::new(&sphere.room) else {
             return;
         };
-        lock(&self.joined).remove(&sphere.room);
+        lock(&self.rooms).joining(&sphere.room);
         if let Err(e) = self
             .xmpp
             .join_room(&room, &self.nick, Some(self.endpoints()))
@@ -125,7 +136,7 @@ impl Node {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let notified = self.joined_notify.notified();
-            if lock(&self.joined).contains(&sphere.room) {
+            if lock(&self.rooms).joined(&sphere.room) {
                 break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -183,17 +194,18 @@ impl Node {
         Ok(())
     }
 
-    pub async fn sphere_named(&self, name: &str) -> Result<Sphere> {
-        self.store
-            .sphere(name)
-            .await?
-            .ok_or_else(|| anyhow!("there is no sphere named {name:?} (see `spheres sphere list`)"))
+    pub(crate) async fn sphere_named(&self, name: &str) -> Result<Sphere, NodeError> {
+        self.store.sphere(name).await?.ok_or_else(|| {
+            NodeError::NotFound(format!(
+                "there is no sphere named {name:?} (see `spheres sphere list`)"
+            ))
+        })
     }
 
-    pub async fn create_sphere(&self, name: &str) -> Result<Sphere> {
+    pub async fn create_sphere(&self, name: &str) -> Result<types::SphereInfo, NodeError> {
         check_sphere_name(name)?;
         if self.store.sphere(name).await?.is_some() {
-            bail!("a sphere named {name:?} already exists");
+            refuse!(Conflict, "a sphere named {name:?} already exists");
         }
         let room = BareJid::new(&format!("{}@{}", room_local(name), self.muc))?;
         let settings = RoomSettings {
@@ -214,17 +226,29 @@ impl Node {
             .add_sphere(name, room.as_str(), &folder.to_string_lossy(), true)
             .await?;
         tracing::info!(sphere = name, room = %room, "created a sphere");
-        Ok(sphere)
+        self.emit(NodeEvent::Sphere {
+            sphere: sphere.name.clone(),
+        });
+        Ok(sphere_info(sphere))
     }
 
-    pub async fn list_spheres(&self) -> Result<Vec<Sphere>> {
-        Ok(self.store.spheres().await?)
+    pub async fn list_spheres(&self) -> Result<Vec<types::SphereInfo>, NodeError> {
+        Ok(self
+            .store
+            .spheres()
+            .await?
+            .into_iter()
+            .map(sphere_info)
+            .collect())
     }
 
-    pub async fn invite(&self, name: &str, jid: &str) -> Result<()> {
+    pub async fn invite(&self, name: &str, jid: &str) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         if !sphere.owned {
-            bail!("only the sphere's owner can invite (you are a member of {name:?})");
+            refuse!(
+                Forbidden,
+                "only the sphere's owner can invite (you are a member of {name:?})"
+            );
         }
         let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
@@ -250,13 +274,17 @@ impl Node {
 
     /// A link for someone with no account: it creates one on the household server (this
     /// node's) and joins the sphere. One link, one person.
-    pub async fn invite_link(&self, name: &str) -> Result<String> {
+    pub async fn invite_link(&self, name: &str) -> Result<String, NodeError> {
         let sphere = self.sphere_named(name).await?;
         if !sphere.owned {
-            bail!("only the sphere's owner can make invitation links");
+            refuse!(
+                Forbidden,
+                "only the sphere's owner can make invitation links"
+            );
         }
         let (Some(p), Some(h)) = (&self.prosody, &self.household) else {
-            bail!(
+            refuse!(
+                Conflict,
                 "invitation links need the household server this node runs; invite an existing account with `spheres sphere invite`"
             );
         };
@@ -276,18 +304,31 @@ impl Node {
         Ok(link.to_string())
     }
 
-    pub async fn invites(&self) -> Result<Vec<spheres_store::Invite>> {
-        Ok(self.store.invites().await?)
+    pub async fn invites(&self) -> Result<Vec<types::Invite>, NodeError> {
+        Ok(self
+            .store
+            .invites()
+            .await?
+            .into_iter()
+            .map(|i| types::Invite {
+                room: i.room,
+                from_jid: i.from_jid,
+                reason: i.reason,
+                received_at: i.received_at,
+            })
+            .collect())
     }
 
     /// Accepts an invitation: `invite` is the room's JID (or the sphere's name as invited).
-    pub async fn join(self: &Arc<Self>, invite: &str) -> Result<Sphere> {
+    pub async fn join(self: &Arc<Self>, invite: &str) -> Result<types::SphereInfo, NodeError> {
         let invites = self.store.invites().await?;
         let inv = invites
             .iter()
             .find(|i| i.room == invite || i.reason.as_deref() == Some(invite))
             .ok_or_else(|| {
-                anyhow!("no pending invitation to {invite:?} (see `spheres sphere invites`)")
+                NodeError::NotFound(format!(
+                    "no pending invitation to {invite:?} (see `spheres sphere invites`)"
+                ))
             })?;
         let base = sphere_name_from_invite(inv.reason.as_deref(), &inv.room);
         let mut name = base.clone();
@@ -305,10 +346,13 @@ impl Node {
             .await?;
         self.store.remove_invite(&inv.room).await?;
         self.join_sphere_room(&sphere).await;
-        Ok(sphere)
+        self.emit(NodeEvent::Sphere {
+            sphere: sphere.name.clone(),
+        });
+        Ok(sphere_info(sphere))
     }
 
-    pub async fn leave(&self, name: &str) -> Result<()> {
+    pub async fn leave(&self, name: &str) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         let room = BareJid::new(&sphere.room)?;
         let _ = self.xmpp.leave_room(&room, &self.nick).await;
@@ -318,14 +362,17 @@ impl Node {
             }
         }
         self.store.remove_sphere(sphere.id).await?;
-        lock(&self.occupants).remove(&sphere.room);
+        lock(&self.rooms).forget(&sphere.room);
+        self.emit(NodeEvent::Sphere {
+            sphere: sphere.name,
+        });
         Ok(())
     }
 
-    pub async fn remove_member(&self, name: &str, jid: &str) -> Result<()> {
+    pub async fn remove_member(&self, name: &str, jid: &str) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         if !sphere.owned {
-            bail!("only the sphere's owner can remove members");
+            refuse!(Forbidden, "only the sphere's owner can remove members");
         }
         let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
@@ -336,18 +383,11 @@ impl Node {
         Ok(())
     }
 
-    pub async fn members(&self, name: &str) -> Result<serde_json::Value> {
+    pub async fn members(&self, name: &str) -> Result<Vec<types::Member>, NodeError> {
         let sphere = self.sphere_named(name).await?;
         let room = BareJid::new(&sphere.room)?;
         let affiliated = self.xmpp.room_members(&room).await?;
-        let present: HashMap<String, Occupant> = lock(&self.occupants)
-            .get(&sphere.room)
-            .map(|r| {
-                r.values()
-                    .filter_map(|o| Some((o.jid.as_ref()?.to_bare().to_string(), o.clone())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let present = lock(&self.rooms).present(&sphere.room);
         let list: Vec<_> = affiliated
             .into_iter()
             .map(|(jid, aff)| {
@@ -356,12 +396,22 @@ impl Node {
                 let endpoints: Vec<String> = present
                     .get(&j)
                     .and_then(|o| o.endpoints.clone())
-                    .map(|e| e.endpoints.iter().map(|x| format!("{}:{}", x.host, x.port)).collect())
+                    .map(|e| {
+                        e.endpoints
+                            .iter()
+                            .map(|x| format!("{}:{}", x.host, x.port))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                json!({"jid": j, "affiliation": format!("{aff:?}").to_lowercase(), "online": online, "endpoints": endpoints})
+                types::Member {
+                    jid: j,
+                    affiliation: format!("{aff:?}").to_lowercase(),
+                    online,
+                    endpoints,
+                }
             })
             .collect();
-        Ok(json!(list))
+        Ok(list)
     }
 
     /// Whether an always-on node joins an invitation from `from` (a bare JID) by itself: only
@@ -388,31 +438,26 @@ impl Node {
     /// gave in that occupant's presence (never what the message says of itself).
     pub(crate) fn sender_in_room(&self, sphere: &Sphere, from: &Jid) -> Option<Sender> {
         let nick = from.resource()?.as_str();
-        if nick == self.nick {
-            return Some(Sender {
-                jid: self.me.clone(),
-                owner: sphere.owned,
-            });
-        }
-        let all = lock(&self.occupants);
-        let o = all.get(&sphere.room)?.get(nick)?;
-        Some(Sender {
-            jid: o.jid.as_ref()?.to_bare(),
-            owner: o.affiliation == Affiliation::Owner,
-        })
+        lock(&self.rooms).sender(&sphere.room, nick, (&self.me, &self.nick), sphere.owned)
     }
 
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
-    pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String> {
+    pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String, NodeError> {
         let sphere = self.sphere_named(name).await?;
         // Public torrents members pass on: fetched by themselves, or left for the person.
         if let Some(public) = policy.trim().strip_prefix("public:") {
             if !matches!(public, "allow" | "ask") {
-                bail!("{policy:?} is not a policy: use public:allow or public:ask");
+                refuse!(
+                    BadInput,
+                    "{policy:?} is not a policy: use public:allow or public:ask"
+                );
             }
             self.store
                 .set_meta(&format!("public:{}", sphere.id), public)
                 .await?;
+            self.emit(NodeEvent::Sphere {
+                sphere: sphere.name,
+            });
             return Ok(format!("public:{public}"));
         }
         let normal = match policy.trim() {
@@ -420,12 +465,16 @@ impl Node {
             "none" => "none".to_owned(),
             p => match p.strip_prefix("max:").map(parse_size) {
                 Some(Ok(n)) => format!("max:{n}"),
-                _ => bail!(
+                _ => refuse!(
+                    BadInput,
                     "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"
                 ),
             },
         };
         self.store.set_policy(sphere.id, &normal).await?;
+        self.emit(NodeEvent::Sphere {
+            sphere: sphere.name,
+        });
         Ok(normal)
     }
 
@@ -462,12 +511,12 @@ impl Node {
         Ok(key)
     }
 
-    pub async fn shares(&self, name: &str) -> Result<serde_json::Value> {
+    pub async fn shares(&self, name: &str) -> Result<Vec<types::ShareInfo>, NodeError> {
         let sphere = self.sphere_named(name).await?;
         let mut list = Vec::new();
         for ((sphere_name, path), (done, total)) in lock(&self.hashing).iter() {
             if *sphere_name == sphere.name {
-                list.push(json!({"name": path, "state": "hashing", "have_bytes": done, "total_bytes": total}));
+                list.push(types::ShareInfo::hashing(path.clone(), *done, *total));
             }
         }
         let unconfirmed = self.store.outbox(sphere.id).await?;
@@ -477,19 +526,38 @@ impl Node {
                 .parse::<InfoHash>()
                 .ok()
                 .and_then(|h| self.engine.status(&h));
-            list.push(json!({
-                "info_hash": s.info_hash, "name": s.name, "size": s.size, "files": s.files,
+            let state: types::ShareState = s.state.parse().map_err(anyhow::Error::msg)?;
+            let size = u64::try_from(s.size).unwrap_or(0);
+            list.push(types::ShareInfo {
+                have_bytes: status.as_ref().map_or(
+                    if state == types::ShareState::Seeding {
+                        size
+                    } else {
+                        0
+                    },
+                    |t| t.have_bytes,
+                ),
+                total_bytes: size,
+                size: Some(size),
+                files: Some(u64::try_from(s.files).unwrap_or(0)),
                 // Ours, and the room has not confirmed it yet: members do not know of it.
-                "announced": !unconfirmed.contains(&s.info_hash),
-                "media": s.media, "sharer": s.sharer, "state": s.state, "path": s.path, "error": s.error,
-                "have_bytes": status.as_ref().map_or(if s.state == "seeding" { s.size as u64 } else { 0 }, |t| t.have_bytes),
-                "total_bytes": s.size, "peers": status.as_ref().map_or(0, |t| t.peers),
-                "transfer": status.as_ref().map(|t| format!("{:?}", t.state).to_lowercase()),
-                "download_bps": status.as_ref().map_or(0, |t| t.download_bps),
-                "upload_bps": status.as_ref().map_or(0, |t| t.upload_bps),
-            }));
+                announced: Some(!unconfirmed.contains(&s.info_hash)),
+                media: Some(s.media),
+                sharer: Some(s.sharer),
+                path: s.path,
+                error: s.error,
+                peers: Some(status.as_ref().map_or(0, |t| t.peers)),
+                transfer: status
+                    .as_ref()
+                    .map(|t| format!("{:?}", t.state).to_lowercase()),
+                download_bps: Some(status.as_ref().map_or(0, |t| t.download_bps)),
+                upload_bps: Some(status.as_ref().map_or(0, |t| t.upload_bps)),
+                info_hash: Some(s.info_hash),
+                name: s.name,
+                state,
+            });
         }
-        Ok(json!(list))
+        Ok(list)
     }
 }
 

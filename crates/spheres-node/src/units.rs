@@ -22,6 +22,18 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a size (examples: 262144, 256K, 4M)"))
 }
 
+/// A length of time for people, rounded down to its largest unit: `45 s`, `3 min`, `2 h`,
+/// `1 day`, `5 days` (the page says the same).
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h", secs / 3600),
+        86_400..172_800 => "1 day".to_owned(),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +47,10 @@ mod tests {
         assert!(parse_size("").is_err());
         assert!(parse_size(&format!("{}M", u64::MAX)).is_err());
         assert_eq!(human_bytes(1536 * 1024), "1.50 MiB");
+        assert_eq!(human_duration(59), "59 s");
+        assert_eq!(human_duration(60), "1 min");
+        assert_eq!(human_duration(7199), "1 h");
+        assert_eq!(human_duration(86_400), "1 day");
+        assert_eq!(human_duration(3 * 86_400 + 5), "3 days");
     }
 }

@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result};
 use spheres_metainfo::InfoHash;
 use spheres_store::Sphere;
 
 use crate::Node;
+use crate::error::{NodeError, refuse};
 
 /// Bytes free for unprivileged writes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> Result<u64> {
@@ -26,7 +27,7 @@ impl Node {
     pub(crate) async fn staging(&self, name: &str, batch: &str) -> Result<(Sphere, PathBuf)> {
         let sphere = self.sphere_named(name).await?;
         if !(8..=64).contains(&batch.len()) || !batch.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            bail!("{batch:?} is not an upload id");
+            refuse!(BadInput, "{batch:?} is not an upload id");
         }
         let dir = PathBuf::from(&sphere.folder).join(format!(".upload-{batch}"));
         Ok((sphere, dir))
@@ -40,12 +41,12 @@ impl Node {
         name: &str,
         batch: &str,
         rel: &str,
-    ) -> Result<(PathBuf, PathBuf)> {
+    ) -> Result<(PathBuf, PathBuf), NodeError> {
         let (_, dir) = self.staging(name, batch).await?;
         let mut target = dir.clone();
         let parts: Vec<&str> = rel.split('/').collect();
         if parts.len() > 32 {
-            bail!("{rel:?} is nested too deeply");
+            refuse!(BadInput, "{rel:?} is nested too deeply");
         }
         for part in &parts {
             let bad = part.is_empty()
@@ -56,17 +57,17 @@ impl Node {
                 || part.contains(['\\', '\0'])
                 || part.chars().any(char::is_control);
             if bad {
-                bail!("{rel:?} cannot be a file name here");
+                refuse!(BadInput, "{rel:?} cannot be a file name here");
             }
             target.push(part);
         }
         let parent = target
             .parent()
-            .ok_or_else(|| anyhow!("{rel:?} cannot be a file name here"))?;
+            .ok_or_else(|| NodeError::BadInput(format!("{rel:?} cannot be a file name here")))?;
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
         if target.exists() {
-            bail!("{rel:?} was already uploaded");
+            refuse!(Conflict, "{rel:?} was already uploaded");
         }
         let partial = parent.join(format!(
             ".{}.part",
@@ -80,7 +81,7 @@ impl Node {
 
     /// The browser finished an upload batch: its files and folders move into the sphere's
     /// folder, where the watcher shares each one once it is quiet.
-    pub async fn upload_done(&self, name: &str, batch: &str) -> Result<Vec<String>> {
+    pub async fn upload_done(&self, name: &str, batch: &str) -> Result<Vec<String>, NodeError> {
         let (sphere, dir) = self.staging(name, batch).await?;
         let mut moved = Vec::new();
         let entries =
@@ -93,7 +94,10 @@ impl Node {
             }
             let target = PathBuf::from(&sphere.folder).join(&file);
             if target.exists() {
-                bail!("{text:?} is already in {name}; rename it and send it again");
+                refuse!(
+                    Conflict,
+                    "{text:?} is already in {name}; rename it and send it again"
+                );
             }
             std::fs::rename(entry.path(), &target)
                 .with_context(|| format!("cannot move {text} into {name}"))?;
@@ -104,30 +108,36 @@ impl Node {
     }
 
     /// Drops an upload that will not be finished (cut, refused, or cancelled in the page).
-    pub async fn upload_cancel(&self, name: &str, batch: &str) -> Result<()> {
+    pub async fn upload_cancel(&self, name: &str, batch: &str) -> Result<(), NodeError> {
         let (_, dir) = self.staging(name, batch).await?;
         match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("cannot remove {}", dir.display()))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)
+                .with_context(|| format!("cannot remove {}", dir.display()))
+                .map_err(NodeError::from),
             _ => Ok(()),
         }
     }
 
     /// Bytes free for unprivileged writes on the disk of a sphere's folder.
-    pub async fn free_space(&self, name: &str) -> Result<u64> {
+    pub async fn free_space(&self, name: &str) -> Result<u64, NodeError> {
         let sphere = self.sphere_named(name).await?;
-        free_bytes(Path::new(&sphere.folder))
+        Ok(free_bytes(Path::new(&sphere.folder))?)
     }
 
     /// A share's thumbnail (JPEG), once the share is complete here; `None` if it has nothing
     /// to show (not a photo or video, or no ffmpeg for videos).
-    pub async fn thumbnail(&self, name: &str, info_hash: &str) -> Result<Option<PathBuf>> {
+    pub async fn thumbnail(
+        &self,
+        name: &str,
+        info_hash: &str,
+    ) -> Result<Option<PathBuf>, NodeError> {
         let sphere = self.sphere_named(name).await?;
         if self.store.share(sphere.id, info_hash).await?.is_none() {
-            bail!("{name:?} has no share {info_hash}");
+            refuse!(NotFound, "{name:?} has no share {info_hash}");
         }
-        let hash: InfoHash = info_hash.parse().map_err(|_| anyhow!("bad share id"))?;
+        let hash: InfoHash = info_hash
+            .parse()
+            .map_err(|_| NodeError::BadInput("bad share id".into()))?;
         let Some(st) = self.engine.status(&hash).filter(|s| s.is_complete()) else {
             return Ok(None);
         };

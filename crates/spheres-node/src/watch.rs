@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::Node;
+use super::{Node, NodeError};
 
 pub const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// How long an entry must stay unchanged before it is shared.
@@ -174,9 +174,13 @@ impl Node {
                     seen.remove(&path);
                     let lower = name.to_lowercase();
                     let result = if lower.ends_with(".torrent") && snap.files == 1 {
-                        self.share_dropped_torrent(&sphere.name, &path).await
+                        self.share_dropped_torrent(&sphere.name, &path)
+                            .await
+                            .map_err(NodeError::from)
                     } else if lower.ends_with(".magnet") && snap.files == 1 {
-                        self.share_dropped_magnet(&sphere.name, &path).await
+                        self.share_dropped_magnet(&sphere.name, &path)
+                            .await
+                            .map_err(NodeError::from)
                     } else {
                         tracing::info!(sphere = %sphere.name, path = %path.display(), "sharing what was dropped into the sphere's folder");
                         self.share(&sphere.name, &path).await.map(|_| ())

@@ -62,6 +62,12 @@ pub enum Event {
     /// The connection dropped; the client is reconnecting by itself and queues what is sent
     /// meanwhile.
     Offline(XmppError),
+    /// A reconnection attempt failed; the next one is in `retry_in`.
+    Retrying {
+        attempt: u32,
+        error: XmppError,
+        retry_in: Duration,
+    },
     /// Connected again. `resumed`: the server kept the session, so nothing was lost and rooms
     /// are still joined. Otherwise this is a new session: send presence and rejoin rooms.
     Online {
@@ -381,8 +387,9 @@ impl Owner {
     /// why it gave up.
     async fn reconnect(&mut self) -> Result<Conn, XmppError> {
         let mut attempt = 0u32;
+        let mut delay = backoff(self.cfg.reconnect_delay, attempt);
         loop {
-            let wait = tokio::time::sleep(backoff(self.cfg.reconnect_delay, attempt));
+            let wait = tokio::time::sleep(delay);
             tokio::pin!(wait);
             loop {
                 tokio::select! {
@@ -420,6 +427,7 @@ impl Owner {
                     let mut conn = self.adopt(n);
                     if let Err(e) = self.flush_outbox(&mut conn.writer).await {
                         tracing::info!(error = %e, "connection lost again at once");
+                        delay = backoff(self.cfg.reconnect_delay, attempt);
                         continue;
                     }
                     tracing::info!(resumed, attempt, "XMPP connection back");
@@ -428,6 +436,13 @@ impl Owner {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::info!(attempt, error = %e, "reconnection failed; will retry");
+                    delay = backoff(self.cfg.reconnect_delay, attempt);
+                    self.emit(Event::Retrying {
+                        attempt,
+                        error: e,
+                        retry_in: delay,
+                    })
+                    .await;
                 }
                 Err(e) => return Err(e),
             }

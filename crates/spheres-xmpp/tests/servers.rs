@@ -274,6 +274,20 @@ async fn a_server_restart_gives_a_new_session() {
         matches!(e, Event::Offline(_)).then_some(())
     })
     .await;
+    // The server is down until `supervise`: the first attempt (at once) fails, and the client
+    // says when it tries again (the first delay, give or take its 25 % jitter).
+    let (attempt, retry_in) = next_event(&mut alice_events, "a failed attempt", |e| match e {
+        Event::Retrying {
+            attempt, retry_in, ..
+        } => Some((*attempt, *retry_in)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(attempt, 1);
+    assert!(
+        (Duration::from_millis(150)..=Duration::from_millis(250)).contains(&retry_in),
+        "{retry_in:?}"
+    );
     assert!(s.supervise().await.unwrap(), "supervise must restart it");
     let resumed = next_event(&mut alice_events, "alice back online", |e| match e {
         Event::Online { resumed } => Some(*resumed),

@@ -1,6 +1,10 @@
 //! `spheres`: the command line. Thin: every command is a few calls into the library crates.
 //! This binary is the only place that knows about terminals, JSON output and exit codes.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod client;
 mod output;
 mod remote;
 
@@ -13,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use spheres_metainfo::{CreateOptions, Metainfo};
 use spheres_torrent::{AddOptions, Engine, EngineConfig, Source};
 
+use client::{Ask, ContactCommand, HouseholdCommand, SphereCommand};
 use output::Output;
 use spheres_node::units::{human_bytes, parse_size};
 
@@ -58,6 +63,27 @@ enum Command {
         /// The sphere's name.
         sphere: String,
     },
+    /// Your contacts: add (or accept), remove, list.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// Chat with a contact: `spheres chat JID TEXT` sends, `spheres chat JID` shows the
+    /// conversation.
+    Chat {
+        /// Their address (name@server).
+        jid: String,
+        text: Option<String>,
+    },
+    /// Say something in a sphere's room.
+    Say {
+        /// The sphere's name.
+        sphere: String,
+        text: String,
+    },
+    /// What was said in a sphere's room, oldest first.
+    Messages {
+        /// The sphere's name.
+        sphere: String,
+    },
     /// Set the password that opens the web interface from other devices.
     Password {
         /// A file holding the password.
@@ -80,43 +106,6 @@ enum Command {
         /// Lease to ask for, in seconds; renewed at half.
         #[arg(long, default_value_t = 3600)]
         lease: u64,
-    },
-}
-
-#[derive(Subcommand)]
-enum SphereCommand {
-    /// Create a sphere: a members-only room and a folder.
-    Create { name: String },
-    /// List your spheres.
-    List,
-    /// Invite someone who has an XMPP account (makes them a member).
-    Invite { sphere: String, jid: String },
-    /// A link for someone with no account: with it, `spheres up --invite LINK` creates their
-    /// account on your household server and joins the sphere.
-    InviteLink { sphere: String },
-    /// Invitations you received and have not answered.
-    Invites,
-    /// Accept an invitation (the room's address, or the sphere's name as invited).
-    Join { invite: String },
-    /// Leave a sphere (files stay on disk).
-    Leave { sphere: String },
-    /// Remove a member from a sphere you own.
-    Remove { sphere: String, jid: String },
-    /// Who is in a sphere, and who is online.
-    Members { sphere: String },
-    /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M);
-    /// public:allow or public:ask (the default) for public torrents members pass on.
-    Policy { sphere: String, policy: String },
-}
-
-#[derive(Subcommand)]
-enum HouseholdCommand {
-    /// Create an account on the household server.
-    AddUser {
-        user: String,
-        /// A file holding the new account's password.
-        #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
     },
 }
 
@@ -254,16 +243,20 @@ fn main() {
         Command::Up(args) => {
             runtime().and_then(|rt| rt.block_on(spheres_node::Node::up(&cli.locate, *args, &out)))
         }
-        Command::Status
-        | Command::Open
-        | Command::Sphere(_)
-        | Command::Share { .. }
-        | Command::Shares { .. }
-        | Command::Fetch { .. }
-        | Command::Password { .. }
-        | Command::Household(_) => {
-            runtime().and_then(|rt| rt.block_on(client(&out, &cli.locate, cli.command)))
+        Command::Status => ask(&out, &cli.locate, Ask::Status),
+        Command::Open => ask(&out, &cli.locate, Ask::Open),
+        Command::Sphere(c) => ask(&out, &cli.locate, Ask::Sphere(c)),
+        Command::Share { sphere, path } => ask(&out, &cli.locate, Ask::Share { sphere, path }),
+        Command::Shares { sphere } => ask(&out, &cli.locate, Ask::Shares { sphere }),
+        Command::Fetch { sphere, share } => ask(&out, &cli.locate, Ask::Fetch { sphere, share }),
+        Command::Password { password_file } => {
+            ask(&out, &cli.locate, Ask::Password { password_file })
         }
+        Command::Household(c) => ask(&out, &cli.locate, Ask::Household(c)),
+        Command::Contact(c) => ask(&out, &cli.locate, Ask::Contact(c)),
+        Command::Chat { jid, text } => ask(&out, &cli.locate, Ask::Chat { jid, text }),
+        Command::Say { sphere, text } => ask(&out, &cli.locate, Ask::Say { sphere, text }),
+        Command::Messages { sphere } => ask(&out, &cli.locate, Ask::Messages { sphere }),
         Command::Torrent(TorrentCommand::Create(args)) => create(&out, args),
         Command::Torrent(TorrentCommand::Info { file }) => info(&out, &file),
         Command::Torrent(TorrentCommand::Seed(args)) => {
@@ -281,6 +274,16 @@ fn main() {
         out.error(&e);
         std::process::exit(1);
     }
+}
+
+/// Asks the running node (found through the data folder) and prints its answer.
+fn ask(out: &Output, locate: &spheres_node::settings::Locate, what: Ask) -> Result<()> {
+    runtime().and_then(|rt| {
+        rt.block_on(async {
+            let r = remote::Remote::find(locate)?;
+            client::run(out, &r, what).await
+        })
+    })
 }
 
 /// One async thread per process (blocking work goes to tokio's blocking pool, hashing of new
@@ -670,324 +673,6 @@ async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
-    }
-    Ok(())
-}
-
-/// The subcommands that talk to the running node.
-async fn client(
-    out: &Output,
-    locate: &spheres_node::settings::Locate,
-    command: Command,
-) -> Result<()> {
-    use remote::segment;
-    let r = remote::Remote::find(locate)?;
-    match command {
-        Command::Open => {
-            let v = r.post("/open", serde_json::json!({})).await?;
-            out.result(
-                &format!(
-                    "Open {} in a browser on this computer (it works once).",
-                    v["url"].as_str().unwrap_or("?")
-                ),
-                v,
-            );
-        }
-        Command::Status => {
-            let s = r.get("/status").await?;
-            let mut text = format!(
-                "account:   {}\nweb:       {}\nBitTorrent {}\ntracker:   {}\n",
-                s["jid"].as_str().unwrap_or("?"),
-                s["http"].as_str().unwrap_or("?"),
-                s["listen"].as_str().unwrap_or("?"),
-                s["tracker"].as_str().unwrap_or("?"),
-            );
-            let reach = &s["reachability"];
-            text.push_str(&match reach["state"].as_str() {
-                Some("mapped") => format!(
-                    "reachable: yes, {} forwarded by the router ({})\n",
-                    reach["external"].as_str().unwrap_or("?"),
-                    reach["method"].as_str().unwrap_or("?")
-                ),
-                Some("loopback-only") => "reachable: only from this machine (listening on loopback; --listen 0.0.0.0:PORT to open)\n".to_owned(),
-                Some("unreachable") | Some("double-nat") => format!("reachable: no: {}\n", reach["why"].as_str().unwrap_or("?")),
-                _ => "reachable: not known yet\n".to_owned(),
-            });
-            if let Some(h) = s["household"].as_object() {
-                text.push_str(&format!(
-                    "household: {} on {} (CA {})\n",
-                    h["domain"].as_str().unwrap_or("?"),
-                    h["c2s"].as_str().unwrap_or("?"),
-                    h["ca"].as_str().unwrap_or("?")
-                ));
-            }
-            text.push_str("spheres:\n");
-            for sp in s["spheres"].as_array().into_iter().flatten() {
-                text.push_str(&format!(
-                    "  {} ({} shares, {} members online{})\n",
-                    sp["name"].as_str().unwrap_or("?"),
-                    sp["shares"],
-                    sp["members_online"],
-                    if sp["owned"] == true { ", yours" } else { "" }
-                ));
-            }
-            text.push_str("transfers:\n");
-            for t in s["transfers"].as_array().into_iter().flatten() {
-                text.push_str(&format!(
-                    "  {} {} {}/{} {} peers\n",
-                    t["state"].as_str().unwrap_or("?"),
-                    t["name"].as_str().unwrap_or("?"),
-                    human_bytes(t["have_bytes"].as_u64().unwrap_or(0)),
-                    human_bytes(t["total_bytes"].as_u64().unwrap_or(0)),
-                    t["peers"]
-                ));
-            }
-            out.result(text.trim_end(), s);
-        }
-        Command::Sphere(SphereCommand::Create { name }) => {
-            let s = r
-                .post("/spheres", serde_json::json!({"name": name}))
-                .await?;
-            out.result(
-                &format!(
-                    "Created the sphere {name}; its folder is {}",
-                    s["folder"].as_str().unwrap_or("?")
-                ),
-                s,
-            );
-        }
-        Command::Sphere(SphereCommand::List) => {
-            let list = r.get("/spheres").await?;
-            let text: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| {
-                    format!(
-                        "{}  {}{}",
-                        s["name"].as_str().unwrap_or("?"),
-                        s["folder"].as_str().unwrap_or(""),
-                        if s["owned"] == true { "  (yours)" } else { "" }
-                    )
-                })
-                .collect();
-            let text = if text.is_empty() {
-                "No spheres yet: `spheres sphere create NAME`".to_owned()
-            } else {
-                text.join("\n")
-            };
-            out.result(&text, list);
-        }
-        Command::Sphere(SphereCommand::Invite { sphere, jid }) => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/invite", segment(&sphere)),
-                    serde_json::json!({"jid": jid}),
-                )
-                .await?;
-            out.result(&format!("Invited {jid} to {sphere}"), v);
-        }
-        Command::Sphere(SphereCommand::InviteLink { sphere }) => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/invite-link", segment(&sphere)),
-                    serde_json::json!({}),
-                )
-                .await?;
-            let local = if v["this_machine_only"].as_bool() == Some(true) {
-                "\n  Note: the household server listens on this machine only, so the link works here and nowhere else;\n  start the node with --xmpp-listen 0.0.0.0 for the household's other computers."
-            } else {
-                ""
-            };
-            out.result(
-                &format!(
-                    "Send this link to the person you invite (it works once); they paste it in their node's page, or start with\n  spheres up --invite '{}'{local}",
-                    v["link"].as_str().unwrap_or("?")
-                ),
-                v,
-            );
-        }
-        Command::Sphere(SphereCommand::Invites) => {
-            let list = r.get("/invites").await?;
-            let text: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|i| {
-                    format!(
-                        "{} from {} ({})",
-                        i["reason"].as_str().unwrap_or("a sphere"),
-                        i["from_jid"].as_str().unwrap_or("?"),
-                        i["room"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect();
-            let text = if text.is_empty() {
-                "No pending invitations".to_owned()
-            } else {
-                text.join("\n")
-            };
-            out.result(&text, list);
-        }
-        Command::Sphere(SphereCommand::Join { invite }) => {
-            let s = r
-                .post("/invites/join", serde_json::json!({"invite": invite}))
-                .await?;
-            out.result(
-                &format!(
-                    "Joined {}; its folder is {}",
-                    s["name"].as_str().unwrap_or("?"),
-                    s["folder"].as_str().unwrap_or("?")
-                ),
-                s,
-            );
-        }
-        Command::Sphere(SphereCommand::Leave { sphere }) => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/leave", segment(&sphere)),
-                    serde_json::json!({}),
-                )
-                .await?;
-            out.result(&format!("Left {sphere}; its files stay where they are"), v);
-        }
-        Command::Sphere(SphereCommand::Remove { sphere, jid }) => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/remove", segment(&sphere)),
-                    serde_json::json!({"jid": jid}),
-                )
-                .await?;
-            out.result(&format!("Removed {jid} from {sphere}"), v);
-        }
-        Command::Sphere(SphereCommand::Members { sphere }) => {
-            let list = r
-                .get(&format!("/spheres/{}/members", segment(&sphere)))
-                .await?;
-            let text: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    format!(
-                        "{} ({}, {})",
-                        m["jid"].as_str().unwrap_or("?"),
-                        m["affiliation"].as_str().unwrap_or("?"),
-                        if m["online"] == true {
-                            "online"
-                        } else {
-                            "offline"
-                        }
-                    )
-                })
-                .collect();
-            out.result(&text.join("\n"), list.clone());
-        }
-        Command::Share { sphere, path } => {
-            let path = std::fs::canonicalize(&path)
-                .with_context(|| format!("cannot find {}", path.display()))?;
-            let bar = out.bytes_bar("hashing");
-            let shares_path = format!("/spheres/{}/shares", segment(&sphere));
-            let request = r.post(&shares_path, serde_json::json!({"path": path}));
-            tokio::pin!(request);
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            let done = loop {
-                tokio::select! {
-                    result = &mut request => break result?,
-                    _ = tick.tick() => {
-                        if let Ok(list) = r.get(&shares_path).await {
-                            for s in list.as_array().into_iter().flatten().filter(|s| s["state"] == "hashing") {
-                                bar.set(s["have_bytes"].as_u64().unwrap_or(0), s["total_bytes"].as_u64().unwrap_or(0));
-                            }
-                        }
-                    }
-                }
-            };
-            bar.finish();
-            out.result(
-                &format!(
-                    "Shared {} ({}) in {sphere}",
-                    done["name"].as_str().unwrap_or("?"),
-                    human_bytes(done["size"].as_u64().unwrap_or(0))
-                ),
-                done,
-            );
-        }
-        Command::Shares { sphere } => {
-            let list = r
-                .get(&format!("/spheres/{}/shares", segment(&sphere)))
-                .await?;
-            let text: Vec<String> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| {
-                    let have = s["have_bytes"].as_u64().unwrap_or(0);
-                    let total = s["total_bytes"].as_u64().unwrap_or(0).max(1);
-                    format!(
-                        "{:>5.1}%  {:<11} {:>9}  {} (from {})",
-                        have as f64 * 100.0 / total as f64,
-                        s["state"].as_str().unwrap_or("?"),
-                        human_bytes(s["total_bytes"].as_u64().unwrap_or(0)),
-                        s["name"].as_str().unwrap_or("?"),
-                        s["sharer"].as_str().unwrap_or("you"),
-                    )
-                })
-                .collect();
-            let text = if text.is_empty() {
-                "No shares yet".to_owned()
-            } else {
-                text.join("\n")
-            };
-            out.result(&text, list);
-        }
-        Command::Sphere(SphereCommand::Policy { sphere, policy }) => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/policy", segment(&sphere)),
-                    serde_json::json!({"policy": policy}),
-                )
-                .await?;
-            out.result(
-                &format!("{sphere}: {}", v["policy"].as_str().unwrap_or("?")),
-                v,
-            );
-        }
-        Command::Fetch { sphere, share } => {
-            let v = r
-                .post(
-                    &format!("/spheres/{}/fetch", segment(&sphere)),
-                    serde_json::json!({"share": share}),
-                )
-                .await?;
-            out.result(
-                &format!("Fetching {} in {sphere}", v["name"].as_str().unwrap_or("?")),
-                v,
-            );
-        }
-        Command::Password { password_file } => {
-            let password = std::fs::read_to_string(&password_file)
-                .with_context(|| format!("cannot read {}", password_file.display()))?;
-            let v = r
-                .post(
-                    "/password",
-                    serde_json::json!({"password": password.trim_end_matches(['\n', '\r'])}),
-                )
-                .await?;
-            out.result("The web password is set", v);
-        }
-        Command::Household(HouseholdCommand::AddUser {
-            user,
-            password_file,
-        }) => {
-            let password = std::fs::read_to_string(&password_file)
-                .with_context(|| format!("cannot read {}", password_file.display()))?;
-            let v = r
-                .post("/household/users", serde_json::json!({"user": user, "password": password.trim_end_matches(['\n', '\r'])}))
-                .await?;
-            out.result(&format!("Created {}", v["jid"].as_str().unwrap_or("?")), v);
-        }
-        Command::Up(_) | Command::Torrent(_) | Command::Tracker(_) | Command::MapPort { .. } => {}
     }
     Ok(())
 }

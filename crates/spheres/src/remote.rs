@@ -2,6 +2,8 @@
 //! folder (`node.json`: address and token).
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use spheres_node::read_node_file;
@@ -29,7 +31,8 @@ impl Remote {
         })
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+    /// Sends a request; the answer as the type the API promises for it.
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
         let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
             anyhow!(
                 "cannot reach the node at {} ({e}); is `spheres up` running?",
@@ -42,18 +45,21 @@ impl Remote {
             .await
             .context("the node sent an unreadable answer")?;
         if !status.is_success() {
-            let msg = body["error"].as_str().unwrap_or("unknown error").to_owned();
-            bail!("{msg}");
+            match body["error"].as_str() {
+                Some(msg) => bail!("{msg}"),
+                None => bail!("the node answered {status} without saying why"),
+            }
         }
-        Ok(body)
+        serde_json::from_value(body)
+            .context("the node sent an answer this CLI does not read; are both the same version?")
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.get(format!("{}/api{path}", self.base)))
             .await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: impl Serialize) -> Result<T> {
         self.send(
             self.http
                 .post(format!("{}/api{path}", self.base))

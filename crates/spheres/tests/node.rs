@@ -782,3 +782,116 @@ fn a_chunked_upload_onto_a_full_disk_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
     alice.stop();
 }
+
+/// What the page does with people, from the command line: contacts (asked, accepted,
+/// removed), one-to-one chat both ways, talking in a sphere; the node's link to its XMPP
+/// server in `status`; and the API's refusals by kind (404, 409, 400, 403).
+#[test]
+fn contacts_chat_and_the_sphere_room_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+
+    let status = alice.cli(&["status"]);
+    assert_eq!(status["xmpp"]["state"], "online", "{status}");
+
+    // Bob asks; alice sees the request and accepts by adding him; both see each other.
+    bob.cli(&["contact", "add", "alice@family.test", "--name", "Alice"]);
+    wait_until("bob's request at alice's", || {
+        alice.cli(&["contact", "list"])["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|j| j == "bob@family.test"))
+    });
+    alice.cli(&["contact", "add", "bob@family.test"]);
+    wait_until("alice online in bob's contacts", || {
+        bob.cli(&["contact", "list"])["contacts"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|p| p["jid"] == "alice@family.test" && p["online"] == true)
+            })
+    });
+
+    // One-to-one chat, both ways, read back from each side's archive.
+    bob.cli(&["chat", "alice@family.test", "Dinner at eight?"]);
+    wait_until("bob's message at alice's", || {
+        alice
+            .cli(&["chat", "bob@family.test"])
+            .as_array()
+            .is_some_and(|l| {
+                l.iter()
+                    .any(|m| m["body"] == "Dinner at eight?" && m["mine"] == false)
+            })
+    });
+    alice.cli(&["chat", "bob@family.test", "Yes!"]);
+    wait_until("alice's answer at bob's", || {
+        bob.cli(&["chat", "alice@family.test"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["body"] == "Yes!" && m["mine"] == false))
+    });
+
+    // The sphere's room.
+    bob.cli(&["say", "Family", "The photos from Lyon are in"]);
+    wait_until("bob's words in alice's sphere", || {
+        alice
+            .cli(&["messages", "Family"])
+            .as_array()
+            .is_some_and(|l| {
+                l.iter().any(|m| {
+                    m["body"] == "The photos from Lyon are in" && m["jid"] == "bob@family.test"
+                })
+            })
+    });
+
+    // Refusals say what is wrong, by kind.
+    let err = bob.cli_fails(&["say", "Nowhere", "hello"]);
+    assert!(err.contains("there is no sphere named"), "{err}");
+    let err = alice.cli_fails(&["sphere", "create", "Family"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = bob.cli_fails(&["sphere", "invite", "Family", "carol@family.test"]);
+    assert!(err.contains("only the sphere's owner"), "{err}");
+    let err = alice.cli_fails(&["contact", "remove", "nobody@family.test"]);
+    assert!(err.contains("not one of your contacts"), "{err}");
+    let api = |n: &Node, method: &str, path: &str, body: &str| {
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(n.data.join("node.json")).unwrap()).unwrap();
+        let addr = file["api"].as_str().unwrap().trim_start_matches("http://");
+        let token = file["token"].as_str().unwrap();
+        common::node::raw_http(
+            addr,
+            (method, path),
+            &[
+                &format!("Authorization: Bearer {token}"),
+                "Content-Type: application/json",
+            ],
+            (body.len(), body.as_bytes()),
+        )
+        .0
+    };
+    assert_eq!(api(&bob, "GET", "/api/spheres/Nowhere/messages", ""), 404);
+    assert_eq!(
+        api(&alice, "POST", "/api/spheres", r#"{"name":"Family"}"#),
+        409
+    );
+    assert_eq!(
+        api(&alice, "POST", "/api/spheres", r#"{"name":"../x"}"#),
+        400
+    );
+    assert_eq!(
+        api(
+            &bob,
+            "POST",
+            "/api/spheres/Family/invite",
+            r#"{"jid":"carol@family.test"}"#
+        ),
+        403
+    );
+
+    // Removing a contact ends it on both sides.
+    bob.cli(&["contact", "remove", "alice@family.test"]);
+    wait_until("alice gone from bob's contacts", || {
+        bob.cli(&["contact", "list"])["contacts"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|p| p["jid"] != "alice@family.test"))
+    });
+}

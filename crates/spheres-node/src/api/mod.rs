@@ -8,8 +8,9 @@
 //!
 //! Anything else gets 401 with `"login": true`.
 
+pub mod types;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -22,8 +23,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Node;
 use super::access::{self, Access};
+use super::{Node, NodeError, NodeEvent};
 
 #[derive(Clone)]
 struct Api {
@@ -58,30 +59,34 @@ fn sessions_of(headers: &axum::http::HeaderMap) -> Vec<String> {
         .collect()
 }
 
-struct ApiError(anyhow::Error);
+struct ApiError(NodeError);
 
+/// Each kind of refusal has its status; the message says what to do next.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let text = format!("{:#}", self.0);
-        let status =
-            if text.contains("there is no sphere") || text.contains("no pending invitation") {
-                StatusCode::NOT_FOUND
-            } else if text.starts_with("not enough space") {
-                StatusCode::INSUFFICIENT_STORAGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-        (status, Json(json!({"error": text}))).into_response()
+        let status = match &self.0 {
+            NodeError::NotFound(_) => StatusCode::NOT_FOUND,
+            NodeError::Conflict(_) => StatusCode::CONFLICT,
+            NodeError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
+            NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NodeError::BadInput(_) => StatusCode::BAD_REQUEST,
+            NodeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NodeError::Internal(e) => {
+                tracing::warn!(error = format!("{e:#}"), "an API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(json!({"error": self.0.to_string()}))).into_response()
     }
 }
 
-impl<E: Into<anyhow::Error>> From<E> for ApiError {
+impl<E: Into<NodeError>> From<E> for ApiError {
     fn from(e: E) -> Self {
         ApiError(e.into())
     }
 }
 
-type ApiResult = Result<Json<serde_json::Value>, ApiError>;
+type ApiResult<T = serde_json::Value> = Result<Json<T>, ApiError>;
 
 /// Whether a browser reached us by one of our names: an IP address, `localhost`, the
 /// machine's own name (and `NAME.local`), or a name given with `--http-host`. Any other name
@@ -219,7 +224,7 @@ async fn login_link(
             ],
         )
             .into_response(),
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -233,7 +238,10 @@ async fn new_login_link(
             .into_response();
     };
     let Some(http) = *super::lock(&api.node.http) else {
-        return ApiError(anyhow::anyhow!("the web interface is not up yet")).into_response();
+        return ApiError(NodeError::Unavailable(
+            "the web interface is not up yet".into(),
+        ))
+        .into_response();
     };
     Json(json!({"url": api.access.login_link(http)})).into_response()
 }
@@ -328,7 +336,7 @@ async fn login(
             Json(json!({"logged_in": true})),
         )
             .into_response(),
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -375,10 +383,10 @@ async fn set_password(
         api.access.succeeded(peer.ip());
     }
     if let Err(e) = api.node.set_password(&b.password).await {
-        return ApiError(e).into_response();
+        return ApiError::from(e).into_response();
     }
     if let Err(e) = api.node.store.end_all_sessions().await {
-        return ApiError(e.into()).into_response();
+        return ApiError::from(e).into_response();
     }
     match caller {
         Caller::Cli => Json(json!({"password_set": true})).into_response(),
@@ -388,7 +396,7 @@ async fn set_password(
                 Json(json!({"password_set": true})),
             )
                 .into_response(),
-            Err(e) => ApiError(e).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         },
     }
 }
@@ -432,6 +440,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/open", post(new_login_link))
         .route("/limits", post(set_limits))
         .route("/contacts", get(contacts).post(add_contact))
+        .route("/contacts/{jid}/remove", post(remove_contact))
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/logout", post(logout))
@@ -459,100 +468,30 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
     )
 }
 
-async fn status(State(api): State<Api>) -> ApiResult {
+async fn status(State(api): State<Api>) -> ApiResult<types::Status> {
     Ok(Json(api.node.status().await?))
 }
 
-#[derive(Deserialize)]
-struct NameBody {
-    name: String,
+use types::{
+    ContactBody, FetchBody, JidBody, JoinBody, LimitsBody, LinkBody, NameBody, NewPasswordBody,
+    PasswordBody, PathBody, PolicyBody, SayBody, SignInBody, UserBody,
+};
+
+async fn list_spheres(State(api): State<Api>) -> ApiResult<Vec<types::SphereInfo>> {
+    Ok(Json(api.node.list_spheres().await?))
 }
 
-#[derive(Deserialize)]
-struct JidBody {
-    jid: String,
+async fn create_sphere(
+    State(api): State<Api>,
+    Json(b): Json<NameBody>,
+) -> ApiResult<types::SphereInfo> {
+    Ok(Json(api.node.create_sphere(&b.name).await?))
 }
 
-#[derive(Deserialize)]
-struct PathBody {
-    path: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct PolicyBody {
-    policy: String,
-}
-
-#[derive(Deserialize)]
-struct FetchBody {
-    share: String,
-}
-
-#[derive(Deserialize)]
-struct JoinBody {
-    invite: String,
-}
-
-#[derive(Deserialize)]
-struct SignInBody {
-    jid: String,
-    password: String,
-    #[serde(default)]
-    server: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct LinkBody {
-    link: String,
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct LimitsBody {
-    download: Option<u64>,
-    upload: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ContactBody {
-    jid: String,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct PasswordBody {
-    password: String,
-}
-
-#[derive(Deserialize)]
-struct NewPasswordBody {
-    password: String,
-    /// The password in use, asked of a browser once one is set.
-    #[serde(default)]
-    current: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SayBody {
-    body: String,
-}
-
-#[derive(Deserialize)]
-struct UserBody {
-    user: String,
-    password: String,
-}
-
-async fn list_spheres(State(api): State<Api>) -> ApiResult {
-    Ok(Json(json!(api.node.list_spheres().await?)))
-}
-
-async fn create_sphere(State(api): State<Api>, Json(b): Json<NameBody>) -> ApiResult {
-    Ok(Json(json!(api.node.create_sphere(&b.name).await?)))
-}
-
-async fn members(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn members(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Vec<types::Member>> {
     Ok(Json(api.node.members(&name).await?))
 }
 
@@ -565,7 +504,10 @@ async fn invite(
     Ok(Json(json!({"invited": b.jid, "sphere": name})))
 }
 
-async fn invite_link(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn invite_link(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<types::InviteLink> {
     let link = api.node.invite_link(&name).await?;
     // A household server on loopback only: the link works on this machine, nowhere else.
     let this_machine_only = api.node.household_on_loopback();
@@ -576,9 +518,12 @@ async fn invite_link(State(api): State<Api>, Path(name): Path<String>) -> ApiRes
         super::settings::DEFAULT_HTTP,
         percent_encoding::utf8_percent_encode(&link, percent_encoding::NON_ALPHANUMERIC)
     );
-    Ok(Json(
-        json!({"link": link, "open": open, "sphere": name, "this_machine_only": this_machine_only}),
-    ))
+    Ok(Json(types::InviteLink {
+        link,
+        open,
+        sphere: name,
+        this_machine_only,
+    }))
 }
 
 async fn remove(
@@ -595,7 +540,10 @@ async fn leave(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
     Ok(Json(json!({"left": name})))
 }
 
-async fn shares(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn shares(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Vec<types::ShareInfo>> {
     Ok(Json(api.node.shares(&name).await?))
 }
 
@@ -603,7 +551,7 @@ async fn share(
     State(api): State<Api>,
     Path(name): Path<String>,
     Json(b): Json<PathBody>,
-) -> ApiResult {
+) -> ApiResult<types::Shared> {
     Ok(Json(api.node.share(&name, &b.path).await?))
 }
 
@@ -620,16 +568,16 @@ async fn fetch(
     State(api): State<Api>,
     Path(name): Path<String>,
     Json(b): Json<FetchBody>,
-) -> ApiResult {
+) -> ApiResult<types::Fetching> {
     Ok(Json(api.node.fetch(&name, &b.share).await?))
 }
 
-async fn invites(State(api): State<Api>) -> ApiResult {
-    Ok(Json(json!(api.node.invites().await?)))
+async fn invites(State(api): State<Api>) -> ApiResult<Vec<types::Invite>> {
+    Ok(Json(api.node.invites().await?))
 }
 
-async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> ApiResult {
-    Ok(Json(json!(api.node.join(&b.invite).await?)))
+async fn join(State(api): State<Api>, Json(b): Json<JoinBody>) -> ApiResult<types::SphereInfo> {
+    Ok(Json(api.node.join(&b.invite).await?))
 }
 
 /// Takes an existing XMPP account on a fresh node; the node then starts again as it.
@@ -641,7 +589,10 @@ async fn sign_in(State(api): State<Api>, Json(b): Json<SignInBody>) -> ApiResult
     Ok(Json(json!({"jid": jid, "restarting": true})))
 }
 
-async fn link_preview(State(api): State<Api>, Json(b): Json<LinkBody>) -> ApiResult {
+async fn link_preview(
+    State(api): State<Api>,
+    Json(b): Json<LinkBody>,
+) -> ApiResult<types::LinkPreview> {
     Ok(Json(api.node.link_preview(&b.link).await?))
 }
 
@@ -666,18 +617,21 @@ async fn events(State(api): State<Api>) -> impl IntoResponse {
         let event = tokio::select! {
             got = rx.recv() => match got {
                 Ok(v) => v,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => json!({"type": "resync"}),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => NodeEvent::Resync,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             },
-            _ = ticks.tick() => json!({"type": "tick"}),
+            _ = ticks.tick() => NodeEvent::Tick,
         };
-        let sse = SseEvent::default().data(event.to_string());
+        let sse = SseEvent::default().data(event.to_json());
         Some((Ok::<_, std::convert::Infallible>(sse), (rx, ticks)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn messages(State(api): State<Api>, Path(name): Path<String>) -> ApiResult {
+async fn messages(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Vec<types::RoomMessage>> {
     Ok(Json(api.node.messages(&name).await?))
 }
 
@@ -707,11 +661,11 @@ async fn upload(
     if let Some(len) = announced {
         let free = api.node.free_space(&name).await?;
         if len.saturating_add(crate::UPLOAD_HEADROOM) > free {
-            return Err(anyhow::anyhow!(
+            return Err(NodeError::NoSpace(format!(
                 "not enough space on the node's disk for {rel}: it needs {}, {} are free; free some space and send it again",
                 crate::units::human_bytes(len),
                 crate::units::human_bytes(free.saturating_sub(crate::UPLOAD_HEADROOM))
-            )
+            ))
             .into());
         }
     }
@@ -757,12 +711,13 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Resu
     let mut checked_at: u64 = 0;
     let folder = path.parent().unwrap_or(path).to_owned();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| anyhow::anyhow!("the upload was cut: {e}"))?;
+        let chunk = chunk.map_err(|e| NodeError::BadInput(format!("the upload was cut: {e}")))?;
         if written.saturating_sub(checked_at) >= 8 * 1024 * 1024 || checked_at == 0 {
             checked_at = written.max(1);
             let free = crate::free_bytes(&folder)?;
             if free < crate::UPLOAD_HEADROOM.saturating_add(chunk.len() as u64) {
-                anyhow::bail!(
+                crate::error::refuse!(
+                    NoSpace,
                     "not enough space on the node's disk: {} are free; free some space and send it again",
                     crate::units::human_bytes(free.saturating_sub(crate::UPLOAD_HEADROOM))
                 );
@@ -770,7 +725,8 @@ async fn receive(body: axum::body::Body, path: &std::path::Path) -> anyhow::Resu
         }
         if let Err(e) = out.write_all(&chunk).await {
             if e.kind() == std::io::ErrorKind::StorageFull {
-                anyhow::bail!(
+                crate::error::refuse!(
+                    NoSpace,
                     "not enough space on the node's disk: it filled up during the upload; free some space and send it again"
                 );
             }
@@ -816,18 +772,18 @@ async fn thumb(State(api): State<Api>, Path((name, hash)): Path<(String, String)
                 bytes,
             )
                 .into_response(),
-            Err(e) => ApiError(e.into()).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         },
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no thumbnail"})),
         )
             .into_response(),
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
-async fn contacts(State(api): State<Api>) -> ApiResult {
+async fn contacts(State(api): State<Api>) -> ApiResult<types::Contacts> {
     Ok(Json(api.node.contacts().await?))
 }
 
@@ -836,7 +792,15 @@ async fn add_contact(State(api): State<Api>, Json(b): Json<ContactBody>) -> ApiR
     Ok(Json(json!({"added": b.jid})))
 }
 
-async fn conversation(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult {
+async fn remove_contact(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult {
+    api.node.remove_contact(&jid).await?;
+    Ok(Json(json!({"removed": jid})))
+}
+
+async fn conversation(
+    State(api): State<Api>,
+    Path(jid): Path<String>,
+) -> ApiResult<Vec<types::ChatLine>> {
     Ok(Json(api.node.conversation(&jid).await?))
 }
 
@@ -865,7 +829,10 @@ async fn qr(axum::extract::Query(q): axum::extract::Query<QrQuery>) -> Response 
                 .build();
             ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
         }
-        Err(e) => ApiError(anyhow::anyhow!("cannot make a QR code of that: {e}")).into_response(),
+        Err(e) => ApiError(NodeError::BadInput(format!(
+            "cannot make a QR code of that: {e}"
+        )))
+        .into_response(),
     }
 }
 

@@ -1,0 +1,632 @@
+//! What the API says and takes, as types: the handlers answer with them, the CLI reads them,
+//! and `ui/api-types.js` describes them to the page (JSDoc, checked by `tsc --checkJs`). Store
+//! rows and the protocol crates' types stay behind the node: these are the contract.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Connection;
+
+// ----- Shares -----
+
+/// Where a share is on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ShareState {
+    /// Ours, being hashed into a torrent.
+    Hashing,
+    /// Coming from members.
+    Downloading,
+    /// Complete here, and given to members.
+    Seeding,
+    /// Announced, not fetched (policy, free space, or deleted here).
+    Available,
+    /// Its sharer took it back.
+    Withdrawn,
+    /// Cannot be fetched or placed (`error` says why).
+    Failed,
+}
+
+impl ShareState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareState::Hashing => "hashing",
+            ShareState::Downloading => "downloading",
+            ShareState::Seeding => "seeding",
+            ShareState::Available => "available",
+            ShareState::Withdrawn => "withdrawn",
+            ShareState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for ShareState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ShareState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "hashing" => ShareState::Hashing,
+            "downloading" => ShareState::Downloading,
+            "seeding" => ShareState::Seeding,
+            "available" => ShareState::Available,
+            "withdrawn" => ShareState::Withdrawn,
+            "failed" => ShareState::Failed,
+            other => return Err(format!("{other:?} is not a share state")),
+        })
+    }
+}
+
+/// A share of a sphere, with its progress here. A share still being hashed has only its
+/// name, state and progress: the other fields are left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ShareInfo {
+    pub name: String,
+    pub state: ShareState,
+    pub have_bytes: u64,
+    pub total_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub info_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub files: Option<u64>,
+    /// False while the room has not confirmed our announcement (it is sent again until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub announced: Option<bool>,
+    /// `video`, `audio`, `image`, `document`, `archive` or `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub media: Option<String>,
+    /// Who shared it (an address; empty when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub sharer: Option<String>,
+    /// Where it is on this machine, once there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub path: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub peers: Option<usize>,
+    /// The engine's state of the transfer, when the engine has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub transfer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub download_bps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub upload_bps: Option<u64>,
+}
+
+impl ShareInfo {
+    /// A share being hashed: name, state and progress only.
+    pub fn hashing(name: String, have_bytes: u64, total_bytes: u64) -> ShareInfo {
+        ShareInfo {
+            name,
+            state: ShareState::Hashing,
+            have_bytes,
+            total_bytes,
+            info_hash: None,
+            size: None,
+            files: None,
+            announced: None,
+            media: None,
+            sharer: None,
+            path: None,
+            error: None,
+            peers: None,
+            transfer: None,
+            download_bps: None,
+            upload_bps: None,
+        }
+    }
+}
+
+/// A share just made by this node (`spheres share`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Shared {
+    pub info_hash: String,
+    pub name: String,
+    pub size: u64,
+    pub files: u64,
+    pub magnet: String,
+}
+
+/// A share asked for (`spheres fetch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Fetching {
+    pub name: String,
+    pub info_hash: String,
+    pub state: ShareState,
+}
+
+// ----- Spheres -----
+
+/// What a node fetches by itself in a sphere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(into = "String", try_from = "String")]
+#[cfg_attr(test, ts(as = "String"))]
+pub enum Policy {
+    /// Everything (the default).
+    All,
+    /// Nothing: shares are fetched when asked.
+    Nothing,
+    /// Shares up to this many bytes.
+    Max(u64),
+}
+
+impl Policy {
+    /// Whether a share of `size` bytes is fetched by itself.
+    pub fn wants(self, size: u64) -> bool {
+        match self {
+            Policy::All => true,
+            Policy::Nothing => false,
+            Policy::Max(max) => size <= max,
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policy::All => f.write_str("all"),
+            Policy::Nothing => f.write_str("none"),
+            Policy::Max(n) => write!(f, "max:{n}"),
+        }
+    }
+}
+
+impl FromStr for Policy {
+    type Err = String;
+    /// `all`, `none`, or `max:SIZE` (bytes, or with a K or M suffix).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => Ok(Policy::All),
+            "none" => Ok(Policy::Nothing),
+            p => match p.strip_prefix("max:").map(crate::units::parse_size) {
+                Some(Ok(n)) => Ok(Policy::Max(n)),
+                _ => Err(format!(
+                    "{s:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"
+                )),
+            },
+        }
+    }
+}
+
+impl From<Policy> for String {
+    fn from(p: Policy) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for Policy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// A sphere of this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SphereInfo {
+    pub name: String,
+    /// Its room's address.
+    pub room: String,
+    /// Its folder on this machine.
+    pub folder: String,
+    /// Whether this node's account owns it.
+    pub owned: bool,
+    pub policy: Policy,
+    /// The announce URL of the sphere's tracker, with this node's key (once given).
+    pub announce: Option<String>,
+}
+
+/// A sphere in the status: counts for the home page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SphereSummary {
+    pub name: String,
+    pub room: String,
+    pub owned: bool,
+    pub shares: usize,
+    pub members_online: usize,
+    pub messages: i64,
+    /// When something was last said (seconds since 1970).
+    pub last_activity: Option<i64>,
+}
+
+/// A member of a sphere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Member {
+    pub jid: String,
+    /// `owner`, `admin` or `member`.
+    pub affiliation: String,
+    pub online: bool,
+    /// Where their node takes BitTorrent peers (`HOST:PORT`), as they publish it.
+    pub endpoints: Vec<String>,
+}
+
+/// An invitation waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Invite {
+    pub room: String,
+    pub from_jid: String,
+    /// The sphere's name, as the inviter gave it.
+    pub reason: Option<String>,
+    pub received_at: i64,
+}
+
+/// An invitation link made for someone with no account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct InviteLink {
+    pub link: String,
+    /// The same link as an address that opens a node's join screen with it filled in.
+    pub open: String,
+    pub sphere: String,
+    /// The household server listens on loopback: the link works on this machine only.
+    pub this_machine_only: bool,
+}
+
+/// What an invitation link offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LinkPreview {
+    pub sphere: String,
+    pub owner: String,
+    pub domain: String,
+    pub can_join: bool,
+    pub why_not: Option<String>,
+}
+
+/// Something said in a sphere's room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RoomMessage {
+    pub nick: String,
+    /// The sayer's address, when the room tells it.
+    pub jid: Option<String>,
+    pub body: String,
+    /// Seconds since 1970.
+    pub stamp: i64,
+    pub mine: bool,
+}
+
+// ----- People -----
+
+/// A contact, with presence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Contact {
+    pub jid: String,
+    pub name: Option<String>,
+    pub online: bool,
+    /// `both`, `to`, `from` or `none` (RFC 6121).
+    pub subscription: String,
+}
+
+/// Contacts and who asks to become one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Contacts {
+    pub contacts: Vec<Contact>,
+    pub requests: Vec<String>,
+}
+
+/// A line of a one-to-one conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChatLine {
+    pub body: String,
+    pub mine: bool,
+    /// When it was said (RFC 3339), when the archive says.
+    pub stamp: Option<String>,
+}
+
+// ----- The node -----
+
+/// The household server the node runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Household {
+    pub domain: String,
+    pub muc: String,
+    pub c2s: SocketAddr,
+    pub ca: PathBuf,
+}
+
+/// How reachable the node is from outside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Reachability {
+    Unknown,
+    LoopbackOnly,
+    /// The router forwards `external` here (`method`: `pcp`, `nat-pmp`, `upnp-igd2`...).
+    Mapped {
+        method: String,
+        external: SocketAddr,
+        lease_secs: u64,
+    },
+    /// Behind two routers: the first forwards, the outer one does not.
+    DoubleNat {
+        method: String,
+        router_outside: SocketAddr,
+        why: String,
+    },
+    Unreachable {
+        why: String,
+    },
+}
+
+/// An address this node publishes for BitTorrent peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Endpoint {
+    /// `lan`, `mapped`, `ipv6`...
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A torrent in the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Transfer {
+    pub info_hash: String,
+    pub name: String,
+    pub state: String,
+    pub have_bytes: u64,
+    pub total_bytes: u64,
+    pub peers: usize,
+    pub download_bps: u64,
+    pub upload_bps: u64,
+}
+
+/// `spheres status` and the page's header and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Status {
+    pub jid: String,
+    /// The web interface's address.
+    pub http: Option<String>,
+    /// Where BitTorrent peers reach this node.
+    pub listen: String,
+    pub tracker: Option<String>,
+    pub household: Option<Household>,
+    pub muc: String,
+    pub spheres_dir: PathBuf,
+    pub headless: bool,
+    /// Whether a web password is set (other devices can log in).
+    pub web_password: bool,
+    pub reachability: Reachability,
+    /// The link to the XMPP server.
+    pub xmpp: Connection,
+    pub endpoints: Vec<Endpoint>,
+    pub download_limit: Option<u32>,
+    pub upload_limit: Option<u32>,
+    pub spheres: Vec<SphereSummary>,
+    pub transfers: Vec<Transfer>,
+}
+
+// ----- Requests -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NameBody {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct JidBody {
+    pub jid: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PathBody {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PolicyBody {
+    /// `all`, `none`, `max:SIZE`, `public:allow` or `public:ask`.
+    pub policy: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct FetchBody {
+    /// A share's name or info hash.
+    pub share: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct JoinBody {
+    /// The room's address, or the sphere's name as invited.
+    pub invite: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SignInBody {
+    pub jid: String,
+    pub password: String,
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LinkBody {
+    pub link: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LimitsBody {
+    pub download: Option<u64>,
+    pub upload: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ContactBody {
+    pub jid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NewPasswordBody {
+    pub password: String,
+    /// The password in use, asked of a browser once one is set.
+    #[serde(default)]
+    pub current: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SayBody {
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct UserBody {
+    pub user: String,
+    pub password: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_read_and_print_as_people_write_them() {
+        assert_eq!("all".parse::<Policy>(), Ok(Policy::All));
+        assert_eq!(" none ".parse::<Policy>(), Ok(Policy::Nothing));
+        assert_eq!("max:500M".parse::<Policy>(), Ok(Policy::Max(500 << 20)));
+        assert_eq!(Policy::Max(7).to_string(), "max:7");
+        assert!("max:".parse::<Policy>().is_err());
+        assert!("some".parse::<Policy>().is_err());
+        assert!(Policy::Max(10).wants(10) && !Policy::Max(10).wants(11));
+        assert!(!Policy::Nothing.wants(0) && Policy::All.wants(u64::MAX));
+        assert_eq!(
+            serde_json::to_string(&Policy::Max(3)).unwrap(),
+            r#""max:3""#
+        );
+        for s in [
+            ShareState::Hashing,
+            ShareState::Downloading,
+            ShareState::Seeding,
+            ShareState::Available,
+            ShareState::Withdrawn,
+            ShareState::Failed,
+        ] {
+            assert_eq!(s.as_str().parse::<ShareState>(), Ok(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+    }
+
+    /// A share being hashed has no detail, and says so by leaving the fields out.
+    #[test]
+    fn a_share_being_hashed_is_name_state_and_progress() {
+        let s = ShareInfo::hashing("Lyon".into(), 1, 2);
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"name":"Lyon","state":"hashing","have_bytes":1,"total_bytes":2}"#
+        );
+        let back: ShareInfo = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    /// The page reads these types through `crates/spheres-web/types/api.d.ts` (JSDoc in the
+    /// UI's modules, checked by `tsc --checkJs`): that file is generated from the types here
+    /// and must match them. `SPHERES_BLESS=1 cargo nextest run -p spheres-node types` writes it.
+    #[test]
+    fn the_pages_type_declarations_match_the_api() {
+        use ts_rs::{Config, TS};
+        // JSON numbers, not bigint: sizes and times fit in a double (2^53).
+        let cfg = Config::new().with_large_int("number");
+        let decls = [
+            Status::decl(&cfg),
+            Household::decl(&cfg),
+            Reachability::decl(&cfg),
+            Endpoint::decl(&cfg),
+            Transfer::decl(&cfg),
+            SphereSummary::decl(&cfg),
+            SphereInfo::decl(&cfg),
+            Policy::decl(&cfg),
+            ShareState::decl(&cfg),
+            ShareInfo::decl(&cfg),
+            Shared::decl(&cfg),
+            Fetching::decl(&cfg),
+            Member::decl(&cfg),
+            Invite::decl(&cfg),
+            InviteLink::decl(&cfg),
+            LinkPreview::decl(&cfg),
+            RoomMessage::decl(&cfg),
+            Contact::decl(&cfg),
+            Contacts::decl(&cfg),
+            ChatLine::decl(&cfg),
+            crate::events::Connection::decl(&cfg),
+            crate::events::NodeEvent::decl(&cfg),
+        ];
+        let mut text = String::from(
+            "// The node's API types, generated from spheres_node::api::types and events by the\n\
+             // test the_pages_type_declarations_match_the_api. Do not edit: change the Rust types.\n",
+        );
+        for d in decls {
+            text.push_str(&format!("\nexport {d}\n"));
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spheres-web/types/api.d.ts");
+        if std::env::var_os("SPHERES_BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == text,
+            "{path} is not what the API types say: run SPHERES_BLESS=1 cargo nextest run -p spheres-node types"
+        );
+    }
+}

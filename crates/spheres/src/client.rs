@@ -1,0 +1,505 @@
+//! The subcommands that talk to the running node: each is one or two API calls, read as the
+//! API's own types (`spheres_node::api::types`), printed as text or (`--json`) as they came.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use spheres_node::Connection;
+use spheres_node::api::types::{
+    ChatLine, Contacts, Fetching, Invite, InviteLink, Member, Reachability, RoomMessage, ShareInfo,
+    ShareState, Shared, SphereInfo, Status,
+};
+use spheres_node::units::{human_bytes, human_duration};
+
+use crate::output::Output;
+use crate::remote::{Remote, segment};
+
+#[derive(Subcommand)]
+pub enum SphereCommand {
+    /// Create a sphere: a members-only room and a folder.
+    Create { name: String },
+    /// List your spheres.
+    List,
+    /// Invite someone who has an XMPP account (makes them a member).
+    Invite { sphere: String, jid: String },
+    /// A link for someone with no account: with it, `spheres up --invite LINK` creates their
+    /// account on your household server and joins the sphere.
+    InviteLink { sphere: String },
+    /// Invitations you received and have not answered.
+    Invites,
+    /// Accept an invitation (the room's address, or the sphere's name as invited).
+    Join { invite: String },
+    /// Leave a sphere (files stay on disk).
+    Leave { sphere: String },
+    /// Remove a member from a sphere you own.
+    Remove { sphere: String, jid: String },
+    /// Who is in a sphere, and who is online.
+    Members { sphere: String },
+    /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M);
+    /// public:allow or public:ask (the default) for public torrents members pass on.
+    Policy { sphere: String, policy: String },
+}
+
+#[derive(Subcommand)]
+pub enum ContactCommand {
+    /// Add someone to your contacts (or accept their request): they see when you are online.
+    Add {
+        jid: String,
+        /// The name to show for them.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove someone from your contacts (or refuse their request).
+    Remove { jid: String },
+    /// Your contacts, who is online, and who asks to become one.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum HouseholdCommand {
+    /// Create an account on the household server.
+    AddUser {
+        user: String,
+        /// A file holding the new account's password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+}
+
+/// What the commands below ask of the node.
+pub enum Ask {
+    Open,
+    Status,
+    Sphere(SphereCommand),
+    Share { sphere: String, path: PathBuf },
+    Fetch { sphere: String, share: String },
+    Shares { sphere: String },
+    Password { password_file: PathBuf },
+    Household(HouseholdCommand),
+    Contact(ContactCommand),
+    Chat { jid: String, text: Option<String> },
+    Say { sphere: String, text: String },
+    Messages { sphere: String },
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// How long ago `stamp` (seconds since 1970) was.
+fn ago(stamp: i64) -> String {
+    format!(
+        "{} ago",
+        human_duration(u64::try_from(now() - stamp).unwrap_or(0))
+    )
+}
+
+/// One line on the node's link to its XMPP server.
+pub fn connection_line(c: &Connection) -> String {
+    let since = |t: i64| human_duration(u64::try_from(now() - t).unwrap_or(0));
+    match c {
+        Connection::Online { since: t } => format!("online (for {})", since(*t)),
+        Connection::Connecting {
+            since: t,
+            next_attempt,
+            error,
+        } => {
+            let next = next_attempt
+                .map(|n| {
+                    format!(
+                        ", next attempt in {}",
+                        human_duration(u64::try_from(n - now()).unwrap_or(0))
+                    )
+                })
+                .unwrap_or_default();
+            format!("reconnecting for {}{next}: {error}", since(*t))
+        }
+        Connection::Offline { since: t, error } => format!(
+            "offline for {}: {error}; fix that, then start the node again",
+            since(*t)
+        ),
+    }
+}
+
+fn reachability_line(r: &Reachability) -> String {
+    match r {
+        Reachability::Mapped {
+            method, external, ..
+        } => format!("yes, {external} forwarded by the router ({method})"),
+        Reachability::LoopbackOnly => {
+            "only from this machine (listening on loopback; --listen 0.0.0.0:PORT to open)"
+                .to_owned()
+        }
+        Reachability::Unreachable { why } | Reachability::DoubleNat { why, .. } => {
+            format!("no: {why}")
+        }
+        Reachability::Unknown => "not known yet".to_owned(),
+    }
+}
+
+fn status_text(s: &Status) -> String {
+    let mut text = format!(
+        "account:   {}\nxmpp:      {}\nweb:       {}\nBitTorrent {}\ntracker:   {}\nreachable: {}\n",
+        s.jid,
+        connection_line(&s.xmpp),
+        s.http.as_deref().unwrap_or("not up yet"),
+        s.listen,
+        s.tracker.as_deref().unwrap_or("none"),
+        reachability_line(&s.reachability),
+    );
+    if let Some(h) = &s.household {
+        text.push_str(&format!(
+            "household: {} on {} (CA {})\n",
+            h.domain,
+            h.c2s,
+            h.ca.display()
+        ));
+    }
+    text.push_str("spheres:\n");
+    for sp in &s.spheres {
+        text.push_str(&format!(
+            "  {} ({} shares, {} members online{})\n",
+            sp.name,
+            sp.shares,
+            sp.members_online,
+            if sp.owned { ", yours" } else { "" }
+        ));
+    }
+    text.push_str("transfers:\n");
+    for t in &s.transfers {
+        text.push_str(&format!(
+            "  {} {} {}/{} {} peers\n",
+            t.state,
+            t.name,
+            human_bytes(t.have_bytes),
+            human_bytes(t.total_bytes),
+            t.peers
+        ));
+    }
+    text.trim_end().to_owned()
+}
+
+fn share_line(s: &ShareInfo) -> String {
+    let percent = s.have_bytes as f64 * 100.0 / s.total_bytes.max(1) as f64;
+    let from = s
+        .sharer
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .unwrap_or("you");
+    format!(
+        "{percent:>5.1}%  {:<11} {:>9}  {} (from {from})",
+        s.state,
+        human_bytes(s.total_bytes),
+        s.name,
+    )
+}
+
+fn lines<T>(list: &[T], empty: &str, line: impl Fn(&T) -> String) -> String {
+    if list.is_empty() {
+        empty.to_owned()
+    } else {
+        list.iter().map(line).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// The JSON of a typed answer, for `--json`.
+fn value(v: &impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn read_secret(file: &PathBuf) -> Result<String> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
+    match ask {
+        Ask::Open => {
+            let v: Value = r.post("/open", json!({})).await?;
+            let url = v["url"].as_str().unwrap_or_default().to_owned();
+            out.result(
+                &format!("Open {url} in a browser on this computer (it works once)."),
+                v,
+            );
+        }
+        Ask::Status => {
+            let s: Status = r.get("/status").await?;
+            out.result(&status_text(&s), value(&s));
+        }
+        Ask::Sphere(c) => sphere(out, r, c).await?,
+        Ask::Share { sphere, path } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find {}", path.display()))?;
+            let bar = out.bytes_bar("hashing");
+            let shares_path = format!("/spheres/{}/shares", segment(&sphere));
+            let request = r.post::<Shared>(&shares_path, json!({"path": path}));
+            tokio::pin!(request);
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let done = loop {
+                tokio::select! {
+                    result = &mut request => break result?,
+                    _ = tick.tick() => {
+                        if let Ok(list) = r.get::<Vec<ShareInfo>>(&shares_path).await {
+                            for s in list.iter().filter(|s| s.state == ShareState::Hashing) {
+                                bar.set(s.have_bytes, s.total_bytes);
+                            }
+                        }
+                    }
+                }
+            };
+            bar.finish();
+            out.result(
+                &format!(
+                    "Shared {} ({}) in {sphere}",
+                    done.name,
+                    human_bytes(done.size)
+                ),
+                value(&done),
+            );
+        }
+        Ask::Shares { sphere } => {
+            let list: Vec<ShareInfo> = r
+                .get(&format!("/spheres/{}/shares", segment(&sphere)))
+                .await?;
+            out.result(&lines(&list, "No shares yet", share_line), value(&list));
+        }
+        Ask::Fetch { sphere, share } => {
+            let v: Fetching = r
+                .post(
+                    &format!("/spheres/{}/fetch", segment(&sphere)),
+                    json!({"share": share}),
+                )
+                .await?;
+            out.result(&format!("Fetching {} in {sphere}", v.name), value(&v));
+        }
+        Ask::Password { password_file } => {
+            let password = read_secret(&password_file)?;
+            let v: Value = r.post("/password", json!({"password": password})).await?;
+            out.result("The web password is set", v);
+        }
+        Ask::Household(HouseholdCommand::AddUser {
+            user,
+            password_file,
+        }) => {
+            let password = read_secret(&password_file)?;
+            let v: Value = r
+                .post(
+                    "/household/users",
+                    json!({"user": user, "password": password}),
+                )
+                .await?;
+            let jid = v["jid"].as_str().unwrap_or_default().to_owned();
+            out.result(&format!("Created {jid}"), v);
+        }
+        Ask::Contact(c) => contact(out, r, c).await?,
+        Ask::Chat {
+            jid,
+            text: Some(text),
+        } => {
+            let v: Value = r
+                .post(&format!("/chats/{}", segment(&jid)), json!({"body": text}))
+                .await?;
+            out.result(&format!("Sent to {jid}"), v);
+        }
+        Ask::Chat { jid, text: None } => {
+            let lines_: Vec<ChatLine> = r.get(&format!("/chats/{}", segment(&jid))).await?;
+            let text = lines(
+                &lines_,
+                &format!("Nothing said with {jid} yet: `spheres chat {jid} TEXT`"),
+                |l| format!("{}: {}", if l.mine { "you" } else { jid.as_str() }, l.body),
+            );
+            out.result(&text, value(&lines_));
+        }
+        Ask::Say { sphere, text } => {
+            let v: Value = r
+                .post(
+                    &format!("/spheres/{}/messages", segment(&sphere)),
+                    json!({"body": text}),
+                )
+                .await?;
+            out.result(&format!("Said in {sphere}"), v);
+        }
+        Ask::Messages { sphere } => {
+            let list: Vec<RoomMessage> = r
+                .get(&format!("/spheres/{}/messages", segment(&sphere)))
+                .await?;
+            let text = lines(
+                &list,
+                &format!("Nothing said in {sphere} yet: `spheres say {sphere:?} TEXT`"),
+                |m| {
+                    let who = if m.mine {
+                        "you"
+                    } else {
+                        m.jid.as_deref().unwrap_or(&m.nick)
+                    };
+                    format!("[{}] {who}: {}", ago(m.stamp), m.body)
+                },
+            );
+            out.result(&text, value(&list));
+        }
+    }
+    Ok(())
+}
+
+async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
+    match c {
+        SphereCommand::Create { name } => {
+            let s: SphereInfo = r.post("/spheres", json!({"name": name})).await?;
+            out.result(
+                &format!("Created the sphere {name}; its folder is {}", s.folder),
+                value(&s),
+            );
+        }
+        SphereCommand::List => {
+            let list: Vec<SphereInfo> = r.get("/spheres").await?;
+            let text = lines(&list, "No spheres yet: `spheres sphere create NAME`", |s| {
+                format!(
+                    "{}  {}{}",
+                    s.name,
+                    s.folder,
+                    if s.owned { "  (yours)" } else { "" }
+                )
+            });
+            out.result(&text, value(&list));
+        }
+        SphereCommand::Invite { sphere, jid } => {
+            let v: Value = r
+                .post(
+                    &format!("/spheres/{}/invite", segment(&sphere)),
+                    json!({"jid": jid}),
+                )
+                .await?;
+            out.result(&format!("Invited {jid} to {sphere}"), v);
+        }
+        SphereCommand::InviteLink { sphere } => {
+            let v: InviteLink = r
+                .post(
+                    &format!("/spheres/{}/invite-link", segment(&sphere)),
+                    json!({}),
+                )
+                .await?;
+            let local = if v.this_machine_only {
+                "\n  Note: the household server listens on this machine only, so the link works here and nowhere else;\n  start the node with --xmpp-listen 0.0.0.0 for the household's other computers."
+            } else {
+                ""
+            };
+            out.result(
+                &format!(
+                    "Send this link to the person you invite (it works once); they paste it in their node's page, or start with\n  spheres up --invite '{}'{local}",
+                    v.link
+                ),
+                value(&v),
+            );
+        }
+        SphereCommand::Invites => {
+            let list: Vec<Invite> = r.get("/invites").await?;
+            let text = lines(&list, "No pending invitations", |i| {
+                format!(
+                    "{} from {} ({})",
+                    i.reason.as_deref().unwrap_or("a sphere"),
+                    i.from_jid,
+                    i.room
+                )
+            });
+            out.result(&text, value(&list));
+        }
+        SphereCommand::Join { invite } => {
+            let s: SphereInfo = r.post("/invites/join", json!({"invite": invite})).await?;
+            out.result(
+                &format!("Joined {}; its folder is {}", s.name, s.folder),
+                value(&s),
+            );
+        }
+        SphereCommand::Leave { sphere } => {
+            let v: Value = r
+                .post(&format!("/spheres/{}/leave", segment(&sphere)), json!({}))
+                .await?;
+            out.result(&format!("Left {sphere}; its files stay where they are"), v);
+        }
+        SphereCommand::Remove { sphere, jid } => {
+            let v: Value = r
+                .post(
+                    &format!("/spheres/{}/remove", segment(&sphere)),
+                    json!({"jid": jid}),
+                )
+                .await?;
+            out.result(&format!("Removed {jid} from {sphere}"), v);
+        }
+        SphereCommand::Members { sphere } => {
+            let list: Vec<Member> = r
+                .get(&format!("/spheres/{}/members", segment(&sphere)))
+                .await?;
+            let text = lines(&list, "No members", |m| {
+                format!(
+                    "{} ({}, {})",
+                    m.jid,
+                    m.affiliation,
+                    if m.online { "online" } else { "offline" }
+                )
+            });
+            out.result(&text, value(&list));
+        }
+        SphereCommand::Policy { sphere, policy } => {
+            let v: Value = r
+                .post(
+                    &format!("/spheres/{}/policy", segment(&sphere)),
+                    json!({"policy": policy}),
+                )
+                .await?;
+            let now = v["policy"].as_str().unwrap_or_default().to_owned();
+            out.result(&format!("{sphere}: {now}"), v);
+        }
+    }
+    Ok(())
+}
+
+async fn contact(out: &Output, r: &Remote, c: ContactCommand) -> Result<()> {
+    match c {
+        ContactCommand::Add { jid, name } => {
+            let v: Value = r
+                .post("/contacts", json!({"jid": jid, "name": name}))
+                .await?;
+            out.result(
+                &format!("Added {jid}; they see you online once they accept"),
+                v,
+            );
+        }
+        ContactCommand::Remove { jid } => {
+            let v: Value = r
+                .post(&format!("/contacts/{}/remove", segment(&jid)), json!({}))
+                .await?;
+            out.result(&format!("Removed {jid} from your contacts"), v);
+        }
+        ContactCommand::List => {
+            let c: Contacts = r.get("/contacts").await?;
+            let mut text = lines(
+                &c.contacts,
+                "No contacts yet: `spheres contact add NAME@SERVER`",
+                |p| {
+                    format!(
+                        "{}{} ({})",
+                        p.jid,
+                        p.name
+                            .as_deref()
+                            .map(|n| format!(" \u{201c}{n}\u{201d}"))
+                            .unwrap_or_default(),
+                        if p.online { "online" } else { "offline" }
+                    )
+                },
+            );
+            for who in &c.requests {
+                text.push_str(&format!(
+                    "\n{who} asks to be your contact: `spheres contact add {who}` to accept"
+                ));
+            }
+            out.result(&text, value(&c));
+        }
+    }
+    Ok(())
+}
