@@ -11,6 +11,9 @@
 //! Parsing is pure: no I/O, no panics on any input (the fuzz targets in `fuzz/` hold it to that).
 //! Nothing here knows about the BitTorrent engine, the network or HTTP.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod bencode;
 pub mod create;
 mod magnet;

@@ -5,6 +5,9 @@
 //! lease; remove the mapping on shutdown. When nothing works, say why in plain words: the
 //! node still works outbound.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod lsd;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

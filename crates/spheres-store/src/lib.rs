@@ -3,6 +3,9 @@
 //! API can read while the node writes. The data itself (shared files) stays on disk where it
 //! is: the store says what it means.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 

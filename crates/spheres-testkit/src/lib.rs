@@ -1,6 +1,9 @@
 //! Helpers shared by the tests of several crates. Dev-only: no library crate depends on it
 //! outside `[dev-dependencies]`.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,15 @@ pub fn is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// Fails the test unless it runs as root: a test that needs root (network namespaces, mounts,
+/// another user) never passes without doing what it says. The suite runs as root in CI.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test needs root ({why}): run the suite as root, as CI does"
+    );
 }
 
 /// How long a test waits for anything before it fails.

@@ -15,6 +15,9 @@
 //! - **Announce port.** On a loopback address librqbit announces port 4240 unless told the
 //!   port, so we always tell it.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod engine;
 mod paths;
 

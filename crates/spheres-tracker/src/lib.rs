@@ -8,6 +8,9 @@
 //! only for the torrents that key was granted; a revoked key gets a failure from then on.
 //! This crate knows nothing of spheres, XMPP or the engine: the node decides who holds a key.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod server;
 mod tracker;
 pub mod wire;

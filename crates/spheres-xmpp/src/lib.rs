@@ -6,6 +6,9 @@
 //!
 //! This crate is the only one that knows stanzas. Nothing here panics on network input.
 
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod account;
 mod client;
 pub mod contacts;

@@ -305,7 +305,8 @@ fn the_node_is_its_users_alone() {
         assert_eq!(mode & 0o077, 0, "{f:?} is open to others: {mode:o}");
     }
     // As another user (nobody): nothing to read.
-    if is_root() {
+    spheres_testkit::require_root("reading as another user");
+    {
         let (ok, _, _) = common::run({
             let mut c = std::process::Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
@@ -335,13 +336,6 @@ fn the_node_is_its_users_alone() {
         "the second node must stop with an error"
     );
     alice.stop();
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"))
 }
 
 /// Attack: a member reads the owner's tracker key in a .torrent of one sphere (it travels in

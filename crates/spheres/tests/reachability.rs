@@ -2,7 +2,7 @@
 //! router doing NAT with Debian's miniupnpd, and "the internet"; tests/peers/upnp-netns.sh).
 //! A libtorrent peer on the internet side cannot reach our seed behind the NAT until
 //! `spheres map-port` has the router forward the port, can then, and cannot after it removed
-//! the mapping; once per router protocol. Needs root; skipped with a message otherwise. Only
+//! the mapping; once per router protocol. Needs root (fails without it). Only
 //! the test's own namespaces ever see traffic.
 
 mod common;
@@ -107,22 +107,16 @@ fn get_in(net: &Net, side: &str, torrent: &Path, got: &Path, extra: &[&str]) -> 
     Proc::spawn("get", net.exec(side, cmd))
 }
 
-fn requirements() -> bool {
-    if !spheres_testkit::is_root() {
-        eprintln!("SKIPPED: network namespaces need root");
-        return false;
-    }
+fn requirements() {
+    spheres_testkit::require_root("network namespaces");
     common::require("miniupnpd");
     common::require("nft");
-    true
 }
 
 /// Seeds a file from the LAN host, maps the port with `spheres map-port`, and checks a
 /// libtorrent peer on the internet side gets it only while the mapping exists.
 fn through_the_router(prefix: &str, mode: &str, expect_method: &str) {
-    if !requirements() {
-        return;
-    }
+    requirements();
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up(prefix, mode);
     let data = dir.path().join("film.mkv");
@@ -200,9 +194,7 @@ fn pcp() {
 /// the internet side still work (outbound connections go through the NAT).
 #[test]
 fn a_router_without_mapping_says_why() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("rchn", "none");
     let mut map_cmd = spheres();
@@ -299,9 +291,7 @@ fn lsd_transfer(net: &Net, any: &str) -> Vec<String> {
 /// discovery alone, for a private torrent.
 #[test]
 fn two_hosts_on_a_lan_find_each_other_by_lsd() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     let net = two_hosts("rchl", &[]);
     let peers = lsd_transfer(&net, "0.0.0.0");
     assert_eq!(peers, vec![format!("192.168.77.2:{PORT}")]);
@@ -311,9 +301,7 @@ fn two_hosts_on_a_lan_find_each_other_by_lsd() {
 /// so only the ff15::efc0:988f announcements can bring them together.
 #[test]
 fn two_hosts_find_each_other_by_lsd_over_ipv6_alone() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     let net = two_hosts("rch6", &[("LAN_IPV6", "1")]);
     for side in ["lan", "lan2"] {
         let mut flush = Command::new("ip");
@@ -334,9 +322,7 @@ fn two_hosts_find_each_other_by_lsd_over_ipv6_alone() {
 /// NAT and what to do, rather than a list of protocol errors.
 #[test]
 fn a_router_behind_another_nat_is_called_a_double_nat() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     let net = Net::up_with("rchd", "all", &[("WAN_BASE", "100.64.0")]);
     let mut cmd = spheres();
     cmd.args(["--json", "map-port", &PORT.to_string()]);
@@ -384,9 +370,7 @@ fn cli_in(net: &Net, side: &str, root: &Path, name: &str, args: &[&str]) -> serd
 /// can find alice's only by local service discovery, and completes her share that way.
 #[test]
 fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -479,9 +463,7 @@ fn two_member_nodes_on_a_lan_share_by_lsd_alone() {
 /// reachable from the internet side while it runs, and removes the mapping when it stops.
 #[test]
 fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
-    if !requirements() {
-        return;
-    }
+    requirements();
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

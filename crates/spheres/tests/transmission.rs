@@ -186,10 +186,7 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn transmission_both_directions_across_a_namespace() {
-    if !spheres_testkit::is_root() {
-        eprintln!("skipping: building a network namespace needs root");
-        return;
-    }
+    spheres_testkit::require_root("a network namespace");
     require("transmission-cli");
     require("transmission-create");
     let dir = tempfile::tempdir().unwrap();
