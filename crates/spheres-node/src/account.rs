@@ -10,8 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
-use spheres_xmpp::xmpp_parsers::iq::Iq;
-use spheres_xmpp::{BareJid, Client, ConnectConfig, Jid};
+use spheres_xmpp::{BareJid, Client, ConnectConfig};
 
 use crate::api::types;
 use crate::error::{NodeError, refuse};
@@ -82,47 +81,13 @@ pub(crate) async fn resolve(server: &str) -> Result<SocketAddr> {
 
 /// Finds the server's MUC service by service discovery (XEP-0030).
 pub(crate) async fn discover_muc(xmpp: &Client, me: &BareJid) -> Result<String> {
-    use spheres_xmpp::xmpp_parsers::disco::{
-        DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult,
-    };
-    let domain = Jid::new(me.domain().as_str())?;
-    let items = xmpp
-        .iq(Iq::from_get(
-            "",
-            DiscoItemsQuery {
-                node: None,
-                rsm: None,
-            },
-        )
-        .with_to(domain))
-        .await?;
-    let items = match items {
-        Iq::Result {
-            payload: Some(p), ..
-        } => {
-            DiscoItemsResult::try_from(p)
-                .map_err(|e| anyhow!("bad service list: {e}"))?
-                .items
-        }
-        _ => Vec::new(),
-    };
-    for item in items {
-        let info = xmpp
-            .iq(Iq::from_get("", DiscoInfoQuery { node: None }).with_to(item.jid.clone()))
-            .await;
-        if let Ok(Iq::Result {
-            payload: Some(p), ..
-        }) = info
-            && let Ok(info) = DiscoInfoResult::try_from(p)
-            && info.identities.iter().any(|i| i.category == "conference")
-        {
-            return Ok(item.jid.to_string());
-        }
+    match xmpp.find_muc_service().await? {
+        Some(service) => Ok(service.to_string()),
+        None => bail!(
+            "the server {} offers no group chat service; pass --muc DOMAIN",
+            me.domain()
+        ),
     }
-    bail!(
-        "the server {} offers no group chat service; pass --muc DOMAIN",
-        me.domain()
-    )
 }
 
 impl Node {

@@ -2,10 +2,8 @@
 //! conversations and what is said in a sphere's room.
 
 use anyhow::Result;
-use spheres_xmpp::xmpp_parsers::message::Message;
-use spheres_xmpp::xmpp_parsers::presence::Presence;
-use spheres_xmpp::xmpp_parsers::roster::Subscription;
-use spheres_xmpp::{BareJid, Jid};
+use spheres_xmpp::BareJid;
+use spheres_xmpp::contacts::Subscription;
 
 use crate::api::types;
 use crate::error::{NodeError, refuse};
@@ -28,57 +26,40 @@ pub(crate) fn address(jid: &str) -> Result<BareJid, NodeError> {
 }
 
 impl Node {
-    /// A contact's presence, or a subscription request.
-    pub(crate) fn on_contact_presence(&self, p: &Presence) {
-        use spheres_xmpp::contacts::SubscriptionEvent;
-        use spheres_xmpp::xmpp_parsers::presence::Type as PresenceType;
-        let Some(from) = p.from.as_ref() else { return };
-        let bare = from.to_bare().to_string();
-        if bare == self.me.as_str() {
+    /// Someone asks to be our contact: kept for a person to answer (the list is bounded:
+    /// anyone may ask).
+    pub(crate) fn on_contact_request(&self, who: BareJid) {
+        let mut asking = lock(&self.contact_requests);
+        if asking.len() >= MAX_CONTACT_REQUESTS && !asking.contains(who.as_str()) {
+            tracing::info!(from = %who, "too many contact requests waiting; ignoring one more");
             return;
         }
-        if let Some(SubscriptionEvent::Request(who)) = SubscriptionEvent::from_presence(p) {
-            // Anyone may ask: the list waiting for an answer is bounded.
-            let mut asking = lock(&self.contact_requests);
-            if asking.len() >= MAX_CONTACT_REQUESTS && !asking.contains(who.as_str()) {
-                tracing::info!(from = %who, "too many contact requests waiting; ignoring one more");
+        asking.insert(who.to_string());
+        drop(asking);
+        self.emit(NodeEvent::Contacts);
+    }
+
+    /// A contact's device came online or left.
+    pub(crate) fn on_contact_presence(&self, who: BareJid, resource: String, online: bool) {
+        let bare = who.to_string();
+        if online {
+            // Bounded too: directed presence can come from anyone.
+            let mut all = lock(&self.contacts_online);
+            if all.len() >= MAX_PRESENCES && !all.contains_key(&bare) {
                 return;
             }
-            asking.insert(who.to_string());
-            drop(asking);
-            self.emit(NodeEvent::Contacts);
-            return;
-        }
-        let resource = from
-            .resource()
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default();
-        match p.type_ {
-            PresenceType::None => {
-                // Bounded too: directed presence can come from anyone.
-                let mut online = lock(&self.contacts_online);
-                let full = online.len() >= MAX_PRESENCES && !online.contains_key(&bare);
-                let entry = online.entry(bare.clone());
-                match entry {
-                    _ if full => return,
-                    e => {
-                        let resources = e.or_default();
-                        if resources.len() < MAX_RESOURCES {
-                            resources.insert(resource);
-                        }
-                    }
+            let resources = all.entry(bare).or_default();
+            if resources.len() < MAX_RESOURCES {
+                resources.insert(resource);
+            }
+        } else {
+            let mut all = lock(&self.contacts_online);
+            if let Some(r) = all.get_mut(&bare) {
+                r.remove(&resource);
+                if r.is_empty() {
+                    all.remove(&bare);
                 }
             }
-            PresenceType::Unavailable => {
-                let mut all = lock(&self.contacts_online);
-                if let Some(r) = all.get_mut(&bare) {
-                    r.remove(&resource);
-                    if r.is_empty() {
-                        all.remove(&bare);
-                    }
-                }
-            }
-            _ => return,
         }
         self.emit(NodeEvent::Contacts);
     }
@@ -149,30 +130,17 @@ impl Node {
     /// A 1:1 conversation from the account's archive, oldest first.
     pub async fn conversation(&self, jid: &str) -> Result<Vec<types::ChatLine>, NodeError> {
         let who = address(jid)?;
-        let history = self.xmpp.chat_history(&who, None).await?;
-        let me = self.me.to_string();
-        let list: Vec<_> = history
+        Ok(self
+            .xmpp
+            .conversation(&who, 200)
+            .await?
             .into_iter()
-            .rev()
-            .take(200)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .filter_map(|a| {
-                let body = a.message.bodies.values().next()?.clone();
-                let mine = a
-                    .message
-                    .from
-                    .as_ref()
-                    .is_some_and(|f| f.to_bare().to_string() == me);
-                Some(types::ChatLine {
-                    body,
-                    mine,
-                    stamp: a.stamp,
-                })
+            .map(|l| types::ChatLine {
+                body: l.body,
+                mine: l.mine,
+                stamp: l.stamp,
             })
-            .collect();
-        Ok(list)
+            .collect())
     }
 
     pub async fn send_chat(&self, jid: &str, body: &str) -> Result<(), NodeError> {
@@ -181,11 +149,7 @@ impl Node {
         if body.is_empty() || body.len() > 10_000 {
             refuse!(BadInput, "write between 1 and 10,000 characters");
         }
-        let m = Message::chat(Some(Jid::from(who.clone()))).with_body(
-            spheres_xmpp::xmpp_parsers::message::Lang::from(""),
-            body.to_owned(),
-        );
-        self.xmpp.send(m).await?;
+        self.xmpp.send_chat(&who, body).await?;
         self.emit(NodeEvent::Chat {
             with: who.to_string(),
         });
@@ -222,11 +186,7 @@ impl Node {
             );
         }
         let room = BareJid::new(&sphere.room)?;
-        let m = Message::groupchat(Some(Jid::from(room))).with_body(
-            spheres_xmpp::xmpp_parsers::message::Lang::from(""),
-            body.to_owned(),
-        );
-        self.xmpp.send(m).await?;
+        self.xmpp.say(&room, body).await?;
         Ok(())
     }
 }

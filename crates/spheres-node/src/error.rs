@@ -58,7 +58,7 @@ internal_from!(
     tokio::task::JoinError,
     serde_json::Error,
     spheres_xmpp::prosody::ProsodyError,
-    spheres_xmpp::xmpp_parsers::jid::Error,
+    spheres_xmpp::JidError,
     spheres_torrent::EngineError,
 );
 

@@ -13,7 +13,6 @@ use spheres_metainfo::{InfoHash, Metainfo};
 use spheres_store::Store;
 use spheres_torrent::{Engine, EngineConfig};
 use spheres_tracker::{KeyScope, TrackerConfig};
-use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::{BareJid, Client, ConnectConfig};
 
 use crate::account::{discover_muc, resolve};
@@ -464,7 +463,7 @@ impl Node {
         if let Err(e) = self.xmpp.enable_carbons().await {
             tracing::info!(error = %e, "the server offers no message carbons");
         }
-        self.xmpp.send(Presence::available()).await?;
+        self.xmpp.available().await?;
         for sphere in self.store.spheres().await? {
             self.join_sphere_room(&sphere).await;
         }

@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use spheres_xmpp::BareJid;
+use spheres_xmpp::muc::Affiliation;
 use spheres_xmpp::muc::Occupant;
-use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
 
 /// How much one member may announce in a sphere in an hour; past it, announcements are
 /// logged and dropped (a hostile member cannot flood the store, the engine or the disk).
@@ -299,8 +299,8 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spheres_xmpp::muc::Role;
     use spheres_xmpp::protocol::{Endpoint, Endpoints};
-    use spheres_xmpp::xmpp_parsers::muc::user::Role;
 
     const ROOM: &str = "family@rooms.home.test";
 

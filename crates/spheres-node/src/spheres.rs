@@ -10,10 +10,9 @@ use anyhow::{Context, Result};
 use spheres_metainfo::InfoHash;
 use spheres_store::Sphere;
 use spheres_tracker::KeyScope;
+use spheres_xmpp::BareJid;
+use spheres_xmpp::muc::Affiliation;
 use spheres_xmpp::muc::RoomSettings;
-use spheres_xmpp::protocol::SpherePayload;
-use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
-use spheres_xmpp::{BareJid, Jid};
 
 use crate::api::types;
 use crate::chat::address;
@@ -176,17 +175,17 @@ impl Node {
             .await?;
         let mut last = None;
         for item in history {
-            let sender = item.sender().map(|(jid, affiliation)| Sender {
+            let m = item.into_room_message(&room);
+            let sender = m.recorded_sender.clone().map(|(jid, affiliation)| Sender {
                 owner: affiliation == Affiliation::Owner,
                 jid,
             });
-            self.record_said(sphere, &item.message, Some(&item.id), sender.as_ref())
-                .await;
-            if let Some(p) = SpherePayload::from_message(&item.message) {
-                let when = item.unix_time.unwrap_or_else(now_secs);
+            self.record_said(sphere, &m, sender.as_ref()).await;
+            if let Some(p) = m.payload {
+                let when = m.unix_time.unwrap_or_else(now_secs);
                 self.on_room_payload(sphere, p, sender, when).await;
             }
-            last = Some(item.id);
+            last = m.archive_id;
         }
         if let Some(last) = last {
             self.store.set_archive_after(sphere.id, &last).await?;
@@ -253,12 +252,7 @@ impl Node {
         let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
         self.xmpp
-            .set_affiliation(
-                &room,
-                &who,
-                spheres_xmpp::xmpp_parsers::muc::user::Affiliation::Member,
-                None,
-            )
+            .set_affiliation(&room, &who, Affiliation::Member, None)
             .await?;
         let member = self
             .store
@@ -436,8 +430,7 @@ impl Node {
 
     /// Who sent a live message in a sphere's room: the real JID and affiliation the room
     /// gave in that occupant's presence (never what the message says of itself).
-    pub(crate) fn sender_in_room(&self, sphere: &Sphere, from: &Jid) -> Option<Sender> {
-        let nick = from.resource()?.as_str();
+    pub(crate) fn sender_in_room(&self, sphere: &Sphere, nick: &str) -> Option<Sender> {
         lock(&self.rooms).sender(&sphere.room, nick, (&self.me, &self.nick), sphere.owned)
     }
 

@@ -33,8 +33,10 @@ use xmpp_parsers::mam;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
 use xmpp_parsers::roster;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use crate::XmppError;
+use crate::sm::StreamManagement;
 use crate::stream::{
     ConnectConfig, MAX_RECONNECT_DELAY, Negotiated, Resume, StreamReader, Top, negotiate,
     serialize, write_all,
@@ -56,9 +58,6 @@ pub enum Event {
     /// items as they are now; `subscription='remove'` means removed. Servers push only to
     /// sessions that fetched the roster ([`Client::roster`]) first.
     Roster(Vec<roster::Item>),
-    /// A request (`get`/`set`) addressed to us. Answer it with [`Client::send`]; unanswered
-    /// requests are the application's bug, as RFC 6120 requires an answer.
-    Iq(Iq),
     /// The connection dropped; the client is reconnecting by itself and queues what is sent
     /// meanwhile.
     Offline(XmppError),
@@ -145,11 +144,7 @@ impl Client {
             commands: rx,
             events: events_tx,
             pending: HashMap::new(),
-            sm: false,
-            sm_id: None,
-            inbound: 0,
-            unacked: VecDeque::new(),
-            outbound: 0,
+            sm: StreamManagement::default(),
             next_id: 0,
             awaiting_ack: false,
             outbox: VecDeque::new(),
@@ -260,16 +255,8 @@ struct Owner {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     pending: HashMap<String, Waiter>,
-    /// Stream management is on for the current connection.
-    sm: bool,
-    /// The id to resume the current session with, when the server allows resumption.
-    sm_id: Option<String>,
-    /// Stanzas received (XEP-0198 `h`).
-    inbound: u32,
-    /// Stanzas sent and not yet acknowledged, oldest first.
-    unacked: VecDeque<Element>,
-    /// Stanzas sent in this session, as the server counts them.
-    outbound: u32,
+    /// Stream management (XEP-0198) of the current session.
+    sm: StreamManagement,
     next_id: u64,
     awaiting_ack: bool,
     /// Stanzas queued while offline, sent once connected again.
@@ -288,6 +275,27 @@ fn archive_answer(iq: Iq, messages: Vec<mam::Result_>) -> Result<ArchivePage, Xm
             error.defined_condition
         ))),
         _ => Err(XmppError::Protocol("empty archive answer".into())),
+    }
+}
+
+/// The answer to a request we do not serve: `service-unavailable` (RFC 6120 §8.2.3, and what
+/// XEP-0030 says a client without the feature answers).
+fn unsupported(request: &Iq) -> Iq {
+    let (to, id) = match request {
+        Iq::Get { from, id, .. } | Iq::Set { from, id, .. } => (from.clone(), id.clone()),
+        Iq::Result { from, id, .. } | Iq::Error { from, id, .. } => (from.clone(), id.clone()),
+    };
+    Iq::Error {
+        from: None,
+        to,
+        id,
+        error: StanzaError::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            "en",
+            "not supported",
+        ),
+        payload: None,
     }
 }
 
@@ -373,11 +381,11 @@ impl Owner {
                         return XmppError::Timeout("the server stopped answering".into());
                     }
                     // A ping the server must answer when SM is on; a keepalive otherwise.
-                    let ping: &[u8] = if self.sm { b"<r xmlns='urn:xmpp:sm:3'/>" } else { b" " };
+                    let ping: &[u8] = if self.sm.enabled { b"<r xmlns='urn:xmpp:sm:3'/>" } else { b" " };
                     if write_all(&mut conn.writer, ping).await.is_err() {
                         return XmppError::Disconnected("write failed".into());
                     }
-                    self.awaiting_ack = self.sm;
+                    self.awaiting_ack = self.sm.enabled;
                 }
             }
         }
@@ -414,9 +422,9 @@ impl Owner {
             }
             attempt += 1;
             let jid = self.current_jid();
-            let resume = self.sm_id.clone().map(|id| Resume {
+            let resume = self.sm.id.clone().map(|id| Resume {
                 id,
-                h: self.inbound,
+                h: self.sm.h(),
                 jid: jid.clone(),
             });
             let mut cfg = self.cfg.clone();
@@ -473,24 +481,17 @@ impl Owner {
             Err(poisoned) => *poisoned.into_inner() = jid,
         }
         self.awaiting_ack = false;
-        let unacked: Vec<Element> = self.unacked.drain(..).collect();
         match resumed {
             Some(h) => {
                 // The server has everything up to h; what follows is sent again.
-                let lost = (self.outbound.wrapping_sub(h) as usize).min(unacked.len());
-                let received = unacked.len() - lost;
-                for el in unacked.into_iter().skip(received).rev() {
+                for el in self.sm.resumed(h).into_iter().rev() {
                     self.outbox.push_front(el);
                 }
-                self.outbound = h;
             }
             None => {
-                self.sm = sm.is_some();
-                self.sm_id = sm.and_then(|s| s.id);
-                self.inbound = 0;
-                self.outbound = 0;
-                // A new session: messages are worth sending again; presence belongs to the
-                // application's rejoin, and requests in flight are lost with the old session.
+                let enabled = sm.is_some();
+                let resend = self.sm.new_session(enabled, sm.and_then(|s| s.id));
+                // Requests in flight are lost with the old session.
                 let queued: HashSet<String> = self
                     .outbox
                     .iter()
@@ -510,10 +511,8 @@ impl Owner {
                         ));
                     }
                 }
-                for el in unacked.into_iter().rev() {
-                    if el.name() == "message" {
-                        self.outbox.push_front(el);
-                    }
+                for el in resend.into_iter().rev() {
+                    self.outbox.push_front(el);
                 }
             }
         }
@@ -542,13 +541,10 @@ impl Owner {
 
     async fn write_stanza(&mut self, writer: &mut Writer, el: Element) -> Result<(), XmppError> {
         // Kept for sending again before it is written, so a failed write loses nothing.
-        if self.sm {
-            self.outbound = self.outbound.wrapping_add(1);
-            self.unacked.push_back(el.clone());
-        }
+        let ask = self.sm.sending(&el);
         write_all(writer, &serialize(&el)).await?;
         // Ask for an acknowledgement every few stanzas, so the queue stays short.
-        if self.sm && self.unacked.len().is_multiple_of(8) {
+        if ask {
             write_all(writer, b"<r xmlns='urn:xmpp:sm:3'/>").await?;
         }
         Ok(())
@@ -559,18 +555,14 @@ impl Owner {
         if el.has_ns(NS_SM) {
             match el.name() {
                 "r" => {
-                    let ack = format!("<a xmlns='{NS_SM}' h='{}'/>", self.inbound);
+                    let ack = format!("<a xmlns='{NS_SM}' h='{}'/>", self.sm.h());
                     write_all(writer, ack.as_bytes()).await?;
                 }
                 "a" => {
-                    let h: u32 = el
-                        .attr("h")
-                        .and_then(|h| h.parse().ok())
-                        .unwrap_or(self.outbound);
-                    // Everything up to h is safe on the server.
-                    let unacked = self.outbound.wrapping_sub(h) as usize;
-                    while self.unacked.len() > unacked {
-                        self.unacked.pop_front();
+                    // Everything up to h is safe on the server (an ack without a number
+                    // is ignored rather than taken for everything).
+                    if let Some(h) = el.attr("h").and_then(|h| h.parse().ok()) {
+                        self.sm.acknowledged(h);
                     }
                 }
                 other => tracing::debug!(element = other, "ignoring stream management element"),
@@ -598,7 +590,7 @@ impl Owner {
             );
             return Ok(());
         }
-        self.inbound = self.inbound.wrapping_add(1);
+        self.sm.received();
         match el.name() {
             "message" => match Message::try_from(el) {
                 Ok(m) => {
@@ -628,7 +620,9 @@ impl Owner {
                     if let Some(items) = self.roster_push(writer, &request).await? {
                         self.emit(Event::Roster(items)).await;
                     } else {
-                        self.emit(Event::Iq(request)).await;
+                        // Requests we do not serve get an error, as RFC 6120 wants.
+                        let answer = unsupported(&request);
+                        self.write_stanza(writer, Element::from(answer)).await?;
                     }
                 }
                 Err(e) => tracing::info!(error = %e, "ignoring a malformed iq"),
@@ -711,5 +705,50 @@ impl Owner {
         // If the application stopped listening, events are dropped; the stream stays up for
         // sending (a send-only client is legitimate).
         let _ = self.events.send(ev).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At once first, then the first delay doubling, never past the cap, always within the
+    /// ±25 % jitter.
+    #[test]
+    fn reconnection_waits_grow_and_stay_bounded() {
+        let first = Duration::from_secs(1);
+        assert_eq!(backoff(first, 0), Duration::ZERO);
+        for n in 1..40u32 {
+            let base = first
+                .saturating_mul(1u32 << (n - 1).min(16))
+                .min(MAX_RECONNECT_DELAY);
+            for _ in 0..20 {
+                let wait = backoff(first, n);
+                assert!(
+                    wait >= base.mul_f64(0.75) && wait <= base.mul_f64(1.25),
+                    "attempt {n}: {wait:?} vs {base:?}"
+                );
+            }
+        }
+        assert!(backoff(first, 39) <= MAX_RECONNECT_DELAY.mul_f64(1.25));
+    }
+
+    /// A request we do not serve is answered `service-unavailable`, to its sender, same id.
+    #[test]
+    fn requests_we_do_not_serve_get_an_error() {
+        let request = Iq::from_get("q1", xmpp_parsers::disco::DiscoInfoQuery { node: None })
+            .with_from(Jid::new("bob@home.test/phone").unwrap());
+        match unsupported(&request) {
+            Iq::Error { to, id, error, .. } => {
+                assert_eq!(to, Some(Jid::new("bob@home.test/phone").unwrap()));
+                assert_eq!(id, "q1");
+                assert_eq!(
+                    error.defined_condition,
+                    DefinedCondition::ServiceUnavailable
+                );
+                assert_eq!(error.type_, ErrorType::Cancel);
+            }
+            other => panic!("not an error: {other:?}"),
+        }
     }
 }

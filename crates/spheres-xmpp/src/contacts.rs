@@ -5,14 +5,26 @@
 use xmpp_parsers::carbons;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field};
 use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::Lang;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
-use xmpp_parsers::roster::{Item, Roster, Subscription};
+use xmpp_parsers::roster::Roster;
+pub use xmpp_parsers::roster::{Item as RosterItem, Subscription};
 
 use crate::muc::Archived;
 use crate::{BareJid, Client, Jid, XmppError};
 
 const NS_CARBONS: &str = "urn:xmpp:carbons:2";
+
+/// A line of a one-to-one conversation, from the account's archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatLine {
+    pub body: String,
+    /// Said by us (from any of our devices).
+    pub mine: bool,
+    /// When the server archived it (RFC 3339).
+    pub stamp: Option<String>,
+}
 
 /// What a presence says about a contact relationship.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +102,7 @@ fn expect_result(answer: Iq, what: &str) -> Result<Option<minidom::Element>, Xmp
 
 impl Client {
     /// Our contact list.
-    pub async fn roster(&self) -> Result<Vec<Item>, XmppError> {
+    pub async fn roster(&self) -> Result<Vec<RosterItem>, XmppError> {
         let answer = self
             .iq(Iq::from_get(
                 "",
@@ -108,7 +120,7 @@ impl Client {
         }
     }
 
-    async fn roster_set(&self, item: Item) -> Result<(), XmppError> {
+    async fn roster_set(&self, item: RosterItem) -> Result<(), XmppError> {
         let answer = self
             .iq(Iq::from_set(
                 "",
@@ -124,7 +136,7 @@ impl Client {
     /// Adds `who` to our contacts and asks to see their presence. We also pre-approve
     /// theirs (RFC 6121 §3.4), so the relationship becomes mutual as soon as they accept.
     pub async fn add_contact(&self, who: &BareJid, name: Option<&str>) -> Result<(), XmppError> {
-        self.roster_set(Item {
+        self.roster_set(RosterItem {
             jid: who.clone(),
             name: name.map(str::to_owned),
             subscription: Subscription::None,
@@ -155,7 +167,7 @@ impl Client {
 
     /// Removes `who` from our contacts; the server cancels both subscriptions.
     pub async fn remove_contact(&self, who: &BareJid) -> Result<(), XmppError> {
-        self.roster_set(Item {
+        self.roster_set(RosterItem {
             jid: who.clone(),
             name: None,
             subscription: Subscription::Remove,
@@ -171,6 +183,44 @@ impl Client {
     pub async fn enable_carbons(&self) -> Result<(), XmppError> {
         let answer = self.iq(Iq::from_set("", carbons::Enable)).await?;
         expect_result(answer, "enabling carbons").map(|_| ())
+    }
+
+    /// Sends `body` to `to` as a one-to-one chat message.
+    pub async fn send_chat(&self, to: &BareJid, body: &str) -> Result<(), XmppError> {
+        self.send(
+            Message::chat(Some(Jid::from(to.clone()))).with_body(Lang::from(""), body.to_owned()),
+        )
+        .await
+    }
+
+    /// Tells our server (and through it our contacts) that we are online.
+    pub async fn available(&self) -> Result<(), XmppError> {
+        self.send(Presence::available()).await
+    }
+
+    /// The last `last` lines of our conversation with `with`, from our account's archive,
+    /// oldest first: what was said, whether by us, and when.
+    pub async fn conversation(
+        &self,
+        with: &BareJid,
+        last: usize,
+    ) -> Result<Vec<ChatLine>, XmppError> {
+        let me = self.jid().to_bare();
+        let history = self.chat_history(with, None).await?;
+        let skip = history.len().saturating_sub(last);
+        Ok(history
+            .into_iter()
+            .skip(skip)
+            .filter_map(|a| {
+                let body = a.message.bodies.values().next()?.clone();
+                let mine = a.message.from.as_ref().is_some_and(|f| f.to_bare() == me);
+                Some(ChatLine {
+                    body,
+                    mine,
+                    stamp: a.stamp,
+                })
+            })
+            .collect())
     }
 
     /// Our 1:1 conversation with `with`, from our account's archive, after the archive id

@@ -12,16 +12,18 @@
 pub mod account;
 mod client;
 pub mod contacts;
+pub mod inbound;
 pub mod link;
 pub mod muc;
 pub mod prosody;
 pub mod protocol;
+mod sm;
 pub mod stream;
 
 pub use client::{ArchivePage, Client, Event};
-pub use jid::{BareJid, FullJid, Jid};
+pub use inbound::{Inbound, RoomMessage};
+pub use jid::{BareJid, Error as JidError, FullJid, Jid};
 pub use stream::{ConnectConfig, TlsMode};
-pub use xmpp_parsers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum XmppError {

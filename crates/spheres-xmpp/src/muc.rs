@@ -12,7 +12,8 @@ use xmpp_parsers::mam;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::muc::Muc;
 use xmpp_parsers::muc::muc::History;
-use xmpp_parsers::muc::user::{Affiliation, MucUser, Role};
+use xmpp_parsers::muc::user::MucUser;
+pub use xmpp_parsers::muc::user::{Affiliation, Role};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use xmpp_parsers::rsm::SetQuery;
 use xso::{AsXml, FromXml};
@@ -433,6 +434,60 @@ impl Client {
             password: None,
         };
         self.send(invite.into_message(who.clone())).await
+    }
+
+    /// Says `body` in `room`.
+    pub async fn say(&self, room: &BareJid, body: &str) -> Result<(), XmppError> {
+        self.send(
+            Message::groupchat(Some(Jid::from(room.clone())))
+                .with_body(xmpp_parsers::message::Lang::from(""), body.to_owned()),
+        )
+        .await
+    }
+
+    /// The group chat service of our server (XEP-0030: the first item of the server's domain
+    /// whose identity is a `conference`), if it has one.
+    pub async fn find_muc_service(&self) -> Result<Option<Jid>, XmppError> {
+        use xmpp_parsers::disco::{
+            DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult,
+        };
+        let me = self.jid();
+        let domain = Jid::new(me.domain().as_str())
+            .map_err(|e| XmppError::Protocol(format!("our own domain is not an address: {e}")))?;
+        let items = self
+            .iq(Iq::from_get(
+                "",
+                DiscoItemsQuery {
+                    node: None,
+                    rsm: None,
+                },
+            )
+            .with_to(domain))
+            .await?;
+        let items = match items {
+            Iq::Result {
+                payload: Some(p), ..
+            } => {
+                DiscoItemsResult::try_from(p)
+                    .map_err(|e| XmppError::Protocol(format!("bad service list: {e}")))?
+                    .items
+            }
+            _ => Vec::new(),
+        };
+        for item in items {
+            let info = self
+                .iq(Iq::from_get("", DiscoInfoQuery { node: None }).with_to(item.jid.clone()))
+                .await;
+            if let Ok(Iq::Result {
+                payload: Some(p), ..
+            }) = info
+                && let Ok(info) = DiscoInfoResult::try_from(p)
+                && info.identities.iter().any(|i| i.category == "conference")
+            {
+                return Ok(Some(item.jid));
+            }
+        }
+        Ok(None)
     }
 
     /// Every message the room archived after the archive id `after` (all when `None`),

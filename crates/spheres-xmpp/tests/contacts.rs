@@ -5,10 +5,10 @@ mod common;
 
 use common::{body, config, login, next_event, next_message, server};
 use spheres_xmpp::contacts::{Carbon, SubscriptionEvent};
-use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
-use spheres_xmpp::xmpp_parsers::presence::{Presence, Type as PresenceType};
-use spheres_xmpp::xmpp_parsers::roster::Subscription;
 use spheres_xmpp::{BareJid, Client, Event, Jid, TlsMode};
+use xmpp_parsers::message::{Lang, Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::roster::Subscription;
 
 fn chat(to: impl Into<Jid>, text: &str) -> Message {
     Message::chat(Some(to.into())).with_body(Lang::from(""), text.to_owned())

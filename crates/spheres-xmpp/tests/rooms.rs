@@ -7,12 +7,12 @@ mod common;
 use common::{Ejabberd, Server, next_event, prosody_server, server};
 use spheres_xmpp::muc::{Occupant, OwnerQuery, RoomSettings};
 use spheres_xmpp::protocol::{Endpoint, Endpoints, Share, SpherePayload, TrackerGrant, Withdraw};
-use spheres_xmpp::xmpp_parsers::iq::Iq;
-use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
-use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
-use spheres_xmpp::xmpp_parsers::presence::{Presence, Type as PresenceType};
 use spheres_xmpp::{BareJid, Event, Jid, TlsMode};
 use tokio::sync::mpsc::Receiver;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::{Lang, Message, MessageType};
+use xmpp_parsers::muc::user::Affiliation;
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
 fn share(n: u8, sharer: &BareJid) -> Share {
     let id = format!("{:040x}", n);

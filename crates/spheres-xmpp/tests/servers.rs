@@ -9,10 +9,10 @@ use common::{
     Ejabberd, Server, WAIT, body, config, login, next_event, next_message, prosody_server, server,
 };
 use spheres_testkit::Relay;
-use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
-use spheres_xmpp::xmpp_parsers::muc::Muc;
-use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::{BareJid, Client, Event, TlsMode, XmppError};
+use xmpp_parsers::message::{Lang, Message, MessageType};
+use xmpp_parsers::muc::Muc;
+use xmpp_parsers::presence::Presence;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_over_starttls_and_direct_tls_and_chat_on_prosody() {

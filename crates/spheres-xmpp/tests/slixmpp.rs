@@ -13,10 +13,10 @@ use spheres_metainfo::{CreateOptions, create_torrent};
 use spheres_xmpp::muc::RoomSettings;
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 use spheres_xmpp::protocol::Share;
-use spheres_xmpp::xmpp_parsers::message::{Lang, Message, MessageType};
-use spheres_xmpp::xmpp_parsers::muc::user::Affiliation;
-use spheres_xmpp::xmpp_parsers::presence::Presence;
 use spheres_xmpp::{BareJid, Client, ConnectConfig, Event};
+use xmpp_parsers::message::{Lang, Message, MessageType};
+use xmpp_parsers::muc::user::Affiliation;
+use xmpp_parsers::presence::Presence;
 
 /// Debian's python: slixmpp is installed there (scripts/install-test-deps), beside
 /// python3-libtorrent.

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
-use spheres_xmpp::xmpp_parsers::message::{Message, MessageType};
 use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, TlsMode};
 use tokio::sync::mpsc::Receiver;
+use xmpp_parsers::message::{Message, MessageType};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 

@@ -1,0 +1,280 @@
+//! What the server sends, as the node needs it: typed, with the stanzas left inside this crate.
+//! [`Inbound::from_event`] reads one [`Event`] of the [`Client`](crate::Client); a room's
+//! archive gives the same [`RoomMessage`]s through [`Archived::into_room_message`]. Pure: no
+//! I/O, no panics on what the network sends. (A pubsub item will be one more variant here.)
+
+use jid::{BareJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+
+use crate::XmppError;
+use crate::client::Event;
+use crate::contacts::{Carbon, SubscriptionEvent};
+use crate::muc::{Affiliation, Archived, Occupant};
+use crate::protocol::{Claim, DirectInvite, SpherePayload, TrackerGrant};
+
+/// Something said or sent in a room, live or from its archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomMessage {
+    pub room: BareJid,
+    /// The sender's nick in the room (empty when the room gives none).
+    pub nick: String,
+    /// What people read: the body, or for an announcement its first line only (the rest is
+    /// the magnet link, for plain clients).
+    pub said: Option<String>,
+    /// A spheres payload, when it carries one.
+    pub payload: Option<SpherePayload>,
+    /// The room's archive id for it: XEP-0359 `<stanza-id by='room'/>` live, the archive's own
+    /// id in a catch-up.
+    pub archive_id: Option<String>,
+    /// Who sent it as the room recorded them in its archive (real bare JID and affiliation);
+    /// `None` live (the sender is the occupant behind `nick`) and when the record is missing or
+    /// ambiguous.
+    pub recorded_sender: Option<(BareJid, Affiliation)>,
+    /// When the room received it (seconds since 1970), from the archive.
+    pub unix_time: Option<i64>,
+}
+
+/// One thing the server told us.
+#[derive(Debug)]
+pub enum Inbound {
+    /// Said or sent in a room (groupchat).
+    Room(RoomMessage),
+    /// A sphere's tracker key, in a private message from someone in a room.
+    TrackerGrant {
+        room: BareJid,
+        nick: String,
+        grant: TrackerGrant,
+    },
+    /// An invitation to a room (XEP-0249), from anyone.
+    Invitation { from: BareJid, invite: DirectInvite },
+    /// An invitation link used: its holder's claim, sent to the sphere's owner.
+    Claim { from: BareJid, claim: Claim },
+    /// A one-to-one conversation has a new message (ours from another device included).
+    Chat { with: BareJid },
+    /// Someone in a room, as a presence from the room says.
+    Occupant(Occupant),
+    /// Someone asks to be our contact.
+    ContactRequest(BareJid),
+    /// A contact's device came online (`online`) or left.
+    ContactPresence {
+        who: BareJid,
+        resource: String,
+        online: bool,
+    },
+    /// Our contact list changed (already acknowledged to the server).
+    RosterChanged,
+    /// The connection dropped; the client reconnects by itself.
+    Offline(XmppError),
+    /// A reconnection attempt failed; the next one is in `retry_in`.
+    Retrying {
+        error: XmppError,
+        retry_in: std::time::Duration,
+    },
+    /// Connected again; `resumed`: nothing was lost and rooms are still joined.
+    Online { resumed: bool },
+    /// The client stopped for good.
+    Stopped(XmppError),
+}
+
+impl Inbound {
+    /// Reads an event of the client for the node; `None` for what the node has no use for
+    /// (a subscription answer, an error bounced back, a message with nothing in it).
+    /// `me`: our account (carbons are believed only from it).
+    pub fn from_event(event: Event, me: &BareJid) -> Option<Inbound> {
+        match event {
+            Event::Message(m) => from_message(m, me),
+            Event::Presence(p) => from_presence(p, me),
+            Event::Roster(_) => Some(Inbound::RosterChanged),
+            Event::Offline(e) => Some(Inbound::Offline(e)),
+            Event::Retrying {
+                error, retry_in, ..
+            } => Some(Inbound::Retrying { error, retry_in }),
+            Event::Online { resumed } => Some(Inbound::Online { resumed }),
+            Event::Disconnected(e) => Some(Inbound::Stopped(e)),
+        }
+    }
+}
+
+/// The archive id the room gave a live message (XEP-0359 `<stanza-id by='room'/>`).
+fn stanza_id(m: &Message, room: &BareJid) -> Option<String> {
+    m.payloads
+        .iter()
+        .filter(|p| p.is("stanza-id", "urn:xmpp:sid:0"))
+        .find(|p| p.attr("by") == Some(room.as_str()))
+        .and_then(|p| p.attr("id").map(str::to_owned))
+}
+
+/// What people read of a room message.
+fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
+    let body = m.bodies.values().next()?;
+    Some(match payload {
+        Some(_) => body.lines().next().unwrap_or_default().to_owned(),
+        None => body.clone(),
+    })
+}
+
+fn room_message(m: &Message, room: BareJid) -> RoomMessage {
+    let payload = SpherePayload::from_message(m);
+    RoomMessage {
+        nick: m
+            .from
+            .as_ref()
+            .and_then(|f| f.resource().map(|r| r.as_str().to_owned()))
+            .unwrap_or_default(),
+        said: said(m, payload.as_ref()),
+        archive_id: stanza_id(m, &room),
+        room,
+        payload,
+        recorded_sender: None,
+        unix_time: None,
+    }
+}
+
+fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
+    let from = m.from.clone()?;
+    let payload = SpherePayload::from_message(&m);
+    match (&m.type_, payload) {
+        (MessageType::Groupchat, _) => Some(Inbound::Room(room_message(&m, from.to_bare()))),
+        (_, Some(SpherePayload::Tracker(grant))) => Some(Inbound::TrackerGrant {
+            room: from.to_bare(),
+            nick: from.resource()?.as_str().to_owned(),
+            grant,
+        }),
+        (_, Some(SpherePayload::Invite(invite))) => Some(Inbound::Invitation {
+            from: from.to_bare(),
+            invite,
+        }),
+        (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(claim))) => {
+            Some(Inbound::Claim {
+                from: from.to_bare(),
+                claim,
+            })
+        }
+        (MessageType::Chat, None) => {
+            // A 1:1 message, or a copy of one from another device of ours (XEP-0280).
+            let with = match Carbon::from_message(&m, me) {
+                Some(Carbon::Received(c)) => c.from.map(|f| f.to_bare()),
+                Some(Carbon::Sent(c)) => c.to.map(|t| t.to_bare()),
+                None if m.bodies.is_empty() => None,
+                None => Some(from.to_bare()),
+            }?;
+            Some(Inbound::Chat { with })
+        }
+        _ => None,
+    }
+}
+
+fn from_presence(p: Presence, me: &BareJid) -> Option<Inbound> {
+    if let Some(occ) = Occupant::from_presence(&p) {
+        return Some(Inbound::Occupant(occ));
+    }
+    let from: Jid = p.from.clone()?;
+    let who = from.to_bare();
+    if who == *me {
+        return None;
+    }
+    if let Some(SubscriptionEvent::Request(who)) = SubscriptionEvent::from_presence(&p) {
+        return Some(Inbound::ContactRequest(who));
+    }
+    let online = match p.type_ {
+        PresenceType::None => true,
+        PresenceType::Unavailable => false,
+        _ => return None,
+    };
+    Some(Inbound::ContactPresence {
+        who,
+        resource: from
+            .resource()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        online,
+    })
+}
+
+impl Archived {
+    /// The archived message as the node reads it, with who the room recorded as its sender.
+    pub fn into_room_message(self, room: &BareJid) -> RoomMessage {
+        let recorded_sender = self.sender();
+        let mut m = room_message(&self.message, room.clone());
+        m.archive_id = Some(self.id);
+        m.recorded_sender = recorded_sender;
+        m.unix_time = self.unix_time;
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_parsers::message::Lang;
+
+    fn jid(s: &str) -> Jid {
+        Jid::new(s).unwrap()
+    }
+
+    fn chat(from: &str, body: &str) -> Message {
+        let mut m =
+            Message::chat(Some(jid("alice@home.test"))).with_body(Lang::from(""), body.into());
+        m.from = Some(jid(from));
+        m
+    }
+
+    fn me() -> BareJid {
+        BareJid::new("alice@home.test").unwrap()
+    }
+
+    #[test]
+    fn a_room_message_says_who_and_what() {
+        let mut m = Message::groupchat(Some(jid("family@rooms.home.test")))
+            .with_body(Lang::from(""), "hello".into());
+        m.from = Some(jid("family@rooms.home.test/bob"));
+        let Some(Inbound::Room(r)) = Inbound::from_event(Event::Message(m), &me()) else {
+            panic!("not a room message");
+        };
+        assert_eq!(r.room.as_str(), "family@rooms.home.test");
+        assert_eq!(r.nick, "bob");
+        assert_eq!(r.said.as_deref(), Some("hello"));
+        assert!(r.payload.is_none() && r.recorded_sender.is_none());
+    }
+
+    #[test]
+    fn one_to_one_messages_name_the_conversation() {
+        let m = chat("bob@home.test/phone", "hi");
+        assert!(matches!(
+            Inbound::from_event(Event::Message(m), &me()),
+            Some(Inbound::Chat { with }) if with.as_str() == "bob@home.test"
+        ));
+        // A chat state or receipt without words changes no conversation.
+        let mut empty = chat("bob@home.test/phone", "");
+        empty.bodies.clear();
+        assert!(Inbound::from_event(Event::Message(empty), &me()).is_none());
+    }
+
+    #[test]
+    fn presences_are_contacts_or_requests_and_our_own_is_nothing() {
+        let mut p = Presence::available();
+        p.from = Some(jid("bob@home.test/laptop"));
+        assert!(matches!(
+            Inbound::from_event(Event::Presence(p.clone()), &me()),
+            Some(Inbound::ContactPresence { who, resource, online: true })
+                if who.as_str() == "bob@home.test" && resource == "laptop"
+        ));
+        p.type_ = PresenceType::Unavailable;
+        assert!(matches!(
+            Inbound::from_event(Event::Presence(p.clone()), &me()),
+            Some(Inbound::ContactPresence { online: false, .. })
+        ));
+        p.type_ = PresenceType::Subscribe;
+        assert!(matches!(
+            Inbound::from_event(Event::Presence(p.clone()), &me()),
+            Some(Inbound::ContactRequest(w)) if w.as_str() == "bob@home.test"
+        ));
+        p.type_ = PresenceType::None;
+        p.from = Some(jid("alice@home.test/other-device"));
+        assert!(Inbound::from_event(Event::Presence(p), &me()).is_none());
+        let mut nobody = Presence::available();
+        nobody.from = None;
+        assert!(Inbound::from_event(Event::Presence(nobody), &me()).is_none());
+    }
+}
