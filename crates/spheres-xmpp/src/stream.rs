@@ -619,6 +619,55 @@ async fn starttls(tcp: &mut TcpStream, domain: &str) -> Result<(), XmppError> {
     }
 }
 
+/// What we tell the server about channel binding (RFC 5802 §6).
+#[derive(Debug, PartialEq)]
+enum Binding {
+    /// `p=tls-exporter`: bound to this TLS connection.
+    Exporter,
+    /// `n`: the server binds, we cannot in a way it offers (said honestly, or a
+    /// downgrade-aware server refuses us).
+    No,
+    /// `y`: we could bind, the server offers no binding.
+    NotSupported,
+}
+
+/// The strongest SASL mechanism both sides have, and the binding that goes with it: the
+/// SCRAM-PLUS ones when TLS 1.3 gives us exporter data and the server offers `tls-exporter`,
+/// then SCRAM without binding, PLAIN last (only ever reached over TLS: every stream we open is
+/// encrypted before this point).
+fn choose_mechanism<'a>(
+    offered: &std::collections::BTreeSet<String>,
+    cb_types: &[String],
+    have_exporter: bool,
+) -> Result<(&'a str, Binding), XmppError> {
+    let can_plus = have_exporter && cb_types.iter().any(|t| t.contains("exporter"));
+    let preference: [(&'a str, bool); 5] = [
+        ("SCRAM-SHA-256-PLUS", can_plus),
+        ("SCRAM-SHA-1-PLUS", can_plus),
+        ("SCRAM-SHA-256", true),
+        ("SCRAM-SHA-1", true),
+        ("PLAIN", true),
+    ];
+    let Some(chosen) = preference
+        .iter()
+        .find(|(name, usable)| *usable && offered.contains(*name))
+        .map(|(name, _)| *name)
+    else {
+        return Err(XmppError::Auth(format!(
+            "the server offers no mechanism we support ({})",
+            offered.iter().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let binding = if chosen.ends_with("-PLUS") {
+        Binding::Exporter
+    } else if offered.iter().any(|m| m.ends_with("-PLUS")) {
+        Binding::No
+    } else {
+        Binding::NotSupported
+    };
+    Ok((chosen, binding))
+}
+
 async fn authenticate(
     reader: &mut StreamReader,
     writer: &mut WriteHalf<Tls>,
@@ -637,33 +686,11 @@ async fn authenticate(
                 .collect()
         })
         .unwrap_or_default();
-    let can_plus = exporter.is_some() && cb_types.iter().any(|t| t.contains("exporter"));
-    let any_plus_offered = offered.iter().any(|m| m.ends_with("-PLUS"));
-    // Strongest first; PLAIN last, and only ever reached over TLS (every stream we open is
-    // encrypted before this point).
-    let preference = [
-        ("SCRAM-SHA-256-PLUS", can_plus),
-        ("SCRAM-SHA-1-PLUS", can_plus),
-        ("SCRAM-SHA-256", true),
-        ("SCRAM-SHA-1", true),
-        ("PLAIN", true),
-    ];
-    let Some(chosen) = preference
-        .iter()
-        .find(|(name, usable)| *usable && offered.contains(*name))
-        .map(|(name, _)| *name)
-    else {
-        return Err(XmppError::Auth(format!(
-            "the server offers no mechanism we support ({})",
-            offered.iter().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    };
-    let binding = match &exporter {
-        Some(data) if chosen.ends_with("-PLUS") => ChannelBinding::TlsExporter(data.clone()),
-        // The server supports binding but not one we can do: say so honestly ("n"), or a
-        // downgrade-aware server refuses us.
-        _ if any_plus_offered => ChannelBinding::None,
-        _ => ChannelBinding::Unsupported,
+    let (chosen, bind) = choose_mechanism(offered, &cb_types, exporter.is_some())?;
+    let binding = match (bind, &exporter) {
+        (Binding::Exporter, Some(data)) => ChannelBinding::TlsExporter(data.clone()),
+        (Binding::Exporter | Binding::No, _) => ChannelBinding::None,
+        (Binding::NotSupported, _) => ChannelBinding::Unsupported,
     };
     let user = cfg
         .jid
@@ -793,5 +820,52 @@ mod tests {
             .stanza_start
             .store(read, std::sync::atomic::Ordering::Relaxed);
         assert!(r.read(&mut buf).await.is_ok());
+    }
+
+    fn offered(names: &[&str]) -> std::collections::BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The strongest mechanism both have; bound to TLS when we can; honest about binding when
+    /// we cannot (a server that offers -PLUS and hears "y" may think it was downgraded).
+    #[test]
+    fn the_strongest_mechanism_is_chosen_and_binding_is_told_honestly() {
+        let all = offered(&[
+            "PLAIN",
+            "SCRAM-SHA-1",
+            "SCRAM-SHA-1-PLUS",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-256-PLUS",
+        ]);
+        let exporter = ["tls-exporter".to_string()];
+        assert_eq!(
+            choose_mechanism(&all, &exporter, true).unwrap(),
+            ("SCRAM-SHA-256-PLUS", Binding::Exporter)
+        );
+        // TLS 1.2 (no exporter data), or the server binds only with tls-unique: "n".
+        assert_eq!(
+            choose_mechanism(&all, &exporter, false).unwrap(),
+            ("SCRAM-SHA-256", Binding::No)
+        );
+        assert_eq!(
+            choose_mechanism(&all, &["tls-unique".into()], true).unwrap(),
+            ("SCRAM-SHA-256", Binding::No)
+        );
+        // No binding offered at all: "y".
+        assert_eq!(
+            choose_mechanism(&offered(&["SCRAM-SHA-1", "PLAIN"]), &[], true).unwrap(),
+            ("SCRAM-SHA-1", Binding::NotSupported)
+        );
+        assert_eq!(
+            choose_mechanism(&offered(&["PLAIN"]), &[], false).unwrap(),
+            ("PLAIN", Binding::NotSupported)
+        );
+        let err = choose_mechanism(&offered(&["DIGEST-MD5", "X-OAUTH2"]), &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no mechanism we support (DIGEST-MD5, X-OAUTH2)"),
+            "{err}"
+        );
     }
 }
