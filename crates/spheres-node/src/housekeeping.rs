@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use spheres_metainfo::InfoHash;
 use spheres_torrent::TorrentState;
 
+use crate::RowState as _;
+use crate::api::types::ShareState;
 use crate::peers::FEED_EVERY;
 use crate::{Node, lock};
 
@@ -29,10 +31,16 @@ impl Node {
                 active.extend(
                     shares
                         .iter()
-                        .filter(|s| s.state == "seeding" || s.state == "downloading")
+                        .filter(|s| {
+                            s.share_state() == ShareState::Seeding
+                                || s.share_state() == ShareState::Downloading
+                        })
                         .filter_map(|s| self.lan_torrent(&s.info_hash)),
                 );
-                for share in shares.iter().filter(|s| s.state == "downloading") {
+                for share in shares
+                    .iter()
+                    .filter(|s| s.share_state() == ShareState::Downloading)
+                {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                         continue;
                     };
@@ -48,7 +56,7 @@ impl Node {
                                 .set_share_state(
                                     sphere.id,
                                     &share.info_hash,
-                                    "downloading",
+                                    ShareState::Downloading.as_str(),
                                     None,
                                     st.error.as_deref(),
                                 )
@@ -62,7 +70,10 @@ impl Node {
                         self.flush_outbox(sphere).await;
                     }
                     self.feed_endpoints(sphere).await;
-                    for share in shares.iter().filter(|s| s.state == "seeding") {
+                    for share in shares
+                        .iter()
+                        .filter(|s| s.share_state() == ShareState::Seeding)
+                    {
                         self.forget_if_removed(sphere, share).await;
                     }
                 }

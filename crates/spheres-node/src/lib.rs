@@ -115,6 +115,18 @@ pub struct Node {
     _spheres_lock: std::fs::File,
 }
 
+/// A share's state as the store keeps it, read as the enum (a value this version does not
+/// know, written by a newer one, reads as `failed`: it is not acted on).
+pub(crate) trait RowState {
+    fn share_state(&self) -> api::types::ShareState;
+}
+
+impl RowState for spheres_store::ShareRow {
+    fn share_state(&self) -> api::types::ShareState {
+        self.state.parse().unwrap_or(api::types::ShareState::Failed)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -15,8 +15,10 @@ use spheres_torrent::{Engine, EngineConfig};
 use spheres_tracker::{KeyScope, TrackerConfig};
 use spheres_xmpp::{BareJid, Client, ConnectConfig};
 
+use crate::RowState as _;
 use crate::account::{discover_muc, resolve};
 use crate::api::types;
+use crate::api::types::ShareState;
 use crate::error::{NodeError, refuse};
 use crate::events::Connection;
 use crate::peers::PEER_TTL;
@@ -393,9 +395,9 @@ impl Node {
                 }
                 // A share of ours seeds from where it was; a fetched one resumes in the folder.
                 let ours = share.sharer == self.me.as_str();
-                let result = match share.state.as_str() {
+                let result = match share.share_state() {
                     // Announced by its magnet alone, and its metadata never came: that first.
-                    "downloading" if share.torrent.is_none() => {
+                    ShareState::Downloading if share.torrent.is_none() => {
                         let (node, sphere, s) =
                             (self.clone(), sphere.clone(), self.share_from_row(&share));
                         tokio::spawn(async move {
@@ -406,7 +408,7 @@ impl Node {
                         });
                         Ok(())
                     }
-                    "seeding" | "downloading" => {
+                    ShareState::Seeding | ShareState::Downloading => {
                         // What was fetched is seeded from where it arrived (`incoming`); what
                         // we shared, or a download from before downloads were staged, from
                         // its path.
@@ -418,7 +420,7 @@ impl Node {
                         // out of sight, where it resumes (it was never complete at its name).
                         if migrate
                             && !ours
-                            && share.state == "downloading"
+                            && share.share_state() == ShareState::Downloading
                             && !staging.exists()
                             && let Some(name) = share
                                 .torrent
@@ -435,11 +437,12 @@ impl Node {
                             }
                         }
                         let staged = staging.exists();
-                        let seed_path = if staged || !(ours || share.state == "seeding") {
-                            None
-                        } else {
-                            share.path.as_deref()
-                        };
+                        let seed_path =
+                            if staged || !(ours || share.share_state() == ShareState::Seeding) {
+                                None
+                            } else {
+                                share.path.as_deref()
+                            };
                         self.add_to_engine(&sphere, &self.share_from_row(&share), seed_path)
                             .await
                     }

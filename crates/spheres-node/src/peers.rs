@@ -15,6 +15,8 @@ use spheres_tracker::wire::{AnnounceRequest, Event as TrackerEvent};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Endpoint, Endpoints};
 
+use crate::RowState as _;
+use crate::api::types::ShareState;
 use crate::events::NodeEvent;
 use crate::{Node, lock};
 
@@ -253,7 +255,10 @@ impl Node {
             .collect();
         let now = Instant::now();
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        for share in shares.iter().filter(|s| s.state != "withdrawn") {
+        for share in shares
+            .iter()
+            .filter(|s| s.share_state() != ShareState::Withdrawn)
+        {
             let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                 continue;
             };

@@ -13,7 +13,9 @@ use spheres_torrent::{AddOptions, Source};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Share, Withdraw};
 
+use crate::RowState as _;
 use crate::api::types;
+use crate::api::types::{Policy, ShareState};
 use crate::error::NodeError;
 use crate::events::NodeEvent;
 use crate::rooms::Sender;
@@ -45,17 +47,6 @@ pub(crate) fn check_announced(s: &Share, meta: &Metainfo) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether a sphere's fetch policy (`all`, `none`, `max:BYTES`) takes a share of `size`.
-pub(crate) fn policy_wants(policy: &str, size: u64) -> bool {
-    match policy {
-        "none" => false,
-        p => match p.strip_prefix("max:").and_then(|n| n.parse::<u64>().ok()) {
-            Some(max) => size <= max,
-            None => true,
-        },
-    }
 }
 
 impl Node {
@@ -94,7 +85,9 @@ impl Node {
         // A public torrent passed on by a member would make this node a peer of a public
         // swarm: only when the member's policy says so. Our own are ours to fetch.
         let ask = public && sender.jid != self.me && !self.public_allowed(sphere).await;
-        let mut wanted = !ask && policy_wants(&sphere.policy, s.size);
+        // A policy this version cannot read (written by a newer one) fetches as the default.
+        let policy: Policy = sphere.policy.parse().unwrap_or(Policy::All);
+        let mut wanted = !ask && policy.wants(s.size);
         // Never fetched by itself past what the disk can take (the person may still ask).
         let free = free_bytes(Path::new(&sphere.folder)).unwrap_or(0);
         let too_big = wanted && s.size.saturating_add(UPLOAD_HEADROOM) > free;
@@ -102,7 +95,12 @@ impl Node {
             tracing::warn!(sphere = %sphere.name, share = %s.name, size = s.size, free, "not enough space to fetch a share by itself");
             wanted = false;
         }
-        let state = if wanted { "downloading" } else { "available" };
+        let state = if wanted {
+            ShareState::Downloading
+        } else {
+            ShareState::Available
+        }
+        .as_str();
         let new = self
             .store
             .add_share(
@@ -128,7 +126,13 @@ impl Node {
                 human_bytes(free.saturating_sub(UPLOAD_HEADROOM))
             );
             self.store
-                .set_share_state(sphere.id, &s.id, "available", None, Some(&why))
+                .set_share_state(
+                    sphere.id,
+                    &s.id,
+                    ShareState::Available.as_str(),
+                    None,
+                    Some(&why),
+                )
                 .await?;
         }
         if let Ok(hash) = s.id.parse::<InfoHash>() {
@@ -151,7 +155,13 @@ impl Node {
                 tracing::warn!(share = %s.name, error = %e, "cannot fetch a share");
                 let _ = node
                     .store
-                    .set_share_state(sphere.id, &s.id, "failed", None, Some(&format!("{e:#}")))
+                    .set_share_state(
+                        sphere.id,
+                        &s.id,
+                        ShareState::Failed.as_str(),
+                        None,
+                        Some(&format!("{e:#}")),
+                    )
                     .await;
             }
         });
@@ -189,7 +199,7 @@ impl Node {
         if !asked && !meta.private && s.sharer != self.me && !self.public_allowed(sphere).await {
             tracing::info!(share = %s.name, "a public torrent: waiting for the member to fetch it");
             self.store
-                .set_share_state(sphere.id, &s.id, "available", None, None)
+                .set_share_state(sphere.id, &s.id, ShareState::Available.as_str(), None, None)
                 .await?;
             return Ok(());
         }
@@ -330,7 +340,13 @@ impl Node {
             let _ = self.engine.remove(&hash, false).await;
         }
         self.store
-            .set_share_state(sphere.id, &row.info_hash, "withdrawn", None, None)
+            .set_share_state(
+                sphere.id,
+                &row.info_hash,
+                ShareState::Withdrawn.as_str(),
+                None,
+                None,
+            )
             .await?;
         Ok(())
     }
@@ -375,11 +391,15 @@ impl Node {
         let (state, path, error) = match placed {
             Ok(p) => {
                 tracing::info!(share = %share.name, path = %p.display(), "download complete and verified");
-                ("seeding", Some(p.to_string_lossy().into_owned()), None)
+                (
+                    ShareState::Seeding.as_str(),
+                    Some(p.to_string_lossy().into_owned()),
+                    None,
+                )
             }
             Err(e) => {
                 tracing::warn!(share = %share.name, error = %format!("{e:#}"), "cannot place a download");
-                ("failed", None, Some(format!("{e:#}")))
+                (ShareState::Failed.as_str(), None, Some(format!("{e:#}")))
             }
         };
         let _ = self
@@ -418,7 +438,13 @@ impl Node {
         }
         let _ = self
             .store
-            .set_share_state(sphere.id, &share.info_hash, "available", None, None)
+            .set_share_state(
+                sphere.id,
+                &share.info_hash,
+                ShareState::Available.as_str(),
+                None,
+                None,
+            )
             .await;
         self.emit(NodeEvent::Share {
             sphere: sphere.name.clone(),
@@ -441,9 +467,15 @@ impl Node {
                     "{name:?} has no share {share:?} (see `spheres shares {name}`)"
                 ))
             })?;
-        if row.state == "available" || row.state == "failed" {
+        if row.share_state() == ShareState::Available || row.share_state() == ShareState::Failed {
             self.store
-                .set_share_state(sphere.id, &row.info_hash, "downloading", None, None)
+                .set_share_state(
+                    sphere.id,
+                    &row.info_hash,
+                    ShareState::Downloading.as_str(),
+                    None,
+                    None,
+                )
                 .await?;
             let share = self.share_from_row(row);
             if share.torrent.is_some() {
@@ -459,7 +491,7 @@ impl Node {
                             .set_share_state(
                                 sphere.id,
                                 &share.id,
-                                "failed",
+                                ShareState::Failed.as_str(),
                                 None,
                                 Some(&format!("{e:#}")),
                             )

@@ -14,6 +14,7 @@ use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::Share;
 
 use crate::api::types;
+use crate::api::types::ShareState;
 use crate::error::NodeError;
 use crate::events::NodeEvent;
 use crate::rooms::Outgoing;
@@ -102,7 +103,7 @@ impl Node {
                     magnet: &share.magnet,
                     torrent: Some(&torrent),
                     path: Some(&path_text),
-                    state: "seeding",
+                    state: ShareState::Seeding.as_str(),
                 },
             )
             .await?;

@@ -14,12 +14,12 @@ use spheres_xmpp::BareJid;
 use spheres_xmpp::muc::Affiliation;
 use spheres_xmpp::muc::RoomSettings;
 
+use crate::RowState as _;
 use crate::api::types;
 use crate::chat::address;
 use crate::error::{NodeError, refuse};
 use crate::events::NodeEvent;
 use crate::rooms::Sender;
-use crate::units::parse_size;
 use crate::{Node, lock, now_secs, random_token};
 
 /// A room's local part from a sphere name: readable, unique with a random suffix.
@@ -453,17 +453,10 @@ impl Node {
             });
             return Ok(format!("public:{public}"));
         }
-        let normal = match policy.trim() {
-            "all" => "all".to_owned(),
-            "none" => "none".to_owned(),
-            p => match p.strip_prefix("max:").map(parse_size) {
-                Some(Ok(n)) => format!("max:{n}"),
-                _ => refuse!(
-                    BadInput,
-                    "{policy:?} is not a policy: use all, none (fetch on demand) or max:SIZE (e.g. max:500M); public:allow or public:ask for public torrents members pass on"
-                ),
-            },
-        };
+        let normal = policy
+            .parse::<types::Policy>()
+            .map_err(NodeError::BadInput)?
+            .to_string();
         self.store.set_policy(sphere.id, &normal).await?;
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name,
@@ -519,7 +512,7 @@ impl Node {
                 .parse::<InfoHash>()
                 .ok()
                 .and_then(|h| self.engine.status(&h));
-            let state: types::ShareState = s.state.parse().map_err(anyhow::Error::msg)?;
+            let state = s.share_state();
             let size = u64::try_from(s.size).unwrap_or(0);
             list.push(types::ShareInfo {
                 have_bytes: status.as_ref().map_or(
