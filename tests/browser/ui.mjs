@@ -60,6 +60,9 @@ async function newPage() {
   return page;
 }
 
+// How far the script got, for the harness (each step has its own bound there).
+const step = (name) => console.log(JSON.stringify({ event: name }));
+
 async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
 
 let a, b, c, d;
@@ -68,6 +71,7 @@ try {
   b = await newPage();
   for (const p of [a, b]) p.setDefaultTimeout(WAIT);
 
+  step("browser_up");
   // A creates a sphere and invites bob.
   await login(a, NODE_A);
   await a.goto(NODE_A + "/");
@@ -83,6 +87,7 @@ try {
   await a.getByText(/^spheres:join\?v=1&/).waitFor();
   await a.waitForFunction(() => { const q = document.querySelector("img.qr"); return q && q.complete && q.naturalWidth >= 256; }, null, { timeout: WAIT });
   const link = await a.locator("#invite-link code").textContent();
+  step("link_made");
 
   // Carol has only a fresh node and the link: one screen, and she is in the sphere.
   c = await newPage();
@@ -107,7 +112,9 @@ try {
   await axe(c, "join");
   await shot(c, "join");
   await c.getByRole("button", { name: "Join", exact: true }).click();
-  await c.waitForURL(/#\/s\/Family$/, { timeout: 120_000 });
+  step("carol_join_clicked");
+  // Her node restarts as the new account and joins: bounded below the harness's 90 s.
+  await c.waitForURL(/#\/s\/Family$/, { timeout: 80_000 });
   await c.getByRole("heading", { name: "Chat" }).waitFor();
   console.log(JSON.stringify({ event: "carol_joined" }));
   const cs = await (await nodeApi(NODE_C, "/api/status")).json();
@@ -323,6 +330,8 @@ try {
   for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C], ["D", d, NODE_D]]) {
     if (!p) continue;
     console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
+      main: (await p.locator("main").innerText().catch(() => "")).slice(0, 400),
+      status: await (await nodeApi(node, "/api/status")).json().then((s) => ({ jid: s.jid, xmpp: s.xmpp, spheres: s.spheres })).catch((e) => String(e)),
       shares: await (await nodeApi(node, "/api/spheres/Family/shares")).json().catch(() => null),
       contacts: await (await nodeApi(node, "/api/contacts")).json().catch(() => null) }));
     await shot(p, `failure-${who}`).catch(() => {});

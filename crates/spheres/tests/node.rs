@@ -558,7 +558,15 @@ fn the_web_interface_in_two_browsers() {
     let mut ui = Proc::spawn("browser test", cmd);
     // Midway, the page asks for bob's node to restart (it must reconnect by itself).
     // Each stage has its own bound: the whole script takes longer than one on a busy machine.
-    for stage in ["carol_joined", "dave_signed_in", "first_load", "restart_b"] {
+    for stage in [
+        "browser_up",
+        "link_made",
+        "carol_join_clicked",
+        "carol_joined",
+        "dave_signed_in",
+        "first_load",
+        "restart_b",
+    ] {
         ui.wait_event(stage);
     }
     bob.stop();
