@@ -329,11 +329,15 @@ try {
   // What each side showed, to tell why.
   for (const [who, p, node] of [["A", a, NODE_A], ["B", b, NODE_B], ["C", c, NODE_C], ["D", d, NODE_D]]) {
     if (!p) continue;
-    console.log(JSON.stringify({ event: "state", who, url: p.url(), live: await p.locator("#live").textContent().catch(() => null),
-      main: (await p.locator("main").innerText().catch(() => "")).slice(0, 400),
-      status: await (await nodeApi(node, "/api/status")).json().then((s) => ({ jid: s.jid, xmpp: s.xmpp, spheres: s.spheres })).catch((e) => String(e)),
-      shares: await (await nodeApi(node, "/api/spheres/Family/shares")).json().catch(() => null),
-      contacts: await (await nodeApi(node, "/api/contacts")).json().catch(() => null) }));
+    // Every read bounded: a page that never loaded must not hold up the report.
+    const quick = { timeout: 1000 };
+    const ask = (q) => nodeApi(node, q, { signal: AbortSignal.timeout(3000) }).then((r) => r.json()).catch((e) => String(e));
+    console.log(JSON.stringify({ event: "state", who, url: p.url(),
+      live: await p.locator("#live").textContent(quick).catch(() => null),
+      main: (await p.locator("main").innerText(quick).catch(() => "")).slice(0, 400),
+      status: await ask("/api/status").then((s) => (s && s.jid ? { jid: s.jid, xmpp: s.xmpp, spheres: s.spheres } : s)),
+      spheres: await ask("/api/spheres"),
+      shares: await ask("/api/spheres/Family/shares") }));
     await shot(p, `failure-${who}`).catch(() => {});
   }
   throw e;

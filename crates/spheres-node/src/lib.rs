@@ -109,6 +109,8 @@ pub struct Node {
     staggering: Arc<tokio::sync::Semaphore>,
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
+    /// Set when the node starts to stop (or to restart as another account).
+    stopping: std::sync::atomic::AtomicBool,
     /// The link to the XMPP server, as it was last heard of.
     connection: Mutex<Connection>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
@@ -149,6 +151,11 @@ impl Node {
 
     pub fn engine(&self) -> Engine {
         self.engine.clone()
+    }
+
+    /// Whether the node is stopping (or restarting as another account).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {

@@ -276,6 +276,7 @@ impl Node {
             staggering: Arc::new(tokio::sync::Semaphore::new(2)),
             catching_up: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,
         });
 
@@ -475,6 +476,9 @@ impl Node {
     }
 
     pub(crate) async fn shutdown(&self) {
+        // From now on the API answers 503: what it would read may be closed under it.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(m) = self.mapping.lock().await.take()
             && let Err(e) = m.remove().await
         {

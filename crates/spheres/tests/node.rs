@@ -567,7 +567,14 @@ fn the_web_interface_in_two_browsers() {
         "first_load",
         "restart_b",
     ] {
-        ui.wait_event(stage);
+        if let Err(why) = ui.try_wait_event(stage) {
+            // What each node said of itself, to tell why (a node that stopped says so here).
+            let nodes: Vec<String> = [&mut alice, &mut bob, &mut carol, &mut dave]
+                .into_iter()
+                .map(|n| n.report())
+                .collect();
+            panic!("{why}\n{}", nodes.join("\n"));
+        }
     }
     bob.stop();
     bob.start(&[]);

@@ -143,22 +143,23 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
     if !known_host(&api, headers) {
         return Refused(UNKNOWN_HOST).into_response();
     }
-    let mut open = false;
-    for cookie in sessions_of(headers) {
-        open = api
-            .node
-            .store
-            .use_session(
-                &access::session_key(&cookie),
-                access::SESSION_IDLE,
-                access::SESSION_MAX_AGE,
-            )
+    // Stopping (or restarting as another account): the store may be closed already, and a
+    // session it cannot read is not a session that ended. The page waits; it does not ask
+    // for a login.
+    let open = if api.node.stopping() {
+        Err(())
+    } else {
+        session_open(&api.node.store, &sessions_of(headers))
             .await
-            .unwrap_or(false);
-        if open {
-            break;
-        }
-    }
+            .map_err(|e| tracing::info!(error = %e, "cannot read browser sessions"))
+    };
+    let Ok(open) = open else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": STOPPING})),
+        )
+            .into_response();
+    };
     if open {
         let changes = !matches!(
             *req.method(),
@@ -175,6 +176,30 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
         Json(json!({"error": "log in first", "login": true})),
     )
         .into_response()
+}
+
+/// What a browser is told while the node stops or restarts.
+const STOPPING: &str = "the node is stopping or restarting; try again in a moment";
+
+/// Whether one of `cookies` opens a session (an open one is marked used). An error is the
+/// store's, not a "no".
+async fn session_open(
+    store: &spheres_store::Store,
+    cookies: &[String],
+) -> Result<bool, spheres_store::StoreError> {
+    for cookie in cookies {
+        let open = store
+            .use_session(
+                &access::session_key(cookie),
+                access::SESSION_IDLE,
+                access::SESSION_MAX_AGE,
+            )
+            .await?;
+        if open {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Opens a browser session; returns its `Set-Cookie` value. `Secure` when the page came
@@ -839,4 +864,33 @@ async fn qr(axum::extract::Query(q): axum::extract::Query<QrQuery>) -> Response 
 async fn set_limits(State(api): State<Api>, Json(b): Json<LimitsBody>) -> ApiResult {
     api.node.set_limits(b.download, b.upload).await?;
     Ok(Json(json!({"download": b.download, "upload": b.upload})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser polling a node that is restarting as another account used to be sent to the
+    /// login screen: the store, already closed, answered "no such session". A store that
+    /// cannot answer is now an error (503 for the page: wait), never a "no" (401: log in).
+    #[tokio::test]
+    async fn a_closed_store_is_not_a_missing_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = spheres_store::Store::open(&dir.path().join("node.db"))
+            .await
+            .unwrap();
+        let cookie = "c".repeat(64);
+        store
+            .add_session(&access::session_key(&cookie), access::MAX_SESSIONS)
+            .await
+            .unwrap();
+        assert!(
+            session_open(&store, &["x".into(), cookie.clone()])
+                .await
+                .unwrap()
+        );
+        assert!(!session_open(&store, &["x".into()]).await.unwrap());
+        store.close().await;
+        assert!(session_open(&store, &[cookie]).await.is_err());
+    }
 }

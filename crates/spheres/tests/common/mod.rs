@@ -95,6 +95,12 @@ impl Proc {
     /// Waits for a JSON line whose `event` is `event`; panics after `TIMEOUT` or if the
     /// process exits first.
     pub fn wait_event(&mut self, event: &str) -> serde_json::Value {
+        self.try_wait_event(event)
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// The same, saying why instead of panicking.
+    pub fn try_wait_event(&mut self, event: &str) -> Result<serde_json::Value, String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -104,24 +110,33 @@ impl Proc {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                         && v["event"] == event
                     {
-                        return v;
+                        return Ok(v);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!(
+                    return Err(format!(
                         "{}: no {event:?} event within {TIMEOUT:?}; saw {:?}",
                         self.name, self.seen
-                    )
+                    ));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().ok();
-                    panic!(
+                    return Err(format!(
                         "{}: exited ({status:?}) before {event:?}; saw {:?}",
                         self.name, self.seen
-                    )
+                    ));
                 }
             }
         }
+    }
+
+    /// Everything the process printed so far, and whether it has exited: for a failure report.
+    pub fn report(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        let exited = self.child.try_wait().ok().flatten();
+        format!("{} (exited: {exited:?}) printed {:?}", self.name, self.seen)
     }
 
     /// Asks the process to stop (SIGTERM); see [`Proc::wait_exit`].

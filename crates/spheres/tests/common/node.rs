@@ -125,6 +125,14 @@ impl Node {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// What the node's process printed so far (its JSON lines), for a failure report.
+    pub fn report(&mut self) -> String {
+        match &mut self.proc {
+            Some(p) => p.report(),
+            None => format!("{}: not running", self.name),
+        }
+    }
+
     pub fn share_state(&self, sphere: &str, name: &str) -> Option<Value> {
         let list = self.cli(&["shares", sphere]);
         list.as_array()?.iter().find(|s| s["name"] == name).cloned()
