@@ -439,25 +439,55 @@ pub(crate) async fn negotiate(
     cfg: &ConnectConfig,
     resume: Option<&Resume>,
 ) -> Result<Negotiated, XmppError> {
-    let domain = cfg.jid.domain().as_str().to_owned();
-    let limit = cfg.step_timeout;
     let Secured {
         mut reader,
         mut writer,
         features,
         exporter,
     } = secure(cfg).await?;
+    let (jid, sm, resumed) =
+        after_tls(&mut reader, &mut writer, cfg, &features, exporter, resume).await?;
+    Ok(Negotiated {
+        reader,
+        writer,
+        jid,
+        sm,
+        resumed,
+    })
+}
+
+/// What negotiation ends with: the bound (or resumed) JID, stream management when the server
+/// enabled it, and for a resumed session the server's count of our stanzas.
+type Session = (FullJid, Option<SmState>, Option<u32>);
+
+/// Everything after TLS: authentication, the stream restart, then resumption of `resume`
+/// when the server can, else binding a resource and enabling stream management. Generic over
+/// the transport, so a scripted server tests it in memory.
+async fn after_tls<R, W>(
+    reader: &mut StreamReader<R>,
+    writer: &mut W,
+    cfg: &ConnectConfig,
+    features: &StreamFeatures,
+    exporter: Option<Vec<u8>>,
+    resume: Option<&Resume>,
+) -> Result<Session, XmppError>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let domain = cfg.jid.domain().as_str().to_owned();
+    let limit = cfg.step_timeout;
     step(
         limit,
         "authentication",
-        authenticate(&mut reader, &mut writer, cfg, &features, exporter),
+        authenticate(reader, writer, cfg, features, exporter),
     )
     .await?;
 
     reader.restart();
-    write_all(&mut writer, header(&domain).as_bytes()).await?;
+    write_all(writer, header(&domain).as_bytes()).await?;
     step(limit, "stream header", reader.read_header()).await?;
-    let features = step(limit, "stream features", read_features(&mut reader)).await?;
+    let features = step(limit, "stream features", read_features(reader)).await?;
 
     if let Some(previous) = resume
         && features.stream_management.is_some()
@@ -467,28 +497,23 @@ pub(crate) async fn negotiate(
             previous.h,
             xml_escape(&previous.id)
         );
-        write_all(&mut writer, ask.as_bytes()).await?;
+        write_all(writer, ask.as_bytes()).await?;
         let el = step(limit, "stream resumption", reader.element()).await?;
         if el.is("resumed", NS_SM) {
             let h = el
                 .attr("h")
                 .and_then(|h| h.parse().ok())
                 .ok_or_else(|| invalid("<resumed/> without a valid h"))?;
-            return Ok(Negotiated {
-                reader,
-                writer,
-                jid: previous.jid.clone(),
-                sm: Some(SmState {
-                    id: Some(previous.id.clone()),
-                }),
-                resumed: Some(h),
-            });
+            let sm = SmState {
+                id: Some(previous.id.clone()),
+            };
+            return Ok((previous.jid.clone(), Some(sm), Some(h)));
         }
         tracing::info!("the server could not resume the session; starting a new one");
     }
 
     let bind = Iq::from_set("bind-1", BindQuery::new(cfg.resource.clone()));
-    write_all(&mut writer, &serialize(&Element::from(bind))).await?;
+    write_all(writer, &serialize(&Element::from(bind))).await?;
     let jid = step(limit, "resource binding", async {
         loop {
             let el = reader.element().await?;
@@ -515,7 +540,7 @@ pub(crate) async fn negotiate(
     let mut sm = None;
     if features.stream_management.is_some() {
         write_all(
-            &mut writer,
+            writer,
             format!("<enable xmlns='{NS_SM}' resume='true'/>").as_bytes(),
         )
         .await?;
@@ -528,13 +553,7 @@ pub(crate) async fn negotiate(
             tracing::info!("the server refused stream management; going on without it");
         }
     }
-    Ok(Negotiated {
-        reader,
-        writer,
-        jid,
-        sm,
-        resumed: None,
-    })
+    Ok((jid, sm, None))
 }
 
 /// Escapes a string for an XML attribute in single quotes.
@@ -545,7 +564,9 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn read_features(reader: &mut StreamReader) -> Result<StreamFeatures, XmppError> {
+async fn read_features<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut StreamReader<R>,
+) -> Result<StreamFeatures, XmppError> {
     let el = reader.element().await?;
     StreamFeatures::try_from(el).map_err(|e| invalid(format!("bad stream features: {e}")))
 }
@@ -668,9 +689,9 @@ fn choose_mechanism<'a>(
     Ok((chosen, binding))
 }
 
-async fn authenticate(
-    reader: &mut StreamReader,
-    writer: &mut WriteHalf<Tls>,
+async fn authenticate<R: tokio::io::AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut StreamReader<R>,
+    writer: &mut W,
     cfg: &ConnectConfig,
     features: &StreamFeatures,
     exporter: Option<Vec<u8>>,
@@ -867,5 +888,260 @@ mod tests {
             err.contains("no mechanism we support (DIGEST-MD5, X-OAUTH2)"),
             "{err}"
         );
+    }
+
+    /// A scripted server on the other end of an in-memory pipe: it reads what the client
+    /// writes up to an expected piece, then answers. No network, no TLS.
+    struct Script {
+        io: tokio::io::DuplexStream,
+        seen: String,
+    }
+
+    impl Script {
+        /// Reads until the client has written `needle` (after what was matched before).
+        async fn expect(&mut self, needle: &str) -> String {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(i) = self.seen.find(needle) {
+                    let upto = self.seen[..i + needle.len()].to_owned();
+                    self.seen.drain(..i + needle.len());
+                    return upto;
+                }
+                let n = tokio::io::AsyncReadExt::read(&mut self.io, &mut buf)
+                    .await
+                    .unwrap();
+                assert!(
+                    n > 0,
+                    "the client closed before writing {needle:?}: {}",
+                    self.seen
+                );
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+
+        async fn say(&mut self, xml: &str) {
+            tokio::io::AsyncWriteExt::write_all(&mut self.io, xml.as_bytes())
+                .await
+                .unwrap();
+        }
+    }
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='home.test' id='s2' version='1.0'>";
+    const FEATURES_AFTER_AUTH: &str = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
+        <sm xmlns='urn:xmpp:sm:3'/></stream:features>";
+
+    fn features(mechanisms: &[&str]) -> StreamFeatures {
+        let xml = format!(
+            "<features xmlns='http://etherx.jabber.org/streams'><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</mechanisms></features>",
+            mechanisms
+                .iter()
+                .map(|m| format!("<mechanism>{m}</mechanism>"))
+                .collect::<String>()
+        );
+        StreamFeatures::try_from(xml.parse::<Element>().unwrap()).unwrap()
+    }
+
+    /// The client's side after TLS, over a pipe, and the server's script for it.
+    fn pipe(
+        password: &str,
+    ) -> (
+        StreamReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>,
+        tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        ConnectConfig,
+        Script,
+    ) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (r, w) = tokio::io::split(client);
+        let mut cfg = ConnectConfig::new(BareJid::new("alice@home.test").unwrap(), password);
+        cfg.resource = Some("laptop".into());
+        cfg.step_timeout = Duration::from_secs(10);
+        let script = Script {
+            io: server,
+            seen: String::new(),
+        };
+        (StreamReader::new(r), w, cfg, script)
+    }
+
+    /// The whole sequence after TLS: PLAIN (the only mechanism offered), the stream restart,
+    /// binding the asked resource, then stream management enabled with a resumable id.
+    #[tokio::test]
+    async fn a_new_session_authenticates_binds_and_enables_stream_management() {
+        let (mut reader, mut writer, cfg, mut server) = pipe("secret");
+        let script =
+            tokio::spawn(async move {
+                let auth = server.expect("</auth>").await;
+                // PLAIN is "\0alice\0secret" in base64.
+                assert!(
+                    auth.contains("mechanism='PLAIN'") || auth.contains("mechanism=\"PLAIN\""),
+                    "{auth}"
+                );
+                assert!(auth.contains("AGFsaWNlAHNlY3JldA=="), "{auth}");
+                server
+                    .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                    .await;
+                server.expect("<stream:stream").await;
+                server.expect(">").await;
+                server.say(HEADER).await;
+                server.say(FEATURES_AFTER_AUTH).await;
+                let bind = server.expect("</iq>").await;
+                assert!(bind.contains("<resource>laptop</resource>"), "{bind}");
+                server
+                .say("<iq type='result' id='bind-1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+                      <jid>alice@home.test/laptop</jid></bind></iq>")
+                .await;
+                let enable = server.expect("/>").await;
+                assert!(
+                    enable.contains("<enable") && enable.contains("resume='true'"),
+                    "{enable}"
+                );
+                server
+                    .say("<enabled xmlns='urn:xmpp:sm:3' id='sm-1' resume='true'/>")
+                    .await;
+            });
+        let (jid, sm, resumed) = after_tls(
+            &mut reader,
+            &mut writer,
+            &cfg,
+            &features(&["PLAIN"]),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        script.await.unwrap();
+        assert_eq!(jid.to_string(), "alice@home.test/laptop");
+        assert_eq!(sm.and_then(|s| s.id).as_deref(), Some("sm-1"));
+        assert_eq!(resumed, None);
+    }
+
+    /// A previous session is resumed when the server can: no binding, the old JID kept, and
+    /// the server's count of our stanzas returned; when it cannot, a new session is bound.
+    #[tokio::test]
+    async fn a_session_is_resumed_when_the_server_can_and_bound_anew_when_not() {
+        let previous = Resume {
+            id: "sm-1".into(),
+            h: 7,
+            jid: "alice@home.test/laptop".parse().unwrap(),
+        };
+        for server_can in [true, false] {
+            let (mut reader, mut writer, cfg, mut server) = pipe("secret");
+            let script = tokio::spawn(async move {
+                server.expect("</auth>").await;
+                server
+                    .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                    .await;
+                server.expect("<stream:stream").await;
+                server.expect(">").await;
+                server.say(HEADER).await;
+                server.say(FEATURES_AFTER_AUTH).await;
+                let ask = server.expect("/>").await;
+                assert!(
+                    ask.contains("<resume")
+                        && ask.contains("h='7'")
+                        && ask.contains("previd='sm-1'"),
+                    "{ask}"
+                );
+                if server_can {
+                    server
+                        .say("<resumed xmlns='urn:xmpp:sm:3' h='5' previd='sm-1'/>")
+                        .await;
+                    return;
+                }
+                server.say("<failed xmlns='urn:xmpp:sm:3'/>").await;
+                server.expect("</iq>").await;
+                server
+                    .say("<iq type='result' id='bind-1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+                          <jid>alice@home.test/laptop-2</jid></bind></iq>")
+                    .await;
+                server.expect("/>").await;
+                server
+                    .say("<enabled xmlns='urn:xmpp:sm:3' id='sm-2' resume='true'/>")
+                    .await;
+            });
+            let (jid, sm, resumed) = after_tls(
+                &mut reader,
+                &mut writer,
+                &cfg,
+                &features(&["PLAIN"]),
+                None,
+                Some(&previous),
+            )
+            .await
+            .unwrap();
+            script.await.unwrap();
+            if server_can {
+                assert_eq!(jid.to_string(), "alice@home.test/laptop");
+                assert_eq!(resumed, Some(5));
+                assert_eq!(sm.and_then(|s| s.id).as_deref(), Some("sm-1"));
+            } else {
+                assert_eq!(jid.to_string(), "alice@home.test/laptop-2");
+                assert_eq!(resumed, None);
+                assert_eq!(sm.and_then(|s| s.id).as_deref(), Some("sm-2"));
+            }
+        }
+    }
+
+    /// A wrong password is an authentication error at once (never retried by the client); a
+    /// binding the server refuses is said as such.
+    #[tokio::test]
+    async fn a_wrong_password_and_a_refused_binding_are_said() {
+        let (mut reader, mut writer, cfg, mut server) = pipe("wrong");
+        let script = tokio::spawn(async move {
+            server.expect("</auth>").await;
+            server
+                .say(
+                    "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+                )
+                .await;
+        });
+        let err = after_tls(
+            &mut reader,
+            &mut writer,
+            &cfg,
+            &features(&["PLAIN"]),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+        script.await.unwrap();
+        assert!(matches!(err, XmppError::Auth(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("wrong user name or password"),
+            "{err}"
+        );
+
+        let (mut reader, mut writer, cfg, mut server) = pipe("secret");
+        let script = tokio::spawn(async move {
+            server.expect("</auth>").await;
+            server
+                .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                .await;
+            server.expect("<stream:stream").await;
+            server.expect(">").await;
+            server.say(HEADER).await;
+            server.say(FEATURES_AFTER_AUTH).await;
+            server.expect("</iq>").await;
+            server
+                .say(
+                    "<iq type='error' id='bind-1'><error type='cancel'>\
+                      <conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+                )
+                .await;
+        });
+        let err = after_tls(
+            &mut reader,
+            &mut writer,
+            &cfg,
+            &features(&["PLAIN"]),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+        script.await.unwrap();
+        assert!(matches!(err, XmppError::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("binding refused"), "{err}");
     }
 }
