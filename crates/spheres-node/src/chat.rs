@@ -1,6 +1,9 @@
 //! Contacts and chat: the roster, contacts' presence (bounded), contact requests, one-to-one
 //! conversations and what is said in a sphere's room.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
 use anyhow::Result;
 use spheres_xmpp::BareJid;
 use spheres_xmpp::contacts::Subscription;
@@ -25,11 +28,21 @@ pub(crate) fn address(jid: &str) -> Result<BareJid, NodeError> {
     })
 }
 
+/// Contacts' presence and requests, as the server tells them (both bounded: anyone can send
+/// them).
+#[derive(Default)]
+pub(crate) struct ContactState {
+    /// Bare JID → online resources.
+    pub(crate) online: Mutex<HashMap<String, HashSet<String>>>,
+    /// People asking to be our contact, not answered yet.
+    pub(crate) requests: Mutex<HashSet<String>>,
+}
+
 impl Node {
     /// Someone asks to be our contact: kept for a person to answer (the list is bounded:
     /// anyone may ask).
     pub(crate) fn on_contact_request(&self, who: BareJid) {
-        let mut asking = lock(&self.contact_requests);
+        let mut asking = lock(&self.contacts.requests);
         if asking.len() >= MAX_CONTACT_REQUESTS && !asking.contains(who.as_str()) {
             tracing::info!(from = %who, "too many contact requests waiting; ignoring one more");
             return;
@@ -44,7 +57,7 @@ impl Node {
         let bare = who.to_string();
         if online {
             // Bounded too: directed presence can come from anyone.
-            let mut all = lock(&self.contacts_online);
+            let mut all = lock(&self.contacts.online);
             if all.len() >= MAX_PRESENCES && !all.contains_key(&bare) {
                 return;
             }
@@ -53,7 +66,7 @@ impl Node {
                 resources.insert(resource);
             }
         } else {
-            let mut all = lock(&self.contacts_online);
+            let mut all = lock(&self.contacts.online);
             if let Some(r) = all.get_mut(&bare) {
                 r.remove(&resource);
                 if r.is_empty() {
@@ -67,7 +80,7 @@ impl Node {
     /// Our contacts, with presence, and who asks to become one.
     pub async fn contacts(&self) -> Result<types::Contacts, NodeError> {
         let items = self.xmpp.roster().await?;
-        let online = lock(&self.contacts_online).clone();
+        let online = lock(&self.contacts.online).clone();
         let list: Vec<_> = items
             .into_iter()
             .filter(|i| i.subscription != Subscription::Remove)
@@ -81,7 +94,7 @@ impl Node {
                 }
             })
             .collect();
-        let requests: Vec<String> = lock(&self.contact_requests).iter().cloned().collect();
+        let requests: Vec<String> = lock(&self.contacts.requests).iter().cloned().collect();
         Ok(types::Contacts {
             contacts: list,
             requests,
@@ -93,7 +106,7 @@ impl Node {
         if who == self.me {
             refuse!(BadInput, "that is you");
         }
-        lock(&self.contact_requests).remove(who.as_str());
+        lock(&self.contacts.requests).remove(who.as_str());
         // Adding someone who asked is accepting them.
         self.xmpp.accept_contact(&who).await?;
         self.xmpp
@@ -106,7 +119,7 @@ impl Node {
     /// Removes someone from our contacts, or refuses their request.
     pub async fn remove_contact(&self, jid: &str) -> Result<(), NodeError> {
         let who = address(jid)?;
-        let asked = lock(&self.contact_requests).remove(who.as_str());
+        let asked = lock(&self.contacts.requests).remove(who.as_str());
         let known = self
             .xmpp
             .roster()
@@ -122,7 +135,7 @@ impl Node {
         if known {
             self.xmpp.remove_contact(&who).await?;
         }
-        lock(&self.contacts_online).remove(who.as_str());
+        lock(&self.contacts.online).remove(who.as_str());
         self.emit(NodeEvent::Contacts);
         Ok(())
     }

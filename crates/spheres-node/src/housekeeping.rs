@@ -78,7 +78,7 @@ impl Node {
                     }
                 }
             }
-            *lock(&self.lsd_hashes) = active;
+            *lock(&self.peers.lsd_hashes) = active;
             if last_feed.elapsed() >= FEED_EVERY {
                 last_feed = Instant::now();
                 // The household server: back up if it died (clients reconnect by themselves).

@@ -84,18 +84,10 @@ pub struct Node {
     rooms: Mutex<Rooms>,
     /// Woken when the server confirms our presence in a room (status 110).
     joined_notify: tokio::sync::Notify,
-    /// The peers each torrent was last added with (librqbit takes peers only then).
-    given_peers: Mutex<HashMap<String, HashSet<SocketAddr>>>,
-    /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
-    lsd: Mutex<Option<spheres_net::lsd::Heard>>,
-    lsd_hashes: Mutex<Vec<spheres_net::lsd::Torrent>>,
-    /// How reachable we are from outside, and the port mapping that makes it so.
-    reachability: Mutex<spheres_net::Reachability>,
-    mapping: tokio::sync::Mutex<Option<spheres_net::Mapping>>,
-    /// Contacts' presence: bare JID → online resources.
-    contacts_online: Mutex<HashMap<String, HashSet<String>>>,
-    /// People asking to be our contact, not answered yet.
-    contact_requests: Mutex<HashSet<String>>,
+    /// Peers given to the engine, LAN discovery, reachability (see `peers`).
+    peers: peers::PeerState,
+    /// Contacts' presence and requests (see `chat`).
+    contacts: chat::ContactState,
     /// What the web interface hears about as it happens (`/api/events`).
     events: tokio::sync::broadcast::Sender<NodeEvent>,
     /// The invitation link this node came with, until its sphere is joined.

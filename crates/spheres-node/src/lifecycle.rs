@@ -19,9 +19,11 @@ use crate::RowState as _;
 use crate::account::{discover_muc, resolve};
 use crate::api::types;
 use crate::api::types::ShareState;
+use crate::chat::ContactState;
 use crate::error::{NodeError, refuse};
 use crate::events::Connection;
 use crate::peers::PEER_TTL;
+use crate::peers::PeerState;
 use crate::settings::{Locate, NodeFile, Settings, UpArgs, write_private};
 use crate::{Node, Report, lock, now_secs, random_token};
 
@@ -261,15 +263,10 @@ impl Node {
             household,
             rooms: Mutex::default(),
             joined_notify: tokio::sync::Notify::new(),
-            given_peers: Mutex::default(),
+            peers: PeerState::default(),
+            contacts: ContactState::default(),
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
-            contacts_online: Mutex::default(),
-            reachability: Mutex::new(spheres_net::Reachability::Unknown),
-            lsd: Mutex::default(),
-            lsd_hashes: Mutex::default(),
-            mapping: tokio::sync::Mutex::new(None),
-            contact_requests: Mutex::default(),
             hashing: Mutex::default(),
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
@@ -479,7 +476,7 @@ impl Node {
         // From now on the API answers 503: what it would read may be closed under it.
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(m) = self.mapping.lock().await.take()
+        if let Some(m) = self.peers.mapping.lock().await.take()
             && let Err(e) = m.remove().await
         {
             tracing::warn!(error = %e, "the port mapping stays until its lease ends");
@@ -524,7 +521,7 @@ impl Node {
                 upload_bps: t.upload_bps,
             })
             .collect();
-        let reachability = reachability_of(&lock(&self.reachability));
+        let reachability = reachability_of(&lock(&self.peers.reachability));
         let web_password = self.has_password().await;
         let http = lock(&self.http).map(|a| format!("http://{a}"));
         let xmpp = lock(&self.connection).clone();

@@ -2,9 +2,10 @@
 //! rooms, members' endpoints fed to the owner's tracker and given to the engine, the port
 //! mapping kept, local service discovery (BEP 14).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use spheres_metainfo::InfoHash;
@@ -34,6 +35,30 @@ pub(crate) fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
     h.finalize().into()
 }
 
+/// What the node keeps of peers and of its own reachability.
+pub(crate) struct PeerState {
+    /// The peers each torrent was last added with (librqbit takes peers only then).
+    pub(crate) given: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
+    pub(crate) lsd: Mutex<Option<spheres_net::lsd::Heard>>,
+    pub(crate) lsd_hashes: Mutex<Vec<spheres_net::lsd::Torrent>>,
+    /// How reachable we are from outside, and the port mapping that makes it so.
+    pub(crate) reachability: Mutex<spheres_net::Reachability>,
+    pub(crate) mapping: tokio::sync::Mutex<Option<spheres_net::Mapping>>,
+}
+
+impl Default for PeerState {
+    fn default() -> Self {
+        PeerState {
+            given: Mutex::default(),
+            lsd: Mutex::default(),
+            lsd_hashes: Mutex::default(),
+            reachability: Mutex::new(spheres_net::Reachability::Unknown),
+            mapping: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
 impl Node {
     pub(crate) fn endpoints(&self) -> Endpoints {
         if self.settings.no_endpoints {
@@ -53,7 +78,7 @@ impl Node {
             host: host.to_string(),
             port: listen.port(),
         }];
-        if let spheres_net::Reachability::Mapped { external, .. } = &*lock(&self.reachability)
+        if let spheres_net::Reachability::Mapped { external, .. } = &*lock(&self.peers.reachability)
             && !external.ip().is_unspecified()
         {
             endpoints.push(Endpoint {
@@ -70,7 +95,7 @@ impl Node {
     pub(crate) async fn keep_port_mapped(self: Arc<Self>) {
         let listen = self.engine.listen_addr();
         if listen.ip().is_loopback() {
-            *lock(&self.reachability) = spheres_net::Reachability::LoopbackOnly;
+            *lock(&self.peers.reachability) = spheres_net::Reachability::LoopbackOnly;
             return;
         }
         let lease = Duration::from_secs(3600);
@@ -78,13 +103,13 @@ impl Node {
             match spheres_net::Mapping::create(listen.port(), lease, Duration::from_secs(3)).await {
                 Ok(mapping) => {
                     tracing::info!(external = %mapping.external, method = ?mapping.method, "the router forwards our port");
-                    *lock(&self.reachability) = mapping.reachability();
+                    *lock(&self.peers.reachability) = mapping.reachability();
                     let half = mapping.lease / 2;
-                    *self.mapping.lock().await = Some(mapping);
+                    *self.peers.mapping.lock().await = Some(mapping);
                     self.republish_endpoints().await;
                     loop {
                         tokio::time::sleep(half.max(Duration::from_secs(30))).await;
-                        let mut guard = self.mapping.lock().await;
+                        let mut guard = self.peers.mapping.lock().await;
                         let Some(m) = guard.as_mut() else { return };
                         if let Err(e) = m.renew().await {
                             tracing::warn!(error = %e, "the router would not renew our port; mapping again");
@@ -95,7 +120,7 @@ impl Node {
                 }
                 Err(e) => {
                     tracing::warn!(reason = %e, "this node cannot be reached from outside");
-                    *lock(&self.reachability) =
+                    *lock(&self.peers.reachability) =
                         spheres_net::Reachability::Unreachable { why: e.to_string() };
                     self.emit(NodeEvent::Network);
                     // Routers come and go (and change): look again later.
@@ -138,7 +163,7 @@ impl Node {
             .into_iter()
             .collect();
         let fresh = {
-            let given = lock(&self.given_peers);
+            let given = lock(&self.peers.given);
             let before = given.get(&share.info_hash);
             now.iter().any(|p| before.is_none_or(|b| !b.contains(p)))
         };
@@ -191,7 +216,7 @@ impl Node {
     /// the LAN for it.
     pub(crate) fn peers_for(&self, room: &str, info_hash: &str) -> Vec<SocketAddr> {
         let mut peers = self.member_endpoints(room);
-        if let Some(heard) = lock(&self.lsd).as_ref() {
+        if let Some(heard) = lock(&self.peers.lsd).as_ref() {
             for p in heard.peers(info_hash) {
                 if !peers.contains(&p) {
                     peers.push(p);
@@ -220,11 +245,11 @@ impl Node {
         let node = Arc::downgrade(self);
         let started = spheres_net::lsd::start(self.engine.listen_addr().port(), move || {
             node.upgrade()
-                .map(|n| lock(&n.lsd_hashes).clone())
+                .map(|n| lock(&n.peers.lsd_hashes).clone())
                 .unwrap_or_default()
         });
         match started {
-            Ok(heard) => *lock(&self.lsd) = Some(heard),
+            Ok(heard) => *lock(&self.peers.lsd) = Some(heard),
             Err(e) => tracing::warn!(error = %e, "no local service discovery (UDP port 6771)"),
         }
     }

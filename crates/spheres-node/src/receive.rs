@@ -255,7 +255,7 @@ impl Node {
             }
         };
         opts.peers = self.peers_for(&sphere.room, &s.id);
-        lock(&self.given_peers).insert(s.id.clone(), opts.peers.iter().copied().collect());
+        lock(&self.peers.given).insert(s.id.clone(), opts.peers.iter().copied().collect());
         self.engine.add(source, opts).await?;
         if path.is_none() {
             self.stagger(hash);
