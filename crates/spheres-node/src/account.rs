@@ -194,7 +194,7 @@ impl Node {
         link: &str,
         user: &str,
     ) -> Result<AccountFile> {
-        let link = spheres_xmpp::link::InviteLink::parse(link)?;
+        let link = spheres_xmpp::link::InviteLink::parse(link).map_err(NodeError::from)?;
         let ca = settings.data_dir.join("household-ca.pem");
         write_private(&ca, link.ca_pem().as_bytes())?;
         let jid = BareJid::new(&format!("{user}@{}", link.domain))
@@ -205,7 +205,7 @@ impl Node {
         cfg.extra_ca = Some(ca.clone());
         spheres_xmpp::account::register(&cfg, Some(&link.token))
             .await
-            .with_context(|| format!("cannot create the account {jid}"))?;
+            .map_err(|e| NodeError::from(e).context(format!("cannot create the account {jid}")))?;
         let a = AccountFile {
             jid: jid.to_string(),
             password,

@@ -53,14 +53,51 @@ macro_rules! internal_from {
 }
 internal_from!(
     spheres_store::StoreError,
-    spheres_xmpp::XmppError,
     std::io::Error,
     tokio::task::JoinError,
     serde_json::Error,
-    spheres_xmpp::prosody::ProsodyError,
     spheres_xmpp::JidError,
     spheres_torrent::EngineError,
 );
+
+/// The XMPP server's answers by kind: away or slow is "not now", a refusal is the server's
+/// "no", the rest is ours.
+impl From<spheres_xmpp::XmppError> for NodeError {
+    fn from(e: spheres_xmpp::XmppError) -> Self {
+        use spheres_xmpp::XmppError as X;
+        match e {
+            X::Timeout(_) | X::Disconnected(_) | X::Io(_) | X::Closed => NodeError::Unavailable(
+                format!("the XMPP server cannot be reached now ({e}); try again in a moment"),
+            ),
+            X::Auth(_) | X::Refused(_) => NodeError::Forbidden(e.to_string()),
+            X::Tls(_) | X::Protocol(_) | X::Config(_) => NodeError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<spheres_xmpp::prosody::ProsodyError> for NodeError {
+    fn from(e: spheres_xmpp::prosody::ProsodyError) -> Self {
+        match e {
+            spheres_xmpp::prosody::ProsodyError::Invalid(why) => NodeError::BadInput(why),
+            other => NodeError::Internal(other.into()),
+        }
+    }
+}
+
+impl NodeError {
+    /// The same error, its message prefixed with what was being done.
+    pub fn context(self, what: impl std::fmt::Display) -> NodeError {
+        match self {
+            NodeError::NotFound(m) => NodeError::NotFound(format!("{what}: {m}")),
+            NodeError::Conflict(m) => NodeError::Conflict(format!("{what}: {m}")),
+            NodeError::NoSpace(m) => NodeError::NoSpace(format!("{what}: {m}")),
+            NodeError::Forbidden(m) => NodeError::Forbidden(format!("{what}: {m}")),
+            NodeError::BadInput(m) => NodeError::BadInput(format!("{what}: {m}")),
+            NodeError::Unavailable(m) => NodeError::Unavailable(format!("{what}: {m}")),
+            NodeError::Internal(e) => NodeError::Internal(e.context(what.to_string())),
+        }
+    }
+}
 
 /// An invitation link is what a person pasted: a bad one is their input to fix.
 impl From<spheres_xmpp::link::LinkError> for NodeError {
@@ -97,5 +134,17 @@ mod tests {
         let e = NodeError::from(anyhow::anyhow!("disk on fire").context("cannot write"));
         assert!(matches!(e, NodeError::Internal(_)));
         assert_eq!(e.to_string(), "cannot write: disk on fire");
+        // The server away is "not now" (503), its refusal a "no" (403), with what was done.
+        let away = NodeError::from(spheres_xmpp::XmppError::Timeout("iq".into()));
+        assert!(matches!(away, NodeError::Unavailable(_)), "{away:?}");
+        let refused = NodeError::from(spheres_xmpp::XmppError::Refused("not-allowed".into()))
+            .context("cannot create the account x@y");
+        assert!(matches!(refused, NodeError::Forbidden(_)), "{refused:?}");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("cannot create the account x@y: "),
+            "{refused}"
+        );
     }
 }

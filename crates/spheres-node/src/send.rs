@@ -59,9 +59,12 @@ impl Node {
         path: &Path,
     ) -> Result<types::Shared, NodeError> {
         let sphere = self.sphere_named(name).await?;
-        let path = path
-            .canonicalize()
-            .with_context(|| format!("cannot find {}", path.display()))?;
+        let path = path.canonicalize().map_err(|e| {
+            NodeError::NotFound(format!(
+                "cannot find {} on this machine: {e}",
+                path.display()
+            ))
+        })?;
         let announce = self
             .announce_url(&sphere)
             .await

@@ -45,11 +45,16 @@ impl StreamManagement {
         self.unacked.len().is_multiple_of(ACK_EVERY)
     }
 
-    /// The server's `<a h='…'/>`: everything up to `h` is safe on the server. (An `h` beyond
-    /// what we sent acknowledges everything; it cannot make us forget more than we have.)
+    /// The server's `<a h='…'/>`: everything up to `h` is safe on the server. Counts wrap
+    /// (XEP-0198): an `h` less than half the counter's range ahead of what we sent is a
+    /// confused server acknowledging more than we sent, which clears the queue and no more.
     pub(crate) fn acknowledged(&mut self, h: u32) {
-        let still_unacked = self.outbound.wrapping_sub(h) as usize;
-        while self.unacked.len() > still_unacked {
+        let still_unacked = self.outbound.wrapping_sub(h);
+        if still_unacked > u32::MAX / 2 {
+            self.unacked.clear();
+            return;
+        }
+        while self.unacked.len() > still_unacked as usize {
             self.unacked.pop_front();
         }
     }
@@ -111,6 +116,9 @@ mod tests {
         assert_eq!(sm.unacked.len(), 4);
         sm.acknowledged(9);
         assert!(sm.unacked.is_empty());
+        // A server acknowledging more than we sent: the queue clears, nothing else happens.
+        sm.sending(&stanza("message", 10));
+        sm.sending(&stanza("message", 11));
         sm.acknowledged(1000);
         assert!(sm.unacked.is_empty());
         for _ in 0..3 {

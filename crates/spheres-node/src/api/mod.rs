@@ -124,6 +124,11 @@ fn known_host(api: &Api, headers: &HeaderMap) -> bool {
 const UNKNOWN_HOST: &str = "this page was reached by a name that is not this node's; use its address, or start the node with --http-host NAME";
 
 async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response {
+    // Stopping (or restarting as another account): what a request would read may be closed
+    // under it. Everyone waits; nobody is told to log in again.
+    if api.node.stopping() {
+        return stopping();
+    }
     let headers = req.headers();
     let given = headers
         .get(header::AUTHORIZATION)
@@ -143,22 +148,14 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
     if !known_host(&api, headers) {
         return Refused(UNKNOWN_HOST).into_response();
     }
-    // Stopping (or restarting as another account): the store may be closed already, and a
-    // session it cannot read is not a session that ended. The page waits; it does not ask
-    // for a login.
-    let open = if api.node.stopping() {
-        Err(())
-    } else {
-        session_open(&api.node.store, &sessions_of(headers))
-            .await
-            .map_err(|e| tracing::info!(error = %e, "cannot read browser sessions"))
-    };
-    let Ok(open) = open else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": STOPPING})),
-        )
-            .into_response();
+    // A session the store cannot read is not a session that ended: the page waits, it is
+    // not sent to log in again.
+    let open = match session_open(&api.node.store, &sessions_of(headers)).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::info!(error = %e, "cannot read browser sessions");
+            return stopping();
+        }
     };
     if open {
         let changes = !matches!(
@@ -178,8 +175,14 @@ async fn auth(State(api): State<Api>, mut req: Request, next: Next) -> Response 
         .into_response()
 }
 
-/// What a browser is told while the node stops or restarts.
-const STOPPING: &str = "the node is stopping or restarting; try again in a moment";
+/// What everyone is told while the node stops or restarts (503).
+fn stopping() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the node is stopping or restarting; try again in a moment"})),
+    )
+        .into_response()
+}
 
 /// Whether one of `cookies` opens a session (an open one is marked used). An error is the
 /// store's, not a "no".
@@ -229,6 +232,9 @@ async fn login_link(
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if api.node.stopping() {
+        return stopping();
+    }
     if !known_host(&api, &headers) {
         return Refused(UNKNOWN_HOST).into_response();
     }
@@ -329,6 +335,9 @@ async fn login(
     headers: HeaderMap,
     Json(b): Json<PasswordBody>,
 ) -> Response {
+    if api.node.stopping() {
+        return stopping();
+    }
     if !known_host(&api, &headers) {
         return Refused(UNKNOWN_HOST).into_response();
     }
