@@ -149,15 +149,22 @@ impl Node {
         }
         tracing::info!(sphere = %sphere.name, share = %s.name, "fetching a new share");
         // In its own task: a magnet can take a while to resolve, and announcements wait.
-        let (node, sphere) = (self.clone(), sphere.clone());
+        self.fetch_in_background(sphere.clone(), s, false);
+        Ok(())
+    }
+
+    /// Fetches a share in its own task; a failure is recorded on the share (`failed`, with
+    /// why), for the person to see.
+    fn fetch_in_background(self: &Arc<Self>, sphere: Sphere, share: Share, asked: bool) {
+        let node = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = node.fetch_share(&sphere, &s, false).await {
-                tracing::warn!(share = %s.name, error = %e, "cannot fetch a share");
+            if let Err(e) = node.fetch_share(&sphere, &share, asked).await {
+                tracing::warn!(share = %share.name, error = %e, "cannot fetch a share");
                 let _ = node
                     .store
                     .set_share_state(
                         sphere.id,
-                        &s.id,
+                        &share.id,
                         ShareState::Failed.as_str(),
                         None,
                         Some(&format!("{e:#}")),
@@ -165,7 +172,6 @@ impl Node {
                     .await;
             }
         });
-        Ok(())
     }
 
     /// Starts fetching an announced share. One announced by its magnet alone has its
@@ -482,22 +488,7 @@ impl Node {
                 self.add_to_engine(&sphere, &share, None).await?;
             } else {
                 // Its metadata first, which can take a while: in the background.
-                let node = self.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = node.fetch_share(&sphere, &share, true).await {
-                        tracing::warn!(share = %share.name, error = %e, "cannot fetch a share");
-                        let _ = node
-                            .store
-                            .set_share_state(
-                                sphere.id,
-                                &share.id,
-                                ShareState::Failed.as_str(),
-                                None,
-                                Some(&format!("{e:#}")),
-                            )
-                            .await;
-                    }
-                });
+                self.fetch_in_background(sphere, share, true);
             }
         }
         Ok(types::Fetching {

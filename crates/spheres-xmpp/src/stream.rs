@@ -919,6 +919,19 @@ mod tests {
             }
         }
 
+        /// Takes the client's `<auth/>` as good, then the restarted stream: header and the
+        /// features of an authenticated stream. Returns the `<auth/>` it received.
+        async fn authenticated(&mut self) -> String {
+            let auth = self.expect("</auth>").await;
+            self.say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+                .await;
+            self.expect("<stream:stream").await;
+            self.expect(">").await;
+            self.say(HEADER).await;
+            self.say(FEATURES_AFTER_AUTH).await;
+            auth
+        }
+
         async fn say(&mut self, xml: &str) {
             tokio::io::AsyncWriteExt::write_all(&mut self.io, xml.as_bytes())
                 .await
@@ -970,20 +983,13 @@ mod tests {
         let (mut reader, mut writer, cfg, mut server) = pipe("secret");
         let script =
             tokio::spawn(async move {
-                let auth = server.expect("</auth>").await;
+                let auth = server.authenticated().await;
                 // PLAIN is "\0alice\0secret" in base64.
                 assert!(
                     auth.contains("mechanism='PLAIN'") || auth.contains("mechanism=\"PLAIN\""),
                     "{auth}"
                 );
                 assert!(auth.contains("AGFsaWNlAHNlY3JldA=="), "{auth}");
-                server
-                    .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-                    .await;
-                server.expect("<stream:stream").await;
-                server.expect(">").await;
-                server.say(HEADER).await;
-                server.say(FEATURES_AFTER_AUTH).await;
                 let bind = server.expect("</iq>").await;
                 assert!(bind.contains("<resource>laptop</resource>"), "{bind}");
                 server
@@ -1027,14 +1033,7 @@ mod tests {
         for server_can in [true, false] {
             let (mut reader, mut writer, cfg, mut server) = pipe("secret");
             let script = tokio::spawn(async move {
-                server.expect("</auth>").await;
-                server
-                    .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-                    .await;
-                server.expect("<stream:stream").await;
-                server.expect(">").await;
-                server.say(HEADER).await;
-                server.say(FEATURES_AFTER_AUTH).await;
+                server.authenticated().await;
                 let ask = server.expect("/>").await;
                 assert!(
                     ask.contains("<resume")
@@ -1114,14 +1113,7 @@ mod tests {
 
         let (mut reader, mut writer, cfg, mut server) = pipe("secret");
         let script = tokio::spawn(async move {
-            server.expect("</auth>").await;
-            server
-                .say("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
-                .await;
-            server.expect("<stream:stream").await;
-            server.expect(">").await;
-            server.say(HEADER).await;
-            server.say(FEATURES_AFTER_AUTH).await;
+            server.authenticated().await;
             server.expect("</iq>").await;
             server
                 .say(
