@@ -181,16 +181,35 @@ impl ManagedProsody {
         let log = self.config.dir.join("stdout.log");
         let out = std::fs::File::create(&log).map_err(io(&log))?;
         let err = out.try_clone().map_err(io(&log))?;
-        let mut child = Command::new("prosody")
+        let mut command = Command::new("prosody");
+        command
             .arg("--config")
             .arg(self.config_file())
             .arg("-F")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(Path::new("prosody")))?;
+            .kill_on_drop(true);
+        // The server dies with its node, however the node ends (kill -9 included): a
+        // household server left behind would hold the node's ports at its next start.
+        let node = rustix::process::getpid();
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: it makes two raw system calls (prctl,
+        // getppid) through rustix, which neither allocates nor takes locks, and touches no
+        // memory but the copied `node` pid.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::TERM,
+                ))?;
+                // The node died before the line above: nobody would send the signal.
+                if rustix::process::getppid() != Some(node) {
+                    return Err(std::io::Error::other("the node is gone"));
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(io(Path::new("prosody")))?;
         // Wait on the ports, not the pid file: Prosody writes it before it listens.
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

@@ -910,3 +910,41 @@ fn contacts_chat_and_the_sphere_room_from_the_command_line() {
             .is_some_and(|c| c.iter().all(|p| p["jid"] != "alice@family.test"))
     });
 }
+
+/// A node killed with `kill -9` leaves no household server behind (it would hold the node's
+/// ports at its next start, and pile up on the machine): Prosody gets SIGTERM when its node
+/// dies, however it dies.
+#[test]
+fn the_household_server_dies_with_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    let config = alice.data.join("prosody");
+    let config = config.to_string_lossy().into_owned();
+    // The Prosody whose command line names alice's data folder.
+    let prosody = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let zombie = stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|s| s.trim_start().starts_with('Z'));
+                !zombie
+                    && String::from_utf8_lossy(&cmd).contains("prosody")
+                    && String::from_utf8_lossy(&cmd).contains(&config)
+            })
+    };
+    assert!(
+        prosody().is_some(),
+        "alice's node runs its household server"
+    );
+    alice.crash();
+    wait_until("the household server to stop with its node", || {
+        prosody().is_none()
+    });
+}
