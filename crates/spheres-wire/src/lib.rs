@@ -1,6 +1,7 @@
 //! The BitTorrent peer wire protocol as bytes: the handshake (BEP 3, with the reserved bits of
 //! the Fast extension BEP 6 and the extension protocol BEP 10) and every message of BEP 3 and
-//! BEP 6, plus the BEP 10 envelope. The first piece of spheres' own engine (issue 13): the
+//! BEP 6, the BEP 10 envelope and what travels in it (the extended handshake, and the metadata
+//! exchange of BEP 9). The first piece of spheres' own engine (issue 13): the
 //! driver (sockets, timers, storage) and the piece picker build on it.
 //!
 //! Sans-IO and pure: bytes in, messages out, and back. Nothing here panics on what a peer
@@ -10,9 +11,14 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod extension;
 mod handshake;
 mod message;
 
+pub use extension::{
+    ExtHandshake, ExtensionError, MAX_METADATA, METADATA_PIECE, MetadataMessage, UT_METADATA,
+    metadata_pieces,
+};
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
 pub use message::{BLOCK, Block, Decoder, Message};
 

@@ -1,0 +1,15 @@
+//! What a peer sends inside the extension protocol's envelope (BEP 10 handshake, BEP 9
+//! metadata messages): never a panic, and what reads writes back as something that reads
+//! the same.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use spheres_wire::{ExtHandshake, MetadataMessage};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(h) = ExtHandshake::parse(data) {
+        assert_eq!(ExtHandshake::parse(&h.encode()).ok(), Some(h));
+    }
+    if let Ok(m) = MetadataMessage::parse(data) {
+        assert_eq!(MetadataMessage::parse(&m.encode()).ok(), Some(m));
+    }
+});
