@@ -4,6 +4,8 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod libtorrent;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -116,4 +118,28 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// `aria2c` set to download one torrent into `dir` and exit once it has it: no DHT, LSD or
+/// peer exchange (peers come from the torrent's tracker only), quiet. aria2 takes no port 0:
+/// it listens on one the OS chose, released just before.
+pub fn aria2_download(dir: &Path) -> std::process::Command {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut cmd = std::process::Command::new("aria2c");
+    cmd.args([
+        "--seed-time=0",
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--bt-stop-timeout=60",
+        "--summary-interval=0",
+        "--console-log-level=warn",
+        &format!("--listen-port={port}"),
+        &format!("--dir={}", dir.display()),
+    ]);
+    cmd
 }

@@ -1,58 +1,15 @@
 //! Our wire codec against libtorrent (Debian's python3-libtorrent, a client we did not write):
 //! a real seeder, our handshake and messages, every block of every piece asked for, each piece
 //! checked against the torrent's hashes, the whole file compared byte for byte.
-//! (The other direction, libtorrent fetching from us, needs the engine's driver: next step.)
+//! (The other direction, libtorrent fetching from us, is tested in spheres-engine.)
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
 use spheres_metainfo::{CreateOptions, create_torrent};
 use spheres_wire::{BLOCK, Block, Decoder, Handshake, Message};
-
-/// The seeder, killed however the test ends.
-struct Seeder(Child);
-
-impl Drop for Seeder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// libtorrent seeding `torrent` from `data`, on a port the OS chose; returns it and the port.
-fn seed(torrent: &Path, data: &Path) -> (Seeder, u16) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/lt_peer.py");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .args(["seed"])
-        .arg(torrent)
-        .arg(data)
-        .args(["--listen", "0", "--no-utp"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 with libtorrent: run scripts/install-test-deps");
-    let stdout = child.stdout.take().expect("piped");
-    let seeder = Seeder(child);
-    // The script prints {"event": "seeding", "port": N} once the data is checked; it exits
-    // (ending the lines) if it cannot.
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref().map_while(Result::ok) {
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["event"] == "seeding" {
-            let port = v["port"].as_u64().expect("a port") as u16;
-            // It goes on printing its progress: read it, or the script dies of a broken pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (seeder, port);
-        }
-        assert_ne!(v["event"], "error", "libtorrent: {line}");
-    }
-    panic!("libtorrent stopped before seeding (is python3-libtorrent installed?)");
-}
 
 /// The next message from the peer (reading only what completes it).
 fn next(stream: &mut TcpStream, decoder: &mut Decoder) -> Message {
@@ -102,7 +59,7 @@ fn a_libtorrent_seeder_gives_us_every_piece() {
     .unwrap();
     let torrent_path = dir.path().join("holiday.torrent");
     std::fs::write(&torrent_path, &torrent).unwrap();
-    let (_seeder, port) = seed(&torrent_path, &data_dir);
+    let (_seeder, port) = spheres_testkit::libtorrent::LtPeer::seed(&torrent_path, &data_dir);
 
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream

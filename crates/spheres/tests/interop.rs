@@ -24,19 +24,7 @@ fn aria2_downloads_from_spheres() {
     let _seed = seed(&torrent, &data, &[]);
 
     let out = dir.path().join("aria2");
-    let mut cmd = std::process::Command::new("aria2c");
-    cmd.args([
-        "--seed-time=0",
-        "--enable-dht=false",
-        "--enable-dht6=false",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-        "--bt-stop-timeout=60",
-        "--summary-interval=0",
-        "--console-log-level=warn",
-        &format!("--listen-port={}", free_port()),
-        &format!("--dir={}", out.display()),
-    ]);
+    let mut cmd = spheres_testkit::aria2_download(&out);
     cmd.arg(&torrent);
     let mut aria = Proc::spawn("aria2c", cmd);
     assert!(aria.wait_exit(), "aria2c failed: {:?}", aria.seen);

@@ -1,0 +1,481 @@
+//! spheres' own BitTorrent engine (issue 13): the driver on tokio around the sans-IO pieces,
+//! `spheres-wire` (bytes) and `spheres-swarm` (decisions).
+//!
+//! - [`Engine`] listens for peers, dials them, and holds torrents;
+//! - each torrent has its storage (files in place, positioned reads and writes on blocking
+//!   threads, pieces hashed in memory and written only when right), a picker and a choker;
+//! - each peer connection is a session ([`peer`]) admitted per torrent by an [`Admission`]
+//!   hook before it gets anything: no pieces, no metadata;
+//! - [`Transport`] is how bytes reach a peer (TCP today).
+//!
+//! Not yet here (next steps of issue 13): trackers and LSD announces, uTP, web seeds, magnet
+//! downloads (metadata is served, not yet fetched), streams, resume after a crash, v2.
+
+// Nothing from outside may panic the node: no `unwrap` outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod peer;
+mod storage;
+mod torrent;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use spheres_metainfo::Metainfo;
+use spheres_swarm::{Choker, Layout, Picker};
+use spheres_wire::{HANDSHAKE_LEN, Handshake};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+pub use peer::SERVE_QUEUE;
+pub use spheres_wire::ExtHandshake;
+use storage::Storage;
+use torrent::{Cmd, State, Torrent};
+pub use transport::{Conn, Dialing, Tcp, Transport};
+
+/// The most peers connected for one torrent.
+pub const MAX_PEERS: usize = 80;
+/// How long a peer has to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the torrent is already added")]
+    AlreadyAdded,
+    #[error("no such torrent")]
+    NotFound,
+    #[error("the torrent cannot be handled: {0}")]
+    BadTorrent(String),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where to listen for peers (loopback unless told otherwise; port 0: the OS chooses).
+    pub listen: SocketAddr,
+    /// Peers we send data to at once, per torrent (one of them the optimistic slot).
+    pub upload_slots: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upload_slots: 4,
+        }
+    }
+}
+
+/// What a torrent's admission sees of a peer.
+#[derive(Debug)]
+pub struct PeerInfo<'a> {
+    pub addr: SocketAddr,
+    pub peer_id: [u8; 20],
+    /// Its extended handshake (BEP 10), once it came.
+    pub extension: Option<&'a ExtHandshake>,
+}
+
+/// An admission decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Admit,
+    Refuse,
+    /// Decide on its extended handshake (where a member proves membership); until then it
+    /// gets our extended handshake and nothing else, not even the metadata's size.
+    AfterExtension,
+}
+
+/// Who may take part in a torrent. Asked after the BitTorrent handshake, and again on the
+/// peer's extended handshake when it answered [`Verdict::AfterExtension`].
+pub trait Admission: Send + Sync + 'static {
+    fn admit(&self, peer: &PeerInfo<'_>) -> Verdict;
+}
+
+/// Everyone who knows the info hash (a public torrent).
+pub struct Open;
+
+impl Admission for Open {
+    fn admit(&self, _: &PeerInfo<'_>) -> Verdict {
+        Verdict::Admit
+    }
+}
+
+/// What the engine reports (lossy for slow listeners: a status is always at hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    PieceVerified {
+        info_hash: [u8; 20],
+        piece: u32,
+    },
+    Complete {
+        info_hash: [u8; 20],
+    },
+    HashFailed {
+        info_hash: [u8; 20],
+        piece: u32,
+    },
+    DiskError {
+        info_hash: [u8; 20],
+        error: String,
+    },
+    PeerConnected {
+        info_hash: [u8; 20],
+        addr: SocketAddr,
+    },
+    PeerGone {
+        info_hash: [u8; 20],
+        addr: SocketAddr,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentStatus {
+    pub info_hash: [u8; 20],
+    pub pieces: u32,
+    pub have: u32,
+    pub complete: bool,
+    /// Bytes of verified-or-pending blocks received, and sent.
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub wasted: u64,
+    pub hash_failures: u64,
+    pub peers: usize,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+}
+
+/// A torrent and its choker's task.
+type Held = (Arc<Torrent>, JoinHandle<()>);
+
+struct Inner {
+    config: EngineConfig,
+    peer_id: [u8; 20],
+    listen: SocketAddr,
+    torrents: Mutex<HashMap<[u8; 20], Held>>,
+    events: broadcast::Sender<EngineEvent>,
+    transport: Arc<dyn Transport>,
+    stopped: AtomicBool,
+}
+
+impl Inner {
+    fn torrent(&self, info_hash: &[u8; 20]) -> Option<Arc<Torrent>> {
+        self.torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(info_hash)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn ctx(&self) -> peer::Ctx {
+        peer::Ctx {
+            listen_port: self.listen.port(),
+        }
+    }
+}
+
+/// The engine: cheap to clone, stops with [`Engine::shutdown`].
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    accept: Arc<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Listens and starts; dials over TCP.
+    pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        Engine::with_transport(config, Arc::new(Tcp::default())).await
+    }
+
+    pub async fn with_transport(
+        config: EngineConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Engine, EngineError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| EngineError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let listen = listener
+            .local_addr()
+            .map_err(|source| EngineError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        // Azureus-style: client SP, version, then random.
+        let mut peer_id = *b"-SP0100-000000000000";
+        rand::rng().fill(&mut peer_id[8..]);
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            config,
+            peer_id,
+            listen,
+            torrents: Mutex::new(HashMap::new()),
+            events,
+            transport,
+            stopped: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, addr)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(incoming(inner, Box::new(stream), addr));
+            }
+        });
+        Ok(Engine {
+            inner,
+            accept: Arc::new(accept),
+        })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.inner.listen
+    }
+
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.inner.peer_id
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Adds a torrent whose files are (or will be) under `root`: what is there is checked
+    /// first, on all cores; then it is seeded, and what is missing is downloaded from the
+    /// peers given with [`Engine::connect`] or that connect to us.
+    pub async fn add(
+        &self,
+        meta: Arc<Metainfo>,
+        root: PathBuf,
+        admission: Arc<dyn Admission>,
+    ) -> Result<TorrentStatus, EngineError> {
+        let inner = &self.inner;
+        if inner.stopped.load(Ordering::Relaxed) {
+            return Err(EngineError::Stopped);
+        }
+        let info_hash = meta.info_hash.0;
+        if inner.torrent(&info_hash).is_some() {
+            return Err(EngineError::AlreadyAdded);
+        }
+        let piece_length = u32::try_from(meta.piece_length)
+            .map_err(|_| EngineError::BadTorrent("pieces longer than 4 GiB".into()))?;
+        let layout = Layout::new(piece_length, meta.total_length)
+            .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
+        let storage = Arc::new(Storage::new(&meta, &root));
+        let checking = storage.clone();
+        let present = tokio::task::spawn_blocking(move || checking.check_all())
+            .await
+            .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
+        let seed: u64 = rand::rng().random();
+        let mut picker = Picker::new(layout, seed);
+        for (p, ok) in present.iter().enumerate() {
+            if *ok {
+                picker.verified(p as u32);
+            }
+        }
+        let t = Arc::new(Torrent {
+            meta,
+            storage,
+            layout,
+            admission,
+            state: Mutex::new(State {
+                picker,
+                peers: HashMap::new(),
+                choker: Choker::new(inner.config.upload_slots, seed),
+                buffers: HashMap::new(),
+                downloaded: 0,
+                uploaded: 0,
+                wasted: 0,
+                hash_failures: 0,
+            }),
+            events: inner.events.clone(),
+            rechoke: Notify::new(),
+            closed: AtomicBool::new(false),
+            next_key: AtomicU64::new(0),
+        });
+        let status = t.status();
+        let choker = tokio::spawn(t.clone().choke_loop());
+        let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(&info_hash) {
+            choker.abort();
+            return Err(EngineError::AlreadyAdded);
+        }
+        map.insert(info_hash, (t, choker));
+        if status.complete {
+            let _ = inner.events.send(EngineEvent::Complete { info_hash });
+        }
+        Ok(status)
+    }
+
+    /// Dials `addr` for torrent `info_hash` (in the background; failures are events).
+    pub fn connect(&self, info_hash: [u8; 20], addr: SocketAddr) -> Result<(), EngineError> {
+        let t = self
+            .inner
+            .torrent(&info_hash)
+            .ok_or(EngineError::NotFound)?;
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Err(e) = outgoing(&inner, t.clone(), addr).await {
+                tracing::debug!(peer = %addr, error = %e, "could not connect");
+                let _ = inner.events.send(EngineEvent::PeerGone {
+                    info_hash,
+                    addr,
+                    reason: e.to_string(),
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// A connection that came over another transport, before any handshake.
+    pub fn incoming(&self, conn: Box<dyn Conn>, addr: SocketAddr) {
+        tokio::spawn(incoming(self.inner.clone(), conn, addr));
+    }
+
+    pub fn status(&self, info_hash: &[u8; 20]) -> Option<TorrentStatus> {
+        self.inner.torrent(info_hash).map(|t| t.status())
+    }
+
+    /// Waits until every wanted piece is verified.
+    pub async fn wait_complete(&self, info_hash: &[u8; 20]) -> Result<(), EngineError> {
+        let mut events = self.subscribe();
+        loop {
+            let status = self.status(info_hash).ok_or(EngineError::NotFound)?;
+            if status.complete {
+                return Ok(());
+            }
+            match events.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return Err(EngineError::Stopped),
+            }
+        }
+    }
+
+    /// Removes a torrent: its peers are disconnected; its files stay.
+    pub fn remove(&self, info_hash: &[u8; 20]) -> Result<(), EngineError> {
+        let (t, choker) = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(info_hash)
+            .ok_or(EngineError::NotFound)?;
+        close(&t, &choker);
+        Ok(())
+    }
+
+    /// Stops listening and disconnects every peer.
+    pub fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+        self.accept.abort();
+        let all: Vec<_> = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (_, (t, choker)) in all {
+            close(&t, &choker);
+        }
+    }
+}
+
+fn close(t: &Torrent, choker: &JoinHandle<()>) {
+    t.closed.store(true, Ordering::Relaxed);
+    choker.abort();
+    for p in t.lock().peers.values() {
+        let _ = p.cmd.send(Cmd::Close);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Wire(#[from] spheres_wire::WireError),
+    #[error("no handshake in time")]
+    Timeout,
+    #[error("the peer is for another torrent")]
+    WrongTorrent,
+    #[error("we are not serving that torrent")]
+    UnknownTorrent,
+    #[error("connected to ourselves")]
+    Ourselves,
+}
+
+/// Reads a peer's handshake: the first 20 bytes at once (a peer speaking something else is
+/// dropped before it sends more), then the rest.
+async fn read_handshake(conn: &mut Box<dyn Conn>) -> Result<Handshake, HandshakeError> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        conn.read_exact(&mut buf[..20]).await?;
+        Handshake::parse(&buf[..20])?;
+        conn.read_exact(&mut buf[20..]).await?;
+        Ok::<_, HandshakeError>(())
+    })
+    .await
+    .map_err(|_| HandshakeError::Timeout)??;
+    Handshake::parse(&buf)?.ok_or(HandshakeError::Timeout)
+}
+
+async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) {
+    let result = async {
+        let theirs = read_handshake(&mut conn).await?;
+        let t = inner
+            .torrent(&theirs.info_hash)
+            .ok_or(HandshakeError::UnknownTorrent)?;
+        if theirs.peer_id == inner.peer_id {
+            return Err(HandshakeError::Ourselves);
+        }
+        let ours = Handshake::new(theirs.info_hash, inner.peer_id);
+        conn.write_all(&ours.encode()).await?;
+        Ok((t, theirs))
+    }
+    .await;
+    match result {
+        Ok((t, theirs)) => peer::run(t, conn, addr, theirs, inner.ctx()).await,
+        Err(e) => tracing::debug!(peer = %addr, error = %e, "incoming connection dropped"),
+    }
+}
+
+async fn outgoing(
+    inner: &Arc<Inner>,
+    t: Arc<Torrent>,
+    addr: SocketAddr,
+) -> Result<(), HandshakeError> {
+    let mut conn = inner.transport.dial(addr).await?;
+    let ours = Handshake::new(t.info_hash(), inner.peer_id);
+    conn.write_all(&ours.encode()).await?;
+    let theirs = read_handshake(&mut conn).await?;
+    if theirs.info_hash != t.info_hash() {
+        return Err(HandshakeError::WrongTorrent);
+    }
+    if theirs.peer_id == inner.peer_id {
+        return Err(HandshakeError::Ourselves);
+    }
+    peer::run(t, conn, addr, theirs, inner.ctx()).await;
+    Ok(())
+}

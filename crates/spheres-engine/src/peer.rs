@@ -1,0 +1,724 @@
+//! One connection to one peer, after both handshakes: admission, then messages both ways.
+//!
+//! The session reads and decides; a writer task sends, so a peer that reads slowly never
+//! stops us reading from it. What the session keeps for the peer is bounded: one message in
+//! the decoder, at most [`SERVE_QUEUE`] of its requests, our own requests sized by its rate.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spheres_swarm::{Bitfield, PeerKey, Rate, Received, request_depth};
+use spheres_wire::{
+    BLOCK, Block, Decoder, ExtHandshake, Handshake, METADATA_PIECE, Message, MetadataMessage,
+    UT_METADATA, metadata_pieces,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+
+use crate::torrent::{Cmd, PeerEntry, PeerHas, Torrent};
+use crate::transport::Conn;
+use crate::{EngineEvent, PeerInfo, Verdict};
+
+/// The most requests we queue for a peer (what we announce as `reqq`); more are rejected.
+pub const SERVE_QUEUE: usize = 250;
+/// The id under which we want to receive `ut_metadata` messages.
+const OUR_UT_METADATA: u8 = 1;
+/// A peer that sends nothing (not even a keep-alive) for this long is gone.
+const IDLE: Duration = Duration::from_secs(150);
+/// Requests unanswered for this long go to other peers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer has to send its extended handshake when admission waits for it.
+const EXTENSION_WAIT: Duration = Duration::from_secs(10);
+
+/// What the writer sends.
+enum Out {
+    Msg(Message),
+    /// The next block of the serve queue (if it was not cancelled meanwhile).
+    Serve,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Ended {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Wire(#[from] spheres_wire::WireError),
+    #[error("the peer broke the protocol: {0}")]
+    Protocol(&'static str),
+    #[error("refused by the torrent's admission")]
+    Refused,
+    #[error("the peer sent nothing for too long")]
+    Idle,
+    #[error("closed by us")]
+    Closed,
+}
+
+pub(crate) struct Ctx {
+    pub listen_port: u16,
+}
+
+struct Session {
+    t: Arc<Torrent>,
+    key: PeerKey,
+    addr: SocketAddr,
+    their: Handshake,
+    fast: bool,
+    out: mpsc::UnboundedSender<Out>,
+    serve: Arc<Mutex<VecDeque<Block>>>,
+    /// Registered in the torrent (admitted): until then it gets nothing.
+    registered: bool,
+    /// Its pieces, held here until it is registered.
+    early_has: Option<PeerHas>,
+    their_ext: Option<ExtHandshake>,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    /// Our requests it has not answered.
+    outstanding: Vec<Block>,
+    last_heard: Instant,
+    last_block: Instant,
+    last_sent: Instant,
+    rate: Rate,
+}
+
+pub(crate) async fn run(
+    t: Arc<Torrent>,
+    conn: Box<dyn Conn>,
+    addr: SocketAddr,
+    their: Handshake,
+    ctx: Ctx,
+) {
+    let key = t.next_key.fetch_add(1, Ordering::Relaxed);
+    let (rd, wr) = tokio::io::split(conn);
+    let (out, out_rx) = mpsc::unbounded_channel();
+    let serve = Arc::new(Mutex::new(VecDeque::new()));
+    let writer = tokio::spawn(writer(wr, out_rx, serve.clone(), t.clone(), key));
+    let now = Instant::now();
+    let mut s = Session {
+        t: t.clone(),
+        key,
+        addr,
+        their,
+        fast: their.fast(),
+        out,
+        serve,
+        registered: false,
+        early_has: None,
+        their_ext: None,
+        am_choking: true,
+        am_interested: false,
+        peer_choking: true,
+        outstanding: Vec::new(),
+        last_heard: now,
+        last_block: now,
+        last_sent: now,
+        rate: Rate::new(now),
+    };
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let ended = s.run(rd, &ctx, cmd_tx, cmd_rx).await;
+    tracing::debug!(peer = %addr, torrent = %t.meta.name, reason = %ended, "peer session ended");
+    s.leave();
+    writer.abort();
+    t.events
+        .send(EngineEvent::PeerGone {
+            info_hash: t.info_hash(),
+            addr,
+            reason: ended.to_string(),
+        })
+        .ok();
+}
+
+impl Session {
+    fn send(&mut self, m: Message) {
+        self.last_sent = Instant::now();
+        let _ = self.out.send(Out::Msg(m));
+    }
+
+    fn info(&self) -> PeerInfo<'_> {
+        PeerInfo {
+            addr: self.addr,
+            peer_id: self.their.peer_id,
+            extension: self.their_ext.as_ref(),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut rd: ReadHalf<Box<dyn Conn>>,
+        ctx: &Ctx,
+        cmd_tx: mpsc::UnboundedSender<Cmd>,
+        mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    ) -> Ended {
+        let max = BLOCK
+            .max(METADATA_PIECE)
+            .saturating_add(256)
+            .max(self.t.layout.pieces() / 8 + 16);
+        let mut decoder = Decoder::new(max);
+        let mut verdict = self.t.admission.admit(&self.info());
+        if verdict == Verdict::AfterExtension && !self.their.extended() {
+            verdict = Verdict::Refuse;
+        }
+        if verdict == Verdict::Refuse {
+            return Ended::Refused;
+        }
+        // Our extended handshake first when admission waits for theirs (it says nothing of
+        // the torrent beyond what the info hash did); otherwise our pieces first, as BEP 6
+        // asks, then the extended handshake.
+        if verdict == Verdict::Admit
+            && let Err(e) = self.admitted(&cmd_tx)
+        {
+            return e;
+        }
+        if self.their.extended() {
+            self.send_ext_handshake(ctx, verdict == Verdict::Admit);
+        }
+        let waiting_since = Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                read = rd.read(&mut buf[..decoder.wants().clamp(1, 64 * 1024)]) => {
+                    let n = match read {
+                        Ok(0) => return Ended::Io(std::io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => n,
+                        Err(e) => return Ended::Io(e),
+                    };
+                    self.last_heard = Instant::now();
+                    decoder.push(&buf[..n]);
+                    loop {
+                        let m = match decoder.next_message() {
+                            Ok(Some(m)) => m,
+                            Ok(None) => break,
+                            Err(e) => return Ended::Wire(e),
+                        };
+                        if let Err(e) = self.on_message(m, ctx, &cmd_tx) {
+                            return e;
+                        }
+                    }
+                }
+                cmd = cmd_rx.recv() => {
+                    match cmd {
+                        Some(Cmd::Close) | None => return Ended::Closed,
+                        Some(cmd) => self.on_cmd(cmd),
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now.saturating_duration_since(self.last_heard) > IDLE {
+                        return Ended::Idle;
+                    }
+                    if !self.registered && now.saturating_duration_since(waiting_since) > EXTENSION_WAIT {
+                        return Ended::Refused;
+                    }
+                    if now.saturating_duration_since(self.last_sent) > Duration::from_secs(60) {
+                        self.send(Message::KeepAlive);
+                    }
+                    if !self.outstanding.is_empty()
+                        && now.saturating_duration_since(self.last_block) > REQUEST_TIMEOUT
+                    {
+                        // Too slow: its requests go to others (it may still send them).
+                        self.release_all();
+                        self.last_block = now;
+                        self.refill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_ext_handshake(&mut self, ctx: &Ctx, with_metadata: bool) {
+        let h = ExtHandshake {
+            extensions: [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into(),
+            metadata_size: with_metadata
+                .then(|| u32::try_from(self.t.meta.info_bytes.len()).ok())
+                .flatten(),
+            listen_port: Some(ctx.listen_port).filter(|&p| p != 0),
+            client: Some(concat!("spheres/", env!("CARGO_PKG_VERSION")).to_owned()),
+            request_queue: Some(SERVE_QUEUE as u32),
+            your_ip: Some(self.addr.ip()),
+            upload_only: false,
+        };
+        self.send(Message::Extended {
+            id: 0,
+            payload: h.encode(),
+        });
+    }
+
+    /// Admission said yes: the peer joins the torrent and hears what we have.
+    fn admitted(&mut self, cmd_tx: &mpsc::UnboundedSender<Cmd>) -> Result<(), Ended> {
+        let now = Instant::now();
+        let pieces = self.t.layout.pieces();
+        let has = self.early_has.take().unwrap_or(PeerHas {
+            all: false,
+            bits: Bitfield::new(pieces),
+        });
+        let ours = {
+            let mut st = self.t.lock();
+            if st.peers.len() >= crate::MAX_PEERS {
+                return Err(Ended::Protocol("too many peers"));
+            }
+            if st.peers.values().any(|p| p.peer_id == self.their.peer_id) {
+                return Err(Ended::Protocol("already connected"));
+            }
+            st.picker.peer_joined(has.as_has());
+            st.peers.insert(
+                self.key,
+                PeerEntry {
+                    peer_id: self.their.peer_id,
+                    has,
+                    interested: false,
+                    down: Rate::new(now),
+                    up: Rate::new(now),
+                    connected: now,
+                    last_block: now,
+                    waiting_for: 0,
+                    cmd: cmd_tx.clone(),
+                },
+            );
+            st.picker.have().clone()
+        };
+        self.registered = true;
+        let m = if self.fast && ours.is_full() {
+            Message::HaveAll
+        } else if self.fast && ours.count() == 0 {
+            Message::HaveNone
+        } else {
+            Message::Bitfield(ours.as_wire().to_vec())
+        };
+        self.send(m);
+        let _ = self.t.events.send(EngineEvent::PeerConnected {
+            info_hash: self.t.info_hash(),
+            addr: self.addr,
+        });
+        self.update_interest();
+        Ok(())
+    }
+
+    /// Back out of the torrent: our requests to others, its pieces out of the counts.
+    fn leave(&mut self) {
+        if !self.registered {
+            return;
+        }
+        let mut st = self.t.lock();
+        for b in self.outstanding.drain(..) {
+            st.picker.release(self.key, &b);
+        }
+        if let Some(p) = st.peers.remove(&self.key) {
+            st.picker.peer_left(p.has.as_has());
+        }
+        drop(st);
+        self.t.rechoke.notify_one();
+    }
+
+    fn release_all(&mut self) {
+        let mut st = self.t.lock();
+        for b in self.outstanding.drain(..) {
+            st.picker.release(self.key, &b);
+        }
+        if let Some(p) = st.peers.get_mut(&self.key) {
+            p.waiting_for = 0;
+        }
+    }
+
+    /// Its pieces changed (or ours did): are we interested?
+    fn update_interest(&mut self) {
+        if !self.registered {
+            return;
+        }
+        let interesting = {
+            let st = self.t.lock();
+            st.peers
+                .get(&self.key)
+                .is_some_and(|p| st.picker.interesting(p.has.as_has()))
+        };
+        if interesting != self.am_interested {
+            self.am_interested = interesting;
+            self.send(if interesting {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
+        }
+        self.refill();
+    }
+
+    /// Asks for as many blocks as its rate deserves.
+    fn refill(&mut self) {
+        if !self.registered || self.peer_choking || !self.am_interested {
+            return;
+        }
+        let depth = request_depth(
+            self.rate.per_second(Instant::now()),
+            self.their_ext.as_ref().and_then(|e| e.request_queue),
+        );
+        if self.outstanding.len() >= depth {
+            return;
+        }
+        let mut blocks = Vec::new();
+        {
+            let mut guard = self.t.lock();
+            let st = &mut *guard;
+            let Some(p) = st.peers.get_mut(&self.key) else {
+                return;
+            };
+            st.picker.pick(
+                self.key,
+                p.has.as_has(),
+                depth - self.outstanding.len(),
+                &mut blocks,
+            );
+            p.waiting_for = self.outstanding.len() + blocks.len();
+        }
+        if self.outstanding.is_empty() && !blocks.is_empty() {
+            self.last_block = Instant::now();
+        }
+        for b in blocks {
+            self.outstanding.push(b);
+            self.send(Message::Request(b));
+        }
+    }
+
+    fn has_changed(
+        &mut self,
+        change: impl FnOnce(&mut PeerHas) -> Result<Option<u32>, Ended>,
+    ) -> Result<(), Ended> {
+        if !self.registered {
+            let has = self.early_has.get_or_insert_with(|| PeerHas {
+                all: false,
+                bits: Bitfield::new(self.t.layout.pieces()),
+            });
+            change(has)?;
+            return Ok(());
+        }
+        let newly = {
+            let mut guard = self.t.lock();
+            let st = &mut *guard;
+            let Some(p) = st.peers.get_mut(&self.key) else {
+                return Ok(());
+            };
+            // Counts leave with the old pieces and come back with the new.
+            st.picker.peer_left(p.has.as_has());
+            let newly = change(&mut p.has);
+            st.picker.peer_joined(p.has.as_has());
+            newly?
+        };
+        match newly {
+            Some(piece) if !self.am_interested => {
+                if self.t.lock().picker.wants(piece) {
+                    self.update_interest();
+                }
+            }
+            Some(_) => {}
+            None => self.update_interest(),
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        m: Message,
+        ctx: &Ctx,
+        cmd_tx: &mpsc::UnboundedSender<Cmd>,
+    ) -> Result<(), Ended> {
+        let pieces = self.t.layout.pieces();
+        match m {
+            Message::KeepAlive | Message::Unknown { .. } | Message::Port(_) => {}
+            Message::Suggest { .. } | Message::AllowedFast { .. } => {}
+            Message::Bitfield(bytes) => {
+                let bits = Bitfield::from_wire(&bytes, pieces)
+                    .map_err(|_| Ended::Protocol("a bitfield of the wrong size"))?;
+                self.has_changed(|h| {
+                    h.all = false;
+                    h.bits = bits;
+                    Ok(None)
+                })?;
+            }
+            Message::HaveAll | Message::HaveNone if !self.fast => {
+                return Err(Ended::Protocol("Fast messages without the Fast extension"));
+            }
+            Message::HaveAll => self.has_changed(|h| {
+                h.all = true;
+                Ok(None)
+            })?,
+            Message::HaveNone => self.has_changed(|h| {
+                h.all = false;
+                h.bits = Bitfield::new(pieces);
+                Ok(None)
+            })?,
+            Message::Have { piece } => {
+                if piece >= pieces {
+                    return Err(Ended::Protocol("a piece past the end"));
+                }
+                // Flat: only the piece changes in the picker's counts.
+                if self.registered {
+                    let mut st = self.t.lock();
+                    let new = st
+                        .peers
+                        .get_mut(&self.key)
+                        .is_some_and(|p| !p.has.all && p.has.bits.set(piece));
+                    if new {
+                        st.picker.peer_has(piece);
+                    }
+                    let wanted = new && st.picker.wants(piece);
+                    drop(st);
+                    if wanted && !self.am_interested {
+                        self.update_interest();
+                    }
+                } else {
+                    self.has_changed(|h| {
+                        h.bits.set(piece);
+                        Ok(Some(piece))
+                    })?;
+                }
+            }
+            Message::Choke => {
+                self.peer_choking = true;
+                self.release_all();
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.last_block = Instant::now();
+                self.refill();
+            }
+            Message::Interested | Message::NotInterested => {
+                let wants = matches!(m, Message::Interested);
+                if let Some(p) = self.t.lock().peers.get_mut(&self.key) {
+                    p.interested = wants;
+                }
+                self.t.rechoke.notify_one();
+            }
+            Message::Request(b) => self.on_request(b)?,
+            Message::Cancel(b) => {
+                if let Ok(mut q) = self.serve.lock() {
+                    q.retain(|x| *x != b);
+                }
+            }
+            Message::Reject(b) => {
+                if let Some(i) = self.outstanding.iter().position(|x| *x == b) {
+                    self.outstanding.swap_remove(i);
+                    self.t.lock().picker.release(self.key, &b);
+                    self.refill();
+                }
+            }
+            Message::Piece { piece, begin, data } => self.on_piece(piece, begin, data),
+            Message::Extended { id: 0, payload } => {
+                let h = ExtHandshake::parse(&payload)
+                    .map_err(|_| Ended::Protocol("a bad extended handshake"))?;
+                self.their_ext = Some(h);
+                if !self.registered {
+                    match self.t.admission.admit(&self.info()) {
+                        Verdict::Admit => {
+                            self.admitted(cmd_tx)?;
+                            // Now it may know the metadata's size.
+                            self.send_ext_handshake(ctx, true);
+                        }
+                        Verdict::Refuse => return Err(Ended::Refused),
+                        Verdict::AfterExtension => return Err(Ended::Refused),
+                    }
+                }
+            }
+            Message::Extended {
+                id: OUR_UT_METADATA,
+                payload,
+            } => {
+                let m = MetadataMessage::parse(&payload)
+                    .map_err(|_| Ended::Protocol("a bad metadata message"))?;
+                if let MetadataMessage::Request { piece } = m {
+                    self.on_metadata_request(piece);
+                }
+            }
+            Message::Extended { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_metadata_request(&mut self, piece: u32) {
+        let Some(their_id) = self.their_ext.as_ref().and_then(|e| e.id_of(UT_METADATA)) else {
+            return;
+        };
+        let info = &self.t.meta.info_bytes;
+        let total = u32::try_from(info.len()).unwrap_or(u32::MAX);
+        let reply = if self.registered && piece < metadata_pieces(total) {
+            let start = (piece * METADATA_PIECE) as usize;
+            let end = (start + METADATA_PIECE as usize).min(info.len());
+            MetadataMessage::Data {
+                piece,
+                total_size: total,
+                data: info[start..end].to_vec(),
+            }
+        } else {
+            MetadataMessage::Reject { piece }
+        };
+        self.send(Message::Extended {
+            id: their_id,
+            payload: reply.encode(),
+        });
+    }
+
+    fn on_request(&mut self, b: Block) -> Result<(), Ended> {
+        let valid = b.length > 0
+            && b.length <= BLOCK
+            && u64::from(b.begin) + u64::from(b.length)
+                <= u64::from(self.t.layout.piece_len(b.piece));
+        if !valid {
+            return Err(Ended::Protocol("a request for no block of ours"));
+        }
+        let can = self.registered && !self.am_choking && self.t.lock().picker.have().get(b.piece);
+        let queued = can
+            && self.serve.lock().is_ok_and(|mut q| {
+                if q.len() >= SERVE_QUEUE {
+                    return false;
+                }
+                q.push_back(b);
+                true
+            });
+        if queued {
+            let _ = self.out.send(Out::Serve);
+        } else if self.fast {
+            self.send(Message::Reject(b));
+        }
+        Ok(())
+    }
+
+    fn on_piece(&mut self, piece: u32, begin: u32, data: Vec<u8>) {
+        let len = data.len() as u32;
+        let block = Block {
+            piece,
+            begin,
+            length: len,
+        };
+        if let Some(i) = self.outstanding.iter().position(|x| *x == block) {
+            self.outstanding.swap_remove(i);
+        }
+        let now = Instant::now();
+        self.rate.add(now, len.into());
+        let mut done = None;
+        {
+            let mut guard = self.t.lock();
+            let st = &mut *guard;
+            match st.picker.received(self.key, &block) {
+                Received::Ignored => st.wasted += u64::from(len),
+                Received::Kept { piece_done, cancel } => {
+                    let plen = self.t.layout.piece_len(piece) as usize;
+                    let buf = st.buffers.entry(piece).or_insert_with(|| vec![0u8; plen]);
+                    // `received` checked the block is exactly one of the piece's.
+                    buf[begin as usize..(begin + len) as usize].copy_from_slice(&data);
+                    st.downloaded += u64::from(len);
+                    if piece_done {
+                        done = st.buffers.remove(&piece);
+                    }
+                    for k in cancel {
+                        if let Some(p) = st.peers.get(&k) {
+                            let _ = p.cmd.send(Cmd::Cancel(block));
+                        }
+                    }
+                }
+            }
+            if let Some(p) = st.peers.get_mut(&self.key) {
+                p.down.add(now, len.into());
+                p.last_block = now;
+            }
+        }
+        self.last_block = now;
+        if let Some(data) = done {
+            self.t.complete_piece(piece, data);
+        }
+        self.refill();
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Have(piece) => {
+                self.send(Message::Have { piece });
+                if self.am_interested {
+                    self.update_interest();
+                }
+            }
+            Cmd::Choke => {
+                if !self.am_choking {
+                    self.am_choking = true;
+                    self.send(Message::Choke);
+                    let dropped: Vec<Block> = self
+                        .serve
+                        .lock()
+                        .map(|mut q| q.drain(..).collect())
+                        .unwrap_or_default();
+                    if self.fast {
+                        for b in dropped {
+                            self.send(Message::Reject(b));
+                        }
+                    }
+                }
+            }
+            Cmd::Unchoke => {
+                if self.am_choking {
+                    self.am_choking = false;
+                    self.send(Message::Unchoke);
+                }
+            }
+            Cmd::Cancel(b) => {
+                if let Some(i) = self.outstanding.iter().position(|x| *x == b) {
+                    self.outstanding.swap_remove(i);
+                    self.send(Message::Cancel(b));
+                    self.refill();
+                }
+            }
+            Cmd::Close => {}
+        }
+    }
+}
+
+/// Sends what the session queues, reading requested blocks from disk on blocking threads;
+/// batches small messages into one write.
+async fn writer(
+    mut wr: WriteHalf<Box<dyn Conn>>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    serve: Arc<Mutex<VecDeque<Block>>>,
+    t: Arc<Torrent>,
+    key: PeerKey,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(256 * 1024);
+    while let Some(first) = rx.recv().await {
+        let mut item = Some(first);
+        while let Some(it) = item.take() {
+            match it {
+                Out::Msg(m) => m.encode(&mut buf),
+                Out::Serve => {
+                    let next = serve.lock().ok().and_then(|mut q| q.pop_front());
+                    if let Some(b) = next {
+                        let storage = t.storage.clone();
+                        let data = tokio::task::spawn_blocking(move || {
+                            storage.read(b.piece, b.begin, b.length)
+                        })
+                        .await
+                        .map_err(std::io::Error::other)??;
+                        Message::Piece {
+                            piece: b.piece,
+                            begin: b.begin,
+                            data,
+                        }
+                        .encode(&mut buf);
+                        let now = Instant::now();
+                        let mut st = t.lock();
+                        st.uploaded += u64::from(b.length);
+                        if let Some(p) = st.peers.get_mut(&key) {
+                            p.up.add(now, b.length.into());
+                        }
+                    }
+                }
+            }
+            if buf.len() >= 256 * 1024 {
+                break;
+            }
+            item = rx.try_recv().ok();
+        }
+        wr.write_all(&buf).await?;
+        buf.clear();
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! A torrent's bytes on disk: its files in place under a root folder, read and written at
+//! positions (no seeking, no shared cursor), only ever called from blocking threads.
+//!
+//! **Invariant:** nothing is written that has not been verified. A piece is hashed in memory
+//! when its last block arrives and written only if it matches; so a peer can never put bytes
+//! of its choosing in our files, and a crash leaves only verified pieces or holes.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha1::{Digest, Sha1};
+use spheres_metainfo::Metainfo;
+
+struct StoredFile {
+    path: PathBuf,
+    /// Where the file starts in the torrent's byte stream.
+    offset: u64,
+    length: u64,
+    /// BEP 47 padding: never on disk, reads as zeros.
+    padding: bool,
+    /// Opened on first use; for writing once anything is written.
+    handle: Mutex<Option<(File, bool)>>,
+}
+
+pub struct Storage {
+    files: Vec<StoredFile>,
+    piece_length: u64,
+    total_length: u64,
+    hashes: Vec<[u8; 20]>,
+}
+
+impl Storage {
+    /// The storage of `meta` under `root` (a multi-file torrent has its own folder in it).
+    /// Paths come validated from `spheres-metainfo` (no `..`, no absolute paths).
+    pub fn new(meta: &Metainfo, root: &Path) -> Storage {
+        let files = meta
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| StoredFile {
+                path: root.join(meta.relative_path(i).unwrap_or_default()),
+                offset: f.offset,
+                length: f.length,
+                padding: f.padding,
+                handle: Mutex::new(None),
+            })
+            .collect();
+        Storage {
+            files,
+            piece_length: meta.piece_length,
+            total_length: meta.total_length,
+            hashes: meta.piece_hashes.clone(),
+        }
+    }
+
+    fn piece_range(&self, piece: u32) -> Option<(u64, u64)> {
+        let start = u64::from(piece) * self.piece_length;
+        (start < self.total_length)
+            .then(|| (start, self.piece_length.min(self.total_length - start)))
+    }
+
+    /// Calls `f(file, offset in file, range in the buffer)` for every file that bytes
+    /// `start .. start + len` of the torrent fall in.
+    fn spans(
+        &self,
+        start: u64,
+        len: u64,
+        mut f: impl FnMut(&StoredFile, u64, std::ops::Range<usize>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let end = start + len;
+        let first = self.files.partition_point(|x| x.offset + x.length <= start);
+        for file in &self.files[first..] {
+            if file.offset >= end {
+                break;
+            }
+            let from = start.max(file.offset);
+            let to = end.min(file.offset + file.length);
+            if from < to {
+                f(
+                    file,
+                    from - file.offset,
+                    (from - start) as usize..(to - start) as usize,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn with_file<T>(
+        file: &StoredFile,
+        write: bool,
+        f: impl FnOnce(&File) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut handle = file
+            .handle
+            .lock()
+            .map_err(|_| io::Error::other("a storage lock was poisoned"))?;
+        if !matches!(&*handle, Some((_, w)) if *w || !write) {
+            let opened = if write {
+                if let Some(parent) = file.path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&file.path)?
+            } else {
+                File::open(&file.path)?
+            };
+            *handle = Some((opened, write));
+        }
+        match &*handle {
+            Some((f_, _)) => f(f_),
+            None => Err(io::Error::other("no file handle")),
+        }
+    }
+
+    /// Reads `len` bytes at `begin` in `piece` (for a peer's request: the caller checked we
+    /// have the piece and that the block is within it).
+    pub fn read(&self, piece: u32, begin: u32, len: u32) -> io::Result<Vec<u8>> {
+        let (start, plen) = self
+            .piece_range(piece)
+            .ok_or_else(|| io::Error::other("no such piece"))?;
+        if u64::from(begin) + u64::from(len) > plen {
+            return Err(io::Error::other("past the end of the piece"));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.spans(start + u64::from(begin), len.into(), |file, at, range| {
+            if file.padding {
+                return Ok(());
+            }
+            Self::with_file(file, false, |f| f.read_exact_at(&mut buf[range], at))
+        })?;
+        Ok(buf)
+    }
+
+    /// Whether `data` is piece `piece` (its SHA-1 is the torrent's).
+    pub fn matches(&self, piece: u32, data: &[u8]) -> bool {
+        let hash: [u8; 20] = Sha1::digest(data).into();
+        self.hashes.get(piece as usize) == Some(&hash)
+    }
+
+    /// Writes verified piece `piece`.
+    pub fn write_piece(&self, piece: u32, data: &[u8]) -> io::Result<()> {
+        let (start, plen) = self
+            .piece_range(piece)
+            .ok_or_else(|| io::Error::other("no such piece"))?;
+        if data.len() as u64 != plen {
+            return Err(io::Error::other("a piece of the wrong length"));
+        }
+        self.spans(start, plen, |file, at, range| {
+            if file.padding {
+                return Ok(());
+            }
+            Self::with_file(file, true, |f| f.write_all_at(&data[range], at))
+        })
+    }
+
+    /// Piece `piece` is on disk and right (a seed's data, or a download resumed).
+    pub fn check(&self, piece: u32) -> bool {
+        let Some((_, plen)) = self.piece_range(piece) else {
+            return false;
+        };
+        let Ok(plen) = u32::try_from(plen) else {
+            return false;
+        };
+        self.read(piece, 0, plen)
+            .is_ok_and(|data| self.matches(piece, &data))
+    }
+
+    /// Checks every piece, on all cores; returns those that are right.
+    pub fn check_all(&self) -> Vec<bool> {
+        let n = self.hashes.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |t| t.get())
+            .min(n.max(1));
+        let mut ok = vec![false; n];
+        let chunk = n.div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for (i, part) in ok.chunks_mut(chunk).enumerate() {
+                s.spawn(move || {
+                    for (j, slot) in part.iter_mut().enumerate() {
+                        *slot = self.check((i * chunk + j) as u32);
+                    }
+                });
+            }
+        });
+        ok
+    }
+}

@@ -1,0 +1,233 @@
+//! One torrent: its storage, its picker and choker, and the peers connected for it. Peer
+//! sessions lock its state briefly (never across an await) to ask the picker and record what
+//! happened; pieces are hashed and written on blocking threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use spheres_metainfo::Metainfo;
+use spheres_swarm::{Bitfield, Candidate, Choker, Has, Layout, PeerKey, Picker, Rate};
+use spheres_wire::Block;
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::storage::Storage;
+use crate::{Admission, EngineEvent, TorrentStatus};
+
+/// What a torrent tells a peer's session to do.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// We have a new piece: say so, and see whether the peer still interests us.
+    Have(u32),
+    Choke,
+    Unchoke,
+    /// Another peer sent this block first (endgame).
+    Cancel(Block),
+    /// The torrent is removed, or the engine stops.
+    Close,
+}
+
+/// What we know of a peer's pieces.
+#[derive(Debug)]
+pub(crate) struct PeerHas {
+    pub all: bool,
+    pub bits: Bitfield,
+}
+
+impl PeerHas {
+    pub fn as_has(&self) -> Has<'_> {
+        if self.all {
+            Has::All
+        } else {
+            Has::Some(&self.bits)
+        }
+    }
+}
+
+pub(crate) struct PeerEntry {
+    pub peer_id: [u8; 20],
+    pub has: PeerHas,
+    /// It wants something we have.
+    pub interested: bool,
+    pub down: Rate,
+    pub up: Rate,
+    pub connected: Instant,
+    /// When it last sent us a block we asked for (or when it unchoked us).
+    pub last_block: Instant,
+    pub waiting_for: usize,
+    pub cmd: mpsc::UnboundedSender<Cmd>,
+}
+
+pub(crate) struct State {
+    pub picker: Picker,
+    pub peers: HashMap<PeerKey, PeerEntry>,
+    pub choker: Choker<PeerKey>,
+    /// Pieces under way: their blocks, in place, until the last one comes and the piece is
+    /// hashed. Bounded by the pieces the picker has started.
+    pub buffers: HashMap<u32, Vec<u8>>,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// Bytes received that were not asked for, late, or of pieces that hashed wrong.
+    pub wasted: u64,
+    pub hash_failures: u64,
+}
+
+pub(crate) struct Torrent {
+    pub meta: Arc<Metainfo>,
+    pub storage: Arc<Storage>,
+    pub layout: Layout,
+    pub admission: Arc<dyn Admission>,
+    pub state: Mutex<State>,
+    pub events: broadcast::Sender<EngineEvent>,
+    /// Wakes the choker before its time (a peer became interested, or left).
+    pub rechoke: Notify,
+    pub closed: AtomicBool,
+    pub next_key: AtomicU64,
+}
+
+impl Torrent {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding it is a bug already reported; the state stays usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.meta.info_hash.0
+    }
+
+    pub fn status(&self) -> TorrentStatus {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let (mut down, mut up) = (0, 0);
+        for p in st.peers.values_mut() {
+            down += p.down.per_second(now);
+            up += p.up.per_second(now);
+        }
+        TorrentStatus {
+            info_hash: self.info_hash(),
+            pieces: self.layout.pieces(),
+            have: st.picker.have().count(),
+            complete: st.picker.is_complete(),
+            downloaded: st.downloaded,
+            uploaded: st.uploaded,
+            wasted: st.wasted,
+            hash_failures: st.hash_failures,
+            peers: st.peers.len(),
+            download_rate: down,
+            upload_rate: up,
+        }
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Piece `piece`'s last block came: hash it off the async threads, write it if right,
+    /// and tell everyone.
+    pub fn complete_piece(self: &Arc<Self>, piece: u32, data: Vec<u8>) {
+        let t = self.clone();
+        tokio::spawn(async move {
+            let storage = t.storage.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                if !storage.matches(piece, &data) {
+                    return Ok(false);
+                }
+                storage.write_piece(piece, &data).map(|()| true)
+            })
+            .await;
+            let verdict = match result {
+                Ok(Ok(true)) => Ok(true),
+                Ok(Ok(false)) => Ok(false),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            t.piece_checked(piece, verdict);
+        });
+    }
+
+    fn piece_checked(&self, piece: u32, verdict: Result<bool, String>) {
+        let info_hash = self.info_hash();
+        let mut st = self.lock();
+        match verdict {
+            Ok(true) => {
+                st.picker.verified(piece);
+                for p in st.peers.values() {
+                    let _ = p.cmd.send(Cmd::Have(piece));
+                }
+                let complete = st.picker.is_complete();
+                drop(st);
+                self.emit(EngineEvent::PieceVerified { info_hash, piece });
+                if complete {
+                    tracing::info!(torrent = %self.meta.name, "download complete");
+                    self.emit(EngineEvent::Complete { info_hash });
+                    // Seeding now: the ranking changes.
+                    self.rechoke.notify_one();
+                }
+            }
+            Ok(false) => {
+                st.picker.failed(piece);
+                st.hash_failures += 1;
+                st.wasted += u64::from(self.layout.piece_len(piece));
+                drop(st);
+                tracing::warn!(torrent = %self.meta.name, piece, "a piece hashed wrong");
+                self.emit(EngineEvent::HashFailed { info_hash, piece });
+            }
+            Err(error) => {
+                st.picker.failed(piece);
+                drop(st);
+                tracing::error!(torrent = %self.meta.name, piece, %error, "cannot write a piece");
+                self.emit(EngineEvent::DiskError { info_hash, error });
+            }
+        }
+    }
+
+    /// The choker's loop: every 10 s, or when woken, ranks the peers and tells each session
+    /// whether to choke or unchoke.
+    pub async fn choke_loop(self: Arc<Self>) {
+        loop {
+            let due = {
+                let now = Instant::now();
+                let mut guard = self.lock();
+                let st = &mut *guard;
+                let seeding = st.picker.is_complete();
+                let candidates: Vec<Candidate<PeerKey>> = st
+                    .peers
+                    .iter_mut()
+                    .map(|(&key, p)| Candidate {
+                        key,
+                        interested: p.interested,
+                        gives_us: p.down.per_second(now),
+                        we_give: p.up.per_second(now),
+                        connected: p.connected,
+                        snubbed: p.waiting_for > 0
+                            && now.saturating_duration_since(p.last_block).as_secs() > 60,
+                    })
+                    .collect();
+                let decision = st.choker.rechoke(now, seeding, &candidates);
+                for key in decision.unchoke {
+                    if let Some(p) = st.peers.get(&key) {
+                        let _ = p.cmd.send(Cmd::Unchoke);
+                    }
+                }
+                for key in decision.choke {
+                    if let Some(p) = st.peers.get(&key) {
+                        let _ = p.cmd.send(Cmd::Choke);
+                    }
+                }
+                st.choker.due()
+            };
+            if self.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let sleep = due.map_or(std::time::Duration::from_secs(10), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.rechoke.notified() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! What a stranger or a hostile peer can do to our engine over the wire, attacked with raw
+//! messages (our own codec, driven by hand): it must get nothing the torrent's admission did
+//! not allow, write nothing into our files, and not keep its connection by breaking the rules.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use sha1::{Digest, Sha1};
+use spheres_engine::{Admission, EngineEvent, Open, PeerInfo, Verdict};
+use spheres_wire::{BLOCK, Block, Decoder, ExtHandshake, Handshake, Message, MetadataMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A peer we drive by hand.
+struct Raw {
+    stream: TcpStream,
+    decoder: Decoder,
+}
+
+/// How long to wait for something the engine should send (a bound, not a synchronisation).
+const BOUND: Duration = Duration::from_secs(10);
+
+impl Raw {
+    async fn connect(
+        addr: std::net::SocketAddr,
+        info_hash: [u8; 20],
+        client: &str,
+    ) -> (Raw, Handshake) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut id = *b"-XX0001-000000000000";
+        id[8..8 + client.len().min(12)].copy_from_slice(&client.as_bytes()[..client.len().min(12)]);
+        stream
+            .write_all(&Handshake::new(info_hash, id).encode())
+            .await
+            .unwrap();
+        let mut theirs = [0u8; 68];
+        tokio::time::timeout(BOUND, stream.read_exact(&mut theirs))
+            .await
+            .unwrap()
+            .unwrap();
+        let h = Handshake::parse(&theirs).unwrap().unwrap();
+        (
+            Raw {
+                stream,
+                decoder: Decoder::new(1 << 20),
+            },
+            h,
+        )
+    }
+
+    async fn send(&mut self, m: Message) {
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        // The engine may have closed already: that is for the reads to say.
+        let _ = self.stream.write_all(&out).await;
+    }
+
+    /// The next message, or `None` once the engine closed the connection.
+    async fn next(&mut self) -> Option<Message> {
+        loop {
+            if let Some(m) = self.decoder.next_message().unwrap() {
+                return Some(m);
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = tokio::time::timeout(BOUND, self.stream.read(&mut buf))
+                .await
+                .expect("the engine neither answered nor closed")
+                .unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    /// Reads until the engine closes; returns everything it sent.
+    async fn until_closed(&mut self) -> Vec<Message> {
+        let mut all = Vec::new();
+        while let Some(m) = self.next().await {
+            all.push(m);
+        }
+        all
+    }
+
+    /// Reads until `pred` matches; panics if the engine closes first.
+    async fn until(&mut self, pred: impl Fn(&Message) -> bool) -> Message {
+        loop {
+            match self.next().await {
+                Some(m) if pred(&m) => return m,
+                Some(_) => {}
+                None => panic!("the engine closed the connection"),
+            }
+        }
+    }
+}
+
+fn ext(client: &str) -> Message {
+    Message::Extended {
+        id: 0,
+        payload: ExtHandshake {
+            extensions: [("ut_metadata".to_owned(), 3)].into(),
+            client: Some(client.to_owned()),
+            ..Default::default()
+        }
+        .encode(),
+    }
+}
+
+/// Asks for metadata piece `piece` (under the engine's id `id`) and reads the answer.
+async fn metadata_piece(peer: &mut Raw, id: u8, piece: u32) -> MetadataMessage {
+    peer.send(Message::Extended {
+        id,
+        payload: MetadataMessage::Request { piece }.encode(),
+    })
+    .await;
+    match peer
+        .until(|m| matches!(m, Message::Extended { id: 3, .. }))
+        .await
+    {
+        Message::Extended { payload, .. } => MetadataMessage::parse(&payload).unwrap(),
+        other => unreachable!("{other:?}"),
+    }
+}
+
+fn gives_data(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Bitfield(_) | Message::HaveAll | Message::Have { .. } | Message::Piece { .. }
+    ) || matches!(m, Message::Extended { id: 3, .. })
+}
+
+/// Admits only peers whose extended handshake carries the (stand-in) proof of membership.
+struct Members;
+
+impl Admission for Members {
+    fn admit(&self, peer: &PeerInfo<'_>) -> Verdict {
+        match peer.extension {
+            None => Verdict::AfterExtension,
+            Some(e) if e.client.as_deref() == Some("member") => Verdict::Admit,
+            Some(_) => Verdict::Refuse,
+        }
+    }
+}
+
+struct Nobody;
+
+impl Admission for Nobody {
+    fn admit(&self, _: &PeerInfo<'_>) -> Verdict {
+        Verdict::Refuse
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_who_knows_the_info_hash_gets_nothing() {
+    let s = share(&[]);
+    let e = seeder_for(&s, Arc::new(Members)).await;
+    let hash = s.meta.info_hash.0;
+
+    // A stranger: our extended handshake (without the metadata's size), then the door.
+    let (mut stranger, theirs) = Raw::connect(e.listen_addr(), hash, "stranger").await;
+    assert!(theirs.extended());
+    let first = stranger.next().await.expect("our extended handshake");
+    let Message::Extended { id: 0, payload } = first else {
+        panic!("the first message gave something away: {first:?}");
+    };
+    assert_eq!(ExtHandshake::parse(&payload).unwrap().metadata_size, None);
+    stranger.send(Message::HaveNone).await;
+    stranger.send(Message::Interested).await;
+    stranger
+        .send(Message::Extended {
+            id: 1,
+            payload: MetadataMessage::Request { piece: 0 }.encode(),
+        })
+        .await;
+    stranger
+        .send(Message::Request(Block {
+            piece: 0,
+            begin: 0,
+            length: BLOCK,
+        }))
+        .await;
+    stranger.send(ext("stranger")).await;
+    let rest = stranger.until_closed().await;
+    assert!(!rest.iter().any(gives_data), "the stranger got {rest:?}");
+
+    // A member, on the same torrent: everything.
+    let (mut member, _) = Raw::connect(e.listen_addr(), hash, "member").await;
+    member.send(ext("member")).await;
+    member.until(|m| matches!(m, Message::HaveAll)).await;
+
+    // A torrent that admits nobody: the handshake, then nothing.
+    let e2 = seeder_for(&s, Arc::new(Nobody)).await;
+    let (mut refused, _) = Raw::connect(e2.listen_addr(), hash, "anyone").await;
+    assert_eq!(refused.until_closed().await, Vec::<Message>::new());
+
+    // A torrent we do not have: not even a handshake.
+    let mut other = TcpStream::connect(e2.listen_addr()).await.unwrap();
+    other
+        .write_all(&Handshake::new([7; 20], [8; 20]).encode())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 68];
+    let n = tokio::time::timeout(BOUND, other.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing for an unknown info hash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admitted_peers_get_the_metadata_and_it_hashes_to_the_info_hash() {
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "meta").await;
+    peer.send(ext("meta")).await;
+    let Message::Extended { payload, .. } = peer
+        .until(|m| matches!(m, Message::Extended { id: 0, .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    let size = ExtHandshake::parse(&payload)
+        .unwrap()
+        .metadata_size
+        .expect("the size, once admitted");
+    let our_id = ExtHandshake::parse(&payload)
+        .unwrap()
+        .id_of("ut_metadata")
+        .unwrap();
+    let mut info = Vec::new();
+    for piece in 0..spheres_wire::metadata_pieces(size) {
+        let MetadataMessage::Data {
+            data, total_size, ..
+        } = metadata_piece(&mut peer, our_id, piece).await
+        else {
+            panic!("not data");
+        };
+        assert_eq!(total_size, size);
+        info.extend(data);
+    }
+    let hash: [u8; 20] = Sha1::digest(&info).into();
+    assert_eq!(hash, s.meta.info_hash.0);
+    // A piece past the end is rejected, not answered with anything else.
+    assert_eq!(
+        metadata_piece(&mut peer, our_id, 99).await,
+        MetadataMessage::Reject { piece: 99 }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_nobody_asked_for_are_never_written() {
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    let file = s.data.join("a/holiday.mp4");
+    let before = std::fs::read(&file).unwrap();
+    let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "pusher").await;
+    peer.until(|m| matches!(m, Message::HaveAll)).await;
+    for piece in 0..4 {
+        peer.send(Message::Piece {
+            piece,
+            begin: 0,
+            data: vec![0xAA; BLOCK as usize],
+        })
+        .await;
+    }
+    // A round trip: the engine read the blocks before it answers this.
+    peer.send(Message::Interested).await;
+    peer.until(|m| matches!(m, Message::Unchoke)).await;
+    assert_eq!(
+        e.status(&s.meta.info_hash.0).unwrap().wasted,
+        4 * u64::from(BLOCK)
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "the seed's file is unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_seed_gets_nothing_written_and_its_pieces_fail() {
+    let s = share(&[]);
+    let e = engine().await;
+    let out = s.dir.path().join("victim");
+    e.add(s.meta.clone(), out.clone(), Arc::new(Open))
+        .await
+        .unwrap();
+    let mut events = e.subscribe();
+    let (mut liar, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "liar").await;
+    liar.send(Message::HaveAll).await;
+    liar.send(Message::Unchoke).await;
+    // Answers every request with junk of the right length.
+    let failed = async {
+        loop {
+            if let Some(Message::Request(b)) = liar.next().await {
+                liar.send(Message::Piece {
+                    piece: b.piece,
+                    begin: b.begin,
+                    data: vec![0x55; b.length as usize],
+                })
+                .await;
+            }
+        }
+    };
+    let event = async {
+        loop {
+            if let Ok(EngineEvent::HashFailed { .. }) = events.recv().await {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = event => {}
+        () = failed => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => panic!("no piece failed its hash"),
+    }
+    assert!(e.status(&s.meta.info_hash.0).unwrap().hash_failures >= 1);
+    assert!(!out.exists(), "nothing unverified reached the disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_breaking_the_protocol_are_disconnected() {
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    let hash = s.meta.info_hash.0;
+    let pieces = s.meta.piece_count() as u32;
+    let bad: Vec<Vec<Message>> = vec![
+        vec![Message::Bitfield(vec![0xff; 1])],
+        vec![Message::Have { piece: pieces }],
+        vec![Message::Request(Block {
+            piece: 0,
+            begin: 0,
+            length: BLOCK * 2,
+        })],
+        vec![Message::Request(Block {
+            piece: pieces - 1,
+            begin: 0,
+            length: BLOCK,
+        })],
+        vec![Message::Request(Block {
+            piece: pieces,
+            begin: 0,
+            length: 1,
+        })],
+        vec![Message::Extended {
+            id: 0,
+            payload: b"not bencode".to_vec(),
+        }],
+    ];
+    for msgs in bad {
+        let (mut peer, _) = Raw::connect(e.listen_addr(), hash, "rude").await;
+        for m in &msgs {
+            peer.send(m.clone()).await;
+        }
+        let got = peer.until_closed().await;
+        assert!(
+            !got.iter().any(|m| matches!(m, Message::Piece { .. })),
+            "{msgs:?} got {got:?}"
+        );
+    }
+    // A request while choked is rejected, not served (the Fast extension).
+    let (mut peer, _) = Raw::connect(e.listen_addr(), hash, "early").await;
+    let b = Block {
+        piece: 0,
+        begin: 0,
+        length: BLOCK,
+    };
+    peer.send(Message::Request(b)).await;
+    assert_eq!(
+        peer.until(|m| matches!(m, Message::Reject(_) | Message::Piece { .. }))
+            .await,
+        Message::Reject(b)
+    );
+}

@@ -1,0 +1,131 @@
+//! Our engine against BitTorrent clients we did not write, both directions, checked byte for
+//! byte: libtorrent (Debian's python3-libtorrent) and aria2; and our engines among themselves.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use spheres_engine::Open;
+use spheres_testkit::libtorrent::LtPeer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_from_our_seed() {
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    let out = s.dir.path().join("lt");
+    let mut lt = LtPeer::leech(&s.torrent, &out, &[e.listen_addr()]);
+    tokio::task::block_in_place(|| lt.wait_for("complete", Duration::from_secs(90)));
+    same_tree(&s.data, &out.join("album"));
+    let st = e.status(&s.meta.info_hash.0).unwrap();
+    assert!(st.uploaded >= s.meta.total_length, "{st:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_download_from_a_libtorrent_seed() {
+    let s = share(&[]);
+    let (_lt, port) =
+        tokio::task::block_in_place(|| LtPeer::seed(&s.torrent, s.data.parent().unwrap()));
+    let e = engine().await;
+    let out = s.dir.path().join("ours");
+    e.add(s.meta.clone(), out.clone(), Arc::new(Open))
+        .await
+        .unwrap();
+    e.connect(s.meta.info_hash.0, SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    completes(&e, &s).await;
+    same_tree(&s.data, &out.join("album"));
+    let st = e.status(&s.meta.info_hash.0).unwrap();
+    assert_eq!((st.hash_failures, st.have), (0, st.pieces), "{st:?}");
+}
+
+/// aria2 finds our seed through our tracker (our engine does not announce yet: the test
+/// announces for it) and downloads everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aria2_downloads_from_our_seed() {
+    assert!(
+        std::process::Command::new("aria2c")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "aria2c is missing: run scripts/install-test-deps"
+    );
+    let tr = spheres_tracker::server::start(
+        Default::default(),
+        Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        None,
+    )
+    .await
+    .unwrap();
+    let s = share(&[tr.http_announce_url(None).unwrap()]);
+    let e = seeder(&s).await;
+    let req = spheres_tracker::wire::AnnounceRequest {
+        info_hash: s.meta.info_hash,
+        peer_id: e.peer_id(),
+        port: e.listen_addr().port(),
+        uploaded: 0,
+        downloaded: 0,
+        left: 0,
+        event: spheres_tracker::wire::Event::Started,
+        numwant: Some(0),
+        compact: true,
+        no_peer_id: true,
+        ip: None,
+    };
+    tr.tracker
+        .announce(&req, e.listen_addr(), None, Instant::now())
+        .unwrap();
+    let out = s.dir.path().join("aria2");
+    let mut aria2 = spheres_testkit::aria2_download(&out);
+    aria2.arg(&s.torrent);
+    let status = tokio::task::spawn_blocking(move || aria2.status())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "aria2c failed");
+    same_tree(&s.data, &s.dir.path().join("aria2/album"));
+}
+
+/// Three of our nodes and a seed: the third never talks to the seed, so everything it has
+/// came from the other two, passed on piece by piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_nodes_pass_pieces_on() {
+    let s = share(&[]);
+    let seed = seeder(&s).await;
+    let hash = s.meta.info_hash.0;
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let e = engine().await;
+        e.add(
+            s.meta.clone(),
+            s.dir.path().join(format!("node{i}")),
+            Arc::new(Open),
+        )
+        .await
+        .unwrap();
+        nodes.push(e);
+    }
+    nodes[0].connect(hash, seed.listen_addr()).unwrap();
+    nodes[1].connect(hash, seed.listen_addr()).unwrap();
+    nodes[2].connect(hash, nodes[0].listen_addr()).unwrap();
+    nodes[2].connect(hash, nodes[1].listen_addr()).unwrap();
+    nodes[0].connect(hash, nodes[1].listen_addr()).unwrap();
+    for n in &nodes {
+        completes(n, &s).await;
+    }
+    for i in 0..3 {
+        same_tree(&s.data, &s.dir.path().join(format!("node{i}/album")));
+    }
+    let third = nodes[2].status(&hash).unwrap();
+    assert_eq!(third.downloaded, s.meta.total_length, "{third:?}");
+    let passed_on: u64 = nodes[..2]
+        .iter()
+        .map(|n| n.status(&hash).unwrap().uploaded)
+        .sum();
+    assert!(
+        passed_on >= s.meta.total_length,
+        "the first two passed on {passed_on} bytes"
+    );
+}
