@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Loopback transfer benchmark: one single-file torrent, seed -> leech, for three client pairs.
+# Loopback transfer benchmark: one single-file torrent, seed -> leech, for four client pairs.
 #
 #   bench/transfer.sh [SIZE_MIB]        (default 1024, i.e. 1 GiB)
 #
@@ -9,7 +9,10 @@
 # - One .torrent is made of it with spheres; it names an HTTP spheres tracker on 127.0.0.1. A
 #   fresh tracker is started for each pair, so no pair sees peers left over from another.
 # - Pairs, each with its own seed started once and kept up for the pair's runs:
-#     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`
+#     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`   (librqbit, the
+#                engine the node uses today)
+#     engine     `bt seed` -> `bt get --peer SEED`: our own engine (crates/spheres-engine,
+#                issue 13), through its example command (target/release/examples/bt)
 #     libtorrent `lt_peer.py seed`       -> `lt_peer.py leech --peer SEED`   (python3-libtorrent;
 #                both with --no-utp, so all three pairs talk TCP: by default libtorrent dials
 #                over uTP, and on a busy 2-core VM its delay-based congestion control made a
@@ -34,7 +37,8 @@
 #   to the libtorrent pair (pair MiB/s / libtorrent MiB/s: above 1 is faster than libtorrent),
 #   and the median time to exit.
 #
-# Environment: SPHERES (default target/release/spheres under the repository root), RUNS (3),
+# Environment: SPHERES (default target/release/spheres under the repository root), BT
+# (default target/release/examples/bt: `cargo build --release -p spheres-engine --example bt`), RUNS (3),
 # TIMEOUT (seconds allowed for any one wait or download, 600), PIECE_SIZE (e.g. 1M; default:
 # whatever spheres picks), LT_UTP (set to 1 to let libtorrent use uTP), PAIRS_ONLY (e.g.
 # "spheres libtorrent": run only those pairs). Progress goes to
@@ -45,6 +49,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPHERES=${SPHERES:-$ROOT/target/release/spheres}
 case $SPHERES in /*) ;; *) SPHERES=$ROOT/$SPHERES ;; esac
+BT=${BT:-$ROOT/target/release/examples/bt}
+case $BT in /*) ;; *) BT=$ROOT/$BT ;; esac
 LT_PEER=$ROOT/tests/peers/lt_peer.py
 PY=/usr/bin/python3
 SIZE_MIB=${1:-1024}
@@ -67,6 +73,7 @@ die() {
 
 [[ $SIZE_MIB =~ ^[0-9]+$ && $SIZE_MIB -gt 0 ]] || die "SIZE_MIB must be a positive whole number"
 [[ -x $SPHERES ]] || die "no spheres binary at $SPHERES (build it, or set SPHERES)"
+[[ -x $BT ]] || die "no bt example at $BT (cargo build --release -p spheres-engine --example bt)"
 [[ -x $PY ]] || die "$PY is missing"
 $PY -c 'import libtorrent' 2>/dev/null || die "python3-libtorrent is not importable by $PY"
 command -v aria2c >/dev/null || die "aria2c is missing"
@@ -183,6 +190,12 @@ start_seed() {
         line=$(wait_event seed-spheres "$SEED_PID" seeding)
         SEED_ADDR=$(json_field listen <<<"$line")
         ;;
+    engine)
+        bg seed-engine "$BT" seed "$TORRENT" "$DATA" --listen 127.0.0.1:0
+        SEED_PID=$BG_PID
+        line=$(wait_event seed-engine "$SEED_PID" seeding)
+        SEED_ADDR=$(json_field listen <<<"$line")
+        ;;
     libtorrent)
         bg seed-libtorrent "$PY" "$LT_PEER" seed "$TORRENT" "$WORK/data" "${LT_FLAGS[@]}"
         SEED_PID=$BG_PID
@@ -205,6 +218,7 @@ leech_cmd() {
     local pair=$1 dir=$2
     case $pair in
     spheres) LEECH=("$SPHERES" --json torrent get "$TORRENT" --out "$dir" --peer "$SEED_ADDR") ;;
+    engine) LEECH=("$BT" get "$TORRENT" --out "$dir" --peer "$SEED_ADDR") ;;
     libtorrent) LEECH=("$PY" "$LT_PEER" leech "$TORRENT" "$dir" --peer "$SEED_ADDR" --timeout "$TIMEOUT" "${LT_FLAGS[@]}") ;;
     aria2)
         LEECH=(aria2c "${ARIA_COMMON[@]}" --seed-time=0 --file-allocation=none
@@ -252,7 +266,7 @@ run_leech() {
 }
 
 declare -A COMPLETED EXITED
-PAIRS=(${PAIRS_ONLY:-spheres libtorrent aria2})
+PAIRS=(${PAIRS_ONLY:-spheres engine libtorrent aria2})
 
 for pair in "${PAIRS[@]}"; do
     start_tracker

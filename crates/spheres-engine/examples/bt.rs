@@ -1,0 +1,114 @@
+//! Our engine as a command, for benchmarks (`bench/transfer.sh`) and trying it by hand.
+//! Prints one JSON object per line, like `tests/peers/lt_peer.py`.
+//!
+//!   bt seed TORRENT DATA [--listen ADDR]     (DATA: the torrent's file or folder itself)
+//!   bt get  TORRENT --out DIR --peer ADDR... [--listen ADDR]
+//!
+//! `seed` runs until killed; `get` exits 0 once every piece is in and verified.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use spheres_engine::{Engine, EngineConfig, Open};
+use spheres_metainfo::Metainfo;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: bt seed TORRENT DATA [--listen ADDR] | bt get TORRENT --out DIR --peer ADDR... [--listen ADDR]"
+    );
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(cmd), Some(torrent)) = (args.first(), args.get(1)) else {
+        usage()
+    };
+    let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut out = None;
+    let mut data = None;
+    let mut peers: Vec<SocketAddr> = Vec::new();
+    let mut rest = args[2..].iter();
+    while let Some(a) = rest.next() {
+        let mut value = || rest.next().cloned().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--listen" => listen = value().parse().unwrap_or_else(|_| usage()),
+            "--out" => out = Some(PathBuf::from(value())),
+            "--peer" => peers.push(value().parse().unwrap_or_else(|_| usage())),
+            other if data.is_none() && !other.starts_with("--") => {
+                data = Some(PathBuf::from(other))
+            }
+            _ => usage(),
+        }
+    }
+    let bytes = std::fs::read(torrent).unwrap_or_else(|e| {
+        eprintln!("cannot read {torrent}: {e}");
+        std::process::exit(1)
+    });
+    let meta = Arc::new(Metainfo::from_bytes(&bytes).unwrap_or_else(|e| {
+        eprintln!("{torrent}: {e}");
+        std::process::exit(1)
+    }));
+    let engine = Engine::start(EngineConfig {
+        listen,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let hash = meta.info_hash.0;
+    match cmd.as_str() {
+        "seed" => {
+            let data = data.unwrap_or_else(|| usage());
+            let root = data.parent().map(PathBuf::from).unwrap_or_default();
+            let st = engine
+                .add(meta, root, Arc::new(Open))
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    std::process::exit(1)
+                });
+            if !st.complete {
+                println!(
+                    "{{\"event\":\"error\",\"message\":\"{} of {} pieces check\"}}",
+                    st.have, st.pieces
+                );
+                std::process::exit(1);
+            }
+            println!(
+                "{{\"event\":\"seeding\",\"listen\":\"{}\"}}",
+                engine.listen_addr()
+            );
+            std::future::pending::<()>().await;
+        }
+        "get" => {
+            let out = out.unwrap_or_else(|| usage());
+            let t0 = Instant::now();
+            engine
+                .add(meta.clone(), out, Arc::new(Open))
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    std::process::exit(1)
+                });
+            for p in peers {
+                let _ = engine.connect(hash, p);
+            }
+            if let Err(e) = engine.wait_complete(&hash).await {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            println!(
+                "{{\"event\":\"complete\",\"seconds\":{:.3},\"bytes\":{}}}",
+                t0.elapsed().as_secs_f64(),
+                meta.total_length
+            );
+        }
+        _ => usage(),
+    }
+}
