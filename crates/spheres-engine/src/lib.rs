@@ -43,6 +43,8 @@ pub use transport::{Conn, Dialing, Tcp, Transport};
 
 /// The most peers connected for one torrent.
 pub const MAX_PEERS: usize = 80;
+/// How many bytes of pieces under way a torrent holds in memory (at least 4 pieces).
+const MAX_BUFFERED: u64 = 64 * 1024 * 1024;
 /// How long a peer has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -289,6 +291,8 @@ impl Engine {
             .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
         let seed: u64 = rand::rng().random();
         let mut picker = Picker::new(layout, seed);
+        // Pieces under way are held in memory until they hash: at most 64 MiB of them.
+        picker.set_max_started((MAX_BUFFERED / u64::from(piece_length)).max(4) as usize);
         for (p, ok) in present.iter().enumerate() {
             if *ok {
                 picker.verified(p as u32);
@@ -308,6 +312,10 @@ impl Engine {
                 uploaded: 0,
                 wasted: 0,
                 hash_failures: 0,
+                contributors: HashMap::new(),
+                strikes: HashMap::new(),
+                banned: Default::default(),
+                disk_failed: false,
             }),
             events: inner.events.clone(),
             rechoke: Notify::new(),
@@ -403,7 +411,8 @@ impl Engine {
 }
 
 fn close(t: &Torrent, choker: &JoinHandle<()>) {
-    t.closed.store(true, Ordering::Relaxed);
+    // Set before the state is locked: a session being admitted checks it under the lock.
+    t.closed.store(true, Ordering::SeqCst);
     choker.abort();
     for p in t.lock().peers.values() {
         let _ = p.cmd.send(Cmd::Close);
@@ -424,6 +433,8 @@ enum HandshakeError {
     UnknownTorrent,
     #[error("connected to ourselves")]
     Ourselves,
+    #[error("refused by the torrent's admission, or banned")]
+    Refused,
 }
 
 /// Reads a peer's handshake: the first 20 bytes at once (a peer speaking something else is
@@ -449,6 +460,15 @@ async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) 
             .ok_or(HandshakeError::UnknownTorrent)?;
         if theirs.peer_id == inner.peer_id {
             return Err(HandshakeError::Ourselves);
+        }
+        // Refused outright: not even our handshake, which would say we hold the torrent.
+        let info = PeerInfo {
+            addr,
+            peer_id: theirs.peer_id,
+            extension: None,
+        };
+        if t.admission.admit(&info) == Verdict::Refuse || t.lock().banned.contains(&addr.ip()) {
+            return Err(HandshakeError::Refused);
         }
         let ours = Handshake::new(theirs.info_hash, inner.peer_id);
         conn.write_all(&ours.encode()).await?;

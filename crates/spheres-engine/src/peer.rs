@@ -2,11 +2,17 @@
 //!
 //! The session reads and decides; a writer task sends, so a peer that reads slowly never
 //! stops us reading from it. What the session keeps for the peer is bounded: one message in
-//! the decoder, at most [`SERVE_QUEUE`] of its requests, our own requests sized by its rate.
+//! the decoder, at most [`SERVE_QUEUE`] of its requests, at most [`MAX_UNSENT`] bytes of
+//! answers not yet sent (past that we stop reading from it until it reads), our own requests
+//! sized by its rate.
+//!
+//! Until the torrent's admission lets the peer in, every peer is treated alike whatever the
+//! torrent: the same longest message, its messages kept aside (a few) or ignored, nothing
+//! answered but our extended handshake; so a refused peer learns nothing of the torrent.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +22,7 @@ use spheres_wire::{
     UT_METADATA, metadata_pieces,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::torrent::{Cmd, PeerEntry, PeerHas, Torrent};
 use crate::transport::Conn;
@@ -24,12 +30,23 @@ use crate::{EngineEvent, PeerInfo, Verdict};
 
 /// The most requests we queue for a peer (what we announce as `reqq`); more are rejected.
 pub const SERVE_QUEUE: usize = 250;
+/// Bytes of answers queued for a peer before we stop reading what it sends.
+const MAX_UNSENT: usize = 2 * 1024 * 1024;
+/// The longest message before admission, whatever the torrent (a metadata piece and a bit).
+const MAX_BEFORE_ADMISSION: u32 = METADATA_PIECE + 256;
+/// Messages kept aside before admission (its pieces: a bitfield, some `Have`s).
+const MAX_EARLY: usize = 256;
+/// Blocks we stopped waiting for (timed out, choked) that we still take if they come.
+const MAX_RELEASED: usize = 512;
 /// The id under which we want to receive `ut_metadata` messages.
 const OUR_UT_METADATA: u8 = 1;
 /// A peer that sends nothing (not even a keep-alive) for this long is gone.
 const IDLE: Duration = Duration::from_secs(150);
 /// Requests unanswered for this long go to other peers.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a peer rejected or timed out a request, we wait this long before asking it again
+/// (other peers get the blocks first).
+const COOL_DOWN: Duration = Duration::from_secs(2);
 /// How long a peer has to send its extended handshake when admission waits for it.
 const EXTENSION_WAIT: Duration = Duration::from_secs(10);
 
@@ -61,27 +78,53 @@ pub(crate) struct Ctx {
     pub listen_port: u16,
 }
 
+/// The writer's queue, counted in bytes.
+struct Outbox {
+    tx: mpsc::UnboundedSender<(Out, usize)>,
+    unsent: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+}
+
+impl Outbox {
+    fn push(&self, out: Out, bytes: usize) {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed);
+        let _ = self.tx.send((out, bytes));
+    }
+
+    fn full(&self) -> bool {
+        self.unsent.load(Ordering::Relaxed) > MAX_UNSENT
+    }
+}
+
 struct Session {
     t: Arc<Torrent>,
     key: PeerKey,
     addr: SocketAddr,
     their: Handshake,
     fast: bool,
-    out: mpsc::UnboundedSender<Out>,
+    out: Outbox,
     serve: Arc<Mutex<VecDeque<Block>>>,
     /// Registered in the torrent (admitted): until then it gets nothing.
     registered: bool,
-    /// Its pieces, held here until it is registered.
-    early_has: Option<PeerHas>,
+    /// What it sent before it was admitted, to read once it is.
+    early: Vec<Message>,
+    /// It said which pieces it has. `HaveAll` and `HaveNone` may only be its first word (5
+    /// bytes that cost a pass over every piece: again and again, an attack); a bitfield may
+    /// come again (aria2 sends one as it progresses), its cost in proportion to its length.
+    said_pieces: bool,
     their_ext: Option<ExtHandshake>,
+    peer_interested: bool,
     am_choking: bool,
     am_interested: bool,
     peer_choking: bool,
     /// Our requests it has not answered.
     outstanding: Vec<Block>,
+    /// Requests we gave up on, still welcome.
+    released: VecDeque<Block>,
     last_heard: Instant,
     last_block: Instant,
     last_sent: Instant,
+    cool_down_until: Instant,
     rate: Rate,
 }
 
@@ -94,9 +137,22 @@ pub(crate) async fn run(
 ) {
     let key = t.next_key.fetch_add(1, Ordering::Relaxed);
     let (rd, wr) = tokio::io::split(conn);
-    let (out, out_rx) = mpsc::unbounded_channel();
+    let (tx, out_rx) = mpsc::unbounded_channel();
+    let out = Outbox {
+        tx,
+        unsent: Arc::new(AtomicUsize::new(0)),
+        drained: Arc::new(Notify::new()),
+    };
     let serve = Arc::new(Mutex::new(VecDeque::new()));
-    let writer = tokio::spawn(writer(wr, out_rx, serve.clone(), t.clone(), key));
+    let mut writer = tokio::spawn(writer(
+        wr,
+        out_rx,
+        serve.clone(),
+        t.clone(),
+        key,
+        out.unsent.clone(),
+        out.drained.clone(),
+    ));
     let now = Instant::now();
     let mut s = Session {
         t: t.clone(),
@@ -107,19 +163,23 @@ pub(crate) async fn run(
         out,
         serve,
         registered: false,
-        early_has: None,
+        early: Vec::new(),
+        said_pieces: false,
         their_ext: None,
+        peer_interested: false,
         am_choking: true,
         am_interested: false,
         peer_choking: true,
         outstanding: Vec::new(),
+        released: VecDeque::new(),
         last_heard: now,
         last_block: now,
         last_sent: now,
+        cool_down_until: now,
         rate: Rate::new(now),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let ended = s.run(rd, &ctx, cmd_tx, cmd_rx).await;
+    let ended = s.run(rd, &ctx, cmd_tx, cmd_rx, &mut writer).await;
     tracing::debug!(peer = %addr, torrent = %t.meta.name, reason = %ended, "peer session ended");
     s.leave();
     writer.abort();
@@ -135,7 +195,12 @@ pub(crate) async fn run(
 impl Session {
     fn send(&mut self, m: Message) {
         self.last_sent = Instant::now();
-        let _ = self.out.send(Out::Msg(m));
+        let bytes = match &m {
+            Message::Extended { payload, .. } => payload.len() + 6,
+            Message::Bitfield(b) => b.len() + 5,
+            _ => 17,
+        };
+        self.out.push(Out::Msg(m), bytes);
     }
 
     fn info(&self) -> PeerInfo<'_> {
@@ -152,12 +217,9 @@ impl Session {
         ctx: &Ctx,
         cmd_tx: mpsc::UnboundedSender<Cmd>,
         mut cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+        writer: &mut tokio::task::JoinHandle<std::io::Result<()>>,
     ) -> Ended {
-        let max = BLOCK
-            .max(METADATA_PIECE)
-            .saturating_add(256)
-            .max(self.t.layout.pieces() / 8 + 16);
-        let mut decoder = Decoder::new(max);
+        let mut decoder = Decoder::new(MAX_BEFORE_ADMISSION);
         let mut verdict = self.t.admission.admit(&self.info());
         if verdict == Verdict::AfterExtension && !self.their.extended() {
             verdict = Verdict::Refuse;
@@ -165,11 +227,11 @@ impl Session {
         if verdict == Verdict::Refuse {
             return Ended::Refused;
         }
-        // Our extended handshake first when admission waits for theirs (it says nothing of
-        // the torrent beyond what the info hash did); otherwise our pieces first, as BEP 6
-        // asks, then the extended handshake.
+        // Our pieces first when admitted now, as BEP 6 asks, then the extended handshake.
+        // When admission waits for the peer's extended handshake, ours goes first: it says
+        // nothing of the torrent beyond what the info hash did (not the metadata's size).
         if verdict == Verdict::Admit
-            && let Err(e) = self.admitted(&cmd_tx)
+            && let Err(e) = self.admitted(&cmd_tx, &mut decoder)
         {
             return e;
         }
@@ -180,9 +242,11 @@ impl Session {
         let mut buf = vec![0u8; 64 * 1024];
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let drained = self.out.drained.clone();
         loop {
+            let reading = !self.out.full();
             tokio::select! {
-                read = rd.read(&mut buf[..decoder.wants().clamp(1, 64 * 1024)]) => {
+                read = rd.read(&mut buf[..decoder.wants().clamp(1, 64 * 1024)]), if reading => {
                     let n = match read {
                         Ok(0) => return Ended::Io(std::io::ErrorKind::UnexpectedEof.into()),
                         Ok(n) => n,
@@ -196,10 +260,17 @@ impl Session {
                             Ok(None) => break,
                             Err(e) => return Ended::Wire(e),
                         };
-                        if let Err(e) = self.on_message(m, ctx, &cmd_tx) {
+                        if let Err(e) = self.on_message(m, ctx, &cmd_tx, &mut decoder) {
                             return e;
                         }
                     }
+                }
+                () = drained.notified(), if !reading => {}
+                done = &mut *writer => {
+                    return match done {
+                        Ok(Err(e)) => Ended::Io(e),
+                        _ => Ended::Closed,
+                    };
                 }
                 cmd = cmd_rx.recv() => {
                     match cmd {
@@ -222,10 +293,11 @@ impl Session {
                         && now.saturating_duration_since(self.last_block) > REQUEST_TIMEOUT
                     {
                         // Too slow: its requests go to others (it may still send them).
-                        self.release_all();
+                        self.give_up_requests();
                         self.last_block = now;
-                        self.refill();
+                        self.cool_down_until = now + COOL_DOWN;
                     }
+                    self.refill();
                 }
             }
         }
@@ -249,29 +321,40 @@ impl Session {
         });
     }
 
-    /// Admission said yes: the peer joins the torrent and hears what we have.
-    fn admitted(&mut self, cmd_tx: &mpsc::UnboundedSender<Cmd>) -> Result<(), Ended> {
+    /// Admission said yes: the peer joins the torrent, hears what we have, and what it sent
+    /// meanwhile is read.
+    fn admitted(
+        &mut self,
+        cmd_tx: &mpsc::UnboundedSender<Cmd>,
+        decoder: &mut Decoder,
+    ) -> Result<(), Ended> {
         let now = Instant::now();
         let pieces = self.t.layout.pieces();
-        let has = self.early_has.take().unwrap_or(PeerHas {
-            all: false,
-            bits: Bitfield::new(pieces),
-        });
         let ours = {
             let mut st = self.t.lock();
+            // Checked under the lock: a torrent being removed sets it before it locks.
+            if self.t.closed.load(Ordering::SeqCst) {
+                return Err(Ended::Closed);
+            }
+            if st.banned.contains(&self.addr.ip()) {
+                return Err(Ended::Refused);
+            }
             if st.peers.len() >= crate::MAX_PEERS {
                 return Err(Ended::Protocol("too many peers"));
             }
             if st.peers.values().any(|p| p.peer_id == self.their.peer_id) {
                 return Err(Ended::Protocol("already connected"));
             }
-            st.picker.peer_joined(has.as_has());
             st.peers.insert(
                 self.key,
                 PeerEntry {
+                    addr: self.addr,
                     peer_id: self.their.peer_id,
-                    has,
-                    interested: false,
+                    has: PeerHas {
+                        all: false,
+                        bits: Bitfield::new(pieces),
+                    },
+                    interested: self.peer_interested,
                     down: Rate::new(now),
                     up: Rate::new(now),
                     connected: now,
@@ -283,6 +366,13 @@ impl Session {
             st.picker.have().clone()
         };
         self.registered = true;
+        // Now messages as long as the torrent's bitfield are fine.
+        decoder.set_max(
+            BLOCK
+                .max(METADATA_PIECE)
+                .saturating_add(256)
+                .max(pieces / 8 + 16),
+        );
         let m = if self.fast && ours.is_full() {
             Message::HaveAll
         } else if self.fast && ours.count() == 0 {
@@ -295,6 +385,12 @@ impl Session {
             info_hash: self.t.info_hash(),
             addr: self.addr,
         });
+        if self.peer_interested {
+            self.t.rechoke.notify_one();
+        }
+        for m in std::mem::take(&mut self.early) {
+            self.on_admitted_message(m)?;
+        }
         self.update_interest();
         Ok(())
     }
@@ -305,24 +401,38 @@ impl Session {
             return;
         }
         let mut st = self.t.lock();
+        let had_requests = !self.outstanding.is_empty();
         for b in self.outstanding.drain(..) {
             st.picker.release(self.key, &b);
         }
         if let Some(p) = st.peers.remove(&self.key) {
             st.picker.peer_left(p.has.as_has());
         }
+        if had_requests {
+            st.refill_others(None);
+        }
         drop(st);
         self.t.rechoke.notify_one();
     }
 
-    fn release_all(&mut self) {
+    /// We stop waiting for our requests (it choked us, or is too slow): the blocks go to
+    /// others, and are still taken from this peer if they come.
+    fn give_up_requests(&mut self) {
+        if self.outstanding.is_empty() {
+            return;
+        }
         let mut st = self.t.lock();
         for b in self.outstanding.drain(..) {
             st.picker.release(self.key, &b);
+            if self.released.len() == MAX_RELEASED {
+                self.released.pop_front();
+            }
+            self.released.push_back(b);
         }
         if let Some(p) = st.peers.get_mut(&self.key) {
             p.waiting_for = 0;
         }
+        st.refill_others(Some(self.key));
     }
 
     /// Its pieces changed (or ours did): are we interested?
@@ -349,11 +459,16 @@ impl Session {
 
     /// Asks for as many blocks as its rate deserves.
     fn refill(&mut self) {
-        if !self.registered || self.peer_choking || !self.am_interested {
+        let now = Instant::now();
+        if !self.registered
+            || self.peer_choking
+            || !self.am_interested
+            || now < self.cool_down_until
+        {
             return;
         }
         let depth = request_depth(
-            self.rate.per_second(Instant::now()),
+            self.rate.per_second(now),
             self.their_ext.as_ref().and_then(|e| e.request_queue),
         );
         if self.outstanding.len() >= depth {
@@ -363,6 +478,9 @@ impl Session {
         {
             let mut guard = self.t.lock();
             let st = &mut *guard;
+            if st.disk_failed {
+                return;
+            }
             let Some(p) = st.peers.get_mut(&self.key) else {
                 return;
             };
@@ -375,7 +493,7 @@ impl Session {
             p.waiting_for = self.outstanding.len() + blocks.len();
         }
         if self.outstanding.is_empty() && !blocks.is_empty() {
-            self.last_block = Instant::now();
+            self.last_block = now;
         }
         for b in blocks {
             self.outstanding.push(b);
@@ -383,39 +501,24 @@ impl Session {
         }
     }
 
-    fn has_changed(
-        &mut self,
-        change: impl FnOnce(&mut PeerHas) -> Result<Option<u32>, Ended>,
-    ) -> Result<(), Ended> {
-        if !self.registered {
-            let has = self.early_has.get_or_insert_with(|| PeerHas {
-                all: false,
-                bits: Bitfield::new(self.t.layout.pieces()),
-            });
-            change(has)?;
-            return Ok(());
+    /// Its word on its pieces: a bitfield, or (first only) `HaveAll` or `HaveNone`.
+    fn set_pieces(&mut self, all: bool, bits: Bitfield, fast: bool) -> Result<(), Ended> {
+        if std::mem::replace(&mut self.said_pieces, true) && fast {
+            return Err(Ended::Protocol(
+                "HaveAll or HaveNone after its pieces were said",
+            ));
         }
-        let newly = {
+        {
             let mut guard = self.t.lock();
             let st = &mut *guard;
             let Some(p) = st.peers.get_mut(&self.key) else {
                 return Ok(());
             };
-            // Counts leave with the old pieces and come back with the new.
             st.picker.peer_left(p.has.as_has());
-            let newly = change(&mut p.has);
+            p.has = PeerHas { all, bits };
             st.picker.peer_joined(p.has.as_has());
-            newly?
-        };
-        match newly {
-            Some(piece) if !self.am_interested => {
-                if self.t.lock().picker.wants(piece) {
-                    self.update_interest();
-                }
-            }
-            Some(_) => {}
-            None => self.update_interest(),
         }
+        self.update_interest();
         Ok(())
     }
 
@@ -424,7 +527,41 @@ impl Session {
         m: Message,
         ctx: &Ctx,
         cmd_tx: &mpsc::UnboundedSender<Cmd>,
+        decoder: &mut Decoder,
     ) -> Result<(), Ended> {
+        if self.registered {
+            return self.on_admitted_message(m);
+        }
+        // Before admission: its extended handshake is read; its pieces and interest are kept
+        // for later (a few); anything else is ignored, and nothing is answered.
+        match m {
+            Message::Extended { id: 0, payload } => {
+                let h = ExtHandshake::parse(&payload)
+                    .map_err(|_| Ended::Protocol("a bad extended handshake"))?;
+                self.their_ext = Some(h);
+                match self.t.admission.admit(&self.info()) {
+                    Verdict::Admit => {
+                        self.admitted(cmd_tx, decoder)?;
+                        // Now it may know the metadata's size.
+                        self.send_ext_handshake(ctx, true);
+                    }
+                    Verdict::Refuse | Verdict::AfterExtension => return Err(Ended::Refused),
+                }
+            }
+            Message::Interested | Message::NotInterested => {
+                self.peer_interested = matches!(m, Message::Interested);
+            }
+            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone | Message::Have { .. }
+                if self.early.len() < MAX_EARLY =>
+            {
+                self.early.push(m);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_admitted_message(&mut self, m: Message) -> Result<(), Ended> {
         let pieces = self.t.layout.pieces();
         match m {
             Message::KeepAlive | Message::Unknown { .. } | Message::Port(_) => {}
@@ -432,53 +569,37 @@ impl Session {
             Message::Bitfield(bytes) => {
                 let bits = Bitfield::from_wire(&bytes, pieces)
                     .map_err(|_| Ended::Protocol("a bitfield of the wrong size"))?;
-                self.has_changed(|h| {
-                    h.all = false;
-                    h.bits = bits;
-                    Ok(None)
-                })?;
+                self.set_pieces(false, bits, false)?;
             }
             Message::HaveAll | Message::HaveNone if !self.fast => {
                 return Err(Ended::Protocol("Fast messages without the Fast extension"));
             }
-            Message::HaveAll => self.has_changed(|h| {
-                h.all = true;
-                Ok(None)
-            })?,
-            Message::HaveNone => self.has_changed(|h| {
-                h.all = false;
-                h.bits = Bitfield::new(pieces);
-                Ok(None)
-            })?,
+            Message::HaveAll => self.set_pieces(true, Bitfield::new(pieces), true)?,
+            Message::HaveNone => self.set_pieces(false, Bitfield::new(pieces), true)?,
             Message::Have { piece } => {
                 if piece >= pieces {
                     return Err(Ended::Protocol("a piece past the end"));
                 }
-                // Flat: only the piece changes in the picker's counts.
-                if self.registered {
-                    let mut st = self.t.lock();
-                    let new = st
-                        .peers
-                        .get_mut(&self.key)
-                        .is_some_and(|p| !p.has.all && p.has.bits.set(piece));
-                    if new {
-                        st.picker.peer_has(piece);
-                    }
-                    let wanted = new && st.picker.wants(piece);
-                    drop(st);
-                    if wanted && !self.am_interested {
-                        self.update_interest();
-                    }
-                } else {
-                    self.has_changed(|h| {
-                        h.bits.set(piece);
-                        Ok(Some(piece))
-                    })?;
+                self.said_pieces = true;
+                let mut st = self.t.lock();
+                let new = st
+                    .peers
+                    .get_mut(&self.key)
+                    .is_some_and(|p| !p.has.all && p.has.bits.set(piece));
+                if new {
+                    st.picker.peer_has(piece);
+                }
+                let wanted = new && st.picker.wants(piece);
+                drop(st);
+                if wanted && !self.am_interested {
+                    self.update_interest();
+                } else if wanted {
+                    self.refill();
                 }
             }
             Message::Choke => {
                 self.peer_choking = true;
-                self.release_all();
+                self.give_up_requests();
             }
             Message::Unchoke => {
                 self.peer_choking = false;
@@ -487,10 +608,13 @@ impl Session {
             }
             Message::Interested | Message::NotInterested => {
                 let wants = matches!(m, Message::Interested);
-                if let Some(p) = self.t.lock().peers.get_mut(&self.key) {
-                    p.interested = wants;
+                if wants != self.peer_interested {
+                    self.peer_interested = wants;
+                    if let Some(p) = self.t.lock().peers.get_mut(&self.key) {
+                        p.interested = wants;
+                    }
+                    self.t.rechoke.notify_one();
                 }
-                self.t.rechoke.notify_one();
             }
             Message::Request(b) => self.on_request(b)?,
             Message::Cancel(b) => {
@@ -501,26 +625,19 @@ impl Session {
             Message::Reject(b) => {
                 if let Some(i) = self.outstanding.iter().position(|x| *x == b) {
                     self.outstanding.swap_remove(i);
-                    self.t.lock().picker.release(self.key, &b);
-                    self.refill();
+                    let mut st = self.t.lock();
+                    st.picker.release(self.key, &b);
+                    st.refill_others(Some(self.key));
+                    drop(st);
+                    self.cool_down_until = Instant::now() + COOL_DOWN;
                 }
             }
             Message::Piece { piece, begin, data } => self.on_piece(piece, begin, data),
+            // Already admitted: a second extended handshake may update its ids.
             Message::Extended { id: 0, payload } => {
                 let h = ExtHandshake::parse(&payload)
                     .map_err(|_| Ended::Protocol("a bad extended handshake"))?;
                 self.their_ext = Some(h);
-                if !self.registered {
-                    match self.t.admission.admit(&self.info()) {
-                        Verdict::Admit => {
-                            self.admitted(cmd_tx)?;
-                            // Now it may know the metadata's size.
-                            self.send_ext_handshake(ctx, true);
-                        }
-                        Verdict::Refuse => return Err(Ended::Refused),
-                        Verdict::AfterExtension => return Err(Ended::Refused),
-                    }
-                }
             }
             Message::Extended {
                 id: OUR_UT_METADATA,
@@ -543,7 +660,7 @@ impl Session {
         };
         let info = &self.t.meta.info_bytes;
         let total = u32::try_from(info.len()).unwrap_or(u32::MAX);
-        let reply = if self.registered && piece < metadata_pieces(total) {
+        let reply = if piece < metadata_pieces(total) {
             let start = (piece * METADATA_PIECE) as usize;
             let end = (start + METADATA_PIECE as usize).min(info.len());
             MetadataMessage::Data {
@@ -568,7 +685,7 @@ impl Session {
         if !valid {
             return Err(Ended::Protocol("a request for no block of ours"));
         }
-        let can = self.registered && !self.am_choking && self.t.lock().picker.have().get(b.piece);
+        let can = !self.am_choking && self.t.lock().picker.have().get(b.piece);
         let queued = can
             && self.serve.lock().is_ok_and(|mut q| {
                 if q.len() >= SERVE_QUEUE {
@@ -578,7 +695,7 @@ impl Session {
                 true
             });
         if queued {
-            let _ = self.out.send(Out::Serve);
+            self.out.push(Out::Serve, b.length as usize + 13);
         } else if self.fast {
             self.send(Message::Reject(b));
         }
@@ -592,23 +709,40 @@ impl Session {
             begin,
             length: len,
         };
-        if let Some(i) = self.outstanding.iter().position(|x| *x == block) {
+        // Only what we asked this peer for (or gave up waiting for) is read at all.
+        let asked = if let Some(i) = self.outstanding.iter().position(|x| *x == block) {
             self.outstanding.swap_remove(i);
-        }
+            true
+        } else if let Some(i) = self.released.iter().position(|x| *x == block) {
+            self.released.remove(i);
+            true
+        } else {
+            false
+        };
         let now = Instant::now();
-        self.rate.add(now, len.into());
         let mut done = None;
+        let mut kept = false;
         {
             let mut guard = self.t.lock();
             let st = &mut *guard;
-            match st.picker.received(self.key, &block) {
+            let received = if asked {
+                st.picker.received(self.key, &block)
+            } else {
+                Received::Ignored
+            };
+            match received {
                 Received::Ignored => st.wasted += u64::from(len),
                 Received::Kept { piece_done, cancel } => {
+                    kept = true;
                     let plen = self.t.layout.piece_len(piece) as usize;
                     let buf = st.buffers.entry(piece).or_insert_with(|| vec![0u8; plen]);
                     // `received` checked the block is exactly one of the piece's.
                     buf[begin as usize..(begin + len) as usize].copy_from_slice(&data);
                     st.downloaded += u64::from(len);
+                    let who = st.contributors.entry(piece).or_default();
+                    if !who.contains(&self.key) {
+                        who.push(self.key);
+                    }
                     if piece_done {
                         done = st.buffers.remove(&piece);
                     }
@@ -617,14 +751,19 @@ impl Session {
                             let _ = p.cmd.send(Cmd::Cancel(block));
                         }
                     }
+                    if let Some(p) = st.peers.get_mut(&self.key) {
+                        p.down.add(now, len.into());
+                        p.last_block = now;
+                    }
                 }
             }
-            if let Some(p) = st.peers.get_mut(&self.key) {
-                p.down.add(now, len.into());
-                p.last_block = now;
-            }
         }
-        self.last_block = now;
+        if kept {
+            // Only blocks we wanted count: junk neither raises its rate nor keeps it from
+            // timing out.
+            self.rate.add(now, len.into());
+            self.last_block = now;
+        }
         if let Some(data) = done {
             self.t.complete_piece(piece, data);
         }
@@ -668,6 +807,7 @@ impl Session {
                     self.refill();
                 }
             }
+            Cmd::Refill => self.refill(),
             Cmd::Close => {}
         }
     }
@@ -677,15 +817,19 @@ impl Session {
 /// batches small messages into one write.
 async fn writer(
     mut wr: WriteHalf<Box<dyn Conn>>,
-    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut rx: mpsc::UnboundedReceiver<(Out, usize)>,
     serve: Arc<Mutex<VecDeque<Block>>>,
     t: Arc<Torrent>,
     key: PeerKey,
+    unsent: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(256 * 1024);
     while let Some(first) = rx.recv().await {
         let mut item = Some(first);
-        while let Some(it) = item.take() {
+        let mut counted = 0;
+        while let Some((it, bytes)) = item.take() {
+            counted += bytes;
             match it {
                 Out::Msg(m) => m.encode(&mut buf),
                 Out::Serve => {
@@ -719,6 +863,8 @@ async fn writer(
         }
         wr.write_all(&buf).await?;
         buf.clear();
+        unsent.fetch_sub(counted, Ordering::Relaxed);
+        drained.notify_one();
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! sessions lock its state briefly (never across an await) to ask the picker and record what
 //! happened; pieces are hashed and written on blocking threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -24,6 +25,8 @@ pub(crate) enum Cmd {
     Unchoke,
     /// Another peer sent this block first (endgame).
     Cancel(Block),
+    /// Blocks went back to be asked for (a piece failed, a peer left or was slow): ask.
+    Refill,
     /// The torrent is removed, or the engine stops.
     Close,
 }
@@ -46,6 +49,7 @@ impl PeerHas {
 }
 
 pub(crate) struct PeerEntry {
+    pub addr: SocketAddr,
     pub peer_id: [u8; 20],
     pub has: PeerHas,
     /// It wants something we have.
@@ -71,6 +75,29 @@ pub(crate) struct State {
     /// Bytes received that were not asked for, late, or of pieces that hashed wrong.
     pub wasted: u64,
     pub hash_failures: u64,
+    /// Who sent blocks of each piece under way (to blame when it hashes wrong).
+    pub contributors: HashMap<u32, Vec<PeerKey>>,
+    /// Pieces that hashed wrong with a peer's blocks in them, by address.
+    pub strikes: HashMap<IpAddr, u32>,
+    /// Addresses refused from now on: they sent a piece that hashed wrong alone, or had a
+    /// part in [`STRIKES`] of them.
+    pub banned: HashSet<IpAddr>,
+    /// Writing failed (a full disk, a folder gone): no more requests until re-added.
+    pub disk_failed: bool,
+}
+
+/// Pieces that hashed wrong with blocks from one address before it is banned.
+pub(crate) const STRIKES: u32 = 3;
+
+impl State {
+    /// Tells every session but `except` that blocks are there to be asked for.
+    pub fn refill_others(&self, except: Option<PeerKey>) {
+        for (k, p) in &self.peers {
+            if Some(*k) != except {
+                let _ = p.cmd.send(Cmd::Refill);
+            }
+        }
+    }
 }
 
 pub(crate) struct Torrent {
@@ -153,6 +180,7 @@ impl Torrent {
         match verdict {
             Ok(true) => {
                 st.picker.verified(piece);
+                st.contributors.remove(&piece);
                 for p in st.peers.values() {
                     let _ = p.cmd.send(Cmd::Have(piece));
                 }
@@ -170,12 +198,34 @@ impl Torrent {
                 st.picker.failed(piece);
                 st.hash_failures += 1;
                 st.wasted += u64::from(self.layout.piece_len(piece));
+                let blamed: Vec<IpAddr> = st
+                    .contributors
+                    .remove(&piece)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|k| st.peers.get(k).map(|p| p.addr.ip()))
+                    .collect();
+                let alone = blamed.len() == 1;
+                for ip in blamed {
+                    let strikes = st.strikes.entry(ip).or_insert(0);
+                    *strikes += 1;
+                    if alone || *strikes >= STRIKES {
+                        tracing::warn!(torrent = %self.meta.name, peer = %ip, "banned: sent pieces that hashed wrong");
+                        st.banned.insert(ip);
+                        for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
+                            let _ = p.cmd.send(Cmd::Close);
+                        }
+                    }
+                }
+                st.refill_others(None);
                 drop(st);
                 tracing::warn!(torrent = %self.meta.name, piece, "a piece hashed wrong");
                 self.emit(EngineEvent::HashFailed { info_hash, piece });
             }
             Err(error) => {
                 st.picker.failed(piece);
+                st.contributors.remove(&piece);
+                st.disk_failed = true;
                 drop(st);
                 tracing::error!(torrent = %self.meta.name, piece, %error, "cannot write a piece");
                 self.emit(EngineEvent::DiskError { info_hash, error });
@@ -205,7 +255,12 @@ impl Torrent {
                             && now.saturating_duration_since(p.last_block).as_secs() > 60,
                     })
                     .collect();
-                let decision = st.choker.rechoke(now, seeding, &candidates);
+                // Between rankings, only free slots are filled.
+                let decision = if st.choker.due().is_some_and(|d| now < d) {
+                    st.choker.fill(&candidates)
+                } else {
+                    st.choker.rechoke(now, seeding, &candidates)
+                };
                 for key in decision.unchoke {
                     if let Some(p) = st.peers.get(&key) {
                         let _ = p.cmd.send(Cmd::Unchoke);

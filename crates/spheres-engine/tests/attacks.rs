@@ -125,6 +125,21 @@ async fn metadata_piece(peer: &mut Raw, id: u8, piece: u32) -> MetadataMessage {
     }
 }
 
+/// Sends a handshake for `info_hash` and expects the connection closed without one back.
+async fn no_handshake(addr: std::net::SocketAddr, info_hash: [u8; 20]) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(&Handshake::new(info_hash, [8; 20]).encode())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 68];
+    let n = tokio::time::timeout(BOUND, stream.read(&mut buf))
+        .await
+        .expect("the engine neither answered nor closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no handshake back");
+}
+
 fn gives_data(m: &Message) -> bool {
     matches!(
         m,
@@ -191,23 +206,12 @@ async fn a_stranger_who_knows_the_info_hash_gets_nothing() {
     member.send(ext("member")).await;
     member.until(|m| matches!(m, Message::HaveAll)).await;
 
-    // A torrent that admits nobody: the handshake, then nothing.
+    // A torrent that admits nobody: not even our handshake (it would say we hold it).
     let e2 = seeder_for(&s, Arc::new(Nobody)).await;
-    let (mut refused, _) = Raw::connect(e2.listen_addr(), hash, "anyone").await;
-    assert_eq!(refused.until_closed().await, Vec::<Message>::new());
+    no_handshake(e2.listen_addr(), hash).await;
 
-    // A torrent we do not have: not even a handshake.
-    let mut other = TcpStream::connect(e2.listen_addr()).await.unwrap();
-    other
-        .write_all(&Handshake::new([7; 20], [8; 20]).encode())
-        .await
-        .unwrap();
-    let mut buf = [0u8; 68];
-    let n = tokio::time::timeout(BOUND, other.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_or(0);
-    assert_eq!(n, 0, "nothing for an unknown info hash");
+    // A torrent we do not have: the same.
+    no_handshake(e2.listen_addr(), [7; 20]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,8 +297,8 @@ async fn a_lying_seed_gets_nothing_written_and_its_pieces_fail() {
     liar.send(Message::Unchoke).await;
     // Answers every request with junk of the right length.
     let failed = async {
-        loop {
-            if let Some(Message::Request(b)) = liar.next().await {
+        while let Some(m) = liar.next().await {
+            if let Message::Request(b) = m {
                 liar.send(Message::Piece {
                     piece: b.piece,
                     begin: b.begin,
@@ -303,6 +307,8 @@ async fn a_lying_seed_gets_nothing_written_and_its_pieces_fail() {
                 .await;
             }
         }
+        // Closed by the engine: the event says why.
+        std::future::pending::<()>().await
     };
     let event = async {
         loop {
@@ -318,6 +324,10 @@ async fn a_lying_seed_gets_nothing_written_and_its_pieces_fail() {
     }
     assert!(e.status(&s.meta.info_hash.0).unwrap().hash_failures >= 1);
     assert!(!out.exists(), "nothing unverified reached the disk");
+    // It sent that piece alone: banned, disconnected, and not let back in.
+    liar.until_closed().await;
+    no_handshake(e.listen_addr(), s.meta.info_hash.0).await;
+    assert_eq!(e.status(&s.meta.info_hash.0).unwrap().peers, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,6 +358,7 @@ async fn peers_breaking_the_protocol_are_disconnected() {
             id: 0,
             payload: b"not bencode".to_vec(),
         }],
+        vec![Message::HaveNone, Message::HaveAll],
     ];
     for msgs in bad {
         let (mut peer, _) = Raw::connect(e.listen_addr(), hash, "rude").await;

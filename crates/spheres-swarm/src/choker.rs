@@ -84,6 +84,33 @@ impl<K: Ord + Clone> Choker<K> {
         self.rng
     }
 
+    /// Between rankings: fills free slots with interested peers and forgets those who left
+    /// (when a peer becomes interested or leaves; the ranking itself waits for its time, so
+    /// a peer toggling its interest cannot reshuffle everyone's slots).
+    pub fn fill(&mut self, peers: &[Candidate<K>]) -> Decision<K> {
+        self.unchoked.retain(|k| peers.iter().any(|c| &c.key == k));
+        if self
+            .optimistic
+            .as_ref()
+            .is_some_and(|k| !self.unchoked.contains(k))
+        {
+            self.optimistic = None;
+        }
+        let mut unchoke = Vec::new();
+        for c in peers.iter().filter(|c| c.interested && !c.snubbed) {
+            if self.unchoked.len() >= self.slots {
+                break;
+            }
+            if self.unchoked.insert(c.key.clone()) {
+                unchoke.push(c.key.clone());
+            }
+        }
+        Decision {
+            unchoke,
+            choke: Vec::new(),
+        }
+    }
+
     /// Redoes the ranking. `peers`: every connected peer (one that is missing has left).
     pub fn rechoke(&mut self, now: Instant, seeding: bool, peers: &[Candidate<K>]) -> Decision<K> {
         self.next_rechoke = Some(now + RECHOKE);
@@ -260,6 +287,25 @@ mod tests {
         let d = ch.rechoke(t0, false, &peers[1..]);
         assert_eq!(d.choke, [1], "gone");
         assert_eq!(ch.due(), Some(t0 + RECHOKE));
+    }
+
+    #[test]
+    fn between_rankings_only_free_slots_are_filled() {
+        let t0 = Instant::now();
+        let mut peers: Vec<_> = (0..3).map(|k| peer(k, true, 0, 0, t0)).collect();
+        let mut ch = Choker::new(2, 5);
+        ch.rechoke(t0, false, &peers);
+        let before = ch.unchoked.clone();
+        // A faster newcomer waits for the ranking; a peer leaving frees a slot for it.
+        peers.push(peer(3, true, 10_000, 0, t0));
+        assert_eq!(ch.fill(&peers).unchoke, Vec::<u32>::new());
+        assert_eq!(ch.unchoked, before);
+        let gone = *before.iter().next().unwrap();
+        peers.retain(|p| p.key != gone);
+        let d = ch.fill(&peers);
+        assert_eq!(d.unchoke.len(), 1);
+        assert_eq!(ch.unchoked.len(), 2);
+        assert!(!ch.is_unchoked(&gone));
     }
 
     #[test]

@@ -6,8 +6,14 @@
 //! 2. the rest of pieces already started, so that pieces complete (and can be shared) soon;
 //! 3. a new piece, the rarest among the peers first, ties broken in an order of our own so
 //!    that peers who start together ask for different pieces;
-//! 4. when every missing block has been asked for (endgame), blocks another peer is slow to
-//!    send, at most [`MAX_DUPLICATES`] askers per block; the late ones get a cancel.
+//! 4. when there is nothing new to ask this peer for (endgame, as libtorrent decides it per
+//!    peer: a piece nobody has must not keep the last blocks stuck on a slow peer), blocks
+//!    another peer was asked for, at most [`MAX_DUPLICATES`] askers per block; the late ones
+//!    get a cancel.
+//!
+//! Pieces under way are held in memory by the driver until they hash, so how many are
+//! started is capped ([`Picker::set_max_started`]): past the cap only readers' windows start
+//! new pieces, and peers finish the started ones.
 //!
 //! Rarity is kept sorted as availability changes, in O(1) per change (a piece moves to the
 //! edge of its availability bucket, as libtorrent does it), so a `Have` from every peer for
@@ -190,6 +196,10 @@ pub struct Picker {
     bucket: Vec<u32>,
     partial: BTreeMap<u32, Partial>,
     readers: BTreeMap<u64, Window>,
+    /// Pieces of [`Priority::High`].
+    high: std::collections::BTreeSet<u32>,
+    /// At most this many pieces started at once (readers' windows aside).
+    max_started: usize,
     /// Blocks of wanted pieces we lack that nobody has been asked for.
     unrequested: u64,
 }
@@ -225,8 +235,20 @@ impl Picker {
             bucket: vec![0, n],
             partial: BTreeMap::new(),
             readers: BTreeMap::new(),
+            high: Default::default(),
+            max_started: usize::MAX,
             unrequested,
         }
+    }
+
+    /// Caps the pieces started at once (each is held in memory until it hashes).
+    pub fn set_max_started(&mut self, max: usize) {
+        self.max_started = max.max(1);
+    }
+
+    /// Pieces started and not yet verified.
+    pub fn started(&self) -> usize {
+        self.partial.len()
     }
 
     pub fn layout(&self) -> &Layout {
@@ -325,6 +347,11 @@ impl Picker {
         for p in range.start..range.end.min(self.layout.pieces()) {
             let was = self.wants(p);
             self.priority[p as usize] = priority;
+            if priority == Priority::High {
+                self.high.insert(p);
+            } else {
+                self.high.remove(&p);
+            }
             let now = self.wants(p);
             if was != now {
                 let missing = self.missing_blocks(p);
@@ -389,12 +416,11 @@ impl Picker {
             }
         }
         if taken < max {
-            for p in 0..self.layout.pieces() {
-                if self.priority[p as usize] == Priority::High {
-                    taken += self.take(p, peer, has, max - taken, out);
-                    if taken == max {
-                        break;
-                    }
+            let high: Vec<u32> = self.high.iter().copied().collect();
+            for p in high {
+                taken += self.take(p, peer, has, max - taken, out);
+                if taken == max {
+                    break;
                 }
             }
         }
@@ -410,15 +436,20 @@ impl Picker {
         }
         // 3. New pieces, rarest first.
         let mut i = 0;
-        while taken < max && self.unrequested > 0 && i < self.order.len() {
+        while taken < max
+            && self.unrequested > 0
+            && self.partial.len() < self.max_started
+            && i < self.order.len()
+        {
             let p = self.order[i];
             i += 1;
             if !self.partial.contains_key(&p) {
                 taken += self.take(p, peer, has, max - taken, out);
             }
         }
-        // 4. Endgame: blocks others were asked for.
-        if taken < max && self.unrequested == 0 {
+        // 4. Endgame for this peer: nothing new to ask it for (or no piece may start), so
+        // blocks others were asked for.
+        if taken < max {
             for (&p, part) in self.partial.iter_mut() {
                 if !has.get(p) {
                     continue;
@@ -833,6 +864,49 @@ mod tests {
         assert_eq!(pk.received(1, &pk.layout().block(1, 0)), Received::Ignored);
         pk.check();
         assert_eq!(pk.unrequested(), 2);
+    }
+
+    #[test]
+    fn no_more_pieces_start_past_the_cap_but_started_ones_finish() {
+        let mut pk = Picker::new(layout(10), 8);
+        pk.set_max_started(2);
+        let mut out = Vec::new();
+        pk.pick(1, Has::All, 2, &mut out);
+        pk.pick(2, Has::All, 2, &mut out);
+        assert_eq!(pk.started(), 2);
+        assert_ne!(out[0].piece, out[2].piece);
+        // A third peer finishes the started pieces, then duplicates: no third piece.
+        let mut third = Vec::new();
+        pk.pick(3, Has::All, 10, &mut third);
+        assert_eq!(pk.started(), 2);
+        assert!(!third.is_empty());
+        assert!(
+            third
+                .iter()
+                .all(|b| b.piece == out[0].piece || b.piece == out[2].piece)
+        );
+        // A reader's window starts its piece whatever the cap.
+        pk.set_reader(1, 9, 1);
+        let mut urgent = Vec::new();
+        pk.pick(4, Has::All, 1, &mut urgent);
+        assert_eq!(urgent[0].piece, 9);
+        pk.check();
+    }
+
+    #[test]
+    fn a_peer_with_nothing_new_duplicates_the_slow_blocks() {
+        // Piece 0 is only with peer 1 (asked); piece 1 is with nobody: endgame for peer 2
+        // all the same.
+        let mut pk = Picker::new(layout(2), 9);
+        let only_0 = bits(2, &[0]);
+        let mut a = Vec::new();
+        pk.pick(1, Has::Some(&only_0), 10, &mut a);
+        assert_eq!(a.len(), 2);
+        assert!(pk.unrequested() > 0, "piece 1 has no source");
+        let mut b = Vec::new();
+        pk.pick(2, Has::Some(&only_0), 10, &mut b);
+        assert_eq!(b, a, "the same blocks, of a second peer");
+        pk.check();
     }
 
     #[test]

@@ -76,22 +76,21 @@ impl ExtHandshake {
                 let Ok(name) = std::str::from_utf8(name) else {
                     continue;
                 };
-                let id = id
-                    .as_int()
-                    .and_then(|i| u8::try_from(i).ok())
-                    .ok_or(ExtensionError::BadField("m"))?;
-                out.extensions.insert(name.to_owned(), id);
+                // An id out of range: that extension is not spoken with this peer.
+                if let Some(id) = id.as_int().and_then(|i| u8::try_from(i).ok()) {
+                    out.extensions.insert(name.to_owned(), id);
+                }
             }
         }
-        if let Some(size) = dict.get(b"metadata_size") {
-            let size = size
-                .as_int()
-                .and_then(|i| u64::try_from(i).ok())
-                .ok_or(ExtensionError::BadField("metadata_size"))?;
-            out.metadata_size = Some(metadata_size(size)?);
-        }
-        out.listen_port = optional_int(dict.get(b"p"), "p")?;
-        out.request_queue = optional_int(dict.get(b"reqq"), "reqq")?;
+        // A value out of range is treated as absent (no metadata from that peer, no port):
+        // only a message that is not a dictionary ends the connection.
+        out.metadata_size = dict
+            .get(b"metadata_size")
+            .and_then(Value::as_int)
+            .and_then(|i| u64::try_from(i).ok())
+            .and_then(|size| metadata_size(size).ok());
+        out.listen_port = optional_int(dict.get(b"p"));
+        out.request_queue = optional_int(dict.get(b"reqq"));
         // A client name is for logs: keep it short and printable, never fail on it.
         out.client = dict.get(b"v").and_then(Value::as_bytes).map(|v| {
             let mut name = String::from_utf8_lossy(v).into_owned();
@@ -157,16 +156,8 @@ impl ExtHandshake {
     }
 }
 
-fn optional_int<T: TryFrom<i64>>(
-    v: Option<&Value<'_>>,
-    field: &'static str,
-) -> Result<Option<T>, ExtensionError> {
-    v.map(|v| {
-        v.as_int()
-            .and_then(|i| T::try_from(i).ok())
-            .ok_or(ExtensionError::BadField(field))
-    })
-    .transpose()
+fn optional_int<T: TryFrom<i64>>(v: Option<&Value<'_>>) -> Option<T> {
+    v.and_then(Value::as_int).and_then(|i| T::try_from(i).ok())
 }
 
 fn metadata_size(size: u64) -> Result<u32, ExtensionError> {
@@ -297,21 +288,33 @@ mod tests {
     }
 
     #[test]
-    fn bad_handshakes_are_refused() {
+    fn bad_handshakes_are_refused_and_bad_values_ignored() {
         for (raw, why) in [
             (&b"le"[..], "not a dict"),
             (b"d1:mi1ee", "m not a dict"),
-            (b"d1:md1:xi300eee", "id above 255"),
-            (b"d1:md1:xi-1eee", "negative id"),
-            (b"d13:metadata_sizei0ee", "empty metadata"),
-            (b"d13:metadata_sizei99999999999ee", "metadata too large"),
-            (b"d1:pi70000ee", "port out of range"),
             (b"d1:pi1ee junk", "trailing bytes"),
         ] {
             assert!(ExtHandshake::parse(raw).is_err(), "{why}");
         }
         let many: String = (0..65).map(|i| format!("2:{i:02}i1e")).collect();
         assert!(ExtHandshake::parse(format!("d1:md{many}ee").as_bytes()).is_err());
+        // Values out of range are as if absent: the peer stays, without that feature.
+        for raw in [
+            &b"d1:md1:xi300eee"[..],
+            b"d1:md1:xi-1eee",
+            b"d13:metadata_sizei0ee",
+            b"d13:metadata_sizei99999999999ee",
+            b"d1:pi70000ee",
+            b"d4:reqqi-5ee",
+        ] {
+            let h = ExtHandshake::parse(raw).unwrap();
+            assert_eq!(
+                h,
+                ExtHandshake::default(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 
     #[test]

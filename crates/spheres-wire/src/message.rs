@@ -190,6 +190,13 @@ impl Decoder {
         }
     }
 
+    /// Changes the longest message accepted from now on (a peer's limit grows once it is
+    /// admitted: before, every peer gets the same one, so a refusal says nothing of the
+    /// torrent's size).
+    pub fn set_max(&mut self, max_message: u32) {
+        self.max = max_message;
+    }
+
     /// Bytes from the peer.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
