@@ -2,7 +2,7 @@
 //!
 //! The session reads and decides; a writer task sends, so a peer that reads slowly never
 //! stops us reading from it. What the session keeps for the peer is bounded: one message in
-//! the decoder, at most [`SERVE_QUEUE`] of its requests, at most [`MAX_UNSENT`] bytes of
+//! the decoder (and a 256 KiB read), at most [`SERVE_QUEUE`] of its requests, at most [`MAX_UNSENT`] bytes of
 //! answers not yet sent (past that we stop reading from it until it reads), our own requests
 //! sized by its rate.
 //!
@@ -30,6 +30,8 @@ use crate::{EngineEvent, PeerInfo, Verdict};
 
 /// The most requests we queue for a peer (what we announce as `reqq`); more are rejected.
 pub const SERVE_QUEUE: usize = 250;
+/// Blocks read from disk in one trip to a blocking thread.
+const SERVE_BATCH: usize = 64;
 /// Bytes of answers queued for a peer before we stop reading what it sends.
 const MAX_UNSENT: usize = 2 * 1024 * 1024;
 /// The longest message before admission, whatever the torrent (a metadata piece and a bit).
@@ -239,14 +241,15 @@ impl Session {
             self.send_ext_handshake(ctx, verdict == Verdict::Admit);
         }
         let waiting_since = Instant::now();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 256 * 1024];
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let drained = self.out.drained.clone();
         loop {
             let reading = !self.out.full();
             tokio::select! {
-                read = rd.read(&mut buf[..decoder.wants().clamp(1, 64 * 1024)]), if reading => {
+                // In chunks: the decoder holds at most a chunk and one message.
+                read = rd.read(&mut buf), if reading => {
                     let n = match read {
                         Ok(0) => return Ended::Io(std::io::ErrorKind::UnexpectedEof.into()),
                         Ok(n) => n,
@@ -734,10 +737,16 @@ impl Session {
                 Received::Ignored => st.wasted += u64::from(len),
                 Received::Kept { piece_done, cancel } => {
                     kept = true;
-                    let plen = self.t.layout.piece_len(piece) as usize;
-                    let buf = st.buffers.entry(piece).or_insert_with(|| vec![0u8; plen]);
-                    // `received` checked the block is exactly one of the piece's.
-                    buf[begin as usize..(begin + len) as usize].copy_from_slice(&data);
+                    // Kept as it came (no copy): `received` checked it is exactly block
+                    // `begin / BLOCK` of the piece.
+                    let blocks = self.t.layout.blocks(piece) as usize;
+                    let slots = st
+                        .buffers
+                        .entry(piece)
+                        .or_insert_with(|| vec![Vec::new(); blocks]);
+                    if let Some(slot) = slots.get_mut((begin / BLOCK) as usize) {
+                        *slot = data;
+                    }
                     st.downloaded += u64::from(len);
                     let who = st.contributors.entry(piece).or_default();
                     if !who.contains(&self.key) {
@@ -833,25 +842,41 @@ async fn writer(
             match it {
                 Out::Msg(m) => m.encode(&mut buf),
                 Out::Serve => {
-                    let next = serve.lock().ok().and_then(|mut q| q.pop_front());
-                    if let Some(b) = next {
+                    // Every block queued so far, up to a batch, read in one trip to a blocking
+                    // thread (one trip per block cost more in thread hand-overs than the reads).
+                    // Later tokens find the queue emptied: they only count.
+                    let batch: Vec<Block> = serve
+                        .lock()
+                        .map(|mut q| {
+                            let n = q.len().min(SERVE_BATCH);
+                            q.drain(..n).collect()
+                        })
+                        .unwrap_or_default();
+                    if !batch.is_empty() {
                         let storage = t.storage.clone();
-                        let data = tokio::task::spawn_blocking(move || {
-                            storage.read(b.piece, b.begin, b.length)
+                        let blocks = tokio::task::spawn_blocking(move || {
+                            batch
+                                .into_iter()
+                                .map(|b| storage.read(b.piece, b.begin, b.length).map(|d| (b, d)))
+                                .collect::<std::io::Result<Vec<_>>>()
                         })
                         .await
                         .map_err(std::io::Error::other)??;
-                        Message::Piece {
-                            piece: b.piece,
-                            begin: b.begin,
-                            data,
+                        let mut sent = 0;
+                        for (b, data) in blocks {
+                            sent += u64::from(b.length);
+                            Message::Piece {
+                                piece: b.piece,
+                                begin: b.begin,
+                                data,
+                            }
+                            .encode(&mut buf);
                         }
-                        .encode(&mut buf);
                         let now = Instant::now();
                         let mut st = t.lock();
-                        st.uploaded += u64::from(b.length);
+                        st.uploaded += sent;
                         if let Some(p) = st.peers.get_mut(&key) {
-                            p.up.add(now, b.length.into());
+                            p.up.add(now, sent);
                         }
                     }
                 }

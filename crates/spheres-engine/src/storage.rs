@@ -139,26 +139,36 @@ impl Storage {
         Ok(buf)
     }
 
-    /// Whether `data` is piece `piece` (its SHA-1 is the torrent's).
-    pub fn matches(&self, piece: u32, data: &[u8]) -> bool {
-        let hash: [u8; 20] = Sha1::digest(data).into();
+    /// Whether `blocks` (in order) are piece `piece` (their SHA-1 is the torrent's).
+    pub fn matches(&self, piece: u32, blocks: &[Vec<u8>]) -> bool {
+        let mut h = Sha1::new();
+        for b in blocks {
+            h.update(b);
+        }
+        let hash: [u8; 20] = h.finalize().into();
         self.hashes.get(piece as usize) == Some(&hash)
     }
 
-    /// Writes verified piece `piece`.
-    pub fn write_piece(&self, piece: u32, data: &[u8]) -> io::Result<()> {
+    /// Writes verified piece `piece`, given as its blocks in order (every one
+    /// [`spheres_wire::BLOCK`] long but the last).
+    pub fn write_piece(&self, piece: u32, blocks: &[Vec<u8>]) -> io::Result<()> {
         let (start, plen) = self
             .piece_range(piece)
             .ok_or_else(|| io::Error::other("no such piece"))?;
-        if data.len() as u64 != plen {
+        if blocks.iter().map(|b| b.len() as u64).sum::<u64>() != plen {
             return Err(io::Error::other("a piece of the wrong length"));
         }
-        self.spans(start, plen, |file, at, range| {
-            if file.padding {
-                return Ok(());
-            }
-            Self::with_file(file, true, |f| f.write_all_at(&data[range], at))
-        })
+        let mut at = start;
+        for block in blocks {
+            self.spans(at, block.len() as u64, |file, offset, range| {
+                if file.padding {
+                    return Ok(());
+                }
+                Self::with_file(file, true, |f| f.write_all_at(&block[range], offset))
+            })?;
+            at += block.len() as u64;
+        }
+        Ok(())
     }
 
     /// Piece `piece` is on disk and right (a seed's data, or a download resumed).
@@ -170,7 +180,7 @@ impl Storage {
             return false;
         };
         self.read(piece, 0, plen)
-            .is_ok_and(|data| self.matches(piece, &data))
+            .is_ok_and(|data| self.matches(piece, &[data]))
     }
 
     /// Checks every piece, on all cores; returns those that are right.

@@ -67,9 +67,9 @@ pub(crate) struct State {
     pub picker: Picker,
     pub peers: HashMap<PeerKey, PeerEntry>,
     pub choker: Choker<PeerKey>,
-    /// Pieces under way: their blocks, in place, until the last one comes and the piece is
-    /// hashed. Bounded by the pieces the picker has started.
-    pub buffers: HashMap<u32, Vec<u8>>,
+    /// Pieces under way: their blocks as they came, until the last one comes and the piece
+    /// is hashed. Bounded by the pieces the picker may start.
+    pub buffers: HashMap<u32, Vec<Vec<u8>>>,
     pub downloaded: u64,
     pub uploaded: u64,
     /// Bytes received that were not asked for, late, or of pieces that hashed wrong.
@@ -153,7 +153,7 @@ impl Torrent {
 
     /// Piece `piece`'s last block came: hash it off the async threads, write it if right,
     /// and tell everyone.
-    pub fn complete_piece(self: &Arc<Self>, piece: u32, data: Vec<u8>) {
+    pub fn complete_piece(self: &Arc<Self>, piece: u32, data: Vec<Vec<u8>>) {
         let t = self.clone();
         tokio::spawn(async move {
             let storage = t.storage.clone();

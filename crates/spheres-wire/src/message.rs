@@ -173,10 +173,17 @@ impl Message {
 ///
 /// Bounded: a length above the maximum given to [`Decoder::new`] is refused as soon as its
 /// four bytes are in, before anything of it is kept. A driver that reads at most
-/// [`Decoder::wants`] bytes at a time never holds more than one message.
+/// [`Decoder::wants`] bytes at a time never holds more than one message; one that reads in
+/// chunks of N bytes holds at most N and one message.
+///
+/// Messages are read in place: bytes already read are dropped in one move once they are
+/// half the buffer, not one move per message (a chunk of 16 blocks would otherwise be
+/// moved 16 times).
 #[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
+    /// Where the unread bytes start in `buf`.
+    start: usize,
     max: u32,
 }
 
@@ -186,6 +193,7 @@ impl Decoder {
     pub fn new(max_message: u32) -> Decoder {
         Decoder {
             buf: Vec::new(),
+            start: 0,
             max: max_message,
         }
     }
@@ -199,36 +207,50 @@ impl Decoder {
 
     /// Bytes from the peer.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 
     /// Bytes held, not yet read as a message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.unread().len()
     }
 
     /// How many more bytes complete what is being read (the length, then the message).
     pub fn wants(&self) -> usize {
-        match self.buf.get(..4) {
-            None => 4 - self.buf.len(),
-            Some(len) => (4 + u32_at(len, 0).min(self.max) as usize).saturating_sub(self.buf.len()),
+        match self.unread().get(..4) {
+            None => 4 - self.unread().len(),
+            Some(len) => {
+                (4 + u32_at(len, 0).min(self.max) as usize).saturating_sub(self.unread().len())
+            }
         }
     }
 
     /// The next whole message, `Ok(None)` until one is in. An error ends the connection.
     pub fn next_message(&mut self) -> Result<Option<Message>, WireError> {
-        let Some(len) = self.buf.get(..4).map(|l| u32_at(l, 0)) else {
+        let Some(len) = self.unread().get(..4).map(|l| u32_at(l, 0)) else {
             return Ok(None);
         };
         if len > self.max {
             return Err(WireError::TooLong { len, max: self.max });
         }
         let total = 4 + len as usize;
-        if self.buf.len() < total {
+        if self.unread().len() < total {
             return Ok(None);
         }
-        let message = Message::parse(&self.buf[4..total]);
-        self.buf.drain(..total);
+        let message = Message::parse(&self.unread()[4..total]);
+        self.start += total;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
         message.map(Some)
     }
 }
