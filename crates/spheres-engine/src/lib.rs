@@ -16,6 +16,7 @@
 
 mod peer;
 mod storage;
+mod stream;
 mod torrent;
 mod transport;
 
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use spheres_metainfo::Metainfo;
-use spheres_swarm::{Choker, Layout, Picker};
+use spheres_swarm::{Choker, Layout, Picker, Priority};
 use spheres_wire::{HANDSHAKE_LEN, Handshake};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 pub use peer::SERVE_QUEUE;
 pub use spheres_wire::ExtHandshake;
 use storage::Storage;
+pub use stream::FileReader;
 use torrent::{Cmd, State, Torrent};
 pub use transport::{Conn, Dialing, Tcp, Transport};
 
@@ -59,6 +61,8 @@ pub enum EngineError {
     AlreadyAdded,
     #[error("no such torrent")]
     NotFound,
+    #[error("the torrent has no file {0}")]
+    NoSuchFile(usize),
     #[error("the torrent cannot be handled: {0}")]
     BadTorrent(String),
     #[error("the engine has stopped")]
@@ -316,8 +320,10 @@ impl Engine {
                 strikes: HashMap::new(),
                 banned: Default::default(),
                 disk_failed: false,
+                unwanted_files: Default::default(),
             }),
             events: inner.events.clone(),
+            verified: tokio::sync::watch::channel(0).0,
             rechoke: Notify::new(),
             closed: AtomicBool::new(false),
             next_key: AtomicU64::new(0),
@@ -363,6 +369,65 @@ impl Engine {
 
     pub fn status(&self, info_hash: &[u8; 20]) -> Option<TorrentStatus> {
         self.inner.torrent(info_hash).map(|t| t.status())
+    }
+
+    /// Chooses whether file `index` of a torrent is downloaded (a sphere's policy may leave
+    /// big files aside). Pieces it shares with a wanted file stay wanted; a file left aside
+    /// is still fetched as it is read ([`Engine::open_file`]).
+    pub fn want_file(
+        &self,
+        info_hash: &[u8; 20],
+        index: usize,
+        wanted: bool,
+    ) -> Result<(), EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        let files = &t.meta.files;
+        let file = files.get(index).ok_or(EngineError::NoSuchFile(index))?;
+        let range = t.layout.pieces_of(file.offset, file.length);
+        let mut st = t.lock();
+        if wanted {
+            st.unwanted_files.remove(&index);
+        } else {
+            st.unwanted_files.insert(index);
+        }
+        let pl = u64::from(t.layout.piece_length());
+        for p in range {
+            let (start, end) = (
+                u64::from(p) * pl,
+                u64::from(p) * pl + u64::from(t.layout.piece_len(p)),
+            );
+            let others_want = files.iter().enumerate().any(|(i, f)| {
+                i != index
+                    && !f.padding
+                    && f.offset < end
+                    && f.offset + f.length > start
+                    && !st.unwanted_files.contains(&i)
+            });
+            let priority = st.picker.priority(p);
+            if wanted && priority == Priority::Skip {
+                st.picker.set_priority(p..p + 1, Priority::Normal);
+            } else if !wanted && !others_want && priority != Priority::Skip {
+                st.picker.set_priority(p..p + 1, Priority::Skip);
+            }
+        }
+        let complete = st.picker.is_complete();
+        st.refill_others(None);
+        drop(st);
+        if complete {
+            let _ = self.inner.events.send(EngineEvent::Complete {
+                info_hash: *info_hash,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens file `index` of a torrent for reading from any position while it downloads:
+    /// reads wait for the pieces they need, which are fetched before anything else (a
+    /// window ahead of every reader, the file's first and last pieces first). Any number of
+    /// readers at once; a file left aside (not wanted) is fetched as it is read.
+    pub fn open_file(&self, info_hash: &[u8; 20], index: usize) -> Result<FileReader, EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        FileReader::open(t, index).ok_or(EngineError::NoSuchFile(index))
     }
 
     /// Waits until every wanted piece is verified.
@@ -414,6 +479,8 @@ fn close(t: &Torrent, choker: &JoinHandle<()>) {
     // Set before the state is locked: a session being admitted checks it under the lock.
     t.closed.store(true, Ordering::SeqCst);
     choker.abort();
+    // Streams waiting for a piece: it will not come.
+    t.verified.send_modify(|_| {});
     for p in t.lock().peers.values() {
         let _ = p.cmd.send(Cmd::Close);
     }

@@ -816,6 +816,8 @@ impl Session {
                     self.refill();
                 }
             }
+            // Pieces may be wanted again (a file read that was left aside): interest first.
+            Cmd::Refill if !self.am_interested => self.update_interest(),
             Cmd::Refill => self.refill(),
             Cmd::Close => {}
         }

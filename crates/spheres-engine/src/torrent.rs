@@ -84,6 +84,8 @@ pub(crate) struct State {
     pub banned: HashSet<IpAddr>,
     /// Writing failed (a full disk, a folder gone): no more requests until re-added.
     pub disk_failed: bool,
+    /// Files left aside ([`crate::Engine::want_file`]).
+    pub unwanted_files: HashSet<usize>,
 }
 
 /// Pieces that hashed wrong with blocks from one address before it is banned.
@@ -109,6 +111,8 @@ pub(crate) struct Torrent {
     pub events: broadcast::Sender<EngineEvent>,
     /// Wakes the choker before its time (a peer became interested, or left).
     pub rechoke: Notify,
+    /// Counts verified pieces: streams waiting for a piece watch it.
+    pub verified: tokio::sync::watch::Sender<u64>,
     pub closed: AtomicBool,
     pub next_key: AtomicU64,
 }
@@ -181,6 +185,7 @@ impl Torrent {
             Ok(true) => {
                 st.picker.verified(piece);
                 st.contributors.remove(&piece);
+                self.verified.send_modify(|n| *n += 1);
                 for p in st.peers.values() {
                     let _ = p.cmd.send(Cmd::Have(piece));
                 }

@@ -10,92 +10,9 @@ use std::time::Duration;
 use common::*;
 use sha1::{Digest, Sha1};
 use spheres_engine::{Admission, EngineEvent, Open, PeerInfo, Verdict};
-use spheres_wire::{BLOCK, Block, Decoder, ExtHandshake, Handshake, Message, MetadataMessage};
+use spheres_wire::{BLOCK, Block, ExtHandshake, Handshake, Message, MetadataMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A peer we drive by hand.
-struct Raw {
-    stream: TcpStream,
-    decoder: Decoder,
-}
-
-/// How long to wait for something the engine should send (a bound, not a synchronisation).
-const BOUND: Duration = Duration::from_secs(10);
-
-impl Raw {
-    async fn connect(
-        addr: std::net::SocketAddr,
-        info_hash: [u8; 20],
-        client: &str,
-    ) -> (Raw, Handshake) {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let mut id = *b"-XX0001-000000000000";
-        id[8..8 + client.len().min(12)].copy_from_slice(&client.as_bytes()[..client.len().min(12)]);
-        stream
-            .write_all(&Handshake::new(info_hash, id).encode())
-            .await
-            .unwrap();
-        let mut theirs = [0u8; 68];
-        tokio::time::timeout(BOUND, stream.read_exact(&mut theirs))
-            .await
-            .unwrap()
-            .unwrap();
-        let h = Handshake::parse(&theirs).unwrap().unwrap();
-        (
-            Raw {
-                stream,
-                decoder: Decoder::new(1 << 20),
-            },
-            h,
-        )
-    }
-
-    async fn send(&mut self, m: Message) {
-        let mut out = Vec::new();
-        m.encode(&mut out);
-        // The engine may have closed already: that is for the reads to say.
-        let _ = self.stream.write_all(&out).await;
-    }
-
-    /// The next message, or `None` once the engine closed the connection.
-    async fn next(&mut self) -> Option<Message> {
-        loop {
-            if let Some(m) = self.decoder.next_message().unwrap() {
-                return Some(m);
-            }
-            let mut buf = vec![0u8; 64 * 1024];
-            let n = tokio::time::timeout(BOUND, self.stream.read(&mut buf))
-                .await
-                .expect("the engine neither answered nor closed")
-                .unwrap_or(0);
-            if n == 0 {
-                return None;
-            }
-            self.decoder.push(&buf[..n]);
-        }
-    }
-
-    /// Reads until the engine closes; returns everything it sent.
-    async fn until_closed(&mut self) -> Vec<Message> {
-        let mut all = Vec::new();
-        while let Some(m) = self.next().await {
-            all.push(m);
-        }
-        all
-    }
-
-    /// Reads until `pred` matches; panics if the engine closes first.
-    async fn until(&mut self, pred: impl Fn(&Message) -> bool) -> Message {
-        loop {
-            match self.next().await {
-                Some(m) if pred(&m) => return m,
-                Some(_) => {}
-                None => panic!("the engine closed the connection"),
-            }
-        }
-    }
-}
 
 fn ext(client: &str) -> Message {
     Message::Extended {
