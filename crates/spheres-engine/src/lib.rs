@@ -14,6 +14,7 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod limit;
 mod peer;
 mod storage;
 mod stream;
@@ -22,6 +23,7 @@ mod transport;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +77,10 @@ pub struct EngineConfig {
     pub listen: SocketAddr,
     /// Peers we send data to at once, per torrent (one of them the optimistic slot).
     pub upload_slots: usize,
+    /// Bytes a second for the whole engine; `None`: unlimited. Changed later with
+    /// [`Engine::set_limits`].
+    pub download_limit: Option<NonZeroU64>,
+    pub upload_limit: Option<NonZeroU64>,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +88,8 @@ impl Default for EngineConfig {
         EngineConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upload_slots: 4,
+            download_limit: None,
+            upload_limit: None,
         }
     }
 }
@@ -176,6 +184,13 @@ struct Inner {
     events: broadcast::Sender<EngineEvent>,
     transport: Arc<dyn Transport>,
     stopped: AtomicBool,
+    limits: Arc<Limits>,
+}
+
+/// The engine's bandwidth limits, shared by every peer session.
+pub(crate) struct Limits {
+    pub download: limit::Limiter,
+    pub upload: limit::Limiter,
 }
 
 impl Inner {
@@ -190,6 +205,7 @@ impl Inner {
     fn ctx(&self) -> peer::Ctx {
         peer::Ctx {
             listen_port: self.listen.port(),
+            limits: self.limits.clone(),
         }
     }
 }
@@ -229,13 +245,17 @@ impl Engine {
         rand::rng().fill(&mut peer_id[8..]);
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
-            config,
             peer_id,
             listen,
             torrents: Mutex::new(HashMap::new()),
             events,
             transport,
             stopped: AtomicBool::new(false),
+            limits: Arc::new(Limits {
+                download: limit::Limiter::new(config.download_limit),
+                upload: limit::Limiter::new(config.upload_limit),
+            }),
+            config,
         });
         let weak = Arc::downgrade(&inner);
         let accept = tokio::spawn(async move {
@@ -428,6 +448,20 @@ impl Engine {
     pub fn open_file(&self, info_hash: &[u8; 20], index: usize) -> Result<FileReader, EngineError> {
         let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
         FileReader::open(t, index).ok_or(EngineError::NoSuchFile(index))
+    }
+
+    /// Changes the bandwidth limits now (bytes a second; `None`: unlimited).
+    pub fn set_limits(&self, download: Option<NonZeroU64>, upload: Option<NonZeroU64>) {
+        self.inner.limits.download.set(download);
+        self.inner.limits.upload.set(upload);
+    }
+
+    /// The bandwidth limits: (download, upload).
+    pub fn limits(&self) -> (Option<NonZeroU64>, Option<NonZeroU64>) {
+        (
+            self.inner.limits.download.get(),
+            self.inner.limits.upload.get(),
+        )
     }
 
     /// Waits until every wanted piece is verified.

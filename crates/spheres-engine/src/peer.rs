@@ -78,6 +78,7 @@ pub(crate) enum Ended {
 
 pub(crate) struct Ctx {
     pub listen_port: u16,
+    pub limits: Arc<crate::Limits>,
 }
 
 /// The writer's queue, counted in bytes.
@@ -149,11 +150,14 @@ pub(crate) async fn run(
     let mut writer = tokio::spawn(writer(
         wr,
         out_rx,
-        serve.clone(),
-        t.clone(),
-        key,
-        out.unsent.clone(),
-        out.drained.clone(),
+        Shared {
+            limits: ctx.limits.clone(),
+            serve: serve.clone(),
+            t: t.clone(),
+            key,
+            unsent: out.unsent.clone(),
+            drained: out.drained.clone(),
+        },
     ));
     let now = Instant::now();
     let mut s = Session {
@@ -256,6 +260,8 @@ impl Session {
                         Err(e) => return Ended::Io(e),
                     };
                     self.last_heard = Instant::now();
+                    // Over the download limit, we read again once it has paid back.
+                    ctx.limits.download.take(n as u64).await;
                     decoder.push(&buf[..n]);
                     loop {
                         let m = match decoder.next_message() {
@@ -826,19 +832,34 @@ impl Session {
 
 /// Sends what the session queues, reading requested blocks from disk on blocking threads;
 /// batches small messages into one write.
-async fn writer(
-    mut wr: WriteHalf<Box<dyn Conn>>,
-    mut rx: mpsc::UnboundedReceiver<(Out, usize)>,
+/// What the writer shares with its session and torrent.
+struct Shared {
+    limits: Arc<crate::Limits>,
     serve: Arc<Mutex<VecDeque<Block>>>,
     t: Arc<Torrent>,
     key: PeerKey,
     unsent: Arc<AtomicUsize>,
     drained: Arc<Notify>,
+}
+
+async fn writer(
+    mut wr: WriteHalf<Box<dyn Conn>>,
+    mut rx: mpsc::UnboundedReceiver<(Out, usize)>,
+    sh: Shared,
 ) -> std::io::Result<()> {
+    let Shared {
+        limits,
+        serve,
+        t,
+        key,
+        unsent,
+        drained,
+    } = sh;
     let mut buf = Vec::with_capacity(256 * 1024);
     while let Some(first) = rx.recv().await {
         let mut item = Some(first);
         let mut counted = 0;
+        let mut data = 0;
         while let Some((it, bytes)) = item.take() {
             counted += bytes;
             match it {
@@ -865,15 +886,16 @@ async fn writer(
                         .await
                         .map_err(std::io::Error::other)??;
                         let mut sent = 0;
-                        for (b, data) in blocks {
+                        for (b, block) in blocks {
                             sent += u64::from(b.length);
                             Message::Piece {
                                 piece: b.piece,
                                 begin: b.begin,
-                                data,
+                                data: block,
                             }
                             .encode(&mut buf);
                         }
+                        data += sent;
                         let now = Instant::now();
                         let mut st = t.lock();
                         st.uploaded += sent;
@@ -888,6 +910,8 @@ async fn writer(
             }
             item = rx.try_recv().ok();
         }
+        // Blocks count against the upload limit; the rest of the protocol does not.
+        limits.upload.take(data).await;
         wr.write_all(&buf).await?;
         buf.clear();
         unsent.fetch_sub(counted, Ordering::Relaxed);

@@ -129,3 +129,50 @@ async fn our_nodes_pass_pieces_on() {
         "the first two passed on {passed_on} bytes"
     );
 }
+
+/// A limit is a promise to the household's connection: with the seed's upload capped at
+/// 1 MB/s, the 800 kB share cannot arrive in less than the time the cap allows (a lower
+/// bound only: a slow machine makes it longer, never shorter), and it does arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_limit_holds() {
+    let s = share(&[]);
+    let seed = seeder(&s).await;
+    seed.set_limits(None, std::num::NonZeroU64::new(1_000_000));
+    assert_eq!(seed.limits().1.map(|r| r.get()), Some(1_000_000));
+    let e = engine().await;
+    e.add(s.meta.clone(), s.dir.path().join("capped"), Arc::new(Open))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    e.connect(s.meta.info_hash.0, seed.listen_addr()).unwrap();
+    completes(&e, &s).await;
+    let took = t0.elapsed().as_secs_f64();
+    // 795 kB at 1 MB/s, less the 100 kB burst the bucket may start with.
+    let floor = (s.meta.total_length as f64 - 100_000.0) / 1_000_000.0;
+    assert!(
+        took >= floor,
+        "{} bytes in {took:.2}s under a 1 MB/s cap",
+        s.meta.total_length
+    );
+    same_tree(&s.data, &s.dir.path().join("capped/album"));
+
+    // The same from the other end: a download limit, the seed free.
+    seed.set_limits(None, None);
+    let capped = spheres_engine::Engine::start(spheres_engine::EngineConfig {
+        download_limit: std::num::NonZeroU64::new(1_000_000),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    capped
+        .add(s.meta.clone(), s.dir.path().join("capped2"), Arc::new(Open))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    capped
+        .connect(s.meta.info_hash.0, seed.listen_addr())
+        .unwrap();
+    completes(&capped, &s).await;
+    let took = t0.elapsed().as_secs_f64();
+    assert!(took >= floor, "downloaded in {took:.2}s under a 1 MB/s cap");
+}
