@@ -16,6 +16,7 @@
 
 mod limit;
 mod peer;
+mod resume;
 mod storage;
 mod stream;
 mod torrent;
@@ -81,6 +82,9 @@ pub struct EngineConfig {
     /// [`Engine::set_limits`].
     pub download_limit: Option<NonZeroU64>,
     pub upload_limit: Option<NonZeroU64>,
+    /// Where torrents' progress is kept across restarts; `None`: every piece is checked
+    /// whenever a torrent is added.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +94,7 @@ impl Default for EngineConfig {
             upload_slots: 4,
             download_limit: None,
             upload_limit: None,
+            state_dir: None,
         }
     }
 }
@@ -163,6 +168,8 @@ pub struct TorrentStatus {
     pub pieces: u32,
     pub have: u32,
     pub complete: bool,
+    /// What we had came from saved progress (the files were as recorded), not a check.
+    pub resumed: bool,
     /// Bytes of verified-or-pending blocks received, and sent.
     pub downloaded: u64,
     pub uploaded: u64,
@@ -173,8 +180,8 @@ pub struct TorrentStatus {
     pub upload_rate: u64,
 }
 
-/// A torrent and its choker's task.
-type Held = (Arc<Torrent>, JoinHandle<()>);
+/// A torrent and its tasks (choker, saver).
+type Held = (Arc<Torrent>, Vec<JoinHandle<()>>);
 
 struct Inner {
     config: EngineConfig,
@@ -309,10 +316,33 @@ impl Engine {
         let layout = Layout::new(piece_length, meta.total_length)
             .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
         let storage = Arc::new(Storage::new(&meta, &root));
-        let checking = storage.clone();
-        let present = tokio::task::spawn_blocking(move || checking.check_all())
-            .await
-            .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
+        let paths = resume::file_paths(&meta, &root);
+        let record = inner
+            .config
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.resume", meta.info_hash.to_hex())));
+        let (checking, pieces, record_, paths_) = (
+            storage.clone(),
+            layout.pieces(),
+            record.clone(),
+            paths.clone(),
+        );
+        // Saved progress if the files are as it recorded them; otherwise every piece checked.
+        let (present, resumed) = tokio::task::spawn_blocking(move || {
+            match record_
+                .as_deref()
+                .and_then(|r| resume::load(r, pieces, &paths_))
+            {
+                Some(have) => (
+                    (0..pieces).map(|p| have.get(p)).collect::<Vec<bool>>(),
+                    true,
+                ),
+                None => (checking.check_all(), false),
+            }
+        })
+        .await
+        .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
         let seed: u64 = rand::rng().random();
         let mut picker = Picker::new(layout, seed);
         // Pieces under way are held in memory until they hash: at most 64 MiB of them.
@@ -347,15 +377,24 @@ impl Engine {
             rechoke: Notify::new(),
             closed: AtomicBool::new(false),
             next_key: AtomicU64::new(0),
+            record,
+            paths,
+            // A checked start is saved at once: the next start need not check again.
+            dirty: AtomicBool::new(!resumed),
+            resumed,
+            saving: Mutex::new(()),
         });
         let status = t.status();
-        let choker = tokio::spawn(t.clone().choke_loop());
+        let tasks = vec![
+            tokio::spawn(t.clone().choke_loop()),
+            tokio::spawn(t.clone().save_loop()),
+        ];
         let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if map.contains_key(&info_hash) {
-            choker.abort();
+            tasks.iter().for_each(JoinHandle::abort);
             return Err(EngineError::AlreadyAdded);
         }
-        map.insert(info_hash, (t, choker));
+        map.insert(info_hash, (t, tasks));
         if status.complete {
             let _ = inner.events.send(EngineEvent::Complete { info_hash });
         }
@@ -479,21 +518,22 @@ impl Engine {
         }
     }
 
-    /// Removes a torrent: its peers are disconnected; its files stay.
-    pub fn remove(&self, info_hash: &[u8; 20]) -> Result<(), EngineError> {
-        let (t, choker) = self
+    /// Removes a torrent: its peers are disconnected, its progress saved; its files stay.
+    pub async fn remove(&self, info_hash: &[u8; 20]) -> Result<(), EngineError> {
+        let (t, tasks) = self
             .inner
             .torrents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(info_hash)
             .ok_or(EngineError::NotFound)?;
-        close(&t, &choker);
+        close(&t, &tasks);
+        t.save().await;
         Ok(())
     }
 
-    /// Stops listening and disconnects every peer.
-    pub fn shutdown(&self) {
+    /// Stops listening, disconnects every peer, saves every torrent's progress.
+    pub async fn shutdown(&self) {
         self.inner.stopped.store(true, Ordering::Relaxed);
         self.accept.abort();
         let all: Vec<_> = self
@@ -503,16 +543,17 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        for (_, (t, choker)) in all {
-            close(&t, &choker);
+        for (_, (t, tasks)) in all {
+            close(&t, &tasks);
+            t.save().await;
         }
     }
 }
 
-fn close(t: &Torrent, choker: &JoinHandle<()>) {
+fn close(t: &Torrent, tasks: &[JoinHandle<()>]) {
     // Set before the state is locked: a session being admitted checks it under the lock.
     t.closed.store(true, Ordering::SeqCst);
-    choker.abort();
+    tasks.iter().for_each(JoinHandle::abort);
     // Streams waiting for a piece: it will not come.
     t.verified.send_modify(|_| {});
     for p in t.lock().peers.values() {

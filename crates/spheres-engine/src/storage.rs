@@ -171,6 +171,20 @@ impl Storage {
         Ok(())
     }
 
+    /// Syncs every file written so far to disk (before progress is saved).
+    pub fn sync(&self) -> io::Result<()> {
+        for file in &self.files {
+            let handle = file
+                .handle
+                .lock()
+                .map_err(|_| io::Error::other("a storage lock was poisoned"))?;
+            if let Some((f, true)) = &*handle {
+                f.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Piece `piece` is on disk and right (a seed's data, or a download resumed).
     pub fn check(&self, piece: u32) -> bool {
         let Some((_, plen)) = self.piece_range(piece) else {

@@ -115,6 +115,16 @@ pub(crate) struct Torrent {
     pub verified: tokio::sync::watch::Sender<u64>,
     pub closed: AtomicBool,
     pub next_key: AtomicU64,
+    /// Where progress is kept across restarts (none: checked at every start).
+    pub record: Option<std::path::PathBuf>,
+    /// The torrent's files on disk, in order.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Pieces were verified since progress was last saved.
+    pub dirty: AtomicBool,
+    /// Progress came from the record at start (no piece was hashed).
+    pub resumed: bool,
+    /// Held while progress is written (the saver and a final save may meet).
+    pub saving: Mutex<()>,
 }
 
 impl Torrent {
@@ -140,6 +150,7 @@ impl Torrent {
             pieces: self.layout.pieces(),
             have: st.picker.have().count(),
             complete: st.picker.is_complete(),
+            resumed: self.resumed,
             downloaded: st.downloaded,
             uploaded: st.uploaded,
             wasted: st.wasted,
@@ -186,6 +197,7 @@ impl Torrent {
                 st.picker.verified(piece);
                 st.contributors.remove(&piece);
                 self.verified.send_modify(|n| *n += 1);
+                self.dirty.store(true, Ordering::Relaxed);
                 for p in st.peers.values() {
                     let _ = p.cmd.send(Cmd::Have(piece));
                 }
@@ -235,6 +247,37 @@ impl Torrent {
                 tracing::error!(torrent = %self.meta.name, piece, %error, "cannot write a piece");
                 self.emit(EngineEvent::DiskError { info_hash, error });
             }
+        }
+    }
+
+    /// Saves progress now if pieces were verified since the last save: the data first, then
+    /// the record.
+    pub async fn save(self: &Arc<Self>) {
+        let Some(record) = self.record.clone() else {
+            return;
+        };
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let t = self.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = t.saving.lock().unwrap_or_else(|e| e.into_inner());
+            let have = t.lock().picker.have().clone();
+            t.storage.sync()?;
+            crate::resume::save(&record, &have, &t.paths)
+        })
+        .await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::warn!(torrent = %self.meta.name, "could not save progress; it will be checked at the next start");
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Saves progress every few seconds while pieces come.
+    pub async fn save_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            self.save().await;
         }
     }
 
