@@ -14,6 +14,7 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod announce;
 mod limit;
 mod peer;
 mod resume;
@@ -159,6 +160,18 @@ pub enum EngineEvent {
         info_hash: [u8; 20],
         addr: SocketAddr,
         reason: String,
+    },
+    /// A tracker answered our announce with `peers` peers.
+    Announced {
+        info_hash: [u8; 20],
+        url: String,
+        peers: usize,
+    },
+    /// A tracker did not answer, or refused (its reason is in `error`).
+    TrackerError {
+        info_hash: [u8; 20],
+        url: String,
+        error: String,
     },
 }
 
@@ -383,11 +396,30 @@ impl Engine {
             dirty: AtomicBool::new(!resumed),
             resumed,
             saving: Mutex::new(()),
+            trackers: Mutex::new(Vec::new()),
+            announce_now: Notify::new(),
         });
+        t.set_trackers(
+            t.meta
+                .trackers
+                .iter()
+                .map(|tier| {
+                    tier.iter()
+                        .filter(|u| usable_tracker(u))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .filter(|tier| !tier.is_empty())
+                .collect(),
+        );
         let status = t.status();
         let tasks = vec![
             tokio::spawn(t.clone().choke_loop()),
             tokio::spawn(t.clone().save_loop()),
+            tokio::spawn(announce::announce_loop(
+                t.clone(),
+                Arc::downgrade(&self.inner),
+            )),
         ];
         let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
         if map.contains_key(&info_hash) {
@@ -407,17 +439,20 @@ impl Engine {
             .inner
             .torrent(&info_hash)
             .ok_or(EngineError::NotFound)?;
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            if let Err(e) = outgoing(&inner, t.clone(), addr).await {
-                tracing::debug!(peer = %addr, error = %e, "could not connect");
-                let _ = inner.events.send(EngineEvent::PeerGone {
-                    info_hash,
-                    addr,
-                    reason: e.to_string(),
-                });
-            }
-        });
+        dial(&self.inner, t, addr);
+        Ok(())
+    }
+
+    /// Replaces a torrent's trackers (tiers of announce URLs; `http://`, `https://` and
+    /// `udp://`): the next announce goes to them.
+    pub fn set_trackers(
+        &self,
+        info_hash: &[u8; 20],
+        tiers: Vec<Vec<String>>,
+    ) -> Result<(), EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        t.set_trackers(tiers);
+        t.announce_now.notify_one();
         Ok(())
     }
 
@@ -529,6 +564,7 @@ impl Engine {
             .ok_or(EngineError::NotFound)?;
         close(&t, &tasks);
         t.save().await;
+        announce::stopped(&t, &self.inner).await;
         Ok(())
     }
 
@@ -546,6 +582,7 @@ impl Engine {
         for (_, (t, tasks)) in all {
             close(&t, &tasks);
             t.save().await;
+            announce::stopped(&t, &self.inner).await;
         }
     }
 }
@@ -559,6 +596,29 @@ fn close(t: &Torrent, tasks: &[JoinHandle<()>]) {
     for p in t.lock().peers.values() {
         let _ = p.cmd.send(Cmd::Close);
     }
+}
+
+/// Trackers we can announce to.
+fn usable_tracker(url: &str) -> bool {
+    ["http://", "https://", "udp://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+/// Dials `addr` for `t` in the background; a failure is an event.
+pub(crate) fn dial(inner: &Arc<Inner>, t: Arc<Torrent>, addr: SocketAddr) {
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let info_hash = t.info_hash();
+        if let Err(e) = outgoing(&inner, t, addr).await {
+            tracing::debug!(peer = %addr, error = %e, "could not connect");
+            let _ = inner.events.send(EngineEvent::PeerGone {
+                info_hash,
+                addr,
+                reason: e.to_string(),
+            });
+        }
+    });
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -125,12 +125,31 @@ pub(crate) struct Torrent {
     pub resumed: bool,
     /// Held while progress is written (the saver and a final save may meet).
     pub saving: Mutex<()>,
+    /// Trackers by tier (BEP 12), the one that last answered first in its tier.
+    pub trackers: Mutex<Vec<Vec<String>>>,
+    /// Wakes the announcer (trackers were changed).
+    pub announce_now: Notify,
 }
 
 impl Torrent {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding it is a bug already reported; the state stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn trackers(&self) -> Vec<Vec<String>> {
+        self.trackers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_trackers(&self, tiers: Vec<Vec<String>>) {
+        *self.trackers.lock().unwrap_or_else(|e| e.into_inner()) = tiers;
     }
 
     pub fn info_hash(&self) -> [u8; 20] {

@@ -41,8 +41,8 @@ async fn we_download_from_a_libtorrent_seed() {
     assert_eq!((st.hash_failures, st.have), (0, st.pieces), "{st:?}");
 }
 
-/// aria2 finds our seed through our tracker (our engine does not announce yet: the test
-/// announces for it) and downloads everything.
+/// aria2 finds our seed through our tracker (our seed announced itself) and downloads
+/// everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aria2_downloads_from_our_seed() {
     assert!(
@@ -60,23 +60,7 @@ async fn aria2_downloads_from_our_seed() {
     .await
     .unwrap();
     let s = share(&[tr.http_announce_url(None).unwrap()]);
-    let e = seeder(&s).await;
-    let req = spheres_tracker::wire::AnnounceRequest {
-        info_hash: s.meta.info_hash,
-        peer_id: e.peer_id(),
-        port: e.listen_addr().port(),
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: spheres_tracker::wire::Event::Started,
-        numwant: Some(0),
-        compact: true,
-        no_peer_id: true,
-        ip: None,
-    };
-    tr.tracker
-        .announce(&req, e.listen_addr(), None, Instant::now())
-        .unwrap();
+    let _seed = announced_seeder(&s).await;
     let out = s.dir.path().join("aria2");
     let mut aria2 = spheres_testkit::aria2_download(&out);
     aria2.arg(&s.torrent);

@@ -510,10 +510,230 @@ pub fn parse_compact_peers(bytes: &[u8], ipv6: bool) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// Client side: what a tracker answered to our announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Seconds until the next announce.
+    pub interval: u32,
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Why a tracker's answer cannot be used (client side).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// The tracker refused, and said why (shown to the person).
+    #[error("the tracker refused: {0}")]
+    Refused(String),
+    #[error("the tracker's answer is not what BEP 3 or BEP 15 says: {0}")]
+    Malformed(&'static str),
+}
+
+/// The most peers taken from one answer, whatever the tracker sends.
+pub const MAX_ANSWER_PEERS: usize = 500;
+/// A refusal's reason is cut to this many bytes before anyone shows it.
+const MAX_REASON: usize = 200;
+
+fn reason(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_REASON)]);
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// Client side: the query string of an HTTP announce (after `?`), compact, percent-encoded.
+pub fn http_announce_query(req: &AnnounceRequest) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, percent_encode};
+    let mut q = format!(
+        "info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1",
+        percent_encode(&req.info_hash.0, NON_ALPHANUMERIC),
+        percent_encode(&req.peer_id, NON_ALPHANUMERIC),
+        req.port,
+        req.uploaded,
+        req.downloaded,
+        req.left,
+    );
+    match req.event {
+        Event::Started => q.push_str("&event=started"),
+        Event::Completed => q.push_str("&event=completed"),
+        Event::Stopped => q.push_str("&event=stopped"),
+        Event::None => {}
+    }
+    if let Some(n) = req.numwant {
+        q.push_str(&format!("&numwant={n}"));
+    }
+    q
+}
+
+/// Client side: reads an HTTP tracker's bencoded answer (BEP 3, compact BEP 23, IPv6 BEP 7).
+/// At most [`MAX_ANSWER_PEERS`] peers are kept; peers with port 0 are dropped.
+pub fn parse_http_answer(body: &[u8]) -> Result<Answer, AnswerError> {
+    use spheres_metainfo::bencode::{self, Value};
+    let value = bencode::decode(body).map_err(|_| AnswerError::Malformed("not bencode"))?;
+    let d = value
+        .as_dict()
+        .ok_or(AnswerError::Malformed("not a dictionary"))?;
+    if let Some(why) = d.get(b"failure reason").and_then(Value::as_bytes) {
+        return Err(AnswerError::Refused(reason(why)));
+    }
+    let interval = d
+        .get(b"interval")
+        .and_then(Value::as_int)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or(AnswerError::Malformed("interval"))?;
+    let mut peers = Vec::new();
+    match d.get(b"peers") {
+        Some(Value::Bytes(b)) => peers.extend(parse_compact_peers(b, false)),
+        Some(Value::List(list)) => {
+            for p in list {
+                let Some(p) = p.as_dict() else { continue };
+                let ip = p
+                    .get(b"ip")
+                    .and_then(Value::as_bytes)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|s| s.parse::<IpAddr>().ok());
+                let port = p
+                    .get(b"port")
+                    .and_then(Value::as_int)
+                    .and_then(|i| u16::try_from(i).ok());
+                if let (Some(ip), Some(port)) = (ip, port) {
+                    peers.push(SocketAddr::new(ip, port));
+                }
+            }
+        }
+        None => {}
+        Some(_) => return Err(AnswerError::Malformed("peers")),
+    }
+    if let Some(b) = d.get(b"peers6").and_then(Value::as_bytes) {
+        peers.extend(parse_compact_peers(b, true));
+    }
+    peers.retain(|p| p.port() != 0);
+    peers.truncate(MAX_ANSWER_PEERS);
+    Ok(Answer { interval, peers })
+}
+
+/// Client side: the connection id in a UDP tracker's answer to our connect request with
+/// `transaction_id`.
+pub fn parse_udp_connect_answer(packet: &[u8], transaction_id: u32) -> Result<u64, AnswerError> {
+    udp_header(packet, transaction_id, 0)?;
+    let id = packet
+        .get(8..16)
+        .ok_or(AnswerError::Malformed("short connect answer"))?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(id);
+    Ok(u64::from_be_bytes(b))
+}
+
+/// Client side: a UDP tracker's answer to our announce with `transaction_id`, sent over
+/// IPv6 (`ipv6`: 18-byte peers) or IPv4.
+pub fn parse_udp_announce_answer(
+    packet: &[u8],
+    transaction_id: u32,
+    ipv6: bool,
+) -> Result<Answer, AnswerError> {
+    udp_header(packet, transaction_id, 1)?;
+    let head = packet
+        .get(8..20)
+        .ok_or(AnswerError::Malformed("short announce answer"))?;
+    let interval = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let mut peers = parse_compact_peers(&packet[20..], ipv6);
+    peers.retain(|p| p.port() != 0);
+    peers.truncate(MAX_ANSWER_PEERS);
+    Ok(Answer { interval, peers })
+}
+
+/// Checks a UDP answer's action and transaction id; an error answer (action 3) is a refusal.
+fn udp_header(packet: &[u8], transaction_id: u32, action: u32) -> Result<(), AnswerError> {
+    let head = packet
+        .get(..8)
+        .ok_or(AnswerError::Malformed("short answer"))?;
+    let got = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let tid = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if tid != transaction_id {
+        return Err(AnswerError::Malformed("another transaction"));
+    }
+    if got == 3 {
+        return Err(AnswerError::Refused(reason(&packet[8..])));
+    }
+    if got != action {
+        return Err(AnswerError::Malformed("unexpected action"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use spheres_metainfo::bencode;
+
+    #[test]
+    fn a_client_reads_what_our_tracker_writes() {
+        let peers = vec![
+            Peer {
+                peer_id: [1; 20],
+                addr: "10.0.0.1:6881".parse().unwrap(),
+            },
+            Peer {
+                peer_id: [2; 20],
+                addr: "[2001:db8::1]:51413".parse().unwrap(),
+            },
+        ];
+        let resp = AnnounceResponse {
+            interval: 1800,
+            min_interval: 60,
+            complete: 1,
+            incomplete: 1,
+            peers,
+        };
+        let addrs: Vec<SocketAddr> = resp.peers.iter().map(|p| p.addr).collect();
+        for (compact, no_peer_id) in [(true, false), (false, false), (false, true)] {
+            let a = parse_http_answer(&http_announce_body(&resp, compact, no_peer_id)).unwrap();
+            assert_eq!(
+                a,
+                Answer {
+                    interval: 1800,
+                    peers: addrs.clone()
+                }
+            );
+        }
+        assert_eq!(
+            parse_http_answer(&http_failure_body("no such key")),
+            Err(AnswerError::Refused("no such key".into()))
+        );
+        assert!(parse_http_answer(b"garbage").is_err());
+        assert!(parse_http_answer(b"d5:peers3:abce").is_err(), "no interval");
+        // Our query reads back as the announce it was made from.
+        let req = AnnounceRequest {
+            info_hash: InfoHash([0xAB; 20]),
+            peer_id: *b"-SP0100-abc def+&=%x",
+            port: 51413,
+            uploaded: 1,
+            downloaded: 2,
+            left: 3,
+            event: Event::Completed,
+            numwant: Some(50),
+            compact: true,
+            no_peer_id: false,
+            ip: None,
+        };
+        assert_eq!(
+            parse_http_announce(&http_announce_query(&req)).unwrap(),
+            req
+        );
+        // UDP, both families, and the error answer.
+        assert_eq!(
+            parse_udp_connect_answer(&udp_connect_response(7, 99), 7),
+            Ok(99)
+        );
+        assert!(parse_udp_connect_answer(&udp_connect_response(7, 99), 8).is_err());
+        let v4 =
+            parse_udp_announce_answer(&udp_announce_response(9, &resp, false), 9, false).unwrap();
+        assert_eq!(v4.peers, addrs[..1]);
+        let v6 =
+            parse_udp_announce_answer(&udp_announce_response(9, &resp, true), 9, true).unwrap();
+        assert_eq!(v6.peers, addrs[1..]);
+        assert_eq!(
+            parse_udp_announce_answer(&udp_error_response(9, "bad key\n"), 9, false),
+            Err(AnswerError::Refused("bad key".into()))
+        );
+    }
 
     const HASH_Q: &str = "%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A";
 

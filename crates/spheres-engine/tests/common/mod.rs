@@ -74,6 +74,34 @@ pub async fn seeder_for(s: &Share, admission: Arc<dyn Admission>) -> Engine {
     e
 }
 
+/// An engine seeding the share, once its first tracker has answered its announce (so a
+/// client started after this finds it).
+pub async fn announced_seeder(s: &Share) -> Engine {
+    let e = engine().await;
+    let mut events = e.subscribe();
+    e.add(
+        s.meta.clone(),
+        s.data.parent().unwrap().to_owned(),
+        Arc::new(Open),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(BOUND * 2, async {
+        loop {
+            match events.recv().await {
+                Ok(spheres_engine::EngineEvent::Announced { .. }) => return,
+                Ok(spheres_engine::EngineEvent::TrackerError { error, .. }) => {
+                    panic!("the tracker: {error}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the seed announced");
+    e
+}
+
 /// Waits for `e` to complete the torrent, at most a minute (a bound, not a synchronisation).
 pub async fn completes(e: &Engine, s: &Share) {
     let done = tokio::time::timeout(
