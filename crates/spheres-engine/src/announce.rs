@@ -128,6 +128,8 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
     let Ok(http) = reqwest::Client::builder().timeout(TIMEOUT).build() else {
         return;
     };
+    // Announced once the data is checked: `left` is right, and peers find us ready.
+    t.checked().await;
     let mut event = Event::Started;
     let mut completed_said = t.lock().picker.is_complete();
     let mut dialled: HashSet<SocketAddr> = HashSet::new();

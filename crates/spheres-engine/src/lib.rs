@@ -175,8 +175,32 @@ pub enum EngineEvent {
     },
 }
 
+/// Where a torrent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TorrentState {
+    /// Its data on disk is being checked; `checked` pieces so far.
+    Checking {
+        checked: u32,
+    },
+    Downloading,
+    Seeding,
+    /// Writing failed (a full disk, a folder gone): no more requests until it is re-added.
+    Error(String),
+}
+
+/// One file of a torrent and how much of it is here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatus {
+    pub path: String,
+    pub length: u64,
+    pub have_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentStatus {
+    pub state: TorrentState,
+    /// Bytes of verified pieces.
+    pub have_bytes: u64,
     pub info_hash: [u8; 20],
     pub pieces: u32,
     pub have: u32,
@@ -335,36 +359,10 @@ impl Engine {
             .state_dir
             .as_ref()
             .map(|d| d.join(format!("{}.resume", meta.info_hash.to_hex())));
-        let (checking, pieces, record_, paths_) = (
-            storage.clone(),
-            layout.pieces(),
-            record.clone(),
-            paths.clone(),
-        );
-        // Saved progress if the files are as it recorded them; otherwise every piece checked.
-        let (present, resumed) = tokio::task::spawn_blocking(move || {
-            match record_
-                .as_deref()
-                .and_then(|r| resume::load(r, pieces, &paths_))
-            {
-                Some(have) => (
-                    (0..pieces).map(|p| have.get(p)).collect::<Vec<bool>>(),
-                    true,
-                ),
-                None => (checking.check_all(), false),
-            }
-        })
-        .await
-        .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
         let seed: u64 = rand::rng().random();
         let mut picker = Picker::new(layout, seed);
         // Pieces under way are held in memory until they hash: at most 64 MiB of them.
         picker.set_max_started((MAX_BUFFERED / u64::from(piece_length)).max(4) as usize);
-        for (p, ok) in present.iter().enumerate() {
-            if *ok {
-                picker.verified(p as u32);
-            }
-        }
         let t = Arc::new(Torrent {
             meta,
             storage,
@@ -382,7 +380,7 @@ impl Engine {
                 contributors: HashMap::new(),
                 strikes: HashMap::new(),
                 banned: Default::default(),
-                disk_failed: false,
+                disk_error: None,
                 unwanted_files: Default::default(),
             }),
             events: inner.events.clone(),
@@ -392,9 +390,11 @@ impl Engine {
             next_key: AtomicU64::new(0),
             record,
             paths,
-            // A checked start is saved at once: the next start need not check again.
-            dirty: AtomicBool::new(!resumed),
-            resumed,
+            dirty: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
+            finishing: AtomicBool::new(false),
+            checking: AtomicBool::new(true),
+            checked: std::sync::atomic::AtomicU32::new(0),
             saving: Mutex::new(()),
             trackers: Mutex::new(Vec::new()),
             announce_now: Notify::new(),
@@ -412,7 +412,6 @@ impl Engine {
                 .filter(|tier| !tier.is_empty())
                 .collect(),
         );
-        let status = t.status();
         let tasks = vec![
             tokio::spawn(t.clone().choke_loop()),
             tokio::spawn(t.clone().save_loop()),
@@ -421,16 +420,90 @@ impl Engine {
                 Arc::downgrade(&self.inner),
             )),
         ];
-        let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(&info_hash) {
-            tasks.iter().for_each(JoinHandle::abort);
-            return Err(EngineError::AlreadyAdded);
+        {
+            let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
+            if map.contains_key(&info_hash) {
+                tasks.iter().for_each(JoinHandle::abort);
+                return Err(EngineError::AlreadyAdded);
+            }
+            // In the engine from now on, checking (status says how far; remove cancels).
+            map.insert(info_hash, (t.clone(), tasks));
         }
-        map.insert(info_hash, (t, tasks));
+        // Saved progress if the files are as it recorded them; otherwise every piece checked.
+        let (checking, record, paths) = (t.clone(), t.record.clone(), t.paths.clone());
+        let (present, resumed) = tokio::task::spawn_blocking(move || {
+            let pieces = checking.layout.pieces();
+            match record
+                .as_deref()
+                .and_then(|r| resume::load(r, pieces, &paths))
+            {
+                Some(have) => (
+                    (0..pieces).map(|p| have.get(p)).collect::<Vec<bool>>(),
+                    true,
+                ),
+                None => (
+                    checking
+                        .storage
+                        .check_all(&checking.checked, &checking.closed),
+                    false,
+                ),
+            }
+        })
+        .await
+        .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
+        if t.closed() {
+            return Err(EngineError::NotFound);
+        }
+        {
+            let mut st = t.lock();
+            for (p, ok) in present.iter().enumerate() {
+                if *ok {
+                    st.picker.verified(p as u32);
+                }
+            }
+        }
+        t.resumed.store(resumed, Ordering::Relaxed);
+        // A checked start is saved at once: the next start need not check again.
+        t.dirty.store(!resumed, Ordering::Relaxed);
+        t.checking.store(false, Ordering::SeqCst);
+        t.verified.send_modify(|_| {});
+        let status = t.status();
         if status.complete {
             let _ = inner.events.send(EngineEvent::Complete { info_hash });
         }
         Ok(status)
+    }
+
+    /// Each file of a torrent: its path (as the torrent names it), length and the bytes of it
+    /// verified so far.
+    pub fn files(&self, info_hash: &[u8; 20]) -> Option<Vec<FileStatus>> {
+        let t = self.inner.torrent(info_hash)?;
+        let st = t.lock();
+        let pl = u64::from(t.layout.piece_length());
+        Some(
+            t.meta
+                .files
+                .iter()
+                .filter(|f| !f.padding)
+                .map(|f| {
+                    let have_bytes = t
+                        .layout
+                        .pieces_of(f.offset, f.length)
+                        .filter(|&p| st.picker.have().get(p))
+                        .map(|p| {
+                            let start = u64::from(p) * pl;
+                            let end = start + u64::from(t.layout.piece_len(p));
+                            end.min(f.offset + f.length) - start.max(f.offset)
+                        })
+                        .sum();
+                    FileStatus {
+                        path: f.display_path(),
+                        length: f.length,
+                        have_bytes,
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Dials `addr` for torrent `info_hash` (in the background; failures are events).
@@ -610,6 +683,7 @@ pub(crate) fn dial(inner: &Arc<Inner>, t: Arc<Torrent>, addr: SocketAddr) {
     let inner = inner.clone();
     tokio::spawn(async move {
         let info_hash = t.info_hash();
+        t.checked().await;
         if let Err(e) = outgoing(&inner, t, addr).await {
             tracing::debug!(peer = %addr, error = %e, "could not connect");
             let _ = inner.events.send(EngineEvent::PeerGone {
@@ -662,6 +736,10 @@ async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) 
             .ok_or(HandshakeError::UnknownTorrent)?;
         if theirs.peer_id == inner.peer_id {
             return Err(HandshakeError::Ourselves);
+        }
+        // Not ready while its data is checked: the peer will come back.
+        if t.checking() {
+            return Err(HandshakeError::UnknownTorrent);
         }
         // Refused outright: not even our handshake, which would say we hold the torrent.
         let info = PeerInfo {

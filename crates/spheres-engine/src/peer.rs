@@ -487,7 +487,7 @@ impl Session {
         {
             let mut guard = self.t.lock();
             let st = &mut *guard;
-            if st.disk_failed {
+            if st.disk_error.is_some() {
                 return;
             }
             let Some(p) = st.peers.get_mut(&self.key) else {

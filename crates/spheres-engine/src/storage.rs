@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sha1::{Digest, Sha1};
 use spheres_metainfo::Metainfo;
@@ -197,8 +198,9 @@ impl Storage {
             .is_ok_and(|data| self.matches(piece, &[data]))
     }
 
-    /// Checks every piece, on all cores; returns those that are right.
-    pub fn check_all(&self) -> Vec<bool> {
+    /// Checks every piece, on all cores; returns those that are right. Counts the pieces
+    /// checked in `progress`; stops early (the rest counted wrong) once `cancel` is set.
+    pub fn check_all(&self, progress: &AtomicU32, cancel: &AtomicBool) -> Vec<bool> {
         let n = self.hashes.len();
         let threads = std::thread::available_parallelism()
             .map_or(2, |t| t.get())
@@ -209,11 +211,35 @@ impl Storage {
             for (i, part) in ok.chunks_mut(chunk).enumerate() {
                 s.spawn(move || {
                     for (j, slot) in part.iter_mut().enumerate() {
+                        if cancel.load(Ordering::Relaxed) {
+                            return;
+                        }
                         *slot = self.check((i * chunk + j) as u32);
+                        progress.fetch_add(1, Ordering::Relaxed);
                     }
                 });
             }
         });
         ok
+    }
+
+    /// Creates the torrent's empty files that are not there (a completed download has them
+    /// all; they have no piece to bring them).
+    pub fn create_empty_files(&self) -> io::Result<()> {
+        for f in self.files.iter().filter(|f| f.length == 0 && !f.padding) {
+            if let Some(parent) = f.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&f.path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }

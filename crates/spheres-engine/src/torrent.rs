@@ -14,7 +14,7 @@ use spheres_wire::Block;
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::storage::Storage;
-use crate::{Admission, EngineEvent, TorrentStatus};
+use crate::{Admission, EngineEvent, TorrentState, TorrentStatus};
 
 /// What a torrent tells a peer's session to do.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ pub(crate) struct State {
     /// part in [`STRIKES`] of them.
     pub banned: HashSet<IpAddr>,
     /// Writing failed (a full disk, a folder gone): no more requests until re-added.
-    pub disk_failed: bool,
+    pub disk_error: Option<String>,
     /// Files left aside ([`crate::Engine::want_file`]).
     pub unwanted_files: HashSet<usize>,
 }
@@ -122,7 +122,13 @@ pub(crate) struct Torrent {
     /// Pieces were verified since progress was last saved.
     pub dirty: AtomicBool,
     /// Progress came from the record at start (no piece was hashed).
-    pub resumed: bool,
+    pub resumed: AtomicBool,
+    /// Every piece is in; the empty files are being created.
+    pub finishing: AtomicBool,
+    /// The data on disk is being checked (peers wait, nothing is announced).
+    pub checking: AtomicBool,
+    /// Pieces checked so far.
+    pub checked: std::sync::atomic::AtomicU32,
     /// Held while progress is written (the saver and a final save may meet).
     pub saving: Mutex<()>,
     /// Trackers by tier (BEP 12), the one that last answered first in its tier.
@@ -135,6 +141,20 @@ impl Torrent {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding it is a bug already reported; the state stays usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn checking(&self) -> bool {
+        self.checking.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the data on disk is checked (returns at once if it is).
+    pub async fn checked(&self) {
+        let mut verified = self.verified.subscribe();
+        while self.checking() && !self.closed() {
+            if verified.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn closed(&self) -> bool {
@@ -168,8 +188,25 @@ impl Torrent {
             info_hash: self.info_hash(),
             pieces: self.layout.pieces(),
             have: st.picker.have().count(),
-            complete: st.picker.is_complete(),
-            resumed: self.resumed,
+            complete: st.picker.is_complete() && !self.finishing.load(Ordering::SeqCst),
+            resumed: self.resumed.load(Ordering::Relaxed),
+            have_bytes: st
+                .picker
+                .have()
+                .ones()
+                .map(|p| u64::from(self.layout.piece_len(p)))
+                .sum(),
+            state: if self.checking.load(Ordering::SeqCst) {
+                TorrentState::Checking {
+                    checked: self.checked.load(Ordering::Relaxed),
+                }
+            } else if let Some(e) = &st.disk_error {
+                TorrentState::Error(e.clone())
+            } else if st.picker.is_complete() && !self.finishing.load(Ordering::SeqCst) {
+                TorrentState::Seeding
+            } else {
+                TorrentState::Downloading
+            },
             downloaded: st.downloaded,
             uploaded: st.uploaded,
             wasted: st.wasted,
@@ -204,11 +241,28 @@ impl Torrent {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            t.piece_checked(piece, verdict);
+            if t.piece_checked(piece, verdict) {
+                // The last piece: the empty files too, then the download is complete.
+                let storage = t.storage.clone();
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || storage.create_empty_files()).await
+                {
+                    tracing::warn!(torrent = %t.meta.name, error = %e, "cannot create the torrent's empty files");
+                }
+                t.finishing.store(false, Ordering::SeqCst);
+                tracing::info!(torrent = %t.meta.name, "download complete");
+                t.emit(EngineEvent::Complete {
+                    info_hash: t.info_hash(),
+                });
+                t.verified.send_modify(|_| {});
+                // Seeding now: the ranking changes.
+                t.rechoke.notify_one();
+            }
         });
     }
 
-    fn piece_checked(&self, piece: u32, verdict: Result<bool, String>) {
+    /// Records a piece's hash check; returns whether it completed the download.
+    fn piece_checked(&self, piece: u32, verdict: Result<bool, String>) -> bool {
         let info_hash = self.info_hash();
         let mut st = self.lock();
         match verdict {
@@ -221,14 +275,13 @@ impl Torrent {
                     let _ = p.cmd.send(Cmd::Have(piece));
                 }
                 let complete = st.picker.is_complete();
+                if complete {
+                    // Not complete to anyone until the empty files are there.
+                    self.finishing.store(true, Ordering::SeqCst);
+                }
                 drop(st);
                 self.emit(EngineEvent::PieceVerified { info_hash, piece });
-                if complete {
-                    tracing::info!(torrent = %self.meta.name, "download complete");
-                    self.emit(EngineEvent::Complete { info_hash });
-                    // Seeding now: the ranking changes.
-                    self.rechoke.notify_one();
-                }
+                complete
             }
             Ok(false) => {
                 st.picker.failed(piece);
@@ -257,14 +310,16 @@ impl Torrent {
                 drop(st);
                 tracing::warn!(torrent = %self.meta.name, piece, "a piece hashed wrong");
                 self.emit(EngineEvent::HashFailed { info_hash, piece });
+                false
             }
             Err(error) => {
                 st.picker.failed(piece);
                 st.contributors.remove(&piece);
-                st.disk_failed = true;
+                st.disk_error = Some(error.clone());
                 drop(st);
                 tracing::error!(torrent = %self.meta.name, piece, %error, "cannot write a piece");
                 self.emit(EngineEvent::DiskError { info_hash, error });
+                false
             }
         }
     }

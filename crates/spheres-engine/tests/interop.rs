@@ -39,6 +39,11 @@ async fn we_download_from_a_libtorrent_seed() {
     same_tree(&s.data, &out.join("album"));
     let st = e.status(&s.meta.info_hash.0).unwrap();
     assert_eq!((st.hash_failures, st.have), (0, st.pieces), "{st:?}");
+    assert_eq!(st.state, spheres_engine::TorrentState::Seeding);
+    assert_eq!(st.have_bytes, s.meta.total_length);
+    let files = e.files(&s.meta.info_hash.0).unwrap();
+    assert_eq!(files.len(), 4);
+    assert!(files.iter().all(|f| f.have_bytes == f.length), "{files:?}");
 }
 
 /// aria2 finds our seed through our tracker (our seed announced itself) and downloads

@@ -45,9 +45,13 @@ async fn peers_meet_through_http_and_udp_trackers() {
     // The leech knows only a UDP tracker, with its own key.
     let udp = tr.udp_announce_url(Some("leechkey")).unwrap();
     let e = engine().await;
-    e.add(with_trackers(&s, &[udp]), s.dir.path().join("udp"), Arc::new(Open))
-        .await
-        .unwrap();
+    e.add(
+        with_trackers(&s, &[udp]),
+        s.dir.path().join("udp"),
+        Arc::new(Open),
+    )
+    .await
+    .unwrap();
     completes(&e, &s).await;
     same_tree(&s.data, &s.dir.path().join("udp/album"));
 
@@ -56,11 +60,18 @@ async fn peers_meet_through_http_and_udp_trackers() {
     let stranger = engine().await;
     let mut events = stranger.subscribe();
     stranger
-        .add(with_trackers(&s, &[]), s.dir.path().join("no"), Arc::new(Open))
+        .add(
+            with_trackers(&s, &[]),
+            s.dir.path().join("no"),
+            Arc::new(Open),
+        )
         .await
         .unwrap();
     stranger
-        .set_trackers(&hash, vec![vec![tr.http_announce_url(Some("wrong")).unwrap()]])
+        .set_trackers(
+            &hash,
+            vec![vec![tr.http_announce_url(Some("wrong")).unwrap()]],
+        )
         .unwrap();
     let refused = tokio::time::timeout(BOUND * 3, async {
         loop {

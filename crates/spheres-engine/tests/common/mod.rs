@@ -10,8 +10,8 @@ use spheres_wire::{Decoder, Handshake, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A folder of three files (one spanning pieces, one smaller than a piece, one with a short
-/// last piece) and its torrent, made by our maker with 32 KiB pieces (several blocks each).
+/// A folder of four files (one spanning pieces, one smaller than a piece, one with a short
+/// last piece, one empty) and its torrent, made by our maker with 32 KiB pieces (several blocks each).
 pub struct Share {
     pub dir: tempfile::TempDir,
     /// The shared folder itself (`dir/seed/album`).
@@ -26,6 +26,9 @@ pub fn share(trackers: &[String]) -> Share {
     spheres_testkit::write_random(&data.join("a/holiday.mp4"), 700_001, 1);
     spheres_testkit::write_random(&data.join("b.jpg"), 5_000, 2);
     spheres_testkit::write_random(&data.join("c.txt"), 90_000, 3);
+    // An empty file: no piece brings it; a completed download has it all the same.
+    std::fs::create_dir_all(data.join("d")).unwrap();
+    std::fs::write(data.join("d/empty.txt"), b"").unwrap();
     let (bytes, meta) = create_torrent(
         &data,
         &CreateOptions {
