@@ -7,7 +7,6 @@
 //! What a tracker sends is read by `spheres-tracker`'s pure, fuzzed parsers; an answer is
 //! read up to 1 MiB and 500 peers.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -132,7 +131,6 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
     t.checked().await;
     let mut event = Event::Started;
     let mut completed_said = t.lock().picker.is_complete();
-    let mut dialled: HashSet<SocketAddr> = HashSet::new();
     let mut verified = t.verified.subscribe();
     loop {
         let Some(inner) = engine.upgrade() else {
@@ -169,11 +167,7 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
                 });
                 tier[..=i].rotate_right(1);
                 interval = answer.interval;
-                for addr in answer.peers {
-                    if addr != inner.listen && !t.closed() && dialled.insert(addr) {
-                        crate::dial(&inner, t.clone(), addr);
-                    }
-                }
+                t.add_known(answer.peers.into_iter().filter(|a| *a != inner.listen));
             }
         }
         t.set_trackers(tiers);

@@ -271,13 +271,32 @@ impl Engine {
         config: EngineConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<Engine, EngineError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| EngineError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EngineError::Listen { addr, source })?;
+        Engine::on_listener(config, transport, listener)
+    }
+
+    /// Starts on a socket already bound (and held) by the caller, e.g. one the OS chose and
+    /// that was kept until now; `config.listen` is not used.
+    pub fn start_on(
+        config: EngineConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Engine, EngineError> {
+        let addr = config.listen;
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener))
+            .map_err(|source| EngineError::Listen { addr, source })?;
+        Engine::on_listener(config, Arc::new(Tcp::default()), listener)
+    }
+
+    fn on_listener(
+        config: EngineConfig,
+        transport: Arc<dyn Transport>,
+        listener: TcpListener,
+    ) -> Result<Engine, EngineError> {
         let listen = listener
             .local_addr()
             .map_err(|source| EngineError::Listen {
@@ -398,6 +417,8 @@ impl Engine {
             saving: Mutex::new(()),
             trackers: Mutex::new(Vec::new()),
             announce_now: Notify::new(),
+            known: Mutex::new(HashMap::new()),
+            dial_now: Notify::new(),
         });
         t.set_trackers(
             t.meta
@@ -419,6 +440,7 @@ impl Engine {
                 t.clone(),
                 Arc::downgrade(&self.inner),
             )),
+            tokio::spawn(dial_loop(t.clone(), Arc::downgrade(&self.inner))),
         ];
         {
             let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
@@ -506,13 +528,17 @@ impl Engine {
         )
     }
 
-    /// Dials `addr` for torrent `info_hash` (in the background; failures are events).
+    /// Dials `addr` for torrent `info_hash` (in the background), and again whenever the
+    /// connection fails or ends (after 2 s, doubling up to 5 min) while the torrent is here.
     pub fn connect(&self, info_hash: [u8; 20], addr: SocketAddr) -> Result<(), EngineError> {
-        let t = self
-            .inner
-            .torrent(&info_hash)
-            .ok_or(EngineError::NotFound)?;
-        dial(&self.inner, t, addr);
+        self.add_peers(&info_hash, &[addr])
+    }
+
+    /// Peers to keep in touch with for a torrent (members' endpoints, peers found on the
+    /// LAN): each is dialled now and again as [`Engine::connect`] says.
+    pub fn add_peers(&self, info_hash: &[u8; 20], addrs: &[SocketAddr]) -> Result<(), EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        t.add_known(addrs.iter().copied().filter(|a| *a != self.inner.listen));
         Ok(())
     }
 
@@ -678,13 +704,37 @@ fn usable_tracker(url: &str) -> bool {
         .any(|scheme| url.starts_with(scheme))
 }
 
-/// Dials `addr` for `t` in the background; a failure is an event.
-pub(crate) fn dial(inner: &Arc<Inner>, t: Arc<Torrent>, addr: SocketAddr) {
+/// Dials the torrent's known peers that are due (not connected, their wait over), while
+/// it has room for more; woken when peers are added.
+async fn dial_loop(t: Arc<Torrent>, engine: std::sync::Weak<Inner>) {
+    t.checked().await;
+    loop {
+        let Some(inner) = engine.upgrade() else {
+            return;
+        };
+        if t.closed() {
+            return;
+        }
+        for addr in t.due_peers(std::time::Instant::now(), MAX_PEERS) {
+            dial(&inner, t.clone(), addr);
+        }
+        drop(inner);
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = t.dial_now.notified() => {}
+        }
+    }
+}
+
+/// Dials `addr` for `t` in the background; when it fails or ends, the peer is tried again
+/// later (an event says why it failed).
+fn dial(inner: &Arc<Inner>, t: Arc<Torrent>, addr: SocketAddr) {
     let inner = inner.clone();
     tokio::spawn(async move {
         let info_hash = t.info_hash();
-        t.checked().await;
-        if let Err(e) = outgoing(&inner, t, addr).await {
+        let result = outgoing(&inner, t.clone(), addr).await;
+        t.dial_ended(addr, result.is_ok(), std::time::Instant::now());
+        if let Err(e) = result {
             tracing::debug!(peer = %addr, error = %e, "could not connect");
             let _ = inner.events.send(EngineEvent::PeerGone {
                 info_hash,

@@ -48,6 +48,19 @@ impl PeerHas {
     }
 }
 
+/// A peer we dial (given, or from a tracker).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Known {
+    /// Dialling now, or connected.
+    pub busy: bool,
+    /// Failed tries in a row.
+    pub failures: u32,
+    pub next_try: Instant,
+}
+
+/// The most peers remembered per torrent (trackers give 50 at a time, members a few).
+const MAX_KNOWN: usize = 1000;
+
 pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
     pub peer_id: [u8; 20],
@@ -135,6 +148,10 @@ pub(crate) struct Torrent {
     pub trackers: Mutex<Vec<Vec<String>>>,
     /// Wakes the announcer (trackers were changed).
     pub announce_now: Notify,
+    /// Peers we keep in touch with, and when to try each next.
+    pub known: Mutex<HashMap<SocketAddr, Known>>,
+    /// Wakes the dialer (peers were added).
+    pub dial_now: Notify,
 }
 
 impl Torrent {
@@ -154,6 +171,58 @@ impl Torrent {
             if verified.changed().await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Remembers peers to dial (now).
+    pub fn add_known(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        let now = Instant::now();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for addr in addrs {
+            if known.len() >= MAX_KNOWN && !known.contains_key(&addr) {
+                break;
+            }
+            let k = known.entry(addr).or_insert(Known {
+                busy: false,
+                failures: 0,
+                next_try: now,
+            });
+            // Given again: try it now, whatever its wait.
+            k.next_try = now;
+        }
+        drop(known);
+        self.dial_now.notify_one();
+    }
+
+    /// The known peers due for a dial (marked busy), as many as there is room for, at most
+    /// 8 at a time.
+    pub fn due_peers(&self, now: Instant, max_peers: usize) -> Vec<SocketAddr> {
+        let connected = self.lock().peers.len();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let busy = known.values().filter(|k| k.busy).count();
+        let room = max_peers.saturating_sub(connected.max(busy)).min(8);
+        let mut due = Vec::new();
+        for (addr, k) in known.iter_mut() {
+            if due.len() >= room {
+                break;
+            }
+            if !k.busy && k.next_try <= now {
+                k.busy = true;
+                due.push(*addr);
+            }
+        }
+        due
+    }
+
+    /// A dial to `addr` ended: `ok` if a session ran (it ended since), else it failed. The
+    /// next try waits 2 s after a session, and 2 s doubling up to 5 min after failures.
+    pub fn dial_ended(&self, addr: SocketAddr, ok: bool, now: Instant) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = known.get_mut(&addr) {
+            k.busy = false;
+            k.failures = if ok { 0 } else { k.failures.saturating_add(1) };
+            let wait = (2u64 << k.failures.saturating_sub(1).min(8)).min(300);
+            k.next_try = now + std::time::Duration::from_secs(wait);
         }
     }
 

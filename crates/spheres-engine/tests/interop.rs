@@ -165,3 +165,52 @@ async fn an_upload_limit_holds() {
     let took = t0.elapsed().as_secs_f64();
     assert!(took >= floor, "downloaded in {took:.2}s under a 1 MB/s cap");
 }
+
+/// A peer that is not there yet (a member's node still starting) is dialled again until it
+/// is: here the first dial finds a port that closes at once, then the seed starts on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_not_there_yet_is_dialled_again() {
+    let s = share(&[]);
+    let hash = s.meta.info_hash.0;
+    // The port, chosen by the OS and held: first it turns a dial away.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let e = engine().await;
+    let mut events = e.subscribe();
+    e.add(s.meta.clone(), s.dir.path().join("later"), Arc::new(Open))
+        .await
+        .unwrap();
+    e.connect(hash, addr).unwrap();
+    let (turned_away, held) = tokio::task::spawn_blocking(move || {
+        let (conn, _) = held.accept().unwrap();
+        drop(conn);
+        (true, held)
+    })
+    .await
+    .unwrap();
+    assert!(turned_away);
+    // The dial failed (an event says so); now the seed starts on that very port.
+    tokio::time::timeout(BOUND, async {
+        loop {
+            if let Ok(spheres_engine::EngineEvent::PeerGone { addr: a, .. }) = events.recv().await
+                && a == addr
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the first dial failed");
+    let seed = spheres_engine::Engine::start_on(Default::default(), held).unwrap();
+    let st = seed
+        .add(
+            s.meta.clone(),
+            s.data.parent().unwrap().to_owned(),
+            Arc::new(Open),
+        )
+        .await
+        .unwrap();
+    assert!(st.complete);
+    completes(&e, &s).await;
+    same_tree(&s.data, &s.dir.path().join("later/album"));
+}
