@@ -8,14 +8,15 @@
 //!   hook before it gets anything: no pieces, no metadata;
 //! - [`Transport`] is how bytes reach a peer (TCP today).
 //!
-//! Not yet here (next steps of issue 13): trackers and LSD announces, uTP, web seeds, magnet
-//! downloads (metadata is served, not yet fetched), streams, resume after a crash, v2.
+//! Not yet here (next steps of issue 13): LSD, DHT, PEX, uTP, web seeds, v2 torrents, the
+//! membership proof in the extended handshake, staged downloads (the node stages them).
 
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod announce;
 mod limit;
+mod metadata;
 mod peer;
 mod resume;
 mod storage;
@@ -71,6 +72,8 @@ pub enum EngineError {
     BadTorrent(String),
     #[error("the engine has stopped")]
     Stopped,
+    #[error("no peer gave this torrent's metadata in time (are its trackers or peers reachable?)")]
+    NoMetadata,
 }
 
 #[derive(Debug, Clone)]
@@ -540,6 +543,32 @@ impl Engine {
         let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
         t.add_known(addrs.iter().copied().filter(|a| *a != self.inner.listen));
         Ok(())
+    }
+
+    /// The torrent of a magnet link: its info dictionary fetched from `peers` and from the
+    /// peers `trackers` give (BEP 9), believed only if it hashes to `info_hash`, within
+    /// `deadline`. Returns the torrent's bytes, announcing to `trackers`.
+    pub async fn fetch_metadata(
+        &self,
+        info_hash: [u8; 20],
+        trackers: &[String],
+        peers: &[SocketAddr],
+        deadline: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        let info = metadata::fetch(
+            self.inner.clone(),
+            info_hash,
+            trackers.to_vec(),
+            peers.to_vec(),
+            deadline,
+        )
+        .await
+        .ok_or(EngineError::NoMetadata)?;
+        let mut torrent = b"d4:info".to_vec();
+        torrent.extend_from_slice(&info);
+        torrent.push(b'e');
+        spheres_metainfo::with_trackers(&torrent, trackers)
+            .map_err(|e| EngineError::BadTorrent(e.to_string()))
     }
 
     /// Replaces a torrent's trackers (tiers of announce URLs; `http://`, `https://` and

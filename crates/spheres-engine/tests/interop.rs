@@ -57,13 +57,7 @@ async fn aria2_downloads_from_our_seed() {
             .is_ok(),
         "aria2c is missing: run scripts/install-test-deps"
     );
-    let tr = spheres_tracker::server::start(
-        Default::default(),
-        Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        None,
-    )
-    .await
-    .unwrap();
+    let tr = tracker(false).await;
     let s = share(&[tr.http_announce_url(None).unwrap()]);
     let _seed = announced_seeder(&s).await;
     let out = s.dir.path().join("aria2");

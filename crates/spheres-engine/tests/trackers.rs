@@ -4,33 +4,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use spheres_engine::{EngineEvent, Open};
 use spheres_testkit::libtorrent::LtPeer;
-use spheres_tracker::{KeyScope, TrackerConfig};
+use spheres_tracker::KeyScope;
 
 /// The share's torrent announcing to `trackers` only (one tier each).
 fn with_trackers(s: &Share, trackers: &[String]) -> Arc<spheres_metainfo::Metainfo> {
     let bytes = std::fs::read(&s.torrent).unwrap();
     let bytes = spheres_metainfo::with_trackers(&bytes, trackers).unwrap();
     Arc::new(spheres_metainfo::Metainfo::from_bytes(&bytes).unwrap())
-}
-
-async fn tracker(private: bool) -> spheres_tracker::RunningTracker {
-    spheres_tracker::server::start(
-        TrackerConfig {
-            private,
-            ..Default::default()
-        },
-        Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-    )
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,20 @@ pub async fn announced_seeder(s: &Share) -> Engine {
     e
 }
 
+/// Our tracker, HTTP and UDP on loopback ports the OS chose; `private`: keys needed.
+pub async fn tracker(private: bool) -> spheres_tracker::RunningTracker {
+    spheres_tracker::server::start(
+        spheres_tracker::TrackerConfig {
+            private,
+            ..Default::default()
+        },
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+    )
+    .await
+    .unwrap()
+}
+
 /// Waits for `e` to complete the torrent, at most a minute (a bound, not a synchronisation).
 pub async fn completes(e: &Engine, s: &Share) {
     let done = tokio::time::timeout(
