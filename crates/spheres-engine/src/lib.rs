@@ -8,14 +8,15 @@
 //!   hook before it gets anything: no pieces, no metadata;
 //! - [`Transport`] is how bytes reach a peer (TCP today).
 //!
-//! Not yet here (next steps of issue 13): LSD, DHT, PEX, uTP, web seeds, v2 torrents, the
-//! membership proof in the extended handshake, staged downloads (the node stages them).
+//! Not yet here (next steps of issue 13): LSD, DHT, PEX, uTP, web seeds, v2 torrents,
+//! staged downloads (the node stages them).
 
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod announce;
 mod limit;
+mod members;
 mod metadata;
 mod peer;
 mod resume;
@@ -41,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
+pub use members::{Members, Proving};
 pub use peer::SERVE_QUEUE;
 pub use spheres_wire::ExtHandshake;
 use storage::Storage;
@@ -108,8 +110,12 @@ impl Default for EngineConfig {
 pub struct PeerInfo<'a> {
     pub addr: SocketAddr,
     pub peer_id: [u8; 20],
-    /// Its extended handshake (BEP 10), once it came.
+    /// Its extended handshake (BEP 10), the latest once it came.
     pub extension: Option<&'a ExtHandshake>,
+    pub info_hash: [u8; 20],
+    pub our_peer_id: [u8; 20],
+    /// The nonce we sent this peer (its proof must be bound to it).
+    pub our_nonce: [u8; 16],
 }
 
 /// An admission decision.
@@ -126,6 +132,12 @@ pub enum Verdict {
 /// peer's extended handshake when it answered [`Verdict::AfterExtension`].
 pub trait Admission: Send + Sync + 'static {
     fn admit(&self, peer: &PeerInfo<'_>) -> Verdict;
+
+    /// Our own proof to send a peer once we have its nonce (a sphere's torrents); `None`:
+    /// nothing to prove.
+    fn proof(&self, _: &Proving) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// Everyone who knows the info hash (a public torrent).
@@ -251,6 +263,7 @@ impl Inner {
 
     fn ctx(&self) -> peer::Ctx {
         peer::Ctx {
+            our_id: self.peer_id,
             listen_port: self.listen.port(),
             limits: self.limits.clone(),
         }
@@ -825,6 +838,9 @@ async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) 
             addr,
             peer_id: theirs.peer_id,
             extension: None,
+            info_hash: theirs.info_hash,
+            our_peer_id: inner.peer_id,
+            our_nonce: [0; 16],
         };
         if t.admission.admit(&info) == Verdict::Refuse || t.lock().banned.contains(&addr.ip()) {
             return Err(HandshakeError::Refused);

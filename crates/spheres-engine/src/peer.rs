@@ -77,6 +77,7 @@ pub(crate) enum Ended {
 }
 
 pub(crate) struct Ctx {
+    pub our_id: [u8; 20],
     pub listen_port: u16,
     pub limits: Arc<crate::Limits>,
 }
@@ -116,6 +117,12 @@ struct Session {
     /// come again (aria2 sends one as it progresses), its cost in proportion to its length.
     said_pieces: bool,
     their_ext: Option<ExtHandshake>,
+    /// Sent in our extended handshake: the peer's proof of membership is bound to it.
+    our_nonce: [u8; 16],
+    our_id: [u8; 20],
+    listen_port: u16,
+    /// Our proof of membership, once we had its nonce (a sphere's torrents).
+    our_proof: Option<[u8; 32]>,
     peer_interested: bool,
     am_choking: bool,
     am_interested: bool,
@@ -172,6 +179,10 @@ pub(crate) async fn run(
         early: Vec::new(),
         said_pieces: false,
         their_ext: None,
+        our_nonce: rand::random(),
+        our_id: ctx.our_id,
+        listen_port: ctx.listen_port,
+        our_proof: None,
         peer_interested: false,
         am_choking: true,
         am_interested: false,
@@ -214,6 +225,30 @@ impl Session {
             addr: self.addr,
             peer_id: self.their.peer_id,
             extension: self.their_ext.as_ref(),
+            info_hash: self.t.info_hash(),
+            our_peer_id: self.our_id,
+            our_nonce: self.our_nonce,
+        }
+    }
+
+    /// Its extended handshake came: if the torrent wants us to prove membership and we have
+    /// its nonce, our proof goes in a second extended handshake.
+    fn on_their_extension(&mut self, h: ExtHandshake) {
+        let nonce = h.nonce;
+        self.their_ext = Some(h);
+        if self.our_proof.is_some() {
+            return;
+        }
+        let Some(their_nonce) = nonce else { return };
+        self.our_proof = self.t.admission.proof(&crate::Proving {
+            info_hash: self.t.info_hash(),
+            from: self.our_id,
+            from_nonce: self.our_nonce,
+            to: self.their.peer_id,
+            to_nonce: their_nonce,
+        });
+        if self.our_proof.is_some() {
+            self.send_ext_handshake(self.registered);
         }
     }
 
@@ -242,7 +277,7 @@ impl Session {
             return e;
         }
         if self.their.extended() {
-            self.send_ext_handshake(ctx, verdict == Verdict::Admit);
+            self.send_ext_handshake(verdict == Verdict::Admit);
         }
         let waiting_since = Instant::now();
         let mut buf = vec![0u8; 256 * 1024];
@@ -269,7 +304,7 @@ impl Session {
                             Ok(None) => break,
                             Err(e) => return Ended::Wire(e),
                         };
-                        if let Err(e) = self.on_message(m, ctx, &cmd_tx, &mut decoder) {
+                        if let Err(e) = self.on_message(m, &cmd_tx, &mut decoder) {
                             return e;
                         }
                     }
@@ -312,17 +347,19 @@ impl Session {
         }
     }
 
-    fn send_ext_handshake(&mut self, ctx: &Ctx, with_metadata: bool) {
+    fn send_ext_handshake(&mut self, with_metadata: bool) {
         let h = ExtHandshake {
             extensions: [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into(),
             metadata_size: with_metadata
                 .then(|| u32::try_from(self.t.meta.info_bytes.len()).ok())
                 .flatten(),
-            listen_port: Some(ctx.listen_port).filter(|&p| p != 0),
+            listen_port: Some(self.listen_port).filter(|&p| p != 0),
             client: Some(concat!("spheres/", env!("CARGO_PKG_VERSION")).to_owned()),
             request_queue: Some(SERVE_QUEUE as u32),
             your_ip: Some(self.addr.ip()),
             upload_only: false,
+            nonce: Some(self.our_nonce),
+            member_proof: self.our_proof,
         };
         self.send(Message::Extended {
             id: 0,
@@ -534,7 +571,6 @@ impl Session {
     fn on_message(
         &mut self,
         m: Message,
-        ctx: &Ctx,
         cmd_tx: &mpsc::UnboundedSender<Cmd>,
         decoder: &mut Decoder,
     ) -> Result<(), Ended> {
@@ -547,14 +583,16 @@ impl Session {
             Message::Extended { id: 0, payload } => {
                 let h = ExtHandshake::parse(&payload)
                     .map_err(|_| Ended::Protocol("a bad extended handshake"))?;
-                self.their_ext = Some(h);
+                self.on_their_extension(h);
                 match self.t.admission.admit(&self.info()) {
                     Verdict::Admit => {
                         self.admitted(cmd_tx, decoder)?;
                         // Now it may know the metadata's size.
-                        self.send_ext_handshake(ctx, true);
+                        self.send_ext_handshake(true);
                     }
-                    Verdict::Refuse | Verdict::AfterExtension => return Err(Ended::Refused),
+                    Verdict::Refuse => return Err(Ended::Refused),
+                    // Its proof may follow (once it has our nonce), within the wait.
+                    Verdict::AfterExtension => {}
                 }
             }
             Message::Interested | Message::NotInterested => {
@@ -646,7 +684,7 @@ impl Session {
             Message::Extended { id: 0, payload } => {
                 let h = ExtHandshake::parse(&payload)
                     .map_err(|_| Ended::Protocol("a bad extended handshake"))?;
-                self.their_ext = Some(h);
+                self.on_their_extension(h);
             }
             Message::Extended {
                 id: OUR_UT_METADATA,

@@ -54,6 +54,12 @@ pub struct ExtHandshake {
     pub your_ip: Option<IpAddr>,
     /// `upload_only` (BEP 21): the sender will not download (a seed, or a partial seed).
     pub upload_only: bool,
+    /// `sp_nonce` (spheres): a fresh random value for this connection, that the other side's
+    /// proof of membership must be bound to (other clients ignore it).
+    pub nonce: Option<[u8; 16]>,
+    /// `sp_proof` (spheres): the sender's proof of membership of the torrent's sphere, bound
+    /// to both peer ids and both nonces (docs/protocol.md).
+    pub member_proof: Option<[u8; 32]>,
 }
 
 impl ExtHandshake {
@@ -117,6 +123,14 @@ impl ExtHandshake {
             .get(b"upload_only")
             .and_then(Value::as_int)
             .is_some_and(|i| i != 0);
+        out.nonce = dict
+            .get(b"sp_nonce")
+            .and_then(Value::as_bytes)
+            .and_then(|b| b.try_into().ok());
+        out.member_proof = dict
+            .get(b"sp_proof")
+            .and_then(Value::as_bytes)
+            .and_then(|b| b.try_into().ok());
         Ok(out)
     }
 
@@ -151,6 +165,12 @@ impl ExtHandshake {
         }
         if self.upload_only {
             d.insert(b"upload_only".to_vec(), OwnedValue::Int(1));
+        }
+        if let Some(n) = self.nonce {
+            d.insert(b"sp_nonce".to_vec(), OwnedValue::Bytes(n.to_vec()));
+        }
+        if let Some(p) = self.member_proof {
+            d.insert(b"sp_proof".to_vec(), OwnedValue::Bytes(p.to_vec()));
         }
         OwnedValue::Dict(d).encode()
     }
@@ -281,6 +301,8 @@ mod tests {
             request_queue: Some(250),
             your_ip: Some("::1".parse().unwrap()),
             upload_only: true,
+            nonce: Some([7; 16]),
+            member_proof: Some([9; 32]),
         };
         let again = ExtHandshake::parse(&h.encode()).unwrap();
         assert_eq!(again, h);

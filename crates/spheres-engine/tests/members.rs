@@ -1,0 +1,132 @@
+//! A sphere's torrents go to its members' nodes only: they prove membership with the
+//! sphere's secret; a node without it, with the wrong one, a plain client, or a proof
+//! replayed from another connection gets nothing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use spheres_engine::{EngineError, EngineEvent, Members, Proving};
+use spheres_wire::{ExtHandshake, Message};
+
+const SECRET: [u8; 32] = [42; 32];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_trade_and_strangers_get_nothing() {
+    let s = share(&[]);
+    let hash = s.meta.info_hash.0;
+    let seed = seeder_for(&s, Arc::new(Members::new(SECRET))).await;
+
+    // A member's node: everything.
+    let member = engine().await;
+    member
+        .add(
+            s.meta.clone(),
+            s.dir.path().join("member"),
+            Arc::new(Members::new(SECRET)),
+        )
+        .await
+        .unwrap();
+    member.connect(hash, seed.listen_addr()).unwrap();
+    completes(&member, &s).await;
+    same_tree(&s.data, &s.dir.path().join("member/album"));
+
+    // A node with another sphere's secret: refused at once, nothing had.
+    let other = engine().await;
+    let mut events = other.subscribe();
+    other
+        .add(
+            s.meta.clone(),
+            s.dir.path().join("other"),
+            Arc::new(Members::new([7; 32])),
+        )
+        .await
+        .unwrap();
+    other.connect(hash, seed.listen_addr()).unwrap();
+    let why = tokio::time::timeout(BOUND, async {
+        loop {
+            if let Ok(EngineEvent::PeerGone { addr, reason, .. }) = events.recv().await
+                && addr == seed.listen_addr()
+            {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("the seed closed the door");
+    let st = other.status(&hash).unwrap();
+    assert_eq!((st.have, st.downloaded), (0, 0), "{why}: {st:?}");
+    // Nor the metadata (the seed waits for a proof that does not come).
+    let meta = other
+        .fetch_metadata(hash, &[], &[seed.listen_addr()], Duration::from_secs(2))
+        .await;
+    assert!(matches!(meta, Err(EngineError::NoMetadata)), "{meta:?}");
+}
+
+fn ext(nonce: Option<[u8; 16]>, proof: Option<[u8; 32]>) -> Message {
+    Message::Extended {
+        id: 0,
+        payload: ExtHandshake {
+            extensions: [("ut_metadata".to_owned(), 3)].into(),
+            nonce,
+            member_proof: proof,
+            ..Default::default()
+        }
+        .encode(),
+    }
+}
+
+/// Hand-made proofs: the right one admits; one bound to another nonce (replayed from another
+/// connection), or none from a plain client, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_proof_or_none_opens_nothing() {
+    let s = share(&[]);
+    let hash = s.meta.info_hash.0;
+    let seed = seeder_for(&s, Arc::new(Members::new(SECRET))).await;
+    let members = Members::new(SECRET);
+    let seed_id = seed.peer_id();
+    let ours = [5u8; 16];
+
+    for (case, admitted) in [("right", true), ("replayed", false), ("plain", false)] {
+        let (mut raw, _) = Raw::connect(seed.listen_addr(), hash, case).await;
+        let Message::Extended { payload, .. } = raw
+            .until(|m| matches!(m, Message::Extended { id: 0, .. }))
+            .await
+        else {
+            unreachable!()
+        };
+        let seed_nonce = ExtHandshake::parse(&payload)
+            .unwrap()
+            .nonce
+            .expect("a nonce");
+        let mut id = *b"-XX0001-000000000000";
+        id[8..8 + case.len()].copy_from_slice(case.as_bytes());
+        let proving = |to_nonce| Proving {
+            info_hash: hash,
+            from: id,
+            from_nonce: ours,
+            to: seed_id,
+            to_nonce,
+        };
+        let m = match case {
+            "right" => ext(Some(ours), members.proof_for(&proving(seed_nonce))),
+            "replayed" => ext(Some(ours), members.proof_for(&proving([0; 16]))),
+            _ => ext(None, None),
+        };
+        raw.send(m).await;
+        if admitted {
+            raw.until(|m| matches!(m, Message::HaveAll)).await;
+        } else {
+            let got = raw.until_closed().await;
+            assert!(
+                !got.iter().any(|m| matches!(
+                    m,
+                    Message::HaveAll | Message::Bitfield(_) | Message::Piece { .. }
+                )),
+                "{case}: {got:?}"
+            );
+        }
+    }
+}
