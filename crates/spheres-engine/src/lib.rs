@@ -366,10 +366,27 @@ impl Engine {
         self.inner.events.subscribe()
     }
 
-    /// Adds a torrent whose files are (or will be) under `root`: what is there is checked
-    /// first, on all cores; then it is seeded, and what is missing is downloaded from the
-    /// peers given with [`Engine::connect`] or that connect to us.
+    /// Adds a torrent whose files are (or will be) in `dir` (a multi-file torrent in a folder
+    /// of its name there): what is there is checked first, on all cores; then it is seeded,
+    /// and what is missing is downloaded from the peers given with [`Engine::connect`] or that
+    /// connect to us. Returns once the check is done.
     pub async fn add(
+        &self,
+        meta: Arc<Metainfo>,
+        dir: PathBuf,
+        admission: Arc<dyn Admission>,
+    ) -> Result<TorrentStatus, EngineError> {
+        let root = if meta.multi_file {
+            dir.join(&meta.name)
+        } else {
+            dir
+        };
+        self.add_at(meta, root, admission).await
+    }
+
+    /// [`Engine::add`] with the torrent's root given: its own folder (any name) for a
+    /// multi-file torrent, the folder holding its file for a single file.
+    pub async fn add_at(
         &self,
         meta: Arc<Metainfo>,
         root: PathBuf,
@@ -399,6 +416,7 @@ impl Engine {
         // Pieces under way are held in memory until they hash: at most 64 MiB of them.
         picker.set_max_started((MAX_BUFFERED / u64::from(piece_length)).max(4) as usize);
         let t = Arc::new(Torrent {
+            root: root.clone(),
             meta,
             storage,
             layout,
@@ -510,6 +528,23 @@ impl Engine {
             let _ = inner.events.send(EngineEvent::Complete { info_hash });
         }
         Ok(status)
+    }
+
+    /// The torrents in the engine.
+    pub fn torrents(&self) -> Vec<[u8; 20]> {
+        let map = self
+            .inner
+            .torrents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.keys().copied().collect()
+    }
+
+    /// A torrent's metainfo and the folder its files are under (see [`Engine::add_at`]).
+    pub fn metainfo(&self, info_hash: &[u8; 20]) -> Option<(Arc<Metainfo>, PathBuf)> {
+        self.inner
+            .torrent(info_hash)
+            .map(|t| (t.meta.clone(), t.root.clone()))
     }
 
     /// Each file of a torrent: its path (as the torrent names it), length and the bytes of it

@@ -32,9 +32,14 @@ fn stamp(path: &Path) -> Option<(u64, i64)> {
 }
 
 /// Where a torrent's files are: its record lists them in this order.
-pub(crate) fn file_paths(meta: &spheres_metainfo::Metainfo, root: &Path) -> Vec<PathBuf> {
-    (0..meta.files.len())
-        .map(|i| root.join(meta.relative_path(i).unwrap_or_default()))
+pub(crate) fn file_paths(meta: &spheres_metainfo::Metainfo, torrent_root: &Path) -> Vec<PathBuf> {
+    meta.files
+        .iter()
+        .map(|f| {
+            f.path
+                .iter()
+                .fold(torrent_root.to_owned(), |p, c| p.join(c))
+        })
         .collect()
 }
 

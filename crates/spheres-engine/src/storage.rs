@@ -34,15 +34,18 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// The storage of `meta` under `root` (a multi-file torrent has its own folder in it).
+    /// The storage of `meta` whose files are under `torrent_root`: the torrent's own folder
+    /// for a multi-file torrent (any name), the folder holding the file for a single file.
     /// Paths come validated from `spheres-metainfo` (no `..`, no absolute paths).
-    pub fn new(meta: &Metainfo, root: &Path) -> Storage {
+    pub fn new(meta: &Metainfo, torrent_root: &Path) -> Storage {
         let files = meta
             .files
             .iter()
-            .enumerate()
-            .map(|(i, f)| StoredFile {
-                path: root.join(meta.relative_path(i).unwrap_or_default()),
+            .map(|f| StoredFile {
+                path: f
+                    .path
+                    .iter()
+                    .fold(torrent_root.to_owned(), |p, c| p.join(c)),
                 offset: f.offset,
                 length: f.length,
                 padding: f.padding,

@@ -117,6 +117,8 @@ impl State {
 
 pub(crate) struct Torrent {
     pub meta: Arc<Metainfo>,
+    /// The folder its files are under (the torrent's own folder for a multi-file torrent).
+    pub root: std::path::PathBuf,
     pub storage: Arc<Storage>,
     pub layout: Layout,
     pub admission: Arc<dyn Admission>,

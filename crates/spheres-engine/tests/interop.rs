@@ -208,3 +208,28 @@ async fn a_peer_not_there_yet_is_dialled_again() {
     completes(&e, &s).await;
     same_tree(&s.data, &s.dir.path().join("later/album"));
 }
+
+/// A person's folder need not bear the torrent's name to be seeded where it is (add_at), and
+/// the engine says where a torrent's files are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_another_name_is_seeded_in_place() {
+    let s = share(&[]);
+    let renamed = s.dir.path().join("seed/Holiday photos");
+    std::fs::rename(&s.data, &renamed).unwrap();
+    let seed = engine().await;
+    let st = seed
+        .add_at(s.meta.clone(), renamed.clone(), Arc::new(Open))
+        .await
+        .unwrap();
+    assert!(st.complete, "{st:?}");
+    let (meta, root) = seed.metainfo(&s.meta.info_hash.0).unwrap();
+    assert_eq!((meta.info_hash, root), (s.meta.info_hash, renamed.clone()));
+    assert_eq!(seed.torrents(), vec![s.meta.info_hash.0]);
+    let e = engine().await;
+    e.add(s.meta.clone(), s.dir.path().join("got"), Arc::new(Open))
+        .await
+        .unwrap();
+    e.connect(s.meta.info_hash.0, seed.listen_addr()).unwrap();
+    completes(&e, &s).await;
+    same_tree(&renamed, &s.dir.path().join("got/album"));
+}
