@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -46,6 +46,27 @@ pub struct EngineConfig {
     pub lsd: bool,
     pub upload_limit_bps: Option<NonZeroU32>,
     pub download_limit_bps: Option<NonZeroU32>,
+    /// Which engine moves the data: librqbit (the default) or our own (`SPHERES_ENGINE=own`
+    /// in the environment, while the switch-over of issue 13 is under way).
+    pub backend: Backend,
+}
+
+/// The engine behind [`Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Librqbit,
+    /// `spheres-engine`.
+    Own,
+}
+
+impl Backend {
+    /// `SPHERES_ENGINE=own` chooses our own engine; anything else, librqbit.
+    pub fn from_env() -> Backend {
+        match std::env::var("SPHERES_ENGINE").as_deref() {
+            Ok("own") => Backend::Own,
+            _ => Backend::Librqbit,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -60,6 +81,7 @@ impl EngineConfig {
             lsd: false,
             upload_limit_bps: None,
             download_limit_bps: None,
+            backend: Backend::from_env(),
         }
     }
 }
@@ -183,9 +205,9 @@ impl TorrentStatus {
     }
 }
 
-/// A BitTorrent session. Cheap to clone.
+/// The librqbit backend: a BitTorrent session. Cheap to clone.
 #[derive(Clone)]
-pub struct Engine {
+pub(crate) struct Rqbit {
     session: Arc<Session>,
     streams: Arc<Semaphore>,
     max_streams: usize,
@@ -207,10 +229,10 @@ fn free_port(ip: IpAddr) -> io::Result<u16> {
     Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
 }
 
-impl Engine {
+impl Rqbit {
     /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
     /// much faster (librqbit's per-block `block_in_place` is a plain call there).
-    pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+    pub async fn start(config: EngineConfig) -> Result<Rqbit, EngineError> {
         let mut listen = config.listen;
         if listen.port() == 0 {
             // librqbit cannot report a loopback listener's port to trackers unless it knows it
@@ -277,7 +299,7 @@ impl Engine {
             .await
             .map_err(engine_err)?;
         let listen = session.listen_addr().unwrap_or(listen);
-        let engine = Engine {
+        let engine = Rqbit {
             session,
             streams: Arc::new(Semaphore::new(config.max_streams)),
             max_streams: config.max_streams,
@@ -329,25 +351,7 @@ impl Engine {
                 (bytes, meta)
             }
         };
-        let (root, base) = match &opts.output {
-            Output::Download(dir) => {
-                let dir = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                (paths::download_root(dir, &meta), dir.to_owned())
-            }
-            Output::SeedInPlace(data) => {
-                let root = paths::seed_root(data, &meta)?;
-                (root.clone(), root)
-            }
-        };
-        paths::check_no_symlinks(&base, &root, &meta)?;
-        std::fs::create_dir_all(&root).map_err(|e| EngineError::Data {
-            path: root.clone(),
-            reason: e.to_string(),
-        })?;
+        let root = paths::place(&opts.output, &meta)?;
         let hash = meta.info_hash;
         let add = AddTorrentOptions {
             paused: opts.paused,
@@ -368,10 +372,8 @@ impl Engine {
         Ok(hash)
     }
 
-    /// Fetches a magnet's metadata (BEP 9) from its trackers (and DHT when the session has it)
-    /// and `peers`, without adding the torrent; returns a whole .torrent that names the
-    /// magnet's trackers. Each try lasts at most `try_for`; tries repeat (librqbit dials each
-    /// address once per try) until `give_up_after`.
+    /// See [`Engine::metadata`] (librqbit also asks the DHT when the session has it, and dials
+    /// each address once per try).
     pub async fn metadata(
         &self,
         link: &str,
@@ -659,15 +661,15 @@ fn forget_fastresume_after_crash(dir: &std::path::Path) {
     }
 }
 
-trait ReadSeek: AsyncRead + AsyncSeek + Send {}
+pub(crate) trait ReadSeek: AsyncRead + AsyncSeek + Send {}
 impl<T: AsyncRead + AsyncSeek + Send> ReadSeek for T {}
 
 /// A file of a torrent, readable while it downloads. Holds one of the engine's stream slots
 /// until dropped.
 pub struct FileReader {
-    inner: Pin<Box<dyn ReadSeek>>,
-    len: u64,
-    _permit: OwnedSemaphorePermit,
+    pub(crate) inner: Pin<Box<dyn ReadSeek>>,
+    pub(crate) len: u64,
+    pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 impl FileReader {
@@ -697,5 +699,133 @@ impl AsyncSeek for FileReader {
 
     fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         self.inner.as_mut().poll_complete(cx)
+    }
+}
+
+/// A BitTorrent session: librqbit, or our own engine ([`EngineConfig::backend`]). Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Engine {
+    backend: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Rqbit(Rqbit),
+    Own(crate::own::Own),
+}
+
+/// Calls the same method on whichever backend runs.
+macro_rules! both {
+    ($self:ident, $e:ident => $body:expr) => {
+        match &$self.backend {
+            Inner::Rqbit($e) => $body,
+            Inner::Own($e) => $body,
+        }
+    };
+}
+
+impl Engine {
+    /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
+    /// much faster with librqbit (its per-block `block_in_place` is a plain call there).
+    pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let backend = match config.backend {
+            Backend::Librqbit => Inner::Rqbit(Rqbit::start(config).await?),
+            Backend::Own => Inner::Own(crate::own::Own::start(config).await?),
+        };
+        Ok(Engine { backend })
+    }
+
+    /// Which engine runs.
+    pub fn backend(&self) -> Backend {
+        match self.backend {
+            Inner::Rqbit(_) => Backend::Librqbit,
+            Inner::Own(_) => Backend::Own,
+        }
+    }
+
+    /// The address peers connect to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        both!(self, e => e.listen_addr())
+    }
+
+    /// Adds a torrent; returns once it is being checked or downloaded (librqbit) or checked
+    /// (our own engine).
+    pub async fn add(&self, source: Source, opts: AddOptions) -> Result<InfoHash, EngineError> {
+        both!(self, e => e.add(source, opts).await)
+    }
+
+    /// Fetches a magnet's metadata (BEP 9) from its trackers and `peers`, without adding the
+    /// torrent; returns a whole .torrent that names the magnet's trackers. Each try lasts at
+    /// most `try_for`; tries repeat until `give_up_after`.
+    pub async fn metadata(
+        &self,
+        link: &str,
+        peers: Vec<SocketAddr>,
+        try_for: Duration,
+        give_up_after: Duration,
+    ) -> Result<Vec<u8>, EngineError> {
+        both!(self, e => e.metadata(link, peers, try_for, give_up_after).await)
+    }
+
+    /// The parsed metainfo of a torrent in the session.
+    pub fn metainfo(&self, hash: &InfoHash) -> Option<Arc<Metainfo>> {
+        both!(self, e => e.metainfo(hash))
+    }
+
+    pub fn status(&self, hash: &InfoHash) -> Option<TorrentStatus> {
+        both!(self, e => e.status(hash))
+    }
+
+    pub fn list(&self) -> Vec<TorrentStatus> {
+        both!(self, e => e.list())
+    }
+
+    pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        both!(self, e => e.pause(hash).await)
+    }
+
+    pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        both!(self, e => e.resume(hash).await)
+    }
+
+    /// Removes a torrent from the session; its files stay unless `delete_files`.
+    pub async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
+        both!(self, e => e.remove(hash, delete_files).await)
+    }
+
+    /// Waits until every wanted piece is downloaded and verified.
+    pub async fn wait_complete(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        both!(self, e => e.wait_complete(hash).await)
+    }
+
+    /// Opens file `index` of a torrent for reading from any position. Reads wait for pieces
+    /// that are not there yet, and the pieces ahead of the read position are fetched first.
+    pub async fn open_file(
+        &self,
+        hash: &InfoHash,
+        index: usize,
+    ) -> Result<FileReader, EngineError> {
+        both!(self, e => e.open_file(hash, index).await)
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        both!(self, e => e.open_streams())
+    }
+
+    /// Changes the session's bandwidth limits now (bytes per second; `None`: unlimited).
+    pub fn set_limits(&self, download_bps: Option<NonZeroU32>, upload_bps: Option<NonZeroU32>) {
+        both!(self, e => e.set_limits(download_bps, upload_bps))
+    }
+
+    /// The session's bandwidth limits: (download, upload), bytes per second.
+    pub fn limits(&self) -> (Option<NonZeroU32>, Option<NonZeroU32>) {
+        both!(self, e => e.limits())
+    }
+
+    /// Stops every torrent and closes the session; progress is saved.
+    pub async fn shutdown(&self) {
+        both!(self, e => e.shutdown().await)
     }
 }

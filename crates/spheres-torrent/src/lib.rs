@@ -1,4 +1,6 @@
-//! The BitTorrent engine of spheres: an adapter over librqbit 9.1.0.
+//! The BitTorrent engine of spheres: an adapter over librqbit 9.1.0 and, while issue 13's
+//! switch-over is under way, over our own engine (`spheres-engine`, chosen with
+//! `SPHERES_ENGINE=own`; see [`Backend`]).
 //!
 //! This is the only crate that names librqbit types; everything else talks to [`Engine`].
 //! It exists to keep librqbit's measured defects out of the rest of the code
@@ -19,10 +21,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod engine;
+mod own;
 mod paths;
 
 pub use engine::{
-    AddOptions, DISK_PERMITS, Engine, EngineConfig, EngineError, FileReader, FileStatus, Output,
-    Source, TorrentState, TorrentStatus,
+    AddOptions, Backend, DISK_PERMITS, Engine, EngineConfig, EngineError, FileReader, FileStatus,
+    Output, Source, TorrentState, TorrentStatus,
 };
 pub use spheres_metainfo::InfoHash;

@@ -17,6 +17,31 @@ pub(crate) fn download_root(dir: &Path, meta: &Metainfo) -> PathBuf {
     }
 }
 
+/// Where a torrent added with `output` lives (its root, see [`download_root`]), checked (no
+/// symbolic link on the way, a seed's sizes as the torrent says) and created.
+pub(crate) fn place(output: &crate::Output, meta: &Metainfo) -> Result<PathBuf, EngineError> {
+    let (root, base) = match output {
+        crate::Output::Download(dir) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            (download_root(dir, meta), dir.to_owned())
+        }
+        crate::Output::SeedInPlace(data) => {
+            let root = seed_root(data, meta)?;
+            (root.clone(), root)
+        }
+    };
+    check_no_symlinks(&base, &root, meta)?;
+    std::fs::create_dir_all(&root).map_err(|e| EngineError::Data {
+        path: root.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(root)
+}
+
 /// Finds the root for seeding `data` in place. `data` may be the torrent's file or folder
 /// itself (any name for a folder, the torrent's name for a file), or a folder that contains it.
 pub(crate) fn seed_root(data: &Path, meta: &Metainfo) -> Result<PathBuf, EngineError> {
