@@ -140,13 +140,26 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
         // No answer at all: try again in half a minute.
         let mut interval = 30;
         // Read each round: trackers may be given later (a sphere's key arrives).
-        let mut tiers = t.trackers();
-        for tier in &mut tiers {
-            let mut answered = None;
-            for (i, url) in tier.iter().enumerate() {
+        let tiers = t.trackers();
+        let mut answered_any = false;
+        for tier in &tiers {
+            for url in tier {
                 match announce_one(&http, url, &req).await {
                     Ok(answer) => {
-                        answered = Some((i, answer));
+                        answered_any = true;
+                        let _ = t.events.send(EngineEvent::Announced {
+                            info_hash: t.info_hash(),
+                            url: url.clone(),
+                            peers: answer.peers.len(),
+                        });
+                        // BEP 12: the tracker that answered goes first in its tier (in the
+                        // list as it is now: it may have changed meanwhile).
+                        t.promote_tracker(url);
+                        interval = answer.interval;
+                        t.add_known(
+                            answer.peers.into_iter().filter(|a| *a != inner.listen),
+                            false,
+                        );
                         break;
                     }
                     Err(e) => {
@@ -159,19 +172,11 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
                     }
                 }
             }
-            if let Some((i, answer)) = answered {
-                let _ = t.events.send(EngineEvent::Announced {
-                    info_hash: t.info_hash(),
-                    url: tier[i].clone(),
-                    peers: answer.peers.len(),
-                });
-                tier[..=i].rotate_right(1);
-                interval = answer.interval;
-                t.add_known(answer.peers.into_iter().filter(|a| *a != inner.listen));
-            }
         }
-        t.set_trackers(tiers);
-        event = Event::None;
+        // `started` and `completed` are said until a tracker has heard them.
+        if answered_any {
+            event = Event::None;
+        }
         drop(inner);
         // Until the tracker's interval is up, or the download completes.
         let wait = tokio::time::sleep(Duration::from_secs(interval.clamp(5, 3600).into()));
@@ -212,13 +217,9 @@ pub(crate) async fn stopped(t: &Torrent, inner: &Inner) {
 
 fn request(t: &Torrent, inner: &Inner, event: Event) -> AnnounceRequest {
     let st = t.status();
-    let left = {
-        let state = t.lock();
-        (0..t.layout.pieces())
-            .filter(|&p| state.picker.wants(p))
-            .map(|p| u64::from(t.layout.piece_len(p)))
-            .sum()
-    };
+    // What we lack of the whole torrent, files left aside included (as libtorrent and
+    // Transmission count it): a partial download is not a seed.
+    let left = t.meta.total_length.saturating_sub(st.have_bytes);
     AnnounceRequest {
         info_hash: t.meta.info_hash,
         peer_id: inner.peer_id,

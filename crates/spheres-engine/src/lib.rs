@@ -54,6 +54,10 @@ pub use transport::{Conn, Dialing, Tcp, Transport};
 pub const MAX_PEERS: usize = 80;
 /// How many bytes of pieces under way a torrent holds in memory (at least 4 pieces).
 const MAX_BUFFERED: u64 = 64 * 1024 * 1024;
+/// Peers connected but not yet admitted (handshake, proof), all torrents together: past
+/// this, new connections are closed at once (a flood of idle connections must not take the
+/// file descriptors the disks need).
+const MAX_UNADMITTED: usize = 128;
 /// How long a peer has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -176,6 +180,10 @@ pub enum EngineEvent {
         addr: SocketAddr,
         reason: String,
     },
+    /// The torrent left the engine (removed, or the engine stopped).
+    Removed {
+        info_hash: [u8; 20],
+    },
     /// A tracker answered our announce with `peers` peers.
     Announced {
         info_hash: [u8; 20],
@@ -244,6 +252,18 @@ struct Inner {
     transport: Arc<dyn Transport>,
     stopped: AtomicBool,
     limits: Arc<Limits>,
+    /// Places for peers not yet admitted ([`MAX_UNADMITTED`]).
+    unadmitted: Arc<tokio::sync::Semaphore>,
+}
+
+impl Drop for Inner {
+    /// An engine dropped without `shutdown`: its torrents' tasks stop too.
+    fn drop(&mut self) {
+        let map = self.torrents.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (t, tasks) in map.values() {
+            close(t, tasks);
+        }
+    }
 }
 
 /// The engine's bandwidth limits, shared by every peer session.
@@ -330,6 +350,7 @@ impl Engine {
             events,
             transport,
             stopped: AtomicBool::new(false),
+            unadmitted: Arc::new(tokio::sync::Semaphore::new(MAX_UNADMITTED)),
             limits: Arc::new(Limits {
                 download: limit::Limiter::new(config.download_limit),
                 upload: limit::Limiter::new(config.upload_limit),
@@ -344,8 +365,12 @@ impl Engine {
                     continue;
                 };
                 let Some(inner) = weak.upgrade() else { return };
+                // Full of peers not yet admitted: this one is closed at once.
+                let Ok(permit) = inner.unadmitted.clone().try_acquire_owned() else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(incoming(inner, Box::new(stream), addr));
+                tokio::spawn(incoming(inner, Box::new(stream), addr, permit));
             }
         });
         Ok(Engine {
@@ -485,44 +510,26 @@ impl Engine {
             // In the engine from now on, checking (status says how far; remove cancels).
             map.insert(info_hash, (t.clone(), tasks));
         }
-        // Saved progress if the files are as it recorded them; otherwise every piece checked.
-        let (checking, record, paths) = (t.clone(), t.record.clone(), t.paths.clone());
-        let (present, resumed) = tokio::task::spawn_blocking(move || {
-            let pieces = checking.layout.pieces();
-            match record
-                .as_deref()
-                .and_then(|r| resume::load(r, pieces, &paths))
-            {
-                Some(have) => (
-                    (0..pieces).map(|p| have.get(p)).collect::<Vec<bool>>(),
-                    true,
-                ),
-                None => (
-                    checking
-                        .storage
-                        .check_all(&checking.checked, &checking.closed),
-                    false,
-                ),
+        // The check runs on its own: a caller that stops waiting does not leave the torrent
+        // checking for ever.
+        let checked = tokio::spawn(check(t.clone()));
+        if !checked.await.unwrap_or(false) {
+            // The check failed (a thread panicked) or the torrent was removed meanwhile.
+            if !t.closed() {
+                let held = inner
+                    .torrents
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info_hash);
+                if let Some((t, tasks)) = held {
+                    close(&t, &tasks);
+                }
+                return Err(EngineError::BadTorrent(
+                    "its data could not be checked".into(),
+                ));
             }
-        })
-        .await
-        .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
-        if t.closed() {
             return Err(EngineError::NotFound);
         }
-        {
-            let mut st = t.lock();
-            for (p, ok) in present.iter().enumerate() {
-                if *ok {
-                    st.picker.verified(p as u32);
-                }
-            }
-        }
-        t.resumed.store(resumed, Ordering::Relaxed);
-        // A checked start is saved at once: the next start need not check again.
-        t.dirty.store(!resumed, Ordering::Relaxed);
-        t.checking.store(false, Ordering::SeqCst);
-        t.verified.send_modify(|_| {});
         let status = t.status();
         if status.complete {
             let _ = inner.events.send(EngineEvent::Complete { info_hash });
@@ -589,7 +596,10 @@ impl Engine {
     /// LAN): each is dialled now and again as [`Engine::connect`] says.
     pub fn add_peers(&self, info_hash: &[u8; 20], addrs: &[SocketAddr]) -> Result<(), EngineError> {
         let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
-        t.add_known(addrs.iter().copied().filter(|a| *a != self.inner.listen));
+        t.add_known(
+            addrs.iter().copied().filter(|a| *a != self.inner.listen),
+            true,
+        );
         Ok(())
     }
 
@@ -634,7 +644,9 @@ impl Engine {
 
     /// A connection that came over another transport, before any handshake.
     pub fn incoming(&self, conn: Box<dyn Conn>, addr: SocketAddr) {
-        tokio::spawn(incoming(self.inner.clone(), conn, addr));
+        if let Ok(permit) = self.inner.unadmitted.clone().try_acquire_owned() {
+            tokio::spawn(incoming(self.inner.clone(), conn, addr, permit));
+        }
     }
 
     pub fn status(&self, info_hash: &[u8; 20]) -> Option<TorrentStatus> {
@@ -714,13 +726,17 @@ impl Engine {
         )
     }
 
-    /// Waits until every wanted piece is verified.
+    /// Waits until every wanted piece is verified; an error if the torrent leaves the engine
+    /// or cannot be written.
     pub async fn wait_complete(&self, info_hash: &[u8; 20]) -> Result<(), EngineError> {
         let mut events = self.subscribe();
         loop {
             let status = self.status(info_hash).ok_or(EngineError::NotFound)?;
             if status.complete {
                 return Ok(());
+            }
+            if let TorrentState::Error(e) = status.state {
+                return Err(EngineError::BadTorrent(e));
             }
             match events.recv().await {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -766,12 +782,60 @@ impl Engine {
 fn close(t: &Torrent, tasks: &[JoinHandle<()>]) {
     // Set before the state is locked: a session being admitted checks it under the lock.
     t.closed.store(true, Ordering::SeqCst);
+    let _ = t.events.send(EngineEvent::Removed {
+        info_hash: t.info_hash(),
+    });
     tasks.iter().for_each(JoinHandle::abort);
     // Streams waiting for a piece: it will not come.
     t.verified.send_modify(|_| {});
     for p in t.lock().peers.values() {
         let _ = p.cmd.send(Cmd::Close);
     }
+}
+
+/// Checks what a torrent has on disk (its saved record if the files are as recorded, else
+/// every piece) and opens it to peers; `false` if that failed or the torrent was removed.
+async fn check(t: Arc<Torrent>) -> bool {
+    let (checking, record, paths) = (t.clone(), t.record.clone(), t.paths.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        let pieces = checking.layout.pieces();
+        match record
+            .as_deref()
+            .and_then(|r| resume::load(r, pieces, &paths))
+        {
+            Some(have) => (
+                (0..pieces).map(|p| have.get(p)).collect::<Vec<bool>>(),
+                true,
+            ),
+            None => (
+                checking
+                    .storage
+                    .check_all(&checking.checked, &checking.closed),
+                false,
+            ),
+        }
+    })
+    .await;
+    let Ok((present, resumed)) = found else {
+        return false;
+    };
+    if t.closed() {
+        return false;
+    }
+    {
+        let mut st = t.lock();
+        for (p, ok) in present.iter().enumerate() {
+            if *ok {
+                st.picker.verified(p as u32);
+            }
+        }
+    }
+    t.resumed.store(resumed, Ordering::Relaxed);
+    // A checked start is saved at once: the next start need not check again.
+    t.dirty.store(!resumed, Ordering::Relaxed);
+    t.checking.store(false, Ordering::SeqCst);
+    t.verified.send_modify(|_| {});
+    true
 }
 
 /// Trackers we can announce to.
@@ -855,7 +919,12 @@ async fn read_handshake(conn: &mut Box<dyn Conn>) -> Result<Handshake, Handshake
     Handshake::parse(&buf)?.ok_or(HandshakeError::Timeout)
 }
 
-async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) {
+async fn incoming(
+    inner: Arc<Inner>,
+    mut conn: Box<dyn Conn>,
+    addr: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     let result = async {
         let theirs = read_handshake(&mut conn).await?;
         let t = inner
@@ -886,7 +955,9 @@ async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr) 
     }
     .await;
     match result {
-        Ok((t, theirs)) => peer::run(t, conn, addr, theirs, inner.ctx()).await,
+        Ok((t, theirs)) => {
+            peer::run(t, conn, addr, theirs, inner.ctx(), Some(permit)).await;
+        }
         Err(e) => tracing::debug!(peer = %addr, error = %e, "incoming connection dropped"),
     }
 }
@@ -906,6 +977,13 @@ async fn outgoing(
     if theirs.peer_id == inner.peer_id {
         return Err(HandshakeError::Ourselves);
     }
-    peer::run(t, conn, addr, theirs, inner.ctx()).await;
-    Ok(())
+    if t.lock().banned.contains(&addr.ip()) {
+        return Err(HandshakeError::Refused);
+    }
+    if peer::run(t, conn, addr, theirs, inner.ctx(), None).await {
+        Ok(())
+    } else {
+        // Connected, never admitted (refused, a proof that did not come, full): try later.
+        Err(HandshakeError::Refused)
+    }
 }

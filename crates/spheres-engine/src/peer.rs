@@ -38,6 +38,8 @@ const MAX_UNSENT: usize = 2 * 1024 * 1024;
 const MAX_BEFORE_ADMISSION: u32 = METADATA_PIECE + 256;
 /// Messages kept aside before admission (its pieces: a bitfield, some `Have`s).
 const MAX_EARLY: usize = 256;
+/// Bytes kept aside before admission (a bitfield of 130 000 pieces, and some `Have`s).
+const MAX_EARLY_BYTES: usize = 16 * 1024 + 1024;
 /// Blocks we stopped waiting for (timed out, choked) that we still take if they come.
 const MAX_RELEASED: usize = 512;
 /// The id under which we want to receive `ut_metadata` messages.
@@ -110,8 +112,12 @@ struct Session {
     serve: Arc<Mutex<VecDeque<Block>>>,
     /// Registered in the torrent (admitted): until then it gets nothing.
     registered: bool,
-    /// What it sent before it was admitted, to read once it is.
+    /// What it sent before it was admitted, to read once it is (at most [`MAX_EARLY`]
+    /// messages and [`MAX_EARLY_BYTES`]).
     early: Vec<Message>,
+    early_bytes: usize,
+    /// One of the engine's places for peers not yet admitted, given back on admission.
+    waiting: Option<tokio::sync::OwnedSemaphorePermit>,
     /// It said which pieces it has. `HaveAll` and `HaveNone` may only be its first word (5
     /// bytes that cost a pass over every piece: again and again, an attack); a bitfield may
     /// come again (aria2 sends one as it progresses), its cost in proportion to its length.
@@ -144,7 +150,8 @@ pub(crate) async fn run(
     addr: SocketAddr,
     their: Handshake,
     ctx: Ctx,
-) {
+    waiting: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> bool {
     let key = t.next_key.fetch_add(1, Ordering::Relaxed);
     let (rd, wr) = tokio::io::split(conn);
     let (tx, out_rx) = mpsc::unbounded_channel();
@@ -177,6 +184,8 @@ pub(crate) async fn run(
         serve,
         registered: false,
         early: Vec::new(),
+        early_bytes: 0,
+        waiting: None,
         said_pieces: false,
         their_ext: None,
         our_nonce: rand::random(),
@@ -196,8 +205,10 @@ pub(crate) async fn run(
         rate: Rate::new(now),
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    s.waiting = waiting;
     let ended = s.run(rd, &ctx, cmd_tx, cmd_rx, &mut writer).await;
     tracing::debug!(peer = %addr, torrent = %t.meta.name, reason = %ended, "peer session ended");
+    let admitted = s.registered;
     s.leave();
     writer.abort();
     t.events
@@ -207,6 +218,7 @@ pub(crate) async fn run(
             reason: ended.to_string(),
         })
         .ok();
+    admitted
 }
 
 impl Session {
@@ -233,9 +245,21 @@ impl Session {
 
     /// Its extended handshake came: if the torrent wants us to prove membership and we have
     /// its nonce, our proof goes in a second extended handshake.
+    /// Where it listens: its address with the port its extended handshake gave.
+    fn their_listen(&self) -> Option<SocketAddr> {
+        let port = self.their_ext.as_ref()?.listen_port?;
+        Some(SocketAddr::new(self.addr.ip(), port))
+    }
+
     fn on_their_extension(&mut self, h: ExtHandshake) {
         let nonce = h.nonce;
         self.their_ext = Some(h);
+        if self.registered {
+            let listen = self.their_listen();
+            if let Some(p) = self.t.lock().peers.get_mut(&self.key) {
+                p.listen = listen;
+            }
+        }
         if self.our_proof.is_some() {
             return;
         }
@@ -395,6 +419,7 @@ impl Session {
                 self.key,
                 PeerEntry {
                     addr: self.addr,
+                    listen: self.their_listen(),
                     peer_id: self.their.peer_id,
                     has: PeerHas {
                         all: false,
@@ -412,6 +437,8 @@ impl Session {
             st.picker.have().clone()
         };
         self.registered = true;
+        // Its place among peers not yet admitted goes to the next one.
+        self.waiting = None;
         // Now messages as long as the torrent's bitfield are fine.
         decoder.set_max(
             BLOCK
@@ -601,7 +628,14 @@ impl Session {
             Message::Bitfield(_) | Message::HaveAll | Message::HaveNone | Message::Have { .. }
                 if self.early.len() < MAX_EARLY =>
             {
-                self.early.push(m);
+                let bytes = match &m {
+                    Message::Bitfield(b) => b.len(),
+                    _ => 4,
+                };
+                if self.early_bytes + bytes <= MAX_EARLY_BYTES {
+                    self.early_bytes += bytes;
+                    self.early.push(m);
+                }
             }
             _ => {}
         }

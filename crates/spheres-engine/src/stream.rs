@@ -91,6 +91,11 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
             if st.picker.have().get(piece) {
                 break;
             }
+            if let Some(e) = &st.disk_error {
+                return Err(io::Error::other(format!(
+                    "the torrent cannot be written: {e}"
+                )));
+            }
             // A file left aside is fetched as it is read.
             for p in piece..end {
                 if st.picker.priority(p) == Priority::Skip {

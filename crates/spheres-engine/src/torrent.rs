@@ -63,6 +63,8 @@ const MAX_KNOWN: usize = 1000;
 
 pub(crate) struct PeerEntry {
     pub addr: SocketAddr,
+    /// Where it listens (its extended handshake's `p`), when it said.
+    pub listen: Option<SocketAddr>,
     pub peer_id: [u8; 20],
     pub has: PeerHas,
     /// It wants something we have.
@@ -176,21 +178,32 @@ impl Torrent {
         }
     }
 
-    /// Remembers peers to dial (now).
-    pub fn add_known(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
+    /// Remembers peers to dial. `given`: by the node (members' endpoints): tried now,
+    /// whatever their wait; from a tracker, a peer keeps its wait. When the list is full, the
+    /// peer that failed most makes room.
+    pub fn add_known(&self, addrs: impl IntoIterator<Item = SocketAddr>, given: bool) {
         let now = Instant::now();
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for addr in addrs {
             if known.len() >= MAX_KNOWN && !known.contains_key(&addr) {
-                break;
+                let worst = known
+                    .iter()
+                    .filter(|(_, k)| !k.busy)
+                    .max_by_key(|(_, k)| k.failures)
+                    .map(|(a, _)| *a);
+                match worst {
+                    Some(w) => known.remove(&w),
+                    None => break,
+                };
             }
             let k = known.entry(addr).or_insert(Known {
                 busy: false,
                 failures: 0,
                 next_try: now,
             });
-            // Given again: try it now, whatever its wait.
-            k.next_try = now;
+            if given {
+                k.next_try = now;
+            }
         }
         drop(known);
         self.dial_now.notify_one();
@@ -199,7 +212,19 @@ impl Torrent {
     /// The known peers due for a dial (marked busy), as many as there is room for, at most
     /// 8 at a time.
     pub fn due_peers(&self, now: Instant, max_peers: usize) -> Vec<SocketAddr> {
-        let connected = self.lock().peers.len();
+        let (connected, here): (usize, HashSet<SocketAddr>) = {
+            let st = self.lock();
+            // Peers connected to us already (their listen address, when they said it).
+            let here = st
+                .peers
+                .values()
+                .flat_map(|p| [Some(p.addr), p.listen])
+                .flatten()
+                .chain(st.banned.iter().map(|ip| SocketAddr::new(*ip, 0)))
+                .collect();
+            (st.peers.len(), here)
+        };
+        let banned = |a: &SocketAddr| here.contains(&SocketAddr::new(a.ip(), 0));
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let busy = known.values().filter(|k| k.busy).count();
         let room = max_peers.saturating_sub(connected.max(busy)).min(8);
@@ -208,7 +233,7 @@ impl Torrent {
             if due.len() >= room {
                 break;
             }
-            if !k.busy && k.next_try <= now {
+            if !k.busy && k.next_try <= now && !here.contains(addr) && !banned(addr) {
                 k.busy = true;
                 due.push(*addr);
             }
@@ -237,6 +262,16 @@ impl Torrent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Moves `url` to the front of its tier (BEP 12: the tracker that answered).
+    pub fn promote_tracker(&self, url: &str) {
+        let mut tiers = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        for tier in tiers.iter_mut() {
+            if let Some(i) = tier.iter().position(|u| u == url) {
+                tier[..=i].rotate_right(1);
+            }
+        }
     }
 
     pub fn set_trackers(&self, tiers: Vec<Vec<String>>) {
@@ -309,6 +344,13 @@ impl Torrent {
             let verdict = match result {
                 Ok(Ok(true)) => Ok(true),
                 Ok(Ok(false)) => Ok(false),
+                // Out of file descriptors (a flood of connections) is not a broken disk:
+                // the piece is fetched again, the torrent goes on.
+                Ok(Err(e)) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                    tracing::warn!(torrent = %t.meta.name, piece, error = %e, "cannot write a piece now; fetching it again");
+                    t.lock().picker.failed(piece);
+                    return;
+                }
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(e.to_string()),
             };

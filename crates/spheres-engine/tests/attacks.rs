@@ -302,3 +302,51 @@ async fn peers_breaking_the_protocol_are_disconnected() {
         Message::Reject(b)
     );
 }
+
+/// A flood of idle connections (no handshake, no info hash needed) takes at most 128 places:
+/// the rest are closed at once, and a download running meanwhile completes (the disks keep
+/// their file descriptors).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_is_bounded() {
+    let s = share(&[]);
+    let seed = seeder(&s).await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(seed.listen_addr()).await.unwrap());
+    }
+    // Those past the cap are closed without a byte; the others wait for a handshake. All
+    // are read at once, for a second.
+    let reads = idle.into_iter().map(|mut c| {
+        tokio::spawn(async move {
+            let mut b = [0u8; 1];
+            let closed = matches!(
+                tokio::time::timeout(Duration::from_secs(1), c.read(&mut b)).await,
+                Ok(Ok(0))
+            );
+            (closed, c)
+        })
+    });
+    let mut still_open = Vec::new();
+    let mut closed = 0;
+    for r in reads.collect::<Vec<_>>() {
+        let (was_closed, c) = r.await.unwrap();
+        if was_closed {
+            closed += 1;
+        } else {
+            still_open.push(c);
+        }
+    }
+    assert!(
+        closed >= 300 - 128,
+        "only {closed} of 300 idle connections were closed"
+    );
+    assert!(still_open.len() <= 128);
+    // Once they go, a member downloads.
+    drop(still_open);
+    let e = engine().await;
+    e.add(s.meta.clone(), s.dir.path().join("during"), Arc::new(Open))
+        .await
+        .unwrap();
+    e.connect(s.meta.info_hash.0, seed.listen_addr()).unwrap();
+    completes(&e, &s).await;
+}
