@@ -729,6 +729,7 @@ impl Engine {
     /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
     /// much faster with librqbit (its per-block `block_in_place` is a plain call there).
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        tracing::info!(engine = ?config.backend, "starting the BitTorrent engine");
         let backend = match config.backend {
             Backend::Librqbit => Inner::Rqbit(Rqbit::start(config).await?),
             Backend::Own => Inner::Own(crate::own::Own::start(config).await?),
