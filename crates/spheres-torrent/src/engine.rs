@@ -60,7 +60,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// `SPHERES_ENGINE=own` chooses our own engine; anything else, librqbit.
+    /// `SPHERES_ENGINE=own` chooses our own engine; anything else (`librqbit`), librqbit.
     pub fn from_env() -> Backend {
         match std::env::var("SPHERES_ENGINE").as_deref() {
             Ok("own") => Backend::Own,

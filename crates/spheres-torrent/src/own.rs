@@ -44,6 +44,12 @@ fn failed(e: own::EngineError) -> EngineError {
 
 impl Own {
     pub async fn start(config: EngineConfig) -> Result<Own, EngineError> {
+        if config.dht {
+            return Err(EngineError::Engine(anyhow::anyhow!(
+                "our own BitTorrent engine has no DHT yet: start without --dht, or with \
+                 SPHERES_ENGINE=librqbit to use librqbit's"
+            )));
+        }
         std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
             path: config.download_dir.clone(),
             reason: e.to_string(),
