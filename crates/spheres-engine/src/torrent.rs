@@ -290,11 +290,13 @@ impl Torrent {
             down += p.down.per_second(now);
             up += p.up.per_second(now);
         }
+        // One pass over the pieces (the picker scans them all), not one per field.
+        let complete = st.picker.is_complete() && !self.finishing.load(Ordering::SeqCst);
         TorrentStatus {
             info_hash: self.info_hash(),
             pieces: self.layout.pieces(),
             have: st.picker.have().count(),
-            complete: st.picker.is_complete() && !self.finishing.load(Ordering::SeqCst),
+            complete,
             resumed: self.resumed.load(Ordering::Relaxed),
             have_bytes: st
                 .picker
@@ -308,7 +310,7 @@ impl Torrent {
                 }
             } else if let Some(e) = &st.disk_error {
                 TorrentState::Error(e.clone())
-            } else if st.picker.is_complete() && !self.finishing.load(Ordering::SeqCst) {
+            } else if complete {
                 TorrentState::Seeding
             } else {
                 TorrentState::Downloading
