@@ -613,12 +613,27 @@ impl Engine {
         peers: &[SocketAddr],
         deadline: Duration,
     ) -> Result<Vec<u8>, EngineError> {
+        self.fetch_metadata_as(info_hash, trackers, peers, deadline, Arc::new(Open))
+            .await
+    }
+
+    /// [`Engine::fetch_metadata`] from peers that want `admission`'s proof (a sphere's
+    /// members, who give the metadata to members only).
+    pub async fn fetch_metadata_as(
+        &self,
+        info_hash: [u8; 20],
+        trackers: &[String],
+        peers: &[SocketAddr],
+        deadline: Duration,
+        admission: Arc<dyn Admission>,
+    ) -> Result<Vec<u8>, EngineError> {
         let info = metadata::fetch(
             self.inner.clone(),
             info_hash,
             trackers.to_vec(),
             peers.to_vec(),
             deadline,
+            admission,
         )
         .await
         .ok_or(EngineError::NoMetadata)?;

@@ -28,18 +28,41 @@ pub struct Proving {
 }
 
 /// Admission for a sphere's torrents: members' nodes (who hold the sphere's secret) only.
+///
+/// One value serves all of a sphere's torrents, and its secret can change while they run (the
+/// owner gives a new one after removing a member): new connections are checked against the
+/// secret of the moment. Without a secret (not received yet) nobody is admitted and we prove
+/// nothing.
 pub struct Members {
-    secret: [u8; 32],
+    secret: std::sync::RwLock<Option<[u8; 32]>>,
 }
 
 impl Members {
     pub fn new(secret: [u8; 32]) -> Members {
-        Members { secret }
+        Members::with(Some(secret))
     }
 
-    fn mac(&self, p: &Proving) -> Hmac<Sha256> {
+    /// Members with `secret`, or nobody until [`Members::set`] gives one.
+    pub fn with(secret: Option<[u8; 32]>) -> Members {
+        Members {
+            secret: std::sync::RwLock::new(secret),
+        }
+    }
+
+    /// Changes the secret for connections from now on (those admitted stay).
+    pub fn set(&self, secret: Option<[u8; 32]>) {
+        *self.secret.write().unwrap_or_else(|e| e.into_inner()) = secret;
+    }
+
+    /// The secret of the moment.
+    pub fn secret(&self) -> Option<[u8; 32]> {
+        *self.secret.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mac(&self, p: &Proving) -> Option<Hmac<Sha256>> {
+        let secret = self.secret()?;
         // A key of any length is accepted by HMAC: this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         for part in [
             LABEL,
@@ -51,19 +74,22 @@ impl Members {
         ] {
             mac.update(part);
         }
-        mac
+        Some(mac)
     }
 }
 
 impl Members {
     /// The proof for `p` (what [`Admission::proof`] sends; for tests that craft peers).
     pub fn proof_for(&self, p: &Proving) -> Option<[u8; 32]> {
-        Some(self.mac(p).finalize().into_bytes().into())
+        Some(self.mac(p)?.finalize().into_bytes().into())
     }
 }
 
 impl Admission for Members {
     fn admit(&self, peer: &PeerInfo<'_>) -> Verdict {
+        if self.secret().is_none() {
+            return Verdict::Refuse;
+        }
         let Some(ext) = peer.extension else {
             return Verdict::AfterExtension;
         };
@@ -75,13 +101,16 @@ impl Admission for Members {
         let Some(proof) = ext.member_proof else {
             return Verdict::AfterExtension;
         };
-        let expected = self.mac(&Proving {
+        let Some(expected) = self.mac(&Proving {
             info_hash: peer.info_hash,
             from: peer.peer_id,
             from_nonce: nonce,
             to: peer.our_peer_id,
             to_nonce: peer.our_nonce,
-        });
+        }) else {
+            // No secret yet: nobody can be checked.
+            return Verdict::Refuse;
+        };
         // Constant time.
         if expected.verify_slice(&proof).is_ok() {
             Verdict::Admit

@@ -18,7 +18,7 @@ use spheres_wire::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::{Inner, read_handshake};
+use crate::{Admission, Inner, Proving, read_handshake};
 
 /// How long one peer has to give the whole info dictionary.
 const PER_PEER: Duration = Duration::from_secs(30);
@@ -97,6 +97,7 @@ async fn from_peer(
     inner: &Inner,
     addr: SocketAddr,
     info_hash: [u8; 20],
+    admission: &dyn Admission,
 ) -> Result<Vec<u8>, FetchError> {
     let mut conn = inner.transport.dial(addr).await?;
     conn.write_all(&Handshake::new(info_hash, inner.peer_id).encode())
@@ -111,17 +112,21 @@ async fn from_peer(
     if theirs.fast() {
         Message::HaveNone.encode(&mut out);
     }
+    // A sphere's member proves it once it has the other side's nonce (members.rs).
+    let our_nonce: [u8; 16] = rand::random();
+    let ours = ExtHandshake {
+        extensions: [(UT_METADATA.to_owned(), OURS)].into(),
+        client: Some(concat!("spheres/", env!("CARGO_PKG_VERSION")).to_owned()),
+        nonce: Some(our_nonce),
+        ..Default::default()
+    };
     Message::Extended {
         id: 0,
-        payload: ExtHandshake {
-            extensions: [(UT_METADATA.to_owned(), OURS)].into(),
-            client: Some(concat!("spheres/", env!("CARGO_PKG_VERSION")).to_owned()),
-            ..Default::default()
-        }
-        .encode(),
+        payload: ours.encode(),
     }
     .encode(&mut out);
     conn.write_all(&out).await?;
+    let mut proved = false;
 
     let mut decoder = Decoder::new(BLOCK.max(METADATA_PIECE) + 1024);
     let mut buf = vec![0u8; 64 * 1024];
@@ -142,6 +147,35 @@ async fn from_peer(
             Message::Extended { id: 0, payload } if assembler.is_none() => {
                 let h = ExtHandshake::parse(&payload)
                     .map_err(|_| FetchError::Protocol("a bad extended handshake"))?;
+                if !proved
+                    && let Some(their_nonce) = h.nonce
+                    && let Some(proof) = admission.proof(&Proving {
+                        info_hash,
+                        from: inner.peer_id,
+                        from_nonce: our_nonce,
+                        to: theirs.peer_id,
+                        to_nonce: their_nonce,
+                    })
+                {
+                    // Its next extended handshake, once we are admitted, gives the size.
+                    proved = true;
+                    let mut out = Vec::new();
+                    Message::Extended {
+                        id: 0,
+                        payload: ExtHandshake {
+                            member_proof: Some(proof),
+                            ..ours.clone()
+                        }
+                        .encode(),
+                    }
+                    .encode(&mut out);
+                    conn.write_all(&out).await?;
+                    continue;
+                }
+                // A member's node sends its proof, then the size once it admitted us.
+                if proved && h.metadata_size.is_none() {
+                    continue;
+                }
                 let (Some(id), Some(size)) = (h.id_of(UT_METADATA), h.metadata_size) else {
                     return Err(FetchError::NoMetadata);
                 };
@@ -190,6 +224,7 @@ pub(crate) async fn fetch(
     trackers: Vec<String>,
     mut peers: Vec<SocketAddr>,
     deadline: Duration,
+    admission: Arc<dyn Admission>,
 ) -> Option<Vec<u8>> {
     let work = async {
         if !trackers.is_empty() {
@@ -225,10 +260,14 @@ pub(crate) async fn fetch(
             while tries.len() < AT_ONCE {
                 let Some(addr) = queue.next() else { break };
                 let inner = inner.clone();
+                let admission = admission.clone();
                 tries.spawn(async move {
-                    let r = tokio::time::timeout(PER_PEER, from_peer(&inner, addr, info_hash))
-                        .await
-                        .unwrap_or(Err(FetchError::Timeout));
+                    let r = tokio::time::timeout(
+                        PER_PEER,
+                        from_peer(&inner, addr, info_hash, admission.as_ref()),
+                    )
+                    .await
+                    .unwrap_or(Err(FetchError::Timeout));
                     (addr, r)
                 });
             }

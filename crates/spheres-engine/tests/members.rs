@@ -130,3 +130,40 @@ async fn a_replayed_proof_or_none_opens_nothing() {
         }
     }
 }
+
+/// A member fetching a magnet's metadata proves membership as a download does, and gets it;
+/// once the owner gives the sphere a new secret (a member was removed), the old one opens
+/// nothing, and the new one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_fetch_metadata_and_a_new_secret_shuts_the_old_out() {
+    let s = share(&[]);
+    let hash = s.meta.info_hash.0;
+    let gate = Arc::new(Members::new(SECRET));
+    let seed = seeder_for(&s, gate.clone()).await;
+    let fetcher = engine().await;
+    let peers = [seed.listen_addr()];
+    let fetch = |secret: [u8; 32]| {
+        fetcher.fetch_metadata_as(
+            hash,
+            &[],
+            &peers,
+            Duration::from_secs(10),
+            Arc::new(Members::new(secret)),
+        )
+    };
+    let bytes = fetch(SECRET).await.expect("a member gets the metadata");
+    let meta = spheres_metainfo::Metainfo::from_bytes(&bytes).unwrap();
+    assert_eq!(meta.info_hash.0, hash);
+    assert!(matches!(fetch([7; 32]).await, Err(EngineError::NoMetadata)));
+
+    const NEW: [u8; 32] = [43; 32];
+    gate.set(Some(NEW));
+    assert!(
+        matches!(fetch(SECRET).await, Err(EngineError::NoMetadata)),
+        "the old secret still opens the swarm"
+    );
+    assert!(fetch(NEW).await.is_ok(), "the new secret does not");
+    // Without a secret, nobody.
+    gate.set(None);
+    assert!(matches!(fetch(NEW).await, Err(EngineError::NoMetadata)));
+}

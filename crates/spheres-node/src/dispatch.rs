@@ -132,6 +132,14 @@ impl Node {
             return;
         }
         tracing::info!(sphere = %sphere.name, "received our tracker key");
+        // The secret first: a grant whose key shows has its secret kept too.
+        match grant.swarm_secret() {
+            Some(secret) => self.set_swarm_secret(&sphere, secret).await,
+            None if grant.secret.is_some() => {
+                tracing::warn!(sphere = %sphere.name, "the owner's swarm secret is malformed; ignored")
+            }
+            None => {}
+        }
         let _ = self.store.set_announce(sphere.id, &grant.announce).await;
     }
 
@@ -225,9 +233,20 @@ impl Node {
         }
         self.feed_endpoints(&sphere).await;
         // A member of a sphere we own: their tracker key, once per visit.
-        let Some(real) = grant else {
-            return;
-        };
+        if let Some(real) = grant {
+            self.send_grant(&sphere, &room, &nick, real).await;
+        }
+    }
+
+    /// Gives a member of a sphere we own (in the room as `nick`) their tracker key and the
+    /// sphere's swarm secret, in a private message inside the room.
+    pub(crate) async fn send_grant(
+        &self,
+        sphere: &Sphere,
+        room: &BareJid,
+        nick: &str,
+        real: BareJid,
+    ) {
         let Ok(members) = self.store.members(sphere.id).await else {
             return;
         };
@@ -237,12 +256,13 @@ impl Node {
         let Some(announce) = self.tracker.http_announce_url(Some(&member.tracker_key)) else {
             return;
         };
-        let Ok(to) = room.with_resource_str(&nick) else {
+        let Ok(to) = room.with_resource_str(nick) else {
             return;
         };
         let grant = TrackerGrant {
             member: real,
             announce,
+            secret: self.swarm(sphere).await.members.secret().map(hex::encode),
         };
         if self
             .xmpp
@@ -250,7 +270,7 @@ impl Node {
             .await
             .is_ok()
         {
-            lock(&self.rooms).granted(room.as_str(), &nick);
+            lock(&self.rooms).granted(room.as_str(), nick);
         }
     }
 

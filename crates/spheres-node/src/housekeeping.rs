@@ -1,5 +1,5 @@
-//! Housekeeping, every few seconds: members' endpoints fed to the tracker, stalled downloads
-//! given peers again, rooms rejoined, the outbox flushed, sessions expired.
+//! Housekeeping, every few seconds: members' endpoints fed to the tracker and given to the
+//! engine, rooms rejoined, the outbox flushed, sessions expired.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,9 +44,6 @@ impl Node {
                     let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
                         continue;
                     };
-                    if last_feed.elapsed() >= FEED_EVERY {
-                        self.refresh_peers(sphere, share).await;
-                    }
                     if let Some(st) = self.engine.status(&hash) {
                         if st.is_complete() {
                             self.complete_download(sphere, share, &hash).await;
@@ -70,11 +67,15 @@ impl Node {
                         self.flush_outbox(sphere).await;
                     }
                     self.feed_endpoints(sphere).await;
-                    for share in shares
-                        .iter()
-                        .filter(|s| s.share_state() == ShareState::Seeding)
-                    {
-                        self.forget_if_removed(sphere, share).await;
+                    for share in &shares {
+                        match share.share_state() {
+                            ShareState::Seeding => {
+                                self.give_peers(sphere, share);
+                                self.forget_if_removed(sphere, share).await;
+                            }
+                            ShareState::Downloading => self.give_peers(sphere, share),
+                            _ => {}
+                        }
                     }
                 }
             }

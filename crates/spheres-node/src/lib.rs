@@ -9,8 +9,9 @@
 //! - Peers: every node publishes its BitTorrent endpoints in its room presence; the sphere's
 //!   owner runs the sphere's tracker, gives each member their own key (a private message in
 //!   the room), and feeds members' endpoints into it, so members find each other even when
-//!   they cannot reach one another's trackers. librqbit takes extra peers only when a torrent
-//!   is added, so the endpoints known then are passed as initial peers too.
+//!   they cannot reach one another's trackers; the node also gives them to the engine, which
+//!   keeps dialling them. A sphere's swarms admit only nodes that prove the sphere's secret,
+//!   which the owner gives each member with their tracker key (and renews when it removes one).
 
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -46,7 +47,7 @@ pub use uploads::{UPLOAD_HEADROOM, free_bytes};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use spheres_store::Store;
 use spheres_torrent::Engine;
@@ -97,8 +98,6 @@ pub struct Node {
     http: Mutex<Option<SocketAddr>>,
     /// Asked to start over as another account (an invitation link taken in the browser).
     restart: tokio::sync::Notify,
-    /// Stream slots for staggered starts (see `stagger`).
-    staggering: Arc<tokio::sync::Semaphore>,
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
     /// Set when the node starts to stop (or to restart as another account).

@@ -186,7 +186,6 @@ impl Node {
         let mut engine_config = EngineConfig::new(data.join("downloads"));
         engine_config.state_dir = Some(data.join("engine"));
         engine_config.listen = settings.listen;
-        // librqbit keeps private torrents (every sphere's) off the DHT by itself.
         engine_config.dht = settings.dht;
         let engine = Engine::start(engine_config)
             .await
@@ -270,7 +269,6 @@ impl Node {
             hashing: Mutex::default(),
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
-            staggering: Arc::new(tokio::sync::Semaphore::new(2)),
             catching_up: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -389,6 +387,13 @@ impl Node {
                 };
                 self.sphere_owned_grant(&sphere, &hash).await;
                 if self.engine.status(&hash).is_some() {
+                    // Kept by the engine from the last run: it lets nobody in until told who.
+                    let private = share
+                        .torrent
+                        .as_deref()
+                        .is_none_or(|t| Metainfo::from_bytes(t).is_ok_and(|m| m.private));
+                    self.engine
+                        .set_admit(&hash, self.admit(&sphere, private).await);
                     continue;
                 }
                 // A share of ours seeds from where it was; a fetched one resumes in the folder.

@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use spheres_metainfo::InfoHash;
 use spheres_store::Sphere;
-use spheres_torrent::TorrentState;
+use spheres_torrent::{Admission, Admit, Members, PeerInfo, Proving, Verdict};
 use spheres_tracker::KeyScope;
+use spheres_tracker::Tracker;
 use spheres_tracker::wire::{AnnounceRequest, Event as TrackerEvent};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Endpoint, Endpoints};
@@ -37,8 +39,12 @@ pub(crate) fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
 
 /// What the node keeps of peers and of its own reachability.
 pub(crate) struct PeerState {
-    /// The peers each torrent was last added with (librqbit takes peers only then).
-    pub(crate) given: Mutex<HashMap<String, HashSet<SocketAddr>>>,
+    /// Each sphere's swarm admission (by sphere id): its members' nodes, who prove the
+    /// sphere's secret. One value for all of a sphere's torrents; the secret changes in it.
+    pub(crate) swarms: Mutex<HashMap<i64, Arc<SwarmGate>>>,
+    /// Held while a sphere's swarm secret is read or made: one secret per sphere, even when
+    /// two tasks ask for it at once.
+    pub(crate) swarm_init: tokio::sync::Mutex<()>,
     /// Peers heard on the LAN (BEP 14), and the info hashes we announce there.
     pub(crate) lsd: Mutex<Option<spheres_net::lsd::Heard>>,
     pub(crate) lsd_hashes: Mutex<Vec<spheres_net::lsd::Torrent>>,
@@ -50,7 +56,8 @@ pub(crate) struct PeerState {
 impl Default for PeerState {
     fn default() -> Self {
         PeerState {
-            given: Mutex::default(),
+            swarms: Mutex::default(),
+            swarm_init: tokio::sync::Mutex::new(()),
             lsd: Mutex::default(),
             lsd_hashes: Mutex::default(),
             reachability: Mutex::new(spheres_net::Reachability::Unknown),
@@ -145,39 +152,83 @@ impl Node {
         self.emit(NodeEvent::Network);
     }
 
-    /// A download with no peer, while members we did not give it are online (the owner's
-    /// tracker may be away): added again with them. librqbit takes peers only when a torrent
-    /// is added; what was verified stays (the data on disk is checked again).
-    pub(crate) async fn refresh_peers(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
+    /// Gives the engine everyone who may have a share (members' endpoints, peers heard on
+    /// the LAN); it dials those it is not connected to, and again later with backoff.
+    pub(crate) fn give_peers(&self, sphere: &Sphere, share: &spheres_store::ShareRow) {
         let Ok(hash) = share.info_hash.parse::<InfoHash>() else {
             return;
         };
-        let Some(st) = self.engine.status(&hash) else {
-            return;
-        };
-        if st.peers > 0 || st.state != TorrentState::Downloading {
-            return;
+        let peers = self.peers_for(&sphere.room, &share.info_hash);
+        if !peers.is_empty() {
+            let _ = self.engine.add_peers(&hash, &peers);
         }
-        let now: HashSet<SocketAddr> = self
-            .peers_for(&sphere.room, &share.info_hash)
-            .into_iter()
-            .collect();
-        let fresh = {
-            let given = lock(&self.peers.given);
-            let before = given.get(&share.info_hash);
-            now.iter().any(|p| before.is_none_or(|b| !b.contains(p)))
-        };
-        if !fresh {
-            return;
+    }
+
+    /// Who may join a sphere's swarms: its members' nodes, who prove the sphere's secret. The
+    /// owner makes the secret; members get it with their tracker key. Until then nobody is
+    /// admitted (and we can prove nothing).
+    pub(crate) async fn swarm(&self, sphere: &Sphere) -> Arc<SwarmGate> {
+        if let Some(m) = lock(&self.peers.swarms).get(&sphere.id) {
+            return m.clone();
         }
-        tracing::info!(share = %share.name, peers = now.len(), "no peers: adding the download again with members' endpoints");
-        if self.engine.remove(&hash, false).await.is_ok()
-            && let Err(e) = self
-                .add_to_engine(sphere, &self.share_from_row(share), None)
-                .await
-        {
-            tracing::warn!(share = %share.name, error = %e, "cannot add the download again");
+        let _one_at_a_time = self.peers.swarm_init.lock().await;
+        if let Some(m) = lock(&self.peers.swarms).get(&sphere.id) {
+            return m.clone();
         }
+        let name = format!("swarm_secret:{}", sphere.id);
+        let mut secret = self
+            .store
+            .meta(&name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|hex| parse_secret(&hex));
+        if secret.is_none() && sphere.owned {
+            let new = rand::random::<[u8; 32]>();
+            if self.store.set_meta(&name, &hex::encode(new)).await.is_ok() {
+                secret = Some(new);
+            }
+        }
+        let plain = sphere.owned && self.plain_clients(sphere).await;
+        lock(&self.peers.swarms)
+            .entry(sphere.id)
+            .or_insert_with(|| {
+                Arc::new(SwarmGate {
+                    members: Members::with(secret),
+                    plain: AtomicBool::new(plain),
+                    tracker: self.tracker.tracker.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// Whether plain BitTorrent clients of members are let into a sphere's swarms (policy
+    /// `clients:plain`; by default `clients:members`).
+    pub(crate) async fn plain_clients(&self, sphere: &Sphere) -> bool {
+        matches!(
+            self.store.meta(&format!("clients:{}", sphere.id)).await,
+            Ok(Some(v)) if v == "plain"
+        )
+    }
+
+    /// Who may join the swarm of a sphere's torrent: its members' nodes for a private torrent
+    /// (every torrent shared in a sphere), anyone for a public one a member passed on.
+    pub(crate) async fn admit(&self, sphere: &Sphere, private: bool) -> Admit {
+        if private {
+            Admit::Only(self.swarm(sphere).await)
+        } else {
+            Admit::Anyone
+        }
+    }
+
+    /// A sphere's swarm secret is now `secret` (from the owner, or made anew by us, the
+    /// owner): kept, and checked from now on.
+    pub(crate) async fn set_swarm_secret(&self, sphere: &Sphere, secret: [u8; 32]) {
+        let name = format!("swarm_secret:{}", sphere.id);
+        if let Err(e) = self.store.set_meta(&name, &hex::encode(secret)).await {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot keep the sphere's swarm secret");
+        }
+        self.swarm(sphere).await.members.set(Some(secret));
     }
 
     /// Our announce URL for a sphere: our own tracker for spheres we own, else the key the
@@ -312,4 +363,38 @@ impl Node {
             }
         }
     }
+}
+
+/// Who may join a sphere's swarms (one for all of its torrents).
+pub(crate) struct SwarmGate {
+    /// Members' nodes, who prove the sphere's secret (which can change).
+    pub(crate) members: Members,
+    /// Also plain BitTorrent clients (sphere policy `clients:plain`, on the owner's node): a
+    /// peer from an address that announced the torrent to our tracker, which only members'
+    /// keys open (and where the node puts members' published endpoints). An address is
+    /// weaker than a proof: anyone behind the same router is let in too (docs/security.md).
+    pub(crate) plain: AtomicBool,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl Admission for SwarmGate {
+    fn admit(&self, peer: &PeerInfo<'_>) -> Verdict {
+        if self.plain.load(Ordering::Relaxed)
+            && self
+                .tracker
+                .has_peer_at(&InfoHash(peer.info_hash), peer.addr.ip(), Instant::now())
+        {
+            return Verdict::Admit;
+        }
+        self.members.admit(peer)
+    }
+
+    fn proof(&self, p: &Proving) -> Option<[u8; 32]> {
+        self.members.proof(p)
+    }
+}
+
+/// A swarm secret as the store keeps it (64 hex digits).
+fn parse_secret(hex: &str) -> Option<[u8; 32]> {
+    hex::decode(hex).ok()?.try_into().ok()
 }

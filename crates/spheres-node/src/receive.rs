@@ -13,6 +13,7 @@ use spheres_torrent::{AddOptions, Source};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Share, Withdraw};
 
+use crate::Node;
 use crate::RowState as _;
 use crate::api::types;
 use crate::api::types::{Policy, ShareState};
@@ -22,7 +23,6 @@ use crate::rooms::Sender;
 use crate::send::MAGNET_PATIENCE;
 use crate::units::human_bytes;
 use crate::uploads::{UPLOAD_HEADROOM, free_bytes};
-use crate::{Node, lock};
 
 /// An announcement must say what its torrent holds: same name, total size and file count
 /// (the gallery, the policy and the free-space checks go by what it says).
@@ -193,9 +193,16 @@ impl Node {
             ));
         }
         let peers = self.peers_for(&sphere.room, &s.id);
+        let members = self.admit(sphere, true).await;
         let bytes = self
             .engine
-            .metadata(&magnet, peers, Duration::from_secs(60), MAGNET_PATIENCE)
+            .metadata(
+                &magnet,
+                peers,
+                Duration::from_secs(60),
+                MAGNET_PATIENCE,
+                &members,
+            )
             .await?;
         let meta = Metainfo::from_bytes(&bytes).context("the share's metadata is invalid")?;
         check_announced(s, &meta)?;
@@ -231,7 +238,15 @@ impl Node {
         path: Option<&str>,
     ) -> Result<()> {
         let hash: InfoHash = s.id.parse().map_err(|_| anyhow!("bad share id"))?;
+        // A magnet is fetched from members as a private torrent would be.
+        let private = s
+            .torrent
+            .as_ref()
+            .is_none_or(|t| Metainfo::from_bytes(t).is_ok_and(|m| m.private));
+        let admit = self.admit(sphere, private).await;
         if self.engine.status(&hash).is_some() {
+            // Kept from the last run: it let nobody in until now.
+            self.engine.set_admit(&hash, admit);
             return Ok(());
         }
         let announce = self.announce_url(sphere).await;
@@ -239,7 +254,6 @@ impl Node {
             Some(t) => {
                 // A sphere torrent announces with our own key; a public torrent someone
                 // passed on keeps its own trackers.
-                let private = Metainfo::from_bytes(t).is_ok_and(|m| m.private);
                 let bytes = match &announce {
                     Some(a) if private => {
                         spheres_metainfo::with_trackers(t, std::slice::from_ref(a))?
@@ -261,68 +275,9 @@ impl Node {
             }
         };
         opts.peers = self.peers_for(&sphere.room, &s.id);
-        lock(&self.peers.given).insert(s.id.clone(), opts.peers.iter().copied().collect());
+        opts.admit = admit;
         self.engine.add(source, opts).await?;
-        if path.is_none() {
-            self.stagger(hash);
-        }
         Ok(())
-    }
-
-    /// Makes this member fetch a large download from its own starting point first.
-    ///
-    /// librqbit asks for pieces in order, so members that start a share together all ask the
-    /// sharer for the same pieces and have nothing to trade: a star. A reader that walks the
-    /// largest file from a point of its own (derived from our address and the share, so it
-    /// differs between members) makes the engine fetch that region first; members then hold
-    /// different pieces and serve each other while the rest comes in order.
-    pub(crate) fn stagger(&self, hash: InfoHash) {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        const MIN_SIZE: u64 = 16 * 1024 * 1024;
-        let Some(meta) = self.engine.metainfo(&hash) else {
-            return;
-        };
-        let Some((index, file)) = meta
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !f.padding)
-            .max_by_key(|(_, f)| f.length)
-        else {
-            return;
-        };
-        if file.length < MIN_SIZE || self.engine.status(&hash).is_none_or(|s| s.is_complete()) {
-            return;
-        }
-        // A stream slot of our own budget, never more than a few: viewers come first.
-        let Ok(permit) = self.staggering.clone().try_acquire_owned() else {
-            return;
-        };
-        let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&(self.me.as_str(), hash.0), &mut h);
-        let start = std::hash::Hasher::finish(&h) % file.length;
-        let engine = self.engine.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let Ok(mut reader) = engine.open_file(&hash, index).await else {
-                return;
-            };
-            if reader.seek(std::io::SeekFrom::Start(start)).await.is_err() {
-                return;
-            }
-            let mut buf = vec![0u8; 256 * 1024];
-            // Reads wait for the pieces and end at the end of the file. A read that gets
-            // nothing for two minutes (the share withdrawn, or added again with new peers,
-            // which leaves this stream behind) ends it too: it frees its slot.
-            while let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(120), reader.read(&mut buf)).await
-            {
-                if n == 0 {
-                    break;
-                }
-            }
-            tracing::debug!(%hash, start, "staggered start done");
-        });
     }
 
     pub(crate) async fn on_withdraw(

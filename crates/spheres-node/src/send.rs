@@ -199,7 +199,13 @@ impl Node {
         tokio::spawn(async move {
             let fetched = node
                 .engine
-                .metadata(&link, Vec::new(), Duration::from_secs(60), MAGNET_PATIENCE)
+                .metadata(
+                    &link,
+                    Vec::new(),
+                    Duration::from_secs(60),
+                    MAGNET_PATIENCE,
+                    &spheres_torrent::Admit::Anyone,
+                )
                 .await;
             let result = match fetched {
                 Ok(bytes) => node.pass_on_torrent(&name, &path, bytes).await,

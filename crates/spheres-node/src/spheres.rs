@@ -374,6 +374,18 @@ impl Node {
         if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
             self.tracker.tracker.revoke_key(&key);
         }
+        // A new swarm secret, which the removed member's node never gets: it can no longer
+        // join the sphere's swarms (connections already made stay until they close). The
+        // members here get it now; the others when they come back.
+        self.set_swarm_secret(&sphere, rand::random()).await;
+        let present = lock(&self.rooms).present(&sphere.room);
+        for (jid, occ) in present {
+            if jid != who.as_str()
+                && let Ok(real) = BareJid::new(&jid)
+            {
+                self.send_grant(&sphere, &room, &occ.nick, real).await;
+            }
+        }
         Ok(())
     }
 
@@ -437,6 +449,32 @@ impl Node {
     /// What the node fetches in a sphere: `all`, `none` (on demand, `fetch`) or `max:SIZE`.
     pub async fn set_policy(&self, name: &str, policy: &str) -> Result<String, NodeError> {
         let sphere = self.sphere_named(name).await?;
+        // Who joins the sphere's swarms: members' nodes only, or their plain clients too.
+        if let Some(clients) = policy.trim().strip_prefix("clients:") {
+            if !matches!(clients, "members" | "plain") {
+                refuse!(
+                    BadInput,
+                    "{policy:?} is not a policy: use clients:members or clients:plain"
+                );
+            }
+            if !sphere.owned {
+                refuse!(
+                    Forbidden,
+                    "only the sphere's owner (whose tracker knows members' clients) can let plain clients in"
+                );
+            }
+            self.store
+                .set_meta(&format!("clients:{}", sphere.id), clients)
+                .await?;
+            self.swarm(&sphere)
+                .await
+                .plain
+                .store(clients == "plain", std::sync::atomic::Ordering::Relaxed);
+            self.emit(NodeEvent::Sphere {
+                sphere: sphere.name,
+            });
+            return Ok(format!("clients:{clients}"));
+        }
         // Public torrents members pass on: fetched by themselves, or left for the person.
         if let Some(public) = policy.trim().strip_prefix("public:") {
             if !matches!(public, "allow" | "ask") {

@@ -1,32 +1,25 @@
+//! The session: torrents added, checked, downloaded, seeded and streamed by our own engine
+//! (`spheres-engine`), with the paths and checks of `paths.rs`, the statuses the node shows, a
+//! limit on open streams, and who may join each torrent's swarm ([`Admit`]).
+
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use librqbit::dht::Id20;
-use librqbit::limits::LimitsConfig;
-use librqbit::{
-    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, Session,
-    SessionOptions, SessionPersistenceConfig, TorrentStatsState, api::TorrentIdOrHash,
-};
 use serde::Serialize;
+use spheres_engine as own;
 use spheres_metainfo::{InfoHash, Magnet, Metainfo};
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::paths;
-
-/// Blocking-semaphore permits kept for disk I/O, whatever the streams do (librqbit's default
-/// total is 8; this many stay free for writes, uploads and hash checks).
-pub const DISK_PERMITS: usize = 16;
-
-/// How long opening a stream may wait for the torrent's initial check before giving up.
-const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -36,37 +29,12 @@ pub struct EngineConfig {
     pub state_dir: Option<PathBuf>,
     /// Peer-wire listen address. Port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The port to tell trackers, when it differs from the listen port (a mapped port).
-    pub announce_port: Option<u16>,
     /// Streams open at once across all torrents; more are refused with [`EngineError::Busy`].
     pub max_streams: usize,
     /// Mainline DHT, for public torrents only (private torrents never use it).
     pub dht: bool,
-    /// librqbit's own local service discovery (public torrents only).
-    pub lsd: bool,
     pub upload_limit_bps: Option<NonZeroU32>,
     pub download_limit_bps: Option<NonZeroU32>,
-    /// Which engine moves the data: librqbit (the default) or our own (`SPHERES_ENGINE=own`
-    /// in the environment, while the switch-over of issue 13 is under way).
-    pub backend: Backend,
-}
-
-/// The engine behind [`Engine`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Librqbit,
-    /// `spheres-engine`.
-    Own,
-}
-
-impl Backend {
-    /// `SPHERES_ENGINE=own` chooses our own engine; anything else (`librqbit`), librqbit.
-    pub fn from_env() -> Backend {
-        match std::env::var("SPHERES_ENGINE").as_deref() {
-            Ok("own") => Backend::Own,
-            _ => Backend::Librqbit,
-        }
-    }
 }
 
 impl EngineConfig {
@@ -75,13 +43,10 @@ impl EngineConfig {
             download_dir: download_dir.into(),
             state_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            announce_port: None,
             max_streams: 64,
             dht: false,
-            lsd: false,
             upload_limit_bps: None,
             download_limit_bps: None,
-            backend: Backend::from_env(),
         }
     }
 }
@@ -131,9 +96,32 @@ pub enum Output {
     SeedInPlace(PathBuf),
 }
 
+/// Who may take part in a torrent's swarm.
+#[derive(Clone, Default)]
+pub enum Admit {
+    /// Whoever knows the info hash (a public torrent, or a plain client's).
+    #[default]
+    Anyone,
+    /// Those `Admission` lets in: for a sphere's torrents, its members' nodes, who prove
+    /// they hold its secret ([`spheres_engine::Members`]; one value for all of a sphere's
+    /// torrents, whose secret can change while they run).
+    Only(Arc<dyn own::Admission>),
+}
+
+impl std::fmt::Debug for Admit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Admit::Anyone => f.write_str("Anyone"),
+            Admit::Only(_) => f.write_str("Only"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AddOptions {
     pub output: Output,
+    /// Who may take part (a torrent already in the session takes this one from now on).
+    pub admit: Admit,
     pub paused: bool,
     /// Peers to connect to, besides whatever the trackers say.
     pub peers: Vec<SocketAddr>,
@@ -145,6 +133,7 @@ impl AddOptions {
     pub fn download(dir: impl Into<PathBuf>) -> Self {
         AddOptions {
             output: Output::Download(dir.into()),
+            admit: Admit::Anyone,
             paused: false,
             peers: Vec::new(),
             metadata_timeout: Duration::from_secs(120),
@@ -205,462 +194,6 @@ impl TorrentStatus {
     }
 }
 
-/// The librqbit backend: a BitTorrent session. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Rqbit {
-    session: Arc<Session>,
-    streams: Arc<Semaphore>,
-    max_streams: usize,
-    metas: Arc<Mutex<HashMap<InfoHash, Arc<Metainfo>>>>,
-    listen: SocketAddr,
-    state_dir: Option<PathBuf>,
-}
-
-fn engine_err(e: anyhow::Error) -> EngineError {
-    EngineError::Engine(e)
-}
-
-fn id(hash: &InfoHash) -> TorrentIdOrHash {
-    TorrentIdOrHash::Hash(Id20::new(hash.0))
-}
-
-/// A free TCP port on `ip`, for when librqbit must be told its port before it binds.
-fn free_port(ip: IpAddr) -> io::Result<u16> {
-    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
-}
-
-impl Rqbit {
-    /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
-    /// much faster (librqbit's per-block `block_in_place` is a plain call there).
-    pub async fn start(config: EngineConfig) -> Result<Rqbit, EngineError> {
-        let mut listen = config.listen;
-        if listen.port() == 0 {
-            // librqbit cannot report a loopback listener's port to trackers unless it knows it
-            // in advance, so choose the port here.
-            listen.set_port(
-                free_port(listen.ip()).map_err(|source| EngineError::Listen {
-                    addr: listen,
-                    source,
-                })?,
-            );
-        }
-        let announce_port = config.announce_port.unwrap_or(listen.port());
-        std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
-            path: config.download_dir.clone(),
-            reason: e.to_string(),
-        })?;
-        let persistence = match &config.state_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| EngineError::Data {
-                    path: dir.clone(),
-                    reason: e.to_string(),
-                })?;
-                forget_fastresume_after_crash(dir);
-                Some(SessionPersistenceConfig::Json {
-                    folder: Some(dir.clone()),
-                })
-            }
-            None => None,
-        };
-        let dht = config.dht.then(|| librqbit::DhtSessionConfig {
-            persistence: config
-                .state_dir
-                .as_ref()
-                .map(|d| librqbit::dht::DhtPersistenceConfig {
-                    config_filename: Some(d.join("dht.json")),
-                    ..Default::default()
-                }),
-            ..Default::default()
-        });
-        let opts = SessionOptions {
-            dht,
-            fastresume: persistence.is_some(),
-            persistence,
-            listen: Some(ListenerOptions {
-                mode: ListenerMode::TcpOnly,
-                listen_addr: listen,
-                announce_port: Some(announce_port),
-                enable_upnp_port_forwarding: false,
-                ipv4_only: listen.is_ipv4(),
-                ..Default::default()
-            }),
-            // See the crate docs: streams hold these permits for their whole life.
-            runtime_worker_threads: Some(config.max_streams + DISK_PERMITS),
-            ratelimits: LimitsConfig {
-                upload_bps: config.upload_limit_bps,
-                download_bps: config.download_limit_bps,
-            },
-            disable_local_service_discovery: !config.lsd,
-            ipv4_only: listen.is_ipv4(),
-            client_name_and_version: Some(format!("spheres {}", env!("CARGO_PKG_VERSION"))),
-            ..Default::default()
-        };
-        let session = Session::new_with_opts(config.download_dir.clone(), opts)
-            .await
-            .map_err(engine_err)?;
-        let listen = session.listen_addr().unwrap_or(listen);
-        let engine = Rqbit {
-            session,
-            streams: Arc::new(Semaphore::new(config.max_streams)),
-            max_streams: config.max_streams,
-            metas: Arc::default(),
-            listen,
-            state_dir: config.state_dir.clone(),
-        };
-        engine.index_restored();
-        Ok(engine)
-    }
-
-    /// Parses the torrents librqbit restored from its state folder.
-    fn index_restored(&self) {
-        let restored: Vec<bytes::Bytes> = self.session.with_torrents(|it| {
-            it.filter_map(|(_, h)| h.metadata.load_full().map(|m| m.torrent_bytes.clone()))
-                .collect()
-        });
-        let mut metas = self.lock_metas();
-        for bytes in restored {
-            match Metainfo::from_bytes(&bytes) {
-                Ok(m) => {
-                    metas.insert(m.info_hash, Arc::new(m));
-                }
-                Err(e) => tracing::warn!(error = %e, "a restored torrent does not parse"),
-            }
-        }
-    }
-
-    fn lock_metas(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Arc<Metainfo>>> {
-        self.metas.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The address peers connect to.
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-    }
-
-    /// Adds a torrent; returns once it is being checked or downloaded.
-    pub async fn add(&self, source: Source, opts: AddOptions) -> Result<InfoHash, EngineError> {
-        let (bytes, meta) = match source {
-            Source::Torrent(bytes) => {
-                let meta = Metainfo::from_bytes(&bytes)?;
-                (bytes, meta)
-            }
-            Source::Magnet(link) => {
-                let magnet: Magnet = link.parse()?;
-                let bytes = self.resolve_magnet(&link, &magnet, &opts).await?;
-                let meta = Metainfo::from_bytes(&bytes)?;
-                (bytes, meta)
-            }
-        };
-        let root = paths::place(&opts.output, &meta)?;
-        let hash = meta.info_hash;
-        let add = AddTorrentOptions {
-            paused: opts.paused,
-            overwrite: true,
-            output_folder: Some(root.to_string_lossy().into_owned()),
-            initial_peers: (!opts.peers.is_empty()).then(|| opts.peers.clone()),
-            ..Default::default()
-        };
-        let response = self
-            .session
-            .add_torrent(AddTorrent::from_bytes(bytes), Some(add))
-            .await
-            .map_err(engine_err)?;
-        if let AddTorrentResponse::AlreadyManaged(..) = response {
-            tracing::info!(%hash, "torrent already in the session");
-        }
-        self.lock_metas().insert(hash, Arc::new(meta));
-        Ok(hash)
-    }
-
-    /// See [`Engine::metadata`] (librqbit also asks the DHT when the session has it, and dials
-    /// each address once per try).
-    pub async fn metadata(
-        &self,
-        link: &str,
-        peers: Vec<SocketAddr>,
-        try_for: Duration,
-        give_up_after: Duration,
-    ) -> Result<Vec<u8>, EngineError> {
-        let magnet: Magnet = link.parse()?;
-        let opts = AddOptions {
-            peers,
-            metadata_timeout: try_for,
-            ..AddOptions::download("")
-        };
-        let started = std::time::Instant::now();
-        let bytes = loop {
-            let tried = std::time::Instant::now();
-            match self.resolve_magnet(link, &magnet, &opts).await {
-                Ok(b) => break b,
-                Err(e) if started.elapsed() + try_for <= give_up_after => {
-                    tracing::info!(hash = %magnet.info_hash, error = %e, "no metadata yet; trying again");
-                    // A try that failed at once (no peer yet) waits before the next.
-                    let pause = Duration::from_secs(15).saturating_sub(tried.elapsed());
-                    tokio::time::sleep(pause).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let meta = Metainfo::from_bytes(&bytes)?;
-        if meta.info_hash != magnet.info_hash {
-            return Err(EngineError::Engine(anyhow::anyhow!(
-                "the metadata received is for {}, not {}",
-                meta.info_hash,
-                magnet.info_hash
-            )));
-        }
-        if meta.trackers.iter().all(Vec::is_empty) && !magnet.trackers.is_empty() {
-            return Ok(spheres_metainfo::with_trackers(&bytes, &magnet.trackers)?);
-        }
-        Ok(bytes)
-    }
-
-    /// Fetches a magnet's metadata from its trackers and peers, and returns a .torrent.
-    async fn resolve_magnet(
-        &self,
-        link: &str,
-        magnet: &Magnet,
-        opts: &AddOptions,
-    ) -> Result<Vec<u8>, EngineError> {
-        let mut peers = opts.peers.clone();
-        peers.extend(
-            magnet
-                .peers
-                .iter()
-                .filter_map(|p| p.parse::<SocketAddr>().ok()),
-        );
-        let list = AddTorrentOptions {
-            list_only: true,
-            initial_peers: (!peers.is_empty()).then_some(peers),
-            ..Default::default()
-        };
-        let response = tokio::time::timeout(
-            opts.metadata_timeout,
-            self.session.add_torrent(AddTorrent::from_url(link.to_owned()), Some(list)),
-        )
-        .await
-        .map_err(|_| {
-            EngineError::Engine(anyhow::anyhow!(
-                "no peer sent the metadata of {} within {:?}; check that a peer or tracker is reachable",
-                magnet.info_hash,
-                opts.metadata_timeout
-            ))
-        })?
-        .map_err(engine_err)?;
-        match response {
-            AddTorrentResponse::ListOnly(l) => Ok(l.torrent_bytes.to_vec()),
-            AddTorrentResponse::AlreadyManaged(_, h) | AddTorrentResponse::Added(_, h) => h
-                .metadata
-                .load_full()
-                .map(|m| m.torrent_bytes.to_vec())
-                .ok_or(EngineError::NotReady),
-        }
-    }
-
-    fn handle(&self, hash: &InfoHash) -> Result<Arc<librqbit::ManagedTorrent>, EngineError> {
-        self.session
-            .get(id(hash))
-            .ok_or(EngineError::NotFound(*hash))
-    }
-
-    /// The parsed metainfo of a torrent in the session.
-    pub fn metainfo(&self, hash: &InfoHash) -> Option<Arc<Metainfo>> {
-        self.lock_metas().get(hash).cloned()
-    }
-
-    pub fn status(&self, hash: &InfoHash) -> Option<TorrentStatus> {
-        let handle = self.session.get(id(hash))?;
-        let meta = self.metainfo(hash)?;
-        let stats = handle.stats();
-        let (state, error) = match &stats.state {
-            TorrentStatsState::Initializing { .. } => (TorrentState::Checking, None),
-            TorrentStatsState::Live if stats.finished => (TorrentState::Seeding, None),
-            TorrentStatsState::Live => (TorrentState::Downloading, None),
-            TorrentStatsState::Paused => (TorrentState::Paused, None),
-            TorrentStatsState::Error => (TorrentState::Error, stats.error.clone()),
-        };
-        let (download_bps, upload_bps, peers) = stats.live.as_ref().map_or((0, 0, 0), |l| {
-            (
-                (l.download_speed.mbps * 1024.0 * 1024.0) as u64,
-                (l.upload_speed.mbps * 1024.0 * 1024.0) as u64,
-                l.snapshot.peer_stats.live as usize,
-            )
-        });
-        let files = meta
-            .visible_files()
-            .map(|(i, f)| FileStatus {
-                index: i,
-                path: f.display_path(),
-                length: f.length,
-                have_bytes: stats.file_progress.get(i).copied().unwrap_or(0),
-            })
-            .collect();
-        Some(TorrentStatus {
-            info_hash: hash.to_hex(),
-            name: meta.name.clone(),
-            state,
-            error,
-            have_bytes: if state == TorrentState::Checking {
-                0
-            } else {
-                stats.progress_bytes
-            },
-            total_bytes: if state == TorrentState::Checking {
-                meta.total_length
-            } else {
-                stats.total_bytes
-            },
-            uploaded_bytes: stats.uploaded_bytes,
-            download_bps,
-            upload_bps,
-            peers,
-            private: meta.private,
-            root: handle.output_folder().to_owned(),
-            files,
-        })
-    }
-
-    pub fn list(&self) -> Vec<TorrentStatus> {
-        let hashes: Vec<InfoHash> = self.lock_metas().keys().copied().collect();
-        let mut out: Vec<_> = hashes.iter().filter_map(|h| self.status(h)).collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
-    }
-
-    pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
-        if h.is_paused() {
-            return Ok(());
-        }
-        self.session.pause(&h).await.map_err(engine_err)
-    }
-
-    pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
-        if !h.is_paused() {
-            return Ok(());
-        }
-        self.session.unpause(&h).await.map_err(engine_err)
-    }
-
-    /// Removes a torrent from the session; its files stay unless `delete_files`.
-    pub async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
-        self.handle(hash)?;
-        self.session
-            .delete(id(hash), delete_files)
-            .await
-            .map_err(engine_err)?;
-        self.lock_metas().remove(hash);
-        Ok(())
-    }
-
-    /// Waits until every wanted piece is downloaded and verified.
-    pub async fn wait_complete(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        loop {
-            let s = self.status(hash).ok_or(EngineError::NotFound(*hash))?;
-            match s.state {
-                TorrentState::Seeding => return Ok(()),
-                TorrentState::Error => {
-                    return Err(EngineError::Engine(anyhow::anyhow!(
-                        s.error.unwrap_or_else(|| "unknown error".into())
-                    )));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// Opens file `index` of a torrent for reading from any position. Reads wait for pieces
-    /// that are not there yet, and the pieces ahead of the read position are fetched first.
-    pub async fn open_file(
-        &self,
-        hash: &InfoHash,
-        index: usize,
-    ) -> Result<FileReader, EngineError> {
-        let meta = self.metainfo(hash).ok_or(EngineError::NotFound(*hash))?;
-        let file = meta
-            .files
-            .get(index)
-            .filter(|f| !f.padding)
-            .ok_or(EngineError::NoSuchFile(*hash, index))?;
-        let len = file.length;
-        let handle = self.handle(hash)?;
-        let permit = self
-            .streams
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| EngineError::Busy(self.max_streams))?;
-        let stream = tokio::time::timeout(STREAM_OPEN_TIMEOUT, handle.stream(index))
-            .await
-            .map_err(|_| EngineError::NotReady)?
-            .map_err(engine_err)?;
-        Ok(FileReader {
-            inner: Box::pin(stream),
-            len,
-            _permit: permit,
-        })
-    }
-
-    /// Streams open now.
-    pub fn open_streams(&self) -> usize {
-        self.max_streams - self.streams.available_permits()
-    }
-
-    /// Stops every torrent and closes the session; resume state is flushed to disk.
-    /// Changes the session's bandwidth limits now (bytes per second; `None`: unlimited).
-    pub fn set_limits(&self, download_bps: Option<NonZeroU32>, upload_bps: Option<NonZeroU32>) {
-        self.session.ratelimits.set_download_bps(download_bps);
-        self.session.ratelimits.set_upload_bps(upload_bps);
-    }
-
-    /// The session's bandwidth limits: (download, upload), bytes per second.
-    pub fn limits(&self) -> (Option<NonZeroU32>, Option<NonZeroU32>) {
-        (
-            self.session.ratelimits.get_download_bps(),
-            self.session.ratelimits.get_upload_bps(),
-        )
-    }
-
-    pub async fn shutdown(&self) {
-        self.session.stop().await;
-        if let Some(dir) = &self.state_dir {
-            let _ = std::fs::write(dir.join(CLEAN_MARKER), b"");
-        }
-    }
-}
-
-/// Written by a clean shutdown, removed at start: its absence means the last run crashed.
-const CLEAN_MARKER: &str = "clean-shutdown";
-
-/// librqbit trusts its saved piece bitfields (after checking a sample of the pieces they
-/// claim), but it writes them lazily: after a crash they lag behind the data, and a download
-/// would start over from the stale bitfield. So after a crash the bitfields go, and the
-/// engine checks what is on disk instead: nothing verified before the crash is fetched again,
-/// and nothing unverified is believed.
-fn forget_fastresume_after_crash(dir: &std::path::Path) {
-    let marker = dir.join(CLEAN_MARKER);
-    if marker.exists() {
-        let _ = std::fs::remove_file(&marker);
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut forgot = 0;
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "bitv") && std::fs::remove_file(&p).is_ok() {
-            forgot += 1;
-        }
-    }
-    if forgot > 0 {
-        tracing::warn!(
-            torrents = forgot,
-            "the last run did not stop cleanly; checking the data on disk instead of trusting saved progress"
-        );
-    }
-}
-
 pub(crate) trait ReadSeek: AsyncRead + AsyncSeek + Send {}
 impl<T: AsyncRead + AsyncSeek + Send> ReadSeek for T {}
 
@@ -702,131 +235,471 @@ impl AsyncSeek for FileReader {
     }
 }
 
-/// A BitTorrent session: librqbit, or our own engine ([`EngineConfig::backend`]). Cheap to
-/// clone.
 #[derive(Clone)]
 pub struct Engine {
-    backend: Inner,
+    engine: own::Engine,
+    streams: Arc<Semaphore>,
+    max_streams: usize,
+    /// Where the torrents of the session are kept across restarts (`.torrent` and `.root`
+    /// files by info hash), with the state folder.
+    kept: Option<PathBuf>,
+    /// Paused torrents: out of the engine, their metainfo and root kept here.
+    paused: Arc<Mutex<Paused>>,
+    /// Each torrent's admission (kept while it is paused).
+    gates: Arc<Mutex<HashMap<InfoHash, Arc<Gate>>>>,
 }
 
-#[derive(Clone)]
-enum Inner {
-    Rqbit(Rqbit),
-    Own(crate::own::Own),
+/// A torrent's admission, which the node can change while the torrent runs (a torrent kept
+/// from the last run starts closed, if private, until the node says who its members are).
+struct Gate(std::sync::RwLock<Admit>);
+
+impl Gate {
+    fn new(admit: Admit) -> Arc<Gate> {
+        Arc::new(Gate(std::sync::RwLock::new(admit)))
+    }
+
+    fn get(&self) -> Admit {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, admit: Admit) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = admit;
+    }
 }
 
-/// Calls the same method on whichever backend runs.
-macro_rules! both {
-    ($self:ident, $e:ident => $body:expr) => {
-        match &$self.backend {
-            Inner::Rqbit($e) => $body,
-            Inner::Own($e) => $body,
+impl own::Admission for Gate {
+    fn admit(&self, peer: &own::PeerInfo<'_>) -> own::Verdict {
+        match self.get() {
+            Admit::Anyone => own::Verdict::Admit,
+            Admit::Only(a) => a.admit(peer),
         }
-    };
+    }
+
+    fn proof(&self, p: &own::Proving) -> Option<[u8; 32]> {
+        match self.get() {
+            Admit::Anyone => None,
+            Admit::Only(a) => a.proof(p),
+        }
+    }
+}
+
+/// Paused torrents, out of the engine: their metainfo and root.
+type Paused = HashMap<InfoHash, (Arc<Metainfo>, PathBuf)>;
+
+fn failed(e: own::EngineError) -> EngineError {
+    match e {
+        own::EngineError::Listen { addr, source } => EngineError::Listen { addr, source },
+        other => EngineError::Engine(anyhow::anyhow!(other)),
+    }
 }
 
 impl Engine {
-    /// Starts a session. Runs on either tokio runtime; the current-thread one moves data
-    /// much faster with librqbit (its per-block `block_in_place` is a plain call there).
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        tracing::info!(engine = ?config.backend, "starting the BitTorrent engine");
-        let backend = match config.backend {
-            Backend::Librqbit => Inner::Rqbit(Rqbit::start(config).await?),
-            Backend::Own => Inner::Own(crate::own::Own::start(config).await?),
+        if config.dht {
+            return Err(EngineError::Engine(anyhow::anyhow!(
+                "this version has no DHT yet: start without --dht, and give magnets a tracker \
+                 or a peer"
+            )));
+        }
+        std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
+            path: config.download_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let engine = own::Engine::start(own::EngineConfig {
+            listen: config.listen,
+            state_dir: config.state_dir.clone(),
+            download_limit: config.download_limit_bps.map(NonZeroU64::from),
+            upload_limit: config.upload_limit_bps.map(NonZeroU64::from),
+            ..Default::default()
+        })
+        .await
+        .map_err(failed)?;
+        let kept = config.state_dir.as_ref().map(|d| d.join("torrents"));
+        let own = Engine {
+            engine,
+            streams: Arc::new(Semaphore::new(config.max_streams)),
+            max_streams: config.max_streams,
+            kept,
+            paused: Arc::default(),
+            gates: Arc::default(),
         };
-        Ok(Engine { backend })
+        own.restore().await;
+        Ok(own)
     }
 
-    /// Which engine runs.
-    pub fn backend(&self) -> Backend {
-        match self.backend {
-            Inner::Rqbit(_) => Backend::Librqbit,
-            Inner::Own(_) => Backend::Own,
+    /// Adds back the torrents the session had when it stopped (their progress is checked
+    /// against the engine's saved record).
+    async fn restore(&self) {
+        let Some(dir) = &self.kept else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "torrent") {
+                continue;
+            }
+            let (Ok(bytes), Ok(root)) = (
+                std::fs::read(&path),
+                std::fs::read(path.with_extension("root")),
+            ) else {
+                continue;
+            };
+            let root = PathBuf::from(std::ffi::OsStr::from_bytes(&root));
+            match Metainfo::from_bytes(&bytes) {
+                Ok(meta) => {
+                    // A private torrent lets nobody in until the node says who may come.
+                    let admit = if meta.private {
+                        Admit::Only(Arc::new(own::Members::with(None)))
+                    } else {
+                        Admit::Anyone
+                    };
+                    let gate = self.gate(meta.info_hash, Some(admit));
+                    if let Err(e) = self.engine.add_at(Arc::new(meta), root, gate).await {
+                        tracing::warn!(torrent = %path.display(), error = %e, "a kept torrent could not be added back");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(torrent = %path.display(), error = %e, "a kept torrent does not parse")
+                }
+            }
         }
     }
 
-    /// The address peers connect to.
-    pub fn listen_addr(&self) -> SocketAddr {
-        both!(self, e => e.listen_addr())
+    /// Keeps a torrent for the next start.
+    fn keep(&self, meta: &Metainfo, bytes: &[u8], root: &Path) {
+        let Some(dir) = &self.kept else { return };
+        let name = dir.join(meta.info_hash.to_hex());
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(name.with_extension("torrent"), bytes))
+            .and_then(|()| {
+                std::fs::write(name.with_extension("root"), root.as_os_str().as_bytes())
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot keep a torrent for the next start");
+        }
     }
 
-    /// Adds a torrent; returns once it is being checked or downloaded (librqbit) or checked
-    /// (our own engine).
+    fn forget(&self, hash: &InfoHash) {
+        if let Some(dir) = &self.kept {
+            let name = dir.join(hash.to_hex());
+            let _ = std::fs::remove_file(name.with_extension("torrent"));
+            let _ = std::fs::remove_file(name.with_extension("root"));
+        }
+    }
+
+    /// A torrent's admission, set to `admit` (created if new); `None`: the one it has.
+    fn gate(&self, hash: InfoHash, admit: Option<Admit>) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        let gate = gates
+            .entry(hash)
+            .or_insert_with(|| Gate::new(Admit::Anyone))
+            .clone();
+        if let Some(admit) = admit {
+            gate.set(admit);
+        }
+        gate
+    }
+
+    fn lock_paused(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<InfoHash, (Arc<Metainfo>, PathBuf)>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.engine.listen_addr()
+    }
+
     pub async fn add(&self, source: Source, opts: AddOptions) -> Result<InfoHash, EngineError> {
-        both!(self, e => e.add(source, opts).await)
+        let bytes = match source {
+            Source::Torrent(bytes) => bytes,
+            Source::Magnet(link) => {
+                self.metadata(
+                    &link,
+                    opts.peers.clone(),
+                    opts.metadata_timeout,
+                    opts.metadata_timeout,
+                    &opts.admit,
+                )
+                .await?
+            }
+        };
+        let meta = Metainfo::from_bytes(&bytes)?;
+        let root = paths::place(&opts.output, &meta)?;
+        let hash = meta.info_hash;
+        self.keep(&meta, &bytes, &root);
+        let gate = self.gate(hash, Some(opts.admit.clone()));
+        match self.engine.add_at(Arc::new(meta), root, gate).await {
+            Ok(_) => {}
+            Err(own::EngineError::AlreadyAdded) => {
+                tracing::info!(%hash, "torrent already in the session");
+            }
+            Err(e) => return Err(failed(e)),
+        }
+        if !opts.peers.is_empty() {
+            self.engine
+                .add_peers(&hash.0, &opts.peers)
+                .map_err(failed)?;
+        }
+        Ok(hash)
     }
 
     /// Fetches a magnet's metadata (BEP 9) from its trackers and `peers`, without adding the
     /// torrent; returns a whole .torrent that names the magnet's trackers. Each try lasts at
-    /// most `try_for`; tries repeat until `give_up_after`.
+    /// most `try_for`; tries repeat until `give_up_after`. `admit`: a sphere's members give
+    /// the metadata to members only, so we prove it the same way.
     pub async fn metadata(
         &self,
         link: &str,
-        peers: Vec<SocketAddr>,
+        mut peers: Vec<SocketAddr>,
         try_for: Duration,
         give_up_after: Duration,
+        admit: &Admit,
     ) -> Result<Vec<u8>, EngineError> {
-        both!(self, e => e.metadata(link, peers, try_for, give_up_after).await)
+        let proving = Gate::new(admit.clone());
+        let magnet: Magnet = link.parse()?;
+        peers.extend(
+            magnet
+                .peers
+                .iter()
+                .filter_map(|p| p.parse::<SocketAddr>().ok()),
+        );
+        let started = std::time::Instant::now();
+        loop {
+            let tried = std::time::Instant::now();
+            match self
+                .engine
+                .fetch_metadata_as(
+                    magnet.info_hash.0,
+                    &magnet.trackers,
+                    &peers,
+                    try_for,
+                    proving.clone(),
+                )
+                .await
+            {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) if started.elapsed() + try_for <= give_up_after => {
+                    tracing::info!(hash = %magnet.info_hash, error = %e, "no metadata yet; trying again");
+                    // A try that failed at once (no peer yet) waits before the next.
+                    tokio::time::sleep(Duration::from_secs(15).saturating_sub(tried.elapsed()))
+                        .await;
+                }
+                Err(e) => {
+                    return Err(EngineError::Engine(anyhow::anyhow!(
+                        "{e}: no peer sent the metadata of {} within {try_for:?}",
+                        magnet.info_hash
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Peers to keep in touch with for a torrent (members' endpoints, peers heard on the
+    /// LAN), at any time: the engine dials those it is not connected to, again with backoff.
+    pub fn add_peers(&self, hash: &InfoHash, peers: &[SocketAddr]) -> Result<(), EngineError> {
+        if self.lock_paused().contains_key(hash) {
+            return Ok(());
+        }
+        self.engine.add_peers(&hash.0, peers).map_err(|e| match e {
+            own::EngineError::NotFound => EngineError::NotFound(*hash),
+            other => failed(other),
+        })
+    }
+
+    /// Who may join a torrent's swarm, from now on (peers admitted stay).
+    pub fn set_admit(&self, hash: &InfoHash, admit: Admit) {
+        let gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = gates.get(hash) {
+            g.set(admit);
+        }
     }
 
     /// The parsed metainfo of a torrent in the session.
     pub fn metainfo(&self, hash: &InfoHash) -> Option<Arc<Metainfo>> {
-        both!(self, e => e.metainfo(hash))
+        self.engine
+            .metainfo(&hash.0)
+            .map(|(m, _)| m)
+            .or_else(|| self.lock_paused().get(hash).map(|(m, _)| m.clone()))
     }
 
     pub fn status(&self, hash: &InfoHash) -> Option<TorrentStatus> {
-        both!(self, e => e.status(hash))
+        if let Some((meta, root)) = self.lock_paused().get(hash).cloned() {
+            return Some(TorrentStatus {
+                info_hash: hash.to_hex(),
+                name: meta.name.clone(),
+                state: TorrentState::Paused,
+                error: None,
+                have_bytes: 0,
+                total_bytes: meta.total_length,
+                uploaded_bytes: 0,
+                download_bps: 0,
+                upload_bps: 0,
+                peers: 0,
+                private: meta.private,
+                root,
+                files: Vec::new(),
+            });
+        }
+        let (meta, root) = self.engine.metainfo(&hash.0)?;
+        let st = self.engine.status(&hash.0)?;
+        let (state, error) = match st.state {
+            own::TorrentState::Checking { .. } => (TorrentState::Checking, None),
+            own::TorrentState::Downloading => (TorrentState::Downloading, None),
+            own::TorrentState::Seeding => (TorrentState::Seeding, None),
+            own::TorrentState::Error(e) => (TorrentState::Error, Some(e)),
+        };
+        let progress = self.engine.files(&hash.0).unwrap_or_default();
+        let files = meta
+            .visible_files()
+            .zip(progress)
+            .map(|((index, f), p)| FileStatus {
+                index,
+                path: f.display_path(),
+                length: f.length,
+                have_bytes: p.have_bytes,
+            })
+            .collect();
+        Some(TorrentStatus {
+            info_hash: hash.to_hex(),
+            name: meta.name.clone(),
+            state,
+            error,
+            have_bytes: st.have_bytes,
+            total_bytes: meta.total_length,
+            uploaded_bytes: st.uploaded,
+            download_bps: st.download_rate,
+            upload_bps: st.upload_rate,
+            peers: st.peers,
+            private: meta.private,
+            root,
+            files,
+        })
     }
 
     pub fn list(&self) -> Vec<TorrentStatus> {
-        both!(self, e => e.list())
+        let paused: Vec<InfoHash> = self.lock_paused().keys().copied().collect();
+        let mut out: Vec<_> = self
+            .engine
+            .torrents()
+            .into_iter()
+            .map(InfoHash)
+            .chain(paused)
+            .filter_map(|h| self.status(&h))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
+    /// Pausing takes the torrent out of the engine (its progress saved); resuming adds it
+    /// back.
     pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        both!(self, e => e.pause(hash).await)
+        if self.lock_paused().contains_key(hash) {
+            return Ok(());
+        }
+        let (meta, root) = self
+            .engine
+            .metainfo(&hash.0)
+            .ok_or(EngineError::NotFound(*hash))?;
+        self.engine.remove(&hash.0).await.map_err(failed)?;
+        self.lock_paused().insert(*hash, (meta, root));
+        Ok(())
     }
 
     pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        both!(self, e => e.resume(hash).await)
+        let Some((meta, root)) = self.lock_paused().remove(hash) else {
+            return if self.engine.metainfo(&hash.0).is_some() {
+                Ok(())
+            } else {
+                Err(EngineError::NotFound(*hash))
+            };
+        };
+        let gate = self.gate(*hash, None);
+        self.engine.add_at(meta, root, gate).await.map_err(failed)?;
+        Ok(())
     }
 
-    /// Removes a torrent from the session; its files stay unless `delete_files`.
     pub async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
-        both!(self, e => e.remove(hash, delete_files).await)
+        let paused = self.lock_paused().remove(hash);
+        let (meta, root) = match paused {
+            Some(kept) => kept,
+            None => {
+                let kept = self
+                    .engine
+                    .metainfo(&hash.0)
+                    .ok_or(EngineError::NotFound(*hash))?;
+                self.engine.remove(&hash.0).await.map_err(failed)?;
+                kept
+            }
+        };
+        self.forget(hash);
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
+        if delete_files {
+            for f in meta.files.iter().filter(|f| !f.padding) {
+                let path = f.path.iter().fold(root.clone(), |p, c| p.join(c));
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
+        Ok(())
     }
 
-    /// Waits until every wanted piece is downloaded and verified.
     pub async fn wait_complete(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        both!(self, e => e.wait_complete(hash).await)
+        self.engine
+            .wait_complete(&hash.0)
+            .await
+            .map_err(|e| match e {
+                own::EngineError::NotFound => EngineError::NotFound(*hash),
+                other => failed(other),
+            })
     }
 
-    /// Opens file `index` of a torrent for reading from any position. Reads wait for pieces
-    /// that are not there yet, and the pieces ahead of the read position are fetched first.
     pub async fn open_file(
         &self,
         hash: &InfoHash,
         index: usize,
     ) -> Result<FileReader, EngineError> {
-        both!(self, e => e.open_file(hash, index).await)
+        let meta = self.metainfo(hash).ok_or(EngineError::NotFound(*hash))?;
+        if meta.files.get(index).is_none_or(|f| f.padding) {
+            return Err(EngineError::NoSuchFile(*hash, index));
+        }
+        let permit = self
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| EngineError::Busy(self.max_streams))?;
+        let reader = self
+            .engine
+            .open_file(&hash.0, index)
+            .map_err(|_| EngineError::NoSuchFile(*hash, index))?;
+        Ok(FileReader {
+            len: reader.len(),
+            inner: Box::pin(reader),
+            _permit: permit,
+        })
     }
 
-    /// Streams open now.
     pub fn open_streams(&self) -> usize {
-        both!(self, e => e.open_streams())
+        self.max_streams - self.streams.available_permits()
     }
 
-    /// Changes the session's bandwidth limits now (bytes per second; `None`: unlimited).
     pub fn set_limits(&self, download_bps: Option<NonZeroU32>, upload_bps: Option<NonZeroU32>) {
-        both!(self, e => e.set_limits(download_bps, upload_bps))
+        self.engine.set_limits(
+            download_bps.map(NonZeroU64::from),
+            upload_bps.map(NonZeroU64::from),
+        );
     }
 
-    /// The session's bandwidth limits: (download, upload), bytes per second.
     pub fn limits(&self) -> (Option<NonZeroU32>, Option<NonZeroU32>) {
-        both!(self, e => e.limits())
+        let (d, u) = self.engine.limits();
+        let narrow = |v: Option<NonZeroU64>| v.and_then(|v| NonZeroU32::try_from(v).ok());
+        (narrow(d), narrow(u))
     }
 
-    /// Stops every torrent and closes the session; progress is saved.
     pub async fn shutdown(&self) {
-        both!(self, e => e.shutdown().await)
+        self.engine.shutdown().await;
     }
 }

@@ -7,7 +7,7 @@ use spheres_metainfo::Metainfo;
 
 use crate::EngineError;
 
-/// The folder librqbit treats as the root of the torrent's relative file names: the torrent's
+/// The folder the engine treats as the root of the torrent's relative file names: the torrent's
 /// own folder for a multi-file torrent, the folder holding the file for a single-file one.
 pub(crate) fn download_root(dir: &Path, meta: &Metainfo) -> PathBuf {
     if meta.multi_file {
@@ -117,7 +117,7 @@ fn check_sizes(root: &Path, meta: &Metainfo) -> Result<(), EngineError> {
 }
 
 /// No component that already exists between `base` and a file of the torrent may be a
-/// symbolic link: librqbit opens files by path and would follow it out of the folder.
+/// symbolic link: files are opened by path, which would follow it out of the folder.
 pub(crate) fn check_no_symlinks(
     base: &Path,
     root: &Path,

@@ -382,6 +382,21 @@ impl Tracker {
     }
 
     /// Number of live peers in a swarm (for status pages and tests).
+    /// Whether a peer at `ip` announced `hash` here and has not expired: on a private
+    /// tracker, a holder of a key for it (a sphere's member, or a plain client of theirs).
+    pub fn has_peer_at(&self, hash: &InfoHash, ip: IpAddr, now: Instant) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.state().swarms.get(hash).is_some_and(|s| {
+            s.peers.iter().any(|(_, p)| {
+                p.addr.ip() == ip
+                    && now.saturating_duration_since(p.last_seen) < self.config.peer_ttl
+            })
+        })
+    }
+
     pub fn peer_count(&self, hash: &InfoHash) -> usize {
         self.state().swarms.get(hash).map_or(0, |s| s.peers.len())
     }

@@ -97,8 +97,10 @@ pub struct Endpoints {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// The sphere's tracker for one member: the announce URL carries that member's own key, so
-/// removing the member revokes exactly it. Sent as a private message inside the room.
+/// What the sphere's owner gives one member, as a private message inside the room: the
+/// sphere's tracker (the announce URL carries that member's own key, so removing the member
+/// revokes exactly it) and the sphere's swarm secret (members' nodes prove it to each other
+/// before they exchange anything; a new one after a member is removed).
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
 #[xml(namespace = NS, name = "tracker")]
 pub struct TrackerGrant {
@@ -108,6 +110,9 @@ pub struct TrackerGrant {
     /// The HTTP announce URL, key included (`http://host:port/KEY/announce`).
     #[xml(attribute)]
     pub announce: String,
+    /// The sphere's swarm secret, 64 hex digits (32 bytes); absent from older owners.
+    #[xml(attribute(default))]
+    pub secret: Option<String>,
 }
 
 /// "I am the person your invitation link was for": sent by a newcomer's node to the sphere's
@@ -277,6 +282,21 @@ impl Withdraw {
 }
 
 impl TrackerGrant {
+    /// The swarm secret, when it is one (64 hex digits).
+    pub fn swarm_secret(&self) -> Option<[u8; 32]> {
+        let hex = self.secret.as_deref()?;
+        // (`from_str_radix` would take a sign too.)
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+            let digits = std::str::from_utf8(pair).ok()?;
+            out[i] = u8::from_str_radix(digits, 16).ok()?;
+        }
+        Some(out)
+    }
+
     /// A private message to one occupant of the room (`room/nick`), never to the room.
     pub fn into_message(self, occupant: Jid) -> Message {
         let mut m = Message::new(Some(occupant));
@@ -414,6 +434,7 @@ mod tests {
         let g = TrackerGrant {
             member: BareJid::new("bob@home.test").unwrap(),
             announce: "http://192.0.2.1:6969/k3y/announce".into(),
+            secret: Some("ab".repeat(32)),
         };
         let m = g
             .clone()
@@ -421,8 +442,16 @@ mod tests {
         assert_eq!(m.type_, MessageType::Chat);
         assert_eq!(
             SpherePayload::from_message(&m),
-            Some(SpherePayload::Tracker(g))
+            Some(SpherePayload::Tracker(g.clone()))
         );
+        assert_eq!(g.swarm_secret(), Some([0xab; 32]));
+        for bad in ["ab", "+f".repeat(32).as_str(), "é".repeat(32).as_str(), ""] {
+            let g = TrackerGrant {
+                secret: Some(bad.into()),
+                ..g.clone()
+            };
+            assert_eq!(g.swarm_secret(), None, "{bad}");
+        }
         let c = Claim {
             token: "tok".into(),
         };

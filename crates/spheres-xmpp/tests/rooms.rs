@@ -199,6 +199,7 @@ async fn sphere_room_scenario(server: &Server) {
     let grant = TrackerGrant {
         member: bob_bare.clone(),
         announce: "http://127.0.0.1:6969/bobkey/announce".into(),
+        secret: Some("5e".repeat(32)),
     };
     alice
         .send(

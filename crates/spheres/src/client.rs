@@ -39,7 +39,9 @@ pub enum SphereCommand {
     /// Who is in a sphere, and who is online.
     Members { sphere: String },
     /// What this node fetches in a sphere: all, none (on demand) or max:SIZE (e.g. max:500M);
-    /// public:allow or public:ask (the default) for public torrents members pass on.
+    /// public:allow or public:ask (the default) for public torrents members pass on;
+    /// clients:members (the default: only members' spheres nodes, which prove membership) or
+    /// clients:plain (also members' plain BitTorrent clients, through the sphere's tracker).
     Policy { sphere: String, policy: String },
 }
 

@@ -548,3 +548,69 @@ fn a_browser_needs_a_session_and_guessing_is_throttled() {
     assert!(answer.contains("try again in"), "{answer}");
     alice.stop();
 }
+
+/// Attack: a stranger learns the info hash of a sphere's share (a leaked link, a log) and
+/// connects to the owner's node with it, as a plain BitTorrent client would. The node answers
+/// the handshake (a plain client cannot be told from a member before its extended handshake)
+/// and then closes the connection: no metadata size, no piece, not even which pieces it has.
+#[test]
+fn a_stranger_with_the_info_hash_gets_nothing() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    let running = alice.start(&["--user", "alice", "--domain", "family.test"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    let path = dir.path().join("family.jpg");
+    write_random(&path, 300_000, 5);
+    let shared = alice.cli(&["share", "Family", path.to_str().unwrap()]);
+    let hash = hex::decode(shared["info_hash"].as_str().unwrap()).unwrap();
+    wait_seeding(&alice, "Family", "family.jpg");
+
+    let listen: std::net::SocketAddr = running["listen"].as_str().unwrap().parse().unwrap();
+    let mut conn = std::net::TcpStream::connect(listen).unwrap();
+    conn.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    // The handshake (extension protocol and Fast extension), an extended handshake with no
+    // membership proof, and interest.
+    let mut hello = vec![19];
+    hello.extend_from_slice(b"BitTorrent protocol");
+    hello.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+    hello.extend_from_slice(&hash);
+    hello.extend_from_slice(b"-XX0001-strangerrrrr");
+    let ext = b"d1:md11:ut_metadatai1eee";
+    hello.extend_from_slice(&((ext.len() + 2) as u32).to_be_bytes());
+    hello.extend_from_slice(&[20, 0]);
+    hello.extend_from_slice(ext);
+    hello.extend_from_slice(&[0, 0, 0, 1, 2]);
+    conn.write_all(&hello).unwrap();
+
+    // Everything it says until it closes the connection (an error is a reset: closed too).
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("the node kept the stranger's connection open: {e}")
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(got.len() >= 68, "no handshake back: {got:?}");
+    assert_eq!(&got[28..48], &hash[..]);
+    let mut rest = &got[68..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let msg = &rest[4..4 + len.min(rest.len() - 4)];
+        if let Some(&id) = msg.first() {
+            // Only its extended handshake (20), and keep-alives.
+            assert_eq!(id, 20, "the stranger got message {id}: {msg:?}");
+            assert!(
+                !msg.windows(13).any(|w| w == b"metadata_size"),
+                "the stranger learnt the metadata's size"
+            );
+        }
+        rest = &rest[(4 + len).min(rest.len())..];
+    }
+    alice.stop();
+}

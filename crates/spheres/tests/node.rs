@@ -157,6 +157,9 @@ fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
                 .is_some_and(|l| !l.is_empty())
         });
         n.cli(&["sphere", "join", "Family"]);
+        // The owner's grant (tracker key and swarm secret) came: members can trade without
+        // the owner from now on.
+        wait_until("the owner's grant", || announce_of(n, "Family").is_some());
     }
     // Carol goes offline before anything is shared.
     carol.stop();
@@ -215,7 +218,8 @@ fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
 }
 
 /// A member with nothing but an ordinary XMPP client (slixmpp) and an ordinary BitTorrent
-/// client (libtorrent): the .torrent taken out of the announcement works as it is.
+/// client (libtorrent), in a sphere whose owner lets members' plain clients in
+/// (`clients:plain`): the .torrent taken out of the announcement works as it is.
 #[test]
 fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,6 +232,10 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
         .unwrap();
     let ca = running["household"]["ca"].as_str().unwrap().to_owned();
     alice.cli(&["sphere", "create", "Family"]);
+    assert_eq!(
+        alice.cli(&["sphere", "policy", "Family", "clients:plain"])["policy"],
+        "clients:plain"
+    );
     common::node::add_user(&alice, dir.path(), "dave");
     alice.cli(&["sphere", "invite", "Family", "dave@family.test"]);
     let room = alice.cli(&["sphere", "list"])[0]["room"]

@@ -14,7 +14,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 pub fn spheres() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_spheres"));
-    c.env("RUST_LOG", "warn");
+    c.env(
+        "RUST_LOG",
+        std::env::var("SPHERES_TEST_LOG").unwrap_or("warn".into()),
+    );
     c
 }
 
