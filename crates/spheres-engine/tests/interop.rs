@@ -233,3 +233,46 @@ async fn a_folder_of_another_name_is_seeded_in_place() {
     completes(&e, &s).await;
     same_tree(&renamed, &s.dir.path().join("got/album"));
 }
+
+/// qBittorrent (Debian's qbittorrent-nox) downloads from our seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qbittorrent_downloads_from_our_seed() {
+    use spheres_testkit::qbittorrent::Qbt;
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    let hash = s.meta.info_hash.to_hex();
+    let out = s.dir.path().join("qbt");
+    tokio::task::block_in_place(|| {
+        let q = Qbt::start(s.dir.path());
+        q.add(&s.torrent, &out);
+        q.add_peer(&hash, e.listen_addr());
+        q.wait_complete(&hash, Duration::from_secs(90));
+    });
+    same_tree(&s.data, &out.join("album"));
+    let st = e.status(&s.meta.info_hash.0).unwrap();
+    assert!(st.uploaded >= s.meta.total_length, "{st:?}");
+}
+
+/// We download from a qBittorrent seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_download_from_a_qbittorrent_seed() {
+    use spheres_testkit::qbittorrent::Qbt;
+    let s = share(&[]);
+    let hash = s.meta.info_hash.to_hex();
+    let q = tokio::task::block_in_place(|| {
+        let q = Qbt::start(s.dir.path());
+        q.add(&s.torrent, s.data.parent().unwrap());
+        q.wait_complete(&hash, Duration::from_secs(60));
+        q
+    });
+    let e = engine().await;
+    let out = s.dir.path().join("ours");
+    e.add(s.meta.clone(), out.clone(), Arc::new(Open))
+        .await
+        .unwrap();
+    e.connect(s.meta.info_hash.0, q.addr()).unwrap();
+    completes(&e, &s).await;
+    same_tree(&s.data, &out.join("album"));
+    let st = e.status(&s.meta.info_hash.0).unwrap();
+    assert!(st.downloaded >= s.meta.total_length, "{st:?}");
+}

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod libtorrent;
+pub mod qbittorrent;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
