@@ -7,7 +7,9 @@ Prints one JSON object per line on stdout: {"event": ...}.
   lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--tracker URL]...
   lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL] [--no-utp]
   lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S] [--no-utp]
-  (seed and leech also take --bind ADDR: the address to listen on, 127.0.0.1 by default)
+  (seed and leech also take --bind ADDR: the address to listen on, 127.0.0.1 by default, and
+   --dht-bootstrap HOST:PORT...: join the DHT from these nodes, loopback ones allowed; --dht:
+   run a DHT node with no bootstrap, for others to join: its UDP port is the listen port)
 
 `--no-utp` keeps to TCP: libtorrent otherwise dials peers over uTP first, whose delay-based
 congestion control makes loopback transfers slow and erratic (benchmarks use it).
@@ -27,7 +29,7 @@ def emit(**kw):
     print(json.dumps(kw), flush=True)
 
 
-def session(listen_port, utp=True, bind="127.0.0.1"):
+def session(listen_port, utp=True, bind="127.0.0.1", dht=None):
     settings = {
         "listen_interfaces": "%s:%d" % (bind, listen_port),
         "enable_dht": False,
@@ -46,6 +48,15 @@ def session(listen_port, utp=True, bind="127.0.0.1"):
         # Trackers anywhere else are not affected.
         "ssrf_mitigation": False,
     }
+    if dht is not None:
+        settings.update({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(dht),
+            # Test networks live on loopback, which libtorrent's DHT ignores by default.
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_ignore_dark_internet": False,
+        })
     if not utp:
         settings["enable_outgoing_utp"] = False
         settings["enable_incoming_utp"] = False
@@ -90,7 +101,7 @@ def cmd_create(args):
 
 
 def cmd_seed(args):
-    ses = session(args.listen, utp=not args.no_utp, bind=args.bind)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None)
     h, info = add(ses, args.torrent, args.data, args.peer)
     deadline = time.time() + 120
     while not h.status().is_seeding:
@@ -111,7 +122,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = session(args.listen, utp=not args.no_utp, bind=args.bind)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None)
     os.makedirs(args.out, exist_ok=True)
     h, info = add(ses, args.torrent, args.out, args.peer)
     emit(event="started", info_hash=str(info.info_hash()), port=ses.listen_port())
@@ -150,6 +161,8 @@ def main():
         s.add_argument("--timeout", type=float, default=120)
         s.add_argument("--no-utp", action="store_true")
         s.add_argument("--bind", default="127.0.0.1", help="address to listen on (and connect from)")
+        s.add_argument("--dht-bootstrap", action="append", default=[])
+        s.add_argument("--dht", action="store_true")
     args = p.parse_args()
     return {"create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args) or 0
 

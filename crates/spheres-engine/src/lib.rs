@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod announce;
+mod dht;
 mod limit;
 mod members;
 mod metadata;
@@ -42,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 
+pub use dht::DhtConfig;
 pub use members::{Members, Proving};
 pub use peer::SERVE_QUEUE;
 pub use spheres_wire::ExtHandshake;
@@ -80,6 +82,8 @@ pub enum EngineError {
     Stopped,
     #[error("no peer gave this torrent's metadata in time (are its trackers or peers reachable?)")]
     NoMetadata,
+    #[error("cannot join the DHT: {0}")]
+    Dht(std::io::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +99,8 @@ pub struct EngineConfig {
     /// Where torrents' progress is kept across restarts; `None`: every piece is checked
     /// whenever a torrent is added.
     pub state_dir: Option<PathBuf>,
+    /// The mainline DHT, for public torrents only; `None`: no DHT.
+    pub dht: Option<DhtConfig>,
 }
 
 impl Default for EngineConfig {
@@ -105,6 +111,7 @@ impl Default for EngineConfig {
             download_limit: None,
             upload_limit: None,
             state_dir: None,
+            dht: None,
         }
     }
 }
@@ -254,6 +261,8 @@ struct Inner {
     limits: Arc<Limits>,
     /// Places for peers not yet admitted ([`MAX_UNADMITTED`]).
     unadmitted: Arc<tokio::sync::Semaphore>,
+    /// Our DHT node, if the engine joined the DHT.
+    dht: Option<dht::Dht>,
 }
 
 impl Drop for Inner {
@@ -343,7 +352,12 @@ impl Engine {
         let mut peer_id = *b"-SP0100-000000000000";
         rand::rng().fill(&mut peer_id[8..]);
         let (events, _) = broadcast::channel(4096);
+        let dht = match &config.dht {
+            Some(c) => Some(dht::Dht::start(c, listen).map_err(EngineError::Dht)?),
+            None => None,
+        };
         let inner = Arc::new(Inner {
+            dht,
             peer_id,
             listen,
             torrents: Mutex::new(HashMap::new()),
@@ -492,7 +506,7 @@ impl Engine {
                 .filter(|tier| !tier.is_empty())
                 .collect(),
         );
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(t.clone().choke_loop()),
             tokio::spawn(t.clone().save_loop()),
             tokio::spawn(announce::announce_loop(
@@ -501,6 +515,17 @@ impl Engine {
             )),
             tokio::spawn(dial_loop(t.clone(), Arc::downgrade(&self.inner))),
         ];
+        // The DHT, for a public torrent only.
+        if let Some(d) = &inner.dht
+            && !t.meta.private
+        {
+            tasks.push(tokio::spawn(dht::dht_loop(
+                t.clone(),
+                d.clone(),
+                inner.listen.port(),
+                Arc::downgrade(&self.inner),
+            )));
+        }
         {
             let mut map = inner.torrents.lock().unwrap_or_else(|e| e.into_inner());
             if map.contains_key(&info_hash) {
@@ -601,6 +626,23 @@ impl Engine {
             true,
         );
         Ok(())
+    }
+
+    /// Peers of a public torrent (or magnet) from the DHT, if the engine joined it (never
+    /// ask for a private one: its info hash would leave its swarm).
+    pub async fn dht_peers(&self, info_hash: [u8; 20]) -> Vec<SocketAddr> {
+        match &self.inner.dht {
+            Some(d) => d.lookup(info_hash, None).await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Where our DHT node listens (UDP), if the engine joined the DHT.
+    pub async fn dht_addr(&self) -> Option<SocketAddr> {
+        match &self.inner.dht {
+            Some(d) => Some(d.local_addr().await),
+            None => None,
+        }
     }
 
     /// The torrent of a magnet link: its info dictionary fetched from `peers` and from the

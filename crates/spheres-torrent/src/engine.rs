@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub max_streams: usize,
     /// Mainline DHT, for public torrents only (private torrents never use it).
     pub dht: bool,
+    /// DHT nodes to start from (`host:port`); `None`: the well-known public ones.
+    pub dht_bootstrap: Option<Vec<String>>,
     pub upload_limit_bps: Option<NonZeroU32>,
     pub download_limit_bps: Option<NonZeroU32>,
 }
@@ -45,6 +47,7 @@ impl EngineConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_streams: 64,
             dht: false,
+            dht_bootstrap: None,
             upload_limit_bps: None,
             download_limit_bps: None,
         }
@@ -295,12 +298,6 @@ fn failed(e: own::EngineError) -> EngineError {
 
 impl Engine {
     pub async fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        if config.dht {
-            return Err(EngineError::Engine(anyhow::anyhow!(
-                "this version has no DHT yet: start without --dht, and give magnets a tracker \
-                 or a peer"
-            )));
-        }
         std::fs::create_dir_all(&config.download_dir).map_err(|e| EngineError::Data {
             path: config.download_dir.clone(),
             reason: e.to_string(),
@@ -310,6 +307,10 @@ impl Engine {
             state_dir: config.state_dir.clone(),
             download_limit: config.download_limit_bps.map(NonZeroU64::from),
             upload_limit: config.upload_limit_bps.map(NonZeroU64::from),
+            dht: config.dht.then(|| own::DhtConfig {
+                bootstrap: config.dht_bootstrap.clone(),
+                port: 0,
+            }),
             ..Default::default()
         })
         .await
@@ -458,6 +459,8 @@ impl Engine {
         admit: &Admit,
     ) -> Result<Vec<u8>, EngineError> {
         let proving = Gate::new(admit.clone());
+        // The DHT knows public torrents only: a sphere's magnet is never asked there.
+        let public = matches!(admit, Admit::Anyone);
         let magnet: Magnet = link.parse()?;
         peers.extend(
             magnet
@@ -468,6 +471,13 @@ impl Engine {
         let started = std::time::Instant::now();
         loop {
             let tried = std::time::Instant::now();
+            if public {
+                for p in self.engine.dht_peers(magnet.info_hash.0).await {
+                    if !peers.contains(&p) {
+                        peers.push(p);
+                    }
+                }
+            }
             match self
                 .engine
                 .fetch_metadata_as(

@@ -133,19 +133,3 @@ async fn pause_resume_and_remove() {
     // Removing never deletes data seeded in place unless asked.
     assert!(data_path.exists());
 }
-
-/// No DHT yet: asked for one, the engine says so and what to do, rather than starting
-/// without it.
-#[tokio::test]
-async fn our_engine_says_it_has_no_dht_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(dir.path());
-    config.dht = true;
-    let Err(e) = Engine::start(config).await else {
-        panic!("started without the DHT it was asked for");
-    };
-    assert!(
-        e.to_string().contains("no DHT") && e.to_string().contains("without --dht"),
-        "{e}"
-    );
-}
