@@ -39,6 +39,19 @@ pub(crate) enum AnnounceError {
     BadUrl(String),
 }
 
+/// An error and what caused it, on one line (reqwest's own says only which request failed;
+/// the cause says why, e.g. a certificate nobody we trust signed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Announces once to `url`.
 pub(crate) async fn announce_one(
     http: &reqwest::Client,
@@ -49,9 +62,10 @@ pub(crate) async fn announce_one(
         let sep = if url.contains('?') { '&' } else { '?' };
         let mut resp = http
             .get(format!("{url}{sep}{}", http_announce_query(req)))
+            .timeout(TIMEOUT)
             .send()
             .await
-            .map_err(|e| AnnounceError::Http(e.to_string()))?;
+            .map_err(|e| AnnounceError::Http(with_causes(&e)))?;
         let mut body = Vec::new();
         while let Some(chunk) = resp
             .chunk()
@@ -124,7 +138,7 @@ async fn udp_exchange<T>(
 
 /// Announces a torrent for as long as it is in the engine.
 pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
-    let Ok(http) = reqwest::Client::builder().timeout(TIMEOUT).build() else {
+    let Some(http) = engine.upgrade().map(|e| e.http.clone()) else {
         return;
     };
     // Announced once the data is checked: `left` is right, and peers find us ready.
@@ -203,12 +217,7 @@ pub(crate) async fn announce_loop(t: Arc<Torrent>, engine: Weak<Inner>) {
 
 /// Tells the trackers we are gone (best effort: a second per tracker).
 pub(crate) async fn stopped(t: &Torrent, inner: &Inner) {
-    let Ok(http) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(1))
-        .build()
-    else {
-        return;
-    };
+    let http = inner.http.clone();
     let req = request(t, inner, Event::Stopped);
     for url in t.trackers().iter().filter_map(|tier| tier.first()) {
         let _ = tokio::time::timeout(Duration::from_secs(1), announce_one(&http, url, &req)).await;

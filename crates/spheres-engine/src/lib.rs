@@ -16,6 +16,7 @@
 
 mod announce;
 mod dht;
+mod https;
 mod limit;
 mod members;
 mod metadata;
@@ -84,6 +85,8 @@ pub enum EngineError {
     NoMetadata,
     #[error("cannot join the DHT: {0}")]
     Dht(std::io::Error),
+    #[error("cannot set up HTTPS for trackers: {0}")]
+    Https(String),
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +104,8 @@ pub struct EngineConfig {
     pub state_dir: Option<PathBuf>,
     /// The mainline DHT, for public torrents only; `None`: no DHT.
     pub dht: Option<DhtConfig>,
+    /// Certificate authorities (a PEM file) that HTTPS trackers may use besides the system's.
+    pub tracker_ca: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -112,6 +117,7 @@ impl Default for EngineConfig {
             upload_limit: None,
             state_dir: None,
             dht: None,
+            tracker_ca: None,
         }
     }
 }
@@ -263,6 +269,8 @@ struct Inner {
     unadmitted: Arc<tokio::sync::Semaphore>,
     /// Our DHT node, if the engine joined the DHT.
     dht: Option<dht::Dht>,
+    /// For HTTP and HTTPS trackers.
+    http: reqwest::Client,
 }
 
 impl Drop for Inner {
@@ -356,8 +364,10 @@ impl Engine {
             Some(c) => Some(dht::Dht::start(c, listen).map_err(EngineError::Dht)?),
             None => None,
         };
+        let http = https::client(config.tracker_ca.as_deref()).map_err(EngineError::Https)?;
         let inner = Arc::new(Inner {
             dht,
+            http,
             peer_id,
             listen,
             torrents: Mutex::new(HashMap::new()),

@@ -228,10 +228,7 @@ pub(crate) async fn fetch(
 ) -> Option<Vec<u8>> {
     let work = async {
         if !trackers.is_empty() {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .ok()?;
+            let http = inner.http.clone();
             let req = spheres_tracker::wire::AnnounceRequest {
                 info_hash: InfoHash(info_hash),
                 peer_id: inner.peer_id,

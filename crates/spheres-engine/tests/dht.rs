@@ -24,6 +24,20 @@ async fn dht_engine(bootstrap: &[String]) -> Engine {
     .unwrap()
 }
 
+/// A public single-file torrent of `size` random bytes at `data`, written next to it:
+/// (its .torrent file, its metainfo).
+fn single_file(
+    data: &std::path::Path,
+    size: usize,
+    seed: u64,
+) -> (String, Arc<spheres_metainfo::Metainfo>) {
+    spheres_testkit::write_random(data, size, seed);
+    let (bytes, meta) = create_torrent(data, &CreateOptions::default(), &mut |_| {}).unwrap();
+    let torrent = data.with_extension("torrent");
+    std::fs::write(&torrent, bytes).unwrap();
+    (torrent.display().to_string(), Arc::new(meta))
+}
+
 /// Peers the DHT gives for `hash`, asked by a node of our own (not an engine).
 async fn in_the_dht(bootstrap: &[String], hash: [u8; 20]) -> Vec<SocketAddr> {
     let dht = mainline::Dht::builder()
@@ -116,14 +130,8 @@ async fn libtorrent_and_we_find_each_other_through_the_dht() {
 
     // The network: a libtorrent node (seeding something else).
     let other = s.dir.path().join("other/notes.txt");
-    spheres_testkit::write_random(&other, 10_000, 31);
-    let (bytes, _) = create_torrent(&other, &CreateOptions::default(), &mut |_| {}).unwrap();
-    let other_torrent = s.dir.path().join("other.torrent");
-    std::fs::write(&other_torrent, bytes).unwrap();
-    let (t, d) = (
-        other_torrent.display().to_string(),
-        other.parent().unwrap().display().to_string(),
-    );
+    let (t, _) = single_file(&other, 10_000, 31);
+    let d = other.parent().unwrap().display().to_string();
     let mut node = LtPeer::spawn(&["seed", &t, &d, "--listen", "0", "--no-utp", "--dht"]);
     let port = tokio::task::block_in_place(|| node.wait_for("seeding", within))["port"]
         .as_u64()
@@ -156,14 +164,8 @@ async fn libtorrent_and_we_find_each_other_through_the_dht() {
 
     // libtorrent's seed, our download.
     let data = s.dir.path().join("theirs/film.mkv");
-    spheres_testkit::write_random(&data, 300_000, 21);
-    let (bytes, meta) = create_torrent(&data, &CreateOptions::default(), &mut |_| {}).unwrap();
-    let torrent = s.dir.path().join("film.torrent");
-    std::fs::write(&torrent, bytes).unwrap();
-    let (t, d) = (
-        torrent.display().to_string(),
-        data.parent().unwrap().display().to_string(),
-    );
+    let (t, meta) = single_file(&data, 300_000, 21);
+    let d = data.parent().unwrap().display().to_string();
     let mut lt_seed = LtPeer::spawn(&[
         "seed",
         &t,
@@ -177,7 +179,6 @@ async fn libtorrent_and_we_find_each_other_through_the_dht() {
     tokio::task::block_in_place(|| lt_seed.wait_for("seeding", within));
     let leech = dht_engine(&boot).await;
     let out = s.dir.path().join("ours");
-    let meta = Arc::new(meta);
     leech
         .add(meta.clone(), out.clone(), Arc::new(Open))
         .await

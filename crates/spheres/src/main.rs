@@ -232,6 +232,9 @@ struct TrackerArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // HTTPS clients (reqwest) use ring, as the rest of the binary does; one provider for the
+    // process. Installing fails only if one is there already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
