@@ -85,13 +85,7 @@ async fn a_public_torrent_is_found_through_the_dht_and_a_private_one_never_goes_
     )
     .await
     .unwrap();
-    seed.add(
-        s.meta.clone(),
-        s.data.parent().unwrap().to_owned(),
-        Arc::new(Open),
-    )
-    .await
-    .unwrap();
+    seed_on(&seed, &s).await;
 
     // A leech told nothing but the torrent finds the seed through the DHT.
     let leech = dht_engine(&boot).await;
@@ -140,13 +134,7 @@ async fn libtorrent_and_we_find_each_other_through_the_dht() {
 
     // Our seed, libtorrent's download.
     let seed = dht_engine(&boot).await;
-    seed.add(
-        s.meta.clone(),
-        s.data.parent().unwrap().to_owned(),
-        Arc::new(Open),
-    )
-    .await
-    .unwrap();
+    seed_on(&seed, &s).await;
     let out = s.dir.path().join("lt");
     let (t, o) = (s.torrent.display().to_string(), out.display().to_string());
     let mut lt = LtPeer::spawn(&[

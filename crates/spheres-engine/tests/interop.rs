@@ -196,15 +196,7 @@ async fn a_peer_not_there_yet_is_dialled_again() {
     .await
     .expect("the first dial failed");
     let seed = spheres_engine::Engine::start_on(Default::default(), held).unwrap();
-    let st = seed
-        .add(
-            s.meta.clone(),
-            s.data.parent().unwrap().to_owned(),
-            Arc::new(Open),
-        )
-        .await
-        .unwrap();
-    assert!(st.complete);
+    seed_on(&seed, &s).await;
     completes(&e, &s).await;
     same_tree(&s.data, &s.dir.path().join("later/album"));
 }

@@ -200,24 +200,8 @@ async fn an_https_tracker_brings_peers_and_an_untrusted_one_is_refused() {
 
     let seed = trusting().await.unwrap();
     let mut events = seed.subscribe();
-    seed.add(
-        s.meta.clone(),
-        s.data.parent().unwrap().to_owned(),
-        Arc::new(Open),
-    )
-    .await
-    .unwrap();
-    tokio::time::timeout(BOUND * 2, async {
-        loop {
-            match events.recv().await {
-                Ok(EngineEvent::Announced { .. }) => return,
-                Ok(EngineEvent::TrackerError { error, .. }) => panic!("the tracker: {error}"),
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the seed announced over HTTPS");
+    seed_on(&seed, &s).await;
+    announced(&mut events).await;
     let leech = trusting().await.unwrap();
     leech
         .add(s.meta.clone(), s.dir.path().join("leech"), Arc::new(Open))

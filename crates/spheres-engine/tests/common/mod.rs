@@ -62,9 +62,12 @@ pub async fn seeder(s: &Share) -> Engine {
     seeder_for(s, Arc::new(Open)).await
 }
 
-/// An engine seeding the share to the peers `admission` lets in.
-pub async fn seeder_for(s: &Share, admission: Arc<dyn Admission>) -> Engine {
-    let e = engine().await;
+/// `e` seeds the share (to anyone).
+pub async fn seed_on(e: &Engine, s: &Share) {
+    seed_for_on(e, s, Arc::new(Open)).await;
+}
+
+async fn seed_for_on(e: &Engine, s: &Share, admission: Arc<dyn Admission>) {
     let st = e
         .add(
             s.meta.clone(),
@@ -74,6 +77,12 @@ pub async fn seeder_for(s: &Share, admission: Arc<dyn Admission>) -> Engine {
         .await
         .unwrap();
     assert!(st.complete, "the seed's data checks");
+}
+
+/// An engine seeding the share to the peers `admission` lets in.
+pub async fn seeder_for(s: &Share, admission: Arc<dyn Admission>) -> Engine {
+    let e = engine().await;
+    seed_for_on(&e, s, admission).await;
     e
 }
 
@@ -89,6 +98,12 @@ pub async fn announced_seeder(s: &Share) -> Engine {
     )
     .await
     .unwrap();
+    announced(&mut events).await;
+    e
+}
+
+/// Waits (bounded) until a tracker answered an announce; panics on a tracker's error.
+pub async fn announced(events: &mut tokio::sync::broadcast::Receiver<spheres_engine::EngineEvent>) {
     tokio::time::timeout(BOUND * 2, async {
         loop {
             match events.recv().await {
@@ -102,7 +117,6 @@ pub async fn announced_seeder(s: &Share) -> Engine {
     })
     .await
     .expect("the seed announced");
-    e
 }
 
 /// Our tracker, HTTP and UDP on loopback ports the OS chose; `private`: keys needed.
