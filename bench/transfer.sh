@@ -9,8 +9,8 @@
 # - One .torrent is made of it with spheres; it names an HTTP spheres tracker on 127.0.0.1. A
 #   fresh tracker is started for each pair, so no pair sees peers left over from another.
 # - Pairs, each with its own seed started once and kept up for the pair's runs:
-#     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`   (librqbit, the
-#                engine the node uses today)
+#     spheres    `spheres torrent seed`  -> `spheres torrent get --peer SEED`   (our engine
+#                behind the node's adapter, current-thread runtime)
 #     engine     `bt seed` -> `bt get --peer SEED`: our own engine (crates/spheres-engine,
 #                issue 13), through its example command (target/release/examples/bt)
 #     libtorrent `lt_peer.py seed`       -> `lt_peer.py leech --peer SEED`   (python3-libtorrent;

@@ -239,6 +239,19 @@ try {
   await b.goto(NODE_B + "/#/s/Family");
   await b.getByRole("heading", { name: "Chat" }).waitFor();
 
+  // With "fetch automatically: none", a new video waits on bob's node, "not fetched"; a click
+  // on its card fetches it and plays it at once, before bob's node has all of it.
+  await a.goto(NODE_A + "/#/s/Family");
+  await a.getByRole("heading", { name: "Chat" }).waitFor();
+  await a.setInputFiles("#file-input", { name: "clip-2.webm", mimeType: "video/webm", buffer: fs.readFileSync(VIDEO) });
+  await b.waitForFunction(() => [...document.querySelectorAll(".card.available .open")].some((e) => e.textContent.includes("clip-2.webm") && !e.disabled), null, { timeout: WAIT });
+  await b.getByRole("button", { name: /clip-2\.webm/ }).click();
+  await b.waitForFunction(() => { const v = document.querySelector("#player"); return v && v.currentTime > 0.5 && !v.paused; }, null, { timeout: WAIT });
+  const second = (await (await nodeApi(NODE_B, "/api/spheres/Family/shares")).json()).find((s) => s.name === "clip-2.webm");
+  console.log(JSON.stringify({ event: "playing_left_aside", have_bytes: second.have_bytes, total_bytes: second.total_bytes }));
+  assert.ok(second.have_bytes < second.total_bytes, `a share left aside plays before it is all here (${second.have_bytes} of ${second.total_bytes})`);
+  await b.keyboard.press("Escape");
+
   // From another device (a name that is not loopback), the node wants its password.
   await a.goto(NODE_A + "/#/settings");
   await a.getByLabel("Web password for your other devices").fill("correct horse battery");

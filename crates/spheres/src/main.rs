@@ -290,9 +290,9 @@ fn ask(out: &Output, locate: &spheres_node::settings::Locate, what: Ask) -> Resu
 }
 
 /// One async thread per process (blocking work goes to tokio's blocking pool, hashing of new
-/// torrents to its own threads). librqbit moves each 16 KiB block through `block_in_place`,
-/// which on a multi-threaded runtime hands the worker's core to another thread every time: a
-/// 1 GiB loopback transfer took 2.2 times as long that way (docs/benchmarks.md (a)).
+/// torrents to its own threads). Chosen for librqbit; with our engine the multi-threaded
+/// runtime moves 1 GiB on loopback no faster (2 %, within the runs' spread; docs/benchmarks.md
+/// (a)), and one async thread leaves the second core to hashing and disk threads.
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

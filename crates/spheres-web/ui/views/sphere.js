@@ -60,6 +60,22 @@ export function mount(el, { name }) {
     closeViewer = viewer.mount(document.getElementById("viewer"), { shares: () => shares, index });
   }
 
+  /** Opens a card: a share the sphere's policy left aside is fetched first, and shown at
+   *  once (it plays while it downloads, the pieces the viewer needs first). */
+  async function openCard(s, index) {
+    if (s.state === "available") {
+      try {
+        await api(`${base}/fetch`, { method: "POST", json: { share: s.info_hash }, signal });
+        await refreshShares();
+        index = shares.findIndex((x) => x.info_hash === s.info_hash);
+        // Announced by its magnet alone: its metadata comes first, in the background; the
+        // card opens once the engine has it.
+        if (!shares[index]?.transfer) return;
+      } catch (e) { fail(e); return; }
+    }
+    openViewer(index);
+  }
+
   function shareCard(s, index) {
     const pct = progressOf(s);
     const ready = s.state === "seeding";
@@ -71,8 +87,8 @@ export function mount(el, { name }) {
       : icon;
     const stateText = t(`state_${s.state}`) + (s.state === "downloading" ? ` ${pct}%` : "");
     return h("li", { class: `card ${s.state}` },
-      h("button", { type: "button", class: "open", "data-index": index, onclick: () => openViewer(index),
-        disabled: !s.info_hash || s.state === "available" || s.state === "hashing" },
+      h("button", { type: "button", class: "open", "data-index": index, onclick: () => openCard(s, index),
+        disabled: !s.info_hash || s.state === "hashing" },
         h("span", { class: "thumb" }, thumb),
         h("span", { class: "name" }, s.name)),
       h("span", { class: "meta" }, `${size(s.total_bytes || s.size || 0)}${s.files > 1 ? " · " + t("files", { n: s.files }) : ""}`),
