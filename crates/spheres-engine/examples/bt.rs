@@ -2,9 +2,10 @@
 //! Prints one JSON object per line, like `tests/peers/lt_peer.py`.
 //!
 //!   bt seed TORRENT DATA [--listen ADDR]     (DATA: the torrent's file or folder itself)
+//!   bt seed-all DIR [--listen ADDR]          (every DIR/*.torrent, its data in DIR)
 //!   bt get  TORRENT --out DIR --peer ADDR... [--listen ADDR]
 //!
-//! `seed` runs until killed; `get` exits 0 once every piece is in and verified.
+//! `seed` and `seed-all` run until killed; `get` exits 0 once every piece is in and verified.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use spheres_metainfo::Metainfo;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bt seed TORRENT DATA [--listen ADDR] | bt get TORRENT --out DIR --peer ADDR... [--listen ADDR]"
+        "usage: bt seed TORRENT DATA [--listen ADDR] | bt seed-all DIR [--listen ADDR] | bt get TORRENT --out DIR --peer ADDR... [--listen ADDR]"
     );
     std::process::exit(2)
 }
@@ -43,6 +44,9 @@ async fn main() {
             }
             _ => usage(),
         }
+    }
+    if cmd == "seed-all" {
+        seed_all(PathBuf::from(torrent), listen).await;
     }
     let bytes = std::fs::read(torrent).unwrap_or_else(|e| {
         eprintln!("cannot read {torrent}: {e}");
@@ -111,4 +115,51 @@ async fn main() {
         }
         _ => usage(),
     }
+}
+
+/// Seeds every `*.torrent` in `dir` (its data in `dir`), then runs until killed.
+async fn seed_all(dir: PathBuf, listen: SocketAddr) -> ! {
+    let engine = Engine::start(EngineConfig {
+        listen,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let mut n = 0;
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        eprintln!("cannot read {}: {e}", dir.display());
+        std::process::exit(1)
+    });
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "torrent") {
+            continue;
+        }
+        let meta = std::fs::read(&path)
+            .ok()
+            .and_then(|b| Metainfo::from_bytes(&b).ok())
+            .unwrap_or_else(|| {
+                eprintln!("{}: not a torrent", path.display());
+                std::process::exit(1)
+            });
+        match engine
+            .add(Arc::new(meta), dir.clone(), Arc::new(Open))
+            .await
+        {
+            Ok(st) if st.complete => n += 1,
+            Ok(_) | Err(_) => {
+                eprintln!("{}: its data does not check", path.display());
+                std::process::exit(1)
+            }
+        }
+    }
+    println!(
+        "{{\"event\":\"seeding\",\"torrents\":{n},\"listen\":\"{}\"}}",
+        engine.listen_addr()
+    );
+    let never: std::convert::Infallible = std::future::pending().await;
+    match never {}
 }

@@ -375,8 +375,46 @@ impl Node {
         Ok(())
     }
 
+    /// Says who may join each torrent the engine kept from the last run (until then it lets
+    /// nobody in): the sphere whose share it is, as we shared or fetched it. When two spheres
+    /// name the same torrent, the one where it is seeding comes first, then one where it is
+    /// downloading; a share we only heard of (its metadata never fetched, or not fetched at
+    /// all) opens nothing, or a member of one sphere could open another's torrent by
+    /// announcing its info hash.
+    async fn admit_kept(&self) -> Result<()> {
+        let mut kept = Vec::new();
+        for sphere in self.store.spheres().await? {
+            for share in self.store.shares(sphere.id).await? {
+                let rank = match share.share_state() {
+                    ShareState::Seeding => 0,
+                    ShareState::Downloading => 1,
+                    _ => continue,
+                };
+                let (Ok(hash), Some(torrent)) = (
+                    share.info_hash.parse::<InfoHash>(),
+                    share.torrent.as_deref(),
+                ) else {
+                    continue;
+                };
+                if self.engine.status(&hash).is_some() {
+                    let private = Metainfo::from_bytes(torrent).is_ok_and(|m| m.private);
+                    kept.push((rank, hash, sphere.clone(), private));
+                }
+            }
+        }
+        kept.sort_by_key(|(rank, ..)| *rank);
+        for (_, hash, sphere, private) in kept {
+            let admit = self.admit(&sphere, private).await;
+            if !self.engine.set_admit(&hash, admit) {
+                tracing::debug!(%hash, sphere = %sphere.name, "the torrent's admission was given by another sphere first");
+            }
+        }
+        Ok(())
+    }
+
     /// Puts back into the engine what the store says we share or fetch.
     pub(crate) async fn restore(self: &Arc<Self>) -> Result<()> {
+        self.admit_kept().await?;
         // Downloads begun before they were staged are moved out of sight once, at the first
         // start of this version, never again (a later name there is someone's own file).
         let migrate = self.store.meta("downloads_staged").await?.is_none();
@@ -387,13 +425,7 @@ impl Node {
                 };
                 self.sphere_owned_grant(&sphere, &hash).await;
                 if self.engine.status(&hash).is_some() {
-                    // Kept by the engine from the last run: it lets nobody in until told who.
-                    let private = share
-                        .torrent
-                        .as_deref()
-                        .is_none_or(|t| Metainfo::from_bytes(t).is_ok_and(|m| m.private));
-                    self.engine
-                        .set_admit(&hash, self.admit(&sphere, private).await);
+                    // Kept by the engine from the last run (its admission: `admit_kept`).
                     continue;
                 }
                 // A share of ours seeds from where it was; a fetched one resumes in the folder.

@@ -176,14 +176,15 @@ impl Node {
             return m.clone();
         }
         let name = format!("swarm_secret:{}", sphere.id);
-        let mut secret = self
-            .store
-            .meta(&name)
-            .await
+        let kept = self.store.meta(&name).await;
+        let mut secret = kept
+            .as_ref()
             .ok()
-            .flatten()
-            .and_then(|hex| parse_secret(&hex));
-        if secret.is_none() && sphere.owned {
+            .and_then(|v| v.as_deref())
+            .and_then(parse_secret);
+        // A new one only when there is none: not when the store could not be read (members
+        // have the one kept there).
+        if sphere.owned && matches!(kept, Ok(None)) {
             let new = rand::random::<[u8; 32]>();
             if self.store.set_meta(&name, &hex::encode(new)).await.is_ok() {
                 secret = Some(new);

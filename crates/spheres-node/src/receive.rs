@@ -238,17 +238,16 @@ impl Node {
         path: Option<&str>,
     ) -> Result<()> {
         let hash: InfoHash = s.id.parse().map_err(|_| anyhow!("bad share id"))?;
+        if self.engine.status(&hash).is_some() {
+            // In the engine already, with the admission it was first given (`Gate`).
+            return Ok(());
+        }
         // A magnet is fetched from members as a private torrent would be.
         let private = s
             .torrent
             .as_ref()
             .is_none_or(|t| Metainfo::from_bytes(t).is_ok_and(|m| m.private));
         let admit = self.admit(sphere, private).await;
-        if self.engine.status(&hash).is_some() {
-            // Kept from the last run: it let nobody in until now.
-            self.engine.set_admit(&hash, admit);
-            return Ok(());
-        }
         let announce = self.announce_url(sphere).await;
         let source = match &s.torrent {
             Some(t) => {

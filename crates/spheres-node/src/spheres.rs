@@ -224,6 +224,8 @@ impl Node {
             .store
             .add_sphere(name, room.as_str(), &folder.to_string_lossy(), true)
             .await?;
+        // Left by a sphere that had this id before (older versions did not clear it).
+        self.forget_sphere_settings(sphere.id).await;
         tracing::info!(sphere = name, room = %room, "created a sphere");
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name.clone(),
@@ -338,12 +340,26 @@ impl Node {
             .store
             .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
             .await?;
+        self.forget_sphere_settings(sphere.id).await;
         self.store.remove_invite(&inv.room).await?;
         self.join_sphere_room(&sphere).await;
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name.clone(),
         });
         Ok(sphere_info(sphere))
+    }
+
+    /// What the node keeps of a sphere outside its row, by the sphere's id (which SQLite gives
+    /// again to the next sphere once this one is gone).
+    const SPHERE_SETTINGS: [&'static str; 4] = ["owner_key", "public", "clients", "swarm_secret"];
+
+    /// Forgets what the node kept of sphere `id`: a sphere made later with the same id starts
+    /// afresh (its own swarm secret and tracker key, the default policies).
+    pub(crate) async fn forget_sphere_settings(&self, id: i64) {
+        for what in Self::SPHERE_SETTINGS {
+            let _ = self.store.remove_meta(&format!("{what}:{id}")).await;
+        }
+        lock(&self.peers.swarms).remove(&id);
     }
 
     pub async fn leave(&self, name: &str) -> Result<(), NodeError> {
@@ -356,6 +372,7 @@ impl Node {
             }
         }
         self.store.remove_sphere(sphere.id).await?;
+        self.forget_sphere_settings(sphere.id).await;
         lock(&self.rooms).forget(&sphere.room);
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name,

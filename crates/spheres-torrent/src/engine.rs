@@ -252,21 +252,40 @@ pub struct Engine {
     gates: Arc<Mutex<HashMap<InfoHash, Arc<Gate>>>>,
 }
 
-/// A torrent's admission, which the node can change while the torrent runs (a torrent kept
-/// from the last run starts closed, if private, until the node says who its members are).
-struct Gate(std::sync::RwLock<Admit>);
+/// A torrent's admission. Claimed once, by the first add that says who may come (or the
+/// node's `set_admit` for a torrent kept from the last run, which starts unclaimed and, if
+/// private, closed): a later add of the same torrent for another sphere does not change it,
+/// so one sphere's member cannot open another sphere's torrent by announcing its info hash.
+/// What a claimed admission lets in can still change (a sphere's new secret).
+struct Gate {
+    admit: std::sync::RwLock<Admit>,
+    claimed: std::sync::atomic::AtomicBool,
+}
 
 impl Gate {
-    fn new(admit: Admit) -> Arc<Gate> {
-        Arc::new(Gate(std::sync::RwLock::new(admit)))
+    fn new(admit: Admit, claimed: bool) -> Arc<Gate> {
+        Arc::new(Gate {
+            admit: std::sync::RwLock::new(admit),
+            claimed: std::sync::atomic::AtomicBool::new(claimed),
+        })
     }
 
     fn get(&self) -> Admit {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.admit.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set(&self, admit: Admit) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = admit;
+    /// Sets it if nobody claimed it yet; returns whether it did.
+    fn claim(&self, admit: Admit) -> bool {
+        use std::sync::atomic::Ordering;
+        if self
+            .claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        *self.admit.write().unwrap_or_else(|e| e.into_inner()) = admit;
+        true
     }
 }
 
@@ -355,7 +374,11 @@ impl Engine {
                     } else {
                         Admit::Anyone
                     };
-                    let gate = self.gate(meta.info_hash, Some(admit));
+                    let gate = Gate::new(admit, false);
+                    self.gates
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(meta.info_hash, gate.clone());
                     if let Err(e) = self.engine.add_at(Arc::new(meta), root, gate).await {
                         tracing::warn!(torrent = %path.display(), error = %e, "a kept torrent could not be added back");
                     }
@@ -389,15 +412,16 @@ impl Engine {
         }
     }
 
-    /// A torrent's admission, set to `admit` (created if new); `None`: the one it has.
-    fn gate(&self, hash: InfoHash, admit: Option<Admit>) -> Arc<Gate> {
+    /// A torrent's admission: the one it has, claimed with `admit` if nobody claimed it yet
+    /// (a new torrent's is claimed at once).
+    fn gate(&self, hash: InfoHash, admit: Admit) -> Arc<Gate> {
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
         let gate = gates
             .entry(hash)
-            .or_insert_with(|| Gate::new(Admit::Anyone))
+            .or_insert_with(|| Gate::new(Admit::Anyone, false))
             .clone();
-        if let Some(admit) = admit {
-            gate.set(admit);
+        if !gate.claim(admit) {
+            tracing::debug!(%hash, "the torrent's admission stays as it was first given");
         }
         gate
     }
@@ -430,7 +454,7 @@ impl Engine {
         let root = paths::place(&opts.output, &meta)?;
         let hash = meta.info_hash;
         self.keep(&meta, &bytes, &root);
-        let gate = self.gate(hash, Some(opts.admit.clone()));
+        let gate = self.gate(hash, opts.admit.clone());
         match self.engine.add_at(Arc::new(meta), root, gate).await {
             Ok(_) => {}
             Err(own::EngineError::AlreadyAdded) => {
@@ -458,7 +482,7 @@ impl Engine {
         give_up_after: Duration,
         admit: &Admit,
     ) -> Result<Vec<u8>, EngineError> {
-        let proving = Gate::new(admit.clone());
+        let proving = Gate::new(admit.clone(), true);
         // The DHT knows public torrents only: a sphere's magnet is never asked there.
         let public = matches!(admit, Admit::Anyone);
         let magnet: Magnet = link.parse()?;
@@ -519,11 +543,11 @@ impl Engine {
     }
 
     /// Who may join a torrent's swarm, from now on (peers admitted stay).
-    pub fn set_admit(&self, hash: &InfoHash, admit: Admit) {
+    /// Only for a torrent kept from the last run, whose admission nobody claimed yet; returns
+    /// whether it was set (a claimed one stays: see `Gate`).
+    pub fn set_admit(&self, hash: &InfoHash, admit: Admit) -> bool {
         let gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(g) = gates.get(hash) {
-            g.set(admit);
-        }
+        gates.get(hash).is_some_and(|g| g.claim(admit))
     }
 
     /// The parsed metainfo of a torrent in the session.
@@ -625,7 +649,17 @@ impl Engine {
                 Err(EngineError::NotFound(*hash))
             };
         };
-        let gate = self.gate(*hash, None);
+        // Kept while paused (a torrent is paused only once it is in the session).
+        let kept = self
+            .gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .cloned();
+        let gate = kept.unwrap_or_else(|| {
+            let closed = Admit::Only(Arc::new(own::Members::with(None)));
+            Gate::new(if meta.private { closed } else { Admit::Anyone }, false)
+        });
         self.engine.add_at(meta, root, gate).await.map_err(failed)?;
         Ok(())
     }

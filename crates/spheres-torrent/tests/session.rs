@@ -133,3 +133,71 @@ async fn pause_resume_and_remove() {
     // Removing never deletes data seeded in place unless asked.
     assert!(data_path.exists());
 }
+
+/// A sphere's torrent admits that sphere's members only, whoever adds it again: adding the
+/// same torrent for another sphere (a member there announced its info hash) changes nothing.
+/// Kept from the last run, it admits nobody until the node says who, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrents_admission_is_given_once() {
+    use spheres_torrent::{Admit, Members};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let data_path = dir.path().join("seed/letter.pdf");
+    write_random(&data_path, 300_000, 4);
+    let opts = CreateOptions {
+        private: true,
+        ..Default::default()
+    };
+    let (torrent, meta) = create_torrent(&data_path, &opts, &mut |_| {}).unwrap();
+    let hash = meta.info_hash;
+    let (x, y) = ([1u8; 32], [2u8; 32]);
+    let sphere = |secret| Admit::Only(Arc::new(Members::new(secret)));
+    let mut config = EngineConfig::new(dir.path().join("downloads"));
+    config.state_dir = Some(dir.path().join("state"));
+
+    // Who gets the metadata from the session: a node proving `secret`.
+    let probe = spheres_engine::Engine::start(Default::default())
+        .await
+        .unwrap();
+    let probe = &probe;
+    let gets = |e: &Engine, secret: [u8; 32]| {
+        let at = [e.listen_addr()];
+        async move {
+            probe
+                .fetch_metadata_as(
+                    hash.0,
+                    &[],
+                    &at,
+                    Duration::from_secs(5),
+                    Arc::new(Members::new(secret)),
+                )
+                .await
+                .is_ok()
+        }
+    };
+
+    let e = Engine::start(config.clone()).await.unwrap();
+    let mut seed = AddOptions::seed(dir.path().join("seed"));
+    seed.admit = sphere(x);
+    e.add(Source::Torrent(torrent.clone()), seed.clone())
+        .await
+        .unwrap();
+    seed.admit = sphere(y);
+    e.add(Source::Torrent(torrent.clone()), seed).await.unwrap();
+    assert!(!e.set_admit(&hash, sphere(y)));
+    assert!(gets(&e, x).await, "sphere X's member is refused");
+    assert!(!gets(&e, y).await, "sphere Y took sphere X's torrent");
+    e.shutdown().await;
+
+    let e = Engine::start(config).await.unwrap();
+    assert!(state(&e, &hash).is_some(), "the torrent was kept");
+    assert!(
+        !gets(&e, x).await,
+        "a kept torrent admitted someone before it was told who"
+    );
+    assert!(e.set_admit(&hash, sphere(x)));
+    assert!(!e.set_admit(&hash, sphere(y)));
+    assert!(gets(&e, x).await);
+    assert!(!gets(&e, y).await);
+    e.shutdown().await;
+}
