@@ -56,15 +56,7 @@ async fn main() {
         eprintln!("{torrent}: {e}");
         std::process::exit(1)
     }));
-    let engine = Engine::start(EngineConfig {
-        listen,
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1)
-    });
+    let engine = start(listen).await;
     let hash = meta.info_hash.0;
     match cmd.as_str() {
         "seed" => {
@@ -119,15 +111,7 @@ async fn main() {
 
 /// Seeds every `*.torrent` in `dir` (its data in `dir`), then runs until killed.
 async fn seed_all(dir: PathBuf, listen: SocketAddr) -> ! {
-    let engine = Engine::start(EngineConfig {
-        listen,
-        ..Default::default()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1)
-    });
+    let engine = start(listen).await;
     let mut n = 0;
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         eprintln!("cannot read {}: {e}", dir.display());
@@ -162,4 +146,17 @@ async fn seed_all(dir: PathBuf, listen: SocketAddr) -> ! {
     );
     let never: std::convert::Infallible = std::future::pending().await;
     match never {}
+}
+
+/// An engine listening on `listen`, or the process ends saying why.
+async fn start(listen: SocketAddr) -> Engine {
+    Engine::start(EngineConfig {
+        listen,
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    })
 }
