@@ -14,7 +14,8 @@ pub enum NodeEvent {
     Tick,
     /// The stream fell behind and events were lost: refresh everything.
     Resync,
-    /// A sphere's shares changed (new, progress state, withdrawn, completed).
+    /// A sphere's shares changed (new, progress state, withdrawn, completed; peers came or
+    /// went; a disk error).
     Share { sphere: String },
     /// Someone came or went in a sphere's room.
     Presence { sphere: String },

@@ -98,6 +98,8 @@ pub struct Node {
     http: Mutex<Option<SocketAddr>>,
     /// Asked to start over as another account (an invitation link taken in the browser).
     restart: tokio::sync::Notify,
+    /// Downloads being put in place now (sphere id, info hash): see `complete_download`.
+    completing: Mutex<HashSet<(i64, String)>>,
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
     /// Set when the node starts to stop (or to restart as another account).

@@ -270,6 +270,7 @@ impl Node {
             http: Mutex::default(),
             restart: tokio::sync::Notify::new(),
             catching_up: Mutex::default(),
+            completing: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,
@@ -287,6 +288,7 @@ impl Node {
         // Events first: joining a room waits for the room's answer, which the loop reads.
         tokio::spawn(node.clone().xmpp_loop(events));
         node.go_online().await?;
+        tokio::spawn(node.clone().engine_events());
         tokio::spawn(node.clone().housekeeping());
         tokio::spawn(node.clone().watch_folders());
         tokio::spawn(node.clone().keep_port_mapped());

@@ -13,7 +13,6 @@ use spheres_torrent::{AddOptions, Source};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::protocol::{Share, Withdraw};
 
-use crate::Node;
 use crate::RowState as _;
 use crate::api::types;
 use crate::api::types::{Policy, ShareState};
@@ -23,6 +22,7 @@ use crate::rooms::Sender;
 use crate::send::MAGNET_PATIENCE;
 use crate::units::human_bytes;
 use crate::uploads::{UPLOAD_HEADROOM, free_bytes};
+use crate::{Node, lock};
 
 /// An announcement must say what its torrent holds: same name, total size and file count
 /// (the gallery, the policy and the free-space checks go by what it says).
@@ -319,6 +319,26 @@ impl Node {
         share: &spheres_store::ShareRow,
         hash: &InfoHash,
     ) {
+        // Once: the engine's event and the housekeeping's look can both come.
+        let key = (sphere.id, share.info_hash.clone());
+        if !lock(&self.completing).insert(key.clone()) {
+            return;
+        }
+        self.place_download(sphere, share, hash).await;
+        lock(&self.completing).remove(&key);
+    }
+
+    async fn place_download(
+        &self,
+        sphere: &Sphere,
+        share: &spheres_store::ShareRow,
+        hash: &InfoHash,
+    ) {
+        // Still to be placed (the other caller may have done it meanwhile).
+        match self.store.share(sphere.id, &share.info_hash).await {
+            Ok(Some(row)) if row.share_state() == ShareState::Downloading => {}
+            _ => return,
+        }
         let Some(meta) = self.engine.metainfo(hash) else {
             return;
         };

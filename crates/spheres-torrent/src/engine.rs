@@ -542,6 +542,13 @@ impl Engine {
         })
     }
 
+    /// What happens in the session as it happens (pieces verified, torrents complete, peers
+    /// come and go, disk errors). Lossy for a listener that falls behind: it hears `Lagged`
+    /// and reads statuses instead.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<own::EngineEvent> {
+        self.engine.subscribe()
+    }
+
     /// Who may join a torrent's swarm, from now on (peers admitted stay).
     /// Only for a torrent kept from the last run, whose admission nobody claimed yet; returns
     /// whether it was set (a claimed one stays: see `Gate`).

@@ -19,5 +19,5 @@ pub use engine::{
     AddOptions, Admit, Engine, EngineConfig, EngineError, FileReader, FileStatus, Output, Source,
     TorrentState, TorrentStatus,
 };
-pub use spheres_engine::{Admission, Members, PeerInfo, Proving, Verdict};
+pub use spheres_engine::{Admission, EngineEvent, Members, PeerInfo, Proving, Verdict};
 pub use spheres_metainfo::InfoHash;
