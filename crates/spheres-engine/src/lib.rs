@@ -61,6 +61,9 @@ const MAX_BUFFERED: u64 = 64 * 1024 * 1024;
 /// this, new connections are closed at once (a flood of idle connections must not take the
 /// file descriptors the disks need).
 const MAX_UNADMITTED: usize = 128;
+/// Of those, from one address: one stranger cannot take every place (a household behind one
+/// router admits its peers in milliseconds; 16 at once is far more than it needs).
+const MAX_UNADMITTED_PER_IP: usize = 16;
 /// How long a peer has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -267,10 +270,53 @@ struct Inner {
     limits: Arc<Limits>,
     /// Places for peers not yet admitted ([`MAX_UNADMITTED`]).
     unadmitted: Arc<tokio::sync::Semaphore>,
+    /// Places taken, by address ([`MAX_UNADMITTED_PER_IP`]).
+    unadmitted_by_ip: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
     /// Our DHT node, if the engine joined the DHT.
     dht: Option<dht::Dht>,
     /// For HTTP and HTTPS trackers.
     http: reqwest::Client,
+}
+
+/// A place for a peer not yet admitted ([`MAX_UNADMITTED`], [`MAX_UNADMITTED_PER_IP`]),
+/// given back when dropped.
+pub(crate) struct Place {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    ip: std::net::IpAddr,
+    by_ip: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// A place for a connection from `ip` before it is admitted, if one is free.
+    fn place(&self, ip: std::net::IpAddr) -> Option<Place> {
+        let global = self.unadmitted.clone().try_acquire_owned().ok()?;
+        let mut by_ip = self
+            .unadmitted_by_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = by_ip.entry(ip).or_insert(0);
+        if *n >= MAX_UNADMITTED_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            _global: global,
+            ip,
+            by_ip: self.unadmitted_by_ip.clone(),
+        })
+    }
 }
 
 impl Drop for Inner {
@@ -375,6 +421,7 @@ impl Engine {
             transport,
             stopped: AtomicBool::new(false),
             unadmitted: Arc::new(tokio::sync::Semaphore::new(MAX_UNADMITTED)),
+            unadmitted_by_ip: Arc::default(),
             limits: Arc::new(Limits {
                 download: limit::Limiter::new(config.download_limit),
                 upload: limit::Limiter::new(config.upload_limit),
@@ -390,7 +437,7 @@ impl Engine {
                 };
                 let Some(inner) = weak.upgrade() else { return };
                 // Full of peers not yet admitted: this one is closed at once.
-                let Ok(permit) = inner.unadmitted.clone().try_acquire_owned() else {
+                let Some(permit) = inner.place(addr.ip()) else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -711,7 +758,7 @@ impl Engine {
 
     /// A connection that came over another transport, before any handshake.
     pub fn incoming(&self, conn: Box<dyn Conn>, addr: SocketAddr) {
-        if let Ok(permit) = self.inner.unadmitted.clone().try_acquire_owned() {
+        if let Some(permit) = self.inner.place(addr.ip()) {
             tokio::spawn(incoming(self.inner.clone(), conn, addr, permit));
         }
     }
@@ -986,12 +1033,7 @@ async fn read_handshake(conn: &mut Box<dyn Conn>) -> Result<Handshake, Handshake
     Handshake::parse(&buf)?.ok_or(HandshakeError::Timeout)
 }
 
-async fn incoming(
-    inner: Arc<Inner>,
-    mut conn: Box<dyn Conn>,
-    addr: SocketAddr,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) {
+async fn incoming(inner: Arc<Inner>, mut conn: Box<dyn Conn>, addr: SocketAddr, permit: Place) {
     let result = async {
         let theirs = read_handshake(&mut conn).await?;
         let t = inner

@@ -117,7 +117,7 @@ struct Session {
     early: Vec<Message>,
     early_bytes: usize,
     /// One of the engine's places for peers not yet admitted, given back on admission.
-    waiting: Option<tokio::sync::OwnedSemaphorePermit>,
+    waiting: Option<crate::Place>,
     /// It said which pieces it has. `HaveAll` and `HaveNone` may only be its first word (5
     /// bytes that cost a pass over every piece: again and again, an attack); a bitfield may
     /// come again (aria2 sends one as it progresses), its cost in proportion to its length.
@@ -150,7 +150,7 @@ pub(crate) async fn run(
     addr: SocketAddr,
     their: Handshake,
     ctx: Ctx,
-    waiting: Option<tokio::sync::OwnedSemaphorePermit>,
+    waiting: Option<crate::Place>,
 ) -> bool {
     let key = t.next_key.fetch_add(1, Ordering::Relaxed);
     let (rd, wr) = tokio::io::split(conn);
