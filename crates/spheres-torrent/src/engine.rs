@@ -197,24 +197,20 @@ impl TorrentStatus {
     }
 }
 
-pub(crate) trait ReadSeek: AsyncRead + AsyncSeek + Send {}
-impl<T: AsyncRead + AsyncSeek + Send> ReadSeek for T {}
-
-/// A file of a torrent, readable while it downloads. Holds one of the engine's stream slots
-/// until dropped.
+/// A file of a torrent, readable while it downloads (the engine's reader). Holds one of the
+/// session's stream slots until dropped.
 pub struct FileReader {
-    pub(crate) inner: Pin<Box<dyn ReadSeek>>,
-    pub(crate) len: u64,
-    pub(crate) _permit: OwnedSemaphorePermit,
+    inner: own::FileReader,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl FileReader {
     pub fn len(&self) -> u64 {
-        self.len
+        self.inner.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.inner.len() == 0
     }
 }
 
@@ -224,17 +220,17 @@ impl AsyncRead for FileReader {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.inner.as_mut().poll_read(cx, buf)
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncSeek for FileReader {
     fn start_seek(mut self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
-        self.inner.as_mut().start_seek(position)
+        Pin::new(&mut self.inner).start_seek(position)
     }
 
     fn poll_complete(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        self.inner.as_mut().poll_complete(cx)
+        Pin::new(&mut self.inner).poll_complete(cx)
     }
 }
 
@@ -656,17 +652,18 @@ impl Engine {
                 Err(EngineError::NotFound(*hash))
             };
         };
-        // Kept while paused (a torrent is paused only once it is in the session).
-        let kept = self
+        // Kept while paused (a torrent is paused only once it is in the session); were it
+        // lost, a private one comes back closed, for the node to claim.
+        let gate = self
             .gates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned();
-        let gate = kept.unwrap_or_else(|| {
-            let closed = Admit::Only(Arc::new(own::Members::with(None)));
-            Gate::new(if meta.private { closed } else { Admit::Anyone }, false)
-        });
+            .entry(*hash)
+            .or_insert_with(|| {
+                let closed = Admit::Only(Arc::new(own::Members::with(None)));
+                Gate::new(if meta.private { closed } else { Admit::Anyone }, false)
+            })
+            .clone();
         self.engine.add_at(meta, root, gate).await.map_err(failed)?;
         Ok(())
     }
@@ -727,8 +724,7 @@ impl Engine {
             .open_file(&hash.0, index)
             .map_err(|_| EngineError::NoSuchFile(*hash, index))?;
         Ok(FileReader {
-            len: reader.len(),
-            inner: Box::pin(reader),
+            inner: reader,
             _permit: permit,
         })
     }
