@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use spheres_engine::{Engine, EngineConfig, EngineEvent, Open};
+use spheres_engine::{Engine, EngineConfig, Open};
 use spheres_testkit::libtorrent::LtPeer;
 use spheres_tracker::KeyScope;
 
@@ -59,15 +59,7 @@ async fn peers_meet_through_http_and_udp_trackers() {
             vec![vec![tr.http_announce_url(Some("wrong")).unwrap()]],
         )
         .unwrap();
-    let refused = tokio::time::timeout(BOUND * 3, async {
-        loop {
-            if let Ok(EngineEvent::TrackerError { error, .. }) = events.recv().await {
-                return error;
-            }
-        }
-    })
-    .await
-    .expect("the tracker's refusal");
+    let refused = tracker_error(&mut events, BOUND * 3).await;
     assert!(refused.contains("refused"), "{refused}");
     assert_eq!(stranger.status(&hash).unwrap().have, 0);
 }
@@ -216,15 +208,7 @@ async fn an_https_tracker_brings_peers_and_an_untrusted_one_is_refused() {
     wary.add(s.meta.clone(), s.dir.path().join("wary"), Arc::new(Open))
         .await
         .unwrap();
-    let error = tokio::time::timeout(BOUND * 2, async {
-        loop {
-            if let Ok(EngineEvent::TrackerError { error, .. }) = events.recv().await {
-                return error;
-            }
-        }
-    })
-    .await
-    .expect("the untrusted tracker is reported");
+    let error = tracker_error(&mut events, BOUND * 2).await;
     assert!(error.contains("certificate"), "{error}");
     assert_eq!(wary.status(&s.meta.info_hash.0).unwrap().peers, 0);
 }

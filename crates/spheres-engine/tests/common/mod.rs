@@ -102,6 +102,23 @@ pub async fn announced_seeder(s: &Share) -> Engine {
     e
 }
 
+/// The error of the first tracker that fails or refuses, within `bound`.
+pub async fn tracker_error(
+    events: &mut tokio::sync::broadcast::Receiver<spheres_engine::EngineEvent>,
+    bound: Duration,
+) -> String {
+    tokio::time::timeout(bound, async {
+        loop {
+            if let Ok(spheres_engine::EngineEvent::TrackerError { error, .. }) = events.recv().await
+            {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("a tracker error")
+}
+
 /// Waits (bounded) until a tracker answered an announce; panics on a tracker's error.
 pub async fn announced(events: &mut tokio::sync::broadcast::Receiver<spheres_engine::EngineEvent>) {
     tokio::time::timeout(BOUND * 2, async {
