@@ -9,7 +9,8 @@ Prints one JSON object per line on stdout: {"event": ...}.
   lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S] [--no-utp]
   (seed and leech also take --bind ADDR: the address to listen on, 127.0.0.1 by default, and
    --dht-bootstrap HOST:PORT...: join the DHT from these nodes, loopback ones allowed; --dht:
-   run a DHT node with no bootstrap, for others to join: its UDP port is the listen port)
+   run a DHT node with no bootstrap, for others to join: its UDP port is the listen port;
+   --log-peers: print peers connecting and leaving, with libtorrent's reasons)
 
 `--no-utp` keeps to TCP: libtorrent otherwise dials peers over uTP first, whose delay-based
 congestion control makes loopback transfers slow and erratic (benchmarks use it).
@@ -29,7 +30,7 @@ def emit(**kw):
     print(json.dumps(kw), flush=True)
 
 
-def session(listen_port, utp=True, bind="127.0.0.1", dht=None):
+def session(listen_port, utp=True, bind="127.0.0.1", dht=None, log_peers=False):
     settings = {
         "listen_interfaces": "%s:%d" % (bind, listen_port),
         "enable_dht": False,
@@ -48,6 +49,8 @@ def session(listen_port, utp=True, bind="127.0.0.1", dht=None):
         # Trackers anywhere else are not affected.
         "ssrf_mitigation": False,
     }
+    if log_peers:
+        settings["alert_mask"] |= lt.alert.category_t.peer_notification | lt.alert.category_t.connect_notification
     if dht is not None:
         settings.update({
             "enable_dht": True,
@@ -82,6 +85,8 @@ def drain(ses):
     for a in ses.pop_alerts():
         if isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
             emit(event="tracker", message=a.message())
+        elif isinstance(a, (lt.peer_connect_alert, lt.peer_disconnected_alert, lt.incoming_connection_alert)):
+            emit(event="peer", message=a.message())
 
 
 def cmd_create(args):
@@ -101,7 +106,7 @@ def cmd_create(args):
 
 
 def cmd_seed(args):
-    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None, log_peers=args.log_peers)
     h, info = add(ses, args.torrent, args.data, args.peer)
     deadline = time.time() + 120
     while not h.status().is_seeding:
@@ -122,7 +127,7 @@ def cmd_seed(args):
 
 
 def cmd_leech(args):
-    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None)
+    ses = session(args.listen, utp=not args.no_utp, bind=args.bind, dht=args.dht_bootstrap if (args.dht or args.dht_bootstrap) else None, log_peers=args.log_peers)
     os.makedirs(args.out, exist_ok=True)
     h, info = add(ses, args.torrent, args.out, args.peer)
     emit(event="started", info_hash=str(info.info_hash()), port=ses.listen_port())
@@ -163,6 +168,7 @@ def main():
         s.add_argument("--bind", default="127.0.0.1", help="address to listen on (and connect from)")
         s.add_argument("--dht-bootstrap", action="append", default=[])
         s.add_argument("--dht", action="store_true")
+        s.add_argument("--log-peers", action="store_true", help="print peers connecting and leaving")
     args = p.parse_args()
     return {"create": cmd_create, "seed": cmd_seed, "leech": cmd_leech}[args.cmd](args) or 0
 

@@ -8,7 +8,9 @@
 //!   hook before it gets anything: no pieces, no metadata;
 //! - [`Transport`] is how bytes reach a peer (TCP today).
 //!
-//! Not yet here (next steps of issue 13): LSD, DHT, PEX, uTP, web seeds, v2 torrents,
+//! Peer exchange (BEP 11) and the DHT for public torrents only.
+//!
+//! Not yet here (next steps of issue 13): uTP, web seeds, v2 torrents,
 //! staged downloads (the node stages them).
 
 // Nothing from outside may panic the node: no `unwrap` outside tests.
@@ -347,6 +349,7 @@ impl Inner {
     fn ctx(&self) -> peer::Ctx {
         peer::Ctx {
             our_id: self.peer_id,
+            listen: self.listen,
             listen_port: self.listen.port(),
             limits: self.limits.clone(),
         }
@@ -683,6 +686,14 @@ impl Engine {
             true,
         );
         Ok(())
+    }
+
+    /// Every peer the torrent knows of (given, from trackers, the DHT or peer exchange),
+    /// connected or not, in no particular order.
+    pub fn known_peers(&self, info_hash: &[u8; 20]) -> Result<Vec<SocketAddr>, EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        let known = t.known.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(known.keys().copied().collect())
     }
 
     /// Peers of a public torrent (or magnet) from the DHT, if the engine joined it (never

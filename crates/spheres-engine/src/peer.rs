@@ -10,7 +10,7 @@
 //! torrent: the same longest message, its messages kept aside (a few) or ignored, nothing
 //! answered but our extended handshake; so a refused peer learns nothing of the torrent.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use spheres_swarm::{Bitfield, PeerKey, Rate, Received, request_depth};
 use spheres_wire::{
-    BLOCK, Block, Decoder, ExtHandshake, Handshake, METADATA_PIECE, Message, MetadataMessage,
-    UT_METADATA, metadata_pieces,
+    BLOCK, Block, Decoder, ExtHandshake, Handshake, MAX_PEX_PEERS, METADATA_PIECE, Message,
+    MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, metadata_pieces, pex_flags,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, mpsc};
@@ -44,6 +44,15 @@ const MAX_EARLY_BYTES: usize = 16 * 1024 + 1024;
 const MAX_RELEASED: usize = 512;
 /// The id under which we want to receive `ut_metadata` messages.
 const OUR_UT_METADATA: u8 = 1;
+/// The id under which we want to receive `ut_pex` messages (public torrents only).
+const OUR_UT_PEX: u8 = 2;
+/// How often we tell a peer whom else we are connected to (BEP 11: at most once a minute).
+const PEX_EVERY: Duration = Duration::from_secs(60);
+/// A peer's PEX messages closer together than this are ignored (a peer that floods us
+/// with addresses must not make us dial the world).
+const PEX_AT_MOST_EVERY: Duration = Duration::from_secs(30);
+/// Addresses taken from one PEX message (BEP 11 asks senders for at most 50).
+const PEX_TAKEN: usize = 50;
 /// A peer that sends nothing (not even a keep-alive) for this long is gone.
 const IDLE: Duration = Duration::from_secs(150);
 /// Requests unanswered for this long go to other peers.
@@ -80,6 +89,8 @@ pub(crate) enum Ended {
 
 pub(crate) struct Ctx {
     pub our_id: [u8; 20],
+    /// Where we listen (never dialled when a peer gossips it back).
+    pub listen: SocketAddr,
     pub listen_port: u16,
     pub limits: Arc<crate::Limits>,
 }
@@ -142,6 +153,14 @@ struct Session {
     last_sent: Instant,
     cool_down_until: Instant,
     rate: Rate,
+    /// We dialled it (so its address is where it listens).
+    outgoing: bool,
+    /// Peer exchange (public torrents): the listen addresses we told it of, when we may
+    /// tell it next, and when it last told us.
+    pex_told: HashSet<SocketAddr>,
+    pex_next: Instant,
+    pex_heard: Option<Instant>,
+    our_listen: SocketAddr,
 }
 
 pub(crate) async fn run(
@@ -203,6 +222,11 @@ pub(crate) async fn run(
         last_sent: now,
         cool_down_until: now,
         rate: Rate::new(now),
+        outgoing: waiting.is_none(),
+        pex_told: HashSet::new(),
+        pex_next: now,
+        pex_heard: None,
+        our_listen: ctx.listen,
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     s.waiting = waiting;
@@ -247,6 +271,9 @@ impl Session {
     /// its nonce, our proof goes in a second extended handshake.
     /// Where it listens: its address with the port its extended handshake gave.
     fn their_listen(&self) -> Option<SocketAddr> {
+        if self.outgoing {
+            return Some(self.addr);
+        }
         let port = self.their_ext.as_ref()?.listen_port?;
         Some(SocketAddr::new(self.addr.ip(), port))
     }
@@ -305,7 +332,11 @@ impl Session {
         }
         let waiting_since = Instant::now();
         let mut buf = vec![0u8; 256 * 1024];
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        // Each session ticks at its own phase: two peers that connected together do not hear
+        // of each other (PEX) in the same millisecond and dial each other at once.
+        let phase = Duration::from_millis(rand::random::<u64>() % 5000);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let drained = self.out.drained.clone();
         loop {
@@ -357,6 +388,7 @@ impl Session {
                     if now.saturating_duration_since(self.last_sent) > Duration::from_secs(60) {
                         self.send(Message::KeepAlive);
                     }
+                    self.send_pex(now);
                     if !self.outstanding.is_empty()
                         && now.saturating_duration_since(self.last_block) > REQUEST_TIMEOUT
                     {
@@ -371,9 +403,100 @@ impl Session {
         }
     }
 
+    /// Peer exchange is for public torrents only: a private torrent's swarm is who its
+    /// tracker and members say, never gossip (BEP 27).
+    fn pex(&self) -> bool {
+        !self.t.meta.private
+    }
+
+    /// Tells the peer (once a minute at most) which peers we connected to and left since
+    /// we last told it: the first time, all of them (at most [`MAX_PEX_PEERS`]).
+    fn send_pex(&mut self, now: Instant) {
+        if !self.registered || !self.pex() || now < self.pex_next {
+            return;
+        }
+        let Some(their_id) = self.their_ext.as_ref().and_then(|e| e.id_of(UT_PEX)) else {
+            return;
+        };
+        let current: Vec<(SocketAddr, u8)> = {
+            let st = self.t.lock();
+            st.peers
+                .iter()
+                .filter(|(k, _)| **k != self.key)
+                .filter_map(|(_, p)| {
+                    let seed = p.has.all || p.has.bits.is_full();
+                    let f = if seed { pex_flags::SEED } else { 0 };
+                    p.listen.map(|a| (a, f))
+                })
+                .filter(|(a, _)| *a != self.addr)
+                .collect()
+        };
+        let now_set: HashSet<SocketAddr> = current.iter().map(|(a, _)| *a).collect();
+        let added: Vec<(SocketAddr, u8)> = current
+            .into_iter()
+            .filter(|(a, _)| !self.pex_told.contains(a))
+            .take(MAX_PEX_PEERS)
+            .collect();
+        let dropped: Vec<SocketAddr> = self
+            .pex_told
+            .iter()
+            .filter(|a| !now_set.contains(a))
+            .copied()
+            .take(MAX_PEX_PEERS)
+            .collect();
+        if added.is_empty() && dropped.is_empty() {
+            return;
+        }
+        for a in &dropped {
+            self.pex_told.remove(a);
+        }
+        self.pex_told.extend(added.iter().map(|(a, _)| *a));
+        self.pex_next = now + PEX_EVERY;
+        tracing::debug!(peer = %self.addr, torrent = %self.t.meta.name, added = added.len(), dropped = dropped.len(), "PEX sent");
+        let m = PexMessage { added, dropped };
+        self.send(Message::Extended {
+            id: their_id,
+            payload: m.encode(),
+        });
+    }
+
+    /// A peer told us of others in the swarm: they are dialled like a tracker's (public
+    /// torrents only; at most [`PEX_TAKEN`] a message, and one message in
+    /// [`PEX_AT_MOST_EVERY`]).
+    fn on_pex(&mut self, payload: &[u8]) -> Result<(), Ended> {
+        if !self.pex() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self
+            .pex_heard
+            .is_some_and(|t| now.saturating_duration_since(t) < PEX_AT_MOST_EVERY)
+        {
+            return Ok(());
+        }
+        self.pex_heard = Some(now);
+        let m = PexMessage::parse(payload).map_err(|_| Ended::Protocol("a bad PEX message"))?;
+        let ours = self.our_listen;
+        let addrs: Vec<SocketAddr> = m
+            .added
+            .into_iter()
+            .map(|(a, _)| a)
+            .filter(|a| dialable(a) && *a != ours && *a != self.addr)
+            .take(PEX_TAKEN)
+            .collect();
+        tracing::debug!(peer = %self.addr, torrent = %self.t.meta.name, peers = addrs.len(), "peers by PEX");
+        self.t.add_known(addrs, false);
+        Ok(())
+    }
+
     fn send_ext_handshake(&mut self, with_metadata: bool) {
+        let mut extensions: std::collections::BTreeMap<String, u8> =
+            [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into();
+        if self.pex() {
+            extensions.insert(UT_PEX.to_owned(), OUR_UT_PEX);
+        }
         let h = ExtHandshake {
-            extensions: [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into(),
+            extensions,
             metadata_size: with_metadata
                 .then(|| u32::try_from(self.t.meta.info_bytes.len()).ok())
                 .flatten(),
@@ -730,6 +853,10 @@ impl Session {
                     self.on_metadata_request(piece);
                 }
             }
+            Message::Extended {
+                id: OUR_UT_PEX,
+                payload,
+            } => self.on_pex(&payload)?,
             Message::Extended { .. } => {}
         }
         Ok(())

@@ -136,17 +136,7 @@ async fn libtorrent_and_we_find_each_other_through_the_dht() {
     let seed = dht_engine(&boot).await;
     seed_on(&seed, &s).await;
     let out = s.dir.path().join("lt");
-    let (t, o) = (s.torrent.display().to_string(), out.display().to_string());
-    let mut lt = LtPeer::spawn(&[
-        "leech",
-        &t,
-        &o,
-        "--no-utp",
-        "--timeout",
-        "90",
-        "--dht-bootstrap",
-        &boot[0],
-    ]);
+    let mut lt = LtPeer::leech_with(&s.torrent, &out, &[], &["--dht-bootstrap", &boot[0]]);
     tokio::task::block_in_place(|| lt.wait_for("complete", within));
     same_tree(&s.data, &out.join("album"));
 

@@ -63,6 +63,17 @@ impl LtPeer {
 
     /// libtorrent downloading `torrent` into `out` from `peers`.
     pub fn leech(torrent: &Path, out: &Path, peers: &[std::net::SocketAddr]) -> LtPeer {
+        LtPeer::leech_with(torrent, out, peers, &[])
+    }
+
+    /// The same, with more of `lt_peer.py leech`'s options (`--log-peers`, `--dht-bootstrap
+    /// ADDR`...).
+    pub fn leech_with(
+        torrent: &Path,
+        out: &Path,
+        peers: &[std::net::SocketAddr],
+        options: &[&str],
+    ) -> LtPeer {
         let (t, o) = (torrent.display().to_string(), out.display().to_string());
         let mut args = vec![
             "leech".to_owned(),
@@ -75,19 +86,30 @@ impl LtPeer {
         for p in peers {
             args.extend(["--peer".to_owned(), p.to_string()]);
         }
+        args.extend(options.iter().map(|o| (*o).to_owned()));
         LtPeer::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Waits (at most `within`) for the event named `name`; panics, with everything the
     /// peer said, if it fails, exits or takes longer.
     pub fn wait_for(&mut self, name: &str, within: Duration) -> serde_json::Value {
+        self.wait_until(within, |v| v["event"] == name)
+    }
+
+    /// Waits (at most `within`) for an event that `pred` accepts; panics, with everything
+    /// the peer said, if it fails, exits or takes longer.
+    pub fn wait_until(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = std::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(v) => {
                     self.seen.push(v.clone());
-                    if v["event"] == name {
+                    if pred(&v) {
                         return v;
                     }
                     assert!(
@@ -97,7 +119,7 @@ impl LtPeer {
                     );
                 }
                 Err(_) => panic!(
-                    "libtorrent: no {name:?} within {within:?} (is python3-libtorrent installed?); it said {:?}",
+                    "libtorrent: nothing awaited within {within:?} (is python3-libtorrent installed?); it said {:?}",
                     self.seen
                 ),
             }

@@ -1,7 +1,7 @@
 //! The BitTorrent peer wire protocol as bytes: the handshake (BEP 3, with the reserved bits of
 //! the Fast extension BEP 6 and the extension protocol BEP 10) and every message of BEP 3 and
 //! BEP 6, the BEP 10 envelope and what travels in it (the extended handshake, and the metadata
-//! exchange of BEP 9). The first piece of spheres' own engine (issue 13): the
+//! exchange of BEP 9, peer exchange of BEP 11). The first piece of spheres' own engine (issue 13): the
 //! driver (sockets, timers, storage) and the piece picker build on it.
 //!
 //! Sans-IO and pure: bytes in, messages out, and back. Nothing here panics on what a peer
@@ -14,6 +14,7 @@
 mod extension;
 mod handshake;
 mod message;
+mod pex;
 
 pub use extension::{
     ExtHandshake, ExtensionError, MAX_METADATA, METADATA_PIECE, MetadataMessage, UT_METADATA,
@@ -21,6 +22,7 @@ pub use extension::{
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
 pub use message::{BLOCK, Block, Decoder, Message};
+pub use pex::{MAX_PEX_PEERS, PexMessage, UT_PEX, dialable, flags as pex_flags};
 
 /// What is wrong with what a peer sent. Any of these ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
