@@ -10,7 +10,11 @@
 //!
 //! Peer exchange (BEP 11) and the DHT for public torrents only.
 //!
-//! Not yet here (next steps of issue 13): uTP, web seeds, v2 torrents,
+//! Web seeds (BEP 19) are sources of pieces like peers ([`webseed`]).
+//!
+//! Web seeds (BEP 19) are a source of pieces like peers (`webseed`).
+//!
+//! Not yet here (next steps of issue 13): uTP, v2 torrents,
 //! staged downloads (the node stages them).
 
 // Nothing from outside may panic the node: no `unwrap` outside tests.
@@ -28,6 +32,7 @@ mod storage;
 mod stream;
 mod torrent;
 mod transport;
+mod webseed;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,6 +71,8 @@ const MAX_UNADMITTED: usize = 128;
 /// Of those, from one address: one stranger cannot take every place (a household behind one
 /// router admits its peers in milliseconds; 16 at once is far more than it needs).
 const MAX_UNADMITTED_PER_IP: usize = 16;
+/// Web seeds used per torrent (the first ones its `url-list` gives).
+const MAX_WEB_SEEDS: usize = 4;
 /// How long a peer has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -207,6 +214,13 @@ pub enum EngineEvent {
         info_hash: [u8; 20],
         url: String,
         peers: usize,
+    },
+    /// A web seed (BEP 19) failed: it is tried again later, unless `error` says it is no
+    /// longer used.
+    WebSeedError {
+        info_hash: [u8; 20],
+        url: String,
+        error: String,
     },
     /// A tracker did not answer, or refused (its reason is in `error`).
     TrackerError {
@@ -531,6 +545,7 @@ impl Engine {
                 hash_failures: 0,
                 contributors: HashMap::new(),
                 strikes: HashMap::new(),
+                source_strikes: HashMap::new(),
                 banned: Default::default(),
                 disk_error: None,
                 unwanted_files: Default::default(),
@@ -575,6 +590,21 @@ impl Engine {
             )),
             tokio::spawn(dial_loop(t.clone(), Arc::downgrade(&self.inner))),
         ];
+        // Web seeds (BEP 19), a task each (a few at most).
+        let mut seeds: Vec<&String> = t
+            .meta
+            .web_seeds
+            .iter()
+            .filter(|u| webseed::usable(u))
+            .collect();
+        seeds.dedup();
+        for url in seeds.into_iter().take(MAX_WEB_SEEDS) {
+            tasks.push(tokio::spawn(webseed::webseed_loop(
+                t.clone(),
+                url.clone(),
+                Arc::downgrade(&self.inner),
+            )));
+        }
         // The DHT, for a public torrent only.
         if let Some(d) = &inner.dht
             && !t.meta.private

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spheres_swarm::{Bitfield, PeerKey, Rate, Received, request_depth};
+use spheres_swarm::{Bitfield, PeerKey, Rate, request_depth};
 use spheres_wire::{
     BLOCK, Block, Decoder, ExtHandshake, Handshake, MAX_PEX_PEERS, METADATA_PIECE, Message,
     MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, metadata_pieces, pex_flags,
@@ -928,50 +928,7 @@ impl Session {
             false
         };
         let now = Instant::now();
-        let mut done = None;
-        let mut kept = false;
-        {
-            let mut guard = self.t.lock();
-            let st = &mut *guard;
-            let received = if asked {
-                st.picker.received(self.key, &block)
-            } else {
-                Received::Ignored
-            };
-            match received {
-                Received::Ignored => st.wasted += u64::from(len),
-                Received::Kept { piece_done, cancel } => {
-                    kept = true;
-                    // Kept as it came (no copy): `received` checked it is exactly block
-                    // `begin / BLOCK` of the piece.
-                    let blocks = self.t.layout.blocks(piece) as usize;
-                    let slots = st
-                        .buffers
-                        .entry(piece)
-                        .or_insert_with(|| vec![Vec::new(); blocks]);
-                    if let Some(slot) = slots.get_mut((begin / BLOCK) as usize) {
-                        *slot = data;
-                    }
-                    st.downloaded += u64::from(len);
-                    let who = st.contributors.entry(piece).or_default();
-                    if !who.contains(&self.key) {
-                        who.push(self.key);
-                    }
-                    if piece_done {
-                        done = st.buffers.remove(&piece);
-                    }
-                    for k in cancel {
-                        if let Some(p) = st.peers.get(&k) {
-                            let _ = p.cmd.send(Cmd::Cancel(block));
-                        }
-                    }
-                    if let Some(p) = st.peers.get_mut(&self.key) {
-                        p.down.add(now, len.into());
-                        p.last_block = now;
-                    }
-                }
-            }
-        }
+        let (kept, done) = self.t.take_block(self.key, block, data, asked, now);
         if kept {
             // Only blocks we wanted count: junk neither raises its rate nor keeps it from
             // timing out.

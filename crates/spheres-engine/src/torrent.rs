@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use spheres_metainfo::Metainfo;
-use spheres_swarm::{Bitfield, Candidate, Choker, Has, Layout, PeerKey, Picker, Rate};
+use spheres_swarm::{Bitfield, Candidate, Choker, Has, Layout, PeerKey, Picker, Rate, Received};
 use spheres_wire::Block;
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -94,6 +94,8 @@ pub(crate) struct State {
     pub contributors: HashMap<u32, Vec<PeerKey>>,
     /// Pieces that hashed wrong with a peer's blocks in them, by address.
     pub strikes: HashMap<IpAddr, u32>,
+    /// Pieces that hashed wrong with blocks from a source that is not a peer (a web seed).
+    pub source_strikes: HashMap<PeerKey, u32>,
     /// Addresses refused from now on: they sent a piece that hashed wrong alone, or had a
     /// part in [`STRIKES`] of them.
     pub banned: HashSet<IpAddr>,
@@ -325,13 +327,73 @@ impl Torrent {
         }
     }
 
-    fn emit(&self, event: EngineEvent) {
+    pub fn emit(&self, event: EngineEvent) {
         // Nobody listening is fine.
         let _ = self.events.send(event);
     }
 
     /// Piece `piece`'s last block came: hash it off the async threads, write it if right,
     /// and tell everyone.
+    /// A block came from `from` (a peer, or a web seed): kept if it was `asked` for and its
+    /// piece still wants it. Returns whether it was kept, and the piece's blocks when it was
+    /// the last one (to hash and write with [`Torrent::complete_piece`]).
+    pub fn take_block(
+        &self,
+        from: PeerKey,
+        block: Block,
+        data: Vec<u8>,
+        asked: bool,
+        now: Instant,
+    ) -> (bool, Option<Vec<Vec<u8>>>) {
+        let len = block.length;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let received = if asked {
+            st.picker.received(from, &block)
+        } else {
+            Received::Ignored
+        };
+        match received {
+            Received::Ignored => {
+                st.wasted += u64::from(len);
+                (false, None)
+            }
+            Received::Kept { piece_done, cancel } => {
+                // Kept as it came (no copy): `received` checked it is exactly block
+                // `begin / BLOCK` of the piece.
+                let piece = block.piece;
+                let blocks = self.layout.blocks(piece) as usize;
+                let slots = st
+                    .buffers
+                    .entry(piece)
+                    .or_insert_with(|| vec![Vec::new(); blocks]);
+                if let Some(slot) = slots.get_mut((block.begin / spheres_wire::BLOCK) as usize) {
+                    *slot = data;
+                }
+                st.downloaded += u64::from(len);
+                let who = st.contributors.entry(piece).or_default();
+                if !who.contains(&from) {
+                    who.push(from);
+                }
+                let done = if piece_done {
+                    st.buffers.remove(&piece)
+                } else {
+                    None
+                };
+                for k in cancel {
+                    if let Some(p) = st.peers.get(&k) {
+                        let _ = p.cmd.send(Cmd::Cancel(block));
+                    }
+                }
+                if let Some(p) = st.peers.get_mut(&from) {
+                    p.down.add(now, len.into());
+                    p.last_block = now;
+                }
+                (true, done)
+            }
+        }
+    }
+
     pub fn complete_piece(self: &Arc<Self>, piece: u32, data: Vec<Vec<u8>>) {
         let t = self.clone();
         tokio::spawn(async move {
@@ -402,13 +464,16 @@ impl Torrent {
                 st.picker.failed(piece);
                 st.hash_failures += 1;
                 st.wasted += u64::from(self.layout.piece_len(piece));
-                let blamed: Vec<IpAddr> = st
-                    .contributors
-                    .remove(&piece)
-                    .unwrap_or_default()
+                let contributors = st.contributors.remove(&piece).unwrap_or_default();
+                let blamed: Vec<IpAddr> = contributors
                     .iter()
                     .filter_map(|k| st.peers.get(k).map(|p| p.addr.ip()))
                     .collect();
+                for k in &contributors {
+                    if !st.peers.contains_key(k) {
+                        *st.source_strikes.entry(*k).or_insert(0) += 1;
+                    }
+                }
                 let alone = blamed.len() == 1;
                 for ip in blamed {
                     let strikes = st.strikes.entry(ip).or_insert(0);

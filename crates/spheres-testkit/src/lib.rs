@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod libtorrent;
+pub mod nginx;
 pub mod qbittorrent;
 
 use std::path::Path;
