@@ -32,7 +32,7 @@ def emit(**kw):
 
 def session(listen_port, utp=True, bind="127.0.0.1", dht=None, log_peers=False):
     settings = {
-        "listen_interfaces": "%s:%d" % (bind, listen_port),
+        "listen_interfaces": ("[%s]:%d" if ":" in bind else "%s:%d") % (bind, listen_port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,

@@ -54,8 +54,15 @@ impl LtPeer {
     /// libtorrent seeding `torrent` from `data` on a port the OS chose; returns it and the
     /// port, once the data is checked.
     pub fn seed(torrent: &Path, data: &Path) -> (LtPeer, u16) {
+        LtPeer::seed_with(torrent, data, &[])
+    }
+
+    /// The same, with more of `lt_peer.py seed`'s options (`--bind ::1`...).
+    pub fn seed_with(torrent: &Path, data: &Path, options: &[&str]) -> (LtPeer, u16) {
         let (t, d) = (torrent.display().to_string(), data.display().to_string());
-        let mut p = LtPeer::spawn(&["seed", &t, &d, "--listen", "0", "--no-utp"]);
+        let mut args = vec!["seed", &t, &d, "--listen", "0", "--no-utp"];
+        args.extend_from_slice(options);
+        let mut p = LtPeer::spawn(&args);
         let v = p.wait_for("seeding", Duration::from_secs(60));
         let port = v["port"].as_u64().expect("a port") as u16;
         (p, port)
