@@ -31,16 +31,7 @@ async fn peers_meet_over_ipv6_through_http_and_udp_trackers() {
     let http = tr.http_announce_url(None).unwrap();
     assert!(http.starts_with("http://[::1]:"), "{http}");
     let s = share(&[http]);
-    let seed = engine6().await;
-    let mut events = seed.subscribe();
-    seed.add(
-        s.meta.clone(),
-        s.data.parent().unwrap().to_owned(),
-        Arc::new(Open),
-    )
-    .await
-    .unwrap();
-    announced(&mut events).await;
+    let seed = announced_seed_on(engine6().await, &s).await;
 
     // The leech knows the UDP tracker only.
     let udp = tr.udp_announce_url(None).unwrap();

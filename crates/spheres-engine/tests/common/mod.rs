@@ -89,7 +89,11 @@ pub async fn seeder_for(s: &Share, admission: Arc<dyn Admission>) -> Engine {
 /// An engine seeding the share, once its first tracker has answered its announce (so a
 /// client started after this finds it).
 pub async fn announced_seeder(s: &Share) -> Engine {
-    let e = engine().await;
+    announced_seed_on(engine().await, s).await
+}
+
+/// `e` seeds the share, once its first tracker has answered its announce.
+pub async fn announced_seed_on(e: Engine, s: &Share) -> Engine {
     let mut events = e.subscribe();
     e.add(
         s.meta.clone(),
