@@ -1,5 +1,5 @@
-# Shared by the bench scripts: background processes, cleanup on exit, traps.
-# Sourced by transfer.sh and tracker.sh; defines PIDS, WORK, stop, cleanup and bg.
+# Shared by the bench scripts: background processes, cleanup on exit, traps, and spheres
+# nodes. Defines PIDS, WORK, stop, cleanup, bg, now, json_field, node, cli and household.
 
 
 PIDS=()
@@ -40,4 +40,48 @@ bg() {
     "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     BG_PID=$!
     PIDS+=("$BG_PID")
+}
+
+now() { date +%s.%N; }
+json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
+
+# node NAME [ARGS...]: starts `spheres up` of $BIN (the release build) as NAME, with
+# NODE_ARGS and ARGS, its folders under $WORK/NAME; waits until it runs.
+node() {
+    local name=$1
+    shift
+    bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http 127.0.0.1:0 \
+        --spheres-dir "$WORK/$name/Spheres" ${NODE_ARGS[@]+"${NODE_ARGS[@]}"} "$@"
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q '"event":"running"' "$WORK/$name.out" && return 0
+        sleep 0.1
+    done
+    echo "$name did not start: $(cat "$WORK/$name.err")" >&2
+    return 1
+}
+# cli NAME ARGS...: the CLI of node NAME.
+cli() { local name=$1; shift; "$BIN" --json --data-dir "$WORK/$name/data" "$@"; }
+
+# household SPHERE MEMBERS [ARGS...]: alice's node runs the household server (with ARGS),
+# makes SPHERE, and MEMBERS member nodes m1..mN join it (each with NODE_ARGS).
+household() {
+    local sphere=$1 n=$2 i
+    shift 2
+    node alice --user alice --domain bench.test "$@"
+    local running c2s ca
+    running=$(grep '"event":"running"' "$WORK/alice.out")
+    c2s=$(json_field "$running" "['household']['c2s']")
+    ca=$(json_field "$running" "['household']['ca']")
+    cli alice sphere create "$sphere" >/dev/null
+    echo "member-secret" >"$WORK/pw"
+    for ((i = 1; i <= n; i++)); do
+        cli alice household add-user "m$i" --password-file "$WORK/pw" >/dev/null
+        node "m$i" --jid "m$i@bench.test" --password-file "$WORK/pw" --xmpp-server "$c2s" --xmpp-ca "$ca"
+        cli alice sphere invite "$sphere" "m$i@bench.test" >/dev/null
+    done
+    for ((i = 1; i <= n; i++)); do
+        until cli "m$i" sphere invites | grep -q "$sphere"; do sleep 0.1; done
+        cli "m$i" sphere join "$sphere" >/dev/null
+    done
 }

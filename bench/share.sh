@@ -27,45 +27,14 @@ BIN=$PWD/target/release/spheres
 [[ -x $BIN ]] || { echo "build first: cargo build --release -p spheres" >&2; exit 1; }
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/spheres-bench-share.XXXXXX")
 
-now() { date +%s.%N; }
-json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
-
-# node NAME [ARGS...]: starts a node; waits until it runs.
-node() {
-    local name=$1
-    shift
-    bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http 127.0.0.1:0 \
-        --spheres-dir "$WORK/$name/Spheres" ${UPLOAD_LIMIT:+--upload-limit "$UPLOAD_LIMIT"} "$@"
-    local i
-    for ((i = 0; i < 600; i++)); do
-        grep -q '"event":"running"' "$WORK/$name.out" && return 0
-        sleep 0.1
-    done
-    echo "$name did not start: $(cat "$WORK/$name.err")" >&2
-    return 1
-}
-cli() { local name=$1; shift; "$BIN" --json --data-dir "$WORK/$name/data" "$@"; }
+# Every node's upload capped (UPLOAD_LIMIT): bench/lib.sh's `node` passes NODE_ARGS.
+NODE_ARGS=(${UPLOAD_LIMIT:+--upload-limit "$UPLOAD_LIMIT"})
 
 # run N: a fresh household with N members; prints the seconds from share to all complete.
 run() {
     local n=$1 i
     rm -rf "${WORK:?}/alice" "$WORK"/m*
-    node alice --user alice --domain bench.test
-    local running c2s ca
-    running=$(grep '"event":"running"' "$WORK/alice.out")
-    c2s=$(json_field "$running" "['household']['c2s']")
-    ca=$(json_field "$running" "['household']['ca']")
-    cli alice sphere create Bench >/dev/null
-    echo "member-secret" >"$WORK/pw"
-    for ((i = 1; i <= n; i++)); do
-        cli alice household add-user "m$i" --password-file "$WORK/pw" >/dev/null
-        node "m$i" --jid "m$i@bench.test" --password-file "$WORK/pw" --xmpp-server "$c2s" --xmpp-ca "$ca"
-        cli alice sphere invite Bench "m$i@bench.test" >/dev/null
-    done
-    for ((i = 1; i <= n; i++)); do
-        until cli "m$i" sphere invites | grep -q Bench; do sleep 0.1; done
-        cli "m$i" sphere join Bench >/dev/null
-    done
+    household Bench "$n"
     cli alice share Bench "$WORK/data.bin" >/dev/null
     local start done_all=0
     start=$(now)

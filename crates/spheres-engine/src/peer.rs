@@ -617,18 +617,28 @@ impl Session {
         if self.outstanding.is_empty() {
             return;
         }
+        let given_up = std::mem::take(&mut self.outstanding);
         let mut st = self.t.lock();
-        for b in self.outstanding.drain(..) {
-            st.picker.release(self.key, &b);
-            if self.released.len() == MAX_RELEASED {
-                self.released.pop_front();
-            }
-            self.released.push_back(b);
+        for b in &given_up {
+            st.picker.release(self.key, b);
         }
         if let Some(p) = st.peers.get_mut(&self.key) {
             p.waiting_for = 0;
         }
         st.refill_others(Some(self.key));
+        drop(st);
+        self.keep_released(given_up);
+    }
+
+    /// Blocks we stopped waiting for, still taken if they come (the latest
+    /// [`MAX_RELEASED`]).
+    fn keep_released(&mut self, blocks: Vec<Block>) {
+        for b in blocks {
+            if self.released.len() >= MAX_RELEASED {
+                self.released.pop_front();
+            }
+            self.released.push_back(b);
+        }
     }
 
     /// Its pieces changed (or ours did): are we interested?
@@ -695,6 +705,39 @@ impl Session {
             self.outstanding.push(b);
             self.send(Message::Request(b));
         }
+    }
+
+    /// A reader jumped (a seek): our requests for pieces nobody reads now would arrive
+    /// before the reader's, so they are cancelled (still welcome if they come) and the
+    /// readers' windows asked for instead.
+    fn hurry(&mut self) {
+        if !self.registered {
+            return;
+        }
+        {
+            let mut st = self.t.lock();
+            let stale: Vec<Block> = self
+                .outstanding
+                .iter()
+                .filter(|b| !st.picker.urgent(b.piece))
+                .copied()
+                .collect();
+            if stale.is_empty() {
+                drop(st);
+                self.refill();
+                return;
+            }
+            self.outstanding.retain(|b| st.picker.urgent(b.piece));
+            for b in &stale {
+                st.picker.release(self.key, b);
+            }
+            drop(st);
+            for b in &stale {
+                self.send(Message::Cancel(*b));
+            }
+            self.keep_released(stale);
+        }
+        self.refill();
     }
 
     /// Its word on its pieces: a bitfield, or (first only) `HaveAll` or `HaveNone`.
@@ -981,6 +1024,7 @@ impl Session {
             // Pieces may be wanted again (a file read that was left aside): interest first.
             Cmd::Refill if !self.am_interested => self.update_interest(),
             Cmd::Refill => self.refill(),
+            Cmd::Hurry => self.hurry(),
             Cmd::Close => {}
         }
     }

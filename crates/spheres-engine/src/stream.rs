@@ -87,7 +87,7 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
     loop {
         {
             let mut st = t.lock();
-            st.picker.set_reader(id, piece, window);
+            let jumped = st.picker.set_reader(id, piece, window);
             if st.picker.have().get(piece) {
                 break;
             }
@@ -102,7 +102,15 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
                     st.picker.set_priority(p..p + 1, Priority::Normal);
                 }
             }
-            st.refill_others(None);
+            if jumped {
+                // A seek (or a new reader): requests made for other pieces stand between the
+                // reader and its data; peers cancel those and ask for the window first.
+                for p in st.peers.values() {
+                    let _ = p.cmd.send(crate::torrent::Cmd::Hurry);
+                }
+            } else {
+                st.refill_others(None);
+            }
         }
         if t.closed.load(Ordering::SeqCst) {
             return Err(io::Error::other("the torrent was removed"));

@@ -27,6 +27,9 @@ pub(crate) enum Cmd {
     Cancel(Block),
     /// Blocks went back to be asked for (a piece failed, a peer left or was slow): ask.
     Refill,
+    /// A reader jumped: cancel requests for pieces no reader needs now, ask for the
+    /// readers' windows.
+    Hurry,
     /// The torrent is removed, or the engine stops.
     Close,
 }

@@ -384,10 +384,22 @@ impl Picker {
     }
 
     /// A reader (a stream) is at piece `start` and will read the next `len` pieces soon.
-    /// Call again as it moves; its window is picked before anything else.
-    pub fn set_reader(&mut self, reader: u64, start: u32, len: u32) {
+    /// Call again as it moves; its window is picked before anything else. Returns whether it
+    /// jumped: a new reader, or one now at a piece outside its old window (a seek), when
+    /// requests already made for other pieces stand between it and its data.
+    pub fn set_reader(&mut self, reader: u64, start: u32, len: u32) -> bool {
         let len = len.min(self.layout.pieces());
-        self.readers.insert(reader, Window { start, len });
+        let old = self.readers.insert(reader, Window { start, len });
+        !old.is_some_and(|w| start >= w.start && start < w.start.saturating_add(w.len))
+    }
+
+    /// Whether piece `p` is wanted now: in a reader's window, or of [`Priority::High`].
+    pub fn urgent(&self, p: u32) -> bool {
+        self.high.contains(&p)
+            || self
+                .readers
+                .values()
+                .any(|w| p >= w.start && p < w.start.saturating_add(w.len))
     }
 
     pub fn remove_reader(&mut self, reader: u64) {
@@ -399,9 +411,14 @@ impl Picker {
     /// Up to `max` blocks to ask `peer` for, appended to `out`; returns how many.
     pub fn pick(&mut self, peer: PeerKey, has: Has<'_>, max: usize, out: &mut Vec<Block>) -> usize {
         let mut taken = 0;
-        // 1. Readers' windows, nearest first, interleaved between readers; then High pieces.
+        // 1. The piece each reader is at; then High pieces (the ends of a file being opened:
+        //    a player reads the index at the end before it can seek); then the rest of the
+        //    readers' windows, nearest first, interleaved between readers.
         let longest = self.readers.values().map(|w| w.len).max().unwrap_or(0);
-        'windows: for d in 0..longest {
+        for d in 0..=longest {
+            if d == longest.min(1) {
+                taken += self.take_high(peer, has, max - taken, out);
+            }
             let pieces: Vec<u32> = self
                 .readers
                 .values()
@@ -409,19 +426,10 @@ impl Picker {
                 .filter_map(|w| w.start.checked_add(d))
                 .collect();
             for p in pieces {
-                if taken == max {
-                    break 'windows;
-                }
                 taken += self.take(p, peer, has, max - taken, out);
             }
-        }
-        if taken < max {
-            let high: Vec<u32> = self.high.iter().copied().collect();
-            for p in high {
-                taken += self.take(p, peer, has, max - taken, out);
-                if taken == max {
-                    break;
-                }
+            if taken == max {
+                return taken;
             }
         }
         // 2. Pieces already started.
@@ -468,6 +476,19 @@ impl Picker {
                     }
                 }
             }
+        }
+        taken
+    }
+
+    /// Takes up to `max` blocks of High pieces for `peer`.
+    fn take_high(&mut self, peer: PeerKey, has: Has<'_>, max: usize, out: &mut Vec<Block>) -> usize {
+        let mut taken = 0;
+        let high: Vec<u32> = self.high.iter().copied().collect();
+        for p in high {
+            if taken == max {
+                break;
+            }
+            taken += self.take(p, peer, has, max - taken, out);
         }
         taken
     }
@@ -769,14 +790,19 @@ mod tests {
     fn readers_windows_come_before_rarity_and_follow_the_reader() {
         let mut pk = Picker::new(layout(40), 4);
         pk.peer_joined(Has::Some(&bits(40, &[30])));
-        pk.set_reader(7, 10, 2);
-        pk.set_reader(8, 20, 1);
+        assert!(pk.set_reader(7, 10, 2), "a new reader");
+        assert!(pk.set_reader(8, 20, 1));
+        assert!(!pk.set_reader(7, 11, 2), "moving within its window is no jump");
+        assert!(pk.set_reader(7, 10, 2), "nor back: 10 is out of 11..13");
+        assert!(pk.urgent(10) && pk.urgent(11) && pk.urgent(20));
+        assert!(!pk.urgent(12) && !pk.urgent(30));
         let mut out = Vec::new();
         pk.pick(1, Has::All, 6, &mut out);
         assert_eq!(pieces_of(&out), [10, 20, 11]);
         // The reader moved on (a seek): its new window first.
-        pk.set_reader(7, 35, 1);
+        assert!(pk.set_reader(7, 35, 1));
         pk.remove_reader(8);
+        assert!(!pk.urgent(10) && !pk.urgent(20) && pk.urgent(35));
         out.clear();
         pk.pick(1, Has::All, 2, &mut out);
         assert_eq!(pieces_of(&out), [35]);
@@ -784,9 +810,17 @@ mod tests {
         pk.remove_reader(7);
         pk.set_priority(0..1, Priority::High);
         pk.set_priority(39..40, Priority::High);
+        assert!(pk.urgent(0) && pk.urgent(39) && !pk.urgent(35));
         out.clear();
         pk.pick(1, Has::All, 3, &mut out);
         assert_eq!(pieces_of(&out), [0, 39]);
+        // A reader's own piece comes first, then the file's ends, then the rest of its
+        // window (a player reads the index at the end before it can seek).
+        pk.set_priority(5..6, Priority::High);
+        pk.set_reader(9, 2, 3);
+        out.clear();
+        pk.pick(2, Has::All, 8, &mut out);
+        assert_eq!(pieces_of(&out), [2, 5, 3, 4]);
         pk.check();
     }
 
