@@ -18,7 +18,9 @@
 #   click, then in the page: until the player plays (currentTime > 0, not paused), and after
 #   setting currentTime to 80 % of the duration, until it plays past that point (readyState
 #   >= 3, not seeking). Clocks are the page's own (performance.now), polled every frame.
-#   BENCH_DEBUG=1 prints the page's range requests and their times.
+#   BENCH_DEBUG=1 prints the page's range requests and their times, and keeps the member
+#   node's log in /tmp/stream-m1-RUN.log (with RUST_LOG=spheres_engine=debug: each wait of a
+#   reader for a piece).
 # - Each run has a household of its own (nothing of an earlier run downloading meanwhile).
 # - Reported: each run, and the median of each time. Targets (issue 13): under 1 s each.
 #
@@ -56,6 +58,7 @@ for ((r = 1; r <= RUNS; r++)); do
     echo "run $r: $line"
     results+=("$line")
     rm -f "$WORK/$name"
+    [[ -z ${BENCH_DEBUG:-} ]] || cp "$WORK/m1.err" "/tmp/stream-m1-$r.log"; cp "$WORK/alice.err" "/tmp/stream-alice-$r.log"
     for p in "${PIDS[@]}"; do stop "$p"; done
 done
 python3 - "${results[@]}" <<'PY'

@@ -2,9 +2,10 @@
 //!
 //! The session reads and decides; a writer task sends, so a peer that reads slowly never
 //! stops us reading from it. What the session keeps for the peer is bounded: one message in
-//! the decoder (and a 256 KiB read), at most [`SERVE_QUEUE`] of its requests, at most [`MAX_UNSENT`] bytes of
-//! answers not yet sent (past that we stop reading from it until it reads), our own requests
-//! sized by its rate.
+//! the decoder (and a 256 KiB read), at most [`SERVE_QUEUE`] of its requests (blocks are read
+//! from disk a batch at a time, as they can be sent), at most [`MAX_UNSENT`] bytes of other
+//! messages not yet sent (past that we stop reading from it until it reads), our own
+//! requests sized by its rate.
 //!
 //! Until the torrent's admission lets the peer in, every peer is treated alike whatever the
 //! torrent: the same longest message, its messages kept aside (a few) or ignored, nothing
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spheres_swarm::{Bitfield, PeerKey, Rate, request_depth};
+use spheres_swarm::{Bitfield, PeerKey, Priority, Rate, request_depth};
 use spheres_wire::{
     BLOCK, Block, Decoder, ExtHandshake, Handshake, MAX_PEX_PEERS, METADATA_PIECE, Message,
     MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, metadata_pieces, pex_flags,
@@ -707,19 +708,23 @@ impl Session {
         }
     }
 
-    /// A reader jumped (a seek): our requests for pieces nobody reads now would arrive
-    /// before the reader's, so they are cancelled (still welcome if they come) and the
-    /// readers' windows asked for instead.
-    fn hurry(&mut self) {
+    /// A reader jumped to `window` (a seek): our requests for other pieces would arrive
+    /// before its, so they are cancelled (still welcome if they come; High pieces, a file's
+    /// ends, stay asked) and its window asked for first. The reader it left may not have
+    /// closed yet: its window goes too, and comes back if it reads again.
+    fn hurry(&mut self, window: std::ops::Range<u32>) {
         if !self.registered {
             return;
         }
         {
             let mut st = self.t.lock();
+            let keep = |b: &Block| {
+                window.contains(&b.piece) || st.picker.priority(b.piece) == Priority::High
+            };
             let stale: Vec<Block> = self
                 .outstanding
                 .iter()
-                .filter(|b| !st.picker.urgent(b.piece))
+                .filter(|b| !keep(b))
                 .copied()
                 .collect();
             if stale.is_empty() {
@@ -727,7 +732,7 @@ impl Session {
                 self.refill();
                 return;
             }
-            self.outstanding.retain(|b| st.picker.urgent(b.piece));
+            self.outstanding.retain(keep);
             for b in &stale {
                 st.picker.release(self.key, b);
             }
@@ -946,7 +951,10 @@ impl Session {
                 true
             });
         if queued {
-            self.out.push(Out::Serve, b.length as usize + 13);
+            // A block in the serve queue is a few bytes until the writer reads it (a batch
+            // at a time): it does not count as unsent. Counting it stopped us reading the
+            // peer while its requests waited, and so its cancels (a viewer's seek) with them.
+            self.out.push(Out::Serve, 13);
         } else if self.fast {
             self.send(Message::Reject(b));
         }
@@ -1024,7 +1032,7 @@ impl Session {
             // Pieces may be wanted again (a file read that was left aside): interest first.
             Cmd::Refill if !self.am_interested => self.update_interest(),
             Cmd::Refill => self.refill(),
-            Cmd::Hurry => self.hurry(),
+            Cmd::Hurry(window) => self.hurry(window),
             Cmd::Close => {}
         }
     }
@@ -1068,10 +1076,16 @@ async fn writer(
                     // Every block queued so far, up to a batch, read in one trip to a blocking
                     // thread (one trip per block cost more in thread hand-overs than the reads).
                     // Later tokens find the queue emptied: they only count.
+                    // Under an upload limit, a batch is what goes in 50 ms: a batch read waits
+                    // for the limit with no way back, so the smaller, the sooner a peer's
+                    // cancels (a viewer's seek) take effect.
+                    let most = limits.upload.get().map_or(SERVE_BATCH, |rate| {
+                        ((rate.get() / u64::from(BLOCK) / 20) as usize).clamp(1, SERVE_BATCH)
+                    });
                     let batch: Vec<Block> = serve
                         .lock()
                         .map(|mut q| {
-                            let n = q.len().min(SERVE_BATCH);
+                            let n = q.len().min(most);
                             q.drain(..n).collect()
                         })
                         .unwrap_or_default();

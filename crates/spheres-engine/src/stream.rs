@@ -84,11 +84,15 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
     let window = (WINDOW_BYTES / pl).max(2) as u32;
     let end = piece.saturating_add(window).min(t.layout.pieces());
     let mut verified = t.verified.subscribe();
+    let asked = std::time::Instant::now();
     loop {
         {
             let mut st = t.lock();
             let jumped = st.picker.set_reader(id, piece, window);
             if st.picker.have().get(piece) {
+                if asked.elapsed() > std::time::Duration::from_millis(1) {
+                    tracing::debug!(torrent = %t.meta.name, piece, waited_ms = asked.elapsed().as_millis() as u64, "a reader waited for a piece");
+                }
                 break;
             }
             if let Some(e) = &st.disk_error {
@@ -106,7 +110,7 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
                 // A seek (or a new reader): requests made for other pieces stand between the
                 // reader and its data; peers cancel those and ask for the window first.
                 for p in st.peers.values() {
-                    let _ = p.cmd.send(crate::torrent::Cmd::Hurry);
+                    let _ = p.cmd.send(crate::torrent::Cmd::Hurry(piece..end));
                 }
             } else {
                 st.refill_others(None);

@@ -27,9 +27,8 @@ pub(crate) enum Cmd {
     Cancel(Block),
     /// Blocks went back to be asked for (a piece failed, a peer left or was slow): ask.
     Refill,
-    /// A reader jumped: cancel requests for pieces no reader needs now, ask for the
-    /// readers' windows.
-    Hurry,
+    /// A reader jumped to these pieces (a seek): cancel requests for others, ask for them.
+    Hurry(std::ops::Range<u32>),
     /// The torrent is removed, or the engine stops.
     Close,
 }

@@ -365,3 +365,67 @@ async fn a_flood_of_idle_connections_is_bounded() {
     e.connect(s.meta.info_hash.0, seed.listen_addr()).unwrap();
     completes(&e, &s).await;
 }
+
+/// A peer that asks and asks and never reads what we send: past a bounded backlog the
+/// engine stops reading it (so its requests stay in the kernel's buffers, not in our
+/// memory), and others are still served. Both what we answer from memory (metadata) and
+/// what we read from disk (blocks) are asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_cannot_grow_our_memory() {
+    let s = share(&[]);
+    let e = seeder(&s).await;
+    for blocks in [false, true] {
+        let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "hog").await;
+        peer.send(ext("hog")).await;
+        let Message::Extended { payload, .. } = peer
+            .until(|m| matches!(m, Message::Extended { id: 0, .. }))
+            .await
+        else {
+            unreachable!()
+        };
+        let our_id = ExtHandshake::parse(&payload)
+            .unwrap()
+            .id_of("ut_metadata")
+            .unwrap();
+        peer.send(Message::Interested).await;
+        // 64 MiB of requests: answered in full they would be gigabytes.
+        let one = if blocks {
+            Message::Request(Block {
+                piece: 0,
+                begin: 0,
+                length: BLOCK,
+            })
+        } else {
+            Message::Extended {
+                id: our_id,
+                payload: MetadataMessage::Request { piece: 0 }.encode(),
+            }
+        };
+        let mut chunk = Vec::new();
+        while chunk.len() < 1 << 20 {
+            one.encode(&mut chunk);
+        }
+        let flood = async {
+            for _ in 0..64 {
+                peer.stream.write_all(&chunk).await?;
+            }
+            std::io::Result::Ok(())
+        };
+        let written = tokio::time::timeout(BOUND, flood).await;
+        assert!(
+            written.is_err(),
+            "the engine read 64 MiB of requests from a peer that reads nothing (blocks: {blocks})"
+        );
+        // Someone else is served meanwhile.
+        let (mut other, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "fair").await;
+        other.send(ext("fair")).await;
+        other
+            .until(|m| matches!(m, Message::Extended { id: 0, .. }))
+            .await;
+        assert!(matches!(
+            metadata_piece(&mut other, our_id, 0).await,
+            MetadataMessage::Data { .. }
+        ));
+    }
+    e.shutdown().await;
+}

@@ -384,7 +384,8 @@ impl Picker {
     }
 
     /// A reader (a stream) is at piece `start` and will read the next `len` pieces soon.
-    /// Call again as it moves; its window is picked before anything else. Returns whether it
+    /// Call again as it moves; its window is picked before anything else (the newest reader,
+    /// the largest id, first). Returns whether it
     /// jumped: a new reader, or one now at a piece outside its old window (a seek), when
     /// requests already made for other pieces stand between it and its data.
     pub fn set_reader(&mut self, reader: u64, start: u32, len: u32) -> bool {
@@ -419,9 +420,11 @@ impl Picker {
             if d == longest.min(1) {
                 taken += self.take_high(peer, has, max - taken, out);
             }
+            // The newest reader first: the latest seek is what someone waits for.
             let pieces: Vec<u32> = self
                 .readers
                 .values()
+                .rev()
                 .filter(|w| d < w.len)
                 .filter_map(|w| w.start.checked_add(d))
                 .collect();
@@ -481,7 +484,13 @@ impl Picker {
     }
 
     /// Takes up to `max` blocks of High pieces for `peer`.
-    fn take_high(&mut self, peer: PeerKey, has: Has<'_>, max: usize, out: &mut Vec<Block>) -> usize {
+    fn take_high(
+        &mut self,
+        peer: PeerKey,
+        has: Has<'_>,
+        max: usize,
+        out: &mut Vec<Block>,
+    ) -> usize {
         let mut taken = 0;
         let high: Vec<u32> = self.high.iter().copied().collect();
         for p in high {
@@ -792,13 +801,17 @@ mod tests {
         pk.peer_joined(Has::Some(&bits(40, &[30])));
         assert!(pk.set_reader(7, 10, 2), "a new reader");
         assert!(pk.set_reader(8, 20, 1));
-        assert!(!pk.set_reader(7, 11, 2), "moving within its window is no jump");
+        assert!(
+            !pk.set_reader(7, 11, 2),
+            "moving within its window is no jump"
+        );
         assert!(pk.set_reader(7, 10, 2), "nor back: 10 is out of 11..13");
         assert!(pk.urgent(10) && pk.urgent(11) && pk.urgent(20));
         assert!(!pk.urgent(12) && !pk.urgent(30));
         let mut out = Vec::new();
         pk.pick(1, Has::All, 6, &mut out);
-        assert_eq!(pieces_of(&out), [10, 20, 11]);
+        // The newest reader first (the latest seek is what someone waits for).
+        assert_eq!(pieces_of(&out), [20, 10, 11]);
         // The reader moved on (a seek): its new window first.
         assert!(pk.set_reader(7, 35, 1));
         pk.remove_reader(8);
