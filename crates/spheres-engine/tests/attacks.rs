@@ -26,6 +26,18 @@ fn ext(client: &str) -> Message {
     }
 }
 
+/// Sends our extended handshake as `client`; returns the engine's.
+async fn extended(peer: &mut Raw, client: &str) -> ExtHandshake {
+    peer.send(ext(client)).await;
+    match peer
+        .until(|m| matches!(m, Message::Extended { id: 0, .. }))
+        .await
+    {
+        Message::Extended { payload, .. } => ExtHandshake::parse(&payload).unwrap(),
+        other => unreachable!("{other:?}"),
+    }
+}
+
 /// Asks for metadata piece `piece` (under the engine's id `id`) and reads the answer.
 async fn metadata_piece(peer: &mut Raw, id: u8, piece: u32) -> MetadataMessage {
     peer.send(Message::Extended {
@@ -136,21 +148,9 @@ async fn admitted_peers_get_the_metadata_and_it_hashes_to_the_info_hash() {
     let s = share(&[]);
     let e = seeder(&s).await;
     let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "meta").await;
-    peer.send(ext("meta")).await;
-    let Message::Extended { payload, .. } = peer
-        .until(|m| matches!(m, Message::Extended { id: 0, .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    let size = ExtHandshake::parse(&payload)
-        .unwrap()
-        .metadata_size
-        .expect("the size, once admitted");
-    let our_id = ExtHandshake::parse(&payload)
-        .unwrap()
-        .id_of("ut_metadata")
-        .unwrap();
+    let theirs = extended(&mut peer, "meta").await;
+    let size = theirs.metadata_size.expect("the size, once admitted");
+    let our_id = theirs.id_of("ut_metadata").unwrap();
     let mut info = Vec::new();
     for piece in 0..spheres_wire::metadata_pieces(size) {
         let MetadataMessage::Data {
@@ -375,18 +375,14 @@ async fn a_peer_that_never_reads_cannot_grow_our_memory() {
     let s = share(&[]);
     let e = seeder(&s).await;
     for blocks in [false, true] {
-        let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "hog").await;
-        peer.send(ext("hog")).await;
-        let Message::Extended { payload, .. } = peer
-            .until(|m| matches!(m, Message::Extended { id: 0, .. }))
-            .await
-        else {
-            unreachable!()
+        // A peer id of its own each time (the last one may not be gone yet).
+        let (hog, fair) = if blocks {
+            ("hog2", "fair2")
+        } else {
+            ("hog1", "fair1")
         };
-        let our_id = ExtHandshake::parse(&payload)
-            .unwrap()
-            .id_of("ut_metadata")
-            .unwrap();
+        let (mut peer, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, hog).await;
+        let our_id = extended(&mut peer, hog).await.id_of("ut_metadata").unwrap();
         peer.send(Message::Interested).await;
         // 64 MiB of requests: answered in full they would be gigabytes.
         let one = if blocks {
@@ -417,11 +413,8 @@ async fn a_peer_that_never_reads_cannot_grow_our_memory() {
             "the engine read 64 MiB of requests from a peer that reads nothing (blocks: {blocks})"
         );
         // Someone else is served meanwhile.
-        let (mut other, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, "fair").await;
-        other.send(ext("fair")).await;
-        other
-            .until(|m| matches!(m, Message::Extended { id: 0, .. }))
-            .await;
+        let (mut other, _) = Raw::connect(e.listen_addr(), s.meta.info_hash.0, fair).await;
+        extended(&mut other, fair).await;
         assert!(matches!(
             metadata_piece(&mut other, our_id, 0).await,
             MetadataMessage::Data { .. }
