@@ -47,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
                 let block = Block { piece: arg % (n + 2), begin: u32::from(op) * 1024, length: arg * 64 };
                 let _ = pk.received(peer as u64, &block);
             }
-            6 => pk.set_reader(u64::from(op & 1), arg, u32::from(op >> 5)),
+            6 => {
+                pk.set_reader(u64::from(op & 1), arg, u32::from(op >> 5));
+            }
             7 => pk.remove_reader(u64::from(op & 1)),
             8 => {
                 let priority = [Priority::Skip, Priority::Normal, Priority::High][(op >> 6) as usize % 3];
