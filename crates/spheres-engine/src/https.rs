@@ -4,8 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-/// A client for trackers; `extra_ca`: a PEM file of authorities to trust besides the system's.
-pub(crate) fn client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String> {
+/// A client for trackers and web seeds; `extra_ca`: a PEM file of authorities to trust
+/// besides the system's; `redirects`: which redirects it follows.
+pub(crate) fn client(
+    extra_ca: Option<&Path>,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         // A system certificate rustls cannot use is skipped, not fatal.
@@ -29,6 +33,7 @@ pub(crate) fn client(extra_ca: Option<&Path>) -> Result<reqwest::Client, String>
         .with_root_certificates(roots)
         .with_no_client_auth();
     reqwest::Client::builder()
+        .redirect(redirects)
         .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| e.to_string())

@@ -30,6 +30,7 @@ mod peer;
 mod resume;
 mod storage;
 mod stream;
+mod superseed;
 mod torrent;
 mod transport;
 mod webseed;
@@ -292,6 +293,8 @@ struct Inner {
     dht: Option<dht::Dht>,
     /// For HTTP and HTTPS trackers.
     http: reqwest::Client,
+    /// The web seeds' client (redirects checked).
+    web_seeds: reqwest::Client,
 }
 
 /// A place for a peer not yet admitted ([`MAX_UNADMITTED`], [`MAX_UNADMITTED_PER_IP`]),
@@ -427,10 +430,14 @@ impl Engine {
             Some(c) => Some(dht::Dht::start(c, listen).map_err(EngineError::Dht)?),
             None => None,
         };
-        let http = https::client(config.tracker_ca.as_deref()).map_err(EngineError::Https)?;
+        let http = https::client(config.tracker_ca.as_deref(), Default::default())
+            .map_err(EngineError::Https)?;
+        let web_seeds = https::client(config.tracker_ca.as_deref(), webseed::redirects())
+            .map_err(EngineError::Https)?;
         let inner = Arc::new(Inner {
             dht,
             http,
+            web_seeds,
             peer_id,
             listen,
             torrents: Mutex::new(HashMap::new()),
@@ -549,6 +556,7 @@ impl Engine {
                 banned: Default::default(),
                 disk_error: None,
                 unwanted_files: Default::default(),
+                super_seed: None,
             }),
             events: inner.events.clone(),
             verified: tokio::sync::watch::channel(0).0,
@@ -591,13 +599,13 @@ impl Engine {
             tokio::spawn(dial_loop(t.clone(), Arc::downgrade(&self.inner))),
         ];
         // Web seeds (BEP 19), a task each (a few at most).
-        let mut seeds: Vec<&String> = t
+        let mut seen = std::collections::HashSet::new();
+        let seeds: Vec<&String> = t
             .meta
             .web_seeds
             .iter()
-            .filter(|u| webseed::usable(u))
+            .filter(|u| webseed::usable(u) && seen.insert(u.as_str()))
             .collect();
-        seeds.dedup();
         for url in seeds.into_iter().take(MAX_WEB_SEEDS) {
             tasks.push(tokio::spawn(webseed::webseed_loop(
                 t.clone(),
@@ -716,6 +724,29 @@ impl Engine {
             true,
         );
         Ok(())
+    }
+
+    /// Super-seeding (BEP 16) for a complete torrent no peer has seen yet (a file just
+    /// shared): each peer is offered a few pieces of its own and trades for the rest, so our
+    /// upload goes out about once whatever the number of peers; over by itself once every
+    /// piece was offered. `false` ends it at once. Returns whether it is on.
+    pub fn set_super_seeding(&self, info_hash: &[u8; 20], on: bool) -> Result<bool, EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        let mut st = t.lock();
+        if on {
+            // Every piece here (not only the wanted ones), and nobody told yet.
+            if !st.picker.have().is_full() || !st.peers.is_empty() {
+                return Ok(st.super_seed.is_some());
+            }
+            st.super_seed = Some(superseed::SuperSeed::new(t.layout.pieces()));
+            return Ok(true);
+        }
+        if st.super_seed.take().is_some() {
+            for p in st.peers.values() {
+                let _ = p.cmd.send(torrent::Cmd::Reveal);
+            }
+        }
+        Ok(false)
     }
 
     /// Every peer the torrent knows of (given, from trackers, the DHT or peer exchange),

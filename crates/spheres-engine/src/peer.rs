@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use spheres_swarm::{Bitfield, PeerKey, Priority, Rate, request_depth};
 use spheres_wire::{
     BLOCK, Block, Decoder, ExtHandshake, Handshake, MAX_PEX_PEERS, METADATA_PIECE, Message,
-    MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, metadata_pieces, pex_flags,
+    MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, is_local, metadata_pieces,
+    pex_flags,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, mpsc};
@@ -390,6 +391,11 @@ impl Session {
                         self.send(Message::KeepAlive);
                     }
                     self.send_pex(now);
+                    // Super-seeding, and it wants none of the pieces it was offered (files
+                    // left aside): more offers, or it would wait for ever.
+                    if self.registered && !self.peer_interested {
+                        self.offer(true);
+                    }
                     if !self.outstanding.is_empty()
                         && now.saturating_duration_since(self.last_block) > REQUEST_TIMEOUT
                     {
@@ -482,7 +488,10 @@ impl Session {
             .added
             .into_iter()
             .map(|(a, _)| a)
+            // Local addresses only from a local peer: a stranger on the internet must not
+            // make us knock on this machine's or the LAN's other services.
             .filter(|a| dialable(a) && *a != ours && *a != self.addr)
+            .filter(|a| !is_local(&a.ip()) || is_local(&self.addr.ip()))
             .take(PEX_TAKEN)
             .collect();
         tracing::debug!(peer = %self.addr, torrent = %self.t.meta.name, peers = addrs.len(), "peers by PEX");
@@ -524,7 +533,7 @@ impl Session {
     ) -> Result<(), Ended> {
         let now = Instant::now();
         let pieces = self.t.layout.pieces();
-        let ours = {
+        let (ours, hiding) = {
             let mut st = self.t.lock();
             // Checked under the lock: a torrent being removed sets it before it locks.
             if self.t.closed.load(Ordering::SeqCst) {
@@ -555,10 +564,11 @@ impl Session {
                     connected: now,
                     last_block: now,
                     waiting_for: 0,
+                    offered: Vec::new(),
                     cmd: cmd_tx.clone(),
                 },
             );
-            st.picker.have().clone()
+            (st.picker.have().clone(), st.super_seed.is_some())
         };
         self.registered = true;
         // Its place among peers not yet admitted goes to the next one.
@@ -570,7 +580,14 @@ impl Session {
                 .saturating_add(256)
                 .max(pieces / 8 + 16),
         );
-        let m = if self.fast && ours.is_full() {
+        let m = if hiding {
+            // Super-seeding: we say we have nothing, then offer pieces one by one.
+            if self.fast {
+                Message::HaveNone
+            } else {
+                Message::Bitfield(Bitfield::new(pieces).as_wire().to_vec())
+            }
+        } else if self.fast && ours.is_full() {
             Message::HaveAll
         } else if self.fast && ours.count() == 0 {
             Message::HaveNone
@@ -589,6 +606,9 @@ impl Session {
             self.on_admitted_message(m)?;
         }
         self.update_interest();
+        if hiding {
+            self.offer(false);
+        }
         Ok(())
     }
 
@@ -745,6 +765,79 @@ impl Session {
         self.refill();
     }
 
+    /// Super-seeding: the pieces we offered that it now has are done with; it is offered
+    /// others, up to [`OFFERS`](crate::superseed::OFFERS) (`more`: it wants none of those it
+    /// holds, files left aside: [`OFFERS`](crate::superseed::OFFERS) more, up to
+    /// [`MAX_OFFERED`](crate::superseed::MAX_OFFERED)). When every piece has been offered
+    /// once, super-seeding ends: every peer hears what we have.
+    fn offer(&mut self, more: bool) {
+        let mut offers = Vec::new();
+        let over = {
+            let mut guard = self.t.lock();
+            let st = &mut *guard;
+            let (Some(ss), Some(p)) = (st.super_seed.as_mut(), st.peers.get_mut(&self.key)) else {
+                return;
+            };
+            if p.has.all {
+                return;
+            }
+            let has = &p.has;
+            p.offered.retain(|&i| !has.bits.get(i));
+            let cap = if more {
+                (p.offered.len() + crate::superseed::OFFERS).min(crate::superseed::MAX_OFFERED)
+            } else {
+                crate::superseed::OFFERS
+            };
+            while p.offered.len() < cap {
+                let has = &p.has;
+                match ss.offer(&st.picker, |i| !has.bits.get(i), &p.offered) {
+                    Some(i) => {
+                        p.offered.push(i);
+                        offers.push(i);
+                    }
+                    None => break,
+                }
+            }
+            let over = ss.done();
+            if over {
+                st.super_seed = None;
+                tracing::debug!(torrent = %self.t.meta.name, "super-seeding over: every piece was offered");
+                for (k, p) in &st.peers {
+                    if *k != self.key {
+                        let _ = p.cmd.send(Cmd::Reveal);
+                    }
+                }
+            }
+            over
+        };
+        for piece in offers {
+            self.send(Message::Have { piece });
+        }
+        if over {
+            self.reveal();
+        }
+    }
+
+    /// Super-seeding is over: the peer hears of every piece it lacks (we have them all).
+    fn reveal(&mut self) {
+        let lacks: Vec<u32> = {
+            let mut st = self.t.lock();
+            let Some(p) = st.peers.get_mut(&self.key) else {
+                return;
+            };
+            p.offered.clear();
+            if p.has.all {
+                return;
+            }
+            (0..self.t.layout.pieces())
+                .filter(|&i| !p.has.bits.get(i))
+                .collect()
+        };
+        for piece in lacks {
+            self.send(Message::Have { piece });
+        }
+    }
+
     /// Its word on its pieces: a bitfield, or (first only) `HaveAll` or `HaveNone`.
     fn set_pieces(&mut self, all: bool, bits: Bitfield, fast: bool) -> Result<(), Ended> {
         if std::mem::replace(&mut self.said_pieces, true) && fast {
@@ -763,6 +856,7 @@ impl Session {
             st.picker.peer_joined(p.has.as_has());
         }
         self.update_interest();
+        self.offer(false);
         Ok(())
     }
 
@@ -842,7 +936,17 @@ impl Session {
                     st.picker.peer_has(piece);
                 }
                 let wanted = new && st.picker.wants(piece);
+                // Super-seeding: it has a piece we offered it; it may have another.
+                let offered = new
+                    && st.super_seed.is_some()
+                    && st
+                        .peers
+                        .get(&self.key)
+                        .is_some_and(|p| p.offered.contains(&piece));
                 drop(st);
+                if offered {
+                    self.offer(false);
+                }
                 if wanted && !self.am_interested {
                     self.update_interest();
                 } else if wanted {
@@ -941,7 +1045,16 @@ impl Session {
         if !valid {
             return Err(Ended::Protocol("a request for no block of ours"));
         }
-        let can = !self.am_choking && self.t.lock().picker.have().get(b.piece);
+        let can = !self.am_choking && {
+            let st = self.t.lock();
+            // Super-seeding: only the pieces we offered it.
+            st.picker.have().get(b.piece)
+                && (st.super_seed.is_none()
+                    || st
+                        .peers
+                        .get(&self.key)
+                        .is_some_and(|p| p.offered.contains(&b.piece)))
+        };
         let queued = can
             && self.serve.lock().is_ok_and(|mut q| {
                 if q.len() >= SERVE_QUEUE {
@@ -1033,6 +1146,7 @@ impl Session {
             Cmd::Refill if !self.am_interested => self.update_interest(),
             Cmd::Refill => self.refill(),
             Cmd::Hurry(window) => self.hurry(window),
+            Cmd::Reveal => self.reveal(),
             Cmd::Close => {}
         }
     }

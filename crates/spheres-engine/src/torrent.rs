@@ -29,6 +29,8 @@ pub(crate) enum Cmd {
     Refill,
     /// A reader jumped to these pieces (a seek): cancel requests for others, ask for them.
     Hurry(std::ops::Range<u32>),
+    /// Super-seeding is over: tell the peer every piece we have.
+    Reveal,
     /// The torrent is removed, or the engine stops.
     Close,
 }
@@ -77,6 +79,8 @@ pub(crate) struct PeerEntry {
     /// When it last sent us a block we asked for (or when it unchoked us).
     pub last_block: Instant,
     pub waiting_for: usize,
+    /// Pieces we offered it while super-seeding (it may ask for these only).
+    pub offered: Vec<u32>,
     pub cmd: mpsc::UnboundedSender<Cmd>,
 }
 
@@ -96,7 +100,7 @@ pub(crate) struct State {
     pub contributors: HashMap<u32, Vec<PeerKey>>,
     /// Pieces that hashed wrong with a peer's blocks in them, by address.
     pub strikes: HashMap<IpAddr, u32>,
-    /// Pieces that hashed wrong with blocks from a source that is not a peer (a web seed).
+    /// Web seeds (by their key), and the pieces that hashed wrong with their blocks in them.
     pub source_strikes: HashMap<PeerKey, u32>,
     /// Addresses refused from now on: they sent a piece that hashed wrong alone, or had a
     /// part in [`STRIKES`] of them.
@@ -105,6 +109,8 @@ pub(crate) struct State {
     pub disk_error: Option<String>,
     /// Files left aside ([`crate::Engine::want_file`]).
     pub unwanted_files: HashSet<usize>,
+    /// Super-seeding (BEP 16), the first seed of a new file.
+    pub super_seed: Option<crate::superseed::SuperSeed>,
 }
 
 /// Pieces that hashed wrong with blocks from one address before it is banned.
@@ -472,11 +478,13 @@ impl Torrent {
                     .filter_map(|k| st.peers.get(k).map(|p| p.addr.ip()))
                     .collect();
                 for k in &contributors {
-                    if !st.peers.contains_key(k) {
-                        *st.source_strikes.entry(*k).or_insert(0) += 1;
+                    if let Some(n) = st.source_strikes.get_mut(k) {
+                        *n += 1;
                     }
                 }
-                let alone = blamed.len() == 1;
+                // Alone: the only source of the piece (a web seed counts: a peer that shared a
+                // bad piece with one is not banned at once).
+                let alone = contributors.len() == 1;
                 for ip in blamed {
                     let strikes = st.strikes.entry(ip).or_insert(0);
                     *strikes += 1;

@@ -11,8 +11,10 @@
 //! What a web seed can do to us: send nothing (its blocks go to others after a timeout),
 //! send too much (we read what we asked for and stop), send wrong bytes (they never reach
 //! the disk). What a torrent's URL can make us do: GET requests with a `Range` header and
-//! nothing else (no body, no cookies); a URL on a loopback address with a query string is
-//! refused (a torrent must not drive local web services; libtorrent refuses the same).
+//! nothing else (no body, no cookies); a URL on this machine or its local networks with a
+//! query string is refused (a torrent must not drive local web services; libtorrent
+//! refuses the same), and a redirect from the internet to them is not followed. Known
+//! limit: a name that resolves to a local address is not caught.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +30,7 @@ use crate::{EngineEvent, Inner};
 
 /// Blocks asked of a web seed at a time (1 MiB).
 const MAX_BLOCKS: usize = 64;
-/// A request that takes longer than this fails (its blocks go to others).
+/// A run of blocks that takes longer than this fails (its blocks go to others).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// After a failure, the wait before trying the web seed again doubles from this...
 const FIRST_WAIT: Duration = Duration::from_secs(5);
@@ -54,23 +56,44 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
-/// Whether a torrent's web seed URL may be used: `http` or `https`, and not a loopback
-/// address with a query string.
+/// Whether a URL names this machine or its local networks: `localhost`, or a loopback,
+/// private, link-local or unspecified address (IPv4-mapped ones too).
+pub(crate) fn local(u: &reqwest::Url) -> bool {
+    let host = u.host_str().unwrap_or_default();
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| spheres_wire::is_local(&ip))
+}
+
+/// Whether a torrent's web seed URL may be used: `http` or `https`, and not a local one
+/// with a query string (a torrent must not drive a local web service; libtorrent refuses
+/// the same).
 pub(crate) fn usable(url: &str) -> bool {
     let Ok(u) = reqwest::Url::parse(url) else {
         return false;
     };
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return false;
-    }
-    let host = u.host_str().unwrap_or_default();
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !(loopback && u.query().is_some())
+    matches!(u.scheme(), "http" | "https")
+        && u.host_str().is_some()
+        && !(local(&u) && u.query().is_some())
+}
+
+/// Redirects a web seed may take: 3 at most, each to a usable URL, and never from the
+/// internet to this machine or its local networks.
+pub(crate) fn redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first_local = attempt.previous().first().is_some_and(local);
+        let next = attempt.url();
+        if attempt.previous().len() > 3 || !usable(next.as_str()) || (local(next) && !first_local) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// The URL of file `index` of the torrent on web seed `base`.
@@ -148,7 +171,7 @@ enum Failed {
     Length { got: u64, wanted: u64 },
     #[error("no URL for file {0}")]
     NoUrl(usize),
-    #[error("the request took longer than {REQUEST_TIMEOUT:?}")]
+    #[error("the requests took longer than {REQUEST_TIMEOUT:?}")]
     Timeout,
 }
 
@@ -157,6 +180,7 @@ enum Failed {
 pub(crate) async fn webseed_loop(t: Arc<Torrent>, base: String, engine: std::sync::Weak<Inner>) {
     t.checked().await;
     let key: PeerKey = t.next_key.fetch_add(1, Ordering::Relaxed);
+    t.lock().source_strikes.insert(key, 0);
     let mut verified = t.verified.subscribe();
     let mut wait = FIRST_WAIT;
     loop {
@@ -166,7 +190,7 @@ pub(crate) async fn webseed_loop(t: Arc<Torrent>, base: String, engine: std::syn
         let Some(inner) = engine.upgrade() else {
             return;
         };
-        let (http, limits) = (inner.http.clone(), inner.limits.clone());
+        let (http, limits) = (inner.web_seeds.clone(), inner.limits.clone());
         drop(inner);
         let picked = {
             let mut st = t.lock();
@@ -238,20 +262,21 @@ async fn fetch(
         let start = u64::from(first.piece) * plen + u64::from(first.begin);
         let len: u64 = run.iter().map(|b| u64::from(b.length)).sum();
         let mut bytes = Vec::with_capacity(len as usize);
-        for (file, offset, n) in spans(&t.meta, start, len) {
-            if t.meta.files[file].padding {
-                bytes.resize(bytes.len() + n as usize, 0);
-                continue;
+        // One deadline for the run, whatever the number of files it spans.
+        tokio::time::timeout(REQUEST_TIMEOUT, async {
+            for (file, offset, n) in spans(&t.meta, start, len) {
+                if t.meta.files[file].padding {
+                    bytes.resize(bytes.len() + n as usize, 0);
+                    continue;
+                }
+                let url = file_url(base, &t.meta, file).ok_or(Failed::NoUrl(file))?;
+                let whole = offset == 0 && n == t.meta.files[file].length;
+                get_range(http, limits, &url, offset, n, whole, &mut bytes).await?;
             }
-            let url = file_url(base, &t.meta, file).ok_or(Failed::NoUrl(file))?;
-            let whole = offset == 0 && n == t.meta.files[file].length;
-            tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                get_range(http, limits, &url, offset, n, whole, &mut bytes),
-            )
-            .await
-            .map_err(|_| Failed::Timeout)??;
-        }
+            Ok::<(), Failed>(())
+        })
+        .await
+        .map_err(|_| Failed::Timeout)??;
         // Hand the run over block by block, as a peer's blocks.
         let now = Instant::now();
         let mut at = 0usize;
@@ -404,6 +429,11 @@ mod tests {
         assert!(!usable("http://127.0.0.1:8080/api?delete=1"));
         assert!(!usable("http://localhost/x?y"));
         assert!(!usable("http://[::1]/x?y"));
+        assert!(!usable("http://localhost./x?y"));
+        assert!(!usable("http://[::ffff:127.0.0.1]/x?y"));
+        assert!(!usable("http://0.0.0.0/x?y"));
+        assert!(!usable("http://192.168.1.1/cgi?reboot=1"));
+        assert!(usable("http://192.168.1.10/films/"), "a household NAS");
         assert!(!usable("file:///etc/passwd"));
         assert!(!usable("ftp://example.org/x"));
         assert!(!usable("not a url"));

@@ -21,30 +21,40 @@ use crate::rooms::Outgoing;
 use crate::rooms::Sender;
 use crate::{Node, lock, now_secs};
 
+/// What a file is, from its name's extension.
+fn kind_of(f: &spheres_metainfo::FileEntry) -> &'static str {
+    let ext = f
+        .path
+        .last()
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "mp4" | "mkv" | "webm" | "mov" | "avi" | "m4v" | "ogv" => "video",
+        "mp3" | "flac" | "ogg" | "opus" | "m4a" | "wav" | "aac" => "audio",
+        "jpg" | "jpeg" | "png" | "gif" | "webp" | "heic" | "avif" | "tif" | "tiff" => "image",
+        "pdf" | "txt" | "odt" | "doc" | "docx" | "md" | "epub" => "document",
+        "zip" | "tar" | "gz" | "7z" | "xz" | "zst" | "rar" => "archive",
+        _ => "other",
+    }
+}
+
 /// The media hint of a share, from its files' extensions, weighted by size.
 pub(crate) fn media_of(meta: &Metainfo) -> &'static str {
     let mut by_kind: HashMap<&'static str, u64> = HashMap::new();
     for (_, f) in meta.visible_files() {
-        let ext = f
-            .path
-            .last()
-            .and_then(|n| n.rsplit_once('.'))
-            .map(|(_, e)| e.to_lowercase())
-            .unwrap_or_default();
-        let kind = match ext.as_str() {
-            "mp4" | "mkv" | "webm" | "mov" | "avi" | "m4v" | "ogv" => "video",
-            "mp3" | "flac" | "ogg" | "opus" | "m4a" | "wav" | "aac" => "audio",
-            "jpg" | "jpeg" | "png" | "gif" | "webp" | "heic" | "avif" | "tif" | "tiff" => "image",
-            "pdf" | "txt" | "odt" | "doc" | "docx" | "md" | "epub" => "document",
-            "zip" | "tar" | "gz" | "7z" | "xz" | "zst" | "rar" => "archive",
-            _ => "other",
-        };
-        *by_kind.entry(kind).or_default() += f.length;
+        *by_kind.entry(kind_of(f)).or_default() += f.length;
     }
     by_kind
         .into_iter()
         .max_by_key(|(_, n)| *n)
         .map_or("other", |(k, _)| k)
+}
+
+/// Whether a share has something people play while it downloads (a video, a song).
+fn playable(meta: &Metainfo) -> bool {
+    meta.visible_files()
+        .any(|(_, f)| matches!(kind_of(f), "video" | "audio"))
 }
 
 /// How long a dropped magnet's metadata is looked for before the watcher starts over.
@@ -117,6 +127,13 @@ impl Node {
         self.add_to_engine(&sphere, &share, Some(&path_text))
             .await
             .context("cannot seed the share")?;
+        // The first seed of new photos or documents super-seeds: each member gets pieces of
+        // its own and they trade for the rest, so our upload goes out about once (over once
+        // every piece went out). Not what plays while it downloads: a viewer needs the pieces
+        // where it reads, which super-seeding would not offer it.
+        if !playable(&meta) {
+            let _ = self.engine.set_super_seeding(&meta.info_hash, true);
+        }
         self.feed_endpoints(&sphere).await;
         self.announce(&sphere, &share).await?;
         Ok(types::Shared {

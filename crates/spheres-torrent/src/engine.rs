@@ -538,6 +538,17 @@ impl Engine {
         })
     }
 
+    /// Super-seeding for a file just shared (complete, no peer yet): see
+    /// `spheres_engine::Engine::set_super_seeding`. Returns whether it is on.
+    pub fn set_super_seeding(&self, hash: &InfoHash, on: bool) -> Result<bool, EngineError> {
+        self.engine
+            .set_super_seeding(&hash.0, on)
+            .map_err(|e| match e {
+                own::EngineError::NotFound => EngineError::NotFound(*hash),
+                other => failed(other),
+            })
+    }
+
     /// What happens in the session as it happens (pieces verified, torrents complete, peers
     /// come and go, disk errors). Lossy for a listener that falls behind: it hears `Lagged`
     /// and reads statuses instead.

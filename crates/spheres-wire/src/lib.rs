@@ -22,7 +22,7 @@ pub use extension::{
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
 pub use message::{BLOCK, Block, Decoder, Message};
-pub use pex::{MAX_PEX_PEERS, PexMessage, UT_PEX, dialable, flags as pex_flags};
+pub use pex::{MAX_PEX_PEERS, PexMessage, UT_PEX, dialable, flags as pex_flags, is_local};
 
 /// What is wrong with what a peer sent. Any of these ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

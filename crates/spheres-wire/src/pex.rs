@@ -165,6 +165,26 @@ pub fn dialable(addr: &SocketAddr) -> bool {
     }
 }
 
+/// Whether an address is this machine's or its local networks': loopback, private,
+/// link-local, unique-local or unspecified (IPv4-mapped IPv6 addresses as their IPv4).
+pub fn is_local(ip: &IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
+        IpAddr::V4(_) => *ip,
+    };
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()
+        }
+        IpAddr::V6(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_unique_local()
+                || a.is_unicast_link_local()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +266,26 @@ mod tests {
         raw.extend(b"7:added.f3:abce");
         let m = PexMessage::parse(&raw).unwrap();
         assert_eq!(m.added, vec![(a("127.0.0.1:9"), 0)]);
+    }
+
+    #[test]
+    fn local_addresses_are_told_apart() {
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "169.254.1.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(is_local(&local.parse().unwrap()), "{local}");
+        }
+        for public in ["8.8.8.8", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_local(&public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]
