@@ -4,7 +4,7 @@
 Run with Debian's /usr/bin/python3 (python3-libtorrent imports only there).
 Prints one JSON object per line on stdout: {"event": ...}.
 
-  lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--tracker URL]...
+  lt_peer.py create PATH OUT.torrent [--piece-size N] [--private] [--hybrid | --v2] [--tracker URL]...
   lt_peer.py seed   FILE.torrent DATA_DIR  [--listen PORT] [--peer HOST:PORT]... [--tracker URL] [--no-utp]
   lt_peer.py leech  FILE.torrent OUT_DIR   [--listen PORT] [--peer HOST:PORT]... [--timeout S] [--no-utp]
   (seed and leech also take --bind ADDR: the address to listen on, 127.0.0.1 by default, and
@@ -92,7 +92,9 @@ def drain(ses):
 def cmd_create(args):
     fs = lt.file_storage()
     lt.add_files(fs, args.path)
-    t = lt.create_torrent(fs, args.piece_size or 0, flags=lt.create_torrent.v1_only)
+    # v1 by default; --hybrid: v1 and v2 (BEP 52) in one; --v2: v2 only.
+    flags = 0 if args.hybrid else lt.create_torrent.v2_only if args.v2 else lt.create_torrent.v1_only
+    t = lt.create_torrent(fs, args.piece_size or 0, flags=flags)
     for i, url in enumerate(args.tracker):
         t.add_tracker(url, i)
     if args.private:
@@ -156,6 +158,8 @@ def main():
     c.add_argument("out")
     c.add_argument("--piece-size", type=int, default=0)
     c.add_argument("--private", action="store_true")
+    c.add_argument("--hybrid", action="store_true")
+    c.add_argument("--v2", action="store_true")
     c.add_argument("--tracker", action="append", default=[])
     for name in ("seed", "leech"):
         s = sub.add_parser(name)
