@@ -1,8 +1,9 @@
 #![no_main]
 //! Any bytes as a .torrent: parsing never panics, and an accepted torrent is self-consistent
-//! and has only safe relative paths.
+//! and has only safe relative paths; its v2 half (BEP 52) too: a piece layer for every file
+//! larger than a piece, of the right length.
 use libfuzzer_sys::fuzz_target;
-use spheres_metainfo::Metainfo;
+use spheres_metainfo::{Metainfo, V2Info};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = Metainfo::from_bytes(data) {
@@ -14,5 +15,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))));
         }
         let _ = m.magnet().to_string();
+    }
+    if let Ok(Some(v2)) = V2Info::from_torrent(data) {
+        for f in &v2.files {
+            assert!(f.path.iter().all(|c| !c.is_empty() && c != ".." && !c.contains('/')));
+            if let Some(root) = f.pieces_root
+                && f.length > v2.piece_length
+            {
+                let layer = &v2.piece_layers[&root];
+                assert_eq!(layer.len() as u64, f.length.div_ceil(v2.piece_length));
+            }
+        }
     }
 });

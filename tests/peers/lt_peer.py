@@ -104,7 +104,9 @@ def cmd_create(args):
     with open(args.out, "wb") as f:
         f.write(data)
     info = lt.torrent_info(args.out)
-    emit(event="created", info_hash=str(info.info_hash()), pieces=info.num_pieces())
+    hashes = info.info_hashes()
+    emit(event="created", info_hash=str(info.info_hash()), pieces=info.num_pieces(),
+         info_hash_v2=str(hashes.v2) if hashes.has_v2() else None)
 
 
 def cmd_seed(args):

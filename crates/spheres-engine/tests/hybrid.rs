@@ -11,23 +11,43 @@ use std::sync::Arc;
 
 use common::*;
 use spheres_engine::Open;
-use spheres_metainfo::Metainfo;
+use spheres_metainfo::{Metainfo, V2Info, v2};
 use spheres_testkit::libtorrent::LtPeer;
 
-/// libtorrent makes a torrent of `data` at `out` with `flag` (`--hybrid`, `--v2`).
-fn lt_create(data: &Path, out: &Path, flag: &str) -> Vec<u8> {
+/// libtorrent makes a torrent of `data` at `out` with `flag` (`--hybrid`, `--v2`): its
+/// bytes, and its v2 info hash in hex as libtorrent computed it.
+fn lt_create(data: &Path, out: &Path, flag: &str) -> (Vec<u8>, String) {
     let (d, o) = (data.display().to_string(), out.display().to_string());
     let mut lt = LtPeer::spawn(&["create", &d, &o, "--piece-size", "32768", flag]);
-    lt.wait_for("created", BOUND * 3);
-    std::fs::read(out).unwrap()
+    let v = lt.wait_for("created", BOUND * 3);
+    let v2 = v["info_hash_v2"]
+        .as_str()
+        .expect("a v2 info hash")
+        .to_owned();
+    (std::fs::read(out).unwrap(), v2)
+}
+
+/// Our reading of the v2 half agrees with libtorrent: the same info hash, and each file's
+/// root as we compute it from the data.
+fn same_v2(v2: &spheres_metainfo::V2Info, lt_hash: &str, data: &Path) {
+    assert_eq!(hex::encode(v2.info_hash), lt_hash);
+    assert_eq!(v2.files.len(), 4, "{:?}", v2.files);
+    for f in &v2.files {
+        let path = f.path.iter().fold(data.to_owned(), |p, c| p.join(c));
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, f.length);
+        let ours = (!bytes.is_empty()).then(|| v2::root_of_leaves(&v2::leaves(&bytes)));
+        assert_eq!(ours, f.pieces_root, "{}", path.display());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
     let s = share(&[]);
     let torrent = s.dir.path().join("hybrid.torrent");
-    let bytes = tokio::task::block_in_place(|| lt_create(&s.data, &torrent, "--hybrid"));
+    let (bytes, lt_hash) = tokio::task::block_in_place(|| lt_create(&s.data, &torrent, "--hybrid"));
     let meta = Arc::new(Metainfo::from_bytes(&bytes).unwrap());
+    same_v2(meta.v2.as_ref().expect("its v2 half"), &lt_hash, &s.data);
     assert!(
         meta.files.iter().any(|f| f.padding),
         "libtorrent aligns a hybrid torrent's files with padding files"
@@ -39,11 +59,20 @@ async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
         tokio::task::block_in_place(|| LtPeer::seed(&torrent, s.data.parent().unwrap()));
     let e = engine().await;
     let out = s.dir.path().join("ours");
-    e.add(meta.clone(), out.clone(), Arc::new(Open)).await.unwrap();
-    e.add_peers(&meta.info_hash.0, &[SocketAddr::from(([127, 0, 0, 1], port))])
+    e.add(meta.clone(), out.clone(), Arc::new(Open))
+        .await
         .unwrap();
+    e.add_peers(
+        &meta.info_hash.0,
+        &[SocketAddr::from(([127, 0, 0, 1], port))],
+    )
+    .unwrap();
     let done = tokio::time::timeout(BOUND * 6, e.wait_complete(&meta.info_hash.0)).await;
-    assert!(matches!(done, Ok(Ok(()))), "{:?}", e.status(&meta.info_hash.0));
+    assert!(
+        matches!(done, Ok(Ok(()))),
+        "{:?}",
+        e.status(&meta.info_hash.0)
+    );
     // Every real file, byte for byte, and no padding file on disk.
     same_tree(&s.data, &out.join("album"));
 
@@ -59,7 +88,24 @@ async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
 fn a_v2_only_torrent_is_refused_with_words_that_say_so() {
     let s = share(&[]);
     let torrent = s.dir.path().join("v2.torrent");
-    let bytes = lt_create(&s.data, &torrent, "--v2");
+    let (bytes, lt_hash) = lt_create(&s.data, &torrent, "--v2");
     let err = Metainfo::from_bytes(&bytes).unwrap_err().to_string();
     assert!(err.contains("v2-only"), "{err}");
+    // Its v2 half reads, and agrees with libtorrent.
+    let v2 = V2Info::from_torrent(&bytes).unwrap().expect("a v2 torrent");
+    same_v2(&v2, &lt_hash, &s.data);
+    assert!(
+        !v2.piece_layers.is_empty(),
+        "holiday.mp4 is larger than a piece"
+    );
+    // One byte of a piece layer changed: refused, not believed.
+    let layer = v2.piece_layers.values().next().unwrap();
+    let at = bytes
+        .windows(32)
+        .position(|w| w == layer[1])
+        .expect("the layer is in the file");
+    let mut bad = bytes.clone();
+    bad[at] ^= 1;
+    let err = V2Info::from_torrent(&bad).unwrap_err().to_string();
+    assert!(err.contains("do not add up"), "{err}");
 }

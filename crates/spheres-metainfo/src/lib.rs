@@ -18,10 +18,12 @@ pub mod bencode;
 pub mod create;
 mod magnet;
 mod metainfo;
+pub mod v2;
 
 pub use create::{CreateError, CreateOptions, Progress, create_torrent};
 pub use magnet::{Magnet, MagnetError};
 pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError, with_trackers};
+pub use v2::{V2File, V2Info};
 
 /// The smallest piece length we choose or accept when creating a torrent (BEP 3 block size).
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;

@@ -101,6 +101,8 @@ pub struct Metainfo {
     pub total_length: u64,
     /// The exact bytes of the info dictionary as found in the file.
     pub info_bytes: Vec<u8>,
+    /// Its v2 half (BEP 52), for a hybrid torrent; checked when read.
+    pub v2: Option<crate::v2::V2Info>,
 }
 
 /// Limits that keep a hostile torrent from costing us memory or arithmetic overflow.
@@ -149,6 +151,8 @@ pub enum MetainfoError {
     DuplicatePath(String),
     #[error("not a valid info hash (expected 40 hexadecimal digits)")]
     BadInfoHash,
+    #[error("the piece hashes of {0:?} do not add up to its root: the torrent is corrupt")]
+    V2LayerMismatch(String),
 }
 
 impl Metainfo {
@@ -162,6 +166,7 @@ impl Metainfo {
             .as_dict()
             .ok_or(MetainfoError::Field("info"))?;
         let mut m = parse_info(info)?;
+        m.v2 = crate::v2::parse(info, &m.info_bytes, root)?;
 
         let announce = root.get(b"announce").and_then(|v| text(v));
         let mut tiers: Vec<Vec<String>> = Vec::new();
@@ -380,6 +385,7 @@ fn parse_info(info: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
         creation_date: None,
         total_length,
         info_bytes: info.raw().to_vec(),
+        v2: None,
     })
 }
 
@@ -392,7 +398,7 @@ fn file_length(d: &Dict<'_>) -> Result<u64, MetainfoError> {
 }
 
 /// Refuses a path component that could escape the download folder or is not portable.
-fn check_component(c: &str, shown: &str) -> Result<(), MetainfoError> {
+pub(crate) fn check_component(c: &str, shown: &str) -> Result<(), MetainfoError> {
     let reason = if c.is_empty() {
         Some("empty path component")
     } else if c == "." || c == ".." {
