@@ -749,6 +749,18 @@ impl Engine {
         Ok(false)
     }
 
+    /// Closes every connection of a torrent (its peers are dialled again as usual): who is
+    /// admitted is asked again, for instance after a sphere's secret changed, so that a
+    /// removed member's connections do not outlive its membership. Returns how many closed.
+    pub fn drop_peers(&self, info_hash: &[u8; 20]) -> Result<usize, EngineError> {
+        let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
+        let st = t.lock();
+        for p in st.peers.values() {
+            let _ = p.cmd.send(torrent::Cmd::Close);
+        }
+        Ok(st.peers.len())
+    }
+
     /// Every peer the torrent knows of (given, from trackers, the DHT or peer exchange),
     /// connected or not, in no particular order.
     pub fn known_peers(&self, info_hash: &[u8; 20]) -> Result<Vec<SocketAddr>, EngineError> {

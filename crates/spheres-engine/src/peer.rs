@@ -911,6 +911,10 @@ impl Session {
         let pieces = self.t.layout.pieces();
         match m {
             Message::KeepAlive | Message::Unknown { .. } | Message::Port(_) => {}
+            // BitTorrent v2's hash exchange: we do not speak v2 to peers yet (no upgrade bit
+            // in our handshake), so a request is refused politely and the rest ignored.
+            Message::HashRequest(r) => self.send(Message::HashReject(r)),
+            Message::Hashes { .. } | Message::HashReject(_) => {}
             Message::Suggest { .. } | Message::AllowedFast { .. } => {}
             Message::Bitfield(bytes) => {
                 let bits = Bitfield::from_wire(&bytes, pieces)

@@ -167,3 +167,52 @@ async fn members_fetch_metadata_and_a_new_secret_shuts_the_old_out() {
     gate.set(None);
     assert!(matches!(fetch(NEW).await, Err(EngineError::NoMetadata)));
 }
+
+/// Waits (bounded) for a peer to connect, or (`gone`) to leave.
+async fn peer_event(events: &mut tokio::sync::broadcast::Receiver<EngineEvent>, gone: bool) {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            match events.recv().await {
+                Ok(EngineEvent::PeerConnected { .. }) if !gone => return,
+                Ok(EngineEvent::PeerGone { .. }) if gone => return,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the peer event came");
+}
+
+/// The secret changes (the owner removed a member): connections admitted with the old one
+/// are closed, and only the new one opens the swarm again.
+#[tokio::test]
+async fn a_new_secret_closes_connections_made_with_the_old() {
+    let s = share(&[]);
+    let hash = s.meta.info_hash.0;
+    let gate = Arc::new(Members::new(SECRET));
+    let seed = seeder_for(&s, gate.clone()).await;
+    let member = engine().await;
+    let mut events = member.subscribe();
+    let out = tempfile::tempdir().unwrap();
+    let ours = Arc::new(Members::new(SECRET));
+    // Slow: still downloading when the secret changes.
+    member.set_limits(std::num::NonZeroU64::new(50 * 1024), None);
+    member
+        .add(s.meta.clone(), out.path().to_owned(), ours.clone())
+        .await
+        .unwrap();
+    member.add_peers(&hash, &[seed.listen_addr()]).unwrap();
+    peer_event(&mut events, false).await;
+
+    const NEW: [u8; 32] = [44; 32];
+    gate.set(Some(NEW));
+    assert_eq!(seed.drop_peers(&hash).unwrap(), 1);
+    peer_event(&mut events, true).await;
+    // The member gets the new secret: it is admitted again and finishes.
+    ours.set(Some(NEW));
+    member.set_limits(None, None);
+    peer_event(&mut events, false).await;
+    completes(&member, &s).await;
+    seed.shutdown().await;
+    member.shutdown().await;
+}

@@ -223,13 +223,24 @@ impl Node {
     }
 
     /// A sphere's swarm secret is now `secret` (from the owner, or made anew by us, the
-    /// owner): kept, and checked from now on.
+    /// owner): kept, and checked from now on. When it changed (the owner removed someone),
+    /// the sphere's connections are closed and made again: members prove the new secret, a
+    /// removed member cannot, and keeps no connection it had.
     pub(crate) async fn set_swarm_secret(&self, sphere: &Sphere, secret: [u8; 32]) {
         let name = format!("swarm_secret:{}", sphere.id);
         if let Err(e) = self.store.set_meta(&name, &hex::encode(secret)).await {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot keep the sphere's swarm secret");
         }
-        self.swarm(sphere).await.members.set(Some(secret));
+        let gate = self.swarm(sphere).await;
+        let before = gate.members.secret();
+        gate.members.set(Some(secret));
+        if before.is_some_and(|b| b != secret) {
+            let mut closed = 0;
+            for hash in self.sphere_hashes(sphere).await {
+                closed += self.engine.drop_peers(&hash).unwrap_or(0);
+            }
+            tracing::info!(sphere = %sphere.name, closed, "new swarm secret: connections made again");
+        }
     }
 
     /// Our announce URL for a sphere: our own tracker for spheres we own, else the key the

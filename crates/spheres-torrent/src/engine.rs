@@ -538,6 +538,15 @@ impl Engine {
         })
     }
 
+    /// Closes a torrent's connections; its peers are dialled again and admitted anew (after
+    /// a sphere's secret changed). Returns how many closed.
+    pub fn drop_peers(&self, hash: &InfoHash) -> Result<usize, EngineError> {
+        self.engine.drop_peers(&hash.0).map_err(|e| match e {
+            own::EngineError::NotFound => EngineError::NotFound(*hash),
+            other => failed(other),
+        })
+    }
+
     /// Super-seeding for a file just shared (complete, no peer yet): see
     /// `spheres_engine::Engine::set_super_seeding`. Returns whether it is on.
     pub fn set_super_seeding(&self, hash: &InfoHash, on: bool) -> Result<bool, EngineError> {

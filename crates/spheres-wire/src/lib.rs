@@ -1,6 +1,6 @@
 //! The BitTorrent peer wire protocol as bytes: the handshake (BEP 3, with the reserved bits of
-//! the Fast extension BEP 6 and the extension protocol BEP 10) and every message of BEP 3 and
-//! BEP 6, the BEP 10 envelope and what travels in it (the extended handshake, and the metadata
+//! the Fast extension BEP 6 and the extension protocol BEP 10) and every message of BEP 3,
+//! BEP 6 and BEP 52 (v2's hash exchange), the BEP 10 envelope and what travels in it (the extended handshake, and the metadata
 //! exchange of BEP 9, peer exchange of BEP 11). The first piece of spheres' own engine (issue 13): the
 //! driver (sockets, timers, storage) and the piece picker build on it.
 //!
@@ -21,7 +21,7 @@ pub use extension::{
     metadata_pieces,
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL};
-pub use message::{BLOCK, Block, Decoder, Message};
+pub use message::{BLOCK, Block, Decoder, HashRange, Message};
 pub use pex::{MAX_PEX_PEERS, PexMessage, UT_PEX, dialable, flags as pex_flags, is_local};
 
 /// What is wrong with what a peer sent. Any of these ends the connection.

@@ -1,6 +1,6 @@
 //! The messages after the handshake: a 4-byte big-endian length, then an id and a payload
 //! (BEP 3), or nothing (keep-alive). Ids 13 to 17 are the Fast extension's (BEP 6), 20 the
-//! extension protocol's envelope (BEP 10).
+//! extension protocol's envelope (BEP 10), 21 to 23 BitTorrent v2's hash exchange (BEP 52).
 
 use crate::WireError;
 
@@ -13,6 +13,44 @@ pub struct Block {
     pub piece: u32,
     pub begin: u32,
     pub length: u32,
+}
+
+/// Hashes of a v2 file's merkle tree (BEP 52), the file named by its root: `length` hashes of
+/// layer `base_layer` (0: the 16 KiB leaves) from `index`, and `proof_layers` layers of the
+/// uncle hashes that tie them to the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashRange {
+    pub pieces_root: [u8; 32],
+    pub base_layer: u32,
+    pub index: u32,
+    pub length: u32,
+    pub proof_layers: u32,
+}
+
+impl HashRange {
+    fn parse(p: &[u8]) -> HashRange {
+        let mut pieces_root = [0u8; 32];
+        pieces_root.copy_from_slice(&p[..32]);
+        HashRange {
+            pieces_root,
+            base_layer: u32_at(p, 32),
+            index: u32_at(p, 36),
+            length: u32_at(p, 40),
+            proof_layers: u32_at(p, 44),
+        }
+    }
+
+    fn bytes(&self) -> [u8; 48] {
+        let mut x = [0u8; 48];
+        x[..32].copy_from_slice(&self.pieces_root);
+        for (i, v) in [self.base_layer, self.index, self.length, self.proof_layers]
+            .into_iter()
+            .enumerate()
+        {
+            x[32 + 4 * i..36 + 4 * i].copy_from_slice(&v.to_be_bytes());
+        }
+        x
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +89,15 @@ pub enum Message {
         id: u8,
         payload: Vec<u8>,
     },
+    /// BEP 52: "send me these hashes".
+    HashRequest(HashRange),
+    /// BEP 52: the hashes asked for, then the proof layers' uncle hashes.
+    Hashes {
+        range: HashRange,
+        hashes: Vec<[u8; 32]>,
+    },
+    /// BEP 52: "I will not send you those hashes".
+    HashReject(HashRange),
     /// A message this version does not know: skipped, as BEP 3 asks.
     Unknown {
         id: u8,
@@ -122,6 +169,20 @@ impl Message {
                     payload: rest.to_vec(),
                 }
             }
+            21 => exactly(48).map(|_| Message::HashRequest(HashRange::parse(payload)))?,
+            22 => {
+                if payload.len() < 48 || (payload.len() - 48) % 32 != 0 {
+                    return Err(WireError::BadLength { id, len });
+                }
+                Message::Hashes {
+                    range: HashRange::parse(payload),
+                    hashes: payload[48..]
+                        .chunks_exact(32)
+                        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                        .collect(),
+                }
+            }
+            23 => exactly(48).map(|_| Message::HashReject(HashRange::parse(payload)))?,
             other => Message::Unknown { id: other },
         })
     }
@@ -164,6 +225,12 @@ impl Message {
             Message::Reject(b) => simple(16, &[&blk(b)]),
             Message::AllowedFast { piece } => simple(17, &[&piece.to_be_bytes()]),
             Message::Extended { id, payload } => simple(20, &[&[*id], payload]),
+            Message::HashRequest(r) => simple(21, &[&r.bytes()]),
+            Message::Hashes { range, hashes } => {
+                let flat: Vec<u8> = hashes.iter().flatten().copied().collect();
+                simple(22, &[&range.bytes(), &flat])
+            }
+            Message::HashReject(r) => simple(23, &[&r.bytes()]),
             Message::Unknown { .. } => {}
         }
     }
@@ -296,7 +363,23 @@ mod tests {
                 id: 0,
                 payload: b"d1:md11:ut_metadatai1eee".to_vec(),
             },
+            Message::HashRequest(range()),
+            Message::Hashes {
+                range: range(),
+                hashes: vec![[1; 32], [2; 32], [3; 32]],
+            },
+            Message::HashReject(range()),
         ]
+    }
+
+    fn range() -> HashRange {
+        HashRange {
+            pieces_root: [0xab; 32],
+            base_layer: 1,
+            index: 4,
+            length: 2,
+            proof_layers: 1,
+        }
     }
 
     /// Every message reads back as written, whatever the cuts the network makes.
@@ -351,6 +434,17 @@ mod tests {
             }),
             [0, 0, 0, 3, 20, 3, b'x']
         );
+        // BEP 52: root, base layer, index, length, proof layers.
+        let mut req = vec![0, 0, 0, 49, 21];
+        req.extend([0xab; 32]);
+        req.extend([0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 1]);
+        assert_eq!(enc(Message::HashRequest(range())), req);
+        // A hashes message whose hashes are not whole 32-byte hashes is refused.
+        let mut bad = vec![0, 0, 0, 50, 22];
+        bad.extend([0u8; 49]);
+        let mut d = Decoder::new(1024);
+        d.push(&bad);
+        assert!(d.next_message().is_err());
     }
 
     /// Attack: a peer announces a message of 4 GiB. It is refused when its length arrives,
