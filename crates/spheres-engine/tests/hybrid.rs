@@ -84,6 +84,53 @@ async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
     e.shutdown().await;
 }
 
+/// Our maker's hybrid torrents: the same info dictionary as libtorrent makes of the same
+/// folder (so the same v1 and v2 info hashes), libtorrent seeds from one (checking both
+/// halves), and we download it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_hybrid_torrents_are_libtorrent_s() {
+    let s = share(&[]);
+    let (bytes, meta) = spheres_metainfo::create_torrent(
+        &s.data,
+        &spheres_metainfo::CreateOptions {
+            piece_length: Some(32 * 1024),
+            hybrid: true,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let ours = s.dir.path().join("ours.torrent");
+    std::fs::write(&ours, &bytes).unwrap();
+    let theirs = s.dir.path().join("theirs.torrent");
+    let (lt_bytes, lt_v2) = tokio::task::block_in_place(|| lt_create(&s.data, &theirs, "--hybrid"));
+    let lt_meta = Metainfo::from_bytes(&lt_bytes).unwrap();
+    let v2 = meta.v2.as_ref().expect("a v2 half");
+    same_v2(v2, &lt_v2, &s.data);
+    assert_eq!(meta.info_hash, lt_meta.info_hash, "the same v1 info hash");
+
+    let (_lt, port) = tokio::task::block_in_place(|| LtPeer::seed(&ours, s.data.parent().unwrap()));
+    let e = engine().await;
+    let out = s.dir.path().join("got");
+    let meta = Arc::new(meta);
+    e.add(meta.clone(), out.clone(), Arc::new(Open))
+        .await
+        .unwrap();
+    e.add_peers(
+        &meta.info_hash.0,
+        &[SocketAddr::from(([127, 0, 0, 1], port))],
+    )
+    .unwrap();
+    let done = tokio::time::timeout(BOUND * 6, e.wait_complete(&meta.info_hash.0)).await;
+    assert!(
+        matches!(done, Ok(Ok(()))),
+        "{:?}",
+        e.status(&meta.info_hash.0)
+    );
+    same_tree(&s.data, &out.join("album"));
+    e.shutdown().await;
+}
+
 #[test]
 fn a_v2_only_torrent_is_refused_with_words_that_say_so() {
     let s = share(&[]);

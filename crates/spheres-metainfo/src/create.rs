@@ -10,6 +10,9 @@
 //! - Pieces are hashed by one worker per core. Each worker claims a run of consecutive pieces and
 //!   reads it with positional reads, so reading and hashing overlap without a reader bottleneck.
 //! - A file that changes size while it is hashed is an error, not a silently wrong torrent.
+//! - `hybrid`: a BitTorrent v1 and v2 torrent in one (BEP 52): files aligned to pieces by BEP 47
+//!   padding files in the v1 list, and the v2 file tree with each file's SHA-256 merkle root
+//!   and piece layer, computed in the same pass as the SHA-1 pieces.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -40,6 +43,8 @@ pub struct CreateOptions {
     pub creation_date: Option<i64>,
     /// Hashing threads; all cores when `None`.
     pub threads: Option<usize>,
+    /// A hybrid torrent: BitTorrent v1 and v2 in one (BEP 52).
+    pub hybrid: bool,
 }
 
 /// Progress of hashing, reported about ten times a second and once at the end.
@@ -84,6 +89,8 @@ struct SourceFile {
     disk: PathBuf,
     components: Vec<String>,
     length: u64,
+    /// A BEP 47 padding file (zeros, nowhere on disk).
+    pad: bool,
 }
 
 /// The piece length we choose for `total` bytes: about 1500 pieces at most, a power of two,
@@ -114,6 +121,7 @@ pub fn create_torrent(
             disk: path.to_owned(),
             components: vec![name.clone()],
             length: meta.len(),
+            pad: false,
         };
         (vec![file], false)
     } else {
@@ -132,7 +140,36 @@ pub fn create_torrent(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let pieces = hash_pieces(&files, total, piece_length, threads, progress)?;
+    // Hybrid: each file starts a piece (padding after every file but the last).
+    let files = if opts.hybrid {
+        let last = files.len().saturating_sub(1);
+        let mut aligned = Vec::with_capacity(files.len() * 2);
+        for (i, f) in files.into_iter().enumerate() {
+            let pad = (piece_length - f.length % piece_length) % piece_length;
+            aligned.push(f);
+            if i < last && pad > 0 {
+                aligned.push(SourceFile {
+                    disk: PathBuf::new(),
+                    components: vec![".pad".into(), pad.to_string()],
+                    length: pad,
+                    pad: true,
+                });
+            }
+        }
+        aligned
+    } else {
+        files
+    };
+    let stream: u64 = files.iter().map(|f| f.length).sum();
+    let owners = opts.hybrid.then(|| piece_owners(&files, piece_length));
+    let (pieces, v2_hashes) = hash_pieces(
+        &files,
+        stream,
+        piece_length,
+        threads,
+        owners.as_deref(),
+        progress,
+    )?;
 
     let mut info = BTreeMap::new();
     info.insert(b"name".to_vec(), OwnedValue::string(name));
@@ -149,19 +186,41 @@ pub fn create_torrent(
             .iter()
             .map(|f| {
                 let path = f.components.iter().map(|c| OwnedValue::string(c.as_str()));
-                OwnedValue::dict([
+                let mut d = vec![
                     ("length", OwnedValue::Int(f.length as i64)),
                     ("path", OwnedValue::List(path.collect())),
-                ])
+                ];
+                if f.pad {
+                    d.push(("attr", OwnedValue::string("p")));
+                }
+                OwnedValue::dict(d)
             })
             .collect();
         info.insert(b"files".to_vec(), OwnedValue::List(list));
     } else {
         info.insert(b"length".to_vec(), OwnedValue::Int(total as i64));
     }
+    let mut layers = BTreeMap::new();
+    if let Some(v2_hashes) = &v2_hashes {
+        let (tree, l) = v2_tree(&files, piece_length, v2_hashes);
+        layers = l;
+        info.insert(b"meta version".to_vec(), OwnedValue::Int(2));
+        info.insert(b"file tree".to_vec(), tree);
+    }
 
     let mut root = BTreeMap::new();
     root.insert(b"info".to_vec(), OwnedValue::Dict(info));
+    if opts.hybrid {
+        root.insert(
+            b"piece layers".to_vec(),
+            OwnedValue::Dict(
+                layers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_vec(), OwnedValue::Bytes(v)))
+                    .collect(),
+            ),
+        );
+    }
     let tiers: Vec<&Vec<String>> = opts.trackers.iter().filter(|t| !t.is_empty()).collect();
     if let Some(first) = tiers.first().and_then(|t| t.first()) {
         root.insert(b"announce".to_vec(), OwnedValue::string(first.as_str()));
@@ -240,6 +299,7 @@ fn walk(
                 disk,
                 components: prefix.clone(),
                 length,
+                pad: false,
             });
         }
         prefix.pop();
@@ -252,22 +312,119 @@ fn batch_pieces(piece_length: u64) -> usize {
     (4 * 1024 * 1024 / piece_length).max(1) as usize
 }
 
+/// What a piece of a hybrid torrent is in v2 terms: how many of its bytes are its file's
+/// (the rest is padding), and whether that file is one piece or less (its hash is then the
+/// file's root, over its own leaves).
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    real: usize,
+    single: bool,
+}
+
+fn piece_owners(files: &[SourceFile], piece_length: u64) -> Vec<Owner> {
+    let mut out = Vec::new();
+    for f in files.iter().filter(|f| !f.pad && f.length > 0) {
+        let pieces = f.length.div_ceil(piece_length);
+        for i in 0..pieces {
+            out.push(Owner {
+                real: (f.length - i * piece_length).min(piece_length) as usize,
+                single: f.length <= piece_length,
+            });
+        }
+    }
+    out
+}
+
+/// The v2 file tree of `files` (padding left out) and its piece layers, from each piece's
+/// v2 hash in order.
+fn v2_tree(
+    files: &[SourceFile],
+    piece_length: u64,
+    hashes: &[[u8; 32]],
+) -> (OwnedValue, BTreeMap<[u8; 32], Vec<u8>>) {
+    #[derive(Default)]
+    struct Dir(BTreeMap<String, Node>);
+    enum Node {
+        Dir(Dir),
+        File(OwnedValue),
+    }
+    fn insert(dir: &mut Dir, path: &[String], entry: OwnedValue) {
+        match path {
+            [] => {}
+            [name] => {
+                dir.0.insert(name.clone(), Node::File(entry));
+            }
+            [name, rest @ ..] => {
+                let node = dir
+                    .0
+                    .entry(name.clone())
+                    .or_insert_with(|| Node::Dir(Dir::default()));
+                if let Node::Dir(d) = node {
+                    insert(d, rest, entry);
+                }
+            }
+        }
+    }
+    fn value(dir: Dir) -> OwnedValue {
+        OwnedValue::Dict(
+            dir.0
+                .into_iter()
+                .map(|(k, n)| {
+                    let v = match n {
+                        Node::Dir(d) => value(d),
+                        Node::File(e) => OwnedValue::dict([("", e)]),
+                    };
+                    (k.into_bytes(), v)
+                })
+                .collect(),
+        )
+    }
+    let mut top = Dir::default();
+    let mut layers = BTreeMap::new();
+    let mut next = 0usize;
+    for f in files.iter().filter(|f| !f.pad) {
+        let mut entry = vec![("length", OwnedValue::Int(f.length as i64))];
+        if f.length > 0 {
+            let n = f.length.div_ceil(piece_length) as usize;
+            let mine = &hashes[next..next + n];
+            next += n;
+            let root = if n == 1 && f.length <= piece_length {
+                mine[0]
+            } else {
+                let root = crate::v2::root_of_layer(mine, piece_length);
+                layers.insert(root, mine.iter().flatten().copied().collect());
+                root
+            };
+            entry.push(("pieces root", OwnedValue::Bytes(root.to_vec())));
+        }
+        insert(&mut top, &f.components, OwnedValue::dict(entry));
+    }
+    (value(top), layers)
+}
+
+/// Every piece's SHA-1 (20 bytes each, in a row), and for a hybrid each piece's v2 hash.
+type Hashed = (Vec<u8>, Option<Vec<[u8; 32]>>);
+
+/// The SHA-1 of every piece, and with `owners` (a hybrid torrent) each piece's v2 hash.
 fn hash_pieces(
     files: &[SourceFile],
     total: u64,
     piece_length: u64,
     threads: usize,
+    owners: Option<&[Owner]>,
     progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<u8>, CreateError> {
+) -> Result<Hashed, CreateError> {
     let piece_count = total.div_ceil(piece_length) as usize;
     let batch = batch_pieces(piece_length);
     let next_batch = AtomicUsize::new(0);
     let hashed = AtomicU64::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<CreateError>> = Mutex::new(None);
-    let mut digests = vec![0u8; piece_count * 20];
+    // 20 bytes of SHA-1 a piece, and 32 of v2 hash for a hybrid.
+    let stride = if owners.is_some() { 52 } else { 20 };
+    let mut digests = vec![0u8; piece_count * stride];
     // Each worker writes the digests of the batches it claims into disjoint chunks.
-    let slots: Vec<Mutex<&mut [u8]>> = digests.chunks_mut(batch * 20).map(Mutex::new).collect();
+    let slots: Vec<Mutex<&mut [u8]>> = digests.chunks_mut(batch * stride).map(Mutex::new).collect();
     let reader = Reader::new(files);
 
     std::thread::scope(|scope| {
@@ -282,7 +439,7 @@ fn hash_pieces(
                             return;
                         }
                         let mut slot = slots[b].lock().unwrap_or_else(|e| e.into_inner());
-                        for (i, out) in slot.chunks_mut(20).enumerate() {
+                        for (i, out) in slot.chunks_mut(stride).enumerate() {
                             let piece = b * batch + i;
                             let start = piece as u64 * piece_length;
                             let len = piece_length.min(total - start) as usize;
@@ -294,7 +451,16 @@ fn hash_pieces(
                                     .get_or_insert(e);
                                 return;
                             }
-                            out.copy_from_slice(&Sha1::digest(&buf[..len]));
+                            out[..20].copy_from_slice(&Sha1::digest(&buf[..len]));
+                            if let Some(o) = owners.and_then(|o| o.get(piece)) {
+                                let leaves = crate::v2::leaves(&buf[..o.real.min(len)]);
+                                let h = if o.single {
+                                    crate::v2::root_of_leaves(&leaves)
+                                } else {
+                                    crate::v2::piece_hash(&leaves, piece_length)
+                                };
+                                out[20..].copy_from_slice(&h);
+                            }
                             hashed.fetch_add(len as u64, Ordering::Relaxed);
                         }
                     }
@@ -313,7 +479,7 @@ fn hash_pieces(
         return Err(e);
     }
     drop(slots);
-    for f in files {
+    for f in files.iter().filter(|f| !f.pad) {
         let now = std::fs::metadata(&f.disk).map_err(io_err(&f.disk))?.len();
         if now != f.length {
             return Err(CreateError::Changed(f.disk.clone()));
@@ -323,7 +489,15 @@ fn hash_pieces(
         hashed_bytes: total,
         total_bytes: total,
     });
-    Ok(digests)
+    if owners.is_none() {
+        return Ok((digests, None));
+    }
+    let sha1 = digests.chunks(52).flat_map(|c| c[..20].to_vec()).collect();
+    let v2 = digests
+        .chunks(52)
+        .filter_map(|c| <[u8; 32]>::try_from(&c[20..]).ok())
+        .collect();
+    Ok((sha1, Some(v2)))
 }
 
 /// Reads the concatenated bytes of the files at any offset.
@@ -373,6 +547,14 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let n = (file.length - within).min(buf.len() as u64) as usize;
+            if file.pad {
+                let (now, rest) = buf.split_at_mut(n);
+                now.fill(0);
+                buf = rest;
+                offset += n as u64;
+                index += 1;
+                continue;
+            }
             let handle = match &handles.open {
                 Some((i, f)) if *i == index => f,
                 _ => {
@@ -409,6 +591,47 @@ mod tests {
         data.chunks(piece)
             .flat_map(|c| Sha1::digest(c).to_vec())
             .collect()
+    }
+
+    #[test]
+    fn a_hybrid_aligns_files_and_its_halves_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("album");
+        std::fs::create_dir(&root).unwrap();
+        // Two files of one odd size: two padding files of one name (`.pad/N`).
+        std::fs::write(root.join("a.bin"), vec![1u8; 20_000]).unwrap();
+        std::fs::write(root.join("b.bin"), vec![2u8; 20_000]).unwrap();
+        std::fs::write(root.join("c.bin"), vec![3u8; 70_000]).unwrap();
+        let opts = CreateOptions {
+            piece_length: Some(32 * 1024),
+            hybrid: true,
+            ..Default::default()
+        };
+        let (bytes, m) = create_torrent(&root, &opts, &mut no_progress).unwrap();
+        let pads: Vec<_> = m.files.iter().filter(|f| f.padding).collect();
+        assert_eq!(pads.len(), 2);
+        assert_eq!(pads[0].path, pads[1].path);
+        assert!(
+            m.files
+                .iter()
+                .filter(|f| !f.padding)
+                .all(|f| f.offset % (32 * 1024) == 0)
+        );
+        let v2 = m.v2.as_ref().unwrap();
+        assert_eq!(v2.files.len(), 3);
+        // c.bin spans 3 pieces: a layer of 3, hashing to its root (checked when read).
+        assert_eq!(v2.piece_layers.len(), 1);
+        assert_eq!(
+            crate::V2Info::from_torrent(&bytes).unwrap().as_ref(),
+            Some(v2)
+        );
+        for f in &v2.files {
+            let data = std::fs::read(root.join(&f.path[0])).unwrap();
+            assert_eq!(
+                f.pieces_root,
+                Some(crate::v2::root_of_leaves(&crate::v2::leaves(&data)))
+            );
+        }
     }
 
     #[test]

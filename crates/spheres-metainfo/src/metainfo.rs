@@ -426,7 +426,13 @@ pub(crate) fn check_component(c: &str, shown: &str) -> Result<(), MetainfoError>
 /// Two entries with the same path, or a file that is also a folder of another entry, would
 /// make a download overwrite its own data.
 fn check_unique_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
-    let mut paths: Vec<&[String]> = files.iter().map(|f| f.path.as_slice()).collect();
+    // Padding files are never on disk: two of one size share a name (`.pad/16384`, as
+    // libtorrent names them), and that is fine.
+    let mut paths: Vec<&[String]> = files
+        .iter()
+        .filter(|f| !f.padding)
+        .map(|f| f.path.as_slice())
+        .collect();
     paths.sort();
     for pair in paths.windows(2) {
         let (a, b) = (pair[0], pair[1]);

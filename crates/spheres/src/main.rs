@@ -148,6 +148,10 @@ struct CreateArgs {
     /// Leave out the creation date.
     #[arg(long)]
     no_date: bool,
+    /// Make a hybrid torrent: BitTorrent v1 and v2 in one (BEP 52; files aligned to pieces
+    /// by padding files, SHA-256 merkle trees beside the SHA-1 pieces).
+    #[arg(long)]
+    hybrid: bool,
 }
 
 #[derive(Args)]
@@ -322,6 +326,7 @@ fn create(out: &Output, args: CreateArgs) -> Result<()> {
                 .map_or(0, |d| d.as_secs() as i64)
         }),
         threads: None,
+        hybrid: args.hybrid,
     };
     let bar = out.bytes_bar("hashing");
     let started = std::time::Instant::now();
