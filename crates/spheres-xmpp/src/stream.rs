@@ -182,6 +182,26 @@ fn invalid(msg: impl Into<String>) -> XmppError {
     XmppError::Protocol(msg.into())
 }
 
+/// What a failed read of the server's XML means: bad XML is the server's fault (not
+/// retried), but the connection ending or being reset (a server restarting) is the
+/// network's, and reconnection tries again. `when`: where in the stream, for the message.
+fn read_error(e: io::Error, when: &str) -> XmppError {
+    // The connection ending mid-document is a network failure, not bad XML.
+    let cut = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rxml::Error>())
+        .is_some_and(|x| matches!(x, rxml::Error::InvalidEof(_)));
+    if cut {
+        XmppError::Disconnected(format!(
+            "the connection closed in the middle of the stream ({when})"
+        ))
+    } else if e.kind() == io::ErrorKind::InvalidData {
+        invalid(format!("malformed XML {when}: {e}"))
+    } else {
+        XmppError::Io(e)
+    }
+}
+
 impl<R: tokio::io::AsyncRead + Unpin> StreamReader<R> {
     fn new(io: R) -> Self {
         let budget = Arc::new(Budget::default());
@@ -210,20 +230,7 @@ impl<R: tokio::io::AsyncRead + Unpin> StreamReader<R> {
             Ok(None) => Err(XmppError::Disconnected(
                 "the server closed the connection".into(),
             )),
-            // The connection ending mid-document is a network failure, not bad XML.
-            Err(e)
-                if e.get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rxml::Error>())
-                    .is_some_and(|x| matches!(x, rxml::Error::InvalidEof(_))) =>
-            {
-                Err(XmppError::Disconnected(
-                    "the connection closed in the middle of the stream".into(),
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                Err(invalid(format!("malformed XML from the server: {e}")))
-            }
-            Err(e) => Err(XmppError::Io(e)),
+            Err(e) => Err(read_error(e, "from the server")),
         }
     }
 
@@ -589,7 +596,7 @@ async fn starttls(tcp: &mut TcpStream, domain: &str) -> Result<(), XmppError> {
                     "the server closed the connection before TLS".into(),
                 ));
             }
-            Err(e) => return Err(invalid(format!("malformed XML before TLS: {e}"))),
+            Err(e) => return Err(read_error(e, "before TLS")),
         };
         match ev {
             Event::XmlDeclaration(..) => {}
@@ -795,6 +802,36 @@ async fn authenticate<R: tokio::io::AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    /// A server restarting resets a connection before TLS: that is the network, and the
+    /// client tries again (it used to take it for bad XML and give up for good).
+    #[tokio::test]
+    async fn a_reset_before_tls_is_retried_and_bad_xml_is_not() {
+        for (answer, transient) in [(None, true), (Some(&b"<not a stream"[..]), false)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut header = [0u8; 16];
+                s.read_exact(&mut header).await.unwrap();
+                match answer {
+                    Some(bytes) => {
+                        s.write_all(bytes).await.unwrap();
+                        s.write_all(b">").await.unwrap();
+                        // Kept open until the client has read it.
+                        let _ = s.read(&mut header).await;
+                    }
+                    // Closed at once with a reset (linger 0), as a server killed mid-way.
+                    None => s.set_zero_linger().unwrap(),
+                }
+            });
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            let err = starttls(&mut tcp, "example.test").await.unwrap_err();
+            assert_eq!(err.is_transient(), transient, "{err}");
+            drop(tcp);
+            server.await.unwrap();
+        }
+    }
 
     /// Attack: a hostile server sends a stanza nested a hundred thousand deep. It is refused
     /// at MAX_DEPTH, without recursing that deep; a normal stanza after a normal one reads.
