@@ -41,24 +41,18 @@ fn same_v2(v2: &spheres_metainfo::V2Info, lt_hash: &str, data: &Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
-    let s = share(&[]);
-    let torrent = s.dir.path().join("hybrid.torrent");
-    let (bytes, lt_hash) = tokio::task::block_in_place(|| lt_create(&s.data, &torrent, "--hybrid"));
-    let meta = Arc::new(Metainfo::from_bytes(&bytes).unwrap());
-    same_v2(meta.v2.as_ref().expect("its v2 half"), &lt_hash, &s.data);
-    assert!(
-        meta.files.iter().any(|f| f.padding),
-        "libtorrent aligns a hybrid torrent's files with padding files"
-    );
-    assert_ne!(meta.info_hash.0, s.meta.info_hash.0);
-
-    // libtorrent seeds, we download.
-    let (_lt, port) =
-        tokio::task::block_in_place(|| LtPeer::seed(&torrent, s.data.parent().unwrap()));
+/// libtorrent seeds `torrent` from the share's data; an engine of ours downloads it into
+/// `s.dir/into` and gets every real file, byte for byte (and no padding file).
+async fn from_libtorrent(
+    s: &Share,
+    torrent: &Path,
+    meta: &Arc<Metainfo>,
+    into: &str,
+) -> (spheres_engine::Engine, LtPeer) {
+    let (lt, port) =
+        tokio::task::block_in_place(|| LtPeer::seed(torrent, s.data.parent().unwrap()));
     let e = engine().await;
-    let out = s.dir.path().join("ours");
+    let out = s.dir.path().join(into);
     e.add(meta.clone(), out.clone(), Arc::new(Open))
         .await
         .unwrap();
@@ -73,8 +67,25 @@ async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
         "{:?}",
         e.status(&meta.info_hash.0)
     );
-    // Every real file, byte for byte, and no padding file on disk.
     same_tree(&s.data, &out.join("album"));
+    (e, lt)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
+    let s = share(&[]);
+    let torrent = s.dir.path().join("hybrid.torrent");
+    let (bytes, lt_hash) = tokio::task::block_in_place(|| lt_create(&s.data, &torrent, "--hybrid"));
+    let meta = Arc::new(Metainfo::from_bytes(&bytes).unwrap());
+    same_v2(meta.v2.as_ref().expect("its v2 half"), &lt_hash, &s.data);
+    assert!(
+        meta.files.iter().any(|f| f.padding),
+        "libtorrent aligns a hybrid torrent's files with padding files"
+    );
+    assert_ne!(meta.info_hash.0, s.meta.info_hash.0);
+
+    // libtorrent seeds, we download: every real file, byte for byte, no padding on disk.
+    let (e, _lt) = from_libtorrent(&s, &torrent, &meta, "ours").await;
 
     // We seed (from what we downloaded), libtorrent downloads.
     let lt_out = s.dir.path().join("lt");
@@ -109,25 +120,7 @@ async fn our_hybrid_torrents_are_libtorrent_s() {
     same_v2(v2, &lt_v2, &s.data);
     assert_eq!(meta.info_hash, lt_meta.info_hash, "the same v1 info hash");
 
-    let (_lt, port) = tokio::task::block_in_place(|| LtPeer::seed(&ours, s.data.parent().unwrap()));
-    let e = engine().await;
-    let out = s.dir.path().join("got");
-    let meta = Arc::new(meta);
-    e.add(meta.clone(), out.clone(), Arc::new(Open))
-        .await
-        .unwrap();
-    e.add_peers(
-        &meta.info_hash.0,
-        &[SocketAddr::from(([127, 0, 0, 1], port))],
-    )
-    .unwrap();
-    let done = tokio::time::timeout(BOUND * 6, e.wait_complete(&meta.info_hash.0)).await;
-    assert!(
-        matches!(done, Ok(Ok(()))),
-        "{:?}",
-        e.status(&meta.info_hash.0)
-    );
-    same_tree(&s.data, &out.join("album"));
+    let (e, _lt) = from_libtorrent(&s, &ours, &Arc::new(meta), "got").await;
     e.shutdown().await;
 }
 
