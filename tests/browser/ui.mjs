@@ -326,6 +326,7 @@ try {
   console.log(JSON.stringify({ event: "restart_b" }));
   await b.getByText("Connection to your node lost; reconnecting…").waitFor({ timeout: WAIT });
   await b.waitForFunction(() => document.getElementById("live").textContent === "", null, { timeout: 90_000 });
+  console.log(JSON.stringify({ event: "b_back" }));
   await a.goto(NODE_A + "/#/s/Family");
   await a.getByLabel(/^(Message)$/).fill("Tu es revenu ?");
   await a.getByRole("button", { name: /^(Send|Envoyer)$/ }).click();

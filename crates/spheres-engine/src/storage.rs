@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sha1::{Digest, Sha1};
-use spheres_metainfo::Metainfo;
+use sha2::Sha256;
+use spheres_metainfo::{Metainfo, v2};
 
 struct StoredFile {
     path: PathBuf,
@@ -30,7 +31,116 @@ pub struct Storage {
     files: Vec<StoredFile>,
     piece_length: u64,
     total_length: u64,
-    hashes: Vec<[u8; 20]>,
+    hashes: Hashes,
+}
+
+/// What a piece is checked against.
+enum Hashes {
+    /// v1 and hybrid torrents: each piece's SHA-1.
+    V1(Vec<[u8; 20]>),
+    /// v2-only torrents: each piece's node in its file's merkle tree.
+    V2(Vec<Option<V2Piece>>),
+}
+
+/// A piece of a v2-only torrent: it holds bytes of one file only (then padding).
+#[derive(Clone, Copy)]
+struct V2Piece {
+    hash: [u8; 32],
+    /// The file's bytes in the piece; the leaves cover these and no more.
+    data: u64,
+    /// The file fits in one piece: its root covers as many leaves as the next power of two
+    /// of its own, not a whole piece's.
+    whole_file: bool,
+}
+
+impl Hashes {
+    fn of(meta: &Metainfo) -> Hashes {
+        let Some(v2) = meta.v2.as_ref().filter(|_| meta.is_v2_only()) else {
+            return Hashes::V1(meta.piece_hashes.clone());
+        };
+        let pl = meta.piece_length;
+        let mut pieces = vec![None; meta.piece_count()];
+        // The files that are not padding are the v2 files, in order.
+        for (k, f) in meta.files.iter().filter(|f| !f.padding).enumerate() {
+            let first = f.offset / pl;
+            for j in 0..f.length.div_ceil(pl) {
+                let (Some(slot), Some(hash)) = (
+                    usize::try_from(first + j)
+                        .ok()
+                        .and_then(|i| pieces.get_mut(i)),
+                    v2.piece_hash(k, j),
+                ) else {
+                    continue;
+                };
+                *slot = Some(V2Piece {
+                    hash,
+                    data: pl.min(f.length - j * pl),
+                    whole_file: f.length <= pl,
+                });
+            }
+        }
+        Hashes::V2(pieces)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Hashes::V1(h) => h.len(),
+            Hashes::V2(p) => p.len(),
+        }
+    }
+
+    /// Whether `blocks` (in order) hash to piece `piece`.
+    fn matches(&self, piece: u32, blocks: &[Vec<u8>], piece_length: u64) -> bool {
+        match self {
+            Hashes::V1(hashes) => {
+                let mut h = Sha1::new();
+                for b in blocks {
+                    h.update(b);
+                }
+                let hash: [u8; 20] = h.finalize().into();
+                hashes.get(piece as usize) == Some(&hash)
+            }
+            Hashes::V2(pieces) => {
+                let Some(Some(p)) = pieces.get(piece as usize) else {
+                    return false;
+                };
+                let leaves = v2_leaves(blocks, p.data);
+                let hash = if p.whole_file {
+                    v2::root_of_leaves(&leaves)
+                } else {
+                    v2::piece_hash(&leaves, piece_length)
+                };
+                hash == p.hash
+            }
+        }
+    }
+}
+
+/// The SHA-256 of each 16 KiB of the first `data` bytes of `blocks` (blocks of any length).
+fn v2_leaves(blocks: &[Vec<u8>], data: u64) -> Vec<[u8; 32]> {
+    let leaf = v2::LEAF as usize;
+    let mut left = usize::try_from(data).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(left.div_ceil(leaf));
+    let mut h = Sha256::new();
+    let mut in_leaf = 0;
+    for block in blocks {
+        let mut b = &block[..block.len().min(left)];
+        left -= b.len();
+        while !b.is_empty() {
+            let take = b.len().min(leaf - in_leaf);
+            h.update(&b[..take]);
+            in_leaf += take;
+            b = &b[take..];
+            if in_leaf == leaf {
+                out.push(h.finalize_reset().into());
+                in_leaf = 0;
+            }
+        }
+    }
+    if in_leaf > 0 {
+        out.push(h.finalize().into());
+    }
+    out
 }
 
 impl Storage {
@@ -56,7 +166,7 @@ impl Storage {
             files,
             piece_length: meta.piece_length,
             total_length: meta.total_length,
-            hashes: meta.piece_hashes.clone(),
+            hashes: Hashes::of(meta),
         }
     }
 
@@ -143,14 +253,11 @@ impl Storage {
         Ok(buf)
     }
 
-    /// Whether `blocks` (in order) are piece `piece` (their SHA-1 is the torrent's).
+    /// Whether `blocks` (in order) are piece `piece`: their SHA-1 is the torrent's (v1 and
+    /// hybrid), or their merkle hash is the node of the file's tree (v2-only; padding bytes
+    /// are not hashed, and never written).
     pub fn matches(&self, piece: u32, blocks: &[Vec<u8>]) -> bool {
-        let mut h = Sha1::new();
-        for b in blocks {
-            h.update(b);
-        }
-        let hash: [u8; 20] = h.finalize().into();
-        self.hashes.get(piece as usize) == Some(&hash)
+        self.hashes.matches(piece, blocks, self.piece_length)
     }
 
     /// Writes verified piece `piece`, given as its blocks in order (every one
@@ -244,5 +351,69 @@ impl Storage {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v2-only torrent of two files that end inside pieces, made by our maker.
+    fn v2_torrent(dir: &Path) -> Metainfo {
+        let data = dir.join("d");
+        std::fs::create_dir(&data).unwrap();
+        let bytes = |n: usize, k: u8| (0..n).map(|i| (i % 251) as u8 ^ k).collect::<Vec<u8>>();
+        std::fs::write(data.join("a.bin"), bytes(100_000, 1)).unwrap();
+        std::fs::write(data.join("b.bin"), bytes(20_000, 2)).unwrap();
+        let opts = spheres_metainfo::CreateOptions {
+            piece_length: Some(32 * 1024),
+            v2_only: true,
+            ..Default::default()
+        };
+        spheres_metainfo::create_torrent(&data, &opts, &mut |_| {})
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn v2_pieces_are_checked_against_the_merkle_trees_and_padding_is_not_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = v2_torrent(dir.path());
+        assert!(meta.is_v2_only());
+        // a.bin: 4 pieces (the last 1,696 bytes then padding); b.bin: one piece.
+        assert_eq!(meta.piece_count(), 5);
+        let storage = Storage::new(&meta, &dir.path().join("d"));
+        for piece in 0..5 {
+            assert!(storage.check(piece), "piece {piece} is right on disk");
+        }
+        // As blocks, as a peer sends them.
+        let piece = |p: u32| {
+            let len = meta.piece_len(p as usize) as u32;
+            let data = storage.read(p, 0, len).unwrap();
+            data.chunks(16384).map(<[u8]>::to_vec).collect::<Vec<_>>()
+        };
+        for p in 0..5 {
+            assert!(storage.matches(p, &piece(p)), "piece {p} in blocks");
+        }
+        // One byte of the file's own changed: refused, in the last piece of a.bin as in
+        // b.bin's only piece (whose hash is its file's root).
+        for (p, at) in [(3u32, 1000usize), (4, 19_999), (0, 0)] {
+            let mut blocks = piece(p);
+            blocks[at / 16384][at % 16384] ^= 1;
+            assert!(!storage.matches(p, &blocks), "piece {p} byte {at}");
+        }
+        // Bytes past a file's end are padding: not hashed (and never written).
+        let mut blocks = piece(3);
+        blocks[1][100] = 0xff;
+        assert!(storage.matches(3, &blocks));
+        let other = tempfile::tempdir().unwrap();
+        let fresh = Storage::new(&meta, other.path());
+        fresh.write_piece(3, &blocks).unwrap();
+        assert!(fresh.check(3));
+        assert_eq!(
+            std::fs::metadata(other.path().join("a.bin")).unwrap().len(),
+            100_000,
+            "nothing past the file's end"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! BitTorrent v2 (BEP 52) as libtorrent makes it: a hybrid torrent (v1 and v2 in one, files
 //! aligned to pieces by BEP 47 padding files) trades with libtorrent both ways over its v1
-//! half, padding never reaching the disk; a v2-only torrent is refused with words that say
-//! so, not misread.
+//! half, padding never reaching the disk; a v2-only torrent the same over its merkle trees;
+//! a torrent whose piece layers lie is refused.
 
 mod common;
 
@@ -71,6 +71,15 @@ async fn from_libtorrent(
     (e, lt)
 }
 
+/// Engine `e` seeds `torrent` (the share's data); libtorrent downloads it all, byte for byte.
+async fn to_libtorrent(s: &Share, torrent: &Path, e: spheres_engine::Engine) {
+    let lt_out = s.dir.path().join("lt");
+    let mut leech = LtPeer::leech(torrent, &lt_out, &[e.listen_addr()]);
+    tokio::task::block_in_place(|| leech.wait_for("complete", BOUND * 6));
+    same_tree(&s.data, &lt_out.join("album"));
+    e.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
     let s = share(&[]);
@@ -88,11 +97,7 @@ async fn a_hybrid_torrent_trades_with_libtorrent_both_ways() {
     let (e, _lt) = from_libtorrent(&s, &torrent, &meta, "ours").await;
 
     // We seed (from what we downloaded), libtorrent downloads.
-    let lt_out = s.dir.path().join("lt");
-    let mut leech = LtPeer::leech(&torrent, &lt_out, &[e.listen_addr()]);
-    tokio::task::block_in_place(|| leech.wait_for("complete", BOUND * 6));
-    same_tree(&s.data, &lt_out.join("album"));
-    e.shutdown().await;
+    to_libtorrent(&s, &torrent, e).await;
 }
 
 /// Our maker's hybrid torrents: the same info dictionary as libtorrent makes of the same
@@ -124,14 +129,64 @@ async fn our_hybrid_torrents_are_libtorrent_s() {
     e.shutdown().await;
 }
 
+/// A v2-only torrent as libtorrent makes it: laid out as libtorrent lays it out (every file
+/// padded to a whole piece, the last one too), known by its SHA-256 info hash cut to 20
+/// bytes, each piece checked against its file's merkle tree; our maker makes the same one of
+/// the same folder; it trades with libtorrent both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_only_torrent_trades_with_libtorrent_both_ways() {
+    let s = share(&[]);
+    let torrent = s.dir.path().join("v2.torrent");
+    let (bytes, lt_hash) = tokio::task::block_in_place(|| lt_create(&s.data, &torrent, "--v2"));
+    let meta = Arc::new(Metainfo::from_bytes(&bytes).unwrap());
+    assert!(meta.is_v2_only());
+    assert!(meta.piece_hashes.is_empty());
+    same_v2(meta.v2.as_ref().expect("its v2 half"), &lt_hash, &s.data);
+    assert_eq!(hex::encode(meta.info_hash.0), lt_hash[..40]);
+    let pl = meta.piece_length;
+    assert_eq!(meta.total_length % pl, 0, "{:?}", meta.files);
+    for (i, f) in meta.files.iter().enumerate().filter(|(_, f)| !f.padding) {
+        assert_eq!(f.offset % pl, 0, "{} starts a piece", f.display_path());
+        if f.length % pl != 0 {
+            assert!(
+                meta.files[i + 1].padding,
+                "padding after {}",
+                f.display_path()
+            );
+        }
+    }
+    assert!(
+        meta.magnet()
+            .to_string()
+            .starts_with("magnet:?xt=urn:btmh:1220")
+    );
+
+    // Our maker makes the same info dictionary of the same folder.
+    let (_, ours) = spheres_metainfo::create_torrent(
+        &s.data,
+        &spheres_metainfo::CreateOptions {
+            piece_length: Some(pl),
+            v2_only: true,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(ours.info_hash, meta.info_hash);
+    assert_eq!(ours.files, meta.files);
+
+    // libtorrent seeds, we download (checking every piece against the merkle trees).
+    let (e, _lt) = from_libtorrent(&s, &torrent, &meta, "ours").await;
+
+    // We seed, libtorrent downloads (checking what we send against the same trees).
+    to_libtorrent(&s, &torrent, e).await;
+}
+
 #[test]
-fn a_v2_only_torrent_is_refused_with_words_that_say_so() {
+fn a_v2_torrent_whose_layers_do_not_add_up_is_refused() {
     let s = share(&[]);
     let torrent = s.dir.path().join("v2.torrent");
     let (bytes, lt_hash) = lt_create(&s.data, &torrent, "--v2");
-    let err = Metainfo::from_bytes(&bytes).unwrap_err().to_string();
-    assert!(err.contains("v2-only"), "{err}");
-    // Its v2 half reads, and agrees with libtorrent.
     let v2 = V2Info::from_torrent(&bytes).unwrap().expect("a v2 torrent");
     same_v2(&v2, &lt_hash, &s.data);
     assert!(
@@ -146,6 +201,10 @@ fn a_v2_only_torrent_is_refused_with_words_that_say_so() {
         .expect("the layer is in the file");
     let mut bad = bytes.clone();
     bad[at] ^= 1;
-    let err = V2Info::from_torrent(&bad).unwrap_err().to_string();
-    assert!(err.contains("do not add up"), "{err}");
+    for err in [
+        V2Info::from_torrent(&bad).unwrap_err().to_string(),
+        Metainfo::from_bytes(&bad).unwrap_err().to_string(),
+    ] {
+        assert!(err.contains("do not add up"), "{err}");
+    }
 }

@@ -13,6 +13,8 @@
 //! - `hybrid`: a BitTorrent v1 and v2 torrent in one (BEP 52): files aligned to pieces by BEP 47
 //!   padding files in the v1 list, and the v2 file tree with each file's SHA-256 merkle root
 //!   and piece layer, computed in the same pass as the SHA-1 pieces.
+//! - `v2_only`: the v2 half alone (the SHA-1 pieces are still computed in that pass, and
+//!   left out).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -45,6 +47,9 @@ pub struct CreateOptions {
     pub threads: Option<usize>,
     /// A hybrid torrent: BitTorrent v1 and v2 in one (BEP 52).
     pub hybrid: bool,
+    /// A BitTorrent v2-only torrent (BEP 52): no v1 half (`hybrid` is then ignored). Only
+    /// v2 clients (libtorrent 2, qBittorrent 4.4 and later) read it.
+    pub v2_only: bool,
 }
 
 /// Progress of hashing, reported about ten times a second and once at the end.
@@ -140,8 +145,9 @@ pub fn create_torrent(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
+    let v2 = opts.hybrid || opts.v2_only;
     // Hybrid: each file starts a piece (padding after every file but the last).
-    let files = if opts.hybrid {
+    let files = if v2 {
         let last = files.len().saturating_sub(1);
         let mut aligned = Vec::with_capacity(files.len() * 2);
         for (i, f) in files.into_iter().enumerate() {
@@ -161,7 +167,7 @@ pub fn create_torrent(
         files
     };
     let stream: u64 = files.iter().map(|f| f.length).sum();
-    let owners = opts.hybrid.then(|| piece_owners(&files, piece_length));
+    let owners = v2.then(|| piece_owners(&files, piece_length));
     let (pieces, v2_hashes) = hash_pieces(
         &files,
         stream,
@@ -177,11 +183,15 @@ pub fn create_torrent(
         b"piece length".to_vec(),
         OwnedValue::Int(piece_length as i64),
     );
-    info.insert(b"pieces".to_vec(), OwnedValue::Bytes(pieces));
+    if !opts.v2_only {
+        info.insert(b"pieces".to_vec(), OwnedValue::Bytes(pieces));
+    }
     if opts.private {
         info.insert(b"private".to_vec(), OwnedValue::Int(1));
     }
-    if multi_file {
+    if opts.v2_only {
+        // The v2 file tree alone says what the files are.
+    } else if multi_file {
         let list = files
             .iter()
             .map(|f| {
@@ -210,7 +220,7 @@ pub fn create_torrent(
 
     let mut root = BTreeMap::new();
     root.insert(b"info".to_vec(), OwnedValue::Dict(info));
-    if opts.hybrid {
+    if v2 {
         root.insert(
             b"piece layers".to_vec(),
             OwnedValue::Dict(
@@ -591,6 +601,38 @@ mod tests {
         data.chunks(piece)
             .flat_map(|c| Sha1::digest(c).to_vec())
             .collect()
+    }
+
+    #[test]
+    fn a_v2_only_torrent_has_no_v1_half_and_pads_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("one.bin");
+        std::fs::write(&file, vec![1u8; 50_000]).unwrap();
+        let opts = CreateOptions {
+            piece_length: Some(32 * 1024),
+            v2_only: true,
+            ..Default::default()
+        };
+        let (bytes, m) = create_torrent(&file, &opts, &mut no_progress).unwrap();
+        let top = crate::bencode::decode(&bytes).unwrap();
+        let info = top.as_dict().unwrap().get(b"info").unwrap();
+        let info = info.as_dict().unwrap();
+        for v1 in [&b"pieces"[..], b"length", b"files"] {
+            assert!(info.get(v1).is_none(), "{}", String::from_utf8_lossy(v1));
+        }
+        assert!(m.is_v2_only() && !m.multi_file);
+        // A single file too ends on a piece boundary (as libtorrent lays it out).
+        assert_eq!(m.files.len(), 2);
+        assert_eq!(m.files[0].path, ["one.bin"]);
+        assert!(m.files[1].padding);
+        assert_eq!(m.total_length, 64 * 1024);
+        assert_eq!(m.piece_count(), 2);
+        assert_eq!(
+            m.info_hash.0[..],
+            m.v2.as_ref().unwrap().info_hash[..20],
+            "known by its SHA-256 info hash, cut"
+        );
+        assert_eq!(m.relative_path(0).unwrap(), std::path::Path::new("one.bin"));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Magnet links (BEP 9): `magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<tracker>&x.pe=<peer>&ws=<url>`.
+//! Magnet links (BEP 9): `magnet:?xt=urn:btih:<hash>&dn=<name>&tr=<tracker>&x.pe=<peer>&ws=<url>`,
+//! and for BitTorrent v2 (BEP 52) `xt=urn:btmh:1220<SHA-256 hash>`, beside the v1 one for a
+//! hybrid torrent, alone for a v2-only one.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +11,11 @@ use crate::InfoHash;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
+    /// The v1 info hash; for a v2-only link, the v2 one cut to 20 bytes (as peers and
+    /// trackers know the torrent).
     pub info_hash: InfoHash,
+    /// The v2 info hash (`urn:btmh:`), when the link has one.
+    pub info_hash_v2: Option<[u8; 32]>,
     pub display_name: Option<String>,
     pub trackers: Vec<String>,
     /// `x.pe` peer addresses (`host:port`), as given.
@@ -21,7 +27,7 @@ pub struct Magnet {
 pub enum MagnetError {
     #[error("not a magnet link (it must start with `magnet:?`)")]
     NotMagnet,
-    #[error("the magnet link has no BitTorrent info hash (`xt=urn:btih:...`)")]
+    #[error("the magnet link has no BitTorrent info hash (`xt=urn:btih:...` or `xt=urn:btmh:...`)")]
     NoInfoHash,
     #[error("the magnet link's info hash is neither 40 hex nor 32 base32 characters")]
     BadInfoHash,
@@ -37,6 +43,7 @@ impl FromStr for Magnet {
             .ok_or(MagnetError::NotMagnet)?;
         let mut magnet = Magnet {
             info_hash: InfoHash([0; 20]),
+            info_hash_v2: None,
             display_name: None,
             trackers: Vec::new(),
             peers: Vec::new(),
@@ -56,6 +63,11 @@ impl FromStr for Magnet {
                     {
                         magnet.info_hash = parse_btih(hash)?;
                         found = true;
+                    } else if let Some(hash) = value
+                        .strip_prefix("urn:btmh:")
+                        .or_else(|| value.strip_prefix("URN:BTMH:"))
+                    {
+                        magnet.info_hash_v2 = Some(parse_btmh(hash)?);
                     }
                 }
                 "dn" => magnet.display_name = Some(value),
@@ -65,8 +77,10 @@ impl FromStr for Magnet {
                 _ => {}
             }
         }
-        if !found {
-            return Err(MagnetError::NoInfoHash);
+        match magnet.info_hash_v2 {
+            _ if found => {}
+            Some(v2) => magnet.info_hash.0.copy_from_slice(&v2[..20]),
+            None => return Err(MagnetError::NoInfoHash),
         }
         Ok(magnet)
     }
@@ -87,6 +101,17 @@ fn parse_btih(s: &str) -> Result<InfoHash, MagnetError> {
     Ok(InfoHash(out))
 }
 
+/// A multihash of a SHA-256 hash: `1220` then 64 hex digits.
+fn parse_btmh(s: &str) -> Result<[u8; 32], MagnetError> {
+    let hex_hash = s
+        .strip_prefix("1220")
+        .filter(|h| h.len() == 64)
+        .ok_or(MagnetError::BadInfoHash)?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_hash, &mut out).map_err(|_| MagnetError::BadInfoHash)?;
+    Ok(out)
+}
+
 /// Characters left as they are in query values; everything else is percent-encoded.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -96,9 +121,18 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 impl fmt::Display for Magnet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "magnet:?xt=urn:btih:{}", self.info_hash.to_hex())?;
+        let v2_only = self
+            .info_hash_v2
+            .is_some_and(|v2| v2[..20] == self.info_hash.0);
+        let mut parts = Vec::new();
+        if !v2_only {
+            parts.push(format!("xt=urn:btih:{}", self.info_hash.to_hex()));
+        }
+        if let Some(v2) = &self.info_hash_v2 {
+            parts.push(format!("xt=urn:btmh:1220{}", hex::encode(v2)));
+        }
         if let Some(dn) = &self.display_name {
-            write!(f, "&dn={}", utf8_percent_encode(dn, VALUE))?;
+            parts.push(format!("dn={}", utf8_percent_encode(dn, VALUE)));
         }
         for (key, values) in [
             ("tr", &self.trackers),
@@ -106,10 +140,10 @@ impl fmt::Display for Magnet {
             ("ws", &self.web_seeds),
         ] {
             for v in values {
-                write!(f, "&{key}={}", utf8_percent_encode(v, VALUE))?;
+                parts.push(format!("{key}={}", utf8_percent_encode(v, VALUE)));
             }
         }
-        Ok(())
+        write!(f, "magnet:?{}", parts.join("&"))
     }
 }
 
@@ -132,6 +166,38 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(b32.info_hash, m.info_hash);
+    }
+
+    #[test]
+    fn v2_hashes_ride_as_multihashes() {
+        let v2 = [0xab; 32];
+        let hybrid = Magnet {
+            info_hash: InfoHash([1; 20]),
+            info_hash_v2: Some(v2),
+            display_name: Some("a b".into()),
+            trackers: Vec::new(),
+            peers: Vec::new(),
+            web_seeds: Vec::new(),
+        };
+        let text = hybrid.to_string();
+        assert!(text.starts_with("magnet:?xt=urn:btih:0101"), "{text}");
+        assert!(text.contains(&format!("&xt=urn:btmh:1220{}&dn=a%20b", "ab".repeat(32))));
+        assert_eq!(text.parse::<Magnet>().unwrap(), hybrid);
+
+        // v2-only: the btmh alone, and the 20 bytes peers know it by.
+        let only: Magnet = format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))
+            .parse()
+            .unwrap();
+        assert_eq!(only.info_hash, InfoHash([0xab; 20]));
+        assert_eq!(only.info_hash_v2, Some(v2));
+        assert_eq!(
+            only.to_string(),
+            format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32))
+        );
+        assert_eq!(
+            "magnet:?xt=urn:btmh:1114abcd".parse::<Magnet>(),
+            Err(MagnetError::BadInfoHash)
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A validated view of a v1 `.torrent` file (BEP 3), with the extensions people meet in
+//! A validated view of a `.torrent` file: v1 (BEP 3), hybrid, or v2-only (BEP 52, laid out
+//! as libtorrent lays it out), with the extensions people meet in
 //! practice: announce-list tiers (BEP 12), web seeds (BEP 19), the private flag (BEP 27),
 //! padding files (BEP 47) and UTF-8 name variants.
 //!
@@ -125,7 +126,8 @@ pub enum MetainfoError {
     NoInfo,
     #[error("field `{0}` is missing or has the wrong type")]
     Field(&'static str),
-    #[error("this is a BitTorrent v2-only torrent; spheres reads v1 and hybrid torrents")]
+    /// No v1 `pieces`, and a `file tree` without `meta version` 2.
+    #[error("the torrent has neither v1 piece hashes nor a `meta version` 2 file tree")]
     V2Only,
     #[error("piece length {0} is out of range (must be between 1 byte and 256 MiB)")]
     PieceLength(i64),
@@ -165,8 +167,14 @@ impl Metainfo {
             .ok_or(MetainfoError::NoInfo)?
             .as_dict()
             .ok_or(MetainfoError::Field("info"))?;
-        let mut m = parse_info(info)?;
-        m.v2 = crate::v2::parse(info, &m.info_bytes, root)?;
+        let mut m = match parse_info(info) {
+            Err(MetainfoError::V2Only) => parse_v2_only(info, root)?,
+            Err(e) => return Err(e),
+            Ok(mut m) => {
+                m.v2 = crate::v2::parse(info, &m.info_bytes, root)?;
+                m
+            }
+        };
 
         let announce = root.get(b"announce").and_then(|v| text(v));
         let mut tiers: Vec<Vec<String>> = Vec::new();
@@ -208,8 +216,16 @@ impl Metainfo {
         Ok(m)
     }
 
+    /// How many pieces the torrent has (for a v2-only torrent, as its files padded to whole
+    /// pieces make).
     pub fn piece_count(&self) -> usize {
-        self.piece_hashes.len()
+        usize::try_from(self.total_length.div_ceil(self.piece_length)).unwrap_or(usize::MAX)
+    }
+
+    /// True for a v2-only torrent: its pieces are checked against the files' merkle trees
+    /// (BEP 52), and its info hash is the SHA-256 one cut to 20 bytes.
+    pub fn is_v2_only(&self) -> bool {
+        self.piece_hashes.is_empty() && self.v2.is_some()
     }
 
     /// Length of piece `index` (the last one may be short).
@@ -240,6 +256,7 @@ impl Metainfo {
     pub fn magnet(&self) -> crate::Magnet {
         crate::Magnet {
             info_hash: self.info_hash,
+            info_hash_v2: self.v2.as_ref().map(|v| v.info_hash),
             display_name: Some(self.name.clone()),
             trackers: self.trackers.iter().flatten().cloned().collect(),
             peers: Vec::new(),
@@ -276,13 +293,7 @@ fn parse_info(info: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
     }
     let piece_length = piece_length as u64;
 
-    let raw_name = info
-        .get(b"name.utf-8")
-        .or(info.get(b"name"))
-        .and_then(Value::as_bytes)
-        .ok_or(MetainfoError::Field("name"))?;
-    let name = String::from_utf8_lossy(raw_name).into_owned();
-    check_component(&name, &name)?;
+    let name = torrent_name(info)?;
 
     let mut files = Vec::new();
     let multi_file;
@@ -372,11 +383,28 @@ fn parse_info(info: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
 
     Ok(Metainfo {
         info_hash: InfoHash::of_info_bytes(info.raw()),
+        piece_hashes,
+        multi_file,
+        ..from_info(info, name, piece_length, files, total_length)
+    })
+}
+
+/// What every kind of torrent takes from its info dictionary; the rest is the caller's (v1
+/// by default: no piece hashes, a single file, no v2 half).
+fn from_info(
+    info: &Dict<'_>,
+    name: String,
+    piece_length: u64,
+    files: Vec<FileEntry>,
+    total_length: u64,
+) -> Metainfo {
+    Metainfo {
+        info_hash: InfoHash::of_info_bytes(info.raw()),
         name,
         piece_length,
-        piece_hashes,
+        piece_hashes: Vec::new(),
         files,
-        multi_file,
+        multi_file: false,
         private: info.get(b"private").and_then(Value::as_int) == Some(1),
         trackers: Vec::new(),
         web_seeds: Vec::new(),
@@ -386,6 +414,63 @@ fn parse_info(info: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
         total_length,
         info_bytes: info.raw().to_vec(),
         v2: None,
+    }
+}
+
+/// The torrent's name, checked as a path component.
+fn torrent_name(info: &Dict<'_>) -> Result<String, MetainfoError> {
+    let raw_name = info
+        .get(b"name.utf-8")
+        .or(info.get(b"name"))
+        .and_then(Value::as_bytes)
+        .ok_or(MetainfoError::Field("name"))?;
+    let name = String::from_utf8_lossy(raw_name).into_owned();
+    check_component(&name, &name)?;
+    Ok(name)
+}
+
+/// A v2-only torrent (BEP 52) in the terms of the rest of spheres: its files in the file
+/// tree's order, each one that does not end on a piece boundary followed by a padding file up
+/// to the next (the last one too), as libtorrent lays them out, so that piece indexes and
+/// lengths on the wire are libtorrent's; no SHA-1 piece hashes (the merkle trees check the
+/// pieces); the info hash the SHA-256 one cut to 20 bytes, as peers and trackers carry it.
+fn parse_v2_only(info: &Dict<'_>, top: &Dict<'_>) -> Result<Metainfo, MetainfoError> {
+    let v2 = crate::v2::parse(info, info.raw(), top)?.ok_or(MetainfoError::V2Only)?;
+    let name = torrent_name(info)?;
+    let single = matches!(v2.files.as_slice(), [f] if f.path == [name.clone()]);
+    let piece_length = v2.piece_length;
+    let mut files = Vec::with_capacity(v2.files.len() * 2);
+    let mut offset: u64 = 0;
+    for f in &v2.files {
+        files.push(FileEntry {
+            path: f.path.clone(),
+            length: f.length,
+            offset,
+            padding: false,
+        });
+        offset = offset
+            .checked_add(f.length)
+            .ok_or(MetainfoError::BadLength)?;
+        let tail = f.length % piece_length;
+        if tail != 0 {
+            let pad = piece_length - tail;
+            files.push(FileEntry {
+                path: vec![".pad".to_owned(), pad.to_string()],
+                length: pad,
+                offset,
+                padding: true,
+            });
+            offset = offset.checked_add(pad).ok_or(MetainfoError::BadLength)?;
+        }
+    }
+    if !single {
+        check_unique_paths(&files)?;
+    }
+    Ok(Metainfo {
+        info_hash: InfoHash(v2.short_hash()),
+        multi_file: !single,
+        v2: Some(v2),
+        ..from_info(info, name, piece_length, files, offset)
     })
 }
 

@@ -150,8 +150,12 @@ struct CreateArgs {
     no_date: bool,
     /// Make a hybrid torrent: BitTorrent v1 and v2 in one (BEP 52; files aligned to pieces
     /// by padding files, SHA-256 merkle trees beside the SHA-1 pieces).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "v2")]
     hybrid: bool,
+    /// Make a BitTorrent v2-only torrent (BEP 52): only v2 clients (libtorrent 2,
+    /// qBittorrent 4.4 and later, spheres) read it; --hybrid reaches every client.
+    #[arg(long)]
+    v2: bool,
 }
 
 #[derive(Args)]
@@ -327,6 +331,7 @@ fn create(out: &Output, args: CreateArgs) -> Result<()> {
         }),
         threads: None,
         hybrid: args.hybrid,
+        v2_only: args.v2,
     };
     let bar = out.bytes_bar("hashing");
     let started = std::time::Instant::now();

@@ -225,6 +225,24 @@ fn our_torrents_parse_in_other_clients() {
     let (ok, shown, stderr) = run(cmd);
     assert!(ok, "transmission rejects our torrent: {stderr}");
     assert!(shown.contains(made["info_hash"].as_str().unwrap()));
+
+    // A v2-only one (BEP 52): libtorrent reads the same v2 info hash, whose first 20 bytes
+    // are how we know it; its magnet link carries it as a multihash.
+    let v2 = dir.path().join("exact-v2.torrent");
+    let made = create(&data, &v2, &["--piece-size", "64K", "--v2"]);
+    let script =
+        "import libtorrent as lt, sys; print(str(lt.torrent_info(sys.argv[1]).info_hashes().v2))";
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.args(["-c", script]).arg(&v2);
+    let (ok, stdout, stderr) = run(cmd);
+    assert!(ok, "libtorrent rejects our v2 torrent: {stderr}");
+    let lt_v2 = stdout.trim();
+    assert_eq!(lt_v2.len(), 64, "{lt_v2}");
+    assert_eq!(made["info_hash"], lt_v2[..40]);
+    assert_eq!(
+        info_json(&v2)["magnet"],
+        format!("magnet:?xt=urn:btmh:1220{lt_v2}&dn=exact")
+    );
 }
 
 /// A magnet link is enough: we fetch the metadata from a libtorrent seed (BEP 9), check it,

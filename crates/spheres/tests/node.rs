@@ -566,7 +566,7 @@ fn the_web_interface_in_two_browsers() {
     let mut ui = Proc::spawn("browser test", cmd);
     // Midway, the page asks for bob's node to restart (it must reconnect by itself).
     // Each stage has its own bound: the whole script takes longer than one on a busy machine.
-    for stage in [
+    let stages = [
         "browser_up",
         "link_made",
         "carol_join_clicked",
@@ -574,7 +574,14 @@ fn the_web_interface_in_two_browsers() {
         "dave_signed_in",
         "first_load",
         "restart_b",
-    ] {
+        "b_back",
+        "ok",
+    ];
+    for stage in stages {
+        if stage == "b_back" {
+            bob.stop();
+            bob.start(&[]);
+        }
         if let Err(why) = ui.try_wait_event(stage) {
             // What each node said of itself, to tell why (a node that stopped says so here).
             let nodes: Vec<String> = [&mut alice, &mut bob, &mut carol, &mut dave]
@@ -584,8 +591,6 @@ fn the_web_interface_in_two_browsers() {
             panic!("{why}\n{}", nodes.join("\n"));
         }
     }
-    bob.stop();
-    bob.start(&[]);
     let ok = ui.wait_exit();
     assert!(ok, "the browser test failed; it printed {:?}", ui.seen);
     alice.stop();
