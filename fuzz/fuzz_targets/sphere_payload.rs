@@ -1,9 +1,11 @@
 //! Our XMPP payloads from anyone: any XML stanza, never a panic (malformed ones are ignored),
 //! read as the node reads it (`Inbound`); invitation URIs and spheres invitation links
-//! likewise (a link that parses round-trips).
+//! likewise (a link that parses round-trips); Atom entries of the feed (XEP-0277): one read
+//! and written again reads the same every time after.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use spheres_xmpp::account::InviteUri;
+use spheres_xmpp::feed::Entry;
 use spheres_xmpp::link::InviteLink;
 use spheres_xmpp::muc::Occupant;
 use spheres_xmpp::protocol::{Endpoints, SpherePayload};
@@ -18,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(InviteLink::parse(&link.to_string()).as_ref(), Ok(&link));
     }
     let Ok(el) = text.parse::<xmpp_parsers::minidom::Element>() else { return };
+    if let Ok(e) = Entry::from_element(&el) {
+        let once = Entry::from_element(&e.to_element()).expect("our own entry reads");
+        assert_eq!(Entry::from_element(&once.to_element()).as_ref(), Ok(&once));
+    }
     let Ok(me) = BareJid::new("alice@home.test") else { return };
     if let Ok(m) = Message::try_from(el.clone()) {
         let _ = SpherePayload::from_message(&m);

@@ -34,6 +34,7 @@ impl Node {
                 }),
                 Inbound::Occupant(occ) => self.on_occupant(occ).await,
                 Inbound::ContactRequest(who) => self.on_contact_request(who),
+                Inbound::Feed(ev) => self.on_feed(ev).await,
                 Inbound::ContactPresence {
                     who,
                     resource,

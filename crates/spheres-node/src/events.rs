@@ -29,6 +29,8 @@ pub enum NodeEvent {
     Contacts,
     /// A one-to-one conversation has a new message.
     Chat { with: String },
+    /// The feed changed: a post or a comment came, changed or went.
+    Feed,
     /// How reachable the node is from outside changed (see `/api/status`).
     Network,
     /// The node's link to its XMPP server changed (the same object as `xmpp` in
@@ -48,6 +50,7 @@ impl NodeEvent {
         "invite",
         "contacts",
         "chat",
+        "feed",
         "network",
         "connection",
     ];
@@ -103,6 +106,7 @@ mod tests {
             NodeEvent::Chat {
                 with: "lea@home.test".into(),
             },
+            NodeEvent::Feed,
             NodeEvent::Network,
             NodeEvent::Connection(Connection::Connecting {
                 since: 1,
@@ -136,6 +140,7 @@ mod tests {
                 | NodeEvent::Invite
                 | NodeEvent::Contacts
                 | NodeEvent::Chat { .. }
+                | NodeEvent::Feed
                 | NodeEvent::Network
                 | NodeEvent::Connection(_) => {}
             }

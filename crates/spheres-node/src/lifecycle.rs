@@ -508,6 +508,9 @@ impl Node {
             self.join_sphere_room(&sphere).await;
         }
         self.send_claim().await;
+        // Posts take a request per contact: not in the way of the rest.
+        let node = self.clone();
+        tokio::spawn(async move { node.sync_feed().await });
         Ok(())
     }
 

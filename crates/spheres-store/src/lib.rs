@@ -90,6 +90,44 @@ pub struct MessageRow {
     pub stamp: i64,
 }
 
+/// A post of the feed, ours or of someone we follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct PostRow {
+    pub id: i64,
+    pub service: String,
+    pub item_id: String,
+    pub author: String,
+    pub author_name: Option<String>,
+    pub audience: String,
+    pub title: String,
+    pub content: String,
+    pub comments_node: Option<String>,
+    pub published: i64,
+    pub updated: i64,
+}
+
+/// A post as the feed lists it: with how many comments it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FeedRow {
+    #[sqlx(flatten)]
+    pub post: PostRow,
+    pub comment_count: i64,
+}
+
+/// A comment under a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct CommentRow {
+    pub id: i64,
+    pub post_id: i64,
+    pub item_id: String,
+    pub author: String,
+    /// `author` is the server's word, not only the comment's claim.
+    pub verified: bool,
+    pub author_name: Option<String>,
+    pub content: String,
+    pub published: i64,
+}
+
 /// A new share to record.
 #[derive(Debug, Clone)]
 pub struct NewShare<'a> {
@@ -503,6 +541,132 @@ impl Store {
         Ok(rows)
     }
 
+    /// Records a post (or its new version: same account and item id); returns its row.
+    pub async fn put_post(&self, p: &PostRow) -> Result<PostRow> {
+        Ok(sqlx::query_as(
+            "INSERT INTO posts (service, item_id, author, author_name, audience, title, content,
+                                comments_node, published, updated)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (service, item_id) DO UPDATE SET
+                author_name = excluded.author_name, audience = excluded.audience,
+                title = excluded.title, content = excluded.content,
+                comments_node = excluded.comments_node, updated = excluded.updated
+             RETURNING *",
+        )
+        .bind(&p.service)
+        .bind(&p.item_id)
+        .bind(&p.author)
+        .bind(&p.author_name)
+        .bind(&p.audience)
+        .bind(&p.title)
+        .bind(&p.content)
+        .bind(&p.comments_node)
+        .bind(p.published)
+        .bind(p.updated)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Forgets a post (and its comments); returns it if it was known.
+    pub async fn remove_post(&self, service: &str, item_id: &str) -> Result<Option<PostRow>> {
+        Ok(
+            sqlx::query_as("DELETE FROM posts WHERE service = ? AND item_id = ? RETURNING *")
+                .bind(service)
+                .bind(item_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The posts whose item id is `item_id` (on any account: ids are UUIDs, but a stranger's
+    /// may copy one), ours first.
+    pub async fn posts_by_item(&self, item_id: &str, me: &str) -> Result<Vec<PostRow>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM posts WHERE item_id = ? ORDER BY service = ? DESC, published DESC",
+        )
+        .bind(item_id)
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The post whose comments are in `node` on `service`'s account.
+    pub async fn post_by_comments(&self, service: &str, node: &str) -> Result<Option<PostRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM posts WHERE service = ? AND comments_node = ?")
+                .bind(service)
+                .bind(node)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Posts newest first, `limit` of them published before `before` (all when `None`), by
+    /// `author` only when given, with their comment counts.
+    pub async fn feed(
+        &self,
+        before: Option<i64>,
+        author: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<FeedRow>> {
+        Ok(sqlx::query_as(
+            "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id) AS comment_count
+             FROM posts p WHERE p.published < ? AND (? IS NULL OR p.author = ?)
+             ORDER BY p.published DESC, p.id DESC LIMIT ?",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(author)
+        .bind(author)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records a comment; returns whether anything was written. A known one changes only
+    /// with a version from the same author as sure of it, or one the server vouches for
+    /// when it was not.
+    pub async fn put_comment(&self, c: &CommentRow) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO comments (post_id, item_id, author, verified, author_name, content, published)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (post_id, item_id) DO UPDATE SET content = excluded.content,
+                author = excluded.author, verified = excluded.verified,
+                author_name = excluded.author_name
+             WHERE (comments.author = excluded.author AND excluded.verified >= comments.verified)
+                OR excluded.verified > comments.verified",
+        )
+        .bind(c.post_id)
+        .bind(&c.item_id)
+        .bind(&c.author)
+        .bind(c.verified)
+        .bind(&c.author_name)
+        .bind(&c.content)
+        .bind(c.published)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets a comment of a post.
+    pub async fn remove_comment(&self, post_id: i64, item_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM comments WHERE post_id = ? AND item_id = ?")
+            .bind(post_id)
+            .bind(item_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A post's comments, oldest first.
+    pub async fn comments(&self, post_id: i64) -> Result<Vec<CommentRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM comments WHERE post_id = ? ORDER BY published, id")
+                .bind(post_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn add_invite(&self, room: &str, from: &str, reason: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO invites (room, from_jid, reason, received_at) VALUES (?, ?, ?, ?)
@@ -536,6 +700,90 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn posts_and_comments_are_kept_once_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).await.unwrap();
+        let post = |item: &str, author: &str, at: i64| PostRow {
+            id: 0,
+            service: author.into(),
+            item_id: item.into(),
+            author: author.into(),
+            author_name: None,
+            audience: "contacts".into(),
+            title: format!("post {item}"),
+            content: format!("post {item}"),
+            comments_node: Some(format!("urn:xmpp:microblog:0:comments/{item}")),
+            published: at,
+            updated: at,
+        };
+        let a = store.put_post(&post("a", "alice@h", 10)).await.unwrap();
+        store.put_post(&post("b", "bob@h", 20)).await.unwrap();
+        // A new version of a post replaces it.
+        let mut edited = post("a", "alice@h", 10);
+        edited.content = "edited".into();
+        assert_eq!(store.put_post(&edited).await.unwrap().id, a.id);
+        let feed = store.feed(None, None, 10).await.unwrap();
+        let items: Vec<_> = feed.iter().map(|f| f.post.item_id.as_str()).collect();
+        assert_eq!(items, ["b", "a"]);
+        assert_eq!(feed[1].post.content, "edited");
+        assert_eq!(store.feed(Some(20), None, 10).await.unwrap().len(), 1);
+        assert_eq!(store.feed(None, Some("bob@h"), 10).await.unwrap().len(), 1);
+
+        let comment = |item: &str, author: &str, verified: bool| CommentRow {
+            id: 0,
+            post_id: a.id,
+            item_id: item.into(),
+            author: author.into(),
+            verified,
+            author_name: None,
+            content: "nice".into(),
+            published: 11,
+        };
+        // A comment fetched (its author its own claim), then the server's word for it.
+        assert!(
+            store
+                .put_comment(&comment("c1", "mallory@h", false))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .put_comment(&comment("c1", "bob@h", true))
+                .await
+                .unwrap()
+        );
+        // Someone else's claim, or a claim at all, does not replace the server's word.
+        assert!(
+            !store
+                .put_comment(&comment("c1", "mallory@h", true))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_comment(&comment("c1", "bob@h", false))
+                .await
+                .unwrap()
+        );
+        let kept = &store.comments(a.id).await.unwrap()[0];
+        assert_eq!((kept.author.as_str(), kept.verified), ("bob@h", true));
+        let feed = store.feed(None, None, 10).await.unwrap();
+        assert_eq!(feed[1].comment_count, 1);
+        assert_eq!(
+            store
+                .post_by_comments("alice@h", "urn:xmpp:microblog:0:comments/a")
+                .await
+                .unwrap()
+                .map(|p| p.id),
+            Some(a.id)
+        );
+        // Gone with its comments.
+        assert!(store.remove_post("alice@h", "a").await.unwrap().is_some());
+        assert!(store.comments(a.id).await.unwrap().is_empty());
+        assert_eq!(store.posts_by_item("a", "alice@h").await.unwrap(), []);
+    }
 
     #[tokio::test]
     async fn spheres_members_shares_and_invites_persist() {

@@ -72,6 +72,7 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     under_ui!("util.js", JS),
     under_ui!("views/chat.js", JS),
     under_ui!("views/chats.js", JS),
+    under_ui!("views/feed.js", JS),
     under_ui!("views/home.js", JS),
     under_ui!("views/join.js", JS),
     under_ui!("views/login.js", JS),

@@ -143,4 +143,4 @@ stamp: string | null, };
 
 export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
 
-export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "network" } | { "type": "connection" } & Connection;
+export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "feed" } | { "type": "network" } | { "type": "connection" } & Connection;

@@ -12,6 +12,7 @@ import { preferredLanguage, setLanguage, t, translatePage } from "/ui/i18n.js";
 import { route, show, start } from "/ui/router.js";
 import * as chat from "/ui/views/chat.js";
 import * as chats from "/ui/views/chats.js";
+import * as feed from "/ui/views/feed.js";
 import * as home from "/ui/views/home.js";
 import * as join from "/ui/views/join.js";
 import * as login from "/ui/views/login.js";
@@ -24,6 +25,7 @@ const routes = [
   [/^#\/s\/(.+)$/, sphere, (m) => ({ name: decodeURIComponent(m[1]) })],
   [/^#\/settings$/, settings],
   [/^#\/chats$/, chats],
+  [/^#\/feed$/, feed],
   [/^#\/signin$/, signin],
   [/^#\/join/, join, () => ({ link: new URLSearchParams(location.hash.split("?")[1] || "").get("link") })],
   [/^#\/chat\/(.*)$/, chat, (m) => ({ jid: decodeURIComponent(m[1]) })],

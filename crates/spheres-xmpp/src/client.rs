@@ -278,6 +278,60 @@ fn archive_answer(iq: Iq, messages: Vec<mam::Result_>) -> Result<ArchivePage, Xm
     }
 }
 
+/// The node of our entity capabilities (XEP-0115): which software we are.
+pub(crate) const CAPS_NODE: &str = "urn:spheres:client";
+
+/// What we are and do (XEP-0030): a client that wants its contacts' posts pushed (XEP-0163).
+pub(crate) fn disco_info(node: Option<String>) -> xmpp_parsers::disco::DiscoInfoResult {
+    use xmpp_parsers::disco::{DiscoInfoResult, Identity};
+    DiscoInfoResult {
+        node,
+        identities: vec![Identity {
+            category: "client".into(),
+            type_: "pc".into(),
+            lang: None,
+            name: Some("spheres".into()),
+        }],
+        features: [
+            "http://jabber.org/protocol/caps",
+            "http://jabber.org/protocol/disco#info",
+            crate::feed::NOTIFY,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect(),
+        extensions: Vec::new(),
+    }
+}
+
+/// Our entity capabilities, for our presence: the hash of [`disco_info`].
+pub(crate) fn caps() -> Option<xmpp_parsers::caps::Caps> {
+    use xmpp_parsers::caps::{Caps, compute_disco, hash_caps};
+    let hash = hash_caps(
+        &compute_disco(&disco_info(None)),
+        xmpp_parsers::hashes::Algo::Sha_1,
+    );
+    hash.ok().map(|h| Caps::new(CAPS_NODE, h))
+}
+
+/// The answer to a disco#info request (for us, or for our caps node `CAPS_NODE#ver`, as
+/// servers ask to learn our `+notify` features); `None` for any other request.
+fn disco_answer(request: &Iq) -> Option<Iq> {
+    let Iq::Get {
+        from, id, payload, ..
+    } = request
+    else {
+        return None;
+    };
+    let query = xmpp_parsers::disco::DiscoInfoQuery::try_from(payload.clone()).ok()?;
+    Some(Iq::Result {
+        from: None,
+        to: from.clone(),
+        id: id.clone(),
+        payload: Some(disco_info(query.node).into()),
+    })
+}
+
 /// The answer to a request we do not serve: `service-unavailable` (RFC 6120 §8.2.3, and what
 /// XEP-0030 says a client without the feature answers).
 fn unsupported(request: &Iq) -> Iq {
@@ -619,6 +673,8 @@ impl Owner {
                 Ok(request) => {
                     if let Some(items) = self.roster_push(writer, &request).await? {
                         self.emit(Event::Roster(items)).await;
+                    } else if let Some(answer) = disco_answer(&request) {
+                        self.write_stanza(writer, Element::from(answer)).await?;
                     } else {
                         // Requests we do not serve get an error, as RFC 6120 wants.
                         let answer = unsupported(&request);
@@ -733,10 +789,59 @@ mod tests {
         assert!(backoff(first, 39) <= MAX_RECONNECT_DELAY.mul_f64(1.25));
     }
 
+    /// A disco#info request is answered with what we do, for our caps node too; the hash
+    /// in our presence is the hash of that answer (or servers would ask again and again).
+    #[test]
+    fn disco_is_answered_and_caps_hash_it() {
+        use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
+        let caps = caps().unwrap();
+        use base64::Engine;
+        let ver = base64::engine::general_purpose::STANDARD.encode(&caps.ver);
+        let node = format!("{CAPS_NODE}#{ver}");
+        let request = Iq::from_get(
+            "d1",
+            DiscoInfoQuery {
+                node: Some(node.clone()),
+            },
+        )
+        .with_from(Jid::new("home.test").unwrap());
+        let Some(Iq::Result {
+            to,
+            id,
+            payload: Some(p),
+            ..
+        }) = disco_answer(&request)
+        else {
+            panic!("no answer");
+        };
+        assert_eq!(
+            (to, id.as_str()),
+            (Some(Jid::new("home.test").unwrap()), "d1")
+        );
+        let info = DiscoInfoResult::try_from(p).unwrap();
+        assert_eq!(info.node.as_deref(), Some(node.as_str()));
+        assert!(info.features.contains(crate::feed::NOTIFY));
+        let again = xmpp_parsers::caps::hash_caps(
+            &xmpp_parsers::caps::compute_disco(&DiscoInfoResult { node: None, ..info }),
+            xmpp_parsers::hashes::Algo::Sha_1,
+        )
+        .unwrap();
+        assert_eq!(again.hash, caps.ver);
+        // Anything else is not a disco request.
+        let other = Iq::from_get(
+            "r1",
+            xmpp_parsers::roster::Roster {
+                ver: None,
+                items: vec![],
+            },
+        );
+        assert!(disco_answer(&other).is_none());
+    }
+
     /// A request we do not serve is answered `service-unavailable`, to its sender, same id.
     #[test]
     fn requests_we_do_not_serve_get_an_error() {
-        let request = Iq::from_get("q1", xmpp_parsers::disco::DiscoInfoQuery { node: None })
+        let request = Iq::from_get("q1", xmpp_parsers::ping::Ping)
             .with_from(Jid::new("bob@home.test/phone").unwrap());
         match unsupported(&request) {
             Iq::Error { to, id, error, .. } => {

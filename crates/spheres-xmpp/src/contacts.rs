@@ -89,7 +89,7 @@ impl Carbon {
     }
 }
 
-fn expect_result(answer: Iq, what: &str) -> Result<Option<minidom::Element>, XmppError> {
+pub(crate) fn expect_result(answer: Iq, what: &str) -> Result<Option<minidom::Element>, XmppError> {
     match answer {
         Iq::Result { payload, .. } => Ok(payload),
         Iq::Error { error, .. } => Err(XmppError::Refused(format!(
@@ -193,9 +193,14 @@ impl Client {
         .await
     }
 
-    /// Tells our server (and through it our contacts) that we are online.
+    /// Tells our server (and through it our contacts) that we are online, with our entity
+    /// capabilities (XEP-0115): the server learns from them that we want our contacts' posts.
     pub async fn available(&self) -> Result<(), XmppError> {
-        self.send(Presence::available()).await
+        let mut p = Presence::available();
+        if let Some(caps) = crate::client::caps() {
+            p.add_payload(caps);
+        }
+        self.send(p).await
     }
 
     /// The last `last` lines of our conversation with `with`, from our account's archive,

@@ -1,7 +1,7 @@
 //! What the server sends, as the node needs it: typed, with the stanzas left inside this crate.
 //! [`Inbound::from_event`] reads one [`Event`] of the [`Client`](crate::Client); a room's
 //! archive gives the same [`RoomMessage`]s through [`Archived::into_room_message`]. Pure: no
-//! I/O, no panics on what the network sends. (A pubsub item will be one more variant here.)
+//! I/O, no panics on what the network sends.
 
 use jid::{BareJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
@@ -10,6 +10,7 @@ use xmpp_parsers::presence::{Presence, Type as PresenceType};
 use crate::XmppError;
 use crate::client::Event;
 use crate::contacts::{Carbon, SubscriptionEvent};
+use crate::feed::FeedEvent;
 use crate::muc::{Affiliation, Archived, Occupant};
 use crate::protocol::{Claim, DirectInvite, SpherePayload, TrackerGrant};
 
@@ -56,6 +57,9 @@ pub enum Inbound {
     Occupant(Occupant),
     /// Someone asks to be our contact.
     ContactRequest(BareJid),
+    /// Posts or comments published or withdrawn (XEP-0277 over PEP), from whoever's account
+    /// [`FeedEvent::service`] names: the node believes it only from people it follows.
+    Feed(FeedEvent),
     /// A contact's device came online (`online`) or left.
     ContactPresence {
         who: BareJid,
@@ -133,6 +137,11 @@ fn room_message(m: &Message, room: BareJid) -> RoomMessage {
 
 fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
     let from = m.from.clone()?;
+    if m.type_ != MessageType::Groupchat
+        && let Some(feed) = FeedEvent::from_message(&m)
+    {
+        return Some(Inbound::Feed(feed));
+    }
     let payload = SpherePayload::from_message(&m);
     match (&m.type_, payload) {
         (MessageType::Groupchat, _) => Some(Inbound::Room(room_message(&m, from.to_bare()))),

@@ -12,6 +12,7 @@
 pub mod account;
 mod client;
 pub mod contacts;
+pub mod feed;
 pub mod inbound;
 pub mod link;
 pub mod muc;

@@ -31,10 +31,13 @@ struct Slix {
 impl Slix {
     /// Starts tests/peers/slix_peer.py as bob, joining `room` when given.
     fn spawn(s: &ManagedProsody, room: Option<&BareJid>) -> Slix {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/peers/slix_peer.py"
-        );
+        Slix::script(s, "slix_peer.py", room.map(|r| r.as_str()))
+    }
+
+    /// Starts `tests/peers/SCRIPT` as bob, with `extra` after the usual arguments; its stdin
+    /// is a pipe (see `go`).
+    fn script(s: &ManagedProsody, script: &str, extra: Option<&str>) -> Slix {
+        let script = format!("{}/../../tests/peers/{script}", env!("CARGO_MANIFEST_DIR"));
         let mut cmd = Command::new(PYTHON);
         cmd.arg(script)
             .args([
@@ -44,12 +47,12 @@ impl Slix {
                 &s.c2s_addr().port().to_string(),
             ])
             .arg(s.ca_file());
-        if let Some(room) = room {
-            cmd.arg(room.as_str());
+        if let Some(extra) = extra {
+            cmd.arg(extra);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .spawn()
             .expect("start slixmpp");
         let stdout = child.stdout.take().expect("stdout");
@@ -62,6 +65,14 @@ impl Slix {
             }
         });
         Slix { child, lines: rx }
+    }
+
+    /// Tells the script to go on (a line on its stdin).
+    fn go(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
     }
 
     fn wait(&self, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
@@ -214,5 +225,76 @@ async fn slixmpp_reads_our_share_announcements() {
         _ => None,
     })
     .await;
+    alice.close().await;
+}
+
+/// The feed (XEP-0277) with slixmpp, a client we did not write, both ways: it reads our post
+/// and the comments node our post names, and comments there with nothing but the XEPs; its
+/// own post reaches us through the server's +notify, which our capabilities ask for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_with_slixmpp_both_ways() {
+    use spheres_xmpp::feed::{self, Access, Entry, FeedEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let s = prosody(dir.path()).await;
+    let mut slix = Slix::script(&s, "slix_feed.py", Some("alice@spheres.test"));
+    slix.wait("online", |v| v["event"] == "online");
+
+    let (alice, mut events) = Client::connect(alice_config(&s)).await.unwrap();
+    let alice_jid = alice.jid().to_bare();
+    let bob = BareJid::new("bob@spheres.test").unwrap();
+    alice.roster().await.unwrap();
+    alice.available().await.unwrap();
+    // slixmpp accepts and asks back; we pre-approved it: contacts both ways.
+    alice.add_contact(&bob, None).await.unwrap();
+    next_event(&mut events, "bob as a mutual contact", |e| match e {
+        Event::Roster(items) => items
+            .iter()
+            .any(|i| i.jid == bob && i.subscription == spheres_xmpp::contacts::Subscription::Both)
+            .then_some(()),
+        _ => None,
+    })
+    .await;
+
+    let id = feed::new_item_id();
+    let comments = feed::comments_node(&id);
+    alice
+        .create_comments_node(&comments, Access::Presence)
+        .await
+        .unwrap();
+    let entry = Entry {
+        title: "Photos from Lyon".into(),
+        content: "Photos from Lyon".into(),
+        published: Some(1_800_000_000),
+        author: Some(alice_jid.clone()),
+        links: vec![feed::replies_link(&alice_jid, &comments)],
+        ..Default::default()
+    };
+    alice
+        .publish(None, feed::MICROBLOG, &id, &entry, Access::Presence, false)
+        .await
+        .unwrap();
+
+    slix.go();
+    let read = slix.wait("our post", |v| v["event"] == "items");
+    assert_eq!(read["posts"][0]["id"], id.as_str(), "{read}");
+    assert_eq!(read["posts"][0]["title"], "Photos from Lyon");
+    assert_eq!(read["posts"][0]["author"], "xmpp:alice@spheres.test");
+    assert_eq!(read["posts"][0]["replies"], comments.as_str());
+    slix.wait("its comment", |v| v["event"] == "commented");
+    let got = alice.items(&alice_jid, &comments, None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].entry.author, Some(bob.clone()));
+    assert_eq!(got[0].entry.title, "Lovely, from slixmpp");
+    assert_eq!(got[0].entry.in_reply_to.as_deref(), Some(id.as_str()));
+
+    let posted = slix.wait("its post", |v| v["event"] == "posted");
+    let ev = next_event(&mut events, "slixmpp's post", |e| match e {
+        Event::Message(m) => FeedEvent::from_message(m).filter(|f| f.service == bob),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ev.node, feed::MICROBLOG);
+    assert_eq!(ev.items[0].id, posted["id"].as_str().unwrap());
+    assert_eq!(ev.items[0].entry.title, "Posted from slixmpp");
     alice.close().await;
 }

@@ -9,8 +9,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
-    ChatLine, Contacts, Fetching, Invite, InviteLink, Member, Reachability, RoomMessage, ShareInfo,
-    ShareState, Shared, SphereInfo, Status,
+    ChatLine, Comment, Contacts, Fetching, Invite, InviteLink, Member, Post, Posted, Reachability,
+    RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -85,6 +85,27 @@ pub enum Ask {
     Chat { jid: String, text: Option<String> },
     Say { sphere: String, text: String },
     Messages { sphere: String },
+    Post { text: String, to: String },
+    DeletePost { id: String },
+    Feed { from: Option<String> },
+    Comment { id: String, text: Option<String> },
+}
+
+/// A post as the CLI shows it: who, for whom, when, the text, how many comments.
+fn post_line(p: &Post) -> String {
+    let who = if p.mine { "you" } else { p.author.as_str() };
+    let comments = match p.comments {
+        0 => String::new(),
+        1 => " · 1 comment".to_owned(),
+        n => format!(" · {n} comments"),
+    };
+    format!(
+        "[{}] {who} (to {}{comments}) {}\n  {}",
+        ago(p.published),
+        p.audience,
+        p.id,
+        p.text.replace('\n', "\n  ")
+    )
 }
 
 fn now() -> i64 {
@@ -326,6 +347,53 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 )
                 .await?;
             out.result(&format!("Said in {sphere}"), v);
+        }
+        Ask::Post { text, to } => {
+            let v: Posted = r.post("/feed", json!({"text": text, "to": to})).await?;
+            out.result(&format!("Posted to your {to}: {}", v.id), value(&v));
+        }
+        Ask::DeletePost { id } => {
+            let v: Value = r
+                .post(&format!("/feed/{}/delete", segment(&id)), json!({}))
+                .await?;
+            out.result(&format!("Deleted {id}"), v);
+        }
+        Ask::Feed { from } => {
+            let posts: Vec<Post> = match &from {
+                Some(who) => r.get(&format!("/people/{}/posts", segment(who))).await?,
+                None => r.get("/feed").await?,
+            };
+            let text = lines(
+                &posts,
+                "Nothing in your feed yet: `spheres post TEXT` writes to your contacts",
+                post_line,
+            );
+            out.result(&text, value(&posts));
+        }
+        Ask::Comment {
+            id,
+            text: Some(text),
+        } => {
+            let v: Posted = r
+                .post(
+                    &format!("/feed/{}/comments", segment(&id)),
+                    json!({"body": text}),
+                )
+                .await?;
+            out.result(&format!("Commented: {}", v.id), value(&v));
+        }
+        Ask::Comment { id, text: None } => {
+            let list: Vec<Comment> = r.get(&format!("/feed/{}/comments", segment(&id))).await?;
+            let text = lines(
+                &list,
+                &format!("No comments yet: `spheres comment {id} TEXT`"),
+                |c| {
+                    let who = if c.mine { "you" } else { c.author.as_str() };
+                    let unsure = if c.verified { "" } else { " (unverified)" };
+                    format!("[{}] {who}{unsure}: {}", ago(c.published), c.text)
+                },
+            );
+            out.result(&text, value(&list));
         }
         Ask::Messages { sphere } => {
             let list: Vec<RoomMessage> = r

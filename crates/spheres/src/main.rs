@@ -84,6 +84,31 @@ enum Command {
         /// The sphere's name.
         sphere: String,
     },
+    /// Post to your feed (XEP-0277: contacts on any XMPP client read it); prints the post's
+    /// id. `spheres post --delete ID` deletes one of your posts.
+    Post {
+        /// What to say.
+        #[arg(required_unless_present = "delete")]
+        text: Option<String>,
+        /// Who reads it: contacts (the default) or everyone (anyone with an XMPP address).
+        #[arg(long, default_value = "contacts", value_name = "AUDIENCE")]
+        to: String,
+        /// Delete this post of yours instead.
+        #[arg(long, value_name = "POST_ID", conflicts_with = "text")]
+        delete: Option<String>,
+    },
+    /// Your feed, newest first: your posts and your contacts', with their comment counts.
+    Feed {
+        /// Someone's posts instead, from their account (those you may read).
+        #[arg(long, value_name = "JID")]
+        from: Option<String>,
+    },
+    /// Comment under a post (`spheres comment POST_ID TEXT`), or list its comments.
+    Comment {
+        /// The post's id, as `spheres feed` shows it.
+        post_id: String,
+        text: Option<String>,
+    },
     /// Set the password that opens the web interface from other devices.
     Password {
         /// A file holding the password.
@@ -268,6 +293,21 @@ fn main() {
         Command::Chat { jid, text } => ask(&out, &cli.locate, Ask::Chat { jid, text }),
         Command::Say { sphere, text } => ask(&out, &cli.locate, Ask::Say { sphere, text }),
         Command::Messages { sphere } => ask(&out, &cli.locate, Ask::Messages { sphere }),
+        Command::Post {
+            delete: Some(id), ..
+        } => ask(&out, &cli.locate, Ask::DeletePost { id }),
+        Command::Post { text, to, .. } => ask(
+            &out,
+            &cli.locate,
+            Ask::Post {
+                text: text.unwrap_or_default(),
+                to,
+            },
+        ),
+        Command::Feed { from } => ask(&out, &cli.locate, Ask::Feed { from }),
+        Command::Comment { post_id, text } => {
+            ask(&out, &cli.locate, Ask::Comment { id: post_id, text })
+        }
         Command::Torrent(TorrentCommand::Create(args)) => create(&out, args),
         Command::Torrent(TorrentCommand::Info { file }) => info(&out, &file),
         Command::Torrent(TorrentCommand::Seed(args)) => {

@@ -477,6 +477,10 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/contacts/{jid}/remove", post(remove_contact))
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
+        .route("/feed", get(feed).post(make_post))
+        .route("/feed/{id}/delete", post(delete_post))
+        .route("/feed/{id}/comments", get(comments).post(comment))
+        .route("/people/{jid}/posts", get(posts_of))
         .route("/logout", post(logout))
         .route("/spheres/{name}/messages", get(messages).post(say))
         .route("/spheres/{name}/upload/{batch}/done", post(upload_done))
@@ -845,6 +849,57 @@ async fn send_chat(
 ) -> ApiResult {
     api.node.send_chat(&jid, &b.body).await?;
     Ok(Json(json!({"sent": b.body})))
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    /// Posts published before this (seconds since 1970): the next page.
+    before: Option<i64>,
+    /// One person's posts only.
+    author: Option<String>,
+}
+
+async fn feed(
+    State(api): State<Api>,
+    axum::extract::Query(q): axum::extract::Query<FeedQuery>,
+) -> ApiResult<Vec<types::Post>> {
+    Ok(Json(api.node.feed(q.before, q.author.as_deref()).await?))
+}
+
+async fn make_post(
+    State(api): State<Api>,
+    Json(b): Json<types::PostBody>,
+) -> ApiResult<types::Posted> {
+    let id = api
+        .node
+        .post(&b.text, b.to.as_deref().unwrap_or("contacts"))
+        .await?;
+    Ok(Json(types::Posted { id }))
+}
+
+async fn delete_post(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    api.node.delete_post(&id).await?;
+    Ok(Json(json!({"deleted": id})))
+}
+
+async fn comments(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<types::Comment>> {
+    Ok(Json(api.node.comments(&id).await?))
+}
+
+async fn comment(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<SayBody>,
+) -> ApiResult<types::Posted> {
+    let id = api.node.comment(&id, &b.body).await?;
+    Ok(Json(types::Posted { id }))
+}
+
+async fn posts_of(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult<Vec<types::Post>> {
+    Ok(Json(api.node.posts_of(&jid).await?))
 }
 
 #[derive(Deserialize)]

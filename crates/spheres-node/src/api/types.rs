@@ -350,6 +350,61 @@ pub struct ChatLine {
     pub stamp: Option<String>,
 }
 
+// ----- The feed -----
+
+/// A post of the feed (XEP-0277).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Post {
+    /// Its item id (a UUID): what `spheres comment` and `spheres post --delete` take.
+    pub id: String,
+    /// The poster's address.
+    pub author: String,
+    pub author_name: Option<String>,
+    /// `contacts` or `everyone`.
+    pub audience: String,
+    pub text: String,
+    /// Seconds since 1970.
+    pub published: i64,
+    pub updated: i64,
+    /// How many comments it has (as far as this node knows).
+    pub comments: i64,
+    pub mine: bool,
+}
+
+/// A comment under a post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Comment {
+    pub id: String,
+    pub author: String,
+    /// Whether `author` is the server's word; false for a comment read back from its node
+    /// (some servers leave the publisher out), whose author is what it claims.
+    pub verified: bool,
+    pub author_name: Option<String>,
+    pub text: String,
+    /// Seconds since 1970.
+    pub published: i64,
+    pub mine: bool,
+}
+
+/// A new post: its text and who reads it (`contacts`, the default, or `everyone`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PostBody {
+    pub text: String,
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub to: Option<String>,
+}
+
+/// A post just made, or a comment: its id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Posted {
+    pub id: String,
+}
+
 // ----- The node -----
 
 /// The household server the node runs.

@@ -210,20 +210,28 @@ pub fn household_nodes(dir: &Path, bob_args: &[&str]) -> (Node, Node) {
         running["jid"], "alice@family.test",
         "the owner's account is created"
     );
-    let pw = add_user(&alice, dir, "bob");
-    let mut bob = Node::new(dir, "bob");
-    bob.extra = vec![
+    let bob = household_member(&alice, dir, "bob", bob_args);
+    (alice, bob)
+}
+
+/// A node for a new account `NAME@family.test` on alice's household server, started with
+/// `args`.
+pub fn household_member(alice: &Node, dir: &Path, name: &str, args: &[&str]) -> Node {
+    let household = alice.cli(&["status"])["household"].clone();
+    let pw = add_user(alice, dir, name);
+    let mut n = Node::new(dir, name);
+    n.extra = vec![
         "--jid".into(),
-        "bob@family.test".into(),
+        format!("{name}@family.test"),
         "--password-file".into(),
         pw.to_string_lossy().into_owned(),
         "--xmpp-server".into(),
-        running["household"]["c2s"].as_str().unwrap().to_owned(),
+        household["c2s"].as_str().unwrap().to_owned(),
         "--xmpp-ca".into(),
-        running["household"]["ca"].as_str().unwrap().to_owned(),
+        household["ca"].as_str().unwrap().to_owned(),
     ];
-    bob.start(bob_args);
-    (alice, bob)
+    n.start(args);
+    n
 }
 
 /// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.

@@ -1,0 +1,489 @@
+//! The feed: posts and comments on standard XMPP (XEP-0277 over PEP, see
+//! `spheres_xmpp::feed`), ours and our contacts', kept in the store as a cache of what their
+//! accounts hold.
+//!
+//! Who may put what here: a post is believed only from the account that holds it (the
+//! server says whose node notified us) and only if that account is ours or a contact's;
+//! a comment only on the comments node its post names, with the server's `publisher` as its
+//! author (or, fetched, its own claim, marked unverified); under our own posts for
+//! contacts, only our contacts' comments. Everything read is bounded (entries by `spheres_xmpp::feed`, history by
+//! [`HISTORY`]).
+
+use spheres_store::{CommentRow, PostRow};
+use spheres_xmpp::BareJid;
+use spheres_xmpp::contacts::Subscription;
+use spheres_xmpp::feed::{self, Access, Entry, FeedEvent, Item};
+
+use crate::Node;
+use crate::api::types;
+use crate::error::{NodeError, refuse};
+use crate::events::NodeEvent;
+
+/// Posts read from each account when the node comes online.
+const HISTORY: u32 = 20;
+/// The longest post or comment we write, in characters.
+const MAX_TEXT: usize = 10_000;
+/// Posts a feed page lists at most.
+const PAGE: i64 = 50;
+
+/// Who reads a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Our contacts.
+    Contacts,
+    /// Anyone with an XMPP address.
+    Everyone,
+}
+
+impl Audience {
+    pub(crate) fn parse(s: &str) -> Result<Audience, NodeError> {
+        match s {
+            "contacts" => Ok(Audience::Contacts),
+            "everyone" => Ok(Audience::Everyone),
+            "public" => Err(NodeError::Unavailable(
+                "public web pages of posts are not served yet: use --to everyone (anyone with an XMPP address) for now"
+                    .into(),
+            )),
+            other => Err(NodeError::BadInput(format!(
+                "{other:?} is not an audience: contacts or everyone"
+            ))),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Audience::Contacts => "contacts",
+            Audience::Everyone => "everyone",
+        }
+    }
+
+    fn access(self) -> Access {
+        match self {
+            Audience::Contacts => Access::Presence,
+            Audience::Everyone => Access::Open,
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn checked_text(text: &str) -> Result<&str, NodeError> {
+    let text = text.trim();
+    if text.is_empty() {
+        refuse!(BadInput, "nothing to post: write a few words");
+    }
+    if text.chars().count() > MAX_TEXT {
+        refuse!(BadInput, "that is too long (10,000 characters at most)");
+    }
+    Ok(text)
+}
+
+/// The post an item is, as the store keeps it; `audience` as the node it came from says,
+/// unless the poster said who it is for.
+fn post_row(service: &BareJid, item: &Item, audience: &str) -> PostRow {
+    let e = &item.entry;
+    let audience = match e.audience.as_deref() {
+        Some(a @ ("contacts" | "everyone")) => a,
+        _ => audience,
+    };
+    let published = e.published.or(e.updated).unwrap_or_else(now);
+    PostRow {
+        id: 0,
+        service: service.to_string(),
+        item_id: item.id.clone(),
+        // The account that holds it is its author, whatever the entry claims.
+        author: service.to_string(),
+        author_name: e.author_name.clone(),
+        audience: audience.to_owned(),
+        title: e.title.clone(),
+        content: if e.content.is_empty() {
+            e.title.clone()
+        } else {
+            e.content.clone()
+        },
+        comments_node: e.comments_on(service),
+        published,
+        updated: e.updated.unwrap_or(published),
+    }
+}
+
+fn api_post(p: PostRow, comments: i64, me: &BareJid) -> types::Post {
+    types::Post {
+        mine: p.author == me.as_str(),
+        id: p.item_id,
+        author: p.author,
+        author_name: p.author_name,
+        audience: p.audience,
+        text: p.content,
+        published: p.published,
+        updated: p.updated,
+        comments,
+    }
+}
+
+impl Node {
+    /// Whether posts from `who` belong in our feed: ours and our contacts' (those whose
+    /// presence we receive).
+    async fn follows(&self, who: &BareJid) -> Result<bool, NodeError> {
+        if *who == self.me {
+            return Ok(true);
+        }
+        Ok(self.xmpp.roster().await?.iter().any(|i| {
+            i.jid == *who && matches!(i.subscription, Subscription::To | Subscription::Both)
+        }))
+    }
+
+    /// An entry of ours saying `text`, now.
+    fn entry(&self, text: &str) -> Entry {
+        let at = now();
+        Entry {
+            title: text.to_owned(),
+            content: text.to_owned(),
+            published: Some(at),
+            updated: Some(at),
+            author_name: Some(self.nick.clone()),
+            author: Some(self.me.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Posts `text` for `audience`; returns the post's id.
+    pub async fn post(&self, text: &str, audience: &str) -> Result<String, NodeError> {
+        let audience = Audience::parse(audience)?;
+        let text = checked_text(text)?;
+        let id = feed::new_item_id();
+        let comments = feed::comments_node(&id);
+        // The comments node first, so the post's link leads somewhere.
+        self.xmpp
+            .create_comments_node(&comments, audience.access())
+            .await?;
+        // Told of comments as they come.
+        if let Err(e) = self.xmpp.subscribe(&self.me, &comments).await {
+            tracing::info!(error = %e, "comments under the new post will show after a restart");
+        }
+        let entry = Entry {
+            id: Some(format!(
+                "xmpp:{}?;node={};item={id}",
+                self.me,
+                feed::MICROBLOG
+            )),
+            links: vec![feed::replies_link(&self.me, &comments)],
+            audience: Some(audience.as_str().to_owned()),
+            ..self.entry(text)
+        };
+        // Contacts read every post on the standard node; a wider one is also on the open one.
+        self.xmpp
+            .publish(None, feed::MICROBLOG, &id, &entry, Access::Presence, false)
+            .await?;
+        if audience == Audience::Everyone {
+            self.xmpp
+                .publish(None, feed::EVERYONE, &id, &entry, Access::Open, false)
+                .await?;
+        }
+        let item = Item {
+            id: id.clone(),
+            publisher: Some(self.me.clone()),
+            entry,
+        };
+        self.store
+            .put_post(&post_row(&self.me, &item, audience.as_str()))
+            .await?;
+        self.emit(NodeEvent::Feed);
+        Ok(id)
+    }
+
+    /// The post with item id `id`: ours if we have one of that id, else the newest.
+    async fn post_by_id(&self, id: &str) -> Result<PostRow, NodeError> {
+        match self
+            .store
+            .posts_by_item(id.trim(), self.me.as_str())
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(p) => Ok(p),
+            None => refuse!(NotFound, "no post {id} in your feed (see `spheres feed`)"),
+        }
+    }
+
+    /// Deletes one of our posts, for everyone who could read it.
+    pub async fn delete_post(&self, id: &str) -> Result<(), NodeError> {
+        let post = self.post_by_id(id).await?;
+        if post.service != self.me.as_str() {
+            refuse!(
+                Forbidden,
+                "that post is {}'s: only they can delete it",
+                post.author
+            );
+        }
+        self.xmpp
+            .retract(None, feed::MICROBLOG, &post.item_id)
+            .await?;
+        if post.audience == Audience::Everyone.as_str() {
+            self.xmpp
+                .retract(None, feed::EVERYONE, &post.item_id)
+                .await?;
+        }
+        self.store.remove_post(&post.service, &post.item_id).await?;
+        self.emit(NodeEvent::Feed);
+        Ok(())
+    }
+
+    /// The feed, newest first: a page of `PAGE` posts published before `before`, of
+    /// `author` alone when given.
+    pub async fn feed(
+        &self,
+        before: Option<i64>,
+        author: Option<&str>,
+    ) -> Result<Vec<types::Post>, NodeError> {
+        let author = author
+            .map(crate::chat::address)
+            .transpose()?
+            .map(|a| a.to_string());
+        Ok(self
+            .store
+            .feed(before, author.as_deref(), PAGE)
+            .await?
+            .into_iter()
+            .map(|r| api_post(r.post, r.comment_count, &self.me))
+            .collect())
+    }
+
+    /// What `who` posts that we may read, from their account (not only what we follow):
+    /// their contacts-only posts when we are a contact, and those for everyone.
+    pub async fn posts_of(&self, who: &str) -> Result<Vec<types::Post>, NodeError> {
+        let who = crate::chat::address(who)?;
+        let mut out = Vec::new();
+        // Their own node first: it holds all we may read, when we are a contact.
+        let (items, audience) = match self.xmpp.items(&who, feed::MICROBLOG, Some(HISTORY)).await {
+            Ok(items) => (items, Audience::Contacts),
+            // Not a contact: what they post for everyone, if they do (Prosody refuses a
+            // node that is not there as it refuses one we may not read).
+            Err(_) => match self.xmpp.items(&who, feed::EVERYONE, Some(HISTORY)).await {
+                Ok(items) => (items, Audience::Everyone),
+                Err(spheres_xmpp::XmppError::Refused(_)) => (Vec::new(), Audience::Everyone),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        for item in items {
+            let row = post_row(&who, &item, audience.as_str());
+            out.push(api_post(row, 0, &self.me));
+        }
+        out.sort_by_key(|p| std::cmp::Reverse(p.published));
+        Ok(out)
+    }
+
+    /// Comments under a post, oldest first.
+    pub async fn comments(&self, id: &str) -> Result<Vec<types::Comment>, NodeError> {
+        let post = self.post_by_id(id).await?;
+        Ok(self
+            .store
+            .comments(post.id)
+            .await?
+            .into_iter()
+            .map(|c| types::Comment {
+                mine: c.author == self.me.as_str(),
+                verified: c.verified,
+                id: c.item_id,
+                author: c.author,
+                author_name: c.author_name,
+                text: c.content,
+                published: c.published,
+            })
+            .collect())
+    }
+
+    /// Comments `text` under post `id`; returns the comment's id.
+    pub async fn comment(&self, id: &str, text: &str) -> Result<String, NodeError> {
+        let text = checked_text(text)?;
+        let post = self.post_by_id(id).await?;
+        let (Some(node), Ok(service)) = (post.comments_node.clone(), BareJid::new(&post.service))
+        else {
+            refuse!(Forbidden, "that post takes no comments");
+        };
+        let entry = Entry {
+            in_reply_to: Some(post.item_id.clone()),
+            ..self.entry(text)
+        };
+        let at = entry.published.unwrap_or_else(now);
+        let cid = feed::new_item_id();
+        let on = (service != self.me).then_some(&service);
+        self.xmpp
+            .publish(on, &node, &cid, &entry, Access::Presence, true)
+            .await?;
+        self.store
+            .put_comment(&CommentRow {
+                id: 0,
+                post_id: post.id,
+                item_id: cid.clone(),
+                author: self.me.to_string(),
+                verified: true,
+                author_name: Some(self.nick.clone()),
+                content: text.to_owned(),
+                published: at,
+            })
+            .await?;
+        self.emit(NodeEvent::Feed);
+        Ok(cid)
+    }
+
+    /// What the server told us of a feed node.
+    pub(crate) async fn on_feed(&self, ev: FeedEvent) {
+        if let Err(e) = self.take_feed(ev).await {
+            tracing::info!(error = %e, "a feed notification was not taken");
+        }
+    }
+
+    async fn take_feed(&self, ev: FeedEvent) -> Result<(), NodeError> {
+        if !self.follows(&ev.service).await? {
+            tracing::debug!(from = %ev.service, "ignoring posts from someone we do not follow");
+            return Ok(());
+        }
+        let changed = if ev.node == feed::MICROBLOG || ev.node == feed::EVERYONE {
+            self.take_posts(&ev.service, &ev.node, &ev.items, &ev.retracted)
+                .await?
+        } else {
+            self.take_comments(&ev.service, &ev.node, &ev.items, &ev.retracted)
+                .await?
+        };
+        if changed {
+            self.emit(NodeEvent::Feed);
+        }
+        Ok(())
+    }
+
+    /// Posts of `service` from `node`: recorded (and their comments fetched and followed),
+    /// or forgotten.
+    async fn take_posts(
+        &self,
+        service: &BareJid,
+        node: &str,
+        items: &[Item],
+        retracted: &[String],
+    ) -> Result<bool, NodeError> {
+        let audience = if node == feed::EVERYONE {
+            Audience::Everyone
+        } else {
+            Audience::Contacts
+        };
+        let mut changed = false;
+        for item in items {
+            let row = self
+                .store
+                .put_post(&post_row(service, item, audience.as_str()))
+                .await?;
+            changed = true;
+            if let Some(comments) = &row.comments_node {
+                self.follow_comments(service, comments).await;
+            }
+        }
+        for id in retracted {
+            changed |= self
+                .store
+                .remove_post(service.as_str(), id)
+                .await?
+                .is_some();
+        }
+        Ok(changed)
+    }
+
+    /// Reads a post's comments and asks to be told of new ones.
+    async fn follow_comments(&self, service: &BareJid, node: &str) {
+        if let Err(e) = self.xmpp.subscribe(service, node).await {
+            tracing::debug!(error = %e, node, "cannot follow comments");
+        }
+        match self.xmpp.items(service, node, Some(HISTORY * 5)).await {
+            Ok(items) => {
+                if let Err(e) = self.take_comments(service, node, &items, &[]).await {
+                    tracing::info!(error = %e, node, "comments not kept");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, node, "cannot read comments"),
+        }
+    }
+
+    /// Comments on `node` of `service`'s account, for the post that names that node. A
+    /// comment's author is the server's `publisher` when it says (notifications), else what
+    /// the comment claims (answers to a fetch, where Prosody leaves the publisher out), kept
+    /// as unverified. Under our own post for contacts, a stranger's comment (anyone may write
+    /// on a comments node) is not kept, and is taken off the node when the server says it is
+    /// theirs.
+    async fn take_comments(
+        &self,
+        service: &BareJid,
+        node: &str,
+        items: &[Item],
+        retracted: &[String],
+    ) -> Result<bool, NodeError> {
+        let Some(post) = self.store.post_by_comments(service.as_str(), node).await? else {
+            return Ok(false);
+        };
+        let guarded = *service == self.me && post.audience == Audience::Contacts.as_str();
+        let mut changed = false;
+        for item in items {
+            let e = &item.entry;
+            let (author, verified) = match (&item.publisher, &e.author) {
+                (Some(p), _) => (p.clone(), true),
+                (None, Some(claimed)) => (claimed.clone(), false),
+                (None, None) => continue,
+            };
+            if guarded && !self.follows(&author).await? {
+                tracing::info!(%author, node, "a comment from a stranger under a post for contacts");
+                if verified && let Err(e) = self.xmpp.retract(None, node, &item.id).await {
+                    tracing::info!(error = %e, "the stranger's comment stays on the server");
+                }
+                continue;
+            }
+            changed |= self
+                .store
+                .put_comment(&CommentRow {
+                    id: 0,
+                    post_id: post.id,
+                    item_id: item.id.clone(),
+                    author: author.to_string(),
+                    verified,
+                    author_name: e.author_name.clone(),
+                    content: if e.content.is_empty() {
+                        e.title.clone()
+                    } else {
+                        e.content.clone()
+                    },
+                    published: e.published.unwrap_or_else(now),
+                })
+                .await?;
+        }
+        for id in retracted {
+            changed |= self.store.remove_comment(post.id, id).await?;
+        }
+        Ok(changed)
+    }
+
+    /// After login: our own posts and our contacts' latest, with their comments.
+    pub(crate) async fn sync_feed(&self) {
+        let mut people = vec![self.me.clone()];
+        match self.xmpp.roster().await {
+            Ok(items) => people.extend(
+                items
+                    .into_iter()
+                    .filter(|i| matches!(i.subscription, Subscription::To | Subscription::Both))
+                    .map(|i| i.jid),
+            ),
+            Err(e) => tracing::info!(error = %e, "no roster: the feed shows our posts only"),
+        }
+        for who in people {
+            match self.xmpp.items(&who, feed::MICROBLOG, Some(HISTORY)).await {
+                Ok(items) => {
+                    if let Err(e) = self.take_posts(&who, feed::MICROBLOG, &items, &[]).await {
+                        tracing::info!(error = %e, %who, "posts not kept");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, %who, "cannot read posts"),
+            }
+        }
+        self.emit(NodeEvent::Feed);
+    }
+}

@@ -1,0 +1,88 @@
+// The feed: my posts and my contacts', newest first, with comments; a box to post, for my
+// contacts or for everyone (the draft survives a refresh); older posts a page at a time.
+// Text is shown as text (never as markup).
+import { api, fail, failLoad } from "../api.js";
+import { h } from "../dom.js";
+import { on } from "../events.js";
+import { dateTime, t } from "../i18n.js";
+import { enc, scope } from "../util.js";
+
+const DRAFT = "spheres.feed.draft";
+
+export function mount(el) {
+  const life = scope();
+  const { signal } = life;
+
+  const text = h("textarea", { id: "post-text", rows: 3, required: true, maxlength: 10000 });
+  text.value = localStorage.getItem(DRAFT) || "";
+  text.addEventListener("input", () => localStorage.setItem(DRAFT, text.value));
+  const audience = h("select", { id: "post-to" },
+    h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")));
+  const box = h("form", { class: "post-box", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("/feed", { method: "POST", json: { text: text.value, to: audience.value }, signal });
+      text.value = "";
+      localStorage.removeItem(DRAFT);
+      await draw();
+    } catch (e) { fail(e); }
+  } }, h("label", { for: "post-text" }, t("postWhat")), text,
+    h("label", { for: "post-to" }, t("postTo")), audience, h("button", { type: "submit" }, t("post")));
+
+  const list = h("ol", { class: "posts", "aria-live": "polite" });
+  const more = h("button", { type: "button", hidden: true, onclick: () => draw(true).catch(failLoad) }, t("olderPosts"));
+  el.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("feed")), box, list, more);
+
+  /** Comments open, by post id: kept across redraws. */
+  const open = new Set();
+  let shown = [];
+  let latest = 0;
+
+  async function draw(older = false) {
+    const mine = ++latest;
+    const before = older && shown.length ? `?before=${shown[shown.length - 1].published}` : "";
+    const page = await api(`/feed${before}`, { signal });
+    if (mine !== latest) return;
+    shown = older ? shown.concat(page) : page;
+    more.hidden = page.length < 50;
+    list.replaceChildren(...(shown.length ? await Promise.all(shown.map(item)) : [h("li", { class: "empty" }, t("noPosts"))]));
+  }
+
+  async function item(p) {
+    const when = new Date(p.published * 1000);
+    const head = h("p", { class: "post-head" }, h("strong", {}, p.mine ? t("online_you") : (p.author_name || p.author)), " ",
+      h("span", { class: "muted" }, p.audience === "everyone" ? t("toEveryone") : t("toContacts")), " ",
+      h("time", { datetime: when.toISOString() }, dateTime(when)));
+    const body = h("p", { class: "post-text" }, p.text);
+    const toggle = h("button", { type: "button", "aria-expanded": String(open.has(p.id)), onclick: () => {
+      if (open.has(p.id)) open.delete(p.id); else open.add(p.id);
+      draw().catch(failLoad);
+    } }, t("commentsCount", { n: p.comments }));
+    const actions = [toggle];
+    if (p.mine) actions.push(h("button", { type: "button", onclick: async () => {
+      if (!confirm(t("deletePostConfirm"))) return;
+      try { await api(`/feed/${enc(p.id)}/delete`, { method: "POST", json: {}, signal }); await draw(); } catch (e) { fail(e); }
+    } }, t("delete")));
+    const parts = [head, body, h("p", { class: "post-actions" }, ...actions)];
+    if (open.has(p.id)) parts.push(await comments(p));
+    return h("li", { class: "post" }, ...parts);
+  }
+
+  async function comments(p) {
+    const list = await api(`/feed/${enc(p.id)}/comments`, { signal });
+    const say = h("input", { id: `comment-${p.id}`, autocomplete: "off", required: true, maxlength: 10000 });
+    return h("section", { class: "comments" },
+      h("ul", { class: "messages" }, list.map((c) => h("li", { class: c.mine ? "mine" : "" },
+        h("strong", {}, c.mine ? t("online_you") : (c.author_name || c.author)), c.verified ? "" : " " + t("unverified"), " ",
+        h("span", {}, c.text)))),
+      h("form", { onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await api(`/feed/${enc(p.id)}/comments`, { method: "POST", json: { body: say.value }, signal }); await draw(); } catch (e) { fail(e); }
+      } }, h("label", { for: `comment-${p.id}`, class: "sr" }, t("comment")), say, h("button", { type: "submit" }, t("comment"))));
+  }
+
+  draw().catch(failLoad);
+  const again = () => draw().catch(failLoad);
+  life.add(on(["feed", "resync"], () => life.soon(again)));
+  return () => life.end();
+}

@@ -1,0 +1,201 @@
+//! The feed (XEP-0277) between nodes of a household, from the command line: a post reaches
+//! contacts and only them, a post for everyone reaches anyone who looks, comments reach the
+//! poster, a deleted post disappears for its readers, and only its poster may delete it.
+
+mod common;
+
+use common::node::{Node, add_user, household_member, household_nodes};
+use common::wait_until;
+use serde_json::Value;
+use spheres_xmpp::{BareJid, Client, ConnectConfig};
+
+/// A client of `user`'s account on alice's household server (password `USER-secret`, as
+/// `add_user` makes it), on a runtime of its own.
+fn raw_client(alice: &Node, user: &str) -> (tokio::runtime::Runtime, Client) {
+    let household = alice.cli(&["status"])["household"].clone();
+    let jid = BareJid::new(&format!("{user}@family.test")).unwrap();
+    let mut config = ConnectConfig::new(jid, format!("{user}-secret"));
+    config.server = Some(household["c2s"].as_str().unwrap().parse().unwrap());
+    config.extra_ca = Some(household["ca"].as_str().unwrap().into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (client, _events) = rt.block_on(Client::connect(config)).unwrap();
+    (rt, client)
+}
+
+/// Eve, a stranger with an account on the household server, sends `to` pubsub
+/// notifications she made up (anyone can send any message): one per (node, item id), each a
+/// post that claims to be alice's. Returns her client.
+fn forged_notifications(
+    alice: &Node,
+    dir: &std::path::Path,
+    to: &str,
+    forged: &[(&str, &str)],
+) -> (tokio::runtime::Runtime, Client) {
+    add_user(alice, dir, "eve");
+    let (rt, eve) = raw_client(alice, "eve");
+    rt.block_on(async {
+        for (node, item) in forged {
+            let xml = format!(
+                "<message xmlns='jabber:client' to='{to}' type='headline'>\
+                 <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>\
+                 <item id='{item}' publisher='alice@family.test'>\
+                 <entry xmlns='http://www.w3.org/2005/Atom'><title>Send me your password</title>\
+                 <author><uri>xmpp:alice@family.test</uri></author></entry></item></items></event>\
+                 </message>"
+            );
+            eve.send(xml.parse::<minidom::Element>().unwrap())
+                .await
+                .unwrap();
+        }
+        // The server has routed them once it answers a request sent after them.
+        eve.roster().await.unwrap();
+    });
+    (rt, eve)
+}
+
+/// The post `id` in `n`'s feed, if it is there.
+fn in_feed(n: &Node, id: &str) -> Option<Value> {
+    n.cli(&["feed"])
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
+/// `a` and `b` become contacts of each other (and each sees the other online).
+fn befriend(a: &Node, a_jid: &str, b: &Node, b_jid: &str) {
+    a.cli(&["contact", "add", b_jid]);
+    wait_until("the contact request", || {
+        b.cli(&["contact", "list"])["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|j| j == a_jid))
+    });
+    b.cli(&["contact", "add", a_jid]);
+    wait_until("a mutual subscription", || {
+        a.cli(&["contact", "list"])["contacts"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|p| {
+                    p["jid"] == b_jid && p["subscription"] == "both" && p["online"] == true
+                })
+            })
+    });
+}
+
+#[test]
+fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household_nodes(dir.path(), &[]);
+    // Dave has an account on the same server, and is nobody's contact.
+    let dave = household_member(&alice, dir.path(), "dave", &[]);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+
+    let posted = alice.cli(&["post", "Photos from Lyon are coming"]);
+    let id = posted["id"].as_str().expect("the post's id").to_owned();
+    wait_until("alice's post in bob's feed", || {
+        in_feed(&bob, &id).is_some()
+    });
+    let seen = in_feed(&bob, &id).unwrap();
+    assert_eq!(seen["author"], "alice@family.test");
+    assert_eq!(seen["audience"], "contacts");
+    assert_eq!(seen["text"], "Photos from Lyon are coming");
+    assert_eq!(seen["comments"], 0);
+    assert_eq!(seen["mine"], false);
+    assert_eq!(in_feed(&alice, &id).unwrap()["mine"], true);
+
+    // Dave follows nobody: his feed is empty, and alice's account gives him nothing of a
+    // post for her contacts.
+    assert_eq!(dave.cli(&["feed"]), Value::Array(vec![]));
+    assert_eq!(
+        dave.cli(&["feed", "--from", "alice@family.test"]),
+        Value::Array(vec![])
+    );
+
+    // A post for everyone: dave reads it on alice's account; bob has both.
+    let open = alice.cli(&["post", "Hello, world", "--to", "everyone"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dave_sees = dave.cli(&["feed", "--from", "alice@family.test"]);
+    let list = dave_sees.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{dave_sees}");
+    assert_eq!(list[0]["id"], open.as_str());
+    assert_eq!(list[0]["audience"], "everyone");
+    wait_until("the open post in bob's feed", || {
+        in_feed(&bob, &open).is_some()
+    });
+    assert_eq!(in_feed(&bob, &open).unwrap()["audience"], "everyone");
+
+    // Bob comments: alice's node hears of it.
+    bob.cli(&["comment", &id, "Can't wait!"]);
+    wait_until("bob's comment at alice's", || {
+        in_feed(&alice, &id).is_some_and(|p| p["comments"] == 1)
+    });
+    let comments = alice.cli(&["comment", &id]);
+    assert_eq!(comments[0]["author"], "bob@family.test", "{comments}");
+    assert_eq!(comments[0]["text"], "Can't wait!");
+
+    // A stranger's made-up notifications (a post in alice's name, a comment under her post)
+    // reach bob's node and are not believed. Then a real post arrives after them.
+    let comments_node = format!("urn:xmpp:microblog:0:comments/{id}");
+    let (rt, eve) = forged_notifications(
+        &alice,
+        dir.path(),
+        "bob@family.test",
+        &[
+            ("urn:xmpp:microblog:0", "forged"),
+            (&comments_node, "forged-c"),
+        ],
+    );
+    // Eve also writes under alice's post for contacts (the server lets anyone write on a
+    // comments node): alice's node takes it off.
+    let alice_jid = BareJid::new("alice@family.test").unwrap();
+    let spam = spheres_xmpp::feed::Entry {
+        title: "Cheap pills".into(),
+        author: Some(BareJid::new("bob@family.test").unwrap()),
+        ..Default::default()
+    };
+    rt.block_on(eve.publish(
+        Some(&alice_jid),
+        &comments_node,
+        "from-eve",
+        &spam,
+        spheres_xmpp::feed::Access::Presence,
+        true,
+    ))
+    .unwrap();
+    let (rt_bob, bob_raw) = raw_client(&alice, "bob");
+    wait_until("eve's comment taken off alice's post", || {
+        let items = rt_bob
+            .block_on(bob_raw.items(&alice_jid, &comments_node, None))
+            .unwrap();
+        items.iter().all(|i| i.id != "from-eve")
+    });
+    let after = alice.cli(&["post", "After the forgeries"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until("the later post in bob's feed", || {
+        in_feed(&bob, &after).is_some()
+    });
+    assert!(in_feed(&bob, "forged").is_none());
+    assert_eq!(
+        in_feed(&bob, &id).unwrap()["comments"],
+        1,
+        "bob's own comment only"
+    );
+    let at_alice = alice.cli(&["comment", &id]);
+    assert_eq!(at_alice.as_array().unwrap().len(), 1, "{at_alice}");
+
+    // Only alice deletes her post; then it is gone from bob's feed too.
+    let why = bob.cli_fails(&["post", "--delete", &id]);
+    assert!(why.contains("only they can delete it"), "{why}");
+    alice.cli(&["post", "--delete", &id]);
+    assert!(in_feed(&alice, &id).is_none());
+    wait_until("the post gone from bob's feed", || {
+        in_feed(&bob, &id).is_none()
+    });
+    // Nothing to say is refused with words.
+    let why = alice.cli_fails(&["post", "  "]);
+    assert!(why.contains("nothing to post"), "{why}");
+}
