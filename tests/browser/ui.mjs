@@ -9,56 +9,28 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import http from "node:http";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { axe, launch, login as loginWith, nodeApiFor, pages } from "./lib.mjs";
 
-const require = createRequire(import.meta.url);
 const { NODE_A, NODE_B, NODE_C, NODE_D, XMPP_SERVER, BOB, VIDEO, SHOTS } = process.env;
 // Each node's data folder, where the CLI finds its API token (node.json, new at each start).
 const DATA = { [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B, [NODE_C]: process.env.DATA_C, [NODE_D]: process.env.DATA_D };
-const tokenOf = (node) => JSON.parse(fs.readFileSync(path.join(DATA[node], "node.json"), "utf8")).token;
 // The node's API as the CLI calls it (this script is the test, not a browser).
-const nodeApi = (node, p, opts = {}) =>
-  fetch(node + p, { ...opts, headers: { ...(opts.headers || {}), authorization: `Bearer ${tokenOf(node)}` } });
-// A browser opens a node on its own computer with a one-time link from `spheres open`.
-async function login(page, node) {
-  const { url } = await (await nodeApi(node, "/api/open", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json();
-  await page.goto(url);
-}
+const nodeApi = nodeApiFor(DATA);
+const login = (page, node) => loginWith(nodeApi, page, node);
 const WAIT = 60_000;
 fs.mkdirSync(SHOTS, { recursive: true });
 
-// Offline, as root, headless; videos may start without a click (the test clicks anyway).
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-    // "alice-node.test" is alice's node seen from "another device": same loopback address,
-    // but a Host that is not loopback, as for a visitor from the LAN.
-    "--host-resolver-rules=MAP alice-node.test 127.0.0.1",
-  ],
-});
+// Videos may start without a click (the test clicks anyway). "alice-node.test" is alice's
+// node seen from "another device": same loopback address, but a Host that is not loopback,
+// as for a visitor from the LAN.
+const browser = await launch([
+  "--autoplay-policy=no-user-gesture-required",
+  "--host-resolver-rules=MAP alice-node.test 127.0.0.1",
+]);
 const timer = setTimeout(() => { console.error("the browser test took too long"); process.exit(2); }, 240_000);
 
-// The node's pages forbid inline script (Content-Security-Policy): axe comes in through the
-// browser's debugging protocol, which the policy does not govern, as a test tool should.
-const axeSource = fs.readFileSync(require.resolve("axe-core"), "utf8");
-async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `accessibility on ${name}`);
-}
-
 // Every page the test opens: anything the page's policy blocked is a bug of ours.
-const blocked = [];
-async function newPage() {
-  const page = await (await browser.newContext({ locale: "en-US" })).newPage();
-  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) blocked.push(m.text()); });
-  return page;
-}
+const { blocked, newPage } = pages(browser);
 
 // How far the script got, for the harness (each step has its own bound there).
 const step = (name) => console.log(JSON.stringify({ event: name }));

@@ -33,6 +33,8 @@ pub(crate) enum Audience {
     Contacts,
     /// Anyone with an XMPP address.
     Everyone,
+    /// Anyone with an XMPP address, and the whole web: pages on the node's HTTP address.
+    Public,
 }
 
 impl Audience {
@@ -40,12 +42,9 @@ impl Audience {
         match s {
             "contacts" => Ok(Audience::Contacts),
             "everyone" => Ok(Audience::Everyone),
-            "public" => Err(NodeError::Unavailable(
-                "public web pages of posts are not served yet: use --to everyone (anyone with an XMPP address) for now"
-                    .into(),
-            )),
+            "public" => Ok(Audience::Public),
             other => Err(NodeError::BadInput(format!(
-                "{other:?} is not an audience: contacts or everyone"
+                "{other:?} is not an audience: contacts, everyone or public"
             ))),
         }
     }
@@ -54,14 +53,20 @@ impl Audience {
         match self {
             Audience::Contacts => "contacts",
             Audience::Everyone => "everyone",
+            Audience::Public => "public",
         }
     }
 
     fn access(self) -> Access {
         match self {
             Audience::Contacts => Access::Presence,
-            Audience::Everyone => Access::Open,
+            Audience::Everyone | Audience::Public => Access::Open,
         }
+    }
+
+    /// Whether it goes on the open node too.
+    fn open(self) -> bool {
+        self != Audience::Contacts
     }
 }
 
@@ -87,7 +92,7 @@ fn checked_text(text: &str) -> Result<&str, NodeError> {
 fn post_row(service: &BareJid, item: &Item, audience: &str) -> PostRow {
     let e = &item.entry;
     let audience = match e.audience.as_deref() {
-        Some(a @ ("contacts" | "everyone")) => a,
+        Some(a @ ("contacts" | "everyone" | "public")) => a,
         _ => audience,
     };
     let published = e.published.or(e.updated).unwrap_or_else(now);
@@ -137,6 +142,51 @@ impl Node {
         }))
     }
 
+    /// Where a public post is on the web (`alternate`, as Movim marks public posts), when
+    /// the node serves HTTP.
+    fn public_link(&self, audience: Audience, id: &str) -> Option<feed::Link> {
+        if audience != Audience::Public {
+            return None;
+        }
+        let base = self.public_pages()?;
+        Some(feed::Link {
+            rel: "alternate".into(),
+            href: format!("{base}posts/{id}"),
+            type_: Some("text/html".into()),
+            title: None,
+            length: None,
+        })
+    }
+
+    /// The address of our public pages (`http://HOST:PORT/@USER/`), when the node serves HTTP.
+    pub(crate) fn public_pages(&self) -> Option<String> {
+        let http = *crate::lock(&self.http);
+        let user = self.me.node()?;
+        http.map(|a| format!("http://{a}/@{user}/"))
+    }
+
+    /// Our posts for the public web, newest first, if `handle` (`@USER`) is ours: the name to
+    /// show, our address and the posts; `None` for anyone else.
+    pub(crate) async fn public_posts(
+        &self,
+        handle: &str,
+    ) -> Result<Option<(String, String, Vec<PostRow>)>, NodeError> {
+        let ours = handle
+            .strip_prefix('@')
+            .is_some_and(|u| self.me.node().is_some_and(|n| n.as_str() == u));
+        if !ours {
+            return Ok(None);
+        }
+        let posts = self
+            .store
+            .feed(None, Some(self.me.as_str()), Some("public"), PAGE)
+            .await?
+            .into_iter()
+            .map(|r| r.post)
+            .collect();
+        Ok(Some((self.nick.clone(), self.me.to_string(), posts)))
+    }
+
     /// An entry of ours saying `text`, now.
     fn entry(&self, text: &str) -> Entry {
         let at = now();
@@ -171,7 +221,13 @@ impl Node {
                 self.me,
                 feed::MICROBLOG
             )),
-            links: vec![feed::replies_link(&self.me, &comments)],
+            links: [
+                Some(feed::replies_link(&self.me, &comments)),
+                self.public_link(audience, &id),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             audience: Some(audience.as_str().to_owned()),
             ..self.entry(text)
         };
@@ -179,7 +235,7 @@ impl Node {
         self.xmpp
             .publish(None, feed::MICROBLOG, &id, &entry, Access::Presence, false)
             .await?;
-        if audience == Audience::Everyone {
+        if audience.open() {
             self.xmpp
                 .publish(None, feed::EVERYONE, &id, &entry, Access::Open, false)
                 .await?;
@@ -223,7 +279,7 @@ impl Node {
         self.xmpp
             .retract(None, feed::MICROBLOG, &post.item_id)
             .await?;
-        if post.audience == Audience::Everyone.as_str() {
+        if Audience::parse(&post.audience).is_ok_and(Audience::open) {
             self.xmpp
                 .retract(None, feed::EVERYONE, &post.item_id)
                 .await?;
@@ -246,7 +302,7 @@ impl Node {
             .map(|a| a.to_string());
         Ok(self
             .store
-            .feed(before, author.as_deref(), PAGE)
+            .feed(before, author.as_deref(), None, PAGE)
             .await?
             .into_iter()
             .map(|r| api_post(r.post, r.comment_count, &self.me))

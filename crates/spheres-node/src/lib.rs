@@ -26,6 +26,7 @@ mod feed;
 mod housekeeping;
 mod lifecycle;
 mod peers;
+mod public;
 mod receive;
 mod rooms;
 mod send;

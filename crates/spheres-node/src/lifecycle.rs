@@ -569,6 +569,7 @@ impl Node {
         let xmpp = lock(&self.connection).clone();
         Ok(types::Status {
             jid: self.me.to_string(),
+            public_pages: self.public_pages(),
             http,
             listen: self.engine.listen_addr().to_string(),
             tracker: self.tracker.http_addr.map(|a| a.to_string()),

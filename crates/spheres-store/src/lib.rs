@@ -602,21 +602,25 @@ impl Store {
     }
 
     /// Posts newest first, `limit` of them published before `before` (all when `None`), by
-    /// `author` only when given, with their comment counts.
+    /// `author` and for `audience` only when given, with their comment counts.
     pub async fn feed(
         &self,
         before: Option<i64>,
         author: Option<&str>,
+        audience: Option<&str>,
         limit: i64,
     ) -> Result<Vec<FeedRow>> {
         Ok(sqlx::query_as(
             "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id) AS comment_count
              FROM posts p WHERE p.published < ? AND (? IS NULL OR p.author = ?)
+                AND (? IS NULL OR p.audience = ?)
              ORDER BY p.published DESC, p.id DESC LIMIT ?",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(author)
         .bind(author)
+        .bind(audience)
+        .bind(audience)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
@@ -724,12 +728,34 @@ mod tests {
         let mut edited = post("a", "alice@h", 10);
         edited.content = "edited".into();
         assert_eq!(store.put_post(&edited).await.unwrap().id, a.id);
-        let feed = store.feed(None, None, 10).await.unwrap();
+        let feed = store.feed(None, None, None, 10).await.unwrap();
         let items: Vec<_> = feed.iter().map(|f| f.post.item_id.as_str()).collect();
         assert_eq!(items, ["b", "a"]);
         assert_eq!(feed[1].post.content, "edited");
-        assert_eq!(store.feed(Some(20), None, 10).await.unwrap().len(), 1);
-        assert_eq!(store.feed(None, Some("bob@h"), 10).await.unwrap().len(), 1);
+        assert_eq!(store.feed(Some(20), None, None, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .feed(None, Some("bob@h"), None, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .feed(None, None, Some("public"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .feed(None, None, Some("contacts"), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
 
         let comment = |item: &str, author: &str, verified: bool| CommentRow {
             id: 0,
@@ -769,7 +795,7 @@ mod tests {
         );
         let kept = &store.comments(a.id).await.unwrap()[0];
         assert_eq!((kept.author.as_str(), kept.verified), ("bob@h", true));
-        let feed = store.feed(None, None, 10).await.unwrap();
+        let feed = store.feed(None, None, None, 10).await.unwrap();
         assert_eq!(feed[1].comment_count, 1);
         assert_eq!(
             store

@@ -7,6 +7,11 @@ export type Status = { jid: string,
  */
 http: string | null, 
 /**
+ * Where the pages of our public posts are (`http://HOST:PORT/@USER/`, no login), when
+ * the node serves HTTP; reachable by others only where the HTTP address is.
+ */
+public_pages: string | null, 
+/**
  * Where BitTorrent peers reach this node.
  */
 listen: string, tracker: string | null, household: Household | null, muc: string, spheres_dir: string, headless: boolean, 

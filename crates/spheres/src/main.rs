@@ -90,7 +90,8 @@ enum Command {
         /// What to say.
         #[arg(required_unless_present = "delete")]
         text: Option<String>,
-        /// Who reads it: contacts (the default) or everyone (anyone with an XMPP address).
+        /// Who reads it: contacts (the default), everyone (anyone with an XMPP address) or
+        /// public (everyone, and the web: pages on the node's HTTP address, see `status`).
         #[arg(long, default_value = "contacts", value_name = "AUDIENCE")]
         to: String,
         /// Delete this post of yours instead.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::node::{Node, add_user, household_member, household_nodes};
+use common::node::{Node, add_user, household_member, household_nodes, raw_http};
 use common::wait_until;
 use serde_json::Value;
 use spheres_xmpp::{BareJid, Client, ConnectConfig};
@@ -187,6 +187,73 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
     let at_alice = alice.cli(&["comment", &id]);
     assert_eq!(at_alice.as_array().unwrap().len(), 1, "{at_alice}");
 
+    // A post for the public web: pages on alice's HTTP address, for anyone, no login; an
+    // Atom feed that feedparser (a reader we did not write) reads; nothing else there.
+    let public = alice.cli(&["post", "Our <b>holiday</b> & more", "--to", "public"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pages = alice.cli(&["status"])["public_pages"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web = pages
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once('/'))
+        .unwrap()
+        .0
+        .to_owned();
+    let (code, html) = raw_http(&web, ("GET", "/@alice/"), &[], (0, b""));
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains("Our &lt;b&gt;holiday&lt;/b&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Photos from Lyon") && !html.contains("Hello, world"),
+        "only public posts"
+    );
+    let policy = html
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .unwrap_or_default()
+        .to_owned();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    let (code, page) = raw_http(
+        &web,
+        ("GET", &format!("/@alice/posts/{public}")),
+        &[],
+        (0, b""),
+    );
+    assert_eq!(code, 200, "{page}");
+    for hidden in [
+        format!("/@alice/posts/{id}"),
+        "/@bob/".into(),
+        "/alice/".into(),
+    ] {
+        let (code, _) = raw_http(&web, ("GET", &hidden), &[], (0, b""));
+        assert_eq!(code, 404, "{hidden}");
+    }
+    let atom = dir.path().join("feed.atom");
+    std::fs::write(&atom, common::node::http_get(&format!("{pages}feed.atom"))).unwrap();
+    let script = "import feedparser, json, sys; d = feedparser.parse(sys.argv[1]); \
+                  print(json.dumps({'bozo': d.bozo, 'title': d.feed.get('title'), \
+                  'entries': [[e.title, e.link, e.summary] for e in d.entries]}))";
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&atom)
+        .output()
+        .expect("python3 with feedparser: run scripts/install-test-deps");
+    let read: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(read["bozo"], false, "{read}");
+    assert_eq!(read["entries"].as_array().unwrap().len(), 1, "{read}");
+    assert_eq!(read["entries"][0][0], "Our <b>holiday</b> & more");
+    assert_eq!(read["entries"][0][1], format!("{pages}posts/{public}"));
+
     // Only alice deletes her post; then it is gone from bob's feed too.
     let why = bob.cli_fails(&["post", "--delete", &id]);
     assert!(why.contains("only they can delete it"), "{why}");
@@ -198,4 +265,43 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
     // Nothing to say is refused with words.
     let why = alice.cli_fails(&["post", "  "]);
     assert!(why.contains("nothing to post"), "{why}");
+}
+
+/// The feed page (#/feed) in Chromium, as two contacts use it: a draft that survives a
+/// refresh, a post that appears on the other's open page, a comment counted live, a phone's
+/// width, French, a public post's page opened with no session and no script run, and no
+/// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
+#[test]
+fn the_feed_page_in_two_browsers() {
+    for tool in ["node", "/usr/bin/chromium"] {
+        common::require(tool);
+    }
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run scripts/install-test-deps"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household_nodes(dir.path(), &[]);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join("feed.mjs"))
+        .env("NODE_A", web(&alice))
+        .env("NODE_B", web(&bob))
+        .env("DATA_A", &alice.data)
+        .env("DATA_B", &bob.data)
+        .env("SHOTS", &shots);
+    let mut ui = common::Proc::spawn("feed browser test", cmd);
+    for stage in ["feed_open", "post_seen", "comment_seen", "ok"] {
+        if let Err(why) = ui.try_wait_event(stage) {
+            panic!("{why}");
+        }
+    }
+    assert!(
+        ui.wait_exit(),
+        "the feed browser test failed: {:?}",
+        ui.seen
+    );
 }

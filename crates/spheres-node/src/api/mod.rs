@@ -497,6 +497,10 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
     let open = Router::new()
         .route("/api/login", post(login))
         .route("/login/{secret}", get(login_link))
+        // Public posts: no login, nothing but reads of what we published for the web.
+        .route("/{handle}/", get(public_index))
+        .route("/{handle}/feed.atom", get(public_atom))
+        .route("/{handle}/posts/{id}", get(public_post))
         .with_state(api.clone());
     spheres_web::with_security_headers(
         spheres_web::ui_router()
@@ -900,6 +904,73 @@ async fn comment(
 
 async fn posts_of(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult<Vec<types::Post>> {
     Ok(Json(api.node.posts_of(&jid).await?))
+}
+
+/// A public page: HTML with a policy that allows no script.
+fn public_answer(kind: &'static str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CONTENT_SECURITY_POLICY, crate::public::POLICY),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn no_public_page() -> Response {
+    (StatusCode::NOT_FOUND, "No such page.").into_response()
+}
+
+async fn public_index(State(api): State<Api>, Path(handle): Path<String>) -> Response {
+    match api.node.public_posts(&handle).await {
+        Ok(Some((name, jid, posts))) => public_answer(
+            "text/html; charset=utf-8",
+            crate::public::index(&name, &jid, &posts),
+        ),
+        Ok(None) => no_public_page(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn public_post(
+    State(api): State<Api>,
+    Path((handle, id)): Path<(String, String)>,
+) -> Response {
+    match api.node.public_posts(&handle).await {
+        Ok(Some((name, _, posts))) => match posts.iter().find(|p| p.item_id == id) {
+            Some(p) => public_answer("text/html; charset=utf-8", crate::public::post(&name, p)),
+            None => no_public_page(),
+        },
+        Ok(None) => no_public_page(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// The Atom feed of our public posts; its links name the host the request named (as a
+/// reverse proxy passes it on), over https when the proxy says so.
+async fn public_atom(
+    State(api): State<Api>,
+    Path(handle): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    match api.node.public_posts(&handle).await {
+        Ok(Some((name, jid, posts))) => public_answer(
+            "application/atom+xml; charset=utf-8",
+            crate::public::atom(&name, &jid, &format!("{scheme}://{host}/{handle}/"), &posts),
+        ),
+        Ok(None) => no_public_page(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -361,7 +361,7 @@ pub struct Post {
     /// The poster's address.
     pub author: String,
     pub author_name: Option<String>,
-    /// `contacts` or `everyone`.
+    /// `contacts`, `everyone` or `public`.
     pub audience: String,
     pub text: String,
     /// Seconds since 1970.
@@ -388,7 +388,7 @@ pub struct Comment {
     pub mine: bool,
 }
 
-/// A new post: its text and who reads it (`contacts`, the default, or `everyone`).
+/// A new post: its text and who reads it (`contacts`, the default, `everyone` or `public`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct PostBody {
@@ -472,6 +472,9 @@ pub struct Status {
     pub jid: String,
     /// The web interface's address.
     pub http: Option<String>,
+    /// Where the pages of our public posts are (`http://HOST:PORT/@USER/`, no login), when
+    /// the node serves HTTP; reachable by others only where the HTTP address is.
+    pub public_pages: Option<String>,
     /// Where BitTorrent peers reach this node.
     pub listen: String,
     pub tracker: Option<String>,

@@ -1,5 +1,6 @@
 // The feed: my posts and my contacts', newest first, with comments; a box to post, for my
-// contacts or for everyone (the draft survives a refresh); older posts a page at a time.
+// contacts, for everyone or for the whole web (the draft survives a refresh); older posts a
+// page at a time.
 // Text is shown as text (never as markup).
 import { api, fail, failLoad } from "../api.js";
 import { h } from "../dom.js";
@@ -17,7 +18,9 @@ export function mount(el) {
   text.value = localStorage.getItem(DRAFT) || "";
   text.addEventListener("input", () => localStorage.setItem(DRAFT, text.value));
   const audience = h("select", { id: "post-to" },
-    h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")));
+    h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")),
+    h("option", { value: "public" }, t("toPublic")));
+  const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
   const box = h("form", { class: "post-box", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
@@ -51,7 +54,7 @@ export function mount(el) {
   async function item(p) {
     const when = new Date(p.published * 1000);
     const head = h("p", { class: "post-head" }, h("strong", {}, p.mine ? t("online_you") : (p.author_name || p.author)), " ",
-      h("span", { class: "muted" }, p.audience === "everyone" ? t("toEveryone") : t("toContacts")), " ",
+      h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
     const body = h("p", { class: "post-text" }, p.text);
     const toggle = h("button", { type: "button", "aria-expanded": String(open.has(p.id)), onclick: () => {

@@ -1,0 +1,181 @@
+//! The public web pages of the posts we publish for the whole web (issue 14): server-rendered
+//! HTML that needs no JavaScript and no login, and an Atom feed, at `/@USER/`,
+//! `/@USER/feed.atom` and `/@USER/posts/POST_ID` on the node's HTTP address (`USER` is our
+//! account's local part). Only our own posts marked `public` are there; anything else is 404.
+//!
+//! Rendering is pure: posts in, text out; every piece of text is escaped (a post's text is
+//! ours, but it may hold anything), and the pages carry a policy that allows no script.
+
+use spheres_store::PostRow;
+
+/// The pages' policy: no script, no frames, our stylesheet only.
+pub(crate) const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `s` with the five characters that mean something in HTML and XML escaped.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters are not text (and not allowed in XML 1.0).
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A date as people read it: `30 Nov 2026, 18:46 UTC`.
+fn human(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%-d %b %Y, %H:%M UTC")
+        .to_string()
+}
+
+fn page(title: &str, body: &str, feed: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/app.css\">\
+         <link rel=\"alternate\" type=\"application/atom+xml\" href=\"{feed}\"></head>\
+         <body><main class=\"public\">{body}</main></body></html>\n"
+    )
+}
+
+fn article(p: &PostRow, link: bool) -> String {
+    let text = escape(&p.content);
+    let when = rfc3339(p.published);
+    let shown = human(p.published);
+    let stamp = if link {
+        format!("<a href=\"posts/{}\">{shown}</a>", escape(&p.item_id))
+    } else {
+        shown
+    };
+    format!(
+        "<article class=\"post\"><p class=\"post-text\">{text}</p>\
+         <p class=\"post-head\"><time datetime=\"{when}\">{stamp}</time></p></article>"
+    )
+}
+
+/// Someone's public posts, newest first.
+pub(crate) fn index(name: &str, jid: &str, posts: &[PostRow]) -> String {
+    let who = escape(name);
+    let mut body = format!(
+        "<h1>{who}</h1><p class=\"muted\">{} · <a href=\"feed.atom\">Atom</a></p>",
+        escape(jid)
+    );
+    if posts.is_empty() {
+        body.push_str("<p class=\"empty\">Nothing public yet.</p>");
+    }
+    for p in posts {
+        body.push_str(&article(p, true));
+    }
+    page(&who, &body, "feed.atom")
+}
+
+/// One public post.
+pub(crate) fn post(name: &str, p: &PostRow) -> String {
+    let who = escape(name);
+    let body = format!("<p><a href=\"../\">← {who}</a></p>{}", article(p, false));
+    page(&who, &body, "../feed.atom")
+}
+
+/// Someone's public posts as an Atom feed (RFC 4287); `base` is the URL of their pages
+/// (`http://HOST/@USER/`), as the request named the host.
+pub(crate) fn atom(name: &str, jid: &str, base: &str, posts: &[PostRow]) -> String {
+    let updated = posts.iter().map(|p| p.updated).max().unwrap_or(0);
+    let base = escape(base);
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\
+         <title>{}</title><id>{base}</id><updated>{}</updated>\
+         <link rel=\"self\" href=\"{base}feed.atom\"/><link rel=\"alternate\" href=\"{base}\"/>\
+         <author><name>{}</name><uri>xmpp:{}</uri></author>",
+        escape(name),
+        rfc3339(updated),
+        escape(name),
+        escape(jid)
+    );
+    for p in posts {
+        let url = format!("{base}posts/{}", escape(&p.item_id));
+        let title: String = p
+            .content
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect();
+        out.push_str(&format!(
+            "<entry><id>{url}</id><title>{}</title><link rel=\"alternate\" type=\"text/html\" href=\"{url}\"/>\
+             <published>{}</published><updated>{}</updated><content type=\"text\">{}</content></entry>",
+            escape(&title),
+            rfc3339(p.published),
+            rfc3339(p.updated),
+            escape(&p.content)
+        ));
+    }
+    out.push_str("</feed>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post_row(text: &str) -> PostRow {
+        PostRow {
+            id: 1,
+            service: "alice@home.test".into(),
+            item_id: "id-1".into(),
+            author: "alice@home.test".into(),
+            author_name: None,
+            audience: "public".into(),
+            title: text.into(),
+            content: text.into(),
+            comments_node: None,
+            published: 1_800_000_000,
+            updated: 1_800_000_000,
+        }
+    }
+
+    #[test]
+    fn text_is_never_markup() {
+        let p = post_row("<script>alert(1)</script> & \"quotes\" \u{7}");
+        for out in [
+            index("<b>Alice</b>", "alice@home.test", std::slice::from_ref(&p)),
+            post("Alice", &p),
+            atom("Alice", "alice@home.test", "http://h/@alice/", &[p]),
+        ] {
+            assert!(!out.contains("<script>"), "{out}");
+            assert!(!out.contains("<b>Alice"), "{out}");
+            assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
+            assert!(!out.contains('\u{7}'));
+        }
+    }
+
+    #[test]
+    fn the_feed_is_atom() {
+        let out = atom(
+            "Alice",
+            "alice@home.test",
+            "http://h/@alice/",
+            &[post_row("Hi")],
+        );
+        assert!(out.contains("<id>http://h/@alice/posts/id-1</id>"), "{out}");
+        assert!(
+            out.contains("<updated>2027-01-15T08:00:00Z</updated>"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+// The feed page (#/feed) in Debian's Chromium, as two contacts use it. Started by
+// crates/spheres/tests/feed.rs, which runs the nodes (alice and bob, contacts already) and
+// passes NODE_A, NODE_B (web addresses), DATA_A, DATA_B (their data folders), SHOTS.
+// Exit 0 when every check passed. Every wait is bounded.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { axe, launch, login as loginWith, nodeApiFor, pages } from "./lib.mjs";
+
+const { NODE_A, NODE_B, SHOTS } = process.env;
+const nodeApi = nodeApiFor({ [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B });
+const login = (page, node) => loginWith(nodeApi, page, node);
+const WAIT = 60_000;
+const step = (name) => console.log(JSON.stringify({ event: name }));
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const browser = await launch();
+const timer = setTimeout(() => { console.error("the feed browser test took too long"); process.exit(2); }, 150_000);
+const { blocked, newPage: page } = pages(browser);
+async function newPage() {
+  const p = await page();
+  p.setDefaultTimeout(WAIT);
+  return p;
+}
+async function shot(page, name) { await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true }); }
+
+let a, b;
+try {
+  a = await newPage();
+  b = await newPage();
+  await login(a, NODE_A);
+  await login(b, NODE_B);
+  await b.goto(NODE_B + "/#/feed");
+  await b.getByRole("heading", { name: "Feed" }).waitFor();
+  await a.goto(NODE_A + "/");
+  await a.getByRole("link", { name: "Feed" }).click();
+  await a.getByRole("heading", { name: "Feed" }).waitFor();
+  step("feed_open");
+
+  // A draft survives a refresh.
+  await a.getByLabel("What's new?").fill("Back from Lyon: photos soon");
+  await a.reload();
+  assert.equal(await a.getByLabel("What's new?").inputValue(), "Back from Lyon: photos soon");
+  await a.getByLabel("For").selectOption("everyone");
+  await a.getByRole("button", { name: "Post", exact: true }).click();
+  await a.locator(".post-text", { hasText: "Back from Lyon: photos soon" }).waitFor();
+  assert.equal(await a.getByLabel("What's new?").inputValue(), "", "the box is empty once posted");
+
+  // Bob's open page shows it as it comes, with who wrote it and for whom.
+  const post = b.locator("li.post", { hasText: "Back from Lyon: photos soon" });
+  await post.waitFor();
+  await post.getByText("everyone").waitFor();
+  step("post_seen");
+
+  // Bob comments; alice's page counts it as it comes.
+  await post.getByRole("button", { name: "0 comments" }).click();
+  await post.getByLabel("Comment").fill("Can't wait!");
+  await post.getByRole("button", { name: "Comment", exact: true }).click();
+  await post.getByText("Can't wait!").waitFor();
+  await a.locator("li.post", { hasText: "Back from Lyon" }).getByRole("button", { name: "1 comment" }).waitFor();
+  step("comment_seen");
+  await axe(a, "feed");
+  await axe(b, "feed with comments");
+  await shot(b, "feed");
+
+  // Phone width: nothing wider than the screen.
+  await b.setViewportSize({ width: 360, height: 740 });
+  const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the feed is ${overflow}px wider than a phone`);
+  await shot(b, "feed-phone");
+
+  // French.
+  await a.getByLabel("Language").selectOption("fr");
+  await a.getByRole("heading", { name: "Fil" }).waitFor();
+  await a.getByRole("button", { name: "1 commentaire" }).waitFor();
+
+  // A public post: its page opens in a browser with no session, and runs no script.
+  await a.getByLabel("Quoi de neuf ?").fill("For the whole web <script>alert(1)</script>");
+  await a.getByLabel("Pour").selectOption("public");
+  await a.getByRole("button", { name: "Publier", exact: true }).click();
+  await a.locator(".post-text", { hasText: "For the whole web" }).waitFor();
+  const { public_pages } = await (await nodeApi(NODE_A, "/api/status")).json();
+  const visitor = await newPage();
+  let dialogs = 0;
+  visitor.on("dialog", (d) => { dialogs++; d.dismiss(); });
+  await visitor.goto(public_pages);
+  await visitor.getByText("For the whole web <script>alert(1)</script>").waitFor();
+  assert.equal(await visitor.getByText("Back from Lyon").count(), 0, "only public posts");
+  await axe(visitor, "public page");
+  await shot(visitor, "public-page");
+  assert.equal(dialogs, 0);
+  assert.deepEqual(blocked, [], "the pages' security policy blocked something they do");
+  step("ok");
+} catch (e) {
+  for (const [who, p] of [["A", a], ["B", b]]) {
+    if (!p) continue;
+    console.log(JSON.stringify({ event: "state", who, url: p.url(),
+      main: (await p.locator("main").innerText({ timeout: 1000 }).catch(() => "")).slice(0, 600) }));
+    await shot(p, `feed-failure-${who}`).catch(() => {});
+  }
+  throw e;
+} finally {
+  clearTimeout(timer);
+  await browser.close();
+}

@@ -1,0 +1,57 @@
+// What the browser tests share: the node's API as the CLI calls it (with the token from the
+// node's data folder), a browser login with a one-time link, Chromium launched offline, pages
+// that record what the security policy blocked, and axe.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+
+/** The node's API as the CLI calls it: `dataOf[node]` is the node's data folder, where
+ *  node.json holds its token (new at each start). */
+export function nodeApiFor(dataOf) {
+  const tokenOf = (node) => JSON.parse(fs.readFileSync(path.join(dataOf[node], "node.json"), "utf8")).token;
+  return (node, p, opts = {}) =>
+    fetch(node + p, { ...opts, headers: { ...(opts.headers || {}), authorization: `Bearer ${tokenOf(node)}` } });
+}
+
+/** A browser opens a node on its own computer with a one-time link from `spheres open`. */
+export async function login(nodeApi, page, node) {
+  const { url } = await (await nodeApi(node, "/api/open", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json();
+  await page.goto(url);
+}
+
+/** Debian's Chromium: offline, as root, headless, with `extra` arguments. */
+export function launch(extra = []) {
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", ...extra],
+  });
+}
+
+/** New pages (English) of `browser`; what any page's policy blocked goes into `blocked`:
+ *  anything there is a bug of ours. */
+export function pages(browser) {
+  const blocked = [];
+  async function newPage() {
+    const page = await (await browser.newContext({ locale: "en-US" })).newPage();
+    page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) blocked.push(m.text()); });
+    return page;
+  }
+  return { blocked, newPage };
+}
+
+// The node's pages forbid inline script (Content-Security-Policy): axe comes in through the
+// browser's debugging protocol, which the policy does not govern, as a test tool should.
+const axeSource = fs.readFileSync(require.resolve("axe-core"), "utf8");
+
+/** No serious or critical accessibility issue on `page` (axe). */
+export async function axe(page, name) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `accessibility on ${name}`);
+}
