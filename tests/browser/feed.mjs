@@ -63,6 +63,14 @@ try {
   await axe(b, "feed with comments");
   await shot(b, "feed");
 
+  // Alice's page, from her name on the post: her posts as her account gives them to bob.
+  await post.getByRole("link", { name: "alice" }).click();
+  await b.getByRole("heading", { name: "alice@family.test" }).waitFor();
+  await b.locator(".post-text", { hasText: "Back from Lyon: photos soon" }).waitFor();
+  await axe(b, "a person's page");
+  await b.goto(NODE_B + "/#/feed");
+  await b.getByRole("heading", { name: "Feed" }).waitFor();
+
   // Phone width: nothing wider than the screen.
   await b.setViewportSize({ width: 360, height: 740 });
   const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -1,5 +1,6 @@
 //! Thumbnails for the gallery, made by the node once a share is complete: photos scaled
-//! down with the `image` crate (limits against decompression bombs), a frame of a video with
+//! down with the `image` crate (limits against decompression bombs) and turned the right way
+//! up (EXIF orientation, as phones record it), a frame of a video with
 //! ffmpeg when it is installed. Cached in DATA/thumbs/<info hash>.jpg; `None` when there is
 //! nothing to show (the page then shows a clean placeholder).
 
@@ -10,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use image::ImageDecoder;
 
 /// The longest side of a thumbnail, in pixels.
 pub const SIZE: u32 = 360;
@@ -41,9 +43,14 @@ fn from_image(src: &Path, out: &Path) -> Result<()> {
     limits.max_image_height = Some(20_000);
     limits.max_alloc = Some(512 * 1024 * 1024);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .with_context(|| format!("cannot read the picture {}", src.display()))?;
+    let cannot = || format!("cannot read the picture {}", src.display());
+    let mut decoder = reader.into_decoder().with_context(cannot)?;
+    // Phones store photos as the sensor saw them and say in EXIF which way is up.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).with_context(cannot)?;
+    img.apply_orientation(orientation);
     let thumb = img.thumbnail(SIZE, SIZE).to_rgb8();
     let tmp = out.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp)?;
@@ -230,6 +237,41 @@ mod tests {
         assert_eq!((small.width(), small.height()), (SIZE, 240));
         assert!(thumbnail(&cache, "bb", &[junk]).is_none());
         assert!(thumbnail(&cache, "cc", &[dir.path().join("notes.txt")]).is_none());
+    }
+
+    /// A phone's photo: stored landscape, with EXIF orientation 6 (turn it 90° clockwise to
+    /// see it): its thumbnail stands upright.
+    #[test]
+    fn a_phone_photo_is_shown_the_right_way_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jpeg = Vec::new();
+        let stored = image::RgbImage::from_fn(1200, 800, |x, _| {
+            image::Rgb([if x < 600 { 250 } else { 5 }, 20, 20])
+        });
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&stored)
+            .unwrap();
+        // An APP1 segment right after the start of image: "Exif", a big-endian TIFF header,
+        // one IFD entry: Orientation (0x0112), SHORT, 1 value: 6.
+        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        exif.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+        let mut app1 = vec![0xff, 0xe1];
+        app1.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        app1.extend_from_slice(&exif);
+        jpeg.splice(2..2, app1);
+        let photo = dir.path().join("IMG_0001.jpg");
+        std::fs::write(&photo, &jpeg).unwrap();
+
+        let t = thumbnail(&dir.path().join("thumbs"), "dd", &[photo]).unwrap();
+        let small = image::open(&t).unwrap().to_rgb8();
+        assert_eq!((small.width(), small.height()), (240, SIZE), "upright");
+        // The left half (red) is now on top.
+        assert!(
+            small.get_pixel(120, 20)[0] > 200,
+            "{:?}",
+            small.get_pixel(120, 20)
+        );
+        assert!(small.get_pixel(120, SIZE - 20)[0] < 60);
     }
 
     fn ffmpeg(args: &[&str]) {

@@ -26,6 +26,7 @@ const routes = [
   [/^#\/settings$/, settings],
   [/^#\/chats$/, chats],
   [/^#\/feed$/, feed],
+  [/^#\/people\/(.+)$/, feed, (m) => ({ jid: decodeURIComponent(m[1]) })],
   [/^#\/signin$/, signin],
   [/^#\/join/, join, () => ({ link: new URLSearchParams(location.hash.split("?")[1] || "").get("link") })],
   [/^#\/chat\/(.*)$/, chat, (m) => ({ jid: decodeURIComponent(m[1]) })],

@@ -25,6 +25,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::Message;
+use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::{Client, XmppError};
 
@@ -474,19 +475,32 @@ fn form(form_type: &str, fields: &[(&str, &str)]) -> Element {
 }
 
 /// A node's settings (as publish options, XEP-0060 §7.1.5, or a new node's configuration):
-/// kept items, who reads (`access`), who writes (anyone who may read, for comments).
-fn node_settings(access: Access, comments: bool) -> Vec<(&'static str, &'static str)> {
+/// kept items, who reads (`access`), who writes (anyone who may read, for comments). `full`:
+/// also how many items it keeps (Prosody keeps one by default; `max` is as many as it
+/// allows) and retractions told; without, what ejabberd 23.01 takes as publish options
+/// (it refuses other fields: "Unknown field", resource-constraint).
+fn node_settings(access: Access, comments: bool, full: bool) -> Vec<(&'static str, &'static str)> {
     let mut fields = vec![
         ("pubsub#access_model", access.as_str()),
         ("pubsub#persist_items", "true"),
-        // Prosody keeps one item by default; `max` is as many as the server allows.
-        ("pubsub#max_items", "max"),
-        ("pubsub#notify_retract", "true"),
     ];
+    if full {
+        fields.push(("pubsub#max_items", "max"));
+        fields.push(("pubsub#notify_retract", "true"));
+    }
     if comments {
         fields.push(("pubsub#publish_model", "open"));
     }
     fields
+}
+
+/// Whether the server refused a node's settings (a field it does not know or allow), so
+/// that fewer may be asked.
+fn settings_refused(answer: &Iq) -> bool {
+    matches!(answer, Iq::Error { error, .. }
+        if matches!(error.defined_condition,
+            DefinedCondition::ResourceConstraint | DefinedCondition::NotAcceptable
+            | DefinedCondition::PolicyViolation))
 }
 
 fn pubsub(child: Element) -> Element {
@@ -519,48 +533,106 @@ impl Client {
             .attr(a!("id"), id)
             .append(entry.to_element())
             .build();
-        let mut ps = pubsub(
-            Element::builder("publish", NS_PUBSUB)
-                .attr(a!("node"), node)
-                .append(item)
-                .build(),
-        );
+        let publish = Element::builder("publish", NS_PUBSUB)
+            .attr(a!("node"), node)
+            .append(item)
+            .build();
         // Options are the owner's to set: a comment on someone else's node goes without.
-        // The server creates the node with them, or refuses the publish when an existing
-        // node differs.
-        if service.is_none() {
+        if service.is_some() {
+            let answer = self.iq(set(service, pubsub(publish))).await?;
+            return crate::contacts::expect_result(answer, "publishing").map(|_| ());
+        }
+        // The server creates the node with the options, or refuses the publish when an
+        // existing node differs.
+        let mut answer = None;
+        for full in [true, false] {
+            let mut ps = pubsub(publish.clone());
             let options = form(
                 &format!("{NS_PUBSUB}#publish-options"),
-                &node_settings(access, comments),
+                &node_settings(access, comments, full),
             );
             ps.append_child(
                 Element::builder("publish-options", NS_PUBSUB)
                     .append(options)
                     .build(),
             );
+            let got = self.iq(set(None, ps)).await?;
+            let again = settings_refused(&got);
+            answer = Some(got);
+            if !again {
+                if !full {
+                    // Published with fewer options: the rest set on the node itself.
+                    self.keep_items(node).await;
+                }
+                break;
+            }
         }
-        crate::contacts::expect_result(self.iq(set(service, ps)).await?, "publishing").map(|_| ())
+        match answer {
+            Some(a) => crate::contacts::expect_result(a, "publishing").map(|_| ()),
+            None => Err(XmppError::Protocol("no publish was sent".into())),
+        }
+    }
+
+    /// Asks that our node `node` keep as many items as the server allows, and tell
+    /// retractions (XEP-0060 §8.2, by its owner): for servers whose publish options cannot
+    /// say it (ejabberd keeps one item by default). Best effort: a refusal is logged.
+    async fn keep_items(&self, node: &str) {
+        const NS_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
+        for max in ["max", "1000", "256"] {
+            let fields = [("pubsub#max_items", max), ("pubsub#notify_retract", "true")];
+            let x = form(&format!("{NS_PUBSUB}#node_config"), &fields);
+            let configure = Element::builder("configure", NS_OWNER)
+                .attr(a!("node"), node)
+                .append(x)
+                .build();
+            let ps = Element::builder("pubsub", NS_OWNER)
+                .append(configure)
+                .build();
+            match self.iq(set(None, ps)).await {
+                Ok(Iq::Result { .. }) => return,
+                Ok(other) => tracing::debug!(node, max, answer = ?other, "node settings refused"),
+                Err(e) => {
+                    tracing::info!(error = %e, node, "cannot set how many posts the node keeps");
+                    return;
+                }
+            }
+        }
+        tracing::info!(
+            node,
+            "the server keeps its own number of posts on this node"
+        );
     }
 
     /// Makes the comments node of one of our posts (before the post goes out, so the link in
     /// it leads somewhere): read with `access`, open to publishing by whoever may read it.
     pub async fn create_comments_node(&self, node: &str, access: Access) -> Result<(), XmppError> {
-        let form = form(
-            &format!("{NS_PUBSUB}#node_config"),
-            &node_settings(access, true),
-        );
-        let mut ps = pubsub(
-            Element::builder("create", NS_PUBSUB)
-                .attr(a!("node"), node)
-                .build(),
-        );
-        ps.append_child(
-            Element::builder("configure", NS_PUBSUB)
-                .append(form)
-                .build(),
-        );
-        crate::contacts::expect_result(self.iq(set(None, ps)).await?, "making a comments node")
-            .map(|_| ())
+        let mut answer = None;
+        for full in [true, false] {
+            let form = form(
+                &format!("{NS_PUBSUB}#node_config"),
+                &node_settings(access, true, full),
+            );
+            let mut ps = pubsub(
+                Element::builder("create", NS_PUBSUB)
+                    .attr(a!("node"), node)
+                    .build(),
+            );
+            ps.append_child(
+                Element::builder("configure", NS_PUBSUB)
+                    .append(form)
+                    .build(),
+            );
+            let got = self.iq(set(None, ps)).await?;
+            let again = settings_refused(&got);
+            answer = Some(got);
+            if !again {
+                break;
+            }
+        }
+        match answer {
+            Some(a) => crate::contacts::expect_result(a, "making a comments node").map(|_| ()),
+            None => Err(XmppError::Protocol("no node was asked for".into())),
+        }
     }
 
     /// Withdraws item `id` of `node` (on our account, or `service`'s), telling subscribers.
@@ -619,8 +691,7 @@ impl Client {
         };
         let payload = match self.iq(iq).await? {
             Iq::Error { error, .. }
-                if error.defined_condition
-                    == xmpp_parsers::stanza_error::DefinedCondition::ItemNotFound =>
+                if error.defined_condition == DefinedCondition::ItemNotFound =>
             {
                 return Ok(Vec::new());
             }

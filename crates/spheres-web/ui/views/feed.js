@@ -1,6 +1,7 @@
 // The feed: my posts and my contacts', newest first, with comments; a box to post, for my
 // contacts, for everyone or for the whole web (the draft survives a refresh); older posts a
-// page at a time.
+// page at a time. With `jid`: that person's page, their posts as their account gives them to
+// me (all of them for a contact, else those for everyone).
 // Text is shown as text (never as markup).
 import { api, fail, failLoad } from "../api.js";
 import { h } from "../dom.js";
@@ -10,9 +11,11 @@ import { enc, scope } from "../util.js";
 
 const DRAFT = "spheres.feed.draft";
 
-export function mount(el) {
+/** @param {HTMLElement} el @param {{ jid?: string }} [params] */
+export function mount(el, { jid } = {}) {
   const life = scope();
   const { signal } = life;
+  if (jid) return person(el, jid, life);
 
   const text = h("textarea", { id: "post-text", rows: 3, required: true, maxlength: 10000 });
   text.value = localStorage.getItem(DRAFT) || "";
@@ -20,7 +23,6 @@ export function mount(el) {
   const audience = h("select", { id: "post-to" },
     h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")),
     h("option", { value: "public" }, t("toPublic")));
-  const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
   const box = h("form", { class: "post-box", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
@@ -53,7 +55,7 @@ export function mount(el) {
 
   async function item(p) {
     const when = new Date(p.published * 1000);
-    const head = h("p", { class: "post-head" }, h("strong", {}, p.mine ? t("online_you") : (p.author_name || p.author)), " ",
+    const head = h("p", { class: "post-head" }, byline(p), " ",
       h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
     const body = h("p", { class: "post-text" }, p.text);
@@ -87,5 +89,30 @@ export function mount(el) {
   draw().catch(failLoad);
   const again = () => draw().catch(failLoad);
   life.add(on(["feed", "resync"], () => life.soon(again)));
+  return () => life.end();
+}
+
+const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
+
+/** Who wrote a post: "you", or their name as a link to their page. */
+function byline(p) {
+  if (p.mine) return h("strong", {}, t("online_you"));
+  return h("a", { href: `#/people/${enc(p.author)}` }, h("strong", {}, p.author_name || p.author));
+}
+
+/** Someone's page: their posts, newest first, read from their account. */
+function person(el, jid, life) {
+  const list = h("ol", { class: "posts" });
+  el.replaceChildren(h("p", {}, h("a", { href: "#/feed" }, "← " + t("feed"))), h("h1", {}, jid), list);
+  async function draw() {
+    const posts = await api(`/people/${enc(jid)}/posts`, { signal: life.signal });
+    list.replaceChildren(...(posts.length ? posts.map((p) => {
+      const when = new Date(p.published * 1000);
+      return h("li", { class: "post" }, h("p", { class: "post-head" },
+        h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
+        h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, p.text));
+    }) : [h("li", { class: "empty" }, t("noPostsOf"))]));
+  }
+  draw().catch(failLoad);
   return () => life.end();
 }
