@@ -71,6 +71,14 @@ try {
   await b.goto(NODE_B + "/#/feed");
   await b.getByRole("heading", { name: "Feed" }).waitFor();
 
+  // Alice changes her post; bob's open page shows the new text, marked as changed.
+  const mine = a.locator("li.post").first();
+  await mine.getByRole("button", { name: "Edit" }).click();
+  await mine.getByLabel("Edit").fill("Back from Lyon: photos tonight");
+  await mine.getByRole("button", { name: "Save" }).click();
+  await b.locator("li.post", { hasText: "Back from Lyon: photos tonight" }).getByText("(edited)").waitFor();
+  step("edit_seen");
+
   // Phone width: nothing wider than the screen.
   await b.setViewportSize({ width: 360, height: 740 });
   const overflow = await b.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use spheres_swarm::{Bitfield, PeerKey, Priority, Rate, request_depth};
 use spheres_wire::{
-    BLOCK, Block, Decoder, ExtHandshake, Handshake, MAX_PEX_PEERS, METADATA_PIECE, Message,
-    MetadataMessage, PexMessage, UT_METADATA, UT_PEX, dialable, is_local, metadata_pieces,
-    pex_flags,
+    BLOCK, Block, Decoder, ExtHandshake, Handshake, METADATA_PIECE, Message, MetadataMessage,
+    UT_METADATA, UT_PEX, metadata_pieces,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{Notify, mpsc};
@@ -29,6 +28,9 @@ use tokio::sync::{Notify, mpsc};
 use crate::torrent::{Cmd, PeerEntry, PeerHas, Torrent};
 use crate::transport::Conn;
 use crate::{EngineEvent, PeerInfo, Verdict};
+
+mod pex;
+mod superseed;
 
 /// The most requests we queue for a peer (what we announce as `reqq`); more are rejected.
 pub const SERVE_QUEUE: usize = 250;
@@ -410,95 +412,6 @@ impl Session {
         }
     }
 
-    /// Peer exchange is for public torrents only: a private torrent's swarm is who its
-    /// tracker and members say, never gossip (BEP 27).
-    fn pex(&self) -> bool {
-        !self.t.meta.private
-    }
-
-    /// Tells the peer (once a minute at most) which peers we connected to and left since
-    /// we last told it: the first time, all of them (at most [`MAX_PEX_PEERS`]).
-    fn send_pex(&mut self, now: Instant) {
-        if !self.registered || !self.pex() || now < self.pex_next {
-            return;
-        }
-        let Some(their_id) = self.their_ext.as_ref().and_then(|e| e.id_of(UT_PEX)) else {
-            return;
-        };
-        let current: Vec<(SocketAddr, u8)> = {
-            let st = self.t.lock();
-            st.peers
-                .iter()
-                .filter(|(k, _)| **k != self.key)
-                .filter_map(|(_, p)| {
-                    let seed = p.has.all || p.has.bits.is_full();
-                    let f = if seed { pex_flags::SEED } else { 0 };
-                    p.listen.map(|a| (a, f))
-                })
-                .filter(|(a, _)| *a != self.addr)
-                .collect()
-        };
-        let now_set: HashSet<SocketAddr> = current.iter().map(|(a, _)| *a).collect();
-        let added: Vec<(SocketAddr, u8)> = current
-            .into_iter()
-            .filter(|(a, _)| !self.pex_told.contains(a))
-            .take(MAX_PEX_PEERS)
-            .collect();
-        let dropped: Vec<SocketAddr> = self
-            .pex_told
-            .iter()
-            .filter(|a| !now_set.contains(a))
-            .copied()
-            .take(MAX_PEX_PEERS)
-            .collect();
-        if added.is_empty() && dropped.is_empty() {
-            return;
-        }
-        for a in &dropped {
-            self.pex_told.remove(a);
-        }
-        self.pex_told.extend(added.iter().map(|(a, _)| *a));
-        self.pex_next = now + PEX_EVERY;
-        tracing::debug!(peer = %self.addr, torrent = %self.t.meta.name, added = added.len(), dropped = dropped.len(), "PEX sent");
-        let m = PexMessage { added, dropped };
-        self.send(Message::Extended {
-            id: their_id,
-            payload: m.encode(),
-        });
-    }
-
-    /// A peer told us of others in the swarm: they are dialled like a tracker's (public
-    /// torrents only; at most [`PEX_TAKEN`] a message, and one message in
-    /// [`PEX_AT_MOST_EVERY`]).
-    fn on_pex(&mut self, payload: &[u8]) -> Result<(), Ended> {
-        if !self.pex() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if self
-            .pex_heard
-            .is_some_and(|t| now.saturating_duration_since(t) < PEX_AT_MOST_EVERY)
-        {
-            return Ok(());
-        }
-        self.pex_heard = Some(now);
-        let m = PexMessage::parse(payload).map_err(|_| Ended::Protocol("a bad PEX message"))?;
-        let ours = self.our_listen;
-        let addrs: Vec<SocketAddr> = m
-            .added
-            .into_iter()
-            .map(|(a, _)| a)
-            // Local addresses only from a local peer: a stranger on the internet must not
-            // make us knock on this machine's or the LAN's other services.
-            .filter(|a| dialable(a) && *a != ours && *a != self.addr)
-            .filter(|a| !is_local(&a.ip()) || is_local(&self.addr.ip()))
-            .take(PEX_TAKEN)
-            .collect();
-        tracing::debug!(peer = %self.addr, torrent = %self.t.meta.name, peers = addrs.len(), "peers by PEX");
-        self.t.add_known(addrs, false);
-        Ok(())
-    }
-
     fn send_ext_handshake(&mut self, with_metadata: bool) {
         let mut extensions: std::collections::BTreeMap<String, u8> =
             [(UT_METADATA.to_owned(), OUR_UT_METADATA)].into();
@@ -763,79 +676,6 @@ impl Session {
             self.keep_released(stale);
         }
         self.refill();
-    }
-
-    /// Super-seeding: the pieces we offered that it now has are done with; it is offered
-    /// others, up to [`OFFERS`](crate::superseed::OFFERS) (`more`: it wants none of those it
-    /// holds, files left aside: [`OFFERS`](crate::superseed::OFFERS) more, up to
-    /// [`MAX_OFFERED`](crate::superseed::MAX_OFFERED)). When every piece has been offered
-    /// once, super-seeding ends: every peer hears what we have.
-    fn offer(&mut self, more: bool) {
-        let mut offers = Vec::new();
-        let over = {
-            let mut guard = self.t.lock();
-            let st = &mut *guard;
-            let (Some(ss), Some(p)) = (st.super_seed.as_mut(), st.peers.get_mut(&self.key)) else {
-                return;
-            };
-            if p.has.all {
-                return;
-            }
-            let has = &p.has;
-            p.offered.retain(|&i| !has.bits.get(i));
-            let cap = if more {
-                (p.offered.len() + crate::superseed::OFFERS).min(crate::superseed::MAX_OFFERED)
-            } else {
-                crate::superseed::OFFERS
-            };
-            while p.offered.len() < cap {
-                let has = &p.has;
-                match ss.offer(&st.picker, |i| !has.bits.get(i), &p.offered) {
-                    Some(i) => {
-                        p.offered.push(i);
-                        offers.push(i);
-                    }
-                    None => break,
-                }
-            }
-            let over = ss.done();
-            if over {
-                st.super_seed = None;
-                tracing::debug!(torrent = %self.t.meta.name, "super-seeding over: every piece was offered");
-                for (k, p) in &st.peers {
-                    if *k != self.key {
-                        let _ = p.cmd.send(Cmd::Reveal);
-                    }
-                }
-            }
-            over
-        };
-        for piece in offers {
-            self.send(Message::Have { piece });
-        }
-        if over {
-            self.reveal();
-        }
-    }
-
-    /// Super-seeding is over: the peer hears of every piece it lacks (we have them all).
-    fn reveal(&mut self) {
-        let lacks: Vec<u32> = {
-            let mut st = self.t.lock();
-            let Some(p) = st.peers.get_mut(&self.key) else {
-                return;
-            };
-            p.offered.clear();
-            if p.has.all {
-                return;
-            }
-            (0..self.t.layout.pieces())
-                .filter(|&i| !p.has.bits.get(i))
-                .collect()
-        };
-        for piece in lacks {
-            self.send(Message::Have { piece });
-        }
     }
 
     /// Its word on its pieces: a bitfield, or (first only) `HaveAll` or `HaveNone`.

@@ -215,7 +215,38 @@ impl Node {
         if let Err(e) = self.xmpp.subscribe(&self.me, &comments).await {
             tracing::info!(error = %e, "comments under the new post will show after a restart");
         }
-        let entry = Entry {
+        self.publish_post(&id, text, audience, None).await?;
+        Ok(id)
+    }
+
+    /// Changes the text of one of our posts, for everyone who could read it (a new version
+    /// of the same item: same id, first published when it was, updated now).
+    pub async fn edit_post(&self, id: &str, text: &str) -> Result<(), NodeError> {
+        let text = checked_text(text)?;
+        let post = self.post_by_id(id).await?;
+        if post.service != self.me.as_str() {
+            refuse!(
+                Forbidden,
+                "that post is {}'s: only they can change it",
+                post.author
+            );
+        }
+        let audience = Audience::parse(&post.audience)?;
+        self.publish_post(&post.item_id, text, audience, Some(post.published))
+            .await
+    }
+
+    /// Publishes post `id` of ours saying `text` for `audience` (first published at
+    /// `published`, now when `None`), and keeps it.
+    async fn publish_post(
+        &self,
+        id: &str,
+        text: &str,
+        audience: Audience,
+        published: Option<i64>,
+    ) -> Result<(), NodeError> {
+        let comments = feed::comments_node(id);
+        let mut entry = Entry {
             id: Some(format!(
                 "xmpp:{}?;node={};item={id}",
                 self.me,
@@ -223,7 +254,7 @@ impl Node {
             )),
             links: [
                 Some(feed::replies_link(&self.me, &comments)),
-                self.public_link(audience, &id),
+                self.public_link(audience, id),
             ]
             .into_iter()
             .flatten()
@@ -231,17 +262,20 @@ impl Node {
             audience: Some(audience.as_str().to_owned()),
             ..self.entry(text)
         };
+        if published.is_some() {
+            entry.published = published;
+        }
         // Contacts read every post on the standard node; a wider one is also on the open one.
         self.xmpp
-            .publish(None, feed::MICROBLOG, &id, &entry, Access::Presence, false)
+            .publish(None, feed::MICROBLOG, id, &entry, Access::Presence, false)
             .await?;
         if audience.open() {
             self.xmpp
-                .publish(None, feed::EVERYONE, &id, &entry, Access::Open, false)
+                .publish(None, feed::EVERYONE, id, &entry, Access::Open, false)
                 .await?;
         }
         let item = Item {
-            id: id.clone(),
+            id: id.to_owned(),
             publisher: Some(self.me.clone()),
             entry,
         };
@@ -249,7 +283,7 @@ impl Node {
             .put_post(&post_row(&self.me, &item, audience.as_str()))
             .await?;
         self.emit(NodeEvent::Feed);
-        Ok(id)
+        Ok(())
     }
 
     /// The post with item id `id`: ours if we have one of that id, else the newest.

@@ -87,6 +87,7 @@ pub enum Ask {
     Messages { sphere: String },
     Post { text: String, to: String },
     DeletePost { id: String },
+    EditPost { id: String, text: String },
     Feed { from: Option<String> },
     Comment { id: String, text: Option<String> },
 }
@@ -351,6 +352,15 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
         Ask::Post { text, to } => {
             let v: Posted = r.post("/feed", json!({"text": text, "to": to})).await?;
             out.result(&format!("Posted to your {to}: {}", v.id), value(&v));
+        }
+        Ask::EditPost { id, text } => {
+            let v: Value = r
+                .post(
+                    &format!("/feed/{}/edit", segment(&id)),
+                    json!({"body": text}),
+                )
+                .await?;
+            out.result(&format!("Changed {id}"), v);
         }
         Ask::DeletePost { id } => {
             let v: Value = r

@@ -85,11 +85,15 @@ enum Command {
         sphere: String,
     },
     /// Post to your feed (XEP-0277: contacts on any XMPP client read it); prints the post's
-    /// id. `spheres post --delete ID` deletes one of your posts.
+    /// id. `spheres post --edit ID TEXT` changes one of your posts, `spheres post --delete
+    /// ID` deletes it.
     Post {
         /// What to say.
         #[arg(required_unless_present = "delete")]
         text: Option<String>,
+        /// Change the text of this post of yours instead.
+        #[arg(long, value_name = "POST_ID", conflicts_with = "delete")]
+        edit: Option<String>,
         /// Who reads it: contacts (the default), everyone (anyone with an XMPP address) or
         /// public (everyone, and the web: pages on the node's HTTP address, see `status`).
         #[arg(long, default_value = "contacts", value_name = "AUDIENCE")]
@@ -297,6 +301,18 @@ fn main() {
         Command::Post {
             delete: Some(id), ..
         } => ask(&out, &cli.locate, Ask::DeletePost { id }),
+        Command::Post {
+            edit: Some(id),
+            text,
+            ..
+        } => ask(
+            &out,
+            &cli.locate,
+            Ask::EditPost {
+                id,
+                text: text.unwrap_or_default(),
+            },
+        ),
         Command::Post { text, to, .. } => ask(
             &out,
             &cli.locate,

@@ -254,6 +254,16 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
     assert_eq!(read["entries"][0][0], "Our <b>holiday</b> & more");
     assert_eq!(read["entries"][0][1], format!("{pages}posts/{public}"));
 
+    // Alice changes her post: bob's feed shows the new text, first published as it was.
+    alice.cli(&["post", "--edit", &id, "Photos from Lyon are in!"]);
+    wait_until("the new text in bob's feed", || {
+        in_feed(&bob, &id).is_some_and(|p| p["text"] == "Photos from Lyon are in!")
+    });
+    let edited = in_feed(&bob, &id).unwrap();
+    assert_eq!(edited["published"], seen["published"]);
+    let why = bob.cli_fails(&["post", "--edit", &id, "Mine now"]);
+    assert!(why.contains("only they can change it"), "{why}");
+
     // Only alice deletes her post; then it is gone from bob's feed too.
     let why = bob.cli_fails(&["post", "--delete", &id]);
     assert!(why.contains("only they can delete it"), "{why}");
@@ -268,8 +278,8 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
 }
 
 /// The feed page (#/feed) in Chromium, as two contacts use it: a draft that survives a
-/// refresh, a post that appears on the other's open page, a comment counted live, a phone's
-/// width, French, a public post's page opened with no session and no script run, and no
+/// refresh, a post that appears on the other's open page, a comment counted live, the
+/// poster's page, a change to the post seen live, a phone's width, French, a public post's page opened with no session and no script run, and no
 /// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
 #[test]
 fn the_feed_page_in_two_browsers() {
@@ -294,7 +304,7 @@ fn the_feed_page_in_two_browsers() {
         .env("DATA_B", &bob.data)
         .env("SHOTS", &shots);
     let mut ui = common::Proc::spawn("feed browser test", cmd);
-    for stage in ["feed_open", "post_seen", "comment_seen", "ok"] {
+    for stage in ["feed_open", "post_seen", "comment_seen", "edit_seen", "ok"] {
         if let Err(why) = ui.try_wait_event(stage) {
             panic!("{why}");
         }

@@ -479,6 +479,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/feed", get(feed).post(make_post))
         .route("/feed/{id}/delete", post(delete_post))
+        .route("/feed/{id}/edit", post(edit_post))
         .route("/feed/{id}/comments", get(comments).post(comment))
         .route("/people/{jid}/posts", get(posts_of))
         .route("/logout", post(logout))
@@ -879,6 +880,15 @@ async fn make_post(
         .post(&b.text, b.to.as_deref().unwrap_or("contacts"))
         .await?;
     Ok(Json(types::Posted { id }))
+}
+
+async fn edit_post(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<SayBody>,
+) -> ApiResult {
+    api.node.edit_post(&id, &b.body).await?;
+    Ok(Json(json!({"edited": id})))
 }
 
 async fn delete_post(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {

@@ -1,6 +1,6 @@
 // The feed: my posts and my contacts', newest first, with comments; a box to post, for my
 // contacts, for everyone or for the whole web (the draft survives a refresh); older posts a
-// page at a time. With `jid`: that person's page, their posts as their account gives them to
+// page at a time as the reader scrolls. With `jid`: that person's page, their posts as their account gives them to
 // me (all of them for a contact, else those for everyone).
 // Text is shown as text (never as markup).
 import { api, fail, failLoad } from "../api.js";
@@ -37,9 +37,16 @@ export function mount(el, { jid } = {}) {
   const list = h("ol", { class: "posts", "aria-live": "polite" });
   const more = h("button", { type: "button", hidden: true, onclick: () => draw(true).catch(failLoad) }, t("olderPosts"));
   el.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("feed")), box, list, more);
+  // Older posts come as the button scrolls into view (it stays, for keyboards).
+  const nearEnd = new IntersectionObserver((seen) => {
+    if (!more.hidden && seen.some((e) => e.isIntersecting)) draw(true).catch(failLoad);
+  });
+  nearEnd.observe(more);
+  life.add(() => nearEnd.disconnect());
 
-  /** Comments open, by post id: kept across redraws. */
+  /** Comments open, and posts being edited, by post id: kept across redraws. */
   const open = new Set();
+  const editing = new Set();
   let shown = [];
   let latest = 0;
 
@@ -58,12 +65,31 @@ export function mount(el, { jid } = {}) {
     const head = h("p", { class: "post-head" }, byline(p), " ",
       h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
-    const body = h("p", { class: "post-text" }, p.text);
+    if (p.updated > p.published) head.append(" ", h("span", { class: "muted" }, t("edited")));
+    let body = h("p", { class: "post-text" }, p.text);
+    if (editing.has(p.id)) {
+      const field = h("textarea", { id: `edit-${p.id}`, rows: 3, required: true, maxlength: 10000 });
+      field.value = p.text;
+      body = h("form", { class: "post-box", onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          await api(`/feed/${enc(p.id)}/edit`, { method: "POST", json: { body: field.value }, signal });
+          editing.delete(p.id);
+          await draw();
+        } catch (e) { fail(e); }
+      } }, h("label", { for: `edit-${p.id}`, class: "sr" }, t("edit")), field,
+        h("p", { class: "post-actions" }, h("button", { type: "submit" }, t("save")),
+          h("button", { type: "button", onclick: () => { editing.delete(p.id); draw().catch(failLoad); } }, t("cancel"))));
+    }
     const toggle = h("button", { type: "button", "aria-expanded": String(open.has(p.id)), onclick: () => {
       if (open.has(p.id)) open.delete(p.id); else open.add(p.id);
       draw().catch(failLoad);
     } }, t("commentsCount", { n: p.comments }));
     const actions = [toggle];
+    if (p.mine && !editing.has(p.id)) actions.push(h("button", { type: "button", onclick: () => {
+      editing.add(p.id);
+      draw().catch(failLoad);
+    } }, t("edit")));
     if (p.mine) actions.push(h("button", { type: "button", onclick: async () => {
       if (!confirm(t("deletePostConfirm"))) return;
       try { await api(`/feed/${enc(p.id)}/delete`, { method: "POST", json: {}, signal }); await draw(); } catch (e) { fail(e); }
