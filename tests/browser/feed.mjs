@@ -74,9 +74,13 @@ try {
   // Alice changes her post; bob's open page shows the new text, marked as changed.
   const mine = a.locator("li.post").first();
   await mine.getByRole("button", { name: "Edit" }).click();
-  await mine.getByLabel("Edit").fill("Back from Lyon: photos tonight");
+  await mine.getByLabel("Edit").fill("Back from Lyon: photos tonight, at https://photos.example.test/lyon.");
   await mine.getByRole("button", { name: "Save" }).click();
   await b.locator("li.post", { hasText: "Back from Lyon: photos tonight" }).getByText("(edited)").waitFor();
+  // Its web address is a link, with nothing after it taken for part of it.
+  const link = b.getByRole("link", { name: "https://photos.example.test/lyon" });
+  assert.equal(await link.getAttribute("href"), "https://photos.example.test/lyon");
+  assert.equal(await link.getAttribute("rel"), "nofollow noopener noreferrer");
   step("edit_seen");
 
   // Phone width: nothing wider than the screen.

@@ -200,8 +200,14 @@ cmd_up() {
   [ "$(id -u)" = 0 ] || die "needs root"
   for b in ip nft; do command -v $b >/dev/null || die "missing $b"; done
   [ "$mode" = none ] || [ -x /usr/sbin/miniupnpd ] || die "missing /usr/sbin/miniupnpd (apt-get install miniupnpd)"
-  mkdir -p "$STATE_ROOT"
-  mkdir "$STATE_DIR" 2>/dev/null || die "$STATE_DIR exists: run '$0 down $P' first"
+  # Another network's `down` may remove the (then empty) state root between our two
+  # mkdirs: only an existing state dir is a reason to stop.
+  local tries=0
+  until mkdir -p "$STATE_ROOT" && mkdir "$STATE_DIR" 2>/dev/null; do
+    [ -e "$STATE_DIR" ] && die "$STATE_DIR exists: run '$0 down $P' first"
+    tries=$((tries + 1))
+    ((tries < 5)) || die "cannot create $STATE_DIR"
+  done
   trap 'rc=$?; if ((rc)); then log "up failed (rc=$rc), tearing down"; [ -f "$STATE_DIR/miniupnpd.log" ] && tail -n 20 "$STATE_DIR/miniupnpd.log" >&2; cmd_down >/dev/null 2>&1 || true; fi' EXIT
   local lanif=br0
   [ "${BRIDGE:-1}" = 0 ] && lanif=lan0

@@ -29,6 +29,38 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
+/// A post's text as HTML: escaped, with its web addresses (`http://` and `https://` only)
+/// as links that carry no referrer and no trust.
+pub(crate) fn linked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["https://", "http://"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        out.push_str(&escape(&rest[..at]));
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(tail.len());
+        // Punctuation that ends a sentence is not part of the address.
+        let url = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']);
+        if url.len() <= "https://".len() {
+            out.push_str(&escape(&tail[..end]));
+        } else {
+            let u = escape(url);
+            out.push_str(&format!(
+                "<a href=\"{u}\" rel=\"nofollow noopener noreferrer\">{u}</a>"
+            ));
+            out.push_str(&escape(&tail[url.len()..end]));
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
 fn rfc3339(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
@@ -54,7 +86,7 @@ fn page(title: &str, body: &str, feed: &str) -> String {
 }
 
 fn article(p: &PostRow, link: bool) -> String {
-    let text = escape(&p.content);
+    let text = linked(&p.content);
     let when = rfc3339(p.published);
     let shown = human(p.published);
     let stamp = if link {
@@ -161,6 +193,24 @@ mod tests {
             assert!(!out.contains("<b>Alice"), "{out}");
             assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
             assert!(!out.contains('\u{7}'));
+        }
+    }
+
+    #[test]
+    fn web_addresses_become_links_and_nothing_else_does() {
+        assert_eq!(
+            linked("Photos: https://example.test/lyon?a=1&b=2. Done"),
+            "Photos: <a href=\"https://example.test/lyon?a=1&amp;b=2\" rel=\"nofollow noopener noreferrer\">https://example.test/lyon?a=1&amp;b=2</a>. Done"
+        );
+        for plain in [
+            "javascript:alert(1)",
+            "https://",
+            "a <b> https://x\"onmouseover=\"y",
+        ] {
+            let out = linked(plain);
+            assert!(!out.contains("javascript:alert(1)</a>"), "{out}");
+            assert!(!out.contains("\"onmouseover"), "{out}");
+            assert!(!out.contains("<b>"), "{out}");
         }
     }
 

@@ -176,6 +176,11 @@ fn status_text(s: &Status) -> String {
         s.tracker.as_deref().unwrap_or("none"),
         reachability_line(&s.reachability),
     );
+    if let Some(p) = &s.public_pages {
+        text.push_str(&format!(
+            "public:    {p} (your posts for the web; others reach it where they reach the web address)\n"
+        ));
+    }
     if let Some(h) = &s.household {
         text.push_str(&format!(
             "household: {} on {} (CA {})\n",

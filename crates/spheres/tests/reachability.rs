@@ -467,7 +467,7 @@ fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
     common::require("prosody");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let net = Net::up("rchm", "igd2");
+    let net = Net::up("rchu", "igd2");
     let listen = format!("0.0.0.0:{PORT}");
     let mut node = node_in(
         &net,

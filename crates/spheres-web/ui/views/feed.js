@@ -66,7 +66,7 @@ export function mount(el, { jid } = {}) {
       h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
     if (p.updated > p.published) head.append(" ", h("span", { class: "muted" }, t("edited")));
-    let body = h("p", { class: "post-text" }, p.text);
+    let body = h("p", { class: "post-text" }, ...linked(p.text));
     if (editing.has(p.id)) {
       const field = h("textarea", { id: `edit-${p.id}`, rows: 3, required: true, maxlength: 10000 });
       field.value = p.text;
@@ -120,6 +120,21 @@ export function mount(el, { jid } = {}) {
 
 const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
 
+/** A post's text as nodes: its web addresses (http and https only) as links that carry no
+ *  referrer and no trust, the rest as text (never markup). */
+function linked(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(/https?:\/\/[^\s<>"]+/g)) {
+    const url = m[0].replace(/[.,;:!?)']+$/, "");
+    if (url.length <= "https://".length) continue;
+    out.push(text.slice(last, m.index), h("a", { href: url, rel: "nofollow noopener noreferrer" }, url));
+    last = (m.index ?? 0) + url.length;
+  }
+  out.push(text.slice(last));
+  return out;
+}
+
 /** Who wrote a post: "you", or their name as a link to their page. */
 function byline(p) {
   if (p.mine) return h("strong", {}, t("online_you"));
@@ -136,7 +151,7 @@ function person(el, jid, life) {
       const when = new Date(p.published * 1000);
       return h("li", { class: "post" }, h("p", { class: "post-head" },
         h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
-        h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, p.text));
+        h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, ...linked(p.text)));
     }) : [h("li", { class: "empty" }, t("noPostsOf"))]));
   }
   draw().catch(failLoad);
