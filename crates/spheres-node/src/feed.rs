@@ -23,6 +23,9 @@ use crate::events::NodeEvent;
 const HISTORY: u32 = 20;
 /// The longest post or comment we write, in characters.
 const MAX_TEXT: usize = 10_000;
+/// How old a post may be, in seconds, for its comments to be fetched and followed when it is
+/// read (a month).
+const FOLLOW_COMMENTS_FOR: i64 = 30 * 24 * 3600;
 /// Posts a feed page lists at most.
 const PAGE: i64 = 50;
 
@@ -223,14 +226,7 @@ impl Node {
     /// of the same item: same id, first published when it was, updated now).
     pub async fn edit_post(&self, id: &str, text: &str) -> Result<(), NodeError> {
         let text = checked_text(text)?;
-        let post = self.post_by_id(id).await?;
-        if post.service != self.me.as_str() {
-            refuse!(
-                Forbidden,
-                "that post is {}'s: only they can change it",
-                post.author
-            );
-        }
+        let post = self.own_post(id, "change").await?;
         let audience = Audience::parse(&post.audience)?;
         self.publish_post(&post.item_id, text, audience, Some(post.published))
             .await
@@ -286,6 +282,19 @@ impl Node {
         Ok(())
     }
 
+    /// Our post with item id `id`, for us to `verb` (someone else's is refused, in words).
+    async fn own_post(&self, id: &str, verb: &str) -> Result<PostRow, NodeError> {
+        let post = self.post_by_id(id).await?;
+        if post.service != self.me.as_str() {
+            refuse!(
+                Forbidden,
+                "that post is {}'s: only they can {verb} it",
+                post.author
+            );
+        }
+        Ok(post)
+    }
+
     /// The post with item id `id`: ours if we have one of that id, else the newest.
     async fn post_by_id(&self, id: &str) -> Result<PostRow, NodeError> {
         match self
@@ -302,14 +311,7 @@ impl Node {
 
     /// Deletes one of our posts, for everyone who could read it.
     pub async fn delete_post(&self, id: &str) -> Result<(), NodeError> {
-        let post = self.post_by_id(id).await?;
-        if post.service != self.me.as_str() {
-            refuse!(
-                Forbidden,
-                "that post is {}'s: only they can delete it",
-                post.author
-            );
-        }
+        let post = self.own_post(id, "delete").await?;
         self.xmpp
             .retract(None, feed::MICROBLOG, &post.item_id)
             .await?;
@@ -467,7 +469,11 @@ impl Node {
                 .put_post(&post_row(service, item, audience.as_str()))
                 .await?;
             changed = true;
-            if let Some(comments) = &row.comments_node {
+            // Comments are followed for recent posts only: this runs for every post of
+            // every contact at each login.
+            if let Some(comments) = &row.comments_node
+                && row.published > now() - FOLLOW_COMMENTS_FOR
+            {
                 self.follow_comments(service, comments).await;
             }
         }
