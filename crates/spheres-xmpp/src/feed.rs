@@ -544,33 +544,37 @@ impl Client {
         }
         // The server creates the node with the options, or refuses the publish when an
         // existing node differs.
-        let mut answer = None;
-        for full in [true, false] {
-            let mut ps = pubsub(publish.clone());
-            let options = form(
-                &format!("{NS_PUBSUB}#publish-options"),
-                &node_settings(access, comments, full),
-            );
-            ps.append_child(
-                Element::builder("publish-options", NS_PUBSUB)
-                    .append(options)
-                    .build(),
-            );
-            let got = self.iq(set(None, ps)).await?;
-            let again = settings_refused(&got);
-            answer = Some(got);
-            if !again {
-                if !full {
-                    // Published with fewer options: the rest set on the node itself.
-                    self.keep_items(node).await;
-                }
-                break;
-            }
+        let (answer, full) = self
+            .with_settings(|full| {
+                let mut ps = pubsub(publish.clone());
+                let options = form(
+                    &format!("{NS_PUBSUB}#publish-options"),
+                    &node_settings(access, comments, full),
+                );
+                ps.append_child(
+                    Element::builder("publish-options", NS_PUBSUB)
+                        .append(options)
+                        .build(),
+                );
+                ps
+            })
+            .await?;
+        if !full && matches!(answer, Iq::Result { .. }) {
+            // Published with fewer options: the rest set on the node itself.
+            self.keep_items(node).await;
         }
-        match answer {
-            Some(a) => crate::contacts::expect_result(a, "publishing").map(|_| ()),
-            None => Err(XmppError::Protocol("no publish was sent".into())),
+        crate::contacts::expect_result(answer, "publishing").map(|_| ())
+    }
+
+    /// Sends the request `make(full)` makes with every setting we want (`full`), and again
+    /// with fewer when the server refuses those (see [`node_settings`]); its answer, and
+    /// whether it was the full one.
+    async fn with_settings(&self, make: impl Fn(bool) -> Element) -> Result<(Iq, bool), XmppError> {
+        let answer = self.iq(set(None, make(true))).await?;
+        if !settings_refused(&answer) {
+            return Ok((answer, true));
         }
+        Ok((self.iq(set(None, make(false))).await?, false))
     }
 
     /// Asks that our node `node` keep as many items as the server allows, and tell
@@ -606,33 +610,26 @@ impl Client {
     /// Makes the comments node of one of our posts (before the post goes out, so the link in
     /// it leads somewhere): read with `access`, open to publishing by whoever may read it.
     pub async fn create_comments_node(&self, node: &str, access: Access) -> Result<(), XmppError> {
-        let mut answer = None;
-        for full in [true, false] {
-            let form = form(
-                &format!("{NS_PUBSUB}#node_config"),
-                &node_settings(access, true, full),
-            );
-            let mut ps = pubsub(
-                Element::builder("create", NS_PUBSUB)
-                    .attr(a!("node"), node)
-                    .build(),
-            );
-            ps.append_child(
-                Element::builder("configure", NS_PUBSUB)
-                    .append(form)
-                    .build(),
-            );
-            let got = self.iq(set(None, ps)).await?;
-            let again = settings_refused(&got);
-            answer = Some(got);
-            if !again {
-                break;
-            }
-        }
-        match answer {
-            Some(a) => crate::contacts::expect_result(a, "making a comments node").map(|_| ()),
-            None => Err(XmppError::Protocol("no node was asked for".into())),
-        }
+        let (answer, _) = self
+            .with_settings(|full| {
+                let form = form(
+                    &format!("{NS_PUBSUB}#node_config"),
+                    &node_settings(access, true, full),
+                );
+                let mut ps = pubsub(
+                    Element::builder("create", NS_PUBSUB)
+                        .attr(a!("node"), node)
+                        .build(),
+                );
+                ps.append_child(
+                    Element::builder("configure", NS_PUBSUB)
+                        .append(form)
+                        .build(),
+                );
+                ps
+            })
+            .await?;
+        crate::contacts::expect_result(answer, "making a comments node").map(|_| ())
     }
 
     /// Withdraws item `id` of `node` (on our account, or `service`'s), telling subscribers.
