@@ -1,4 +1,5 @@
-//! Our XMPP payloads from anyone: any XML stanza, never a panic (malformed ones are ignored),
+//! Our XMPP payloads from anyone (a sphere's posts and comments among them): any XML stanza,
+//! never a panic (malformed ones are ignored),
 //! read as the node reads it (`Inbound`); invitation URIs and spheres invitation links
 //! likewise (a link that parses round-trips); Atom entries of the feed (XEP-0277): one read
 //! and written again reads the same every time after.

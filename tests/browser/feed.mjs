@@ -1,5 +1,6 @@
 // The feed page (#/feed) in Debian's Chromium, as two contacts use it. Started by
-// crates/spheres/tests/feed.rs, which runs the nodes (alice and bob, contacts already) and
+// crates/spheres/tests/feed.rs, which runs the nodes (alice and bob, contacts already, both
+// in alice's sphere "Family") and
 // passes NODE_A, NODE_B (web addresses), DATA_A, DATA_B (their data folders), SHOTS.
 // Exit 0 when every check passed. Every wait is bounded.
 import assert from "node:assert/strict";
@@ -82,6 +83,16 @@ try {
   assert.equal(await link.getAttribute("href"), "https://photos.example.test/lyon");
   assert.equal(await link.getAttribute("rel"), "nofollow noopener noreferrer");
   step("edit_seen");
+
+  // A post for a sphere (both are in "Family"): the audience is kept with the draft, and
+  // bob's page says which sphere it is for.
+  await a.getByLabel("What's new?").fill("Only for the family");
+  await a.getByLabel("For").selectOption("sphere:Family");
+  await a.reload();
+  assert.equal(await a.getByLabel("For").inputValue(), "sphere:Family", "the draft's audience survives a refresh");
+  await a.getByRole("button", { name: "Post", exact: true }).click();
+  await b.locator("li.post", { hasText: "Only for the family" }).getByText("the sphere Family").waitFor();
+  step("sphere_seen");
 
   // Phone width: nothing wider than the screen.
   await b.setViewportSize({ width: 360, height: 740 });

@@ -313,7 +313,13 @@ impl Node {
         sender: Option<Sender>,
         when: i64,
     ) {
-        if !matches!(p, SpherePayload::Share(_) | SpherePayload::Withdraw(_)) {
+        if !matches!(
+            p,
+            SpherePayload::Share(_)
+                | SpherePayload::Withdraw(_)
+                | SpherePayload::Post(_)
+                | SpherePayload::Retract(_)
+        ) {
             return;
         }
         let Some(sender) = sender else {
@@ -342,6 +348,15 @@ impl Node {
         let result = match p {
             SpherePayload::Share(s) => self.on_share(sphere, s, &sender).await,
             SpherePayload::Withdraw(w) => self.on_withdraw(sphere, w, &sender).await,
+            SpherePayload::Post(post) => {
+                self.on_sphere_feed(sphere, &sender.jid, Ok(*post), when)
+                    .await;
+                Ok(())
+            }
+            SpherePayload::Retract(r) => {
+                self.on_sphere_feed(sphere, &sender.jid, Err(r), when).await;
+                Ok(())
+            }
             _ => Ok(()),
         };
         if let Err(e) = result {

@@ -9,10 +9,12 @@
 //! contacts, only our contacts' comments. Everything read is bounded (entries by `spheres_xmpp::feed`, history by
 //! [`HISTORY`]).
 
-use spheres_store::{CommentRow, PostRow};
+use spheres_store::{CommentRow, PostRow, Sphere};
 use spheres_xmpp::BareJid;
 use spheres_xmpp::contacts::Subscription;
 use spheres_xmpp::feed::{self, Access, Entry, FeedEvent, Item};
+use spheres_xmpp::protocol::xml_safe;
+use spheres_xmpp::roomfeed::{RoomPost, RoomRetract};
 
 use crate::Node;
 use crate::api::types;
@@ -29,7 +31,7 @@ const FOLLOW_COMMENTS_FOR: i64 = 30 * 24 * 3600;
 /// Posts a feed page lists at most.
 const PAGE: i64 = 50;
 
-/// Who reads a post.
+/// Who reads a post on our account (a sphere's posts are in its room: [`Target::Sphere`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Audience {
     /// Our contacts.
@@ -40,6 +42,17 @@ pub(crate) enum Audience {
     Public,
 }
 
+/// The audience of a post that travels in a sphere's room, as the store and the API say it.
+pub(crate) const SPHERE: &str = "sphere";
+
+/// Where a post goes.
+enum Target {
+    /// Our account (XEP-0277 over PEP).
+    Account(Audience),
+    /// A sphere's room: its members only.
+    Sphere(Sphere),
+}
+
 impl Audience {
     pub(crate) fn parse(s: &str) -> Result<Audience, NodeError> {
         match s {
@@ -47,7 +60,7 @@ impl Audience {
             "everyone" => Ok(Audience::Everyone),
             "public" => Ok(Audience::Public),
             other => Err(NodeError::BadInput(format!(
-                "{other:?} is not an audience: contacts, everyone or public"
+                "{other:?} is not an audience: contacts, everyone, public or one of your spheres"
             ))),
         }
     }
@@ -108,28 +121,35 @@ fn post_row(service: &BareJid, item: &Item, audience: &str) -> PostRow {
         author_name: e.author_name.clone(),
         audience: audience.to_owned(),
         title: e.title.clone(),
-        content: if e.content.is_empty() {
-            e.title.clone()
-        } else {
-            e.content.clone()
-        },
+        content: text_of(e),
         comments_node: e.comments_on(service),
         published,
         updated: e.updated.unwrap_or(published),
+        sphere_id: None,
     }
 }
 
-fn api_post(p: PostRow, comments: i64, me: &BareJid) -> types::Post {
+fn api_post(p: PostRow, comments: i64, sphere: Option<String>, me: &BareJid) -> types::Post {
     types::Post {
         mine: p.author == me.as_str(),
         id: p.item_id,
         author: p.author,
         author_name: p.author_name,
         audience: p.audience,
+        sphere,
         text: p.content,
         published: p.published,
         updated: p.updated,
         comments,
+    }
+}
+
+/// The text of an entry: its content, else its title.
+fn text_of(e: &Entry) -> String {
+    if e.content.is_empty() {
+        e.title.clone()
+    } else {
+        e.content.clone()
     }
 }
 
@@ -193,9 +213,11 @@ impl Node {
     /// An entry of ours saying `text`, now.
     fn entry(&self, text: &str) -> Entry {
         let at = now();
+        // Control characters cannot travel in XML.
+        let text = xml_safe(text);
         Entry {
-            title: text.to_owned(),
-            content: text.to_owned(),
+            title: text.clone(),
+            content: text,
             published: Some(at),
             updated: Some(at),
             author_name: Some(self.nick.clone()),
@@ -204,10 +226,33 @@ impl Node {
         }
     }
 
-    /// Posts `text` for `audience`; returns the post's id.
-    pub async fn post(&self, text: &str, audience: &str) -> Result<String, NodeError> {
-        let audience = Audience::parse(audience)?;
+    /// Where `to` (`contacts`, `everyone`, `public`, a sphere's name or `sphere:NAME`) says
+    /// a post goes.
+    async fn target(&self, to: &str) -> Result<Target, NodeError> {
+        let to = to.trim();
+        if let Some(name) = to.strip_prefix("sphere:") {
+            return Ok(Target::Sphere(self.sphere_named(name).await?));
+        }
+        match Audience::parse(to) {
+            Ok(a) => Ok(Target::Account(a)),
+            Err(e) => match self.store.sphere(to).await? {
+                Some(s) => Ok(Target::Sphere(s)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Posts `text` for `to` (an audience, or a sphere); returns the post's id.
+    pub async fn post(&self, text: &str, to: &str) -> Result<String, NodeError> {
         let text = checked_text(text)?;
+        let audience = match self.target(to).await? {
+            Target::Account(a) => a,
+            Target::Sphere(sphere) => {
+                let id = feed::new_item_id();
+                self.post_in_sphere(&sphere, &id, None, text, None).await?;
+                return Ok(id);
+            }
+        };
         let id = feed::new_item_id();
         let comments = feed::comments_node(&id);
         // The comments node first, so the post's link leads somewhere.
@@ -227,6 +272,12 @@ impl Node {
     pub async fn edit_post(&self, id: &str, text: &str) -> Result<(), NodeError> {
         let text = checked_text(text)?;
         let post = self.own_post(id, "change").await?;
+        if let Some(sphere) = self.sphere_of(&post).await? {
+            return self
+                .post_in_sphere(&sphere, &post.item_id, None, text, Some(post.published))
+                .await
+                .map(drop);
+        }
         let audience = Audience::parse(&post.audience)?;
         self.publish_post(&post.item_id, text, audience, Some(post.published))
             .await
@@ -282,10 +333,59 @@ impl Node {
         Ok(())
     }
 
+    /// The sphere a post was for, when it was for one (refused when we are no longer in it).
+    async fn sphere_of(&self, post: &PostRow) -> Result<Option<Sphere>, NodeError> {
+        if post.sphere_id.is_none() {
+            return Ok(None);
+        }
+        match self.store.sphere_by_room(&post.service).await? {
+            Some(s) => Ok(Some(s)),
+            None => refuse!(NotFound, "that post's sphere is gone"),
+        }
+    }
+
+    /// Sends post `id` (a comment under post `on` when given) saying `text` to a sphere's
+    /// room, and keeps it; `published`: when it was first (now when `None`). Returns the
+    /// post's row (for a comment, its post's).
+    async fn post_in_sphere(
+        &self,
+        sphere: &Sphere,
+        id: &str,
+        on: Option<&PostRow>,
+        text: &str,
+        published: Option<i64>,
+    ) -> Result<PostRow, NodeError> {
+        let room = BareJid::new(&sphere.room)?;
+        let mut entry = Entry {
+            audience: Some(SPHERE.to_owned()),
+            in_reply_to: on.map(|p| p.item_id.clone()),
+            ..self.entry(text)
+        };
+        if published.is_some() {
+            entry.published = published;
+        }
+        let post = RoomPost {
+            id: id.to_owned(),
+            on: on.map(|p| p.item_id.clone()),
+            entry,
+        };
+        self.xmpp
+            .send(post.clone().into_message(room, &self.nick))
+            .await?;
+        let me = self.me.clone();
+        match self.take_sphere_post(sphere, &me, post, now()).await? {
+            Some(row) => {
+                self.emit(NodeEvent::Feed);
+                Ok(row)
+            }
+            None => refuse!(Forbidden, "a post of that id is someone else's"),
+        }
+    }
+
     /// Our post with item id `id`, for us to `verb` (someone else's is refused, in words).
     async fn own_post(&self, id: &str, verb: &str) -> Result<PostRow, NodeError> {
         let post = self.post_by_id(id).await?;
-        if post.service != self.me.as_str() {
+        if post.author != self.me.as_str() {
             refuse!(
                 Forbidden,
                 "that post is {}'s: only they can {verb} it",
@@ -312,6 +412,18 @@ impl Node {
     /// Deletes one of our posts, for everyone who could read it.
     pub async fn delete_post(&self, id: &str) -> Result<(), NodeError> {
         let post = self.own_post(id, "delete").await?;
+        if let Some(sphere) = self.sphere_of(&post).await? {
+            let retract = RoomRetract {
+                id: post.item_id.clone(),
+                on: None,
+            };
+            self.xmpp
+                .send(retract.into_message(BareJid::new(&sphere.room)?, &self.nick))
+                .await?;
+            self.store.remove_post(&post.service, &post.item_id).await?;
+            self.emit(NodeEvent::Feed);
+            return Ok(());
+        }
         self.xmpp
             .retract(None, feed::MICROBLOG, &post.item_id)
             .await?;
@@ -341,7 +453,7 @@ impl Node {
             .feed(before, author.as_deref(), None, PAGE)
             .await?
             .into_iter()
-            .map(|r| api_post(r.post, r.comment_count, &self.me))
+            .map(|r| api_post(r.post, r.comment_count, r.sphere, &self.me))
             .collect())
     }
 
@@ -363,7 +475,7 @@ impl Node {
         };
         for item in items {
             let row = post_row(&who, &item, audience.as_str());
-            out.push(api_post(row, 0, &self.me));
+            out.push(api_post(row, 0, None, &self.me));
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.published));
         Ok(out)
@@ -393,6 +505,12 @@ impl Node {
     pub async fn comment(&self, id: &str, text: &str) -> Result<String, NodeError> {
         let text = checked_text(text)?;
         let post = self.post_by_id(id).await?;
+        if let Some(sphere) = self.sphere_of(&post).await? {
+            let cid = feed::new_item_id();
+            self.post_in_sphere(&sphere, &cid, Some(&post), text, None)
+                .await?;
+            return Ok(cid);
+        }
         let (Some(node), Ok(service)) = (post.comments_node.clone(), BareJid::new(&post.service))
         else {
             refuse!(Forbidden, "that post takes no comments");
@@ -464,10 +582,13 @@ impl Node {
         };
         let mut changed = false;
         for item in items {
-            let row = self
+            let Some(row) = self
                 .store
                 .put_post(&post_row(service, item, audience.as_str()))
-                .await?;
+                .await?
+            else {
+                continue;
+            };
             changed = true;
             // Comments are followed for recent posts only: this runs for every post of
             // every contact at each login.
@@ -543,11 +664,7 @@ impl Node {
                     author: author.to_string(),
                     verified,
                     author_name: e.author_name.clone(),
-                    content: if e.content.is_empty() {
-                        e.title.clone()
-                    } else {
-                        e.content.clone()
-                    },
+                    content: text_of(e),
                     published: e.published.unwrap_or_else(now),
                 })
                 .await?;

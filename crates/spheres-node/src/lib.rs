@@ -30,6 +30,7 @@ mod public;
 mod receive;
 mod rooms;
 mod send;
+mod spherefeed;
 mod spheres;
 mod uploads;
 

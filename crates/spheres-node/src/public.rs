@@ -178,6 +178,7 @@ mod tests {
             comments_node: None,
             published: 1_800_000_000,
             updated: 1_800_000_000,
+            sphere_id: None,
         }
     }
 

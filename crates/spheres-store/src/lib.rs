@@ -104,6 +104,8 @@ pub struct PostRow {
     pub comments_node: Option<String>,
     pub published: i64,
     pub updated: i64,
+    /// The sphere it was posted to (then `service` is its room), when it was.
+    pub sphere_id: Option<i64>,
 }
 
 /// A post as the feed lists it: with how many comments it has.
@@ -112,6 +114,8 @@ pub struct FeedRow {
     #[sqlx(flatten)]
     pub post: PostRow,
     pub comment_count: i64,
+    /// The name of the sphere it was posted to.
+    pub sphere: Option<String>,
 }
 
 /// A comment under a post.
@@ -541,16 +545,18 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records a post (or its new version: same account and item id); returns its row.
-    pub async fn put_post(&self, p: &PostRow) -> Result<PostRow> {
+    /// Records a post (or its new version: same account and item id, same author); returns
+    /// its row, or `None` when a post of that id is someone else's.
+    pub async fn put_post(&self, p: &PostRow) -> Result<Option<PostRow>> {
         Ok(sqlx::query_as(
             "INSERT INTO posts (service, item_id, author, author_name, audience, title, content,
-                                comments_node, published, updated)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                comments_node, published, updated, sphere_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (service, item_id) DO UPDATE SET
                 author_name = excluded.author_name, audience = excluded.audience,
                 title = excluded.title, content = excluded.content,
                 comments_node = excluded.comments_node, updated = excluded.updated
+             WHERE posts.author = excluded.author
              RETURNING *",
         )
         .bind(&p.service)
@@ -563,8 +569,31 @@ impl Store {
         .bind(&p.comments_node)
         .bind(p.published)
         .bind(p.updated)
-        .fetch_one(&self.pool)
+        .bind(p.sphere_id)
+        .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// The post `item_id` on `service` (an account, or a sphere's room).
+    pub async fn post(&self, service: &str, item_id: &str) -> Result<Option<PostRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM posts WHERE service = ? AND item_id = ?")
+                .bind(service)
+                .bind(item_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The comment `item_id` under post `post_id`.
+    pub async fn comment(&self, post_id: i64, item_id: &str) -> Result<Option<CommentRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM comments WHERE post_id = ? AND item_id = ?")
+                .bind(post_id)
+                .bind(item_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Forgets a post (and its comments); returns it if it was known.
@@ -611,7 +640,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<FeedRow>> {
         Ok(sqlx::query_as(
-            "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id) AS comment_count
+            "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id) AS comment_count,
+                (SELECT s.name FROM spheres s WHERE s.id = p.sphere_id) AS sphere
              FROM posts p WHERE p.published < ? AND (? IS NULL OR p.author = ?)
                 AND (? IS NULL OR p.audience = ?)
              ORDER BY p.published DESC, p.id DESC LIMIT ?",
@@ -721,13 +751,23 @@ mod tests {
             comments_node: Some(format!("urn:xmpp:microblog:0:comments/{item}")),
             published: at,
             updated: at,
+            sphere_id: None,
         };
-        let a = store.put_post(&post("a", "alice@h", 10)).await.unwrap();
+        let a = store
+            .put_post(&post("a", "alice@h", 10))
+            .await
+            .unwrap()
+            .unwrap();
         store.put_post(&post("b", "bob@h", 20)).await.unwrap();
         // A new version of a post replaces it.
         let mut edited = post("a", "alice@h", 10);
         edited.content = "edited".into();
-        assert_eq!(store.put_post(&edited).await.unwrap().id, a.id);
+        assert_eq!(store.put_post(&edited).await.unwrap().unwrap().id, a.id);
+        // Someone else's post of the same id on the same service does not.
+        let mut forged = post("a", "alice@h", 10);
+        forged.author = "mallory@h".into();
+        forged.content = "forged".into();
+        assert_eq!(store.put_post(&forged).await.unwrap(), None);
         let feed = store.feed(None, None, None, 10).await.unwrap();
         let items: Vec<_> = feed.iter().map(|f| f.post.item_id.as_str()).collect();
         assert_eq!(items, ["b", "a"]);
@@ -809,6 +849,36 @@ mod tests {
         assert!(store.remove_post("alice@h", "a").await.unwrap().is_some());
         assert!(store.comments(a.id).await.unwrap().is_empty());
         assert_eq!(store.posts_by_item("a", "alice@h").await.unwrap(), []);
+    }
+
+    #[tokio::test]
+    async fn a_spheres_posts_carry_its_name_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).await.unwrap();
+        let s = store
+            .add_sphere("Family", "family@rooms.h", "/tmp/Family", false)
+            .await
+            .unwrap();
+        let row = PostRow {
+            id: 0,
+            service: s.room.clone(),
+            item_id: "p1".into(),
+            author: "lea@h".into(),
+            author_name: None,
+            audience: "sphere".into(),
+            title: "Lyon".into(),
+            content: "Lyon".into(),
+            comments_node: None,
+            published: 5,
+            updated: 5,
+            sphere_id: Some(s.id),
+        };
+        let p = store.put_post(&row).await.unwrap().unwrap();
+        assert_eq!(store.post(&s.room, "p1").await.unwrap(), Some(p.clone()));
+        let feed = store.feed(None, None, None, 10).await.unwrap();
+        assert_eq!(feed[0].sphere.as_deref(), Some("Family"));
+        store.remove_sphere(s.id).await.unwrap();
+        assert_eq!(store.post(&s.room, "p1").await.unwrap(), None);
     }
 
     #[tokio::test]

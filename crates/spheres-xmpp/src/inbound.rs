@@ -21,7 +21,8 @@ pub struct RoomMessage {
     /// The sender's nick in the room (empty when the room gives none).
     pub nick: String,
     /// What people read: the body, or for an announcement its first line only (the rest is
-    /// the magnet link, for plain clients).
+    /// the magnet link, for plain clients); `None` for a sphere's posts and comments, which
+    /// the feed shows.
     pub said: Option<String>,
     /// A spheres payload, when it carries one.
     pub payload: Option<SpherePayload>,
@@ -113,6 +114,8 @@ fn stanza_id(m: &Message, room: &BareJid) -> Option<String> {
 fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
     let body = m.bodies.values().next()?;
     Some(match payload {
+        // The feed shows posts and comments; the chat does not repeat them.
+        Some(SpherePayload::Post(_) | SpherePayload::Retract(_)) => return None,
         Some(_) => body.lines().next().unwrap_or_default().to_owned(),
         None => body.clone(),
     })

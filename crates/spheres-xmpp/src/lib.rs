@@ -18,6 +18,7 @@ pub mod link;
 pub mod muc;
 pub mod prosody;
 pub mod protocol;
+pub mod roomfeed;
 mod sm;
 pub mod stream;
 

@@ -7,6 +7,8 @@
 //! - [`Endpoints`]: where a member's node takes BitTorrent connections, in its room presence.
 //! - [`TrackerGrant`]: the sphere's tracker and the member's own key, sent privately to one
 //!   member inside the members-only room.
+//! - [`RoomPost`](crate::roomfeed::RoomPost), [`RoomRetract`](crate::roomfeed::RoomRetract):
+//!   posts and comments for a sphere's members, in its room.
 //! - [`Claim`]: a newcomer's node telling a sphere's owner which invitation link it used.
 //!
 //! Parsing never panics: [`SpherePayload::from_message`] and [`Endpoints::from_presence`]
@@ -153,6 +155,10 @@ pub enum SpherePayload {
     Tracker(TrackerGrant),
     Invite(DirectInvite),
     Claim(Claim),
+    /// A post or comment for a sphere's members.
+    Post(Box<crate::roomfeed::RoomPost>),
+    /// A sphere's post or comment taken back.
+    Retract(crate::roomfeed::RoomRetract),
 }
 
 fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
@@ -187,6 +193,12 @@ impl SpherePayload {
         }
         if let Some(c) = child_of::<Claim>(p, NS, "claim") {
             return Some(SpherePayload::Claim(c));
+        }
+        if let Some(post) = child_of(p, NS, "post") {
+            return Some(SpherePayload::Post(Box::new(post)));
+        }
+        if let Some(r) = child_of(p, NS, "retract") {
+            return Some(SpherePayload::Retract(r));
         }
         child_of::<DirectInvite>(p, "jabber:x:conference", "x").map(SpherePayload::Invite)
     }

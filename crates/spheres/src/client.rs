@@ -100,10 +100,13 @@ fn post_line(p: &Post) -> String {
         1 => " · 1 comment".to_owned(),
         n => format!(" · {n} comments"),
     };
+    let to = match &p.sphere {
+        Some(sphere) => format!("sphere {sphere}"),
+        None => p.audience.clone(),
+    };
     format!(
-        "[{}] {who} (to {}{comments}) {}\n  {}",
+        "[{}] {who} (to {to}{comments}) {}\n  {}",
         ago(p.published),
-        p.audience,
         p.id,
         p.text.replace('\n', "\n  ")
     )
@@ -356,7 +359,11 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
         }
         Ask::Post { text, to } => {
             let v: Posted = r.post("/feed", json!({"text": text, "to": to})).await?;
-            out.result(&format!("Posted to your {to}: {}", v.id), value(&v));
+            let whom = match to.as_str() {
+                "contacts" | "everyone" | "public" => format!("your {to}"),
+                sphere => sphere.strip_prefix("sphere:").unwrap_or(sphere).to_owned(),
+            };
+            out.result(&format!("Posted to {whom}: {}", v.id), value(&v));
         }
         Ask::EditPost { id, text } => {
             let v: Value = r

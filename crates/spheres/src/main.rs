@@ -94,8 +94,10 @@ enum Command {
         /// Change the text of this post of yours instead.
         #[arg(long, value_name = "POST_ID", conflicts_with = "delete")]
         edit: Option<String>,
-        /// Who reads it: contacts (the default), everyone (anyone with an XMPP address) or
-        /// public (everyone, and the web: pages on the node's HTTP address, see `status`).
+        /// Who reads it: contacts (the default), everyone (anyone with an XMPP address),
+        /// public (everyone, and the web: pages on the node's HTTP address, see `status`), or
+        /// a sphere's name (its members only; `sphere:NAME` when the name is one of those
+        /// words).
         #[arg(long, default_value = "contacts", value_name = "AUDIENCE")]
         to: String,
         /// Delete this post of yours instead.

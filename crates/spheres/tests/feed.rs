@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::node::{Node, add_user, household_member, household_nodes, raw_http};
+use common::node::{
+    Node, add_user, household, household_member, household_nodes, in_feed, invite_and_join,
+    raw_http,
+};
 use common::wait_until;
 use serde_json::Value;
 use spheres_xmpp::{BareJid, Client, ConnectConfig};
@@ -51,15 +54,6 @@ fn forged_notifications(
         eve.roster().await.unwrap();
     });
     (rt, eve)
-}
-
-/// The post `id` in `n`'s feed, if it is there.
-fn in_feed(n: &Node, id: &str) -> Option<Value> {
-    n.cli(&["feed"])
-        .as_array()?
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
 }
 
 /// `a` and `b` become contacts of each other (and each sees the other online).
@@ -277,9 +271,90 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
     assert!(why.contains("nothing to post"), "{why}");
 }
 
+/// A post to a sphere reaches its members (a comment under it reaches the poster, an edit and
+/// a deletion reach everyone) and nobody else: not a contact of the poster outside the
+/// sphere, live or on the poster's account; a member who leaves loses the sphere's posts.
+#[test]
+fn a_spheres_posts_reach_its_members_and_no_one_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    // Dave is alice's contact, not in the sphere.
+    let dave = household_member(&alice, dir.path(), "dave", &[]);
+    befriend(&alice, "alice@family.test", &dave, "dave@family.test");
+
+    let posted = alice.cli(&["post", "Lyon, day one", "--to", "Family"]);
+    let id = posted["id"].as_str().expect("the post's id").to_owned();
+    let mine = in_feed(&alice, &id).expect("alice's post in her feed");
+    assert_eq!(mine["sphere"], "Family");
+    wait_until("alice's post in bob's feed", || {
+        in_feed(&bob, &id).is_some()
+    });
+    let seen = in_feed(&bob, &id).unwrap();
+    assert_eq!(seen["author"], "alice@family.test");
+    assert_eq!(seen["audience"], "sphere");
+    assert_eq!(seen["sphere"], "Family");
+    assert_eq!(seen["text"], "Lyon, day one");
+
+    // Bob comments: alice's node shows it, from him.
+    bob.cli(&["comment", &id, "Beautiful"]);
+    wait_until("bob's comment at alice's", || {
+        in_feed(&alice, &id).is_some_and(|p| p["comments"] == 1)
+    });
+    let comments = alice.cli(&["comment", &id]);
+    assert_eq!(comments[0]["author"], "bob@family.test", "{comments}");
+    assert_eq!(comments[0]["text"], "Beautiful");
+    assert_eq!(comments[0]["verified"], true);
+
+    // Alice changes it; only she may.
+    alice.cli(&["post", "--edit", &id, "Lyon, day one (more tomorrow)"]);
+    wait_until("the new text at bob's", || {
+        in_feed(&bob, &id).is_some_and(|p| p["text"] == "Lyon, day one (more tomorrow)")
+    });
+    assert_eq!(in_feed(&bob, &id).unwrap()["published"], seen["published"]);
+    let why = bob.cli_fails(&["post", "--delete", &id]);
+    assert!(why.contains("only they can delete it"), "{why}");
+
+    // Dave gets alice's posts for her contacts, never the sphere's: not live, not from her
+    // account.
+    let later = alice.cli(&["post", "For my contacts"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until("alice's contacts post at dave's", || {
+        in_feed(&dave, &later).is_some()
+    });
+    assert!(in_feed(&dave, &id).is_none(), "dave read the sphere's post");
+    let on_account = dave.cli(&["feed", "--from", "alice@family.test"]);
+    assert!(
+        on_account
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != id.as_str()),
+        "{on_account}"
+    );
+    // Nobody reads a sphere they are not in; a sphere's name that is not one is refused.
+    let why = dave.cli_fails(&["post", "Hi", "--to", "Family"]);
+    assert!(why.contains("not an audience"), "{why}");
+
+    // Alice deletes it: gone at bob's too.
+    alice.cli(&["post", "--delete", &id]);
+    wait_until("the post gone at bob's", || in_feed(&bob, &id).is_none());
+
+    // A member who leaves the sphere loses its posts.
+    let another = alice.cli(&["post", "Day two", "--to", "sphere:Family"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until("day two at bob's", || in_feed(&bob, &another).is_some());
+    bob.cli(&["sphere", "leave", "Family"]);
+    assert!(in_feed(&bob, &another).is_none());
+}
+
 /// The feed page (#/feed) in Chromium, as two contacts use it: a draft that survives a
 /// refresh, a post that appears on the other's open page, a comment counted live, the
-/// poster's page, a change to the post seen live, a phone's width, French, a public post's page opened with no session and no script run, and no
+/// poster's page, a change to the post seen live, a post for a sphere, a phone's width, French, a public post's page opened with no session and no script run, and no
 /// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
 #[test]
 fn the_feed_page_in_two_browsers() {
@@ -292,7 +367,8 @@ fn the_feed_page_in_two_browsers() {
         "playwright-core is not installed: run scripts/install-test-deps"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (alice, bob) = household_nodes(dir.path(), &[]);
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
     befriend(&alice, "alice@family.test", &bob, "bob@family.test");
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
@@ -304,7 +380,14 @@ fn the_feed_page_in_two_browsers() {
         .env("DATA_B", &bob.data)
         .env("SHOTS", &shots);
     let mut ui = common::Proc::spawn("feed browser test", cmd);
-    for stage in ["feed_open", "post_seen", "comment_seen", "edit_seen", "ok"] {
+    for stage in [
+        "feed_open",
+        "post_seen",
+        "comment_seen",
+        "edit_seen",
+        "sphere_seen",
+        "ok",
+    ] {
         if let Err(why) = ui.try_wait_event(stage) {
             panic!("{why}");
         }

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use base64::Engine as _;
-use common::node::{Node, household, invite_and_join, wait_seeding};
+use common::node::{Node, household, in_feed, invite_and_join, wait_seeding};
 use common::{Proc, spheres, wait_until, write_random};
 use serde_json::{Value, json};
 
@@ -38,6 +38,18 @@ impl Mallory {
         let mut proc = Proc::spawn_interactive("mallory", cmd);
         proc.wait_event("online");
         Mallory { proc }
+    }
+
+    /// Mallory, invited by alice to "Family" and in its room; and the room's address.
+    fn in_family(alice: &Node, dir: &Path) -> (Mallory, String) {
+        let mut mallory = Mallory::start(alice, dir);
+        alice.cli(&["sphere", "invite", "Family", "mallory@family.test"]);
+        let room = alice.cli(&["sphere", "list"])[0]["room"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        mallory.run(json!({"op": "join", "room": room, "nick": "mallory"}));
+        (mallory, room)
     }
 
     /// Runs one command of hostile.py and waits until it was sent.
@@ -95,13 +107,7 @@ fn a_hostile_member_cannot_forge_announcements() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, mut bob) = household(dir.path());
     invite_and_join(&alice, &bob);
-    let mut mallory = Mallory::start(&alice, dir.path());
-    alice.cli(&["sphere", "invite", "Family", "mallory@family.test"]);
-    let room = alice.cli(&["sphere", "list"])[0]["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    mallory.run(json!({"op": "join", "room": room, "nick": "mallory"}));
+    let (mut mallory, room) = Mallory::in_family(&alice, dir.path());
 
     // Alice shares something real first, for mallory to try to take back.
     let photo = dir.path().join("photo.jpg");
@@ -236,6 +242,99 @@ fn a_hostile_member_cannot_forge_announcements() {
     wait_until("the archive read again", || has_share(&bob, "honest.bin"));
     wait_seeding(&bob, "Family", "photo.jpg");
     check(&bob);
+}
+
+/// The feed of a sphere (posts and comments in its room): `<post>` as any client writes it.
+fn room_post(id: &str, on: Option<&str>, text: &str, extra: &str) -> String {
+    let on = on.map(|o| format!(" on='{o}'")).unwrap_or_default();
+    format!(
+        "<post xmlns='urn:spheres:0' id='{id}'{on}><entry xmlns='http://www.w3.org/2005/Atom'>\
+         <title>{text}</title><author><uri>xmpp:alice@family.test</uri></author>{extra}</entry></post>"
+    )
+}
+
+/// A member (mallory) rewrites and deletes others' posts and comments in the sphere's room,
+/// and dates a post of hers next century to keep it on top: bob's node takes her honest
+/// post and comment (written by slixmpp, not by us) and none of the rest.
+#[test]
+fn a_hostile_member_cannot_rewrite_others_posts_in_a_sphere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    let (mut mallory, room) = Mallory::in_family(&alice, dir.path());
+    let id = alice.cli(&["post", "Lyon, day one", "--to", "Family"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cid = bob.cli(&["comment", &id, "Beautiful"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until("bob's comment at bob's", || {
+        in_feed(&bob, &id).is_some_and(|p| p["comments"] == 1)
+    });
+    let say = |m: &mut Mallory, xml: String| {
+        m.run(json!({"op": "groupchat", "room": room, "body": "look", "xml": xml}));
+    };
+    // Alice's post and bob's comment, rewritten; both deleted; a post from the future.
+    say(
+        &mut mallory,
+        room_post(&id, None, "Send me your password", ""),
+    );
+    say(
+        &mut mallory,
+        room_post(&cid, Some(&id), "Send me yours too", ""),
+    );
+    say(
+        &mut mallory,
+        format!("<retract xmlns='urn:spheres:0' id='{cid}' on='{id}'/>"),
+    );
+    say(
+        &mut mallory,
+        format!("<retract xmlns='urn:spheres:0' id='{id}'/>"),
+    );
+    say(
+        &mut mallory,
+        room_post(
+            "pinned",
+            None,
+            "On top forever",
+            "<published>2099-01-01T00:00:00Z</published>",
+        ),
+    );
+    // Her honest comment, last: once bob has it, he has read everything before.
+    say(&mut mallory, room_post("honest", Some(&id), "Nice", ""));
+    wait_until("mallory's honest comment at bob's", || {
+        in_feed(&bob, &id).is_some_and(|p| p["comments"] == 2)
+    });
+    let post = in_feed(&bob, &id).unwrap();
+    assert_eq!(post["text"], "Lyon, day one");
+    assert_eq!(post["author"], "alice@family.test");
+    let comments = bob.cli(&["comment", &id]);
+    let texts: Vec<_> = comments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["author"].as_str().unwrap(), c["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("bob@family.test", "Beautiful"),
+            ("mallory@family.test", "Nice")
+        ]
+    );
+    // Her post is hers (whatever its entry says), dated no later than when the room got it.
+    let pinned = in_feed(&bob, "pinned").expect("mallory's post");
+    assert_eq!(pinned["author"], "mallory@family.test");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        pinned["published"].as_i64().unwrap() <= now + 300,
+        "{pinned}"
+    );
 }
 
 /// A stranger (mallory, not a contact of bob's, not on the allow-list) invites bob's

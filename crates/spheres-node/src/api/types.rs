@@ -361,8 +361,10 @@ pub struct Post {
     /// The poster's address.
     pub author: String,
     pub author_name: Option<String>,
-    /// `contacts`, `everyone` or `public`.
+    /// `contacts`, `everyone`, `public`, or `sphere` (then [`Post::sphere`] names it).
     pub audience: String,
+    /// The sphere it was posted to: only its members read it.
+    pub sphere: Option<String>,
     pub text: String,
     /// Seconds since 1970.
     pub published: i64,

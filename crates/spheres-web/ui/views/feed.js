@@ -1,5 +1,6 @@
-// The feed: my posts and my contacts', newest first, with comments; a box to post, for my
-// contacts, for everyone or for the whole web (the draft survives a refresh); older posts a
+// The feed: my posts, my contacts' and my spheres', newest first, with comments; a box to
+// post, for my contacts, for everyone, for the whole web or for one sphere's members (the draft
+// and its audience survive a refresh); older posts a
 // page at a time as the reader scrolls. With `jid`: that person's page, their posts as their account gives them to
 // me (all of them for a contact, else those for everyone).
 // Text is shown as text (never as markup).
@@ -10,6 +11,7 @@ import { dateTime, t } from "../i18n.js";
 import { enc, scope } from "../util.js";
 
 const DRAFT = "spheres.feed.draft";
+const DRAFT_TO = "spheres.feed.draft.to";
 
 /** @param {HTMLElement} el @param {{ jid?: string }} [params] */
 export function mount(el, { jid } = {}) {
@@ -20,9 +22,17 @@ export function mount(el, { jid } = {}) {
   const text = h("textarea", { id: "post-text", rows: 3, required: true, maxlength: 10000 });
   text.value = localStorage.getItem(DRAFT) || "";
   text.addEventListener("input", () => localStorage.setItem(DRAFT, text.value));
-  const audience = h("select", { id: "post-to" },
+  const spheres = h("optgroup", { label: t("spheres") });
+  const audience = h("select", { id: "post-to", onchange: () => localStorage.setItem(DRAFT_TO, audience.value) },
     h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")),
-    h("option", { value: "public" }, t("toPublic")));
+    h("option", { value: "public" }, t("toPublic")), spheres);
+  // The spheres I am in, as audiences ("sphere:NAME": a sphere may be called "public").
+  api("/spheres", { signal }).then((/** @type {{ name: string }[]} */ list) => {
+    spheres.replaceChildren(...list.map((s) => h("option", { value: `sphere:${s.name}` }, t("toSphere", { name: s.name }))));
+    spheres.hidden = !list.length;
+    const kept = localStorage.getItem(DRAFT_TO);
+    if (kept && [...audience.options].some((o) => o.value === kept)) audience.value = kept;
+  }).catch(failLoad);
   const box = h("form", { class: "post-box", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
@@ -63,7 +73,7 @@ export function mount(el, { jid } = {}) {
   async function item(p) {
     const when = new Date(p.published * 1000);
     const head = h("p", { class: "post-head" }, byline(p), " ",
-      h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
+      h("span", { class: "muted" }, audienceOf(p)), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
     if (p.updated > p.published) head.append(" ", h("span", { class: "muted" }, t("edited")));
     let body = h("p", { class: "post-text" }, ...linked(p.text));
@@ -120,6 +130,12 @@ export function mount(el, { jid } = {}) {
 
 const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
 
+/** Who a post is for, in words. */
+function audienceOf(p) {
+  if (p.sphere) return t("toSphere", { name: p.sphere });
+  return t(audiences[p.audience] || "toContacts");
+}
+
 /** A post's text as nodes: its web addresses (http and https only) as links that carry no
  *  referrer and no trust, the rest as text (never markup). */
 function linked(text) {
@@ -150,7 +166,7 @@ function person(el, jid, life) {
     list.replaceChildren(...(posts.length ? posts.map((p) => {
       const when = new Date(p.published * 1000);
       return h("li", { class: "post" }, h("p", { class: "post-head" },
-        h("span", { class: "muted" }, t(audiences[p.audience] || "toContacts")), " ",
+        h("span", { class: "muted" }, audienceOf(p)), " ",
         h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, ...linked(p.text)));
     }) : [h("li", { class: "empty" }, t("noPostsOf"))]));
   }

@@ -139,6 +139,15 @@ impl Node {
     }
 }
 
+/// The post `id` in `n`'s feed, if it is there.
+pub fn in_feed(n: &Node, id: &str) -> Option<Value> {
+    n.cli(&["feed"])
+        .as_array()?
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
 /// Polls `cond` (every 100 ms) until it holds; panics after `TIMEOUT` naming `what`.
 pub fn wait_seeding(n: &Node, sphere: &str, name: &str) {
     let deadline = Instant::now() + TIMEOUT;
