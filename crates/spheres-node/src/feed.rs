@@ -20,6 +20,7 @@ use crate::Node;
 use crate::api::types;
 use crate::error::{NodeError, refuse};
 use crate::events::NodeEvent;
+use crate::spherefeed::{media_links, stored_media};
 
 /// Posts read from each account when the node comes online.
 const HISTORY: u32 = 20;
@@ -126,11 +127,19 @@ fn post_row(service: &BareJid, item: &Item, audience: &str) -> PostRow {
         published,
         updated: e.updated.unwrap_or(published),
         sphere_id: None,
+        media: "[]".into(),
     }
 }
 
-fn api_post(p: PostRow, comments: i64, sphere: Option<String>, me: &BareJid) -> types::Post {
+fn api_post(
+    p: PostRow,
+    comments: i64,
+    sphere: Option<String>,
+    media: Vec<types::PostMedia>,
+    me: &BareJid,
+) -> types::Post {
     types::Post {
+        media,
         mine: p.author == me.as_str(),
         id: p.item_id,
         author: p.author,
@@ -242,14 +251,22 @@ impl Node {
         }
     }
 
-    /// Posts `text` for `to` (an audience, or a sphere); returns the post's id.
-    pub async fn post(&self, text: &str, to: &str) -> Result<String, NodeError> {
+    /// Posts `text` for `to` (an audience, or a sphere), showing `shares` (info hashes of
+    /// the sphere's shares); returns the post's id.
+    pub async fn post(&self, text: &str, to: &str, shares: &[String]) -> Result<String, NodeError> {
         let text = checked_text(text)?;
         let audience = match self.target(to).await? {
+            Target::Account(_) if !shares.is_empty() => refuse!(
+                BadInput,
+                "photos and videos go with posts to a sphere for now: post to one (--to SPHERE) \
+                 and its members get the files peer to peer"
+            ),
             Target::Account(a) => a,
             Target::Sphere(sphere) => {
+                let media = media_links(&self.shares_to_show(&sphere, shares).await?);
                 let id = feed::new_item_id();
-                self.post_in_sphere(&sphere, &id, None, text, None).await?;
+                self.post_in_sphere(&sphere, &id, None, text, None, media)
+                    .await?;
                 return Ok(id);
             }
         };
@@ -273,8 +290,21 @@ impl Node {
         let text = checked_text(text)?;
         let post = self.own_post(id, "change").await?;
         if let Some(sphere) = self.sphere_of(&post).await? {
+            // The same shares as before, those still there.
+            let mut kept = Vec::new();
+            for m in stored_media(&post.media) {
+                kept.extend(self.store.share(sphere.id, &m.info_hash).await?);
+            }
+            let media = media_links(&kept);
             return self
-                .post_in_sphere(&sphere, &post.item_id, None, text, Some(post.published))
+                .post_in_sphere(
+                    &sphere,
+                    &post.item_id,
+                    None,
+                    text,
+                    Some(post.published),
+                    media,
+                )
                 .await
                 .map(drop);
         }
@@ -344,9 +374,9 @@ impl Node {
         }
     }
 
-    /// Sends post `id` (a comment under post `on` when given) saying `text` to a sphere's
-    /// room, and keeps it; `published`: when it was first (now when `None`). Returns the
-    /// post's row (for a comment, its post's).
+    /// Sends post `id` (a comment under post `on` when given) saying `text` and showing
+    /// `media` to a sphere's room, and keeps it; `published`: when it was first (now when
+    /// `None`). Returns the post's row (for a comment, its post's).
     async fn post_in_sphere(
         &self,
         sphere: &Sphere,
@@ -354,9 +384,11 @@ impl Node {
         on: Option<&PostRow>,
         text: &str,
         published: Option<i64>,
+        media: Vec<feed::Link>,
     ) -> Result<PostRow, NodeError> {
         let room = BareJid::new(&sphere.room)?;
         let mut entry = Entry {
+            links: media,
             audience: Some(SPHERE.to_owned()),
             in_reply_to: on.map(|p| p.item_id.clone()),
             ..self.entry(text)
@@ -448,13 +480,19 @@ impl Node {
             .map(crate::chat::address)
             .transpose()?
             .map(|a| a.to_string());
-        Ok(self
+        let mut out = Vec::new();
+        for r in self
             .store
             .feed(before, author.as_deref(), None, PAGE)
             .await?
-            .into_iter()
-            .map(|r| api_post(r.post, r.comment_count, r.sphere, &self.me))
-            .collect())
+        {
+            let media = match r.post.sphere_id {
+                Some(sphere) => self.post_media(sphere, &r.post.media).await?,
+                None => Vec::new(),
+            };
+            out.push(api_post(r.post, r.comment_count, r.sphere, media, &self.me));
+        }
+        Ok(out)
     }
 
     /// What `who` posts that we may read, from their account (not only what we follow):
@@ -475,7 +513,7 @@ impl Node {
         };
         for item in items {
             let row = post_row(&who, &item, audience.as_str());
-            out.push(api_post(row, 0, None, &self.me));
+            out.push(api_post(row, 0, None, Vec::new(), &self.me));
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.published));
         Ok(out)
@@ -507,7 +545,7 @@ impl Node {
         let post = self.post_by_id(id).await?;
         if let Some(sphere) = self.sphere_of(&post).await? {
             let cid = feed::new_item_id();
-            self.post_in_sphere(&sphere, &cid, Some(&post), text, None)
+            self.post_in_sphere(&sphere, &cid, Some(&post), text, None, Vec::new())
                 .await?;
             return Ok(cid);
         }

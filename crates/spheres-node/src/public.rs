@@ -179,6 +179,7 @@ mod tests {
             published: 1_800_000_000,
             updated: 1_800_000_000,
             sphere_id: None,
+            media: "[]".into(),
         }
     }
 

@@ -106,6 +106,8 @@ pub struct PostRow {
     pub updated: i64,
     /// The sphere it was posted to (then `service` is its room), when it was.
     pub sphere_id: Option<i64>,
+    /// The shares it links to: a JSON array (the node's `PostMedia`).
+    pub media: String,
 }
 
 /// A post as the feed lists it: with how many comments it has.
@@ -550,12 +552,13 @@ impl Store {
     pub async fn put_post(&self, p: &PostRow) -> Result<Option<PostRow>> {
         Ok(sqlx::query_as(
             "INSERT INTO posts (service, item_id, author, author_name, audience, title, content,
-                                comments_node, published, updated, sphere_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                comments_node, published, updated, sphere_id, media)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (service, item_id) DO UPDATE SET
                 author_name = excluded.author_name, audience = excluded.audience,
                 title = excluded.title, content = excluded.content,
-                comments_node = excluded.comments_node, updated = excluded.updated
+                comments_node = excluded.comments_node, updated = excluded.updated,
+                media = excluded.media
              WHERE posts.author = excluded.author
              RETURNING *",
         )
@@ -570,6 +573,7 @@ impl Store {
         .bind(p.published)
         .bind(p.updated)
         .bind(p.sphere_id)
+        .bind(&p.media)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -752,6 +756,7 @@ mod tests {
             published: at,
             updated: at,
             sphere_id: None,
+            media: "[]".into(),
         };
         let a = store
             .put_post(&post("a", "alice@h", 10))
@@ -872,6 +877,7 @@ mod tests {
             published: 5,
             updated: 5,
             sphere_id: Some(s.id),
+            media: "[]".into(),
         };
         let p = store.put_post(&row).await.unwrap().unwrap();
         assert_eq!(store.post(&s.room, "p1").await.unwrap(), Some(p.clone()));

@@ -85,11 +85,18 @@ pub enum Ask {
     Chat { jid: String, text: Option<String> },
     Say { sphere: String, text: String },
     Messages { sphere: String },
-    Post { text: String, to: String },
+    Post(NewPost),
     DeletePost { id: String },
     EditPost { id: String, text: String },
     Feed { from: Option<String> },
     Comment { id: String, text: Option<String> },
+}
+
+/// A post to make: its text, who reads it, the files it shows (shared in the sphere first).
+pub struct NewPost {
+    pub text: String,
+    pub to: String,
+    pub attach: Vec<PathBuf>,
 }
 
 /// A post as the CLI shows it: who, for whom, when, the text, how many comments.
@@ -104,12 +111,21 @@ fn post_line(p: &Post) -> String {
         Some(sphere) => format!("sphere {sphere}"),
         None => p.audience.clone(),
     };
-    format!(
+    let mut line = format!(
         "[{}] {who} (to {to}{comments}) {}\n  {}",
         ago(p.published),
         p.id,
         p.text.replace('\n', "\n  ")
-    )
+    );
+    if !p.media.is_empty() {
+        let shown: Vec<String> = p
+            .media
+            .iter()
+            .map(|m| format!("{} ({})", m.name, human_bytes(m.size)))
+            .collect();
+        line.push_str(&format!("\n  shows {}", shown.join(", ")));
+    }
+    line
 }
 
 fn now() -> i64 {
@@ -250,6 +266,31 @@ fn read_secret(file: &PathBuf) -> Result<String> {
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// Shares `path` in `sphere`, with the hashing's progress.
+async fn share(out: &Output, r: &Remote, sphere: &str, path: &std::path::Path) -> Result<Shared> {
+    let path =
+        std::fs::canonicalize(path).with_context(|| format!("cannot find {}", path.display()))?;
+    let bar = out.bytes_bar("hashing");
+    let shares_path = format!("/spheres/{}/shares", segment(sphere));
+    let request = r.post::<Shared>(&shares_path, json!({"path": path}));
+    tokio::pin!(request);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let done = loop {
+        tokio::select! {
+            result = &mut request => break result?,
+            _ = tick.tick() => {
+                if let Ok(list) = r.get::<Vec<ShareInfo>>(&shares_path).await {
+                    for s in list.iter().filter(|s| s.state == ShareState::Hashing) {
+                        bar.set(s.have_bytes, s.total_bytes);
+                    }
+                }
+            }
+        }
+    };
+    bar.finish();
+    Ok(done)
+}
+
 pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
     match ask {
         Ask::Open => {
@@ -266,26 +307,7 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
         }
         Ask::Sphere(c) => sphere(out, r, c).await?,
         Ask::Share { sphere, path } => {
-            let path = std::fs::canonicalize(&path)
-                .with_context(|| format!("cannot find {}", path.display()))?;
-            let bar = out.bytes_bar("hashing");
-            let shares_path = format!("/spheres/{}/shares", segment(&sphere));
-            let request = r.post::<Shared>(&shares_path, json!({"path": path}));
-            tokio::pin!(request);
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            let done = loop {
-                tokio::select! {
-                    result = &mut request => break result?,
-                    _ = tick.tick() => {
-                        if let Ok(list) = r.get::<Vec<ShareInfo>>(&shares_path).await {
-                            for s in list.iter().filter(|s| s.state == ShareState::Hashing) {
-                                bar.set(s.have_bytes, s.total_bytes);
-                            }
-                        }
-                    }
-                }
-            };
-            bar.finish();
+            let done = share(out, r, &sphere, &path).await?;
             out.result(
                 &format!(
                     "Shared {} ({}) in {sphere}",
@@ -357,8 +379,23 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 .await?;
             out.result(&format!("Said in {sphere}"), v);
         }
-        Ask::Post { text, to } => {
-            let v: Posted = r.post("/feed", json!({"text": text, "to": to})).await?;
+        Ask::Post(NewPost { text, to, attach }) => {
+            // Files go with a post to a sphere: shared there first, then shown by the post.
+            let mut shares = Vec::new();
+            if !attach.is_empty() {
+                let sphere = match to.as_str() {
+                    "contacts" | "everyone" | "public" => anyhow::bail!(
+                        "photos and videos go with posts to a sphere for now: add --to SPHERE"
+                    ),
+                    s => s.strip_prefix("sphere:").unwrap_or(s),
+                };
+                for path in &attach {
+                    shares.push(share(out, r, sphere, path).await?.info_hash);
+                }
+            }
+            let v: Posted = r
+                .post("/feed", json!({"text": text, "to": to, "shares": shares}))
+                .await?;
             let whom = match to.as_str() {
                 "contacts" | "everyone" | "public" => format!("your {to}"),
                 sphere => sphere.strip_prefix("sphere:").unwrap_or(sphere).to_owned(),

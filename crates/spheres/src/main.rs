@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use spheres_metainfo::{CreateOptions, Metainfo};
 use spheres_torrent::{AddOptions, Engine, EngineConfig, Source};
 
-use client::{Ask, ContactCommand, HouseholdCommand, SphereCommand};
+use client::{Ask, ContactCommand, HouseholdCommand, NewPost, SphereCommand};
 use output::Output;
 use spheres_node::units::{human_bytes, parse_size};
 
@@ -100,6 +100,10 @@ enum Command {
         /// words).
         #[arg(long, default_value = "contacts", value_name = "AUDIENCE")]
         to: String,
+        /// A file or folder to show in the post (repeat for more): shared in the sphere
+        /// `--to` names first (posts for a sphere only, for now).
+        #[arg(long, value_name = "PATH")]
+        attach: Vec<PathBuf>,
         /// Delete this post of yours instead.
         #[arg(long, value_name = "POST_ID", conflicts_with = "text")]
         delete: Option<String>,
@@ -315,13 +319,16 @@ fn main() {
                 text: text.unwrap_or_default(),
             },
         ),
-        Command::Post { text, to, .. } => ask(
+        Command::Post {
+            text, to, attach, ..
+        } => ask(
             &out,
             &cli.locate,
-            Ask::Post {
+            Ask::Post(NewPost {
                 text: text.unwrap_or_default(),
                 to,
-            },
+                attach,
+            }),
         ),
         Command::Feed { from } => ask(&out, &cli.locate, Ask::Feed { from }),
         Command::Comment { post_id, text } => {

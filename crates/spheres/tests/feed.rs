@@ -6,7 +6,7 @@ mod common;
 
 use common::node::{
     Node, add_user, household, household_member, household_nodes, in_feed, invite_and_join,
-    raw_http,
+    raw_http, wait_seeding,
 };
 use common::wait_until;
 use serde_json::Value;
@@ -306,6 +306,44 @@ fn a_spheres_posts_reach_its_members_and_no_one_else() {
     assert_eq!(comments[0]["text"], "Beautiful");
     assert_eq!(comments[0]["verified"], true);
 
+    // A post that shows a photo: shared in the sphere first; bob's node gets the file and
+    // shows the post with it.
+    let photo = dir.path().join("lyon.jpg");
+    common::write_random(&photo, 60_000, 7);
+    let with = alice.cli(&[
+        "post",
+        "The view from Fourvière",
+        "--to",
+        "Family",
+        "--attach",
+        photo.to_str().unwrap(),
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_until("the post with a photo at bob's", || {
+        in_feed(&bob, &with).is_some()
+    });
+    wait_seeding(&bob, "Family", "lyon.jpg");
+    let shared = bob.share_state("Family", "lyon.jpg").unwrap();
+    let media = in_feed(&bob, &with).unwrap()["media"].clone();
+    assert_eq!(media.as_array().map(Vec::len), Some(1), "{media}");
+    assert_eq!(media[0]["info_hash"], shared["info_hash"]);
+    assert_eq!(
+        (&media[0]["name"], &media[0]["kind"], &media[0]["here"]),
+        (&"lyon.jpg".into(), &"image".into(), &true.into())
+    );
+    assert_eq!(media[0]["size"], 60_000);
+    // Changed, it still shows it.
+    alice.cli(&["post", "--edit", &with, "The view from Fourvière, at dawn"]);
+    wait_until("the new text at bob's", || {
+        in_feed(&bob, &with).is_some_and(|p| p["text"] == "The view from Fourvière, at dawn")
+    });
+    assert_eq!(in_feed(&bob, &with).unwrap()["media"], media);
+    // Files go with posts to a sphere only, for now, and say so.
+    let why = alice.cli_fails(&["post", "Hi", "--attach", photo.to_str().unwrap()]);
+    assert!(why.contains("go with posts to a sphere"), "{why}");
+
     // Alice changes it; only she may.
     alice.cli(&["post", "--edit", &id, "Lyon, day one (more tomorrow)"]);
     wait_until("the new text at bob's", || {
@@ -370,6 +408,15 @@ fn the_feed_page_in_two_browsers() {
     let (alice, bob) = household(dir.path());
     invite_and_join(&alice, &bob);
     befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    // A photo in the sphere (a real picture, 16 by 16), for a post to show.
+    use base64::Engine as _;
+    let photo = dir.path().join("fourviere.png");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAABlklEQVR42hXR4RiFMQiG4Q9hCEMIYQghhDCEEIbwIIQQQgghDOHs9Lu7662+72N8zA/5WB/6YR/7wz/OBx/xkR/10R/34/sGYzAHMlgDHdhgD3xwBgxikIMa9OCOByZjMicyWROd2GRPfHImTGKSk5r05M4HhCFMQYQlqGDCFlw4AkIIKZTQwpUHFmMxF7JYC13YYi98cRYsYpGLWvTirgeUoUxFlKWoYspWXDkKSiiplNLK1QeMYUxDjGWoYcY23DgGRhhplNHGtQc2YzM3slkb3dhmb3xzNmxik5va9ObuB5zhTEec5ahjznbcOQ5OOOmU0871Bw7jMA9yWAc92GEf/HAOHOKQhzr04Z4H/s95534HfCd5S77YL8gb/Zr/FZBQ0HDf679gBDOQYAUaWLADD0782yPIoIIObjyQjGQmkqxEE0t24snJ//BIMqmkk5sPFKOYhRSr0MKKXXhx6h8liiyq6OLWA81oZiPNarSxZjfenP4Hjyabarq5/cBlXOZFLuuiF7vsi1/O/a8Zl7zUpS/38gNq4ZAQAX6pcwAAAABJRU5ErkJggg==")
+        .unwrap();
+    std::fs::write(&photo, png).unwrap();
+    alice.cli(&["share", "Family", photo.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "fourviere.png");
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");

@@ -877,7 +877,7 @@ async fn make_post(
 ) -> ApiResult<types::Posted> {
     let id = api
         .node
-        .post(&b.text, b.to.as_deref().unwrap_or("contacts"))
+        .post(&b.text, b.to.as_deref().unwrap_or("contacts"), &b.shares)
         .await?;
     Ok(Json(types::Posted { id }))
 }

@@ -372,6 +372,21 @@ pub struct Post {
     /// How many comments it has (as far as this node knows).
     pub comments: i64,
     pub mine: bool,
+    /// The shares of its sphere it shows (photos, videos, folders), in order.
+    pub media: Vec<PostMedia>,
+}
+
+/// A share a post shows: as this node has it in the post's sphere, else as the post names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PostMedia {
+    pub info_hash: String,
+    pub name: String,
+    pub size: u64,
+    /// `video`, `audio`, `image`, `document`, `archive` or `other`.
+    pub kind: String,
+    /// Whether this node has the share in the sphere (its thumbnail and viewer are there).
+    pub here: bool,
 }
 
 /// A comment under a post.
@@ -398,6 +413,9 @@ pub struct PostBody {
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub to: Option<String>,
+    /// Shares of the sphere `to` names (info hashes) for the post to show.
+    #[serde(default)]
+    pub shares: Vec<String>,
 }
 
 /// A post just made, or a comment: its id.

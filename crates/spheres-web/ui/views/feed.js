@@ -1,6 +1,7 @@
 // The feed: my posts, my contacts' and my spheres', newest first, with comments; a box to
-// post, for my contacts, for everyone, for the whole web or for one sphere's members (the draft
-// and its audience survive a refresh); older posts a
+// post, for my contacts, for everyone, for the whole web or for one sphere's members, showing
+// photos and videos of that sphere (the draft and its audience survive a refresh); a post's
+// photos and videos open in the viewer, and play while they download; older posts a
 // page at a time as the reader scrolls. With `jid`: that person's page, their posts as their account gives them to
 // me (all of them for a contact, else those for everyone).
 // Text is shown as text (never as markup).
@@ -8,7 +9,8 @@ import { api, fail, failLoad } from "../api.js";
 import { h } from "../dom.js";
 import { on } from "../events.js";
 import { dateTime, t } from "../i18n.js";
-import { enc, scope } from "../util.js";
+import { enc, scope, size } from "../util.js";
+import * as viewer from "./viewer.js";
 
 const DRAFT = "spheres.feed.draft";
 const DRAFT_TO = "spheres.feed.draft.to";
@@ -23,7 +25,27 @@ export function mount(el, { jid } = {}) {
   text.value = localStorage.getItem(DRAFT) || "";
   text.addEventListener("input", () => localStorage.setItem(DRAFT, text.value));
   const spheres = h("optgroup", { label: t("spheres") });
-  const audience = h("select", { id: "post-to", onchange: () => localStorage.setItem(DRAFT_TO, audience.value) },
+  // For a sphere: its shares, to show in the post.
+  const pickList = h("ul", { class: "picks" });
+  const picker = h("fieldset", { class: "post-media-picker", hidden: true },
+    h("legend", {}, t("showInPost")), pickList);
+  async function drawPicker() {
+    const sphere = audience.value.startsWith("sphere:") ? audience.value.slice("sphere:".length) : "";
+    picker.hidden = !sphere;
+    if (!sphere) return;
+    /** @type {{ info_hash: string, name: string, media: string, state: string }[]} */
+    const list = await api(`/spheres/${enc(sphere)}/shares`, { signal });
+    const shown = list.filter((s) => s.info_hash && s.state !== "hashing").slice(-24).reverse();
+    pickList.replaceChildren(...(shown.length ? shown.map((s) => {
+      const id = `pick-${s.info_hash}`;
+      return h("li", {}, h("input", { type: "checkbox", id, value: s.info_hash }),
+        h("label", { for: id }, thumbOf(sphere, s.info_hash, s.media, ""), h("span", { class: "name" }, s.name)));
+    }) : [h("li", { class: "empty" }, t("nothingYet"))]));
+  }
+  const audience = h("select", { id: "post-to", onchange: () => {
+    localStorage.setItem(DRAFT_TO, audience.value);
+    drawPicker().catch(failLoad);
+  } },
     h("option", { value: "contacts" }, t("toContacts")), h("option", { value: "everyone" }, t("toEveryone")),
     h("option", { value: "public" }, t("toPublic")), spheres);
   // The spheres I am in, as audiences ("sphere:NAME": a sphere may be called "public").
@@ -32,17 +54,20 @@ export function mount(el, { jid } = {}) {
     spheres.hidden = !list.length;
     const kept = localStorage.getItem(DRAFT_TO);
     if (kept && [...audience.options].some((o) => o.value === kept)) audience.value = kept;
+    return drawPicker();
   }).catch(failLoad);
   const box = h("form", { class: "post-box", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
-      await api("/feed", { method: "POST", json: { text: text.value, to: audience.value }, signal });
+      const shares = picker.hidden ? [] : [...pickList.querySelectorAll("input:checked")].map((c) => /** @type {HTMLInputElement} */ (c).value);
+      await api("/feed", { method: "POST", json: { text: text.value, to: audience.value, shares }, signal });
+      for (const c of pickList.querySelectorAll("input")) /** @type {HTMLInputElement} */ (c).checked = false;
       text.value = "";
       localStorage.removeItem(DRAFT);
       await draw();
     } catch (e) { fail(e); }
   } }, h("label", { for: "post-text" }, t("postWhat")), text,
-    h("label", { for: "post-to" }, t("postTo")), audience, h("button", { type: "submit" }, t("post")));
+    h("label", { for: "post-to" }, t("postTo")), audience, picker, h("button", { type: "submit" }, t("post")));
 
   const list = h("ol", { class: "posts", "aria-live": "polite" });
   const more = h("button", { type: "button", hidden: true, onclick: () => draw(true).catch(failLoad) }, t("olderPosts"));
@@ -104,7 +129,9 @@ export function mount(el, { jid } = {}) {
       if (!confirm(t("deletePostConfirm"))) return;
       try { await api(`/feed/${enc(p.id)}/delete`, { method: "POST", json: {}, signal }); await draw(); } catch (e) { fail(e); }
     } }, t("delete")));
-    const parts = [head, body, h("p", { class: "post-actions" }, ...actions)];
+    const parts = [head, body];
+    if (p.sphere && p.media.length) parts.push(mediaOf(p));
+    parts.push(h("p", { class: "post-actions" }, ...actions));
     if (open.has(p.id)) parts.push(await comments(p));
     return h("li", { class: "post" }, ...parts);
   }
@@ -122,6 +149,24 @@ export function mount(el, { jid } = {}) {
       } }, h("label", { for: `comment-${p.id}`, class: "sr" }, t("comment")), say, h("button", { type: "submit" }, t("comment"))));
   }
 
+  // A post's photos and videos, opened in the viewer (with its sphere's others around them).
+  let closeViewer = null;
+  life.add(() => closeViewer?.());
+  function mediaOf(p) {
+    return h("ul", { class: "post-media" }, ...p.media.map((m) => h("li", {},
+      h("button", { type: "button", class: "open", disabled: !m.here, title: m.here ? m.name : t("notHereYet"), onclick: async () => {
+        try {
+          const list = await api(`/spheres/${enc(p.sphere)}/shares`, { signal });
+          const shown = p.media.map((x) => list.find((s) => s.info_hash === x.info_hash)).filter(Boolean);
+          const index = shown.findIndex((s) => s.info_hash === m.info_hash);
+          if (index < 0) return;
+          closeViewer?.();
+          closeViewer = viewer.mount(/** @type {HTMLDialogElement} */ (document.getElementById("viewer")), { shares: () => shown, index });
+        } catch (e) { fail(e); }
+      } }, thumbOf(p.sphere, m.info_hash, m.here ? m.kind : "", m.name),
+      h("span", { class: "name" }, m.name), h("span", { class: "meta" }, size(m.size))))));
+  }
+
   draw().catch(failLoad);
   const again = () => draw().catch(failLoad);
   life.add(on(["feed", "resync"], () => life.soon(again)));
@@ -129,6 +174,15 @@ export function mount(el, { jid } = {}) {
 }
 
 const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
+
+/** A share's thumbnail, made by the node once it has the share (a clean placeholder until
+ *  then, or when there is none). */
+function thumbOf(sphere, hash, kind, alt) {
+  const icon = h("span", { class: "icon", "aria-hidden": "true" }, kind === "video" ? "▶" : "🖼");
+  if (kind !== "image" && kind !== "video") return h("span", { class: "thumb" }, icon);
+  return h("span", { class: "thumb" }, h("img", { src: `/api/spheres/${enc(sphere)}/shares/${hash}/thumb`, alt, loading: "lazy",
+    onerror: (/** @type {Event} */ ev) => /** @type {HTMLElement} */ (ev.target).replaceWith(icon) }));
+}
 
 /** Who a post is for, in words. */
 function audienceOf(p) {

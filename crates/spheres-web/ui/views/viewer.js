@@ -1,6 +1,7 @@
 // The viewer: the page's <dialog id="viewer"> showing one share (video, audio, picture, or a
-// link to the file), with previous and next. Mounted by the sphere view on a card's click;
-// unmount closes it and lets go of the stream.
+// link to the file), with previous and next (buttons, arrow keys, a finger's swipe). Mounted
+// by the sphere view on a card's click and by the feed on a post's photo; unmount closes it
+// and lets go of the stream.
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
 
@@ -51,11 +52,26 @@ export function mount(dialog, { shares, index }) {
     if (ev.key === "ArrowRight") step(1);
     if (ev.key === "ArrowLeft") step(-1);
   };
+  // A finger's swipe sideways (not on a player, whose controls take drags) goes to the next
+  // or the previous one.
+  let swipeFrom = null;
+  const down = (/** @type {PointerEvent} */ ev) => {
+    const onPlayer = ev.target instanceof HTMLMediaElement;
+    swipeFrom = ev.pointerType === "touch" && !onPlayer ? ev.clientX : null;
+  };
+  const up = (/** @type {PointerEvent} */ ev) => {
+    if (swipeFrom === null) return;
+    const dx = ev.clientX - swipeFrom;
+    swipeFrom = null;
+    if (Math.abs(dx) > 60) step(dx < 0 ? 1 : -1);
+  };
   $("viewer-close").addEventListener("click", close);
   $("viewer-prev").addEventListener("click", prev);
   $("viewer-next").addEventListener("click", next);
   dialog.addEventListener("close", closed);
   dialog.addEventListener("keydown", keys);
+  dialog.addEventListener("pointerdown", down);
+  dialog.addEventListener("pointerup", up);
   open(index);
 
   return () => {
@@ -64,6 +80,8 @@ export function mount(dialog, { shares, index }) {
     $("viewer-next").removeEventListener("click", next);
     dialog.removeEventListener("close", closed);
     dialog.removeEventListener("keydown", keys);
+    dialog.removeEventListener("pointerdown", down);
+    dialog.removeEventListener("pointerup", up);
     if (dialog.open) dialog.close();
     closed();
   };
