@@ -59,6 +59,10 @@ try {
   await post.getByRole("button", { name: "Comment", exact: true }).click();
   await post.getByText("Can't wait!").waitFor();
   await a.locator("li.post", { hasText: "Back from Lyon" }).getByRole("button", { name: "1 comment" }).waitFor();
+  // Bob reacts; alice's page counts it.
+  await post.getByRole("button", { name: "React with 👍" }).click();
+  await a.locator("li.post", { hasText: "Back from Lyon" }).getByRole("button", { name: "👍: 1 reaction" }).waitFor();
+  assert.equal(await post.getByRole("button", { name: "👍: 1 reaction" }).getAttribute("aria-pressed"), "true");
   step("comment_seen");
   await axe(a, "feed");
   await axe(b, "feed with comments");
@@ -105,6 +109,38 @@ try {
   await axe(b, "the viewer over the feed");
   await b.keyboard.press("Escape");
   step("sphere_seen");
+
+  // The sphere's album, from its page: the photos one by one, under the day each was taken
+  // (EXIF: 12 July 2025 and 24 December 2024), newest first; the viewer goes to the next one
+  // with the arrow key and back with a finger's swipe.
+  await b.goto(NODE_B + "/#/s/Family");
+  await b.getByRole("link", { name: "Photos and videos, by day" }).click();
+  await b.getByRole("heading", { name: "Family: photos and videos" }).waitFor();
+  await b.getByRole("heading", { name: "Saturday, July 12, 2025" }).waitFor();
+  const headings = await b.locator(".album h2").allInnerTexts();
+  assert.deepEqual(headings.slice(1), ["Saturday, July 12, 2025", "Tuesday, December 24, 2024"], headings.join(" | "));
+  // Every photo's own thumbnail comes (the node makes a few at a time; the others wait).
+  await b.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll(".album img")];
+    return imgs.length === 3 && imgs.every((i) => /** @type {HTMLImageElement} */ (i).complete && /** @type {HTMLImageElement} */ (i).naturalWidth > 0);
+  });
+  await b.locator("section", { hasText: "July 12, 2025" }).getByRole("button", { name: "IMG_0001.png" }).click();
+  await b.locator("#viewer-title", { hasText: "IMG_0001.png" }).waitFor();
+  await b.keyboard.press("ArrowRight");
+  await b.locator("#viewer-title", { hasText: "IMG_0002.png" }).waitFor();
+  await b.locator("#viewer").evaluate((dialog) => {
+    const at = (type, x) => dialog.dispatchEvent(new PointerEvent(type, { pointerType: "touch", clientX: x, bubbles: true }));
+    at("pointerdown", 100);
+    at("pointerup", 260);
+  });
+  await b.locator("#viewer-title", { hasText: "IMG_0001.png" }).waitFor();
+  await b.waitForFunction(() => { const i = document.querySelector("#viewer-body img"); return i && i.complete && i.naturalWidth === 16; });
+  await b.keyboard.press("Escape");
+  await axe(b, "the album");
+  await shot(b, "album");
+  await b.goto(NODE_B + "/#/feed");
+  await b.getByRole("heading", { name: "Feed" }).waitFor();
+  step("album_seen");
 
   // Phone width: nothing wider than the screen.
   await b.setViewportSize({ width: 360, height: 740 });

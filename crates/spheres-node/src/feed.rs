@@ -135,11 +135,12 @@ fn api_post(
     p: PostRow,
     comments: i64,
     sphere: Option<String>,
-    media: Vec<types::PostMedia>,
+    (media, reactions): (Vec<types::PostMedia>, Vec<types::Reaction>),
     me: &BareJid,
 ) -> types::Post {
     types::Post {
         media,
+        reactions,
         mine: p.author == me.as_str(),
         id: p.item_id,
         author: p.author,
@@ -153,8 +154,15 @@ fn api_post(
     }
 }
 
+/// The store's JSON for an entry's reactions, when it is a reaction.
+pub(crate) fn reactions_json(e: &Entry) -> Option<String> {
+    e.reactions
+        .as_ref()
+        .and_then(|r| serde_json::to_string(r).ok())
+}
+
 /// The text of an entry: its content, else its title.
-fn text_of(e: &Entry) -> String {
+pub(crate) fn text_of(e: &Entry) -> String {
     if e.content.is_empty() {
         e.title.clone()
     } else {
@@ -220,7 +228,7 @@ impl Node {
     }
 
     /// An entry of ours saying `text`, now.
-    fn entry(&self, text: &str) -> Entry {
+    pub(crate) fn entry(&self, text: &str) -> Entry {
         let at = now();
         // Control characters cannot travel in XML.
         let text = xml_safe(text);
@@ -386,7 +394,6 @@ impl Node {
         published: Option<i64>,
         media: Vec<feed::Link>,
     ) -> Result<PostRow, NodeError> {
-        let room = BareJid::new(&sphere.room)?;
         let mut entry = Entry {
             links: media,
             audience: Some(SPHERE.to_owned()),
@@ -396,6 +403,19 @@ impl Node {
         if published.is_some() {
             entry.published = published;
         }
+        self.send_in_sphere(sphere, id, on, entry).await
+    }
+
+    /// Sends `entry` as post `id` (a comment under post `on` when given) to a sphere's room,
+    /// and keeps it. Returns the post's row (for a comment, its post's).
+    pub(crate) async fn send_in_sphere(
+        &self,
+        sphere: &Sphere,
+        id: &str,
+        on: Option<&PostRow>,
+        entry: Entry,
+    ) -> Result<PostRow, NodeError> {
+        let room = BareJid::new(&sphere.room)?;
         let post = RoomPost {
             id: id.to_owned(),
             on: on.map(|p| p.item_id.clone()),
@@ -428,7 +448,7 @@ impl Node {
     }
 
     /// The post with item id `id`: ours if we have one of that id, else the newest.
-    async fn post_by_id(&self, id: &str) -> Result<PostRow, NodeError> {
+    pub(crate) async fn post_by_id(&self, id: &str) -> Result<PostRow, NodeError> {
         match self
             .store
             .posts_by_item(id.trim(), self.me.as_str())
@@ -490,7 +510,14 @@ impl Node {
                 Some(sphere) => self.post_media(sphere, &r.post.media).await?,
                 None => Vec::new(),
             };
-            out.push(api_post(r.post, r.comment_count, r.sphere, media, &self.me));
+            let reactions = self.reactions_to(&r.post).await?;
+            out.push(api_post(
+                r.post,
+                r.comment_count,
+                r.sphere,
+                (media, reactions),
+                &self.me,
+            ));
         }
         Ok(out)
     }
@@ -513,7 +540,7 @@ impl Node {
         };
         for item in items {
             let row = post_row(&who, &item, audience.as_str());
-            out.push(api_post(row, 0, None, Vec::new(), &self.me));
+            out.push(api_post(row, 0, None, (Vec::new(), Vec::new()), &self.me));
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.published));
         Ok(out)
@@ -527,6 +554,8 @@ impl Node {
             .comments(post.id)
             .await?
             .into_iter()
+            // Reactions are counted on the post.
+            .filter(|c| c.reactions.is_none())
             .map(|c| types::Comment {
                 mine: c.author == self.me.as_str(),
                 verified: c.verified,
@@ -543,40 +572,71 @@ impl Node {
     pub async fn comment(&self, id: &str, text: &str) -> Result<String, NodeError> {
         let text = checked_text(text)?;
         let post = self.post_by_id(id).await?;
-        if let Some(sphere) = self.sphere_of(&post).await? {
-            let cid = feed::new_item_id();
-            self.post_in_sphere(&sphere, &cid, Some(&post), text, None, Vec::new())
-                .await?;
-            return Ok(cid);
+        let entry = Entry {
+            in_reply_to: Some(post.item_id.clone()),
+            ..self.entry(text)
+        };
+        let cid = feed::new_item_id();
+        self.publish_comment(&post, &cid, entry).await?;
+        Ok(cid)
+    }
+
+    /// Publishes `entry` as comment `cid` under `post` (in its sphere's room, or on its
+    /// comments node), and keeps it.
+    pub(crate) async fn publish_comment(
+        &self,
+        post: &PostRow,
+        cid: &str,
+        entry: Entry,
+    ) -> Result<(), NodeError> {
+        if let Some(sphere) = self.sphere_of(post).await? {
+            self.send_in_sphere(&sphere, cid, Some(post), entry).await?;
+            return Ok(());
         }
         let (Some(node), Ok(service)) = (post.comments_node.clone(), BareJid::new(&post.service))
         else {
             refuse!(Forbidden, "that post takes no comments");
         };
-        let entry = Entry {
-            in_reply_to: Some(post.item_id.clone()),
-            ..self.entry(text)
-        };
-        let at = entry.published.unwrap_or_else(now);
-        let cid = feed::new_item_id();
         let on = (service != self.me).then_some(&service);
         self.xmpp
-            .publish(on, &node, &cid, &entry, Access::Presence, true)
+            .publish(on, &node, cid, &entry, Access::Presence, true)
             .await?;
         self.store
             .put_comment(&CommentRow {
                 id: 0,
                 post_id: post.id,
-                item_id: cid.clone(),
+                item_id: cid.to_owned(),
                 author: self.me.to_string(),
                 verified: true,
                 author_name: Some(self.nick.clone()),
-                content: text.to_owned(),
-                published: at,
+                content: text_of(&entry),
+                published: entry.published.unwrap_or_else(now),
+                reactions: reactions_json(&entry),
             })
             .await?;
         self.emit(NodeEvent::Feed);
-        Ok(cid)
+        Ok(())
+    }
+
+    /// Takes back comment `cid` of ours under `post`, for everyone who could read it.
+    pub(crate) async fn retract_comment(&self, post: &PostRow, cid: &str) -> Result<(), NodeError> {
+        if let Some(sphere) = self.sphere_of(post).await? {
+            let retract = RoomRetract {
+                id: cid.to_owned(),
+                on: Some(post.item_id.clone()),
+            };
+            self.xmpp
+                .send(retract.into_message(BareJid::new(&sphere.room)?, &self.nick))
+                .await?;
+        } else if let (Some(node), Ok(service)) =
+            (post.comments_node.as_deref(), BareJid::new(&post.service))
+        {
+            let on = (service != self.me).then_some(&service);
+            self.xmpp.retract(on, node, cid).await?;
+        }
+        self.store.remove_comment(post.id, cid).await?;
+        self.emit(NodeEvent::Feed);
+        Ok(())
     }
 
     /// What the server told us of a feed node.
@@ -704,6 +764,7 @@ impl Node {
                     author_name: e.author_name.clone(),
                     content: text_of(e),
                     published: e.published.unwrap_or_else(now),
+                    reactions: reactions_json(e),
                 })
                 .await?;
         }

@@ -171,6 +171,7 @@ impl Node {
                 author_name: e.author_name.clone(),
                 content: text,
                 published,
+                reactions: super::feed::reactions_json(e),
             })
             .await?;
         Ok(Some(post))

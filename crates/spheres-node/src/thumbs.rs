@@ -192,6 +192,27 @@ impl Drop for Job {
     }
 }
 
+/// Thumbnails being made at once; pages asking for more wait their turn (an album asks for
+/// dozens at a time) rather than get none.
+pub static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_JOBS);
+
+/// The thumbnail cached under `key`, if it was made already.
+pub fn cached(cache: &Path, key: &str) -> Option<PathBuf> {
+    let out = cache.join(format!("{key}.jpg"));
+    out.exists().then_some(out)
+}
+
+/// Makes thumbnail `key` of `files` off the async threads, in its turn (see [`TURNS`]).
+pub async fn make(cache: PathBuf, key: String, files: Vec<PathBuf>) -> Option<PathBuf> {
+    if let Some(done) = cached(&cache, &key) {
+        return Some(done);
+    }
+    let _turn = TURNS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || thumbnail(&cache, &key, &files))
+        .await
+        .unwrap_or(None)
+}
+
 /// The cached thumbnail of a share, made now if needed (blocking: call it off the runtime).
 /// `None` too while the same share's thumbnail is being made, or too many are.
 pub fn thumbnail(cache: &Path, info_hash: &str, files: &[PathBuf]) -> Option<PathBuf> {

@@ -124,13 +124,13 @@ impl Node {
         Ok(free_bytes(Path::new(&sphere.folder))?)
     }
 
-    /// A share's thumbnail (JPEG), once the share is complete here; `None` if it has nothing
-    /// to show (not a photo or video, or no ffmpeg for videos).
-    pub async fn thumbnail(
+    /// What the engine says of share `info_hash` of sphere `name` (404 when the sphere has no
+    /// such share; `None` when the engine does not have it).
+    pub(crate) async fn share_status(
         &self,
         name: &str,
         info_hash: &str,
-    ) -> Result<Option<PathBuf>, NodeError> {
+    ) -> Result<Option<spheres_torrent::TorrentStatus>, NodeError> {
         let sphere = self.sphere_named(name).await?;
         if self.store.share(sphere.id, info_hash).await?.is_none() {
             refuse!(NotFound, "{name:?} has no share {info_hash}");
@@ -138,7 +138,21 @@ impl Node {
         let hash: InfoHash = info_hash
             .parse()
             .map_err(|_| NodeError::BadInput("bad share id".into()))?;
-        let Some(st) = self.engine.status(&hash).filter(|s| s.is_complete()) else {
+        Ok(self.engine.status(&hash))
+    }
+
+    /// A share's thumbnail (JPEG), once the share is complete here; `None` if it has nothing
+    /// to show (not a photo or video, or no ffmpeg for videos).
+    pub async fn thumbnail(
+        &self,
+        name: &str,
+        info_hash: &str,
+    ) -> Result<Option<PathBuf>, NodeError> {
+        let Some(st) = self
+            .share_status(name, info_hash)
+            .await?
+            .filter(|s| s.is_complete())
+        else {
             return Ok(None);
         };
         let files: Vec<PathBuf> = st
@@ -147,11 +161,6 @@ impl Node {
             .map(|f| st.root.join(f.path.split('/').collect::<PathBuf>()))
             .collect();
         let cache = self.settings.data_dir.join("thumbs");
-        let hex = info_hash.to_owned();
-        Ok(
-            tokio::task::spawn_blocking(move || crate::thumbs::thumbnail(&cache, &hex, &files))
-                .await
-                .unwrap_or(None),
-        )
+        Ok(crate::thumbs::make(cache, info_hash.to_owned(), files).await)
     }
 }

@@ -132,6 +132,8 @@ pub struct CommentRow {
     pub author_name: Option<String>,
     pub content: String,
     pub published: i64,
+    /// For a reaction: its emojis, a JSON array.
+    pub reactions: Option<String>,
 }
 
 /// A new share to record.
@@ -589,6 +591,42 @@ impl Store {
         )
     }
 
+    /// The photo dates known in a sphere: (info hash, file index) → when it was taken (`None`:
+    /// its file says nothing).
+    pub async fn photo_dates(
+        &self,
+        sphere_id: i64,
+    ) -> Result<std::collections::HashMap<(String, i64), Option<i64>>> {
+        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT info_hash, file_index, taken FROM photo_dates WHERE sphere_id = ?",
+        )
+        .bind(sphere_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(h, i, t)| ((h, i), t)).collect())
+    }
+
+    /// Records when a photo of a sphere was taken (`None`: its file says nothing).
+    pub async fn set_photo_date(
+        &self,
+        sphere_id: i64,
+        info_hash: &str,
+        file_index: i64,
+        taken: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO photo_dates (sphere_id, info_hash, file_index, taken) VALUES (?, ?, ?, ?)
+             ON CONFLICT (sphere_id, info_hash, file_index) DO UPDATE SET taken = excluded.taken",
+        )
+        .bind(sphere_id)
+        .bind(info_hash)
+        .bind(file_index)
+        .bind(taken)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The comment `item_id` under post `post_id`.
     pub async fn comment(&self, post_id: i64, item_id: &str) -> Result<Option<CommentRow>> {
         Ok(
@@ -644,7 +682,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<FeedRow>> {
         Ok(sqlx::query_as(
-            "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id) AS comment_count,
+            "SELECT p.*, (SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id
+                            AND c.reactions IS NULL) AS comment_count,
                 (SELECT s.name FROM spheres s WHERE s.id = p.sphere_id) AS sphere
              FROM posts p WHERE p.published < ? AND (? IS NULL OR p.author = ?)
                 AND (? IS NULL OR p.audience = ?)
@@ -665,11 +704,12 @@ impl Store {
     /// when it was not.
     pub async fn put_comment(&self, c: &CommentRow) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO comments (post_id, item_id, author, verified, author_name, content, published)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO comments (post_id, item_id, author, verified, author_name, content, published,
+                                   reactions)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (post_id, item_id) DO UPDATE SET content = excluded.content,
                 author = excluded.author, verified = excluded.verified,
-                author_name = excluded.author_name
+                author_name = excluded.author_name, reactions = excluded.reactions
              WHERE (comments.author = excluded.author AND excluded.verified >= comments.verified)
                 OR excluded.verified > comments.verified",
         )
@@ -680,6 +720,7 @@ impl Store {
         .bind(&c.author_name)
         .bind(&c.content)
         .bind(c.published)
+        .bind(&c.reactions)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -811,6 +852,7 @@ mod tests {
             author_name: None,
             content: "nice".into(),
             published: 11,
+            reactions: None,
         };
         // A comment fetched (its author its own claim), then the server's word for it.
         assert!(
@@ -840,6 +882,10 @@ mod tests {
         );
         let kept = &store.comments(a.id).await.unwrap()[0];
         assert_eq!((kept.author.as_str(), kept.verified), ("bob@h", true));
+        // A reaction is not counted as a comment.
+        let mut reaction = comment("r1", "carol@h", true);
+        reaction.reactions = Some("[\"👍\"]".into());
+        assert!(store.put_comment(&reaction).await.unwrap());
         let feed = store.feed(None, None, None, 10).await.unwrap();
         assert_eq!(feed[1].comment_count, 1);
         assert_eq!(
@@ -883,8 +929,15 @@ mod tests {
         assert_eq!(store.post(&s.room, "p1").await.unwrap(), Some(p.clone()));
         let feed = store.feed(None, None, None, 10).await.unwrap();
         assert_eq!(feed[0].sphere.as_deref(), Some("Family"));
+        // Its photos' dates too.
+        store.set_photo_date(s.id, "h", 3, Some(7)).await.unwrap();
+        store.set_photo_date(s.id, "h", 4, None).await.unwrap();
+        let dates = store.photo_dates(s.id).await.unwrap();
+        assert_eq!(dates.get(&("h".into(), 3)), Some(&Some(7)));
+        assert_eq!(dates.get(&("h".into(), 4)), Some(&None));
         store.remove_sphere(s.id).await.unwrap();
         assert_eq!(store.post(&s.room, "p1").await.unwrap(), None);
+        assert!(store.photo_dates(s.id).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -70,6 +70,7 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     under_ui!("restart.js", JS),
     under_ui!("router.js", JS),
     under_ui!("util.js", JS),
+    under_ui!("views/album.js", JS),
     under_ui!("views/chat.js", JS),
     under_ui!("views/chats.js", JS),
     under_ui!("views/feed.js", JS),

@@ -146,6 +146,34 @@ export type ChatLine = { body: string, mine: boolean,
  */
 stamp: string | null, };
 
+export type Photo = { info_hash: string, 
+/**
+ * The file's index in its share (for `/torrents/{info_hash}/files/{index}` and its
+ * thumbnail).
+ */
+index: number, 
+/**
+ * The file's name.
+ */
+name: string, 
+/**
+ * The name of the share it is in.
+ */
+share: string, 
+/**
+ * `image` or `video`.
+ */
+kind: string, size: number, 
+/**
+ * When it was taken (EXIF), seconds since 1970 of the camera's clock read as UTC; `None`
+ * when the file does not say.
+ */
+taken: number | null, 
+/**
+ * When its share was shared, seconds since 1970.
+ */
+shared: number, };
+
 export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
 
 export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "feed" } | { "type": "network" } | { "type": "connection" } & Connection;

@@ -10,6 +10,7 @@ import { say } from "/ui/dom.js";
 import { connect, dispatch, restartExpected } from "/ui/events.js";
 import { preferredLanguage, setLanguage, t, translatePage } from "/ui/i18n.js";
 import { route, show, start } from "/ui/router.js";
+import * as album from "/ui/views/album.js";
 import * as chat from "/ui/views/chat.js";
 import * as chats from "/ui/views/chats.js";
 import * as feed from "/ui/views/feed.js";
@@ -22,6 +23,7 @@ import * as sphere from "/ui/views/sphere.js";
 
 // Addresses: [pattern on location.hash, view, its params]; home when none matches.
 const routes = [
+  [/^#\/s\/(.+)\/photos$/, album, (m) => ({ name: decodeURIComponent(m[1]) })],
   [/^#\/s\/(.+)$/, sphere, (m) => ({ name: decodeURIComponent(m[1]) })],
   [/^#\/settings$/, settings],
   [/^#\/chats$/, chats],

@@ -56,6 +56,11 @@ export function dateTime(date) {
   }).format(date);
 }
 
+/** A day in full ("Saturday 12 July 2025"), as it falls in UTC. */
+export function day(date) {
+  return new Intl.DateTimeFormat(lang, { dateStyle: "full", timeZone: "UTC" }).format(date);
+}
+
 /** Hours and minutes only. */
 export function time(date) {
   return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }).format(date);

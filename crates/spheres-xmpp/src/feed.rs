@@ -117,6 +117,27 @@ pub struct Entry {
     /// Who the poster meant it for, as spheres says it (`<category scheme=AUDIENCE_SCHEME
     /// term='contacts|everyone'/>`; other clients ignore it). The poster's word, shown as such.
     pub audience: Option<String>,
+    /// For a reaction to a post (a comment that says only that): the emojis, as XEP-0444
+    /// writes them (`<reactions xmlns='urn:xmpp:reactions:0' id='POST'><reaction>👍
+    /// </reaction></reactions>` inside the entry). Movim's like, a comment that says "♥", is
+    /// read as one too.
+    pub reactions: Option<Vec<String>>,
+}
+
+/// The namespace of XEP-0444 (message reactions).
+pub const NS_REACTIONS: &str = "urn:xmpp:reactions:0";
+/// The most reactions one person's entry may carry; more are ignored.
+pub const MAX_REACTIONS: usize = 16;
+/// Movim's like: a comment whose text is this.
+pub const LIKE: &str = "♥";
+
+/// Whether `s` may be a reaction: one short symbol (an emoji, with its modifiers), no
+/// letters, digits, spaces or control characters.
+pub fn is_reaction(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control())
 }
 
 /// The Atom category scheme spheres marks a post's audience with.
@@ -186,6 +207,17 @@ impl Entry {
                 e.in_reply_to = short(child.attr("ref"));
                 continue;
             }
+            if child.is("reactions", NS_REACTIONS) {
+                let mut set: Vec<String> = Vec::new();
+                for r in child.children().filter(|r| r.is("reaction", NS_REACTIONS)) {
+                    let r = r.text();
+                    if is_reaction(&r) && !set.contains(&r) && set.len() < MAX_REACTIONS {
+                        set.push(r);
+                    }
+                }
+                e.reactions = Some(set);
+                continue;
+            }
             if child.ns() != NS_ATOM {
                 continue;
             }
@@ -236,6 +268,14 @@ impl Entry {
         }
         if e.content.len() > MAX_CONTENT {
             return Err(EntryError::TooLong("content"));
+        }
+        let text = if e.content.is_empty() {
+            &e.title
+        } else {
+            &e.content
+        };
+        if e.reactions.is_none() && text.trim() == LIKE {
+            e.reactions = Some(vec![LIKE.to_owned()]);
         }
         Ok(e)
     }
@@ -295,6 +335,20 @@ impl Entry {
                     .attr(a!("term"), a.as_str())
                     .build(),
             );
+        }
+        if let Some(set) = &self.reactions {
+            let mut reactions = Element::builder("reactions", NS_REACTIONS).build();
+            if let Some(on) = &self.in_reply_to {
+                reactions.set_attr(rxml::Namespace::NONE, a!("id"), on.as_str());
+            }
+            for r in set {
+                reactions.append_child(
+                    Element::builder("reaction", NS_REACTIONS)
+                        .append(r.clone())
+                        .build(),
+                );
+            }
+            entry.append_child(reactions);
         }
         if let Some(r) = &self.in_reply_to {
             entry.append_child(
@@ -725,6 +779,7 @@ mod tests {
             links: vec![replies_link(&alice(), &comments_node("abc"))],
             in_reply_to: None,
             audience: Some("everyone".into()),
+            reactions: None,
         };
         let xml = String::from(&e.to_element());
         let back = Entry::from_element(&xml.parse::<Element>().unwrap()).unwrap();
@@ -765,6 +820,45 @@ mod tests {
         );
         let not = "<entry xmlns='urn:not-atom'/>".parse().unwrap();
         assert_eq!(Entry::from_element(&not), Err(EntryError::NotAnEntry));
+    }
+
+    #[test]
+    fn reactions_ride_in_a_comment_and_movims_like_is_one() {
+        let e = Entry {
+            title: "👍❤️".into(),
+            content: "👍❤️".into(),
+            in_reply_to: Some("p1".into()),
+            reactions: Some(vec!["👍".into(), "❤️".into()]),
+            ..Default::default()
+        };
+        let xml = String::from(&e.to_element());
+        assert!(xml.contains("urn:xmpp:reactions:0"), "{xml}");
+        let back = Entry::from_element(&xml.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(back, e);
+        // Words, repeats and too many are not reactions.
+        let xml = format!(
+            "<entry xmlns='http://www.w3.org/2005/Atom'><title>x</title>\
+             <reactions xmlns='urn:xmpp:reactions:0' id='p1'><reaction>buy now</reaction>\
+             <reaction>👍</reaction><reaction>👍</reaction>{}</reactions></entry>",
+            "<reaction>🎉</reaction>".repeat(3)
+                + &(0..40)
+                    .map(|i| format!(
+                        "<reaction>{}</reaction>",
+                        char::from_u32(0x1F600 + i).unwrap()
+                    ))
+                    .collect::<String>()
+        );
+        let e = Entry::from_element(&xml.parse().unwrap()).unwrap();
+        let set = e.reactions.unwrap();
+        assert_eq!(set.len(), MAX_REACTIONS);
+        assert_eq!(&set[..2], ["👍", "🎉"]);
+        // Movim's like.
+        let like = "<entry xmlns='http://www.w3.org/2005/Atom'><title>♥</title></entry>";
+        let e = Entry::from_element(&like.parse().unwrap()).unwrap();
+        assert_eq!(e.reactions, Some(vec![LIKE.to_owned()]));
+        assert!(
+            !is_reaction("a") && !is_reaction("") && !is_reaction("👍 👍") && is_reaction("👍🏽")
+        );
     }
 
     #[test]

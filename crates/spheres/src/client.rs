@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
     ChatLine, Comment, Contacts, Fetching, Invite, InviteLink, Member, Post, Posted, Reachability,
-    RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
+    Reaction, RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -90,6 +90,7 @@ pub enum Ask {
     EditPost { id: String, text: String },
     Feed { from: Option<String> },
     Comment { id: String, text: Option<String> },
+    React { id: String, emoji: String },
 }
 
 /// A post to make: its text, who reads it, the files it shows (shared in the sphere first).
@@ -97,6 +98,17 @@ pub struct NewPost {
     pub text: String,
     pub to: String,
     pub attach: Vec<PathBuf>,
+}
+
+/// Reactions as the CLI shows them: "👍 2 (you too) · 🎉 1".
+fn reactions_line(list: &[Reaction]) -> String {
+    list.iter()
+        .map(|r| {
+            let you = if r.mine { " (you too)" } else { "" };
+            format!("{} {}{you}", r.emoji, r.count)
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// A post as the CLI shows it: who, for whom, when, the text, how many comments.
@@ -117,6 +129,9 @@ fn post_line(p: &Post) -> String {
         p.id,
         p.text.replace('\n', "\n  ")
     );
+    if !p.reactions.is_empty() {
+        line.push_str(&format!("\n  {}", reactions_line(&p.reactions)));
+    }
     if !p.media.is_empty() {
         let shown: Vec<String> = p
             .media
@@ -416,6 +431,20 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 .post(&format!("/feed/{}/delete", segment(&id)), json!({}))
                 .await?;
             out.result(&format!("Deleted {id}"), v);
+        }
+        Ask::React { id, emoji } => {
+            let v: Vec<Reaction> = r
+                .post(
+                    &format!("/feed/{}/react", segment(&id)),
+                    json!({"emoji": emoji}),
+                )
+                .await?;
+            let text = if v.is_empty() {
+                "No reactions now".to_owned()
+            } else {
+                reactions_line(&v)
+            };
+            out.result(&text, value(&v));
         }
         Ask::Feed { from } => {
             let posts: Vec<Post> = match &from {

@@ -114,6 +114,13 @@ enum Command {
         #[arg(long, value_name = "JID")]
         from: Option<String>,
     },
+    /// React to a post with an emoji (`spheres react POST_ID 👍`); the same again takes it
+    /// back.
+    React {
+        /// The post's id, as `spheres feed` shows it.
+        post_id: String,
+        emoji: String,
+    },
     /// Comment under a post (`spheres comment POST_ID TEXT`), or list its comments.
     Comment {
         /// The post's id, as `spheres feed` shows it.
@@ -331,6 +338,9 @@ fn main() {
             }),
         ),
         Command::Feed { from } => ask(&out, &cli.locate, Ask::Feed { from }),
+        Command::React { post_id, emoji } => {
+            ask(&out, &cli.locate, Ask::React { id: post_id, emoji })
+        }
         Command::Comment { post_id, text } => {
             ask(&out, &cli.locate, Ask::Comment { id: post_id, text })
         }

@@ -129,6 +129,23 @@ fn posts_reach_contacts_comments_reach_the_poster_and_deletions_everyone() {
     assert_eq!(comments[0]["author"], "bob@family.test", "{comments}");
     assert_eq!(comments[0]["text"], "Can't wait!");
 
+    // Bob reacts: alice's node counts it on the post, not as a comment; the same again takes
+    // it back.
+    bob.cli(&["react", &id, "👍"]);
+    wait_until("bob's reaction at alice's", || {
+        in_feed(&alice, &id).is_some_and(|p| {
+            p["reactions"] == serde_json::json!([{"emoji": "👍", "count": 1, "mine": false}])
+        })
+    });
+    assert_eq!(in_feed(&alice, &id).unwrap()["comments"], 1);
+    assert_eq!(alice.cli(&["comment", &id]).as_array().unwrap().len(), 1);
+    bob.cli(&["react", &id, "👍"]);
+    wait_until("bob's reaction taken back at alice's", || {
+        in_feed(&alice, &id).is_some_and(|p| p["reactions"] == serde_json::json!([]))
+    });
+    let why = bob.cli_fails(&["react", &id, "hello"]);
+    assert!(why.contains("not a reaction"), "{why}");
+
     // A stranger's made-up notifications (a post in alice's name, a comment under her post)
     // reach bob's node and are not believed. Then a real post arrives after them.
     let comments_node = format!("urn:xmpp:microblog:0:comments/{id}");
@@ -305,6 +322,19 @@ fn a_spheres_posts_reach_its_members_and_no_one_else() {
     assert_eq!(comments[0]["author"], "bob@family.test", "{comments}");
     assert_eq!(comments[0]["text"], "Beautiful");
     assert_eq!(comments[0]["verified"], true);
+    // And reacts, in the sphere too; alice adds hers.
+    bob.cli(&["react", &id, "❤️"]);
+    wait_until("bob's reaction at alice's", || {
+        in_feed(&alice, &id).is_some_and(|p| p["reactions"][0]["count"] == 1)
+    });
+    let reactions = alice.cli(&["react", &id, "❤️"]);
+    assert_eq!(
+        reactions,
+        serde_json::json!([{"emoji": "❤️", "count": 2, "mine": true}])
+    );
+    wait_until("both reactions at bob's", || {
+        in_feed(&bob, &id).is_some_and(|p| p["reactions"][0]["count"] == 2)
+    });
 
     // A post that shows a photo: shared in the sphere first; bob's node gets the file and
     // shows the post with it.
@@ -392,7 +422,8 @@ fn a_spheres_posts_reach_its_members_and_no_one_else() {
 
 /// The feed page (#/feed) in Chromium, as two contacts use it: a draft that survives a
 /// refresh, a post that appears on the other's open page, a comment counted live, the
-/// poster's page, a change to the post seen live, a post for a sphere, a phone's width, French, a public post's page opened with no session and no script run, and no
+/// poster's page, a change to the post seen live, a post for a sphere with a photo, the
+/// sphere's album by the days its photos were taken (keys and a finger's swipe in the viewer), a phone's width, French, a public post's page opened with no session and no script run, and no
 /// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
 #[test]
 fn the_feed_page_in_two_browsers() {
@@ -417,6 +448,27 @@ fn the_feed_page_in_two_browsers() {
     std::fs::write(&photo, png).unwrap();
     alice.cli(&["share", "Family", photo.to_str().unwrap()]);
     wait_seeding(&bob, "Family", "fourviere.png");
+    // A folder of two pictures whose EXIF says when they were taken: 12 July 2025
+    // (DateTimeOriginal) and 24 December 2024 (DateTime), for the album.
+    let lyon = dir.path().join("Lyon");
+    std::fs::create_dir_all(&lyon).unwrap();
+    for (name, png) in [
+        (
+            "IMG_0001.png",
+            "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAQGVYSWZNTQAqAAAACAABh2kABAAAAAEAAAAaAAAAAAABkAMAAgAAABQAAAAsAAAAADIwMjU6MDc6MTIgMTg6MDQ6MDUAASXxvAAAAZZJREFUeNoNy0EBACEIAEEjGMHnPo1ABCIQwQhGMIIRiEAEIhDBCHfzn9ZonTZokyY0pRlt0Tbt0C7NaUFLWtEerTV6pw/6pAtd6UZf9E0/9Et3etCTXvRH/8PojMGYDGEowxiLsRmHcRnOCEYyivEYf5idOZiTKUxlGnMxN/MwL9OZwUxmMR/zD9KRgUxEEEUMWchGDnIRRwJJpJCH/EE7OtCJCqqooQvd6EEv6migiRb60D9YxwY2McEUM2xhGzvYxRwLLLHCHvaH1VmDNVnCUpaxFmuzDuuynBWsZBXrsf6wO3uwJ1vYyjb2Ym/2YV+2s4Od7GI/9h9O5wzO5AhHOcZZnM05nMtxTnCSU5zH+cPt3MGdXOEq17iLu7mHe7nODW5yi/u4f/COD3zigitu+MI3fvCLOx544oU//A/RiUFMQggljFjEJg5xCSeCSKKIR/whOznISQqppJGL3OQhL+lkkEkW+cg/VKcGNSmhlDJqUZs61KWcCiqpoh71h9d5gzd5wlOe8RZv8w7v8pwXvOQV7/E+yBkYEL0sOU4AAAAASUVORK5CYII=",
+        ),
+        (
+            "IMG_0002.png",
+            "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAALmVYSWZNTQAqAAAACAABATIAAgAAABQAAAAaAAAAADIwMjQ6MTI6MjQgMDk6MzA6MDAAw+T4PAAAAZZJREFUeNoNy0EBACEIAEEjEMEIRCCCEYxABCIYwQhE4LlPIxjBCHfzn9ZoQus0pRlt0CbNaUFbtE1LWtEO7dIerTVEkI4oYshAJuJIIAvZSCKFHOQiD/lDF3qnK93ogz7pTg/6om960ot+6Jf+6H9QQTuqqKEDnaijgS50o4kWetCLPvQPJljHFDNsYBNzLLCFbSyxwg52sYf9YQijM5RhjMGYDGcEYzE2IxnFOIzLeIw/TGF2pjKNOZiT6cxgLuZmJrOYh3mZj/kHF7zjihs+8Ik7HvjCN5544Qe/+MP/EEJ0QgkjBjEJJ4JYxCaSKOIQl3jEH5awOktZxhqsyXJWsBZrs5JVrMO6rMf6wxZ2Zyvb2IM92c4O9mJvdrKLfdiX/dh/SCE7qaSRg5ykk0EucpNJFnnISz7yDyVUp5QyalCTciqoRW0qqaIOdalH/eEIp3OUY5zBmRznBGdxNic5xTmcy3mcP1zhdq5yjTu4k+vc4C7u5ia3uId7uY/7hye8zlOe8QZv8pwXvMXbvOQV7/Au7/E+1nS4EPUGdmsAAAAASUVORK5CYII=",
+        ),
+    ] {
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(png)
+            .unwrap();
+        std::fs::write(lyon.join(name), png).unwrap();
+    }
+    alice.cli(&["share", "Family", lyon.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "Lyon");
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
@@ -433,6 +485,7 @@ fn the_feed_page_in_two_browsers() {
         "comment_seen",
         "edit_seen",
         "sphere_seen",
+        "album_seen",
         "ok",
     ] {
         if let Err(why) = ui.try_wait_event(stage) {

@@ -462,6 +462,11 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/spheres/{name}/shares", get(shares).post(share))
         .route("/spheres/{name}/policy", post(policy))
         .route("/spheres/{name}/shares/{hash}/thumb", get(thumb))
+        .route(
+            "/spheres/{name}/shares/{hash}/files/{index}/thumb",
+            get(file_thumb),
+        )
+        .route("/spheres/{name}/photos", get(photos))
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
@@ -480,6 +485,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/feed", get(feed).post(make_post))
         .route("/feed/{id}/delete", post(delete_post))
         .route("/feed/{id}/edit", post(edit_post))
+        .route("/feed/{id}/react", post(react))
         .route("/feed/{id}/comments", get(comments).post(comment))
         .route("/people/{jid}/posts", get(posts_of))
         .route("/logout", post(logout))
@@ -804,8 +810,24 @@ async fn upload_done(
     Ok(Json(json!({"sphere": name, "added": moved})))
 }
 
+async fn photos(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Vec<types::Photo>> {
+    Ok(Json(api.node.photos(&name).await?))
+}
+
+async fn file_thumb(
+    State(api): State<Api>,
+    Path((name, hash, index)): Path<(String, String, usize)>,
+) -> Response {
+    jpeg(api.node.file_thumbnail(&name, &hash, index).await).await
+}
+
 async fn thumb(State(api): State<Api>, Path((name, hash)): Path<(String, String)>) -> Response {
-    match api.node.thumbnail(&name, &hash).await {
+    jpeg(api.node.thumbnail(&name, &hash).await).await
+}
+
+/// A thumbnail the node made, or 404 when there is none.
+async fn jpeg(made: Result<Option<std::path::PathBuf>, NodeError>) -> Response {
+    match made {
         Ok(Some(path)) => match tokio::fs::read(&path).await {
             Ok(bytes) => (
                 [
@@ -880,6 +902,14 @@ async fn make_post(
         .post(&b.text, b.to.as_deref().unwrap_or("contacts"), &b.shares)
         .await?;
     Ok(Json(types::Posted { id }))
+}
+
+async fn react(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<types::ReactBody>,
+) -> ApiResult<Vec<types::Reaction>> {
+    Ok(Json(api.node.react(&id, &b.emoji).await?))
 }
 
 async fn edit_post(

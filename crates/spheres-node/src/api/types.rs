@@ -374,6 +374,48 @@ pub struct Post {
     pub mine: bool,
     /// The shares of its sphere it shows (photos, videos, folders), in order.
     pub media: Vec<PostMedia>,
+    /// The reactions to it, the most given first.
+    pub reactions: Vec<Reaction>,
+}
+
+/// A photo or video of a sphere's album: one file of a share, here in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Photo {
+    pub info_hash: String,
+    /// The file's index in its share (for `/torrents/{info_hash}/files/{index}` and its
+    /// thumbnail).
+    pub index: u64,
+    /// The file's name.
+    pub name: String,
+    /// The name of the share it is in.
+    pub share: String,
+    /// `image` or `video`.
+    pub kind: String,
+    pub size: u64,
+    /// When it was taken (EXIF), seconds since 1970 of the camera's clock read as UTC; `None`
+    /// when the file does not say.
+    pub taken: Option<i64>,
+    /// When its share was shared, seconds since 1970.
+    pub shared: i64,
+}
+
+/// A reaction to give, or take back when it is ours already.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ReactBody {
+    pub emoji: String,
+}
+
+/// An emoji people reacted to a post with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Reaction {
+    pub emoji: String,
+    /// How many people.
+    pub count: u32,
+    /// Whether we are one of them.
+    pub mine: bool,
 }
 
 /// A share a post shows: as this node has it in the post's sphere, else as the post names it.
@@ -687,6 +729,7 @@ mod tests {
             Contact::decl(&cfg),
             Contacts::decl(&cfg),
             ChatLine::decl(&cfg),
+            Photo::decl(&cfg),
             crate::events::Connection::decl(&cfg),
             crate::events::NodeEvent::decl(&cfg),
         ];

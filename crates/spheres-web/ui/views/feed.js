@@ -6,7 +6,7 @@
 // me (all of them for a contact, else those for everyone).
 // Text is shown as text (never as markup).
 import { api, fail, failLoad } from "../api.js";
-import { h } from "../dom.js";
+import { h, mediaIcon } from "../dom.js";
 import { on } from "../events.js";
 import { dateTime, t } from "../i18n.js";
 import { enc, scope, size } from "../util.js";
@@ -131,6 +131,7 @@ export function mount(el, { jid } = {}) {
     } }, t("delete")));
     const parts = [head, body];
     if (p.sphere && p.media.length) parts.push(mediaOf(p));
+    parts.push(reactionsOf(p));
     parts.push(h("p", { class: "post-actions" }, ...actions));
     if (open.has(p.id)) parts.push(await comments(p));
     return h("li", { class: "post" }, ...parts);
@@ -147,6 +148,20 @@ export function mount(el, { jid } = {}) {
         ev.preventDefault();
         try { await api(`/feed/${enc(p.id)}/comments`, { method: "POST", json: { body: say.value }, signal }); await draw(); } catch (e) { fail(e); }
       } }, h("label", { for: `comment-${p.id}`, class: "sr" }, t("comment")), say, h("button", { type: "submit" }, t("comment"))));
+  }
+
+  // Reactions: the ones given, then a few to choose from; a press gives ours, or takes it back.
+  function reactionsOf(p) {
+    const given = new Map(p.reactions.map((r) => [r.emoji, r]));
+    const emojis = [...new Set([...given.keys(), ...REACTIONS])];
+    return h("p", { class: "reactions", role: "group", "aria-label": t("reactions") }, ...emojis.map((emoji) => {
+      const r = given.get(emoji);
+      return h("button", { type: "button", class: "reaction", "aria-pressed": String(Boolean(r?.mine)),
+        "aria-label": r ? t("reactionCount", { emoji, n: r.count }) : t("reactWith", { emoji }),
+        onclick: async () => {
+          try { await api(`/feed/${enc(p.id)}/react`, { method: "POST", json: { emoji }, signal }); await draw(); } catch (e) { fail(e); }
+        } }, emoji, r ? h("span", { class: "count" }, String(r.count)) : null);
+    }));
   }
 
   // A post's photos and videos, opened in the viewer (with its sphere's others around them).
@@ -173,12 +188,15 @@ export function mount(el, { jid } = {}) {
   return () => life.end();
 }
 
+/** The reactions offered on every post. */
+const REACTIONS = ["👍", "❤️", "😂", "😮", "🎉"];
+
 const audiences = { contacts: "toContacts", everyone: "toEveryone", public: "toPublic" };
 
 /** A share's thumbnail, made by the node once it has the share (a clean placeholder until
  *  then, or when there is none). */
 function thumbOf(sphere, hash, kind, alt) {
-  const icon = h("span", { class: "icon", "aria-hidden": "true" }, kind === "video" ? "▶" : "🖼");
+  const icon = mediaIcon(kind || "other");
   if (kind !== "image" && kind !== "video") return h("span", { class: "thumb" }, icon);
   return h("span", { class: "thumb" }, h("img", { src: `/api/spheres/${enc(sphere)}/shares/${hash}/thumb`, alt, loading: "lazy",
     onerror: (/** @type {Event} */ ev) => /** @type {HTMLElement} */ (ev.target).replaceWith(icon) }));

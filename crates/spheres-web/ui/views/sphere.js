@@ -1,25 +1,11 @@
 // A sphere: its gallery (with uploads by drop or file picker), its chat and its members.
 import { api, fail, failLoad, get, putFile } from "../api.js";
-import { h, say } from "../dom.js";
+import { h, mediaIcon, say } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
 import { enc, scope, size } from "../util.js";
 import * as viewer from "./viewer.js";
 
-// Placeholder glyphs as inline SVG (emoji fonts are not everywhere).
-const GLYPHS = {
-  video: '<path d="M9 7l9 5-9 5z"/>',
-  audio: '<path d="M10 17a2 2 0 1 1-2-2h2V6l7-2v10a2 2 0 1 1-2-2h2V6l-7 2z"/>',
-  image: '<path d="M4 18l5-6 4 4 2-2 5 4z"/><circle cx="15" cy="8" r="2"/>',
-  document: '<path d="M7 3h7l4 4v14H7z"/>',
-  archive: '<path d="M5 5h14v4H5zM6 10h12v10H6z"/>',
-  other: '<path d="M4 8l8-4 8 4v8l-8 4-8-4z"/>',
-};
-function mediaIcon(media) {
-  const span = h("span", { class: "glyph" });
-  span.innerHTML = `<svg viewBox="0 0 24 24" width="48" height="48" fill="currentColor" aria-hidden="true">${GLYPHS[media] || GLYPHS.other}</svg>`;
-  return span;
-}
 
 function progressOf(s) {
   const total = s.total_bytes || s.size || 0;
@@ -233,6 +219,7 @@ export function mount(el, { name }) {
     el.replaceChildren(
       h("p", {}, h("a", { href: "#/" }, "← " + t("back"))),
       h("h1", {}, name),
+      h("p", {}, h("a", { href: `#/s/${enc(name)}/photos` }, t("album"))),
       h("p", { class: "policy" }, h("label", { for: "policy" }, t("policy") + " "), policy),
       h("div", { class: "sphere" },
         h("section", { class: "main", "aria-labelledby": "gallery-title" },

@@ -17,7 +17,7 @@ export function mount(dialog, { shares, index }) {
     const s = shares()[i];
     if (!s || !s.info_hash) return;
     viewing = i;
-    const url = streamUrl(s.info_hash);
+    const url = streamUrl(s.info_hash, s.file ?? 0);
     $("viewer-title").textContent = s.name;
     /** @type {HTMLAnchorElement} */ ($("viewer-download")).href = url;
     let body;
