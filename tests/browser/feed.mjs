@@ -168,6 +168,19 @@ try {
   await axe(visitor, "public page");
   await shot(visitor, "public-page");
   assert.equal(dialogs, 0);
+  // Settings (in French): everything exported as one download, then imported again into the
+  // same account; the page says what was done.
+  await a.goto(NODE_A + "/#/settings");
+  const [download] = await Promise.all([a.waitForEvent("download"), a.getByRole("link", { name: /Tout exporter/ }).click()]);
+  assert.match(download.suggestedFilename(), /^spheres-alice-\d{4}-\d{2}-\d{2}\.tar$/);
+  const archive = await download.path();
+  assert.ok(fs.statSync(archive).size > 10_000, "the archive holds the photos");
+  await a.getByLabel("Importer un export (de ce compte ou d'un autre)").setInputFiles(archive);
+  await a.getByRole("button", { name: "Importer", exact: true }).click();
+  // (The photos were shared from outside the sphere's folder: they come back into it.)
+  await a.locator(".report li", { hasText: "3 fichiers remis" }).waitFor();
+  await axe(a, "settings with an import's report");
+  step("data_moved");
   assert.deepEqual(blocked, [], "the pages' security policy blocked something they do");
   step("ok");
 } catch (e) {

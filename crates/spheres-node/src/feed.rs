@@ -292,6 +292,29 @@ impl Node {
         Ok(id)
     }
 
+    /// Publishes post `id` of ours again (from an export) on this account: its comments node
+    /// first, then the post, first published at `published`.
+    pub(crate) async fn republish_on_account(
+        &self,
+        id: &str,
+        text: &str,
+        audience: Audience,
+        published: i64,
+    ) -> Result<(), NodeError> {
+        let text = checked_text(text)?;
+        self.xmpp
+            .create_comments_node(&feed::comments_node(id), audience.access())
+            .await?;
+        if let Err(e) = self
+            .xmpp
+            .subscribe(&self.me, &feed::comments_node(id))
+            .await
+        {
+            tracing::info!(error = %e, "comments under an imported post will show after a restart");
+        }
+        self.publish_post(id, text, audience, Some(published)).await
+    }
+
     /// Changes the text of one of our posts, for everyone who could read it (a new version
     /// of the same item: same id, first published when it was, updated now).
     pub async fn edit_post(&self, id: &str, text: &str) -> Result<(), NodeError> {

@@ -22,6 +22,7 @@ mod chat;
 mod dispatch;
 pub mod error;
 pub mod events;
+mod export;
 mod feed;
 mod housekeeping;
 mod lifecycle;

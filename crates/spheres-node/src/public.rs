@@ -126,20 +126,45 @@ pub(crate) fn post(name: &str, p: &PostRow) -> String {
 /// Someone's public posts as an Atom feed (RFC 4287); `base` is the URL of their pages
 /// (`http://HOST/@USER/`), as the request named the host.
 pub(crate) fn atom(name: &str, jid: &str, base: &str, posts: &[PostRow]) -> String {
+    let links = format!(
+        "<link rel=\"self\" href=\"{0}feed.atom\"/><link rel=\"alternate\" href=\"{0}\"/>",
+        escape(base)
+    );
+    feed_of(name, jid, (base, &links), posts, |p| {
+        format!("{}posts/{}", escape(base), escape(&p.item_id))
+    })
+}
+
+/// Our posts of every audience as an Atom feed for an export: each entry's id and link are
+/// the post's `xmpp:` URI.
+pub(crate) fn atom_of(name: &str, jid: &str, posts: &[PostRow]) -> String {
+    let id = format!("xmpp:{jid}?;node={}", spheres_xmpp::feed::MICROBLOG);
+    feed_of(name, jid, (&id, ""), posts, |p| {
+        escape(&format!("{id};item={}", p.item_id))
+    })
+}
+
+/// An Atom feed of `posts` by `name` (`jid`): its id and extra links, and each entry's URL.
+fn feed_of(
+    name: &str,
+    jid: &str,
+    (id, links): (&str, &str),
+    posts: &[PostRow],
+    url_of: impl Fn(&PostRow) -> String,
+) -> String {
     let updated = posts.iter().map(|p| p.updated).max().unwrap_or(0);
-    let base = escape(base);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\
-         <title>{}</title><id>{base}</id><updated>{}</updated>\
-         <link rel=\"self\" href=\"{base}feed.atom\"/><link rel=\"alternate\" href=\"{base}\"/>\
+         <title>{}</title><id>{}</id><updated>{}</updated>{links}\
          <author><name>{}</name><uri>xmpp:{}</uri></author>",
         escape(name),
+        escape(id),
         rfc3339(updated),
         escape(name),
         escape(jid)
     );
     for p in posts {
-        let url = format!("{base}posts/{}", escape(&p.item_id));
+        let url = url_of(p);
         let title: String = p
             .content
             .lines()

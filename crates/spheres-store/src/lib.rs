@@ -627,6 +627,30 @@ impl Store {
         Ok(())
     }
 
+    /// The comments (not reactions) `author` wrote under others' posts, newest first, each
+    /// with its post's item id and author.
+    pub async fn comments_by(&self, author: &str) -> Result<Vec<(CommentRow, String, String)>> {
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT c.* FROM comments c JOIN posts p ON p.id = c.post_id
+             WHERE c.author = ? AND p.author != ? AND c.reactions IS NULL
+             ORDER BY c.published DESC",
+        )
+        .bind(author)
+        .bind(author)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for c in rows {
+            let (item, by): (String, String) =
+                sqlx::query_as("SELECT item_id, author FROM posts WHERE id = ?")
+                    .bind(c.post_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            out.push((c, item, by));
+        }
+        Ok(out)
+    }
+
     /// The comment `item_id` under post `post_id`.
     pub async fn comment(&self, post_id: i64, item_id: &str) -> Result<Option<CommentRow>> {
         Ok(

@@ -174,6 +174,14 @@ taken: number | null,
  */
 shared: number, };
 
+export type Exported = { path: string, posts: number, comments: number, contacts: number, spheres: number, 
+/**
+ * Shares whose files are in it.
+ */
+files: number, };
+
+export type Imported = { contacts_asked: number, spheres_made: number, members_invited: number, files_restored: number, posts_restored: number, not_done: Array<string>, };
+
 export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
 
 export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "feed" } | { "type": "network" } | { "type": "connection" } & Connection;

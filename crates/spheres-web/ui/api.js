@@ -73,8 +73,8 @@ export const get = {
   chat: (jid, signal) => api(`/chats/${enc(jid)}`, { signal }),
 };
 
-/** Sends a file with PUT (XHR, for the upload's progress). Rejects with the node's message,
- *  or with an AbortError when `signal` aborts. */
+/** Sends a file with PUT (XHR, for the upload's progress); resolves with the node's answer.
+ *  Rejects with the node's message, or with an AbortError when `signal` aborts. */
 export function putFile(url, file, onprogress, signal) {
   return new Promise((ok, ko) => {
     if (signal?.aborted) { ko(signal.reason); return; }
@@ -86,7 +86,10 @@ export function putFile(url, file, onprogress, signal) {
     xhr.setRequestHeader("X-Spheres", "1");
     xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) onprogress(ev.loaded); };
     xhr.onload = () => {
-      if (xhr.status < 300) return ok();
+      if (xhr.status < 300) {
+        let answer = null; try { answer = JSON.parse(xhr.responseText); } catch {}
+        return ok(answer);
+      }
       let m = xhr.statusText; try { m = JSON.parse(xhr.responseText).error; } catch {}
       ko(new Error(m));
     };

@@ -9,8 +9,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
-    ChatLine, Comment, Contacts, Fetching, Invite, InviteLink, Member, Post, Posted, Reachability,
-    Reaction, RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
+    ChatLine, Comment, Contacts, Exported, Fetching, Imported, Invite, InviteLink, Member, Post,
+    Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -91,6 +91,8 @@ pub enum Ask {
     Feed { from: Option<String> },
     Comment { id: String, text: Option<String> },
     React { id: String, emoji: String },
+    Export { path: PathBuf },
+    Import { path: PathBuf },
 }
 
 /// A post to make: its text, who reads it, the files it shows (shared in the sphere first).
@@ -431,6 +433,40 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 .post(&format!("/feed/{}/delete", segment(&id)), json!({}))
                 .await?;
             out.result(&format!("Deleted {id}"), v);
+        }
+        Ask::Export { path } => {
+            // The node writes it: give it a whole path, on this machine.
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = std::fs::canonicalize(dir.unwrap_or(std::path::Path::new(".")))
+                .context("cannot find the folder to write the export in")?;
+            let name = path
+                .file_name()
+                .context("give a file name for the export")?;
+            let v: Exported = r.post("/export", json!({"path": dir.join(name)})).await?;
+            out.result(
+                &format!(
+                    "Exported {} posts, {} comments, {} contacts, {} spheres and the files of {} shares to {}",
+                    v.posts, v.comments, v.contacts, v.spheres, v.files, v.path
+                ),
+                value(&v),
+            );
+        }
+        Ask::Import { path } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find {}", path.display()))?;
+            let v: Imported = r.post("/import", json!({"path": path})).await?;
+            let mut text = format!(
+                "Asked {} contacts again, made {} spheres (invited {} members), put back {} files, published {} posts",
+                v.contacts_asked,
+                v.spheres_made,
+                v.members_invited,
+                v.files_restored,
+                v.posts_restored
+            );
+            for line in &v.not_done {
+                text.push_str(&format!("\nnot done: {line}"));
+            }
+            out.result(&text, value(&v));
         }
         Ask::React { id, emoji } => {
             let v: Vec<Reaction> = r

@@ -114,6 +114,19 @@ enum Command {
         #[arg(long, value_name = "JID")]
         from: Option<String>,
     },
+    /// Write everything that is yours here (posts, comments, contacts, spheres, the files you
+    /// shared) to one archive (tar: spheres.json, posts.atom, your .torrents and files).
+    Export {
+        /// The archive to write (a new file).
+        file: PathBuf,
+    },
+    /// Bring an archive made by `spheres export` into this account: asks your contacts again,
+    /// makes your spheres again (inviting their members), puts your files back, publishes your
+    /// posts again.
+    Import {
+        /// The archive.
+        file: PathBuf,
+    },
     /// React to a post with an emoji (`spheres react POST_ID 👍`); the same again takes it
     /// back.
     React {
@@ -338,6 +351,8 @@ fn main() {
             }),
         ),
         Command::Feed { from } => ask(&out, &cli.locate, Ask::Feed { from }),
+        Command::Export { file } => ask(&out, &cli.locate, Ask::Export { path: file }),
+        Command::Import { file } => ask(&out, &cli.locate, Ask::Import { path: file }),
         Command::React { post_id, emoji } => {
             ask(&out, &cli.locate, Ask::React { id: post_id, emoji })
         }

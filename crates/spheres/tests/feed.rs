@@ -423,7 +423,8 @@ fn a_spheres_posts_reach_its_members_and_no_one_else() {
 /// The feed page (#/feed) in Chromium, as two contacts use it: a draft that survives a
 /// refresh, a post that appears on the other's open page, a comment counted live, the
 /// poster's page, a change to the post seen live, a post for a sphere with a photo, the
-/// sphere's album by the days its photos were taken (keys and a finger's swipe in the viewer), a phone's width, French, a public post's page opened with no session and no script run, and no
+/// sphere's album by the days its photos were taken (keys and a finger's swipe in the viewer),
+/// everything exported from the settings and imported again, a phone's width, French, a public post's page opened with no session and no script run, and no
 /// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
 #[test]
 fn the_feed_page_in_two_browsers() {
@@ -486,6 +487,7 @@ fn the_feed_page_in_two_browsers() {
         "edit_seen",
         "sphere_seen",
         "album_seen",
+        "data_moved",
         "ok",
     ] {
         if let Err(why) = ui.try_wait_event(stage) {
@@ -497,4 +499,144 @@ fn the_feed_page_in_two_browsers() {
         "the feed browser test failed: {:?}",
         ui.seen
     );
+}
+
+/// Alice exports everything that is hers (posts of every audience, a comment, her contact,
+/// her sphere with its member, the photo she shared) to one archive that tools we did not
+/// write read (GNU tar, feedparser for its Atom), then moves: a new account on the same
+/// server imports it. Bob is asked to be a contact again and invited to the new sphere; the
+/// posts are back with their dates; the photo is back in the sphere, shared again under the
+/// same info hash; importing twice overwrites nothing.
+#[test]
+fn an_export_moves_to_another_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    invite_and_join(&alice, &bob);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    let photo = dir.path().join("lyon.jpg");
+    common::write_random(&photo, 30_000, 9);
+    let id = |v: Value| v["id"].as_str().unwrap().to_owned();
+    let with_photo = id(alice.cli(&[
+        "post",
+        "Lyon",
+        "--to",
+        "Family",
+        "--attach",
+        photo.to_str().unwrap(),
+    ]));
+    let for_contacts = id(alice.cli(&["post", "For my contacts"]));
+    let public = id(alice.cli(&["post", "Hello, web", "--to", "public"]));
+    let bobs = id(bob.cli(&["post", "Bob's news"]));
+    wait_until("bob's post at alice's", || in_feed(&alice, &bobs).is_some());
+    alice.cli(&["comment", &bobs, "Nice"]);
+    let hash = alice.share_state("Family", "lyon.jpg").unwrap()["info_hash"].clone();
+
+    let archive = dir.path().join("alice.tar");
+    let out = alice.cli(&["export", archive.to_str().unwrap()]);
+    assert_eq!(
+        (
+            &out["posts"],
+            &out["comments"],
+            &out["contacts"],
+            &out["spheres"],
+            &out["files"]
+        ),
+        (&3.into(), &1.into(), &1.into(), &1.into(), &1.into()),
+        "{out}"
+    );
+    let why = alice.cli_fails(&["export", archive.to_str().unwrap()]);
+    assert!(why.contains("exists already"), "{why}");
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for name in [
+        "spheres.json".to_owned(),
+        "posts.atom".to_owned(),
+        format!("torrents/{}.torrent", hash.as_str().unwrap()),
+        "media/Family/lyon.jpg".to_owned(),
+    ] {
+        assert!(listed.lines().any(|l| l == name), "{name} in {listed}");
+    }
+    let atom = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("posts.atom")
+        .output()
+        .unwrap()
+        .stdout;
+    let atom_file = dir.path().join("posts.atom");
+    std::fs::write(&atom_file, atom).unwrap();
+    let script = "import feedparser, json, sys; d = feedparser.parse(sys.argv[1]); \
+                  print(json.dumps({'bozo': d.bozo, 'titles': sorted(e.title for e in d.entries)}))";
+    let read = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&atom_file)
+        .output()
+        .expect("python3 with feedparser: run scripts/install-test-deps");
+    let read: Value = serde_json::from_slice(&read.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&read.stderr)));
+    assert_eq!(
+        read,
+        serde_json::json!({"bozo": false, "titles": ["For my contacts", "Hello, web", "Lyon"]})
+    );
+
+    // Alice moves to a new account, on a new node.
+    let moved = household_member(&alice, dir.path(), "alice2", &[]);
+    let report = moved.cli(&["import", archive.to_str().unwrap()]);
+    assert_eq!(
+        (
+            &report["contacts_asked"],
+            &report["spheres_made"],
+            &report["members_invited"],
+            &report["files_restored"],
+            &report["posts_restored"]
+        ),
+        (&1.into(), &1.into(), &1.into(), &1.into(), &3.into()),
+        "{report}"
+    );
+    wait_until("alice2's contact request at bob's", || {
+        bob.cli(&["contact", "list"])["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|j| j == "alice2@family.test"))
+    });
+    wait_until("alice2's invitation at bob's", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["from_jid"] == "alice2@family.test"))
+    });
+    for post in [&with_photo, &for_contacts, &public] {
+        let before = in_feed(&alice, post).unwrap();
+        let after = in_feed(&moved, post).unwrap_or_else(|| panic!("post {post} not imported"));
+        assert_eq!(
+            (&after["text"], &after["audience"], &after["published"]),
+            (&before["text"], &before["audience"], &before["published"])
+        );
+        assert_eq!(after["author"], "alice2@family.test");
+    }
+    assert_eq!(
+        in_feed(&moved, &with_photo).unwrap()["media"][0]["info_hash"],
+        hash
+    );
+    wait_seeding(&moved, "Family", "lyon.jpg");
+    assert_eq!(
+        moved.share_state("Family", "lyon.jpg").unwrap()["info_hash"],
+        hash
+    );
+    // Again: nothing overwritten, and it says so.
+    let again = moved.cli(&["import", archive.to_str().unwrap()]);
+    assert_eq!(again["files_restored"], 0, "{again}");
+    assert!(
+        again["not_done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("lyon.jpg")),
+        "{again}"
+    );
+    // Not an export: refused with words.
+    let why = moved.cli_fails(&["import", photo.to_str().unwrap()]);
+    assert!(why.contains("cannot be imported"), "{why}");
 }

@@ -8,6 +8,7 @@
 //!
 //! Anything else gets 401 with `"login": true`.
 
+mod archive;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -467,6 +468,14 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
             get(file_thumb),
         )
         .route("/spheres/{name}/photos", get(photos))
+        .route(
+            "/export",
+            get(archive::export_download).post(archive::export_to),
+        )
+        .route(
+            "/import",
+            post(archive::import_from).put(archive::import_upload),
+        )
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))

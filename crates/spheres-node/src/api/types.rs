@@ -378,6 +378,31 @@ pub struct Post {
     pub reactions: Vec<Reaction>,
 }
 
+/// An export written: where, and what it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Exported {
+    pub path: String,
+    pub posts: u64,
+    pub comments: u64,
+    pub contacts: u64,
+    pub spheres: u64,
+    /// Shares whose files are in it.
+    pub files: u64,
+}
+
+/// What an import did, and what it could not do (in words).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Imported {
+    pub contacts_asked: u64,
+    pub spheres_made: u64,
+    pub members_invited: u64,
+    pub files_restored: u64,
+    pub posts_restored: u64,
+    pub not_done: Vec<String>,
+}
+
 /// A photo or video of a sphere's album: one file of a share, here in full.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -730,6 +755,8 @@ mod tests {
             Contacts::decl(&cfg),
             ChatLine::decl(&cfg),
             Photo::decl(&cfg),
+            Exported::decl(&cfg),
+            Imported::decl(&cfg),
             crate::events::Connection::decl(&cfg),
             crate::events::NodeEvent::decl(&cfg),
         ];

@@ -1,6 +1,6 @@
 // Settings: the account, the node's network (refreshed when reachability changes), the
-// bandwidth limits, the web password, logging out.
-import { api, fail, failLoad, get } from "../api.js";
+// bandwidth limits, the web password, export and import, logging out.
+import { api, fail, failLoad, get, putFile } from "../api.js";
 import { h, say } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
@@ -64,8 +64,27 @@ export function mount(el) {
       } catch (e) { fail(e); }
     } }, h("label", { for: "down-limit" }, t("downLimit")), down, h("label", { for: "up-limit" }, t("upLimit")), up,
       h("button", { type: "submit" }, t("saveLimits")));
+    // Export: a download (the node writes the archive as it goes). Import: an archive sent
+    // with its progress, then what was done and what was not.
+    const archive = h("input", { id: "import-file", type: "file", accept: ".tar,application/x-tar", required: true });
+    const sent = h("progress", { max: 1, value: 0, hidden: true, "aria-label": t("importing") });
+    const report = h("ul", { class: "report", "aria-live": "polite" });
+    const importForm = h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      const file = archive.files?.[0];
+      if (!file) return;
+      sent.max = file.size || 1; sent.value = 0; sent.hidden = false;
+      try {
+        /** @type {import("../../types/api").Imported} */
+        const r = await putFile("/api/import", file, (n) => { sent.value = n; }, signal);
+        report.replaceChildren(h("li", {}, t("imported", { contacts: r.contacts_asked, spheres: r.spheres_made, members: r.members_invited, files: r.files_restored, posts: r.posts_restored })),
+          ...r.not_done.map((line) => h("li", {}, t("notDone", { what: line }))));
+      } catch (e) { fail(e); } finally { sent.hidden = true; }
+    } }, h("label", { for: "import-file" }, t("importFrom")), archive, sent, h("button", { type: "submit" }, t("import")));
+    const data = [h("h2", {}, t("yourData")),
+      h("p", {}, h("a", { href: "/api/export", download: "" }, t("exportAll"))), importForm, report];
     el.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat(),
-      h("h2", {}, t("limits")), limitsForm, h("h2", {}, t("password")), pwForm, h("p", {}, out));
+      h("h2", {}, t("limits")), limitsForm, h("h2", {}, t("password")), pwForm, ...data, h("p", {}, out));
   }
 
   /** Only the network section: the forms keep what is being typed. */
