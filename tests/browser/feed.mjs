@@ -91,7 +91,7 @@ try {
   // A post for a sphere (both are in "Family"), showing a photo of the sphere: the audience
   // is kept with the draft; bob's page says which sphere it is for, shows the photo's
   // thumbnail and opens it in the viewer.
-  await a.getByLabel("What's new?").fill("Only for the family");
+  await a.getByLabel("What's new?").fill("Only for the **family**");
   await a.getByLabel("For").selectOption("sphere:Family");
   await a.reload();
   // (The spheres come from the node after the page draws: the choice is put back then.)
@@ -100,6 +100,8 @@ try {
   await a.getByRole("button", { name: "Post", exact: true }).click();
   const family = b.locator("li.post", { hasText: "Only for the family" });
   await family.getByText("the sphere Family").waitFor();
+  // Its little markup is read, as elements.
+  await family.locator(".post-text strong", { hasText: "family" }).waitFor();
   const thumb = family.locator(".post-media img");
   await thumb.waitFor();
   await b.waitForFunction((img) => img.complete && img.naturalWidth > 0, await thumb.elementHandle());
@@ -116,6 +118,12 @@ try {
   await b.goto(NODE_B + "/#/s/Family");
   await b.getByRole("link", { name: "Photos and videos, by day" }).click();
   await b.getByRole("heading", { name: "Family: photos and videos" }).waitFor();
+  // Alice posts while bob looks at the album: his header counts it (and his tab's title).
+  await a.getByLabel("What's new?").fill("Dinner at 8");
+  await a.getByLabel("For").selectOption("contacts");
+  await a.getByRole("button", { name: "Post", exact: true }).click();
+  await b.locator(".count-badge", { hasText: "1" }).waitFor();
+  assert.equal(await b.title(), "(1) spheres");
   await b.getByRole("heading", { name: "Saturday, July 12, 2025" }).waitFor();
   const headings = await b.locator(".album h2").allInnerTexts();
   assert.deepEqual(headings.slice(1), ["Saturday, July 12, 2025", "Tuesday, December 24, 2024"], headings.join(" | "));
@@ -140,6 +148,9 @@ try {
   await shot(b, "album");
   await b.goto(NODE_B + "/#/feed");
   await b.getByRole("heading", { name: "Feed" }).waitFor();
+  // Seen: the count goes.
+  await b.locator(".count-badge").waitFor({ state: "hidden" });
+  assert.equal(await b.title(), "spheres");
   step("album_seen");
 
   // Phone width: nothing wider than the screen.

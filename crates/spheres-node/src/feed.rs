@@ -139,6 +139,7 @@ fn api_post(
     me: &BareJid,
 ) -> types::Post {
     types::Post {
+        rich: types::rich(&p.content),
         media,
         reactions,
         mine: p.author == me.as_str(),
@@ -585,6 +586,7 @@ impl Node {
                 id: c.item_id,
                 author: c.author,
                 author_name: c.author_name,
+                rich: types::rich(&c.content),
                 text: c.content,
                 published: c.published,
             })

@@ -29,36 +29,26 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-/// A post's text as HTML: escaped, with its web addresses (`http://` and `https://` only)
-/// as links that carry no referrer and no trust.
+/// A post's text as HTML: escaped, its little markup (`spheres_web::markup`) as `strong`,
+/// `em` and `code`, its web addresses (`http://` and `https://` only) as links that carry no
+/// referrer and no trust.
 pub(crate) fn linked(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = ["https://", "http://"]
-        .iter()
-        .filter_map(|p| rest.find(p))
-        .min()
-    {
-        out.push_str(&escape(&rest[..at]));
-        let tail = &rest[at..];
-        let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
-            .unwrap_or(tail.len());
-        // Punctuation that ends a sentence is not part of the address.
-        let url = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']);
-        if url.len() <= "https://".len() {
-            out.push_str(&escape(&tail[..end]));
-        } else {
-            let u = escape(url);
-            out.push_str(&format!(
-                "<a href=\"{u}\" rel=\"nofollow noopener noreferrer\">{u}</a>"
-            ));
-            out.push_str(&escape(&tail[url.len()..end]));
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(&escape(rest));
-    out
+    use spheres_web::markup::{Mark, parse};
+    parse(text)
+        .into_iter()
+        .map(|s| {
+            let t = escape(&s.text);
+            match s.mark {
+                Mark::Text => t,
+                Mark::Strong => format!("<strong>{t}</strong>"),
+                Mark::Em => format!("<em>{t}</em>"),
+                Mark::Code => format!("<code>{t}</code>"),
+                Mark::Link => {
+                    format!("<a href=\"{t}\" rel=\"nofollow noopener noreferrer\">{t}</a>")
+                }
+            }
+        })
+        .collect()
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -239,6 +229,11 @@ mod tests {
             assert!(!out.contains("\"onmouseover"), "{out}");
             assert!(!out.contains("<b>"), "{out}");
         }
+        // The little markup, escaped inside.
+        assert_eq!(
+            linked("**Lyon** *<i>*, `a<b`"),
+            "<strong>Lyon</strong> <em>&lt;i&gt;</em>, <code>a&lt;b</code>"
+        );
     }
 
     #[test]

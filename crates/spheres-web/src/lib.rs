@@ -14,6 +14,7 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod markup;
 pub mod range;
 
 use std::net::SocketAddr;
@@ -69,6 +70,7 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     under_ui!("i18n.js", JS),
     under_ui!("restart.js", JS),
     under_ui!("router.js", JS),
+    under_ui!("unread.js", JS),
     under_ui!("util.js", JS),
     under_ui!("views/album.js", JS),
     under_ui!("views/chat.js", JS),

@@ -10,6 +10,7 @@ import { say } from "/ui/dom.js";
 import { connect, dispatch, restartExpected } from "/ui/events.js";
 import { preferredLanguage, setLanguage, t, translatePage } from "/ui/i18n.js";
 import { route, show, start } from "/ui/router.js";
+import { redrawUnread, watchFeed } from "/ui/unread.js";
 import * as album from "/ui/views/album.js";
 import * as chat from "/ui/views/chat.js";
 import * as chats from "/ui/views/chats.js";
@@ -49,6 +50,7 @@ document.getElementById("lang").addEventListener("change", async (ev) => {
   localStorage.setItem("lang", choice);
   translatePage();
   redrawConnection();
+  redrawUnread();
   route();
 });
 
@@ -58,6 +60,7 @@ onLoginNeeded(() => show(login));
 
 translatePage();
 watchConnection(document.getElementById("xmpp"));
+watchFeed(/** @type {HTMLElement} */ (document.querySelector('header a[href="#/feed"]')));
 start(document.getElementById("app"), routes, home, failLoad);
 connect({
   opened() {

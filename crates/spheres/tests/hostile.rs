@@ -266,6 +266,7 @@ fn a_hostile_member_cannot_rewrite_others_posts_in_a_sphere() {
         .as_str()
         .unwrap()
         .to_owned();
+    wait_until("alice's post at bob's", || in_feed(&bob, &id).is_some());
     let cid = bob.cli(&["comment", &id, "Beautiful"])["id"]
         .as_str()
         .unwrap()

@@ -376,6 +376,8 @@ pub struct Post {
     pub media: Vec<PostMedia>,
     /// The reactions to it, the most given first.
     pub reactions: Vec<Reaction>,
+    /// `text` read into its little markup.
+    pub rich: Vec<Span>,
 }
 
 /// An export written: where, and what it holds.
@@ -443,6 +445,28 @@ pub struct Reaction {
     pub mine: bool,
 }
 
+/// A piece of a post's or comment's text, as its little markup reads (`**strong**`,
+/// `*em*`, `` `code` ``, web addresses): `mark` is `text`, `strong`, `em`, `code` or `link`
+/// (then `text` is the address, `http://` or `https://`). The page makes elements of these,
+/// never markup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Span {
+    pub mark: String,
+    pub text: String,
+}
+
+/// A text read into [`Span`]s.
+pub fn rich(text: &str) -> Vec<Span> {
+    spheres_web::markup::parse(text)
+        .into_iter()
+        .map(|s| Span {
+            mark: s.mark.as_str().to_owned(),
+            text: s.text,
+        })
+        .collect()
+}
+
 /// A share a post shows: as this node has it in the post's sphere, else as the post names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -467,6 +491,8 @@ pub struct Comment {
     pub verified: bool,
     pub author_name: Option<String>,
     pub text: String,
+    /// `text` read into its little markup.
+    pub rich: Vec<Span>,
     /// Seconds since 1970.
     pub published: i64,
     pub mine: bool,

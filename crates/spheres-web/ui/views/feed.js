@@ -101,7 +101,7 @@ export function mount(el, { jid } = {}) {
       h("span", { class: "muted" }, audienceOf(p)), " ",
       h("time", { datetime: when.toISOString() }, dateTime(when)));
     if (p.updated > p.published) head.append(" ", h("span", { class: "muted" }, t("edited")));
-    let body = h("p", { class: "post-text" }, ...linked(p.text));
+    let body = h("p", { class: "post-text" }, ...rich(p.rich));
     if (editing.has(p.id)) {
       const field = h("textarea", { id: `edit-${p.id}`, rows: 3, required: true, maxlength: 10000 });
       field.value = p.text;
@@ -143,7 +143,7 @@ export function mount(el, { jid } = {}) {
     return h("section", { class: "comments" },
       h("ul", { class: "messages" }, list.map((c) => h("li", { class: c.mine ? "mine" : "" },
         h("strong", {}, c.mine ? t("online_you") : (c.author_name || c.author)), c.verified ? "" : " " + t("unverified"), " ",
-        h("span", {}, c.text)))),
+        h("span", {}, ...rich(c.rich))))),
       h("form", { onsubmit: async (ev) => {
         ev.preventDefault();
         try { await api(`/feed/${enc(p.id)}/comments`, { method: "POST", json: { body: say.value }, signal }); await draw(); } catch (e) { fail(e); }
@@ -208,19 +208,18 @@ function audienceOf(p) {
   return t(audiences[p.audience] || "toContacts");
 }
 
-/** A post's text as nodes: its web addresses (http and https only) as links that carry no
- *  referrer and no trust, the rest as text (never markup). */
-function linked(text) {
-  const out = [];
-  let last = 0;
-  for (const m of text.matchAll(/https?:\/\/[^\s<>"]+/g)) {
-    const url = m[0].replace(/[.,;:!?)']+$/, "");
-    if (url.length <= "https://".length) continue;
-    out.push(text.slice(last, m.index), h("a", { href: url, rel: "nofollow noopener noreferrer" }, url));
-    last = (m.index ?? 0) + url.length;
-  }
-  out.push(text.slice(last));
-  return out;
+/** A text as the node read its little markup (strong, em, code, web addresses), as elements
+ *  and text: never markup. A link is made only of an http or https address, and carries no
+ *  referrer and no trust.
+ *  @param {{ mark: string, text: string }[]} spans */
+function rich(spans) {
+  return spans.map((s) => {
+    if (s.mark === "strong") return h("strong", {}, s.text);
+    if (s.mark === "em") return h("em", {}, s.text);
+    if (s.mark === "code") return h("code", {}, s.text);
+    if (s.mark === "link" && /^https?:\/\//.test(s.text)) return h("a", { href: s.text, rel: "nofollow noopener noreferrer" }, s.text);
+    return s.text;
+  });
 }
 
 /** Who wrote a post: "you", or their name as a link to their page. */
@@ -239,7 +238,7 @@ function person(el, jid, life) {
       const when = new Date(p.published * 1000);
       return h("li", { class: "post" }, h("p", { class: "post-head" },
         h("span", { class: "muted" }, audienceOf(p)), " ",
-        h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, ...linked(p.text)));
+        h("time", { datetime: when.toISOString() }, dateTime(when))), h("p", { class: "post-text" }, ...rich(p.rich)));
     }) : [h("li", { class: "empty" }, t("noPostsOf"))]));
   }
   draw().catch(failLoad);
