@@ -22,7 +22,7 @@ use spheres_store::PostRow;
 use spheres_xmpp::feed::{self, Entry};
 
 use crate::Node;
-use crate::api::types;
+use crate::api::types::{self, NotDone};
 use crate::error::{NodeError, refuse};
 use crate::spherefeed::{MediaRef, stored_media};
 
@@ -389,16 +389,14 @@ impl Node {
         for jid in &m.contacts {
             match self.add_contact(jid, None).await {
                 Ok(()) => done.contacts_asked += 1,
-                Err(e) => done.not_done.push(format!("contact {jid}: {e}")),
+                Err(e) => done.not_done.push(NotDone::new("contact", jid, Some(e))),
             }
         }
         // Spheres we owned: made again, members invited, our files put back.
         for s in &m.spheres {
             if !s.owned {
-                done.not_done.push(format!(
-                    "sphere {}: ask its owner to invite you again",
-                    s.name
-                ));
+                done.not_done
+                    .push(NotDone::new("member_of", &s.name, None::<String>));
                 continue;
             }
             let sphere = match self.store.sphere(&s.name).await? {
@@ -409,7 +407,7 @@ impl Node {
                         self.sphere_named(&s.name).await?
                     }
                     Err(e) => {
-                        done.not_done.push(format!("sphere {}: {e}", s.name));
+                        done.not_done.push(NotDone::new("sphere", &s.name, Some(e)));
                         continue;
                     }
                 },
@@ -417,9 +415,7 @@ impl Node {
             for member in s.members.iter().filter(|j| **j != self.me.as_str()) {
                 match self.invite(&s.name, member).await {
                     Ok(()) => done.members_invited += 1,
-                    Err(e) => done
-                        .not_done
-                        .push(format!("inviting {member} to {}: {e}", s.name)),
+                    Err(e) => done.not_done.push(NotDone::new("invite", member, Some(e))),
                 }
             }
             if s.shares.iter().any(|sh| sh.media.is_some()) {
@@ -431,9 +427,10 @@ impl Node {
                         .map_err(|e| anyhow!("the import stopped: {e}"))??;
                 done.files_restored += written as u64;
                 for name in refused {
-                    done.not_done.push(format!(
-                        "{name} in {}: a file of that name is there already, or it is not a plain file",
-                        s.name
+                    done.not_done.push(NotDone::new(
+                        "file",
+                        &format!("{}/{name}", s.name),
+                        None::<String>,
                     ));
                 }
             }
@@ -442,13 +439,14 @@ impl Node {
         for p in m.posts.iter().rev() {
             match self.republish(p).await {
                 Ok(()) => done.posts_restored += 1,
-                Err(e) => done.not_done.push(format!("post {}: {e}", p.id)),
+                Err(e) => done.not_done.push(NotDone::new("post", &p.id, Some(e))),
             }
         }
         if !m.comments.is_empty() {
-            done.not_done.push(format!(
-                "{} comments under others' posts stay in the archive",
-                m.comments.len()
+            done.not_done.push(NotDone::new(
+                "comments",
+                &m.comments.len().to_string(),
+                None::<String>,
             ));
         }
         Ok(done)

@@ -57,28 +57,83 @@ fn rfc3339(secs: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A date as people read it: `30 Nov 2026, 18:46 UTC`.
-fn human(secs: i64) -> String {
+/// The languages of the public pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    En,
+    Fr,
+}
+
+impl Lang {
+    /// The visitor's language, from their browser's `Accept-Language` (the first of ours it
+    /// prefers; English when none).
+    pub(crate) fn from_accept(header: Option<&str>) -> Lang {
+        let mut wanted: Vec<(f32, Lang)> = header
+            .unwrap_or_default()
+            .split(',')
+            .take(32)
+            .filter_map(|part| {
+                let mut bits = part.split(';');
+                let tag = bits.next()?.trim().to_ascii_lowercase();
+                let q = bits
+                    .find_map(|b| b.trim().strip_prefix("q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                let lang = match tag.split('-').next()? {
+                    "fr" => Lang::Fr,
+                    "en" => Lang::En,
+                    _ => return None,
+                };
+                (q > 0.0).then_some((q, lang))
+            })
+            .collect();
+        // (Stable: among equals, the first named first.)
+        wanted.sort_by(|a, b| b.0.total_cmp(&a.0));
+        wanted.first().map_or(Lang::En, |w| w.1)
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+
+    fn nothing_yet(self) -> &'static str {
+        match self {
+            Lang::En => "Nothing public yet.",
+            Lang::Fr => "Rien de public pour l'instant.",
+        }
+    }
+}
+
+/// A date as people read it: `30 Nov 2026, 18:46 UTC`, `30/11/2026 18:46 UTC`.
+fn human(secs: i64, lang: Lang) -> String {
+    let format = match lang {
+        Lang::En => "%-d %b %Y, %H:%M UTC",
+        Lang::Fr => "%d/%m/%Y %H:%M UTC",
+    };
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
-        .format("%-d %b %Y, %H:%M UTC")
+        .format(format)
         .to_string()
 }
 
-fn page(title: &str, body: &str, feed: &str) -> String {
+fn page(lang: Lang, title: &str, body: &str, feed: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title}</title><link rel=\"stylesheet\" href=\"/app.css\">\
          <link rel=\"alternate\" type=\"application/atom+xml\" href=\"{feed}\"></head>\
-         <body><main class=\"public\">{body}</main></body></html>\n"
+         <body><main class=\"public\">{body}</main></body></html>\n",
+        lang.code()
     )
 }
 
-fn article(p: &PostRow, link: bool) -> String {
+fn article(p: &PostRow, link: bool, lang: Lang) -> String {
     let text = linked(&p.content);
     let when = rfc3339(p.published);
-    let shown = human(p.published);
+    let shown = human(p.published, lang);
     let stamp = if link {
         format!("<a href=\"posts/{}\">{shown}</a>", escape(&p.item_id))
     } else {
@@ -91,26 +146,29 @@ fn article(p: &PostRow, link: bool) -> String {
 }
 
 /// Someone's public posts, newest first.
-pub(crate) fn index(name: &str, jid: &str, posts: &[PostRow]) -> String {
+pub(crate) fn index(name: &str, jid: &str, posts: &[PostRow], lang: Lang) -> String {
     let who = escape(name);
     let mut body = format!(
         "<h1>{who}</h1><p class=\"muted\">{} · <a href=\"feed.atom\">Atom</a></p>",
         escape(jid)
     );
     if posts.is_empty() {
-        body.push_str("<p class=\"empty\">Nothing public yet.</p>");
+        body.push_str(&format!("<p class=\"empty\">{}</p>", lang.nothing_yet()));
     }
     for p in posts {
-        body.push_str(&article(p, true));
+        body.push_str(&article(p, true, lang));
     }
-    page(&who, &body, "feed.atom")
+    page(lang, &who, &body, "feed.atom")
 }
 
 /// One public post.
-pub(crate) fn post(name: &str, p: &PostRow) -> String {
+pub(crate) fn post(name: &str, p: &PostRow, lang: Lang) -> String {
     let who = escape(name);
-    let body = format!("<p><a href=\"../\">← {who}</a></p>{}", article(p, false));
-    page(&who, &body, "../feed.atom")
+    let body = format!(
+        "<p><a href=\"../\">← {who}</a></p>{}",
+        article(p, false, lang)
+    );
+    page(lang, &who, &body, "../feed.atom")
 }
 
 /// Someone's public posts as an Atom feed (RFC 4287); `base` is the URL of their pages
@@ -202,8 +260,13 @@ mod tests {
     fn text_is_never_markup() {
         let p = post_row("<script>alert(1)</script> & \"quotes\" \u{7}");
         for out in [
-            index("<b>Alice</b>", "alice@home.test", std::slice::from_ref(&p)),
-            post("Alice", &p),
+            index(
+                "<b>Alice</b>",
+                "alice@home.test",
+                std::slice::from_ref(&p),
+                Lang::En,
+            ),
+            post("Alice", &p, Lang::Fr),
             atom("Alice", "alice@home.test", "http://h/@alice/", &[p]),
         ] {
             assert!(!out.contains("<script>"), "{out}");
@@ -211,6 +274,28 @@ mod tests {
             assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
             assert!(!out.contains('\u{7}'));
         }
+    }
+
+    #[test]
+    fn a_visitor_reads_the_pages_in_their_language() {
+        for (header, lang) in [
+            (None, Lang::En),
+            (Some("fr-FR,fr;q=0.9,en;q=0.8"), Lang::Fr),
+            (Some("de-DE,de;q=0.9,en;q=0.5,fr;q=0.7"), Lang::Fr),
+            (Some("en-GB,fr;q=0.1"), Lang::En),
+            (Some("fr;q=0"), Lang::En),
+            (Some("nonsense;q=x,,;"), Lang::En),
+        ] {
+            assert_eq!(Lang::from_accept(header), lang, "{header:?}");
+        }
+        let p = post_row("Bonjour");
+        let fr = post("Alice", &p, Lang::Fr);
+        assert!(fr.contains("<html lang=\"fr\">"), "{fr}");
+        assert!(fr.contains("15/01/2027 08:00 UTC"), "{fr}");
+        let en = index("Alice", "alice@home.test", &[], Lang::En);
+        assert!(en.contains("Nothing public yet."), "{en}");
+        let fr = index("Alice", "alice@home.test", &[], Lang::Fr);
+        assert!(fr.contains("Rien de public pour l'instant."), "{fr}");
     }
 
     #[test]

@@ -480,6 +480,17 @@ const SHARE_STATES: [&str; 6] = [
     "failed",
 ];
 
+// What an import did not do (docs/api.md, `not_done`), shown as t(`notDone_${kind}`).
+const NOT_DONE_KINDS: [&str; 7] = [
+    "contact",
+    "member_of",
+    "sphere",
+    "invite",
+    "file",
+    "post",
+    "comments",
+];
+
 #[test]
 fn every_string_the_page_asks_for_exists_and_every_string_is_asked_for() {
     let langs = languages();
@@ -500,6 +511,9 @@ fn every_string_the_page_asks_for_exists_and_every_string_is_asked_for() {
     }
     for state in SHARE_STATES {
         used.push(("views/sphere.js".into(), format!("state_{state}")));
+    }
+    for kind in NOT_DONE_KINDS {
+        used.push(("views/settings.js".into(), format!("notDone_{kind}")));
     }
     assert!(
         used.len() > 50,

@@ -180,7 +180,9 @@ export type Exported = { path: string, posts: number, comments: number, contacts
  */
 files: number, };
 
-export type Imported = { contacts_asked: number, spheres_made: number, members_invited: number, files_restored: number, posts_restored: number, not_done: Array<string>, };
+export type Imported = { contacts_asked: number, spheres_made: number, members_invited: number, files_restored: number, posts_restored: number, not_done: Array<NotDone>, };
+
+export type NotDone = { kind: string, name: string, detail: string | null, };
 
 export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
 

@@ -464,7 +464,7 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 v.posts_restored
             );
             for line in &v.not_done {
-                text.push_str(&format!("\nnot done: {line}"));
+                text.push_str(&format!("\nnot done: {}", line.sentence()));
             }
             out.result(&text, value(&v));
         }

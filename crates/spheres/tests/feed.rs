@@ -633,7 +633,7 @@ fn an_export_moves_to_another_account() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|l| l.as_str().unwrap().contains("lyon.jpg")),
+            .any(|l| l["kind"] == "file" && l["name"] == "Family/lyon.jpg"),
         "{again}"
     );
     // Not an export: refused with words.

@@ -955,28 +955,43 @@ async fn posts_of(State(api): State<Api>, Path(jid): Path<String>) -> ApiResult<
     Ok(Json(api.node.posts_of(&jid).await?))
 }
 
-/// A public page: HTML with a policy that allows no script.
+/// A public page: HTML with a policy that allows no script (in the visitor's language, so
+/// caches keep one per language).
 fn public_answer(kind: &'static str, body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, kind),
             (header::CONTENT_SECURITY_POLICY, crate::public::POLICY),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::VARY, "Accept-Language"),
         ],
         body,
     )
         .into_response()
 }
 
+/// The visitor's language for the public pages.
+fn visitor_lang(headers: &HeaderMap) -> crate::public::Lang {
+    crate::public::Lang::from_accept(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
 fn no_public_page() -> Response {
     (StatusCode::NOT_FOUND, "No such page.").into_response()
 }
 
-async fn public_index(State(api): State<Api>, Path(handle): Path<String>) -> Response {
+async fn public_index(
+    State(api): State<Api>,
+    Path(handle): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match api.node.public_posts(&handle).await {
         Ok(Some((name, jid, posts))) => public_answer(
             "text/html; charset=utf-8",
-            crate::public::index(&name, &jid, &posts),
+            crate::public::index(&name, &jid, &posts, visitor_lang(&headers)),
         ),
         Ok(None) => no_public_page(),
         Err(e) => ApiError(e).into_response(),
@@ -986,10 +1001,14 @@ async fn public_index(State(api): State<Api>, Path(handle): Path<String>) -> Res
 async fn public_post(
     State(api): State<Api>,
     Path((handle, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     match api.node.public_posts(&handle).await {
         Ok(Some((name, _, posts))) => match posts.iter().find(|p| p.item_id == id) {
-            Some(p) => public_answer("text/html; charset=utf-8", crate::public::post(&name, p)),
+            Some(p) => public_answer(
+                "text/html; charset=utf-8",
+                crate::public::post(&name, p, visitor_lang(&headers)),
+            ),
             None => no_public_page(),
         },
         Ok(None) => no_public_page(),

@@ -402,7 +402,50 @@ pub struct Imported {
     pub members_invited: u64,
     pub files_restored: u64,
     pub posts_restored: u64,
-    pub not_done: Vec<String>,
+    pub not_done: Vec<NotDone>,
+}
+
+/// Something an import did not do: `kind` says what (`contact`, `member_of`: a sphere whose
+/// owner must invite us again, `sphere`, `invite`, `file`: one that is there already or is not
+/// a plain file, `post`, `comments`: how many stay in the archive), `name` which one, `detail`
+/// the node's words on why, when it has some.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NotDone {
+    pub kind: String,
+    pub name: String,
+    pub detail: Option<String>,
+}
+
+impl NotDone {
+    pub fn new(kind: &str, name: &str, detail: Option<impl std::fmt::Display>) -> NotDone {
+        NotDone {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            detail: detail.map(|d| d.to_string()),
+        }
+    }
+
+    /// In English, for the command line.
+    pub fn sentence(&self) -> String {
+        let n = &self.name;
+        let what = match self.kind.as_str() {
+            "contact" => format!("asking {n} to be a contact again"),
+            "member_of" => format!("the sphere {n}: ask its owner to invite you again"),
+            "sphere" => format!("making the sphere {n} again"),
+            "invite" => format!("inviting {n} again"),
+            "file" => {
+                format!("{n}: a file of that name is there already, or it is not a plain file")
+            }
+            "post" => format!("publishing post {n} again"),
+            "comments" => format!("{n} comments under others' posts stay in the archive"),
+            other => format!("{other} {n}"),
+        };
+        match &self.detail {
+            Some(d) => format!("{what}: {d}"),
+            None => what,
+        }
+    }
 }
 
 /// A photo or video of a sphere's album: one file of a share, here in full.
@@ -783,6 +826,7 @@ mod tests {
             Photo::decl(&cfg),
             Exported::decl(&cfg),
             Imported::decl(&cfg),
+            NotDone::decl(&cfg),
             crate::events::Connection::decl(&cfg),
             crate::events::NodeEvent::decl(&cfg),
         ];

@@ -78,7 +78,7 @@ export function mount(el) {
         /** @type {import("../../types/api").Imported} */
         const r = await putFile("/api/import", file, (n) => { sent.value = n; }, signal);
         report.replaceChildren(h("li", {}, t("imported", { contacts: r.contacts_asked, spheres: r.spheres_made, members: r.members_invited, files: r.files_restored, posts: r.posts_restored })),
-          ...r.not_done.map((line) => h("li", {}, t("notDone", { what: line }))));
+          ...r.not_done.map((n) => h("li", {}, t(`notDone_${n.kind}`, { name: n.name }) + (n.detail ? ` (${n.detail})` : ""))));
       } catch (e) { fail(e); } finally { sent.hidden = true; }
     } }, h("label", { for: "import-file" }, t("importFrom")), archive, sent, h("button", { type: "submit" }, t("import")));
     const data = [h("h2", {}, t("yourData")),
