@@ -729,13 +729,18 @@ impl Engine {
     /// Super-seeding (BEP 16) for a complete torrent no peer has seen yet (a file just
     /// shared): each peer is offered a few pieces of its own and trades for the rest, so our
     /// upload goes out about once whatever the number of peers; over by itself once every
-    /// piece was offered. `false` ends it at once. Returns whether it is on.
+    /// piece was offered or a peer lacks only two it never heard of. Not for a torrent of
+    /// fewer than three pieces. `false` ends it at once. Returns whether it is on.
     pub fn set_super_seeding(&self, info_hash: &[u8; 20], on: bool) -> Result<bool, EngineError> {
         let t = self.inner.torrent(info_hash).ok_or(EngineError::NotFound)?;
         let mut st = t.lock();
         if on {
-            // Every piece here (not only the wanted ones), and nobody told yet.
-            if !st.picker.have().is_full() || !st.peers.is_empty() {
+            // Every piece here (not only the wanted ones), nobody told yet, and pieces enough
+            // to gain anything (see `superseed::MIN_PIECES`).
+            if !st.picker.have().is_full()
+                || !st.peers.is_empty()
+                || t.layout.pieces() < superseed::MIN_PIECES
+            {
                 return Ok(st.super_seed.is_some());
             }
             st.super_seed = Some(superseed::SuperSeed::new(t.layout.pieces()));

@@ -13,6 +13,20 @@ use spheres_swarm::Picker;
 pub(crate) const OFFERS: usize = 4;
 /// Pieces offered to a peer that wants none of them (files it left aside), at most.
 pub(crate) const MAX_OFFERED: usize = 64;
+/// The fewest pieces a super-seeded torrent has: with fewer, there is nothing to gain, and the
+/// first offer would already tell a peer we have all it lacks (see [`may_offer`]).
+pub(crate) const MIN_PIECES: u32 = 3;
+
+/// Whether one more piece may be offered to a peer that lacks `untold` pieces we never told
+/// it of. Never down to one: the HAVE that tells a peer we have everything it lacks must not
+/// go out alone. libtorrent (2.0, `incoming_have`) drops a peer that becomes a seed in its
+/// eyes while it is not interested in it, before it looks at that HAVE for interest, then
+/// waits a minute to come back; a downloader that had fetched every piece offered so far is
+/// not interested. With two left, super-seeding ends and both go out together, the first
+/// making it interested again.
+pub(crate) fn may_offer(untold: usize) -> bool {
+    untold > 2
+}
 
 #[derive(Debug)]
 pub(crate) struct SuperSeed {
@@ -97,6 +111,19 @@ mod tests {
         let p = ss.offer(&picker, |p| p != 3, &[4]).unwrap();
         assert!(p != 3 && p != 4);
         assert_eq!(ss.offer(&picker, |_| false, &[]), None);
+    }
+
+    #[test]
+    fn the_last_pieces_are_never_told_one_by_one() {
+        // A lone downloader of 25 pieces: offered until two are left untold, then all.
+        let mut untold = 25;
+        let mut told_alone = 0;
+        while may_offer(untold) {
+            untold -= 1;
+            told_alone += 1;
+        }
+        assert_eq!((told_alone, untold), (23, 2));
+        assert!(!may_offer(1) && !may_offer(0));
     }
 
     #[test]

@@ -30,20 +30,32 @@ impl Session {
             } else {
                 crate::superseed::OFFERS
             };
+            // The pieces it lacks that it never heard of (those offered and not had yet are
+            // all pieces it lacks).
+            let lacking = self.t.layout.pieces().saturating_sub(p.has.bits.count()) as usize;
+            let mut untold = lacking.saturating_sub(p.offered.len());
+            let mut last_ones = false;
             while p.offered.len() < cap {
+                if !crate::superseed::may_offer(untold) {
+                    last_ones = true;
+                    break;
+                }
                 let has = &p.has;
                 match ss.offer(&st.picker, |i| !has.bits.get(i), &p.offered) {
                     Some(i) => {
                         p.offered.push(i);
                         offers.push(i);
+                        untold = untold.saturating_sub(1);
                     }
                     None => break,
                 }
             }
-            let over = ss.done();
+            // Every piece went to someone, or this peer is down to its last ones (the swarm
+            // then holds nearly a copy; they go out together, see `may_offer`).
+            let over = ss.done() || last_ones;
             if over {
                 st.super_seed = None;
-                tracing::debug!(torrent = %self.t.meta.name, "super-seeding over: every piece was offered");
+                tracing::debug!(torrent = %self.t.meta.name, "super-seeding over: every piece was offered, or a peer has nearly all");
                 for (k, p) in &st.peers {
                     if *k != self.key {
                         let _ = p.cmd.send(Cmd::Reveal);
