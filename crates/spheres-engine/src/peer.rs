@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spheres_swarm::{Bitfield, PeerKey, Priority, Rate, request_depth};
+use spheres_swarm::{Bitfield, PeerKey, Rate, request_depth};
 use spheres_wire::{
     BLOCK, Block, Decoder, ExtHandshake, Handshake, METADATA_PIECE, Message, MetadataMessage,
     UT_METADATA, UT_PEX, metadata_pieces,
@@ -651,9 +651,9 @@ impl Session {
         }
         {
             let mut st = self.t.lock();
-            let keep = |b: &Block| {
-                window.contains(&b.piece) || st.picker.priority(b.piece) == Priority::High
-            };
+            // What the seeking reader needs, and what any other reader (or a High piece)
+            // waits for: only the rest stands in the way.
+            let keep = |b: &Block| window.contains(&b.piece) || st.picker.urgent(b.piece);
             let stale: Vec<Block> = self
                 .outstanding
                 .iter()

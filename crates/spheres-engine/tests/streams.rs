@@ -26,6 +26,16 @@ fn torrent_bytes(s: &Share) -> Vec<u8> {
     all
 }
 
+/// The answer to a request for block `b` of a torrent whose bytes are `all`.
+fn piece_for(all: &[u8], piece_length: u64, b: spheres_wire::Block) -> Message {
+    let start = (u64::from(b.piece) * piece_length + u64::from(b.begin)) as usize;
+    Message::Piece {
+        piece: b.piece,
+        begin: b.begin,
+        data: all[start..start + b.length as usize].to_vec(),
+    }
+}
+
 /// A seed we drive by hand sees what the engine asks for first: the piece under the
 /// reader, wherever it reads (here at 80 % of the file), before anything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,13 +85,7 @@ async fn the_pieces_a_reader_needs_are_asked_for_first() {
         let mut next = Some(first);
         loop {
             if let Some(Message::Request(b)) = next {
-                let start = (u64::from(b.piece) * pl + u64::from(b.begin)) as usize;
-                seed.send(Message::Piece {
-                    piece: b.piece,
-                    begin: b.begin,
-                    data: all[start..start + b.length as usize].to_vec(),
-                })
-                .await;
+                seed.send(piece_for(&all, pl, b)).await;
             }
             next = seed.next().await;
         }
@@ -170,4 +174,70 @@ async fn a_file_left_aside_is_fetched_when_it_is_read() {
         .unwrap();
     let start = (f.offset + f.length / 2) as usize;
     assert!(got == all[start..start + 20_000]);
+}
+
+/// Two readers far apart in a large file: when the second one starts (a seek), the requests
+/// standing between it and its data are cancelled, but not those the first reader waits for
+/// (they were, before: a viewer's seek stalled the other viewers of the same file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_does_not_cancel_what_another_reader_waits_for() {
+    // 160 pieces of 256 KiB: a reader's window (16 MiB) is 64 of them.
+    let s = big_share(40 * 1024 * 1024, 256 * 1024);
+    let hash = s.meta.info_hash.0;
+    let e = engine().await;
+    e.add(s.meta.clone(), s.dir.path().join("leech"), Arc::new(Open))
+        .await
+        .unwrap();
+    // A reader polled once (its window set), handed back still waiting: on purpose.
+    #[allow(clippy::async_yields_async)]
+    let poll_once = |mut r: spheres_engine::FileReader, at: u64| async move {
+        r.seek(SeekFrom::Start(at)).await.unwrap();
+        let mut read = Box::pin(async move {
+            let mut got = vec![0u8; 1000];
+            r.read_exact(&mut got).await.unwrap();
+        });
+        // One poll: the reader says where it is, then waits.
+        tokio::select! {
+            biased;
+            _ = &mut read => panic!("nothing is downloaded yet"),
+            () = async {} => {}
+        }
+        read
+    };
+    // The first reader at 30 % (the file's first and last pieces are wanted first anyway,
+    // whoever reads: not those), its window pieces 48 to 111.
+    let len = s.meta.total_length;
+    let a = (len * 3 / 10 / s.meta.piece_length) as u32;
+    let first = poll_once(e.open_file(&hash, 0).unwrap(), len * 3 / 10).await;
+    let (mut seed, _) = Raw::connect(e.listen_addr(), hash, "seed").await;
+    seed.send(Message::HaveAll).await;
+    seed.send(Message::Unchoke).await;
+    let Message::Request(b) = seed.until(|m| matches!(m, Message::Request(_))).await else {
+        unreachable!()
+    };
+    assert_eq!(b.piece, a, "the first reader's piece first: {b:?}");
+    // The second reader, at 90 %.
+    let far = (len * 9 / 10 / s.meta.piece_length) as u32;
+    let second = poll_once(e.open_file(&hash, 0).unwrap(), len * 9 / 10).await;
+    // The seed serves what the first reader asks for, until the second one's pieces are
+    // asked for; it notes what is cancelled on the way.
+    let all = std::fs::read(s.data.join("film.mp4")).unwrap();
+    let pl = s.meta.piece_length;
+    let mut cancelled = Vec::new();
+    let mut next = Some(Message::Request(b));
+    loop {
+        match next.take() {
+            Some(Message::Cancel(b)) => cancelled.push(b.piece),
+            Some(Message::Request(b)) if b.piece >= far => break,
+            Some(Message::Request(b)) => seed.send(piece_for(&all, pl, b)).await,
+            _ => {}
+        }
+        next = Some(seed.next().await.expect("the engine closed the connection"));
+    }
+    assert!(
+        cancelled.iter().all(|&p| p < a || p >= a + 64),
+        "the first reader's requests were cancelled: {cancelled:?}"
+    );
+    drop((first, second));
+    e.shutdown().await;
 }

@@ -29,21 +29,35 @@ pub fn share(trackers: &[String]) -> Share {
     // An empty file: no piece brings it; a completed download has it all the same.
     std::fs::create_dir_all(data.join("d")).unwrap();
     std::fs::write(data.join("d/empty.txt"), b"").unwrap();
-    let (bytes, meta) = create_torrent(
-        &data,
-        &CreateOptions {
-            piece_length: Some(32 * 1024),
-            trackers: if trackers.is_empty() {
-                vec![]
-            } else {
-                vec![trackers.to_vec()]
-            },
-            ..Default::default()
+    let opts = CreateOptions {
+        piece_length: Some(32 * 1024),
+        trackers: if trackers.is_empty() {
+            vec![]
+        } else {
+            vec![trackers.to_vec()]
         },
-        &mut |_| {},
-    )
-    .unwrap();
-    let torrent = dir.path().join("album.torrent");
+        ..Default::default()
+    };
+    made(dir, data, &opts)
+}
+
+/// One large file (`len` bytes, random) in its own torrent with pieces of `piece_length`,
+/// made by our maker: for readers far apart in a file.
+pub fn big_share(len: usize, piece_length: u64) -> Share {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("seed/big");
+    spheres_testkit::write_random(&data.join("film.mp4"), len, 7);
+    let opts = CreateOptions {
+        piece_length: Some(piece_length),
+        ..Default::default()
+    };
+    made(dir, data, &opts)
+}
+
+/// The share of the folder `data` (in `dir`), its torrent made with `opts`.
+fn made(dir: tempfile::TempDir, data: PathBuf, opts: &CreateOptions) -> Share {
+    let (bytes, meta) = create_torrent(&data, opts, &mut |_| {}).unwrap();
+    let torrent = dir.path().join("share.torrent");
     std::fs::write(&torrent, bytes).unwrap();
     Share {
         data,
