@@ -485,17 +485,7 @@ impl Node {
 fn media_links_of(media: &[MediaRef]) -> Vec<feed::Link> {
     media
         .iter()
-        .map(|m| feed::Link {
-            rel: "enclosure".into(),
-            href: format!(
-                "magnet:?xt=urn:btih:{}&dn={}",
-                m.info_hash,
-                percent_encoding::utf8_percent_encode(&m.name, percent_encoding::NON_ALPHANUMERIC)
-            ),
-            type_: None,
-            title: Some(m.name.clone()),
-            length: Some(m.size),
-        })
+        .map(|m| crate::spherefeed::enclosure(&m.info_hash, &m.name, Some(m.size), None))
         .collect()
 }
 

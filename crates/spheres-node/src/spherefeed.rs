@@ -57,23 +57,27 @@ pub(crate) fn media_links(shares: &[ShareRow]) -> Vec<Link> {
     shares
         .iter()
         .map(|s| {
-            let name = utf8_percent_encode(&s.name);
-            Link {
-                rel: "enclosure".into(),
-                href: format!("magnet:?xt=urn:btih:{}&dn={name}", s.info_hash),
-                type_: (s.files == 1)
-                    .then(|| mime_of(&s.name))
-                    .flatten()
-                    .map(str::to_owned),
-                title: Some(s.name.clone()),
-                length: u64::try_from(s.size).ok(),
-            }
+            let type_ = (s.files == 1).then(|| mime_of(&s.name)).flatten();
+            enclosure(&s.info_hash, &s.name, u64::try_from(s.size).ok(), type_)
         })
         .collect()
 }
 
-fn utf8_percent_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+/// The enclosure link of share `info_hash` named `name`: a magnet without tracker.
+pub(crate) fn enclosure(
+    info_hash: &str,
+    name: &str,
+    length: Option<u64>,
+    type_: Option<&str>,
+) -> Link {
+    let dn = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    Link {
+        rel: "enclosure".into(),
+        href: format!("magnet:?xt=urn:btih:{info_hash}&dn={dn}"),
+        type_: type_.map(str::to_owned),
+        title: Some(name.to_owned()),
+        length,
+    }
 }
 
 /// The shares an entry shows: its enclosures that are magnets of a v1 info hash.
