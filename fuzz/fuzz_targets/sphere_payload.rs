@@ -15,6 +15,10 @@ use xmpp_parsers::message::Message;
 use xmpp_parsers::presence::Presence;
 
 fuzz_target!(|data: &[u8]| {
+    // The plaintext of an encrypted sphere's message: read as a message, as the node does.
+    if let Some(m) = spheres_xmpp::sealed::open_inner(data) {
+        let _ = SpherePayload::from_message(&m);
+    }
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = InviteUri::parse(text);
     if let Ok(link) = InviteLink::parse(text) {

@@ -201,8 +201,12 @@ async fn a_new_secret_closes_connections_made_with_the_old() {
         .add(s.meta.clone(), out.path().to_owned(), ours.clone())
         .await
         .unwrap();
+    // The seed's side of the connection is what the new secret closes: waited for there (the
+    // member hears of the connection before the seed has admitted it).
+    let mut seed_events = seed.subscribe();
     member.add_peers(&hash, &[seed.listen_addr()]).unwrap();
     peer_event(&mut events, false).await;
+    peer_event(&mut seed_events, false).await;
 
     const NEW: [u8; 32] = [44; 32];
     gate.set(Some(NEW));

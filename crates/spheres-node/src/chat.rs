@@ -198,8 +198,7 @@ impl Node {
                 "that message is too long (10,000 characters at most)"
             );
         }
-        let room = BareJid::new(&sphere.room)?;
-        self.xmpp.say(&room, body).await?;
-        Ok(())
+        self.send_in_room(&sphere, spheres_xmpp::sealed::chat_line(body))
+            .await
     }
 }

@@ -26,7 +26,11 @@ impl Node {
                 Inbound::TrackerGrant { room, nick, grant } => {
                     self.on_tracker_grant(room, &nick, grant).await
                 }
-                Inbound::Invitation { from, invite } => self.on_invitation(from, invite).await,
+                Inbound::Invitation {
+                    from,
+                    invite,
+                    encrypted,
+                } => self.on_invitation(from, invite, encrypted).await,
                 Inbound::Claim { from, claim } => self.on_claim(from, claim).await,
                 // The web interface reloads the conversation from the archive.
                 Inbound::Chat { with } => self.emit(NodeEvent::Chat {
@@ -99,19 +103,25 @@ impl Node {
             return;
         };
         let sender = self.sender_in_room(&sphere, &m.nick);
-        self.record_said(&sphere, &m, sender.as_ref()).await;
         let unknown = m.payload.is_some() && sender.is_none();
-        if let Some(p) = m.payload {
-            self.on_room_payload(&sphere, p, sender, now_secs()).await;
+        let archive_id = m.archive_id.clone();
+        // An encrypted one opened (a message of an epoch ahead of ours waits for the
+        // archive to bring the change before it, as an unknown sender's does).
+        let mut ahead = false;
+        if let Some(m) = self.unseal(&sphere, m, sender.as_ref(), &mut ahead).await {
+            self.record_said(&sphere, &m, sender.as_ref()).await;
+            if let Some(p) = m.payload {
+                self.on_room_payload(&sphere, p, sender, now_secs()).await;
+            }
         }
         // An announcement from someone we cannot place yet is read again from the
         // archive, which records who sent it: the catch-up position stays where it
         // is until then, and a catch-up comes soon.
-        if unknown {
+        if unknown || ahead {
             self.catch_up_soon(&sphere);
         }
         let pending = lock(&self.catching_up).contains(&sphere.room);
-        if let Some(id) = m.archive_id
+        if let Some(id) = archive_id
             && !pending
         {
             let _ = self.store.set_archive_after(sphere.id, &id).await;
@@ -147,7 +157,7 @@ impl Node {
     /// An invitation to a room, from anyone: kept for a person to answer (bounded), or
     /// accepted at once when it is the sphere our invitation link was for, or comes to an
     /// always-on node from someone it trusts.
-    async fn on_invitation(self: &Arc<Self>, from: BareJid, inv: DirectInvite) {
+    async fn on_invitation(self: &Arc<Self>, from: BareJid, inv: DirectInvite, encrypted: bool) {
         let room = inv.jid.to_string();
         if let Ok(Some(_)) = self.store.sphere_by_room(&room).await {
             return;
@@ -165,7 +175,7 @@ impl Node {
         tracing::info!(room, from, "invited to a sphere");
         let _ = self
             .store
-            .add_invite(&room, &from, inv.reason.as_deref())
+            .add_invite(&room, &from, inv.reason.as_deref(), encrypted)
             .await;
         self.emit(NodeEvent::Invite);
         let claimed = lock(&self.claim)
@@ -211,6 +221,7 @@ impl Node {
         let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
             return;
         };
+        let real = occ.jid.as_ref().map(|j| j.to_bare());
         let seen = lock(&self.rooms).presence(occ, sphere.owned);
         let (came, grant) = match seen {
             Seen::Joined => {
@@ -236,6 +247,12 @@ impl Node {
         // A member of a sphere we own: their tracker key, once per visit.
         if let Some(real) = grant {
             self.send_grant(&sphere, &room, &nick, real).await;
+        }
+        // And their node into the sphere's encryption group, if it is not in yet.
+        if let Some(real) = real
+            && real != self.me
+        {
+            self.add_to_group(&sphere, &real).await;
         }
     }
 

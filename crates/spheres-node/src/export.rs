@@ -53,6 +53,9 @@ pub(crate) struct Manifest {
 pub(crate) struct SphereOut {
     pub name: String,
     pub owned: bool,
+    /// Its payloads are end-to-end encrypted (absent from older archives: open).
+    #[serde(default)]
+    pub encrypted: bool,
     /// Its members, when we own it.
     pub members: Vec<String>,
     /// The shares we made in it.
@@ -315,6 +318,7 @@ impl Node {
             spheres.push(SphereOut {
                 name: s.name,
                 owned: s.owned,
+                encrypted: s.encrypted,
                 members,
                 shares,
             });
@@ -401,7 +405,7 @@ impl Node {
             }
             let sphere = match self.store.sphere(&s.name).await? {
                 Some(sphere) => sphere,
-                None => match self.create_sphere(&s.name).await {
+                None => match self.create_sphere(&s.name, s.encrypted).await {
                     Ok(_) => {
                         done.spheres_made += 1;
                         self.sphere_named(&s.name).await?

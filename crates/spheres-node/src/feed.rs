@@ -445,8 +445,7 @@ impl Node {
             on: on.map(|p| p.item_id.clone()),
             entry,
         };
-        self.xmpp
-            .send(post.clone().into_message(room, &self.nick))
+        self.send_in_room(sphere, post.clone().into_message(room, &self.nick))
             .await?;
         let me = self.me.clone();
         match self.take_sphere_post(sphere, &me, post, now()).await? {
@@ -493,9 +492,11 @@ impl Node {
                 id: post.item_id.clone(),
                 on: None,
             };
-            self.xmpp
-                .send(retract.into_message(BareJid::new(&sphere.room)?, &self.nick))
-                .await?;
+            self.send_in_room(
+                &sphere,
+                retract.into_message(BareJid::new(&sphere.room)?, &self.nick),
+            )
+            .await?;
             self.store.remove_post(&post.service, &post.item_id).await?;
             self.emit(NodeEvent::Feed);
             return Ok(());
@@ -650,9 +651,11 @@ impl Node {
                 id: cid.to_owned(),
                 on: Some(post.item_id.clone()),
             };
-            self.xmpp
-                .send(retract.into_message(BareJid::new(&sphere.room)?, &self.nick))
-                .await?;
+            self.send_in_room(
+                &sphere,
+                retract.into_message(BareJid::new(&sphere.room)?, &self.nick),
+            )
+            .await?;
         } else if let (Some(node), Ok(service)) =
             (post.comments_node.as_deref(), BareJid::new(&post.service))
         {

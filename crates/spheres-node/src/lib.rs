@@ -32,6 +32,7 @@ mod public;
 mod reactions;
 mod receive;
 mod rooms;
+mod sealed;
 mod send;
 mod spherefeed;
 mod spheres;
@@ -112,6 +113,10 @@ pub struct Node {
     stopping: std::sync::atomic::AtomicBool,
     /// The link to the XMPP server, as it was last heard of.
     connection: Mutex<Connection>,
+    /// This node's MLS device, for encrypted spheres (see `sealed`).
+    mls: Mutex<sealed::Mls>,
+    /// Held while a change of a group we own goes out (one at a time).
+    mls_changes: tokio::sync::Mutex<()>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

@@ -182,6 +182,9 @@ impl Node {
             ca: p.ca_file(),
         });
         let me = BareJid::new(&account.jid).context("the account's JID is not valid")?;
+        let mls = Self::load_mls(&store, &me)
+            .await
+            .context("cannot load the encryption keys")?;
 
         let mut engine_config = EngineConfig::new(data.join("downloads"));
         engine_config.state_dir = Some(data.join("engine"));
@@ -271,6 +274,8 @@ impl Node {
             restart: tokio::sync::Notify::new(),
             catching_up: Mutex::default(),
             completing: Mutex::default(),
+            mls: Mutex::new(mls),
+            mls_changes: tokio::sync::Mutex::new(()),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,
@@ -504,6 +509,8 @@ impl Node {
             tracing::info!(error = %e, "the server offers no message carbons");
         }
         self.xmpp.available().await?;
+        // Before the rooms: owners add this node to their spheres' groups when it comes in.
+        self.publish_key_package().await;
         for sphere in self.store.spheres().await? {
             self.join_sphere_room(&sphere).await;
         }
@@ -539,6 +546,7 @@ impl Node {
             let present = lock(&self.rooms).online(&s.room);
             let (messages, last_activity) = self.store.activity(s.id).await?;
             list.push(types::SphereSummary {
+                encryption: self.encryption(&s),
                 name: s.name,
                 room: s.room,
                 owned: s.owned,

@@ -288,8 +288,7 @@ impl Node {
             }
         }
         let room = BareJid::new(&sphere.room)?;
-        self.xmpp
-            .send(share.clone().into_message(room, &self.nick))
+        self.send_in_room(sphere, share.clone().into_message(room, &self.nick))
             .await?;
         Ok(())
     }

@@ -104,8 +104,25 @@ pub(crate) fn sphere_folder(spheres_dir: &Path, name: &str) -> Result<PathBuf> {
 pub(crate) const MAX_PENDING_INVITES: usize = 50;
 
 /// A sphere as the API shows it.
-pub(crate) fn sphere_info(s: Sphere) -> types::SphereInfo {
+impl Node {
+    /// Whether a sphere is encrypted, and whether this node is in its group.
+    pub(crate) fn encryption(&self, s: &Sphere) -> types::Encryption {
+        match (s.encrypted, self.in_group(s)) {
+            (false, _) => types::Encryption::Open,
+            (true, true) => types::Encryption::Ready,
+            (true, false) => types::Encryption::Waiting,
+        }
+    }
+
+    pub(crate) fn sphere_info(&self, s: Sphere) -> types::SphereInfo {
+        let encryption = self.encryption(&s);
+        sphere_info(s, encryption)
+    }
+}
+
+fn sphere_info(s: Sphere, encryption: types::Encryption) -> types::SphereInfo {
     types::SphereInfo {
+        encryption,
         // A policy the store cannot read back (written by a newer node) reads as the default.
         policy: s.policy.parse().unwrap_or(types::Policy::All),
         name: s.name,
@@ -180,12 +197,18 @@ impl Node {
                 owner: affiliation == Affiliation::Owner,
                 jid,
             });
+            last = m.archive_id.clone();
+            // What an epoch ahead of ours needs comes before it in the archive: such a
+            // message is past repair here, and said in the log.
+            let mut ahead = false;
+            let Some(m) = self.unseal(sphere, m, sender.as_ref(), &mut ahead).await else {
+                continue;
+            };
             self.record_said(sphere, &m, sender.as_ref()).await;
             if let Some(p) = m.payload {
                 let when = m.unix_time.unwrap_or_else(now_secs);
                 self.on_room_payload(sphere, p, sender, when).await;
             }
-            last = m.archive_id;
         }
         if let Some(last) = last {
             self.store.set_archive_after(sphere.id, &last).await?;
@@ -201,7 +224,13 @@ impl Node {
         })
     }
 
-    pub async fn create_sphere(&self, name: &str) -> Result<types::SphereInfo, NodeError> {
+    /// Makes a sphere; `encrypted`: its payloads go through an MLS group of its members'
+    /// nodes (see `sealed`), else the clear protocol any XMPP client reads.
+    pub async fn create_sphere(
+        &self,
+        name: &str,
+        encrypted: bool,
+    ) -> Result<types::SphereInfo, NodeError> {
         check_sphere_name(name)?;
         if self.store.sphere(name).await?.is_some() {
             refuse!(Conflict, "a sphere named {name:?} already exists");
@@ -226,11 +255,15 @@ impl Node {
             .await?;
         // Left by a sphere that had this id before (older versions did not clear it).
         self.forget_sphere_settings(sphere.id).await;
-        tracing::info!(sphere = name, room = %room, "created a sphere");
+        if encrypted {
+            self.start_group(&sphere).await?;
+        }
+        let sphere = self.sphere_named(name).await?;
+        tracing::info!(sphere = name, room = %room, encrypted, "created a sphere");
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name.clone(),
         });
-        Ok(sphere_info(sphere))
+        Ok(self.sphere_info(sphere))
     }
 
     pub async fn list_spheres(&self) -> Result<Vec<types::SphereInfo>, NodeError> {
@@ -239,7 +272,7 @@ impl Node {
             .spheres()
             .await?
             .into_iter()
-            .map(sphere_info)
+            .map(|s| self.sphere_info(s))
             .collect())
     }
 
@@ -264,7 +297,12 @@ impl Node {
         self.tracker
             .tracker
             .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
-        self.xmpp.invite(&room, &who, Some(name)).await?;
+        self.xmpp
+            .invite(&room, &who, Some(name), sphere.encrypted)
+            .await?;
+        // Their node into the group now if it published its key package already (else when
+        // it comes into the room): the welcome waits in the room's archive.
+        self.add_to_group(&sphere, &who).await;
         Ok(())
     }
 
@@ -341,12 +379,16 @@ impl Node {
             .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
             .await?;
         self.forget_sphere_settings(sphere.id).await;
+        if inv.encrypted {
+            self.store.set_encrypted(sphere.id, true).await?;
+        }
+        let sphere = self.sphere_named(&name).await?;
         self.store.remove_invite(&inv.room).await?;
         self.join_sphere_room(&sphere).await;
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name.clone(),
         });
-        Ok(sphere_info(sphere))
+        Ok(self.sphere_info(sphere))
     }
 
     /// What the node keeps of a sphere outside its row, by the sphere's id (which SQLite gives
@@ -373,6 +415,7 @@ impl Node {
         }
         self.store.remove_sphere(sphere.id).await?;
         self.forget_sphere_settings(sphere.id).await;
+        self.forget_group(&sphere).await;
         lock(&self.rooms).forget(&sphere.room);
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name,
@@ -387,6 +430,9 @@ impl Node {
         }
         let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
+        // Out of the encryption group first, while their node is still in the room to hear
+        // it: nothing said from now on opens for it.
+        self.remove_from_group(&sphere, &who).await;
         self.xmpp.remove_member(&room, &who).await?;
         if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
             self.tracker.tracker.revoke_key(&key);

@@ -44,6 +44,8 @@ pub struct Sphere {
     pub announce: Option<String>,
     pub archive_after: Option<String>,
     pub created_at: i64,
+    /// Its payloads travel encrypted, as MLS messages of its group.
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -77,6 +79,8 @@ pub struct Invite {
     pub from_jid: String,
     pub reason: Option<String>,
     pub received_at: i64,
+    /// The sphere is encrypted, says the invitation.
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -287,6 +291,37 @@ impl Store {
         self.sphere(name)
             .await?
             .ok_or_else(|| StoreError::NoSuchSphere(name.to_owned()))
+    }
+
+    /// Makes a sphere encrypted (its group exists) or open.
+    pub async fn set_encrypted(&self, id: i64, encrypted: bool) -> Result<()> {
+        sqlx::query("UPDATE spheres SET encrypted = ? WHERE id = ?")
+            .bind(encrypted)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// This node's MLS state, as last saved.
+    pub async fn mls_state(&self) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM mls_state WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Replaces this node's MLS state.
+    pub async fn set_mls_state(&self, state: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mls_state (id, state) VALUES (1, ?)
+             ON CONFLICT(id) DO UPDATE SET state = excluded.state",
+        )
+        .bind(state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn spheres(&self) -> Result<Vec<Sphere>> {
@@ -770,15 +805,23 @@ impl Store {
         )
     }
 
-    pub async fn add_invite(&self, room: &str, from: &str, reason: Option<&str>) -> Result<()> {
+    pub async fn add_invite(
+        &self,
+        room: &str,
+        from: &str,
+        reason: Option<&str>,
+        encrypted: bool,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO invites (room, from_jid, reason, received_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason",
+            "INSERT INTO invites (room, from_jid, reason, received_at, encrypted) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason,
+                encrypted = excluded.encrypted",
         )
         .bind(room)
         .bind(from)
         .bind(reason)
         .bind(now())
+        .bind(encrypted)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1006,7 +1049,12 @@ mod tests {
             .await
             .unwrap();
         store
-            .add_invite("other@rooms.home.test", "carol@home.test", Some("hi"))
+            .add_invite(
+                "other@rooms.home.test",
+                "carol@home.test",
+                Some("hi"),
+                false,
+            )
             .await
             .unwrap();
         store.set_archive_after(s.id, "archive-7").await.unwrap();

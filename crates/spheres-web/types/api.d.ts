@@ -36,7 +36,7 @@ kind: string, host: string, port: number, };
 
 export type Transfer = { info_hash: string, name: string, state: string, have_bytes: number, total_bytes: number, peers: number, download_bps: number, upload_bps: number, };
 
-export type SphereSummary = { name: string, room: string, owned: boolean, shares: number, members_online: number, messages: number, 
+export type SphereSummary = { name: string, room: string, owned: boolean, encryption: Encryption, shares: number, members_online: number, messages: number, 
 /**
  * When something was last said (seconds since 1970).
  */
@@ -58,7 +58,7 @@ owned: boolean, policy: Policy,
 /**
  * The announce URL of the sphere's tracker, with this node's key (once given).
  */
-announce: string | null, };
+announce: string | null, encryption: Encryption, };
 
 export type Policy = string;
 

@@ -583,9 +583,23 @@ impl Client {
         access: Access,
         comments: bool,
     ) -> Result<(), XmppError> {
+        self.publish_item(service, node, id, entry.to_element(), access, comments)
+            .await
+    }
+
+    /// Publishes `payload` as item `id` of `node`, as [`Client::publish`] does an entry.
+    pub async fn publish_item(
+        &self,
+        service: Option<&BareJid>,
+        node: &str,
+        id: &str,
+        payload: Element,
+        access: Access,
+        comments: bool,
+    ) -> Result<(), XmppError> {
         let item = Element::builder("item", NS_PUBSUB)
             .attr(a!("id"), id)
-            .append(entry.to_element())
+            .append(payload)
             .build();
         let publish = Element::builder("publish", NS_PUBSUB)
             .attr(a!("node"), node)
@@ -728,6 +742,36 @@ impl Client {
         node: &str,
         max: Option<u32>,
     ) -> Result<Vec<Item>, XmppError> {
+        Ok(match self.items_element(service, node, max).await? {
+            Some(items) => read_items(&items, NS_PUBSUB).0,
+            None => Vec::new(),
+        })
+    }
+
+    /// The items of `node` on `service`'s account as they came: (id, payload), at most
+    /// [`MAX_ITEMS`], those without an id or a payload skipped.
+    pub async fn raw_items(
+        &self,
+        service: &BareJid,
+        node: &str,
+    ) -> Result<Vec<(String, Element)>, XmppError> {
+        let Some(items) = self.items_element(service, node, None).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(items
+            .children()
+            .filter(|c| c.is("item", NS_PUBSUB))
+            .take(MAX_ITEMS)
+            .filter_map(|c| Some((short(c.attr("id"))?, c.children().next()?.clone())))
+            .collect())
+    }
+
+    async fn items_element(
+        &self,
+        service: &BareJid,
+        node: &str,
+        max: Option<u32>,
+    ) -> Result<Option<Element>, XmppError> {
         let mut items = Element::builder("items", NS_PUBSUB)
             .attr(a!("node"), node)
             .build();
@@ -744,17 +788,14 @@ impl Client {
             Iq::Error { error, .. }
                 if error.defined_condition == DefinedCondition::ItemNotFound =>
             {
-                return Ok(Vec::new());
+                return Ok(None);
             }
             other => crate::contacts::expect_result(other, "reading a feed")?,
         };
-        let Some(items) = payload
+        Ok(payload
             .as_ref()
             .and_then(|p| p.get_child("items", NS_PUBSUB))
-        else {
-            return Ok(Vec::new());
-        };
-        Ok(read_items(items, NS_PUBSUB).0)
+            .cloned())
     }
 }
 

@@ -49,7 +49,12 @@ pub enum Inbound {
         grant: TrackerGrant,
     },
     /// An invitation to a room (XEP-0249), from anyone.
-    Invitation { from: BareJid, invite: DirectInvite },
+    /// `encrypted` when it says its sphere is.
+    Invitation {
+        from: BareJid,
+        invite: DirectInvite,
+        encrypted: bool,
+    },
     /// An invitation link used: its holder's claim, sent to the sphere's owner.
     Claim { from: BareJid, claim: Claim },
     /// A one-to-one conversation has a new message (ours from another device included).
@@ -110,12 +115,15 @@ fn stanza_id(m: &Message, room: &BareJid) -> Option<String> {
         .and_then(|p| p.attr("id").map(str::to_owned))
 }
 
-/// What people read of a room message.
-fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
+/// What people read of a room message (or of an encrypted one's plaintext).
+pub fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
     let body = m.bodies.values().next()?;
     Some(match payload {
-        // The feed shows posts and comments; the chat does not repeat them.
-        Some(SpherePayload::Post(_) | SpherePayload::Retract(_)) => return None,
+        // The feed shows posts and comments; the chat does not repeat them. An encrypted
+        // message says what it says once opened.
+        Some(SpherePayload::Post(_) | SpherePayload::Retract(_) | SpherePayload::Sealed(_)) => {
+            return None;
+        }
         Some(_) => body.lines().next().unwrap_or_default().to_owned(),
         None => body.clone(),
     })
@@ -155,6 +163,7 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
         }),
         (_, Some(SpherePayload::Invite(invite))) => Some(Inbound::Invitation {
             from: from.to_bare(),
+            encrypted: crate::protocol::says_encrypted(&m),
             invite,
         }),
         (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(claim))) => {

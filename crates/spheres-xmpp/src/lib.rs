@@ -19,6 +19,7 @@ pub mod muc;
 pub mod prosody;
 pub mod protocol;
 pub mod roomfeed;
+pub mod sealed;
 mod sm;
 pub mod stream;
 
@@ -26,6 +27,7 @@ pub use client::{ArchivePage, Client, Event};
 pub use inbound::{Inbound, RoomMessage};
 pub use jid::{BareJid, Error as JidError, FullJid, Jid};
 pub use stream::{ConnectConfig, TlsMode};
+pub use xmpp_parsers::message::Message;
 
 #[derive(Debug, thiserror::Error)]
 pub enum XmppError {

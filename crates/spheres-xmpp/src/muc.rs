@@ -421,19 +421,25 @@ impl Client {
         Ok(all)
     }
 
-    /// Invites `who` to `room` (XEP-0249). Make them a member first in a members-only room.
+    /// Invites `who` to `room` (XEP-0249), saying whether its sphere is `encrypted`. Make
+    /// them a member first in a members-only room.
     pub async fn invite(
         &self,
         room: &BareJid,
         who: &BareJid,
         reason: Option<&str>,
+        encrypted: bool,
     ) -> Result<(), XmppError> {
         let invite = DirectInvite {
             jid: room.clone(),
             reason: reason.map(str::to_owned),
             password: None,
         };
-        self.send(invite.into_message(who.clone())).await
+        let mut m = invite.into_message(who.clone());
+        if encrypted {
+            m.payloads.push(crate::protocol::encrypted_mark());
+        }
+        self.send(m).await
     }
 
     /// Says `body` in `room`.

@@ -159,6 +159,8 @@ pub enum SpherePayload {
     Post(Box<crate::roomfeed::RoomPost>),
     /// A sphere's post or comment taken back.
     Retract(crate::roomfeed::RoomRetract),
+    /// An MLS message of an encrypted sphere (see [`crate::sealed`]).
+    Sealed(crate::sealed::Sealed),
 }
 
 fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
@@ -179,6 +181,9 @@ impl SpherePayload {
     /// Our payload in a message, if there is a well-formed one.
     pub fn from_message(m: &Message) -> Option<SpherePayload> {
         let p = &m.payloads;
+        if let Some(s) = crate::sealed::Sealed::from_message(m) {
+            return Some(SpherePayload::Sealed(s));
+        }
         if let Some(s) = child_of::<Share>(p, NS, "share") {
             return s.is_valid().then_some(SpherePayload::Share(s)).or_else(|| {
                 tracing::info!("ignoring a share announcement with an invalid id or name");
@@ -202,6 +207,17 @@ impl SpherePayload {
         }
         child_of::<DirectInvite>(p, "jabber:x:conference", "x").map(SpherePayload::Invite)
     }
+}
+
+/// Whether a message (an invitation) says its sphere is encrypted:
+/// `<encrypted xmlns='urn:spheres:0'/>` beside the XEP-0249 `<x/>`.
+pub fn says_encrypted(m: &Message) -> bool {
+    m.payloads.iter().any(|p| p.is("encrypted", NS))
+}
+
+/// The mark [`says_encrypted`] reads.
+pub fn encrypted_mark() -> Element {
+    Element::builder("encrypted", NS).build()
 }
 
 fn is_infohash(s: &str) -> bool {

@@ -135,7 +135,7 @@ async fn sphere_room_scenario(server: &Server) {
         .await
         .unwrap();
     alice
-        .invite(&room, &bob_bare, Some("Family photos"))
+        .invite(&room, &bob_bare, Some("Family photos"), false)
         .await
         .unwrap();
     let invite = next_event(&mut bob_events, "the invitation", |e| match payload_of(e) {

@@ -9,8 +9,9 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
-    ChatLine, Comment, Contacts, Exported, Fetching, Imported, Invite, InviteLink, Member, Post,
-    Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState, Shared, SphereInfo, Status,
+    ChatLine, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite, InviteLink,
+    Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState, Shared,
+    SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -20,7 +21,14 @@ use crate::remote::{Remote, segment};
 #[derive(Subcommand)]
 pub enum SphereCommand {
     /// Create a sphere: a members-only room and a folder.
-    Create { name: String },
+    Create {
+        name: String,
+        /// End-to-end encrypt its chat, announcements and posts (an MLS group of its members'
+        /// nodes): the server sees no file name and no text, and plain XMPP clients see
+        /// "encrypted". Files themselves still travel in clear between members' nodes.
+        #[arg(long)]
+        encrypted: bool,
+    },
     /// List your spheres.
     List,
     /// Invite someone who has an XMPP account (makes them a member).
@@ -543,10 +551,17 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
 
 async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
     match c {
-        SphereCommand::Create { name } => {
-            let s: SphereInfo = r.post("/spheres", json!({"name": name})).await?;
+        SphereCommand::Create { name, encrypted } => {
+            let s: SphereInfo = r
+                .post("/spheres", json!({"name": name, "encrypted": encrypted}))
+                .await?;
+            let how = if encrypted {
+                "an encrypted sphere"
+            } else {
+                "the sphere"
+            };
             out.result(
-                &format!("Created the sphere {name}; its folder is {}", s.folder),
+                &format!("Created {how} {name}; its folder is {}", s.folder),
                 value(&s),
             );
         }
@@ -554,10 +569,17 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
             let list: Vec<SphereInfo> = r.get("/spheres").await?;
             let text = lines(&list, "No spheres yet: `spheres sphere create NAME`", |s| {
                 format!(
-                    "{}  {}{}",
+                    "{}  {}{}{}",
                     s.name,
                     s.folder,
-                    if s.owned { "  (yours)" } else { "" }
+                    if s.owned { "  (yours)" } else { "" },
+                    match s.encryption {
+                        Encryption::Open => "",
+                        Encryption::Ready => "  (encrypted)",
+                        Encryption::Waiting => {
+                            "  (encrypted; waiting for the owner's node to add this one)"
+                        }
+                    }
                 )
             });
             out.result(&text, value(&list));

@@ -714,3 +714,67 @@ fn a_stranger_with_the_info_hash_gets_nothing() {
     }
     alice.stop();
 }
+
+/// A member of an encrypted sphere whose client is a plain one (mallory) sends what she can:
+/// a clear share announcement and a clear post, as an open sphere would take them, and MLS
+/// messages that are garbage or a commit claiming to come from the group. Bob's node takes
+/// none of it and still reads what alice says next.
+#[test]
+fn a_hostile_member_cannot_speak_in_clear_or_forge_the_group_of_an_encrypted_sphere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = common::node::household_nodes(dir.path(), &[]);
+    alice.cli(&["sphere", "create", "Family", "--encrypted"]);
+    invite_and_join(&alice, &bob);
+    let ready = || bob.cli(&["sphere", "list"])[0]["encryption"] == "ready";
+    wait_until("bob's node in the group", ready);
+    let (mut mallory, room) = Mallory::in_family(&alice, dir.path());
+    let say = |m: &mut Mallory, xml: String| {
+        m.run(json!({"op": "groupchat", "room": room, "body": "look", "xml": xml}));
+    };
+    let (id, t, magnet) = torrent(dir.path(), "clear-share.bin", 10_000, false);
+    say(
+        &mut mallory,
+        share_xml(
+            &id,
+            "clear-share.bin",
+            10_000,
+            "mallory@family.test",
+            &magnet,
+            &t,
+        ),
+    );
+    say(
+        &mut mallory,
+        room_post("clear-post-1", None, "Read me in clear", ""),
+    );
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // Garbage; an MLS header with junk; a "commit" made of random bytes after the header.
+    for bytes in [
+        b"not mls at all".to_vec(),
+        vec![0, 1, 0, 2, 9, 9, 9],
+        [&[0u8, 1, 0, 2][..], &[7u8; 300][..]].concat(),
+    ] {
+        say(
+            &mut mallory,
+            format!("<mls xmlns='urn:spheres:0'>{}</mls>", b64(&bytes)),
+        );
+    }
+    alice.cli(&["say", "Family", "After mallory's noise"]);
+    wait_until("alice's words at bob's", || {
+        bob.cli(&["messages", "Family"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["body"] == "After mallory's noise"))
+    });
+    assert!(!has_share(&bob, "clear-share.bin"), "{:?}", shares(&bob));
+    let feed = bob.cli(&["feed"]);
+    assert!(
+        !feed.to_string().contains("Read me in clear"),
+        "a clear post was taken: {feed}"
+    );
+    let said = bob.cli(&["messages", "Family"]);
+    assert!(
+        !said.to_string().contains("look"),
+        "a clear announcement's body shows as chat: {said}"
+    );
+    assert!(ready(), "bob's node lost its place in the group");
+}

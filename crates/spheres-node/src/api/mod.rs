@@ -543,7 +543,11 @@ async fn create_sphere(
     State(api): State<Api>,
     Json(b): Json<NameBody>,
 ) -> ApiResult<types::SphereInfo> {
-    Ok(Json(api.node.create_sphere(&b.name).await?))
+    Ok(Json(
+        api.node
+            .create_sphere(&b.name, b.encrypted.unwrap_or(false))
+            .await?,
+    ))
 }
 
 async fn members(

@@ -244,6 +244,21 @@ pub struct SphereInfo {
     pub policy: Policy,
     /// The announce URL of the sphere's tracker, with this node's key (once given).
     pub announce: Option<String>,
+    pub encryption: Encryption,
+}
+
+/// Whether a sphere's chat, announcements and posts are end-to-end encrypted, and whether
+/// this node can read and write them yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Encryption {
+    /// The clear protocol: any XMPP and BitTorrent client of a member takes part.
+    Open,
+    /// Encrypted, and this node is in the sphere's group.
+    Ready,
+    /// Encrypted, and this node waits for the owner's node to add it to the group.
+    Waiting,
 }
 
 /// A sphere in the status: counts for the home page.
@@ -253,6 +268,7 @@ pub struct SphereSummary {
     pub name: String,
     pub room: String,
     pub owned: bool,
+    pub encryption: Encryption,
     pub shares: usize,
     pub members_online: usize,
     pub messages: i64,
@@ -656,6 +672,10 @@ pub struct Status {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NameBody {
     pub name: String,
+    /// For a new sphere: its payloads end-to-end encrypted (see [`Encryption`]).
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub encrypted: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,15 +10,19 @@ export function mount(el) {
   const { signal } = life;
 
   const input = h("input", { id: "new-sphere", name: "name", required: true, autocomplete: "off" });
+  const sealed = h("input", { type: "checkbox", id: "new-sphere-encrypted", name: "encrypted" });
   const form = h("form", { class: "create", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
-      await api("/spheres", { method: "POST", json: { name: input.value }, signal });
+      await api("/spheres", { method: "POST", json: { name: input.value, encrypted: sealed.checked }, signal });
       say(t("created", { name: input.value }));
       location.hash = `#/s/${enc(input.value)}`;
     } catch (e) { fail(e); }
   } },
-    h("label", { for: "new-sphere" }, t("sphereName")), input, h("button", { type: "submit" }, t("create")));
+    h("label", { for: "new-sphere" }, t("sphereName")), input,
+    h("label", { class: "check" }, sealed, " ", t("encrypted")),
+    h("small", { class: "meta" }, t("encryptedHelp")),
+    h("button", { type: "submit" }, t("create")));
   const title = h("h1", {}, t("spheres"));
   const newTitle = h("h2", {}, t("newSphere"));
 
@@ -47,7 +51,8 @@ export function mount(el) {
               dateTime(new Date(c.last_activity * 1000))) : null,
             h("span", {}, t("shares", { n: c.shares ?? 0 })),
             h("span", {}, t("online", { n: c.members_online ?? 0 })),
-            s.owned ? h("span", { class: "tag" }, t("yours")) : null));
+            s.owned ? h("span", { class: "tag" }, t("yours")) : null,
+            s.encryption === "open" ? null : h("span", { class: "tag", title: t("encryptedHelp") }, "🔒 " + t("encrypted"))));
         }))
       : h("p", {}, t("noSpheres"));
     const pending = invites.length ? [h("h2", {}, t("invitations")), h("ul", { class: "invites" }, invites.map((i) => {

@@ -125,9 +125,16 @@ export function mount(el, { name }) {
     h("option", { value: "max:1000000000" }, t("policy_1g")),
     h("option", { value: "none" }, t("policy_none")));
 
+  // Whether what is said and shared here is end-to-end encrypted, and whether this node can
+  // take part yet.
+  const lock = h("p", { class: "meta", id: "encryption" });
   async function refreshPolicy() {
     const me = (await get.spheres(signal)).find((x) => x.name === name);
     policy.value = me && POLICIES.includes(me.policy) ? me.policy : "all";
+    const e = me?.encryption || "open";
+    lock.textContent = e === "ready" ? "🔒 " + t("encryptedReady")
+      : e === "waiting" ? "🔒 " + t("encryptedWaiting") : t("openSphere");
+    lock.classList.toggle("warn", e === "waiting");
   }
 
   /** Sends files (and folders, as {file, path} lists) into the sphere: streamed, with
@@ -219,6 +226,7 @@ export function mount(el, { name }) {
     el.replaceChildren(
       h("p", {}, h("a", { href: "#/" }, "← " + t("back"))),
       h("h1", {}, name),
+      lock,
       h("p", {}, h("a", { href: `#/s/${enc(name)}/photos` }, t("album"))),
       h("p", { class: "policy" }, h("label", { for: "policy" }, t("policy") + " "), policy),
       h("div", { class: "sphere" },

@@ -1,0 +1,211 @@
+//! Encrypted spheres on the wire: what the server carries for a sphere whose payloads are
+//! end-to-end encrypted with MLS (RFC 9420; the group itself is `spheres-mls`'s).
+//!
+//! - Every MLS message (a commit, a welcome, an application message) travels in the sphere's
+//!   room as one groupchat message:
+//!
+//!   ```xml
+//!   <message type='groupchat' to='family@rooms.home.test'>
+//!     <body>🔒 encrypted: open it in spheres</body>
+//!     <mls xmlns='urn:spheres:0'>BASE64 of the MLSMessage</mls>
+//!   </message>
+//!   ```
+//!
+//! - An application message's plaintext is a `<message xmlns='jabber:client'>` element,
+//!   serialized: the body and payloads the clear protocol would have sent (a chat line, a
+//!   `<share/>`, a `<post/>` …), read back with the same parsers. Its `from`, `to`, `type`
+//!   and `id` are ignored: who sent it is what MLS authenticates, checked against the room.
+//! - A node's key packages are items of its account's PEP node [`KEY_PACKAGES`], open to
+//!   anyone (they are made to be public), one item per device:
+//!   `<key-package xmlns='urn:spheres:0'>BASE64</key-package>`.
+//!
+//! Parsing is pure and bounded: [`MAX_SEALED`] bytes of MLS message at most.
+
+use minidom::Element;
+use xmpp_parsers::message::{Lang, Message, MessagePayload};
+use xso::{AsXml, FromXml, text::Base64};
+
+use crate::protocol::NS;
+use crate::{BareJid, Jid};
+
+/// The PEP node holding a user's key packages.
+pub const KEY_PACKAGES: &str = "urn:spheres:mls:keypackages:0";
+/// What plain XMPP clients show for an encrypted message.
+pub const SEALED_BODY: &str = "🔒 encrypted: open it in spheres";
+/// The largest MLS message we send or read, in bytes (stanzas stay under servers' 256 KiB
+/// once in base64, with room to spare).
+pub const MAX_SEALED: usize = 160 * 1024;
+/// The largest plaintext we seal: an announcement with its `.torrent` fits.
+pub const MAX_PLAINTEXT: usize = 128 * 1024;
+/// The longest key package we take from someone's PEP node, in bytes.
+pub const MAX_KEY_PACKAGE: usize = 16 * 1024;
+
+/// One MLS message in a room.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "mls")]
+pub struct Sealed {
+    #[xml(text(codec = Base64))]
+    pub bytes: Vec<u8>,
+}
+
+impl MessagePayload for Sealed {}
+
+/// A key package as a PEP item's payload.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "key-package")]
+pub struct KeyPackageItem {
+    #[xml(text(codec = Base64))]
+    pub bytes: Vec<u8>,
+}
+
+impl Sealed {
+    /// The `<mls/>` of a message, when there is one of a size we take.
+    pub fn from_message(m: &Message) -> Option<Sealed> {
+        let el = m.payloads.iter().find(|p| p.is("mls", NS))?;
+        // Base64 is 4/3 of the bytes: a text far too long is not decoded at all.
+        if el.text().len() > MAX_SEALED / 3 * 4 + 8 {
+            tracing::info!("ignoring an MLS message that is too large");
+            return None;
+        }
+        match Sealed::try_from(el.clone()) {
+            Ok(s) if !s.bytes.is_empty() && s.bytes.len() <= MAX_SEALED => Some(s),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::info!(error = %e, "ignoring a malformed MLS message");
+                None
+            }
+        }
+    }
+
+    /// The groupchat message that carries it to `room`.
+    pub fn into_message(self, room: &BareJid) -> Message {
+        Message::groupchat(Some(Jid::from(room.clone())))
+            .with_body(Lang::from(""), SEALED_BODY.to_owned())
+            .with_payload(self)
+    }
+}
+
+impl crate::Client {
+    /// Publishes this device's key package as item `device` of our [`KEY_PACKAGES`] node
+    /// (open to anyone; a new one replaces the last of the same device).
+    pub async fn publish_key_package(
+        &self,
+        device: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), crate::XmppError> {
+        let payload = Element::from(KeyPackageItem { bytes });
+        self.publish_item(
+            None,
+            KEY_PACKAGES,
+            device,
+            payload,
+            crate::feed::Access::Open,
+            false,
+        )
+        .await
+    }
+
+    /// The key packages `who` published, one per device (id, bytes); those too large or
+    /// malformed are left out.
+    pub async fn key_packages(
+        &self,
+        who: &BareJid,
+    ) -> Result<Vec<(String, Vec<u8>)>, crate::XmppError> {
+        let items = self.raw_items(who, KEY_PACKAGES).await?;
+        Ok(items
+            .into_iter()
+            .filter(|(_, el)| el.is("key-package", NS) && el.text().len() <= MAX_KEY_PACKAGE * 2)
+            .filter_map(|(id, el)| Some((id, KeyPackageItem::try_from(el).ok()?.bytes)))
+            .filter(|(_, b)| !b.is_empty() && b.len() <= MAX_KEY_PACKAGE)
+            .collect())
+    }
+}
+
+/// A line said in a room (its body only; `to` is the room's when it goes out).
+pub fn chat_line(body: &str) -> Message {
+    Message::groupchat(None).with_body(Lang::from(""), body.to_owned())
+}
+
+/// The plaintext of an application message carrying `inner` (its body and payloads).
+pub fn seal_inner(inner: Message) -> Vec<u8> {
+    String::from(&Element::from(inner)).into_bytes()
+}
+
+/// Reads an application message's plaintext back as a message; `None` for anything that is
+/// not one `<message xmlns='jabber:client'>` of a size we take.
+pub fn open_inner(plain: &[u8]) -> Option<Message> {
+    if plain.len() > MAX_PLAINTEXT {
+        return None;
+    }
+    let text = std::str::from_utf8(plain).ok()?;
+    let el: Element = text.parse().ok()?;
+    Message::try_from(el).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{SpherePayload, Withdraw};
+
+    fn room() -> BareJid {
+        BareJid::new("family@rooms.home.test").unwrap()
+    }
+
+    #[test]
+    fn an_mls_message_goes_and_comes_back() {
+        let m = Sealed {
+            bytes: vec![0, 1, 2, 255],
+        }
+        .into_message(&room());
+        let xml = String::from(&Element::from(m));
+        assert!(xml.contains(SEALED_BODY), "{xml}");
+        let back = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(
+            Sealed::from_message(&back).unwrap().bytes,
+            vec![0, 1, 2, 255]
+        );
+    }
+
+    #[test]
+    fn a_payload_is_read_back_from_its_plaintext() {
+        let inner = Message::groupchat(None)
+            .with_body(Lang::from(""), "hello".to_owned())
+            .with_payload(Withdraw {
+                id: "0123456789abcdef0123456789abcdef01234567".into(),
+            });
+        let back = open_inner(&seal_inner(inner)).unwrap();
+        assert_eq!(back.bodies.values().next().unwrap(), "hello");
+        assert!(matches!(
+            SpherePayload::from_message(&back),
+            Some(SpherePayload::Withdraw(_))
+        ));
+    }
+
+    #[test]
+    fn what_is_not_ours_or_too_large_is_refused() {
+        for bad in [
+            &b"\xff\xfe"[..],
+            b"",
+            b"<iq xmlns='jabber:client' type='get' id='1'/>",
+            b"<message xmlns='jabber:client'>",
+            b"not xml",
+        ] {
+            assert!(open_inner(bad).is_none(), "{bad:?}");
+        }
+        let huge = vec![b'a'; MAX_PLAINTEXT + 1];
+        assert!(open_inner(&huge).is_none());
+        for xml in [
+            "<message xmlns='jabber:client' type='groupchat'><mls xmlns='urn:spheres:0'>!!</mls></message>",
+            "<message xmlns='jabber:client' type='groupchat'><mls xmlns='urn:spheres:0'></mls></message>",
+        ] {
+            let m = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+            assert_eq!(Sealed::from_message(&m), None, "{xml}");
+        }
+        let long = "A".repeat(MAX_SEALED / 3 * 4 + 64);
+        let xml = format!(
+            "<message xmlns='jabber:client' type='groupchat'><mls xmlns='urn:spheres:0'>{long}</mls></message>"
+        );
+        let m = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+        assert_eq!(Sealed::from_message(&m), None);
+    }
+}
