@@ -9,6 +9,9 @@ Logs in over StartTLS trusting CA_FILE, then reads one JSON command a line on st
   {"op": "groupchat", "room": ROOM, "body": B, "xml": X}  a groupchat message carrying X
   {"op": "private", "to": ROOM/NICK, "xml": X}            a MUC private message carrying X
   {"op": "message", "to": JID, "xml": X}                  a normal message carrying X
+  {"op": "items", "jid": JID, "node": NODE}               reads a PEP node: prints
+                                                          {"event": "items", "texts": [...]}, the text
+                                                          of each item's payload
 X is raw XML (any namespace), or a list of such, added as it is: forged payloads are the
 point. Prints JSON lines
 on stdout: {"event": "online"}, then {"event": "done", "op": OP} after each command, and
@@ -30,6 +33,7 @@ class Hostile(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
         self.register_plugin("xep_0045")
+        self.register_plugin("xep_0060")
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("failed_auth", lambda _: emit(event="failed_auth"))
 
@@ -57,6 +61,14 @@ class Hostile(slixmpp.ClientXMPP):
         op = cmd["op"]
         if op == "join":
             await self.plugin["xep_0045"].join_muc_wait(cmd["room"], cmd["nick"], maxstanzas=0)
+            return
+        if op == "items":
+            r = await self.plugin["xep_0060"].get_items(cmd["jid"], cmd["node"])
+            texts = []
+            for item in r["pubsub"]["items"]:
+                payload = list(item.xml)
+                texts.append(payload[0].text if payload else "")
+            emit(event="items", texts=texts)
             return
         if op == "groupchat":
             msg = self.make_message(mto=cmd["room"], mbody=cmd.get("body"), mtype="groupchat")

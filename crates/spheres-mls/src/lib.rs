@@ -30,6 +30,8 @@ const PAST_EPOCHS: usize = 4;
 const OUT_OF_ORDER: u32 = 64;
 /// How far ahead within one sender's messages we jump (messages we never see).
 const FORWARD: u32 = 10_000;
+/// The most devices of one account a group takes (each is a leaf every welcome carries).
+pub const MAX_DEVICES: usize = 4;
 /// What a snapshot starts with.
 const MAGIC: &[u8; 8] = b"SPHMLS1\0";
 /// The largest snapshot we read back, and the most entries in it.
@@ -229,8 +231,8 @@ impl Device {
     }
 
     /// Adds the devices of `who` whose key packages are `packages` (as published on their
-    /// account) and are not in the group yet. `None` when there is nobody to add. A package
-    /// whose credential is not `who` is refused.
+    /// account) and are not in the group yet, [`MAX_DEVICES`] at most. `None` when there is
+    /// nobody to add. A package whose credential is not `who` is refused.
     pub fn add(
         &self,
         group: &[u8],
@@ -243,7 +245,7 @@ impl Device {
             .map(|m| m.signature_key.as_slice().to_vec())
             .collect();
         let mut new = Vec::new();
-        for bytes in packages {
+        for bytes in packages.iter().take(MAX_DEVICES) {
             let kp = KeyPackageIn::tls_deserialize_exact(bytes.as_slice())
                 .map_err(|e| MlsError::Malformed(e.to_string()))?
                 .validate(self.provider.crypto(), ProtocolVersion::Mls10)
@@ -319,25 +321,39 @@ impl Device {
         out.to_bytes().map_err(mls)
     }
 
-    /// Reads an MLS message from the room. `owner_of(group)` names the account that may
-    /// change that group (its sphere's owner), or `None` for a group we do not take part in:
-    /// a welcome or a commit from anyone else is [`MlsError::Refused`] and changes nothing.
+    /// Reads an MLS message that came to `group` (a sphere's room): one of another group is
+    /// [`MlsError::NotOurs`]. `owner` is the account that may change the group, when the
+    /// message's sender is that account (the room says so), else `None`: a welcome or a
+    /// commit is taken from it only (else [`MlsError::Refused`], and nothing changes).
     pub fn open(
         &self,
         bytes: &[u8],
-        owner_of: impl Fn(&[u8]) -> Option<String>,
+        group: &[u8],
+        owner: Option<&str>,
     ) -> Result<Opened, MlsError> {
         let msg = MlsMessageIn::tls_deserialize_exact(bytes)
             .map_err(|e| MlsError::Malformed(e.to_string()))?;
+        // An owner with no name is no owner (a credential may hold an empty identity).
+        let owner = owner.filter(|o| !o.is_empty());
         let protocol = match msg.extract() {
-            MlsMessageBodyIn::Welcome(w) => return self.welcome(w, owner_of),
+            MlsMessageBodyIn::Welcome(w) => return self.welcome(w, group, owner),
             MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
             MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
             _ => return Err(MlsError::Malformed("not a group message".into())),
         };
-        let group = protocol.group_id().as_slice().to_vec();
-        let owner = owner_of(&group).ok_or(MlsError::NotOurs)?;
+        if protocol.group_id().as_slice() != group {
+            return Err(MlsError::NotOurs);
+        }
+        let group = group.to_vec();
+        let commit = protocol.content_type() == ContentType::Commit;
         let mut g = self.load(&group)?;
+        // The content type is outside the encryption: a commit the room does not say the owner
+        // sent is refused before it is opened (opening uses its key up).
+        if commit && owner.is_none() {
+            return Err(MlsError::Refused(
+                "someone the room does not name as the owner".into(),
+            ));
+        }
         if !g.is_active() {
             return Err(MlsError::NotOurs);
         }
@@ -360,7 +376,7 @@ impl Device {
                 plain: a.into_bytes(),
             }),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                if sender != owner {
+                if owner != Some(sender.as_str()) {
                     return Err(MlsError::Refused(sender));
                 }
                 let removed_us = staged.self_removed();
@@ -370,6 +386,19 @@ impl Device {
                     group,
                     by: sender,
                     removed_us,
+                })
+            }
+            // Our own commit, back from the room while still pending (we stopped between
+            // sending it and applying it): the room has it, so it applies now.
+            ProcessedMessageContent::OwnPrivateMessage
+            | ProcessedMessageContent::OwnPendingCommit
+                if commit && g.pending_commit().is_some() =>
+            {
+                g.merge_pending_commit(&self.provider).map_err(mls)?;
+                Ok(Opened::Changed {
+                    group,
+                    by: self.identity.clone(),
+                    removed_us: false,
                 })
             }
             ProcessedMessageContent::OwnPrivateMessage
@@ -382,10 +411,32 @@ impl Device {
         }
     }
 
-    fn welcome(
+    fn welcome(&self, w: Welcome, group: &[u8], owner: Option<&str>) -> Result<Opened, MlsError> {
+        // openmls stages a welcome only for a group it does not hold: the one we are in (or
+        // were removed from) steps aside, and comes back unless the welcome is newer.
+        let before = self.load(group).ok().map(|g| g.epoch());
+        let backup = before.map(|_| self.values());
+        if before.is_some() {
+            self.forget(group)?;
+        }
+        let result = self.stage(w, group, owner, before);
+        if let (Err(_), Some(values)) = (&result, backup) {
+            *self
+                .provider
+                .storage()
+                .values
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = values;
+        }
+        result
+    }
+
+    fn stage(
         &self,
         w: Welcome,
-        owner_of: impl Fn(&[u8]) -> Option<String>,
+        group: &[u8],
+        owner: Option<&str>,
+        before: Option<GroupEpoch>,
     ) -> Result<Opened, MlsError> {
         let staged = match StagedWelcome::new_from_welcome(&self.provider, &join_config(), w, None)
         {
@@ -395,17 +446,34 @@ impl Device {
             }
             Err(e) => return Err(mls(e)),
         };
-        let group = staged.group_context().group_id().as_slice().to_vec();
-        let owner = owner_of(&group).ok_or(MlsError::NotOurs)?;
+        if staged.group_context().group_id().as_slice() != group {
+            return Err(MlsError::NotOurs);
+        }
         let by = identity_of(staged.welcome_sender().map_err(mls)?.credential());
-        if by != owner {
+        if owner != Some(by.as_str()) {
             return Err(MlsError::Refused(by));
         }
-        // A welcome again into a group we are in (the owner added this device anew) starts it
-        // over from the welcome.
-        self.forget(&group)?;
+        // A welcome into an epoch we know already, or left behind: a replay (our key package
+        // is a last resort one, so an old welcome would still open). A later one (the owner
+        // added this device anew) starts the group over from it.
+        if before.is_some_and(|e| e >= staged.group_context().epoch()) {
+            return Err(MlsError::Stale);
+        }
         staged.into_group(&self.provider).map_err(mls)?;
-        Ok(Opened::Joined { group, by })
+        Ok(Opened::Joined {
+            group: group.to_vec(),
+            by,
+        })
+    }
+
+    /// A copy of everything in storage (to put back when a step fails half way).
+    fn values(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        self.provider
+            .storage()
+            .values
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Everything this device knows (its keys and its groups' states), to be written down

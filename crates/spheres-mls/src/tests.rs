@@ -5,22 +5,27 @@ const LEA: &str = "lea@home.test";
 const BOB: &str = "bob@home.test";
 const ZOE: &str = "zoe@home.test";
 
-/// Léa owns the group of every test.
-fn owner(_: &[u8]) -> Option<String> {
-    Some(LEA.to_owned())
+/// Léa owns the group of every test: what the room says of a message she sent.
+const OWNER: Option<&str> = Some(LEA);
+
+/// The owner's change adding `who`, not applied yet.
+fn pending(owner_dev: &Device, who: &Device) -> Change {
+    owner_dev
+        .add(G, who.identity(), &[who.key_package().unwrap()])
+        .unwrap()
+        .expect("someone to add")
 }
 
 fn add(owner_dev: &Device, who: &Device) -> Change {
-    let change = owner_dev
-        .add(G, who.identity(), &[who.key_package().unwrap()])
-        .unwrap()
-        .expect("someone to add");
+    let change = pending(owner_dev, who);
     owner_dev.confirm(G).unwrap();
     change
 }
 
 fn join(who: &Device, change: &Change) {
-    let opened = who.open(change.welcome.as_ref().unwrap(), owner).unwrap();
+    let opened = who
+        .open(change.welcome.as_ref().unwrap(), G, OWNER)
+        .unwrap();
     assert_eq!(
         opened,
         Opened::Joined {
@@ -31,7 +36,7 @@ fn join(who: &Device, change: &Change) {
 }
 
 fn read(who: &Device, bytes: &[u8]) -> Result<(String, Vec<u8>), MlsError> {
-    match who.open(bytes, owner)? {
+    match who.open(bytes, G, OWNER)? {
         Opened::Message { sender, plain, .. } => Ok((sender, plain)),
         other => panic!("not a message: {other:?}"),
     }
@@ -63,7 +68,7 @@ fn members_read_each_other_and_the_server_reads_nothing() {
     assert_eq!(read(&lea, &back).unwrap(), (BOB.into(), b"thanks".to_vec()));
     // Our own message back from the room.
     assert_eq!(
-        lea.open(&sealed, owner).unwrap(),
+        lea.open(&sealed, G, OWNER).unwrap(),
         Opened::Own { group: G.to_vec() }
     );
     assert_eq!(
@@ -79,7 +84,7 @@ fn a_removed_member_reads_nothing_sent_after() {
     let change = add(&lea, &zoe);
     join(&zoe, &change);
     assert!(matches!(
-        bob.open(&change.commit, owner).unwrap(),
+        bob.open(&change.commit, G, OWNER).unwrap(),
         Opened::Changed {
             removed_us: false,
             ..
@@ -89,14 +94,14 @@ fn a_removed_member_reads_nothing_sent_after() {
     let change = lea.remove(G, ZOE).unwrap().expect("Zoé is in");
     lea.confirm(G).unwrap();
     assert!(matches!(
-        bob.open(&change.commit, owner).unwrap(),
+        bob.open(&change.commit, G, OWNER).unwrap(),
         Opened::Changed {
             removed_us: false,
             ..
         }
     ));
     assert!(matches!(
-        zoe.open(&change.commit, owner).unwrap(),
+        zoe.open(&change.commit, G, OWNER).unwrap(),
         Opened::Changed {
             removed_us: true,
             ..
@@ -106,7 +111,7 @@ fn a_removed_member_reads_nothing_sent_after() {
 
     let after = lea.seal(G, b"after Zoe left").unwrap();
     assert_eq!(read(&bob, &after).unwrap().1, b"after Zoe left");
-    assert!(matches!(zoe.open(&after, owner), Err(MlsError::NotOurs)));
+    assert!(matches!(zoe.open(&after, G, OWNER), Err(MlsError::NotOurs)));
     // Even a Zoé who kept her state from before the removal cannot read it.
     assert!(zoe.seal(G, b"x").is_err());
     assert_eq!(lea.remove(G, ZOE).unwrap(), None);
@@ -118,13 +123,13 @@ fn only_the_owner_changes_the_group() {
     let zoe = Device::new(ZOE).unwrap();
     let change = add(&lea, &zoe);
     join(&zoe, &change);
-    bob.open(&change.commit, owner).unwrap();
+    bob.open(&change.commit, G, OWNER).unwrap();
 
     // Bob, a member, tries to throw Léa out and to bring in a device of his own.
     let coup = bob.remove(G, LEA).unwrap().unwrap();
     for victim in [&lea, &zoe] {
         assert!(
-            matches!(victim.open(&coup.commit, owner), Err(MlsError::Refused(who)) if who == BOB),
+            matches!(victim.open(&coup.commit, G, OWNER), Err(MlsError::Refused(who)) if who == BOB),
             "a member's commit was taken"
         );
     }
@@ -135,7 +140,7 @@ fn only_the_owner_changes_the_group() {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        mallory.open(sneaky.welcome.as_ref().unwrap(), owner),
+        mallory.open(sneaky.welcome.as_ref().unwrap(), G, OWNER),
         Err(MlsError::Refused(who)) if who == BOB
     ));
     assert!(!mallory.is_in(G));
@@ -173,27 +178,30 @@ fn replays_old_epochs_and_gaps_are_told_apart() {
     let (lea, bob) = family();
     let m1 = lea.seal(G, b"one").unwrap();
     read(&bob, &m1).unwrap();
-    assert!(matches!(bob.open(&m1, owner), Err(MlsError::Stale)));
+    assert!(matches!(bob.open(&m1, G, OWNER), Err(MlsError::Stale)));
 
     // A commit Bob misses: what follows is ahead of him until he gets it.
     let zoe = Device::new(ZOE).unwrap();
     let change = add(&lea, &zoe);
     let m2 = lea.seal(G, b"two").unwrap();
-    assert!(matches!(bob.open(&m2, owner), Err(MlsError::Ahead(_))));
-    bob.open(&change.commit, owner).unwrap();
+    assert!(matches!(bob.open(&m2, G, OWNER), Err(MlsError::Ahead(_))));
+    bob.open(&change.commit, G, OWNER).unwrap();
     assert_eq!(read(&bob, &m2).unwrap().1, b"two");
     // The same commit again changes nothing.
     assert!(matches!(
-        bob.open(&change.commit, owner),
+        bob.open(&change.commit, G, OWNER),
         Err(MlsError::Stale)
     ));
     // A welcome for another device is not for Bob.
     assert!(matches!(
-        bob.open(change.welcome.as_ref().unwrap(), owner),
+        bob.open(change.welcome.as_ref().unwrap(), G, OWNER),
         Err(MlsError::NotForUs)
     ));
     // A group we do not know of.
-    assert!(matches!(bob.open(&m2, |_| None), Err(MlsError::NotOurs)));
+    assert!(matches!(
+        bob.open(&m2, b"other@rooms.home.test", OWNER),
+        Err(MlsError::NotOurs)
+    ));
 }
 
 #[test]
@@ -201,12 +209,12 @@ fn garbage_is_an_error() {
     let (lea, bob) = family();
     let good = lea.seal(G, b"fine").unwrap();
     for bad in [&b""[..], b"garbage", &[0u8; 64], &[0, 1, 0, 2, 9, 9, 9]] {
-        assert!(bob.open(bad, owner).is_err(), "{bad:?}");
+        assert!(bob.open(bad, G, OWNER).is_err(), "{bad:?}");
     }
     for i in 0..good.len() {
         let mut flipped = good.clone();
         flipped[i] ^= 0x40;
-        assert!(bob.open(&flipped, owner).is_err(), "byte {i} flipped");
+        assert!(bob.open(&flipped, G, OWNER).is_err(), "byte {i} flipped");
     }
     assert_eq!(read(&bob, &good).unwrap().1, b"fine");
 }
@@ -248,9 +256,123 @@ fn one_key_package_serves_several_spheres() {
             .unwrap()
             .unwrap();
         lea.confirm(group).unwrap();
-        let opened = bob.open(change.welcome.as_ref().unwrap(), owner).unwrap();
+        let opened = bob
+            .open(change.welcome.as_ref().unwrap(), group, OWNER)
+            .unwrap();
         assert!(matches!(opened, Opened::Joined { .. }));
         let m = lea.seal(group, b"hello").unwrap();
-        assert_eq!(read(&bob, &m).unwrap().1, b"hello");
+        assert!(matches!(
+            bob.open(&m, group, None).unwrap(),
+            Opened::Message { plain, .. } if plain == b"hello"
+        ));
     }
+}
+
+#[test]
+fn a_change_from_someone_the_room_does_not_name_as_owner_is_refused() {
+    let (lea, bob) = family();
+    let zoe = Device::new(ZOE).unwrap();
+    let change = add(&lea, &zoe);
+    // The room did not say the owner sent these: nothing changes.
+    assert!(matches!(
+        bob.open(&change.commit, G, None),
+        Err(MlsError::Refused(_))
+    ));
+    assert!(matches!(
+        zoe.open(change.welcome.as_ref().unwrap(), G, None),
+        Err(MlsError::Refused(_))
+    ));
+    assert!(!zoe.is_in(G));
+    // Sent to another sphere's room: not ours there.
+    assert!(matches!(
+        zoe.open(
+            change.welcome.as_ref().unwrap(),
+            b"other@rooms.home.test",
+            OWNER
+        ),
+        Err(MlsError::NotOurs)
+    ));
+    assert!(matches!(
+        bob.open(&change.commit, b"other@rooms.home.test", OWNER),
+        Err(MlsError::NotOurs)
+    ));
+    // As it came, it applies.
+    bob.open(&change.commit, G, OWNER).unwrap();
+}
+
+#[test]
+fn a_group_of_someone_with_no_name_takes_no_one() {
+    // Mallory makes her own group under the room's id, with an empty identity, and
+    // welcomes Bob into it.
+    let bob = Device::new(BOB).unwrap();
+    let mallory = Device::new("").unwrap();
+    mallory.create_group(G).unwrap();
+    let change = mallory
+        .add(G, BOB, &[bob.key_package().unwrap()])
+        .unwrap()
+        .unwrap();
+    for owner in [None, Some("")] {
+        assert!(matches!(
+            bob.open(change.welcome.as_ref().unwrap(), G, owner),
+            Err(MlsError::Refused(_))
+        ));
+    }
+    assert!(!bob.is_in(G));
+}
+
+#[test]
+fn an_old_welcome_again_changes_nothing() {
+    let lea = Device::new(LEA).unwrap();
+    let bob = Device::new(BOB).unwrap();
+    lea.create_group(G).unwrap();
+    let first = add(&lea, &bob);
+    join(&bob, &first);
+    // The server hands the welcome out again: Bob stays where he is.
+    assert!(matches!(
+        bob.open(first.welcome.as_ref().unwrap(), G, OWNER),
+        Err(MlsError::Stale)
+    ));
+    let zoe = Device::new(ZOE).unwrap();
+    let change = add(&lea, &zoe);
+    bob.open(&change.commit, G, OWNER).unwrap();
+    assert!(matches!(
+        bob.open(first.welcome.as_ref().unwrap(), G, OWNER),
+        Err(MlsError::Stale)
+    ));
+    assert_eq!(bob.epoch(G).unwrap(), lea.epoch(G).unwrap());
+    // Removed, Bob cannot come back in through the old welcome either.
+    let out = lea.remove(G, BOB).unwrap().unwrap();
+    lea.confirm(G).unwrap();
+    bob.open(&out.commit, G, OWNER).unwrap();
+    assert!(matches!(
+        bob.open(first.welcome.as_ref().unwrap(), G, OWNER),
+        Err(MlsError::Stale)
+    ));
+    assert!(!bob.is_in(G));
+    // The owner adds him again: a newer welcome, which does open.
+    let again = add(&lea, &bob);
+    join(&bob, &again);
+    let m = lea.seal(G, b"welcome back").unwrap();
+    assert_eq!(read(&bob, &m).unwrap().1, b"welcome back");
+}
+
+#[test]
+fn an_owner_that_stopped_before_applying_its_change_applies_it_when_the_room_echoes_it() {
+    let (lea, bob) = family();
+    let zoe = Device::new(ZOE).unwrap();
+    let change = pending(&lea, &zoe);
+    // Saved with the change pending; back after a restart.
+    let lea = Device::restore(&lea.snapshot()).unwrap();
+    assert!(matches!(
+        lea.open(&change.commit, G, OWNER).unwrap(),
+        Opened::Changed {
+            removed_us: false,
+            ..
+        }
+    ));
+    bob.open(&change.commit, G, OWNER).unwrap();
+    join(&zoe, &change);
+    let m = lea.seal(G, b"all three").unwrap();
+    assert_eq!(read(&bob, &m).unwrap().1, b"all three");
+    assert_eq!(read(&zoe, &m).unwrap().1, b"all three");
 }

@@ -108,11 +108,15 @@ impl Node {
         // An encrypted one opened (a message of an epoch ahead of ours waits for the
         // archive to bring the change before it, as an unknown sender's does).
         let mut ahead = false;
+        let sealed = matches!(m.payload, Some(SpherePayload::Sealed(_)));
         if let Some(m) = self.unseal(&sphere, m, sender.as_ref(), &mut ahead).await {
             self.record_said(&sphere, &m, sender.as_ref()).await;
             if let Some(p) = m.payload {
                 self.on_room_payload(&sphere, p, sender, now_secs()).await;
             }
+        }
+        if sealed {
+            self.save_mls().await;
         }
         // An announcement from someone we cannot place yet is read again from the
         // archive, which records who sent it: the catch-up position stays where it
@@ -336,6 +340,7 @@ impl Node {
                 | SpherePayload::Withdraw(_)
                 | SpherePayload::Post(_)
                 | SpherePayload::Retract(_)
+                | SpherePayload::Library(_)
         ) {
             return;
         }
@@ -374,6 +379,7 @@ impl Node {
                 self.on_sphere_feed(sphere, &sender.jid, Err(r), when).await;
                 Ok(())
             }
+            SpherePayload::Library(l) => self.on_library(sphere, l, &sender).await,
             _ => Ok(()),
         };
         if let Err(e) = result {

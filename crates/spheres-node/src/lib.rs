@@ -117,6 +117,8 @@ pub struct Node {
     mls: Mutex<sealed::Mls>,
     /// Held while a change of a group we own goes out (one at a time).
     mls_changes: tokio::sync::Mutex<()>,
+    /// Held while the MLS state is written (one save at a time, in order).
+    mls_saving: tokio::sync::Mutex<()>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

@@ -276,6 +276,7 @@ impl Node {
             completing: Mutex::default(),
             mls: Mutex::new(mls),
             mls_changes: tokio::sync::Mutex::new(()),
+            mls_saving: tokio::sync::Mutex::new(()),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,

@@ -18,9 +18,12 @@ use std::collections::VecDeque;
 
 use spheres_mls::{Device, MlsError, Opened};
 use spheres_store::Sphere;
-use spheres_xmpp::sealed::{Sealed, open_inner, seal_inner};
+use spheres_xmpp::protocol::{Library, Share};
+use spheres_xmpp::sealed::{MAX_SEALED, Sealed, open_inner, seal_inner};
 use spheres_xmpp::{BareJid, Message, RoomMessage};
 
+use crate::RowState as _;
+use crate::api::types::ShareState;
 use crate::error::NodeError;
 use crate::rooms::Sender;
 use crate::{Node, lock, now_secs};
@@ -85,8 +88,10 @@ impl Node {
     }
 
     /// Writes the MLS state down (after every change: a crash must not bring back keys that
-    /// were used up, nor an epoch left behind).
+    /// were used up, nor an epoch left behind). One save at a time, each taking the state as
+    /// it is when its turn comes: an older state never lands after a newer one.
     pub(crate) async fn save_mls(&self) {
+        let _turn = self.mls_saving.lock().await;
         let snapshot = lock(&self.mls).device.snapshot();
         if let Err(e) = self.store.set_mls_state(&snapshot).await {
             tracing::error!(error = %e, "cannot save the encryption state");
@@ -188,11 +193,11 @@ impl Node {
         ahead: &mut bool,
     ) -> Option<RoomMessage> {
         let Some(spheres_xmpp::protocol::SpherePayload::Sealed(sealed)) = &m.payload else {
-            // In an encrypted sphere only what the group authenticates announces anything: a
-            // clear announcement or post (from a member's plain client, or a member whose
-            // node is not in the group) is dropped whole, its body with it.
-            if sphere.encrypted && m.payload.is_some() {
-                tracing::info!(sphere = %sphere.name, from = %m.nick, "ignoring a clear announcement in an encrypted sphere");
+            // In an encrypted sphere only what the group authenticates counts: anything said
+            // in clear (a member's plain client, a node not in the group, the server itself
+            // under any nick) is dropped whole.
+            if sphere.encrypted && (m.payload.is_some() || m.said.is_some()) {
+                tracing::info!(sphere = %sphere.name, from = %m.nick, "ignoring a clear message in an encrypted sphere");
                 return None;
             }
             return Some(m);
@@ -200,25 +205,34 @@ impl Node {
         // Who sent it decides what it may do: one the room does not name yet is opened when
         // the archive, which records who sent it, brings it again (opening uses it up).
         let sender = sender?;
-        let group = group_of(sphere).to_vec();
-        // Who may change the group: the sphere's owner, as the room names them.
-        let owner = sender.owner.then(|| sender.jid.to_string());
+        // Who may change the group: the sphere's owner, when the room says they sent it.
+        let owner = sender.owner.then_some(sender.jid.as_str());
+        if !sphere.encrypted && sender.owner {
+            // The owner speaks MLS here: this node never speaks in clear in this room again
+            // (an invitation that did not say so, or one replaced by a stranger's).
+            tracing::info!(sphere = %sphere.name, "the sphere's owner encrypts it; so does this node from now on");
+            let _ = self.store.set_encrypted(sphere.id, true).await;
+        }
         let opened = {
             let mut mls = lock(&self.mls);
-            if let Some(i) = mls.sent.iter().position(|(b, _)| *b == sealed.bytes) {
+            let ours = sender.jid == self.me;
+            if let Some(i) = mls
+                .sent
+                .iter()
+                .position(|(b, _)| ours && *b == sealed.bytes)
+            {
                 let (_, inner) = mls.sent.remove(i)?;
                 return Some(opened_message(m, &inner?));
             }
-            mls.device.open(&sealed.bytes, |g| {
-                (g == group.as_slice()).then(|| owner.clone().unwrap_or_default())
-            })
+            mls.device.open(&sealed.bytes, group_of(sphere), owner)
         };
         let sphere_name = &sphere.name;
         match opened {
+            // Saved by the caller once what it carried is acted on (a crash before then reads
+            // it again).
             Ok(Opened::Message {
                 sender: by, plain, ..
             }) => {
-                self.save_mls().await;
                 if sender.jid.as_str() != by {
                     tracing::warn!(sphere = %sphere_name, by, "ignoring an encrypted message whose author is not who the room says sent it");
                     return None;
@@ -277,6 +291,15 @@ impl Node {
             return;
         }
         let _one_at_a_time = self.mls_changes.lock().await;
+        // Only the sphere's members (whoever else the room lets in: the server's admins).
+        let member = self
+            .store
+            .members(sphere.id)
+            .await
+            .is_ok_and(|m| m.iter().any(|m| m.jid == who.as_str()));
+        if !member {
+            return;
+        }
         let group = group_of(sphere);
         // Devices already in are left out by `add`.
         let packages = match self.xmpp.key_packages(who).await {
@@ -293,7 +316,11 @@ impl Node {
         let packages: Vec<Vec<u8>> = packages.into_iter().map(|(_, b)| b).collect();
         let change = lock(&self.mls).device.add(group, who.as_str(), &packages);
         match change {
-            Ok(Some(change)) => self.send_change(sphere, change).await,
+            Ok(Some(change)) => {
+                // Kept pending across a crash: its echo from the room applies it.
+                self.save_mls().await;
+                self.send_change(sphere, change).await
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(sphere = %sphere.name, member = %who, error = %e, "cannot add the member to the encryption group")
@@ -311,7 +338,10 @@ impl Node {
             .device
             .remove(group_of(sphere), who.as_str());
         match change {
-            Ok(Some(change)) => self.send_change(sphere, change).await,
+            Ok(Some(change)) => {
+                self.save_mls().await;
+                self.send_change(sphere, change).await
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(sphere = %sphere.name, member = %who, error = %e, "cannot remove the member from the encryption group")
@@ -326,6 +356,18 @@ impl Node {
         let Ok(room) = BareJid::new(&sphere.room) else {
             return;
         };
+        // What members would drop (and servers refuse) is not sent, and not applied.
+        let too_large = change.commit.len() > MAX_SEALED
+            || change
+                .welcome
+                .as_ref()
+                .is_some_and(|w| w.len() > MAX_SEALED);
+        if too_large {
+            tracing::warn!(sphere = %sphere.name, "a change of the encryption group would be too large to send; dropped");
+            let _ = lock(&self.mls).device.abandon(group);
+            self.save_mls().await;
+            return;
+        }
         {
             let mut mls = lock(&self.mls);
             mls.remember(change.commit.clone(), None);
@@ -352,17 +394,79 @@ impl Node {
             tracing::error!(sphere = %sphere.name, error = %e, "cannot apply a change of the encryption group");
         }
         self.save_mls().await;
-        if let Some(welcome) = change.welcome
-            && let Err(e) = self
+        if let Some(welcome) = change.welcome {
+            match self
                 .xmpp
                 .send(Sealed { bytes: welcome }.into_message(&room))
                 .await
-        {
-            tracing::warn!(sphere = %sphere.name, error = %e, "cannot send the newcomer's welcome");
+            {
+                // What was shared before they came, for them to see.
+                Ok(()) => self.send_library(sphere).await,
+                Err(e) => {
+                    tracing::warn!(sphere = %sphere.name, error = %e, "cannot send the newcomer's welcome")
+                }
+            }
         }
         self.emit(crate::events::NodeEvent::Sphere {
             sphere: sphere.name.clone(),
         });
+    }
+
+    /// Passes the sphere's shares on to its group as it is now (after a welcome: newcomers
+    /// cannot read what was announced before they came), in as many `<library/>` messages
+    /// as they need; the rest of each share (its .torrent) as each was announced.
+    pub(crate) async fn send_library(&self, sphere: &Sphere) {
+        let Ok(rows) = self.store.shares(sphere.id).await else {
+            return;
+        };
+        let shares: Vec<Share> = rows
+            .iter()
+            .filter(|r| r.share_state() != ShareState::Withdrawn)
+            .map(|r| self.share_from_row(r))
+            .collect();
+        let total = shares.len();
+        for chunk in library_chunks(shares) {
+            let n = chunk.len();
+            let body = format!(
+                "{} passed on the sphere's library ({n} of {total} shares)",
+                self.nick
+            );
+            let msg =
+                spheres_xmpp::sealed::chat_line(&body).with_payload(Library { shares: chunk });
+            if let Err(e) = self.send_in_room(sphere, msg).await {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot pass the library on");
+                return;
+            }
+        }
+        if total > 0 {
+            tracing::info!(sphere = %sphere.name, shares = total, "passed the library on to the sphere's newcomers");
+        }
+    }
+
+    /// The library of a sphere, from its owner: each share taken as its sharer's announcement.
+    pub(crate) async fn on_library(
+        self: &std::sync::Arc<Self>,
+        sphere: &Sphere,
+        l: Library,
+        sender: &Sender,
+    ) -> anyhow::Result<()> {
+        if !sender.owner {
+            anyhow::bail!(
+                "{} is not the sphere's owner; a library from them is ignored",
+                sender.jid
+            );
+        }
+        for share in l.shares {
+            let sharer = Sender {
+                jid: share.sharer.clone(),
+                owner: share.sharer == sender.jid,
+            };
+            let name = share.name.clone();
+            if let Err(e) = self.on_share(sphere, share, &sharer).await {
+                tracing::info!(sphere = %sphere.name, share = %name, error = %e, "ignoring a share of the library");
+            }
+        }
+        Ok(())
     }
 
     /// Whether this node is in a sphere's encryption group (always for an open sphere).
@@ -379,6 +483,30 @@ impl Node {
     }
 }
 
+/// How many bytes of announcements one `<library/>` carries at most (its plaintext stays
+/// well under [`spheres_xmpp::sealed::MAX_PLAINTEXT`]).
+const LIBRARY_BYTES: usize = 96 * 1024;
+
+/// Shares cut into runs whose announcements fit in one message each.
+fn library_chunks(shares: Vec<Share>) -> Vec<Vec<Share>> {
+    let mut out: Vec<Vec<Share>> = Vec::new();
+    let mut size = 0;
+    for s in shares {
+        // The .torrent in base64 and the rest of the element.
+        let weight =
+            s.torrent.as_ref().map_or(0, |t| t.len() * 4 / 3) + s.magnet.len() + s.name.len() + 256;
+        if out.is_empty() || size + weight > LIBRARY_BYTES {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += weight;
+        if let Some(last) = out.last_mut() {
+            last.push(s);
+        }
+    }
+    out
+}
+
 /// The room message `m` (an MLS message) as the clear one it carried.
 fn opened_message(m: RoomMessage, inner: &Message) -> RoomMessage {
     let payload = spheres_xmpp::protocol::SpherePayload::from_message(inner)
@@ -387,5 +515,51 @@ fn opened_message(m: RoomMessage, inner: &Message) -> RoomMessage {
         said: spheres_xmpp::inbound::said(inner, payload.as_ref()),
         payload,
         ..m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(i: usize, torrent: usize) -> Share {
+        Share {
+            id: format!("{i:040x}"),
+            name: format!("file {i}"),
+            size: 1,
+            files: 1,
+            media: "other".into(),
+            sharer: BareJid::new("lea@home.test").unwrap(),
+            magnet: format!("magnet:?xt=urn:btih:{i:040x}"),
+            torrent: Some(vec![0; torrent]),
+        }
+    }
+
+    #[test]
+    fn a_library_is_cut_into_messages_of_bounded_size() {
+        assert!(library_chunks(Vec::new()).is_empty());
+        let shares: Vec<Share> = (0..40).map(|i| share(i, 20_000)).collect();
+        let chunks = library_chunks(shares);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 40);
+        assert!(chunks.len() > 1);
+        for c in &chunks {
+            assert!(!c.is_empty());
+            let xml: usize = c
+                .iter()
+                .map(|s| {
+                    spheres_xmpp::sealed::seal_inner(
+                        spheres_xmpp::sealed::chat_line("x").with_payload(s.clone()),
+                    )
+                    .len()
+                })
+                .sum();
+            assert!(xml <= LIBRARY_BYTES, "{xml}");
+        }
+        // One share larger than a message still goes, alone.
+        let chunks = library_chunks(vec![share(1, 10), share(2, 120_000), share(3, 10)]);
+        assert_eq!(
+            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1, 1]
+        );
     }
 }

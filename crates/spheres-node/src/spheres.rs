@@ -201,13 +201,19 @@ impl Node {
             // What an epoch ahead of ours needs comes before it in the archive: such a
             // message is past repair here, and said in the log.
             let mut ahead = false;
-            let Some(m) = self.unseal(sphere, m, sender.as_ref(), &mut ahead).await else {
-                continue;
-            };
-            self.record_said(sphere, &m, sender.as_ref()).await;
-            if let Some(p) = m.payload {
-                let when = m.unix_time.unwrap_or_else(now_secs);
-                self.on_room_payload(sphere, p, sender, when).await;
+            let sealed = matches!(
+                m.payload,
+                Some(spheres_xmpp::protocol::SpherePayload::Sealed(_))
+            );
+            if let Some(m) = self.unseal(sphere, m, sender.as_ref(), &mut ahead).await {
+                self.record_said(sphere, &m, sender.as_ref()).await;
+                if let Some(p) = m.payload {
+                    let when = m.unix_time.unwrap_or_else(now_secs);
+                    self.on_room_payload(sphere, p, sender, when).await;
+                }
+            }
+            if sealed {
+                self.save_mls().await;
             }
         }
         if let Some(last) = last {
@@ -374,16 +380,20 @@ impl Node {
             n += 1;
         }
         let folder = sphere_folder(&self.settings.spheres_dir, &name)?;
+        // Encrypted from its first moment when the invitation says so: this node never
+        // speaks there in clear.
         let sphere = self
             .store
-            .add_sphere(&name, &inv.room, &folder.to_string_lossy(), false)
+            .add_sphere_as(
+                &name,
+                &inv.room,
+                &folder.to_string_lossy(),
+                false,
+                inv.encrypted,
+            )
             .await?;
-        self.forget_sphere_settings(sphere.id).await;
-        if inv.encrypted {
-            self.store.set_encrypted(sphere.id, true).await?;
-        }
-        let sphere = self.sphere_named(&name).await?;
         self.store.remove_invite(&inv.room).await?;
+        self.forget_sphere_settings(sphere.id).await;
         self.join_sphere_room(&sphere).await;
         self.emit(NodeEvent::Sphere {
             sphere: sphere.name.clone(),
@@ -430,13 +440,14 @@ impl Node {
         }
         let who = address(jid)?;
         let room = BareJid::new(&sphere.room)?;
-        // Out of the encryption group first, while their node is still in the room to hear
-        // it: nothing said from now on opens for it.
-        self.remove_from_group(&sphere, &who).await;
-        self.xmpp.remove_member(&room, &who).await?;
+        // No longer a member here first (so no presence of theirs brings their node back
+        // into the group), then out of the encryption group while their node is still in the
+        // room to hear it (nothing said from now on opens for it), then out of the room.
         if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
             self.tracker.tracker.revoke_key(&key);
         }
+        self.remove_from_group(&sphere, &who).await;
+        self.xmpp.remove_member(&room, &who).await?;
         // A new swarm secret, which the removed member's node never gets: it can no longer
         // join the sphere's swarms (connections already made stay until they close). The
         // members here get it now; the others when they come back.

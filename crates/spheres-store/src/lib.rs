@@ -275,17 +275,31 @@ impl Store {
         folder: &str,
         owned: bool,
     ) -> Result<Sphere> {
+        self.add_sphere_as(name, room, folder, owned, false).await
+    }
+
+    /// Records a sphere, `encrypted` from the start; its name must be new.
+    pub async fn add_sphere_as(
+        &self,
+        name: &str,
+        room: &str,
+        folder: &str,
+        owned: bool,
+        encrypted: bool,
+    ) -> Result<Sphere> {
         if self.sphere(name).await?.is_some() {
             return Err(StoreError::SphereExists(name.to_owned()));
         }
         sqlx::query(
-            "INSERT INTO spheres (name, room, folder, owned, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO spheres (name, room, folder, owned, created_at, encrypted)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(room)
         .bind(folder)
         .bind(owned)
         .bind(now())
+        .bind(encrypted)
         .execute(&self.pool)
         .await?;
         self.sphere(name)
@@ -815,7 +829,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO invites (room, from_jid, reason, received_at, encrypted) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason,
-                encrypted = excluded.encrypted",
+                encrypted = MAX(invites.encrypted, excluded.encrypted)",
         )
         .bind(room)
         .bind(from)

@@ -121,7 +121,12 @@ pub fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
     Some(match payload {
         // The feed shows posts and comments; the chat does not repeat them. An encrypted
         // message says what it says once opened.
-        Some(SpherePayload::Post(_) | SpherePayload::Retract(_) | SpherePayload::Sealed(_)) => {
+        Some(
+            SpherePayload::Post(_)
+            | SpherePayload::Retract(_)
+            | SpherePayload::Sealed(_)
+            | SpherePayload::Library(_),
+        ) => {
             return None;
         }
         Some(_) => body.lines().next().unwrap_or_default().to_owned(),

@@ -76,6 +76,16 @@ pub struct Withdraw {
     pub id: String,
 }
 
+/// The shares of a sphere, passed on by its owner's node to the members its group just
+/// welcomed (an encrypted sphere's newcomers cannot read what was announced before they
+/// joined): each `<share/>` as its sharer announced it. Taken from the sphere's owner only.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "library")]
+pub struct Library {
+    #[xml(child(n = ..))]
+    pub shares: Vec<Share>,
+}
+
 /// One address where a node accepts BitTorrent connections.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
 #[xml(namespace = NS, name = "endpoint")]
@@ -142,6 +152,7 @@ pub struct DirectInvite {
 
 impl MessagePayload for Share {}
 impl MessagePayload for Withdraw {}
+impl MessagePayload for Library {}
 impl MessagePayload for TrackerGrant {}
 impl MessagePayload for DirectInvite {}
 impl MessagePayload for Claim {}
@@ -161,6 +172,8 @@ pub enum SpherePayload {
     Retract(crate::roomfeed::RoomRetract),
     /// An MLS message of an encrypted sphere (see [`crate::sealed`]).
     Sealed(crate::sealed::Sealed),
+    /// The sphere's shares, from its owner, for newcomers (only the valid ones are kept).
+    Library(Library),
 }
 
 fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
@@ -198,6 +211,10 @@ impl SpherePayload {
         }
         if let Some(c) = child_of::<Claim>(p, NS, "claim") {
             return Some(SpherePayload::Claim(c));
+        }
+        if let Some(l) = child_of::<Library>(p, NS, "library") {
+            let shares: Vec<Share> = l.shares.into_iter().filter(Share::is_valid).collect();
+            return Some(SpherePayload::Library(Library { shares }));
         }
         if let Some(post) = child_of(p, NS, "post") {
             return Some(SpherePayload::Post(Box::new(post)));

@@ -37,8 +37,11 @@ pub const SEALED_BODY: &str = "🔒 encrypted: open it in spheres";
 pub const MAX_SEALED: usize = 160 * 1024;
 /// The largest plaintext we seal: an announcement with its `.torrent` fits.
 pub const MAX_PLAINTEXT: usize = 128 * 1024;
-/// The longest key package we take from someone's PEP node, in bytes.
-pub const MAX_KEY_PACKAGE: usize = 16 * 1024;
+/// The longest key package we take from someone's PEP node, in bytes (ours are about 350:
+/// every welcome carries each member's leaf, so fat ones would soon make welcomes too large).
+pub const MAX_KEY_PACKAGE: usize = 2 * 1024;
+/// How deep the elements of an opened message may nest (ours: 4).
+const MAX_DEPTH: usize = 32;
 
 /// One MLS message in a room.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
@@ -138,8 +141,52 @@ pub fn open_inner(plain: &[u8]) -> Option<Message> {
         return None;
     }
     let text = std::str::from_utf8(plain).ok()?;
+    if too_deep(text) {
+        return None;
+    }
     let el: Element = text.parse().ok()?;
     Message::try_from(el).ok()
+}
+
+/// Whether `xml` opens more than [`MAX_DEPTH`] elements inside each other (counted on the
+/// text, before parsing: a parser's recursion must not meet a deep tree from a member). Tags
+/// are read with their quoted attribute values, so no text or value fools the count; what is
+/// not well-formed is refused later by the parser.
+fn too_deep(xml: &str) -> bool {
+    let b = xml.as_bytes();
+    let mut depth: usize = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let closing = b.get(i + 1) == Some(&b'/');
+        let special = matches!(b.get(i + 1), Some(b'?' | b'!'));
+        // To the end of the tag, past quoted values.
+        let mut quote = None;
+        let mut j = i + 1;
+        while j < b.len() {
+            match (quote, b[j]) {
+                (None, b'"' | b'\'') => quote = Some(b[j]),
+                (Some(q), c) if c == q => quote = None,
+                (None, b'>') => break,
+                _ => {}
+            }
+            j += 1;
+        }
+        let empty = j > 0 && b.get(j - 1) == Some(&b'/');
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if !special && !empty {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return true;
+            }
+        }
+        i = j + 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -194,6 +241,22 @@ mod tests {
         }
         let huge = vec![b'a'; MAX_PLAINTEXT + 1];
         assert!(open_inner(&huge).is_none());
+        let deep = format!(
+            "<message xmlns='jabber:client'>{}{}</message>",
+            "<x>".repeat(40_000),
+            "</x>".repeat(40_000)
+        );
+        assert!(open_inner(deep.as_bytes()).is_none());
+        let fine = "<message xmlns='jabber:client'><body>a/b &lt;3 /></body><x a='1'/><y><z/></y></message>";
+        assert!(open_inner(fine.as_bytes()).is_some());
+        // Values and text that look like the end of a tag do not hide depth.
+        let sly = format!(
+            "<message xmlns='jabber:client'>{}{}</message>",
+            "<x a='/>'>/>".repeat(64),
+            "</x>".repeat(64)
+        );
+        assert!(too_deep(&sly));
+        assert!(!too_deep("<a><b/><c d=\"<x>\"/></a>"));
         for xml in [
             "<message xmlns='jabber:client' type='groupchat'><mls xmlns='urn:spheres:0'>!!</mls></message>",
             "<message xmlns='jabber:client' type='groupchat'><mls xmlns='urn:spheres:0'></mls></message>",

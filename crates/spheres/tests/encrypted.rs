@@ -102,7 +102,7 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     wait_until("the post at bob's", || in_feed(&bob, &id).is_some());
 
     // A newcomer whose node joins later: added when it comes in, reads from then on.
-    let carol = household_member(&alice, dir.path(), "carol", &[]);
+    let mut carol = household_member(&alice, dir.path(), "carol", &[]);
     alice.cli(&["sphere", "invite", "Family", "carol@family.test"]);
     wait_until("carol's invitation", || {
         carol
@@ -117,6 +117,19 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     bob.cli(&["say", "Family", "Welcome carol"]);
     wait_until("bob's welcome at carol's", || {
         said(&carol, "Family", "Welcome carol").is_some()
+    });
+    // What was shared before she came: the owner's node passes the library on.
+    wait_seeding(&carol, "Family", "lyon-hidden-holiday.bin");
+
+    // Carol's node is away while the others talk; it catches up from the archive.
+    carol.stop();
+    bob.cli(&["say", "Family", "While carol was away"]);
+    wait_until("bob's words at alice's", || {
+        said(&alice, "Family", "While carol was away").is_some()
+    });
+    carol.start(&[]);
+    wait_until("what was said while carol was away", || {
+        said(&carol, "Family", "While carol was away").is_some()
     });
 
     // Bob leaves the sphere by the owner's hand: his node is out of the group.
