@@ -512,6 +512,34 @@ impl Engine {
         root: PathBuf,
         admission: Arc<dyn Admission>,
     ) -> Result<TorrentStatus, EngineError> {
+        self.add_with(meta, root, admission, None).await
+    }
+
+    /// Adds a sealed share (an encrypted sphere's): `view` is its sealed torrent seen with
+    /// its real files ([`Metainfo::with_layout`]), which are plaintext under `dir` as for
+    /// [`Engine::add`]; peers trade its bytes encrypted under `seal` and verify them so.
+    pub async fn add_sealed(
+        &self,
+        view: Arc<Metainfo>,
+        dir: PathBuf,
+        admission: Arc<dyn Admission>,
+        seal: spheres_metainfo::seal::Seal,
+    ) -> Result<TorrentStatus, EngineError> {
+        let root = if view.multi_file {
+            dir.join(&view.name)
+        } else {
+            dir
+        };
+        self.add_with(view, root, admission, Some(seal)).await
+    }
+
+    async fn add_with(
+        &self,
+        meta: Arc<Metainfo>,
+        root: PathBuf,
+        admission: Arc<dyn Admission>,
+        seal: Option<spheres_metainfo::seal::Seal>,
+    ) -> Result<TorrentStatus, EngineError> {
         let inner = &self.inner;
         if inner.stopped.load(Ordering::Relaxed) {
             return Err(EngineError::Stopped);
@@ -524,7 +552,11 @@ impl Engine {
             .map_err(|_| EngineError::BadTorrent("pieces longer than 4 GiB".into()))?;
         let layout = Layout::new(piece_length, meta.total_length)
             .map_err(|e| EngineError::BadTorrent(e.to_string()))?;
-        let storage = Arc::new(Storage::new(&meta, &root));
+        let storage = Storage::new(&meta, &root);
+        let storage = Arc::new(match seal {
+            Some(seal) => storage.sealed(seal),
+            None => storage,
+        });
         let paths = resume::file_paths(&meta, &root);
         let record = inner
             .config

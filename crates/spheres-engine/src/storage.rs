@@ -1,6 +1,11 @@
 //! A torrent's bytes on disk: its files in place under a root folder, read and written at
 //! positions (no seeking, no shared cursor), only ever called from blocking threads.
 //!
+//! A sealed share's storage (an encrypted sphere's, see `spheres_metainfo::seal`) holds the
+//! plaintext on disk and speaks ciphertext: what peers read is encrypted at its offset,
+//! what they send is verified encrypted and decrypted before it is written; streams to the
+//! player read the plaintext ([`Storage::read_plain`]).
+//!
 //! **Invariant:** nothing is written that has not been verified. A piece is hashed in memory
 //! when its last block arrives and written only if it matches; so a peer can never put bytes
 //! of its choosing in our files, and a crash leaves only verified pieces or holes.
@@ -14,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
+use spheres_metainfo::seal::Seal;
 use spheres_metainfo::{Metainfo, v2};
 
 struct StoredFile {
@@ -32,6 +38,7 @@ pub struct Storage {
     piece_length: u64,
     total_length: u64,
     hashes: Hashes,
+    seal: Option<Seal>,
 }
 
 /// What a piece is checked against.
@@ -167,6 +174,15 @@ impl Storage {
             piece_length: meta.piece_length,
             total_length: meta.total_length,
             hashes: Hashes::of(meta),
+            seal: None,
+        }
+    }
+
+    /// The same storage for a sealed share: ciphertext on the wire, plaintext on disk.
+    pub fn sealed(self, seal: Seal) -> Storage {
+        Storage {
+            seal: Some(seal),
+            ..self
         }
     }
 
@@ -234,9 +250,22 @@ impl Storage {
         }
     }
 
-    /// Reads `len` bytes at `begin` in `piece` (for a peer's request: the caller checked we
-    /// have the piece and that the block is within it).
+    /// Reads `len` bytes at `begin` in `piece` as they travel (for a peer's request: the
+    /// caller checked we have the piece and that the block is within it): encrypted for a
+    /// sealed share.
     pub fn read(&self, piece: u32, begin: u32, len: u32) -> io::Result<Vec<u8>> {
+        let mut buf = self.read_plain(piece, begin, len)?;
+        if let Some(seal) = &self.seal {
+            seal.apply(
+                u64::from(piece) * self.piece_length + u64::from(begin),
+                &mut buf,
+            );
+        }
+        Ok(buf)
+    }
+
+    /// Reads `len` bytes at `begin` in `piece` as they are on disk (for the player).
+    pub fn read_plain(&self, piece: u32, begin: u32, len: u32) -> io::Result<Vec<u8>> {
         let (start, plen) = self
             .piece_range(piece)
             .ok_or_else(|| io::Error::other("no such piece"))?;
@@ -271,6 +300,17 @@ impl Storage {
         }
         let mut at = start;
         for block in blocks {
+            // A sealed share's verified ciphertext goes to disk decrypted.
+            let opened;
+            let block = match &self.seal {
+                Some(seal) => {
+                    let mut b = block.clone();
+                    seal.apply(at, &mut b);
+                    opened = b;
+                    &opened
+                }
+                None => block,
+            };
             self.spans(at, block.len() as u64, |file, offset, range| {
                 if file.padding {
                     return Ok(());

@@ -125,7 +125,7 @@ async fn read_chunk(t: Arc<Torrent>, id: u64, at: u64, want: u64) -> io::Result<
             .map_err(|_| io::Error::other("the engine stopped"))?;
     }
     let storage = t.storage.clone();
-    tokio::task::spawn_blocking(move || storage.read(piece, begin, n))
+    tokio::task::spawn_blocking(move || storage.read_plain(piece, begin, n))
         .await
         .map_err(io::Error::other)?
 }

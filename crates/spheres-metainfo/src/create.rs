@@ -50,6 +50,23 @@ pub struct CreateOptions {
     /// A BitTorrent v2-only torrent (BEP 52): no v1 half (`hybrid` is then ignored). Only
     /// v2 clients (libtorrent 2, qBittorrent 4.4 and later) read it.
     pub v2_only: bool,
+    /// A sealed torrent (an encrypted sphere's share, see [`crate::seal`]): one file named
+    /// `sealed`, hashed over the bytes encrypted with this key; v1 only (`hybrid` and
+    /// `v2_only` are then ignored). [`create_sealed`] also gives its real files.
+    pub seal: Option<crate::seal::Seal>,
+}
+
+/// A sealed torrent as [`create_sealed`] makes it.
+#[derive(Debug)]
+pub struct Sealed {
+    /// The `.torrent` peers and trackers see: names nothing, hashes the encrypted bytes.
+    pub torrent: Vec<u8>,
+    pub meta: Metainfo,
+    /// The share's real files, in the stream's order (for its encrypted announcement).
+    pub files: Vec<crate::seal::SealedFile>,
+    /// Its real name (the file's, or the folder's).
+    pub name: String,
+    pub folder: bool,
 }
 
 /// Progress of hashing, reported about ten times a second and once at the end.
@@ -114,6 +131,29 @@ pub fn create_torrent(
     opts: &CreateOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Vec<u8>, Metainfo), CreateError> {
+    make(path, opts, progress).map(|m| (m.torrent, m.meta))
+}
+
+/// Makes the sealed torrent of `path` under `seal` (see [`crate::seal`]), and says what its
+/// real files are.
+pub fn create_sealed(
+    path: &Path,
+    seal: crate::seal::Seal,
+    opts: &CreateOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Sealed, CreateError> {
+    let opts = CreateOptions {
+        seal: Some(seal),
+        ..opts.clone()
+    };
+    make(path, &opts, progress)
+}
+
+fn make(
+    path: &Path,
+    opts: &CreateOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Sealed, CreateError> {
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     let name = file_name(path)?;
     let (files, multi_file) = if meta.is_dir() {
@@ -145,7 +185,9 @@ pub fn create_torrent(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let v2 = opts.hybrid || opts.v2_only;
+    let seal = opts.seal.as_ref();
+    let v2_only = opts.v2_only && seal.is_none();
+    let v2 = (opts.hybrid || opts.v2_only) && seal.is_none();
     // Hybrid: each file starts a piece (padding after every file but the last).
     let files = if v2 {
         let last = files.len().saturating_sub(1);
@@ -173,25 +215,30 @@ pub fn create_torrent(
         stream,
         piece_length,
         threads,
-        owners.as_deref(),
+        (owners.as_deref(), seal),
         progress,
     )?;
 
     let mut info = BTreeMap::new();
-    info.insert(b"name".to_vec(), OwnedValue::string(name));
+    let shown = if seal.is_some() {
+        crate::seal::SEALED_NAME
+    } else {
+        name.as_str()
+    };
+    info.insert(b"name".to_vec(), OwnedValue::string(shown));
     info.insert(
         b"piece length".to_vec(),
         OwnedValue::Int(piece_length as i64),
     );
-    if !opts.v2_only {
+    if !v2_only {
         info.insert(b"pieces".to_vec(), OwnedValue::Bytes(pieces));
     }
     if opts.private {
         info.insert(b"private".to_vec(), OwnedValue::Int(1));
     }
-    if opts.v2_only {
+    if v2_only {
         // The v2 file tree alone says what the files are.
-    } else if multi_file {
+    } else if multi_file && seal.is_none() {
         let list = files
             .iter()
             .map(|f| {
@@ -263,7 +310,24 @@ pub fn create_torrent(
     }
     let bytes = OwnedValue::Dict(root).encode();
     let parsed = Metainfo::from_bytes(&bytes)?;
-    Ok((bytes, parsed))
+    Ok(Sealed {
+        torrent: bytes,
+        meta: parsed,
+        files: files
+            .into_iter()
+            .filter(|f| !f.pad)
+            .map(|f| crate::seal::SealedFile {
+                path: if multi_file {
+                    f.components
+                } else {
+                    vec![name.clone()]
+                },
+                length: f.length,
+            })
+            .collect(),
+        name,
+        folder: multi_file,
+    })
 }
 
 fn file_name(path: &Path) -> Result<String, CreateError> {
@@ -421,7 +485,7 @@ fn hash_pieces(
     total: u64,
     piece_length: u64,
     threads: usize,
-    owners: Option<&[Owner]>,
+    (owners, seal): (Option<&[Owner]>, Option<&crate::seal::Seal>),
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Hashed, CreateError> {
     let piece_count = total.div_ceil(piece_length) as usize;
@@ -460,6 +524,9 @@ fn hash_pieces(
                                     .unwrap_or_else(|e| e.into_inner())
                                     .get_or_insert(e);
                                 return;
+                            }
+                            if let Some(seal) = seal {
+                                seal.apply(start, &mut buf[..len]);
                             }
                             out[..20].copy_from_slice(&Sha1::digest(&buf[..len]));
                             if let Some(o) = owners.and_then(|o| o.get(piece)) {

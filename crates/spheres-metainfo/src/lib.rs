@@ -18,9 +18,10 @@ pub mod bencode;
 pub mod create;
 mod magnet;
 mod metainfo;
+pub mod seal;
 pub mod v2;
 
-pub use create::{CreateError, CreateOptions, Progress, create_torrent};
+pub use create::{CreateError, CreateOptions, Progress, Sealed, create_sealed, create_torrent};
 pub use magnet::{Magnet, MagnetError};
 pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError, with_trackers};
 pub use v2::{V2File, V2Info};

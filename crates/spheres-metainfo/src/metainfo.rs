@@ -155,6 +155,9 @@ pub enum MetainfoError {
     BadInfoHash,
     #[error("the piece hashes of {0:?} do not add up to its root: the torrent is corrupt")]
     V2LayerMismatch(String),
+    /// The files an encrypted announcement lists for a sealed torrent do not fit it.
+    #[error("the file list of a sealed share is wrong: {0}")]
+    SealedLayout(String),
 }
 
 impl Metainfo {
@@ -510,7 +513,7 @@ pub(crate) fn check_component(c: &str, shown: &str) -> Result<(), MetainfoError>
 
 /// Two entries with the same path, or a file that is also a folder of another entry, would
 /// make a download overwrite its own data.
-fn check_unique_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
+pub(crate) fn check_unique_paths(files: &[FileEntry]) -> Result<(), MetainfoError> {
     // Padding files are never on disk: two of one size share a name (`.pad/16384`, as
     // libtorrent names them), and that is fine.
     let mut paths: Vec<&[String]> = files

@@ -423,6 +423,7 @@ fn create(out: &Output, args: CreateArgs) -> Result<()> {
         threads: None,
         hybrid: args.hybrid,
         v2_only: args.v2,
+        seal: None,
     };
     let bar = out.bytes_bar("hashing");
     let started = std::time::Instant::now();
