@@ -530,6 +530,17 @@ impl Engine {
         } else {
             dir
         };
+        self.add_sealed_at(view, root, admission, seal).await
+    }
+
+    /// [`Engine::add_sealed`] with the share's root given, as [`Engine::add_at`].
+    pub async fn add_sealed_at(
+        &self,
+        view: Arc<Metainfo>,
+        root: PathBuf,
+        admission: Arc<dyn Admission>,
+        seal: spheres_metainfo::seal::Seal,
+    ) -> Result<TorrentStatus, EngineError> {
         self.add_with(view, root, admission, Some(seal)).await
     }
 

@@ -22,7 +22,7 @@ impl Node {
                 continue;
             };
             match inbound {
-                Inbound::Room(m) => self.on_room_message(m).await,
+                Inbound::Room(m) => self.on_room_message(*m).await,
                 Inbound::TrackerGrant { room, nick, grant } => {
                     self.on_tracker_grant(room, &nick, grant).await
                 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use spheres_metainfo::{InfoHash, Metainfo};
 use spheres_store::{NewShare, Sphere};
-use spheres_torrent::{AddOptions, Source};
+use spheres_torrent::{AddOptions, SealSpec, Source};
 use spheres_xmpp::BareJid;
-use spheres_xmpp::protocol::{Share, Withdraw};
+use spheres_xmpp::protocol::{SealedShare, Share, Withdraw};
 
 use crate::RowState as _;
 use crate::api::types;
@@ -23,6 +23,47 @@ use crate::send::MAGNET_PATIENCE;
 use crate::units::human_bytes;
 use crate::uploads::{UPLOAD_HEADROOM, free_bytes};
 use crate::{Node, lock};
+
+/// The key and real files of a sealed share (an encrypted sphere's, docs/decisions/0015),
+/// from its announcement; `None` for a share in clear.
+pub(crate) fn seal_spec(s: &Share) -> Result<Option<SealSpec>> {
+    let Some(sealed) = &s.sealed else {
+        return Ok(None);
+    };
+    let key = sealed
+        .key_bytes()
+        .ok_or_else(|| anyhow!("a sealed share's key is not 64 hex digits; ignored"))?;
+    Ok(Some(SealSpec {
+        seal: spheres_metainfo::seal::Seal::new(key),
+        name: s.name.clone(),
+        files: sealed
+            .files
+            .iter()
+            .map(|f| spheres_metainfo::seal::SealedFile {
+                path: f.path.split('/').map(str::to_owned).collect(),
+                length: f.length,
+            })
+            .collect(),
+        folder: sealed.folder(),
+    }))
+}
+
+/// The torrent of an announcement as this node stores and shows it: a sealed one seen with
+/// its real files (checked: see `Metainfo::with_layout`).
+pub(crate) fn announced_meta(s: &Share, torrent: &[u8]) -> Result<Metainfo> {
+    let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
+    match seal_spec(s)? {
+        Some(spec) => spec
+            .view(&meta)
+            .context("the sealed share's files do not fit its torrent"),
+        None => Ok(meta),
+    }
+}
+
+/// A sealed share's `<sealed/>` as the store keeps it.
+pub(crate) fn sealed_text(s: &Share) -> Option<String> {
+    s.sealed.as_ref().map(SealedShare::to_text)
+}
 
 /// An announcement must say what its torrent holds: same name, total size and file count
 /// (the gallery, the policy and the free-space checks go by what it says).
@@ -60,6 +101,7 @@ impl Node {
             sharer: BareJid::new(&r.sharer).unwrap_or_else(|_| self.me.clone()),
             magnet: r.magnet.clone(),
             torrent: r.torrent.clone(),
+            sealed: r.sealed.as_deref().and_then(SealedShare::from_text),
         }
     }
 
@@ -77,8 +119,9 @@ impl Node {
         }
         let mut public = false;
         if let Some(torrent) = &s.torrent {
-            // The .torrent must be what the announcement says: its paths are checked here.
-            let meta = Metainfo::from_bytes(torrent).context("the announced torrent is invalid")?;
+            // The .torrent must be what the announcement says: its paths are checked here
+            // (a sealed one's, the real files the announcement lists).
+            let meta = announced_meta(&s, torrent)?;
             check_announced(&s, &meta)?;
             public = !meta.private;
         }
@@ -116,6 +159,7 @@ impl Node {
                     torrent: s.torrent.as_deref(),
                     path: None,
                     state,
+                    sealed: sealed_text(&s).as_deref(),
                 },
             )
             .await?;
@@ -204,7 +248,7 @@ impl Node {
                 &members,
             )
             .await?;
-        let meta = Metainfo::from_bytes(&bytes).context("the share's metadata is invalid")?;
+        let meta = announced_meta(s, &bytes).context("the share's metadata is invalid")?;
         check_announced(s, &meta)?;
         self.store
             .set_share_torrent(sphere.id, &s.id, &bytes)
@@ -275,6 +319,7 @@ impl Node {
         };
         opts.peers = self.peers_for(&sphere.room, &s.id);
         opts.admit = admit;
+        opts.seal = seal_spec(s)?;
         self.engine.add(source, opts).await?;
         Ok(())
     }

@@ -532,6 +532,7 @@ mod tests {
             sharer: BareJid::new("lea@home.test").unwrap(),
             magnet: format!("magnet:?xt=urn:btih:{i:040x}"),
             torrent: Some(vec![0; torrent]),
+            sealed: None,
         }
     }
 

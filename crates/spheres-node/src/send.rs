@@ -91,17 +91,61 @@ impl Node {
         let me = self.clone();
         let hash_path = path.clone();
         let progress_key = key.clone();
-        let made = tokio::task::spawn_blocking(move || {
-            spheres_metainfo::create_torrent(&hash_path, &opts, &mut |p| {
-                lock(&me.hashing).insert(progress_key.clone(), (p.hashed_bytes, p.total_bytes));
+        // In an encrypted sphere the share is sealed: a key of its own, a torrent over the
+        // encrypted bytes that names nothing (docs/decisions/0015).
+        let seal = sphere
+            .encrypted
+            .then(|| spheres_metainfo::seal::Seal::new(rand::random()));
+        type Made = (
+            Vec<u8>,
+            Metainfo,
+            Option<(
+                spheres_metainfo::seal::Seal,
+                Vec<spheres_metainfo::seal::SealedFile>,
+                bool,
+            )>,
+        );
+        let made =
+            tokio::task::spawn_blocking(move || -> Result<Made, spheres_metainfo::CreateError> {
+                let mut progress = |p: spheres_metainfo::Progress| {
+                    lock(&me.hashing).insert(progress_key.clone(), (p.hashed_bytes, p.total_bytes));
+                };
+                match seal {
+                    Some(seal) => {
+                        let made = spheres_metainfo::create_sealed(
+                            &hash_path,
+                            seal.clone(),
+                            &opts,
+                            &mut progress,
+                        )?;
+                        let view = made
+                            .meta
+                            .with_layout(&made.name, &made.files, made.folder)?;
+                        Ok((made.torrent, view, Some((seal, made.files, made.folder))))
+                    }
+                    None => spheres_metainfo::create_torrent(&hash_path, &opts, &mut progress)
+                        .map(|(t, m)| (t, m, None)),
+                }
             })
-        })
-        .await;
+            .await;
         lock(&self.hashing).remove(&key);
-        let (torrent, meta) = made
+        let (torrent, meta, sealed) = made
             .map_err(|e| anyhow!("hashing stopped: {e}"))?
             .with_context(|| format!("cannot share {}", path.display()))?;
-        let share = self.share_of(&meta, torrent.clone());
+        let mut share = self.share_of(&meta, torrent.clone());
+        if let Some((seal, files, folder)) = sealed {
+            share.sealed = Some(spheres_xmpp::protocol::SealedShare {
+                key: hex::encode(seal.key()),
+                kind: if folder { "folder" } else { "file" }.to_owned(),
+                files: files
+                    .into_iter()
+                    .map(|f| spheres_xmpp::protocol::SealedFileEntry {
+                        path: f.path.join("/"),
+                        length: f.length,
+                    })
+                    .collect(),
+            });
+        }
         let path_text = path.to_string_lossy().into_owned();
         self.store
             .add_share(
@@ -117,6 +161,7 @@ impl Node {
                     torrent: Some(&torrent),
                     path: Some(&path_text),
                     state: ShareState::Seeding.as_str(),
+                    sealed: crate::receive::sealed_text(&share).as_deref(),
                 },
             )
             .await?;
@@ -156,6 +201,7 @@ impl Node {
             sharer: self.me.clone(),
             magnet: meta.magnet().to_string(),
             torrent: Some(torrent),
+            sealed: None,
         }
     }
 

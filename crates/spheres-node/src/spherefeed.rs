@@ -315,6 +315,7 @@ mod tests {
             state: "seeding".into(),
             error: None,
             shared_at: 0,
+            sealed: None,
         }
     }
 

@@ -71,6 +71,9 @@ pub struct ShareRow {
     pub state: String,
     pub error: Option<String>,
     pub shared_at: i64,
+    /// A sealed share's key and files (the `<sealed/>` of its announcement); it holds a key.
+    #[serde(skip)]
+    pub sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -153,6 +156,7 @@ pub struct NewShare<'a> {
     pub torrent: Option<&'a [u8]>,
     pub path: Option<&'a str>,
     pub state: &'a str,
+    pub sealed: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -436,8 +440,8 @@ impl Store {
     /// Returns whether it is new.
     pub async fn add_share(&self, sphere_id: i64, s: &NewShare<'_>) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO shares (sphere_id, info_hash, name, size, files, media, sharer, magnet, torrent, path, state, shared_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO shares (sphere_id, info_hash, name, size, files, media, sharer, magnet, torrent, path, state, shared_at, sealed)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(sphere_id)
         .bind(s.info_hash)
@@ -451,6 +455,7 @@ impl Store {
         .bind(s.path)
         .bind(s.state)
         .bind(now())
+        .bind(s.sealed)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -1049,6 +1054,7 @@ mod tests {
             torrent: Some(b"d4:infode"),
             path: None,
             state: "downloading",
+            sealed: None,
         };
         assert!(store.add_share(s.id, &share).await.unwrap());
         assert!(!store.add_share(s.id, &share).await.unwrap(), "idempotent");

@@ -130,6 +130,66 @@ pub struct AddOptions {
     pub peers: Vec<SocketAddr>,
     /// How long a magnet may take to find its metadata.
     pub metadata_timeout: Duration,
+    /// A sealed share (an encrypted sphere's): its key and real files.
+    pub seal: Option<SealSpec>,
+}
+
+/// What makes a sealed torrent a share: its key, and its real name and files (from its
+/// encrypted announcement).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealSpec {
+    pub seal: spheres_metainfo::seal::Seal,
+    pub name: String,
+    pub files: Vec<spheres_metainfo::seal::SealedFile>,
+    pub folder: bool,
+}
+
+impl SealSpec {
+    /// The sealed torrent `meta` seen with these files.
+    pub fn view(&self, meta: &Metainfo) -> Result<Metainfo, EngineError> {
+        Ok(meta.with_layout(&self.name, &self.files, self.folder)?)
+    }
+
+    /// As kept beside the torrent for the next start (JSON).
+    fn to_json(&self) -> String {
+        let files: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .map(|f| serde_json::json!([f.path, f.length]))
+            .collect();
+        serde_json::json!({
+            "key": hex::encode(self.seal.key()),
+            "name": self.name,
+            "folder": self.folder,
+            "files": files,
+        })
+        .to_string()
+    }
+
+    fn from_json(text: &str) -> Option<SealSpec> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let key: [u8; 32] = hex::decode(v["key"].as_str()?).ok()?.try_into().ok()?;
+        let files = v["files"]
+            .as_array()?
+            .iter()
+            .map(|f| {
+                Some(spheres_metainfo::seal::SealedFile {
+                    path: f[0]
+                        .as_array()?
+                        .iter()
+                        .map(|c| c.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()?,
+                    length: f[1].as_u64()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(SealSpec {
+            seal: spheres_metainfo::seal::Seal::new(key),
+            name: v["name"].as_str()?.to_owned(),
+            files,
+            folder: v["folder"].as_bool()?,
+        })
+    }
 }
 
 impl AddOptions {
@@ -140,6 +200,7 @@ impl AddOptions {
             paused: false,
             peers: Vec::new(),
             metadata_timeout: Duration::from_secs(120),
+            seal: None,
         }
     }
 
@@ -362,7 +423,24 @@ impl Engine {
                 continue;
             };
             let root = PathBuf::from(std::ffi::OsStr::from_bytes(&root));
-            match Metainfo::from_bytes(&bytes) {
+            // A sealed share's key and files, kept beside it.
+            let seal = match std::fs::read_to_string(path.with_extension("seal")) {
+                Ok(text) => match SealSpec::from_json(&text) {
+                    Some(s) => Some(s),
+                    None => {
+                        tracing::warn!(torrent = %path.display(), "a kept sealed torrent's key does not read");
+                        continue;
+                    }
+                },
+                Err(_) => None,
+            };
+            let parsed = Metainfo::from_bytes(&bytes)
+                .map_err(EngineError::from)
+                .and_then(|m| match &seal {
+                    Some(s) => s.view(&m),
+                    None => Ok(m),
+                });
+            match parsed {
                 Ok(meta) => {
                     // A private torrent lets nobody in until the node says who may come.
                     let admit = if meta.private {
@@ -375,7 +453,15 @@ impl Engine {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(meta.info_hash, gate.clone());
-                    if let Err(e) = self.engine.add_at(Arc::new(meta), root, gate).await {
+                    let added = match seal {
+                        Some(s) => {
+                            self.engine
+                                .add_sealed_at(Arc::new(meta), root, gate, s.seal)
+                                .await
+                        }
+                        None => self.engine.add_at(Arc::new(meta), root, gate).await,
+                    };
+                    if let Err(e) = added {
                         tracing::warn!(torrent = %path.display(), error = %e, "a kept torrent could not be added back");
                     }
                 }
@@ -386,11 +472,16 @@ impl Engine {
         }
     }
 
-    /// Keeps a torrent for the next start.
-    fn keep(&self, meta: &Metainfo, bytes: &[u8], root: &Path) {
+    /// Keeps a torrent for the next start (a sealed one with its key and files: the engine's
+    /// state folder is the node's, private to its user).
+    fn keep(&self, meta: &Metainfo, bytes: &[u8], root: &Path, seal: Option<&SealSpec>) {
         let Some(dir) = &self.kept else { return };
         let name = dir.join(meta.info_hash.to_hex());
         let written = std::fs::create_dir_all(dir)
+            .and_then(|()| match seal {
+                Some(s) => std::fs::write(name.with_extension("seal"), s.to_json()),
+                None => Ok(()),
+            })
             .and_then(|()| std::fs::write(name.with_extension("torrent"), bytes))
             .and_then(|()| {
                 std::fs::write(name.with_extension("root"), root.as_os_str().as_bytes())
@@ -405,6 +496,7 @@ impl Engine {
             let name = dir.join(hash.to_hex());
             let _ = std::fs::remove_file(name.with_extension("torrent"));
             let _ = std::fs::remove_file(name.with_extension("root"));
+            let _ = std::fs::remove_file(name.with_extension("seal"));
         }
     }
 
@@ -447,11 +539,24 @@ impl Engine {
             }
         };
         let meta = Metainfo::from_bytes(&bytes)?;
+        // A sealed share is placed, stored and shown under its real files.
+        let meta = match &opts.seal {
+            Some(s) => s.view(&meta)?,
+            None => meta,
+        };
         let root = paths::place(&opts.output, &meta)?;
         let hash = meta.info_hash;
-        self.keep(&meta, &bytes, &root);
+        self.keep(&meta, &bytes, &root, opts.seal.as_ref());
         let gate = self.gate(hash, opts.admit.clone());
-        match self.engine.add_at(Arc::new(meta), root, gate).await {
+        let added = match opts.seal {
+            Some(s) => {
+                self.engine
+                    .add_sealed_at(Arc::new(meta), root, gate, s.seal)
+                    .await
+            }
+            None => self.engine.add_at(Arc::new(meta), root, gate).await,
+        };
+        match added {
             Ok(_) => {}
             Err(own::EngineError::AlreadyAdded) => {
                 tracing::info!(%hash, "torrent already in the session");
@@ -768,5 +873,31 @@ impl Engine {
 
     pub async fn shutdown(&self) {
         self.engine.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod seal_tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_seal_reads_back() {
+        let spec = SealSpec {
+            seal: spheres_metainfo::seal::Seal::new([5; 32]),
+            name: "Lyon \"holidays\"".into(),
+            files: vec![spheres_metainfo::seal::SealedFile {
+                path: vec!["day one".into(), "beach.jpg".into()],
+                length: 70_000,
+            }],
+            folder: true,
+        };
+        assert_eq!(SealSpec::from_json(&spec.to_json()), Some(spec));
+        for bad in [
+            "",
+            "{}",
+            "{\"key\": \"00\", \"name\": \"x\", \"folder\": true, \"files\": []}",
+        ] {
+            assert_eq!(SealSpec::from_json(bad), None, "{bad}");
+        }
     }
 }

@@ -16,8 +16,8 @@ mod engine;
 mod paths;
 
 pub use engine::{
-    AddOptions, Admit, Engine, EngineConfig, EngineError, FileReader, FileStatus, Output, Source,
-    TorrentState, TorrentStatus,
+    AddOptions, Admit, Engine, EngineConfig, EngineError, FileReader, FileStatus, Output, SealSpec,
+    Source, TorrentState, TorrentStatus,
 };
 pub use spheres_engine::{Admission, EngineEvent, Members, PeerInfo, Proving, Verdict};
 pub use spheres_metainfo::InfoHash;

@@ -41,7 +41,7 @@ pub struct RoomMessage {
 #[derive(Debug)]
 pub enum Inbound {
     /// Said or sent in a room (groupchat).
-    Room(RoomMessage),
+    Room(Box<RoomMessage>),
     /// A sphere's tracker key, in a private message from someone in a room.
     TrackerGrant {
         room: BareJid,
@@ -160,7 +160,9 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
     }
     let payload = SpherePayload::from_message(&m);
     match (&m.type_, payload) {
-        (MessageType::Groupchat, _) => Some(Inbound::Room(room_message(&m, from.to_bare()))),
+        (MessageType::Groupchat, _) => {
+            Some(Inbound::Room(Box::new(room_message(&m, from.to_bare()))))
+        }
         (_, Some(SpherePayload::Tracker(grant))) => Some(Inbound::TrackerGrant {
             room: from.to_bare(),
             nick: from.resource()?.as_str().to_owned(),

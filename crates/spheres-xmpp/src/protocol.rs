@@ -65,6 +65,60 @@ pub struct Share {
     /// [`MAX_INLINE_TORRENT`].
     #[xml(extract(name = "torrent", default, fields(text(codec = Base64, type_ = Vec<u8>))))]
     pub torrent: Option<Vec<u8>>,
+    /// A sealed share (an encrypted sphere's; docs/decisions/0015): its key and real files.
+    /// Only ever inside an MLS message: `id`, `magnet` and `torrent` are then the sealed
+    /// torrent's, which names nothing.
+    #[xml(child(default))]
+    pub sealed: Option<SealedShare>,
+}
+
+/// What only an encrypted sphere's members learn of a sealed share.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "sealed")]
+pub struct SealedShare {
+    /// The share's content key, 64 hex digits.
+    #[xml(attribute)]
+    pub key: String,
+    /// `file` (one file, listed under the share's name) or `folder`.
+    #[xml(attribute)]
+    pub kind: String,
+    /// Its files in the order of the sealed stream.
+    #[xml(child(n = ..))]
+    pub files: Vec<SealedFileEntry>,
+}
+
+/// One file of a sealed share: its path under the share's folder (components joined by
+/// `/`) and its length.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = NS, name = "file")]
+pub struct SealedFileEntry {
+    #[xml(attribute)]
+    pub path: String,
+    #[xml(attribute)]
+    pub length: u64,
+}
+
+impl SealedShare {
+    /// The key as bytes, when it is 64 hex digits.
+    pub fn key_bytes(&self) -> Option<[u8; 32]> {
+        let v = hex::decode(&self.key).ok()?;
+        v.try_into().ok()
+    }
+
+    /// Whether the share is a folder.
+    pub fn folder(&self) -> bool {
+        self.kind == "folder"
+    }
+
+    /// As text (XML), for keeping.
+    pub fn to_text(&self) -> String {
+        String::from(&Element::from(self.clone()))
+    }
+
+    /// Back from [`SealedShare::to_text`].
+    pub fn from_text(text: &str) -> Option<SealedShare> {
+        SealedShare::try_from(text.parse::<Element>().ok()?).ok()
+    }
 }
 
 /// A share taken back by its sharer.
@@ -379,6 +433,48 @@ impl Endpoints {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_sealed_share_carries_its_key_and_files() {
+        let mut s = share();
+        s.sealed = Some(SealedShare {
+            key: "ab".repeat(32),
+            kind: "folder".into(),
+            files: vec![
+                SealedFileEntry {
+                    path: "day one/beach.jpg".into(),
+                    length: 70_000,
+                },
+                SealedFileEntry {
+                    path: "notes.txt".into(),
+                    length: 1_000,
+                },
+            ],
+        });
+        let room = BareJid::new("family@rooms.home.test").unwrap();
+        let m = s.clone().into_message(room, "Léa");
+        let back =
+            Message::try_from(String::from(&Element::from(m)).parse::<Element>().unwrap()).unwrap();
+        let Some(SpherePayload::Share(got)) = SpherePayload::from_message(&back) else {
+            panic!("no share");
+        };
+        assert_eq!(got.sealed, s.sealed);
+        let sealed = got.sealed.unwrap();
+        assert_eq!(sealed.key_bytes(), Some([0xab; 32]));
+        assert!(sealed.folder());
+        assert_eq!(
+            SealedShare::from_text(&sealed.to_text()),
+            Some(sealed.clone())
+        );
+        for bad in ["ab", "zz".repeat(32).as_str(), &"ab".repeat(33)] {
+            let k = SealedShare {
+                key: bad.to_owned(),
+                ..sealed.clone()
+            };
+            assert_eq!(k.key_bytes(), None, "{bad}");
+        }
+        assert_eq!(SealedShare::from_text("<nope/>"), None);
+    }
+
     fn share() -> Share {
         Share {
             id: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -389,6 +485,7 @@ mod tests {
             sharer: BareJid::new("lea@home.test").unwrap(),
             magnet: "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567".into(),
             torrent: Some(b"d4:infod4:name3:abcee".to_vec()),
+            sealed: None,
         }
     }
 

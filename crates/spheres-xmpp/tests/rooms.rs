@@ -25,6 +25,7 @@ fn share(n: u8, sharer: &BareJid) -> Share {
         media: "video".into(),
         sharer: sharer.clone(),
         torrent: Some(format!("d4:infod6:lengthi{n}eee").into_bytes()),
+        sealed: None,
     }
 }
 

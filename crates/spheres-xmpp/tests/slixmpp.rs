@@ -194,6 +194,7 @@ async fn slixmpp_reads_our_share_announcements() {
         sharer: alice.jid().to_bare(),
         magnet: meta.magnet().to_string(),
         torrent: Some(torrent),
+        sealed: None,
     };
     alice
         .send(share.clone().into_message(room.clone(), "Alice"))

@@ -23,9 +23,9 @@ pub enum SphereCommand {
     /// Create a sphere: a members-only room and a folder.
     Create {
         name: String,
-        /// End-to-end encrypt its chat, announcements and posts (an MLS group of its members'
-        /// nodes): the server sees no file name and no text, and plain XMPP clients see
-        /// "encrypted". Files themselves still travel in clear between members' nodes.
+        /// End-to-end encrypt its chat, announcements, posts and files (an MLS group of its
+        /// members' nodes; files travel as ciphertext): the server sees no file name and no
+        /// text, and plain XMPP clients see "encrypted".
         #[arg(long)]
         encrypted: bool,
     },

@@ -27,8 +27,8 @@ fn said(n: &Node, sphere: &str, text: &str) -> Option<Value> {
         .cloned()
 }
 
-/// Every file the household server wrote (its data: accounts, rooms, archives), as bytes.
-fn server_files(alice: &Node) -> Vec<(String, Vec<u8>)> {
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let p = e.path();
@@ -40,8 +40,13 @@ fn server_files(alice: &Node) -> Vec<(String, Vec<u8>)> {
         }
     }
     let mut out = Vec::new();
-    walk(&alice.data.join("prosody").join("data"), &mut out);
+    walk(dir, &mut out);
     out
+}
+
+/// Every file the household server wrote (its data: accounts, rooms, archives), as bytes.
+fn server_files(alice: &Node) -> Vec<(String, Vec<u8>)> {
+    files_under(&alice.data.join("prosody").join("data"))
 }
 
 fn holds(files: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
@@ -94,7 +99,24 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     ]);
     wait_seeding(&bob, "Family", "lyon-hidden-holiday.bin");
     let got = std::fs::read(bob.spheres.join("Family").join("lyon-hidden-holiday.bin")).unwrap();
-    assert_eq!(got.len(), 300_000);
+    assert_eq!(
+        got,
+        std::fs::read(folder.join("lyon-hidden-holiday.bin")).unwrap()
+    );
+    // It went as a sealed share: the torrent the nodes trade (kept by both engines) names
+    // nothing, and its info hash is not the clear torrent's.
+    for n in [&alice, &bob] {
+        let torrents: Vec<_> = files_under(&n.data)
+            .into_iter()
+            .filter(|(p, _)| p.ends_with(".torrent"))
+            .collect();
+        assert!(!torrents.is_empty(), "{} keeps no torrent", n.name);
+        assert!(
+            holds(&torrents, "lyon-hidden").is_empty(),
+            "a torrent names the file: {:?}",
+            holds(&torrents, "lyon-hidden")
+        );
+    }
 
     // A post for the sphere.
     let posted = alice.cli(&["post", "Grandma's secret recipe", "--to", "Family"]);
@@ -131,6 +153,8 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     wait_until("what was said while carol was away", || {
         said(&carol, "Family", "While carol was away").is_some()
     });
+    // Her engine took the sealed share back with its key.
+    wait_seeding(&carol, "Family", "lyon-hidden-holiday.bin");
 
     // Bob leaves the sphere by the owner's hand: his node is out of the group.
     alice.cli(&["sphere", "remove", "Family", "bob@family.test"]);
