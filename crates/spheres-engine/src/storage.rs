@@ -291,7 +291,7 @@ impl Storage {
 
     /// Writes verified piece `piece`, given as its blocks in order (every one
     /// [`spheres_wire::BLOCK`] long but the last).
-    pub fn write_piece(&self, piece: u32, blocks: &[Vec<u8>]) -> io::Result<()> {
+    pub fn write_piece(&self, piece: u32, mut blocks: Vec<Vec<u8>>) -> io::Result<()> {
         let (start, plen) = self
             .piece_range(piece)
             .ok_or_else(|| io::Error::other("no such piece"))?;
@@ -299,18 +299,12 @@ impl Storage {
             return Err(io::Error::other("a piece of the wrong length"));
         }
         let mut at = start;
-        for block in blocks {
+        for block in &mut blocks {
             // A sealed share's verified ciphertext goes to disk decrypted.
-            let opened;
-            let block = match &self.seal {
-                Some(seal) => {
-                    let mut b = block.clone();
-                    seal.apply(at, &mut b);
-                    opened = b;
-                    &opened
-                }
-                None => block,
-            };
+            if let Some(seal) = &self.seal {
+                seal.apply(at, block);
+            }
+            let block = &*block;
             self.spans(at, block.len() as u64, |file, offset, range| {
                 if file.padding {
                     return Ok(());
@@ -448,7 +442,7 @@ mod tests {
         assert!(storage.matches(3, &blocks));
         let other = tempfile::tempdir().unwrap();
         let fresh = Storage::new(&meta, other.path());
-        fresh.write_piece(3, &blocks).unwrap();
+        fresh.write_piece(3, blocks).unwrap();
         assert!(fresh.check(3));
         assert_eq!(
             std::fs::metadata(other.path().join("a.bin")).unwrap().len(),

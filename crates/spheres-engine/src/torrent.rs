@@ -410,7 +410,7 @@ impl Torrent {
                 if !storage.matches(piece, &data) {
                     return Ok(false);
                 }
-                storage.write_piece(piece, &data).map(|()| true)
+                storage.write_piece(piece, data).map(|()| true)
             })
             .await;
             let verdict = match result {
