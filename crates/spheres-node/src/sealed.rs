@@ -316,11 +316,7 @@ impl Node {
         let packages: Vec<Vec<u8>> = packages.into_iter().map(|(_, b)| b).collect();
         let change = lock(&self.mls).device.add(group, who.as_str(), &packages);
         match change {
-            Ok(Some(change)) => {
-                // Kept pending across a crash: its echo from the room applies it.
-                self.save_mls().await;
-                self.send_change(sphere, change).await
-            }
+            Ok(Some(change)) => self.send_change(sphere, change).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(sphere = %sphere.name, member = %who, error = %e, "cannot add the member to the encryption group")
@@ -338,10 +334,7 @@ impl Node {
             .device
             .remove(group_of(sphere), who.as_str());
         match change {
-            Ok(Some(change)) => {
-                self.save_mls().await;
-                self.send_change(sphere, change).await
-            }
+            Ok(Some(change)) => self.send_change(sphere, change).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(sphere = %sphere.name, member = %who, error = %e, "cannot remove the member from the encryption group")
@@ -352,6 +345,8 @@ impl Node {
     /// Sends a change of a group we own (its commit, then its welcome), and applies it once
     /// the server took the commit; drops it when it could not.
     async fn send_change(&self, sphere: &Sphere, change: spheres_mls::Change) {
+        // Kept pending across a crash: its echo from the room applies it.
+        self.save_mls().await;
         let group = group_of(sphere);
         let Ok(room) = BareJid::new(&sphere.room) else {
             return;
