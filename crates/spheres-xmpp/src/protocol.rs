@@ -101,8 +101,7 @@ pub struct SealedFileEntry {
 impl SealedShare {
     /// The key as bytes, when it is 64 hex digits.
     pub fn key_bytes(&self) -> Option<[u8; 32]> {
-        let v = hex::decode(&self.key).ok()?;
-        v.try_into().ok()
+        key_of_hex(&self.key)
     }
 
     /// Whether the share is a folder.
@@ -291,6 +290,12 @@ pub fn encrypted_mark() -> Element {
     Element::builder("encrypted", NS).build()
 }
 
+/// 32 bytes written as 64 hex digits (a swarm secret, a sealed share's key); `None` for
+/// anything else.
+fn key_of_hex(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
 fn is_infohash(s: &str) -> bool {
     s.len() == 40
         && s.bytes()
@@ -383,17 +388,7 @@ impl Withdraw {
 impl TrackerGrant {
     /// The swarm secret, when it is one (64 hex digits).
     pub fn swarm_secret(&self) -> Option<[u8; 32]> {
-        let hex = self.secret.as_deref()?;
-        // (`from_str_radix` would take a sign too.)
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let digits = std::str::from_utf8(pair).ok()?;
-            out[i] = u8::from_str_radix(digits, 16).ok()?;
-        }
-        Some(out)
+        key_of_hex(self.secret.as_deref()?)
     }
 
     /// A private message to one occupant of the room (`room/nick`), never to the room.
