@@ -71,6 +71,10 @@ pub(crate) struct ShareOut {
     pub torrent: Option<String>,
     /// Its files in the archive (a file, or a folder), when they were on disk.
     pub media: Option<String>,
+    /// In an encrypted sphere: its key and layout (`SealedShare` text), so that the same files
+    /// shared again make the same torrent (absent from older archives and open spheres).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -313,6 +317,7 @@ impl Node {
                     size: u64::try_from(share.size).unwrap_or(0),
                     torrent,
                     media: files,
+                    sealed: share.sealed,
                 });
             }
             spheres.push(SphereOut {
@@ -430,6 +435,24 @@ impl Node {
                         .await
                         .map_err(|e| anyhow!("the import stopped: {e}"))??;
                 done.files_restored += written as u64;
+                // A sealed share's files, shared again, take their old key back: the same
+                // torrent, so posts that show it still find it.
+                for sh in &s.shares {
+                    let Some(key) = sh
+                        .sealed
+                        .as_deref()
+                        .and_then(spheres_xmpp::protocol::SealedShare::from_text)
+                        .and_then(|t| t.key_bytes())
+                    else {
+                        continue;
+                    };
+                    let Some(at) = safe_join(Path::new(&sphere.folder), Path::new(&sh.name))
+                        .and_then(|p| p.canonicalize().ok())
+                    else {
+                        continue;
+                    };
+                    self.remember_seal(&at, key, &sh.info_hash).await;
+                }
                 for name in refused {
                     done.not_done.push(NotDone::new(
                         "file",

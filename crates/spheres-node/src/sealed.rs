@@ -15,6 +15,7 @@
 //! only what is said after their node joined the group.
 
 use std::collections::VecDeque;
+use std::path::Path;
 
 use spheres_mls::{Device, MlsError, Opened};
 use spheres_store::Sphere;
@@ -96,6 +97,26 @@ impl Node {
         if let Err(e) = self.store.set_mls_state(&snapshot).await {
             tracing::error!(error = %e, "cannot save the encryption state");
         }
+    }
+
+    /// Remembers that the files an import put back at `path` were shared sealed with `key`
+    /// as the torrent `info_hash`: sharing them again takes that key back (see `share`).
+    pub(crate) async fn remember_seal(&self, path: &Path, key: [u8; 32], info_hash: &str) {
+        let value = format!("{}:{info_hash}", hex::encode(key));
+        if let Err(e) = self.store.set_meta(&seal_again(path), &value).await {
+            tracing::warn!(error = %e, "cannot keep an imported share's key");
+        }
+    }
+
+    /// The key and torrent remembered for `path` by [`Node::remember_seal`], forgotten as
+    /// they are taken.
+    pub(crate) async fn remembered_seal(&self, path: &Path) -> Option<([u8; 32], String)> {
+        let at = seal_again(path);
+        let value = self.store.meta(&at).await.ok().flatten()?;
+        let _ = self.store.remove_meta(&at).await;
+        let (key, hash) = value.split_once(':')?;
+        let key = hex::decode(key).ok()?.try_into().ok()?;
+        Some((key, hash.to_owned()))
     }
 
     /// Publishes our key package on our account, unless the one there is recent.
@@ -511,6 +532,11 @@ fn opened_message(m: RoomMessage, inner: &Message) -> RoomMessage {
         payload,
         ..m
     }
+}
+
+/// Where [`Node::remember_seal`] keeps the key for the files at `path`.
+fn seal_again(path: &Path) -> String {
+    format!("seal:again:{}", path.to_string_lossy())
 }
 
 #[cfg(test)]

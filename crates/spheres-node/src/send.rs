@@ -60,6 +60,18 @@ fn playable(meta: &Metainfo) -> bool {
 /// How long a dropped magnet's metadata is looked for before the watcher starts over.
 pub(crate) const MAGNET_PATIENCE: Duration = Duration::from_secs(30 * 60);
 
+/// A share's torrent, what it describes, and for a sealed one its seal, files and whether it
+/// is a folder.
+type Made = (
+    Vec<u8>,
+    Metainfo,
+    Option<(
+        spheres_metainfo::seal::Seal,
+        Vec<spheres_metainfo::seal::SealedFile>,
+        bool,
+    )>,
+);
+
 impl Node {
     /// Shares a file or folder in a sphere: hash it (progress visible in `shares`), seed it
     /// in place, announce it in the room.
@@ -88,50 +100,29 @@ impl Node {
             creation_date: Some(now_secs()),
             ..Default::default()
         };
-        let me = self.clone();
-        let hash_path = path.clone();
-        let progress_key = key.clone();
         // In an encrypted sphere the share is sealed: a key of its own, a torrent over the
-        // encrypted bytes that names nothing (docs/decisions/0015).
-        let seal = sphere
-            .encrypted
-            .then(|| spheres_metainfo::seal::Seal::new(rand::random()));
-        type Made = (
-            Vec<u8>,
-            Metainfo,
-            Option<(
-                spheres_metainfo::seal::Seal,
-                Vec<spheres_metainfo::seal::SealedFile>,
-                bool,
-            )>,
-        );
-        let made =
-            tokio::task::spawn_blocking(move || -> Result<Made, spheres_metainfo::CreateError> {
-                let mut progress = |p: spheres_metainfo::Progress| {
-                    lock(&me.hashing).insert(progress_key.clone(), (p.hashed_bytes, p.total_bytes));
-                };
-                match seal {
-                    Some(seal) => {
-                        let made = spheres_metainfo::create_sealed(
-                            &hash_path,
-                            seal.clone(),
-                            &opts,
-                            &mut progress,
-                        )?;
-                        let view = made
-                            .meta
-                            .with_layout(&made.name, &made.files, made.folder)?;
-                        Ok((made.torrent, view, Some((seal, made.files, made.folder))))
-                    }
-                    None => spheres_metainfo::create_torrent(&hash_path, &opts, &mut progress)
-                        .map(|(t, m)| (t, m, None)),
-                }
-            })
-            .await;
+        // encrypted bytes that names nothing (docs/decisions/0015). Files put back by an import
+        // take their old key back, when they are still the same files (a key never seals two
+        // different contents: that would give away both).
+        let again = if sphere.encrypted {
+            self.remembered_seal(&path).await
+        } else {
+            None
+        };
+        let fresh = || spheres_metainfo::seal::Seal::new(rand::random());
+        let seal = sphere.encrypted.then(|| match &again {
+            Some((key, _)) => spheres_metainfo::seal::Seal::new(*key),
+            None => fresh(),
+        });
+        let mut made = self.hash_share(&key, &path, &opts, seal).await;
+        if let (Some((_, hash)), Ok((_, meta, _))) = (&again, &made)
+            && meta.info_hash.to_hex() != *hash
+        {
+            made = self.hash_share(&key, &path, &opts, Some(fresh())).await;
+        }
         lock(&self.hashing).remove(&key);
-        let (torrent, meta, sealed) = made
-            .map_err(|e| anyhow!("hashing stopped: {e}"))?
-            .with_context(|| format!("cannot share {}", path.display()))?;
+        let (torrent, meta, sealed) =
+            made.with_context(|| format!("cannot share {}", path.display()))?;
         let mut share = self.share_of(&meta, torrent.clone());
         if let Some((seal, files, folder)) = sealed {
             share.sealed = Some(spheres_xmpp::protocol::SealedShare {
@@ -191,6 +182,43 @@ impl Node {
     }
 
     /// Our announcement of a torrent.
+    /// Hashes what is shared at `path` into its torrent (sealed with `seal` when given), with
+    /// progress under `progress_key` in `shares`.
+    async fn hash_share(
+        self: &Arc<Self>,
+        progress_key: &(String, String),
+        path: &Path,
+        opts: &CreateOptions,
+        seal: Option<spheres_metainfo::seal::Seal>,
+    ) -> anyhow::Result<Made> {
+        let (me, path, opts, progress_key) = (
+            self.clone(),
+            path.to_owned(),
+            opts.clone(),
+            progress_key.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<Made, spheres_metainfo::CreateError> {
+            let mut progress = |p: spheres_metainfo::Progress| {
+                lock(&me.hashing).insert(progress_key.clone(), (p.hashed_bytes, p.total_bytes));
+            };
+            match seal {
+                Some(seal) => {
+                    let made =
+                        spheres_metainfo::create_sealed(&path, seal.clone(), &opts, &mut progress)?;
+                    let view = made
+                        .meta
+                        .with_layout(&made.name, &made.files, made.folder)?;
+                    Ok((made.torrent, view, Some((seal, made.files, made.folder))))
+                }
+                None => spheres_metainfo::create_torrent(&path, &opts, &mut progress)
+                    .map(|(t, m)| (t, m, None)),
+            }
+        })
+        .await
+        .map_err(|e| anyhow!("hashing stopped: {e}"))?
+        .map_err(Into::into)
+    }
+
     pub(crate) fn share_of(&self, meta: &Metainfo, torrent: Vec<u8>) -> Share {
         Share {
             id: meta.info_hash.to_hex(),

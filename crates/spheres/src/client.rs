@@ -23,11 +23,13 @@ pub enum SphereCommand {
     /// Create a sphere: a members-only room and a folder.
     Create {
         name: String,
-        /// End-to-end encrypt its chat, announcements, posts and files (an MLS group of its
-        /// members' nodes; files travel as ciphertext): the server sees no file name and no
-        /// text, and plain XMPP clients see "encrypted".
+        /// Make it open to any XMPP and BitTorrent client: its chat, announcements and posts
+        /// travel in clear through the server and files as they are. Without it the sphere is
+        /// end-to-end encrypted (an MLS group of its members' nodes; files travel as
+        /// ciphertext): the server sees no file name and no text, and plain XMPP clients see
+        /// "encrypted".
         #[arg(long)]
-        encrypted: bool,
+        open: bool,
     },
     /// List your spheres.
     List,
@@ -551,14 +553,14 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
 
 async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
     match c {
-        SphereCommand::Create { name, encrypted } => {
+        SphereCommand::Create { name, open } => {
             let s: SphereInfo = r
-                .post("/spheres", json!({"name": name, "encrypted": encrypted}))
+                .post("/spheres", json!({"name": name, "encrypted": !open}))
                 .await?;
-            let how = if encrypted {
-                "an encrypted sphere"
+            let how = if open {
+                "the open sphere"
             } else {
-                "the sphere"
+                "the encrypted sphere"
             };
             out.result(
                 &format!("Created {how} {name}; its folder is {}", s.folder),

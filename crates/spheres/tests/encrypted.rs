@@ -61,7 +61,7 @@ fn holds(files: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
 fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = household_nodes(dir.path(), &[]);
-    let made = alice.cli(&["sphere", "create", "Family", "--encrypted"]);
+    let made = alice.cli(&["sphere", "create", "Family"]);
     assert_eq!(made["encryption"], "ready", "{made}");
     invite_and_join(&alice, &bob);
     wait_until("bob's node in the sphere's group", || {
@@ -193,7 +193,7 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
 fn an_open_sphere_says_so_and_a_plain_one_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = household_nodes(dir.path(), &[]);
-    let made = alice.cli(&["sphere", "create", "Family"]);
+    let made = alice.cli(&["sphere", "create", "Family", "--open"]);
     assert_eq!(made["encryption"], "open", "{made}");
     invite_and_join(&alice, &bob);
     assert_eq!(encryption(&bob, "Family"), "open");

@@ -231,7 +231,7 @@ fn a_plain_xmpp_client_and_libtorrent_fetch_a_share() {
         .parse()
         .unwrap();
     let ca = running["household"]["ca"].as_str().unwrap().to_owned();
-    alice.cli(&["sphere", "create", "Family"]);
+    alice.cli(&["sphere", "create", "Family", "--open"]);
     assert_eq!(
         alice.cli(&["sphere", "policy", "Family", "clients:plain"])["policy"],
         "clients:plain"

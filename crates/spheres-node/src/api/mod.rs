@@ -545,7 +545,7 @@ async fn create_sphere(
 ) -> ApiResult<types::SphereInfo> {
     Ok(Json(
         api.node
-            .create_sphere(&b.name, b.encrypted.unwrap_or(false))
+            .create_sphere(&b.name, b.encrypted.unwrap_or(true))
             .await?,
     ))
 }

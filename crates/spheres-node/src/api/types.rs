@@ -672,7 +672,8 @@ pub struct Status {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NameBody {
     pub name: String,
-    /// For a new sphere: its payloads end-to-end encrypted (see [`Encryption`]).
+    /// For a new sphere: its payloads end-to-end encrypted (see [`Encryption`]); true when
+    /// absent, `false` makes it open to any XMPP and BitTorrent client.
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub encrypted: Option<bool>,

@@ -10,7 +10,7 @@ export function mount(el) {
   const { signal } = life;
 
   const input = h("input", { id: "new-sphere", name: "name", required: true, autocomplete: "off" });
-  const sealed = h("input", { type: "checkbox", id: "new-sphere-encrypted", name: "encrypted" });
+  const sealed = h("input", { type: "checkbox", id: "new-sphere-encrypted", name: "encrypted", checked: true });
   const form = h("form", { class: "create", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
