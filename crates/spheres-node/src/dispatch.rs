@@ -30,7 +30,8 @@ impl Node {
                     from,
                     invite,
                     encrypted,
-                } => self.on_invitation(from, invite, encrypted).await,
+                    seeder,
+                } => self.on_invitation(from, invite, encrypted, seeder).await,
                 Inbound::Claim { from, claim } => self.on_claim(from, claim).await,
                 // The web interface reloads the conversation from the archive.
                 Inbound::Chat { with } => self.emit(NodeEvent::Chat {
@@ -161,7 +162,13 @@ impl Node {
     /// An invitation to a room, from anyone: kept for a person to answer (bounded), or
     /// accepted at once when it is the sphere our invitation link was for, or comes to an
     /// always-on node from someone it trusts.
-    async fn on_invitation(self: &Arc<Self>, from: BareJid, inv: DirectInvite, encrypted: bool) {
+    async fn on_invitation(
+        self: &Arc<Self>,
+        from: BareJid,
+        inv: DirectInvite,
+        encrypted: bool,
+        seeder: bool,
+    ) {
         let room = inv.jid.to_string();
         if let Ok(Some(_)) = self.store.sphere_by_room(&room).await {
             return;
@@ -179,7 +186,7 @@ impl Node {
         tracing::info!(room, from, "invited to a sphere");
         let _ = self
             .store
-            .add_invite(&room, &from, inv.reason.as_deref(), encrypted)
+            .add_invite(&room, &from, inv.reason.as_deref(), encrypted, seeder)
             .await;
         self.emit(NodeEvent::Invite);
         let claimed = lock(&self.claim)
@@ -213,19 +220,24 @@ impl Node {
         };
         let _ = self.store.remove_meta(&key).await;
         tracing::info!(sphere, from = %who, "an invitation link was used");
-        if let Err(e) = self.invite(&sphere, who.as_str()).await {
+        if let Err(e) = self.invite(&sphere, who.as_str(), false).await {
             tracing::warn!(error = %e, "cannot admit the invitation link's user");
         }
     }
 
     /// Someone in a sphere's room came, changed or went (or we did).
-    pub(crate) async fn on_occupant(&self, occ: Occupant) {
+    pub(crate) async fn on_occupant(self: &Arc<Self>, occ: Occupant) {
         let room = occ.room.clone();
         let nick = occ.nick.clone();
         let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
             return;
         };
         let real = occ.jid.as_ref().map(|j| j.to_bare());
+        if occ.affiliation == spheres_xmpp::muc::Affiliation::Owner
+            && let Some(owner) = &real
+        {
+            self.owner_seen(&sphere, owner).await;
+        }
         let seen = lock(&self.rooms).presence(occ, sphere.owned);
         let (came, grant) = match seen {
             Seen::Joined => {
@@ -341,6 +353,7 @@ impl Node {
                 | SpherePayload::Post(_)
                 | SpherePayload::Retract(_)
                 | SpherePayload::Library(_)
+                | SpherePayload::Holds(_)
         ) {
             return;
         }
@@ -348,6 +361,13 @@ impl Node {
             tracing::warn!(sphere = %sphere.name, "ignoring an announcement whose sender the room does not name");
             return;
         };
+        // The owner's, for keyless seeders: out of the members' budget.
+        if let SpherePayload::Holds(h) = p {
+            if let Err(e) = self.on_holds(sphere, h, &sender).await {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot process sealed torrents");
+            }
+            return;
+        }
         let (size, hash) = match &p {
             SpherePayload::Share(s) => (s.size, Some(s.id.as_str())),
             _ => (0, None),

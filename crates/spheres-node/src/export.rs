@@ -422,7 +422,7 @@ impl Node {
                 },
             };
             for member in s.members.iter().filter(|j| **j != self.me.as_str()) {
-                match self.invite(&s.name, member).await {
+                match self.invite(&s.name, member, false).await {
                     Ok(()) => done.members_invited += 1,
                     Err(e) => done.not_done.push(NotDone::new("invite", member, Some(e))),
                 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 mod export;
 mod feed;
+mod holding;
 mod housekeeping;
 mod lifecycle;
 mod peers;
@@ -119,6 +120,8 @@ pub struct Node {
     mls_changes: tokio::sync::Mutex<()>,
     /// Held while the MLS state is written (one save at a time, in order).
     mls_saving: tokio::sync::Mutex<()>,
+    /// Keyless seeders (sphere id, JID) given every sealed torrent since this node started.
+    held_for: Mutex<HashSet<(i64, String)>>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

@@ -277,6 +277,7 @@ impl Node {
             mls: Mutex::new(mls),
             mls_changes: tokio::sync::Mutex::new(()),
             mls_saving: tokio::sync::Mutex::new(()),
+            held_for: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,

@@ -125,6 +125,9 @@ impl Node {
             check_announced(&s, &meta)?;
             public = !meta.private;
         }
+        if sphere.holding && public {
+            bail!("a keyless seeder holds sealed torrents, which are private; ignored");
+        }
         // A public torrent passed on by a member would make this node a peer of a public
         // swarm: only when the member's policy says so. Our own are ours to fetch.
         let ask = public && sender.jid != self.me && !self.public_allowed(sphere).await;
@@ -187,6 +190,10 @@ impl Node {
             self.emit(NodeEvent::Share {
                 sphere: sphere.name.clone(),
             });
+            // A member's sealed share, for the sphere's keyless seeders.
+            if sphere.owned && sender.jid != self.me {
+                self.send_holds(sphere, std::slice::from_ref(&s)).await;
+            }
         }
         if !new || !wanted {
             return Ok(());
@@ -250,6 +257,9 @@ impl Node {
             .await?;
         let meta = announced_meta(s, &bytes).context("the share's metadata is invalid")?;
         check_announced(s, &meta)?;
+        if sphere.holding && !meta.private {
+            bail!("a keyless seeder holds sealed torrents, which are private; this one is not");
+        }
         self.store
             .set_share_torrent(sphere.id, &s.id, &bytes)
             .await?;
@@ -391,6 +401,25 @@ impl Node {
             return;
         };
         let folder = PathBuf::from(&sphere.folder);
+        if sphere.holding {
+            // Ciphertext: it stays where it was fetched, out of the sphere's folder (a
+            // single file, `sealed`).
+            let held = st.root.join(&meta.name);
+            let _ = self
+                .store
+                .set_share_state(
+                    sphere.id,
+                    &share.info_hash,
+                    ShareState::Seeding.as_str(),
+                    Some(&held.to_string_lossy()),
+                    None,
+                )
+                .await;
+            self.emit(NodeEvent::Share {
+                sphere: sphere.name.clone(),
+            });
+            return;
+        }
         // Where the engine has it: this sphere's `incoming`, or another sphere's when the same
         // torrent is in both.
         let source = if meta.multi_file {

@@ -213,10 +213,25 @@ impl Node {
         sender: Option<&Sender>,
         ahead: &mut bool,
     ) -> Option<RoomMessage> {
+        if sphere.holding {
+            // A keyless seeder reads the owner's sealed torrents, and nothing else.
+            return matches!(
+                m.payload,
+                Some(spheres_xmpp::protocol::SpherePayload::Holds(_))
+            )
+            .then_some(m);
+        }
         let Some(spheres_xmpp::protocol::SpherePayload::Sealed(sealed)) = &m.payload else {
             // In an encrypted sphere only what the group authenticates counts: anything said
             // in clear (a member's plain client, a node not in the group, the server itself
             // under any nick) is dropped whole.
+            if matches!(
+                m.payload,
+                Some(spheres_xmpp::protocol::SpherePayload::Holds(_))
+            ) {
+                // For the sphere's keyless seeders, not for us.
+                return None;
+            }
             if sphere.encrypted && (m.payload.is_some() || m.said.is_some()) {
                 tracing::info!(sphere = %sphere.name, from = %m.nick, "ignoring a clear message in an encrypted sphere");
                 return None;
@@ -313,12 +328,16 @@ impl Node {
         }
         let _one_at_a_time = self.mls_changes.lock().await;
         // Only the sphere's members (whoever else the room lets in: the server's admins).
-        let member = self
-            .store
-            .members(sphere.id)
-            .await
-            .is_ok_and(|m| m.iter().any(|m| m.jid == who.as_str()));
-        if !member {
+        let Ok(members) = self.store.members(sphere.id).await else {
+            return;
+        };
+        let Some(member) = members.iter().find(|m| m.jid == who.as_str()) else {
+            return;
+        };
+        // A keyless seeder never joins: it gets the sealed torrents, in clear.
+        if member.seeder {
+            drop(_one_at_a_time);
+            self.hold_all_for(sphere, who).await;
             return;
         }
         let group = group_of(sphere);
@@ -428,18 +447,25 @@ impl Node {
         });
     }
 
+    /// The sphere's shares that are not withdrawn, as announcements (`None` when the store
+    /// cannot say).
+    pub(crate) async fn live_shares(&self, sphere: &Sphere) -> Option<Vec<Share>> {
+        let rows = self.store.shares(sphere.id).await.ok()?;
+        Some(
+            rows.iter()
+                .filter(|r| r.share_state() != ShareState::Withdrawn)
+                .map(|r| self.share_from_row(r))
+                .collect(),
+        )
+    }
+
     /// Passes the sphere's shares on to its group as it is now (after a welcome: newcomers
     /// cannot read what was announced before they came), in as many `<library/>` messages
     /// as they need; the rest of each share (its .torrent) as each was announced.
     pub(crate) async fn send_library(&self, sphere: &Sphere) {
-        let Ok(rows) = self.store.shares(sphere.id).await else {
+        let Some(shares) = self.live_shares(sphere).await else {
             return;
         };
-        let shares: Vec<Share> = rows
-            .iter()
-            .filter(|r| r.share_state() != ShareState::Withdrawn)
-            .map(|r| self.share_from_row(r))
-            .collect();
         let total = shares.len();
         for chunk in library_chunks(shares) {
             let n = chunk.len();
@@ -505,12 +531,19 @@ const LIBRARY_BYTES: usize = 96 * 1024;
 
 /// Shares cut into runs whose announcements fit in one message each.
 fn library_chunks(shares: Vec<Share>) -> Vec<Vec<Share>> {
-    let mut out: Vec<Vec<Share>> = Vec::new();
+    // The .torrent in base64 and the rest of the element.
+    chunks(shares, |s| {
+        s.torrent.as_ref().map_or(0, |t| t.len() * 4 / 3) + s.magnet.len() + s.name.len() + 256
+    })
+}
+
+/// `items` cut into runs of at most [`LIBRARY_BYTES`] by their `weight` in a message (one
+/// heavier item alone in its run).
+pub(crate) fn chunks<T>(items: Vec<T>, weight: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
     let mut size = 0;
-    for s in shares {
-        // The .torrent in base64 and the rest of the element.
-        let weight =
-            s.torrent.as_ref().map_or(0, |t| t.len() * 4 / 3) + s.magnet.len() + s.name.len() + 256;
+    for s in items {
+        let weight = weight(&s);
         if out.is_empty() || size + weight > LIBRARY_BYTES {
             out.push(Vec::new());
             size = 0;

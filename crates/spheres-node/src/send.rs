@@ -15,7 +15,7 @@ use spheres_xmpp::protocol::Share;
 
 use crate::api::types;
 use crate::api::types::ShareState;
-use crate::error::NodeError;
+use crate::error::{NodeError, refuse};
 use crate::events::NodeEvent;
 use crate::rooms::Outgoing;
 use crate::rooms::Sender;
@@ -81,6 +81,12 @@ impl Node {
         path: &Path,
     ) -> Result<types::Shared, NodeError> {
         let sphere = self.sphere_named(name).await?;
+        if sphere.holding {
+            refuse!(
+                Forbidden,
+                "this node holds {name:?}'s encrypted files for its members, without the keys: it cannot share there"
+            );
+        }
         let path = path.canonicalize().map_err(|e| {
             NodeError::NotFound(format!(
                 "cannot find {} on this machine: {e}",
@@ -172,6 +178,7 @@ impl Node {
         }
         self.feed_endpoints(&sphere).await;
         self.announce(&sphere, &share).await?;
+        self.send_holds(&sphere, std::slice::from_ref(&share)).await;
         Ok(types::Shared {
             info_hash: share.id,
             name: share.name,

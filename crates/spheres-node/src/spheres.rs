@@ -108,6 +108,7 @@ impl Node {
     /// Whether a sphere is encrypted, and whether this node is in its group.
     pub(crate) fn encryption(&self, s: &Sphere) -> types::Encryption {
         match (s.encrypted, self.in_group(s)) {
+            _ if s.holding => types::Encryption::Holding,
             (false, _) => types::Encryption::Open,
             (true, true) => types::Encryption::Ready,
             (true, false) => types::Encryption::Waiting,
@@ -186,6 +187,7 @@ impl Node {
     /// Processes what the room archived since we last looked.
     pub(crate) async fn catch_up(self: &Arc<Self>, sphere: &Sphere) -> Result<()> {
         let room = BareJid::new(&sphere.room)?;
+        let owner = self.room_owner(sphere).await;
         let history = self
             .xmpp
             .room_history(&room, sphere.archive_after.clone())
@@ -193,10 +195,37 @@ impl Node {
         let mut last = None;
         for item in history {
             let m = item.into_room_message(&room);
-            let sender = m.recorded_sender.clone().map(|(jid, affiliation)| Sender {
-                owner: affiliation == Affiliation::Owner,
-                jid,
-            });
+            // Some servers (ejabberd) record who sent a message but not their affiliation:
+            // the owner is then the account the room last showed as its owner. An encrypted
+            // message before we know that waits for the next catch-up.
+            let mut unplaced = false;
+            let sender = match m.recorded_sender.clone() {
+                Some((jid, Affiliation::None)) => match &owner {
+                    Some(o) => Some(Sender {
+                        owner: *o == jid,
+                        jid,
+                    }),
+                    None => {
+                        unplaced = true;
+                        None
+                    }
+                },
+                Some((jid, affiliation)) => Some(Sender {
+                    owner: affiliation == Affiliation::Owner,
+                    jid,
+                }),
+                None => None,
+            };
+            if unplaced
+                && matches!(
+                    m.payload,
+                    Some(spheres_xmpp::protocol::SpherePayload::Sealed(_))
+                )
+            {
+                tracing::info!(sphere = %sphere.name, "the room's owner is not known yet; reading its archive again later");
+                self.catch_up_soon(sphere);
+                break;
+            }
             last = m.archive_id.clone();
             // What an epoch ahead of ours needs comes before it in the archive: such a
             // message is past repair here, and said in the log.
@@ -282,7 +311,9 @@ impl Node {
             .collect())
     }
 
-    pub async fn invite(&self, name: &str, jid: &str) -> Result<(), NodeError> {
+    /// Invites `jid` to a sphere we own (making them a member); a `seeder`'s node holds an
+    /// encrypted sphere's files for its members and never gets its keys.
+    pub async fn invite(&self, name: &str, jid: &str, seeder: bool) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         if !sphere.owned {
             refuse!(
@@ -290,21 +321,48 @@ impl Node {
                 "only the sphere's owner can invite (you are a member of {name:?})"
             );
         }
+        if seeder && !sphere.encrypted {
+            refuse!(
+                BadInput,
+                "{name:?} is open: every member's node holds its files as they are; a keyless seeder is for encrypted spheres"
+            );
+        }
         let who = address(jid)?;
+        if who == self.me {
+            refuse!(BadInput, "you own {name:?} already");
+        }
+        if let Some(m) = self
+            .store
+            .members(sphere.id)
+            .await?
+            .into_iter()
+            .find(|m| m.jid == who.as_str())
+            && m.seeder != seeder
+        {
+            let (was, asked) = if m.seeder {
+                ("a keyless seeder", "a member")
+            } else {
+                ("a member with the keys", "a keyless seeder")
+            };
+            refuse!(
+                Conflict,
+                "{who} is {was} of {name:?}; to make them {asked}, remove them first (`spheres sphere remove {name} {who}`), then invite them again"
+            );
+        }
         let room = BareJid::new(&sphere.room)?;
         self.xmpp
             .set_affiliation(&room, &who, Affiliation::Member, None)
             .await?;
         let member = self
             .store
-            .add_member(sphere.id, who.as_str(), &random_token(16))
+            .add_member(sphere.id, who.as_str(), &random_token(16), seeder)
             .await?;
         let hashes = self.sphere_hashes(&sphere).await;
         self.tracker
             .tracker
             .grant_key(member.tracker_key.clone(), KeyScope::Torrents(hashes));
         self.xmpp
-            .invite(&room, &who, Some(name), sphere.encrypted)
+            .invite(&room, &who, Some(name), sphere.encrypted, seeder)
             .await?;
         // Their node into the group now if it published its key package already (else when
         // it comes into the room): the welcome waits in the room's archive.
@@ -355,6 +413,8 @@ impl Node {
                 from_jid: i.from_jid,
                 reason: i.reason,
                 received_at: i.received_at,
+                encrypted: i.encrypted,
+                seeder: i.holding,
             })
             .collect())
     }
@@ -390,6 +450,7 @@ impl Node {
                 &folder.to_string_lossy(),
                 false,
                 inv.encrypted,
+                inv.holding,
             )
             .await?;
         self.store.remove_invite(&inv.room).await?;
@@ -403,7 +464,35 @@ impl Node {
 
     /// What the node keeps of a sphere outside its row, by the sphere's id (which SQLite gives
     /// again to the next sphere once this one is gone).
-    const SPHERE_SETTINGS: [&'static str; 4] = ["owner_key", "public", "clients", "swarm_secret"];
+    const SPHERE_SETTINGS: [&'static str; 5] = [
+        "owner_key",
+        "public",
+        "clients",
+        "swarm_secret",
+        "room_owner",
+    ];
+
+    /// The account the sphere's room last showed as its owner (us, for a sphere we own).
+    pub(crate) async fn room_owner(&self, sphere: &Sphere) -> Option<BareJid> {
+        if sphere.owned {
+            return Some(self.me.clone());
+        }
+        let owner = self.store.meta(&format!("room_owner:{}", sphere.id)).await;
+        owner.ok().flatten().and_then(|j| BareJid::new(&j).ok())
+    }
+
+    /// The room shows `owner` as its owner: remembered for reading its archive where the
+    /// server does not record affiliations (see `catch_up`), which is read again when this is
+    /// news.
+    pub(crate) async fn owner_seen(self: &Arc<Self>, sphere: &Sphere, owner: &BareJid) {
+        if sphere.owned || self.room_owner(sphere).await.as_ref() == Some(owner) {
+            return;
+        }
+        let key = format!("room_owner:{}", sphere.id);
+        if self.store.set_meta(&key, owner.as_str()).await.is_ok() {
+            self.catch_up_soon(sphere);
+        }
+    }
 
     /// Forgets what the node kept of sphere `id`: a sphere made later with the same id starts
     /// afresh (its own swarm secret and tracker key, the default policies).
@@ -446,6 +535,7 @@ impl Node {
         if let Some(key) = self.store.remove_member(sphere.id, who.as_str()).await? {
             self.tracker.tracker.revoke_key(&key);
         }
+        lock(&self.held_for).remove(&(sphere.id, who.to_string()));
         self.remove_from_group(&sphere, &who).await;
         self.xmpp.remove_member(&room, &who).await?;
         // A new swarm secret, which the removed member's node never gets: it can no longer

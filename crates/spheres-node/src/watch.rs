@@ -112,7 +112,8 @@ impl Node {
                 continue;
             };
             let mut present = HashSet::new();
-            for sphere in spheres {
+            // A keyless seeder cannot share: nothing is taken from its folder.
+            for sphere in spheres.into_iter().filter(|s| !s.holding) {
                 let Ok(shares) = self.store.shares(sphere.id).await else {
                     continue;
                 };

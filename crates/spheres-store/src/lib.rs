@@ -46,6 +46,9 @@ pub struct Sphere {
     pub created_at: i64,
     /// Its payloads travel encrypted, as MLS messages of its group.
     pub encrypted: bool,
+    /// This node holds the sphere's encrypted files for its members, without its keys (a
+    /// keyless seeder, as the owner's invitation said).
+    pub holding: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -53,6 +56,8 @@ pub struct Member {
     pub sphere_id: i64,
     pub jid: String,
     pub tracker_key: String,
+    /// Their node holds the sphere's ciphertext without its keys (never in its group).
+    pub seeder: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -84,6 +89,8 @@ pub struct Invite {
     pub received_at: i64,
     /// The sphere is encrypted, says the invitation.
     pub encrypted: bool,
+    /// This node is asked to hold the sphere's encrypted files without its keys.
+    pub holding: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -279,10 +286,12 @@ impl Store {
         folder: &str,
         owned: bool,
     ) -> Result<Sphere> {
-        self.add_sphere_as(name, room, folder, owned, false).await
+        self.add_sphere_as(name, room, folder, owned, false, false)
+            .await
     }
 
-    /// Records a sphere, `encrypted` from the start; its name must be new.
+    /// Records a sphere, `encrypted` from the start (and `holding`: this node a keyless
+    /// seeder of it); its name must be new.
     pub async fn add_sphere_as(
         &self,
         name: &str,
@@ -290,20 +299,22 @@ impl Store {
         folder: &str,
         owned: bool,
         encrypted: bool,
+        holding: bool,
     ) -> Result<Sphere> {
         if self.sphere(name).await?.is_some() {
             return Err(StoreError::SphereExists(name.to_owned()));
         }
         sqlx::query(
-            "INSERT INTO spheres (name, room, folder, owned, created_at, encrypted)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO spheres (name, room, folder, owned, created_at, encrypted, holding)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(name)
         .bind(room)
         .bind(folder)
         .bind(owned)
         .bind(now())
-        .bind(encrypted)
+        .bind(encrypted || holding)
+        .bind(holding)
         .execute(&self.pool)
         .await?;
         self.sphere(name)
@@ -397,14 +408,22 @@ impl Store {
         Ok(())
     }
 
-    /// Records `jid` as a member of an owned sphere with its tracker key (kept if it exists).
-    pub async fn add_member(&self, sphere_id: i64, jid: &str, key: &str) -> Result<Member> {
+    /// Records `jid` as a member of an owned sphere with its tracker key, and whether their
+    /// node is a keyless `seeder` (a member already recorded is returned as it was).
+    pub async fn add_member(
+        &self,
+        sphere_id: i64,
+        jid: &str,
+        key: &str,
+        seeder: bool,
+    ) -> Result<Member> {
         sqlx::query(
-            "INSERT INTO members (sphere_id, jid, tracker_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO members (sphere_id, jid, tracker_key, seeder) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(sphere_id)
         .bind(jid)
         .bind(key)
+        .bind(seeder)
         .execute(&self.pool)
         .await?;
         Ok(
@@ -830,17 +849,19 @@ impl Store {
         from: &str,
         reason: Option<&str>,
         encrypted: bool,
+        holding: bool,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO invites (room, from_jid, reason, received_at, encrypted) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO invites (room, from_jid, reason, received_at, encrypted, holding) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason,
-                encrypted = MAX(invites.encrypted, excluded.encrypted)",
+                encrypted = MAX(invites.encrypted, excluded.encrypted), holding = excluded.holding",
         )
         .bind(room)
         .bind(from)
         .bind(reason)
         .bind(now())
-        .bind(encrypted)
+        .bind(encrypted || holding)
+        .bind(holding)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1039,10 +1060,16 @@ mod tests {
             store.add_sphere("Family", "x@y", "/tmp/x", false).await,
             Err(StoreError::SphereExists(_))
         ));
-        store.add_member(s.id, "bob@home.test", "k1").await.unwrap();
+        store
+            .add_member(s.id, "bob@home.test", "k1", false)
+            .await
+            .unwrap();
         // Adding again keeps the first key.
-        let m = store.add_member(s.id, "bob@home.test", "k2").await.unwrap();
-        assert_eq!(m.tracker_key, "k1");
+        let m = store
+            .add_member(s.id, "bob@home.test", "k2", true)
+            .await
+            .unwrap();
+        assert_eq!((m.tracker_key.as_str(), m.seeder), ("k1", false));
         let share = NewShare {
             info_hash: "0123456789abcdef0123456789abcdef01234567",
             name: "clip.mp4",
@@ -1074,9 +1101,15 @@ mod tests {
                 "carol@home.test",
                 Some("hi"),
                 false,
+                true,
             )
             .await
             .unwrap();
+        let inv = &store.invites().await.unwrap()[0];
+        assert!(
+            inv.encrypted && inv.holding,
+            "a seeder's sphere is encrypted"
+        );
         store.set_archive_after(s.id, "archive-7").await.unwrap();
         assert!(
             store

@@ -4,6 +4,7 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod ejabberd;
 pub mod libtorrent;
 pub mod nginx;
 pub mod qbittorrent;

@@ -108,7 +108,15 @@ export type Invite = { room: string, from_jid: string,
 /**
  * The sphere's name, as the inviter gave it.
  */
-reason: string | null, received_at: number, };
+reason: string | null, received_at: number, 
+/**
+ * The sphere is encrypted.
+ */
+encrypted: boolean, 
+/**
+ * This node is asked to hold its encrypted files for its members, without its keys.
+ */
+seeder: boolean, };
 
 export type InviteLink = { link: string, 
 /**

@@ -49,11 +49,13 @@ pub enum Inbound {
         grant: TrackerGrant,
     },
     /// An invitation to a room (XEP-0249), from anyone.
-    /// `encrypted` when it says its sphere is.
+    /// `encrypted` when it says its sphere is; `seeder` when it asks this node to hold the
+    /// sphere's encrypted files without its keys.
     Invitation {
         from: BareJid,
         invite: DirectInvite,
         encrypted: bool,
+        seeder: bool,
     },
     /// An invitation link used: its holder's claim, sent to the sphere's owner.
     Claim { from: BareJid, claim: Claim },
@@ -120,12 +122,13 @@ pub fn said(m: &Message, payload: Option<&SpherePayload>) -> Option<String> {
     let body = m.bodies.values().next()?;
     Some(match payload {
         // The feed shows posts and comments; the chat does not repeat them. An encrypted
-        // message says what it says once opened.
+        // message says what it says once opened. Libraries and holds are for nodes.
         Some(
             SpherePayload::Post(_)
             | SpherePayload::Retract(_)
             | SpherePayload::Sealed(_)
-            | SpherePayload::Library(_),
+            | SpherePayload::Library(_)
+            | SpherePayload::Holds(_),
         ) => {
             return None;
         }
@@ -171,6 +174,7 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
         (_, Some(SpherePayload::Invite(invite))) => Some(Inbound::Invitation {
             from: from.to_bare(),
             encrypted: crate::protocol::says_encrypted(&m),
+            seeder: crate::protocol::says_seeder(&m),
             invite,
         }),
         (MessageType::Normal | MessageType::Chat, Some(SpherePayload::Claim(claim))) => {

@@ -421,14 +421,16 @@ impl Client {
         Ok(all)
     }
 
-    /// Invites `who` to `room` (XEP-0249), saying whether its sphere is `encrypted`. Make
-    /// them a member first in a members-only room.
+    /// Invites `who` to `room` (XEP-0249), saying whether its sphere is `encrypted` and
+    /// whether their node is to hold its files as a keyless `seeder`. Make them a member first
+    /// in a members-only room.
     pub async fn invite(
         &self,
         room: &BareJid,
         who: &BareJid,
         reason: Option<&str>,
         encrypted: bool,
+        seeder: bool,
     ) -> Result<(), XmppError> {
         let invite = DirectInvite {
             jid: room.clone(),
@@ -436,8 +438,11 @@ impl Client {
             password: None,
         };
         let mut m = invite.into_message(who.clone());
-        if encrypted {
+        if encrypted || seeder {
             m.payloads.push(crate::protocol::encrypted_mark());
+        }
+        if seeder {
+            m.payloads.push(crate::protocol::seeder_mark());
         }
         self.send(m).await
     }

@@ -139,6 +139,34 @@ pub struct Library {
     pub shares: Vec<Share>,
 }
 
+/// A sealed share's torrent for an encrypted sphere's keyless seeders, in clear in the room:
+/// the sealed torrent names nothing (one file `sealed`, piece hashes over ciphertext), so it
+/// tells the server and the seeders the share's size and no more. Taken from the sphere's
+/// owner only, by keyless seeders only.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "hold")]
+pub struct Hold {
+    /// The sealed torrent's infohash (40 lowercase hex digits).
+    #[xml(attribute)]
+    pub id: String,
+    /// Its size in bytes.
+    #[xml(attribute)]
+    pub size: u64,
+    /// The sealed `.torrent`, base64; absent when larger than [`MAX_INLINE_TORRENT`] (the
+    /// seeder then fetches it from members' nodes, BEP 9).
+    #[xml(extract(name = "torrent", default, fields(text(codec = Base64, type_ = Vec<u8>))))]
+    pub torrent: Option<Vec<u8>>,
+}
+
+/// Sealed shares' torrents for an encrypted sphere's keyless seeders (only the valid ones are
+/// kept): one message carries several.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "holds")]
+pub struct Holds {
+    #[xml(child(n = ..))]
+    pub holds: Vec<Hold>,
+}
+
 /// One address where a node accepts BitTorrent connections.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
 #[xml(namespace = NS, name = "endpoint")]
@@ -206,6 +234,7 @@ pub struct DirectInvite {
 impl MessagePayload for Share {}
 impl MessagePayload for Withdraw {}
 impl MessagePayload for Library {}
+impl MessagePayload for Holds {}
 impl MessagePayload for TrackerGrant {}
 impl MessagePayload for DirectInvite {}
 impl MessagePayload for Claim {}
@@ -227,6 +256,8 @@ pub enum SpherePayload {
     Sealed(crate::sealed::Sealed),
     /// The sphere's shares, from its owner, for newcomers (only the valid ones are kept).
     Library(Library),
+    /// Sealed shares' torrents, for keyless seeders.
+    Holds(Holds),
 }
 
 fn child_of<T>(payloads: &[Element], ns: &str, name: &str) -> Option<T>
@@ -269,6 +300,10 @@ impl SpherePayload {
             let shares: Vec<Share> = l.shares.into_iter().filter(Share::is_valid).collect();
             return Some(SpherePayload::Library(Library { shares }));
         }
+        if let Some(h) = child_of::<Holds>(p, NS, "holds") {
+            let holds: Vec<Hold> = h.holds.into_iter().filter(|h| is_infohash(&h.id)).collect();
+            return Some(SpherePayload::Holds(Holds { holds }));
+        }
         if let Some(post) = child_of(p, NS, "post") {
             return Some(SpherePayload::Post(Box::new(post)));
         }
@@ -288,6 +323,17 @@ pub fn says_encrypted(m: &Message) -> bool {
 /// The mark [`says_encrypted`] reads.
 pub fn encrypted_mark() -> Element {
     Element::builder("encrypted", NS).build()
+}
+
+/// Whether an invitation asks the invitee's node to hold the sphere's encrypted files as a
+/// keyless seeder: `<seeder xmlns='urn:spheres:0'/>` beside `<encrypted/>`.
+pub fn says_seeder(m: &Message) -> bool {
+    m.payloads.iter().any(|p| p.is("seeder", NS))
+}
+
+/// The mark [`says_seeder`] reads.
+pub fn seeder_mark() -> Element {
+    Element::builder("seeder", NS).build()
 }
 
 /// 32 bytes written as 64 hex digits (a swarm secret, a sealed share's key); `None` for
@@ -611,6 +657,38 @@ mod tests {
             SpherePayload::from_message(&m),
             Some(SpherePayload::Invite(i))
         );
+    }
+
+    #[test]
+    fn holds_and_the_seeder_mark_round_trip() {
+        let h = Hold {
+            id: "ab".repeat(20),
+            size: 1_000_000,
+            torrent: Some(b"d4:infodee".to_vec()),
+        };
+        let bare = Hold {
+            torrent: None,
+            ..h.clone()
+        };
+        let bad: Vec<Hold> = ["AB".repeat(20), "ab".repeat(19), "../".into()]
+            .into_iter()
+            .map(|id| Hold { id, ..h.clone() })
+            .collect();
+        let all = Holds {
+            holds: [vec![h.clone(), bare.clone()], bad].concat(),
+        };
+        let m = Message::groupchat(Some(room().into())).with_payload(all);
+        assert_eq!(
+            SpherePayload::from_message(&m),
+            Some(SpherePayload::Holds(Holds {
+                holds: vec![h, bare]
+            })),
+            "the valid ones only"
+        );
+        let mut invite = Message::normal(Some(BareJid::new("vault@home.test").unwrap().into()));
+        assert!(!says_seeder(&invite));
+        invite.payloads.push(seeder_mark());
+        assert!(says_seeder(&invite));
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn sphere_room_scenario(server: &Server) {
         .await
         .unwrap();
     alice
-        .invite(&room, &bob_bare, Some("Family photos"), false)
+        .invite(&room, &bob_bare, Some("Family photos"), false, false)
         .await
         .unwrap();
     let invite = next_event(&mut bob_events, "the invitation", |e| match payload_of(e) {
@@ -270,6 +270,13 @@ async fn sphere_room_scenario(server: &Server) {
     )
     .await;
     let history = bob.room_history(&room, None).await.unwrap();
+    // The room records who sent each (Prosody with their affiliation, ejabberd without).
+    assert!(
+        history
+            .iter()
+            .all(|a| a.sender().is_some_and(|(jid, _)| jid == alice_bare)),
+        "the archive names the sender"
+    );
     let payloads: Vec<SpherePayload> = history
         .iter()
         .filter_map(|a| SpherePayload::from_message(&a.message))

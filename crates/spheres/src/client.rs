@@ -34,7 +34,15 @@ pub enum SphereCommand {
     /// List your spheres.
     List,
     /// Invite someone who has an XMPP account (makes them a member).
-    Invite { sphere: String, jid: String },
+    Invite {
+        sphere: String,
+        jid: String,
+        /// As a keyless seeder: their node (an always-on server you do not trust, say) holds
+        /// the encrypted sphere's files and serves them to members, and never gets the keys
+        /// to read them.
+        #[arg(long)]
+        seeder: bool,
+    },
     /// A link for someone with no account: with it, `spheres up --invite LINK` creates their
     /// account on your household server and joins the sphere.
     InviteLink { sphere: String },
@@ -581,19 +589,31 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
                         Encryption::Waiting => {
                             "  (encrypted; waiting for the owner's node to add this one)"
                         }
+                        Encryption::Holding => {
+                            "  (encrypted; this node holds its files for its members without the keys)"
+                        }
                     }
                 )
             });
             out.result(&text, value(&list));
         }
-        SphereCommand::Invite { sphere, jid } => {
+        SphereCommand::Invite {
+            sphere,
+            jid,
+            seeder,
+        } => {
             let v: Value = r
                 .post(
                     &format!("/spheres/{}/invite", segment(&sphere)),
-                    json!({"jid": jid}),
+                    json!({"jid": jid, "seeder": seeder}),
                 )
                 .await?;
-            out.result(&format!("Invited {jid} to {sphere}"), v);
+            let how = if seeder {
+                " as a keyless seeder (it holds the files, without the keys)"
+            } else {
+                ""
+            };
+            out.result(&format!("Invited {jid} to {sphere}{how}"), v);
         }
         SphereCommand::InviteLink { sphere } => {
             let v: InviteLink = r
@@ -619,10 +639,17 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
             let list: Vec<Invite> = r.get("/invites").await?;
             let text = lines(&list, "No pending invitations", |i| {
                 format!(
-                    "{} from {} ({})",
+                    "{} from {} ({}){}",
                     i.reason.as_deref().unwrap_or("a sphere"),
                     i.from_jid,
-                    i.room
+                    i.room,
+                    if i.seeder {
+                        ": to hold its encrypted files for its members, without the keys"
+                    } else if i.encrypted {
+                        " (encrypted)"
+                    } else {
+                        ""
+                    }
                 )
             });
             out.result(&text, value(&list));

@@ -6,7 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::node::{
-    Node, household_member, household_nodes, in_feed, invite_and_join, wait_seeding,
+    Node, household_member, household_nodes, in_feed, invite_and_join, invite_to_family,
+    test_prosody, wait_seeding,
 };
 use common::{wait_until, write_random};
 use serde_json::Value;
@@ -203,4 +204,200 @@ fn an_open_sphere_says_so_and_a_plain_one_stays_readable() {
     });
     let files = server_files(&alice);
     assert!(!holds(&files, "In clear for every client").is_empty());
+}
+
+/// `GET path` with a `Range` header on a node's web port, as the page's video element asks:
+/// the status and the body's bytes.
+fn range_get(addr: &str, cookie: &str, path: &str, range: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\nRange: bytes={range}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, answer[end + 4..].to_vec())
+}
+
+/// A keyless seeder: an always-on node of the family's that they do not trust holds the
+/// encrypted sphere's files without the keys, and serves them to a member while the sharer is
+/// away; the member plays the video from it. What the seeder holds is ciphertext, and names
+/// nothing.
+#[test]
+fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, s) = test_prosody(dir.path(), &["alice", "bob", "vault"]);
+    let mut alice = Node::on(dir.path(), "alice", &s);
+    let mut bob = Node::on(dir.path(), "bob", &s);
+    let mut vault = Node::on(dir.path(), "vault", &s);
+    alice.start(&[]);
+    bob.start(&[]);
+    vault.start(&["--headless", "--accept-invites-from", "alice@home.test"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    invite_to_family(&alice, &bob, "bob@home.test");
+    wait_until("bob's node in the group", || {
+        encryption(&bob, "Family") == "ready"
+    });
+    let invited = alice.cli(&["sphere", "invite", "Family", "vault@home.test", "--seeder"]);
+    assert_eq!(invited["seeder"], true, "{invited}");
+    wait_until("the vault holding the sphere", || {
+        encryption(&vault, "Family") == "holding"
+    });
+    // Bob's node has the keys: it cannot become a keyless seeder by a second invitation.
+    let why = alice.cli_fails(&["sphere", "invite", "Family", "bob@home.test", "--seeder"]);
+    assert!(why.contains("remove them first"), "{why}");
+
+    // Bob is away when alice shares a video.
+    bob.stop();
+    let clip = alice
+        .spheres
+        .join("Family")
+        .join("holiday-secret-clip.webm");
+    let data = write_random(&clip, 3_000_000, 41);
+    alice.cli(&["share", "Family", clip.to_str().unwrap()]);
+    let held = || {
+        vault
+            .cli(&["shares", "Family"])
+            .as_array()
+            .and_then(|l| l.first().cloned())
+            .filter(|s| s["state"] == "seeding")
+    };
+    wait_until("the vault holding the share", || held().is_some());
+    let row = held().unwrap();
+    assert_eq!(
+        (&row["name"], &row["size"]),
+        (&"sealed".into(), &3_000_000.into()),
+        "{row}"
+    );
+    // What the vault has is ciphertext, out of the sphere's folder, and names nothing.
+    let on_disk = std::fs::read(row["path"].as_str().unwrap()).unwrap();
+    assert_eq!(on_disk.len(), data.len());
+    assert!(
+        !on_disk
+            .windows(64)
+            .any(|w| w == &data[1_000_000..1_000_064]),
+        "the vault holds plaintext"
+    );
+    let everything = [files_under(&vault.data), files_under(&vault.spheres)].concat();
+    assert!(
+        holds(&everything, "holiday-secret").is_empty(),
+        "the vault knows the name: {:?}",
+        holds(&everything, "holiday-secret")
+    );
+    assert!(
+        everything
+            .iter()
+            .all(|(_, b)| !b.windows(64).any(|w| w == &data[..64])),
+        "a file of the vault's holds plaintext"
+    );
+    // And it can neither read nor speak in the sphere.
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, "hello").unwrap();
+    let why = vault.cli_fails(&["share", "Family", note.to_str().unwrap()]);
+    assert!(why.contains("without the keys"), "{why}");
+
+    // Alice leaves; bob comes back and gets the video from the vault alone, and plays it.
+    alice.stop();
+    bob.start(&[]);
+    wait_seeding(&bob, "Family", "holiday-secret-clip.webm");
+    let got = std::fs::read(bob.spheres.join("Family/holiday-secret-clip.webm")).unwrap();
+    assert!(got == data, "bob's copy differs");
+    let share = bob
+        .share_state("Family", "holiday-secret-clip.webm")
+        .unwrap();
+    let hash = share["info_hash"].as_str().unwrap().to_owned();
+    let (status, bytes) = range_get(
+        &common::node::web_addr(&bob),
+        &common::node::browser_session(&bob),
+        &format!("/torrents/{hash}/files/0"),
+        "2000000-2000999",
+    );
+    assert_eq!(status, 206);
+    assert!(
+        bytes == data[2_000_000..2_001_000],
+        "the video plays other bytes"
+    );
+    vault.stop();
+    bob.stop();
+}
+
+/// The same on ejabberd (Debian's 23.01), a server we did not write either: key packages on
+/// its PEP, the group's messages through its rooms and archive, a share, a newcomer who gets
+/// the library, a removed member's node out of the group; its spool holds none of the words.
+#[test]
+fn an_encrypted_sphere_on_ejabberd() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = spheres_testkit::ejabberd::Ejabberd::start();
+    e.register(&["alice", "bob", "carol"]);
+    let on = |name: &str| Node::on_server(dir.path(), name, (&e.domain, e.c2s, &e.ca));
+    let (mut alice, mut bob, mut carol) = (on("alice"), on("bob"), on("carol"));
+    alice.start(&[]);
+    bob.start(&[]);
+    carol.start(&[]);
+    let made = alice.cli(&["sphere", "create", "Family"]);
+    assert_eq!(made["encryption"], "ready", "{made}");
+    let join = |n: &Node| {
+        invite_to_family(&alice, n, &format!("{}@{}", n.name, e.domain));
+        wait_until("the node in the group", || {
+            encryption(n, "Family") == "ready"
+        });
+    };
+    join(&bob);
+    alice.cli(&["say", "Family", "Ejabberd carries our whispers"]);
+    wait_until("alice's words at bob's", || {
+        said(&bob, "Family", "Ejabberd carries our whispers").is_some()
+    });
+    bob.cli(&["say", "Family", "And our answers"]);
+    wait_until("bob's words at alice's", || {
+        said(&alice, "Family", "And our answers").is_some()
+    });
+    let photo = alice.spheres.join("Family").join("secret-garden.jpg");
+    let data = write_random(&photo, 200_000, 77);
+    alice.cli(&["share", "Family", photo.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "secret-garden.jpg");
+    assert!(std::fs::read(bob.spheres.join("Family/secret-garden.jpg")).unwrap() == data);
+
+    // Carol comes later: the library brings her what was shared before.
+    join(&carol);
+    wait_seeding(&carol, "Family", "secret-garden.jpg");
+
+    // Bob is removed: his node is out of the group and reads nothing said after.
+    alice.cli(&["sphere", "remove", "Family", &format!("bob@{}", e.domain)]);
+    alice.cli(&["say", "Family", "Only for carol now"]);
+    wait_until("alice's words at carol's", || {
+        said(&carol, "Family", "Only for carol now").is_some()
+    });
+    assert!(said(&bob, "Family", "Only for carol now").is_none());
+
+    // What ejabberd keeps (its spool: archive, PEP, rooms) holds none of the words or names,
+    // and does hold the encrypted messages' body.
+    alice.stop();
+    bob.stop();
+    carol.stop();
+    let files = files_under(&e.home());
+    for secret in ["whispers", "our answers", "secret-garden", "Only for carol"] {
+        assert!(
+            holds(&files, secret).is_empty(),
+            "ejabberd holds {secret:?} in {:?}",
+            holds(&files, secret)
+        );
+    }
+    assert!(
+        !holds(&files, "encrypted: open it in spheres").is_empty(),
+        "the archive was not where the test looked"
+    );
 }

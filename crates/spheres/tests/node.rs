@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 use common::node::{
-    Node, announce_of, household, household_nodes, invite_and_join, tracker_refuses, wait_seeding,
+    Node, announce_of, household, household_nodes, invite_and_join, test_prosody, tracker_refuses,
+    wait_seeding,
 };
 use common::{Proc, assert_same_tree, spheres, wait_until, write_random};
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
@@ -127,16 +128,7 @@ fn a_household_node_shares_with_an_invited_member() {
 #[test]
 fn members_catch_up_fetch_from_each_other_and_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let s = rt.block_on(async {
-        let s = ManagedProsody::start(ProsodyConfig::new(dir.path().join("server"), "home.test"))
-            .await
-            .unwrap();
-        for u in ["alice", "bob", "carol"] {
-            s.register(u, &format!("{u}-secret")).await.unwrap();
-        }
-        s
-    });
+    let (_rt, s) = test_prosody(dir.path(), &["alice", "bob", "carol"]);
     let mut alice = Node::on(dir.path(), "alice", &s);
     let mut bob = Node::on(dir.path(), "bob", &s);
     let mut carol = Node::on(dir.path(), "carol", &s);

@@ -560,10 +560,13 @@ async fn members(
 async fn invite(
     State(api): State<Api>,
     Path(name): Path<String>,
-    Json(b): Json<JidBody>,
+    Json(b): Json<types::InviteBody>,
 ) -> ApiResult {
-    api.node.invite(&name, &b.jid).await?;
-    Ok(Json(json!({"invited": b.jid, "sphere": name})))
+    let seeder = b.seeder.unwrap_or(false);
+    api.node.invite(&name, &b.jid, seeder).await?;
+    Ok(Json(
+        json!({"invited": b.jid, "sphere": name, "seeder": seeder}),
+    ))
 }
 
 async fn invite_link(

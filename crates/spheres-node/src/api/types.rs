@@ -259,6 +259,9 @@ pub enum Encryption {
     Ready,
     /// Encrypted, and this node waits for the owner's node to add it to the group.
     Waiting,
+    /// Encrypted, and this node holds its files for its members without its keys (a keyless
+    /// seeder: it reads nothing of it).
+    Holding,
 }
 
 /// A sphere in the status: counts for the home page.
@@ -297,6 +300,10 @@ pub struct Invite {
     /// The sphere's name, as the inviter gave it.
     pub reason: Option<String>,
     pub received_at: i64,
+    /// The sphere is encrypted.
+    pub encrypted: bool,
+    /// This node is asked to hold its encrypted files for its members, without its keys.
+    pub seeder: bool,
 }
 
 /// An invitation link made for someone with no account.
@@ -683,6 +690,17 @@ pub struct NameBody {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct JidBody {
     pub jid: String,
+}
+
+/// Whom to invite to a sphere, and whether as a keyless seeder (their node holds the
+/// encrypted sphere's files for its members and never gets its keys).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct InviteBody {
+    pub jid: String,
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub seeder: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ export function mount(el) {
       : h("p", {}, t("noSpheres"));
     const pending = invites.length ? [h("h2", {}, t("invitations")), h("ul", { class: "invites" }, invites.map((i) => {
       const sphere = i.reason || i.room;
-      return h("li", {}, t("invitedBy", { sphere, who: i.from_jid }), " ", h("button", { type: "button", onclick: async () => {
+      return h("li", {}, t("invitedBy", { sphere, who: i.from_jid }), i.seeder ? [" ", h("small", { class: "meta" }, t("invitedAsSeeder"))] : null, " ", h("button", { type: "button", onclick: async () => {
         try {
           const s = await api("/invites/join", { method: "POST", json: { invite: i.room }, signal });
           location.hash = `#/s/${enc(s.name)}`;

@@ -128,12 +128,18 @@ export function mount(el, { name }) {
   // Whether what is said and shared here is end-to-end encrypted, and whether this node can
   // take part yet.
   const lock = h("p", { class: "meta", id: "encryption" });
+  // Inviting a keyless seeder: for the owner of an encrypted sphere.
+  const seeder = h("input", { type: "checkbox", id: "invite-seeder" });
+  const seederBox = h("span", { hidden: true }, h("label", { class: "check" }, seeder, " ", t("asSeeder")),
+    h("small", { class: "meta" }, t("asSeederHelp")));
   async function refreshPolicy() {
     const me = (await get.spheres(signal)).find((x) => x.name === name);
     policy.value = me && POLICIES.includes(me.policy) ? me.policy : "all";
     const e = me?.encryption || "open";
     lock.textContent = e === "ready" ? "🔒 " + t("encryptedReady")
-      : e === "waiting" ? "🔒 " + t("encryptedWaiting") : t("openSphere");
+      : e === "waiting" ? "🔒 " + t("encryptedWaiting")
+      : e === "holding" ? "🔒 " + t("encryptedHolding") : t("openSphere");
+    seederBox.hidden = !me?.owned || e === "open";
     lock.classList.toggle("warn", e === "waiting");
   }
 
@@ -198,10 +204,10 @@ export function mount(el, { name }) {
     h("form", { onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        await api(`${base}/invite`, { method: "POST", json: { jid: jid.value }, signal });
-        say(t("invited", { who: jid.value })); jid.value = ""; refreshMembers().catch(fail);
+        await api(`${base}/invite`, { method: "POST", json: { jid: jid.value, seeder: seeder.checked }, signal });
+        say(t("invited", { who: jid.value })); jid.value = ""; seeder.checked = false; refreshMembers().catch(fail);
       } catch (e) { fail(e); }
-    } }, h("label", { for: "invite-jid" }, t("inviteJid")), jid, h("button", { type: "submit" }, t("invite"))),
+    } }, h("label", { for: "invite-jid" }, t("inviteJid")), jid, seederBox, h("button", { type: "submit" }, t("invite"))),
     h("button", { type: "button", onclick: async () => {
       try {
         const r = await api(`${base}/invite-link`, { method: "POST", json: {}, signal });

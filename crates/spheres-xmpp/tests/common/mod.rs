@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
@@ -78,81 +78,28 @@ pub async fn login(s: &ManagedProsody, user: &str, tls: TlsMode) -> (Client, Rec
     prosody_server(s).login(user, tls).await
 }
 
-/// A throwaway ejabberd (Debian's), run by `tests/peers/ejabberd.sh` from a temp dir: its own
-/// ports, certificates, spool and Erlang node, no epmd. Stopped when dropped.
+/// A throwaway ejabberd (see `spheres_testkit::ejabberd`), with where it listens.
 pub struct Ejabberd {
-    dir: tempfile::TempDir,
     pub server: Server,
-}
-
-fn ejabberd_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ejabberd.sh")
+    inner: spheres_testkit::ejabberd::Ejabberd,
 }
 
 impl Ejabberd {
     pub fn start() -> Ejabberd {
-        // A chosen port can be taken by someone else before ejabberd binds it; the script
-        // notices and fails, and a new attempt picks new ports.
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let dir = tempfile::tempdir().unwrap();
-            let home = dir.path().join("ejabberd");
-            let out = std::process::Command::new(ejabberd_script())
-                .arg("start")
-                .arg(&home)
-                .output()
-                .expect("run tests/peers/ejabberd.sh (is ejabberd installed?)");
-            if !out.status.success() {
-                last = String::from_utf8_lossy(&out.stderr).into_owned();
-                eprintln!("ejabberd start attempt {attempt} failed: {last}");
-                continue;
-            }
-            let vars: std::collections::HashMap<String, String> =
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-            let get = |k: &str| {
-                vars.get(k)
-                    .cloned()
-                    .unwrap_or_else(|| panic!("no {k} in {vars:?}"))
-            };
-            let port = |k: &str| -> u16 { get(k).parse().unwrap() };
-            let server = Server {
-                domain: get("XMPP_DOMAIN"),
-                muc: get("XMPP_MUC"),
-                c2s: SocketAddr::from(([127, 0, 0, 1], port("XMPP_C2S_PORT"))),
-                tls: SocketAddr::from(([127, 0, 0, 1], port("XMPP_TLS_PORT"))),
-                ca: PathBuf::from(get("XMPP_CA")),
-            };
-            return Ejabberd { dir, server };
-        }
-        panic!("ejabberd did not start: {last}");
+        let inner = spheres_testkit::ejabberd::Ejabberd::start();
+        let server = Server {
+            domain: inner.domain.clone(),
+            muc: inner.muc.clone(),
+            c2s: inner.c2s,
+            tls: inner.tls,
+            ca: inner.ca.clone(),
+        };
+        Ejabberd { server, inner }
     }
 
     /// Creates accounts `USER` with password `USER-secret`.
     pub fn register(&self, users: &[&str]) {
-        let mut cmd = std::process::Command::new(ejabberd_script());
-        cmd.arg("register").arg(self.dir.path().join("ejabberd"));
-        for u in users {
-            cmd.arg(u).arg(format!("{u}-secret"));
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "ejabberd register: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Ejabberd {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(ejabberd_script())
-            .arg("stop")
-            .arg(self.dir.path().join("ejabberd"))
-            .status();
+        self.inner.register(users);
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spheres_xmpp::prosody::ManagedProsody;
+use spheres_xmpp::prosody::{ManagedProsody, ProsodyConfig};
 
 use super::{Proc, TIMEOUT, spheres, wait_until};
 
@@ -38,14 +38,24 @@ impl Node {
 
     /// A node on an account of the test's Prosody.
     pub fn on(root: &Path, name: &str, s: &ManagedProsody) -> Node {
+        Node::on_server(root, name, (s.domain(), s.c2s_addr(), &s.ca_file()))
+    }
+
+    /// A node on the account `NAME@DOMAIN` (password `NAME-secret`) of a server of the test's
+    /// that takes clients at `c2s` with a certificate from `ca`.
+    pub fn on_server(
+        root: &Path,
+        name: &str,
+        (domain, c2s, ca): (&str, std::net::SocketAddr, &Path),
+    ) -> Node {
         let mut n = Node::new(root, name);
         n.extra = vec![
             "--jid".into(),
-            format!("{name}@{}", s.domain()),
+            format!("{name}@{domain}"),
             "--xmpp-server".into(),
-            s.c2s_addr().to_string(),
+            c2s.to_string(),
             "--xmpp-ca".into(),
-            s.ca_file().to_string_lossy().into_owned(),
+            ca.to_string_lossy().into_owned(),
         ];
         n.env = vec![("SPHERES_PASSWORD".into(), format!("{name}-secret"))];
         n
@@ -245,13 +255,34 @@ pub fn household_member(alice: &Node, dir: &Path, name: &str, args: &[&str]) -> 
 
 /// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.
 pub fn invite_and_join(alice: &Node, bob: &Node) {
-    alice.cli(&["sphere", "invite", "Family", "bob@family.test"]);
-    wait_until("bob's invitation", || {
-        bob.cli(&["sphere", "invites"])
+    invite_to_family(alice, bob, "bob@family.test");
+}
+
+/// `owner` invites `n` (the node of `jid`) to "Family"; `n` sees the invitation and accepts it.
+pub fn invite_to_family(owner: &Node, n: &Node, jid: &str) {
+    owner.cli(&["sphere", "invite", "Family", jid]);
+    wait_until("the invitation", || {
+        n.cli(&["sphere", "invites"])
             .as_array()
             .is_some_and(|l| !l.is_empty())
     });
-    bob.cli(&["sphere", "join", "Family"]);
+    n.cli(&["sphere", "join", "Family"]);
+}
+
+/// A Prosody of the test's for `home.test` with the accounts `USER` (`USER-secret`), and the
+/// runtime it runs on (keep both until the end of the test).
+pub fn test_prosody(dir: &Path, users: &[&str]) -> (tokio::runtime::Runtime, ManagedProsody) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(async {
+        let s = ManagedProsody::start(ProsodyConfig::new(dir.join("server"), "home.test"))
+            .await
+            .unwrap();
+        for u in users {
+            s.register(u, &format!("{u}-secret")).await.unwrap();
+        }
+        s
+    });
+    (rt, s)
 }
 
 /// An account `NAME@family.test` (password `NAME-secret`) on the household server alice's node
