@@ -140,20 +140,46 @@ impl Node {
         Ok(())
     }
 
-    /// A 1:1 conversation from the account's archive, oldest first.
+    /// A 1:1 conversation from the account's archive, oldest first; an encrypted line as
+    /// this node read or wrote it (see `sealedchat`).
     pub async fn conversation(&self, jid: &str) -> Result<Vec<types::ChatLine>, NodeError> {
         let who = address(jid)?;
-        Ok(self
-            .xmpp
-            .conversation(&who, 200)
-            .await?
-            .into_iter()
-            .map(|l| types::ChatLine {
-                body: l.body,
+        let mut out = Vec::new();
+        for l in self.xmpp.conversation(&who, 200).await? {
+            let Some(sealed) = &l.sealed else {
+                out.push(types::ChatLine {
+                    body: l.body,
+                    mine: l.mine,
+                    stamp: l.stamp,
+                    encrypted: false,
+                    unreadable: false,
+                });
+                continue;
+            };
+            if sealed.is_handshake() {
+                continue;
+            }
+            let plain = match &l.id {
+                Some(id) => self.store.chat_line(who.as_str(), id, l.mine).await?,
+                None => None,
+            };
+            out.push(types::ChatLine {
+                unreadable: plain.is_none(),
+                body: plain.unwrap_or_default(),
                 mine: l.mine,
                 stamp: l.stamp,
-            })
-            .collect())
+                encrypted: true,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether what we write to `jid` goes end to end encrypted.
+    pub async fn chat_security(&self, jid: &str) -> Result<types::ChatSecurity, NodeError> {
+        let who = address(jid)?;
+        Ok(types::ChatSecurity {
+            encrypted: self.chat_encrypted(&who).await,
+        })
     }
 
     pub async fn send_chat(&self, jid: &str, body: &str) -> Result<(), NodeError> {
@@ -162,7 +188,9 @@ impl Node {
         if body.is_empty() || body.len() > 10_000 {
             refuse!(BadInput, "write between 1 and 10,000 characters");
         }
-        self.xmpp.send_chat(&who, body).await?;
+        if !self.send_sealed_chat(&who, body).await? {
+            self.xmpp.send_chat(&who, body).await?;
+        }
         self.emit(NodeEvent::Chat {
             with: who.to_string(),
         });

@@ -34,6 +34,7 @@ mod reactions;
 mod receive;
 mod rooms;
 mod sealed;
+mod sealedchat;
 mod send;
 mod spherefeed;
 mod spheres;

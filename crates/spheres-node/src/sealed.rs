@@ -197,7 +197,9 @@ impl Node {
             bytes
         };
         self.save_mls().await;
-        self.xmpp.send(Sealed { bytes }.into_message(&room)).await?;
+        self.xmpp
+            .send(Sealed::new(bytes).into_message(&room))
+            .await?;
         Ok(())
     }
 
@@ -412,12 +414,7 @@ impl Node {
         }
         let sent = self
             .xmpp
-            .send(
-                Sealed {
-                    bytes: change.commit,
-                }
-                .into_message(&room),
-            )
+            .send(Sealed::new(change.commit).into_message(&room))
             .await;
         if let Err(e) = sent {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot send a change of the encryption group");
@@ -432,7 +429,7 @@ impl Node {
         if let Some(welcome) = change.welcome {
             match self
                 .xmpp
-                .send(Sealed { bytes: welcome }.into_message(&room))
+                .send(Sealed::new(welcome).into_message(&room))
                 .await
             {
                 // What was shared before they came, for them to see.

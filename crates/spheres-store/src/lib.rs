@@ -867,6 +867,41 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the plaintext of a line of an encrypted conversation with `with` (the first one
+    /// kept under an id stays). Returns whether it is new.
+    pub async fn add_chat_line(
+        &self,
+        with: &str,
+        id: &str,
+        mine: bool,
+        body: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO chat_lines (with_jid, msg_id, mine, body, at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(with)
+        .bind(id)
+        .bind(mine)
+        .bind(body)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The plaintext kept for a line of an encrypted conversation.
+    pub async fn chat_line(&self, with: &str, id: &str, mine: bool) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT body FROM chat_lines WHERE with_jid = ? AND msg_id = ? AND mine = ?",
+        )
+        .bind(with)
+        .bind(id)
+        .bind(mine)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn invites(&self) -> Result<Vec<Invite>> {
         Ok(sqlx::query_as("SELECT * FROM invites ORDER BY received_at")
             .fetch_all(&self.pool)
@@ -1105,6 +1140,40 @@ mod tests {
             )
             .await
             .unwrap();
+        assert!(
+            store
+                .add_chat_line("bob@home.test", "m1", false, "hi")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .add_chat_line("bob@home.test", "m1", false, "rewritten")
+                .await
+                .unwrap(),
+            "the first line kept stays"
+        );
+        assert!(
+            store
+                .add_chat_line("bob@home.test", "m1", true, "mine")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .chat_line("bob@home.test", "m1", false)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("hi")
+        );
+        assert_eq!(
+            store
+                .chat_line("carol@home.test", "m1", false)
+                .await
+                .unwrap(),
+            None
+        );
         let inv = &store.invites().await.unwrap()[0];
         assert!(
             inv.encrypted && inv.holding,

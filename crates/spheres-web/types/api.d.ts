@@ -148,11 +148,26 @@ subscription: string, };
 
 export type Contacts = { contacts: Array<Contact>, requests: Array<string>, };
 
-export type ChatLine = { body: string, mine: boolean, 
+export type ChatLine = { 
+/**
+ * What was said (empty when `unreadable`).
+ */
+body: string, mine: boolean, 
 /**
  * When it was said (RFC 3339), when the archive says.
  */
-stamp: string | null, };
+stamp: string | null, 
+/**
+ * It went end to end encrypted (between spheres nodes); else in clear through the
+ * servers, as with any XMPP client.
+ */
+encrypted: boolean, 
+/**
+ * Encrypted for other devices, or before this node could read it: not readable here.
+ */
+unreadable: boolean, };
+
+export type ChatSecurity = { encrypted: boolean, };
 
 export type Photo = { info_hash: string, 
 /**

@@ -71,6 +71,7 @@ export const get = {
   contacts: (signal) => api("/contacts", { signal }),
   /** @param {string} jid @param {AbortSignal} [signal] @returns {Promise<ChatLine[]>} */
   chat: (jid, signal) => api(`/chats/${enc(jid)}`, { signal }),
+  chatSecurity: (jid, signal) => api(`/chats/${enc(jid)}/security`, { signal }),
 };
 
 /** Sends a file with PUT (XHR, for the upload's progress); resolves with the node's answer.

@@ -35,7 +35,6 @@ const routes = [
   [/^#\/chat\/(.*)$/, chat, (m) => ({ jid: decodeURIComponent(m[1]) })],
 ];
 
-const live = document.getElementById("live");
 
 try {
   await setLanguage(preferredLanguage());
@@ -62,10 +61,14 @@ translatePage();
 watchConnection(document.getElementById("xmpp"));
 watchFeed(/** @type {HTMLElement} */ (document.querySelector('header a[href="#/feed"]')));
 start(document.getElementById("app"), routes, home, failLoad);
+// The node went out of reach (not on purpose): what failed meanwhile ("Failed to fetch") is
+// said over the notice, and goes with it once the node is back.
+let lost = false;
 connect({
   opened() {
     // Back after a loss: the views refresh what they show, as after a lag.
-    if (live.textContent === t("reconnecting")) {
+    if (lost) {
+      lost = false;
       say("");
       dispatch({ type: "resync" });
     }
@@ -74,6 +77,9 @@ connect({
   lost() {
     forgetConnection();
     // While the node restarts on purpose, the view that asked for it says what happens.
-    if (!restartExpected()) say(t("reconnecting"));
+    if (!restartExpected()) {
+      lost = true;
+      say(t("reconnecting"));
+    }
   },
 });

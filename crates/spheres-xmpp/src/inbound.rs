@@ -61,6 +61,13 @@ pub enum Inbound {
     Claim { from: BareJid, claim: Claim },
     /// A one-to-one conversation has a new message (ours from another device included).
     Chat { with: BareJid },
+    /// An MLS message of a one-to-one conversation (see [`crate::sealed::chat_group`]),
+    /// from `from` (as the server says), with the message's id.
+    SealedChat {
+        from: BareJid,
+        id: Option<String>,
+        sealed: crate::sealed::Sealed,
+    },
     /// Someone in a room, as a presence from the room says.
     Occupant(Occupant),
     /// Someone asks to be our contact.
@@ -181,6 +188,15 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
             Some(Inbound::Claim {
                 from: from.to_bare(),
                 claim,
+            })
+        }
+        (MessageType::Chat, Some(SpherePayload::Sealed(sealed)))
+            if sealed.group.is_some() && Carbon::from_message(&m, me).is_none() =>
+        {
+            Some(Inbound::SealedChat {
+                from: from.to_bare(),
+                id: m.id.as_ref().map(|i| i.0.clone()),
+                sealed,
             })
         }
         (MessageType::Chat, None) => {

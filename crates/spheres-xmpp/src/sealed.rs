@@ -19,6 +19,19 @@
 //!   anyone (they are made to be public), one item per device:
 //!   `<key-package xmlns='urn:spheres:0'>BASE64</key-package>`.
 //!
+//! - A one-to-one conversation between two spheres users is encrypted the same way, in a
+//!   group per sending device (see [`chat_group`]), its MLS messages as chat messages that
+//!   name the group:
+//!
+//!   ```xml
+//!   <message type='chat' to='bob@home.test' id='…'>
+//!     <body>🔒 encrypted: open it in spheres</body>
+//!     <mls xmlns='urn:spheres:0' group='chat:alice@home.test/DEVICE>bob@home.test'>BASE64</mls>
+//!   </message>
+//!   ```
+//!
+//!   `kind='handshake'` marks a welcome or a commit (nothing to show).
+//!
 //! Parsing is pure and bounded: [`MAX_SEALED`] bytes of MLS message at most.
 
 use minidom::Element;
@@ -47,8 +60,37 @@ const MAX_DEPTH: usize = 32;
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
 #[xml(namespace = NS, name = "mls")]
 pub struct Sealed {
+    /// The group, in a one-to-one conversation (a room's is the room).
+    #[xml(attribute(default))]
+    pub group: Option<String>,
+    /// `handshake` for a welcome or a commit in a conversation.
+    #[xml(attribute(default))]
+    pub kind: Option<String>,
     #[xml(text(codec = Base64))]
     pub bytes: Vec<u8>,
+}
+
+/// The group in which `device` of `sender` writes to `to` in a one-to-one conversation:
+/// `chat:SENDER/DEVICE>TO` (bare JIDs). Its members are that device and `to`'s devices; it
+/// is changed by `sender` only.
+pub fn chat_group(sender: &BareJid, device: &str, to: &BareJid) -> String {
+    format!("chat:{sender}/{device}>{to}")
+}
+
+/// Reads a [`chat_group`]: `(sender, device, to)`, when it is one.
+pub fn parse_chat_group(group: &str) -> Option<(BareJid, String, BareJid)> {
+    let rest = group.strip_prefix("chat:")?;
+    let (sender, to) = rest.split_once('>')?;
+    let (sender, device) = sender.rsplit_once('/')?;
+    if device.is_empty() || device.len() > 64 || !device.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    Some((
+        BareJid::new(sender).ok()?,
+        device.to_owned(),
+        BareJid::new(to).ok()?,
+    ))
 }
 
 impl MessagePayload for Sealed {}
@@ -78,6 +120,29 @@ impl Sealed {
                 None
             }
         }
+    }
+
+    /// A room's MLS message.
+    pub fn new(bytes: Vec<u8>) -> Sealed {
+        Sealed {
+            group: None,
+            kind: None,
+            bytes,
+        }
+    }
+
+    /// The chat message that carries it to `to` (a conversation's), with the id `id`.
+    pub fn into_chat(self, to: &BareJid, id: &str) -> Message {
+        let mut m = Message::chat(Some(Jid::from(to.clone())))
+            .with_body(Lang::from(""), SEALED_BODY.to_owned())
+            .with_payload(self);
+        m.id = Some(xmpp_parsers::message::Id(id.to_owned()));
+        m
+    }
+
+    /// Whether it is a welcome or a commit of a conversation (nothing to show).
+    pub fn is_handshake(&self) -> bool {
+        self.kind.as_deref() == Some("handshake")
     }
 
     /// The groupchat message that carries it to `room`.
@@ -193,6 +258,7 @@ fn too_deep(xml: &str) -> bool {
 mod tests {
     use super::*;
     use crate::protocol::{SpherePayload, Withdraw};
+    use xmpp_parsers::message::MessageType;
 
     fn room() -> BareJid {
         BareJid::new("family@rooms.home.test").unwrap()
@@ -200,10 +266,7 @@ mod tests {
 
     #[test]
     fn an_mls_message_goes_and_comes_back() {
-        let m = Sealed {
-            bytes: vec![0, 1, 2, 255],
-        }
-        .into_message(&room());
+        let m = Sealed::new(vec![0, 1, 2, 255]).into_message(&room());
         let xml = String::from(&Element::from(m));
         assert!(xml.contains(SEALED_BODY), "{xml}");
         let back = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
@@ -211,6 +274,42 @@ mod tests {
             Sealed::from_message(&back).unwrap().bytes,
             vec![0, 1, 2, 255]
         );
+    }
+
+    #[test]
+    fn a_conversation_names_its_group_and_who_may_write_in_it() {
+        let (alice, bob) = (
+            BareJid::new("alice@home.test").unwrap(),
+            BareJid::new("bob@home.test").unwrap(),
+        );
+        let group = chat_group(&alice, "a1b2c3", &bob);
+        assert_eq!(
+            parse_chat_group(&group),
+            Some((alice.clone(), "a1b2c3".to_owned(), bob.clone()))
+        );
+        for bad in [
+            "room@rooms.home.test",
+            "chat:alice@home.test>bob@home.test",
+            "chat:alice@home.test/>bob@home.test",
+            "chat:alice@home.test/a b>bob@home.test",
+            "chat:alice@home.test/a1>",
+            "chat:/a1>bob@home.test",
+        ] {
+            assert_eq!(parse_chat_group(bad), None, "{bad}");
+        }
+        let mut s = Sealed::new(vec![7; 3]);
+        s.group = Some(group.clone());
+        s.kind = Some("handshake".into());
+        let m = s.clone().into_chat(&bob, "m1");
+        assert_eq!(
+            (m.type_.clone(), m.id.as_ref().map(|i| i.0.as_str())),
+            (MessageType::Chat, Some("m1"))
+        );
+        let xml = String::from(&Element::from(m));
+        let back = Message::try_from(xml.parse::<Element>().unwrap()).unwrap();
+        let got = Sealed::from_message(&back).unwrap();
+        assert!(got.is_handshake());
+        assert_eq!(got, s);
     }
 
     #[test]

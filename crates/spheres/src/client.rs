@@ -9,9 +9,9 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
-    ChatLine, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite, InviteLink,
-    Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState, Shared,
-    SphereInfo, Status,
+    ChatLine, ChatSecurity, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite,
+    InviteLink, Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState,
+    Shared, SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -394,14 +394,31 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
             let v: Value = r
                 .post(&format!("/chats/{}", segment(&jid)), json!({"body": text}))
                 .await?;
-            out.result(&format!("Sent to {jid}"), v);
+            let sec: ChatSecurity = r.get(&format!("/chats/{}/security", segment(&jid))).await?;
+            let how = if sec.encrypted {
+                " (encrypted end to end)"
+            } else {
+                " (not end-to-end encrypted: they use another XMPP client)"
+            };
+            out.result(&format!("Sent to {jid}{how}"), v);
         }
         Ask::Chat { jid, text: None } => {
             let lines_: Vec<ChatLine> = r.get(&format!("/chats/{}", segment(&jid))).await?;
             let text = lines(
                 &lines_,
                 &format!("Nothing said with {jid} yet: `spheres chat {jid} TEXT`"),
-                |l| format!("{}: {}", if l.mine { "you" } else { jid.as_str() }, l.body),
+                |l| {
+                    format!(
+                        "{}: {}{}",
+                        if l.mine { "you" } else { jid.as_str() },
+                        if l.encrypted { "🔒 " } else { "" },
+                        if l.unreadable {
+                            "(encrypted for another device: not readable here)"
+                        } else {
+                            l.body.as_str()
+                        }
+                    )
+                },
             );
             out.result(&text, value(&lines_));
         }

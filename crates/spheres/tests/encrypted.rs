@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::node::{
-    Node, household_member, household_nodes, in_feed, invite_and_join, invite_to_family,
-    test_prosody, wait_seeding,
+    Node, add_user, befriend, household_member, household_nodes, in_feed, invite_and_join,
+    invite_to_family, test_prosody, wait_seeding,
 };
 use common::{wait_until, write_random};
 use serde_json::Value;
@@ -400,4 +400,87 @@ fn an_encrypted_sphere_on_ejabberd() {
         !holds(&files, "encrypted: open it in spheres").is_empty(),
         "the archive was not where the test looked"
     );
+}
+
+/// A conversation's lines as `n` shows them.
+fn conversation(n: &Node, with: &str) -> Vec<Value> {
+    n.cli(&["chat", with])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn has_line(n: &Node, with: &str, body: &str, encrypted: bool) -> bool {
+    conversation(n, with)
+        .iter()
+        .any(|l| l["body"] == body && l["encrypted"] == encrypted)
+}
+
+/// Two spheres users talk end to end encrypted (a group per sending device), and the household
+/// server keeps none of their words; the lines stay readable after a restart; with someone
+/// who has no spheres node the conversation is plain XMPP and each line says so.
+#[test]
+fn conversations_between_spheres_users_are_encrypted_and_plain_with_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, mut bob) = household_nodes(dir.path(), &[]);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    alice.cli(&["chat", "bob@family.test", "The key is under the blue pot"]);
+    wait_until("alice's words at bob's", || {
+        has_line(
+            &bob,
+            "alice@family.test",
+            "The key is under the blue pot",
+            true,
+        )
+    });
+    bob.cli(&["chat", "alice@family.test", "Thanks, see you at eight"]);
+    wait_until("bob's words at alice's", || {
+        has_line(&alice, "bob@family.test", "Thanks, see you at eight", true)
+    });
+    let mine = conversation(&alice, "bob@family.test");
+    assert!(
+        mine.iter()
+            .any(|l| l["body"] == "The key is under the blue pot" && l["mine"] == true),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .all(|l| l["encrypted"] == true && l["unreadable"] == false),
+        "{mine:?}"
+    );
+
+    // Bob's node restarts: what was said stays readable, and the conversation goes on.
+    bob.stop();
+    bob.start(&[]);
+    assert!(has_line(
+        &bob,
+        "alice@family.test",
+        "The key is under the blue pot",
+        true
+    ));
+    alice.cli(&["chat", "bob@family.test", "Bring the cake"]);
+    wait_until("alice's next words at bob's", || {
+        has_line(&bob, "alice@family.test", "Bring the cake", true)
+    });
+
+    // Carol has no spheres node: plain, as with any XMPP client.
+    add_user(&alice, dir.path(), "carol");
+    alice.cli(&["contact", "add", "carol@family.test"]);
+    alice.cli(&["chat", "carol@family.test", "Plain hello for carol"]);
+    wait_until("the plain line in alice's archive", || {
+        has_line(&alice, "carol@family.test", "Plain hello for carol", false)
+    });
+
+    // The server's files (archives, offline messages) hold none of the encrypted words, and
+    // do hold the plain line and the encrypted messages' body.
+    let files = server_files(&alice);
+    for secret in ["blue pot", "see you at eight", "Bring the cake"] {
+        assert!(
+            holds(&files, secret).is_empty(),
+            "the server holds {secret:?} in {:?}",
+            holds(&files, secret)
+        );
+    }
+    assert!(!holds(&files, "Plain hello for carol").is_empty());
+    assert!(!holds(&files, "encrypted: open it in spheres").is_empty());
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::node::{
-    Node, add_user, household, household_member, household_nodes, in_feed, invite_and_join,
-    raw_http, wait_seeding,
+    Node, add_user, befriend, household, household_member, household_nodes, in_feed,
+    invite_and_join, raw_http, wait_seeding,
 };
 use common::wait_until;
 use serde_json::Value;
@@ -54,26 +54,6 @@ fn forged_notifications(
         eve.roster().await.unwrap();
     });
     (rt, eve)
-}
-
-/// `a` and `b` become contacts of each other (and each sees the other online).
-fn befriend(a: &Node, a_jid: &str, b: &Node, b_jid: &str) {
-    a.cli(&["contact", "add", b_jid]);
-    wait_until("the contact request", || {
-        b.cli(&["contact", "list"])["requests"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|j| j == a_jid))
-    });
-    b.cli(&["contact", "add", a_jid]);
-    wait_until("a mutual subscription", || {
-        a.cli(&["contact", "list"])["contacts"]
-            .as_array()
-            .is_some_and(|c| {
-                c.iter().any(|p| {
-                    p["jid"] == b_jid && p["subscription"] == "both" && p["online"] == true
-                })
-            })
-    });
 }
 
 #[test]

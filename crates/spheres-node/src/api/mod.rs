@@ -491,6 +491,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/contacts/{jid}/remove", post(remove_contact))
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
+        .route("/chats/{jid}/security", get(chat_security))
         .route("/feed", get(feed).post(make_post))
         .route("/feed/{id}/delete", post(delete_post))
         .route("/feed/{id}/edit", post(edit_post))
@@ -883,6 +884,13 @@ async fn conversation(
     Path(jid): Path<String>,
 ) -> ApiResult<Vec<types::ChatLine>> {
     Ok(Json(api.node.conversation(&jid).await?))
+}
+
+async fn chat_security(
+    State(api): State<Api>,
+    Path(jid): Path<String>,
+) -> ApiResult<types::ChatSecurity> {
+    Ok(Json(api.node.chat_security(&jid).await?))
 }
 
 async fn send_chat(

@@ -367,10 +367,23 @@ pub struct Contacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ChatLine {
+    /// What was said (empty when `unreadable`).
     pub body: String,
     pub mine: bool,
     /// When it was said (RFC 3339), when the archive says.
     pub stamp: Option<String>,
+    /// It went end to end encrypted (between spheres nodes); else in clear through the
+    /// servers, as with any XMPP client.
+    pub encrypted: bool,
+    /// Encrypted for other devices, or before this node could read it: not readable here.
+    pub unreadable: bool,
+}
+
+/// Whether what we write to a contact goes end to end encrypted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChatSecurity {
+    pub encrypted: bool,
 }
 
 // ----- The feed -----
@@ -862,6 +875,7 @@ mod tests {
             Contact::decl(&cfg),
             Contacts::decl(&cfg),
             ChatLine::decl(&cfg),
+            ChatSecurity::decl(&cfg),
             Photo::decl(&cfg),
             Exported::decl(&cfg),
             Imported::decl(&cfg),

@@ -9,16 +9,24 @@ export function mount(el, { jid }) {
   const life = scope();
   const { signal } = life;
   const list = h("ul", { id: "conversation", class: "messages", "aria-live": "polite" });
+  // Whether what we write goes end to end encrypted (their account has a spheres node) or in
+  // clear, as with any XMPP client.
+  const security = h("p", { class: "meta", id: "chat-security" });
 
   async function refresh() {
-    const msgs = await get.chat(jid, signal);
+    const [msgs, sec] = await Promise.all([get.chat(jid, signal), get.chatSecurity(jid, signal)]);
+    security.textContent = sec.encrypted ? "🔒 " + t("chatEncrypted") : t("chatPlain", { who: jid });
+    security.classList.toggle("warn", !sec.encrypted);
     list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
-      h("strong", {}, m.mine ? t("online_you") : jid.split("@")[0]), " ", h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
+      h("strong", {}, m.mine ? t("online_you") : jid.split("@")[0]), " ",
+      m.encrypted ? h("span", { class: "lock", title: t("lineEncrypted"), "aria-label": t("lineEncrypted") }, "🔒 ") : null,
+      m.unreadable ? h("em", {}, t("lineUnreadable")) : h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
     list.scrollTop = list.scrollHeight;
   }
 
   const msg = h("input", { id: "chat-say", autocomplete: "off", required: true });
   el.replaceChildren(h("p", {}, h("a", { href: "#/chats" }, "← " + t("back2"))), h("h1", {}, t("chatWith", { who: jid })),
+    security,
     h("section", { class: "chat" }, list,
       h("form", { onsubmit: async (ev) => {
         ev.preventDefault();

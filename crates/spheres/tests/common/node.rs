@@ -253,6 +253,26 @@ pub fn household_member(alice: &Node, dir: &Path, name: &str, args: &[&str]) -> 
     n
 }
 
+/// `a` and `b` become contacts of each other (and each sees the other online).
+pub fn befriend(a: &Node, a_jid: &str, b: &Node, b_jid: &str) {
+    a.cli(&["contact", "add", b_jid]);
+    wait_until("the contact request", || {
+        b.cli(&["contact", "list"])["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|j| j == a_jid))
+    });
+    b.cli(&["contact", "add", a_jid]);
+    wait_until("a mutual subscription", || {
+        a.cli(&["contact", "list"])["contacts"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter().any(|p| {
+                    p["jid"] == b_jid && p["subscription"] == "both" && p["online"] == true
+                })
+            })
+    });
+}
+
 /// Alice invites bob to "Family"; bob's node sees the invitation and accepts it.
 pub fn invite_and_join(alice: &Node, bob: &Node) {
     invite_to_family(alice, bob, "bob@family.test");
