@@ -73,7 +73,9 @@ household() {
     running=$(grep '"event":"running"' "$WORK/alice.out")
     c2s=$(json_field "$running" "['household']['c2s']")
     ca=$(json_field "$running" "['household']['ca']")
-    cli alice sphere create "$sphere" >/dev/null
+    # An encrypted sphere, as by default; SPHERE_ARGS=--open for an open one.
+    # shellcheck disable=SC2086
+    cli alice sphere create "$sphere" ${SPHERE_ARGS:-} >/dev/null
     echo "member-secret" >"$WORK/pw"
     for ((i = 1; i <= n; i++)); do
         cli alice household add-user "m$i" --password-file "$WORK/pw" >/dev/null

@@ -109,19 +109,7 @@ impl Node {
         let sender = self.sender_in_room(&sphere, &m.nick);
         let unknown = m.payload.is_some() && sender.is_none();
         let archive_id = m.archive_id.clone();
-        // An encrypted one opened (a message of an epoch ahead of ours waits for the
-        // archive to bring the change before it, as an unknown sender's does).
-        let mut ahead = false;
-        let sealed = matches!(m.payload, Some(SpherePayload::Sealed(_)));
-        if let Some(m) = self.unseal(&sphere, m, sender.as_ref(), &mut ahead).await {
-            self.record_said(&sphere, &m, sender.as_ref()).await;
-            if let Some(p) = m.payload {
-                self.on_room_payload(&sphere, p, sender, now_secs()).await;
-            }
-        }
-        if sealed {
-            self.save_mls().await;
-        }
+        let ahead = self.take_room_message(&sphere, m, sender, now_secs()).await;
         // An announcement from someone we cannot place yet is read again from the
         // archive, which records who sent it: the catch-up position stays where it
         // is until then, and a catch-up comes soon.
@@ -134,6 +122,32 @@ impl Node {
         {
             let _ = self.store.set_archive_after(sphere.id, &id).await;
         }
+    }
+
+    /// A room message, live or from the archive, from `sender` (as the room names them) at
+    /// `when`: an encrypted one opened, what it says recorded and acted on, the MLS state
+    /// saved after. Returns whether it belongs to an epoch ahead of ours (the archive is to
+    /// bring the change before it).
+    pub(crate) async fn take_room_message(
+        self: &Arc<Self>,
+        sphere: &Sphere,
+        m: RoomMessage,
+        sender: Option<Sender>,
+        when: i64,
+    ) -> bool {
+        let mut ahead = false;
+        let sealed = matches!(m.payload, Some(SpherePayload::Sealed(_)));
+        if let Some(m) = self.unseal(sphere, m, sender.as_ref(), &mut ahead).await {
+            self.record_said(sphere, &m, sender.as_ref()).await;
+            if let Some(p) = m.payload {
+                self.on_room_payload(sphere, p, sender, when).await;
+            }
+        }
+        // Saved once what it carried is acted on (a crash before then reads it again).
+        if sealed {
+            self.save_mls().await;
+        }
+        ahead
     }
 
     /// Our tracker key for a sphere: only from a sphere's room (a private message from an

@@ -229,21 +229,8 @@ impl Node {
             last = m.archive_id.clone();
             // What an epoch ahead of ours needs comes before it in the archive: such a
             // message is past repair here, and said in the log.
-            let mut ahead = false;
-            let sealed = matches!(
-                m.payload,
-                Some(spheres_xmpp::protocol::SpherePayload::Sealed(_))
-            );
-            if let Some(m) = self.unseal(sphere, m, sender.as_ref(), &mut ahead).await {
-                self.record_said(sphere, &m, sender.as_ref()).await;
-                if let Some(p) = m.payload {
-                    let when = m.unix_time.unwrap_or_else(now_secs);
-                    self.on_room_payload(sphere, p, sender, when).await;
-                }
-            }
-            if sealed {
-                self.save_mls().await;
-            }
+            let when = m.unix_time.unwrap_or_else(now_secs);
+            self.take_room_message(sphere, m, sender, when).await;
         }
         if let Some(last) = last {
             self.store.set_archive_after(sphere.id, &last).await?;

@@ -484,3 +484,127 @@ fn conversations_between_spheres_users_are_encrypted_and_plain_with_others() {
     assert!(!holds(&files, "Plain hello for carol").is_empty());
     assert!(!holds(&files, "encrypted: open it in spheres").is_empty());
 }
+
+/// 16-byte runs of `data`, one every 4 KiB, and how many of them `capture` holds.
+fn runs_seen(data: &[u8], capture: &[u8]) -> usize {
+    let runs: std::collections::HashSet<&[u8]> = data
+        .chunks(4096)
+        .filter(|c| c.len() >= 16)
+        .map(|c| &c[..16])
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for w in capture.windows(16) {
+        if runs.contains(w) {
+            seen.insert(w);
+        }
+    }
+    seen.len()
+}
+
+/// What goes over the network (captured on loopback with tcpdump: the household server's
+/// client port, both nodes' BitTorrent ports, the owner's tracker) holds no word said, no file
+/// name and no run of the content of an encrypted sphere, while the same capture does hold the
+/// content of an open sphere's share (so it saw the transfers).
+#[test]
+fn the_network_sees_no_word_name_or_content_of_an_encrypted_sphere() {
+    spheres_testkit::require_root("tcpdump captures loopback traffic");
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household_nodes(dir.path(), &[]);
+    alice.cli(&["sphere", "create", "Family"]);
+    alice.cli(&["sphere", "create", "Open", "--open"]);
+    invite_and_join(&alice, &bob);
+    alice.cli(&["sphere", "invite", "Open", "bob@family.test"]);
+    wait_until("bob's second invitation", || {
+        bob.cli(&["sphere", "invites"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    bob.cli(&["sphere", "join", "Open"]);
+    wait_until("bob's node in the group", || {
+        encryption(&bob, "Family") == "ready"
+    });
+    wait_until("bob's tracker key for the open sphere", || {
+        common::node::announce_of(&bob, "Open").is_some()
+    });
+
+    let status = alice.cli(&["status"]);
+    let port = |addr: &Value| -> String {
+        let a: std::net::SocketAddr = addr
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap();
+        a.port().to_string()
+    };
+    let ports = [
+        port(&status["household"]["c2s"]),
+        port(&status["listen"]),
+        port(&status["tracker"]),
+        port(&bob.cli(&["status"])["listen"]),
+    ];
+    let filter = ports
+        .iter()
+        .map(|p| format!("port {p}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let pcap = dir.path().join("traffic.pcap");
+    let mut tcpdump = std::process::Command::new("tcpdump")
+        .args(["-i", "lo", "-U", "-s", "0", "-Z", "root", "-w"])
+        .arg(&pcap)
+        .arg(&filter)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump (scripts/install-test-deps installs it)");
+    {
+        use std::io::BufRead;
+        let mut err = std::io::BufReader::new(tcpdump.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "tcpdump stopped");
+        }
+    }
+
+    alice.cli(&["say", "Family", "Quokka moonlight rendezvous"]);
+    wait_until("alice's words at bob's", || {
+        said(&bob, "Family", "Quokka moonlight rendezvous").is_some()
+    });
+    let hidden = alice.spheres.join("Family").join("zebra-hidden-name.bin");
+    let hidden_data = write_random(&hidden, 1_000_000, 91);
+    alice.cli(&["share", "Family", hidden.to_str().unwrap()]);
+    wait_seeding(&bob, "Family", "zebra-hidden-name.bin");
+    let control = alice.spheres.join("Open").join("control.bin");
+    let control_data = write_random(&control, 1_000_000, 92);
+    alice.cli(&["share", "Open", control.to_str().unwrap()]);
+    wait_seeding(&bob, "Open", "control.bin");
+
+    let pid = tcpdump.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tcpdump.wait().unwrap();
+    let capture = std::fs::read(&pcap).unwrap();
+    assert!(
+        runs_seen(&control_data, &capture) > 100,
+        "the capture missed the open share's transfer ({} bytes captured)",
+        capture.len()
+    );
+    assert_eq!(
+        runs_seen(&hidden_data, &capture),
+        0,
+        "the encrypted share's content is on the wire"
+    );
+    for secret in ["zebra-hidden", "Quokka moonlight"] {
+        assert!(
+            !capture
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
+            "{secret:?} is on the wire"
+        );
+    }
+}
