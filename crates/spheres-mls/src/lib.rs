@@ -275,6 +275,27 @@ impl Device {
         }))
     }
 
+    /// The key packages among `packages` that [`Device::add`] would take for `who`: well
+    /// formed, valid, of our ciphersuite, with `who` as their identity (the others are left
+    /// out, not an error: one bad package does not stop the rest).
+    pub fn usable_packages(&self, who: &str, packages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        packages
+            .iter()
+            .filter(|bytes| {
+                KeyPackageIn::tls_deserialize_exact(bytes.as_slice())
+                    .ok()
+                    .and_then(|kp| {
+                        kp.validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                            .ok()
+                    })
+                    .is_some_and(|kp| {
+                        kp.ciphersuite() == SUITE && identity_of(kp.leaf_node().credential()) == who
+                    })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Takes every device of `who` out of the group; `None` when none is in.
     pub fn remove(&self, group: &[u8], who: &str) -> Result<Option<Change>, MlsError> {
         let mut g = self.load(group)?;

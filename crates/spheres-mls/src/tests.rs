@@ -165,9 +165,16 @@ fn a_key_package_must_be_of_the_account_it_came_from() {
         lea.add(G, BOB, &[b"garbage".to_vec()]),
         Err(MlsError::Malformed(_))
     ));
-    // Adding someone already in adds nobody.
+    // Sorting them first keeps the good one of a mixed lot.
     let bob = Device::new(BOB).unwrap();
     let kp = bob.key_package().unwrap();
+    let lot = [
+        mallory.key_package().unwrap(),
+        b"garbage".to_vec(),
+        kp.clone(),
+    ];
+    assert_eq!(lea.usable_packages(BOB, &lot), vec![kp.clone()]);
+    // Adding someone already in adds nobody.
     lea.add(G, BOB, std::slice::from_ref(&kp)).unwrap().unwrap();
     lea.confirm(G).unwrap();
     assert_eq!(lea.add(G, BOB, &[kp]).unwrap(), None);

@@ -159,10 +159,8 @@ impl Node {
             if sealed.is_handshake() {
                 continue;
             }
-            let plain = match &l.id {
-                Some(id) => self.store.chat_line(who.as_str(), id, l.mine).await?,
-                None => None,
-            };
+            let key = crate::sealedchat::line_key(&sealed.bytes);
+            let plain = self.store.chat_line(who.as_str(), &key, l.mine).await?;
             out.push(types::ChatLine {
                 unreadable: plain.is_none(),
                 body: plain.unwrap_or_default(),

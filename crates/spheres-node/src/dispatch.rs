@@ -37,9 +37,7 @@ impl Node {
                 Inbound::Chat { with } => self.emit(NodeEvent::Chat {
                     with: with.to_string(),
                 }),
-                Inbound::SealedChat { from, id, sealed } => {
-                    self.on_sealed_chat(from, id, sealed).await
-                }
+                Inbound::SealedChat { from, sealed } => self.on_sealed_chat(from, sealed).await,
                 Inbound::Occupant(occ) => self.on_occupant(occ).await,
                 Inbound::ContactRequest(who) => self.on_contact_request(who),
                 Inbound::Feed(ev) => self.on_feed(ev).await,

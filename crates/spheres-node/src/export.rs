@@ -58,6 +58,10 @@ pub(crate) struct SphereOut {
     pub encrypted: bool,
     /// Its members, when we own it.
     pub members: Vec<String>,
+    /// Those of them who are keyless seeders (docs/decisions/0016): invited again as such, so
+    /// an import never gives them the keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeders: Vec<String>,
     /// The shares we made in it.
     pub shares: Vec<ShareOut>,
 }
@@ -282,16 +286,17 @@ impl Node {
             .collect();
         let (mut spheres, mut torrents, mut media) = (Vec::new(), Vec::new(), Vec::new());
         for s in self.store.spheres().await? {
-            let members = if s.owned {
-                self.store
-                    .members(s.id)
-                    .await?
-                    .into_iter()
-                    .map(|m| m.jid)
-                    .collect()
+            let all = if s.owned {
+                self.store.members(s.id).await?
             } else {
                 Vec::new()
             };
+            let seeders = all
+                .iter()
+                .filter(|m| m.seeder)
+                .map(|m| m.jid.clone())
+                .collect();
+            let members = all.into_iter().map(|m| m.jid).collect();
             let mut shares = Vec::new();
             for share in self.store.shares(s.id).await? {
                 if share.sharer != self.me.as_str() {
@@ -325,6 +330,7 @@ impl Node {
                 owned: s.owned,
                 encrypted: s.encrypted,
                 members,
+                seeders,
                 shares,
             });
         }
@@ -422,7 +428,10 @@ impl Node {
                 },
             };
             for member in s.members.iter().filter(|j| **j != self.me.as_str()) {
-                match self.invite(&s.name, member, false).await {
+                match self
+                    .invite(&s.name, member, s.seeders.contains(member))
+                    .await
+                {
                     Ok(()) => done.members_invited += 1,
                     Err(e) => done.not_done.push(NotDone::new("invite", member, Some(e))),
                 }

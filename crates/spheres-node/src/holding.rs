@@ -46,11 +46,9 @@ impl Node {
             .map(|s| Hold {
                 id: s.id.clone(),
                 size: s.size,
-                // Without its trackers: their announce URLs carry the sharer's own key.
-                torrent: s
-                    .torrent
-                    .as_deref()
-                    .and_then(|t| spheres_metainfo::with_trackers(t, &[]).ok()),
+                // Its info dictionary alone: the trackers' announce URLs carry the sharer's own
+                // key, and the rest (when it was made, by what) is nobody else's business.
+                torrent: s.torrent.as_deref().and_then(info_only),
             })
             .collect();
         let Ok(room) = BareJid::new(&sphere.room) else {
@@ -107,6 +105,15 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// A torrent reduced to its info dictionary (the same infohash, nothing else said).
+fn info_only(torrent: &[u8]) -> Option<Vec<u8>> {
+    let meta = spheres_metainfo::Metainfo::from_bytes(torrent).ok()?;
+    let mut out = b"d4:info".to_vec();
+    out.extend_from_slice(&meta.info_bytes);
+    out.push(b'e');
+    Some(out)
 }
 
 /// A sealed torrent to hold, as the share the seeder's node records and fetches: named as the

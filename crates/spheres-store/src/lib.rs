@@ -854,7 +854,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO invites (room, from_jid, reason, received_at, encrypted, holding) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT(room) DO UPDATE SET from_jid = excluded.from_jid, reason = excluded.reason,
-                encrypted = MAX(invites.encrypted, excluded.encrypted), holding = excluded.holding",
+                encrypted = MAX(invites.encrypted, excluded.encrypted),
+                holding = MIN(invites.holding, excluded.holding)",
         )
         .bind(room)
         .bind(from)
@@ -867,8 +868,9 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps the plaintext of a line of an encrypted conversation with `with` (the first one
-    /// kept under an id stays). Returns whether it is new.
+    /// Keeps the plaintext of a line of an encrypted conversation with `with`, under `id` (the
+    /// node uses its ciphertext's hash); the first one kept under an id stays. Returns whether
+    /// it is new.
     pub async fn add_chat_line(
         &self,
         with: &str,
@@ -1179,6 +1181,18 @@ mod tests {
             inv.encrypted && inv.holding,
             "a seeder's sphere is encrypted"
         );
+        // Another invitation to the same room (anyone can send one) never makes this node a
+        // keyless seeder where it was not asked to be one; it may only undo it.
+        for (from, holding, want) in [
+            ("eve@evil.test", false, false),
+            ("eve@evil.test", true, false),
+        ] {
+            store
+                .add_invite("other@rooms.home.test", from, None, true, holding)
+                .await
+                .unwrap();
+            assert_eq!(store.invites().await.unwrap()[0].holding, want);
+        }
         store.set_archive_after(s.id, "archive-7").await.unwrap();
         assert!(
             store

@@ -20,8 +20,6 @@ const NS_CARBONS: &str = "urn:xmpp:carbons:2";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatLine {
     pub body: String,
-    /// The message's id, as its sender gave it.
-    pub id: Option<String>,
     /// An MLS message of an encrypted conversation (its body says so), when it is one.
     pub sealed: Option<crate::sealed::Sealed>,
     /// Said by us (from any of our devices).
@@ -225,7 +223,6 @@ impl Client {
                 let mine = a.message.from.as_ref().is_some_and(|f| f.to_bare() == me);
                 Some(ChatLine {
                     body,
-                    id: a.message.id.as_ref().map(|i| i.0.clone()),
                     sealed: crate::sealed::Sealed::from_message(&a.message)
                         .filter(|s| s.group.is_some()),
                     mine,

@@ -62,10 +62,9 @@ pub enum Inbound {
     /// A one-to-one conversation has a new message (ours from another device included).
     Chat { with: BareJid },
     /// An MLS message of a one-to-one conversation (see [`crate::sealed::chat_group`]),
-    /// from `from` (as the server says), with the message's id.
+    /// from `from` (as the server says).
     SealedChat {
         from: BareJid,
-        id: Option<String>,
         sealed: crate::sealed::Sealed,
     },
     /// Someone in a room, as a presence from the room says.
@@ -195,7 +194,6 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
         {
             Some(Inbound::SealedChat {
                 from: from.to_bare(),
-                id: m.id.as_ref().map(|i| i.0.clone()),
                 sealed,
             })
         }

@@ -333,6 +333,30 @@ fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
     );
     vault.stop();
     bob.stop();
+
+    // Alice's export names the vault as a seeder: an import invites it again as one, and
+    // never gives it the keys.
+    alice.start(&[]);
+    let archive = dir.path().join("alice-export.tar");
+    alice.cli(&["export", archive.to_str().unwrap()]);
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("spheres.json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no manifest in the export");
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let family = manifest["spheres"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "Family"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        family["seeders"],
+        serde_json::json!(["vault@home.test"]),
+        "{family}"
+    );
 }
 
 /// The same on ejabberd (Debian's 23.01), a server we did not write either: key packages on
