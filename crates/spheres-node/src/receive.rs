@@ -401,25 +401,6 @@ impl Node {
             return;
         };
         let folder = PathBuf::from(&sphere.folder);
-        if sphere.holding {
-            // Ciphertext: it stays where it was fetched, out of the sphere's folder (a
-            // single file, `sealed`).
-            let held = st.root.join(&meta.name);
-            let _ = self
-                .store
-                .set_share_state(
-                    sphere.id,
-                    &share.info_hash,
-                    ShareState::Seeding.as_str(),
-                    Some(&held.to_string_lossy()),
-                    None,
-                )
-                .await;
-            self.emit(NodeEvent::Share {
-                sphere: sphere.name.clone(),
-            });
-            return;
-        }
         // Where the engine has it: this sphere's `incoming`, or another sphere's when the same
         // torrent is in both.
         let source = if meta.multi_file {
@@ -433,7 +414,11 @@ impl Node {
             (Ok(a), Ok(b)) => a == b,
             _ => a == b,
         };
-        let placed = if same(&source, &folder) {
+        let placed = if sphere.holding {
+            // A keyless seeder's ciphertext stays where it was fetched, out of the sphere's
+            // folder (one file, `sealed`).
+            Ok(st.root.join(&meta.name))
+        } else if same(&source, &folder) {
             // Downloaded before downloads were staged: already in place.
             Ok(st.root.clone())
         } else {

@@ -215,25 +215,19 @@ impl Node {
         sender: Option<&Sender>,
         ahead: &mut bool,
     ) -> Option<RoomMessage> {
-        if sphere.holding {
-            // A keyless seeder reads the owner's sealed torrents, and nothing else.
-            return matches!(
-                m.payload,
-                Some(spheres_xmpp::protocol::SpherePayload::Holds(_))
-            )
-            .then_some(m);
+        // A keyless seeder reads the owner's sealed torrents, and nothing else; they are
+        // nobody else's.
+        let holds = matches!(
+            m.payload,
+            Some(spheres_xmpp::protocol::SpherePayload::Holds(_))
+        );
+        if sphere.holding || holds {
+            return (sphere.holding && holds).then_some(m);
         }
         let Some(spheres_xmpp::protocol::SpherePayload::Sealed(sealed)) = &m.payload else {
             // In an encrypted sphere only what the group authenticates counts: anything said
             // in clear (a member's plain client, a node not in the group, the server itself
             // under any nick) is dropped whole.
-            if matches!(
-                m.payload,
-                Some(spheres_xmpp::protocol::SpherePayload::Holds(_))
-            ) {
-                // For the sphere's keyless seeders, not for us.
-                return None;
-            }
             if sphere.encrypted && (m.payload.is_some() || m.said.is_some()) {
                 tracing::info!(sphere = %sphere.name, from = %m.nick, "ignoring a clear message in an encrypted sphere");
                 return None;

@@ -188,7 +188,6 @@ impl Node {
         })
     }
 
-    /// Our announcement of a torrent.
     /// Hashes what is shared at `path` into its torrent (sealed with `seal` when given), with
     /// progress under `progress_key` in `shares`.
     async fn hash_share(
@@ -226,6 +225,7 @@ impl Node {
         .map_err(Into::into)
     }
 
+    /// Our announcement of a torrent.
     pub(crate) fn share_of(&self, meta: &Metainfo, torrent: Vec<u8>) -> Share {
         Share {
             id: meta.info_hash.to_hex(),
