@@ -224,6 +224,15 @@ try {
   assert.ok(second.have_bytes < second.total_bytes, `a share left aside plays before it is all here (${second.have_bytes} of ${second.total_bytes})`);
   await b.keyboard.press("Escape");
 
+  // Alice takes clip-2 back from her page, once she said yes; bob's page shows it withdrawn
+  // and never offered him to take back alice's share.
+  const clip2 = (p) => p.locator(".card", { hasText: "clip-2.webm" });
+  assert.equal(await clip2(b).getByRole("button", { name: "Take back" }).count(), 0, "bob is offered to take back alice's share");
+  a.once("dialog", (d) => d.accept());
+  await clip2(a).getByRole("button", { name: "Take back" }).click();
+  await a.getByText("clip-2.webm taken back").waitFor();
+  await b.waitForFunction(() => [...document.querySelectorAll(".card.withdrawn")].some((e) => e.textContent.includes("clip-2.webm")), null, { timeout: WAIT });
+
   // From another device (a name that is not loopback), the node wants its password.
   await a.goto(NODE_A + "/#/settings");
   await a.getByLabel("Web password for your other devices").fill("correct horse battery");

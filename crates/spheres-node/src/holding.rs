@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use spheres_store::Sphere;
 use spheres_xmpp::BareJid;
-use spheres_xmpp::protocol::{Hold, Holds, Share};
+use spheres_xmpp::protocol::{Hold, Holds, Share, Unhold, Withdraw};
 
 use crate::rooms::Sender;
 use crate::{Node, lock};
@@ -51,20 +51,44 @@ impl Node {
                 torrent: s.torrent.as_deref().and_then(info_only),
             })
             .collect();
-        let Ok(room) = BareJid::new(&sphere.room) else {
-            return;
-        };
         let weight = |h: &Hold| h.torrent.as_ref().map_or(0, |t| t.len() * 4 / 3) + 128;
         for holds in crate::sealed::chunks(holds, weight) {
-            let mut msg =
-                spheres_xmpp::sealed::chat_line("🔒 encrypted files, for the sphere's seeders")
-                    .with_payload(Holds { holds });
-            msg.to = Some(room.clone().into());
-            if let Err(e) = self.xmpp.send(msg).await {
+            let holds = Holds {
+                holds,
+                ..Holds::default()
+            };
+            if let Err(e) = self.tell_seeders(sphere, holds).await {
                 tracing::warn!(sphere = %sphere.name, error = %e, "cannot give the seeders a sealed torrent");
                 return;
             }
         }
+    }
+
+    /// Tells a sphere's keyless seeders that a share was withdrawn: they stop serving it and
+    /// delete its ciphertext (they cannot read the withdrawal itself).
+    pub(crate) async fn send_unholds(&self, sphere: &Sphere, info_hash: &str) {
+        if self.seeders(sphere).await.is_empty() {
+            return;
+        }
+        let unholds = Holds {
+            unholds: vec![Unhold {
+                id: info_hash.to_owned(),
+            }],
+            ..Holds::default()
+        };
+        if let Err(e) = self.tell_seeders(sphere, unholds).await {
+            tracing::warn!(sphere = %sphere.name, error = %e, "cannot tell the seeders of a withdrawal");
+        }
+    }
+
+    async fn tell_seeders(&self, sphere: &Sphere, holds: Holds) -> Result<()> {
+        let room = BareJid::new(&sphere.room)?;
+        let mut msg =
+            spheres_xmpp::sealed::chat_line("🔒 encrypted files, for the sphere's seeders")
+                .with_payload(holds);
+        msg.to = Some(room.into());
+        self.xmpp.send(msg).await?;
+        Ok(())
     }
 
     /// Gives `seeder` (a keyless seeder of a sphere we own) every sealed torrent of the
@@ -80,7 +104,7 @@ impl Node {
     }
 
     /// Sealed torrents from a sphere's room: a keyless seeder of it fetches and seeds each, as
-    /// it is; anyone else ignores them.
+    /// it is, and lets go of those withdrawn; anyone else ignores them.
     pub(crate) async fn on_holds(
         self: &Arc<Self>,
         sphere: &Sphere,
@@ -95,6 +119,12 @@ impl Node {
                 "{} is not the sphere's owner; sealed torrents from them are ignored",
                 sender.jid
             );
+        }
+        for u in holds.unholds {
+            let w = Withdraw { id: u.id };
+            if let Err(e) = self.on_withdraw(sphere, w, sender).await {
+                tracing::warn!(sphere = %sphere.name, error = %e, "cannot let a sealed torrent go");
+            }
         }
         for h in holds.holds {
             let share = held_share(h, &sender.jid);

@@ -16,7 +16,7 @@ use spheres_xmpp::protocol::{SealedShare, Share, Withdraw};
 use crate::RowState as _;
 use crate::api::types;
 use crate::api::types::{Policy, ShareState};
-use crate::error::NodeError;
+use crate::error::{NodeError, refuse};
 use crate::events::NodeEvent;
 use crate::rooms::Sender;
 use crate::send::MAGNET_PATIENCE;
@@ -334,6 +334,10 @@ impl Node {
         Ok(())
     }
 
+    /// A share taken back, by its sharer or the sphere's owner. Members stop fetching and
+    /// seeding it; what they already have in the sphere's folder stays theirs, and the rest
+    /// (a download still arriving, a keyless seeder's ciphertext) goes. The owner's node
+    /// tells the sphere's keyless seeders, who cannot read the withdrawal.
     pub(crate) async fn on_withdraw(
         &self,
         sphere: &Sphere,
@@ -351,8 +355,8 @@ impl Node {
                 row.sharer
             );
         }
-        if let Ok(hash) = w.id.parse::<InfoHash>() {
-            let _ = self.engine.remove(&hash, false).await;
+        if row.share_state() == ShareState::Withdrawn {
+            return Ok(());
         }
         self.store
             .set_share_state(
@@ -363,7 +367,100 @@ impl Node {
                 None,
             )
             .await?;
+        let _ = self.store.remove_outbox(sphere.id, &row.info_hash).await;
+        self.let_go(sphere, &row.info_hash).await;
+        if sphere.owned {
+            self.send_unholds(sphere, &row.info_hash).await;
+        }
+        self.emit(NodeEvent::Share {
+            sphere: sphere.name.clone(),
+        });
         Ok(())
+    }
+
+    /// Stops fetching and seeding a withdrawn share, unless another sphere of ours still has
+    /// the same torrent, and removes what this node keeps of it out of sight (`incoming`:
+    /// what is still arriving, a keyless seeder's ciphertext). What is in the sphere's folder
+    /// (the sharer's own file, a member's finished copy, a hard link) stays.
+    async fn let_go(&self, sphere: &Sphere, info_hash: &str) {
+        for other in self.store.spheres().await.unwrap_or_default() {
+            if other.id == sphere.id {
+                continue;
+            }
+            if let Ok(Some(r)) = self.store.share(other.id, info_hash).await
+                && r.share_state() != ShareState::Withdrawn
+            {
+                return;
+            }
+        }
+        if let Ok(hash) = info_hash.parse::<InfoHash>() {
+            let _ = self.engine.remove(&hash, false).await;
+        }
+        let staging = crate::incoming::incoming_dir(Path::new(&sphere.folder), info_hash);
+        match std::fs::remove_dir_all(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %staging.display(), error = %e, "cannot remove a withdrawn share's data");
+            }
+            _ => {}
+        }
+    }
+
+    /// One of a sphere's shares, by its name or info hash.
+    async fn share_named(
+        &self,
+        sphere: &Sphere,
+        share: &str,
+    ) -> Result<spheres_store::ShareRow, NodeError> {
+        let name = &sphere.name;
+        self.store
+            .shares(sphere.id)
+            .await?
+            .into_iter()
+            .find(|r| r.info_hash == share || r.name == share)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "{name:?} has no share {share:?} (see `spheres shares {name}`)"
+                ))
+            })
+    }
+
+    /// Takes back a share of ours (or, for the sphere's owner, anyone's): its members' nodes
+    /// stop fetching and seeding it; the file stays where it is on this machine.
+    pub async fn take_back(&self, name: &str, share: &str) -> Result<types::ShareInfo, NodeError> {
+        let sphere = self.sphere_named(name).await?;
+        let row = self.share_named(&sphere, share).await?;
+        let us = Sender {
+            jid: self.me.clone(),
+            owner: sphere.owned,
+        };
+        if row.sharer != self.me.as_str() && !sphere.owned {
+            refuse!(
+                Forbidden,
+                "{:?} was shared by {}: only they or the sphere's owner can take it back",
+                row.name,
+                row.sharer
+            );
+        }
+        if sphere.holding {
+            refuse!(
+                Forbidden,
+                "this node holds {name:?}'s encrypted files for its members: only the sphere's owner can take a share back"
+            );
+        }
+        if row.share_state() != ShareState::Withdrawn {
+            let w = Withdraw {
+                id: row.info_hash.clone(),
+            };
+            let room = BareJid::new(&sphere.room)?;
+            self.send_in_room(&sphere, w.clone().into_message(room, &self.nick, &row.name))
+                .await?;
+            self.on_withdraw(&sphere, w, &us).await?;
+        }
+        self.shares(name)
+            .await?
+            .into_iter()
+            .find(|s| s.info_hash.as_deref() == Some(row.info_hash.as_str()))
+            .ok_or_else(|| NodeError::NotFound(format!("{:?} is gone", row.name)))
     }
 
     /// A download is complete and verified: it appears in the sphere's folder (never over
@@ -497,15 +594,7 @@ impl Node {
         share: &str,
     ) -> Result<types::Fetching, NodeError> {
         let sphere = self.sphere_named(name).await?;
-        let rows = self.store.shares(sphere.id).await?;
-        let row = rows
-            .iter()
-            .find(|r| r.info_hash == share || r.name == share)
-            .ok_or_else(|| {
-                NodeError::NotFound(format!(
-                    "{name:?} has no share {share:?} (see `spheres shares {name}`)"
-                ))
-            })?;
+        let row = self.share_named(&sphere, share).await?;
         if row.share_state() == ShareState::Available || row.share_state() == ShareState::Failed {
             self.store
                 .set_share_state(
@@ -516,7 +605,7 @@ impl Node {
                     None,
                 )
                 .await?;
-            let share = self.share_from_row(row);
+            let share = self.share_from_row(&row);
             if share.torrent.is_some() {
                 self.add_to_engine(&sphere, &share, None).await?;
             } else {

@@ -158,13 +158,25 @@ pub struct Hold {
     pub torrent: Option<Vec<u8>>,
 }
 
-/// Sealed shares' torrents for an encrypted sphere's keyless seeders (only the valid ones are
-/// kept): one message carries several.
+/// A sealed share withdrawn: its keyless seeders stop serving it and delete its ciphertext.
+/// Taken from the sphere's owner only, by keyless seeders only.
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq)]
+#[xml(namespace = NS, name = "unhold")]
+pub struct Unhold {
+    /// The sealed torrent's infohash (40 lowercase hex digits).
+    #[xml(attribute)]
+    pub id: String,
+}
+
+/// Sealed shares' torrents for an encrypted sphere's keyless seeders, and those to let go
+/// (only the valid ones are kept): one message carries several.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Default)]
 #[xml(namespace = NS, name = "holds")]
 pub struct Holds {
     #[xml(child(n = ..))]
     pub holds: Vec<Hold>,
+    #[xml(child(n = ..))]
+    pub unholds: Vec<Unhold>,
 }
 
 /// One address where a node accepts BitTorrent connections.
@@ -302,7 +314,11 @@ impl SpherePayload {
         }
         if let Some(h) = child_of::<Holds>(p, NS, "holds") {
             let holds: Vec<Hold> = h.holds.into_iter().filter(|h| is_infohash(&h.id)).collect();
-            return Some(SpherePayload::Holds(Holds { holds }));
+            let unholds = h.unholds.into_iter().filter(|u| is_infohash(&u.id));
+            return Some(SpherePayload::Holds(Holds {
+                holds,
+                unholds: unholds.collect(),
+            }));
         }
         if let Some(post) = child_of(p, NS, "post") {
             return Some(SpherePayload::Post(Box::new(post)));
@@ -674,14 +690,19 @@ mod tests {
             .into_iter()
             .map(|id| Hold { id, ..h.clone() })
             .collect();
+        let gone = Unhold {
+            id: "cd".repeat(20),
+        };
         let all = Holds {
             holds: [vec![h.clone(), bare.clone()], bad].concat(),
+            unholds: vec![gone.clone(), Unhold { id: "../x".into() }],
         };
         let m = Message::groupchat(Some(room().into())).with_payload(all);
         assert_eq!(
             SpherePayload::from_message(&m),
             Some(SpherePayload::Holds(Holds {
-                holds: vec![h, bare]
+                holds: vec![h, bare],
+                unholds: vec![gone],
             })),
             "the valid ones only"
         );

@@ -96,6 +96,7 @@ pub enum Ask {
     Sphere(SphereCommand),
     Share { sphere: String, path: PathBuf },
     Fetch { sphere: String, share: String },
+    TakeBack { sphere: String, share: String },
     Shares { sphere: String },
     Password { password_file: PathBuf },
     Household(HouseholdCommand),
@@ -366,6 +367,21 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 )
                 .await?;
             out.result(&format!("Fetching {} in {sphere}", v.name), value(&v));
+        }
+        Ask::TakeBack { sphere, share } => {
+            let v: ShareInfo = r
+                .post(
+                    &format!("/spheres/{}/take-back", segment(&sphere)),
+                    json!({"share": share}),
+                )
+                .await?;
+            out.result(
+                &format!(
+                    "Took back {} in {sphere}: members no longer get it (the file stays here)",
+                    v.name
+                ),
+                value(&v),
+            );
         }
         Ask::Password { password_file } => {
             let password = read_secret(&password_file)?;

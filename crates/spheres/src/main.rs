@@ -58,6 +58,15 @@ enum Command {
         sphere: String,
         share: String,
     },
+    /// Take back a share of yours (the sphere's owner: anyone's): members' nodes stop
+    /// fetching and seeding it; copies they already have stay with them, and the file stays
+    /// on this machine.
+    TakeBack {
+        /// The sphere's name.
+        sphere: String,
+        /// The share's name or info hash.
+        share: String,
+    },
     /// List a sphere's shares with their progress.
     Shares {
         /// The sphere's name.
@@ -316,6 +325,9 @@ fn main() {
         Command::Share { sphere, path } => ask(&out, &cli.locate, Ask::Share { sphere, path }),
         Command::Shares { sphere } => ask(&out, &cli.locate, Ask::Shares { sphere }),
         Command::Fetch { sphere, share } => ask(&out, &cli.locate, Ask::Fetch { sphere, share }),
+        Command::TakeBack { sphere, share } => {
+            ask(&out, &cli.locate, Ask::TakeBack { sphere, share })
+        }
         Command::Password { password_file } => {
             ask(&out, &cli.locate, Ask::Password { password_file })
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::node::{
     Node, add_user, befriend, household_member, household_nodes, in_feed, invite_and_join,
@@ -284,7 +284,8 @@ fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
         "{row}"
     );
     // What the vault has is ciphertext, out of the sphere's folder, and names nothing.
-    let on_disk = std::fs::read(row["path"].as_str().unwrap()).unwrap();
+    let held_at = PathBuf::from(row["path"].as_str().unwrap());
+    let on_disk = std::fs::read(&held_at).unwrap();
     assert_eq!(on_disk.len(), data.len());
     assert!(
         !on_disk
@@ -357,6 +358,28 @@ fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
         serde_json::json!(["vault@home.test"]),
         "{family}"
     );
+
+    // Alice takes the video back. Bob cannot (he did not share it, nor owns the sphere);
+    // his node stops seeding it and keeps his copy; the vault, which cannot read the
+    // withdrawal, is told by alice's node and deletes its ciphertext.
+    bob.start(&[]);
+    vault.start(&["--headless", "--accept-invites-from", "alice@home.test"]);
+    let why = bob.cli_fails(&["take-back", "Family", "holiday-secret-clip.webm"]);
+    assert!(why.contains("only they or the sphere's owner"), "{why}");
+    let taken = alice.cli(&["take-back", "Family", "holiday-secret-clip.webm"]);
+    assert_eq!(taken["state"], "withdrawn", "{taken}");
+    wait_until("the withdrawal at bob's", || {
+        bob.share_state("Family", "holiday-secret-clip.webm")
+            .is_some_and(|s| s["state"] == "withdrawn")
+    });
+    assert!(
+        std::fs::read(bob.spheres.join("Family/holiday-secret-clip.webm")).unwrap() == data,
+        "bob lost his copy"
+    );
+    wait_until("the vault letting the ciphertext go", || {
+        !held_at.exists() && vault.cli(&["shares", "Family"])[0]["state"] == "withdrawn"
+    });
+    assert!(clip.exists(), "alice's own file went");
 }
 
 /// The same on ejabberd (Debian's 23.01), a server we did not write either: key packages on

@@ -477,6 +477,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
             post(archive::import_from).put(archive::import_upload),
         )
         .route("/spheres/{name}/fetch", post(fetch))
+        .route("/spheres/{name}/take-back", post(take_back))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
         .route("/link/preview", post(link_preview))
@@ -636,6 +637,14 @@ async fn fetch(
     Json(b): Json<FetchBody>,
 ) -> ApiResult<types::Fetching> {
     Ok(Json(api.node.fetch(&name, &b.share).await?))
+}
+
+async fn take_back(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(b): Json<FetchBody>,
+) -> ApiResult<types::ShareInfo> {
+    Ok(Json(api.node.take_back(&name, &b.share).await?))
 }
 
 async fn invites(State(api): State<Api>) -> ApiResult<Vec<types::Invite>> {

@@ -38,6 +38,10 @@ export function mount(el, { name }) {
   const { signal } = life;
   const base = `/spheres/${enc(name)}`;
   let shares = [];
+  // Who may take a share back here: its sharer, and the sphere's owner (not a keyless seeder).
+  let myJid = "";
+  let owner = false;
+  let holding = false;
   let closeViewer = null;
   life.add(() => closeViewer?.());
 
@@ -74,7 +78,7 @@ export function mount(el, { name }) {
     const stateText = t(`state_${s.state}`) + (s.state === "downloading" ? ` ${pct}%` : "");
     return h("li", { class: `card ${s.state}` },
       h("button", { type: "button", class: "open", "data-index": index, onclick: () => openCard(s, index),
-        disabled: !s.info_hash || s.state === "hashing" },
+        disabled: !s.info_hash || s.state === "hashing" || s.state === "withdrawn" },
         h("span", { class: "thumb" }, thumb),
         h("span", { class: "name" }, s.name)),
       h("span", { class: "meta" }, `${size(s.total_bytes || s.size || 0)}${s.files > 1 ? " · " + t("files", { n: s.files }) : ""}`),
@@ -85,7 +89,15 @@ export function mount(el, { name }) {
       s.state === "downloading" && s.download_bps ? h("span", { class: "meta" }, t("speed", { rate: size(s.download_bps), n: s.peers })) : null,
       s.state === "available" ? h("button", { type: "button", onclick: async () => {
         try { await api(`${base}/fetch`, { method: "POST", json: { share: s.info_hash }, signal }); refreshShares().catch(fail); } catch (e) { fail(e); }
-      } }, t("fetch")) : null);
+      } }, t("fetch")) : null,
+      s.info_hash && !holding && s.state !== "withdrawn" && (owner || s.sharer === myJid)
+        ? h("button", { type: "button", class: "take-back", onclick: async () => {
+          if (!confirm(t("takeBackConfirm", { name: s.name }))) return;
+          try {
+            await api(`${base}/take-back`, { method: "POST", json: { share: s.info_hash }, signal });
+            say(t("tookBack", { name: s.name })); refreshShares().catch(fail);
+          } catch (e) { fail(e); }
+        } }, t("takeBack")) : null);
   }
 
   // The parts refreshed on their own.
@@ -133,7 +145,11 @@ export function mount(el, { name }) {
   const seederBox = h("span", { hidden: true }, h("label", { class: "check" }, seeder, " ", t("asSeeder")),
     h("small", { class: "meta" }, t("asSeederHelp")));
   async function refreshPolicy() {
-    const me = (await get.spheres(signal)).find((x) => x.name === name);
+    const [list, status] = await Promise.all([get.spheres(signal), get.status(signal)]);
+    const me = list.find((x) => x.name === name);
+    myJid = status.jid;
+    owner = !!me?.owned;
+    holding = me?.encryption === "holding";
     policy.value = me && POLICIES.includes(me.policy) ? me.policy : "all";
     const e = me?.encryption || "open";
     lock.textContent = e === "ready" ? "🔒 " + t("encryptedReady")
