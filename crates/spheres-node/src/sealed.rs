@@ -65,8 +65,14 @@ fn group_of(sphere: &Sphere) -> &[u8] {
     sphere.room.as_bytes()
 }
 
+/// Where an MLS state that did not read is kept (hex), once.
+const UNREADABLE_MLS: &str = "mls_state_unreadable";
+
 impl Node {
     /// Loads this node's MLS device from the store, or makes one for its account.
+    /// This node's MLS state, from the store (made and saved the first time). A state that
+    /// does not read (a damaged database, a format this version does not know) is kept aside
+    /// under [`UNREADABLE_MLS`] and the node starts with new keys rather than not at all.
     pub(crate) async fn load_mls(
         store: &spheres_store::Store,
         me: &BareJid,
@@ -79,7 +85,11 @@ impl Node {
                     "the saved encryption keys are another account's; making new ones"
                 ),
                 Err(e) => {
-                    tracing::error!(error = %e, "the saved encryption keys do not read; making new ones (encrypted spheres need their owners to add this node again)")
+                    // Kept aside, never overwritten: a later version may read it again.
+                    if store.meta(UNREADABLE_MLS).await?.is_none() {
+                        store.set_meta(UNREADABLE_MLS, &hex::encode(&saved)).await?;
+                    }
+                    tracing::error!(error = %e, kept_as = UNREADABLE_MLS, "the saved encryption keys do not read; they are kept aside and this node makes new ones: the owners' nodes add it again to each encrypted sphere when both are online")
                 }
             }
         }
@@ -566,6 +576,37 @@ fn seal_again(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn unreadable_keys_are_kept_aside_and_new_ones_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = spheres_store::Store::open(&dir.path().join("node.db"))
+            .await
+            .unwrap();
+        let me = BareJid::new("lea@home.test").unwrap();
+        let first = Node::load_mls(&store, &me).await.unwrap();
+        let saved = store.mls_state().await.unwrap().unwrap();
+        assert_eq!(
+            Node::load_mls(&store, &me).await.unwrap().device.snapshot(),
+            first.device.snapshot(),
+            "the same keys after a restart"
+        );
+        store.set_mls_state(b"\x00damaged").await.unwrap();
+        let fresh = Node::load_mls(&store, &me).await.unwrap();
+        assert_ne!(fresh.device.snapshot(), saved);
+        assert_eq!(
+            store.meta(UNREADABLE_MLS).await.unwrap(),
+            Some(hex::encode(b"\x00damaged")),
+            "the unreadable state is kept"
+        );
+        // A second bad start keeps the first state aside, not its own.
+        store.set_mls_state(b"worse").await.unwrap();
+        Node::load_mls(&store, &me).await.unwrap();
+        assert_eq!(
+            store.meta(UNREADABLE_MLS).await.unwrap(),
+            Some(hex::encode(b"\x00damaged"))
+        );
+    }
 
     fn share(i: usize, torrent: usize) -> Share {
         Share {
