@@ -6,6 +6,7 @@ use std::sync::Arc;
 use spheres_store::Sphere;
 use spheres_xmpp::muc::Occupant;
 use spheres_xmpp::protocol::{Claim, DirectInvite, SpherePayload, TrackerGrant};
+use spheres_xmpp::sealed::Sealed;
 use spheres_xmpp::{BareJid, Event, Inbound, Jid, RoomMessage};
 use tokio::sync::mpsc::Receiver;
 
@@ -38,6 +39,9 @@ impl Node {
                     with: with.to_string(),
                 }),
                 Inbound::SealedChat { from, sealed } => self.on_sealed_chat(from, sealed).await,
+                Inbound::SealedPrivate { room, nick, sealed } => {
+                    self.on_sealed_private(room, nick, sealed).await
+                }
                 Inbound::Occupant(occ) => self.on_occupant(occ).await,
                 Inbound::ContactRequest(who) => self.on_contact_request(who),
                 Inbound::Feed(ev) => self.on_feed(ev).await,
@@ -148,24 +152,34 @@ impl Node {
         ahead
     }
 
-    /// Our tracker key for a sphere: only from a sphere's room (a private message from an
-    /// occupant), for us, from the room's owner: anyone else could point us at a tracker of
-    /// theirs.
+    /// Our tracker key for a sphere, in clear: only from a sphere's room (a private message
+    /// from an occupant), from the room's owner (anyone else could point us at a tracker of
+    /// theirs), and only for an open sphere or one we hold without its keys: an encrypted
+    /// sphere's comes sealed for its group (`on_sealed_private`).
     async fn on_tracker_grant(&self, room: BareJid, nick: &str, grant: TrackerGrant) {
         let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
             return;
         };
-        if grant.member != self.me || sphere.owned {
-            return;
-        }
         if !self.sender_in_room(&sphere, nick).is_some_and(|s| s.owner) {
             tracing::warn!(sphere = %sphere.name, from = %nick, "ignoring a tracker key from someone who is not the sphere's owner");
+            return;
+        }
+        if sphere.encrypted && !sphere.holding {
+            tracing::warn!(sphere = %sphere.name, "ignoring a tracker key in clear for an encrypted sphere");
+            return;
+        }
+        self.take_grant(&sphere, grant).await;
+    }
+
+    /// Our tracker key and the sphere's swarm secret, from its owner.
+    pub(crate) async fn take_grant(&self, sphere: &Sphere, grant: TrackerGrant) {
+        if grant.member != self.me || sphere.owned {
             return;
         }
         tracing::info!(sphere = %sphere.name, "received our tracker key");
         // The secret first: a grant whose key shows has its secret kept too.
         match grant.swarm_secret() {
-            Some(secret) => self.set_swarm_secret(&sphere, secret).await,
+            Some(secret) => self.set_swarm_secret(sphere, secret).await,
             None if grant.secret.is_some() => {
                 tracing::warn!(sphere = %sphere.name, "the owner's swarm secret is malformed; ignored")
             }
@@ -275,20 +289,23 @@ impl Node {
             return;
         }
         self.feed_endpoints(&sphere).await;
-        // A member of a sphere we own: their tracker key, once per visit.
-        if let Some(real) = grant {
-            self.send_grant(&sphere, &room, &nick, real).await;
-        }
-        // And their node into the sphere's encryption group, if it is not in yet.
+        // Their node into the sphere's encryption group, if it is not in yet (first: their
+        // tracker key is sealed for the group).
         if let Some(real) = real
             && real != self.me
         {
             self.add_to_group(&sphere, &real).await;
         }
+        // A member of a sphere we own: their tracker key, once per visit.
+        if let Some(real) = grant {
+            self.send_grant(&sphere, &room, &nick, real).await;
+        }
     }
 
     /// Gives a member of a sphere we own (in the room as `nick`) their tracker key and the
-    /// sphere's swarm secret, in a private message inside the room.
+    /// sphere's swarm secret, in a private message inside the room: sealed for the group in
+    /// an encrypted sphere (the server sees neither), in clear in an open one and to a
+    /// keyless seeder (who has no keys).
     pub(crate) async fn send_grant(
         &self,
         sphere: &Sphere,
@@ -313,12 +330,22 @@ impl Node {
             announce,
             secret: self.swarm(sphere).await.members.secret().map(hex::encode),
         };
-        if self
-            .xmpp
-            .send(grant.into_message(Jid::from(to)))
-            .await
-            .is_ok()
-        {
+        let to = Jid::from(to);
+        let msg = if sphere.encrypted && !member.seeder {
+            match self.seal_for(sphere, grant.into_message(to.clone()), false) {
+                Ok(bytes) => {
+                    self.save_mls().await;
+                    Sealed::new(bytes).into_private(to)
+                }
+                Err(e) => {
+                    tracing::warn!(sphere = %sphere.name, error = %e, "cannot seal a member's tracker key");
+                    return;
+                }
+            }
+        } else {
+            grant.into_message(to)
+        };
+        if self.xmpp.send(msg).await.is_ok() {
             lock(&self.rooms).granted(room.as_str(), nick);
         }
     }

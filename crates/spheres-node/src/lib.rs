@@ -123,6 +123,9 @@ pub struct Node {
     mls_saving: tokio::sync::Mutex<()>,
     /// Keyless seeders (sphere id, JID) given every sealed torrent since this node started.
     held_for: Mutex<HashSet<(i64, String)>>,
+    /// Per encrypted sphere, the owner's private MLS message (a tracker grant) this node could
+    /// not open yet: the latest one, with its sender's nick (see `on_sealed_private`).
+    pending_private: Mutex<HashMap<i64, (String, spheres_xmpp::sealed::Sealed)>>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

@@ -278,6 +278,7 @@ impl Node {
             mls_changes: tokio::sync::Mutex::new(()),
             mls_saving: tokio::sync::Mutex::new(()),
             held_for: Mutex::default(),
+            pending_private: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,

@@ -188,29 +188,101 @@ impl Node {
             self.xmpp.send(msg).await?;
             return Ok(());
         }
-        let mut inner = msg;
-        inner.to = None;
-        inner.from = None;
-        let bytes = {
-            let mut mls = lock(&self.mls);
-            let bytes = mls
-                .device
-                .seal(group_of(sphere), &seal_inner(inner.clone()))
-                .map_err(|e| match e {
-                    MlsError::NotOurs => NodeError::Unavailable(format!(
-                        "this node is not in {:?}'s encryption group yet: the owner's node adds it when both are online",
-                        sphere.name
-                    )),
-                    e => NodeError::Internal(anyhow::anyhow!(e)),
-                })?;
-            mls.remember(bytes.clone(), Some(inner));
-            bytes
-        };
+        let bytes = self.seal_for(sphere, msg, true)?;
         self.save_mls().await;
         self.xmpp
             .send(Sealed::new(bytes).into_message(&room))
             .await?;
         Ok(())
+    }
+
+    /// `msg` (a body and our payloads) as an application message of a sphere's group, in its
+    /// current epoch; `echo`: it goes to the room, whose copy comes back to us and is read
+    /// as what we sealed (kept under the same lock, so the echo cannot come first).
+    pub(crate) fn seal_for(
+        &self,
+        sphere: &Sphere,
+        msg: Message,
+        echo: bool,
+    ) -> Result<Vec<u8>, NodeError> {
+        let mut inner = msg;
+        inner.to = None;
+        inner.from = None;
+        let mut mls = lock(&self.mls);
+        let bytes = mls
+            .device
+            .seal(group_of(sphere), &seal_inner(inner.clone()))
+            .map_err(|e| match e {
+                MlsError::NotOurs => NodeError::Unavailable(format!(
+                    "this node is not in {:?}'s encryption group yet: the owner's node adds it when both are online",
+                    sphere.name
+                )),
+                e => NodeError::Internal(anyhow::anyhow!(e)),
+            })?;
+        if echo {
+            mls.remember(bytes.clone(), Some(inner));
+        }
+        Ok(bytes)
+    }
+
+    /// An MLS message in a private message from `nick` in a sphere's room: the owner's
+    /// tracker grant of an encrypted sphere, and nothing else (a change of the group comes
+    /// through the room only). One this node cannot open yet (its welcome has not come, or
+    /// the commit before it) waits, the latest per sphere, until the group changes.
+    pub(crate) async fn on_sealed_private(&self, room: BareJid, nick: String, sealed: Sealed) {
+        let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
+            return;
+        };
+        if !sphere.encrypted || sphere.holding || sphere.owned {
+            return;
+        }
+        let Some(owner) = self.sender_in_room(&sphere, &nick).filter(|s| s.owner) else {
+            tracing::info!(sphere = %sphere.name, from = %nick, "ignoring a private encrypted message from someone who is not the sphere's owner");
+            return;
+        };
+        // No owner named to `open`: a welcome or a commit in a private message is refused.
+        let opened = lock(&self.mls)
+            .device
+            .open(&sealed.bytes, group_of(&sphere), None);
+        let plain = match opened {
+            Ok(Opened::Message {
+                sender: by, plain, ..
+            }) if by == owner.jid.as_str() => plain,
+            Ok(_) => {
+                tracing::warn!(sphere = %sphere.name, "ignoring a private encrypted message that is not the owner's");
+                return;
+            }
+            Err(e @ (MlsError::Ahead(_) | MlsError::NotOurs | MlsError::NotForUs)) => {
+                tracing::info!(sphere = %sphere.name, error = %e, "a private encrypted message this node cannot open yet; kept until the group changes");
+                lock(&self.pending_private).insert(sphere.id, (nick, sealed));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(sphere = %sphere.name, error = %e, "ignoring a private encrypted message");
+                return;
+            }
+        };
+        self.save_mls().await;
+        let grant = open_inner(&plain).and_then(|inner| {
+            match spheres_xmpp::protocol::SpherePayload::from_message(&inner) {
+                Some(spheres_xmpp::protocol::SpherePayload::Tracker(g)) => Some(g),
+                _ => None,
+            }
+        });
+        match grant {
+            Some(grant) => self.take_grant(&sphere, grant).await,
+            None => {
+                tracing::info!(sphere = %sphere.name, "ignoring a private encrypted message that holds no tracker grant")
+            }
+        }
+    }
+
+    /// Reads again the private message that waited for this sphere's group to change.
+    async fn retry_private(&self, sphere: &Sphere) {
+        let waiting = lock(&self.pending_private).remove(&sphere.id);
+        if let (Some((nick, sealed)), Ok(room)) = (waiting, BareJid::new(&sphere.room)) {
+            Box::pin(self.on_sealed_private(room, nick, sealed)).await;
+        }
     }
 
     /// Opens an MLS message from a sphere's room: what it carried, as a room message of the
@@ -288,6 +360,7 @@ impl Node {
             Ok(Opened::Joined { by, .. }) => {
                 self.save_mls().await;
                 tracing::info!(sphere = %sphere_name, by, "joined the sphere's encryption group");
+                self.retry_private(sphere).await;
                 // A sphere we did not know was encrypted (an invitation from an older node).
                 if !sphere.encrypted {
                     let _ = self.store.set_encrypted(sphere.id, true).await;
@@ -303,6 +376,7 @@ impl Node {
                     tracing::warn!(sphere = %sphere_name, "the owner took this node out of the sphere's encryption group");
                 } else {
                     tracing::info!(sphere = %sphere_name, "the sphere's encryption group changed");
+                    self.retry_private(sphere).await;
                 }
                 self.emit(crate::events::NodeEvent::Sphere {
                     sphere: sphere.name.clone(),

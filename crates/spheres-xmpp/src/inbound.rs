@@ -48,6 +48,13 @@ pub enum Inbound {
         nick: String,
         grant: TrackerGrant,
     },
+    /// An MLS message in a private message from someone in a room (`room/nick`): an
+    /// encrypted sphere's tracker grant, sealed for its group.
+    SealedPrivate {
+        room: BareJid,
+        nick: String,
+        sealed: crate::sealed::Sealed,
+    },
     /// An invitation to a room (XEP-0249), from anyone.
     /// `encrypted` when it says its sphere is; `seeder` when it asks this node to hold the
     /// sphere's encrypted files without its keys.
@@ -197,6 +204,15 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
                 sealed,
             })
         }
+        (MessageType::Chat, Some(SpherePayload::Sealed(sealed)))
+            if sealed.group.is_none() && Carbon::from_message(&m, me).is_none() =>
+        {
+            Some(Inbound::SealedPrivate {
+                room: from.to_bare(),
+                nick: from.resource()?.as_str().to_owned(),
+                sealed,
+            })
+        }
         (MessageType::Chat, None) => {
             // A 1:1 message, or a copy of one from another device of ours (XEP-0280).
             let with = match Carbon::from_message(&m, me) {
@@ -295,6 +311,31 @@ mod tests {
         let mut empty = chat("bob@home.test/phone", "");
         empty.bodies.clear();
         assert!(Inbound::from_event(Event::Message(empty), &me()).is_none());
+    }
+
+    #[test]
+    fn an_mls_message_in_private_from_a_room_occupant_is_a_sealed_private() {
+        let occupant = jid("family@rooms.home.test/lea");
+        let mut m = crate::sealed::Sealed::new(vec![1, 2, 3]).into_private(occupant.clone());
+        m.from = Some(occupant);
+        let Some(Inbound::SealedPrivate { room, nick, sealed }) =
+            Inbound::from_event(Event::Message(m), &me())
+        else {
+            panic!("not a private MLS message");
+        };
+        assert_eq!(
+            (room.as_str(), nick.as_str(), sealed.bytes),
+            ("family@rooms.home.test", "lea", vec![1, 2, 3])
+        );
+        // One of a conversation's groups is a conversation's.
+        let mut chat = crate::sealed::Sealed::new(vec![4]);
+        chat.group = Some("chat:bob@home.test/d1>alice@home.test".into());
+        let mut m = chat.into_chat(&me(), "x");
+        m.from = Some(jid("bob@home.test/d1"));
+        assert!(matches!(
+            Inbound::from_event(Event::Message(m), &me()),
+            Some(Inbound::SealedChat { .. })
+        ));
     }
 
     #[test]

@@ -145,6 +145,16 @@ impl Sealed {
         self.kind.as_deref() == Some("handshake")
     }
 
+    /// The private message that carries it to one occupant of a room (`room/nick`).
+    pub fn into_private(self, occupant: Jid) -> Message {
+        let mut m = Message::chat(Some(occupant))
+            .with_body(Lang::from(""), SEALED_BODY.to_owned())
+            .with_payload(self);
+        m.payloads
+            .push(minidom::Element::builder("x", "http://jabber.org/protocol/muc#user").build());
+        m
+    }
+
     /// The groupchat message that carries it to `room`.
     pub fn into_message(self, room: &BareJid) -> Message {
         Message::groupchat(Some(Jid::from(room.clone())))

@@ -68,6 +68,11 @@ fn an_encrypted_sphere_keeps_its_words_and_names_from_the_server() {
     wait_until("bob's node in the sphere's group", || {
         encryption(&bob, "Family") == "ready"
     });
+    // His tracker key came sealed for the group: a clear one is refused in an encrypted
+    // sphere.
+    wait_until("bob's tracker key", || {
+        common::node::announce_of(&bob, "Family").is_some()
+    });
 
     // Chat, both ways.
     alice.cli(&["say", "Family", "Meet at the old station at noon"]);
