@@ -247,10 +247,7 @@ impl Node {
             (None, Some(h)) => h.muc.clone(),
             (None, None) => discover_muc(&xmpp, &me).await?,
         };
-        let nick = me
-            .node()
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_else(|| "member".to_owned());
+        let nick = nick_for(&xmpp, &me, &mls.device.device_id()).await;
         let node = Arc::new(Node {
             settings: settings.clone(),
             store,
@@ -621,5 +618,28 @@ impl Node {
             .await?;
         self.store.set_meta("upload_limit", &text(upload)).await?;
         Ok(())
+    }
+}
+
+/// Our nick in the spheres' rooms: the account's name, and when another node of the same
+/// account has published a key package, the name with this device's first digits
+/// ("bob (3fa2)"). Each node of a person is then an occupant of its own, with its own
+/// endpoints and tracker key (two sessions under one nick are one occupant to the room).
+async fn nick_for(xmpp: &Client, me: &BareJid, device: &str) -> String {
+    let name = me
+        .node()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_else(|| "member".to_owned());
+    let others = match xmpp.key_packages(me).await {
+        Ok(items) => items.iter().any(|(id, _)| id != device),
+        Err(e) => {
+            tracing::info!(error = %e, "cannot read this account's key packages; taking its name as nick");
+            false
+        }
+    };
+    if others {
+        format!("{name} ({})", device.get(..4).unwrap_or(device))
+    } else {
+        name
     }
 }

@@ -387,6 +387,56 @@ fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
     assert!(clip.exists(), "alice's own file went");
 }
 
+/// A person with two nodes (bob's laptop and his always-on box, one account) has a leaf for
+/// each in the sphere's group: both read what is said and get what is shared, and a removal
+/// takes both out.
+#[test]
+fn a_member_with_two_nodes_reads_on_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rt, s) = test_prosody(dir.path(), &["alice", "bob"]);
+    let mut alice = Node::on(dir.path(), "alice", &s);
+    let mut laptop = Node::on(dir.path(), "bob", &s);
+    let mut always_on = Node::on(&dir.path().join("box"), "bob", &s);
+    alice.start(&[]);
+    laptop.start(&[]);
+    always_on.start(&["--headless"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    invite_to_family(&alice, &laptop, "bob@home.test");
+    invite_to_family(&alice, &always_on, "bob@home.test");
+    for n in [&laptop, &always_on] {
+        wait_until("each of bob's nodes in the group", || {
+            encryption(n, "Family") == "ready"
+        });
+        wait_until("each of bob's nodes with his tracker key", || {
+            common::node::announce_of(n, "Family").is_some()
+        });
+    }
+    alice.cli(&["say", "Family", "Two leaves for bob"]);
+    let photo = alice.spheres.join("Family").join("two-homes.jpg");
+    let data = write_random(&photo, 300_000, 77);
+    alice.cli(&["share", "Family", photo.to_str().unwrap()]);
+    for n in [&laptop, &always_on] {
+        wait_until("alice's words on each of bob's nodes", || {
+            said(n, "Family", "Two leaves for bob").is_some()
+        });
+        wait_seeding(n, "Family", "two-homes.jpg");
+        let got = std::fs::read(n.spheres.join("Family/two-homes.jpg")).unwrap();
+        assert!(got == data, "a copy of bob's differs");
+    }
+    // What one of bob's nodes says, the other reads.
+    laptop.cli(&["say", "Family", "From the laptop"]);
+    wait_until("the laptop's words on the box", || {
+        said(&always_on, "Family", "From the laptop").is_some()
+    });
+
+    alice.cli(&["sphere", "remove", "Family", "bob@home.test"]);
+    for n in [&laptop, &always_on] {
+        wait_until("each of bob's nodes out of the group", || {
+            encryption(n, "Family") == "waiting"
+        });
+    }
+}
+
 /// The same on ejabberd (Debian's 23.01), a server we did not write either: key packages on
 /// its PEP, the group's messages through its rooms and archive, a share, a newcomer who gets
 /// the library, a removed member's node out of the group; its spool holds none of the words.
