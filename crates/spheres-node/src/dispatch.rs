@@ -332,6 +332,9 @@ impl Node {
         };
         let to = Jid::from(to);
         let msg = if sphere.encrypted && !member.seeder {
+            if !self.may_seal_grant(sphere, &member.jid) {
+                return;
+            }
             match self.seal_for(sphere, grant.into_message(to.clone()), false) {
                 Ok(bytes) => {
                     self.save_mls().await;

@@ -363,7 +363,7 @@ impl Node {
         let manifest = Manifest {
             format: FORMAT.into(),
             account: self.me.to_string(),
-            name: self.nick.clone(),
+            name: self.name.clone(),
             exported_at: crate::now_secs(),
             contacts,
             spheres,
@@ -371,7 +371,7 @@ impl Node {
             comments,
         };
         let rows: Vec<PostRow> = rows.into_iter().map(|(p, _)| p).collect();
-        let atom = crate::public::atom_of(&self.nick, self.me.as_str(), &rows);
+        let atom = crate::public::atom_of(&self.name, self.me.as_str(), &rows);
         let summary = types::Exported {
             path: dest.to_string_lossy().into_owned(),
             posts: manifest.posts.len() as u64,

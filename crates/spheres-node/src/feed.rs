@@ -225,7 +225,7 @@ impl Node {
             .into_iter()
             .map(|r| r.post)
             .collect();
-        Ok(Some((self.nick.clone(), self.me.to_string(), posts)))
+        Ok(Some((self.name.clone(), self.me.to_string(), posts)))
     }
 
     /// An entry of ours saying `text`, now.
@@ -238,7 +238,7 @@ impl Node {
             content: text,
             published: Some(at),
             updated: Some(at),
-            author_name: Some(self.nick.clone()),
+            author_name: Some(self.name.clone()),
             author: Some(self.me.clone()),
             ..Default::default()
         }
@@ -634,7 +634,7 @@ impl Node {
                 item_id: cid.to_owned(),
                 author: self.me.to_string(),
                 verified: true,
-                author_name: Some(self.nick.clone()),
+                author_name: Some(self.name.clone()),
                 content: text_of(&entry),
                 published: entry.published.unwrap_or_else(now),
                 reactions: reactions_json(&entry),

@@ -85,6 +85,10 @@ pub struct Node {
     self_key: String,
     xmpp: Client,
     me: BareJid,
+    /// The account's name (its local part), as posts and exports show it.
+    name: String,
+    /// Our nick in the spheres' rooms: the name, with this device's digits when the account
+    /// has several nodes (see `lifecycle::nick_for`).
     nick: String,
     muc: String,
     prosody: Option<tokio::sync::Mutex<ManagedProsody>>,
@@ -126,6 +130,9 @@ pub struct Node {
     /// Per encrypted sphere, the owner's private MLS message (a tracker grant) this node could
     /// not open yet: the latest one, with its sender's nick (see `on_sealed_private`).
     pending_private: Mutex<HashMap<i64, (String, spheres_xmpp::sealed::Sealed)>>,
+    /// Per (sphere id, member), the epoch of the group and how many tracker grants were
+    /// sealed for them in it (see `may_seal_grant`).
+    sealed_grants: Mutex<HashMap<(i64, String), (u64, u32)>>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

@@ -247,7 +247,11 @@ impl Node {
             (None, Some(h)) => h.muc.clone(),
             (None, None) => discover_muc(&xmpp, &me).await?,
         };
-        let nick = nick_for(&xmpp, &me, &mls.device.device_id()).await;
+        let name = me
+            .node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|| "member".to_owned());
+        let nick = nick_for(&xmpp, &me, &name, &mls.device.device_id()).await;
         let node = Arc::new(Node {
             settings: settings.clone(),
             store,
@@ -256,6 +260,7 @@ impl Node {
             self_key,
             xmpp,
             me,
+            name,
             nick,
             muc,
             prosody: prosody.map(tokio::sync::Mutex::new),
@@ -276,6 +281,7 @@ impl Node {
             mls_saving: tokio::sync::Mutex::new(()),
             held_for: Mutex::default(),
             pending_private: Mutex::default(),
+            sealed_grants: Mutex::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,
@@ -625,11 +631,7 @@ impl Node {
 /// account has published a key package, the name with this device's first digits
 /// ("bob (3fa2)"). Each node of a person is then an occupant of its own, with its own
 /// endpoints and tracker key (two sessions under one nick are one occupant to the room).
-async fn nick_for(xmpp: &Client, me: &BareJid, device: &str) -> String {
-    let name = me
-        .node()
-        .map(|n| n.as_str().to_owned())
-        .unwrap_or_else(|| "member".to_owned());
+async fn nick_for(xmpp: &Client, me: &BareJid, name: &str, device: &str) -> String {
     let others = match xmpp.key_packages(me).await {
         Ok(items) => items.iter().any(|(id, _)| id != device),
         Err(e) => {
@@ -640,6 +642,6 @@ async fn nick_for(xmpp: &Client, me: &BareJid, device: &str) -> String {
     if others {
         format!("{name} ({})", device.get(..4).unwrap_or(device))
     } else {
-        name
+        name.to_owned()
     }
 }

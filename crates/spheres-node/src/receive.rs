@@ -296,6 +296,12 @@ impl Node {
             // In the engine already, with the admission it was first given (`Gate`).
             return Ok(());
         }
+        // Withdrawn meanwhile (while its metadata was being fetched): never fetched again.
+        if let Some(row) = self.store.share(sphere.id, &s.id).await?
+            && row.share_state() == ShareState::Withdrawn
+        {
+            return Ok(());
+        }
         // A magnet is fetched from members as a private torrent would be.
         let private = s
             .torrent
@@ -378,17 +384,21 @@ impl Node {
         Ok(())
     }
 
-    /// Stops fetching and seeding a withdrawn share, unless another sphere of ours still has
-    /// the same torrent, and removes what this node keeps of it out of sight (`incoming`:
-    /// what is still arriving, a keyless seeder's ciphertext). What is in the sphere's folder
-    /// (the sharer's own file, a member's finished copy, a hard link) stays.
+    /// Stops fetching and seeding a share here (withdrawn, or its copy deleted), unless
+    /// another sphere of ours still fetches or seeds the same torrent, and removes what this
+    /// node keeps of it out of sight (`incoming`: what is still arriving, a keyless seeder's
+    /// ciphertext). What is in the sphere's folder (the sharer's own file, a member's
+    /// finished copy, a hard link) stays.
     async fn let_go(&self, sphere: &Sphere, info_hash: &str) {
         for other in self.store.spheres().await.unwrap_or_default() {
             if other.id == sphere.id {
                 continue;
             }
             if let Ok(Some(r)) = self.store.share(other.id, info_hash).await
-                && r.share_state() != ShareState::Withdrawn
+                && matches!(
+                    r.share_state(),
+                    ShareState::Downloading | ShareState::Seeding
+                )
             {
                 return;
             }
@@ -399,7 +409,7 @@ impl Node {
         let staging = crate::incoming::incoming_dir(Path::new(&sphere.folder), info_hash);
         match std::fs::remove_dir_all(&staging) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!(path = %staging.display(), error = %e, "cannot remove a withdrawn share's data");
+                tracing::warn!(path = %staging.display(), error = %e, "cannot remove a share's data");
             }
             _ => {}
         }
@@ -439,12 +449,6 @@ impl Node {
                 "{:?} was shared by {}: only they or the sphere's owner can take it back",
                 row.name,
                 row.sharer
-            );
-        }
-        if sphere.holding {
-            refuse!(
-                Forbidden,
-                "this node holds {name:?}'s encrypted files for its members: only the sphere's owner can take a share back"
             );
         }
         if row.share_state() != ShareState::Withdrawn {
@@ -566,12 +570,7 @@ impl Node {
             return;
         }
         tracing::info!(share = %share.name, "its copy was deleted from the sphere's folder; no longer kept here");
-        if let Ok(hash) = share.info_hash.parse::<InfoHash>() {
-            let _ = self.engine.remove(&hash, false).await;
-        }
-        if let Err(e) = std::fs::remove_dir_all(&staging) {
-            tracing::warn!(path = %staging.display(), error = %e, "cannot remove a deleted share's data");
-        }
+        self.let_go(sphere, &share.info_hash).await;
         let _ = self
             .store
             .set_share_state(

@@ -65,11 +65,13 @@ fn group_of(sphere: &Sphere) -> &[u8] {
     sphere.room.as_bytes()
 }
 
+/// How many tracker grants are sealed for one member of a sphere in one epoch of its group.
+const GRANTS_PER_EPOCH: u32 = 16;
+
 /// Where an MLS state that did not read is kept (hex), once.
 const UNREADABLE_MLS: &str = "mls_state_unreadable";
 
 impl Node {
-    /// Loads this node's MLS device from the store, or makes one for its account.
     /// This node's MLS state, from the store (made and saved the first time). A state that
     /// does not read (a damaged database, a format this version does not know) is kept aside
     /// under [`UNREADABLE_MLS`] and the node starts with new keys rather than not at all.
@@ -225,6 +227,39 @@ impl Node {
         Ok(bytes)
     }
 
+    /// Whether to seal a tracker grant for `member` now: only when their node is in the
+    /// group (they could not open it otherwise), and at most [`GRANTS_PER_EPOCH`] times per
+    /// member and epoch. Each sealed message uses up a step of our key chain in the epoch,
+    /// and a member who rejoins the room again and again would otherwise use it all up
+    /// (then nobody could read what we say until the next change of the group).
+    pub(crate) fn may_seal_grant(&self, sphere: &Sphere, member: &str) -> bool {
+        let (epoch, members) = {
+            let mls = lock(&self.mls);
+            let group = group_of(sphere);
+            (mls.device.epoch(group), mls.device.members(group))
+        };
+        let (Ok(epoch), Ok(members)) = (epoch, members) else {
+            return false;
+        };
+        if !members.iter().any(|m| m == member) {
+            tracing::info!(sphere = %sphere.name, member, "their node is not in the group yet: their tracker key waits");
+            return false;
+        }
+        let mut sealed = lock(&self.sealed_grants);
+        let count = sealed
+            .entry((sphere.id, member.to_owned()))
+            .or_insert((epoch, 0));
+        if count.0 != epoch {
+            *count = (epoch, 0);
+        }
+        if count.1 >= GRANTS_PER_EPOCH {
+            tracing::warn!(sphere = %sphere.name, member, "too many tracker keys for one member in this epoch; not sealing another");
+            return false;
+        }
+        count.1 += 1;
+        true
+    }
+
     /// An MLS message in a private message from `nick` in a sphere's room: the owner's
     /// tracker grant of an encrypted sphere, and nothing else (a change of the group comes
     /// through the room only). One this node cannot open yet (its welcome has not come, or
@@ -233,13 +268,18 @@ impl Node {
         let Ok(Some(sphere)) = self.store.sphere_by_room(room.as_str()).await else {
             return;
         };
-        if !sphere.encrypted || sphere.holding || sphere.owned {
+        if sphere.holding || sphere.owned {
             return;
         }
         let Some(owner) = self.sender_in_room(&sphere, &nick).filter(|s| s.owner) else {
             tracing::info!(sphere = %sphere.name, from = %nick, "ignoring a private encrypted message from someone who is not the sphere's owner");
             return;
         };
+        if !sphere.encrypted {
+            // As for the owner's MLS messages in the room (see `unseal`).
+            tracing::info!(sphere = %sphere.name, "the sphere's owner encrypts it; so does this node from now on");
+            let _ = self.store.set_encrypted(sphere.id, true).await;
+        }
         // No owner named to `open`: a welcome or a commit in a private message is refused.
         let opened = lock(&self.mls)
             .device
@@ -281,7 +321,7 @@ impl Node {
     async fn retry_private(&self, sphere: &Sphere) {
         let waiting = lock(&self.pending_private).remove(&sphere.id);
         if let (Some((nick, sealed)), Ok(room)) = (waiting, BareJid::new(&sphere.room)) {
-            Box::pin(self.on_sealed_private(room, nick, sealed)).await;
+            self.on_sealed_private(room, nick, sealed).await;
         }
     }
 

@@ -557,13 +557,14 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE shares SET state = ?, path = COALESCE(?, path), error = ? WHERE sphere_id = ? AND info_hash = ?",
+            "UPDATE shares SET state = ?, path = COALESCE(?, path), error = ? WHERE sphere_id = ? AND info_hash = ? AND (state != 'withdrawn' OR ? = 'withdrawn')",
         )
         .bind(state)
         .bind(path)
         .bind(error)
         .bind(sphere_id)
         .bind(info_hash)
+        .bind(state)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1082,6 +1083,46 @@ mod tests {
         store.remove_sphere(s.id).await.unwrap();
         assert_eq!(store.post(&s.room, "p1").await.unwrap(), None);
         assert!(store.photo_dates(s.id).await.unwrap().is_empty());
+    }
+
+    /// A withdrawn share stays withdrawn: a download or a fetch finishing afterwards cannot
+    /// bring it back.
+    #[tokio::test]
+    async fn a_withdrawn_share_stays_withdrawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).await.unwrap();
+        let s = store
+            .add_sphere("Family", "family-1@rooms.home.test", "/tmp/Family", true)
+            .await
+            .unwrap();
+        let hash = "0123456789abcdef0123456789abcdef01234567";
+        let share = NewShare {
+            info_hash: hash,
+            name: "oops.jpg",
+            size: 10,
+            files: 1,
+            media: "image",
+            sharer: "bob@home.test",
+            magnet: "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567",
+            torrent: None,
+            path: None,
+            state: "downloading",
+            sealed: None,
+        };
+        store.add_share(s.id, &share).await.unwrap();
+        let state =
+            |store: Store| async move { store.share(s.id, hash).await.unwrap().unwrap().state };
+        store
+            .set_share_state(s.id, hash, "withdrawn", None, None)
+            .await
+            .unwrap();
+        for later in ["seeding", "available", "failed", "downloading"] {
+            store
+                .set_share_state(s.id, hash, later, Some("/x"), None)
+                .await
+                .unwrap();
+            assert_eq!(state(store.clone()).await, "withdrawn", "{later}");
+        }
     }
 
     #[tokio::test]
