@@ -233,6 +233,20 @@ try {
   await a.getByText("clip-2.webm taken back").waitFor();
   await b.waitForFunction(() => [...document.querySelectorAll(".card.withdrawn")].some((e) => e.textContent.includes("clip-2.webm")), null, { timeout: WAIT });
 
+  // Alice makes a link to her first video; someone with no account, in a browser that never
+  // logged in, opens it and watches it.
+  await a.locator(".card", { hasText: name }).getByRole("button", { name: "Link", exact: true }).click();
+  const linkUrl = await a.locator("#share-link code").textContent();
+  assert.match(linkUrl, /\/l\/[0-9a-f]{64}$/, linkUrl);
+  const stranger = await newPage();
+  await stranger.goto(linkUrl);
+  await stranger.getByRole("heading", { name }).waitFor();
+  await stranger.locator("video").evaluate((v) => { v.muted = true; return v.play(); });
+  await stranger.waitForFunction(() => { const v = document.querySelector("video"); return v && v.currentTime > 0.5; }, null, { timeout: WAIT });
+  await axe(stranger, "link");
+  await shot(stranger, "link");
+  await stranger.close();
+
   // From another device (a name that is not loopback), the node wants its password.
   await a.goto(NODE_A + "/#/settings");
   await a.getByLabel("Web password for your other devices").fill("correct horse battery");

@@ -27,6 +27,7 @@ mod feed;
 mod holding;
 mod housekeeping;
 mod lifecycle;
+mod links;
 mod peers;
 mod photos;
 mod public;

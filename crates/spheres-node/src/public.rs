@@ -119,12 +119,16 @@ fn human(secs: i64, lang: Lang) -> String {
         .to_string()
 }
 
-fn page(lang: Lang, title: &str, body: &str, feed: &str) -> String {
+/// A page of ours for visitors: `title` and `body` are HTML already; `feed`, the address of
+/// an Atom feed to name.
+pub(crate) fn page(lang: Lang, title: &str, body: &str, feed: Option<&str>) -> String {
+    let feed = feed.map_or(String::new(), |f| {
+        format!("<link rel=\"alternate\" type=\"application/atom+xml\" href=\"{f}\">")
+    });
     format!(
         "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/app.css\">\
-         <link rel=\"alternate\" type=\"application/atom+xml\" href=\"{feed}\"></head>\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/app.css\">{feed}</head>\
          <body><main class=\"public\">{body}</main></body></html>\n",
         lang.code()
     )
@@ -158,7 +162,7 @@ pub(crate) fn index(name: &str, jid: &str, posts: &[PostRow], lang: Lang) -> Str
     for p in posts {
         body.push_str(&article(p, true, lang));
     }
-    page(lang, &who, &body, "feed.atom")
+    page(lang, &who, &body, Some("feed.atom"))
 }
 
 /// One public post.
@@ -168,7 +172,7 @@ pub(crate) fn post(name: &str, p: &PostRow, lang: Lang) -> String {
         "<p><a href=\"../\">← {who}</a></p>{}",
         article(p, false, lang)
     );
-    page(lang, &who, &body, "../feed.atom")
+    page(lang, &who, &body, Some("../feed.atom"))
 }
 
 /// Someone's public posts as an Atom feed (RFC 4287); `base` is the URL of their pages

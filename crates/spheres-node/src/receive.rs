@@ -416,7 +416,7 @@ impl Node {
     }
 
     /// One of a sphere's shares, by its name or info hash.
-    async fn share_named(
+    pub(crate) async fn share_named(
         &self,
         sphere: &Sphere,
         share: &str,

@@ -22,6 +22,26 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is not a size (examples: 262144, 256K, 4M)"))
 }
 
+/// A length of time as typed on the command line: seconds, or a number with `s`, `m`, `h`,
+/// `d` or `w` (`90s`, `30m`, `12h`, `7d`, `2w`); in seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        Some((i, 'w')) => (&s[..i], 7 * 86_400),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a length of time (examples: 30m, 12h, 7d, 2w)"))
+}
+
 /// A length of time for people, rounded down to its largest unit: `45 s`, `3 min`, `2 h`,
 /// `1 day`, `5 days` (the page says the same).
 pub fn human_duration(secs: u64) -> String {
@@ -52,5 +72,12 @@ mod tests {
         assert_eq!(human_duration(7199), "1 h");
         assert_eq!(human_duration(86_400), "1 day");
         assert_eq!(human_duration(3 * 86_400 + 5), "3 days");
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration(" 90 "), Ok(90));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        for bad in ["", "0d", "d", "7y", "-1h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

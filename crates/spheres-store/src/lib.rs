@@ -6,6 +6,10 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod links;
+
+pub use links::{LinkRow, LinkState};
+
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 

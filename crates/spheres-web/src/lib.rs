@@ -150,6 +150,28 @@ fn inline_type(mime: &mime_guess::Mime) -> bool {
     matches!(mime.type_().as_str(), "audio" | "video" | "image") && mime.subtype() != "svg"
 }
 
+/// How a browser may show a file, by its name: played, shown, or only downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Video,
+    Audio,
+    Image,
+    Download,
+}
+
+/// How a file named `name` is shown: inline only what [`inline_type`] allows.
+pub fn shown_as(name: &str) -> Shown {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    if !inline_type(&mime) {
+        return Shown::Download;
+    }
+    match mime.type_().as_str() {
+        "video" => Shown::Video,
+        "audio" => Shown::Audio,
+        _ => Shown::Image,
+    }
+}
+
 /// Routes for streaming the files of the engine's torrents.
 pub fn stream_router(engine: Engine) -> Router {
     Router::new()
@@ -311,6 +333,20 @@ async fn stream_file(
     let Ok(hash) = hash.parse::<InfoHash>() else {
         return plain(StatusCode::NOT_FOUND, "not an info hash\n");
     };
+    stream(&engine, hash, index, &method, &headers).await
+}
+
+/// File `index` of the torrent `hash`, as much of it as the request's range asks for, read
+/// from the engine as it arrives (a file still downloading plays: the engine fetches the
+/// pieces the reader needs first). Files a browser could run are downloads, and whatever it
+/// shows runs sandboxed ([`FILE_POLICY`]).
+pub async fn stream(
+    engine: &Engine,
+    hash: InfoHash,
+    index: usize,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
     let Some(meta) = engine.metainfo(&hash) else {
         return error_response(EngineError::NotFound(hash));
     };
@@ -354,7 +390,7 @@ async fn stream_file(
         }
     };
     builder = builder.status(status).header(header::CONTENT_LENGTH, count);
-    if method == Method::HEAD || count == 0 {
+    if *method == Method::HEAD || count == 0 {
         return builder
             .body(Body::empty())
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());

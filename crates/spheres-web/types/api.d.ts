@@ -94,6 +94,20 @@ export type Shared = { info_hash: string, name: string, size: number, files: num
 
 export type Fetching = { name: string, info_hash: string, state: ShareState, };
 
+export type LinkInfo = { url: string, sphere: string, 
+/**
+ * The share's name and info hash.
+ */
+share: string, info_hash: string, 
+/**
+ * When it was made and when it stops opening (seconds since 1970; none: never).
+ */
+created: number, expires?: number, 
+/**
+ * `open`, `expired` or `revoked`.
+ */
+state: string, };
+
 export type Member = { jid: string, 
 /**
  * `owner`, `admin` or `member`.

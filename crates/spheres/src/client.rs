@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
     ChatLine, ChatSecurity, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite,
-    InviteLink, Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo, ShareState,
-    Shared, SphereInfo, Status,
+    InviteLink, LinkInfo, Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo,
+    ShareState, Shared, SphereInfo, Status,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -79,6 +79,25 @@ pub enum ContactCommand {
 }
 
 #[derive(Subcommand)]
+pub enum LinkCommand {
+    /// Make a link to a share (a file or a folder) that anyone opens in a browser; prints
+    /// its address. Whoever has it can watch or download the share from this node.
+    Create {
+        /// The sphere's name.
+        sphere: String,
+        /// The share's name or info hash.
+        share: String,
+        /// How long it opens: 30m, 12h, 7d, 2w... (default: until revoked).
+        #[arg(long, value_name = "TIME", value_parser = spheres_node::units::parse_duration)]
+        expires: Option<u64>,
+    },
+    /// Your links, newest first, with what each gives and until when.
+    List,
+    /// Revoke a link (its address): from now on it opens nothing.
+    Revoke { link: String },
+}
+
+#[derive(Subcommand)]
 pub enum HouseholdCommand {
     /// Create an account on the household server.
     AddUser {
@@ -101,6 +120,7 @@ pub enum Ask {
     Password { password_file: PathBuf },
     Household(HouseholdCommand),
     Contact(ContactCommand),
+    Link(LinkCommand),
     Chat { jid: String, text: Option<String> },
     Say { sphere: String, text: String },
     Messages { sphere: String },
@@ -403,6 +423,7 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
             out.result(&format!("Created {jid}"), v);
         }
         Ask::Contact(c) => contact(out, r, c).await?,
+        Ask::Link(c) => link(out, r, c).await?,
         Ask::Chat {
             jid,
             text: Some(text),
@@ -732,6 +753,56 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
                 .await?;
             let now = v["policy"].as_str().unwrap_or_default().to_owned();
             out.result(&format!("{sphere}: {now}"), v);
+        }
+    }
+    Ok(())
+}
+
+/// A link as a line: its address, what it gives, and whether it still opens.
+fn link_line(l: &LinkInfo) -> String {
+    let until = match (l.state.as_str(), l.expires) {
+        ("open", Some(t)) => format!(
+            "opens for {} more",
+            human_duration(u64::try_from(t - now()).unwrap_or(0))
+        ),
+        ("open", None) => "opens until revoked".to_owned(),
+        (state, _) => state.to_owned(),
+    };
+    format!("{}  {} in {} ({until})", l.url, l.share, l.sphere)
+}
+
+async fn link(out: &Output, r: &Remote, c: LinkCommand) -> Result<()> {
+    match c {
+        LinkCommand::Create {
+            sphere,
+            share,
+            expires,
+        } => {
+            let l: LinkInfo = r
+                .post(
+                    "/links",
+                    json!({"sphere": sphere, "share": share, "expires_in": expires}),
+                )
+                .await?;
+            out.result(&link_line(&l), value(&l));
+        }
+        LinkCommand::List => {
+            let list: Vec<LinkInfo> = r.get("/links").await?;
+            out.result(
+                &lines(
+                    &list,
+                    "No links yet: `spheres link create SPHERE SHARE`",
+                    link_line,
+                ),
+                value(&list),
+            );
+        }
+        LinkCommand::Revoke { link } => {
+            let l: LinkInfo = r.post("/links/revoke", json!({"link": link})).await?;
+            out.result(
+                &format!("Revoked: {} opens nothing from now on", l.url),
+                value(&l),
+            );
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use spheres_metainfo::{CreateOptions, Metainfo};
 use spheres_torrent::{AddOptions, Engine, EngineConfig, Source};
 
-use client::{Ask, ContactCommand, HouseholdCommand, NewPost, SphereCommand};
+use client::{Ask, ContactCommand, HouseholdCommand, LinkCommand, NewPost, SphereCommand};
 use output::Output;
 use spheres_node::units::{human_bytes, parse_size};
 
@@ -75,6 +75,10 @@ enum Command {
     /// Your contacts: add (or accept), remove, list.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Links to a share that anyone opens in a browser, with nothing installed: create,
+    /// list, revoke.
+    #[command(subcommand)]
+    Link(LinkCommand),
     /// Chat with a contact: `spheres chat JID TEXT` sends, `spheres chat JID` shows the
     /// conversation.
     Chat {
@@ -333,6 +337,7 @@ fn main() {
         }
         Command::Household(c) => ask(&out, &cli.locate, Ask::Household(c)),
         Command::Contact(c) => ask(&out, &cli.locate, Ask::Contact(c)),
+        Command::Link(c) => ask(&out, &cli.locate, Ask::Link(c)),
         Command::Chat { jid, text } => ask(&out, &cli.locate, Ask::Chat { jid, text }),
         Command::Say { sphere, text } => ask(&out, &cli.locate, Ask::Say { sphere, text }),
         Command::Messages { sphere } => ask(&out, &cli.locate, Ask::Messages { sphere }),

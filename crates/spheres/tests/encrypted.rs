@@ -211,33 +211,6 @@ fn an_open_sphere_says_so_and_a_plain_one_stays_readable() {
     assert!(!holds(&files, "In clear for every client").is_empty());
 }
 
-/// `GET path` with a `Range` header on a node's web port, as the page's video element asks:
-/// the status and the body's bytes.
-fn range_get(addr: &str, cookie: &str, path: &str, range: &str) -> (u16, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}\r\nRange: bytes={range}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).unwrap();
-    let end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP head");
-    let head = String::from_utf8_lossy(&answer[..end]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, answer[end + 4..].to_vec())
-}
-
 /// A keyless seeder: an always-on node of the family's that they do not trust holds the
 /// encrypted sphere's files without the keys, and serves them to a member while the sharer is
 /// away; the member plays the video from it. What the seeder holds is ciphertext, and names
@@ -326,9 +299,9 @@ fn a_keyless_seeder_holds_ciphertext_and_serves_a_member() {
         .share_state("Family", "holiday-secret-clip.webm")
         .unwrap();
     let hash = share["info_hash"].as_str().unwrap().to_owned();
-    let (status, bytes) = range_get(
+    let (status, bytes) = common::node::range_get(
         &common::node::web_addr(&bob),
-        &common::node::browser_session(&bob),
+        &[&common::node::browser_session(&bob)],
         &format!("/torrents/{hash}/files/0"),
         "2000000-2000999",
     );

@@ -478,6 +478,8 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         )
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/spheres/{name}/take-back", post(take_back))
+        .route("/links", get(links).post(create_link))
+        .route("/links/revoke", post(revoke_link))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
         .route("/link/preview", post(link_preview))
@@ -519,6 +521,9 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/{handle}/", get(public_index))
         .route("/{handle}/feed.atom", get(public_atom))
         .route("/{handle}/posts/{id}", get(public_post))
+        // Links to a share: whoever holds one, no login.
+        .route("/l/{token}", get(link_page))
+        .route("/l/{token}/files/{index}", get(link_file))
         .with_state(api.clone());
     spheres_web::with_security_headers(
         spheres_web::ui_router()
@@ -645,6 +650,86 @@ async fn take_back(
     Json(b): Json<FetchBody>,
 ) -> ApiResult<types::ShareInfo> {
     Ok(Json(api.node.take_back(&name, &b.share).await?))
+}
+
+async fn links(State(api): State<Api>) -> ApiResult<Vec<types::LinkInfo>> {
+    Ok(Json(api.node.links().await?))
+}
+
+async fn create_link(
+    State(api): State<Api>,
+    Json(b): Json<types::NewLinkBody>,
+) -> ApiResult<types::LinkInfo> {
+    Ok(Json(
+        api.node
+            .create_link(&b.sphere, &b.share, b.expires_in)
+            .await?,
+    ))
+}
+
+async fn revoke_link(
+    State(api): State<Api>,
+    Json(b): Json<LinkBody>,
+) -> ApiResult<types::LinkInfo> {
+    Ok(Json(api.node.revoke_link(&b.link).await?))
+}
+
+/// A link's page, or the page saying why it gives nothing (404 unknown or no longer shared,
+/// 410 expired or revoked).
+async fn link_page(
+    State(api): State<Api>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = visitor_lang(&headers);
+    match api.node.open_link(&token).await {
+        Ok((name, _, files)) => link_answer(
+            StatusCode::OK,
+            crate::links::viewer(lang, &token, &name, &files),
+        ),
+        Err(why) => link_closed(lang, why),
+    }
+}
+
+/// A file of a link's share, streamed (ranges, while it downloads) as the node's own player
+/// gets it; only the files of that share, only while the link opens.
+async fn link_file(
+    State(api): State<Api>,
+    Path((token, index)): Path<(String, usize)>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    match api.node.open_link(&token).await {
+        Ok((_, hash, files)) if files.iter().any(|f| f.index == index) => {
+            spheres_web::stream(&api.node.engine(), hash, index, &method, &headers).await
+        }
+        Ok(_) => link_closed(visitor_lang(&headers), crate::links::Closed::Unknown),
+        Err(why) => link_closed(visitor_lang(&headers), why),
+    }
+}
+
+fn link_answer(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, crate::links::POLICY),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::VARY, "Accept-Language"),
+        ],
+        [("x-robots-tag", "noindex, nofollow")],
+        body,
+    )
+        .into_response()
+}
+
+fn link_closed(lang: crate::public::Lang, why: crate::links::Closed) -> Response {
+    use crate::links::Closed;
+    let status = match why {
+        Closed::Unknown | Closed::Gone => StatusCode::NOT_FOUND,
+        Closed::Expired | Closed::Revoked => StatusCode::GONE,
+    };
+    link_answer(status, crate::links::closed(lang, why))
 }
 
 async fn invites(State(api): State<Api>) -> ApiResult<Vec<types::Invite>> {

@@ -163,6 +163,25 @@ pub struct Fetching {
     pub state: ShareState,
 }
 
+/// A link to a share (`spheres link`): whoever holds `url` reads the share from this node in
+/// a browser, with nothing installed, until it expires or is revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LinkInfo {
+    pub url: String,
+    pub sphere: String,
+    /// The share's name and info hash.
+    pub share: String,
+    pub info_hash: String,
+    /// When it was made and when it stops opening (seconds since 1970; none: never).
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub expires: Option<i64>,
+    /// `open`, `expired` or `revoked`.
+    pub state: String,
+}
+
 // ----- Spheres -----
 
 /// What a node fetches by itself in a sphere.
@@ -760,6 +779,18 @@ pub struct LinkBody {
     pub name: String,
 }
 
+/// A new link to a share: the sphere, the share (name or info hash), and how long it
+/// opens (seconds; none: until revoked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NewLinkBody {
+    pub sphere: String,
+    pub share: String,
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub expires_in: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LimitsBody {
@@ -867,6 +898,7 @@ mod tests {
             ShareInfo::decl(&cfg),
             Shared::decl(&cfg),
             Fetching::decl(&cfg),
+            LinkInfo::decl(&cfg),
             Member::decl(&cfg),
             Invite::decl(&cfg),
             InviteLink::decl(&cfg),

@@ -90,6 +90,8 @@ export function mount(el, { name }) {
       s.state === "available" ? h("button", { type: "button", onclick: async () => {
         try { await api(`${base}/fetch`, { method: "POST", json: { share: s.info_hash }, signal }); refreshShares().catch(fail); } catch (e) { fail(e); }
       } }, t("fetch")) : null,
+      s.info_hash && !holding && s.state !== "withdrawn" && s.state !== "hashing"
+        ? h("button", { type: "button", class: "make-link", onclick: () => makeLink(s).catch(fail) }, t("makeLink")) : null,
       s.info_hash && !holding && s.state !== "withdrawn" && (owner || s.sharer === myJid)
         ? h("button", { type: "button", class: "take-back", onclick: async () => {
           if (!confirm(t("takeBackConfirm", { name: s.name }))) return;
@@ -98,6 +100,17 @@ export function mount(el, { name }) {
             say(t("tookBack", { name: s.name })); refreshShares().catch(fail);
           } catch (e) { fail(e); }
         } }, t("takeBack")) : null);
+  }
+
+  // A link just made, to copy.
+  const shareLink = h("output", { id: "share-link", class: "invite-link" });
+  /** Makes a link anyone opens in a browser (for a week) and shows it, to copy. */
+  async function makeLink(s) {
+    const l = await api("/links", { method: "POST", json: { sphere: name, share: s.info_hash, expires_in: 7 * 86400 }, signal });
+    const local = /^http:\/\/(127\.|\[::1\]|localhost)/.test(l.url);
+    shareLink.replaceChildren(h("p", {}, t("linkMade", { name: s.name })),
+      local ? h("p", { class: "warn" }, t("shareLinkLocal")) : null, h("code", {}, l.url), " ",
+      h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(l.url); say(t("copied")); } }, t("copy")));
   }
 
   // The parts refreshed on their own.
@@ -253,7 +266,7 @@ export function mount(el, { name }) {
       h("p", { class: "policy" }, h("label", { for: "policy" }, t("policy") + " "), policy),
       h("div", { class: "sphere" },
         h("section", { class: "main", "aria-labelledby": "gallery-title" },
-          h("h2", { id: "gallery-title", class: "sr" }, name), drop, gallery),
+          h("h2", { id: "gallery-title", class: "sr" }, name), drop, shareLink, gallery),
         h("aside", {}, chat, members)));
   }
 

@@ -1,0 +1,133 @@
+//! Links to a share (`links` table): made by the person, opened by anyone who holds one.
+
+use serde::Serialize;
+
+use crate::{Result, Store, now};
+
+/// A link to a share, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LinkRow {
+    pub token: String,
+    pub sphere_id: i64,
+    pub info_hash: String,
+    /// When it was made (seconds since 1970).
+    pub created: i64,
+    /// When it stops opening (seconds since 1970); `None`: never.
+    pub expires: Option<i64>,
+    pub revoked: bool,
+}
+
+/// What a link gives now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Open,
+    Expired,
+    Revoked,
+}
+
+impl LinkRow {
+    /// Whether it opens at `now` (seconds since 1970): a revoked link says so even after it
+    /// would have expired.
+    pub fn state_at(&self, now: i64) -> LinkState {
+        if self.revoked {
+            LinkState::Revoked
+        } else if self.expires.is_some_and(|e| now >= e) {
+            LinkState::Expired
+        } else {
+            LinkState::Open
+        }
+    }
+}
+
+impl Store {
+    /// Keeps a new link to the share `info_hash` of a sphere, expiring at `expires`.
+    pub async fn add_link(
+        &self,
+        token: &str,
+        sphere_id: i64,
+        info_hash: &str,
+        expires: Option<i64>,
+    ) -> Result<LinkRow> {
+        Ok(sqlx::query_as(
+            "INSERT INTO links (token, sphere_id, info_hash, created, expires) VALUES (?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(token)
+        .bind(sphere_id)
+        .bind(info_hash)
+        .bind(now())
+        .bind(expires)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The link whose token is `token`.
+    pub async fn link(&self, token: &str) -> Result<Option<LinkRow>> {
+        Ok(sqlx::query_as("SELECT * FROM links WHERE token = ?")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Every link, newest first.
+    pub async fn links(&self) -> Result<Vec<LinkRow>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM links ORDER BY created DESC, rowid DESC")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Revokes a link for good; false when there is no such link.
+    pub async fn revoke_link(&self, token: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE links SET revoked = 1 WHERE token = ?")
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_link_opens_until_it_expires_or_is_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).await.unwrap();
+        let s = store
+            .add_sphere("Family", "family-1@rooms.home.test", "/tmp/Family", true)
+            .await
+            .unwrap();
+        let hash = "0123456789abcdef0123456789abcdef01234567";
+        let forever = store.add_link("t1", s.id, hash, None).await.unwrap();
+        let week = store
+            .add_link("t2", s.id, hash, Some(1_000_000))
+            .await
+            .unwrap();
+        assert_eq!(forever.state_at(i64::MAX), LinkState::Open);
+        assert_eq!(week.state_at(999_999), LinkState::Open);
+        assert_eq!(week.state_at(1_000_000), LinkState::Expired);
+        assert!(
+            store.add_link("t1", s.id, hash, None).await.is_err(),
+            "a token is one link"
+        );
+        assert!(store.revoke_link("t2").await.unwrap());
+        assert!(!store.revoke_link("nope").await.unwrap());
+        let t2 = store.link("t2").await.unwrap().unwrap();
+        assert_eq!(t2.state_at(0), LinkState::Revoked);
+        assert_eq!(t2.state_at(2_000_000), LinkState::Revoked);
+        assert_eq!(store.link("nope").await.unwrap(), None);
+        let all: Vec<String> = store
+            .links()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.token)
+            .collect();
+        assert_eq!(all.len(), 2);
+        // A sphere's links go with it.
+        store.remove_sphere(s.id).await.unwrap();
+        assert!(store.links().await.unwrap().is_empty());
+    }
+}
