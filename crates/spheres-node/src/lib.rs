@@ -134,6 +134,11 @@ pub struct Node {
     /// Per (sphere id, member), the epoch of the group and how many tracker grants were
     /// sealed for them in it (see `may_seal_grant`).
     sealed_grants: Mutex<HashMap<(i64, String), (u64, u32)>>,
+    /// Moves on whenever a link closes (revoked, its share taken back): streams through links
+    /// check it before each chunk, and re-check their link when it moved.
+    links_changed: tokio::sync::watch::Sender<u64>,
+    /// Streams through links at once: a link holder cannot take the node's own player's.
+    link_streams: std::sync::Arc<tokio::sync::Semaphore>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

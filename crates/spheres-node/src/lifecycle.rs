@@ -282,6 +282,8 @@ impl Node {
             held_for: Mutex::default(),
             pending_private: Mutex::default(),
             sealed_grants: Mutex::default(),
+            links_changed: tokio::sync::watch::Sender::new(0),
+            link_streams: Arc::new(tokio::sync::Semaphore::new(crate::links::MAX_LINK_STREAMS)),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
             stopping: std::sync::atomic::AtomicBool::new(false),
             _spheres_lock: spheres_lock,

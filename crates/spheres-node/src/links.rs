@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use spheres_metainfo::InfoHash;
+use spheres_metainfo::{InfoHash, Metainfo};
 use spheres_store::{LinkRow, LinkState};
 use spheres_web::{Shown, shown_as};
 
@@ -21,6 +21,39 @@ use crate::error::{NodeError, refuse};
 use crate::public::{Lang, escape, page};
 use crate::units::human_bytes;
 use crate::{Node, lock, now_secs};
+
+/// Streams through links at once (each a connection reading a file).
+pub(crate) const MAX_LINK_STREAMS: usize = 16;
+
+/// An open link: its row, its share's name, and the torrent the node serves it from.
+pub(crate) struct OpenLink {
+    pub(crate) row: LinkRow,
+    pub(crate) name: String,
+    pub(crate) hash: InfoHash,
+    pub(crate) meta: Arc<Metainfo>,
+}
+
+impl OpenLink {
+    /// The share's files, as its page lists them.
+    pub(crate) fn files(&self) -> Vec<LinkFile> {
+        self.meta
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding)
+            .map(|(index, f)| LinkFile {
+                index,
+                name: f.path.join("/"),
+                size: f.length,
+            })
+            .collect()
+    }
+
+    /// Whether `index` is one of the share's files.
+    pub(crate) fn has_file(&self, index: usize) -> bool {
+        self.meta.files.get(index).is_some_and(|f| !f.padding)
+    }
+}
 
 /// What a link's page shows of one file.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +71,9 @@ pub(crate) enum Closed {
     Revoked,
     /// The share is no longer on this node (withdrawn, or its data gone).
     Gone,
+    /// The node cannot tell right now (its store did not answer, it is stopping, or every
+    /// stream through links is taken): try again.
+    Busy,
 }
 
 /// The token of a link given as its URL or as the token itself.
@@ -55,9 +91,21 @@ fn state_name(s: LinkState) -> &'static str {
 }
 
 impl Node {
-    /// The address links are made on: the node's HTTP address.
+    /// The address links are made on: the node's HTTP address, or its address on the LAN when
+    /// it listens on every interface.
     fn links_base(&self) -> Result<String, NodeError> {
         match *lock(&self.http) {
+            Some(a) if a.ip().is_unspecified() => {
+                let host = spheres_net::lan_address().unwrap_or(if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+                Ok(format!(
+                    "http://{}",
+                    std::net::SocketAddr::new(host, a.port())
+                ))
+            }
             Some(a) => Ok(format!("http://{a}")),
             None => refuse!(
                 Unavailable,
@@ -66,13 +114,13 @@ impl Node {
         }
     }
 
-    async fn link_info(&self, row: LinkRow) -> Result<types::LinkInfo, NodeError> {
-        let sphere = self
-            .store
-            .spheres()
-            .await?
-            .into_iter()
-            .find(|s| s.id == row.sphere_id);
+    /// A link as the CLI and the page show it; `spheres`: the node's spheres.
+    async fn link_info(
+        &self,
+        row: LinkRow,
+        spheres: &[spheres_store::Sphere],
+    ) -> Result<types::LinkInfo, NodeError> {
+        let sphere = spheres.iter().find(|s| s.id == row.sphere_id).cloned();
         let share = match &sphere {
             Some(s) => self.store.share(s.id, &row.info_hash).await?,
             None => None,
@@ -133,14 +181,15 @@ impl Node {
             .add_link(&token, sp.id, &row.info_hash, expires)
             .await?;
         tracing::info!(sphere = %sp.name, share = %row.name, "made a link to a share");
-        self.link_info(link).await
+        self.link_info(link, &self.store.spheres().await?).await
     }
 
     /// Every link this node made, newest first.
     pub async fn links(&self) -> Result<Vec<types::LinkInfo>, NodeError> {
+        let spheres = self.store.spheres().await?;
         let mut out = Vec::new();
         for row in self.store.links().await? {
-            out.push(self.link_info(row).await?);
+            out.push(self.link_info(row, &spheres).await?);
         }
         Ok(out)
     }
@@ -154,46 +203,82 @@ impl Node {
                 "no link of this node is {link:?} (see `spheres link list`)"
             );
         }
+        self.link_closed();
         let row = self
             .store
             .link(token)
             .await?
             .ok_or_else(|| NodeError::NotFound(format!("{link:?} is gone")))?;
-        self.link_info(row).await
+        self.link_info(row, &self.store.spheres().await?).await
     }
 
-    /// What an open link gives: its share's name, info hash and files.
-    pub(crate) async fn open_link(
+    /// Tells the streams through links that a link may have closed.
+    pub(crate) fn link_closed(&self) {
+        self.links_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A stream of a file through the link `token`, with what keeps it going: a slot among
+    /// [`MAX_LINK_STREAMS`], and a check before each chunk that no link closed since it began
+    /// (then the viewer asks again, and its link is checked again) and that it has not expired.
+    pub(crate) async fn link_stream(
         &self,
         token: &str,
-    ) -> Result<(String, InfoHash, Vec<LinkFile>), Closed> {
+        index: usize,
+    ) -> Result<(InfoHash, spheres_web::KeepGoing), Closed> {
+        let slot = self
+            .link_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Closed::Busy)?;
+        let changed = self.links_changed.subscribe();
+        let open = self.open_link(token).await?;
+        if !open.has_file(index) {
+            return Err(Closed::Unknown);
+        }
+        let until = open.row.expires;
+        let keep_going = move || {
+            let _slot = &slot;
+            !changed.has_changed().unwrap_or(true) && until.is_none_or(|t| now_secs() < t)
+        };
+        Ok((open.hash, Box::new(keep_going)))
+    }
+
+    /// What an open link gives, or why it gives nothing.
+    pub(crate) async fn open_link(&self, token: &str) -> Result<OpenLink, Closed> {
+        if self.stopping() {
+            return Err(Closed::Busy);
+        }
         let row = match self.store.link(token).await {
             Ok(Some(r)) => r,
-            _ => return Err(Closed::Unknown),
+            Ok(None) => return Err(Closed::Unknown),
+            Err(_) => return Err(Closed::Busy),
         };
         match row.state_at(now_secs()) {
             LinkState::Open => {}
             LinkState::Expired => return Err(Closed::Expired),
             LinkState::Revoked => return Err(Closed::Revoked),
         }
+        // Only while this node fetches or seeds it here (not taken back, not deleted).
         let share = match self.store.share(row.sphere_id, &row.info_hash).await {
-            Ok(Some(s)) if s.share_state() != ShareState::Withdrawn => s,
-            _ => return Err(Closed::Gone),
+            Ok(Some(s))
+                if matches!(
+                    s.share_state(),
+                    ShareState::Seeding | ShareState::Downloading
+                ) =>
+            {
+                s
+            }
+            Ok(_) => return Err(Closed::Gone),
+            Err(_) => return Err(Closed::Busy),
         };
         let hash: InfoHash = row.info_hash.parse().map_err(|_| Closed::Gone)?;
         let meta = self.engine.metainfo(&hash).ok_or(Closed::Gone)?;
-        let files = meta
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !f.padding)
-            .map(|(index, f)| LinkFile {
-                index,
-                name: f.path.join("/"),
-                size: f.length,
-            })
-            .collect();
-        Ok((share.name, hash, files))
+        Ok(OpenLink {
+            row,
+            name: share.name,
+            hash,
+            meta,
+        })
     }
 }
 
@@ -276,6 +361,14 @@ pub(crate) fn closed(lang: Lang, why: Closed) -> String {
         (Lang::Fr, Closed::Gone) => (
             "Plus partagé",
             "Ce que désignait ce lien n'est plus partagé. Demandez à la personne qui l'a envoyé.",
+        ),
+        (Lang::En, Closed::Busy) => (
+            "Try again in a moment",
+            "The node that shares this is busy or restarting. Reload the page in a moment.",
+        ),
+        (Lang::Fr, Closed::Busy) => (
+            "Réessayez dans un instant",
+            "Le nœud qui partage ceci est occupé ou redémarre. Rechargez la page dans un instant.",
         ),
     };
     page(lang, title, &format!("<h1>{title}</h1><p>{text}</p>"), None)

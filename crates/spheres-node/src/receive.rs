@@ -374,6 +374,7 @@ impl Node {
             )
             .await?;
         let _ = self.store.remove_outbox(sphere.id, &row.info_hash).await;
+        self.link_closed();
         self.let_go(sphere, &row.info_hash).await;
         if sphere.owned {
             self.send_unholds(sphere, &row.info_hash).await;

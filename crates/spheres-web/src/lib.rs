@@ -333,19 +333,24 @@ async fn stream_file(
     let Ok(hash) = hash.parse::<InfoHash>() else {
         return plain(StatusCode::NOT_FOUND, "not an info hash\n");
     };
-    stream(&engine, hash, index, &method, &headers).await
+    stream(&engine, hash, index, &method, &headers, None).await
 }
+
+/// Whether a stream may go on sending (checked before each chunk); it ends when this says no.
+pub type KeepGoing = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// File `index` of the torrent `hash`, as much of it as the request's range asks for, read
 /// from the engine as it arrives (a file still downloading plays: the engine fetches the
 /// pieces the reader needs first). Files a browser could run are downloads, and whatever it
-/// shows runs sandboxed ([`FILE_POLICY`]).
+/// shows runs sandboxed ([`FILE_POLICY`]). `keep_going`, when given, is asked before each
+/// chunk: a stream it stops ends there (a link revoked while someone downloads through it).
 pub async fn stream(
     engine: &Engine,
     hash: InfoHash,
     index: usize,
     method: &Method,
     headers: &HeaderMap,
+    keep_going: Option<KeepGoing>,
 ) -> Response {
     let Some(meta) = engine.metainfo(&hash) else {
         return error_response(EngineError::NotFound(hash));
@@ -405,9 +410,19 @@ pub async fn stream(
             format!("seek failed: {e}\n"),
         );
     }
-    let body = futures::stream::unfold((reader, count), |(mut reader, left)| async move {
+    let state = (reader, count, keep_going);
+    let body = futures::stream::unfold(state, |(mut reader, left, keep_going)| async move {
         if left == 0 {
             return None;
+        }
+        if keep_going.as_ref().is_some_and(|k| !k()) {
+            return Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "no longer open",
+                )),
+                (reader, 0, keep_going),
+            ));
         }
         let mut buf = vec![0u8; CHUNK.min(left as usize)];
         match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
@@ -416,19 +431,19 @@ pub async fn stream(
                     std::io::ErrorKind::UnexpectedEof,
                     "file ended early",
                 )),
-                (reader, 0),
+                (reader, 0, keep_going),
             )),
             Ok(Ok(n)) => {
                 buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), (reader, left - n as u64)))
+                Some((Ok(Bytes::from(buf)), (reader, left - n as u64, keep_going)))
             }
-            Ok(Err(e)) => Some((Err(e), (reader, 0))),
+            Ok(Err(e)) => Some((Err(e), (reader, 0, keep_going))),
             Err(_) => Some((
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "no data from peers",
                 )),
-                (reader, 0),
+                (reader, 0, keep_going),
             )),
         }
     });

@@ -111,6 +111,40 @@ fn a_link_plays_a_share_for_anyone_until_it_is_revoked() {
     assert_eq!(list[0]["url"], url.as_str(), "{list}");
     assert_eq!(list[0]["share"], "holiday.webm", "{list}");
 
+    // A download under way stops when its link is revoked (it does not run to its end).
+    let big = alice.spheres.join("Family").join("film.mkv");
+    let size = 24_000_000;
+    write_random(&big, size, 63);
+    alice.cli(&["share", "Family", big.to_str().unwrap()]);
+    let film = alice.cli(&["link", "create", "Family", "film.mkv"]);
+    let film_url = film["url"].as_str().unwrap().to_owned();
+    let film_path = film_url.split_once(&addr).unwrap().1.to_owned();
+    let got = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+        write!(
+            s,
+            "GET {film_path}/files/0 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut first = vec![0u8; 65_536];
+        let n = s.read(&mut first).unwrap();
+        assert!(
+            String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&first[..n.min(200)])
+        );
+        alice.cli(&["link", "revoke", &film_url]);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest); // cut short: an error or an early end
+        n + rest.len()
+    };
+    assert!(
+        got < size,
+        "the whole film came through a revoked link ({got} bytes)"
+    );
+
     // Revoked: a page that says so, and not a byte.
     let revoked = alice.cli(&["link", "revoke", &url]);
     assert_eq!(revoked["state"], "revoked", "{revoked}");

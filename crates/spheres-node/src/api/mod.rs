@@ -683,27 +683,35 @@ async fn link_page(
 ) -> Response {
     let lang = visitor_lang(&headers);
     match api.node.open_link(&token).await {
-        Ok((name, _, files)) => link_answer(
+        Ok(open) => link_answer(
             StatusCode::OK,
-            crate::links::viewer(lang, &token, &name, &files),
+            crate::links::viewer(lang, &open.row.token, &open.name, &open.files()),
         ),
         Err(why) => link_closed(lang, why),
     }
 }
 
 /// A file of a link's share, streamed (ranges, while it downloads) as the node's own player
-/// gets it; only the files of that share, only while the link opens.
+/// gets it; only the files of that share, only while the link opens (a stream stops when a
+/// link closes), never kept in a cache.
 async fn link_file(
     State(api): State<Api>,
     Path((token, index)): Path<(String, usize)>,
     method: axum::http::Method,
     headers: HeaderMap,
 ) -> Response {
-    match api.node.open_link(&token).await {
-        Ok((_, hash, files)) if files.iter().any(|f| f.index == index) => {
-            spheres_web::stream(&api.node.engine(), hash, index, &method, &headers).await
+    match api.node.link_stream(&token, index).await {
+        Ok((hash, keep_going)) => {
+            let engine = api.node.engine();
+            let mut r =
+                spheres_web::stream(&engine, hash, index, &method, &headers, Some(keep_going))
+                    .await;
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("private, no-store"),
+            );
+            r
         }
-        Ok(_) => link_closed(visitor_lang(&headers), crate::links::Closed::Unknown),
         Err(why) => link_closed(visitor_lang(&headers), why),
     }
 }
@@ -728,6 +736,7 @@ fn link_closed(lang: crate::public::Lang, why: crate::links::Closed) -> Response
     let status = match why {
         Closed::Unknown | Closed::Gone => StatusCode::NOT_FOUND,
         Closed::Expired | Closed::Revoked => StatusCode::GONE,
+        Closed::Busy => StatusCode::SERVICE_UNAVAILABLE,
     };
     link_answer(status, crate::links::closed(lang, why))
 }
