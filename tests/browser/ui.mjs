@@ -233,18 +233,31 @@ try {
   await a.getByText("clip-2.webm taken back").waitFor();
   await b.waitForFunction(() => [...document.querySelectorAll(".card.withdrawn")].some((e) => e.textContent.includes("clip-2.webm")), null, { timeout: WAIT });
 
-  // Alice makes a link to her first video; someone with no account, in a browser that never
-  // logged in, opens it and watches it.
+  // Alice makes a link to her first video, with a password; someone with no account, in a
+  // browser that never logged in, gives the password, opens it and watches it. Alice revokes
+  // it from her page, and it opens nothing more.
   await a.locator(".card", { hasText: name }).getByRole("button", { name: "Link", exact: true }).click();
+  await a.getByLabel(/^Password \(optional/).fill("bouchon lyonnais");
+  await a.getByRole("button", { name: "Make the link" }).click();
   const linkUrl = await a.locator("#share-link code").textContent();
   assert.match(linkUrl, /\/l\/[0-9a-f]{64}$/, linkUrl);
+  await a.locator("#links li", { hasText: name }).getByText("password").waitFor();
   const stranger = await newPage();
   await stranger.goto(linkUrl);
+  await stranger.getByRole("heading", { name: "This link needs a password" }).waitFor();
+  assert.equal(await stranger.locator("video").count(), 0, "the video shows before the password");
+  await axe(stranger, "link-password");
+  await stranger.getByLabel("Password").fill("bouchon lyonnais");
+  await stranger.getByRole("button", { name: "Open" }).click();
   await stranger.getByRole("heading", { name }).waitFor();
   await stranger.locator("video").evaluate((v) => { v.muted = true; return v.play(); });
   await stranger.waitForFunction(() => { const v = document.querySelector("video"); return v && v.currentTime > 0.5; }, null, { timeout: WAIT });
   await axe(stranger, "link");
   await shot(stranger, "link");
+  await a.locator("#links li", { hasText: name }).getByRole("button", { name: "Revoke" }).click();
+  await a.getByText(`The link to ${name} opens nothing from now on.`).waitFor();
+  await stranger.reload();
+  await stranger.getByRole("heading", { name: "This link was revoked" }).waitFor();
   await stranger.close();
 
   // From another device (a name that is not loopback), the node wants its password.

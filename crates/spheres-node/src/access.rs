@@ -43,6 +43,8 @@ pub struct Access {
     token: String,
     links: Mutex<HashMap<String, Instant>>,
     throttle: Mutex<Throttle>,
+    /// Wrong passwords of each link that has one (a guesser of one link slows no other).
+    link_throttles: Mutex<HashMap<String, Throttle>>,
     pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
@@ -52,6 +54,7 @@ impl Access {
             token,
             links: Mutex::default(),
             throttle: Mutex::default(),
+            link_throttles: Mutex::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING)),
         }
     }
@@ -106,18 +109,29 @@ impl Access {
     /// as a failure from the start, before its check runs: many at once cannot all slip in
     /// before the first is counted.
     pub fn attempt(&self, from: IpAddr) -> Result<(), Duration> {
-        let mut t = lock(&self.throttle);
-        let now = Instant::now();
-        t.may_try(from, now)?;
-        t.failed(from, now);
-        Ok(())
+        lock(&self.throttle).attempt(from, Instant::now())
     }
 
     /// The password was right: this address starts afresh, and its try is given back.
     pub fn succeeded(&self, from: IpAddr) {
-        let mut t = lock(&self.throttle);
-        t.by_address.remove(&from);
-        t.overall.pop_back();
+        lock(&self.throttle).succeeded(from);
+    }
+
+    /// [`Access::attempt`] for the password of the link `token` (a link that has one).
+    pub fn link_attempt(&self, token: &str, from: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut all = lock(&self.link_throttles);
+        if all.len() >= MAX_ADDRESSES && !all.contains_key(token) {
+            all.retain(|_, t| !t.quiet(now));
+        }
+        all.entry(token.to_owned()).or_default().attempt(from, now)
+    }
+
+    /// [`Access::succeeded`] for the password of the link `token`.
+    pub fn link_succeeded(&self, token: &str, from: IpAddr) {
+        if let Some(t) = lock(&self.link_throttles).get_mut(token) {
+            t.succeeded(from);
+        }
     }
 }
 
@@ -148,6 +162,25 @@ fn wait(q: &VecDeque<Instant>, now: Instant) -> Duration {
 }
 
 impl Throttle {
+    /// Whether `from` may try now; a try counts as a failure from the start.
+    pub fn attempt(&mut self, from: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.may_try(from, now)?;
+        self.failed(from, now);
+        Ok(())
+    }
+
+    /// The password was right: `from` starts afresh, and its try is given back.
+    pub fn succeeded(&mut self, from: IpAddr) {
+        self.by_address.remove(&from);
+        self.overall.pop_back();
+    }
+
+    /// Whether no failure is left in the window.
+    fn quiet(&mut self, now: Instant) -> bool {
+        expire(&mut self.overall, now);
+        self.overall.is_empty()
+    }
+
     pub fn may_try(&mut self, from: IpAddr, now: Instant) -> Result<(), Duration> {
         expire(&mut self.overall, now);
         if self.overall.len() >= OVERALL {
@@ -229,6 +262,30 @@ mod tests {
             access.attempt(friend).is_ok(),
             "a right password gives its try back"
         );
+    }
+
+    /// Attack: guessing a link's password; its guesser slows no one on another link.
+    #[test]
+    fn guesses_at_a_links_password_are_throttled_per_link() {
+        let access = Access::new("t".into());
+        let guesser: IpAddr = "192.168.1.66".parse().unwrap();
+        let admitted = (0..50)
+            .filter(|_| access.link_attempt("aaa", guesser).is_ok())
+            .count();
+        assert_eq!(admitted, PER_ADDRESS);
+        assert!(access.link_attempt("bbb", guesser).is_ok(), "another link");
+        assert!(access.attempt(guesser).is_ok(), "the web password");
+        for i in 0..OVERALL {
+            let ip: IpAddr = format!("10.1.0.{i}").parse().unwrap();
+            let _ = access.link_attempt("aaa", ip);
+        }
+        let friend: IpAddr = "192.168.1.7".parse().unwrap();
+        assert!(
+            access.link_attempt("aaa", friend).is_err(),
+            "guesses add up"
+        );
+        assert!(access.link_attempt("bbb", friend).is_ok());
+        access.link_succeeded("bbb", friend);
     }
 
     #[test]

@@ -411,46 +411,56 @@ impl Node {
 
     /// Sets the password that opens the web interface from other devices (argon2id, salted).
     pub async fn set_password(&self, password: &str) -> Result<(), NodeError> {
-        use argon2::password_hash::{PasswordHasher, SaltString};
         if password.chars().count() < 8 {
             refuse!(BadInput, "use at least 8 characters for the password");
         }
-        let raw: [u8; 16] = rand::random();
-        let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow!("cannot make a salt: {e}"))?;
-        // Deliberately slow (tens of milliseconds): off the async threads.
-        let password = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || {
-            argon2::Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow!("cannot hash the password: {e}"))
-        })
-        .await??;
+        let hash = hash_password(password).await?;
         self.store.set_meta("web_password", &hash).await?;
         Ok(())
     }
 
     /// Whether `password` is the web interface's password (false when none is set).
     pub async fn check_password(&self, password: &str) -> bool {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
         let Ok(Some(stored)) = self.store.meta("web_password").await else {
             return false;
         };
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|parsed| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-        })
-        .await
-        .unwrap_or(false)
+        password_matches(stored, password).await
     }
 
     pub async fn has_password(&self) -> bool {
         matches!(self.store.meta("web_password").await, Ok(Some(_)))
     }
+}
+
+/// The Argon2id hash (a PHC string, salted) of `password`. Deliberately slow (tens of
+/// milliseconds, 19 MiB): off the async threads; callers bound how many run at once.
+pub(crate) async fn hash_password(password: &str) -> Result<String, NodeError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let raw: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&raw).map_err(|e| anyhow!("cannot make a salt: {e}"))?;
+    let password = password.to_owned();
+    Ok(tokio::task::spawn_blocking(move || {
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow!("cannot hash the password: {e}"))
+    })
+    .await??)
+}
+
+/// Whether `password` matches the hash `stored` (false when `stored` is not one).
+pub(crate) async fn password_matches(stored: String, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&stored).is_ok_and(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
 }
 
 #[cfg(test)]

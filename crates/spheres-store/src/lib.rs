@@ -8,7 +8,7 @@
 
 mod links;
 
-pub use links::{LinkRow, LinkState};
+pub use links::{LinkGuards, LinkRow, LinkState};
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -15,6 +15,26 @@ pub struct LinkRow {
     /// When it stops opening (seconds since 1970); `None`: never.
     pub expires: Option<i64>,
     pub revoked: bool,
+    /// The password's Argon2 hash (a PHC string); `None`: no password.
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// How many browsers may open it; `None`: any number.
+    pub max_opens: Option<i64>,
+    /// How many did.
+    pub opens: i64,
+    /// The key the node signs visitors' passes with.
+    #[serde(skip)]
+    pub secret: Vec<u8>,
+}
+
+/// What guards a new link besides its token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkGuards {
+    /// The password's Argon2 hash.
+    pub password: Option<String>,
+    pub max_opens: Option<i64>,
+    /// The key passes are signed with (random, 32 bytes).
+    pub secret: Vec<u8>,
 }
 
 /// What a link gives now.
@@ -37,6 +57,11 @@ impl LinkRow {
             LinkState::Open
         }
     }
+
+    /// Whether a visitor needs a pass (a password to give, or a count to be part of).
+    pub fn guarded(&self) -> bool {
+        self.password.is_some() || self.max_opens.is_some()
+    }
 }
 
 impl Store {
@@ -47,15 +72,20 @@ impl Store {
         sphere_id: i64,
         info_hash: &str,
         expires: Option<i64>,
+        guards: &LinkGuards,
     ) -> Result<LinkRow> {
         Ok(sqlx::query_as(
-            "INSERT INTO links (token, sphere_id, info_hash, created, expires) VALUES (?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO links (token, sphere_id, info_hash, created, expires, password, max_opens, secret) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(token)
         .bind(sphere_id)
         .bind(info_hash)
         .bind(now())
         .bind(expires)
+        .bind(&guards.password)
+        .bind(guards.max_opens)
+        .bind(&guards.secret)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -75,6 +105,18 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    /// Counts one more browser opening link `token`; false when as many as it allows have
+    /// (or there is no such link). One statement: visitors at once cannot overshoot.
+    pub async fn count_link_open(&self, token: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE links SET opens = opens + 1 WHERE token = ? AND (max_opens IS NULL OR opens < max_opens)",
+        )
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Revokes a link for good; false when there is no such link.
@@ -100,16 +142,17 @@ mod tests {
             .await
             .unwrap();
         let hash = "0123456789abcdef0123456789abcdef01234567";
-        let forever = store.add_link("t1", s.id, hash, None).await.unwrap();
+        let none = LinkGuards::default();
+        let forever = store.add_link("t1", s.id, hash, None, &none).await.unwrap();
         let week = store
-            .add_link("t2", s.id, hash, Some(1_000_000))
+            .add_link("t2", s.id, hash, Some(1_000_000), &none)
             .await
             .unwrap();
         assert_eq!(forever.state_at(i64::MAX), LinkState::Open);
         assert_eq!(week.state_at(999_999), LinkState::Open);
         assert_eq!(week.state_at(1_000_000), LinkState::Expired);
         assert!(
-            store.add_link("t1", s.id, hash, None).await.is_err(),
+            store.add_link("t1", s.id, hash, None, &none).await.is_err(),
             "a token is one link"
         );
         assert!(store.revoke_link("t2").await.unwrap());
@@ -126,6 +169,25 @@ mod tests {
             .map(|l| l.token)
             .collect();
         assert_eq!(all.len(), 2);
+        // A link for three browsers counts three, then no more, whoever asks at once.
+        let three = LinkGuards {
+            password: None,
+            max_opens: Some(3),
+            secret: vec![7; 32],
+        };
+        let t3 = store
+            .add_link("t3", s.id, hash, None, &three)
+            .await
+            .unwrap();
+        assert!(t3.guarded() && !forever.guarded());
+        assert_eq!((t3.secret.clone(), t3.opens), (vec![7; 32], 0));
+        let counted = futures::future::join_all((0..10).map(|_| store.count_link_open("t3"))).await;
+        assert_eq!(
+            counted.into_iter().filter(|c| *c.as_ref().unwrap()).count(),
+            3
+        );
+        assert_eq!(store.link("t3").await.unwrap().unwrap().opens, 3);
+        assert!(store.count_link_open("t1").await.unwrap(), "no limit");
         // A sphere's links go with it.
         store.remove_sphere(s.id).await.unwrap();
         assert!(store.links().await.unwrap().is_empty());

@@ -16,6 +16,7 @@
 
 pub mod markup;
 pub mod range;
+pub mod zip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -450,4 +451,134 @@ pub async fn stream(
     builder
         .body(Body::from_stream(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The files of torrent `hash` as one zip archive under the folder `folder` (stored, with its
+/// exact length announced: see [`zip`]), each read from the engine as it arrives, in the
+/// torrent's order. `keep_going` is asked before each chunk, as in [`stream`]. A file that
+/// cannot be read ends the response early: the browser, short of the announced length, calls
+/// the download failed rather than keep a truncated archive.
+pub async fn zip_response(
+    engine: &Engine,
+    hash: InfoHash,
+    folder: &str,
+    method: &Method,
+    keep_going: Option<KeepGoing>,
+) -> Response {
+    let Some(meta) = engine.metainfo(&hash) else {
+        return error_response(EngineError::NotFound(hash));
+    };
+    let files: Vec<(usize, zip::Entry)> = meta
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.padding)
+        .map(|(i, f)| {
+            (
+                i,
+                zip::Entry {
+                    path: f.path.clone(),
+                    size: f.length,
+                },
+            )
+        })
+        .collect();
+    let entries: Vec<zip::Entry> = files.iter().map(|(_, e)| e.clone()).collect();
+    let modified = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let layout = match zip::Layout::new(folder, &entries, modified) {
+        Ok(l) => l,
+        Err(e) => return plain(StatusCode::CONFLICT, format!("{e}\n")),
+    };
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(
+            &format!("{folder}.zip"),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(header::CONTENT_DISPOSITION, disposition)
+        .header(header::CONTENT_LENGTH, layout.len())
+        .header(header::ACCEPT_RANGES, "none")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if *method == Method::HEAD {
+        return builder
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = write_zip(&engine, hash, &layout, &files, keep_going, &tx).await {
+            tracing::debug!(%hash, "zip archive cut short: {e}");
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    builder
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Sends the archive `layout` of `files` (index in the torrent, entry) down `tx`.
+async fn write_zip(
+    engine: &Engine,
+    hash: InfoHash,
+    layout: &zip::Layout,
+    files: &[(usize, zip::Entry)],
+    keep_going: Option<KeepGoing>,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> std::io::Result<()> {
+    let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader left");
+    let send = |b: Vec<u8>| async { tx.send(Ok(Bytes::from(b))).await.map_err(|_| gone()) };
+    let mut crcs = Vec::with_capacity(files.len());
+    for (i, (index, _)) in files.iter().enumerate() {
+        send(layout.local_header(i)).await?;
+        let mut left = layout.size(i);
+        let mut crc = crc32fast::Hasher::new();
+        if left > 0 {
+            let mut reader = engine
+                .open_file(&hash, *index)
+                .await
+                .map_err(std::io::Error::other)?;
+            while left > 0 {
+                if keep_going.as_ref().is_some_and(|k| !k()) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "no longer open",
+                    ));
+                }
+                let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+                let n = match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
+                    Ok(Ok(0)) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "file ended early",
+                        ));
+                    }
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no data from peers",
+                        ));
+                    }
+                };
+                buf.truncate(n);
+                crc.update(&buf);
+                left -= n as u64;
+                send(buf).await?;
+            }
+        }
+        let crc = crc.finalize();
+        crcs.push(crc);
+        send(layout.descriptor(i, crc)).await?;
+    }
+    send(layout.central(&crcs)).await
 }

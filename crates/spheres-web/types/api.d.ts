@@ -106,7 +106,15 @@ created: number, expires?: number,
 /**
  * `open`, `expired` or `revoked`.
  */
-state: string, };
+state: string, 
+/**
+ * Whether it asks for a password.
+ */
+password: boolean, 
+/**
+ * How many browsers may open it (none: any number), and how many did.
+ */
+max_opens?: number, opens: number, };
 
 export type Member = { jid: string, 
 /**

@@ -13,6 +13,7 @@ import { t } from "./i18n.js";
 /** @typedef {import("../types/api").ChatLine} ChatLine */
 /** @typedef {import("../types/api").LinkPreview} LinkPreview */
 /** @typedef {import("../types/api").InviteLink} InviteLink */
+/** @typedef {import("../types/api").LinkInfo} LinkInfo */
 /** @typedef {import("../types/api").NodeEvent} NodeEvent */
 /** @typedef {import("../types/api").Connection} Connection */
 
@@ -65,6 +66,8 @@ export const get = {
   members: (sphere, signal) => api(`/spheres/${enc(sphere)}/members`, { signal }),
   /** @param {string} sphere @param {AbortSignal} [signal] @returns {Promise<{ free: number }>} */
   space: (sphere, signal) => api(`/spheres/${enc(sphere)}/space`, { signal }),
+  /** @param {AbortSignal} [signal] @returns {Promise<LinkInfo[]>} */
+  links: (signal) => api("/links", { signal }),
   /** @param {AbortSignal} [signal] @returns {Promise<Invite[]>} */
   invites: (signal) => api("/invites", { signal }),
   /** @param {AbortSignal} [signal] @returns {Promise<Contacts>} */

@@ -90,6 +90,14 @@ pub enum LinkCommand {
         /// How long it opens: 30m, 12h, 7d, 2w... (default: until revoked).
         #[arg(long, value_name = "TIME", value_parser = spheres_node::units::parse_duration)]
         expires: Option<u64>,
+        /// A file holding a password the link asks for (at least 6 characters, without the
+        /// final line break). Tell it to the people you send the link to some other way.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// How many browsers may open it (each counts once, however much it plays or
+        /// downloads); default: any number.
+        #[arg(long, value_name = "N")]
+        downloads: Option<u32>,
     },
     /// Your links, newest first, with what each gives and until when.
     List,
@@ -768,7 +776,14 @@ fn link_line(l: &LinkInfo) -> String {
         ("open", None) => "opens until revoked".to_owned(),
         (state, _) => state.to_owned(),
     };
-    format!("{}  {} in {} ({until})", l.url, l.share, l.sphere)
+    let mut guards = String::new();
+    if l.password {
+        guards.push_str(", password");
+    }
+    if let Some(max) = l.max_opens {
+        guards.push_str(&format!(", opened by {} of {max} browsers", l.opens));
+    }
+    format!("{}  {} in {} ({until}{guards})", l.url, l.share, l.sphere)
 }
 
 async fn link(out: &Output, r: &Remote, c: LinkCommand) -> Result<()> {
@@ -777,11 +792,15 @@ async fn link(out: &Output, r: &Remote, c: LinkCommand) -> Result<()> {
             sphere,
             share,
             expires,
+            password_file,
+            downloads,
         } => {
+            let password = password_file.as_ref().map(read_secret).transpose()?;
             let l: LinkInfo = r
                 .post(
                     "/links",
-                    json!({"sphere": sphere, "share": share, "expires_in": expires}),
+                    json!({"sphere": sphere, "share": share, "expires_in": expires,
+                           "password": password, "max_opens": downloads}),
                 )
                 .await?;
             out.result(&link_line(&l), value(&l));

@@ -175,3 +175,276 @@ fn a_link_plays_a_share_for_anyone_until_it_is_revoked() {
     let why = alice.cli_fails(&["link", "create", "Family", "holiday.webm"]);
     assert!(why.contains("taken back"), "{why}");
 }
+
+/// A real photo (ffmpeg draws it), so the node can make its thumbnail.
+fn photo(path: &std::path::Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=1600x1200")
+        .args(["-frames:v", "1", "-q:v", "2"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg is installed (scripts/install-test-deps)");
+    assert!(ok.success());
+}
+
+/// The pass a `Set-Cookie` answer gives, as a `Cookie:` header line.
+fn pass_of(answer: &str) -> String {
+    let set = header(answer, "set-cookie").expect("a pass");
+    format!("Cookie: {}", set.split(';').next().unwrap())
+}
+
+fn form(addr: &str, path: &str, password: &str, cookie: &[&str]) -> (u16, String) {
+    let body = format!("password={password}");
+    let mut headers = vec!["Content-Type: application/x-www-form-urlencoded"];
+    headers.extend_from_slice(cookie);
+    raw_http(
+        addr,
+        ("POST", path),
+        &headers,
+        (body.len(), body.as_bytes()),
+    )
+}
+
+/// Python's zipfile (not ours) opens an archive and checks every file's CRC: name, content.
+fn unzipped(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.zip");
+    std::fs::write(&path, zip).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             assert z.testzip() is None\n\
+             for i in z.infolist(): print(i.filename + '\\t' + z.read(i).hex())",
+        )
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (name, hex) = l.split_once('\t').unwrap();
+            (name.to_owned(), hex::decode(hex).unwrap())
+        })
+        .collect()
+}
+
+/// Attack: a stranger who has the address but not the password, or who comes after as many
+/// browsers as the link allows, gets nothing (no page, no file, no thumbnail, no archive);
+/// a pass of one link opens no other. With the password: a gallery of the photos and the
+/// whole folder as a zip that another implementation reads back.
+#[test]
+fn a_guarded_link_asks_its_password_counts_browsers_and_zips_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    alice.cli(&["sphere", "create", "Family"]);
+    let lyon = alice.spheres.join("Family").join("Lyon");
+    photo(&lyon.join("fourvière.jpg"));
+    let notes = write_random(&lyon.join("notes/jour 1.txt"), 70_000, 64);
+    alice.cli(&["share", "Family", lyon.to_str().unwrap()]);
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "bouchon lyonnais\n").unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let why = alice.cli_fails(&[
+        "link",
+        "create",
+        "Family",
+        "Lyon",
+        "--password-file",
+        short.to_str().unwrap(),
+    ]);
+    assert!(why.contains("at least 6 characters"), "{why}");
+
+    let link = alice.cli(&[
+        "link",
+        "create",
+        "Family",
+        "Lyon",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--downloads",
+        "2",
+    ]);
+    assert_eq!(
+        (link["password"].as_bool(), link["max_opens"].as_u64()),
+        (Some(true), Some(2)),
+        "{link}"
+    );
+    let addr = web_addr(&alice);
+    let path = link["url"]
+        .as_str()
+        .unwrap()
+        .split_once(&addr)
+        .unwrap()
+        .1
+        .to_owned();
+
+    // Without the password: a form, and nothing of the share.
+    let (code, page) = raw_http(&addr, ("GET", &path), &[], (0, b""));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("needs a password") && page.contains("<form method=\"post\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("fourvière") && !page.contains("/files/"),
+        "{page}"
+    );
+    for what in ["files/0", "files/1", "thumbs/0", "zip"] {
+        let (code, body) = range_get(&addr, &[], &format!("{path}/{what}"), "0-");
+        assert_eq!(code, 403, "{what} without a pass");
+        assert!(
+            !body.windows(32).any(|w| w == &notes[..32]),
+            "{what} gave bytes"
+        );
+    }
+    let (code, page) = form(&addr, &path, "bouchon", &[]);
+    assert_eq!(code, 403);
+    assert!(
+        page.contains("not the password") && header(&page, "set-cookie").is_none(),
+        "{page}"
+    );
+    // A forged pass is no pass.
+    let forged = "Cookie: spheres_pass=00.00";
+    assert_eq!(
+        range_get(&addr, &[forged], &format!("{path}/zip"), "0-").0,
+        403
+    );
+
+    // The right password (the form sends spaces as '+'): a pass for this link's path.
+    let (code, answer) = form(&addr, &path, "bouchon+lyonnais", &[]);
+    assert_eq!(code, 303, "{answer}");
+    let set = header(&answer, "set-cookie").unwrap();
+    assert!(
+        set.contains(&format!("Path={path};")) && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let first = pass_of(&answer);
+    let (code, page) = raw_http(&addr, ("GET", &path), &[&first], (0, b""));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("class=\"album-grid\"") && page.contains("class=\"lightbox\""),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"{path}/zip\" download")),
+        "{page}"
+    );
+    // The photo's thumbnail: a small JPEG made by the node.
+    let index = if page.contains(&format!("{path}/thumbs/0")) {
+        0
+    } else {
+        1
+    };
+    let (code, thumb) = range_get(&addr, &[&first], &format!("{path}/thumbs/{index}"), "0-");
+    assert_eq!(code, 200);
+    assert!(thumb.starts_with(&[0xff, 0xd8]), "not a JPEG");
+    let full = std::fs::metadata(lyon.join("fourvière.jpg")).unwrap().len();
+    assert!(
+        (thumb.len() as u64) < full,
+        "the thumbnail is the photo itself"
+    );
+
+    // The whole folder as one zip, which Python opens and checks.
+    let (code, zip) = range_get(&addr, &[&first], &format!("{path}/zip"), "0-");
+    assert_eq!(code, 200);
+    let files = unzipped(&zip);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"Lyon/notes/jour 1.txt") && names.contains(&"Lyon/fourvière.jpg"),
+        "{names:?}"
+    );
+    let got = files
+        .iter()
+        .find(|(n, _)| n.ends_with("jour 1.txt"))
+        .unwrap();
+    assert!(got.1 == notes, "the archive holds other bytes");
+
+    // Another link of the same share, with no password: this pass is not its pass, and its
+    // page opens without one.
+    let open = alice.cli(&["link", "create", "Family", "Lyon", "--downloads", "1"]);
+    let open_path = open["url"]
+        .as_str()
+        .unwrap()
+        .split_once(&addr)
+        .unwrap()
+        .1
+        .to_owned();
+    let cross = first.replace("Cookie: ", "Cookie: x=1; ");
+    assert_eq!(
+        range_get(&addr, &[&cross], &format!("{open_path}/zip"), "0-").0,
+        403,
+        "a pass opened another link"
+    );
+    let (code, answer) = raw_http(&addr, ("GET", &open_path), &[], (0, b""));
+    assert_eq!(code, 200, "counted, and in");
+    let counted = pass_of(&answer);
+    assert_eq!(
+        range_get(&addr, &[&counted], &format!("{open_path}/files/0"), "0-0").0,
+        206
+    );
+    // The second browser of a one-browser link: nothing.
+    let (code, page) = raw_http(&addr, ("GET", &open_path), &[], (0, b""));
+    assert_eq!(code, 410);
+    assert!(page.contains("as many times as it allows"), "{page}");
+    assert_eq!(
+        range_get(&addr, &[&counted], &format!("{open_path}/files/0"), "0-0").0,
+        206,
+        "the first one still reads"
+    );
+
+    // The password link's second browser is counted; its third is not, even with the password.
+    let (code, _) = form(&addr, &path, "bouchon+lyonnais", &[]);
+    assert_eq!(code, 303);
+    let (code, page) = form(&addr, &path, "bouchon+lyonnais", &[]);
+    assert_eq!(code, 410, "{page}");
+    let list = alice.cli(&["link", "list"]);
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["password"] == true)
+        .unwrap();
+    assert_eq!(mine["opens"], 2, "{list}");
+
+    // Guessing: after a few wrong passwords from one address, even the right one waits.
+    let guessed = alice.cli(&[
+        "link",
+        "create",
+        "Family",
+        "Lyon",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let guessed = guessed["url"]
+        .as_str()
+        .unwrap()
+        .split_once(&addr)
+        .unwrap()
+        .1
+        .to_owned();
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        codes.push(form(&addr, &guessed, &format!("guess{i}"), &[]).0);
+    }
+    assert_eq!(codes, [403, 403, 403, 403, 403, 429], "{codes:?}");
+    let (code, page) = form(&addr, &guessed, "bouchon+lyonnais", &[]);
+    assert_eq!(code, 429);
+    assert!(
+        page.contains("Too many wrong passwords") && header(&page, "retry-after").is_some(),
+        "{page}"
+    );
+    // ...on that link only.
+    assert_eq!(raw_http(&addr, ("GET", &path), &[&first], (0, b"")).0, 200);
+}

@@ -9,6 +9,7 @@
 //! Anything else gets 401 with `"login": true`.
 
 mod archive;
+mod links;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -48,13 +49,18 @@ const COOKIE: &str = "spheres_session";
 /// same host can set one of the same name (cookies ignore ports), so none is taken on trust
 /// for being first.
 fn sessions_of(headers: &axum::http::HeaderMap) -> Vec<String> {
+    cookies_named(headers, COOKIE)
+}
+
+/// The values of the cookies called `name` a request carries (at most 8).
+fn cookies_named(headers: &axum::http::HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .filter(|(k, _)| *k == COOKIE)
+        .filter(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .take(8)
         .collect()
@@ -478,8 +484,8 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         )
         .route("/spheres/{name}/fetch", post(fetch))
         .route("/spheres/{name}/take-back", post(take_back))
-        .route("/links", get(links).post(create_link))
-        .route("/links/revoke", post(revoke_link))
+        .route("/links", get(links::list).post(links::create))
+        .route("/links/revoke", post(links::revoke))
         .route("/invites", get(invites))
         .route("/invites/join", post(join))
         .route("/link/preview", post(link_preview))
@@ -521,10 +527,8 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/{handle}/", get(public_index))
         .route("/{handle}/feed.atom", get(public_atom))
         .route("/{handle}/posts/{id}", get(public_post))
-        // Links to a share: whoever holds one, no login.
-        .route("/l/{token}", get(link_page))
-        .route("/l/{token}/files/{index}", get(link_file))
         .with_state(api.clone());
+    let open = open.merge(links::public(api.clone()));
     spheres_web::with_security_headers(
         spheres_web::ui_router()
             .nest("/api", routes)
@@ -650,95 +654,6 @@ async fn take_back(
     Json(b): Json<FetchBody>,
 ) -> ApiResult<types::ShareInfo> {
     Ok(Json(api.node.take_back(&name, &b.share).await?))
-}
-
-async fn links(State(api): State<Api>) -> ApiResult<Vec<types::LinkInfo>> {
-    Ok(Json(api.node.links().await?))
-}
-
-async fn create_link(
-    State(api): State<Api>,
-    Json(b): Json<types::NewLinkBody>,
-) -> ApiResult<types::LinkInfo> {
-    Ok(Json(
-        api.node
-            .create_link(&b.sphere, &b.share, b.expires_in)
-            .await?,
-    ))
-}
-
-async fn revoke_link(
-    State(api): State<Api>,
-    Json(b): Json<LinkBody>,
-) -> ApiResult<types::LinkInfo> {
-    Ok(Json(api.node.revoke_link(&b.link).await?))
-}
-
-/// A link's page, or the page saying why it gives nothing (404 unknown or no longer shared,
-/// 410 expired or revoked).
-async fn link_page(
-    State(api): State<Api>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let lang = visitor_lang(&headers);
-    match api.node.open_link(&token).await {
-        Ok(open) => link_answer(
-            StatusCode::OK,
-            crate::links::viewer(lang, &open.row.token, &open.name, &open.files()),
-        ),
-        Err(why) => link_closed(lang, why),
-    }
-}
-
-/// A file of a link's share, streamed (ranges, while it downloads) as the node's own player
-/// gets it; only the files of that share, only while the link opens (a stream stops when a
-/// link closes), never kept in a cache.
-async fn link_file(
-    State(api): State<Api>,
-    Path((token, index)): Path<(String, usize)>,
-    method: axum::http::Method,
-    headers: HeaderMap,
-) -> Response {
-    match api.node.link_stream(&token, index).await {
-        Ok((hash, keep_going)) => {
-            let engine = api.node.engine();
-            let mut r =
-                spheres_web::stream(&engine, hash, index, &method, &headers, Some(keep_going))
-                    .await;
-            r.headers_mut().insert(
-                header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("private, no-store"),
-            );
-            r
-        }
-        Err(why) => link_closed(visitor_lang(&headers), why),
-    }
-}
-
-fn link_answer(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, crate::links::POLICY),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::VARY, "Accept-Language"),
-        ],
-        [("x-robots-tag", "noindex, nofollow")],
-        body,
-    )
-        .into_response()
-}
-
-fn link_closed(lang: crate::public::Lang, why: crate::links::Closed) -> Response {
-    use crate::links::Closed;
-    let status = match why {
-        Closed::Unknown | Closed::Gone => StatusCode::NOT_FOUND,
-        Closed::Expired | Closed::Revoked => StatusCode::GONE,
-        Closed::Busy => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    link_answer(status, crate::links::closed(lang, why))
 }
 
 async fn invites(State(api): State<Api>) -> ApiResult<Vec<types::Invite>> {

@@ -180,6 +180,13 @@ pub struct LinkInfo {
     pub expires: Option<i64>,
     /// `open`, `expired` or `revoked`.
     pub state: String,
+    /// Whether it asks for a password.
+    pub password: bool,
+    /// How many browsers may open it (none: any number), and how many did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub max_opens: Option<u32>,
+    pub opens: u32,
 }
 
 // ----- Spheres -----
@@ -779,8 +786,9 @@ pub struct LinkBody {
     pub name: String,
 }
 
-/// A new link to a share: the sphere, the share (name or info hash), and how long it
-/// opens (seconds; none: until revoked).
+/// A new link to a share: the sphere, the share (name or info hash), how long it opens
+/// (seconds; none: until revoked), the password it asks (none: none), and for how many
+/// browsers (none: any number).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NewLinkBody {
@@ -789,6 +797,12 @@ pub struct NewLinkBody {
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub expires_in: Option<u64>,
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub password: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(test, ts(optional))]
+    pub max_opens: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,9 +2,12 @@
 import { api, fail, failLoad, get, putFile } from "../api.js";
 import { h, mediaIcon, say } from "../dom.js";
 import { on } from "../events.js";
-import { t } from "../i18n.js";
+import { dateTime, t } from "../i18n.js";
 import { enc, scope, size } from "../util.js";
 import * as viewer from "./viewer.js";
+
+/** @typedef {import("../../types/api").LinkInfo} LinkInfo */
+/** @typedef {import("../../types/api").ShareInfo} ShareInfo */
 
 
 function progressOf(s) {
@@ -91,7 +94,7 @@ export function mount(el, { name }) {
         try { await api(`${base}/fetch`, { method: "POST", json: { share: s.info_hash }, signal }); refreshShares().catch(fail); } catch (e) { fail(e); }
       } }, t("fetch")) : null,
       s.info_hash && !holding && s.state !== "withdrawn" && s.state !== "hashing"
-        ? h("button", { type: "button", class: "make-link", onclick: () => makeLink(s).catch(fail) }, t("makeLink")) : null,
+        ? h("button", { type: "button", class: "make-link", onclick: () => makeLink(s) }, t("makeLink")) : null,
       s.info_hash && !holding && s.state !== "withdrawn" && (owner || s.sharer === myJid)
         ? h("button", { type: "button", class: "take-back", onclick: async () => {
           if (!confirm(t("takeBackConfirm", { name: s.name }))) return;
@@ -102,15 +105,73 @@ export function mount(el, { name }) {
         } }, t("takeBack")) : null);
   }
 
-  // A link just made, to copy.
+  // Links to the sphere's shares that anyone opens in a browser: made with a few choices,
+  // listed with what each allows, revoked.
   const shareLink = h("output", { id: "share-link", class: "invite-link" });
-  /** Makes a link anyone opens in a browser (for a week) and shows it, to copy. */
-  async function makeLink(s) {
-    const l = await api("/links", { method: "POST", json: { sphere: name, share: s.info_hash, expires_in: 7 * 86400 }, signal });
+  const linkList = h("ul", { id: "links", class: "links" });
+  const links = h("section", { class: "people", "aria-labelledby": "links-title", hidden: true },
+    h("h2", { id: "links-title" }, t("links")), linkList);
+  /** The form that makes a link to share `s`: how long it opens, a password, how many
+   *  browsers may open it. */
+  function makeLink(s) {
+    const expires = h("select", { name: "expires" },
+      h("option", { value: String(86400) }, t("linkDay")),
+      h("option", { value: String(7 * 86400), selected: true }, t("linkWeek")),
+      h("option", { value: String(30 * 86400) }, t("linkMonth")),
+      h("option", { value: "" }, t("linkNever")));
+    const password = h("input", { type: "text", name: "password", autocomplete: "off", minlength: 6, maxlength: 200 });
+    const opens = h("input", { type: "number", name: "opens", min: 1, max: 100000, inputmode: "numeric" });
+    const form = h("form", { class: "link-form", onsubmit: async (/** @type {Event} */ e) => {
+      e.preventDefault();
+      try {
+        /** @type {LinkInfo} */
+        const l = await api("/links", { method: "POST", signal, json: {
+          sphere: name, share: s.info_hash,
+          expires_in: expires.value ? Number(expires.value) : undefined,
+          password: password.value || undefined,
+          max_opens: opens.value ? Number(opens.value) : undefined } });
+        showLink(s, l);
+        refreshLinks().catch(fail);
+      } catch (err) { fail(err); }
+    } },
+      h("p", {}, t("linkTo", { name: s.name })),
+      h("label", {}, t("linkExpires") + " ", expires),
+      h("label", {}, t("linkPassword") + " ", password),
+      h("label", {}, t("linkOpens") + " ", opens),
+      h("p", {}, h("button", {}, t("makeLinkNow")), " ",
+        h("button", { type: "button", class: "secondary", onclick: () => shareLink.replaceChildren() }, t("cancel"))));
+    shareLink.replaceChildren(form);
+    expires.focus();
+  }
+  /** A link just made, to copy. @param {ShareInfo} s @param {LinkInfo} l */
+  function showLink(s, l) {
     const local = /^http:\/\/(127\.|\[::1\]|localhost)/.test(l.url);
     shareLink.replaceChildren(h("p", {}, t("linkMade", { name: s.name })),
+      h("p", { class: "meta" }, linkTerms(l)),
       local ? h("p", { class: "warn" }, t("shareLinkLocal")) : null, h("code", {}, l.url), " ",
       h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(l.url); say(t("copied")); } }, t("copy")));
+  }
+  /** What a link allows, in words. @param {LinkInfo} l */
+  function linkTerms(l) {
+    const parts = [];
+    if (l.state !== "open") parts.push(l.state === "revoked" ? t("linkRevoked") : t("linkExpired"));
+    else parts.push(l.expires ? t("linkUntil", { when: dateTime(new Date(l.expires * 1000)) }) : t("linkUntilRevoked"));
+    if (l.password) parts.push(t("linkWithPassword"));
+    if (l.max_opens) parts.push(t("linkOpened", { n: l.opens, max: l.max_opens }));
+    return parts.join(" · ");
+  }
+  async function refreshLinks() {
+    const all = await get.links(signal);
+    const mine = all.filter((l) => l.sphere === name);
+    links.hidden = mine.length === 0;
+    linkList.replaceChildren(...mine.map((l) => h("li", {},
+      h("strong", {}, l.share), " ", h("span", { class: "meta" }, linkTerms(l)), " ",
+      l.state === "open" ? h("button", { type: "button", class: "secondary revoke-link", onclick: async () => {
+        try {
+          await api("/links/revoke", { method: "POST", json: { link: l.url }, signal });
+          say(t("linkRevokedSaid", { name: l.share })); refreshLinks().catch(fail);
+        } catch (e) { fail(e); }
+      } }, t("revoke")) : null)));
   }
 
   // The parts refreshed on their own.
@@ -254,7 +315,7 @@ export function mount(el, { name }) {
     await refreshPolicy();
     if (!drawn) draw();
     drawn = true;
-    await Promise.all([refreshShares(), refreshChat(), refreshMembers()]);
+    await Promise.all([refreshShares(), refreshChat(), refreshMembers(), refreshLinks()]);
   }
 
   function draw() {
@@ -267,7 +328,7 @@ export function mount(el, { name }) {
       h("div", { class: "sphere" },
         h("section", { class: "main", "aria-labelledby": "gallery-title" },
           h("h2", { id: "gallery-title", class: "sr" }, name), drop, shareLink, gallery),
-        h("aside", {}, chat, members)));
+        h("aside", {}, chat, members, links)));
   }
 
   // Live: each part refreshed when the node says it changed, everything when it lagged or the
