@@ -23,7 +23,7 @@ pub mod v2;
 
 pub use create::{CreateError, CreateOptions, Progress, Sealed, create_sealed, create_torrent};
 pub use magnet::{Magnet, MagnetError};
-pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError, with_trackers};
+pub use metainfo::{FileEntry, InfoHash, Metainfo, MetainfoError, torrent_with, with_trackers};
 pub use v2::{V2File, V2Info};
 
 /// The smallest piece length we choose or accept when creating a torrent (BEP 3 block size).

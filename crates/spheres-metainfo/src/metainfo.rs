@@ -744,6 +744,36 @@ pub fn with_trackers(bytes: &[u8], trackers: &[String]) -> Result<Vec<u8>, Metai
     Ok(encoded)
 }
 
+/// A torrent file of the info dictionary `info_bytes` (copied byte for byte: the info hash
+/// is the same), announcing to `trackers` (one tier each) and naming `web_seeds` (BEP 19).
+pub fn torrent_with(info_bytes: &[u8], trackers: &[String], web_seeds: &[String]) -> Vec<u8> {
+    use bencode::OwnedValue;
+    let list =
+        |urls: &[String]| OwnedValue::List(urls.iter().cloned().map(OwnedValue::string).collect());
+    let mut out = vec![b'd'];
+    // Keys in order: announce, announce-list, info, url-list.
+    if let Some(first) = trackers.first() {
+        OwnedValue::string("announce").encode_into(&mut out);
+        OwnedValue::string(first.clone()).encode_into(&mut out);
+        OwnedValue::string("announce-list").encode_into(&mut out);
+        OwnedValue::List(
+            trackers
+                .iter()
+                .map(|t| list(std::slice::from_ref(t)))
+                .collect(),
+        )
+        .encode_into(&mut out);
+    }
+    OwnedValue::string("info").encode_into(&mut out);
+    out.extend_from_slice(info_bytes);
+    if !web_seeds.is_empty() {
+        OwnedValue::string("url-list").encode_into(&mut out);
+        list(web_seeds).encode_into(&mut out);
+    }
+    out.push(b'e');
+    out
+}
+
 #[cfg(test)]
 mod with_trackers_tests {
     use super::*;
@@ -777,5 +807,11 @@ mod with_trackers_tests {
         let none = Metainfo::from_bytes(&with_trackers(&bytes, &[]).unwrap()).unwrap();
         assert!(none.trackers.is_empty());
         assert!(with_trackers(b"not a torrent", &new).is_err());
+        // A torrent for a link: the same info, a WebSocket tracker and a web seed.
+        let ws = vec!["ws://127.0.0.1:1/l/t/tracker".to_owned()];
+        let seed = vec!["http://127.0.0.1:1/l/t/seed".to_owned()];
+        let link = Metainfo::from_bytes(&torrent_with(&meta.info_bytes, &ws, &seed)).unwrap();
+        assert_eq!(link.info_hash, meta.info_hash);
+        assert_eq!((link.trackers, link.web_seeds), (vec![ws], seed));
     }
 }

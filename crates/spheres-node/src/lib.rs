@@ -117,7 +117,7 @@ pub struct Node {
     /// Rooms whose archive is to be read again soon (see `catch_up_soon`).
     catching_up: Mutex<HashSet<String>>,
     /// Set when the node starts to stop (or to restart as another account).
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The link to the XMPP server, as it was last heard of.
     connection: Mutex<Connection>,
     /// This node's MLS device, for encrypted spheres (see `sealed`).
@@ -139,6 +139,11 @@ pub struct Node {
     links_changed: tokio::sync::watch::Sender<u64>,
     /// Streams through links at once: a link holder cannot take the node's own player's.
     link_streams: std::sync::Arc<tokio::sync::Semaphore>,
+    link_addresses: crate::links::Addresses,
+    /// Links closed while the node runs (tokens, and shares' keys: see `links::share_key`).
+    closed_links: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Browsers that opened a link find each other here (WebTorrent's WebSocket tracker).
+    signalling: std::sync::Arc<spheres_tracker::ws::Signalling>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

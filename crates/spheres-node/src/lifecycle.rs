@@ -284,8 +284,11 @@ impl Node {
             sealed_grants: Mutex::default(),
             links_changed: tokio::sync::watch::Sender::new(0),
             link_streams: Arc::new(tokio::sync::Semaphore::new(crate::links::MAX_LINK_STREAMS)),
+            signalling: spheres_tracker::ws::Signalling::new(crate::links::MAX_LINK_BROWSERS),
+            link_addresses: Default::default(),
+            closed_links: Default::default(),
             connection: Mutex::new(Connection::Online { since: now_secs() }),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _spheres_lock: spheres_lock,
         });
 
@@ -533,6 +536,8 @@ impl Node {
         // From now on the API answers 503: what it would read may be closed under it.
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Browsers on links' trackers leave.
+        self.links_changed.send_modify(|n| *n = n.wrapping_add(1));
         if let Some(m) = self.peers.mapping.lock().await.take()
             && let Err(e) = m.remove().await
         {

@@ -29,8 +29,56 @@ use crate::public::{Lang, escape, page};
 use crate::units::human_bytes;
 use crate::{Node, lock, now_secs};
 
-/// Streams through links at once (each a connection reading a file).
+/// Streams through links at once (each a connection reading a file), and from one address.
 pub(crate) const MAX_LINK_STREAMS: usize = 16;
+pub(crate) const MAX_LINK_STREAMS_PER_ADDRESS: usize = 6;
+/// Files a link's page lists, at most (the zip holds them all).
+const MAX_LISTED: usize = 1000;
+
+/// What closes the links of share `info_hash` of sphere `sphere_id` (see
+/// [`Node::link_closed`]).
+pub(crate) fn share_key(sphere_id: i64, info_hash: &str) -> String {
+    format!("{sphere_id}:{info_hash}")
+}
+
+/// Streams through links per address.
+pub(crate) type Addresses =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One of an address's stream slots, given back when dropped.
+pub(crate) struct AddressSlot {
+    all: Addresses,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(all: &Addresses, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut m = lock(all);
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_LINK_STREAMS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            all: all.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = lock(&self.all);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+/// Browsers connected to links' trackers at once.
+pub(crate) const MAX_LINK_BROWSERS: usize = 256;
 /// The shortest password a link takes (guesses are throttled: see the API).
 pub(crate) const MIN_PASSWORD: usize = 6;
 /// The most browsers a counted link may be opened by.
@@ -49,18 +97,30 @@ fn pass_mac(row: &LinkRow, nonce: &str) -> Option<Hmac<Sha256>> {
     Some(mac)
 }
 
-/// A new pass for link `row` (a random nonce and its signature), as the cookie's value.
+/// A new pass for link `row` (when it was given, a random nonce, and their signature), as
+/// the cookie's value.
 pub(crate) fn new_pass(row: &LinkRow) -> Option<String> {
-    let nonce = hex::encode(rand::random::<[u8; 16]>());
+    let nonce = format!(
+        "{:x}-{}",
+        now_secs(),
+        hex::encode(rand::random::<[u8; 16]>())
+    );
     let tag = pass_mac(row, &nonce)?.finalize().into_bytes();
     Some(format!("{nonce}.{}", hex::encode(tag)))
 }
 
-/// Whether `pass` is one the node gave for link `row` (checked in constant time).
+/// Whether `pass` is one the node gave for link `row` (checked in constant time) less than
+/// [`PASS_MAX_AGE`] ago.
 pub(crate) fn pass_ok(row: &LinkRow, pass: &str) -> bool {
     let Some((nonce, tag)) = pass.split_once('.') else {
         return false;
     };
+    let given = nonce
+        .split_once('-')
+        .and_then(|(t, _)| i64::from_str_radix(t, 16).ok());
+    if !given.is_some_and(|t| (-60..PASS_MAX_AGE).contains(&(now_secs() - t))) {
+        return false;
+    }
     let (Ok(tag), Some(mac)) = (hex::decode(tag), pass_mac(row, nonce)) else {
         return false;
     };
@@ -86,6 +146,9 @@ pub(crate) struct OpenLink {
     pub(crate) meta: Arc<Metainfo>,
     /// Whether the visitor may read it now: the link is not guarded, or they hold a pass.
     pub(crate) admitted: bool,
+    /// A share of an encrypted sphere: its torrent is over encrypted bytes, so browsers get
+    /// it from this node only, through the link's page (no torrent, tracker or web seed).
+    pub(crate) sealed: bool,
 }
 
 impl OpenLink {
@@ -102,6 +165,24 @@ impl OpenLink {
                 size: f.length,
             })
             .collect()
+    }
+
+    /// The file a web seed request names: `NAME/PATH` in a folder (padding files too), nothing
+    /// more for a single file.
+    pub(crate) fn file_at(&self, path: &str) -> Option<usize> {
+        let path = path.trim_matches('/');
+        if !self.meta.multi_file {
+            return (path.is_empty() || path == self.meta.name)
+                .then_some(0)
+                .filter(|_| !self.meta.files.is_empty());
+        }
+        let rest = path
+            .strip_prefix(self.meta.name.as_str())?
+            .strip_prefix('/')?;
+        self.meta
+            .files
+            .iter()
+            .position(|f| f.path.join("/") == rest)
     }
 
     /// Whether `index` is one of the share's files.
@@ -133,6 +214,9 @@ pub(crate) enum Closed {
     UsedUp,
     /// A file asked for without a pass, on a link that needs one: open its page first.
     NoPass,
+    /// A torrent, tracker or web seed asked of a link to an encrypted sphere's share: it
+    /// opens through its page only.
+    PageOnly,
 }
 
 /// The token of a link given as its URL or as the token itself.
@@ -296,7 +380,7 @@ impl Node {
                 "no link of this node is {link:?} (see `spheres link list`)"
             );
         }
-        self.link_closed();
+        self.link_closed(token.to_owned());
         let row = self
             .store
             .link(token)
@@ -305,9 +389,53 @@ impl Node {
         self.link_info(row, &self.store.spheres().await?).await
     }
 
-    /// Tells the streams through links that a link may have closed.
-    pub(crate) fn link_closed(&self) {
+    /// Closes what goes through links under `key` (a link's token, or [`share_key`] for all
+    /// the links of a share): their streams stop at their next chunk, their browsers leave
+    /// the tracker. Remembered while the node runs; the store remembers for good.
+    pub(crate) fn link_closed(&self, key: String) {
+        lock(&self.closed_links).insert(key);
         self.links_changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether the link `row` was closed since it was opened.
+    fn closed_since(
+        closed: &std::sync::Mutex<std::collections::HashSet<String>>,
+        row: &LinkRow,
+    ) -> bool {
+        let c = lock(closed);
+        c.contains(&row.token) || c.contains(&share_key(row.sphere_id, &row.info_hash))
+    }
+
+    /// Resolves when the link `row` closes (revoked, its share taken back, expired) or the
+    /// node stops.
+    pub(crate) fn link_ends(&self, row: &LinkRow) -> spheres_tracker::ws::Stop {
+        let mut changed = self.links_changed.subscribe();
+        let closed = self.closed_links.clone();
+        let row = row.clone();
+        let stopping = self.stopping.clone();
+        Box::pin(async move {
+            let left = row
+                .expires
+                .map(|t| u64::try_from(t - now_secs()).unwrap_or(0));
+            let expiry = async move {
+                match left {
+                    Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(expiry);
+            loop {
+                tokio::select! {
+                    () = &mut expiry => return,
+                    r = changed.changed() => if r.is_err() { return },
+                }
+                if Node::closed_since(&closed, &row)
+                    || stopping.load(std::sync::atomic::Ordering::SeqCst)
+                {
+                    return;
+                }
+            }
+        })
     }
 
     /// A stream of a file through the link `token`, with what keeps it going: a slot among
@@ -318,26 +446,47 @@ impl Node {
         token: &str,
         passes: &[String],
         index: Option<usize>,
+        from: std::net::IpAddr,
     ) -> Result<(OpenLink, spheres_web::KeepGoing), Closed> {
+        let open = self.open_link(token, passes).await?;
+        if !open.admitted {
+            return Err(Closed::NoPass);
+        }
+        if index.is_some_and(|i| open.meta.files.get(i).is_none()) {
+            return Err(Closed::Unknown);
+        }
+        // Slots once the visitor is known to be let in: a stranger takes none.
         let slot = self
             .link_streams
             .clone()
             .try_acquire_owned()
             .map_err(|_| Closed::Busy)?;
-        let changed = self.links_changed.subscribe();
-        let open = self.open_link(token, passes).await?;
-        if !open.admitted {
-            return Err(Closed::NoPass);
-        }
-        if index.is_some_and(|i| !open.has_file(i)) {
-            return Err(Closed::Unknown);
-        }
-        let until = open.row.expires;
+        let mine = AddressSlot::take(&self.link_addresses, from).ok_or(Closed::Busy)?;
+        let closed = self.closed_links.clone();
+        let row = open.row.clone();
         let keep_going = move || {
-            let _slot = &slot;
-            !changed.has_changed().unwrap_or(true) && until.is_none_or(|t| now_secs() < t)
+            let _slots = (&slot, &mine);
+            !Node::closed_since(&closed, &row) && row.expires.is_none_or(|t| now_secs() < t)
         };
         Ok((open, Box::new(keep_going)))
+    }
+
+    /// The torrent of an open link: its share's info, the link's tracker and web seed.
+    pub(crate) fn link_torrent(&self, open: &OpenLink) -> Option<Vec<u8>> {
+        let base = self.links_base().ok()?;
+        let token = &open.row.token;
+        let tracker = format!("ws{}/l/{token}/tracker", base.strip_prefix("http")?);
+        let seed = format!("{base}/l/{token}/seed");
+        Some(spheres_metainfo::torrent_with(
+            &open.meta.info_bytes,
+            &[tracker],
+            &[seed],
+        ))
+    }
+
+    /// Where browsers that opened links find each other.
+    pub(crate) fn signalling(&self) -> Arc<spheres_tracker::ws::Signalling> {
+        self.signalling.clone()
     }
 
     /// Counts a new browser on a link that opens for a number of them: its pass, or
@@ -356,7 +505,11 @@ impl Node {
         open: &OpenLink,
         index: usize,
     ) -> Option<std::path::PathBuf> {
-        if !open.has_file(index) {
+        let photo = open
+            .files()
+            .into_iter()
+            .any(|f| f.index == index && shown_as(&f.name) == Shown::Image);
+        if !photo {
             return None;
         }
         let spheres = self.store.spheres().await.ok()?;
@@ -405,6 +558,7 @@ impl Node {
         let admitted = !row.guarded() || passes.iter().any(|p| pass_ok(&row, p));
         Ok(OpenLink {
             row,
+            sealed: share.sealed.is_some(),
             name: share.name,
             hash,
             meta,
@@ -424,6 +578,7 @@ struct Words {
     close: &'static str,
     download: &'static str,
     direct: &'static str,
+    more: fn(usize) -> String,
 }
 
 fn words(lang: Lang) -> Words {
@@ -438,6 +593,7 @@ fn words(lang: Lang) -> Words {
             close: "Close",
             download: "Download",
             direct: "Only the sender's node serves this page: nobody else sees your address.",
+            more: |n| format!("And {n} more files, in the zip."),
         },
         Lang::Fr => Words {
             shared: "Partagé avec vous depuis un nœud spheres.",
@@ -449,6 +605,7 @@ fn words(lang: Lang) -> Words {
             close: "Fermer",
             download: "Télécharger",
             direct: "Seul le nœud de l'expéditeur sert cette page : personne d'autre ne voit votre adresse.",
+            more: |n| format!("Et {n} fichiers de plus, dans le zip."),
         },
     }
 }
@@ -459,6 +616,10 @@ fn words(lang: Lang) -> Words {
 pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) -> String {
     let w = words(lang);
     let base = format!("/l/{token}");
+    let more = files.len().saturating_sub(MAX_LISTED);
+    let all_size: u64 = files.iter().map(|f| f.size).sum();
+    let count = files.len();
+    let files = &files[..files.len().min(MAX_LISTED)];
     let photos: Vec<&LinkFile> = files
         .iter()
         .filter(|f| shown_as(&f.name) == Shown::Image)
@@ -469,12 +630,11 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) ->
         w.shared,
         w.direct
     );
-    if files.len() > 1 {
-        let size: u64 = files.iter().map(|f| f.size).sum();
+    if count > 1 {
         body.push_str(&format!(
             "<p><a class=\"button\" href=\"{base}/zip\" download>{}, {})</a></p>",
             w.all,
-            human_bytes(size)
+            human_bytes(all_size)
         ));
     }
     if !photos.is_empty() {
@@ -536,7 +696,34 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) ->
             w.files
         ));
     }
+    if more > 0 {
+        body.push_str(&format!("<p class=\"muted\">{}</p>", (w.more)(more)));
+    }
     page(lang, &escape(name), &body, None)
+}
+
+/// The page of a link that opens for a number of browsers: a button that counts this one
+/// (a page asked for by a link preview, a prefetch or a robot counts nobody).
+pub(crate) fn open_page(lang: Lang, token: &str, name: &str) -> String {
+    let (text, open) = match lang {
+        Lang::En => (
+            "This link opens for a limited number of people. Open it to watch or download what it holds.",
+            "Open",
+        ),
+        Lang::Fr => (
+            "Ce lien s'ouvre pour un nombre limité de personnes. Ouvrez-le pour regarder ou télécharger ce qu'il contient.",
+            "Ouvrir",
+        ),
+    };
+    page(
+        lang,
+        &escape(name),
+        &format!(
+            "<h1>{}</h1><p>{text}</p><form method=\"post\" action=\"/l/{token}\"><button>{open}</button></form>",
+            escape(name)
+        ),
+        None,
+    )
 }
 
 /// The page that asks a link's password; `wrong`: the last one given was not it.
@@ -656,6 +843,14 @@ pub(crate) fn closed(lang: Lang, why: Closed) -> String {
             "Ouvrez d'abord le lien",
             "Ce fichier s'ouvre depuis la page de son lien. Ouvrez le lien que vous avez reçu, puis choisissez-y le fichier.",
         ),
+        (Lang::En, Closed::PageOnly) => (
+            "This opens in the link's page only",
+            "What this link shares is end-to-end encrypted: it comes from the sender's node only, through the page of the link. Open the link you were sent.",
+        ),
+        (Lang::Fr, Closed::PageOnly) => (
+            "Ceci s'ouvre seulement dans la page du lien",
+            "Ce que partage ce lien est chiffré de bout en bout : il vient seulement du nœud de l'expéditeur, par la page du lien. Ouvrez le lien que vous avez reçu.",
+        ),
     };
     page(lang, title, &format!("<h1>{title}</h1><p>{text}</p>"), None)
 }
@@ -706,6 +901,13 @@ mod tests {
             ),
             "no key, no pass"
         );
+        // A pass older than PASS_MAX_AGE, even signed, opens nothing.
+        let old = format!("{:x}-00", now_secs() - PASS_MAX_AGE - 1);
+        let tag = hex::encode(pass_mac(&a, &old).unwrap().finalize().into_bytes());
+        assert!(!pass_ok(&a, &format!("{old}.{tag}")));
+        let fresh = format!("{:x}-00", now_secs() - 10);
+        let tag = hex::encode(pass_mac(&a, &fresh).unwrap().finalize().into_bytes());
+        assert!(pass_ok(&a, &format!("{fresh}.{tag}")));
         let cookie = pass_cookie(&a, &pass);
         assert!(
             cookie.contains("Path=/l/tok;") && cookie.contains("HttpOnly"),

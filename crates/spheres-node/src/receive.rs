@@ -374,7 +374,7 @@ impl Node {
             )
             .await?;
         let _ = self.store.remove_outbox(sphere.id, &row.info_hash).await;
-        self.link_closed();
+        self.link_closed(crate::links::share_key(sphere.id, &row.info_hash));
         self.let_go(sphere, &row.info_hash).await;
         if sphere.owned {
             self.send_unholds(sphere, &row.info_hash).await;

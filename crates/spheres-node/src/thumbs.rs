@@ -207,10 +207,18 @@ pub async fn make(cache: PathBuf, key: String, files: Vec<PathBuf>) -> Option<Pa
     if let Some(done) = cached(&cache, &key) {
         return Some(done);
     }
+    if failed(&cache, &key) {
+        return None;
+    }
     let _turn = TURNS.acquire().await.ok()?;
     tokio::task::spawn_blocking(move || thumbnail(&cache, &key, &files))
         .await
         .unwrap_or(None)
+}
+
+/// Whether making thumbnail `key` failed already (its files do not change: it would again).
+fn failed(cache: &Path, key: &str) -> bool {
+    cache.join(format!("{key}.failed")).exists()
 }
 
 /// The cached thumbnail of a share, made now if needed (blocking: call it off the runtime).
@@ -219,6 +227,9 @@ pub fn thumbnail(cache: &Path, info_hash: &str, files: &[PathBuf]) -> Option<Pat
     let out = cache.join(format!("{info_hash}.jpg"));
     if out.exists() {
         return Some(out);
+    }
+    if failed(cache, info_hash) {
+        return None;
     }
     let src = pick(files)?;
     let _job = Job::start(info_hash)?;
@@ -232,6 +243,9 @@ pub fn thumbnail(cache: &Path, info_hash: &str, files: &[PathBuf]) -> Option<Pat
         Ok(()) => Some(out),
         Err(e) => {
             tracing::info!(error = %format!("{e:#}"), "no thumbnail");
+            // Not again: a file that fails (a bomb of a picture, a broken video) would make
+            // every page that shows it pay the cost once more.
+            let _ = std::fs::write(cache.join(format!("{info_hash}.failed")), b"");
             None
         }
     }
@@ -257,6 +271,10 @@ mod tests {
         let small = image::open(&t).unwrap();
         assert_eq!((small.width(), small.height()), (SIZE, 240));
         assert!(thumbnail(&cache, "bb", &[junk]).is_none());
+        assert!(
+            failed(&cache, "bb"),
+            "a failure is remembered, not tried again"
+        );
         assert!(thumbnail(&cache, "cc", &[dir.path().join("notes.txt")]).is_none());
     }
 

@@ -293,7 +293,8 @@ pub async fn serve_with(
                 http.timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(limits.header_time);
                 let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(e) = http.serve_connection(io, service).await {
+                // Upgrades: WebTorrent's signalling runs over WebSockets (links).
+                if let Err(e) = http.serve_connection(io, service).with_upgrades().await {
                     tracing::debug!(%peer, error = %e, "HTTP connection ended");
                 }
             });
@@ -411,45 +412,25 @@ pub async fn stream(
             format!("seek failed: {e}\n"),
         );
     }
-    let state = (reader, count, keep_going);
-    let body = futures::stream::unfold(state, |(mut reader, left, keep_going)| async move {
-        if left == 0 {
-            return None;
-        }
-        if keep_going.as_ref().is_some_and(|k| !k()) {
-            return Some((
-                Err(std::io::Error::new(
+    let body = fed(move |feed| async move {
+        let mut left = count;
+        while left > 0 {
+            if keep_going.as_ref().is_some_and(|k| !k()) {
+                return Err(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
                     "no longer open",
-                )),
-                (reader, 0, keep_going),
-            ));
-        }
-        let mut buf = vec![0u8; CHUNK.min(left as usize)];
-        match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
-            Ok(Ok(0)) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "file ended early",
-                )),
-                (reader, 0, keep_going),
-            )),
-            Ok(Ok(n)) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), (reader, left - n as u64, keep_going)))
+                ));
             }
-            Ok(Err(e)) => Some((Err(e), (reader, 0, keep_going))),
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no data from peers",
-                )),
-                (reader, 0, keep_going),
-            )),
+            let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
+            let n = read_some(&mut reader, &mut buf).await?;
+            buf.truncate(n);
+            left -= n as u64;
+            feed.send(buf).await?;
         }
+        Ok(())
     });
     builder
-        .body(Body::from_stream(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
@@ -509,20 +490,121 @@ pub async fn zip_response(
             .body(Body::empty())
             .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     let engine = engine.clone();
-    tokio::spawn(async move {
-        if let Err(e) = write_zip(&engine, hash, &layout, &files, keep_going, &tx).await {
-            tracing::debug!(%hash, "zip archive cut short: {e}");
-            let _ = tx.send(Err(e)).await;
-        }
-    });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
+    let body = fed(move |feed| async move {
+        write_zip(&engine, hash, &layout, &files, keep_going, &feed).await
     });
     builder
-        .body(Body::from_stream(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `len` zero bytes, as much of them as the request's range asks: a padding file (BEP 47),
+/// which web seed clients ask for like any file.
+pub fn zeros(len: u64, method: &Method, headers: &HeaderMap) -> Response {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, count, content_range) = match range::answer(range, len) {
+        RangeAnswer::Full => (StatusCode::OK, len, None),
+        RangeAnswer::Partial { start, end } => (
+            StatusCode::PARTIAL_CONTENT,
+            end - start + 1,
+            Some(format!("bytes {start}-{end}/{len}")),
+        ),
+        RangeAnswer::Unsatisfiable => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response();
+        }
+    };
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, count);
+    if let Some(cr) = content_range {
+        b = b.header(header::CONTENT_RANGE, cr);
+    }
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        // The same 64 KiB of zeros again and again: a long padding file costs no memory.
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let chunks = futures::stream::unfold(count, |left| async move {
+            (left > 0).then(|| {
+                let n = left.min(ZEROS.len() as u64);
+                // n <= ZEROS.len(), a usize.
+                let chunk = Bytes::from_static(&ZEROS[..n as usize]);
+                (Ok::<_, std::io::Error>(chunk), left - n)
+            })
+        });
+        Body::from_stream(chunks)
+    };
+    b.body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Where a response's body is written from: a task of its own sends it chunk by chunk.
+pub struct Feed(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+
+impl Feed {
+    /// Sends a chunk; an error when the reader left, or took nothing for [`IDLE_TIMEOUT`]
+    /// (a client that stops reading frees what its response holds).
+    pub async fn send(&self, chunk: Vec<u8>) -> std::io::Result<()> {
+        match tokio::time::timeout(IDLE_TIMEOUT, self.0.send(Ok(Bytes::from(chunk)))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the reader left",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the reader stopped reading",
+            )),
+        }
+    }
+}
+
+/// A body written by `write` in a task of its own. When `write` fails the body ends there
+/// (short of its announced length, so the client knows it is not whole), and whatever
+/// `write` held (a stream slot) is let go at once, whether the client reads or not.
+fn fed<F, W>(write: W) -> Body
+where
+    W: FnOnce(Feed) -> F,
+    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    let failed = tx.clone();
+    let work = write(Feed(tx));
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::debug!("response cut short: {e}");
+            let _ = failed.try_send(Err(e));
+        }
+    });
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
+}
+
+/// Reads what is there of `reader` into `buf` (at least a byte), waiting at most
+/// [`IDLE_TIMEOUT`] for peers to bring it.
+async fn read_some(
+    reader: &mut spheres_torrent::FileReader,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match tokio::time::timeout(IDLE_TIMEOUT, reader.read(buf)).await {
+        Ok(Ok(0)) => Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "file ended early",
+        )),
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no data from peers",
+        )),
+    }
 }
 
 /// Sends the archive `layout` of `files` (index in the torrent, entry) down `tx`.
@@ -532,13 +614,11 @@ async fn write_zip(
     layout: &zip::Layout,
     files: &[(usize, zip::Entry)],
     keep_going: Option<KeepGoing>,
-    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    feed: &Feed,
 ) -> std::io::Result<()> {
-    let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the reader left");
-    let send = |b: Vec<u8>| async { tx.send(Ok(Bytes::from(b))).await.map_err(|_| gone()) };
     let mut crcs = Vec::with_capacity(files.len());
     for (i, (index, _)) in files.iter().enumerate() {
-        send(layout.local_header(i)).await?;
+        feed.send(layout.local_header(i)).await?;
         let mut left = layout.size(i);
         let mut crc = crc32fast::Hasher::new();
         if left > 0 {
@@ -554,31 +634,63 @@ async fn write_zip(
                     ));
                 }
                 let mut buf = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
-                let n = match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf)).await {
-                    Ok(Ok(0)) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "file ended early",
-                        ));
-                    }
-                    Ok(Ok(n)) => n,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no data from peers",
-                        ));
-                    }
-                };
+                let n = read_some(&mut reader, &mut buf).await?;
                 buf.truncate(n);
                 crc.update(&buf);
                 left -= n as u64;
-                send(buf).await?;
+                feed.send(buf).await?;
             }
         }
         let crc = crc.finalize();
         crcs.push(crc);
-        send(layout.descriptor(i, crc)).await?;
+        feed.send(layout.descriptor(i, crc)).await?;
     }
-    send(layout.central(&crcs)).await
+    feed.send(layout.central(&crcs)).await
+}
+
+#[cfg(test)]
+mod fed_tests {
+    use super::*;
+
+    /// Attack: a client asks for a file through a link and never reads. What the response
+    /// holds (a stream slot) is let go after IDLE_TIMEOUT, read or not. Virtual time.
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_stops_reading_frees_what_its_response_held() {
+        let held = std::sync::Arc::new(());
+        let slot = held.clone();
+        let body = fed(move |feed| async move {
+            let _slot = slot;
+            loop {
+                feed.send(vec![0; 1024]).await?;
+            }
+        });
+        tokio::time::sleep(IDLE_TIMEOUT / 2).await;
+        assert_eq!(std::sync::Arc::strong_count(&held), 2, "let go too soon");
+        tokio::time::sleep(IDLE_TIMEOUT).await;
+        assert_eq!(std::sync::Arc::strong_count(&held), 1, "still held");
+        drop(body);
+    }
+
+    /// A padding file of a large piece, asked for whole or in part: exactly the bytes the
+    /// range names, all zeros, however long (no cap that would cut the answer short).
+    #[tokio::test]
+    async fn padding_answers_the_whole_range_it_is_asked() {
+        let len = 100 * 1024 * 1024 + 7;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, "bytes=5-".parse().unwrap());
+        let r = zeros(len, &Method::GET, &headers);
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.headers()[header::CONTENT_LENGTH],
+            (len - 5).to_string().as_str()
+        );
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body.len() as u64, len - 5);
+        assert!(body.iter().all(|&b| b == 0));
+        headers.insert(header::RANGE, "bytes=200000000-".parse().unwrap());
+        let r = zeros(len, &Method::GET, &headers);
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    }
 }

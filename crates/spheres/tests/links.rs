@@ -82,6 +82,32 @@ fn a_link_plays_a_share_for_anyone_until_it_is_revoked() {
         "the link plays other bytes"
     );
 
+    // The sphere is encrypted: its share goes to browsers through the page only, never as a
+    // torrent of its ciphertext, a web seed or a swarm.
+    for (what, range) in [("torrent", None), ("seed", Some("0-9")), ("tracker", None)] {
+        let (code, answer) = match range {
+            Some(r) => range_get(&addr, &[], &format!("{path}/{what}"), r),
+            None => {
+                let upgrade = [
+                    "Connection: close, Upgrade",
+                    "Upgrade: websocket",
+                    "Sec-WebSocket-Version: 13",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                ];
+                let (code, page) = raw_http(
+                    &addr,
+                    ("GET", &format!("{path}/{what}")),
+                    &upgrade,
+                    (0, b""),
+                );
+                (code, page.into_bytes())
+            }
+        };
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(code, 404, "{what}: {answer}");
+        assert!(answer.contains("end-to-end encrypted"), "{what}: {answer}");
+    }
+
     // The link opens that share and nothing else: no other file index, not the node's own
     // streams, not its API.
     let (code, _) = range_get(&addr, &[], &format!("{path}/files/1"), "0-9");
@@ -387,8 +413,16 @@ fn a_guarded_link_asks_its_password_counts_browsers_and_zips_the_folder() {
         403,
         "a pass opened another link"
     );
-    let (code, answer) = raw_http(&addr, ("GET", &open_path), &[], (0, b""));
-    assert_eq!(code, 200, "counted, and in");
+    // Looking at the page counts nobody (a link preview, a prefetch, a HEAD): its button does.
+    let (code, page) = raw_http(&addr, ("GET", &open_path), &[], (0, b""));
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<form method=\"post\"") && header(&page, "set-cookie").is_none(),
+        "{page}"
+    );
+    assert_eq!(raw_http(&addr, ("HEAD", &open_path), &[], (0, b"")).0, 200);
+    let (code, answer) = form(&addr, &open_path, "", &[]);
+    assert_eq!(code, 303, "counted, and in: {answer}");
     let counted = pass_of(&answer);
     assert_eq!(
         range_get(&addr, &[&counted], &format!("{open_path}/files/0"), "0-0").0,
@@ -398,6 +432,7 @@ fn a_guarded_link_asks_its_password_counts_browsers_and_zips_the_folder() {
     let (code, page) = raw_http(&addr, ("GET", &open_path), &[], (0, b""));
     assert_eq!(code, 410);
     assert!(page.contains("as many times as it allows"), "{page}");
+    assert_eq!(form(&addr, &open_path, "", &[]).0, 410);
     assert_eq!(
         range_get(&addr, &[&counted], &format!("{open_path}/files/0"), "0-0").0,
         206,
@@ -447,4 +482,85 @@ fn a_guarded_link_asks_its_password_counts_browsers_and_zips_the_folder() {
     );
     // ...on that link only.
     assert_eq!(raw_http(&addr, ("GET", &path), &[&first], (0, b"")).0, 200);
+}
+
+/// WebTorrent, the real client (its browser build from npm), opens a link in Chromium: the
+/// first browser reads the link's torrent and gets the share from the node as a web seed
+/// (BEP 19, through CORS, padding files and all); the second has only a magnet naming the
+/// link's tracker, so every byte it gets comes from the first over WebRTC, which it found
+/// through our WebSocket tracker. Both hold the files as they are on the node. The script:
+/// tests/browser/webtorrent.mjs.
+#[test]
+fn webtorrent_browsers_get_a_link_from_the_node_and_from_each_other() {
+    for tool in ["node", "/usr/bin/chromium"] {
+        common::require(tool);
+    }
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir
+            .join("node_modules/.webtorrent/webtorrent.min.js")
+            .is_file(),
+        "WebTorrent's browser build is not here: run scripts/install-test-deps"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    alice.cli(&["sphere", "create", "Family", "--open"]);
+    let lyon = alice.spheres.join("Family").join("Lyon");
+    let files = [
+        (
+            "Lyon/vidéo.webm",
+            write_random(&lyon.join("vidéo.webm"), 1_500_000, 71),
+        ),
+        (
+            "Lyon/notes/jour 1.txt",
+            write_random(&lyon.join("notes/jour 1.txt"), 300_001, 72),
+        ),
+    ];
+    alice.cli(&["share", "Family", lyon.to_str().unwrap()]);
+    let link = alice.cli(&["link", "create", "Family", "Lyon"]);
+    let url = link["url"].as_str().unwrap().to_owned();
+    let hash = link["info_hash"].as_str().unwrap().to_owned();
+    let tracker = format!("ws{}/tracker", url.strip_prefix("http").unwrap());
+    let encoded: String = tracker
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&tr={encoded}");
+
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join("webtorrent.mjs"))
+        .env("TORRENT", format!("{url}/torrent"))
+        .env("MAGNET", &magnet);
+    let mut wt = common::Proc::spawn("webtorrent browsers", cmd);
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    for stage in ["first_done", "second_done"] {
+        let got = wt
+            .try_wait_event(stage)
+            .unwrap_or_else(|why| panic!("{why}"));
+        assert_eq!(got["infoHash"], hash.as_str(), "{got}");
+        for (path, data) in &files {
+            assert_eq!(
+                got["files"][path],
+                sha(data).as_str(),
+                "{stage}: {path} differs: {got}"
+            );
+        }
+        if stage == "second_done" {
+            assert!(got["from"]["webrtc"].as_u64().unwrap_or(0) > 0, "{got}");
+            assert!(
+                got["from"]["webSeed"].is_null(),
+                "a magnet has no web seed: {got}"
+            );
+        } else {
+            assert!(got["from"]["webSeed"].as_u64().unwrap_or(0) > 0, "{got}");
+        }
+    }
+    assert!(wt.wait_exit(), "the WebTorrent test failed: {:?}", wt.seen);
 }

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,7 +52,11 @@ pub(super) async fn revoke(
 /// The routes anyone may ask for.
 pub(super) fn public(api: Api) -> Router {
     Router::new()
-        .route("/l/{token}", get(page).post(password))
+        .route("/l/{token}", get(page).post(enter))
+        .route("/l/{token}/tracker", get(tracker))
+        .route("/l/{token}/torrent", get(torrent))
+        .route("/l/{token}/seed", get(seed_one).options(preflight))
+        .route("/l/{token}/seed/{*path}", get(seed).options(preflight))
         .route("/l/{token}/files/{index}", get(file))
         .route("/l/{token}/thumbs/{index}", get(thumb))
         .route("/l/{token}/zip", get(zip))
@@ -64,8 +69,9 @@ fn passes(headers: &HeaderMap) -> Vec<String> {
     cookies_named(headers, PASS_COOKIE)
 }
 
-/// A link's page: its files when the visitor may see them; else the password it asks, or a
-/// count of one more browser (with its pass); else why it gives nothing.
+/// A link's page: its files when the visitor may see them; else the password it asks, or,
+/// on a link for a number of browsers, a button that counts this one (only a person's click
+/// counts: never a preview, a prefetch or a HEAD); else why it gives nothing.
 async fn page(State(api): State<Api>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let lang = visitor_lang(&headers);
     let open = match api.node.open_link(&token, &passes(&headers)).await {
@@ -73,7 +79,7 @@ async fn page(State(api): State<Api>, Path(token): Path<String>, headers: Header
         Err(why) => return closed(lang, why),
     };
     if open.admitted {
-        return viewer(lang, &open, None);
+        return viewer(lang, &open);
     }
     if open.row.password.is_some() {
         return answer(
@@ -81,73 +87,74 @@ async fn page(State(api): State<Api>, Path(token): Path<String>, headers: Header
             crate::links::password_page(lang, &open.row.token, false),
         );
     }
-    match api.node.count_visitor(&open.row).await {
-        Ok(pass) => viewer(lang, &open, Some(pass)),
-        Err(why) => closed(lang, why),
+    if open.row.max_opens.is_some_and(|m| open.row.opens >= m) {
+        return closed(lang, Closed::UsedUp);
     }
+    answer(
+        StatusCode::OK,
+        crate::links::open_page(lang, &open.row.token, &open.name),
+    )
 }
 
-fn viewer(lang: Lang, open: &OpenLink, pass: Option<String>) -> Response {
-    let mut r = answer(
+fn viewer(lang: Lang, open: &OpenLink) -> Response {
+    answer(
         StatusCode::OK,
         crate::links::viewer(lang, &open.row.token, &open.name, &open.files()),
-    );
-    if let Some(cookie) =
-        pass.and_then(|p| HeaderValue::from_str(&crate::links::pass_cookie(&open.row, &p)).ok())
-    {
-        r.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
-    r
+    )
 }
 
 #[derive(Deserialize)]
-struct PasswordForm {
+struct EnterForm {
+    #[serde(default)]
     password: String,
 }
 
-/// A password given on a link's page: right, a pass and back to the page; wrong, the form
-/// again (403); too many wrong ones from this address or for this link, 429.
-async fn password(
+/// A visitor enters a guarded link: with its password if it has one (right: a pass and back
+/// to the page; wrong: the form again, 403; too many wrong ones from this address or for
+/// this link, 429), counted if it opens for a number of browsers (410 past it).
+async fn enter(
     State(api): State<Api>,
     Path(token): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
+    Form(form): Form<EnterForm>,
 ) -> Response {
     let lang = visitor_lang(&headers);
-    let open = match api.node.open_link(&token, &[]).await {
+    let open = match api.node.open_link(&token, &passes(&headers)).await {
         Ok(o) => o,
         Err(why) => return closed(lang, why),
     };
-    let Some(stored) = open.row.password.clone() else {
+    if !open.row.guarded() || (open.admitted && open.row.password.is_none()) {
         return back_to(&open, None);
-    };
-    if let Err(wait) = api.access.link_attempt(&open.row.token, peer.ip()) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut r = answer(
-            StatusCode::TOO_MANY_REQUESTS,
-            crate::links::too_many_tries(lang, minutes),
-        );
-        if let Ok(v) = HeaderValue::from_str(&(minutes * 60).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if let Some(stored) = open.row.password.clone() {
+        if let Err(wait) = api.access.link_attempt(&open.row.token, peer.ip()) {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let mut r = answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                crate::links::too_many_tries(lang, minutes),
+            );
+            if let Ok(v) = HeaderValue::from_str(&(minutes * 60).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
         }
-        return r;
+        let permit = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            api.access.hashing.clone().acquire_owned(),
+        )
+        .await;
+        let Ok(Ok(_permit)) = permit else {
+            return closed(lang, Closed::Busy);
+        };
+        if !crate::account::password_matches(stored, &form.password).await {
+            return answer(
+                StatusCode::FORBIDDEN,
+                crate::links::password_page(lang, &open.row.token, true),
+            );
+        }
+        api.access.link_succeeded(&open.row.token, peer.ip());
     }
-    let permit = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        api.access.hashing.clone().acquire_owned(),
-    )
-    .await;
-    let Ok(Ok(_permit)) = permit else {
-        return closed(lang, Closed::Busy);
-    };
-    if !crate::account::password_matches(stored, &form.password).await {
-        return answer(
-            StatusCode::FORBIDDEN,
-            crate::links::password_page(lang, &open.row.token, true),
-        );
-    }
-    api.access.link_succeeded(&open.row.token, peer.ip());
     let pass = if open.row.max_opens.is_some() {
         api.node.count_visitor(&open.row).await
     } else {
@@ -182,12 +189,13 @@ fn back_to(open: &OpenLink, pass: Option<String>) -> Response {
 async fn file(
     State(api): State<Api>,
     Path((token, index)): Path<(String, usize)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
     match api
         .node
-        .link_stream(&token, &passes(&headers), Some(index))
+        .link_stream(&token, &passes(&headers), Some(index), peer.ip())
         .await
     {
         Ok((open, keep_going)) => {
@@ -212,13 +220,19 @@ async fn file(
 async fn zip(
     State(api): State<Api>,
     Path(token): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    match api.node.link_stream(&token, &passes(&headers), None).await {
+    match api
+        .node
+        .link_stream(&token, &passes(&headers), None, peer.ip())
+        .await
+    {
         Ok((open, keep_going)) => {
             let engine = api.node.engine();
-            let folder = folder_name(&open.name);
+            // The torrent's own name (checked when it was read), not the name announced.
+            let folder = folder_name(&open.meta.name);
             private(
                 spheres_web::zip_response(&engine, open.hash, &folder, &method, Some(keep_going))
                     .await,
@@ -228,12 +242,156 @@ async fn zip(
     }
 }
 
+/// The link, for what opens it as a torrent (its tracker, torrent and web seed): a visitor
+/// let in, and a share that is not sealed (that one opens in the page only).
+async fn open_as_torrent(api: &Api, token: &str, headers: &HeaderMap) -> Result<OpenLink, Closed> {
+    match api.node.open_link(token, &passes(headers)).await {
+        Ok(o) if o.sealed => Err(Closed::PageOnly),
+        Ok(o) if o.admitted => Ok(o),
+        Ok(_) => Err(Closed::NoPass),
+        Err(why) => Err(why),
+    }
+}
+
+/// WebTorrent's signalling for this link's torrent (a WebSocket): browsers that opened the
+/// link find each other here, while the link opens; no other torrent.
+async fn tracker(
+    State(api): State<Api>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let open = match open_as_torrent(&api, &token, &headers).await {
+        Ok(o) => o,
+        Err(why) => return closed(visitor_lang(&headers), why),
+    };
+    let hash = open.hash.0;
+    let ends = api.node.link_ends(&open.row);
+    api.node
+        .signalling()
+        .accept(ws, Box::new(move |h| *h == hash), ends)
+}
+
+/// The link's torrent, for WebTorrent and other clients: the share's info (its info hash),
+/// this link's tracker, and this link as its web seed (BEP 19).
+async fn torrent(
+    State(api): State<Api>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let lang = visitor_lang(&headers);
+    let open = match open_as_torrent(&api, &token, &headers).await {
+        Ok(o) => o,
+        Err(why) => return cors(closed(lang, why)),
+    };
+    let Some(bytes) = api.node.link_torrent(&open) else {
+        return closed(lang, Closed::Busy);
+    };
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}.torrent",
+        percent_encoding::utf8_percent_encode(&open.meta.name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    cors(private(
+        (
+            [
+                (header::CONTENT_TYPE, "application/x-bittorrent".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            bytes,
+        )
+            .into_response(),
+    ))
+}
+
+/// The link as a web seed (BEP 19, as WebTorrent asks): a single file at `seed`, the files
+/// of a folder at `seed/NAME/PATH`; padding files are zeros.
+async fn seed_one(
+    State(api): State<Api>,
+    Path(token): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    seed_file(api, &token, "", peer, &method, &headers).await
+}
+
+async fn seed(
+    State(api): State<Api>,
+    Path((token, path)): Path<(String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    seed_file(api, &token, &path, peer, &method, &headers).await
+}
+
+async fn seed_file(
+    api: Api,
+    token: &str,
+    path: &str,
+    peer: SocketAddr,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let lang = visitor_lang(headers);
+    let (open, keep_going) = match api
+        .node
+        .link_stream(token, &passes(headers), None, peer.ip())
+        .await
+    {
+        Ok((o, _)) if o.sealed => return cors(closed(lang, Closed::PageOnly)),
+        Ok(o) => o,
+        Err(why) => return cors(closed(lang, why)),
+    };
+    let Some(index) = open.file_at(path) else {
+        return cors(closed(lang, Closed::Unknown));
+    };
+    let r = match open.meta.files.get(index) {
+        Some(f) if f.padding => spheres_web::zeros(f.length, method, headers),
+        _ => {
+            let engine = api.node.engine();
+            spheres_web::stream(&engine, open.hash, index, method, headers, Some(keep_going)).await
+        }
+    };
+    cors(private(r))
+}
+
+/// What another origin's page may read: anyone with the link reads it anyway, and no cookie
+/// goes with a request from elsewhere (so a guarded link opens nothing there).
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges"),
+    );
+    r
+}
+
+/// A browser asks whether another origin's page may send a range request.
+async fn preflight() -> Response {
+    cors(
+        (
+            StatusCode::NO_CONTENT,
+            [
+                (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"),
+                (header::ACCESS_CONTROL_ALLOW_HEADERS, "range, cache-control"),
+                (header::ACCESS_CONTROL_MAX_AGE, "600"),
+            ],
+        )
+            .into_response(),
+    )
+}
+
 /// A share's name as one folder's name.
 fn folder_name(name: &str) -> String {
     let n: String = name
         .chars()
         .map(|c| {
-            if matches!(c, '/' | '\\' | '\0') {
+            if matches!(c, '/' | '\\' | '\0' | ':') {
                 '_'
             } else {
                 c
@@ -262,7 +420,13 @@ async fn thumb(
     if !open.has_file(index) {
         return closed(lang, Closed::Unknown);
     }
-    match api.node.link_thumbnail(&open, index).await {
+    // A few visitors wait for thumbnails at once; the others get the photo itself.
+    static WAITING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+    let made = match WAITING.try_acquire() {
+        Ok(_waiting) => api.node.link_thumbnail(&open, index).await,
+        Err(_) => None,
+    };
+    match made {
         Some(path) => match tokio::fs::read(&path).await {
             Ok(jpeg) => private(
                 (
@@ -315,7 +479,7 @@ fn answer(status: StatusCode, body: String) -> Response {
 /// up, 403 a file without a pass, 503 try again.
 fn closed(lang: Lang, why: Closed) -> Response {
     let status = match why {
-        Closed::Unknown | Closed::Gone => StatusCode::NOT_FOUND,
+        Closed::Unknown | Closed::Gone | Closed::PageOnly => StatusCode::NOT_FOUND,
         Closed::Expired | Closed::Revoked | Closed::UsedUp => StatusCode::GONE,
         Closed::NoPass => StatusCode::FORBIDDEN,
         Closed::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -334,13 +334,18 @@ pub fn raw_http(
     let (method, path) = request;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nContent-Length: {length}\r\nConnection: close\r\n");
-    // The address as Host, unless the test gives its own.
-    if !headers
-        .iter()
-        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
-    {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nContent-Length: {length}\r\n");
+    let given = |name: &str| {
+        headers
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with(name))
+    };
+    // One request per connection (a test that names its own Connection header keeps close
+    // in it), and the address as Host, unless the test gives its own.
+    if !given("connection:") {
+        head.push_str("Connection: close\r\n");
+    }
+    if !given("host:") {
         head.push_str(&format!("Host: {addr}\r\n"));
     }
     for h in headers {
