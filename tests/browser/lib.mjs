@@ -3,6 +3,7 @@
 // that record what the security policy blocked, and axe.
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
@@ -54,4 +55,28 @@ export async function axe(page, name) {
   const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
   const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
   assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `accessibility on ${name}`);
+}
+
+/** A page of its own origin (not the node's) that loads WebTorrent, the real client, from
+ *  its npm browser build: `window.client`, no STUN server (no traffic off this machine), data
+ *  channels over loopback; `window.failed` holds its last error. Resolves with the server
+ *  and its address. */
+export async function webtorrentSite() {
+  const bundle = fs.readFileSync(path.join(import.meta.dirname, "node_modules/.webtorrent/webtorrent.min.js"));
+  const site = http.createServer((req, res) => {
+    if (req.url === "/webtorrent.min.js") {
+      res.writeHead(200, { "content-type": "text/javascript" });
+      res.end(bundle);
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(`<!doctype html><title>webtorrent</title><script type="module">
+      import WebTorrent from "/webtorrent.min.js";
+      window.client = new WebTorrent({ dht: false, lsd: false, utp: false, tracker: { rtcConfig: { iceServers: [] } } });
+      window.client.on("error", (e) => { window.failed = String(e.message || e); });
+      window.ready = true;
+    </script>`);
+  });
+  await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
+  return { site, origin: `http://127.0.0.1:${site.address().port}/` };
 }

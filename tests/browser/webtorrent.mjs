@@ -6,34 +6,13 @@
 // second browser's bytes came from. TORRENT: the link's torrent URL; MAGNET: a magnet of it
 // with only the link's tracker.
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import http from "node:http";
-import path from "node:path";
-import { launch, pages } from "./lib.mjs";
+import { launch, pages, webtorrentSite } from "./lib.mjs";
 
 const { TORRENT, MAGNET } = process.env;
 const WAIT = 60_000;
 const step = (name, extra = {}) => console.log(JSON.stringify({ event: name, ...extra }));
 
-const bundle = fs.readFileSync(path.join(import.meta.dirname, "node_modules/.webtorrent/webtorrent.min.js"));
-// A page of its own origin that loads WebTorrent: no STUN server (no traffic off this
-// machine), data channels over loopback.
-const site = http.createServer((req, res) => {
-  if (req.url === "/webtorrent.min.js") {
-    res.writeHead(200, { "content-type": "text/javascript" });
-    res.end(bundle);
-    return;
-  }
-  res.writeHead(200, { "content-type": "text/html" });
-  res.end(`<!doctype html><title>viewer</title><script type="module">
-    import WebTorrent from "/webtorrent.min.js";
-    window.client = new WebTorrent({ dht: false, lsd: false, utp: false, tracker: { rtcConfig: { iceServers: [] } } });
-    window.client.on("error", (e) => { window.failed = String(e.message || e); });
-    window.ready = true;
-  </script>`);
-});
-await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
-const origin = `http://127.0.0.1:${site.address().port}/`;
+const { site, origin } = await webtorrentSite();
 
 const browser = await launch(["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]);
 const { newPage } = pages(browser);

@@ -217,6 +217,8 @@ pub(crate) enum Closed {
     /// A torrent, tracker or web seed asked of a link to an encrypted sphere's share: it
     /// opens through its page only.
     PageOnly,
+    /// A torrent, tracker or web seed asked of a link its maker serves from the node only.
+    Direct,
 }
 
 /// The token of a link given as its URL or as the token itself.
@@ -234,7 +236,11 @@ fn state_name(s: LinkState) -> &'static str {
 }
 
 /// The guards of a new link, the password hashed.
-async fn guards(password: Option<&str>, max_opens: Option<u32>) -> Result<LinkGuards, NodeError> {
+async fn guards(
+    password: Option<&str>,
+    max_opens: Option<u32>,
+    direct: bool,
+) -> Result<LinkGuards, NodeError> {
     let password = match password {
         None => None,
         Some(p) if p.chars().count() < MIN_PASSWORD => refuse!(
@@ -257,6 +263,7 @@ async fn guards(password: Option<&str>, max_opens: Option<u32>) -> Result<LinkGu
         password,
         max_opens,
         secret: rand::random::<[u8; 32]>().to_vec(),
+        direct,
     })
 }
 
@@ -306,12 +313,14 @@ impl Node {
             password: row.password.is_some(),
             max_opens: row.max_opens.and_then(|n| u32::try_from(n).ok()),
             opens: u32::try_from(row.opens).unwrap_or(u32::MAX),
+            direct: row.direct,
         })
     }
 
     /// Makes a link to a share of a sphere, opening for `expires_in` seconds (none: until it
     /// is revoked), to those who give `password` if there is one, for `max_opens` browsers if
-    /// given. A share the sphere's policy left aside is fetched: the link plays it while it
+    /// given; served by the node only when `direct` (else its viewers share with each
+    /// other). A share the sphere's policy left aside is fetched: the link plays it while it
     /// arrives.
     pub async fn create_link(
         self: &Arc<Self>,
@@ -320,6 +329,7 @@ impl Node {
         expires_in: Option<u64>,
         password: Option<&str>,
         max_opens: Option<u32>,
+        direct: bool,
     ) -> Result<types::LinkInfo, NodeError> {
         self.links_base()?;
         let sp = self.sphere_named(sphere).await?;
@@ -351,7 +361,7 @@ impl Node {
             Some(s) => Some(now_secs().saturating_add(i64::try_from(s).unwrap_or(i64::MAX))),
             None => None,
         };
-        let guards = guards(password, max_opens).await?;
+        let guards = guards(password, max_opens, direct).await?;
         let token = hex::encode(rand::random::<[u8; 32]>());
         let link = self
             .store
@@ -578,6 +588,11 @@ struct Words {
     close: &'static str,
     download: &'static str,
     direct: &'static str,
+    shared_p2p: &'static str,
+    direct_p2p: &'static str,
+    stop_sharing: &'static str,
+    start_sharing: &'static str,
+    stats: &'static str,
     more: fn(usize) -> String,
 }
 
@@ -593,6 +608,11 @@ fn words(lang: Lang) -> Words {
             close: "Close",
             download: "Download",
             direct: "Only the sender's node serves this page: nobody else sees your address.",
+            shared_p2p: "People watching this link pass it to each other, so it comes faster and spares the sender's connection: they can see your IP address, as you see theirs.",
+            direct_p2p: "You get this from the sender's node only: nobody else sees your address.",
+            stop_sharing: "Watch without sharing",
+            start_sharing: "Share with other viewers",
+            stats: "{peers} other viewers connected · {from_peers} from them, {from_node} from the sender · {to_peers} given",
             more: |n| format!("And {n} more files, in the zip."),
         },
         Lang::Fr => Words {
@@ -605,6 +625,11 @@ fn words(lang: Lang) -> Words {
             close: "Fermer",
             download: "Télécharger",
             direct: "Seul le nœud de l'expéditeur sert cette page : personne d'autre ne voit votre adresse.",
+            shared_p2p: "Les personnes qui regardent ce lien se le passent entre elles, pour aller plus vite et ménager la connexion de l'expéditeur : elles peuvent voir votre adresse IP, comme vous la leur.",
+            direct_p2p: "Vous recevez ceci du nœud de l'expéditeur seulement : personne d'autre ne voit votre adresse.",
+            stop_sharing: "Regarder sans partager",
+            start_sharing: "Partager avec les autres spectateurs",
+            stats: "{peers} autres spectateurs connectés · {from_peers} reçus d'eux, {from_node} de l'expéditeur · {to_peers} donnés",
             more: |n| format!("Et {n} fichiers de plus, dans le zip."),
         },
     }
@@ -613,7 +638,10 @@ fn words(lang: Lang) -> Words {
 /// The page of an open link: its photos as a gallery (thumbnails; a click shows one whole,
 /// with previous and next, in plain HTML and CSS), its videos and sounds playing, every file
 /// offered for download, and the whole share as one zip when it has several files.
-pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) -> String {
+///
+/// `p2p`: the page's script (`/ui/link/viewer.js`) may share the files with the link's other
+/// viewers; the page says so, and lets the viewer refuse.
+pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile], p2p: bool) -> String {
     let w = words(lang);
     let base = format!("/l/{token}");
     let more = files.len().saturating_sub(MAX_LISTED);
@@ -624,12 +652,22 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) ->
         .iter()
         .filter(|f| shown_as(&f.name) == Shown::Image)
         .collect();
-    let mut body = format!(
-        "<h1>{}</h1><p>{}</p><p class=\"muted\">{}</p>",
-        escape(name),
-        w.shared,
-        w.direct
-    );
+    let about = if p2p {
+        format!(
+            "<div id=\"p2p\" class=\"p2p\" data-base=\"{base}\" data-shared=\"{}\" data-direct=\"{}\" \
+             data-off=\"{}\" data-on=\"{}\" data-stats=\"{}\"><p class=\"muted p2p-text\">{}</p>\
+             <p class=\"muted p2p-stats\" aria-live=\"polite\"></p><button type=\"button\" hidden></button></div>",
+            escape(w.shared_p2p),
+            escape(w.direct_p2p),
+            escape(w.stop_sharing),
+            escape(w.start_sharing),
+            escape(w.stats),
+            w.direct_p2p,
+        )
+    } else {
+        format!("<p class=\"muted\">{}</p>", w.direct)
+    };
+    let mut body = format!("<h1>{}</h1><p>{}</p>{about}", escape(name), w.shared);
     if count > 1 {
         body.push_str(&format!(
             "<p><a class=\"button\" href=\"{base}/zip\" download>{}, {})</a></p>",
@@ -675,6 +713,13 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) ->
         .map(|f| {
             let src = format!("{base}/files/{}", f.index);
             let shown = match shown_as(&f.name) {
+                // With the script, players load once its service worker answers them.
+                Shown::Video if p2p => format!(
+                    "<video controls preload=\"none\" src=\"{src}\" data-src=\"{src}\"></video>"
+                ),
+                Shown::Audio if p2p => format!(
+                    "<audio controls preload=\"none\" src=\"{src}\" data-src=\"{src}\"></audio>"
+                ),
                 Shown::Video => {
                     format!("<video controls preload=\"metadata\" src=\"{src}\"></video>")
                 }
@@ -698,6 +743,9 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile]) ->
     }
     if more > 0 {
         body.push_str(&format!("<p class=\"muted\">{}</p>", (w.more)(more)));
+    }
+    if p2p {
+        body.push_str("<script type=\"module\" src=\"/ui/link/viewer.js\"></script>");
     }
     page(lang, &escape(name), &body, None)
 }
@@ -784,6 +832,11 @@ pub(crate) fn too_many_tries(lang: Lang, minutes: u64) -> String {
 /// media; a form only to the link itself (its password).
 pub(crate) const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The policy of a viewer page whose script shares with other viewers: the same, and our
+/// own modules (no inline script), their requests to this node (the torrent, the tracker,
+/// the files) and their service worker.
+pub(crate) const P2P_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 /// The page of a link that gives nothing, saying why and what to do.
 pub(crate) fn closed(lang: Lang, why: Closed) -> String {
     let (title, text) = match (lang, why) {
@@ -851,6 +904,14 @@ pub(crate) fn closed(lang: Lang, why: Closed) -> String {
             "Ceci s'ouvre seulement dans la page du lien",
             "Ce que partage ce lien est chiffré de bout en bout : il vient seulement du nœud de l'expéditeur, par la page du lien. Ouvrez le lien que vous avez reçu.",
         ),
+        (Lang::En, Closed::Direct) => (
+            "This link is served by the sender's node only",
+            "The person who made it chose that its viewers do not share it with each other. Open the link you were sent to watch or download.",
+        ),
+        (Lang::Fr, Closed::Direct) => (
+            "Ce lien est servi par le nœud de l'expéditeur seulement",
+            "La personne qui l'a créé a choisi que ses spectateurs ne se le partagent pas. Ouvrez le lien que vous avez reçu pour regarder ou télécharger.",
+        ),
     };
     page(lang, title, &format!("<h1>{title}</h1><p>{text}</p>"), None)
 }
@@ -871,6 +932,7 @@ mod tests {
             max_opens: None,
             opens: 0,
             secret,
+            direct: false,
         }
     }
 
@@ -941,7 +1003,7 @@ mod tests {
                 size: 10,
             },
         ];
-        let html = viewer(Lang::En, "tok", "Lyon <b>", &files);
+        let html = viewer(Lang::En, "tok", "Lyon <b>", &files, false);
         assert!(
             html.contains("<video controls preload=\"metadata\" src=\"/l/tok/files/0\">"),
             "{html}"
@@ -964,7 +1026,7 @@ mod tests {
             "an SVG is a download only"
         );
         assert!(html.contains(&human_bytes(5_000_000)), "{html}");
-        let one = viewer(Lang::En, "tok", "one", &files[..1]);
+        let one = viewer(Lang::En, "tok", "one", &files[..1], false);
         assert!(!one.contains("/zip"), "one file needs no archive: {one}");
         let fr = closed(Lang::Fr, Closed::Revoked);
         assert!(fr.contains("révoqué") && fr.contains("lang=\"fr\""), "{fr}");

@@ -25,6 +25,8 @@ pub struct LinkRow {
     /// The key the node signs visitors' passes with.
     #[serde(skip)]
     pub secret: Vec<u8>,
+    /// Served by the node only: its viewers do not share with each other.
+    pub direct: bool,
 }
 
 /// What guards a new link besides its token.
@@ -35,6 +37,8 @@ pub struct LinkGuards {
     pub max_opens: Option<i64>,
     /// The key passes are signed with (random, 32 bytes).
     pub secret: Vec<u8>,
+    /// Served by the node only (no swarm between its viewers).
+    pub direct: bool,
 }
 
 /// What a link gives now.
@@ -75,8 +79,8 @@ impl Store {
         guards: &LinkGuards,
     ) -> Result<LinkRow> {
         Ok(sqlx::query_as(
-            "INSERT INTO links (token, sphere_id, info_hash, created, expires, password, max_opens, secret) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO links (token, sphere_id, info_hash, created, expires, password, max_opens, secret, direct) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(token)
         .bind(sphere_id)
@@ -86,6 +90,7 @@ impl Store {
         .bind(&guards.password)
         .bind(guards.max_opens)
         .bind(&guards.secret)
+        .bind(guards.direct)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -174,6 +179,7 @@ mod tests {
             password: None,
             max_opens: Some(3),
             secret: vec![7; 32],
+            direct: true,
         };
         let t3 = store
             .add_link("t3", s.id, hash, None, &three)
@@ -181,6 +187,10 @@ mod tests {
             .unwrap();
         assert!(t3.guarded() && !forever.guarded());
         assert_eq!((t3.secret.clone(), t3.opens), (vec![7; 32], 0));
+        assert!(
+            t3.direct && !forever.direct,
+            "served by the node only, or not"
+        );
         let counted = futures::future::join_all((0..10).map(|_| store.count_link_open("t3"))).await;
         assert_eq!(
             counted.into_iter().filter(|c| *c.as_ref().unwrap()).count(),

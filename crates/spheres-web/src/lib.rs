@@ -84,9 +84,18 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     under_ui!("views/signin.js", JS),
     under_ui!("views/sphere.js", JS),
     under_ui!("views/viewer.js", JS),
+    under_ui!("link/bencode.js", JS),
+    under_ui!("link/sw.js", JS),
+    under_ui!("link/swarm.js", JS),
+    under_ui!("link/viewer.js", JS),
+    under_ui!("link/wire.js", JS),
     under_ui!("i18n/en.json", JSON),
     under_ui!("i18n/fr.json", JSON),
 ];
+
+/// The service worker of links' pages, served by the node at `/l/sw.js` (its scope, `/l/`,
+/// is the folder it is served from).
+pub const LINK_WORKER: &str = include_str!("../ui/link/sw.js");
 
 /// The web interface: one route per file of [`UI_FILES`], each answered with its type and
 /// `no-cache` (the browser asks again, so a new binary's page is never mixed with old modules).

@@ -268,9 +268,20 @@ fn every_module_the_page_imports_is_served_and_every_served_module_is_used() {
             "the page uses {path}, which is not served"
         );
     }
-    // Every module reachable from /app.js is served; and every served module is reachable.
+    // Every module reachable from /app.js, or from a link page's script and its service
+    // worker (loaded by the node's link pages, the worker also at /l/sw.js), is served; and
+    // every served module is reachable.
+    assert_eq!(
+        table["/ui/link/sw.js"].0,
+        spheres_web::LINK_WORKER,
+        "the link pages' worker is the one in ui/link/"
+    );
     let mut seen = BTreeSet::new();
-    let mut todo = vec!["/app.js".to_string()];
+    let mut todo = vec![
+        "/app.js".to_string(),
+        "/ui/link/viewer.js".to_string(),
+        "/ui/link/sw.js".to_string(),
+    ];
     while let Some(module) = todo.pop() {
         if !seen.insert(module.clone()) {
             continue;
@@ -577,6 +588,10 @@ fn known_events_are_exactly_the_types_the_page_subscribes_to() {
     }
     let mut subscribed = BTreeSet::new();
     for (rel, js) in js_files() {
+        // A link page's modules speak to WebRTC peers and a tracker, not to the node's events.
+        if rel.starts_with("link/") {
+            continue;
+        }
         let mut rest = js.as_str();
         while let Some(i) = rest.find("on(") {
             let before = &rest[..i];

@@ -114,7 +114,12 @@ password: boolean,
 /**
  * How many browsers may open it (none: any number), and how many did.
  */
-max_opens?: number, opens: number, };
+max_opens?: number, opens: number, 
+/**
+ * Served by the node only: its viewers do not share with each other (and so do not
+ * see each other's addresses).
+ */
+direct: boolean, };
 
 export type Member = { jid: string, 
 /**

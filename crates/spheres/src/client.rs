@@ -98,6 +98,11 @@ pub enum LinkCommand {
         /// downloads); default: any number.
         #[arg(long, value_name = "N")]
         downloads: Option<u32>,
+        /// Serve it from this node only. By default the people watching it share the pieces
+        /// with each other in their browsers (faster, less of your upload), and so see each
+        /// other's IP addresses; with this flag nobody sees anyone's address but this node.
+        #[arg(long)]
+        no_p2p: bool,
     },
     /// Your links, newest first, with what each gives and until when.
     List,
@@ -783,6 +788,9 @@ fn link_line(l: &LinkInfo) -> String {
     if let Some(max) = l.max_opens {
         guards.push_str(&format!(", opened by {} of {max} browsers", l.opens));
     }
+    if l.direct {
+        guards.push_str(", from this node only");
+    }
     format!("{}  {} in {} ({until}{guards})", l.url, l.share, l.sphere)
 }
 
@@ -794,13 +802,14 @@ async fn link(out: &Output, r: &Remote, c: LinkCommand) -> Result<()> {
             expires,
             password_file,
             downloads,
+            no_p2p,
         } => {
             let password = password_file.as_ref().map(read_secret).transpose()?;
             let l: LinkInfo = r
                 .post(
                     "/links",
                     json!({"sphere": sphere, "share": share, "expires_in": expires,
-                           "password": password, "max_opens": downloads}),
+                           "password": password, "max_opens": downloads, "direct": no_p2p}),
                 )
                 .await?;
             out.result(&link_line(&l), value(&l));

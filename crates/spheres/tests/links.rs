@@ -518,9 +518,59 @@ fn webtorrent_browsers_get_a_link_from_the_node_and_from_each_other() {
         ),
     ];
     alice.cli(&["share", "Family", lyon.to_str().unwrap()]);
+    // A link served by the node only: a page with no script, no torrent, tracker or seed.
+    let direct = alice.cli(&["link", "create", "Family", "Lyon", "--no-p2p"]);
+    assert_eq!(direct["direct"], true, "{direct}");
+    let addr = web_addr(&alice);
+    let direct_path = direct["url"]
+        .as_str()
+        .unwrap()
+        .split_once(&addr)
+        .unwrap()
+        .1
+        .to_owned();
+    let (code, page) = raw_http(&addr, ("GET", &direct_path), &[], (0, b""));
+    assert_eq!(code, 200, "{page}");
+    assert!(!page.contains("<script"), "{page}");
+    assert!(page.contains("nobody else sees your address"), "{page}");
+    let upgrade = [
+        "Connection: close, Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    for route in ["torrent", "seed", "tracker"] {
+        let headers: &[&str] = if route == "tracker" { &upgrade } else { &[] };
+        let (code, page) = raw_http(
+            &addr,
+            ("GET", &format!("{direct_path}/{route}")),
+            headers,
+            (0, b""),
+        );
+        assert_eq!(code, 404, "{route}: {page}");
+        assert!(
+            page.contains("served by the sender's node only"),
+            "{route}: {page}"
+        );
+    }
+
     let link = alice.cli(&["link", "create", "Family", "Lyon"]);
     let url = link["url"].as_str().unwrap().to_owned();
     let hash = link["info_hash"].as_str().unwrap().to_owned();
+    // Its page runs our modules (and says what sharing with other viewers shows them).
+    let path = url.split_once(&addr).unwrap().1.to_owned();
+    let (code, page) = raw_http(&addr, ("GET", &path), &[], (0, b""));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("<script type=\"module\" src=\"/ui/link/viewer.js\">"),
+        "{page}"
+    );
+    assert!(
+        header(&page, "content-security-policy")
+            .is_some_and(|p| p.contains("script-src 'self'") && !p.contains("unsafe")),
+        "{page}"
+    );
+    assert!(page.contains("they can see your IP address"), "{page}");
     let tracker = format!("ws{}/tracker", url.strip_prefix("http").unwrap());
     let encoded: String = tracker
         .bytes()
@@ -563,4 +613,107 @@ fn webtorrent_browsers_get_a_link_from_the_node_and_from_each_other() {
         }
     }
     assert!(wt.wait_exit(), "the WebTorrent test failed: {:?}", wt.seen);
+}
+
+/// A link's viewers share with each other, through our page's own modules (ui/link/), in
+/// Chromium, each in a profile of its own: the first gets the share from the node; the
+/// second and third get most of theirs from the viewers before them (each page counts where
+/// its bytes came from); the video plays through the page's service worker; WebTorrent (the
+/// real client, its web seed blocked) gets the share from our viewers alone; and our page,
+/// with the node's files blocked to it, gets it from WebTorrent alone. The script:
+/// tests/browser/link-p2p.mjs.
+#[test]
+fn a_links_viewers_share_with_each_other_and_with_webtorrent() {
+    for tool in ["node", "/usr/bin/chromium", "ffmpeg"] {
+        common::require(tool);
+    }
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    alice.cli(&["sphere", "create", "Family", "--open"]);
+    let film = alice.spheres.join("Family").join("Film");
+    std::fs::create_dir_all(&film).unwrap();
+    let clip = film.join("clip.webm");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=4:size=320x240:rate=25",
+        ])
+        .args(["-c:v", "libvpx", "-b:v", "400k", "-y"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg made no video");
+    let clip_bytes = std::fs::read(&clip).unwrap();
+    let data = write_random(&film.join("data.bin"), 12_000_000, 81);
+    alice.cli(&["share", "Family", film.to_str().unwrap()]);
+    let link = alice.cli(&["link", "create", "Family", "Film"]);
+    assert_eq!(link["direct"], false, "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join("link-p2p.mjs"))
+        .env("LINK", &url)
+        .env("TORRENT", format!("{url}/torrent"));
+    let mut run = common::Proc::spawn("link viewers", cmd);
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    let want = serde_json::json!({"Film/clip.webm": sha(&clip_bytes), "Film/data.bin": sha(&data)});
+    let size = (clip_bytes.len() + data.len()) as f64;
+    let mut from_viewers = 0.0;
+    let mut from_node = 0.0;
+    for stage in ["one", "two", "three"] {
+        let got = run
+            .try_wait_event(stage)
+            .unwrap_or_else(|why| panic!("{why}"));
+        assert_eq!(got["digests"], want, "{stage}: {got}");
+        let peers = got["status"]["fromPeers"].as_f64().unwrap();
+        let node = got["status"]["fromNode"].as_f64().unwrap();
+        assert!(
+            peers + node >= size,
+            "{stage} got less than the share: {got}"
+        );
+        if stage == "one" {
+            assert_eq!(peers, 0.0, "nobody was there before the first: {got}");
+        } else {
+            from_viewers += peers;
+            from_node += node;
+        }
+    }
+    // Most of what the later viewers got came from the viewers before them.
+    assert!(
+        from_viewers > 2.0 * from_node,
+        "the later viewers got {from_viewers} bytes from viewers and {from_node} from the node"
+    );
+    let played = run
+        .try_wait_event("played")
+        .unwrap_or_else(|why| panic!("{why}"));
+    assert_eq!(played["width"], 320, "{played}");
+    assert_eq!(played["controlled"], true, "{played}");
+    let wt = run
+        .try_wait_event("webtorrent_got")
+        .unwrap_or_else(|why| panic!("{why}"));
+    assert_eq!(wt["digests"], want, "{wt}");
+    assert_eq!(
+        wt["from"]["webSeed"].as_u64().unwrap_or(0),
+        0,
+        "its web seed was blocked: {wt}"
+    );
+    assert!(wt["from"]["webrtc"].as_f64().unwrap_or(0.0) >= size, "{wt}");
+    let four = run
+        .try_wait_event("four")
+        .unwrap_or_else(|why| panic!("{why}"));
+    assert_eq!(four["digests"], want, "{four}");
+    assert_eq!(
+        four["status"]["fromNode"], 0,
+        "the node's files were blocked: {four}"
+    );
+    assert!(run.wait_exit(), "the viewers' test failed: {:?}", run.seen);
 }

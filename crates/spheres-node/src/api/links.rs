@@ -37,6 +37,7 @@ pub(super) async fn create(
                 b.expires_in,
                 b.password.as_deref().filter(|p| !p.is_empty()),
                 b.max_opens,
+                b.direct,
             )
             .await?,
     ))
@@ -52,6 +53,7 @@ pub(super) async fn revoke(
 /// The routes anyone may ask for.
 pub(super) fn public(api: Api) -> Router {
     Router::new()
+        .route("/l/sw.js", get(service_worker))
         .route("/l/{token}", get(page).post(enter))
         .route("/l/{token}/tracker", get(tracker))
         .route("/l/{token}/torrent", get(torrent))
@@ -97,10 +99,30 @@ async fn page(State(api): State<Api>, Path(token): Path<String>, headers: Header
 }
 
 fn viewer(lang: Lang, open: &OpenLink) -> Response {
-    answer(
+    let p2p = !open.sealed && !open.row.direct;
+    let mut r = answer(
         StatusCode::OK,
-        crate::links::viewer(lang, &open.row.token, &open.name, &open.files()),
+        crate::links::viewer(lang, &open.row.token, &open.name, &open.files(), p2p),
+    );
+    if p2p {
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::links::P2P_POLICY),
+        );
+    }
+    r
+}
+
+/// The service worker of links' pages (scope `/l/`): see `ui/link/sw.js`.
+async fn service_worker() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        spheres_web::LINK_WORKER,
     )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -247,6 +269,7 @@ async fn zip(
 async fn open_as_torrent(api: &Api, token: &str, headers: &HeaderMap) -> Result<OpenLink, Closed> {
     match api.node.open_link(token, &passes(headers)).await {
         Ok(o) if o.sealed => Err(Closed::PageOnly),
+        Ok(o) if o.row.direct => Err(Closed::Direct),
         Ok(o) if o.admitted => Ok(o),
         Ok(_) => Err(Closed::NoPass),
         Err(why) => Err(why),
@@ -340,6 +363,7 @@ async fn seed_file(
         .await
     {
         Ok((o, _)) if o.sealed => return cors(closed(lang, Closed::PageOnly)),
+        Ok((o, _)) if o.row.direct => return cors(closed(lang, Closed::Direct)),
         Ok(o) => o,
         Err(why) => return cors(closed(lang, why)),
     };
@@ -479,7 +503,7 @@ fn answer(status: StatusCode, body: String) -> Response {
 /// up, 403 a file without a pass, 503 try again.
 fn closed(lang: Lang, why: Closed) -> Response {
     let status = match why {
-        Closed::Unknown | Closed::Gone | Closed::PageOnly => StatusCode::NOT_FOUND,
+        Closed::Unknown | Closed::Gone | Closed::PageOnly | Closed::Direct => StatusCode::NOT_FOUND,
         Closed::Expired | Closed::Revoked | Closed::UsedUp => StatusCode::GONE,
         Closed::NoPass => StatusCode::FORBIDDEN,
         Closed::Busy => StatusCode::SERVICE_UNAVAILABLE,

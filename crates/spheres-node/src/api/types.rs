@@ -187,6 +187,9 @@ pub struct LinkInfo {
     #[cfg_attr(test, ts(optional))]
     pub max_opens: Option<u32>,
     pub opens: u32,
+    /// Served by the node only: its viewers do not share with each other (and so do not
+    /// see each other's addresses).
+    pub direct: bool,
 }
 
 // ----- Spheres -----
@@ -803,6 +806,9 @@ pub struct NewLinkBody {
     #[serde(default)]
     #[cfg_attr(test, ts(optional))]
     pub max_opens: Option<u32>,
+    /// Served by the node only (no sharing between viewers); false when left out.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -121,6 +121,7 @@ export function mount(el, { name }) {
       h("option", { value: "" }, t("linkNever")));
     const password = h("input", { type: "text", name: "password", autocomplete: "off", minlength: 6, maxlength: 200 });
     const opens = h("input", { type: "number", name: "opens", min: 1, max: 100000, inputmode: "numeric" });
+    const direct = h("input", { type: "checkbox", name: "direct" });
     const form = h("form", { class: "link-form", onsubmit: async (/** @type {Event} */ e) => {
       e.preventDefault();
       try {
@@ -129,7 +130,8 @@ export function mount(el, { name }) {
           sphere: name, share: s.info_hash,
           expires_in: expires.value ? Number(expires.value) : undefined,
           password: password.value || undefined,
-          max_opens: opens.value ? Number(opens.value) : undefined } });
+          max_opens: opens.value ? Number(opens.value) : undefined,
+          direct: direct.checked } });
         showLink(s, l);
         refreshLinks().catch(fail);
       } catch (err) { fail(err); }
@@ -138,6 +140,7 @@ export function mount(el, { name }) {
       h("label", {}, t("linkExpires") + " ", expires),
       h("label", {}, t("linkPassword") + " ", password),
       h("label", {}, t("linkOpens") + " ", opens),
+      h("label", {}, direct, " " + t("linkDirect")),
       h("p", {}, h("button", {}, t("makeLinkNow")), " ",
         h("button", { type: "button", class: "secondary", onclick: () => shareLink.replaceChildren() }, t("cancel"))));
     shareLink.replaceChildren(form);
@@ -158,6 +161,7 @@ export function mount(el, { name }) {
     else parts.push(l.expires ? t("linkUntil", { when: dateTime(new Date(l.expires * 1000)) }) : t("linkUntilRevoked"));
     if (l.password) parts.push(t("linkWithPassword"));
     if (l.max_opens) parts.push(t("linkOpened", { n: l.opens, max: l.max_opens }));
+    if (l.direct) parts.push(t("linkFromHere"));
     return parts.join(" · ");
   }
   async function refreshLinks() {
