@@ -61,8 +61,29 @@ test("the wire reader gives back a stream split anywhere", () => {
     assert.deepEqual([out[3].index, out[3].begin, out[3].length], [1, 16384, 16384]);
     assert.equal(out[4].block.length, 16384);
     assert.equal(out[5].keepalive, true);
-    assert.equal(reader.buffer.length, 0);
+    assert.equal(reader.buffered, 0);
   }
+});
+
+test("a stream trickled a byte at a time is copied once, as one sent whole", () => {
+  const r = new w.Reader();
+  r.push(w.handshake(new Uint8Array(20), new Uint8Array(20)));
+  const before = r.copied;
+  const big = w.piece(0, 0, new Uint8Array(1 << 17).fill(5));
+  const got = [];
+  for (let i = 0; i < big.length; i++) got.push(...r.push(big.subarray(i, i + 1)));
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0].block, new Uint8Array(1 << 17).fill(5));
+  // Each push peeks at the 4-byte length, and the message is copied out once at the end:
+  // no copy of all that is held at each push (quadratic: 2^33 bytes here).
+  assert.ok(r.copied - before <= 5 * big.length + 8, `copied ${r.copied - before} bytes for ${big.length}`);
+  assert.equal(r.chunks.length, 0);
+});
+
+test("keep-alives by the thousand in one message are refused", () => {
+  const r = new w.Reader();
+  r.push(w.handshake(new Uint8Array(20), new Uint8Array(20)));
+  assert.throws(() => r.push(new Uint8Array(4 * (w.MAX_AT_ONCE + 2))), /too many messages/);
 });
 
 test("the wire reader refuses what is not BitTorrent or too large, and holds little", () => {
@@ -79,10 +100,54 @@ test("the wire reader refuses what is not BitTorrent or too large, and holds lit
     try {
       for (let k = 0; k < 20; k++) {
         reader.push(new Uint8Array(1 + r(300)).map(() => r(256)));
-        assert.ok(reader.buffer.length <= (1 << 17) + 20, "the reader holds more than one message");
+        assert.ok(reader.buffered <= (1 << 17) + 20, "the reader holds more than one message");
       }
     } catch (e) {
       assert.ok(e instanceof Error);
     }
   }
+});
+
+// The swarm's peers against a hostile one, over a fake data channel (no WebRTC in node).
+import { Peer, Swarm } from "../../crates/spheres-web/ui/link/swarm.js";
+
+/** A swarm of `count` pieces of `pieceLength`, and a peer of it whose channel records what
+ *  we send; `feed(bytes)` is what the other side sends. */
+function hostile(count = 4, pieceLength = 16384 * 64) {
+  const torrent = { name: "t", pieceLength, hashes: new Uint8Array(20 * count), files: [], length: count * pieceLength, count, infoHash: new Uint8Array(20).fill(1) };
+  const swarm = new Swarm("/l/x", torrent, {});
+  const sent = [];
+  const dc = { readyState: "open", bufferedAmount: 0, send: (b) => sent.push(b), close() {} };
+  const peer = new Peer(swarm, { close() {} }, "them");
+  peer.attach(dc);
+  const feed = (bytes) => dc.onmessage({ data: bytes instanceof Uint8Array ? bytes.slice().buffer : bytes });
+  feed(w.handshake(torrent.infoHash, new Uint8Array(20).fill(2)));
+  return { swarm, peer, sent, feed };
+}
+
+test("a peer that sends text, or a bitfield late, is dropped", () => {
+  const a = hostile();
+  assert.equal(a.peer.ready, true);
+  a.feed("200000000");
+  assert.equal(a.peer.closed, true);
+  assert.equal(a.swarm.peers.size, 0);
+  const b = hostile();
+  b.feed(w.message(w.HAVE, w.ints(1)));
+  b.feed(w.message(w.BITFIELD, Uint8Array.of(0xf0)));
+  assert.equal(b.peer.closed, true);
+});
+
+test("a piece is asked 32 blocks at a time, and a block not asked for drops the peer", async () => {
+  const { peer, sent, feed } = hostile();
+  feed(w.message(w.BITFIELD, Uint8Array.of(0xf0)));
+  feed(w.message(w.UNCHOKE));
+  const asked = () => sent.filter((b) => b[4] === w.REQUEST).length;
+  const before = asked();
+  const got = peer.fetch(0).catch((e) => e);
+  assert.equal(asked() - before, 32, "a window, not all 64 blocks");
+  feed(w.piece(0, 0, new Uint8Array(16384)));
+  assert.equal(asked() - before, 33, "topped up as a block comes");
+  feed(w.piece(0, 60 * 16384, new Uint8Array(16384)));
+  assert.equal(peer.closed, true);
+  assert.match(String((await got).message), /gone/);
 });

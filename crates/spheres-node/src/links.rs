@@ -639,9 +639,17 @@ fn words(lang: Lang) -> Words {
 /// with previous and next, in plain HTML and CSS), its videos and sounds playing, every file
 /// offered for download, and the whole share as one zip when it has several files.
 ///
-/// `p2p`: the page's script (`/ui/link/viewer.js`) may share the files with the link's other
-/// viewers; the page says so, and lets the viewer refuse.
-pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile], p2p: bool) -> String {
+/// `p2p`: the page's script (`/ui/link/viewer.js`, see [`p2p_policy`]), which shares the files
+/// with the link's other viewers, by its nonce; the page says so, and lets the viewer refuse.
+pub(crate) fn viewer(
+    lang: Lang,
+    token: &str,
+    name: &str,
+    files: &[LinkFile],
+    p2p: Option<&str>,
+) -> String {
+    let nonce = p2p;
+    let p2p = nonce.is_some();
     let w = words(lang);
     let base = format!("/l/{token}");
     let more = files.len().saturating_sub(MAX_LISTED);
@@ -744,8 +752,10 @@ pub(crate) fn viewer(lang: Lang, token: &str, name: &str, files: &[LinkFile], p2
     if more > 0 {
         body.push_str(&format!("<p class=\"muted\">{}</p>", (w.more)(more)));
     }
-    if p2p {
-        body.push_str("<script type=\"module\" src=\"/ui/link/viewer.js\"></script>");
+    if let Some(nonce) = nonce {
+        body.push_str(&format!(
+            "<script type=\"module\" nonce=\"{nonce}\" src=\"/ui/link/viewer.js\"></script>"
+        ));
     }
     page(lang, &escape(name), &body, None)
 }
@@ -833,9 +843,15 @@ pub(crate) fn too_many_tries(lang: Lang, minutes: u64) -> String {
 pub(crate) const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The policy of a viewer page whose script shares with other viewers: the same, and our
-/// own modules (no inline script), their requests to this node (the torrent, the tracker,
-/// the files) and their service worker.
-pub(crate) const P2P_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// own modules, their requests to this node (the torrent, the tracker, the files) and their
+/// service worker. The script runs by its nonce (new at each page) and what it imports
+/// ('strict-dynamic'), not by its origin: a share's own `.js` file, served from the same
+/// origin, could not run even if a name slipped into the page as markup.
+pub(crate) fn p2p_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic'; connect-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// The page of a link that gives nothing, saying why and what to do.
 pub(crate) fn closed(lang: Lang, why: Closed) -> String {
@@ -1003,7 +1019,7 @@ mod tests {
                 size: 10,
             },
         ];
-        let html = viewer(Lang::En, "tok", "Lyon <b>", &files, false);
+        let html = viewer(Lang::En, "tok", "Lyon <b>", &files, None);
         assert!(
             html.contains("<video controls preload=\"metadata\" src=\"/l/tok/files/0\">"),
             "{html}"
@@ -1026,7 +1042,7 @@ mod tests {
             "an SVG is a download only"
         );
         assert!(html.contains(&human_bytes(5_000_000)), "{html}");
-        let one = viewer(Lang::En, "tok", "one", &files[..1], false);
+        let one = viewer(Lang::En, "tok", "one", &files[..1], None);
         assert!(!one.contains("/zip"), "one file needs no archive: {one}");
         let fr = closed(Lang::Fr, Closed::Revoked);
         assert!(fr.contains("révoqué") && fr.contains("lang=\"fr\""), "{fr}");

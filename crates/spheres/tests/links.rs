@@ -561,13 +561,24 @@ fn webtorrent_browsers_get_a_link_from_the_node_and_from_each_other() {
     let path = url.split_once(&addr).unwrap().1.to_owned();
     let (code, page) = raw_http(&addr, ("GET", &path), &[], (0, b""));
     assert_eq!(code, 200, "{page}");
+    // Our script runs by its nonce (new at each page), not by its origin, where a share's
+    // own .js files are served too.
+    let policy = header(&page, "content-security-policy").unwrap().to_owned();
+    let nonce = policy
+        .split_once("'nonce-")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(n, _)| n.to_owned())
+        .unwrap_or_else(|| panic!("no nonce: {policy}"));
+    assert_eq!(nonce.len(), 32, "{policy}");
     assert!(
-        page.contains("<script type=\"module\" src=\"/ui/link/viewer.js\">"),
-        "{page}"
+        policy.contains("'strict-dynamic'") && !policy.contains("unsafe"),
+        "{policy}"
     );
+    assert!(!policy.contains("script-src 'self'"), "{policy}");
     assert!(
-        header(&page, "content-security-policy")
-            .is_some_and(|p| p.contains("script-src 'self'") && !p.contains("unsafe")),
+        page.contains(&format!(
+            "<script type=\"module\" nonce=\"{nonce}\" src=\"/ui/link/viewer.js\">"
+        )),
         "{page}"
     );
     assert!(page.contains("they can see your IP address"), "{page}");

@@ -99,16 +99,23 @@ async fn page(State(api): State<Api>, Path(token): Path<String>, headers: Header
 }
 
 fn viewer(lang: Lang, open: &OpenLink) -> Response {
-    let p2p = !open.sealed && !open.row.direct;
+    let nonce = (!open.sealed && !open.row.direct).then(|| hex::encode(rand::random::<[u8; 16]>()));
     let mut r = answer(
         StatusCode::OK,
-        crate::links::viewer(lang, &open.row.token, &open.name, &open.files(), p2p),
+        crate::links::viewer(
+            lang,
+            &open.row.token,
+            &open.name,
+            &open.files(),
+            nonce.as_deref(),
+        ),
     );
-    if p2p {
-        r.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(crate::links::P2P_POLICY),
-        );
+    if let Some(policy) = nonce
+        .map(|n| crate::links::p2p_policy(&n))
+        .and_then(|p| HeaderValue::from_str(&p).ok())
+    {
+        r.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     r
 }

@@ -1,14 +1,27 @@
 // The service worker of links' pages (served at /l/sw.js, scope /l/): a link page's video,
 // sound or download (GET /l/TOKEN/files/INDEX) is answered by that page's swarm
 // (swarm.js: pieces from other viewers or from the node, each checked), so the player
-// plays what the viewers pass each other. Anything the page does not answer at once goes to
-// the network as it would without this worker; nothing else is touched.
+// plays what the viewers pass each other. Only pages that said they serve their link (and say
+// so again every few seconds: a worker's memory goes when the browser stops it) are answered
+// this way; any other request, and any the page does not answer at once, goes to the network
+// as it would without this worker.
 
 /** @type {any} */
 const sw = self;
 const FILE = /^\/l\/([A-Za-z0-9_-]{16,128})\/files\/(\d{1,9})$/;
 
+/** Client id -> the link token that page serves, and when it last said so. */
+const serving = new Map();
+const FORGET_MS = 30_000;
+
 sw.addEventListener("install", () => sw.skipWaiting());
+sw.addEventListener("message", (e) => {
+  const m = e.data;
+  if (!m || m.type !== "spheres-serve" || typeof m.token !== "string" || !e.source?.id) return;
+  serving.set(e.source.id, { token: m.token, at: Date.now() });
+  e.ports[0]?.postMessage("ok");
+  for (const [id, s] of serving) if (Date.now() - s.at > FORGET_MS) serving.delete(id);
+});
 sw.addEventListener("activate", (e) => e.waitUntil(sw.clients.claim()));
 
 sw.addEventListener("fetch", (e) => {
@@ -16,6 +29,8 @@ sw.addEventListener("fetch", (e) => {
   const m = url.pathname.match(FILE);
   // The page's own requests carry a query (`?from=page`): those go to the node.
   if (!m || url.search || url.origin !== location.origin || e.request.method !== "GET" || !e.clientId) return;
+  const page = serving.get(e.clientId);
+  if (!page || page.token !== m[1] || Date.now() - page.at > FORGET_MS) return;
   e.respondWith(answer(e, m[1], Number(m[2])));
 });
 
@@ -41,7 +56,7 @@ async function answer(e, token, index) {
   if (!client || wanted === undefined) return fetch(e.request);
   const { port1, port2 } = new MessageChannel();
   client.postMessage({ type: "spheres-range", token, index, start: wanted?.start ?? 0, end: wanted?.end ?? null }, [port2]);
-  const head = await next(port1, 3000);
+  const head = await next(port1, 1000);
   if (!head || !head.ok) { port1.close(); return fetch(e.request); }
   const body = new ReadableStream({
     async pull(controller) {
@@ -58,6 +73,7 @@ async function answer(e, token, index) {
     "content-length": String(head.end - head.start),
     "accept-ranges": "bytes",
     "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
   };
   if (!wanted) return new Response(body, { status: 200, headers });
   return new Response(body, {

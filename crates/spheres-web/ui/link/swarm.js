@@ -25,6 +25,16 @@ const AHEAD = 8 * 1024 * 1024;
 const STALL_MS = 4000;
 /** The node gives each address a few streams through links: a page takes two at most. */
 const HTTP_AT_ONCE = 2;
+/** The largest piece the page takes (a torrent of larger ones plays from the node). */
+const MAX_PIECE = 16 * 1024 * 1024;
+/** Pieces played and not kept (past KEEP), the last few: bytes at most. */
+const RECENT = 64 * 1024 * 1024;
+/** Blocks asked of a peer at once for one piece, topped up as they come. */
+const WINDOW = 32;
+/** The slowest a peer may give a piece: slower, and it is asked elsewhere. */
+const MIN_RATE = 256 * 1024;
+/** A node request that brings nothing for this long is given up. */
+const NODE_TIMEOUT = 30_000;
 const UPLOADS_QUEUED = 256;
 const BUFFERED = 1024 * 1024;
 
@@ -35,7 +45,7 @@ export async function readTorrent(bytes) {
   if (!info || !spans.info) throw new Error("a torrent without info");
   const pieceLength = info["piece length"];
   const hashes = info.pieces;
-  if (!Number.isSafeInteger(pieceLength) || pieceLength < w.BLOCK || !(hashes instanceof Uint8Array) || hashes.length % 20) {
+  if (!Number.isSafeInteger(pieceLength) || pieceLength < w.BLOCK || pieceLength > MAX_PIECE || !(hashes instanceof Uint8Array) || hashes.length % 20) {
     throw new Error("a torrent with bad pieces");
   }
   const files = [];
@@ -101,7 +111,9 @@ export class Swarm {
     this.peerId = randomId("-SP0001-");
     this.pieces = new Map(); // index -> bytes, kept
     this.kept = 0;
+    this.left = torrent.length; // bytes not kept yet
     this.recent = new Map(); // index -> bytes, not kept (past KEEP), the last few
+    this.recentBytes = 0;
     this.waiting = new Map(); // index -> Promise of bytes
     this.peers = new Set();
     this.offers = new Map(); // offer id -> { pc, dc }
@@ -179,7 +191,7 @@ export class Swarm {
     let nodeFailures = 0;
     for (;;) {
       const wait = nodeFailures ? 5000 : urgent ? 1000 : 2000;
-      const data = await this.fromPeers(p, wait, nodeFailures > 0);
+      const data = await this.fromPeers(p, wait, nodeFailures > 0, urgent && nodeFailures === 0);
       if (data) return data;
       try {
         const data = await this.fromNode(p);
@@ -196,14 +208,14 @@ export class Swarm {
 
   /** Piece `p` from a viewer that has it, waiting up to `wait` ms for one to let us ask;
    *  null if none did. `patient`: count on viewers that keep us choked too. */
-  async fromPeers(p, wait, patient) {
+  async fromPeers(p, wait, patient, urgent = false) {
     const until = Date.now() + wait;
     let failures = 0;
     while (!this.closed && failures < 3) {
       const peer = this.sourceFor(p);
       if (peer) {
         try {
-          const data = await peer.fetch(p);
+          const data = await peer.fetch(p, urgent);
           if (await this.check(p, data)) {
             this.stats.fromPeers += data.length;
             this.keep(p, data);
@@ -211,7 +223,9 @@ export class Swarm {
           }
           peer.close();
         } catch {
-          // that peer choked, left or stalled: another source
+          // that peer choked, left, stalled or was too slow: another source, and that one
+          // rests (closed after three times)
+          peer.strike();
         }
         failures++;
         continue;
@@ -227,7 +241,10 @@ export class Swarm {
   mayComeFromPeers(p, patient = false) {
     const now = Date.now();
     for (const peer of this.peers) {
-      if (!peer.ready) return true;
+      if (!peer.ready) {
+        if (now - peer.created < 3000) return true;
+        continue;
+      }
       // One that keeps us choked past its first seconds is not counted on.
       if (peer.has.has(p) && (patient || !peer.chokingUs || now - peer.since < 3000)) return true;
     }
@@ -238,7 +255,7 @@ export class Swarm {
   sourceFor(p) {
     let best = null;
     for (const peer of this.peers) {
-      if (!peer.ready || peer.chokingUs || !peer.has.has(p) || peer.asked.size >= 4) continue;
+      if (!peer.ready || peer.chokingUs || !peer.has.has(p) || peer.asked.size >= 4 || peer.restUntil > Date.now()) continue;
       if (!best || peer.asked.size < best.asked.size) best = peer;
     }
     return best;
@@ -256,43 +273,68 @@ export class Swarm {
       this.pieces.set(p, data);
       this.kept += data.length;
       for (const peer of this.peers) peer.have(p);
+      this.left -= data.length;
     } else {
       this.recent.set(p, data);
-      if (this.recent.size > 8) this.recent.delete(this.recent.keys().next().value);
+      this.recentBytes += data.length;
+      while (this.recentBytes > RECENT && this.recent.size > 1) {
+        const [oldest, bytes] = this.recent.entries().next().value;
+        this.recent.delete(oldest);
+        this.recentBytes -= bytes.length;
+      }
     }
     this.changed();
   }
 
-  /** Piece `p` from the node that made the link: its files' ranges (padding is zeros). */
+  /** Piece `p` from the node that made the link: its files' ranges (padding is zeros), one
+   *  after another, two pieces at a time. A link that closed (403, 404, 410) closes the
+   *  swarm: its page stops giving too. */
   async fromNode(p) {
     if (this.httpBusy >= HTTP_AT_ONCE) await new Promise((ok) => this.httpQueue.push(ok));
-    this.httpBusy++;
+    else this.httpBusy++;
     try {
       const { pieceLength, files } = this.torrent;
       const start = p * pieceLength;
       const out = new Uint8Array(this.pieceSize(p));
       const end = start + out.length;
-      await Promise.all(files.map(async (f, index) => {
+      for (const [index, f] of files.entries()) {
         const from = Math.max(start, f.offset);
         const to = Math.min(end, f.offset + f.length);
-        if (from >= to || f.pad) return;
+        if (from >= to || f.pad) continue;
         // `?from=page`: the page's own request, which its service worker leaves alone.
         for (let tries = 1; ; tries++) {
           const r = await fetch(`${this.base}/files/${index}?from=page`, {
             credentials: "same-origin",
             headers: { range: `bytes=${from - f.offset}-${to - f.offset - 1}` },
+            signal: AbortSignal.timeout(NODE_TIMEOUT),
           });
           const bytes = new Uint8Array(await r.arrayBuffer());
-          if (r.status === 206 && bytes.length === to - from) { out.set(bytes, from - start); return; }
+          if (r.status === 206 && bytes.length === to - from) { out.set(bytes, from - start); break; }
+          if ([403, 404, 410].includes(r.status)) {
+            this.close();
+            throw new Error(`the link closed (${r.status})`);
+          }
           // Busy (its streams through links all taken): again, a little later.
           if (r.status !== 503 || tries >= 5 || this.closed) throw new Error(`the node answered ${r.status} for piece ${p}`);
           await new Promise((ok) => setTimeout(ok, 500 * tries));
         }
-      }));
+      }
       return out;
     } finally {
-      this.httpBusy--;
-      this.httpQueue.shift()?.();
+      // The slot goes straight to the next in line, if any.
+      const next = this.httpQueue.shift();
+      if (next) next();
+      else this.httpBusy--;
+    }
+  }
+
+  /** Whether the link still opens (after its tracker closed): if not, the swarm closes. */
+  async checkOpen() {
+    try {
+      const r = await fetch(`${this.base}/torrent`, { method: "HEAD", credentials: "same-origin" });
+      if ([403, 404, 410].includes(r.status)) this.close();
+    } catch {
+      // the node is unreachable: viewers may still give each other what they hold
     }
   }
 
@@ -312,6 +354,8 @@ export class Swarm {
     ws.onclose = () => {
       if (this.closed) return;
       this.ws = null;
+      // The node ends a link's tracker when the link closes.
+      this.checkOpen();
       this.retry = Math.min(60_000, (this.retry || 2000) * 2);
       setTimeout(() => { if (!this.closed) this.track(); }, this.retry);
     };
@@ -323,7 +367,7 @@ export class Swarm {
     const room = MAX_PEERS - this.peers.size - this.offers.size;
     const offers = [];
     for (let i = 0; i < Math.min(OFFERS, room); i++) offers.push(await this.offer());
-    const left = this.torrent.length - [...this.pieces.keys()].reduce((n, p) => n + this.pieceSize(p), 0);
+    const left = this.left;
     ws.send(JSON.stringify({
       action: "announce",
       info_hash: latin1(this.torrent.infoHash),
@@ -360,10 +404,19 @@ export class Swarm {
     if (m.offer && m.offer.type === "offer" && typeof m.offer.sdp === "string") {
       if (this.peers.size >= MAX_PEERS || [...this.peers].some((p) => p.remoteId === m.peer_id)) return;
       const pc = new RTCPeerConnection(this.rtc);
-      const peer = new Peer(this, pc, m.peer_id);
-      pc.ondatachannel = (e) => peer.attach(e.channel);
-      await pc.setRemoteDescription(m.offer);
-      await pc.setLocalDescription(await pc.createAnswer());
+      let channel = null;
+      let peer = null;
+      pc.ondatachannel = (e) => { channel = e.channel; peer?.attach(channel); };
+      try {
+        await pc.setRemoteDescription(m.offer);
+        await pc.setLocalDescription(await pc.createAnswer());
+      } catch (err) {
+        pc.close(); // an offer the browser refuses takes no place
+        throw err;
+      }
+      if (this.closed || this.peers.size >= MAX_PEERS) { pc.close(); return; }
+      peer = new Peer(this, pc, m.peer_id);
+      if (channel) peer.attach(channel);
       await gathered(pc);
       this.ws?.send(JSON.stringify({
         action: "announce",
@@ -378,21 +431,30 @@ export class Swarm {
       if (!mine) return;
       this.offers.delete(m.offer_id);
       if (this.peers.size >= MAX_PEERS) { mine.pc.close(); return; }
-      const peer = new Peer(this, mine.pc, m.peer_id);
-      peer.attach(mine.dc);
-      await mine.pc.setRemoteDescription(m.answer);
+      try {
+        await mine.pc.setRemoteDescription(m.answer);
+      } catch (err) {
+        mine.pc.close();
+        throw err;
+      }
+      new Peer(this, mine.pc, m.peer_id).attach(mine.dc);
     }
   }
 }
 
 /** Another viewer (or a WebTorrent client) over one data channel. */
-class Peer {
+export class Peer {
   constructor(swarm, pc, remoteId) {
     this.swarm = swarm;
     this.pc = pc;
     this.remoteId = remoteId;
-    this.reader = new w.Reader();
+    this.reader = new w.Reader(Math.ceil(swarm.torrent.count / 8) + 1);
+    this.created = Date.now();
     this.ready = false; // handshakes exchanged
+    this.messages = 0; // since the handshake
+    this.wanted = 0; // pieces it has that we lack
+    this.strikes = 0;
+    this.restUntil = 0;
     this.since = 0;
     this.shook = false; // our handshake sent
     this.has = new Set();
@@ -424,6 +486,8 @@ class Peer {
     dc.onbufferedamountlow = () => this.pump();
     dc.onmessage = (e) => {
       try {
+        // BitTorrent is bytes: a text message is not (and would be read as a length).
+        if (!(e.data instanceof ArrayBuffer)) throw new Error("a text message");
         for (const m of this.reader.push(new Uint8Array(e.data))) this.receive(m);
       } catch (err) {
         console.warn("a viewer sent what is not BitTorrent", err);
@@ -449,14 +513,21 @@ class Peer {
       s.changed();
       return;
     }
+    const first = m.id !== w.EXTENDED && !m.keepalive && this.messages++ === 0;
     switch (m.id) {
       case w.BITFIELD:
+        // Once, first (after the extension handshake): as BEP 3 has it.
+        if (!first) throw new Error("a bitfield after other messages");
         this.has = w.bitsToSet(m.bits, s.torrent.count);
+        this.wanted = 0;
+        for (const p of this.has) if (!s.pieces.has(p)) this.wanted++;
         this.wantOrNot();
         break;
       case w.HAVE:
         if (m.index >= s.torrent.count) throw new Error("a piece past the last");
+        if (this.has.has(m.index)) break;
         this.has.add(m.index);
+        if (!s.pieces.has(m.index)) this.wanted++;
         this.wantOrNot();
         break;
       case w.CHOKE:
@@ -492,14 +563,23 @@ class Peer {
 
   /** Interested while it has a piece we lack. */
   wantOrNot() {
-    const want = [...this.has].some((p) => !this.swarm.pieces.has(p));
+    const want = this.wanted > 0;
     if (want && !this.amInterested) { this.amInterested = true; this.send(w.message(w.INTERESTED)); }
     if (!want && this.amInterested) { this.amInterested = false; this.send(w.message(w.NOT_INTERESTED)); }
   }
 
+  /** We now keep piece `p`. */
   have(p) {
     if (this.ready) this.send(w.message(w.HAVE, w.ints(p)));
+    if (this.has.has(p)) this.wanted--;
     if (this.amInterested) this.wantOrNot();
+  }
+
+  /** It failed us on a piece: it rests 10 s; the third time, it goes. */
+  strike() {
+    this.strikes++;
+    this.restUntil = Date.now() + 10_000;
+    if (this.strikes >= 3) this.close();
   }
 
   /** Blocks asked for, sent while the channel is not too full. */
@@ -515,24 +595,35 @@ class Peer {
     s.changed();
   }
 
-  /** Asks for piece `p`, block by block; resolves with it whole (unchecked). */
-  fetch(p) {
+  /** Asks for piece `p`, WINDOW blocks at a time, topped up as they come; resolves with it
+   *  whole (unchecked). Fails when no block comes for STALL_MS, or when the piece takes
+   *  longer than MIN_RATE allows (urgent: a reader waits, so 2 MiB/s and 1.5 s at least). */
+  fetch(p, urgent = false) {
     const size = this.swarm.pieceSize(p);
     return new Promise((ok, fail) => {
       const blocks = Math.ceil(size / w.BLOCK);
-      const a = { data: new Uint8Array(size), got: new Set(), blocks, ok, fail, timer: null, stall: () => {} };
+      const length = (b) => Math.min(w.BLOCK, size - b * w.BLOCK);
+      const a = { data: new Uint8Array(size), got: new Set(), blocks, next: 0, ok, fail, timer: null, deadline: null, stall: () => {}, more: () => {} };
       a.stall = () => { clearTimeout(a.timer); a.timer = setTimeout(() => a.fail(new Error("stalled")), STALL_MS); };
-      a.ok = (data) => { clearTimeout(a.timer); this.asked.delete(p); ok(data); };
+      a.more = () => {
+        while (a.next < blocks && a.next - a.got.size < WINDOW) {
+          this.send(w.message(w.REQUEST, w.ints(p, a.next * w.BLOCK, length(a.next))));
+          a.next++;
+        }
+      };
+      const done = () => { clearTimeout(a.timer); clearTimeout(a.deadline); this.asked.delete(p); };
+      a.ok = (data) => { done(); ok(data); };
       a.fail = (err) => {
-        clearTimeout(a.timer);
         if (this.asked.get(p) !== a) return;
-        this.asked.delete(p);
-        for (let b = 0; b < blocks; b++) if (!a.got.has(b)) this.send(w.message(w.CANCEL, w.ints(p, b * w.BLOCK, Math.min(w.BLOCK, size - b * w.BLOCK))));
+        done();
+        for (let b = 0; b < a.next; b++) if (!a.got.has(b)) this.send(w.message(w.CANCEL, w.ints(p, b * w.BLOCK, length(b))));
         fail(err);
       };
+      const allowed = urgent ? Math.max(1500, size / 2048) : Math.max(STALL_MS, (size / MIN_RATE) * 1000);
+      a.deadline = setTimeout(() => a.fail(new Error("too slow")), allowed);
       this.asked.set(p, a);
       a.stall();
-      for (let b = 0; b < blocks; b++) this.send(w.message(w.REQUEST, w.ints(p, b * w.BLOCK, Math.min(w.BLOCK, size - b * w.BLOCK))));
+      a.more();
     });
   }
 
@@ -543,10 +634,12 @@ class Peer {
     const size = this.swarm.pieceSize(m.index);
     if (!Number.isInteger(b) || b >= a.blocks || m.block.length !== Math.min(w.BLOCK, size - m.begin)) throw new Error("a block we did not ask for");
     if (a.got.has(b)) return;
+    if (b >= a.next) throw new Error("a block we did not ask for");
     a.data.set(m.block, m.begin);
     a.got.add(b);
     a.stall();
     if (a.got.size === a.blocks) a.ok(a.data);
+    else a.more();
   }
 
   close() {

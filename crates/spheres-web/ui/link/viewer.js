@@ -128,9 +128,23 @@ async function start() {
     direct();
     return;
   }
+  // The worker answers this page's players from its swarm once told so, again and again
+  // (the browser may stop the worker between two plays, and it forgets).
+  const serving = () => new Promise((ok) => {
+    const worker = navigator.serviceWorker.controller;
+    if (!worker) { ok(undefined); return; }
+    const { port1, port2 } = new MessageChannel();
+    const timer = setTimeout(ok, 1000);
+    port1.onmessage = () => { clearTimeout(timer); port1.close(); ok(undefined); };
+    worker.postMessage({ type: "spheres-serve", token }, [port2]);
+  });
+  await serving();
+  const every = setInterval(() => (swarm.closed ? clearInterval(every) : serving()), 10_000);
   show(swarm);
   replay();
   addEventListener("pagehide", () => swarm.close());
+  // Back from the browser's page cache, the swarm is gone: a fresh page.
+  addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
   // For tests and the curious: what this page got and gave.
   /** @type {any} */ (window).spheresLink = {
     status: () => swarm.status(),

@@ -52,44 +52,68 @@ export function piece(index, begin, block) {
 
 /** Reads a peer's stream. push(bytes) returns what it completed: first
  *  `{ handshake: { infoHash, peerId, extended } }`, then `{ id, ... }` for each message
- *  (`{ keepalive: true }` for an empty one). Throws on a malformed stream. */
+ *  (`{ keepalive: true }` for an empty one). Throws on a malformed stream, a message longer
+ *  than `maxMessage` bytes, or more than MAX_AT_ONCE messages in one push. Bytes are copied
+ *  once, into the message they complete, however they were split. */
+export const MAX_AT_ONCE = 4096;
+
 export class Reader {
-  constructor() {
-    this.buffer = new Uint8Array(0);
+  /** `maxMessage`: the largest message taken (a block and its header, or the torrent's
+   *  bitfield if that is larger). */
+  constructor(maxMessage = MAX_MESSAGE) {
+    this.max = Math.max(MAX_MESSAGE, maxMessage);
+    this.chunks = [];
+    this.held = 0;
+    this.copied = 0; // bytes copied out, for tests: about what was pushed, however split
     this.shaken = false;
   }
 
+  /** How many bytes it holds, not yet a whole message. */
+  get buffered() { return this.held; }
+
+  /** The first `n` held bytes (n <= held), taken out if `take`. */
+  first(n, take) {
+    const out = new Uint8Array(n);
+    let at = 0, i = 0;
+    while (at < n) {
+      const c = this.chunks[i];
+      const k = Math.min(c.length, n - at);
+      out.set(c.subarray(0, k), at);
+      at += k;
+      if (take && k < c.length) this.chunks[i] = c.subarray(k);
+      else i++;
+    }
+    this.copied += n;
+    if (take) {
+      // The chunks used up go at once (not one shift each: that is quadratic).
+      this.chunks.splice(0, i);
+      this.held -= n;
+    }
+    return out;
+  }
+
   push(bytes) {
-    const joined = new Uint8Array(this.buffer.length + bytes.length);
-    joined.set(this.buffer);
-    joined.set(bytes, this.buffer.length);
-    let at = 0;
+    if (bytes.length) { this.chunks.push(bytes); this.held += bytes.length; }
     const out = [];
     for (;;) {
-      const left = joined.length - at;
+      if (out.length > MAX_AT_ONCE) throw new Error("too many messages at once");
       if (!this.shaken) {
-        if (left < 1) break;
-        if (joined[at] !== 19) throw new Error("not the BitTorrent protocol");
-        if (left < HANDSHAKE) break;
-        for (let i = 0; i < 19; i++) if (joined[at + 1 + i] !== PROTOCOL.charCodeAt(i)) throw new Error("not the BitTorrent protocol");
-        out.push({ handshake: {
-          extended: (joined[at + 25] & 0x10) !== 0,
-          infoHash: joined.slice(at + 28, at + 48),
-          peerId: joined.slice(at + 48, at + 68),
-        } });
+        if (this.held < 1) break;
+        if (this.chunks[0][0] !== 19) throw new Error("not the BitTorrent protocol");
+        if (this.held < HANDSHAKE) break;
+        const h = this.first(HANDSHAKE, true);
+        for (let i = 0; i < 19; i++) if (h[1 + i] !== PROTOCOL.charCodeAt(i)) throw new Error("not the BitTorrent protocol");
+        out.push({ handshake: { extended: (h[25] & 0x10) !== 0, infoHash: h.slice(28, 48), peerId: h.slice(48, 68) } });
         this.shaken = true;
-        at += HANDSHAKE;
         continue;
       }
-      if (left < 4) break;
-      const length = new DataView(joined.buffer, joined.byteOffset + at, 4).getUint32(0);
-      if (length > MAX_MESSAGE) throw new Error(`a message of ${length} bytes`);
-      if (left < 4 + length) break;
-      const body = joined.subarray(at + 4, at + 4 + length);
-      at += 4 + length;
-      out.push(length === 0 ? { keepalive: true } : parse(body));
+      if (this.held < 4) break;
+      const length = new DataView(this.first(4, false).buffer).getUint32(0);
+      if (length > this.max) throw new Error(`a message of ${length} bytes`);
+      if (this.held < 4 + length) break;
+      const whole = this.first(4 + length, true);
+      out.push(length === 0 ? { keepalive: true } : parse(whole.subarray(4)));
     }
-    this.buffer = joined.slice(at);
     return out;
   }
 }
