@@ -1,5 +1,6 @@
 # Shared by the bench scripts: background processes, cleanup on exit, traps, and spheres
-# nodes. Defines PIDS, WORK, stop, cleanup, bg, now, json_field, node, cli and household.
+# nodes. Defines PIDS, WORK, stop, cleanup, bg, now, json_field, node, cli, household and
+# video.
 
 
 PIDS=()
@@ -86,4 +87,22 @@ household() {
         until cli "m$i" sphere invites | grep -q "$sphere"; do sleep 0.1; done
         cli "m$i" sphere join "$sphere" >/dev/null
     done
+}
+
+# video SIZE_MIB OUT: a WebM video of about SIZE_MIB MiB at OUT (VP8, 1280x720, noisy so it does
+# not compress), a 20 s segment repeated (stream copy), its index (Cues) at the end as ffmpeg
+# writes it, so a seek needs the file's last bytes too. ARGS after OUT go to the last ffmpeg
+# (e.g. -metadata title=...). The segment is made once per $WORK.
+video() {
+    local size=$1 out=$2 base copies i
+    shift 2
+    if [[ ! -s $WORK/base.webm ]]; then
+        echo "making a ${size} MiB video..." >&2
+        ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=25,noise=alls=40:allf=t+u" -t 20 \
+            -c:v libvpx -b:v 40M -deadline realtime -cpu-used 8 -g 50 "$WORK/base.webm"
+    fi
+    base=$(stat -c %s "$WORK/base.webm")
+    copies=$(((size * 1048576 + base - 1) / base))
+    for ((i = 0; i < copies; i++)); do echo "file '$WORK/base.webm'"; done >"$WORK/list.txt"
+    ffmpeg -v error -f concat -safe 0 -i "$WORK/list.txt" -c copy "$@" "$out"
 }

@@ -41,13 +41,7 @@ BIN=$PWD/target/release/spheres
 [[ -x $BIN ]] || { echo "build first: cargo build --release -p spheres" >&2; exit 1; }
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/spheres-bench-links.XXXXXX")
 
-echo "making a ${SIZE_MIB} MiB video..." >&2
-ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=25,noise=alls=40:allf=t+u" -t 20 \
-    -c:v libvpx -b:v 40M -deadline realtime -cpu-used 8 -g 50 "$WORK/base.webm"
-base=$(stat -c %s "$WORK/base.webm")
-copies=$(((SIZE_MIB * 1048576 + base - 1) / base))
-for ((i = 0; i < copies; i++)); do echo "file '$WORK/base.webm'"; done >"$WORK/list.txt"
-ffmpeg -v error -f concat -safe 0 -i "$WORK/list.txt" -c copy "$WORK/film.webm"
+video "$SIZE_MIB" "$WORK/film.webm"
 
 SPHERE_ARGS=--open household Bench 0
 cli alice share Bench "$WORK/film.webm" >/dev/null

@@ -36,13 +36,6 @@ BIN=$PWD/target/release/spheres
 [[ -x $BIN ]] || { echo "build first: cargo build --release -p spheres" >&2; exit 1; }
 WORK=$(mktemp -d "${BENCH_DIR:-/tmp}/spheres-bench-stream.XXXXXX")
 
-echo "making a ${SIZE_MIB} MiB video..." >&2
-ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=25,noise=alls=40:allf=t+u" -t 20 \
-    -c:v libvpx -b:v 40M -deadline realtime -cpu-used 8 -g 50 "$WORK/base.webm"
-base=$(stat -c %s "$WORK/base.webm")
-copies=$(((SIZE_MIB * 1048576 + base - 1) / base))
-for ((i = 0; i < copies; i++)); do echo "file '$WORK/base.webm'"; done >"$WORK/list.txt"
-
 results=()
 for ((r = 1; r <= RUNS; r++)); do
     # A fresh household each run: nothing of an earlier run's video still downloading.
@@ -51,7 +44,7 @@ for ((r = 1; r <= RUNS; r++)); do
     cli m1 sphere policy Bench none >/dev/null
     web=$(json_field "$(cli m1 status)" "['http']")
     name="film-$r.webm"
-    ffmpeg -v error -f concat -safe 0 -i "$WORK/list.txt" -c copy -metadata "title=run $r" "$WORK/$name"
+    video "$SIZE_MIB" "$WORK/$name" -metadata "title=run $r"
     cli alice share Bench "$WORK/$name" >/dev/null
     until cli m1 shares Bench | grep -q "\"$name\""; do sleep 0.2; done
     line=$(NODE="$web" DATA="$WORK/m1/data" SPHERE=Bench NAME="$name" command node bench/stream.mjs)

@@ -118,7 +118,8 @@ export class Swarm {
     this.peers = new Set();
     this.offers = new Map(); // offer id -> { pc, dc }
     this.httpBusy = 0;
-    this.httpQueue = [];
+    this.httpQueue = []; // { p, go }: pieces waiting for one of the node's slots
+    this.urgent = new Set(); // pieces a reader waits for now: first in that queue
     this.closed = false;
     this.stats = { fromPeers: 0, fromNode: 0, toPeers: 0 };
     this.listeners = new Set();
@@ -171,9 +172,10 @@ export class Swarm {
   piece(p, urgent) {
     const here = this.pieces.get(p) || this.recent.get(p);
     if (here) return Promise.resolve(here);
+    if (urgent) this.urgent.add(p);
     let pending = this.waiting.get(p);
     if (!pending) {
-      pending = this.fetchPiece(p, urgent).finally(() => this.waiting.delete(p));
+      pending = this.fetchPiece(p, urgent).finally(() => { this.waiting.delete(p); this.urgent.delete(p); });
       this.waiting.set(p, pending);
     }
     return pending;
@@ -209,7 +211,7 @@ export class Swarm {
   /** Piece `p` from a viewer that has it, waiting up to `wait` ms for one to let us ask;
    *  null if none did. `patient`: count on viewers that keep us choked too. */
   async fromPeers(p, wait, patient, urgent = false) {
-    const until = Date.now() + wait;
+    const start = Date.now();
     let failures = 0;
     while (!this.closed && failures < 3) {
       const peer = this.sourceFor(p);
@@ -230,6 +232,8 @@ export class Swarm {
         failures++;
         continue;
       }
+      // A piece fetched ahead that a reader now waits for waits no longer than a reader would.
+      const until = start + (this.urgent.has(p) && !patient ? Math.min(wait, 1000) : wait);
       if (Date.now() >= until || !this.mayComeFromPeers(p, patient)) break;
       await new Promise((ok) => setTimeout(ok, 100));
     }
@@ -290,7 +294,7 @@ export class Swarm {
    *  after another, two pieces at a time. A link that closed (403, 404, 410) closes the
    *  swarm: its page stops giving too. */
   async fromNode(p) {
-    if (this.httpBusy >= HTTP_AT_ONCE) await new Promise((ok) => this.httpQueue.push(ok));
+    if (this.httpBusy >= HTTP_AT_ONCE) await new Promise((go) => this.httpQueue.push({ p, go }));
     else this.httpBusy++;
     try {
       const { pieceLength, files } = this.torrent;
@@ -321,9 +325,12 @@ export class Swarm {
       }
       return out;
     } finally {
-      // The slot goes straight to the next in line, if any.
-      const next = this.httpQueue.shift();
-      if (next) next();
+      // The slot goes straight to the next in line: a piece a reader waits for first (after
+      // a seek, the pieces fetched ahead of the old position wait), else the oldest.
+      let at = this.httpQueue.findIndex((q) => this.urgent.has(q.p));
+      if (at < 0) at = 0;
+      const [next] = this.httpQueue.splice(at, 1);
+      if (next) next.go();
       else this.httpBusy--;
     }
   }
