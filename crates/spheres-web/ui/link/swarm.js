@@ -118,6 +118,7 @@ export class Swarm {
     this.peers = new Set();
     this.offers = new Map(); // offer id -> { pc, dc }
     this.httpBusy = 0;
+    this.announced = 0; // when we last announced (with offers)
     this.httpQueue = []; // { p, go }: pieces waiting for one of the node's slots
     this.urgent = new Set(); // pieces a reader waits for now: first in that queue
     this.closed = false;
@@ -252,7 +253,8 @@ export class Swarm {
       // One that keeps us choked past its first seconds is not counted on.
       if (peer.has.has(p) && (patient || !peer.chokingUs || now - peer.since < 3000)) return true;
     }
-    return this.offers.size > 0 && this.swarmSize > 1;
+    // Offers answered at all are answered within a moment of the announce.
+    return this.offers.size > 0 && this.swarmSize > 1 && now - this.announced < 3000;
   }
 
   /** The peer to ask for piece `p`: one that has it, lets us ask, and is the least busy. */
@@ -375,6 +377,7 @@ export class Swarm {
     const offers = [];
     for (let i = 0; i < Math.min(OFFERS, room); i++) offers.push(await this.offer());
     const left = this.left;
+    this.announced = Date.now();
     ws.send(JSON.stringify({
       action: "announce",
       info_hash: latin1(this.torrent.infoHash),
