@@ -274,12 +274,25 @@ async fn zip(
 /// The link, for what opens it as a torrent (its tracker, torrent and web seed): a visitor
 /// let in, and a share that is not sealed (that one opens in the page only).
 async fn open_as_torrent(api: &Api, token: &str, headers: &HeaderMap) -> Result<OpenLink, Closed> {
-    match api.node.open_link(token, &passes(headers)).await {
-        Ok(o) if o.sealed => Err(Closed::PageOnly),
-        Ok(o) if o.row.direct => Err(Closed::Direct),
-        Ok(o) if o.admitted => Ok(o),
-        Ok(_) => Err(Closed::NoPass),
-        Err(why) => Err(why),
+    let open = api.node.open_link(token, &passes(headers)).await?;
+    if let Some(why) = not_a_torrent(&open) {
+        return Err(why);
+    }
+    if !open.admitted {
+        return Err(Closed::NoPass);
+    }
+    Ok(open)
+}
+
+/// Why a link does not open as a torrent: a sealed share opens in its page only, and a
+/// direct link (`--no-p2p`) from the node only.
+fn not_a_torrent(open: &OpenLink) -> Option<Closed> {
+    if open.sealed {
+        Some(Closed::PageOnly)
+    } else if open.row.direct {
+        Some(Closed::Direct)
+    } else {
+        None
     }
 }
 
@@ -369,8 +382,7 @@ async fn seed_file(
         .link_stream(token, &passes(headers), None, peer.ip())
         .await
     {
-        Ok((o, _)) if o.sealed => return cors(closed(lang, Closed::PageOnly)),
-        Ok((o, _)) if o.row.direct => return cors(closed(lang, Closed::Direct)),
+        Ok((o, _)) if let Some(why) = not_a_torrent(&o) => return cors(closed(lang, why)),
         Ok(o) => o,
         Err(why) => return cors(closed(lang, why)),
     };

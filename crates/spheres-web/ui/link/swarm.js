@@ -470,7 +470,6 @@ export class Peer {
     this.has = new Set();
     this.chokingUs = true;
     this.choking = true;
-    this.interested = false;
     this.amInterested = false;
     this.asked = new Map(); // piece -> { blocks, got, ok, fail, timer }
     this.uploads = [];
@@ -548,11 +547,7 @@ export class Peer {
         this.chokingUs = false;
         break;
       case w.INTERESTED:
-        this.interested = true;
         if (this.choking) { this.choking = false; this.send(w.message(w.UNCHOKE)); }
-        break;
-      case w.NOT_INTERESTED:
-        this.interested = false;
         break;
       case w.REQUEST:
         if (this.choking || m.length > w.BLOCK || !s.pieces.has(m.index) || this.uploads.length >= UPLOADS_QUEUED) break;
