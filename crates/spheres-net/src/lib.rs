@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod lsd;
+pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU16;
@@ -321,7 +322,7 @@ impl Mapping {
             Err(e) => tried.push(format!("UPnP: no gateway answered ({e})")),
         }
         Err(NoMapping(format!(
-            "the router {gateway} did not forward a port, so members elsewhere cannot connect to this node (it can still connect to them): {}",
+            "the router {gateway} did not forward a port ({})",
             tried.join("; ")
         )))
     }

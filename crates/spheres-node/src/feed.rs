@@ -201,9 +201,8 @@ impl Node {
 
     /// The address of our public pages (`http://HOST:PORT/@USER/`), when the node serves HTTP.
     pub(crate) fn public_pages(&self) -> Option<String> {
-        let http = *crate::lock(&self.http);
         let user = self.me.node()?;
-        http.map(|a| format!("http://{a}/@{user}/"))
+        self.web_address().map(|w| format!("{}/@{user}/", w.url))
     }
 
     /// Our posts for the public web, newest first, if `handle` (`@USER`) is ours: the name to

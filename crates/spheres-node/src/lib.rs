@@ -31,6 +31,7 @@ mod links;
 mod peers;
 mod photos;
 mod public;
+pub mod reach;
 mod reactions;
 mod receive;
 mod rooms;
@@ -101,6 +102,9 @@ pub struct Node {
     joined_notify: tokio::sync::Notify,
     /// Peers given to the engine, LAN discovery, reachability (see `peers`).
     peers: peers::PeerState,
+    /// How far the web pages reach: the router's forwarding of the web port, HTTPS (see
+    /// `reach`).
+    web: reach::WebState,
     /// Contacts' presence and requests (see `chat`).
     contacts: chat::ContactState,
     /// What the web interface hears about as it happens (`/api/events`).

@@ -268,6 +268,7 @@ impl Node {
             rooms: Mutex::default(),
             joined_notify: tokio::sync::Notify::new(),
             peers: PeerState::default(),
+            web: crate::reach::WebState::default(),
             contacts: ContactState::default(),
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
@@ -314,7 +315,7 @@ impl Node {
         let token = random_token(24);
         let access = Arc::new(crate::access::Access::new(token.clone()));
         let router = crate::api::router(node.clone(), access.clone());
-        let (bound, _task) = spheres_web::serve(router, settings.http)
+        let (bound, _task) = spheres_web::serve(router.clone(), settings.http)
             .await
             .with_context(|| {
                 format!(
@@ -323,6 +324,12 @@ impl Node {
                 )
             })?;
         *lock(&node.http) = Some(bound);
+        if let (Some(url), Some((addr, acme))) =
+            (&node.settings.public.url, &node.settings.public.https)
+        {
+            node.serve_https(router.clone(), *addr, url, acme).await?;
+        }
+        tokio::spawn(node.clone().keep_web_mapped());
         let node_file = NodeFile {
             api: format!("http://{bound}"),
             token,
@@ -543,6 +550,11 @@ impl Node {
         {
             tracing::warn!(error = %e, "the port mapping stays until its lease ends");
         }
+        if let Some(m) = self.web.mapping.lock().await.take()
+            && let Err(e) = m.remove().await
+        {
+            tracing::warn!(error = %e, "the web port's mapping stays until its lease ends");
+        }
         self.xmpp.close().await;
         self.engine.shutdown().await;
         if let Some(p) = &self.prosody {
@@ -591,6 +603,7 @@ impl Node {
         Ok(types::Status {
             jid: self.me.to_string(),
             public_pages: self.public_pages(),
+            web: self.web_address(),
             http,
             listen: self.engine.listen_addr().to_string(),
             tracker: self.tracker.http_addr.map(|a| a.to_string()),

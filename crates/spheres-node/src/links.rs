@@ -268,22 +268,10 @@ async fn guards(
 }
 
 impl Node {
-    /// The address links are made on: the node's HTTP address, or its address on the LAN when
-    /// it listens on every interface.
-    fn links_base(&self) -> Result<String, NodeError> {
-        match *lock(&self.http) {
-            Some(a) if a.ip().is_unspecified() => {
-                let host = spheres_net::lan_address().unwrap_or(if a.is_ipv4() {
-                    std::net::Ipv4Addr::LOCALHOST.into()
-                } else {
-                    std::net::Ipv6Addr::LOCALHOST.into()
-                });
-                Ok(format!(
-                    "http://{}",
-                    std::net::SocketAddr::new(host, a.port())
-                ))
-            }
-            Some(a) => Ok(format!("http://{a}")),
+    /// The address links are made on, and how far it reaches (`reach`).
+    fn links_base(&self) -> Result<types::WebAddress, NodeError> {
+        match self.web_address() {
+            Some(w) => Ok(w),
             None => refuse!(
                 Unavailable,
                 "this node serves no web pages (it was started without --http), so a link would open nothing"
@@ -302,8 +290,10 @@ impl Node {
             Some(s) => self.store.share(s.id, &row.info_hash).await?,
             None => None,
         };
+        let base = self.links_base()?;
         Ok(types::LinkInfo {
-            url: format!("{}/l/{}", self.links_base()?, row.token),
+            url: format!("{}/l/{}", base.url, row.token),
+            reach: base.reach,
             sphere: sphere.map(|s| s.name).unwrap_or_default(),
             share: share.map(|s| s.name).unwrap_or_default(),
             info_hash: row.info_hash.clone(),
@@ -483,7 +473,7 @@ impl Node {
 
     /// The torrent of an open link: its share's info, the link's tracker and web seed.
     pub(crate) fn link_torrent(&self, open: &OpenLink) -> Option<Vec<u8>> {
-        let base = self.links_base().ok()?;
+        let base = self.links_base().ok()?.url;
         let token = &open.row.token;
         let tracker = format!("ws{}/l/{token}/tracker", base.strip_prefix("http")?);
         let seed = format!("{base}/l/{token}/seed");

@@ -37,6 +37,15 @@ pub(crate) fn peer_id_for(who: &str, addr: &SocketAddr) -> [u8; 20] {
     h.finalize().into()
 }
 
+/// Which of the node's ports a mapping on the router is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Forwarded {
+    /// The BitTorrent port: members elsewhere connect to it.
+    Peers,
+    /// The web port (`--public-web`): links and public pages.
+    Web,
+}
+
 /// What the node keeps of peers and of its own reachability.
 pub(crate) struct PeerState {
     /// Each sphere's swarm admission (by sphere id): its members' nodes, who prove the
@@ -105,36 +114,68 @@ impl Node {
             *lock(&self.peers.reachability) = spheres_net::Reachability::LoopbackOnly;
             return;
         }
+        self.keep_mapped(listen.port(), Forwarded::Peers).await;
+    }
+
+    /// Keeps TCP `port` forwarded by the home router while the node runs: renewed at half
+    /// the lease, mapped again when the router will not renew, asked again every 10 minutes
+    /// when it says no (routers come and go, and change). The mapping is kept where `which`
+    /// says, for the shutdown to remove it.
+    pub(crate) async fn keep_mapped(self: Arc<Self>, port: u16, which: Forwarded) {
         let lease = Duration::from_secs(3600);
+        let held = match which {
+            Forwarded::Peers => &self.peers.mapping,
+            Forwarded::Web => &self.web.mapping,
+        };
         loop {
-            match spheres_net::Mapping::create(listen.port(), lease, Duration::from_secs(3)).await {
+            match spheres_net::Mapping::create(port, lease, Duration::from_secs(3)).await {
                 Ok(mapping) => {
-                    tracing::info!(external = %mapping.external, method = ?mapping.method, "the router forwards our port");
-                    *lock(&self.peers.reachability) = mapping.reachability();
+                    tracing::info!(external = %mapping.external, method = ?mapping.method, port, "the router forwards our port");
+                    let now = mapping.reachability();
                     let half = mapping.lease / 2;
-                    *self.peers.mapping.lock().await = Some(mapping);
-                    self.republish_endpoints().await;
+                    *held.lock().await = Some(mapping);
+                    self.forwarded(which, now).await;
                     loop {
                         tokio::time::sleep(half.max(Duration::from_secs(30))).await;
-                        let mut guard = self.peers.mapping.lock().await;
+                        let mut guard = held.lock().await;
                         let Some(m) = guard.as_mut() else { return };
                         if let Err(e) = m.renew().await {
-                            tracing::warn!(error = %e, "the router would not renew our port; mapping again");
+                            tracing::warn!(error = %e, port, "the router would not renew our port; mapping again");
                             *guard = None;
                             break;
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(reason = %e, "this node cannot be reached from outside");
-                    *lock(&self.peers.reachability) =
-                        spheres_net::Reachability::Unreachable { why: e.to_string() };
-                    self.emit(NodeEvent::Network);
-                    // Routers come and go (and change): look again later.
+                    tracing::warn!(reason = %e, port, "the router does not forward our port");
+                    let why = match which {
+                        Forwarded::Peers => format!(
+                            "{e}, so members elsewhere cannot connect to this node (it can still connect to them)"
+                        ),
+                        Forwarded::Web => e.to_string(),
+                    };
+                    self.forwarded(which, spheres_net::Reachability::Unreachable { why })
+                        .await;
                     tokio::time::sleep(Duration::from_secs(600)).await;
                 }
             }
         }
+    }
+
+    /// What the router now does for `which`, kept and told: members hear of a new mapped
+    /// endpoint, the page of any change.
+    async fn forwarded(&self, which: Forwarded, now: spheres_net::Reachability) {
+        let mapped = matches!(now, spheres_net::Reachability::Mapped { .. });
+        match which {
+            Forwarded::Peers => {
+                *lock(&self.peers.reachability) = now;
+                if mapped {
+                    self.republish_endpoints().await;
+                }
+            }
+            Forwarded::Web => *lock(&self.web.mapped) = now,
+        }
+        self.emit(NodeEvent::Network);
     }
 
     /// Sends our presence with fresh endpoints to every sphere room.

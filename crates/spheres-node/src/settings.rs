@@ -117,6 +117,35 @@ pub struct UpArgs {
     /// Upload at most this many bytes per second (K and M suffixes allowed).
     #[arg(long, env = "SPHERES_UPLOAD_LIMIT", value_name = "BYTES", value_parser = crate::units::parse_size)]
     pub upload_limit: Option<u64>,
+    /// The address people use to reach this node from the internet, e.g.
+    /// `https://photos.example.org` (a name of yours that points at your home router, or a
+    /// reverse proxy's): links and public pages name it. With --https the node serves that
+    /// name itself, with a certificate from an ACME CA.
+    #[arg(long, env = "SPHERES_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Let people on the internet open links and public pages: the node asks the home router
+    /// (UPnP IGD, NAT-PMP or PCP) to forward its web port (--https's if given, else --http's),
+    /// and links name the router's outside address unless --public-url names another.
+    /// Everything else still needs a login. Listens on every interface unless --http says
+    /// where.
+    #[arg(long, env = "SPHERES_PUBLIC_WEB")]
+    pub public_web: bool,
+    /// Also serve the web interface over HTTPS on this address, with a certificate for
+    /// --public-url's name from an ACME CA (Let's Encrypt unless --acme-directory), renewed
+    /// by itself. The CA checks the name by connecting to it (TLS-ALPN-01): the name must
+    /// lead to this address.
+    #[arg(long, env = "SPHERES_HTTPS", value_name = "ADDR:PORT")]
+    pub https: Option<SocketAddr>,
+    /// The ACME CA's directory URL (default: Let's Encrypt's).
+    #[arg(long, env = "SPHERES_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// A CA certificate (PEM) to trust for the ACME server itself, besides the system's
+    /// (for a private CA such as step-ca).
+    #[arg(long, env = "SPHERES_ACME_CA", value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
+    /// An email address the ACME CA may write to about the certificate.
+    #[arg(long, env = "SPHERES_ACME_EMAIL", value_name = "ADDRESS")]
+    pub acme_email: Option<String>,
 }
 
 /// The config file: the same settings as the flags.
@@ -142,6 +171,12 @@ struct FileConfig {
     no_endpoints: Option<bool>,
     download_limit: Option<u64>,
     upload_limit: Option<u64>,
+    public_url: Option<String>,
+    public_web: Option<bool>,
+    https: Option<SocketAddr>,
+    acme_directory: Option<String>,
+    acme_ca: Option<PathBuf>,
+    acme_email: Option<String>,
 }
 
 /// The resolved settings.
@@ -169,6 +204,8 @@ pub struct Settings {
     /// A CA to trust for XMPP servers (`--xmpp-ca`), also for an account signed in from the
     /// web interface.
     pub xmpp_ca: Option<PathBuf>,
+    /// How people outside reach the web pages (links, public posts).
+    pub public: crate::reach::PublicWeb,
 }
 
 #[derive(Debug, Clone)]
@@ -262,15 +299,48 @@ impl Settings {
                 .unwrap_or_else(|| data_dir.join("Spheres")),
         };
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let public = crate::reach::PublicWeb::resolve(
+            args.public_url.clone().or(file.public_url).as_deref(),
+            args.public_web || file.public_web.unwrap_or(false),
+            args.https.or(file.https),
+            crate::reach::Acme {
+                directory: args.acme_directory.clone().or(file.acme_directory),
+                ca: args
+                    .acme_ca
+                    .clone()
+                    .or(file.acme_ca)
+                    .map(|p| std::path::absolute(&p).unwrap_or(p)),
+                email: args.acme_email.clone().or(file.acme_email),
+            },
+        )?;
+        let http = match args.http.or(file.http) {
+            Some(a) if public.map_router && public.https.is_none() && a.ip().is_loopback() => {
+                bail!(
+                    "--public-web forwards the web port from the router to this machine, but --http {a} listens on this machine only: use --http 0.0.0.0:{} (or leave --http out)",
+                    a.port()
+                )
+            }
+            Some(a) => a,
+            // Reachable from the router: every interface (everything but links and public
+            // pages needs a login).
+            None if public.map_router && public.https.is_none() => {
+                SocketAddr::from(([0, 0, 0, 0], DEFAULT_HTTP.port()))
+            }
+            None => DEFAULT_HTTP,
+        };
+        let mut http_hosts = if args.http_host.is_empty() {
+            file.http_host.unwrap_or_default()
+        } else {
+            args.http_host.clone()
+        };
+        if let Some(url) = &public.url {
+            http_hosts.push(url.host.clone());
+        }
         Ok(Settings {
             account,
             muc: args.muc.clone().or(file.muc),
-            http: args.http.or(file.http).unwrap_or(DEFAULT_HTTP),
-            http_hosts: if args.http_host.is_empty() {
-                file.http_host.unwrap_or_default()
-            } else {
-                args.http_host.clone()
-            },
+            http,
+            http_hosts,
             listen: args.listen.or(file.listen).unwrap_or(loopback(0)),
             tracker: args.tracker.or(file.tracker).unwrap_or(loopback(0)),
             spheres_dir,
@@ -291,6 +361,7 @@ impl Settings {
             invite: args.invite.clone(),
             xmpp_ca,
             data_dir,
+            public,
         })
     }
 }

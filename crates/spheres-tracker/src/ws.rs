@@ -21,6 +21,8 @@ use crate::rtc::{ConnId, MAX_MESSAGE, Out, Signal};
 pub const IDLE: Duration = Duration::from_secs(300);
 /// Messages waiting for one connection.
 const QUEUE: usize = 64;
+/// Browsers at once on a tracker of its own (`spheres tracker --ws`).
+pub const CONNECTIONS: usize = 10_000;
 
 /// Which torrents a connection may use.
 pub type Allowed = Box<dyn Fn(&[u8; 20]) -> bool + Send + Sync>;
@@ -123,4 +125,19 @@ impl Signalling {
         }
         let _ = socket.send(Message::Close(None)).await;
     }
+}
+
+/// A tracker of its own: WebTorrent's signalling at every path, for any torrent, until the
+/// server stops.
+pub fn router(signalling: Arc<Signalling>) -> axum::Router {
+    async fn upgrade(
+        axum::extract::State(signalling): axum::extract::State<Arc<Signalling>>,
+        ws: WebSocketUpgrade,
+    ) -> Response {
+        signalling.accept(ws, Box::new(|_| true), Box::pin(std::future::pending()))
+    }
+    axum::Router::new()
+        .route("/", axum::routing::get(upgrade))
+        .route("/{*path}", axum::routing::get(upgrade))
+        .with_state(signalling)
 }

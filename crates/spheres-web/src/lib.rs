@@ -262,6 +262,23 @@ pub async fn serve_with(
     addr: SocketAddr,
     limits: Limits,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_over(router, addr, limits, |tcp| async move { Some(tcp) }).await
+}
+
+/// As [`serve_with`], each connection going first through `handshake` (TLS, for HTTPS),
+/// within the time a client has to send its headers: a connection it gives nothing for is
+/// closed.
+pub async fn serve_over<H, F, Io>(
+    router: Router,
+    addr: SocketAddr,
+    limits: Limits,
+    handshake: H,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
+where
+    H: Fn(tokio::net::TcpStream) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Option<Io>> + Send + 'static,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
@@ -288,9 +305,15 @@ pub async fn serve_with(
                 continue;
             };
             let router = router.clone();
+            let shaking = handshake(stream);
             tokio::spawn(async move {
                 let _slot = slot;
                 let _held = held;
+                let Ok(Some(stream)) = tokio::time::timeout(limits.header_time, shaking).await
+                else {
+                    tracing::debug!(%peer, "no handshake; connection closed");
+                    return;
+                };
                 let service = hyper::service::service_fn(
                     move |mut req: axum::http::Request<hyper::body::Incoming>| {
                         req.extensions_mut()

@@ -8,9 +8,14 @@ export type Status = { jid: string,
 http: string | null, 
 /**
  * Where the pages of our public posts are (`http://HOST:PORT/@USER/`, no login), when
- * the node serves HTTP; reachable by others only where the HTTP address is.
+ * the node serves HTTP; reachable as far as `web` says.
  */
 public_pages: string | null, 
+/**
+ * Where links and public pages point and how far they reach, when the node serves
+ * HTTP.
+ */
+web: WebAddress | null, 
 /**
  * Where BitTorrent peers reach this node.
  */
@@ -119,7 +124,39 @@ max_opens?: number, opens: number,
  * Served by the node only: its viewers do not share with each other (and so do not
  * see each other's addresses).
  */
-direct: boolean, };
+direct: boolean, 
+/**
+ * Who can open it, as far as the node knows: see [`WebAddress`].
+ */
+reach: WebReach, };
+
+export type WebReach = "public" | "internet" | "network" | "computer";
+
+export type WebAddress = { 
+/**
+ * The start of every link and public page (`https://photos.example.org`,
+ * `http://203.0.113.7:8427`, `http://192.168.1.20:8427`...).
+ */
+url: string, reach: WebReach, 
+/**
+ * Why they reach no further, and what to do (English; the page says it in its own
+ * words from `reach`).
+ */
+why?: string, 
+/**
+ * HTTPS served by the node itself (`--https`), when it is.
+ */
+https?: HttpsState, };
+
+export type HttpsState = { addr: string, 
+/**
+ * A certificate from the ACME CA is in use.
+ */
+certified: boolean, 
+/**
+ * Why there is none yet (the CA's last answer), while there is none.
+ */
+error?: string, };
 
 export type Member = { jid: string, 
 /**

@@ -334,32 +334,9 @@ async fn step<T>(
 }
 
 fn tls_config(extra_ca: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, XmppError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_ca {
-        use rustls::pki_types::pem::PemObject;
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
-            XmppError::Tls(format!("cannot read the CA file {}: {e}", path.display()))
-        })?;
-        for cert in certs {
-            let cert = cert.map_err(|e| {
-                XmppError::Tls(format!("bad certificate in {}: {e}", path.display()))
-            })?;
-            roots
-                .add(cert)
-                .map_err(|e| XmppError::Tls(format!("unusable CA in {}: {e}", path.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| XmppError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    spheres_net::tls::client_config(extra_ca.map(|p| p.as_path()))
+        .map(Arc::new)
+        .map_err(XmppError::Tls)
 }
 
 async fn tls_connect(

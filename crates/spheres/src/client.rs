@@ -11,7 +11,7 @@ use spheres_node::Connection;
 use spheres_node::api::types::{
     ChatLine, ChatSecurity, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite,
     InviteLink, LinkInfo, Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo,
-    ShareState, Shared, SphereInfo, Status,
+    ShareState, Shared, SphereInfo, Status, WebReach,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -264,6 +264,27 @@ fn status_text(s: &Status) -> String {
         s.tracker.as_deref().unwrap_or("none"),
         reachability_line(&s.reachability),
     );
+    if let Some(w) = &s.web {
+        text.push_str(&format!(
+            "links:     {} ({})\n",
+            w.url,
+            reach_words(w.reach)
+        ));
+        if let Some(h) = &w.https {
+            text.push_str(&format!(
+                "https:     {} ({})\n",
+                h.addr,
+                match (&h.error, h.certified) {
+                    (_, true) => "certified",
+                    (Some(e), false) => e.as_str(),
+                    (None, false) => "asking the CA for a certificate",
+                }
+            ));
+        }
+        if let Some(why) = &w.why {
+            text.push_str(&format!("           {why}\n"));
+        }
+    }
     if let Some(p) = &s.public_pages {
         text.push_str(&format!(
             "public:    {p} (your posts for the web; others reach it where they reach the web address)\n"
@@ -771,6 +792,16 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
     Ok(())
 }
 
+/// How far links reach, in words.
+fn reach_words(r: WebReach) -> &'static str {
+    match r {
+        WebReach::Public => "anyone, by your public address",
+        WebReach::Internet => "anyone on the internet: the router forwards the web port",
+        WebReach::Network => "this network only",
+        WebReach::Computer => "this computer only",
+    }
+}
+
 /// A link as a line: its address, what it gives, and whether it still opens.
 fn link_line(l: &LinkInfo) -> String {
     let until = match (l.state.as_str(), l.expires) {
@@ -790,6 +821,9 @@ fn link_line(l: &LinkInfo) -> String {
     }
     if l.direct {
         guards.push_str(", from this node only");
+    }
+    if matches!(l.reach, WebReach::Network | WebReach::Computer) {
+        guards.push_str(&format!(", opens on {}", reach_words(l.reach)));
     }
     format!("{}  {} in {} ({until}{guards})", l.url, l.share, l.sphere)
 }
@@ -812,7 +846,15 @@ async fn link(out: &Output, r: &Remote, c: LinkCommand) -> Result<()> {
                            "password": password, "max_opens": downloads, "direct": no_p2p}),
                 )
                 .await?;
-            out.result(&link_line(&l), value(&l));
+            let mut text = link_line(&l);
+            // A link that reaches no farther than here says why, and what to do.
+            if matches!(l.reach, WebReach::Network | WebReach::Computer) {
+                let s: Status = r.get("/status").await?;
+                if let Some(why) = s.web.and_then(|w| w.why) {
+                    text.push_str(&format!("\n{why}"));
+                }
+            }
+            out.result(&text, value(&l));
         }
         LinkCommand::List => {
             let list: Vec<LinkInfo> = r.get("/links").await?;

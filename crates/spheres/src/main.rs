@@ -165,7 +165,7 @@ enum Command {
     /// Make, inspect, seed and download torrents, like any BitTorrent client.
     #[command(subcommand)]
     Torrent(TorrentCommand),
-    /// Run a BitTorrent tracker (HTTP and UDP).
+    /// Run a BitTorrent tracker (HTTP and UDP, and WebTorrent's WebSocket signalling).
     Tracker(TrackerArgs),
     /// Ask the home router to forward a port here (PCP, NAT-PMP, UPnP IGD), hold it until
     /// interrupted, then remove it.
@@ -299,6 +299,10 @@ struct TrackerArgs {
     /// UDP announce/scrape address.
     #[arg(long, value_name = "ADDR:PORT")]
     udp: Option<SocketAddr>,
+    /// WebSocket address for WebTorrent's browsers (`ws://ADDR:PORT`, any torrent): they
+    /// find each other there and exchange WebRTC offers.
+    #[arg(long, value_name = "ADDR:PORT")]
+    ws: Option<SocketAddr>,
     /// Make the tracker private and accept this key (announce URL `/KEY/announce`); repeatable.
     #[arg(long = "key")]
     keys: Vec<String>,
@@ -758,7 +762,11 @@ async fn until_interrupted(out: &Output, engine: &Engine, hash: &spheres_metainf
 }
 
 async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
+    if args.ws.is_some() && !args.keys.is_empty() {
+        bail!("the WebSocket tracker has no keys: it serves any torrent; leave --key out or --ws");
+    }
     let (http, udp) = match (args.http, args.udp) {
+        (None, None) if args.ws.is_some() => (None, None),
         (None, None) => (
             Some(SocketAddr::from(([127, 0, 0, 1], 6969))),
             Some(SocketAddr::from(([127, 0, 0, 1], 6969))),
@@ -783,13 +791,26 @@ async fn tracker(out: &Output, args: TrackerArgs) -> Result<()> {
     let key = args.keys.first().map(String::as_str);
     let http_url = running.http_announce_url(key);
     let udp_url = running.udp_announce_url(key);
+    let mut _ws = None;
+    let ws_url = match args.ws {
+        Some(addr) => {
+            let signalling = spheres_tracker::ws::Signalling::new(spheres_tracker::ws::CONNECTIONS);
+            let (bound, task) = spheres_web::serve(spheres_tracker::ws::router(signalling), addr)
+                .await
+                .with_context(|| format!("cannot serve WebSockets on {addr}"))?;
+            _ws = Some(task);
+            Some(format!("ws://{bound}"))
+        }
+        None => None,
+    };
     out.event(
         &format!(
-            "Tracker running{}{}; press Ctrl-C to stop",
+            "Tracker running{}{}{}; press Ctrl-C to stop",
             http_url.as_ref().map(|u| format!("\n  HTTP: {u}")).unwrap_or_default(),
             udp_url.as_ref().map(|u| format!("\n  UDP:  {u}")).unwrap_or_default(),
+            ws_url.as_ref().map(|u| format!("\n  WebSocket: {u}")).unwrap_or_default(),
         ),
-        serde_json::json!({"event": "listening", "http": running.http_addr.map(|a| a.to_string()), "udp": running.udp_addr.map(|a| a.to_string()), "http_announce": http_url, "udp_announce": udp_url}),
+        serde_json::json!({"event": "listening", "http": running.http_addr.map(|a| a.to_string()), "udp": running.udp_addr.map(|a| a.to_string()), "http_announce": http_url, "udp_announce": udp_url, "ws": ws_url}),
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -338,13 +338,16 @@ fn a_router_behind_another_nat_is_called_a_double_nat() {
 }
 
 /// A `spheres up` node in namespace `side`, its data under `root/name`; running once this
-/// returns.
+/// returns. Its web interface is on loopback unless `more` says where.
 fn node_in(net: &Net, side: &str, root: &Path, name: &str, more: &[&str]) -> Proc {
     let mut cmd = spheres();
     cmd.args(["--json", "--data-dir"])
         .arg(root.join(name).join("data"))
-        .args(["up", "--http", "127.0.0.1:0"])
-        .arg("--spheres-dir")
+        .arg("up");
+    if !more.iter().any(|a| *a == "--http" || *a == "--public-web") {
+        cmd.args(["--http", "127.0.0.1:0"]);
+    }
+    cmd.arg("--spheres-dir")
         .arg(root.join(name).join("Spheres"))
         .args(more);
     let mut p = Proc::spawn(name, net.exec(side, cmd));
@@ -501,4 +504,400 @@ fn a_running_node_keeps_its_port_mapped_and_removes_it_when_it_stops() {
         !net.reachable_from_outside(),
         "the mapping is gone once the node stopped"
     );
+}
+
+/// `curl ARGS...` in namespace `side`: whether it succeeded, and its output.
+fn curl_in(net: &Net, side: &str, args: &[&str]) -> (bool, Vec<u8>) {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "20"]).args(args);
+    let out = net.exec(side, c).output().unwrap();
+    if !out.status.success() {
+        eprintln!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), out.stdout)
+}
+
+/// The node's status once `what` holds of it.
+fn status_when(
+    net: &Net,
+    root: &Path,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let status = cli_in(net, "lan", root, "alice", &["status"]);
+        if cond(&status) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Alice's node with an open sphere (not end-to-end encrypted: its shares are torrents
+/// through a link too) and a 3 MB file shared in it; `more`: its options.
+fn alice_sharing(net: &Net, root: &Path, more: &[&str]) -> (Proc, Vec<u8>) {
+    let node = node_in(
+        net,
+        "lan",
+        root,
+        "alice",
+        &[&["--user", "alice", "--domain", "family.test"], more].concat(),
+    );
+    cli_in(
+        net,
+        "lan",
+        root,
+        "alice",
+        &["sphere", "create", "Family", "--open"],
+    );
+    let file = root.join("holiday.mp4");
+    let bytes = write_random(&file, 3_000_000, 21);
+    cli_in(
+        net,
+        "lan",
+        root,
+        "alice",
+        &["share", "Family", file.to_str().unwrap()],
+    );
+    wait_until("the share seeding", || {
+        cli_in(net, "lan", root, "alice", &["shares", "Family"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|s| s["state"] == "seeding"))
+    });
+    (node, bytes)
+}
+
+/// Alice's link to her share (`link create`'s JSON).
+fn make_link(net: &Net, root: &Path) -> serde_json::Value {
+    cli_in(
+        net,
+        "lan",
+        root,
+        "alice",
+        &["link", "create", "Family", "holiday.mp4"],
+    )
+}
+
+/// `--public-web` behind a UPnP router: the node has the router forward its web port, and a
+/// link names the router's outside address; someone on the internet side opens it and gets
+/// the file, and gets nothing else of the node without logging in. When the node stops, the
+/// mapping goes.
+#[test]
+fn a_link_opens_from_the_internet_when_the_router_forwards_the_web_port() {
+    requirements();
+    common::require("prosody");
+    common::require("curl");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let net = Net::up("rchw", "igd2");
+    let (mut node, bytes) = alice_sharing(&net, root, &["--public-web"]);
+    let status = status_when(&net, root, "the web port forwarded", |s| {
+        s["web"]["reach"] == "internet"
+    });
+    assert_eq!(status["web"]["url"], "http://25.0.0.1:8427", "{status}");
+    assert!(
+        status["public_pages"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("http://25.0.0.1:8427/@alice/")),
+        "{status}"
+    );
+    let link = make_link(&net, root);
+    assert_eq!(link["reach"], "internet", "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("http://25.0.0.1:8427/l/"), "{url}");
+    let (ok, page) = curl_in(&net, "net", &[&url]);
+    assert!(ok && String::from_utf8_lossy(&page).contains("holiday.mp4"));
+    let (ok, got) = curl_in(&net, "net", &[&format!("{url}/files/0")]);
+    assert!(ok && got == bytes, "the file through the router");
+    // Attack: the rest of the node is there too, and needs a login.
+    let (ok, api) = curl_in(
+        &net,
+        "net",
+        &[
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            "http://25.0.0.1:8427/api/status",
+        ],
+    );
+    assert!(ok && api == b"401", "{}", String::from_utf8_lossy(&api));
+    let (ok, _) = curl_in(
+        &net,
+        "net",
+        &["-f", "http://25.0.0.1:8427/l/0123456789abcdef/files/0"],
+    );
+    assert!(!ok, "a made-up link gives nothing");
+    node.terminate();
+    assert!(node.wait_exit(), "the node did not stop cleanly");
+    let (ok, _) = curl_in(&net, "net", &["--max-time", "3", &url]);
+    assert!(!ok, "the mapping is gone once the node stopped");
+}
+
+/// `--public-web` behind a router that forwards nothing: links name the LAN address, and
+/// the node says why in its status and when a link is made, with what to do.
+#[test]
+fn a_router_that_forwards_nothing_leaves_links_on_the_network_and_says_why() {
+    requirements();
+    common::require("prosody");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let net = Net::up("rchx", "none");
+    let (_node, _) = alice_sharing(&net, root, &["--public-web"]);
+    let status = status_when(&net, root, "the router's answer", |s| {
+        s["web"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("did not forward"))
+    });
+    assert_eq!(status["web"]["reach"], "network", "{status}");
+    assert_eq!(status["web"]["url"], "http://192.168.77.2:8427", "{status}");
+    let link = make_link(&net, root);
+    assert_eq!(link["reach"], "network", "{link}");
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://192.168.77.2:8427/l/")
+    );
+    // In words, to a person.
+    let mut cmd = spheres();
+    cmd.arg("--data-dir").arg(root.join("alice/data")).args([
+        "link",
+        "create",
+        "Family",
+        "holiday.mp4",
+    ]);
+    let (ok, text, stderr) = common::run(net.exec("lan", cmd));
+    assert!(ok, "{stderr}");
+    assert!(
+        text.contains("this network only") && text.contains("UPnP or NAT-PMP"),
+        "{text}"
+    );
+}
+
+/// Runs `cmd` to success in the test's own process (not a namespace).
+fn must(mut cmd: Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An ACME CA on the internet side: Debian's `pebble` (Let's Encrypt's test CA) at
+/// 25.0.0.2:14000, checking names with TLS-ALPN-01 on port 8443, and `pebble-challtestsrv`
+/// as its DNS, where every name leads to the router's outside address (as a public name of
+/// the household's would). Returns the CA's processes and the authority of its own HTTPS
+/// (what the node must trust to talk to it).
+fn pebble_in(net: &Net, dir: &Path) -> (Vec<Proc>, PathBuf) {
+    // Pebble's HTTPS: an authority of the test's and a certificate for 25.0.0.2.
+    let ca = dir.join("pebble-ca.pem");
+    let ca_key = dir.join("pebble-ca.key");
+    let key = dir.join("pebble.key");
+    let csr = dir.join("pebble.csr");
+    let cert = dir.join("pebble.pem");
+    let ext = dir.join("pebble.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:25.0.0.2\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut c = Command::new("openssl");
+    c.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+    ])
+    .args([
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pebble test authority",
+        "-keyout",
+    ])
+    .arg(&ca_key)
+    .arg("-out")
+    .arg(&ca);
+    must(c);
+    let mut c = Command::new("openssl");
+    c.args([
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ])
+    .args(["-subj", "/CN=pebble", "-keyout"])
+    .arg(&key)
+    .arg("-out")
+    .arg(&csr);
+    must(c);
+    let mut c = Command::new("openssl");
+    c.args(["x509", "-req", "-days", "2", "-set_serial", "2", "-in"])
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert);
+    must(c);
+    let config = dir.join("pebble.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"pebble": {
+            "listenAddress": "25.0.0.2:14000",
+            "managementListenAddress": "25.0.0.2:15000",
+            "certificate": cert,
+            "privateKey": key,
+            "httpPort": 5002,
+            "tlsPort": 8443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut dns = Command::new("pebble-challtestsrv");
+    dns.args(["-defaultIPv4", "25.0.0.1", "-defaultIPv6", ""])
+        .args(["-dns01", "25.0.0.2:8053", "-management", "25.0.0.2:8055"])
+        .args(["-http01", "", "-https01", "", "-tlsalpn01", ""]);
+    let dns = Proc::spawn("challtestsrv", net.exec("net", dns));
+    let mut pebble = Command::new("pebble");
+    pebble
+        .arg("-config")
+        .arg(&config)
+        .args(["-dnsserver", "25.0.0.2:8053"])
+        // No random waits before checking, and no nonces refused at random.
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0");
+    let pebble = Proc::spawn("pebble", net.exec("net", pebble));
+    wait_until("pebble answering", || {
+        curl_in(
+            net,
+            "net",
+            &[
+                "--cacert",
+                ca.to_str().unwrap(),
+                "https://25.0.0.2:14000/dir",
+            ],
+        )
+        .0
+    });
+    (vec![dns, pebble], ca)
+}
+
+/// `--https` with `--public-url https://NAME`: the node has the router forward its HTTPS
+/// port, gets a certificate for NAME from an ACME CA (Debian's pebble, which checks that
+/// the name leads to the node through the router, TLS-ALPN-01), serves links there, and a
+/// browser on the internet side that trusts the CA opens them; the link's torrent names the
+/// secure tracker and web seed.
+#[test]
+fn links_over_https_with_a_certificate_from_an_acme_ca() {
+    requirements();
+    common::require("prosody");
+    common::require("curl");
+    common::require("openssl");
+    common::require("pebble");
+    common::require("pebble-challtestsrv");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let net = Net::up("rcha", "igd2");
+    let (_ca, pebble_ca) = pebble_in(&net, root);
+    let (_node, bytes) = alice_sharing(
+        &net,
+        root,
+        &[
+            "--public-web",
+            "--public-url",
+            "https://photos.family.test:8443",
+            "--https",
+            "0.0.0.0:8443",
+            "--acme-directory",
+            "https://25.0.0.2:14000/dir",
+            "--acme-ca",
+            pebble_ca.to_str().unwrap(),
+            "--acme-email",
+            "alice@family.test",
+        ],
+    );
+    let status = status_when(&net, root, "a certificate", |s| {
+        s["web"]["https"]["certified"] == true
+    });
+    assert_eq!(status["web"]["reach"], "public", "{status}");
+    assert_eq!(status["web"]["url"], "https://photos.family.test:8443");
+    // The CA's root, as a browser that trusts this CA has it.
+    let (ok, root_pem) = curl_in(
+        &net,
+        "net",
+        &[
+            "--cacert",
+            pebble_ca.to_str().unwrap(),
+            "https://25.0.0.2:15000/roots/0",
+        ],
+    );
+    assert!(ok);
+    let trusted = root.join("acme-root.pem");
+    std::fs::write(&trusted, root_pem).unwrap();
+    let link = make_link(&net, root);
+    assert_eq!(link["reach"], "public", "{link}");
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("https://photos.family.test:8443/l/"),
+        "{url}"
+    );
+    let browser = |extra: &[&str]| {
+        let args = [
+            &["--cacert", trusted.to_str().unwrap()],
+            &["--resolve", "photos.family.test:8443:25.0.0.1"],
+            extra,
+        ]
+        .concat();
+        curl_in(&net, "net", &args)
+    };
+    let (ok, got) = browser(&[&format!("{url}/files/0")]);
+    assert!(ok && got == bytes, "the file over HTTPS through the router");
+    let (ok, torrent) = browser(&[&format!("{url}/torrent")]);
+    let torrent = String::from_utf8_lossy(&torrent);
+    let token = url.rsplit('/').next().unwrap();
+    assert!(
+        ok && torrent.contains(&format!("wss://photos.family.test:8443/l/{token}/tracker"))
+            && torrent.contains(&format!("https://photos.family.test:8443/l/{token}/seed")),
+        "{torrent}"
+    );
+    // Attack: a client that does not trust the CA gets no page (the certificate is the CA's,
+    // not one the node made up).
+    let (ok, _) = curl_in(
+        &net,
+        "net",
+        &["--resolve", "photos.family.test:8443:25.0.0.1", &url],
+    );
+    assert!(!ok, "a certificate the system does not trust");
+    // The certificate and the account key are kept, readable by the node's user only.
+    let kept: Vec<_> = std::fs::read_dir(root.join("alice/data/acme"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert!(kept.len() >= 2, "{kept:?}");
+    for e in kept {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            e.metadata().unwrap().permissions().mode() & 0o077,
+            0,
+            "{e:?}"
+        );
+    }
 }

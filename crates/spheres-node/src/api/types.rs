@@ -190,6 +190,55 @@ pub struct LinkInfo {
     /// Served by the node only: its viewers do not share with each other (and so do not
     /// see each other's addresses).
     pub direct: bool,
+    /// Who can open it, as far as the node knows: see [`WebAddress`].
+    pub reach: WebReach,
+}
+
+/// How far the node's web pages (links, public posts) reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum WebReach {
+    /// A name of the owner's (`--public-url`): anyone, wherever the name leads.
+    Public,
+    /// The home router forwards the web port (`--public-web`): anyone on the internet.
+    Internet,
+    /// This node's network only (its LAN address).
+    Network,
+    /// This computer only (the node listens on loopback).
+    Computer,
+}
+
+/// Where links and public pages point, and how far that reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct WebAddress {
+    /// The start of every link and public page (`https://photos.example.org`,
+    /// `http://203.0.113.7:8427`, `http://192.168.1.20:8427`...).
+    pub url: String,
+    pub reach: WebReach,
+    /// Why they reach no further, and what to do (English; the page says it in its own
+    /// words from `reach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub why: Option<String>,
+    /// HTTPS served by the node itself (`--https`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub https: Option<HttpsState>,
+}
+
+/// The node's own HTTPS: where it listens, and whether it has a certificate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct HttpsState {
+    pub addr: String,
+    /// A certificate from the ACME CA is in use.
+    pub certified: bool,
+    /// Why there is none yet (the CA's last answer), while there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub error: Option<String>,
 }
 
 // ----- Spheres -----
@@ -694,8 +743,11 @@ pub struct Status {
     /// The web interface's address.
     pub http: Option<String>,
     /// Where the pages of our public posts are (`http://HOST:PORT/@USER/`, no login), when
-    /// the node serves HTTP; reachable by others only where the HTTP address is.
+    /// the node serves HTTP; reachable as far as `web` says.
     pub public_pages: Option<String>,
+    /// Where links and public pages point and how far they reach, when the node serves
+    /// HTTP.
+    pub web: Option<WebAddress>,
     /// Where BitTorrent peers reach this node.
     pub listen: String,
     pub tracker: Option<String>,
@@ -919,6 +971,9 @@ mod tests {
             Shared::decl(&cfg),
             Fetching::decl(&cfg),
             LinkInfo::decl(&cfg),
+            WebReach::decl(&cfg),
+            WebAddress::decl(&cfg),
+            HttpsState::decl(&cfg),
             Member::decl(&cfg),
             Invite::decl(&cfg),
             InviteLink::decl(&cfg),

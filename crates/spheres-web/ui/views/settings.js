@@ -14,13 +14,21 @@ function reachText(r) {
   return t("r_unknown");
 }
 
+/** How far links reach, in words. @param {import("../../types/api").WebAddress} w */
+function webText(w) {
+  const url = { url: w.url };
+  return { public: t("w_public", url), internet: t("w_internet", url), network: t("w_network", url), computer: t("w_computer", url) }[w.reach];
+}
+
 const row = (k, v) => [h("dt", {}, k), h("dd", {}, v ?? "—")];
 const limit = (v) => (v ? `${size(v)}/s` : t("unlimited"));
 
 function networkList(s) {
   return h("dl", {}, row(t("web"), s.http), row(t("bittorrent"), s.listen), row(t("tracker"), s.tracker), row(t("folder"), s.spheres_dir),
     row(t("limits"), `${t("down")} ${limit(s.download_limit)}, ${t("up")} ${limit(s.upload_limit)}`),
-    row(t("reachable"), reachText(s.reachability || {})));
+    row(t("reachable"), reachText(s.reachability || {})),
+    s.web ? row(t("linksReach"), webText(s.web)) : [],
+    s.web?.https ? row(t("httpsLabel"), s.web.https.certified ? t("httpsCertified", { addr: s.web.https.addr }) : t("httpsWaiting", { addr: s.web.https.addr })) : []);
 }
 
 export function mount(el) {

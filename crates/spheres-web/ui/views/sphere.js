@@ -148,10 +148,10 @@ export function mount(el, { name }) {
   }
   /** A link just made, to copy. @param {ShareInfo} s @param {LinkInfo} l */
   function showLink(s, l) {
-    const local = /^http:\/\/(127\.|\[::1\]|localhost)/.test(l.url);
+    const near = l.reach === "computer" ? t("shareLinkLocal") : l.reach === "network" ? t("shareLinkNetwork") : null;
     shareLink.replaceChildren(h("p", {}, t("linkMade", { name: s.name })),
       h("p", { class: "meta" }, linkTerms(l)),
-      local ? h("p", { class: "warn" }, t("shareLinkLocal")) : null, h("code", {}, l.url), " ",
+      near ? h("p", { class: "warn" }, near) : null, h("code", {}, l.url), " ",
       h("button", { type: "button", onclick: async () => { await navigator.clipboard?.writeText(l.url); say(t("copied")); } }, t("copy")));
   }
   /** What a link allows, in words. @param {LinkInfo} l */
@@ -162,6 +162,7 @@ export function mount(el, { name }) {
     if (l.password) parts.push(t("linkWithPassword"));
     if (l.max_opens) parts.push(t("linkOpened", { n: l.opens, max: l.max_opens }));
     if (l.direct) parts.push(t("linkFromHere"));
+    if (l.state === "open" && (l.reach === "network" || l.reach === "computer")) parts.push(t("linkHereOnly"));
     return parts.join(" · ");
   }
   async function refreshLinks() {
