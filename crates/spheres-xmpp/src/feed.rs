@@ -29,13 +29,6 @@ use xmpp_parsers::stanza_error::DefinedCondition;
 
 use crate::{Client, XmppError};
 
-/// An attribute name we write (a literal, checked when compiled).
-macro_rules! a {
-    ($name:literal) => {
-        rxml::xml_ncname!($name).to_owned()
-    };
-}
-
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub const NS_PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
 pub const NS_ATOM: &str = "http://www.w3.org/2005/Atom";

@@ -9,11 +9,19 @@
 // Nothing from outside may panic the node: no `unwrap` outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+/// An attribute name we write (a literal, checked when compiled).
+macro_rules! a {
+    ($name:literal) => {
+        rxml::xml_ncname!($name).to_owned()
+    };
+}
+
 pub mod account;
 mod client;
 pub mod contacts;
 pub mod feed;
 pub mod inbound;
+pub mod jingle;
 pub mod link;
 pub mod muc;
 pub mod prosody;
