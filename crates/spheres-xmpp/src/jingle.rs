@@ -182,7 +182,10 @@ pub struct Candidate {
 
 /// A token of SDP: no space or control character, not too long.
 fn token(v: &str, line: usize, what: &str) -> Result<String, JingleError> {
-    if v.is_empty() || v.len() > MAX_VALUE || v.chars().any(|c| c.is_whitespace() || c.is_control())
+    if v.is_empty()
+        || v.len() > MAX_VALUE
+        || v.chars()
+            .any(|c| c.is_whitespace() || !crate::protocol::is_xml_char(c))
     {
         return Err(sdp_err(line, format!("a bad {what}: {v:?}")));
     }
@@ -636,7 +639,7 @@ fn media_attribute(m: &mut Media, name: &str, value: &str, line: usize) -> Resul
             let (k, v) = attr.split_once(':').unwrap_or((attr, ""));
             let k = sdp_name(k, line, "source attribute")?;
             let v = v.trim();
-            if v.len() > MAX_VALUE || v.chars().any(char::is_control) {
+            if v.len() > MAX_VALUE || v.chars().any(|c| !crate::protocol::is_xml_char(c)) {
                 return Err(sdp_err(line, "a bad source attribute value"));
             }
             match m.sources.iter_mut().find(|(s, _)| *s == id) {
@@ -999,7 +1002,7 @@ impl Session {
                     .take(MAX_PARAMS)
                 {
                     let v = p.attr("value").unwrap_or_default().trim();
-                    if v.len() > MAX_VALUE || v.chars().any(char::is_control) {
+                    if v.len() > MAX_VALUE || v.chars().any(|c| !crate::protocol::is_xml_char(c)) {
                         return Err(bad("a bad source parameter"));
                     }
                     attrs.push((jname(p, "name")?, v.to_owned()));

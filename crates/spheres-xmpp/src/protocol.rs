@@ -111,7 +111,8 @@ impl SealedShare {
 
     /// As text (XML), for keeping.
     pub fn to_text(&self) -> String {
-        String::from(&Element::from(self.clone()))
+        String::from_utf8_lossy(&crate::stream::serialize(&Element::from(self.clone())))
+            .into_owned()
     }
 
     /// Back from [`SealedShare::to_text`].
@@ -364,16 +365,17 @@ fn is_infohash(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Control characters cannot travel in XML 1.0; names from disks sometimes have them.
+/// Whether XML 1.0 can carry `c` (its `Char` production, less the C1 controls, which it
+/// allows but discourages).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')
+}
+
+/// Control characters, U+FFFE and U+FFFF cannot travel in XML 1.0; names from disks sometimes
+/// have them: they become U+FFFD.
 pub fn xml_safe(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
+        .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
         .collect()
 }
 

@@ -206,7 +206,7 @@ pub fn chat_line(body: &str) -> Message {
 
 /// The plaintext of an application message carrying `inner` (its body and payloads).
 pub fn seal_inner(inner: Message) -> Vec<u8> {
-    String::from(&Element::from(inner)).into_bytes()
+    crate::stream::serialize(&Element::from(inner))
 }
 
 /// Reads an application message's plaintext back as a message; `None` for anything that is
@@ -320,6 +320,13 @@ mod tests {
         let got = Sealed::from_message(&back).unwrap();
         assert!(got.is_handshake());
         assert_eq!(got, s);
+    }
+
+    /// A line with characters XML cannot carry is sealed (they become U+FFFD), not a panic.
+    #[test]
+    fn a_line_xml_cannot_carry_is_sealed_all_the_same() {
+        let back = open_inner(&seal_inner(chat_line("a\u{1}b\u{ffff}"))).unwrap();
+        assert_eq!(back.bodies.values().next().unwrap(), "a\u{fffd}b\u{fffd}");
     }
 
     #[test]

@@ -313,8 +313,42 @@ pub(crate) async fn write_all<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The stanza as bytes. A character XML 1.0 cannot carry (control characters, U+FFFE,
+/// U+FFFF) anywhere in it, from whatever a person typed or a peer sent, becomes U+FFFD: the
+/// XML writer would otherwise panic, and with it the connection.
 pub(crate) fn serialize(el: &Element) -> Vec<u8> {
-    String::from(el).into_bytes()
+    if !has_bad_chars(el) {
+        return String::from(el).into_bytes();
+    }
+    let mut clean = el.clone();
+    scrub(&mut clean);
+    String::from(&clean).into_bytes()
+}
+
+fn bad(s: &str) -> bool {
+    s.chars().any(|c| !crate::protocol::is_xml_char(c))
+}
+
+fn has_bad_chars(el: &Element) -> bool {
+    el.attrs().iter().any(|(_, v)| bad(v))
+        || el.texts().any(bad)
+        || el.children().any(has_bad_chars)
+}
+
+fn scrub(el: &mut Element) {
+    for v in el.attrs_mut().values_mut() {
+        if bad(v) {
+            *v = crate::protocol::xml_safe(v);
+        }
+    }
+    for t in el.texts_mut() {
+        if bad(t) {
+            *t = crate::protocol::xml_safe(t);
+        }
+    }
+    for c in el.children_mut() {
+        scrub(c);
+    }
 }
 
 fn header(domain: &str) -> String {
@@ -779,6 +813,28 @@ async fn authenticate<R: tokio::io::AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
+
+    /// What a person types or a peer sends may hold characters XML cannot carry; the stanza
+    /// still goes out (with U+FFFD in their place) instead of panicking the writer.
+    #[test]
+    fn characters_xml_cannot_carry_go_out_replaced() {
+        let mut body = Element::builder("body", "jabber:client")
+            .append("hello \u{1}\u{ffff} world")
+            .build();
+        body.set_attr(rxml::Namespace::NONE, a!("id"), "a\u{fffe}b");
+        let mut message = Element::builder("message", "jabber:client").build();
+        message.append_child(body);
+        let out = String::from_utf8(serialize(&message)).unwrap();
+        assert!(out.contains("hello \u{fffd}\u{fffd} world"), "{out}");
+        assert!(out.contains("a\u{fffd}b"), "{out}");
+        let back: Element = out.parse().unwrap();
+        assert!(back.children().next().unwrap().text().starts_with("hello"));
+        // Nothing to change: the same bytes as before.
+        let plain = Element::builder("message", "jabber:client")
+            .append("ok")
+            .build();
+        assert_eq!(serialize(&plain), String::from(&plain).into_bytes());
+    }
 
     /// A server restarting resets a connection before TLS: that is the network, and the
     /// client tries again (it used to take it for bad XML and give up for good).

@@ -298,6 +298,15 @@ fn hostile_descriptions_are_refused_with_a_reason() {
             "without a mid",
         ),
         ("garbage\r\n".into(), "type=value"),
+        // Found by the fuzz target: U+FFFF, which XML cannot carry (its writer panicked).
+        (
+            "m=audio 9 RTP 111\r\na=fmtp:111 k=\u{ffff}\r\n".into(),
+            "parameter",
+        ),
+        (
+            "m=audio 9 RTP 111\r\na=ssrc:1 cname:\u{fffe}\r\n".into(),
+            "source attribute",
+        ),
         (
             "m=audio 9 RTP 0\r\na=mid:a\r\n".repeat(MAX_MEDIA + 1),
             "media sections",
