@@ -90,16 +90,16 @@ household() {
 }
 
 # video SIZE_MIB OUT: a WebM video of about SIZE_MIB MiB at OUT (VP8, 1280x720, noisy so it does
-# not compress), a 20 s segment repeated (stream copy), its index (Cues) at the end as ffmpeg
-# writes it, so a seek needs the file's last bytes too. ARGS after OUT go to the last ffmpeg
-# (e.g. -metadata title=...). The segment is made once per $WORK.
+# not compress, BITRATE bits/s, default 40M), a 20 s segment repeated (stream copy), its index
+# (Cues) at the end as ffmpeg writes it, so a seek needs the file's last bytes too. ARGS after
+# OUT go to the last ffmpeg (e.g. -metadata title=...). The segment is made once per $WORK.
 video() {
     local size=$1 out=$2 base copies i
     shift 2
     if [[ ! -s $WORK/base.webm ]]; then
         echo "making a ${size} MiB video..." >&2
         ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=25,noise=alls=40:allf=t+u" -t 20 \
-            -c:v libvpx -b:v 40M -deadline realtime -cpu-used 8 -g 50 "$WORK/base.webm"
+            -c:v libvpx -b:v "${BITRATE:-40M}" -deadline realtime -cpu-used 8 -g 50 "$WORK/base.webm"
     fi
     base=$(stat -c %s "$WORK/base.webm")
     copies=$(((size * 1048576 + base - 1) / base))

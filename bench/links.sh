@@ -9,7 +9,8 @@
 # Method
 # - One real `spheres up` of the release build on loopback (alice, the household server), an
 #   open sphere (a link of an encrypted sphere opens in its page only), one video shared: WebM
-#   (VP8, 1280x720, noisy so it does not compress) made by ffmpeg, a 20 s segment repeated
+#   (VP8, 1280x720, noisy so it does not compress, BITRATE bits/s, default 40M: a 5 MB/s
+#   stream, as fast as the default cap; 8M is a phone's 720p) made by ffmpeg, a 20 s segment repeated
 #   (stream copy) up to SIZE_MIB, its index (Cues) at the end as ffmpeg writes it, so a seek
 #   needs the file's last bytes too. Two links to it: `--no-p2p` and the default.
 # - bench/links.mjs drives Debian's Chromium (playwright-core), each page in a profile of its

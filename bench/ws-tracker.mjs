@@ -2,7 +2,8 @@
 //
 //   node bench/ws-tracker.mjs URL CONNECTIONS SWARMS SECONDS PERIOD_MS
 //
-// CONNECTIONS WebSockets to URL, spread over SWARMS torrents. Each announces every PERIOD_MS
+// CONNECTIONS WebSockets to URL, from addresses 127.0.1.x (40 each, as browsers come from many
+// addresses), spread over SWARMS torrents. Each announces every PERIOD_MS
 // (with a random start) as a WebTorrent browser looking for peers does: 5 offers, each with an
 // SDP of about 500 bytes; each offer the tracker hands it gets an answer back, as a browser
 // answers. Counted over SECONDS once every connection is open: announces answered, offers
@@ -33,8 +34,13 @@ const seen = { announced: 0, offers: 0, answers: 0, errors: 0, closed: 0 };
 const sockets = [];
 let open = 0;
 
+// Browsers come from many addresses: 40 connections per loopback address (127.0.1.x), under
+// the per-address bound a tracker may keep (ours: 64).
+const PER_ADDRESS = 40;
+
 function start(i) {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const localAddress = `127.0.${1 + Math.floor(i / PER_ADDRESS / 250)}.${1 + (Math.floor(i / PER_ADDRESS) % 250)}`;
+  const ws = new WebSocket(url, { perMessageDeflate: false, localAddress });
   const info_hash = hashes[i % S], peer_id = id();
   let first = true;
   const announce = () => {

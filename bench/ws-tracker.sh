@@ -6,8 +6,9 @@
 #   bench/ws-tracker.sh [CONNECTIONS] [SWARMS] [SECONDS] [PERIOD_MS]   (defaults 2000 100 10 6000)
 #
 # Method
-# - The load is bench/ws-tracker.mjs (Node.js, the `ws` package): CONNECTIONS WebSockets over
-#   SWARMS torrents, each announcing every PERIOD_MS with 5 offers (SDPs of about 500 bytes) and
+# - The load is bench/ws-tracker.mjs (Node.js, the `ws` package): CONNECTIONS WebSockets, 40
+#   from each loopback address 127.0.1.x (browsers come from many addresses; ours serves at
+#   most 64 connections per address), over SWARMS torrents, each announcing every PERIOD_MS with 5 offers (SDPs of about 500 bytes) and
 #   answering every offer it is handed, as WebTorrent browsers do. The default load offers
 #   2000 x 5 / 6 s = 1667 offers per second (and as many answers); one announce and its 5
 #   answers every 6 s keep each connection under our tracker's per-connection limit (30 at
@@ -91,7 +92,7 @@ measure() {
     shift
     start "$name" "$@"
     TRACKER_PID=$TRACKER_PID WS_FROM="$MODULES/node_modules/" \
-        node "$ROOT/bench/ws-tracker.mjs" "$URL" "$CONNECTIONS" "$SWARMS" "$DURATION" "$PERIOD"
+        command node "$ROOT/bench/ws-tracker.mjs" "$URL" "$CONNECTIONS" "$SWARMS" "$DURATION" "$PERIOD"
     stop "$TRACKER_PID"
 }
 
@@ -102,7 +103,7 @@ for ((run = 1; run <= RUNS; run++)); do
         if [[ $who == spheres ]]; then
             out=$(measure spheres "$SPHERES" --json tracker --ws 127.0.0.1:0)
         else
-            out=$(measure bt node "$MODULES/bt-tracker.mjs")
+            out=$(measure bt "$(type -P node)" "$MODULES/bt-tracker.mjs")
         fi
         log "  $out"
         RESULTS[$who]+="$out"$'\n'

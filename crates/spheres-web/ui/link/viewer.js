@@ -34,19 +34,14 @@ function typeOf(path) {
   return TYPES[ext] || "application/octet-stream";
 }
 
-/** The page's players, given back to the service worker once it answers them. */
+/** The page's players loaded again, their metadata first: through the service worker once it
+ *  answers them, or from the node when this page does not share (opted out, or its swarm
+ *  could not start). */
 function replay() {
   for (const el of document.querySelectorAll("video[data-src], audio[data-src]")) {
     const media = /** @type {HTMLMediaElement} */ (el);
     media.src = media.dataset.src || "";
     media.preload = "metadata";
-  }
-}
-
-function direct() {
-  for (const el of document.querySelectorAll("video[data-src], audio[data-src]")) {
-    const media = /** @type {HTMLMediaElement} */ (el);
-    if (!media.getAttribute("src")) { media.src = media.dataset.src || ""; media.preload = "metadata"; }
   }
 }
 
@@ -103,7 +98,7 @@ async function start() {
       toggle.hidden = false;
       toggle.onclick = () => { localStorage.removeItem(OFF); location.reload(); };
     }
-    direct();
+    replay();
     return;
   }
   box.querySelector(".p2p-text").textContent = box.dataset.shared || "";
@@ -125,7 +120,7 @@ async function start() {
     console.warn("watching with other viewers is not possible here", err);
     box.querySelector(".p2p-text").textContent = box.dataset.direct || "";
     if (toggle) toggle.hidden = true;
-    direct();
+    replay();
     return;
   }
   // The worker answers this page's players from its swarm once told so, again and again
