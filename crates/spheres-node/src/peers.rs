@@ -133,7 +133,19 @@ impl Node {
                     tracing::info!(external = %mapping.external, method = ?mapping.method, port, "the router forwards our port");
                     let now = mapping.reachability();
                     let half = mapping.lease / 2;
-                    *held.lock().await = Some(mapping);
+                    {
+                        // Under the lock the shutdown takes it with: a node stopping while the
+                        // router answered removes what it just got.
+                        let mut slot = held.lock().await;
+                        if self.stopping() {
+                            drop(slot);
+                            if let Err(e) = mapping.remove().await {
+                                tracing::warn!(error = %e, "the port mapping stays until its lease ends");
+                            }
+                            return;
+                        }
+                        *slot = Some(mapping);
+                    }
                     self.forwarded(which, now).await;
                     loop {
                         tokio::time::sleep(half.max(Duration::from_secs(30))).await;

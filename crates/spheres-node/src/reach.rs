@@ -279,8 +279,12 @@ impl Node {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let challenge = state.challenge_rustls_config_with_provider(provider.clone());
         let serving = state.default_rustls_config_with_provider(provider);
-        let (bound, _task) =
-            spheres_web::serve_over(router, addr, spheres_web::Limits::default(), move |tcp| {
+        let (bound, _task) = spheres_web::serve_over(
+            router,
+            addr,
+            spheres_web::Limits::default(),
+            true,
+            move |tcp| {
                 let (challenge, serving) = (challenge.clone(), serving.clone());
                 async move {
                     let start = tokio_rustls::LazyConfigAcceptor::new(
@@ -298,13 +302,12 @@ impl Node {
                         start.into_stream(serving).await.ok()
                     }
                 }
-            })
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot serve HTTPS on {addr} (in use? pass --https ADDR:PORT): {e}"
-                )
-            })?;
+            },
+        )
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot serve HTTPS on {addr} (in use? pass --https ADDR:PORT): {e}")
+        })?;
         *lock(&self.web.https) = Some(HttpsState {
             addr: bound.to_string(),
             certified: false,
@@ -313,6 +316,17 @@ impl Node {
         let node = self.clone();
         let name = url.host.clone();
         tokio::spawn(async move {
+            // With --public-web, the CA can check the name only once the router forwards the
+            // port: ordering before would spend the CA's few allowed failures (Let's Encrypt:
+            // 5 an hour per name).
+            if node.settings.public.map_router {
+                for _ in 0..120 {
+                    if !matches!(*lock(&node.web.mapped), spheres_net::Reachability::Unknown) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
             // Polling the state orders, renews and deploys the certificate.
             while let Some(event) = state.next().await {
                 let mut https = lock(&node.web.https);

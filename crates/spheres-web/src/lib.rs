@@ -262,16 +262,22 @@ pub async fn serve_with(
     addr: SocketAddr,
     limits: Limits,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    serve_over(router, addr, limits, |tcp| async move { Some(tcp) }).await
+    serve_over(router, addr, limits, false, |tcp| async move { Some(tcp) }).await
 }
+
+/// In the extensions of a request that came over TLS ([`serve_over`] with `over_tls`).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 /// As [`serve_with`], each connection going first through `handshake` (TLS, for HTTPS),
 /// within the time a client has to send its headers: a connection it gives nothing for is
-/// closed.
+/// closed. `over_tls`: requests carry [`OverTls`], and answers tell browsers to come back
+/// over HTTPS only (`Strict-Transport-Security`).
 pub async fn serve_over<H, F, Io>(
     router: Router,
     addr: SocketAddr,
     limits: Limits,
+    over_tls: bool,
     handshake: H,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
 where
@@ -318,7 +324,20 @@ where
                     move |mut req: axum::http::Request<hyper::body::Incoming>| {
                         req.extensions_mut()
                             .insert(axum::extract::ConnectInfo(peer));
-                        tower::ServiceExt::oneshot(router.clone(), req)
+                        if over_tls {
+                            req.extensions_mut().insert(OverTls);
+                        }
+                        let answer = tower::ServiceExt::oneshot(router.clone(), req);
+                        async move {
+                            let mut r = answer.await?;
+                            if over_tls {
+                                r.headers_mut().insert(
+                                    header::STRICT_TRANSPORT_SECURITY,
+                                    header::HeaderValue::from_static("max-age=31536000"),
+                                );
+                            }
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
                     },
                 );
                 let mut http = hyper::server::conn::http1::Builder::new();

@@ -223,6 +223,9 @@ impl Candidate {
         let rest = text
             .strip_prefix("candidate:")
             .ok_or_else(|| sdp_err(line, "not a candidate"))?;
+        if rest.len() > 2 * MAX_VALUE {
+            return Err(sdp_err(line, "a candidate line too long"));
+        }
         let f: Vec<&str> = rest.split(' ').collect();
         if f.len() < 8 || f.len() > 8 + 2 * 8 || f[6] != "typ" {
             return Err(sdp_err(
@@ -345,8 +348,16 @@ impl Session {
                 let mut f = v.split(' ');
                 let kind = f.next().unwrap_or_default();
                 let mut m = new_media(kind, line)?;
+                // Port 0: a section the other side rejected, which Jingle would carry as a
+                // content removed (not yet).
+                if f.next() == Some("0") {
+                    return Err(sdp_err(
+                        line,
+                        "a rejected media section (port 0) is not carried yet",
+                    ));
+                }
                 // The formats name the payload types, in order of preference.
-                for pt in f.skip(2).filter(|t| !t.is_empty()) {
+                for pt in f.skip(1).filter(|t| !t.is_empty()) {
                     let id = number::<u8>(pt, line, "a payload type")?;
                     if m.payloads.iter().any(|p| p.id == id) {
                         return Err(sdp_err(line, format!("payload type {id} twice")));
@@ -395,9 +406,13 @@ impl Session {
             };
             media_attribute(m, name, value, line)?;
         }
+        let mut mids = std::collections::HashSet::new();
         for m in &mut session.media {
             if m.mid.is_empty() {
                 return Err(sdp_err(0, format!("a {} section without a mid", m.kind)));
+            }
+            if !mids.insert(m.mid.clone()) {
+                return Err(sdp_err(0, format!("mid {:?} twice", m.mid)));
             }
             m.ufrag = m.ufrag.take().or_else(|| ufrag.clone());
             m.pwd = m.pwd.take().or_else(|| pwd.clone());
@@ -409,6 +424,11 @@ impl Session {
             }
             // A payload type named in m= but never mapped is one we cannot describe.
             m.payloads.retain(|p| !p.name.is_empty());
+        }
+        // What is read may spread (`a=rtcp-fb:*` to every payload type, session values to
+        // every section): what it makes is bounded as what is read.
+        if session.to_sdp().len() > MAX_SDP {
+            return Err(JingleError::TooLong);
         }
         Ok(session)
     }
@@ -639,7 +659,11 @@ fn media_attribute(m: &mut Media, name: &str, value: &str, line: usize) -> Resul
             let (k, v) = attr.split_once(':').unwrap_or((attr, ""));
             let k = sdp_name(k, line, "source attribute")?;
             let v = v.trim();
-            if v.len() > MAX_VALUE || v.chars().any(|c| !crate::protocol::is_xml_char(c)) {
+            // No control character at all: a CR or LF would start a line of SDP of its own.
+            if v.len() > MAX_VALUE
+                || v.chars()
+                    .any(|c| c.is_control() || !crate::protocol::is_xml_char(c))
+            {
                 return Err(sdp_err(line, "a bad source attribute value"));
             }
             match m.sources.iter_mut().find(|(s, _)| *s == id) {
@@ -933,6 +957,9 @@ impl Session {
             let kind = attr(d, "media")?;
             let mut m = new_media(kind, 0).map_err(|e| bad(e.to_string()))?;
             m.mid = jtoken(c, "name")?;
+            if session.media.iter().any(|o| o.mid == m.mid) {
+                return Err(bad(format!("content {:?} twice", m.mid)));
+            }
             m.direction = Direction::from_senders(c.attr("senders").unwrap_or("both"), by)?;
             for p in count(
                 d.children().filter(|e| e.is("payload-type", NS_RTP)),
@@ -1002,7 +1029,11 @@ impl Session {
                     .take(MAX_PARAMS)
                 {
                     let v = p.attr("value").unwrap_or_default().trim();
-                    if v.len() > MAX_VALUE || v.chars().any(|c| !crate::protocol::is_xml_char(c)) {
+                    // A CR or LF (as a character reference) would start a line of SDP.
+                    if v.len() > MAX_VALUE
+                        || v.chars()
+                            .any(|c| c.is_control() || !crate::protocol::is_xml_char(c))
+                    {
                         return Err(bad("a bad source parameter"));
                     }
                     attrs.push((jname(p, "name")?, v.to_owned()));

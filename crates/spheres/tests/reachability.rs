@@ -878,6 +878,33 @@ fn links_over_https_with_a_certificate_from_an_acme_ca() {
             && torrent.contains(&format!("https://photos.family.test:8443/l/{token}/seed")),
         "{torrent}"
     );
+    // Over the node's HTTPS, browsers are told to come back over HTTPS only, and a session
+    // cookie is never sent over plain HTTP.
+    let (ok, head) = browser(&["-D", "-", "-o", "/dev/null", &url]);
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(
+        ok && head.contains("strict-transport-security: max-age="),
+        "{head}"
+    );
+    let login = cli_in(&net, "lan", root, "alice", &["open"])["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = &login[login.find("/login/").unwrap()..];
+    let (ok, head) = browser(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("https://photos.family.test:8443{path}"),
+    ]);
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        ok && head
+            .lines()
+            .any(|l| l.to_lowercase().starts_with("set-cookie:") && l.contains("; Secure")),
+        "{head}"
+    );
     // Attack: a client that does not trust the CA gets no page (the certificate is the CA's,
     // not one the node made up).
     let (ok, _) = curl_in(

@@ -213,18 +213,24 @@ async fn session_open(
 }
 
 /// Opens a browser session; returns its `Set-Cookie` value. `Secure` when the page came
-/// over TLS through a reverse proxy on this machine.
-async fn open_session(api: &Api, headers: &HeaderMap, peer: SocketAddr) -> anyhow::Result<String> {
+/// over TLS: the node's own HTTPS (`over_tls`), or a reverse proxy on this machine.
+async fn open_session(
+    api: &Api,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    over_tls: bool,
+) -> anyhow::Result<String> {
     let cookie = super::random_token(32);
     api.node
         .store
         .add_session(&access::session_key(&cookie), access::MAX_SESSIONS)
         .await?;
-    let tls = peer.ip().is_loopback()
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let tls = over_tls
+        || peer.ip().is_loopback()
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     Ok(format!(
         "{COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         access::SESSION_MAX_AGE,
@@ -236,6 +242,7 @@ async fn open_session(api: &Api, headers: &HeaderMap, peer: SocketAddr) -> anyho
 async fn login_link(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    over_tls: Option<axum::Extension<spheres_web::OverTls>>,
     Path(secret): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -253,7 +260,7 @@ async fn login_link(
         )
             .into_response();
     }
-    match open_session(&api, &headers, peer).await {
+    match open_session(&api, &headers, peer, over_tls.is_some()).await {
         Ok(cookie) => (
             StatusCode::SEE_OTHER,
             [
@@ -339,6 +346,7 @@ impl IntoResponse for Refused {
 async fn login(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    over_tls: Option<axum::Extension<spheres_web::OverTls>>,
     headers: HeaderMap,
     Json(b): Json<PasswordBody>,
 ) -> Response {
@@ -371,7 +379,7 @@ async fn login(
             .into_response();
     }
     api.access.succeeded(peer.ip());
-    match open_session(&api, &headers, peer).await {
+    match open_session(&api, &headers, peer, over_tls.is_some()).await {
         Ok(cookie) => (
             [(header::SET_COOKIE, cookie)],
             Json(json!({"logged_in": true})),
@@ -398,6 +406,7 @@ async fn logout(State(api): State<Api>, headers: axum::http::HeaderMap) -> Respo
 async fn set_password(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    over_tls: Option<axum::Extension<spheres_web::OverTls>>,
     axum::Extension(caller): axum::Extension<Caller>,
     headers: HeaderMap,
     Json(b): Json<NewPasswordBody>,
@@ -431,7 +440,7 @@ async fn set_password(
     }
     match caller {
         Caller::Cli => Json(json!({"password_set": true})).into_response(),
-        Caller::Browser => match open_session(&api, &headers, peer).await {
+        Caller::Browser => match open_session(&api, &headers, peer, over_tls.is_some()).await {
             Ok(cookie) => (
                 [(header::SET_COOKIE, cookie)],
                 Json(json!({"password_set": true})),

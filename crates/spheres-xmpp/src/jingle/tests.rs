@@ -298,6 +298,31 @@ fn hostile_descriptions_are_refused_with_a_reason() {
             "without a mid",
         ),
         ("garbage\r\n".into(), "type=value"),
+        // From an attack review: a spreading feedback line; a rejected section; a mid twice;
+        // a candidate line of any length.
+        (
+            format!(
+                "m=audio 9 RTP {}\r\na=mid:a\r\n{}{}",
+                (0..128)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                (0..128)
+                    .map(|i| format!("a=rtpmap:{i} x/1\r\n"))
+                    .collect::<String>(),
+                format!("a=rtcp-fb:* {} {}\r\n", "t".repeat(1000), "s".repeat(1000)).repeat(20)
+            ),
+            "too long",
+        ),
+        ("m=video 0 RTP 96\r\n".into(), "port 0"),
+        (
+            "m=audio 9 RTP 0\r\na=mid:a\r\nm=audio 9 RTP 0\r\na=mid:a\r\n".into(),
+            "twice",
+        ),
+        (
+            format!("m=audio 9 RTP 0\r\na=candidate:{}\r\n", "1 ".repeat(5000)),
+            "too long",
+        ),
         // Found by the fuzz target: U+FFFF, which XML cannot carry (its writer panicked).
         (
             "m=audio 9 RTP 111\r\na=fmtp:111 k=\u{ffff}\r\n".into(),
@@ -332,6 +357,11 @@ fn hostile_descriptions_are_refused_with_a_reason() {
     }
     // Jingle from a peer: a file transfer is not a call; no transport; a bad candidate.
     for (xml, why) in [
+        // From an attack review: a line break by character reference would be a line of SDP.
+        (
+            "<jingle xmlns='urn:xmpp:jingle:1'><content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'><source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='1'><parameter name='cname' value='x&#13;&#10;m=application 9 X 0'/></source></description><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'/></content></jingle>",
+            "source parameter",
+        ),
         (
             "<jingle xmlns='urn:xmpp:jingle:1'><content creator='initiator' name='a'><description xmlns='urn:xmpp:jingle:apps:file-transfer:5'/></content></jingle>",
             "RTP description",
