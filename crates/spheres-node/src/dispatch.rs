@@ -65,6 +65,9 @@ impl Node {
                     self.connection_is(Connection::Online { since: now_secs() });
                 }
                 Inbound::RosterChanged => {}
+                Inbound::Ring { from, ring } => self.on_ring(from, ring).await,
+                Inbound::RingSent { to, ring } => self.on_ring_sent(to, ring),
+                Inbound::Jingle(req) => self.on_jingle(*req).await,
                 Inbound::Offline(e) => {
                     tracing::warn!(error = %e, "XMPP connection lost; reconnecting");
                     self.connection_is(Connection::Connecting {

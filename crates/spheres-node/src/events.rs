@@ -33,6 +33,9 @@ pub enum NodeEvent {
     Feed,
     /// How reachable the node is from outside changed (see `/api/status`).
     Network,
+    /// A call rang, was answered, got the other side's description or candidates, or ended
+    /// (see `/api/calls`); `id` is empty when several changed.
+    Call { id: String },
     /// The node's link to its XMPP server changed (the same object as `xmpp` in
     /// `/api/status`).
     Connection(Connection),
@@ -52,6 +55,7 @@ impl NodeEvent {
         "chat",
         "feed",
         "network",
+        "call",
         "connection",
     ];
 
@@ -108,6 +112,7 @@ mod tests {
             },
             NodeEvent::Feed,
             NodeEvent::Network,
+            NodeEvent::Call { id: "4f2a".into() },
             NodeEvent::Connection(Connection::Connecting {
                 since: 1,
                 next_attempt: Some(2),
@@ -142,6 +147,7 @@ mod tests {
                 | NodeEvent::Chat { .. }
                 | NodeEvent::Feed
                 | NodeEvent::Network
+                | NodeEvent::Call { .. }
                 | NodeEvent::Connection(_) => {}
             }
         }

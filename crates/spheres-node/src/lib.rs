@@ -18,6 +18,7 @@
 
 // The node's capabilities, one module each (`Node`'s methods are spread over them).
 mod account;
+mod calls;
 mod chat;
 mod dispatch;
 pub mod error;
@@ -148,6 +149,10 @@ pub struct Node {
     closed_links: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Browsers that opened a link find each other here (WebTorrent's WebSocket tracker).
     signalling: std::sync::Arc<spheres_tracker::ws::Signalling>,
+    /// Calls, live and recently ended (sans-IO, see `calls`).
+    calls: Mutex<calls::Calls>,
+    /// Held while a call's stanzas are worked out and sent, so they leave in order.
+    calls_sending: tokio::sync::Mutex<()>,
     /// Our hold on the spheres folder: one node per folder (see `lock_spheres_dir`).
     _spheres_lock: std::fs::File,
 }

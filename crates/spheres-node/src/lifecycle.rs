@@ -281,6 +281,8 @@ impl Node {
             mls_changes: tokio::sync::Mutex::new(()),
             mls_saving: tokio::sync::Mutex::new(()),
             held_for: Mutex::default(),
+            calls: Mutex::default(),
+            calls_sending: tokio::sync::Mutex::new(()),
             pending_private: Mutex::default(),
             sealed_grants: Mutex::default(),
             links_changed: tokio::sync::watch::Sender::new(0),

@@ -65,6 +65,7 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     ("/app.css", include_str!("../ui/app.css"), CSS),
     ("/app.js", include_str!("../ui/app.js"), JS),
     under_ui!("api.js", JS),
+    under_ui!("call.js", JS),
     under_ui!("connection.js", JS),
     under_ui!("dom.js", JS),
     under_ui!("events.js", JS),

@@ -233,6 +233,52 @@ unreadable: boolean, };
 
 export type ChatSecurity = { encrypted: boolean, };
 
+export type CallState = "calling" | "ringing" | "connecting" | "active" | "ended";
+
+export type CallEnd = "hung_up" | "they_hung_up" | "cancelled" | "declined" | "declined_here" | "missed" | "no_answer" | "elsewhere" | "busy" | "failed";
+
+export type RemoteDescription = { 
+/**
+ * `offer` or `answer`, as `RTCSessionDescription` takes it.
+ */
+type: string, sdp: string, };
+
+export type RemoteCandidate = { mid: string, candidate: string, };
+
+export type CallInfo = { id: string, 
+/**
+ * The other person's address.
+ */
+with: string, 
+/**
+ * We called.
+ */
+outgoing: boolean, 
+/**
+ * With video (else audio only).
+ */
+video: boolean, state: CallState, end?: CallEnd, 
+/**
+ * What went wrong, for a failed call.
+ */
+why?: string, 
+/**
+ * The page that handles the call's media (the one that placed or answered it).
+ */
+tab?: string, 
+/**
+ * When it began ringing, was answered and ended (seconds since 1970).
+ */
+started: number, answered?: number, ended?: number, 
+/**
+ * The other side's description, once it came.
+ */
+remote?: RemoteDescription, 
+/**
+ * The other side's candidates so far, in the order they came.
+ */
+candidates: Array<RemoteCandidate>, };
+
 export type Photo = { info_hash: string, 
 /**
  * The file's index in its share (for `/torrents/{info_hash}/files/{index}` and its
@@ -273,4 +319,4 @@ export type NotDone = { kind: string, name: string, detail: string | null, };
 
 export type Connection = { "state": "online", since: number, } | { "state": "connecting", since: number, next_attempt?: number, error: string, } | { "state": "offline", since: number, error: string, };
 
-export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "feed" } | { "type": "network" } | { "type": "connection" } & Connection;
+export type NodeEvent = { "type": "tick" } | { "type": "resync" } | { "type": "share", sphere: string, } | { "type": "presence", sphere: string, } | { "type": "message", sphere: string, } | { "type": "sphere", sphere: string, } | { "type": "invite" } | { "type": "contacts" } | { "type": "chat", with: string, } | { "type": "feed" } | { "type": "network" } | { "type": "call", id: string, } | { "type": "connection" } & Connection;

@@ -4,7 +4,7 @@
 
 // Every type the page handles, on one line: a Rust test reads this line and fails when the
 // node can emit a type that is not in it.
-export const KNOWN_EVENTS = ["tick", "resync", "share", "presence", "message", "sphere", "invite", "contacts", "chat", "feed", "network", "connection"];
+export const KNOWN_EVENTS = ["tick", "resync", "share", "presence", "message", "sphere", "invite", "contacts", "chat", "feed", "network", "call", "connection"];
 
 const subscribers = new Map(KNOWN_EVENTS.map((type) => [type, new Set()]));
 

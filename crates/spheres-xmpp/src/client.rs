@@ -58,6 +58,9 @@ pub enum Event {
     /// items as they are now; `subscription='remove'` means removed. Servers push only to
     /// sessions that fetched the roster ([`Client::roster`]) first.
     Roster(Vec<roster::Item>),
+    /// A Jingle request (a call's session, XEP-0166) from another device: the application
+    /// answers it (`JingleRequest::ack` or an error) with [`Client::send`].
+    Jingle(Box<crate::call::JingleRequest>),
     /// The connection dropped; the client is reconnecting by itself and queues what is sent
     /// meanwhile.
     Offline(XmppError),
@@ -114,6 +117,19 @@ impl Waiter {
                 let _ = done.send(Err(e));
             }
         }
+    }
+}
+
+/// An iq sent, its answer to come.
+pub struct PendingIq(oneshot::Receiver<Result<Iq, XmppError>>);
+
+impl PendingIq {
+    /// The `result` or `error` (30 s at most).
+    pub async fn answer(self) -> Result<Iq, XmppError> {
+        tokio::time::timeout(IQ_TIMEOUT, self.0)
+            .await
+            .map_err(|_| XmppError::Timeout("an iq answer".into()))?
+            .map_err(|_| XmppError::Closed)?
     }
 }
 
@@ -181,15 +197,18 @@ impl Client {
     /// Sends an iq `get`/`set` and waits for its `result` or `error` (30 s at most). An id is
     /// assigned if the iq has none.
     pub async fn iq(&self, iq: Iq) -> Result<Iq, XmppError> {
+        self.request(iq).await?.answer().await
+    }
+
+    /// Sends an iq `get`/`set` (queued in order with what is sent after it) and returns at
+    /// once; its answer comes from [`PendingIq::answer`].
+    pub async fn request(&self, iq: Iq) -> Result<PendingIq, XmppError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Iq(Box::new(iq), Waiter::Iq(tx)))
             .await
             .map_err(|_| XmppError::Closed)?;
-        tokio::time::timeout(IQ_TIMEOUT, rx)
-            .await
-            .map_err(|_| XmppError::Timeout("an iq answer".into()))?
-            .map_err(|_| XmppError::Closed)?
+        Ok(PendingIq(rx))
     }
 
     /// Asks an archive (our own with `to = None`, or a room's) for one page of messages
@@ -673,6 +692,8 @@ impl Owner {
                 Ok(request) => {
                     if let Some(items) = self.roster_push(writer, &request).await? {
                         self.emit(Event::Roster(items)).await;
+                    } else if let Some(jingle) = crate::call::JingleRequest::from_iq(&request) {
+                        self.emit(Event::Jingle(Box::new(jingle))).await;
                     } else if let Some(answer) = disco_answer(&request) {
                         self.write_stanza(writer, Element::from(answer)).await?;
                     } else {

@@ -89,6 +89,20 @@ pub enum Inbound {
     },
     /// Our contact list changed (already acknowledged to the server).
     RosterChanged,
+    /// A call rings, is answered, declined or withdrawn (XEP-0353), from `from`: a contact's
+    /// device, or another device of ours.
+    Ring {
+        from: jid::FullJid,
+        ring: crate::call::Ring,
+    },
+    /// Another device of ours said this about a call to `to` (a carrier copy, XEP-0280):
+    /// answered or declined there.
+    RingSent {
+        to: BareJid,
+        ring: crate::call::Ring,
+    },
+    /// A call's session (XEP-0166): to be answered.
+    Jingle(Box<crate::call::JingleRequest>),
     /// The connection dropped; the client reconnects by itself.
     Offline(XmppError),
     /// A reconnection attempt failed; the next one is in `retry_in`.
@@ -111,6 +125,7 @@ impl Inbound {
             Event::Message(m) => from_message(m, me),
             Event::Presence(p) => from_presence(p, me),
             Event::Roster(_) => Some(Inbound::RosterChanged),
+            Event::Jingle(j) => Some(Inbound::Jingle(j)),
             Event::Offline(e) => Some(Inbound::Offline(e)),
             Event::Retrying {
                 error, retry_in, ..
@@ -173,6 +188,19 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
         && let Some(feed) = FeedEvent::from_message(&m)
     {
         return Some(Inbound::Feed(feed));
+    }
+    if let Some(ring) = crate::call::Ring::from_message(&m) {
+        // Calls ring from a device, never from a bare address.
+        let from = from.try_into_full().ok()?;
+        return Some(Inbound::Ring { from, ring });
+    }
+    if let Some(Carbon::Sent(c)) = Carbon::from_message(&m, me)
+        && let Some(ring) = crate::call::Ring::from_message(&c)
+    {
+        return Some(Inbound::RingSent {
+            to: c.to?.to_bare(),
+            ring,
+        });
     }
     let payload = SpherePayload::from_message(&m);
     match (&m.type_, payload) {

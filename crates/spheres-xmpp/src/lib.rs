@@ -17,6 +17,7 @@ macro_rules! a {
 }
 
 pub mod account;
+pub mod call;
 mod client;
 pub mod contacts;
 pub mod feed;
@@ -31,10 +32,12 @@ pub mod sealed;
 mod sm;
 pub mod stream;
 
-pub use client::{ArchivePage, Client, Event};
+pub use client::{ArchivePage, Client, Event, PendingIq};
 pub use inbound::{Inbound, RoomMessage};
 pub use jid::{BareJid, Error as JidError, FullJid, Jid};
+pub use minidom::Element;
 pub use stream::{ConnectConfig, TlsMode};
+pub use xmpp_parsers::iq::Iq;
 pub use xmpp_parsers::message::Message;
 
 #[derive(Debug, thiserror::Error)]

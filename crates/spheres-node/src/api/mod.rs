@@ -510,6 +510,11 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/chats/{jid}/security", get(chat_security))
+        .route("/calls", get(calls).post(start_call))
+        .route("/calls/{id}/answer", post(answer_call))
+        .route("/calls/{id}/hangup", post(hang_up))
+        .route("/calls/{id}/describe", post(describe_call))
+        .route("/calls/{id}/candidate", post(call_candidate))
         .route("/feed", get(feed).post(make_post))
         .route("/feed/{id}/delete", post(delete_post))
         .route("/feed/{id}/edit", post(edit_post))
@@ -551,8 +556,9 @@ async fn status(State(api): State<Api>) -> ApiResult<types::Status> {
 }
 
 use types::{
-    ContactBody, FetchBody, JidBody, JoinBody, LimitsBody, LinkBody, NameBody, NewPasswordBody,
-    PasswordBody, PathBody, PolicyBody, SayBody, SignInBody, UserBody,
+    CallBody, CandidateBody, ContactBody, DescribeBody, FetchBody, JidBody, JoinBody, LimitsBody,
+    LinkBody, NameBody, NewPasswordBody, PasswordBody, PathBody, PolicyBody, SayBody, SignInBody,
+    TabBody, UserBody,
 };
 
 async fn list_spheres(State(api): State<Api>) -> ApiResult<Vec<types::SphereInfo>> {
@@ -927,6 +933,47 @@ async fn send_chat(
 ) -> ApiResult {
     api.node.send_chat(&jid, &b.body).await?;
     Ok(Json(json!({"sent": b.body})))
+}
+
+async fn calls(State(api): State<Api>) -> ApiResult<Vec<types::CallInfo>> {
+    Ok(Json(api.node.calls()))
+}
+
+async fn start_call(State(api): State<Api>, Json(b): Json<CallBody>) -> ApiResult<types::CallInfo> {
+    Ok(Json(api.node.start_call(&b.with, b.video, &b.tab).await?))
+}
+
+async fn answer_call(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<TabBody>,
+) -> ApiResult<types::CallInfo> {
+    Ok(Json(api.node.answer_call(&id, &b.tab).await?))
+}
+
+async fn hang_up(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<types::CallInfo> {
+    Ok(Json(api.node.hang_up(&id).await?))
+}
+
+async fn describe_call(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<DescribeBody>,
+) -> ApiResult<types::CallInfo> {
+    Ok(Json(
+        api.node.describe_call(&id, &b.tab, &b.kind, &b.sdp).await?,
+    ))
+}
+
+async fn call_candidate(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<CandidateBody>,
+) -> ApiResult {
+    api.node
+        .call_candidate(&id, &b.tab, &b.mid, &b.candidate)
+        .await?;
+    Ok(Json(json!({"sent": true})))
 }
 
 #[derive(Deserialize)]

@@ -494,6 +494,108 @@ pub struct Post {
     pub rich: Vec<Span>,
 }
 
+// ----- Calls -----
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// We ring them: waiting for a device of theirs to answer.
+    Calling,
+    /// They ring us: waiting for us to answer.
+    Ringing,
+    /// Answered: the browsers are exchanging descriptions and finding a path.
+    Connecting,
+    /// Both descriptions exchanged: media flows once the path is found.
+    Active,
+    Ended,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum CallEnd {
+    /// Hung up here, after it was answered.
+    HungUp,
+    /// Hung up by them, after it was answered.
+    TheyHungUp,
+    /// We called it off before they answered.
+    Cancelled,
+    /// They declined.
+    Declined,
+    /// We declined.
+    DeclinedHere,
+    /// They rang and nobody answered here (they stopped, or it rang a minute).
+    Missed,
+    /// Nobody answered there in a minute.
+    NoAnswer,
+    /// Answered or declined on another device of ours.
+    Elsewhere,
+    /// They are in another call.
+    Busy,
+    /// The call could not be set up or went down (`why` says what happened).
+    Failed,
+}
+
+/// A description (SDP) of the other side, for the browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RemoteDescription {
+    /// `offer` or `answer`, as `RTCSessionDescription` takes it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sdp: String,
+}
+
+/// A candidate of the other side, for `RTCPeerConnection.addIceCandidate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RemoteCandidate {
+    pub mid: String,
+    pub candidate: String,
+}
+
+/// A call: live, or ended a short while ago.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct CallInfo {
+    pub id: String,
+    /// The other person's address.
+    pub with: String,
+    /// We called.
+    pub outgoing: bool,
+    /// With video (else audio only).
+    pub video: bool,
+    pub state: CallState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub end: Option<CallEnd>,
+    /// What went wrong, for a failed call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub why: Option<String>,
+    /// The page that handles the call's media (the one that placed or answered it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub tab: Option<String>,
+    /// When it began ringing, was answered and ended (seconds since 1970).
+    pub started: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub answered: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub ended: Option<i64>,
+    /// The other side's description, once it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub remote: Option<RemoteDescription>,
+    /// The other side's candidates so far, in the order they came.
+    pub candidates: Vec<RemoteCandidate>,
+}
+
 /// An export written: where, and what it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -899,6 +1001,40 @@ pub struct SayBody {
     pub body: String,
 }
 
+/// Call a contact (`POST /api/calls`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallBody {
+    pub with: String,
+    #[serde(default)]
+    pub video: bool,
+    /// The page that handles the media: a random id of its own.
+    pub tab: String,
+}
+
+/// The page that answers (`POST /api/calls/{id}/answer`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TabBody {
+    pub tab: String,
+}
+
+/// The page's description of its side (`POST /api/calls/{id}/describe`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DescribeBody {
+    pub tab: String,
+    /// `offer` (when we called) or `answer`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sdp: String,
+}
+
+/// One of the page's ICE candidates (`POST /api/calls/{id}/candidate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateBody {
+    pub tab: String,
+    pub mid: String,
+    pub candidate: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UserBody {
@@ -983,6 +1119,11 @@ mod tests {
             Contacts::decl(&cfg),
             ChatLine::decl(&cfg),
             ChatSecurity::decl(&cfg),
+            CallState::decl(&cfg),
+            CallEnd::decl(&cfg),
+            RemoteDescription::decl(&cfg),
+            RemoteCandidate::decl(&cfg),
+            CallInfo::decl(&cfg),
             Photo::decl(&cfg),
             Exported::decl(&cfg),
             Imported::decl(&cfg),

@@ -1,5 +1,6 @@
 // A 1:1 conversation with a contact.
 import { api, fail, failLoad, get } from "../api.js";
+import { canCall, startCall, whyNoCall } from "../call.js";
 import { h } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
@@ -25,8 +26,14 @@ export function mount(el, { jid }) {
   }
 
   const msg = h("input", { id: "chat-say", autocomplete: "off", required: true });
+  // Calls from the conversation: audio, or video.
+  const callable = canCall();
+  const calls = h("p", { class: "call-buttons" },
+    h("button", { type: "button", onclick: () => startCall(jid, false), disabled: !callable }, "📞 " + t("callAudio")),
+    h("button", { type: "button", onclick: () => startCall(jid, true), disabled: !callable }, "🎥 " + t("callVideo")),
+    callable ? null : h("span", { class: "meta" }, " " + whyNoCall()));
   el.replaceChildren(h("p", {}, h("a", { href: "#/chats" }, "← " + t("back2"))), h("h1", {}, t("chatWith", { who: jid })),
-    security,
+    calls, security,
     h("section", { class: "chat" }, list,
       h("form", { onsubmit: async (ev) => {
         ev.preventDefault();

@@ -1,0 +1,471 @@
+//! The calls' state machine, both ends driven by hand: what goes out is read back as the
+//! other side reads it (through XML text).
+
+use super::*;
+use spheres_xmpp::Element;
+
+const OFFER: &str = "v=0\r
+o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
+s=-\r
+t=0 0\r
+a=group:BUNDLE 0\r
+a=msid-semantic: WMS\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r
+c=IN IP4 0.0.0.0\r
+a=ice-ufrag:u1Xa\r
+a=ice-pwd:p4ssw0rdp4ssw0rdp4ssw0rd\r
+a=fingerprint:sha-256 0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9\r
+a=setup:actpass\r
+a=mid:0\r
+a=sendrecv\r
+a=rtcp-mux\r
+a=rtpmap:111 opus/48000/2\r
+";
+
+const CANDIDATE: &str = "candidate:1 1 udp 2122260223 192.168.1.5 50000 typ host generation 0";
+
+fn full(s: &str) -> FullJid {
+    FullJid::new(s).unwrap()
+}
+
+fn bare(s: &str) -> BareJid {
+    BareJid::new(s).unwrap()
+}
+
+const ALICE: &str = "alice@home.test/node1";
+const BOB: &str = "bob@home.test/phone";
+
+/// A message we send, as its addressee reads it: (to, ring).
+fn ring_of(o: &Out) -> Option<(String, Ring)> {
+    let Out::Message(m) = o else { return None };
+    let text = String::from(&Element::from(m.clone()));
+    let m = Message::try_from(text.parse::<Element>().unwrap()).unwrap();
+    let ring = Ring::from_message(&m)?;
+    Some((m.to.unwrap().to_string(), ring))
+}
+
+/// A request we send, as `to`'s device reads it, coming from `from`.
+fn request_of(o: &Out, from: &str) -> Option<(String, JingleRequest)> {
+    let Out::Request(_, iq) = o else { return None };
+    let text = String::from(&Element::from(iq.clone().with_id("q1".into())));
+    let text = text.replacen("<iq ", &format!("<iq from='{from}' "), 1);
+    let e: Element = text.parse().unwrap();
+    let to = e.attr("to").unwrap().to_owned();
+    Some((to, JingleRequest::from_iq(&Iq::try_from(e).unwrap())?))
+}
+
+fn answer_of(o: &Out) -> Option<&Iq> {
+    match o {
+        Out::Answer(iq) => Some(iq),
+        _ => None,
+    }
+}
+
+fn is_error(out: &[Out]) -> bool {
+    matches!(out.iter().find_map(answer_of), Some(Iq::Error { .. }))
+}
+
+/// Alice calls Bob, both nodes driven by hand, from the first ring to the hang-up.
+#[test]
+fn a_call_from_ring_to_hang_up() {
+    let (mut a, mut b) = (Calls::default(), Calls::default());
+    let (alice, bob) = (full(ALICE), full(BOB));
+    // Alice rings every device of Bob's.
+    let out = a
+        .start("s1".into(), bare("bob@home.test"), true, "tab-a", 100)
+        .unwrap();
+    let (to, ring) = ring_of(&out[0]).unwrap();
+    assert_eq!(
+        (to.as_str(), &ring.kind),
+        ("bob@home.test", &RingKind::Propose { video: true })
+    );
+    assert_eq!(a.get("s1").unwrap().state, CallState::Calling);
+
+    // Bob's phone rings, and says so.
+    let (out, changed) = b.on_ring(alice.clone(), ring, &bob, true, 101);
+    assert!(changed);
+    let (to, ringing) = ring_of(&out[0]).unwrap();
+    assert_eq!(
+        (to.as_str(), ringing.kind.clone()),
+        (ALICE, RingKind::Ringing)
+    );
+    let call = b.get("s1").unwrap();
+    assert_eq!(
+        (call.state, call.outgoing, call.video),
+        (CallState::Ringing, false, true)
+    );
+    assert!(!a.on_ring(bob.clone(), ringing, &alice, false, 101).1);
+
+    // Bob answers: his other devices hear it, Alice's device is told to go on.
+    let out = b
+        .answer("s1", "tab-b", &bare("bob@home.test"), 105)
+        .unwrap();
+    let sent: Vec<_> = out.iter().filter_map(ring_of).collect();
+    assert_eq!(sent[0].0, "bob@home.test");
+    assert_eq!(sent[0].1.kind, RingKind::Accept);
+    assert_eq!(sent[1].0, ALICE);
+    assert_eq!(sent[1].1.kind, RingKind::Proceed);
+    let (_, changed) = a.on_ring(bob.clone(), sent[1].1.clone(), &alice, false, 105);
+    assert!(changed);
+    assert_eq!(a.get("s1").unwrap().state, CallState::Connecting);
+
+    // Alice's page gathers a candidate before its offer is out: it waits for the offer.
+    assert!(
+        a.candidate("s1", "tab-a", "0", CANDIDATE)
+            .unwrap()
+            .is_empty()
+    );
+    // Only the page that placed the call speaks for it.
+    assert!(matches!(
+        a.describe("s1", "tab-x", "offer", OFFER, &alice),
+        Err(NodeError::Forbidden(_))
+    ));
+    let out = a.describe("s1", "tab-a", "offer", OFFER, &alice).unwrap();
+    assert_eq!(out.len(), 2, "the offer, then the candidate that waited");
+    let (to, initiate) = request_of(&out[0], ALICE).unwrap();
+    assert_eq!(
+        (to.as_str(), initiate.action),
+        (BOB, Action::SessionInitiate)
+    );
+    let (_, trickled) = request_of(&out[1], ALICE).unwrap();
+    assert_eq!(trickled.action, Action::TransportInfo);
+
+    // Bob's node gives his page the offer and the candidate, as SDP.
+    let (out, changed) = b.on_jingle(&initiate, false, 106);
+    assert!(changed && matches!(answer_of(&out[0]), Some(Iq::Result { .. })));
+    let (out, _) = b.on_jingle(&trickled, false, 106);
+    assert!(matches!(answer_of(&out[0]), Some(Iq::Result { .. })));
+    let call = b.get("s1").unwrap();
+    let remote = call.remote.unwrap();
+    assert_eq!(remote.kind, "offer");
+    assert_eq!(
+        Session::parse_sdp(&remote.sdp).unwrap(),
+        Session::parse_sdp(OFFER).unwrap()
+    );
+    assert_eq!(
+        call.candidates,
+        vec![RemoteCandidate {
+            mid: "0".into(),
+            candidate: CANDIDATE.into()
+        }]
+    );
+
+    // Bob's answer goes back; Alice's page gets it.
+    let out = b.describe("s1", "tab-b", "answer", OFFER, &bob).unwrap();
+    let (_, accept) = request_of(&out[0], BOB).unwrap();
+    assert_eq!(accept.action, Action::SessionAccept);
+    assert_eq!(b.get("s1").unwrap().state, CallState::Active);
+    let (_, changed) = a.on_jingle(&accept, false, 107);
+    assert!(changed);
+    let call = a.get("s1").unwrap();
+    assert_eq!(
+        (call.state, call.remote.unwrap().kind.as_str()),
+        (CallState::Active, "answer")
+    );
+
+    // Alice hangs up: Bob's call ends as hung up by her.
+    let out = a.hang_up("s1", &bare("alice@home.test"), 200).unwrap();
+    let (_, terminate) = request_of(&out[0], ALICE).unwrap();
+    assert_eq!(
+        (terminate.action, terminate.reason()),
+        (Action::SessionTerminate, Reason::Success)
+    );
+    let (to, finish) = ring_of(&out[1]).unwrap();
+    assert_eq!((to.as_str(), finish.kind), (BOB, RingKind::Finish));
+    assert_eq!(a.get("s1").unwrap().end, Some(CallEnd::HungUp));
+    b.on_jingle(&terminate, false, 200);
+    let call = b.get("s1").unwrap();
+    assert_eq!(
+        (call.state, call.end, call.ended),
+        (CallState::Ended, Some(CallEnd::TheyHungUp), Some(200))
+    );
+    // Hanging up twice is nothing.
+    assert!(
+        a.hang_up("s1", &bare("alice@home.test"), 201)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A stranger's call rings nothing and gets no answer at all (an answer would tell them we
+/// are online); a stranger's Jingle gets the answer an unknown session gets.
+#[test]
+fn strangers_do_not_ring() {
+    let mut b = Calls::default();
+    let bob = full(BOB);
+    let (out, changed) = b.on_ring(
+        full("mallory@evil.test/x"),
+        Ring::new("s1", RingKind::Propose { video: false }),
+        &bob,
+        false,
+        1,
+    );
+    assert!(out.is_empty() && !changed && b.list().is_empty());
+    let initiate = signal::session_initiate(
+        &bob,
+        "s2",
+        &full("mallory@evil.test/x"),
+        &Session::parse_sdp(OFFER).unwrap(),
+    );
+    let req = {
+        let o = Out::Request("s2".into(), initiate);
+        request_of(&o, "mallory@evil.test/x").unwrap().1
+    };
+    let (out, changed) = b.on_jingle(&req, false, 1);
+    assert!(!changed && is_error(&out) && b.list().is_empty());
+    let Some(Iq::Error { error, .. }) = out.iter().find_map(answer_of) else {
+        panic!()
+    };
+    assert!(
+        error
+            .other
+            .as_ref()
+            .unwrap()
+            .is("unknown-session", spheres_xmpp::call::NS_JINGLE_ERRORS)
+    );
+}
+
+/// Once a call rings, only the device that rang acts on it: another device of the same
+/// person, or anyone else, gets unknown-session; candidates from the peer are bounded.
+#[test]
+fn only_the_ringing_device_acts_on_a_call() {
+    let mut b = Calls::default();
+    let bob = full(BOB);
+    let alice = full(ALICE);
+    b.on_ring(
+        alice.clone(),
+        Ring::new("s1", RingKind::Propose { video: false }),
+        &bob,
+        true,
+        1,
+    );
+    b.answer("s1", "t", &bare("bob@home.test"), 2).unwrap();
+    let session = Session::parse_sdp(OFFER).unwrap();
+    for from in ["alice@home.test/other", "mallory@evil.test/x"] {
+        let o = Out::Request(
+            "s1".into(),
+            signal::session_initiate(&bob, "s1", &full(from), &session),
+        );
+        let (_, req) = request_of(&o, from).unwrap();
+        let (out, changed) = b.on_jingle(&req, true, 3);
+        assert!(!changed && is_error(&out), "{from}");
+        assert!(b.get("s1").unwrap().remote.is_none());
+    }
+    // Our own echo (the server copies what we send to our address back) is nothing.
+    assert!(
+        !b.on_ring(
+            bob.clone(),
+            Ring::new("s1", RingKind::Retract),
+            &bob,
+            true,
+            3
+        )
+        .1
+    );
+
+    // The peer may trickle, up to the bound.
+    let o = Out::Request(
+        "s1".into(),
+        signal::session_initiate(&bob, "s1", &alice, &session),
+    );
+    let (_, req) = request_of(&o, ALICE).unwrap();
+    assert!(b.on_jingle(&req, true, 3).1);
+    let cand = Candidate::parse_sdp(CANDIDATE, 0).unwrap();
+    for i in 0..(MAX_CANDIDATES + 10) {
+        let o = Out::Request(
+            "s1".into(),
+            signal::transport_info(&bob, "s1", "0", (None, None), &cand, i),
+        );
+        let (_, req) = request_of(&o, ALICE).unwrap();
+        b.on_jingle(&req, true, 4);
+    }
+    assert_eq!(b.get("s1").unwrap().candidates.len(), MAX_CANDIDATES);
+}
+
+/// Rings that end before an answer: called off (missed here), answered on another device
+/// of ours, declined, no answer in a minute, busy.
+#[test]
+fn calls_that_end_before_an_answer() {
+    let bob = full(BOB);
+    let alice = full(ALICE);
+    let propose = |id: &str| Ring::new(id, RingKind::Propose { video: false });
+
+    let mut b = Calls::default();
+    b.on_ring(alice.clone(), propose("s1"), &bob, true, 1);
+    // A retraction from someone else is nothing.
+    assert!(
+        !b.on_ring(
+            full("alice@home.test/other"),
+            Ring::new("s1", RingKind::Retract),
+            &bob,
+            true,
+            2
+        )
+        .1
+    );
+    assert!(
+        b.on_ring(
+            alice.clone(),
+            Ring::new("s1", RingKind::Retract),
+            &bob,
+            true,
+            2
+        )
+        .1
+    );
+    assert_eq!(b.get("s1").unwrap().end, Some(CallEnd::Missed));
+
+    b.on_ring(alice.clone(), propose("s2"), &bob, true, 3);
+    assert!(
+        b.on_ring(
+            full("bob@home.test/laptop"),
+            Ring::new("s2", RingKind::Accept),
+            &bob,
+            true,
+            4
+        )
+        .1
+    );
+    assert_eq!(b.get("s2").unwrap().end, Some(CallEnd::Elsewhere));
+    assert!(matches!(
+        b.answer("s2", "t", &bare("bob@home.test"), 5),
+        Err(NodeError::Conflict(_))
+    ));
+
+    b.on_ring(alice.clone(), propose("s3"), &bob, true, 10);
+    let out = b.hang_up("s3", &bare("bob@home.test"), 11).unwrap();
+    let sent: Vec<_> = out.iter().filter_map(ring_of).collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, r)| r.kind == RingKind::Reject));
+    assert_eq!(sent[1].0, ALICE);
+    assert_eq!(b.get("s3").unwrap().end, Some(CallEnd::DeclinedHere));
+
+    // A minute of ringing: missed here; there, the caller calls it off by itself.
+    b.on_ring(alice.clone(), propose("s4"), &bob, true, 20);
+    assert!(!b.tick(20 + RING_SECS - 1).1);
+    assert!(b.tick(20 + RING_SECS).1);
+    assert_eq!(b.get("s4").unwrap().end, Some(CallEnd::Missed));
+    let mut a = Calls::default();
+    a.start("s5".into(), bare("bob@home.test"), false, "t", 30)
+        .unwrap();
+    let (out, changed) = a.tick(30 + RING_SECS);
+    assert!(changed);
+    let (to, r) = ring_of(&out[0]).unwrap();
+    assert_eq!((to.as_str(), r.kind), ("bob@home.test", RingKind::Retract));
+    assert_eq!(a.get("s5").unwrap().end, Some(CallEnd::NoAnswer));
+
+    // Declined, or busy, there.
+    a.start("s6".into(), bare("bob@home.test"), false, "t", 40)
+        .unwrap();
+    let mut busy = Ring::new("s6", RingKind::Reject);
+    busy.reason = Some(Reason::Busy);
+    // Only Bob may decline Bob's call.
+    assert!(
+        !a.on_ring(full("carol@home.test/x"), busy.clone(), &alice, false, 41)
+            .1
+    );
+    assert!(a.on_ring(bob.clone(), busy, &alice, false, 41).1);
+    assert_eq!(a.get("s6").unwrap().end, Some(CallEnd::Busy));
+
+    // A call while in a call: the page is told to hang up first; a ring is answered busy.
+    a.start("s7".into(), bare("bob@home.test"), false, "t", 50)
+        .unwrap();
+    assert!(matches!(
+        a.start("s8".into(), bare("carol@home.test"), false, "t", 50),
+        Err(NodeError::Conflict(_))
+    ));
+    let (out, changed) = a.on_ring(full("carol@home.test/x"), propose("s9"), &alice, true, 51);
+    assert!(!changed);
+    let (_, r) = ring_of(&out[0]).unwrap();
+    assert_eq!((r.kind, r.reason), (RingKind::Reject, Some(Reason::Busy)));
+}
+
+/// A client that calls with a session-initiate alone (no proposal) rings too, with its offer
+/// ready; declining it terminates the session.
+#[test]
+fn a_session_without_a_proposal_rings() {
+    let mut b = Calls::default();
+    let bob = full(BOB);
+    let o = Out::Request(
+        "d1".into(),
+        signal::session_initiate(
+            &bob,
+            "d1",
+            &full(ALICE),
+            &Session::parse_sdp(OFFER).unwrap(),
+        ),
+    );
+    let (_, req) = request_of(&o, ALICE).unwrap();
+    let (out, changed) = b.on_jingle(&req, true, 1);
+    assert!(changed && matches!(answer_of(&out[0]), Some(Iq::Result { .. })));
+    let (_, info) = request_of(&out[1], BOB).unwrap();
+    assert_eq!(info.action, Action::SessionInfo);
+    let call = b.get("d1").unwrap();
+    assert_eq!(
+        (call.state, call.remote.map(|r| r.kind)),
+        (CallState::Ringing, Some("offer".to_owned()))
+    );
+    // Answering sends nothing yet (the page's answer is the session-accept).
+    assert!(
+        b.answer("d1", "t", &bare("bob@home.test"), 2)
+            .unwrap()
+            .is_empty()
+    );
+    let out = b.describe("d1", "t", "answer", OFFER, &bob).unwrap();
+    assert_eq!(
+        request_of(&out[0], BOB).unwrap().1.action,
+        Action::SessionAccept
+    );
+
+    let o = Out::Request(
+        "d2".into(),
+        signal::session_initiate(
+            &bob,
+            "d2",
+            &full("carol@home.test/c"),
+            &Session::parse_sdp(OFFER).unwrap(),
+        ),
+    );
+    let (_, req) = request_of(&o, "carol@home.test/c").unwrap();
+    let (out, _) = b.on_jingle(&req, true, 3);
+    // Busy: in Alice's call.
+    let (_, end) = request_of(&out[1], BOB).unwrap();
+    assert_eq!(end.reason(), Reason::Busy);
+}
+
+/// What the page sends is checked: a description that is no SDP, a candidate that is none,
+/// a tab id that is not one.
+#[test]
+fn the_pages_input_is_checked() {
+    let mut a = Calls::default();
+    let alice = full(ALICE);
+    assert!(matches!(
+        a.start("s1".into(), bare("bob@home.test"), false, "<script>", 1),
+        Err(NodeError::BadInput(_))
+    ));
+    a.start("s1".into(), bare("bob@home.test"), false, "t", 1)
+        .unwrap();
+    a.on_ring(
+        full(BOB),
+        Ring::new("s1", RingKind::Proceed),
+        &alice,
+        false,
+        2,
+    );
+    assert!(matches!(
+        a.describe("s1", "t", "offer", "v=0\r\nm=application 9 x\r\n", &alice),
+        Err(NodeError::BadInput(_))
+    ));
+    assert!(matches!(
+        a.describe("s1", "t", "answer", OFFER, &alice),
+        Err(NodeError::Conflict(_))
+    ));
+    assert!(matches!(
+        a.candidate("s1", "t", "0", "candidate:x"),
+        Err(NodeError::BadInput(_))
+    ));
+    assert!(matches!(
+        a.describe("nope", "t", "offer", OFFER, &alice),
+        Err(NodeError::NotFound(_))
+    ));
+}
