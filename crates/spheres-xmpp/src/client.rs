@@ -300,7 +300,9 @@ fn archive_answer(iq: Iq, messages: Vec<mam::Result_>) -> Result<ArchivePage, Xm
 /// The node of our entity capabilities (XEP-0115): which software we are.
 pub(crate) const CAPS_NODE: &str = "urn:spheres:client";
 
-/// What we are and do (XEP-0030): a client that wants its contacts' posts pushed (XEP-0163).
+/// What we are and do (XEP-0030): a client that wants its contacts' posts pushed (XEP-0163),
+/// and takes audio and video calls (Jingle RTP over ICE-UDP with DTLS-SRTP, rung with
+/// XEP-0353): the features Conversations, Dino and Movim look for before offering a call.
 pub(crate) fn disco_info(node: Option<String>) -> xmpp_parsers::disco::DiscoInfoResult {
     use xmpp_parsers::disco::{DiscoInfoResult, Identity};
     DiscoInfoResult {
@@ -315,6 +317,17 @@ pub(crate) fn disco_info(node: Option<String>) -> xmpp_parsers::disco::DiscoInfo
             "http://jabber.org/protocol/caps",
             "http://jabber.org/protocol/disco#info",
             crate::feed::NOTIFY,
+            crate::jingle::NS_JINGLE,
+            crate::jingle::NS_RTP,
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:apps:rtp:video",
+            crate::jingle::NS_ICE,
+            crate::jingle::NS_DTLS,
+            crate::jingle::NS_GROUPING,
+            crate::jingle::NS_RTCP_FB,
+            crate::jingle::NS_HDREXT,
+            crate::jingle::NS_SSMA,
+            crate::call::NS_JMI,
         ]
         .into_iter()
         .map(str::to_owned)
@@ -842,6 +855,13 @@ mod tests {
         let info = DiscoInfoResult::try_from(p).unwrap();
         assert_eq!(info.node.as_deref(), Some(node.as_str()));
         assert!(info.features.contains(crate::feed::NOTIFY));
+        for calls in [
+            crate::jingle::NS_RTP,
+            crate::jingle::NS_ICE,
+            crate::call::NS_JMI,
+        ] {
+            assert!(info.features.iter().any(|f| f == calls), "{calls}");
+        }
         let again = xmpp_parsers::caps::hash_caps(
             &xmpp_parsers::caps::compute_disco(&DiscoInfoResult { node: None, ..info }),
             xmpp_parsers::hashes::Algo::Sha_1,

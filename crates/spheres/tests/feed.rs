@@ -6,7 +6,7 @@ mod common;
 
 use common::node::{
     Node, add_user, befriend, household, household_member, household_nodes, in_feed,
-    invite_and_join, raw_http, wait_seeding,
+    invite_and_join, raw_http, two_browsers, wait_seeding,
 };
 use common::wait_until;
 use serde_json::Value;
@@ -408,14 +408,6 @@ fn a_spheres_posts_reach_its_members_and_no_one_else() {
 /// serious accessibility issue (axe). The script: tests/browser/feed.mjs.
 #[test]
 fn the_feed_page_in_two_browsers() {
-    for tool in ["node", "/usr/bin/chromium"] {
-        common::require(tool);
-    }
-    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run scripts/install-test-deps"
-    );
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = household(dir.path());
     invite_and_join(&alice, &bob);
@@ -450,34 +442,20 @@ fn the_feed_page_in_two_browsers() {
     }
     alice.cli(&["share", "Family", lyon.to_str().unwrap()]);
     wait_seeding(&bob, "Family", "Lyon");
-    let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
-    let mut cmd = std::process::Command::new("node");
-    cmd.arg(browser_dir.join("feed.mjs"))
-        .env("NODE_A", web(&alice))
-        .env("NODE_B", web(&bob))
-        .env("DATA_A", &alice.data)
-        .env("DATA_B", &bob.data)
-        .env("SHOTS", &shots);
-    let mut ui = common::Proc::spawn("feed browser test", cmd);
-    for stage in [
-        "feed_open",
-        "post_seen",
-        "comment_seen",
-        "edit_seen",
-        "sphere_seen",
-        "album_seen",
-        "data_moved",
-        "ok",
-    ] {
-        if let Err(why) = ui.try_wait_event(stage) {
-            panic!("{why}");
-        }
-    }
-    assert!(
-        ui.wait_exit(),
-        "the feed browser test failed: {:?}",
-        ui.seen
+    two_browsers(
+        "feed.mjs",
+        &alice,
+        &bob,
+        &[
+            "feed_open",
+            "post_seen",
+            "comment_seen",
+            "edit_seen",
+            "sphere_seen",
+            "album_seen",
+            "data_moved",
+            "ok",
+        ],
     );
 }
 

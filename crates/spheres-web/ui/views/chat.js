@@ -29,8 +29,8 @@ export function mount(el, { jid }) {
   // Calls from the conversation: audio, or video.
   const callable = canCall();
   const calls = h("p", { class: "call-buttons" },
-    h("button", { type: "button", onclick: () => startCall(jid, false), disabled: !callable }, "📞 " + t("callAudio")),
-    h("button", { type: "button", onclick: () => startCall(jid, true), disabled: !callable }, "🎥 " + t("callVideo")),
+    h("button", { type: "button", onclick: () => startCall(jid, false), disabled: !callable }, h("span", { "aria-hidden": "true" }, "📞 "), t("callAudio")),
+    h("button", { type: "button", onclick: () => startCall(jid, true), disabled: !callable }, h("span", { "aria-hidden": "true" }, "🎥 "), t("callVideo")),
     callable ? null : h("span", { class: "meta" }, " " + whyNoCall()));
   el.replaceChildren(h("p", {}, h("a", { href: "#/chats" }, "← " + t("back2"))), h("h1", {}, t("chatWith", { who: jid })),
     calls, security,

@@ -421,3 +421,34 @@ pub fn range_get(addr: &str, headers: &[&str], path: &str, range: &str) -> (u16,
         .unwrap_or(0);
     (status, answer[end + 4..].to_vec())
 }
+
+/// Runs `tests/browser/SCRIPT` (Node.js, playwright-core and Debian's Chromium) against two
+/// nodes: it gets their web addresses (`NODE_A`, `NODE_B`), data folders (`DATA_A`, `DATA_B`)
+/// and where to put screenshots (`SHOTS`), prints `{"event": STAGE}` as it passes each of
+/// `stages`, and exits 0 when every check passed.
+pub fn two_browsers(script: &str, a: &Node, b: &Node, stages: &[&str]) {
+    for tool in ["node", "/usr/bin/chromium"] {
+        super::require(tool);
+    }
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run scripts/install-test-deps"
+    );
+    let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join(script))
+        .env("NODE_A", web(a))
+        .env("NODE_B", web(b))
+        .env("DATA_A", &a.data)
+        .env("DATA_B", &b.data)
+        .env("SHOTS", &shots);
+    let mut ui = Proc::spawn(script, cmd);
+    for stage in stages {
+        if let Err(why) = ui.try_wait_event(stage) {
+            panic!("{why}");
+        }
+    }
+    assert!(ui.wait_exit(), "{script} failed: {:?}", ui.seen);
+}

@@ -1,0 +1,154 @@
+//! Calls (issue 17) between the nodes of a household: two browsers call each other through
+//! their nodes (media browser to browser, signalling over XMPP), and the nodes refuse what
+//! they must: a call to someone who is not a contact or not online, a stranger's ring.
+
+mod common;
+
+use common::node::{Node, add_user, befriend, household, raw_http, two_browsers, web_addr};
+use common::wait_until;
+use serde_json::Value;
+use spheres_xmpp::call::{Ring, RingKind};
+use spheres_xmpp::{BareJid, Client, ConnectConfig, Event, Jid};
+
+fn sees_online(n: &Node, jid: &str) -> bool {
+    n.cli(&["contact", "list"])["contacts"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|p| p["jid"] == jid && p["online"] == true))
+}
+
+/// `METHOD path` on `n`'s API with the node's own token, as the CLI calls it: the status and
+/// the JSON answer.
+fn api(n: &Node, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let node: Value =
+        serde_json::from_slice(&std::fs::read(n.data.join("node.json")).unwrap()).unwrap();
+    let auth = format!("Authorization: Bearer {}", node["token"].as_str().unwrap());
+    let (status, answer) = raw_http(
+        &web_addr(n),
+        (method, path),
+        &[&auth, "Content-Type: application/json", "X-Spheres: 1"],
+        (body.len(), body.as_bytes()),
+    );
+    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// `POST /api/calls` on `n`: an audio call to `with`.
+fn call(n: &Node, with: &str) -> (u16, Value) {
+    let body = serde_json::json!({"with": with, "video": false, "tab": "t1"}).to_string();
+    api(n, "POST", "/api/calls", &body)
+}
+
+/// Calls in Chromium, as two contacts use them: a video call rings bob's page whatever view
+/// is open, he accepts, both pages get the other's video frames and sound (measured in the
+/// page), alice turns her camera off and hangs up, bob's page says so; bob calls alice, who
+/// declines; alice calls off before bob answers, a missed call for him on a phone's screen;
+/// French; no serious accessibility issue on the ringing panel (axe). The script:
+/// tests/browser/call.mjs.
+#[test]
+fn two_browsers_call_each_other_through_their_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    wait_until("bob sees alice online", || {
+        sees_online(&bob, "alice@family.test")
+    });
+    two_browsers(
+        "call.mjs",
+        &alice,
+        &bob,
+        &[
+            "rang",
+            "media_flows",
+            "hung_up",
+            "declined",
+            "missed",
+            "french",
+            "ok",
+        ],
+    );
+}
+
+/// A call goes only to a contact who is online, with a message that says what to do; a
+/// stranger who rings (anyone may send a message) rings nothing and hears nothing back, not
+/// even that the node is there.
+#[test]
+fn calls_reach_contacts_only_and_strangers_hear_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, mut bob) = household(dir.path());
+    add_user(&alice, dir.path(), "eve");
+    let (status, answer) = call(&alice, "bob@family.test");
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("not one of your contacts")
+    );
+    let (status, _) = call(&alice, "alice@family.test");
+    assert_eq!(status, 400, "calling oneself");
+
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    wait_until("bob sees alice online", || {
+        sees_online(&bob, "alice@family.test")
+    });
+
+    // Eve, a stranger on the same server, rings bob, then says hello.
+    let household = alice.cli(&["status"])["household"].clone();
+    let mut config = ConnectConfig::new(BareJid::new("eve@family.test").unwrap(), "eve-secret");
+    config.server = Some(household["c2s"].as_str().unwrap().parse().unwrap());
+    config.extra_ca = Some(household["ca"].as_str().unwrap().into());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (eve, mut heard) = rt.block_on(Client::connect(config)).unwrap();
+    let bob_jid = Jid::new("bob@family.test").unwrap();
+    rt.block_on(async {
+        // Online, so what bob's node sends her comes to this client.
+        eve.available().await.unwrap();
+        let ring = Ring::new("eve-call-1", RingKind::Propose { video: true });
+        eve.send(ring.to_message(bob_jid.clone(), "m1"))
+            .await
+            .unwrap();
+        eve.send_chat(&BareJid::new("bob@family.test").unwrap(), "hello")
+            .await
+            .unwrap();
+    });
+    // Bob's node took the hello, so it took the ring before it (one sender, in order).
+    wait_until("bob's node hears eve's hello", || {
+        bob.cli(&["chat", "eve@family.test"])
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["body"] == "hello"))
+    });
+    let (_, calls) = api(&bob, "GET", "/api/calls", "");
+    assert_eq!(
+        calls,
+        serde_json::json!([]),
+        "a stranger's call rings nothing"
+    );
+    // Bob answers eve's hello: anything his node sent her about the call would come first.
+    bob.cli(&["chat", "eve@family.test", "who is this?"]);
+    rt.block_on(async {
+        loop {
+            let ev = tokio::time::timeout(std::time::Duration::from_secs(30), heard.recv())
+                .await
+                .expect("bob's answer in time")
+                .expect("eve's client runs");
+            if let Event::Message(m) = ev {
+                assert!(
+                    Ring::from_message(&m).is_none(),
+                    "bob's node told a stranger about the call: {m:?}"
+                );
+                if m.bodies.values().any(|b| b == "who is this?") {
+                    break;
+                }
+            }
+        }
+    });
+
+    // Bob goes offline: alice's call says so, and what to do.
+    bob.stop();
+    wait_until("alice sees bob offline", || {
+        !sees_online(&alice, "bob@family.test")
+    });
+    let (status, answer) = call(&alice, "bob@family.test");
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("not online"));
+}
