@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { axe, launch, login as loginWith, nodeApiFor, pages } from "./lib.mjs";
+import { axe, launch, login as loginWith, nodeApiFor, pages, received } from "./lib.mjs";
 
 const { NODE_A, NODE_B, SHOTS } = process.env;
 const nodeApi = nodeApiFor({ [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B });
@@ -27,31 +27,6 @@ async function newPage(viewport) {
   return p;
 }
 async function shot(p, name) { await p.screenshot({ path: path.join(SHOTS, `${name}.png`) }); }
-
-/** What arrives from the other side, measured in the page: video frames decoded and shown
- *  (requestVideoFrameCallback on the remote video, over `ms`) and the loudest audio level
- *  (an analyser on the remote stream). */
-async function received(p, ms = 1500) {
-  return p.evaluate(async (ms) => {
-    const video = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
-    const stream = /** @type {MediaStream} */ (video.srcObject);
-    const ctx = new AudioContext();
-    const analyser = ctx.createAnalyser();
-    ctx.createMediaStreamSource(stream).connect(analyser);
-    const samples = new Float32Array(analyser.fftSize);
-    let frames = 0, loudest = 0;
-    const count = () => { frames++; video.requestVideoFrameCallback(count); };
-    video.requestVideoFrameCallback(count);
-    const end = performance.now() + ms;
-    while (performance.now() < end) {
-      analyser.getFloatTimeDomainData(samples);
-      for (const s of samples) loudest = Math.max(loudest, Math.abs(s));
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await ctx.close();
-    return { frames, width: video.videoWidth, loudest, audioTracks: stream.getAudioTracks().length };
-  }, ms);
-}
 
 const panel = (p) => p.locator("#call");
 const status = (p) => p.locator("#call-status");
@@ -116,6 +91,15 @@ try {
   await panel(a).getByRole("button", { name: "Hang up" }).click();
   await status(b).getByText("Missed call from alice.").waitFor();
   step("missed");
+
+  // The conversation keeps the calls, from the archive: who called, how it went, how long.
+  await b.setViewportSize({ width: 1280, height: 720 });
+  await b.goto(NODE_B + "/#/chat/" + encodeURIComponent("alice@family.test"));
+  const history = b.locator("#conversation");
+  await history.getByText("Missed call from alice").waitFor();
+  await history.getByText("Call from you, declined").waitFor();
+  await history.getByText(/^📞 alice called \(video\) · 0:\d\d$/).waitFor();
+  step("history");
 
   // In French.
   await b.getByLabel("Language").selectOption("fr");

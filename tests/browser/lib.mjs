@@ -80,3 +80,28 @@ export async function webtorrentSite() {
   await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
   return { site, origin: `http://127.0.0.1:${site.address().port}/` };
 }
+
+/** What arrives from the other side, measured in the page: video frames decoded and shown
+ *  (requestVideoFrameCallback on the remote video, over `ms`) and the loudest audio level
+ *  (an analyser on the remote stream). */
+export async function received(p, ms = 1500) {
+  return p.evaluate(async (ms) => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
+    const stream = /** @type {MediaStream} */ (video.srcObject);
+    const ctx = new AudioContext();
+    const analyser = ctx.createAnalyser();
+    ctx.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    let frames = 0, loudest = 0;
+    const count = () => { frames++; video.requestVideoFrameCallback(count); };
+    video.requestVideoFrameCallback(count);
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      analyser.getFloatTimeDomainData(samples);
+      for (const s of samples) loudest = Math.max(loudest, Math.abs(s));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await ctx.close();
+    return { frames, width: video.videoWidth, loudest, audioTracks: stream.getAudioTracks().length };
+  }, ms);
+}

@@ -28,6 +28,20 @@ pub(crate) fn address(jid: &str) -> Result<BareJid, NodeError> {
     })
 }
 
+/// A call in a conversation, as the page shows it.
+fn call_line(r: &spheres_xmpp::call::CallRecord) -> types::CallLine {
+    types::CallLine {
+        video: r.video,
+        outcome: match (r.answered, r.declined, r.mine) {
+            (true, _, _) => types::CallOutcome::Answered,
+            (false, true, _) => types::CallOutcome::Declined,
+            (false, false, true) => types::CallOutcome::NoAnswer,
+            (false, false, false) => types::CallOutcome::Missed,
+        },
+        seconds: r.seconds,
+    }
+}
+
 /// Contacts' presence and requests, as the server tells them (both bounded: anyone can send
 /// them).
 #[derive(Default)]
@@ -148,6 +162,7 @@ impl Node {
         for l in self.xmpp.conversation(&who, 200).await? {
             let Some(sealed) = &l.sealed else {
                 out.push(types::ChatLine {
+                    call: l.call.as_ref().map(call_line),
                     body: l.body,
                     mine: l.mine,
                     stamp: l.stamp,
@@ -167,6 +182,7 @@ impl Node {
                 mine: l.mine,
                 stamp: l.stamp,
                 encrypted: true,
+                call: None,
             });
         }
         Ok(out)

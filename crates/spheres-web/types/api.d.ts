@@ -229,9 +229,21 @@ encrypted: boolean,
 /**
  * Encrypted for other devices, or before this node could read it: not readable here.
  */
-unreadable: boolean, };
+unreadable: boolean, 
+/**
+ * A call, when the line is one (`body` is empty).
+ */
+call?: CallLine, };
 
 export type ChatSecurity = { encrypted: boolean, };
+
+export type CallOutcome = "answered" | "declined" | "missed" | "no_answer";
+
+export type CallLine = { video: boolean, outcome: CallOutcome, 
+/**
+ * How long it lasted, when the archive says.
+ */
+seconds?: number, };
 
 export type CallState = "calling" | "ringing" | "connecting" | "active" | "ended";
 

@@ -64,7 +64,7 @@ export async function startCall(jid, video) {
 }
 
 function fresh(call, stream) {
-  return { id: call.id, call, stream, pc: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
+  return { id: call.id, call, stream, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
 }
 
 /** Sends to the node one after the other (a candidate never before the description). */
@@ -84,9 +84,13 @@ function peer(c) {
   pc.onicecandidate = (ev) => {
     if (ev.candidate && ev.candidate.candidate) send("candidate", { mid: ev.candidate.sdpMid || "0", candidate: ev.candidate.candidate });
   };
+  // The other side's tracks, in one stream for the video element (whether or not their
+  // description grouped them).
+  c.remote = new MediaStream();
   pc.ontrack = (ev) => {
+    c.remote.addTrack(ev.track);
     const remote = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
-    if (remote && remote.srcObject !== ev.streams[0]) remote.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+    if (remote && remote.srcObject !== c.remote) remote.srcObject = c.remote;
   };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "connected" && !c.connectedAt) c.connectedAt = Date.now();
@@ -196,7 +200,8 @@ function endText(call) {
   return text() + (call.why ? ` (${call.why})` : "");
 }
 
-function duration(ms) {
+/** A call's length as m:ss (the CLI writes the same). */
+export function duration(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
@@ -246,6 +251,7 @@ function render(call) {
   const local = /** @type {HTMLVideoElement} */ (document.getElementById("call-local")) ||
     h("video", { id: "call-local", autoplay: true, playsinline: true, muted: true, "aria-label": t("callYourVideo") });
   if (c && local.srcObject !== c.stream) { local.muted = true; local.srcObject = c.stream; }
+  if (c?.remote && remote.srcObject !== c.remote) remote.srcObject = c.remote;
   const live = !!c && call.state !== "ended";
   remote.hidden = !live;
   local.hidden = !live || !c.stream.getVideoTracks().length;

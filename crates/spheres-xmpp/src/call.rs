@@ -169,6 +169,67 @@ impl Ring {
     }
 }
 
+/// A call as a conversation's archive tells it: the ringing messages (kept with a `store`
+/// hint, by us and by Conversations, Dino...) folded into one record, at the place of its
+/// proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub id: String,
+    /// We called.
+    pub mine: bool,
+    pub video: bool,
+    /// A device of the callee's said it would take it (`proceed`).
+    pub answered: bool,
+    /// The callee declined (`reject`).
+    pub declined: bool,
+    /// From the answer to the end (`finish`), when both are in the archive.
+    pub seconds: Option<i64>,
+    answered_at: Option<i64>,
+}
+
+/// Folds one ringing message into the records so far (`mine`: we sent it; `when`: seconds
+/// since 1970, as archived). A proposal makes a record (returns its index); what follows
+/// updates the record of its call, and only from the side that may say it (the callee
+/// answers or declines, either side finishes).
+pub fn fold_ring(
+    records: &mut Vec<CallRecord>,
+    ring: &Ring,
+    mine: bool,
+    when: Option<i64>,
+) -> Option<usize> {
+    if let RingKind::Propose { video } = ring.kind {
+        if records.iter().any(|r| r.id == ring.id) {
+            return None;
+        }
+        records.push(CallRecord {
+            id: ring.id.clone(),
+            mine,
+            video,
+            answered: false,
+            declined: false,
+            seconds: None,
+            answered_at: None,
+        });
+        return Some(records.len() - 1);
+    }
+    let r = records.iter_mut().find(|r| r.id == ring.id)?;
+    let from_callee = mine != r.mine;
+    match ring.kind {
+        RingKind::Proceed | RingKind::Accept if from_callee => {
+            r.answered = true;
+            r.answered_at = r.answered_at.or(when);
+        }
+        RingKind::Reject if from_callee && !r.answered => r.declined = true,
+        RingKind::Finish => {
+            if let (Some(a), Some(e)) = (r.answered_at, when) {
+                r.seconds = Some((e - a).max(0));
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
 /// Why a session ended (XEP-0166 §7.4), as far as a call cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

@@ -26,6 +26,8 @@ pub struct ChatLine {
     pub mine: bool,
     /// When the server archived it (RFC 3339).
     pub stamp: Option<String>,
+    /// A call (its ringing messages folded into one line; `body` is empty).
+    pub call: Option<crate::call::CallRecord>,
 }
 
 /// What a presence says about a contact relationship.
@@ -215,21 +217,43 @@ impl Client {
         let me = self.jid().to_bare();
         let history = self.chat_history(with, None).await?;
         let skip = history.len().saturating_sub(last);
-        Ok(history
-            .into_iter()
-            .skip(skip)
-            .filter_map(|a| {
-                let body = a.message.bodies.values().next()?.clone();
-                let mine = a.message.from.as_ref().is_some_and(|f| f.to_bare() == me);
-                Some(ChatLine {
-                    body,
-                    sealed: crate::sealed::Sealed::from_message(&a.message)
-                        .filter(|s| s.group.is_some()),
-                    mine,
-                    stamp: a.stamp,
-                })
-            })
-            .collect())
+        let mut lines: Vec<ChatLine> = Vec::new();
+        let mut calls = Vec::new();
+        // Where each call's line is, by its place in `calls`.
+        let mut at = Vec::new();
+        for a in history.into_iter().skip(skip) {
+            let mine = a.message.from.as_ref().is_some_and(|f| f.to_bare() == me);
+            if let Some(ring) = crate::call::Ring::from_message(&a.message) {
+                if crate::call::fold_ring(&mut calls, &ring, mine, a.unix_time).is_some() {
+                    at.push(lines.len());
+                    lines.push(ChatLine {
+                        body: String::new(),
+                        sealed: None,
+                        mine,
+                        stamp: a.stamp,
+                        call: None,
+                    });
+                }
+                continue;
+            }
+            let Some(body) = a.message.bodies.values().next().cloned() else {
+                continue;
+            };
+            lines.push(ChatLine {
+                body,
+                sealed: crate::sealed::Sealed::from_message(&a.message)
+                    .filter(|s| s.group.is_some()),
+                mine,
+                stamp: a.stamp,
+                call: None,
+            });
+        }
+        for (record, i) in calls.into_iter().zip(at) {
+            if let Some(line) = lines.get_mut(i) {
+                line.call = Some(record);
+            }
+        }
+        Ok(lines)
     }
 
     /// Our 1:1 conversation with `with`, from our account's archive, after the archive id

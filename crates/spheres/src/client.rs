@@ -154,6 +154,20 @@ pub struct NewPost {
     pub attach: Vec<PathBuf>,
 }
 
+/// A call in a conversation, as the page says it: who called, how it went, how long (m:ss).
+fn call_text(who: &str, c: &spheres_node::api::types::CallLine) -> String {
+    use spheres_node::api::types::CallOutcome;
+    let kind = if c.video { "video call" } else { "call" };
+    let how = match (c.outcome, c.seconds) {
+        (CallOutcome::Answered, Some(s)) => format!("{}:{:02}", s / 60, s % 60),
+        (CallOutcome::Answered, None) => "answered".to_owned(),
+        (CallOutcome::Declined, _) => "declined".to_owned(),
+        (CallOutcome::Missed, _) => "missed".to_owned(),
+        (CallOutcome::NoAnswer, _) => "no answer".to_owned(),
+    };
+    format!("{who}: 📞 {kind}, {how}")
+}
+
 /// Reactions as the CLI shows them: "👍 2 (you too) · 🎉 1".
 fn reactions_line(list: &[Reaction]) -> String {
     list.iter()
@@ -479,9 +493,13 @@ pub async fn run(out: &Output, r: &Remote, ask: Ask) -> Result<()> {
                 &lines_,
                 &format!("Nothing said with {jid} yet: `spheres chat {jid} TEXT`"),
                 |l| {
+                    let who = if l.mine { "you" } else { jid.as_str() };
+                    if let Some(c) = &l.call {
+                        return call_text(who, c);
+                    }
                     format!(
                         "{}: {}{}",
-                        if l.mine { "you" } else { jid.as_str() },
+                        who,
                         if l.encrypted { "🔒 " } else { "" },
                         if l.unreadable {
                             "(encrypted for another device: not readable here)"

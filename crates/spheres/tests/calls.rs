@@ -42,7 +42,7 @@ fn call(n: &Node, with: &str) -> (u16, Value) {
 /// is open, he accepts, both pages get the other's video frames and sound (measured in the
 /// page), alice turns her camera off and hangs up, bob's page says so; bob calls alice, who
 /// declines; alice calls off before bob answers, a missed call for him on a phone's screen;
-/// French; no serious accessibility issue on the ringing panel (axe). The script:
+/// his conversation with her lists the three calls, from the archive; French; no serious accessibility issue on the ringing panel (axe). The script:
 /// tests/browser/call.mjs.
 #[test]
 fn two_browsers_call_each_other_through_their_nodes() {
@@ -62,6 +62,7 @@ fn two_browsers_call_each_other_through_their_nodes() {
             "hung_up",
             "declined",
             "missed",
+            "history",
             "french",
             "ok",
         ],
@@ -151,4 +152,84 @@ fn calls_reach_contacts_only_and_strangers_hear_nothing() {
     let (status, answer) = call(&alice, "bob@family.test");
     assert_eq!(status, 503, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("not online"));
+}
+
+/// A Jingle peer we did not write (slixmpp for XMPP, aiortc for WebRTC, with its own SDP to
+/// Jingle mapping: tests/peers/jingle_peer.py) calls alice's page and is called by it: each
+/// time both ends get the other's video frames and sound (aiortc counts what it decodes, the
+/// page measures what it plays), and a hang-up on either side ends the call on the other.
+/// The page's script: tests/browser/call-interop.mjs.
+#[test]
+fn an_independent_jingle_peer_calls_a_page_and_is_called() {
+    for tool in ["node", "/usr/bin/chromium", "/usr/bin/python3"] {
+        common::require(tool);
+    }
+    let (ok, _, err) = common::run({
+        let mut c = std::process::Command::new("/usr/bin/python3");
+        c.args(["-c", "import slixmpp, aiortc"]);
+        c
+    });
+    assert!(
+        ok,
+        "slixmpp or aiortc missing: run scripts/install-test-deps ({err})"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.start(&["--user", "alice", "--domain", "family.test"]);
+    add_user(&alice, dir.path(), "dave");
+    let household = alice.cli(&["status"])["household"].clone();
+    let c2s = household["c2s"].as_str().unwrap().to_owned();
+    let (host, port) = c2s.rsplit_once(':').unwrap();
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers");
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.arg(peers.join("jingle_peer.py")).args([
+        "dave@family.test",
+        "dave-secret",
+        host,
+        port,
+        household["ca"].as_str().unwrap(),
+        "alice@family.test",
+    ]);
+    let mut dave = common::Proc::spawn_interactive("jingle peer", cmd);
+    dave.wait_event("online");
+    // Alice asks; dave's client accepts and asks back, as slixmpp does by default.
+    alice.cli(&["contact", "add", "dave@family.test"]);
+    wait_until("alice sees dave online", || {
+        sees_online(&alice, "dave@family.test")
+    });
+
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(browser_dir.join("call-interop.mjs"))
+        .env("NODE_A", alice.cli(&["status"])["http"].as_str().unwrap())
+        .env("DATA_A", &alice.data)
+        .env("SHOTS", &shots);
+    let mut page = common::Proc::spawn_interactive("call interop page", cmd);
+    // A failure says what both sides printed.
+    let wait = |p: &mut common::Proc, stage: &str, other: &mut common::Proc| {
+        if let Err(why) = p.try_wait_event(stage) {
+            panic!("{why}\n{}", other.report());
+        }
+    };
+    wait(&mut page, "ready", &mut dave);
+
+    // Dave calls; alice's page answers; he hangs up.
+    dave.send("call");
+    wait(&mut page, "got_media", &mut dave);
+    let media = dave.wait_event("media");
+    assert!(media["video_frames"].as_u64().unwrap() >= 30, "{media}");
+    dave.send("hangup");
+    dave.wait_event("hung_up");
+    wait(&mut page, "they_hung_up", &mut dave);
+
+    // Alice calls; dave answers by himself; she hangs up.
+    wait(&mut page, "got_media_2", &mut dave);
+    let media = dave.wait_event("media");
+    assert!(media["loudest"].as_f64().unwrap() > 0.01, "{media}");
+    page.send("hangup");
+    let end = dave.wait_event("terminated");
+    assert_eq!(end["reason"], "success");
+    wait(&mut page, "ok", &mut dave);
+    assert!(page.wait_exit(), "the interop page failed: {:?}", page.seen);
 }

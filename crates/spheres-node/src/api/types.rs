@@ -455,6 +455,36 @@ pub struct ChatLine {
     pub encrypted: bool,
     /// Encrypted for other devices, or before this node could read it: not readable here.
     pub unreadable: bool,
+    /// A call, when the line is one (`body` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub call: Option<CallLine>,
+}
+
+/// How a call went, as the conversation's archive tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    Answered,
+    /// The one called declined.
+    Declined,
+    /// They called, nobody answered here.
+    Missed,
+    /// We called, nobody answered there.
+    NoAnswer,
+}
+
+/// A call in a conversation: who called (`mine` on the line), with video or not, how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct CallLine {
+    pub video: bool,
+    pub outcome: CallOutcome,
+    /// How long it lasted, when the archive says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub seconds: Option<i64>,
 }
 
 /// Whether what we write to a contact goes end to end encrypted.
@@ -1119,6 +1149,8 @@ mod tests {
             Contacts::decl(&cfg),
             ChatLine::decl(&cfg),
             ChatSecurity::decl(&cfg),
+            CallOutcome::decl(&cfg),
+            CallLine::decl(&cfg),
             CallState::decl(&cfg),
             CallEnd::decl(&cfg),
             RemoteDescription::decl(&cfg),

@@ -1,6 +1,6 @@
 // A 1:1 conversation with a contact.
 import { api, fail, failLoad, get } from "../api.js";
-import { canCall, startCall, whyNoCall } from "../call.js";
+import { canCall, duration, startCall, whyNoCall } from "../call.js";
 import { h } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
@@ -18,11 +18,26 @@ export function mount(el, { jid }) {
     const [msgs, sec] = await Promise.all([get.chat(jid, signal), get.chatSecurity(jid, signal)]);
     security.textContent = sec.encrypted ? "🔒 " + t("chatEncrypted") : t("chatPlain", { who: jid });
     security.classList.toggle("warn", !sec.encrypted);
-    list.replaceChildren(...(msgs.length ? msgs.map((m) => h("li", { class: m.mine ? "mine" : "" },
+    list.replaceChildren(...(msgs.length ? msgs.map((m) => m.call ? callLine(m) : h("li", { class: m.mine ? "mine" : "" },
       h("strong", {}, m.mine ? t("online_you") : jid.split("@")[0]), " ",
       m.encrypted ? h("span", { class: "lock", title: t("lineEncrypted"), "aria-label": t("lineEncrypted") }, "🔒 ") : null,
       m.unreadable ? h("em", {}, t("lineUnreadable")) : h("span", {}, m.body))) : [h("li", { class: "empty" }, t("noMessages"))]));
     list.scrollTop = list.scrollHeight;
+  }
+
+  /** A call in the conversation: who called, how it went, how long. */
+  function callLine(m) {
+    const c = m.call;
+    const v = { who: m.mine ? t("online_you") : jid.split("@")[0] };
+    const what = {
+      answered: () => c.video ? t("callLineVideo", v) : t("callLineAudio", v),
+      declined: () => t("callLineDeclined", v),
+      missed: () => t("callLineMissed", v),
+      no_answer: () => t("callLineNoAnswer", v),
+    }[c.outcome] || (() => t("callLineAudio", v));
+    return h("li", { class: "call-line" + (m.mine ? " mine" : "") },
+      h("span", { "aria-hidden": "true" }, "📞 "), what(),
+      c.seconds !== undefined ? ` · ${duration(c.seconds * 1000)}` : "");
   }
 
   const msg = h("input", { id: "chat-say", autocomplete: "off", required: true });
@@ -42,9 +57,10 @@ export function mount(el, { jid }) {
 
   refresh().catch(failLoad);
   const again = () => refresh().catch(failLoad);
-  life.add(on(["chat", "resync"], (e) => {
+  life.add(on(["chat", "call", "resync"], (e) => {
     // The conversation is read from the archive: 300 ms after the event, as it always was.
-    if (e.type === "chat" && e.with === jid) life.later(again, 300);
+    // A call's ringing messages are in it too.
+    if ((e.type === "chat" && e.with === jid) || e.type === "call") life.later(again, 300);
     if (e.type === "resync") life.soon(again);
   }));
   return () => life.end();

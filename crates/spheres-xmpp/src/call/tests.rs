@@ -245,3 +245,80 @@ fn a_flood_of_candidates_is_refused() {
         JingleRequest::from_iq(&Iq::try_from(xml.parse::<Element>().unwrap()).unwrap()).unwrap();
     assert_eq!(req.candidates(), Err(JingleError::TooMany("candidates")));
 }
+
+/// A conversation's archive tells how each call went: answered and for how long, declined,
+/// missed; only the callee answers or declines a call, and a proposal twice is one call.
+#[test]
+fn the_archive_tells_how_calls_went() {
+    let mut records = Vec::new();
+    let ring = |id: &str, kind| Ring::new(id, kind);
+    // Bob called, we answered at 100, he hung up at 190.
+    assert_eq!(
+        fold_ring(
+            &mut records,
+            &ring("a", RingKind::Propose { video: true }),
+            false,
+            Some(90)
+        ),
+        Some(0)
+    );
+    fold_ring(&mut records, &ring("a", RingKind::Proceed), true, Some(100));
+    fold_ring(&mut records, &ring("a", RingKind::Finish), false, Some(190));
+    // We called, bob declined; bob cannot "answer" for us, we cannot decline for him.
+    fold_ring(
+        &mut records,
+        &ring("b", RingKind::Propose { video: false }),
+        true,
+        Some(200),
+    );
+    fold_ring(&mut records, &ring("b", RingKind::Proceed), true, Some(201));
+    fold_ring(&mut records, &ring("b", RingKind::Reject), false, Some(202));
+    // Bob called and called it off: missed.
+    fold_ring(
+        &mut records,
+        &ring("c", RingKind::Propose { video: false }),
+        false,
+        Some(300),
+    );
+    fold_ring(
+        &mut records,
+        &ring("c", RingKind::Retract),
+        false,
+        Some(310),
+    );
+    // The same proposal again is not another call; what follows a call we never saw is nothing.
+    assert_eq!(
+        fold_ring(
+            &mut records,
+            &ring("c", RingKind::Propose { video: false }),
+            false,
+            None
+        ),
+        None
+    );
+    assert_eq!(
+        fold_ring(&mut records, &ring("zz", RingKind::Finish), false, None),
+        None
+    );
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.mine,
+                r.video,
+                r.answered,
+                r.declined,
+                r.seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("a", false, true, true, false, Some(90)),
+            ("b", true, false, false, true, None),
+            ("c", false, false, false, false, None),
+        ]
+    );
+}
