@@ -109,6 +109,25 @@ try {
   await status(a).getByText("bob declined the call.").waitFor();
   step("french");
 
+  // Bob hides his address from the people he calls (Settings): the call goes through the
+  // household's TURN server (coturn, credentials from Prosody, XEP-0215), media flows, and
+  // his page says the path has a relay.
+  await b.locator("#lang").selectOption("en");
+  await b.goto(NODE_B + "/#/settings");
+  await b.getByLabel("Hide this browser's address from the people I call").check();
+  await b.reload();
+  assert.ok(await b.getByLabel("Hide this browser's address from the people I call").isChecked(), "the choice stays");
+  await b.goto(NODE_B + "/#/feed");
+  await a.getByRole("button", { name: "Video call" }).click();
+  await panel(b).getByRole("button", { name: "Accept", exact: true }).click();
+  await status(b).getByText(/^Connected through a relay/).waitFor();
+  const relayedMedia = await received(b);
+  assert.ok(relayedMedia.frames >= 5 && relayedMedia.width > 0 && relayedMedia.loudest > 0.01,
+    `bob gets alice's media through the relay: ${JSON.stringify(relayedMedia)}`);
+  await panel(b).getByRole("button", { name: "Hang up" }).click();
+  await status(a).getByText("bob hung up.").waitFor();
+  step("relayed");
+
   assert.deepEqual(blocked, [], "nothing blocked by the pages' policy");
   step("ok");
 } catch (e) {

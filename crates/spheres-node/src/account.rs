@@ -143,6 +143,8 @@ impl Node {
                 let mut config =
                     ProsodyConfig::new(settings.data_dir.join("prosody"), domain.clone());
                 config.interface = settings.xmpp_listen;
+                // A relay for calls that cannot go direct (coturn, when installed).
+                config.turn = true;
                 if let Some(h) = saved.as_ref().and_then(|a| a.household.as_ref()) {
                     config.domain = h.domain.clone();
                     config.c2s_port = h.c2s_port;

@@ -792,6 +792,33 @@ impl Node {
         lock(&self.calls).list()
     }
 
+    /// The STUN and TURN servers the page may use, with fresh credentials, from our XMPP
+    /// server (XEP-0215; the household's coturn when the node manages the server); none
+    /// when it offers none, or cannot be asked now (a call then goes without a relay).
+    pub async fn ice_servers(&self) -> Vec<crate::api::types::IceServerInfo> {
+        match self.xmpp.ice_servers().await {
+            Ok(list) => {
+                let mut out: Vec<crate::api::types::IceServerInfo> = Vec::new();
+                for s in list {
+                    let server = crate::api::types::IceServerInfo {
+                        urls: vec![s.url],
+                        username: s.username,
+                        credential: s.credential,
+                    };
+                    // STUN over UDP and over TCP are one URL.
+                    if !out.contains(&server) {
+                        out.push(server);
+                    }
+                }
+                out
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "no relay servers from the XMPP server");
+                Vec::new()
+            }
+        }
+    }
+
     fn call_info(&self, id: &str) -> Result<CallInfo, NodeError> {
         lock(&self.calls).get(id).ok_or_else(not_found)
     }

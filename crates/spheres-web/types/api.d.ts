@@ -291,6 +291,8 @@ remote?: RemoteDescription,
  */
 candidates: Array<RemoteCandidate>, };
 
+export type IceServerInfo = { urls: Array<string>, username?: string, credential?: string, };
+
 export type Photo = { info_hash: string, 
 /**
  * The file's index in its share (for `/torrents/{info_hash}/files/{index}` and its

@@ -14,7 +14,9 @@ import { enc } from "./util.js";
 
 /** @typedef {import("../types/api").CallInfo} CallInfo */
 
-const TAB = crypto.randomUUID();
+// Random, from getRandomValues: randomUUID exists only on secure pages, and this module loads
+// on every page (another device's, over plain HTTP, included).
+const TAB = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** The call this page handles, with its media. */
 let current = null;
@@ -53,9 +55,10 @@ export async function startCall(jid, video) {
   let stream;
   try { stream = await media(video); } catch (e) { fail(e); return; }
   try {
+    const ice = await relays();
     /** @type {CallInfo} */
     const call = await api("/calls", { method: "POST", json: { with: jid, video, tab: TAB } });
-    current = fresh(call, stream);
+    current = fresh(call, stream, ice);
     render(call);
   } catch (e) {
     stream.getTracks().forEach((tr) => tr.stop());
@@ -63,8 +66,19 @@ export async function startCall(jid, video) {
   }
 }
 
-function fresh(call, stream) {
-  return { id: call.id, call, stream, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
+const RELAY_ONLY = "spheres.callsRelayOnly";
+/** Whether this browser calls only through a relay (so the other side never sees its
+ *  addresses): a choice of this browser's, kept in it. */
+export function relayOnly() { return localStorage.getItem(RELAY_ONLY) === "1"; }
+export function setRelayOnly(yes) { if (yes) localStorage.setItem(RELAY_ONLY, "1"); else localStorage.removeItem(RELAY_ONLY); }
+
+/** The STUN and TURN servers the node's XMPP server offers (none when it offers none). */
+async function relays() {
+  try { return await api("/calls/ice"); } catch { return []; }
+}
+
+function fresh(call, stream, ice) {
+  return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
 }
 
 /** Sends to the node one after the other (a candidate never before the description). */
@@ -79,7 +93,9 @@ function send(path, json) {
 }
 
 function peer(c) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  // Relay only when asked, and when there is a relay to go through.
+  const relay = relayOnly() && c.ice.some((s) => s.urls.some((u) => u.startsWith("turn")));
+  const pc = new RTCPeerConnection({ iceServers: c.ice, iceTransportPolicy: relay ? "relay" : "all" });
   for (const track of c.stream.getTracks()) pc.addTrack(track, c.stream);
   pc.onicecandidate = (ev) => {
     if (ev.candidate && ev.candidate.candidate) send("candidate", { mid: ev.candidate.sdpMid || "0", candidate: ev.candidate.candidate });
@@ -93,12 +109,29 @@ function peer(c) {
     if (remote && remote.srcObject !== c.remote) remote.srcObject = c.remote;
   };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "connected" && !c.connectedAt) c.connectedAt = Date.now();
+    if (pc.connectionState === "connected" && !c.connectedAt) {
+      c.connectedAt = Date.now();
+      relayedPath(pc).then((yes) => { c.relayed = yes; render(c.call); });
+    }
     if (pc.connectionState === "failed") say(t("callFailedPath"));
     render(c.call);
   };
   c.pc = pc;
   return pc;
+}
+
+/** Whether the path the call took goes through a relay (TURN): said in the call's status. */
+async function relayedPath(pc) {
+  try {
+    const stats = await pc.getStats();
+    /** @type {any} */
+    let pair = null;
+    // (Report kinds are read into `kind`: `type` names the node's events in these modules.)
+    stats.forEach((r) => { const kind = r.type; if (kind === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+    if (!pair) stats.forEach((r) => { const kind = r.type; if (kind === "candidate-pair" && r.nominated && r.state === "succeeded") pair = r; });
+    if (!pair) return false;
+    return [pair.localCandidateId, pair.remoteCandidateId].some((id) => stats.get(id)?.candidateType === "relay");
+  } catch { return false; }
 }
 
 /** Moves this page's call on with what the node says of it, one step at a time. */
@@ -237,6 +270,7 @@ function render(call) {
     } else {
       const pcState = c?.pc?.connectionState;
       status.textContent = call.state === "calling" ? t("callCalling", { who: who(call) })
+        : pcState === "connected" && c.relayed ? t("callConnectedRelayed", { time: duration(Date.now() - c.connectedAt) })
         : pcState === "connected" ? t("callConnected", { time: duration(Date.now() - c.connectedAt) })
         : pcState === "failed" ? t("callFailedPath")
         : t("callConnecting");
@@ -306,8 +340,9 @@ async function answer(call, video) {
   let stream;
   try { stream = await media(video); } catch (e) { fail(e); return; }
   try {
+    const ice = await relays();
     const answered = await api(`/calls/${enc(call.id)}/answer`, { method: "POST", json: { tab: TAB } });
-    current = fresh(answered, stream);
+    current = fresh(answered, stream, ice);
     render(answered);
     await advance(answered);
   } catch (e) {

@@ -544,5 +544,90 @@ pub fn session_terminate(to: &FullJid, sid: &str, reason: Reason) -> Iq {
     set(to, j)
 }
 
+pub const NS_EXTDISCO: &str = "urn:xmpp:extdisco:2";
+/// The most relay and STUN servers taken from one answer.
+const MAX_SERVERS: usize = 16;
+
+/// A STUN or TURN server as a browser's `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:HOST:PORT`, `turn:HOST:PORT?transport=udp|tcp` or `turns:…`.
+    pub url: String,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// The servers an XEP-0215 answer (`<services xmlns='urn:xmpp:extdisco:2'>`) lists: STUN,
+/// TURN and TURNS over UDP or TCP, with their credentials; anything else, or a host or port
+/// that could not be in a URL, is left out. At most 16.
+pub fn read_ice_servers(services: &Element) -> Vec<IceServer> {
+    services
+        .children()
+        .filter(|c| c.is("service", NS_EXTDISCO))
+        .filter_map(|c| {
+            let kind = c.attr("type")?;
+            if !matches!(kind, "stun" | "turn" | "turns") {
+                return None;
+            }
+            let host = c.attr("host")?;
+            let host = match host.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+                Ok(v4) => v4.to_string(),
+                // A name: letters, digits, dots and dashes only.
+                Err(_)
+                    if !host.is_empty()
+                        && host.len() <= 253
+                        && host
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-') =>
+                {
+                    host.to_owned()
+                }
+                Err(_) => return None,
+            };
+            let port: u16 = c.attr("port").map_or(Ok(3478), str::parse).ok()?;
+            let mut url = format!("{kind}:{host}:{port}");
+            if kind != "stun" {
+                match c.attr("transport") {
+                    Some(t @ ("udp" | "tcp")) => url.push_str(&format!("?transport={t}")),
+                    None => {}
+                    Some(_) => return None,
+                }
+            }
+            let text = |name: &str| {
+                c.attr(name)
+                    .filter(|v| v.len() <= 512 && v.chars().all(|ch| !ch.is_control()))
+                    .map(str::to_owned)
+            };
+            Some(IceServer {
+                url,
+                username: text("username"),
+                credential: text("password"),
+            })
+        })
+        .take(MAX_SERVERS)
+        .collect()
+}
+
+impl crate::Client {
+    /// The STUN and TURN servers our server offers (XEP-0215), with fresh credentials;
+    /// none when it offers none (or does not know the protocol).
+    pub async fn ice_servers(&self) -> Result<Vec<IceServer>, crate::XmppError> {
+        let domain = jid::BareJid::from_parts(None, self.jid().domain());
+        let iq = Iq::Get {
+            from: None,
+            to: Some(Jid::from(domain)),
+            id: String::new(),
+            payload: Element::builder("services", NS_EXTDISCO).build(),
+        };
+        Ok(match self.iq(iq).await? {
+            Iq::Result {
+                payload: Some(p), ..
+            } if p.is("services", NS_EXTDISCO) => read_ice_servers(&p),
+            _ => Vec::new(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

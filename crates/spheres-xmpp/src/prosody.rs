@@ -28,6 +28,9 @@ pub struct ProsodyConfig {
     pub tls_port: u16,
     /// Anyone may create an account (for tests); otherwise only with an invite.
     pub open_registration: bool,
+    /// Also run a TURN server for calls (Debian's coturn, when installed) on the same
+    /// interface, whose short-lived credentials the server hands out (XEP-0215).
+    pub turn: bool,
 }
 
 impl ProsodyConfig {
@@ -39,9 +42,21 @@ impl ProsodyConfig {
             c2s_port: 0,
             tls_port: 0,
             open_registration: false,
+            turn: false,
         }
     }
 }
+
+/// The household's TURN server (coturn): where it listens, and the secret it shares with
+/// Prosody to check the credentials Prosody hands out (TURN REST, time-limited).
+struct Turn {
+    child: Option<Child>,
+    addr: SocketAddr,
+    secret: String,
+}
+
+/// How long the TURN credentials Prosody hands out last.
+const TURN_TTL_SECS: u32 = 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProsodyError {
@@ -78,6 +93,7 @@ pub struct ManagedProsody {
     child: Option<Child>,
     c2s: SocketAddr,
     tls: SocketAddr,
+    turn: Option<Turn>,
 }
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -100,6 +116,35 @@ fn free_port(ip: IpAddr) -> Result<u16, ProsodyError> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(io(Path::new("a free port")))
+}
+
+/// Starts `command`, tied to the node: it gets TERM when the node dies, however the node
+/// ends (kill -9 included); a household server left behind would hold the node's ports at
+/// its next start.
+fn spawn_tied(mut command: Command, name: &str) -> Result<Child, ProsodyError> {
+    let node = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes two raw system calls (prctl, getppid)
+    // through rustix, which neither allocates nor takes locks, and touches no memory but the
+    // copied `node` pid.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            // The node died before the line above: nobody would send the signal.
+            if rustix::process::getppid() != Some(node) {
+                return Err(std::io::Error::other("the node is gone"));
+            }
+            Ok(())
+        });
+    }
+    command.spawn().map_err(io(Path::new(name)))
+}
+
+/// 32 random bytes, hex.
+fn random_secret() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
 }
 
 fn is_root() -> bool {
@@ -165,16 +210,81 @@ impl ManagedProsody {
             };
         }
         make_certificates(&config.dir, &config.domain)?;
+        let turn = match (config.turn, which("turnserver")) {
+            (true, Some(_)) => Some(Turn {
+                child: None,
+                addr: SocketAddr::new(config.interface, free_port(config.interface)?),
+                secret: random_secret(),
+            }),
+            (true, None) => {
+                tracing::warn!(
+                    "coturn is not installed: calls get no relay, and may not cross some routers (apt-get install coturn)"
+                );
+                None
+            }
+            _ => None,
+        };
         let cfg_path = config.dir.join("prosody.cfg.lua");
-        std::fs::write(&cfg_path, render_config(&config)?).map_err(io(&cfg_path))?;
+        // Private: it holds the TURN secret.
+        write_private(&cfg_path, render_config(&config, turn.as_ref())?.as_bytes())?;
         let mut server = ManagedProsody {
             c2s: SocketAddr::new(config.interface, config.c2s_port),
             tls: SocketAddr::new(config.interface, config.tls_port),
             config,
             child: None,
+            turn,
         };
+        server.spawn_turn().await?;
         server.spawn().await?;
         Ok(server)
+    }
+
+    /// Where the household's TURN server listens (UDP and TCP), when it runs one.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(|t| t.addr)
+    }
+
+    /// Writes coturn's configuration and starts it, tied to the node like Prosody, and waits
+    /// until it accepts TCP.
+    async fn spawn_turn(&mut self) -> Result<(), ProsodyError> {
+        let Some(turn) = self.turn.as_mut() else {
+            return Ok(());
+        };
+        let dir = self.config.dir.join("turn");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let conf = dir.join("turnserver.conf");
+        write_private(
+            &conf,
+            render_turn_config(&self.config, turn, &dir)?.as_bytes(),
+        )?;
+        let log = dir.join("stdout.log");
+        let out = std::fs::File::create(&log).map_err(io(&log))?;
+        let err = out.try_clone().map_err(io(&log))?;
+        let mut command = Command::new("turnserver");
+        command
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        let mut child = spawn_tied(command, "turnserver")?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while tokio::net::TcpStream::connect(turn.addr).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(ProsodyError::Exited {
+                    status: status.to_string(),
+                    log,
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err(ProsodyError::StartTimeout(START_TIMEOUT, log));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        turn.child = Some(child);
+        Ok(())
     }
 
     async fn spawn(&mut self) -> Result<(), ProsodyError> {
@@ -190,26 +300,7 @@ impl ManagedProsody {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true);
-        // The server dies with its node, however the node ends (kill -9 included): a
-        // household server left behind would hold the node's ports at its next start.
-        let node = rustix::process::getpid();
-        // SAFETY: the closure runs in the child between fork and exec, where only
-        // async-signal-safe calls are allowed: it makes two raw system calls (prctl,
-        // getppid) through rustix, which neither allocates nor takes locks, and touches no
-        // memory but the copied `node` pid.
-        unsafe {
-            command.pre_exec(move || {
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::TERM,
-                ))?;
-                // The node died before the line above: nobody would send the signal.
-                if rustix::process::getppid() != Some(node) {
-                    return Err(std::io::Error::other("the node is gone"));
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().map_err(io(Path::new("prosody")))?;
+        let mut child = spawn_tied(command, "prosody")?;
         // Wait on the ports, not the pid file: Prosody writes it before it listens.
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -234,8 +325,16 @@ impl ManagedProsody {
         Ok(())
     }
 
-    /// Restarts the server if it has died; returns whether it had to.
+    /// Restarts the server (and its TURN server) if it has died; returns whether it had to.
     pub async fn supervise(&mut self) -> Result<bool, ProsodyError> {
+        let turn_dead = self
+            .turn
+            .as_mut()
+            .is_some_and(|t| !matches!(t.child.as_mut().map(|c| c.try_wait()), Some(Ok(None))));
+        if turn_dead {
+            tracing::warn!("the TURN server is not running; restarting it");
+            self.spawn_turn().await?;
+        }
         let alive = match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
@@ -428,7 +527,35 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProsodyError> {
     f.write_all(bytes).map_err(io(path))
 }
 
-fn render_config(c: &ProsodyConfig) -> Result<String, ProsodyError> {
+fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String, ProsodyError> {
+    let dir = lua_safe(
+        dir.to_str()
+            .ok_or_else(|| ProsodyError::Invalid("the data folder's path is not UTF-8".into()))?,
+    )?;
+    Ok(format!(
+        "# Written by spheres; changes are overwritten at the next start.\n\
+         listening-ip={ip}\nrelay-ip={ip}\nlistening-port={port}\n\
+         min-port=49152\nmax-port=65535\n\
+         use-auth-secret\nstatic-auth-secret={secret}\nrealm={realm}\n\
+         fingerprint\nno-cli\nno-tls\nno-dtls\nno-multicast-peers\nno-software-attribute\n\
+         denied-peer-ip=0.0.0.0-0.255.255.255\n{loopback}\
+         total-quota=64\nuser-quota=8\nstale-nonce=600\n\
+         pidfile={dir}/turnserver.pid\nlog-file={dir}/turnserver.log\nsimple-log\n",
+        ip = t.addr.ip(),
+        port = t.addr.port(),
+        secret = t.secret,
+        realm = lua_safe(&c.domain)?,
+        // On loopback only, the relay serves this machine's browsers, whose addresses may be
+        // loopback ones too; anywhere else it never relays to this machine's loopback.
+        loopback = if t.addr.ip().is_loopback() {
+            "allow-loopback-peers\n"
+        } else {
+            ""
+        },
+    ))
+}
+
+fn render_config(c: &ProsodyConfig, turn: Option<&Turn>) -> Result<String, ProsodyError> {
     let dir = c
         .dir
         .to_str()
@@ -473,6 +600,7 @@ archive_expires_after = "never"
 limits = {{ c2s = {{ rate = "10mb/s" }} }}
 
 VirtualHost "{domain}"
+{turn}
 
 Component "rooms.{domain}" "muc"
   modules_enabled = {{ "muc_mam" }}
@@ -482,6 +610,15 @@ Component "rooms.{domain}" "muc"
   muc_room_locking = false
 "#,
         run_as_root = if is_root() { "run_as_root = true" } else { "" },
+        // XEP-0215: the TURN server's address and credentials that expire (TURN REST).
+        turn = turn.map_or(String::new(), |t| format!(
+            "  modules_enabled = {{ \"turn_external\" }}\n  turn_external_secret = \"{}\"\n  \
+             turn_external_host = \"{}\"\n  turn_external_port = {}\n  turn_external_tcp = true\n  \
+             turn_external_ttl = {TURN_TTL_SECS}\n",
+            t.secret,
+            t.addr.ip(),
+            t.addr.port()
+        )),
         iface = c.interface,
         c2s = c.c2s_port,
         tls = c.tls_port,

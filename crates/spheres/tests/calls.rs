@@ -42,7 +42,9 @@ fn call(n: &Node, with: &str) -> (u16, Value) {
 /// is open, he accepts, both pages get the other's video frames and sound (measured in the
 /// page), alice turns her camera off and hangs up, bob's page says so; bob calls alice, who
 /// declines; alice calls off before bob answers, a missed call for him on a phone's screen;
-/// his conversation with her lists the three calls, from the archive; French; no serious accessibility issue on the ringing panel (axe). The script:
+/// his conversation with her lists the three calls, from the archive; French; bob hides his
+/// address from those he calls (Settings): her call goes through the household's TURN server
+/// (coturn, credentials from Prosody over XEP-0215) and his page says so; no serious accessibility issue on the ringing panel (axe). The script:
 /// tests/browser/call.mjs.
 #[test]
 fn two_browsers_call_each_other_through_their_nodes() {
@@ -64,6 +66,7 @@ fn two_browsers_call_each_other_through_their_nodes() {
             "missed",
             "history",
             "french",
+            "relayed",
             "ok",
         ],
     );

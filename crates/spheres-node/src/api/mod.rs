@@ -511,6 +511,7 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/chats/{jid}/security", get(chat_security))
         .route("/calls", get(calls).post(start_call))
+        .route("/calls/ice", get(ice_servers))
         .route("/calls/{id}/answer", post(answer_call))
         .route("/calls/{id}/hangup", post(hang_up))
         .route("/calls/{id}/describe", post(describe_call))
@@ -937,6 +938,10 @@ async fn send_chat(
 
 async fn calls(State(api): State<Api>) -> ApiResult<Vec<types::CallInfo>> {
     Ok(Json(api.node.calls()))
+}
+
+async fn ice_servers(State(api): State<Api>) -> ApiResult<Vec<types::IceServerInfo>> {
+    Ok(Json(api.node.ice_servers().await))
 }
 
 async fn start_call(State(api): State<Api>, Json(b): Json<CallBody>) -> ApiResult<types::CallInfo> {

@@ -587,6 +587,20 @@ pub struct RemoteCandidate {
     pub candidate: String,
 }
 
+/// A STUN or TURN server for the page's `RTCPeerConnection`, as `RTCIceServer` takes it
+/// (credentials from the XMPP server, XEP-0215, short-lived).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct IceServerInfo {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub credential: Option<String>,
+}
+
 /// A call: live, or ended a short while ago.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -1156,6 +1170,7 @@ mod tests {
             RemoteDescription::decl(&cfg),
             RemoteCandidate::decl(&cfg),
             CallInfo::decl(&cfg),
+            IceServerInfo::decl(&cfg),
             Photo::decl(&cfg),
             Exported::decl(&cfg),
             Imported::decl(&cfg),

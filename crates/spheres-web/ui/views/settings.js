@@ -1,6 +1,7 @@
 // Settings: the account, the node's network (refreshed when reachability changes), the
 // bandwidth limits, the web password, export and import, logging out.
 import { api, fail, failLoad, get, putFile } from "../api.js";
+import { relayOnly, setRelayOnly } from "../call.js";
 import { h, say } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
@@ -89,10 +90,15 @@ export function mount(el) {
           ...r.not_done.map((n) => h("li", {}, t(`notDone_${n.kind}`, { name: n.name }) + (n.detail ? ` (${n.detail})` : ""))));
       } catch (e) { fail(e); } finally { sent.hidden = true; }
     } }, h("label", { for: "import-file" }, t("importFrom")), archive, sent, h("button", { type: "submit" }, t("import")));
+    // Calls: this browser's address hidden from the other side (always through a relay).
+    const hide = h("input", { id: "calls-relay-only", type: "checkbox", checked: relayOnly(), onchange: () => setRelayOnly(hide.checked) });
+    const calls = [h("h2", {}, t("callsSettings")),
+      h("p", {}, hide, " ", h("label", { for: "calls-relay-only" }, t("callsRelayOnly"))),
+      h("p", { class: "meta" }, t("callsRelayOnlyHelp"))];
     const data = [h("h2", {}, t("yourData")),
       h("p", {}, h("a", { href: "/api/export", download: "" }, t("exportAll"))), importForm, report];
     el.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← " + t("back"))), h("h1", {}, t("settings")), ...list.flat(),
-      h("h2", {}, t("limits")), limitsForm, h("h2", {}, t("password")), pwForm, ...data, h("p", {}, out));
+      h("h2", {}, t("limits")), limitsForm, ...calls, h("h2", {}, t("password")), pwForm, ...data, h("p", {}, out));
   }
 
   /** Only the network section: the forms keep what is being typed. */

@@ -322,3 +322,31 @@ fn the_archive_tells_how_calls_went() {
         ]
     );
 }
+
+/// XEP-0215 as Prosody's mod_turn_external answers: STUN and TURN over UDP and TCP with
+/// time-limited credentials; what could not be in a URL is left out.
+#[test]
+fn relay_servers_read_as_a_browser_takes_them() {
+    let xml = "<services xmlns='urn:xmpp:extdisco:2'>\
+        <service type='stun' transport='udp' host='192.0.2.1' port='3478'/>\
+        <service type='turn' transport='tcp' host='::1' port='3479' username='1700000000' password='c2VjcmV0' expires='2026-12-02T12:00:00Z' restricted='1'/>\
+        <service type='turn' transport='udp' host='turn.home.test' username='u' password='p'/>\
+        <service type='turn' transport='sctp' host='a.test' port='1'/>\
+        <service type='turn' host='a b' port='1'/>\
+        <service type='ftp' host='a.test' port='21'/>\
+        <service type='stun' host='a.test' port='99999'/>\
+        </services>";
+    let servers = read_ice_servers(&xml.parse::<Element>().unwrap());
+    let urls: Vec<&str> = servers.iter().map(|s| s.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "stun:192.0.2.1:3478",
+            "turn:[::1]:3479?transport=tcp",
+            "turn:turn.home.test:3478?transport=udp"
+        ]
+    );
+    assert_eq!(servers[1].username.as_deref(), Some("1700000000"));
+    assert_eq!(servers[1].credential.as_deref(), Some("c2VjcmV0"));
+    assert_eq!(servers[0].username, None);
+}
