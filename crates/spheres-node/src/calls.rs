@@ -31,8 +31,10 @@ use crate::{Node, lock, now_secs};
 pub(crate) const RING_SECS: i64 = 60;
 /// How long an answered call may take to exchange its descriptions, in seconds.
 pub(crate) const CONNECT_SECS: i64 = 60;
-/// Calls at once (live), and ended ones kept for the page.
+/// Calls at once (live), and ended ones kept for the page. Calls that ring here take one
+/// less, so that ringing calls never keep us from placing one.
 const MAX_LIVE: usize = 8;
+const MAX_RINGING: usize = MAX_LIVE - 1;
 const MAX_ENDED: usize = 20;
 /// Candidates kept per call, each side.
 const MAX_CANDIDATES: usize = 2 * MAX_ITEMS;
@@ -466,7 +468,7 @@ impl Calls {
                     tracing::info!(from = %from, "ignoring a call from someone who is not a contact");
                     return (out, false);
                 }
-                if self.busy() || self.live().count() >= MAX_LIVE {
+                if self.busy() || self.live().count() >= MAX_RINGING {
                     let mut reject = Ring::new(id, RingKind::Reject);
                     reject.reason = Some(Reason::Busy);
                     out.push(Out::Message(
@@ -612,6 +614,7 @@ impl Calls {
                 let Some(c) = self.calls.get_mut(sid) else {
                     return (vec![Out::Answer(req.unknown_session())], false);
                 };
+                let before = c.candidates.len();
                 for (mid, cand) in cands {
                     if c.candidates.len() >= MAX_CANDIDATES {
                         break;
@@ -621,7 +624,8 @@ impl Calls {
                         candidate: cand.to_sdp(),
                     });
                 }
-                (vec![Out::Answer(req.ack())], true)
+                // Changed (and so an event) only when something was kept.
+                (vec![Out::Answer(req.ack())], c.candidates.len() > before)
             }
             Action::SessionInfo => (vec![Out::Answer(req.ack())], false),
             Action::SessionTerminate => {
@@ -693,7 +697,12 @@ impl Calls {
 
     /// A session-initiate without a proposal before it (older clients call so): it rings.
     fn direct_call(&mut self, req: &JingleRequest, now: i64) -> (Vec<Out>, bool) {
-        if self.busy() || self.live().count() >= MAX_LIVE {
+        // Busy, full, or this person already rings here (one call at a time rings from one
+        // person, however it started).
+        let ringing_already = self
+            .live()
+            .any(|c| c.with == req.from.to_bare() && c.state == CallState::Ringing);
+        if self.busy() || self.live().count() >= MAX_RINGING || ringing_already {
             return (
                 vec![
                     Out::Answer(req.ack()),
@@ -734,6 +743,24 @@ impl Calls {
             ));
         }
         (out, true)
+    }
+
+    /// A device of someone's went offline: a call with it ends. Returns whether any did.
+    pub(crate) fn peer_gone(&mut self, device: &FullJid, now: i64) -> bool {
+        let gone: Vec<String> = self
+            .live()
+            .filter(|c| c.peer.as_ref() == Some(device))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in &gone {
+            let end = match self.calls.get(id).map(|c| (c.state, c.outgoing)) {
+                Some((CallState::Ringing, false)) => CallEnd::Missed,
+                _ => CallEnd::Failed,
+            };
+            let why = (end == CallEnd::Failed).then(|| "the other device went offline".to_owned());
+            self.end(id, end, why, now);
+        }
+        !gone.is_empty()
     }
 
     /// A request of ours about call `id` failed (the other device is gone, or refused it).
@@ -855,6 +882,8 @@ impl Node {
                                 Ok(_) => return,
                                 Err(e) => format!("no answer from the other side: {e}"),
                             };
+                            // What the other side wrote, shown on the page: short.
+                            let why: String = why.chars().take(120).collect();
                             if let Some(node) = node.upgrade()
                                 && lock(&node.calls).failed(&id, why, now_secs())
                             {
@@ -995,13 +1024,21 @@ impl Node {
         let (out, changed) = lock(&self.calls).on_ring(from, ring, &me, contact, now_secs());
         self.send_calls(out).await;
         if changed {
-            if lock(&self.calls)
-                .get(&id)
-                .is_some_and(|c| c.state == CallState::Ringing)
-            {
-                self.calls_tick_in(RING_SECS);
+            // A call that rings here rings a minute at most; one answered there (proceed)
+            // has a minute to exchange its descriptions.
+            match lock(&self.calls).get(&id).map(|c| c.state) {
+                Some(CallState::Ringing) => self.calls_tick_in(RING_SECS),
+                Some(CallState::Connecting) => self.calls_tick_in(CONNECT_SECS),
+                _ => {}
             }
             self.emit(NodeEvent::Call { id });
+        }
+    }
+
+    /// A contact's device went offline: a call with it ends.
+    pub(crate) fn call_peer_gone(&self, device: &FullJid) {
+        if lock(&self.calls).peer_gone(device, now_secs()) {
+            self.emit(NodeEvent::Call { id: String::new() });
         }
     }
 

@@ -80,6 +80,9 @@ impl Node {
                 resources.insert(resource);
             }
         } else {
+            if let Ok(device) = spheres_xmpp::FullJid::new(&format!("{who}/{resource}")) {
+                self.call_peer_gone(&device);
+            }
             let mut all = lock(&self.contacts.online);
             if let Some(r) = all.get_mut(&bare) {
                 r.remove(&resource);

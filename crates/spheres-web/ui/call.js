@@ -72,10 +72,17 @@ const RELAY_ONLY = "spheres.callsRelayOnly";
 export function relayOnly() { return localStorage.getItem(RELAY_ONLY) === "1"; }
 export function setRelayOnly(yes) { if (yes) localStorage.setItem(RELAY_ONLY, "1"); else localStorage.removeItem(RELAY_ONLY); }
 
-/** The STUN and TURN servers the node's XMPP server offers (none when it offers none). */
+/** The STUN and TURN servers the node's XMPP server offers (none when it offers none).
+ *  Throws when this browser hides its address and there is no relay to hide it behind: the
+ *  call would give the address away. */
 async function relays() {
-  try { return await api("/calls/ice"); } catch { return []; }
+  let ice = [];
+  try { ice = await api("/calls/ice"); } catch { ice = []; }
+  if (relayOnly() && !hasRelay(ice)) throw new Error(t("callNoRelay"));
+  return ice;
 }
+
+function hasRelay(ice) { return ice.some((s) => s.urls.some((u) => u.startsWith("turn"))); }
 
 function fresh(call, stream, ice) {
   return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
@@ -94,7 +101,7 @@ function send(path, json) {
 
 function peer(c) {
   // Relay only when asked, and when there is a relay to go through.
-  const relay = relayOnly() && c.ice.some((s) => s.urls.some((u) => u.startsWith("turn")));
+  const relay = relayOnly() && hasRelay(c.ice);
   const pc = new RTCPeerConnection({ iceServers: c.ice, iceTransportPolicy: relay ? "relay" : "all" });
   for (const track of c.stream.getTracks()) pc.addTrack(track, c.stream);
   pc.onicecandidate = (ev) => {

@@ -586,6 +586,9 @@ pub fn read_ice_servers(services: &Element) -> Vec<IceServer> {
                 Err(_) => return None,
             };
             let port: u16 = c.attr("port").map_or(Ok(3478), str::parse).ok()?;
+            if port == 0 {
+                return None;
+            }
             let mut url = format!("{kind}:{host}:{port}");
             if kind != "stun" {
                 match c.attr("transport") {
@@ -599,10 +602,15 @@ pub fn read_ice_servers(services: &Element) -> Vec<IceServer> {
                     .filter(|v| v.len() <= 512 && v.chars().all(|ch| !ch.is_control()))
                     .map(str::to_owned)
             };
+            let (username, credential) = (text("username"), text("password"));
+            // A relay without credentials is one a browser refuses to be given at all.
+            if kind != "stun" && (username.is_none() || credential.is_none()) {
+                return None;
+            }
             Some(IceServer {
                 url,
-                username: text("username"),
-                credential: text("password"),
+                username,
+                credential,
             })
         })
         .take(MAX_SERVERS)

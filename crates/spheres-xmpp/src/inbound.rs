@@ -190,6 +190,13 @@ fn from_message(m: Message, me: &BareJid) -> Option<Inbound> {
         return Some(Inbound::Feed(feed));
     }
     if let Some(ring) = crate::call::Ring::from_message(&m) {
+        // A proposal kept while we were away (delivered late, XEP-0203) is history, not a
+        // call ringing now: the caller has long given up.
+        if matches!(ring.kind, crate::call::RingKind::Propose { .. })
+            && m.payloads.iter().any(|p| p.is("delay", "urn:xmpp:delay"))
+        {
+            return None;
+        }
         // Calls ring from a device, never from a bare address.
         let from = from.try_into_full().ok()?;
         return Some(Inbound::Ring { from, ring });
@@ -364,6 +371,26 @@ mod tests {
             Inbound::from_event(Event::Message(m), &me()),
             Some(Inbound::SealedChat { .. })
         ));
+    }
+
+    /// A proposal delivered late (kept offline while we were away) does not ring; one live
+    /// does.
+    #[test]
+    fn a_proposal_delivered_late_does_not_ring() {
+        let live = "<message xmlns='jabber:client' from='bob@home.test/phone' type='chat'>\
+            <propose xmlns='urn:xmpp:jingle-message:0' id='s1'>\
+            <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'/></propose></message>";
+        let m = Message::try_from(live.parse::<minidom::Element>().unwrap()).unwrap();
+        assert!(matches!(
+            Inbound::from_event(Event::Message(m), &me()),
+            Some(Inbound::Ring { .. })
+        ));
+        let late = live.replace(
+            "</propose>",
+            "</propose><delay xmlns='urn:xmpp:delay' from='home.test' stamp='2026-12-01T08:00:00Z'/>",
+        );
+        let m = Message::try_from(late.parse::<minidom::Element>().unwrap()).unwrap();
+        assert!(Inbound::from_event(Event::Message(m), &me()).is_none());
     }
 
     #[test]

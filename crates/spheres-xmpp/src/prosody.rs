@@ -211,6 +211,12 @@ impl ManagedProsody {
         }
         make_certificates(&config.dir, &config.domain)?;
         let turn = match (config.turn, which("turnserver")) {
+            (true, Some(_)) if config.interface.is_unspecified() => {
+                tracing::warn!(
+                    "the household listens on every address: calls get no relay (give --xmpp-listen one address)"
+                );
+                None
+            }
             (true, Some(_)) => Some(Turn {
                 child: None,
                 addr: SocketAddr::new(config.interface, free_port(config.interface)?),
@@ -538,7 +544,10 @@ fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String,
          min-port=49152\nmax-port=65535\n\
          use-auth-secret\nstatic-auth-secret={secret}\nrealm={realm}\n\
          fingerprint\nno-cli\nno-tls\nno-dtls\nno-multicast-peers\nno-software-attribute\n\
-         denied-peer-ip=0.0.0.0-0.255.255.255\n{loopback}\
+         no-tcp-relay\n\
+         denied-peer-ip=0.0.0.0-0.255.255.255\n\
+         denied-peer-ip=169.254.0.0-169.254.255.255\n\
+         denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n{loopback}\
          total-quota=64\nuser-quota=8\nstale-nonce=600\n\
          pidfile={dir}/turnserver.pid\nlog-file={dir}/turnserver.log\nsimple-log\n",
         ip = t.addr.ip(),

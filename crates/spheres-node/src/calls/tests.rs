@@ -469,3 +469,49 @@ fn the_pages_input_is_checked() {
         Err(NodeError::NotFound(_))
     ));
 }
+
+/// A hostile contact cannot fill every slot: one call rings from one person however it
+/// started, and ringing calls leave room for ours; a call whose other device goes offline
+/// ends; candidates past the bound change nothing.
+#[test]
+fn one_person_cannot_fill_the_calls() {
+    let mut b = Calls::default();
+    let bob = full(BOB);
+    let session = Session::parse_sdp(OFFER).unwrap();
+    let mut rang = 0;
+    for i in 0..MAX_LIVE + 2 {
+        let sid = format!("d{i}");
+        let o = Out::Request(
+            sid.clone(),
+            signal::session_initiate(&bob, &sid, &full(ALICE), &session),
+        );
+        let (_, req) = request_of(&o, ALICE).unwrap();
+        if b.on_jingle(&req, true, 1).1 {
+            rang += 1;
+        }
+    }
+    assert_eq!(rang, 1, "one call rings from alice");
+    // Others' calls still ring, up to the bound for ringing calls, and we can still call.
+    for i in 0..MAX_LIVE {
+        b.on_ring(
+            full(&format!("p{i}@home.test/x")),
+            Ring::new(format!("p{i}"), RingKind::Propose { video: false }),
+            &bob,
+            true,
+            2,
+        );
+    }
+    assert_eq!(
+        b.list()
+            .iter()
+            .filter(|c| c.state == CallState::Ringing)
+            .count(),
+        MAX_RINGING
+    );
+    b.start("mine".into(), bare("carol@home.test"), false, "t", 3)
+        .unwrap();
+    // Alice's device goes offline: her call is a missed one.
+    assert!(b.peer_gone(&full(ALICE), 4));
+    assert_eq!(b.get("d0").unwrap().end, Some(CallEnd::Missed));
+    assert!(!b.peer_gone(&full(ALICE), 5));
+}

@@ -60,7 +60,8 @@ export function mount(el, { jid }) {
   life.add(on(["chat", "call", "resync"], (e) => {
     // The conversation is read from the archive: 300 ms after the event, as it always was.
     // A call's ringing messages are in it too.
-    if ((e.type === "chat" && e.with === jid) || e.type === "call") life.later(again, 300);
+    if (e.type === "chat" && e.with === jid) life.later(again, 300);
+    if (e.type === "call") life.soon(again);
     if (e.type === "resync") life.soon(again);
   }));
   return () => life.end();

@@ -335,6 +335,8 @@ fn relay_servers_read_as_a_browser_takes_them() {
         <service type='turn' host='a b' port='1'/>\
         <service type='ftp' host='a.test' port='21'/>\
         <service type='stun' host='a.test' port='99999'/>\
+        <service type='stun' host='a.test' port='0'/>\
+        <service type='turn' transport='udp' host='b.test' port='3478'/>\
         </services>";
     let servers = read_ice_servers(&xml.parse::<Element>().unwrap());
     let urls: Vec<&str> = servers.iter().map(|s| s.url.as_str()).collect();
