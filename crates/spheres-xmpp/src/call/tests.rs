@@ -1,23 +1,7 @@
 use super::*;
 
-const AUDIO_OFFER: &str = "v=0\r
-o=- 4611731400430051336 2 IN IP4 127.0.0.1\r
-s=-\r
-t=0 0\r
-a=group:BUNDLE 0\r
-a=msid-semantic: WMS\r
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r
-c=IN IP4 0.0.0.0\r
-a=ice-ufrag:u1Xa\r
-a=ice-pwd:p4ssw0rdp4ssw0rdp4ssw0rd\r
-a=fingerprint:sha-256 0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9\r
-a=setup:actpass\r
-a=mid:0\r
-a=sendrecv\r
-a=rtcp-mux\r
-a=rtpmap:111 opus/48000/2\r
-a=fmtp:111 minptime=10;useinbandfec=1\r
-";
+/// A browser's audio offer, as Chromium writes one (CRLF line ends); the node's tests use it too.
+const AUDIO_OFFER: &str = include_str!("audio-offer.sdp");
 
 fn jid(s: &str) -> Jid {
     Jid::new(s).unwrap()
