@@ -1,8 +1,10 @@
 #![no_main]
-//! Any XML as a call's ringing element or a Jingle request (what anyone can send to our
-//! account): never panics; a ringing element we read, we write back the same; a request we
-//! read gives its session, candidates and reason or an error, and our answers serialize.
+//! Any XML as a call's ringing element, a room call presence or a Jingle request (what anyone
+//! can send to our account): never panics; a ringing element or a call presence we read, we
+//! write back the same; a request we read gives its session, candidates, reason and room or
+//! an error, and our answers serialize.
 use libfuzzer_sys::fuzz_target;
+use spheres_xmpp::call::muji::{self, Muji};
 use spheres_xmpp::call::{JingleRequest, Ring};
 use spheres_xmpp::{Element, Iq, Jid, Message};
 
@@ -18,6 +20,11 @@ fuzz_target!(|data: &[u8]| {
         let back = Ring::from_message(&back).expect("ours reads back");
         assert_eq!((back.id, back.kind), (ring.id, ring.kind));
     }
+    // A room presence's call payload (XEP-0272): what we read, we write back the same.
+    let m = Muji::from_element(&e);
+    let wire: Element = String::from(&m.to_element()).parse().expect("ours is XML");
+    assert_eq!(Muji::from_element(&wire), m);
+    let _ = muji::session_room(&e);
     let iq = Iq::Set {
         from: Some(Jid::new("alice@home.test/phone").expect("a JID")),
         to: None,
@@ -28,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = req.session();
         let _ = req.candidates();
         let _ = req.reason();
-        for answer in [req.ack(), req.unknown_session(), req.out_of_order(), req.bad_request("x")] {
+        let _ = req.room();
+        for answer in [req.ack(), req.unknown_session(), req.out_of_order(), req.bad_request("x"), req.tie_break()] {
             let _ = String::from(&Element::from(answer));
         }
     }

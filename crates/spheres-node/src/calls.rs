@@ -77,6 +77,8 @@ struct Call {
     /// Our candidates given before our description went out.
     queued: Vec<(String, Candidate)>,
     sent: usize,
+    /// A leg of a call in a sphere's room (XEP-0272): the room, and the sphere's name.
+    room: Option<(BareJid, String)>,
 }
 
 impl Call {
@@ -111,6 +113,7 @@ impl Call {
             local: None,
             queued: Vec::new(),
             sent: 0,
+            room: None,
         }
     }
 
@@ -129,6 +132,7 @@ impl Call {
             ended: self.ended,
             remote: self.remote.clone(),
             candidates: self.candidates.clone(),
+            sphere: self.room.as_ref().map(|(_, s)| s.clone()),
         }
     }
 
@@ -150,6 +154,8 @@ fn message_id() -> String {
 pub(crate) struct Calls {
     calls: HashMap<String, Call>,
     ended: VecDeque<String>,
+    /// The sphere call we are in, if any.
+    group: Option<group::Group>,
 }
 
 impl Calls {
@@ -379,7 +385,10 @@ impl Calls {
         let session = Session::parse_sdp(sdp)
             .map_err(|e| NodeError::BadInput(format!("the browser's description: {e}")))?;
         let iq = match (c.outgoing, kind) {
-            (true, "offer") => signal::session_initiate(&peer, id, me, &session),
+            (true, "offer") => match &c.room {
+                Some((room, _)) => signal::session_initiate_in(&peer, id, me, &session, room),
+                None => signal::session_initiate(&peer, id, me, &session),
+            },
             (false, "answer") if c.remote.is_some() => {
                 c.state = CallState::Active;
                 signal::session_accept(&peer, id, me, &session)
@@ -580,7 +589,8 @@ impl Calls {
     ) -> (Vec<Out>, bool) {
         let sid = req.sid.as_str();
         let Some(c) = self.calls.get(sid).cloned() else {
-            if req.action == Action::SessionInitiate && contact {
+            // A session of a sphere's call never rings (see `group_leg`).
+            if req.action == Action::SessionInitiate && contact && req.room().is_none() {
                 return self.direct_call(req, now);
             }
             // A stranger's session, or one we do not know: the same answer for both.
@@ -631,6 +641,8 @@ impl Calls {
             Action::SessionTerminate => {
                 let end = match req.reason() {
                     _ if !c.live() => return (vec![Out::Answer(req.ack())], false),
+                    // A leg of a sphere's call: they left it.
+                    _ if c.room.is_some() => CallEnd::TheyHungUp,
                     Reason::Decline if c.answered.is_none() => CallEnd::Declined,
                     Reason::Busy => CallEnd::Busy,
                     Reason::Cancel | Reason::Timeout if c.answered.is_none() => CallEnd::Missed,
@@ -1052,6 +1064,12 @@ impl Node {
     /// A Jingle request: answered, and acted on.
     pub(crate) async fn on_jingle(self: &Arc<Self>, req: JingleRequest) {
         let known = lock(&self.calls).get(&req.sid).is_some();
+        if !known
+            && req.action == Action::SessionInitiate
+            && let Some(room) = req.room()
+        {
+            return self.on_group_jingle(req, room).await;
+        }
         let contact = !known
             && req.action == Action::SessionInitiate
             && self.is_contact(&req.from.to_bare()).await.unwrap_or(false);
@@ -1067,5 +1085,6 @@ impl Node {
     }
 }
 
+mod group;
 #[cfg(test)]
 mod tests;

@@ -265,6 +265,11 @@ impl Node {
             return;
         };
         let real = occ.jid.as_ref().map(|j| j.to_bare());
+        // Their part in the room's call (XEP-0272), for the call we may be in.
+        let in_call = (
+            occ.present && occ.muji.as_ref().is_some_and(|m| m.in_call()),
+            occ.jid.clone(),
+        );
         if occ.affiliation == spheres_xmpp::muc::Affiliation::Owner
             && let Some(owner) = &real
         {
@@ -285,6 +290,9 @@ impl Node {
             Seen::Went => (false, None),
             Seen::Came { grant } => (true, grant),
         };
+        if let (in_call, Some(device)) = in_call {
+            self.group_presence(&room, &device, in_call).await;
+        }
         self.emit(NodeEvent::Presence {
             sphere: sphere.name.clone(),
         });

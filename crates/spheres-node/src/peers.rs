@@ -195,10 +195,7 @@ impl Node {
         if let Ok(spheres) = self.store.spheres().await {
             for sphere in spheres {
                 if let Ok(room) = BareJid::new(&sphere.room) {
-                    let _ = self
-                        .xmpp
-                        .join_room(&room, &self.nick, Some(self.endpoints()))
-                        .await;
+                    self.send_room_presence(&room).await;
                 }
             }
         }

@@ -318,6 +318,7 @@ mod tests {
             present,
             is_self: false,
             codes: vec![],
+            muji: None,
             endpoints: Some(Endpoints {
                 endpoints: vec![
                     Endpoint {

@@ -140,9 +140,10 @@ impl Node {
             return;
         };
         lock(&self.rooms).joining(&sphere.room);
+        let muji = lock(&self.calls).muji_for(&room);
         if let Err(e) = self
             .xmpp
-            .join_room(&room, &self.nick, Some(self.endpoints()))
+            .room_presence(&room, &self.nick, Some(self.endpoints()), muji.as_ref())
             .await
         {
             tracing::warn!(sphere = %sphere.name, error = %e, "cannot join the sphere's room");

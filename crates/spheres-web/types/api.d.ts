@@ -289,7 +289,12 @@ remote?: RemoteDescription,
 /**
  * The other side's candidates so far, in the order they came.
  */
-candidates: Array<RemoteCandidate>, };
+candidates: Array<RemoteCandidate>, 
+/**
+ * A leg of a call in this sphere (one browser to one other, in a mesh): not a call of
+ * its own; `/api/spheres/{name}/call` says who is in that call.
+ */
+sphere?: string, };
 
 export type IceServerInfo = { urls: Array<string>, username?: string, credential?: string, };
 

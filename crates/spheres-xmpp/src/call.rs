@@ -22,6 +22,8 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use crate::jingle::{Candidate, JingleError, NS_ICE, NS_JINGLE, NS_RTP, Role, Session};
 
+pub mod muji;
+
 pub const NS_JMI: &str = "urn:xmpp:jingle-message:0";
 pub const NS_JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
 pub const NS_RTP_INFO: &str = "urn:xmpp:jingle:apps:rtp:info:1";
@@ -353,6 +355,11 @@ impl JingleRequest {
         })
     }
 
+    /// The room whose call this session belongs to (XEP-0272), if it says one.
+    pub fn room(&self) -> Option<jid::BareJid> {
+        muji::session_room(&self.jingle)
+    }
+
     /// The session a `session-initiate` (by the initiator) or `session-accept` (by the
     /// responder) describes.
     pub fn session(&self) -> Result<Session, JingleError> {
@@ -443,6 +450,16 @@ impl JingleRequest {
         e
     }
 
+    /// Both sides opened a session at once; theirs yields to ours (XEP-0166 §7.2.16).
+    pub fn tie_break(&self) -> Iq {
+        self.error(
+            ErrorType::Cancel,
+            DefinedCondition::Conflict,
+            "tie-break",
+            "a session between us is already open",
+        )
+    }
+
     fn error(&self, kind: ErrorType, condition: DefinedCondition, jingle: &str, text: &str) -> Iq {
         let mut error = StanzaError::new(kind, condition, "en", text);
         if !jingle.is_empty() {
@@ -494,6 +511,22 @@ fn described(to: &FullJid, sid: &str, by: Role, me: &FullJid, session: &Session)
 /// `session-initiate` to `to`: the caller's (`initiator`'s) description.
 pub fn session_initiate(to: &FullJid, sid: &str, initiator: &FullJid, session: &Session) -> Iq {
     described(to, sid, Role::Initiator, initiator, session)
+}
+
+/// `session-initiate` of a call in `room` (XEP-0272): tagged with the room, so that the other
+/// participant answers it without ringing.
+pub fn session_initiate_in(
+    to: &FullJid,
+    sid: &str,
+    initiator: &FullJid,
+    session: &Session,
+    room: &jid::BareJid,
+) -> Iq {
+    let mut iq = described(to, sid, Role::Initiator, initiator, session);
+    if let Iq::Set { payload, .. } = &mut iq {
+        muji::tag_session(payload, room);
+    }
+    iq
 }
 
 /// `session-accept` to `to`: the callee's (`responder`'s) description.

@@ -160,6 +160,8 @@ pub struct Occupant {
     pub codes: Vec<u16>,
     /// Their node's BitTorrent endpoints, if they publish any.
     pub endpoints: Option<Endpoints>,
+    /// What they say about the room's call (XEP-0272), if anything.
+    pub muji: Option<crate::call::muji::Muji>,
 }
 
 impl Occupant {
@@ -197,6 +199,7 @@ impl Occupant {
             is_self: codes.contains(&110),
             codes,
             endpoints: Endpoints::from_presence(p),
+            muji: crate::call::muji::Muji::from_payloads(&p.payloads),
         })
     }
 }
@@ -256,11 +259,26 @@ impl Client {
         nick: &str,
         endpoints: Option<Endpoints>,
     ) -> Result<(), XmppError> {
+        self.room_presence(room, nick, endpoints, None).await
+    }
+
+    /// Our presence in `room` (joining it, or saying something new there): our `endpoints`,
+    /// and whether we are in the room's call (`muji`, XEP-0272).
+    pub async fn room_presence(
+        &self,
+        room: &BareJid,
+        nick: &str,
+        endpoints: Option<Endpoints>,
+        muji: Option<&crate::call::muji::Muji>,
+    ) -> Result<(), XmppError> {
         let mut p = Presence::available()
             .with_to(occupant(room, nick)?)
             .with_payload(Muc::new().with_history(History::new().with_maxstanzas(0)));
         if let Some(e) = endpoints {
             p = p.with_payload(e);
+        }
+        if let Some(m) = muji {
+            p.payloads.push(m.to_element());
         }
         self.send(p).await
     }

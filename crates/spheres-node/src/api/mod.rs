@@ -510,6 +510,11 @@ pub fn router(node: Arc<Node>, access: Arc<Access>) -> Router {
         .route("/qr", get(qr))
         .route("/chats/{jid}", get(conversation).post(send_chat))
         .route("/chats/{jid}/security", get(chat_security))
+        .route(
+            "/spheres/{name}/call",
+            get(sphere_call).post(join_sphere_call),
+        )
+        .route("/spheres/{name}/call/leave", post(leave_sphere_call))
         .route("/calls", get(calls).post(start_call))
         .route("/calls/ice", get(ice_servers))
         .route("/calls/{id}/answer", post(answer_call))
@@ -938,6 +943,30 @@ async fn send_chat(
 
 async fn calls(State(api): State<Api>) -> ApiResult<Vec<types::CallInfo>> {
     Ok(Json(api.node.calls()))
+}
+
+async fn sphere_call(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<types::SphereCall> {
+    Ok(Json(api.node.sphere_call(&name).await?))
+}
+
+async fn join_sphere_call(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Json(b): Json<types::SphereCallBody>,
+) -> ApiResult<types::SphereCall> {
+    Ok(Json(
+        api.node.join_sphere_call(&name, b.video, &b.tab).await?,
+    ))
+}
+
+async fn leave_sphere_call(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<types::SphereCall> {
+    Ok(Json(api.node.leave_sphere_call(&name).await?))
 }
 
 async fn ice_servers(State(api): State<Api>) -> ApiResult<Vec<types::IceServerInfo>> {

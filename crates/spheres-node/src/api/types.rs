@@ -638,6 +638,44 @@ pub struct CallInfo {
     pub remote: Option<RemoteDescription>,
     /// The other side's candidates so far, in the order they came.
     pub candidates: Vec<RemoteCandidate>,
+    /// A leg of a call in this sphere (one browser to one other, in a mesh): not a call of
+    /// its own; `/api/spheres/{name}/call` says who is in that call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub sphere: Option<String>,
+}
+
+/// A call in a sphere: who is in it now, and whether we are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct SphereCall {
+    pub sphere: String,
+    /// We are in it (from the page `tab`).
+    pub joined: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub tab: Option<String>,
+    /// We send video in it.
+    pub video: bool,
+    /// When we joined (seconds since 1970).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub since: Option<i64>,
+    /// Everyone in it now, us first when we are; empty when there is no call.
+    pub people: Vec<CallParticipant>,
+    /// How many people a call holds at most (each page sends to every other one).
+    pub max: u32,
+}
+
+/// Someone in a sphere's call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct CallParticipant {
+    pub jid: String,
+    /// They send video.
+    pub video: bool,
+    /// It is us.
+    pub me: bool,
 }
 
 /// An export written: where, and what it holds.
@@ -1049,6 +1087,16 @@ pub struct SayBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallBody {
     pub with: String,
+    #[serde(default)]
+    pub video: bool,
+    /// The page that handles the media: a random id of its own.
+    pub tab: String,
+}
+
+/// Join a sphere's call, or start it (`POST /api/spheres/{name}/call`); again every 15 s
+/// while in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SphereCallBody {
     #[serde(default)]
     pub video: bool,
     /// The page that handles the media: a random id of its own.

@@ -499,3 +499,177 @@ fn one_person_cannot_fill_the_calls() {
     assert_eq!(b.get("d0").unwrap().end, Some(CallEnd::Missed));
     assert!(!b.peer_gone(&full(ALICE), 5));
 }
+
+const ROOM: &str = "family@rooms.home.test";
+const CAROL: &str = "carol@home.test/node3";
+
+/// Whether an error answer is the one for a session nobody knows (what a stranger gets).
+fn unknown(out: &[Out]) -> bool {
+    matches!(out.iter().find_map(answer_of), Some(Iq::Error { error, .. })
+        if error.other.as_ref().is_some_and(|e| e.name() == "unknown-session"))
+}
+
+/// Three members in a sphere's call, two nodes driven by hand: of two participants the one
+/// whose address sorts first opens the leg; the leg's offer goes out tagged with the room, and
+/// the other node takes it without ringing; a member who leaves takes the leg with them.
+#[test]
+fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
+    let (alice, bob, carol) = (full(ALICE), full(BOB), full(CAROL));
+    let room = bare(ROOM);
+    let (mut a, mut b) = (Calls::default(), Calls::default());
+    // Bob is in the call first; Alice joins: her address sorts first, so she opens the leg.
+    assert!(
+        b.join_group(room.clone(), "Family", true, "tab-b", &bob, &[], 10)
+            .unwrap()
+            .0
+    );
+    let (joined, out) = a
+        .join_group(
+            room.clone(),
+            "Family",
+            true,
+            "tab-a",
+            &alice,
+            &[bob.clone()],
+            11,
+        )
+        .unwrap();
+    assert!(joined && out.is_empty());
+    let legs = a.list();
+    assert_eq!(legs.len(), 1);
+    assert!(legs[0].outgoing && legs[0].state == CallState::Connecting);
+    assert_eq!(legs[0].sphere.as_deref(), Some("Family"));
+    // Bob's node hears Alice came: her address sorts first, so Bob waits for her leg.
+    assert!(!b.group_member(&room, &alice, true, &bob, 11));
+    let id = legs[0].id.clone();
+    let out = a.describe(&id, "tab-a", "offer", OFFER, &alice).unwrap();
+    let (_, req) = request_of(&out[0], ALICE).unwrap();
+    assert_eq!(req.room(), Some(room.clone()));
+    // A member's leg, while Bob is in that call: taken at once, no ringing.
+    let (out, changed) = b.group_leg(&req, true, 12);
+    assert!(changed && !is_error(&out));
+    let leg = b.get(&id).unwrap();
+    assert!(!leg.outgoing && leg.state == CallState::Connecting && leg.remote.is_some());
+    // The same device again: the leg already there stands.
+    let again = JingleRequest {
+        sid: "other".into(),
+        ..req.clone()
+    };
+    let (out, changed) = b.group_leg(&again, true, 12);
+    assert!(!changed && is_error(&out));
+    // Carol (sorts after both) comes: Alice and Bob each open a leg to her.
+    assert!(a.group_member(&room, &carol, true, &alice, 13));
+    assert!(b.group_member(&room, &carol, true, &bob, 13));
+    assert_eq!(
+        a.list()
+            .iter()
+            .filter(|c| c.state == CallState::Connecting)
+            .count(),
+        2
+    );
+    // Bob leaves the call: his leg on Alice's side ends; Carol's stays.
+    assert!(a.group_member(&room, &bob, false, &alice, 14));
+    assert_eq!(a.get(&id).unwrap().end, Some(CallEnd::TheyHungUp));
+    assert_eq!(
+        a.list()
+            .iter()
+            .filter(|c| c.state == CallState::Connecting)
+            .count(),
+        1
+    );
+    // Alice leaves: her remaining leg is terminated, her presence says nothing of a call.
+    let out = a.leave_group(15);
+    assert_eq!(out.len(), 1);
+    assert!(a.muji_for(&room).is_none() && a.group().is_none());
+    assert!(a.list().iter().all(|c| c.state == CallState::Ended));
+}
+
+/// Who gets nothing from a sphere's call: a device not in the room, anyone when we are not in
+/// that room's call, and a room-tagged session never rings as a one-to-one call would.
+#[test]
+fn a_sphere_call_takes_legs_only_from_members_while_in_it() {
+    let (alice, bob) = (full(ALICE), full(BOB));
+    let room = bare(ROOM);
+    let mut a = Calls::default();
+    let mut b = Calls::default();
+    a.join_group(
+        room.clone(),
+        "Family",
+        false,
+        "tab-a",
+        &alice,
+        &[bob.clone()],
+        1,
+    )
+    .unwrap();
+    let id = a.list()[0].id.clone();
+    let out = a.describe(&id, "tab-a", "offer", OFFER, &alice).unwrap();
+    let (_, req) = request_of(&out[0], ALICE).unwrap();
+    // Bob is in no call: the leg is unknown to him, even from a member, even a contact.
+    let (out, changed) = b.group_leg(&req, true, 2);
+    assert!(!changed && unknown(&out));
+    let (out, changed) = b.on_jingle(&req, true, 2);
+    assert!(!changed && unknown(&out) && b.list().is_empty());
+    // In the call, but the sender is not in the room (a stranger who knows its name).
+    b.join_group(room.clone(), "Family", false, "tab-b", &bob, &[], 3)
+        .unwrap();
+    let (out, changed) = b.group_leg(&req, false, 3);
+    assert!(!changed && unknown(&out) && b.list().is_empty());
+    // A call in another room is not this one.
+    b.leave_group(4);
+    b.join_group(
+        bare("other@rooms.home.test"),
+        "Other",
+        false,
+        "tab-b",
+        &bob,
+        &[],
+        4,
+    )
+    .unwrap();
+    let (out, changed) = b.group_leg(&req, true, 4);
+    assert!(!changed && unknown(&out) && b.list().is_empty());
+    // And we can be in one call at a time.
+    assert!(
+        b.join_group(room, "Family", false, "tab-b", &bob, &[], 5)
+            .is_err()
+    );
+}
+
+/// A mesh holds six; a seventh is told the call is full; a page that stops saying it is
+/// there leaves the call; another page of ours takes a call over.
+#[test]
+fn a_sphere_call_is_bounded_and_left_when_its_page_goes_away() {
+    let room = bare(ROOM);
+    let me = full("a@home.test/n");
+    let others: Vec<FullJid> = (0..group::MAX_MESH)
+        .map(|i| full(&format!("m{i}@home.test/n")))
+        .collect();
+    let mut c = Calls::default();
+    assert!(
+        c.join_group(room.clone(), "F", false, "tab", &me, &others, 1)
+            .is_err()
+    );
+    let five = &others[..group::MAX_MESH - 1];
+    c.join_group(room.clone(), "F", false, "tab", &me, five, 1)
+        .unwrap();
+    assert_eq!(c.list().len(), group::MAX_MESH - 1);
+    // One more comes anyway: no leg to them.
+    assert!(!c.group_member(&room, &full("z@home.test/n"), true, &me, 2));
+    // The same page again: still there.
+    assert!(
+        !c.join_group(room.clone(), "F", false, "tab", &me, five, 30)
+            .unwrap()
+            .0
+    );
+    assert!(c.group_tick(30 + group::ALIVE_SECS - 1).is_none());
+    // Another page takes over: the old legs end, new ones open.
+    let (joined, out) = c
+        .join_group(room.clone(), "F", false, "tab2", &me, five, 31)
+        .unwrap();
+    assert!(joined && out.len() == group::MAX_MESH - 1);
+    let (left, out) = c.group_tick(31 + group::ALIVE_SECS).unwrap();
+    assert_eq!(left, room);
+    assert_eq!(out.len(), group::MAX_MESH - 1);
+    assert!(c.group().is_none());
+}

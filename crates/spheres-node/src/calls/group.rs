@@ -1,0 +1,446 @@
+//! Calls in a sphere (issue 17): any member starts one from the sphere's page, the others see
+//! it live there and join. The sphere's own room is the conference (XEP-0272, Muji): who is
+//! in the call says so in their room presence; every two participants' pages then hold one
+//! ordinary Jingle session (a *leg*, a [`Call`] tagged with the room), so the media go
+//! straight from browser to browser, encrypted end to end (DTLS-SRTP), in a mesh of at most
+//! [`MAX_MESH`] people.
+//!
+//! Of two participants, the one whose address sorts first opens the leg (so two who join at
+//! once never both do); a leg opened the other way (a client that has the newcomer open them
+//! all, as Dino does) is taken too. A leg is taken only from a device that is in the sphere's
+//! room now (the room is members-only, so the server vouches for it), only while we are in
+//! that room's call: a stranger, or a member when we are not in the call, learns nothing.
+
+use std::sync::Arc;
+
+use spheres_xmpp::call::muji::Muji;
+use spheres_xmpp::call::{self as signal, JingleRequest, Reason};
+use spheres_xmpp::{BareJid, FullJid};
+
+use super::{CONNECT_SECS, Call, Calls, Out};
+use crate::api::types::{CallEnd, CallParticipant, CallState, SphereCall};
+use crate::error::{NodeError, refuse};
+use crate::events::NodeEvent;
+use crate::{Node, lock, now_secs};
+
+/// People in a sphere's call, at most: each page sends its media to every other one.
+pub(crate) const MAX_MESH: usize = 6;
+/// A page in a sphere's call says it is still there this often at least (it does every
+/// 15 s); past it, we leave the call for it (a closed laptop does not stay "in the call").
+pub(crate) const ALIVE_SECS: i64 = 45;
+
+/// The sphere call we are in.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) room: BareJid,
+    pub(crate) sphere: String,
+    pub(crate) video: bool,
+    pub(crate) tab: String,
+    pub(crate) since: i64,
+    alive: i64,
+}
+
+impl Calls {
+    /// The sphere call we are in, if any.
+    pub(crate) fn group(&self) -> Option<&Group> {
+        self.group.as_ref()
+    }
+
+    /// What our presence in `room` says of its call.
+    pub(crate) fn muji_for(&self, room: &BareJid) -> Option<Muji> {
+        self.group
+            .as_ref()
+            .filter(|g| g.room == *room)
+            .map(|g| Muji::joined(g.video))
+    }
+
+    fn legs(&self) -> impl Iterator<Item = &Call> {
+        self.live().filter(|c| c.room.is_some())
+    }
+
+    fn leg_with(&self, device: &FullJid) -> bool {
+        self.legs().any(|c| c.peer.as_ref() == Some(device))
+    }
+
+    fn open_leg(&mut self, peer: FullJid, outgoing: bool, sid: String, now: i64) -> Option<String> {
+        let g = self.group.as_ref()?;
+        let mut c = Call::new(
+            sid.clone(),
+            peer.to_bare(),
+            Some(peer),
+            outgoing,
+            g.video,
+            CallState::Connecting,
+            Some(g.tab.clone()),
+            now,
+            true,
+        );
+        c.answered = Some(now);
+        c.room = Some((g.room.clone(), g.sphere.clone()));
+        self.calls.insert(sid.clone(), c);
+        Some(sid)
+    }
+
+    /// The page `tab` joins the call in `room` (or starts it). `others`: the devices in the
+    /// call now; `me`: ours. Legs to those whose address sorts after ours open now (the page
+    /// makes their offers). Joining again from the same page says it is still there; from
+    /// another page of ours, that page takes the call over. Returns whether we joined now.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn join_group(
+        &mut self,
+        room: BareJid,
+        sphere: &str,
+        video: bool,
+        tab: &str,
+        me: &FullJid,
+        others: &[FullJid],
+        now: i64,
+    ) -> Result<(bool, Vec<Out>), NodeError> {
+        let tab = Self::tab(tab)?;
+        let mut out = Vec::new();
+        if let Some(g) = &mut self.group {
+            if g.room != room {
+                let sphere = g.sphere.clone();
+                refuse!(Conflict, "you are in a call in {sphere:?}: leave it first");
+            }
+            if g.tab == tab {
+                g.alive = now;
+                return Ok((false, out));
+            }
+            // Another page of ours takes the call over: its legs start afresh.
+            out = self.leave_group(now);
+        }
+        if self.busy() {
+            refuse!(Conflict, "you are already in a call: hang up first");
+        }
+        let others: Vec<&FullJid> = others.iter().filter(|o| *o != me).collect();
+        if others.len() >= MAX_MESH {
+            refuse!(
+                Unavailable,
+                "this call is full: {MAX_MESH} people at most can be in a call for now"
+            );
+        }
+        self.group = Some(Group {
+            room,
+            sphere: sphere.to_owned(),
+            video,
+            tab,
+            since: now,
+            alive: now,
+        });
+        for o in others {
+            if me.as_str() < o.as_str() {
+                self.open_leg(o.clone(), true, crate::random_token(12), now);
+            }
+        }
+        Ok((true, out))
+    }
+
+    /// We leave the sphere call (the page hung up, or went away): every leg ends.
+    pub(crate) fn leave_group(&mut self, now: i64) -> Vec<Out> {
+        let legs: Vec<(String, Option<FullJid>)> = self
+            .legs()
+            .map(|c| (c.id.clone(), c.peer.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (id, peer) in legs {
+            if let Some(peer) = peer {
+                out.push(Out::Request(
+                    id.clone(),
+                    signal::session_terminate(&peer, &id, Reason::Success),
+                ));
+            }
+            self.end(&id, CallEnd::HungUp, None, now);
+        }
+        self.group = None;
+        out
+    }
+
+    /// `device` is in `room`'s call (`in_call`) or not (any more). A newcomer whose address
+    /// sorts after ours gets a leg from us; one who left takes its leg with it. Returns
+    /// whether anything changed.
+    pub(crate) fn group_member(
+        &mut self,
+        room: &BareJid,
+        device: &FullJid,
+        in_call: bool,
+        me: &FullJid,
+        now: i64,
+    ) -> bool {
+        if self.group.as_ref().is_none_or(|g| g.room != *room) || device == me {
+            return false;
+        }
+        if !in_call {
+            let gone: Vec<String> = self
+                .legs()
+                .filter(|c| c.peer.as_ref() == Some(device))
+                .map(|c| c.id.clone())
+                .collect();
+            for id in &gone {
+                self.end(id, CallEnd::TheyHungUp, None, now);
+            }
+            return !gone.is_empty();
+        }
+        if self.leg_with(device)
+            || me.as_str() >= device.as_str()
+            || self.legs().count() + 1 >= MAX_MESH
+        {
+            return false;
+        }
+        self.open_leg(device.clone(), true, crate::random_token(12), now)
+            .is_some()
+    }
+
+    /// A `session-initiate` tagged with a room (a leg of that room's call). `member`: its
+    /// sender's device is in that room now.
+    pub(crate) fn group_leg(
+        &mut self,
+        req: &JingleRequest,
+        member: bool,
+        now: i64,
+    ) -> (Vec<Out>, bool) {
+        let ours = self
+            .group
+            .as_ref()
+            .is_some_and(|g| Some(&g.room) == req.room().as_ref());
+        // Not in that call, or not a member: the same answer as for a session we do not know.
+        if !ours || !member || self.calls.contains_key(&req.sid) {
+            return (vec![Out::Answer(req.unknown_session())], false);
+        }
+        // Both sides opened a leg at once (a client that has newcomers open them all):
+        // the one already here stands.
+        if self.leg_with(&req.from) {
+            return (vec![Out::Answer(req.tie_break())], false);
+        }
+        if self.legs().count() + 1 >= MAX_MESH {
+            return (
+                vec![
+                    Out::Answer(req.ack()),
+                    Out::Request(
+                        req.sid.clone(),
+                        signal::session_terminate(&req.from, &req.sid, Reason::Busy),
+                    ),
+                ],
+                false,
+            );
+        }
+        if self
+            .open_leg(req.from.clone(), false, req.sid.clone(), now)
+            .is_none()
+        {
+            return (vec![Out::Answer(req.unknown_session())], false);
+        }
+        self.take_description(req, "offer", now)
+    }
+
+    /// Leaves the sphere call when its page has not said it is there for [`ALIVE_SECS`].
+    pub(crate) fn group_tick(&mut self, now: i64) -> Option<(BareJid, Vec<Out>)> {
+        let g = self.group.as_ref()?;
+        if now - g.alive < ALIVE_SECS {
+            return None;
+        }
+        let room = g.room.clone();
+        Some((room, self.leave_group(now)))
+    }
+}
+
+impl Node {
+    /// Who is in `sphere`'s call now (and whether we are), for the sphere's page.
+    pub async fn sphere_call(&self, sphere: &str) -> Result<SphereCall, NodeError> {
+        let s = self.sphere_named(sphere).await?;
+        let present = lock(&self.rooms).present(&s.room);
+        let group = lock(&self.calls).group().cloned();
+        let ours = group.filter(|g| g.room.as_str() == s.room);
+        let mut people: Vec<CallParticipant> = present
+            .into_values()
+            .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
+            .filter_map(|o| {
+                let jid = o.jid?.to_bare();
+                (jid != self.me).then(|| CallParticipant {
+                    jid: jid.to_string(),
+                    video: o.muji.as_ref().is_some_and(Muji::video),
+                    me: false,
+                })
+            })
+            .collect();
+        people.sort_by(|a, b| a.jid.cmp(&b.jid));
+        if let Some(g) = &ours {
+            people.insert(
+                0,
+                CallParticipant {
+                    jid: self.me.to_string(),
+                    video: g.video,
+                    me: true,
+                },
+            );
+        }
+        Ok(SphereCall {
+            sphere: s.name,
+            joined: ours.is_some(),
+            tab: ours.as_ref().map(|g| g.tab.clone()),
+            video: ours.as_ref().is_some_and(|g| g.video),
+            since: ours.as_ref().map(|g| g.since),
+            people,
+            max: MAX_MESH as u32,
+        })
+    }
+
+    /// Our presence in `room` as it is now: our endpoints, and the call if we are in it.
+    pub(crate) async fn send_room_presence(&self, room: &BareJid) {
+        let muji = lock(&self.calls).muji_for(room);
+        if let Err(e) = self
+            .xmpp
+            .room_presence(room, &self.nick, Some(self.endpoints()), muji.as_ref())
+            .await
+        {
+            tracing::warn!(room = %room, error = %e, "cannot update our presence in the room");
+        }
+    }
+
+    /// The page `tab` joins `sphere`'s call, or starts it (with video or not); again every
+    /// 15 s while it is in it.
+    pub async fn join_sphere_call(
+        self: &Arc<Self>,
+        sphere: &str,
+        video: bool,
+        tab: &str,
+    ) -> Result<SphereCall, NodeError> {
+        let s = self.sphere_named(sphere).await?;
+        let room = BareJid::new(&s.room)
+            .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
+        if !lock(&self.rooms).joined(&s.room) {
+            refuse!(
+                Unavailable,
+                "this node is not in {sphere:?}'s room right now: wait until it is connected, then try again"
+            );
+        }
+        let me = self.xmpp.jid();
+        let others: Vec<FullJid> = lock(&self.rooms)
+            .present(&s.room)
+            .into_values()
+            .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
+            .filter_map(|o| o.jid)
+            .collect();
+        let joined = {
+            let _order = self.calls_sending.lock().await;
+            let (joined, out) = lock(&self.calls).join_group(
+                room.clone(),
+                &s.name,
+                video,
+                tab,
+                &me,
+                &others,
+                now_secs(),
+            )?;
+            self.send_calls(out).await;
+            joined
+        };
+        if joined {
+            self.send_room_presence(&room).await;
+            self.calls_tick_in(CONNECT_SECS);
+            self.watch_group();
+            self.emit(NodeEvent::Call { id: String::new() });
+            self.emit(NodeEvent::Presence {
+                sphere: s.name.clone(),
+            });
+        }
+        self.sphere_call(&s.name).await
+    }
+
+    /// We leave `sphere`'s call.
+    pub async fn leave_sphere_call(
+        self: &Arc<Self>,
+        sphere: &str,
+    ) -> Result<SphereCall, NodeError> {
+        let s = self.sphere_named(sphere).await?;
+        let left = {
+            let _order = self.calls_sending.lock().await;
+            let in_it = lock(&self.calls)
+                .group()
+                .is_some_and(|g| g.room.as_str() == s.room);
+            if in_it {
+                let out = lock(&self.calls).leave_group(now_secs());
+                self.send_calls(out).await;
+            }
+            in_it
+        };
+        if left {
+            if let Ok(room) = BareJid::new(&s.room) {
+                self.send_room_presence(&room).await;
+            }
+            self.emit(NodeEvent::Call { id: String::new() });
+            self.emit(NodeEvent::Presence {
+                sphere: s.name.clone(),
+            });
+        }
+        self.sphere_call(&s.name).await
+    }
+
+    /// Watches the sphere call we just joined: when its page stops saying it is there, we
+    /// leave it. One task per call joined, gone when the call is.
+    fn watch_group(self: &Arc<Self>) {
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let since = match node
+                .upgrade()
+                .and_then(|n| lock(&n.calls).group().map(|g| g.since))
+            {
+                Some(s) => s,
+                None => return,
+            };
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(ALIVE_SECS as u64 / 3)).await;
+                let Some(node) = node.upgrade() else {
+                    return;
+                };
+                let _order = node.calls_sending.lock().await;
+                if lock(&node.calls).group().is_none_or(|g| g.since != since) {
+                    return;
+                }
+                let left = lock(&node.calls).group_tick(now_secs());
+                if let Some((room, out)) = left {
+                    tracing::info!(room = %room, "the page in the sphere's call went away: leaving the call");
+                    node.send_calls(out).await;
+                    node.send_room_presence(&room).await;
+                    node.emit(NodeEvent::Call { id: String::new() });
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Someone's presence in a sphere's room said they are in its call, or not (any more).
+    pub(crate) async fn group_presence(
+        self: &Arc<Self>,
+        room: &BareJid,
+        device: &FullJid,
+        in_call: bool,
+    ) {
+        let me = self.xmpp.jid();
+        let changed = {
+            let _order = self.calls_sending.lock().await;
+            lock(&self.calls).group_member(room, device, in_call, &me, now_secs())
+        };
+        if changed {
+            if in_call {
+                self.calls_tick_in(CONNECT_SECS);
+            }
+            self.emit(NodeEvent::Call { id: String::new() });
+        }
+    }
+
+    /// A leg of a sphere's call, opened by another participant.
+    pub(crate) async fn on_group_jingle(self: &Arc<Self>, req: JingleRequest, room: BareJid) {
+        let member = lock(&self.rooms)
+            .present(room.as_str())
+            .values()
+            .any(|o| o.jid.as_ref() == Some(&req.from));
+        let _order = self.calls_sending.lock().await;
+        let (out, changed) = lock(&self.calls).group_leg(&req, member, now_secs());
+        self.send_calls(out).await;
+        if changed {
+            self.calls_tick_in(CONNECT_SECS);
+            self.emit(NodeEvent::Call { id: req.sid });
+        }
+    }
+}
