@@ -34,7 +34,8 @@ try {
   await panel.getByRole("heading", { name: "dave@family.test is calling you (video)" }).waitFor();
   await panel.getByRole("button", { name: "Accept", exact: true }).click();
   await a.locator("#call-status").getByText(/^Connected/).waitFor();
-  let got = await received(a);
+  // aiortc encodes in Python: a few frames a second on a busy machine, so a longer look.
+  let got = await received(a, 4000);
   assert.ok(got.frames >= 5 && got.width > 0 && got.loudest > 0.01, `alice gets dave's media: ${JSON.stringify(got)}`);
   step("got_media");
   await a.locator("#call-status").getByText("dave hung up.").waitFor();
@@ -43,7 +44,7 @@ try {
   // Alice calls dave, who answers by himself; she hangs up when the test says.
   await a.getByRole("button", { name: "Video call" }).click();
   await a.locator("#call-status").getByText(/^Connected/).waitFor();
-  got = await received(a);
+  got = await received(a, 4000);
   assert.ok(got.frames >= 5 && got.width > 0 && got.loudest > 0.01, `alice gets dave's media when she calls: ${JSON.stringify(got)}`);
   await a.screenshot({ path: path.join(SHOTS, "call-interop.png") });
   step("got_media_2");

@@ -5,28 +5,12 @@
 // browser to browser over loopback, the signalling through both nodes and the household's
 // Prosody. Exit 0 when every check passed. Every wait is bounded.
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import path from "node:path";
-import { axe, launch, login as loginWith, nodeApiFor, pages, received } from "./lib.mjs";
+import { axe, callBrowser, login as loginWith, nodeApiFor, received } from "./lib.mjs";
 
-const { NODE_A, NODE_B, SHOTS } = process.env;
+const { NODE_A, NODE_B } = process.env;
 const nodeApi = nodeApiFor({ [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B });
 const login = (page, node) => loginWith(nodeApi, page, node);
-const WAIT = 30_000;
-const step = (name) => console.log(JSON.stringify({ event: name }));
-fs.mkdirSync(SHOTS, { recursive: true });
-
-const browser = await launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  "--autoplay-policy=no-user-gesture-required"]);
-const timer = setTimeout(() => { console.error("the call browser test took too long"); process.exit(2); }, 150_000);
-const { blocked, newPage: page } = pages(browser);
-async function newPage(viewport) {
-  const p = await page();
-  p.setDefaultTimeout(WAIT);
-  if (viewport) await p.setViewportSize(viewport);
-  return p;
-}
-async function shot(p, name) { await p.screenshot({ path: path.join(SHOTS, `${name}.png`) }); }
+const { browser, blocked, timer, newPage, shot, step } = await callBrowser(30_000, 150_000);
 
 const panel = (p) => p.locator("#call");
 const status = (p) => p.locator("#call-status");

@@ -82,11 +82,11 @@ export async function webtorrentSite() {
 }
 
 /** What arrives from the other side, measured in the page: video frames decoded and shown
- *  (requestVideoFrameCallback on the remote video, over `ms`) and the loudest audio level
+ *  (requestVideoFrameCallback on the remote video `id`, over `ms`) and the loudest audio level
  *  (an analyser on the remote stream). */
-export async function received(p, ms = 1500) {
-  return p.evaluate(async (ms) => {
-    const video = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
+export async function received(p, ms = 1500, id = "call-remote") {
+  return p.evaluate(async ([ms, id]) => {
+    const video = /** @type {HTMLVideoElement} */ (document.getElementById(id));
     const stream = /** @type {MediaStream} */ (video.srcObject);
     const ctx = new AudioContext();
     const analyser = ctx.createAnalyser();
@@ -103,5 +103,28 @@ export async function received(p, ms = 1500) {
     }
     await ctx.close();
     return { frames, width: video.videoWidth, loudest, audioTracks: stream.getAudioTracks().length };
-  }, ms);
+  }, [ms, id]);
+}
+
+/** Chromium for the call tests: a fake camera and microphone, pages that wait at most `wait`
+ *  ms for anything, screenshots in SHOTS, the stages printed as the Rust side waits for them,
+ *  and the whole script ended (exit 2) past `limit` ms. */
+export async function callBrowser(wait, limit) {
+  const shots = process.env.SHOTS;
+  fs.mkdirSync(shots, { recursive: true });
+  const browser = await launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required"]);
+  const timer = setTimeout(() => { console.error(`${process.argv[1]} took too long`); process.exit(2); }, limit);
+  const { blocked, newPage: page } = pages(browser);
+  return {
+    browser, blocked, timer,
+    async newPage(viewport) {
+      const p = await page();
+      p.setDefaultTimeout(wait);
+      if (viewport) await p.setViewportSize(viewport);
+      return p;
+    },
+    shot: (p, name) => p.screenshot({ path: path.join(shots, `${name}.png`) }),
+    step: (name) => console.log(JSON.stringify({ event: name })),
+  };
 }

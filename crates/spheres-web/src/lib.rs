@@ -66,6 +66,7 @@ pub const UI_FILES: &[(&str, &str, &str)] = &[
     ("/app.js", include_str!("../ui/app.js"), JS),
     under_ui!("api.js", JS),
     under_ui!("call.js", JS),
+    under_ui!("groupcall.js", JS),
     under_ui!("connection.js", JS),
     under_ui!("dom.js", JS),
     under_ui!("events.js", JS),

@@ -298,6 +298,38 @@ sphere?: string, };
 
 export type IceServerInfo = { urls: Array<string>, username?: string, credential?: string, };
 
+export type SphereCall = { sphere: string, 
+/**
+ * We are in it (from the page `tab`).
+ */
+joined: boolean, tab?: string, 
+/**
+ * We send video in it.
+ */
+video: boolean, 
+/**
+ * When we joined (seconds since 1970).
+ */
+since?: number, 
+/**
+ * Everyone in it now, us first when we are; empty when there is no call.
+ */
+people: Array<CallParticipant>, 
+/**
+ * How many people a call holds at most (each page sends to every other one).
+ */
+max: number, };
+
+export type CallParticipant = { jid: string, 
+/**
+ * They send video.
+ */
+video: boolean, 
+/**
+ * It is us.
+ */
+me: boolean, };
+
 export type Photo = { info_hash: string, 
 /**
  * The file's index in its share (for `/torrents/{info_hash}/files/{index}` and its

@@ -6,6 +6,7 @@
 // hence absolute paths here, and relative ones between the modules.
 import { failLoad, onLoginNeeded } from "/ui/api.js";
 import { watchCalls } from "/ui/call.js";
+import { watchSphereCalls } from "/ui/groupcall.js";
 import { checkConnection, forgetConnection, redrawConnection, watchConnection } from "/ui/connection.js";
 import { say } from "/ui/dom.js";
 import { connect, dispatch, restartExpected } from "/ui/events.js";
@@ -62,6 +63,7 @@ translatePage();
 watchConnection(document.getElementById("xmpp"));
 watchFeed(/** @type {HTMLElement} */ (document.querySelector('header a[href="#/feed"]')));
 watchCalls();
+watchSphereCalls();
 start(document.getElementById("app"), routes, home, failLoad);
 // The node went out of reach (not on purpose): what failed meanwhile ("Failed to fetch") is
 // said over the notice, and goes with it once the node is back.

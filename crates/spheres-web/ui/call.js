@@ -16,7 +16,7 @@ import { enc } from "./util.js";
 
 // Random, from getRandomValues: randomUUID exists only on secure pages, and this module loads
 // on every page (another device's, over plain HTTP, included).
-const TAB = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+export const TAB = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** The call this page handles, with its media. */
 let current = null;
@@ -36,7 +36,7 @@ export function whyNoCall() {
   return window.isSecureContext ? t("callNoWebrtc") : t("callNeedsSecure");
 }
 
-async function media(video, devices = {}) {
+export async function media(video, devices = {}) {
   try {
     return await navigator.mediaDevices.getUserMedia({
       audio: devices.audio ? { deviceId: { exact: devices.audio } } : true,
@@ -75,7 +75,7 @@ export function setRelayOnly(yes) { if (yes) localStorage.setItem(RELAY_ONLY, "1
 /** The STUN and TURN servers the node's XMPP server offers (none when it offers none).
  *  Throws when this browser hides its address and there is no relay to hide it behind: the
  *  call would give the address away. */
-async function relays() {
+export async function relays() {
   let ice = [];
   try { ice = await api("/calls/ice"); } catch { ice = []; }
   if (relayOnly() && !hasRelay(ice)) throw new Error(t("callNoRelay"));
@@ -84,14 +84,31 @@ async function relays() {
 
 function hasRelay(ice) { return ice.some((s) => s.urls.some((u) => u.startsWith("turn"))); }
 
+/** One browser-to-browser connection of a call (the call itself, or a leg of a sphere's
+ *  call): `onmedia` when the other side's tracks come, `onstate` when the connection moves. */
+export function leg(call, stream, ice, onmedia, onstate) {
+  return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0, gone: false, onmedia, onstate };
+}
+
 function fresh(call, stream, ice) {
-  return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0 };
+  const c = leg(call, stream, ice, () => {
+    const remote = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
+    if (remote && remote.srcObject !== c.remote) remote.srcObject = c.remote;
+  }, () => {
+    const pc = c.pc;
+    if (pc.connectionState === "connected" && !c.connectedAt) {
+      c.connectedAt = Date.now();
+      relayedPath(pc).then((yes) => { c.relayed = yes; render(c.call); });
+    }
+    if (pc.connectionState === "failed") say(t("callFailedPath"));
+    render(c.call);
+  });
+  return c;
 }
 
 /** Sends to the node one after the other (a candidate never before the description). */
-function send(path, json) {
-  const c = current;
-  if (!c) return;
+function send(c, path, json) {
+  if (c.gone) return;
   c.chain = c.chain.then(() => api(`/calls/${enc(c.id)}/${path}`, { method: "POST", json: { tab: TAB, ...json } })).catch((e) => {
     // One candidate the node cannot use (a browser's private name) is not the call's end.
     if (path === "candidate") console.debug("spheres: a candidate not sent", e);
@@ -105,30 +122,22 @@ function peer(c) {
   const pc = new RTCPeerConnection({ iceServers: c.ice, iceTransportPolicy: relay ? "relay" : "all" });
   for (const track of c.stream.getTracks()) pc.addTrack(track, c.stream);
   pc.onicecandidate = (ev) => {
-    if (ev.candidate && ev.candidate.candidate) send("candidate", { mid: ev.candidate.sdpMid || "0", candidate: ev.candidate.candidate });
+    if (ev.candidate && ev.candidate.candidate) send(c, "candidate", { mid: ev.candidate.sdpMid || "0", candidate: ev.candidate.candidate });
   };
   // The other side's tracks, in one stream for the video element (whether or not their
   // description grouped them).
   c.remote = new MediaStream();
   pc.ontrack = (ev) => {
     c.remote.addTrack(ev.track);
-    const remote = /** @type {HTMLVideoElement} */ (document.getElementById("call-remote"));
-    if (remote && remote.srcObject !== c.remote) remote.srcObject = c.remote;
+    c.onmedia();
   };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "connected" && !c.connectedAt) {
-      c.connectedAt = Date.now();
-      relayedPath(pc).then((yes) => { c.relayed = yes; render(c.call); });
-    }
-    if (pc.connectionState === "failed") say(t("callFailedPath"));
-    render(c.call);
-  };
+  pc.onconnectionstatechange = () => c.onstate();
   c.pc = pc;
   return pc;
 }
 
 /** Whether the path the call took goes through a relay (TURN): said in the call's status. */
-async function relayedPath(pc) {
+export async function relayedPath(pc) {
   try {
     const stats = await pc.getStats();
     /** @type {any} */
@@ -145,19 +154,24 @@ async function relayedPath(pc) {
 function advance(call) {
   const c = current;
   if (!c || c.id !== call.id) return Promise.resolve();
-  c.steps = c.steps.then(() => step(c, call)).catch((e) => fail(e));
+  c.steps = c.steps.then(() => {
+    if (current !== c) return;
+    if (call.state === "ended") { c.call = call; finish(call); return; }
+    return step(c, call);
+  }).catch((e) => fail(e));
   return c.steps;
 }
 
-async function step(c, call) {
-  if (current !== c) return;
+/** Moves a connection on with what the node says of it: our offer when we open it, our
+ *  answer to theirs, their answer, their candidates. */
+export async function step(c, call) {
+  if (c.gone) return;
   c.call = call;
-  if (call.state === "ended") { finish(call); return; }
   if (call.state === "connecting" && call.outgoing && !c.pc) {
     const pc = peer(c);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
-    send("describe", { type: "offer", sdp: pc.localDescription.sdp });
+    send(c, "describe", { type: "offer", sdp: pc.localDescription.sdp });
   }
   if (call.remote && !c.remoteSet) {
     c.remoteSet = true;
@@ -167,7 +181,7 @@ async function step(c, call) {
       await pc.setRemoteDescription({ type: "offer", sdp: call.remote.sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
-      send("describe", { type: "answer", sdp: pc.localDescription.sdp });
+      send(c, "describe", { type: "answer", sdp: pc.localDescription.sdp });
     } else if (c.pc) {
       await c.pc.setRemoteDescription({ type: "answer", sdp: call.remote.sdp });
     }
@@ -183,6 +197,7 @@ async function step(c, call) {
 function finish(call) {
   const c = current;
   if (c && c.id === call.id) {
+    c.gone = true;
     c.pc?.close();
     c.stream.getTracks().forEach((tr) => tr.stop());
     clearInterval(c.timer);
@@ -246,7 +261,7 @@ export function duration(ms) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-function button(label, onclick, cls = "") {
+export function button(label, onclick, cls = "") {
   return h("button", { type: "button", class: cls, onclick }, label);
 }
 
@@ -375,7 +390,7 @@ async function look() {
   looking = true;
   try {
     /** @type {CallInfo[]} */
-    const calls = await api("/calls");
+    const calls = (await api("/calls")).filter((c) => !c.sphere);
     const mine = current && calls.find((c) => c.id === current.id);
     if (current && !mine) finish({ ...current.call, state: "ended", end: "failed" });
     if (mine) await advance(mine);

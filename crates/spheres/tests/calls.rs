@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::node::{Node, add_user, befriend, household, raw_http, two_browsers, web_addr};
+use common::node::{
+    Node, add_user, befriend, browsers, household, household_member, invite_to_family, raw_http,
+    two_browsers, web_addr,
+};
 use common::wait_until;
 use serde_json::Value;
 use spheres_xmpp::call::{Ring, RingKind};
@@ -67,6 +70,52 @@ fn two_browsers_call_each_other_through_their_nodes() {
             "history",
             "french",
             "relayed",
+            "ok",
+        ],
+    );
+}
+
+/// A call in a sphere, in Chromium, as three members use it (none of them contacts): alice
+/// starts a video call from the sphere's page and waits alone; bob's and carol's pages show it
+/// live, bob joins with video and carol, on a phone, without; each page holds a connection
+/// with each other one and measures the others' sound (and video from those who send it);
+/// the page says the media go straight between browsers; bob leaves and comes back; alice's
+/// page closes and the others drop her; the last to leave ends it. The script:
+/// tests/browser/groupcall.mjs.
+#[test]
+fn three_members_call_each_other_in_their_sphere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = household(dir.path());
+    let carol = household_member(&alice, dir.path(), "carol", &[]);
+    invite_to_family(&alice, &bob, "bob@family.test");
+    invite_to_family(&alice, &carol, "carol@family.test");
+    let everyone = ["alice@family.test", "bob@family.test", "carol@family.test"];
+    for (n, me) in [
+        (&alice, everyone[0]),
+        (&bob, everyone[1]),
+        (&carol, everyone[2]),
+    ] {
+        wait_until("the others in the sphere's room", || {
+            n.cli(&["sphere", "members", "Family"])
+                .as_array()
+                .is_some_and(|m| {
+                    everyone
+                        .iter()
+                        .filter(|j| **j != me)
+                        .all(|j| m.iter().any(|p| p["jid"] == *j && p["online"] == true))
+                })
+        });
+    }
+    browsers(
+        "groupcall.mjs",
+        &[&alice, &bob, &carol],
+        &[
+            "started",
+            "mesh",
+            "direct",
+            "left",
+            "rejoined",
+            "page_closed",
             "ok",
         ],
     );

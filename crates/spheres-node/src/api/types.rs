@@ -1219,6 +1219,8 @@ mod tests {
             RemoteCandidate::decl(&cfg),
             CallInfo::decl(&cfg),
             IceServerInfo::decl(&cfg),
+            SphereCall::decl(&cfg),
+            CallParticipant::decl(&cfg),
             Photo::decl(&cfg),
             Exported::decl(&cfg),
             Imported::decl(&cfg),

@@ -308,10 +308,13 @@ impl Node {
         let s = self.sphere_named(sphere).await?;
         let room = BareJid::new(&s.room)
             .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
-        if !lock(&self.rooms).joined(&s.room) {
+        if !matches!(
+            *lock(&self.connection),
+            crate::events::Connection::Online { .. }
+        ) {
             refuse!(
                 Unavailable,
-                "this node is not in {sphere:?}'s room right now: wait until it is connected, then try again"
+                "this node is not connected to its XMPP server right now: wait until it is, then try again"
             );
         }
         let me = self.xmpp.jid();

@@ -530,7 +530,7 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
             true,
             "tab-a",
             &alice,
-            &[bob.clone()],
+            std::slice::from_ref(&bob),
             11,
         )
         .unwrap();
@@ -598,7 +598,7 @@ fn a_sphere_call_takes_legs_only_from_members_while_in_it() {
         false,
         "tab-a",
         &alice,
-        &[bob.clone()],
+        std::slice::from_ref(&bob),
         1,
     )
     .unwrap();

@@ -2,6 +2,7 @@
 import { api, fail, failLoad, get, putFile } from "../api.js";
 import { h, mediaIcon, say } from "../dom.js";
 import { on } from "../events.js";
+import { callBar } from "../groupcall.js";
 import { dateTime, t } from "../i18n.js";
 import { enc, scope, size } from "../util.js";
 import * as viewer from "./viewer.js";
@@ -184,6 +185,8 @@ export function mount(el, { name }) {
   const uploads = h("ul", { id: "uploads", class: "uploads" });
   const messages = h("ul", { id: "messages", class: "messages", "aria-live": "polite" });
   const memberList = h("ul", { id: "members", class: "members" });
+  // The sphere's call: start one, or see the one that is on and join it.
+  const call = callBar(name, signal);
 
   async function refreshShares() {
     const list = await get.shares(name, signal);
@@ -320,7 +323,7 @@ export function mount(el, { name }) {
     await refreshPolicy();
     if (!drawn) draw();
     drawn = true;
-    await Promise.all([refreshShares(), refreshChat(), refreshMembers(), refreshLinks()]);
+    await Promise.all([refreshShares(), refreshChat(), refreshMembers(), refreshLinks(), call.refresh()]);
   }
 
   function draw() {
@@ -328,6 +331,7 @@ export function mount(el, { name }) {
       h("p", {}, h("a", { href: "#/" }, "← " + t("back"))),
       h("h1", {}, name),
       lock,
+      call.el,
       h("p", {}, h("a", { href: `#/s/${enc(name)}/photos` }, t("album"))),
       h("p", { class: "policy" }, h("label", { for: "policy" }, t("policy") + " "), policy),
       h("div", { class: "sphere" },
@@ -343,11 +347,13 @@ export function mount(el, { name }) {
   const membersSoon = () => refreshMembers().catch(failLoad);
   const policySoon = () => refreshPolicy().catch(failLoad);
   const allSoon = () => load().catch(failLoad);
-  life.add(on(["share", "message", "presence", "sphere", "tick", "resync"], (e) => {
+  const callSoon = () => call.refresh().catch(failLoad);
+  life.add(on(["share", "message", "presence", "sphere", "tick", "resync", "call"], (e) => {
     if (e.sphere && e.sphere !== name) return;
+    if (e.type === "call") life.soon(callSoon);
     if (e.type === "share") life.soon(sharesSoon);
     if (e.type === "message") chatSoon();
-    if (e.type === "presence") membersSoon();
+    if (e.type === "presence") { membersSoon(); life.soon(callSoon); }
     if (e.type === "sphere") life.soon(policySoon);
     if (e.type === "resync") life.soon(allSoon);
     if (e.type === "tick" && (uploads.children.length || shares.some((s) => s.state === "downloading" || s.state === "hashing"))) sharesSoon();

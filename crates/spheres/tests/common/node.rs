@@ -427,6 +427,11 @@ pub fn range_get(addr: &str, headers: &[&str], path: &str, range: &str) -> (u16,
 /// and where to put screenshots (`SHOTS`), prints `{"event": STAGE}` as it passes each of
 /// `stages`, and exits 0 when every check passed.
 pub fn two_browsers(script: &str, a: &Node, b: &Node, stages: &[&str]) {
+    browsers(script, &[a, b], stages);
+}
+
+/// [`two_browsers`] for any number of nodes: `NODE_A`, `NODE_B`, `NODE_C`… and `DATA_A`…
+pub fn browsers(script: &str, nodes: &[&Node], stages: &[&str]) {
     for tool in ["node", "/usr/bin/chromium"] {
         super::require(tool);
     }
@@ -438,12 +443,11 @@ pub fn two_browsers(script: &str, a: &Node, b: &Node, stages: &[&str]) {
     let web = |n: &Node| n.cli(&["status"])["http"].as_str().unwrap().to_owned();
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
-    cmd.arg(browser_dir.join(script))
-        .env("NODE_A", web(a))
-        .env("NODE_B", web(b))
-        .env("DATA_A", &a.data)
-        .env("DATA_B", &b.data)
-        .env("SHOTS", &shots);
+    cmd.arg(browser_dir.join(script)).env("SHOTS", &shots);
+    for (n, letter) in nodes.iter().zip('A'..='Z') {
+        cmd.env(format!("NODE_{letter}"), web(n))
+            .env(format!("DATA_{letter}"), &n.data);
+    }
     let mut ui = Proc::spawn(script, cmd);
     for stage in stages {
         if let Err(why) = ui.try_wait_event(stage) {
