@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
@@ -24,10 +25,11 @@ export async function login(nodeApi, page, node) {
   await page.goto(url);
 }
 
-/** Debian's Chromium: offline, as root, headless, with `extra` arguments. */
-export function launch(extra = []) {
+/** Debian's Chromium: offline, as root, headless, with `extra` arguments (`executablePath`: a
+ *  wrapper that starts it, e.g. inside a network namespace). */
+export function launch(extra = [], executablePath = "/usr/bin/chromium") {
   return chromium.launch({
-    executablePath: "/usr/bin/chromium",
+    executablePath,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", ...extra],
   });
@@ -108,12 +110,22 @@ export async function received(p, ms = 1500, id = "call-remote") {
 
 /** Chromium for the call tests: a fake camera and microphone, pages that wait at most `wait`
  *  ms for anything, screenshots in SHOTS, the stages printed as the Rust side waits for them,
- *  and the whole script ended (exit 2) past `limit` ms. */
-export async function callBrowser(wait, limit) {
+ *  and the whole script ended (exit 2) past `limit` ms. `netns`: run it inside that network
+ *  namespace; `secure`: plain-HTTP origins it treats as secure (cameras need one). */
+export async function callBrowser(wait, limit, { netns = "", secure = [] } = {}) {
   const shots = process.env.SHOTS;
   fs.mkdirSync(shots, { recursive: true });
+  let exe = "/usr/bin/chromium";
+  if (netns) {
+    assert.match(netns, /^[a-z0-9-]+$/, "a namespace's name");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "spheres-chromium-"));
+    exe = path.join(dir, "chromium");
+    fs.writeFileSync(exe, `#!/bin/sh\nexec ip netns exec ${netns} /usr/bin/chromium "$@"\n`, { mode: 0o700 });
+    process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
   const browser = await launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required"]);
+    "--autoplay-policy=no-user-gesture-required",
+    ...(secure.length ? [`--unsafely-treat-insecure-origin-as-secure=${secure.join(",")}`] : [])], exe);
   const timer = setTimeout(() => { console.error(`${process.argv[1]} took too long`); process.exit(2); }, limit);
   const { blocked, newPage: page } = pages(browser);
   return {

@@ -173,12 +173,19 @@ impl Calls {
         self.calls.values().filter(|c| c.live())
     }
 
+    /// In a call: a one-to-one call placed or answered, or a sphere's call.
     fn busy(&self) -> bool {
+        self.group.is_some() || self.busy_direct()
+    }
+
+    /// In a one-to-one call (placed or answered).
+    fn busy_direct(&self) -> bool {
         self.live().any(|c| {
-            matches!(
-                c.state,
-                CallState::Calling | CallState::Connecting | CallState::Active
-            )
+            c.room.is_none()
+                && matches!(
+                    c.state,
+                    CallState::Calling | CallState::Connecting | CallState::Active
+                )
         })
     }
 
@@ -266,9 +273,10 @@ impl Calls {
         now: i64,
     ) -> Result<Vec<Out>, NodeError> {
         let tab = Self::tab(tab)?;
-        if self
-            .live()
-            .any(|c| c.id != id && matches!(c.state, CallState::Connecting | CallState::Active))
+        if self.group.is_some()
+            || self
+                .live()
+                .any(|c| c.id != id && matches!(c.state, CallState::Connecting | CallState::Active))
         {
             return Err(NodeError::Conflict(
                 "you are already in a call: hang up first".into(),
@@ -590,7 +598,7 @@ impl Calls {
         let sid = req.sid.as_str();
         let Some(c) = self.calls.get(sid).cloned() else {
             // A session of a sphere's call never rings (see `group_leg`).
-            if req.action == Action::SessionInitiate && contact && req.room().is_none() {
+            if req.action == Action::SessionInitiate && contact && !req.in_room() {
                 return self.direct_call(req, now);
             }
             // A stranger's session, or one we do not know: the same answer for both.
@@ -1064,11 +1072,8 @@ impl Node {
     /// A Jingle request: answered, and acted on.
     pub(crate) async fn on_jingle(self: &Arc<Self>, req: JingleRequest) {
         let known = lock(&self.calls).get(&req.sid).is_some();
-        if !known
-            && req.action == Action::SessionInitiate
-            && let Some(room) = req.room()
-        {
-            return self.on_group_jingle(req, room).await;
+        if !known && req.action == Action::SessionInitiate && req.in_room() {
+            return self.on_group_jingle(req).await;
         }
         let contact = !known
             && req.action == Action::SessionInitiate

@@ -53,6 +53,11 @@ impl Node {
                 Inbound::Online { resumed: false } => {
                     self.connection_is(Connection::Online { since: now_secs() });
                     lock(&self.rooms).new_session();
+                    // The sphere call's connections went with the old session; the rooms'
+                    // presences (ours, still in the call, and theirs) build them again.
+                    if lock(&self.calls).group_new_session(now_secs()) {
+                        self.emit(NodeEvent::Call { id: String::new() });
+                    }
                     // In its own task: rejoining waits on presences this loop delivers.
                     let node = self.clone();
                     tokio::spawn(async move {
@@ -265,10 +270,15 @@ impl Node {
             return;
         };
         let real = occ.jid.as_ref().map(|j| j.to_bare());
-        // Their part in the room's call (XEP-0272), for the call we may be in.
+        // Their part in the room's call (XEP-0272), for the call we may be in; who left, from
+        // what we knew of them when their last presence names nobody.
+        let device = occ
+            .jid
+            .clone()
+            .or_else(|| lock(&self.rooms).device(room.as_str(), &nick));
         let in_call = (
             occ.present && occ.muji.as_ref().is_some_and(|m| m.in_call()),
-            occ.jid.clone(),
+            device,
         );
         if occ.affiliation == spheres_xmpp::muc::Affiliation::Owner
             && let Some(owner) = &real
@@ -285,6 +295,8 @@ impl Node {
                 if removed {
                     tracing::warn!(sphere = %sphere.name, "we were removed from the sphere");
                 }
+                // Out of the room, out of its call.
+                self.end_sphere_call(&room).await;
                 return;
             }
             Seen::Went => (false, None),

@@ -571,6 +571,7 @@ impl Node {
         for s in spheres {
             let shares = self.store.shares(s.id).await?;
             let present = lock(&self.rooms).online(&s.room);
+            let in_call = self.in_sphere_call(&s.room);
             let (messages, last_activity) = self.store.activity(s.id).await?;
             list.push(types::SphereSummary {
                 encryption: self.encryption(&s),
@@ -579,6 +580,7 @@ impl Node {
                 owned: s.owned,
                 shares: shares.len(),
                 members_online: present,
+                in_call,
                 messages,
                 last_activity,
             });

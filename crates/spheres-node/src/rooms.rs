@@ -120,6 +120,10 @@ impl Rooms {
         let room = self.rooms.entry(occ.room.to_string()).or_default();
         if occ.is_self {
             room.joined = occ.present;
+            if !occ.present {
+                room.occupants.clear();
+                room.granted.clear();
+            }
             return if occ.present {
                 Seen::Joined
             } else {
@@ -198,6 +202,19 @@ impl Rooms {
             jid: o.jid.as_ref()?.to_bare(),
             owner: o.affiliation == Affiliation::Owner,
         })
+    }
+
+    /// The device (real full JID) of `nick` in `room`, as its last presence said.
+    pub(crate) fn device(&self, room: &str, nick: &str) -> Option<spheres_xmpp::FullJid> {
+        self.rooms.get(room)?.occupants.get(nick)?.jid.clone()
+    }
+
+    /// Everyone in `room` now (every device, whether or not we know its real JID).
+    pub(crate) fn occupants(&self, room: &str) -> Vec<Occupant> {
+        self.rooms
+            .get(room)
+            .map(|r| r.occupants.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The occupants we know the real JID of, by bare JID.

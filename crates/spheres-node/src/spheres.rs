@@ -491,9 +491,11 @@ impl Node {
         lock(&self.peers.swarms).remove(&id);
     }
 
-    pub async fn leave(&self, name: &str) -> Result<(), NodeError> {
+    pub async fn leave(self: &Arc<Self>, name: &str) -> Result<(), NodeError> {
         let sphere = self.sphere_named(name).await?;
         let room = BareJid::new(&sphere.room)?;
+        // Out of its call first (its connections end), then out of its room.
+        self.end_sphere_call(&room).await;
         let _ = self.xmpp.leave_room(&room, &self.nick).await;
         for share in self.store.shares(sphere.id).await? {
             if let Ok(hash) = share.info_hash.parse::<InfoHash>() {

@@ -41,7 +41,11 @@ kind: string, host: string, port: number, };
 
 export type Transfer = { info_hash: string, name: string, state: string, have_bytes: number, total_bytes: number, peers: number, download_bps: number, upload_bps: number, };
 
-export type SphereSummary = { name: string, room: string, owned: boolean, encryption: Encryption, shares: number, members_online: number, messages: number, 
+export type SphereSummary = { name: string, room: string, owned: boolean, encryption: Encryption, shares: number, members_online: number, 
+/**
+ * People in the sphere's call now (us included), 0 when there is none.
+ */
+in_call: number, messages: number, 
 /**
  * When something was last said (seconds since 1970).
  */

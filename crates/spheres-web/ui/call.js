@@ -136,6 +136,15 @@ function peer(c) {
   return pc;
 }
 
+/** Looks again, every few seconds, at whether `c`'s path goes through a relay: the browser
+ *  may move to a direct path once it finds one (holes punched through both routers), or back
+ *  to the relay. `then` when it changed. */
+export function watchPath(c, then) {
+  if (!c.pc || c.pc.connectionState !== "connected" || Date.now() - (c.pathChecked || 0) < 3000) return;
+  c.pathChecked = Date.now();
+  relayedPath(c.pc).then((yes) => { if (yes !== c.relayed) { c.relayed = yes; then(); } });
+}
+
 /** Whether the path the call took goes through a relay (TURN): said in the call's status. */
 export async function relayedPath(pc) {
   try {
@@ -296,7 +305,7 @@ function render(call) {
         : pcState === "connected" ? t("callConnected", { time: duration(Date.now() - c.connectedAt) })
         : pcState === "failed" ? t("callFailedPath")
         : t("callConnecting");
-      if (c && pcState === "connected" && !c.timer) c.timer = setInterval(() => { if (current === c) render(c.call); }, 1000);
+      if (c && pcState === "connected" && !c.timer) c.timer = setInterval(() => { if (current === c) { render(c.call); watchPath(c, () => render(c.call)); } }, 1000);
       if (c) actions.append(...controls(c));
       actions.append(button(t("callHangUp"), () => hangUp(call), "danger"));
     }

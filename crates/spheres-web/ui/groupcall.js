@@ -5,7 +5,7 @@
 // (`/api/spheres/{name}/call`) and carries each connection's signalling, as a leg in
 // `/api/calls` (tagged with the sphere) that this page moves on like a one-to-one call.
 import { api, fail } from "./api.js";
-import { button, canCall, duration, leg, media, relayedPath, relays, step, TAB, whyNoCall } from "./call.js";
+import { button, canCall, duration, leg, media, relayedPath, relays, step, TAB, watchPath, whyNoCall } from "./call.js";
 import { h, say } from "./dom.js";
 import { on } from "./events.js";
 import { t } from "./i18n.js";
@@ -17,7 +17,12 @@ import { enc } from "./util.js";
 /** The sphere call this page is in, with its media and its connections. */
 let group = null;
 
-function who(jid) { return jid.split("@")[0]; }
+/** How to name `jid` among `all`: its user name, or the whole address when another has the
+ *  same user name (alice@home.test and alice@elsewhere.example are not one person). */
+function who(jid, all = []) {
+  const user = jid.split("@")[0];
+  return all.some((o) => o !== jid && o.split("@")[0] === user) ? jid : user;
+}
 
 /** The call in `sphere` this page is in, if it is. */
 export function inCall(sphere) { return !!group && group.sphere === sphere; }
@@ -35,7 +40,11 @@ export async function joinSphereCall(sphere, video) {
     group = { sphere, stream, ice, video, info, legs: new Map(), panel: null, started: Date.now(), timer: 0, off: null, alive: 0 };
     const g = group;
     g.alive = setInterval(() => stillHere(g), 15000);
-    g.timer = setInterval(() => { if (group === g) render(); }, 1000);
+    g.timer = setInterval(() => {
+      if (group !== g) return;
+      render();
+      for (const l of g.legs.values()) watchPath(l, render);
+    }, 1000);
     g.off = on(["call", "presence", "resync"], (e) => {
       if (e.type === "presence" && e.sphere !== g.sphere) return;
       look(g);
@@ -53,7 +62,7 @@ export async function leaveSphereCall() {
   const g = group;
   if (!g) return;
   end(g);
-  try { await api(`/spheres/${enc(g.sphere)}/call/leave`, { method: "POST" }); } catch (e) { fail(e); }
+  try { await api(`/spheres/${enc(g.sphere)}/call/leave`, { method: "POST", json: { tab: TAB } }); } catch (e) { fail(e); }
 }
 
 function end(g) {
@@ -98,9 +107,17 @@ async function look(g) {
       }
       if (!l) {
         l = leg(call, g.stream, g.ice, () => render(), () => {
-          if (l.pc?.connectionState === "connected" && !l.connectedAt) {
+          const state = l.pc?.connectionState;
+          if (state === "connected" && !l.connectedAt) {
             l.connectedAt = Date.now();
             relayedPath(l.pc).then((yes) => { l.relayed = yes; render(); });
+          }
+          // A connection that failed and stays so is dropped: the node opens it again.
+          if (state === "failed") {
+            const it = l;
+            setTimeout(() => {
+              if (!it.gone && it.pc?.connectionState === "failed") api(`/calls/${enc(it.id)}/hangup`, { method: "POST" }).catch(() => {});
+            }, 5000);
           }
           render();
         });
@@ -140,11 +157,12 @@ function render() {
     document.body.append(g.panel);
   }
   const tiles = [tile("call-me", t("groupCallYouLabel"), g.stream, true, "")];
+  const all = [...g.legs.values()].map((l) => l.call.with);
   for (const l of g.legs.values()) {
     const pc = l.pc?.connectionState;
     const state = pc === "connected" ? (l.relayed ? t("groupCallRelayed") : t("groupCallConnected", { time: duration(Date.now() - l.connectedAt) }))
       : pc === "failed" ? t("callFailedPath") : t("callConnecting");
-    tiles.push(tile(`call-leg-${l.id}`, who(l.call.with), l.remote, false, state));
+    tiles.push(tile(`call-leg-${l.id}`, who(l.call.with, all), l.remote, false, state));
   }
   const audio = g.stream.getAudioTracks()[0];
   const video = g.stream.getVideoTracks()[0];
@@ -166,7 +184,7 @@ export function callBar(sphere, signal) {
     /** @type {SphereCall} */
     const info = await api(`/spheres/${enc(sphere)}/call`, { signal });
     const others = info.people.filter((p) => !p.me);
-    const names = others.map((p) => who(p.jid)).join(", ");
+    const names = others.map((p) => who(p.jid, others.map((o) => o.jid))).join(", ");
     const parts = [];
     if (inCall(sphere)) {
       parts.push(h("span", {}, "📞 ", others.length ? t("groupCallWith", { who: names }) : t("groupCallAlone")));
@@ -195,6 +213,6 @@ export function callBar(sphere, signal) {
 /** A page that goes away leaves its sphere call (the others would see a silent tile). */
 export function watchSphereCalls() {
   window.addEventListener("pagehide", () => {
-    if (group) fetch(`/api/spheres/${enc(group.sphere)}/call/leave`, { method: "POST", keepalive: true, headers: { "X-Spheres": "1" } }).catch(() => {});
+    if (group) fetch(`/api/spheres/${enc(group.sphere)}/call/leave`, { method: "POST", keepalive: true, headers: { "X-Spheres": "1", "Content-Type": "application/json" }, body: JSON.stringify({ tab: TAB }) }).catch(() => {});
   });
 }

@@ -360,6 +360,11 @@ impl JingleRequest {
         muji::session_room(&self.jingle)
     }
 
+    /// Whether it says it belongs to a room's call at all (a room we may not be able to read).
+    pub fn in_room(&self) -> bool {
+        self.jingle.get_child("muji", muji::NS_MUJI).is_some()
+    }
+
     /// The session a `session-initiate` (by the initiator) or `session-accept` (by the
     /// responder) describes.
     pub fn session(&self) -> Result<Session, JingleError> {

@@ -315,10 +315,15 @@ fn status_text(s: &Status) -> String {
     text.push_str("spheres:\n");
     for sp in &s.spheres {
         text.push_str(&format!(
-            "  {} ({} shares, {} members online{})\n",
+            "  {} ({} shares, {} members online{}{})\n",
             sp.name,
             sp.shares,
             sp.members_online,
+            if sp.in_call > 0 {
+                format!(", {} in a call", sp.in_call)
+            } else {
+                String::new()
+            },
             if sp.owned { ", yours" } else { "" }
         ));
     }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::node::{
-    Node, add_user, befriend, browsers, household, household_member, invite_to_family, raw_http,
-    two_browsers, web_addr,
+    Node, add_user, befriend, browsers, browsers_with, household, household_member,
+    household_member_at, invite_to_family, raw_http, two_browsers, web_addr,
 };
 use common::wait_until;
 use serde_json::Value;
@@ -119,6 +119,153 @@ fn three_members_call_each_other_in_their_sphere() {
             "ok",
         ],
     );
+}
+
+/// The household's relay takes only credentials that have not expired: those Prosody hands
+/// out (XEP-0215, through `/api/calls/ice`) get a relay from coturn and say they expire in an
+/// hour; the same scheme with an expiry past, or with another secret, gets 401. The TURN client
+/// is aioice's (tests/peers/turn_check.py), which we did not write.
+#[test]
+fn the_relays_credentials_expire() {
+    common::require("turnserver");
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, _bob) = household(dir.path());
+    let (status, ice) = api(&alice, "GET", "/api/calls/ice", "");
+    assert_eq!(status, 200, "{ice}");
+    let turn = ice
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["urls"][0]
+                .as_str()
+                .is_some_and(|u| u.starts_with("turn:") && !u.contains("transport=tcp"))
+        })
+        .unwrap_or_else(|| panic!("a TURN server over UDP among {ice}"))
+        .clone();
+    let url = turn["urls"][0].as_str().unwrap();
+    let addr = url.trim_start_matches("turn:").split('?').next().unwrap();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let user = turn["username"].as_str().unwrap();
+    let password = turn["credential"].as_str().unwrap();
+    let expiry: i64 = user.split(':').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now + 3000..=now + 3700).contains(&expiry),
+        "the credentials last an hour: {user} at {now}"
+    );
+    let conf = std::fs::read_to_string(alice.data.join("prosody/turn/turnserver.conf")).unwrap();
+    let secret = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("static-auth-secret="))
+        .unwrap();
+    let check = |args: &[&str]| -> Value {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/peers/turn_check.py");
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([host, port])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "turn_check.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let given = check(&["--user", user, "--password", password]);
+    assert_eq!(
+        given["ok"], true,
+        "Prosody's credentials get a relay: {given}"
+    );
+    let fresh = check(&["--secret", secret, "--expires-in", "600", "--name", "alice"]);
+    assert_eq!(fresh["ok"], true, "the same scheme, still valid: {fresh}");
+    let expired = check(&["--secret", secret, "--expires-in", "-60", "--name", "alice"]);
+    assert_eq!(expired["ok"], false, "expired credentials: {expired}");
+    assert!(
+        expired["error"].as_str().unwrap().contains("401"),
+        "{expired}"
+    );
+    let forged = check(&["--secret", "not-the-secret", "--expires-in", "600"]);
+    assert_eq!(forged["ok"], false, "another secret: {forged}");
+}
+
+/// The namespaces of `tests/peers/nat-netns.sh` (two homes behind NAT routers); removed on
+/// drop.
+struct Homes(&'static str);
+
+fn nat_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/nat-netns.sh")
+}
+
+impl Homes {
+    fn up(prefix: &'static str) -> Homes {
+        let out = std::process::Command::new(nat_script())
+            .args(["up", prefix])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nat-netns.sh up (needs root, iproute2 and nftables): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Homes(prefix)
+    }
+}
+
+impl Drop for Homes {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(nat_script())
+            .args(["down", self.0])
+            .status();
+    }
+}
+
+/// Calls across two home routers (network namespaces: each browser on a computer behind its
+/// own NAT router, the nodes, Prosody and coturn on "the internet" between them): with two
+/// routers that keep a computer's port for every destination, the call goes straight from
+/// home to home (holes punched, no relay); once home b's router picks a new port for each
+/// destination (symmetric NAT), only the household's relay gets it through, and both pages say
+/// so. Video and sound measured both ways each time. The script: tests/browser/call-nat.mjs.
+#[test]
+fn calls_cross_two_home_routers() {
+    common::require("nft");
+    common::require("ip");
+    common::require("turnserver");
+    let homes = Homes::up("calls");
+    let dir = tempfile::tempdir().unwrap();
+    let internet = "198.18.0.10";
+    let web = format!("{internet}:0");
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.http = web.clone();
+    alice.start(&[
+        "--user",
+        "alice",
+        "--domain",
+        "family.test",
+        "--xmpp-listen",
+        internet,
+    ]);
+    let bob = household_member_at(&alice, dir.path(), "bob", &[], &web);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    let envs = [
+        ("NETNS_A", format!("{}-a", homes.0)),
+        ("NETNS_B", format!("{}-b", homes.0)),
+        ("NAT_SCRIPT", nat_script().display().to_string()),
+        ("NAT_PREFIX", homes.0.to_owned()),
+    ];
+    browsers_with(
+        "call-nat.mjs",
+        &[&alice, &bob],
+        &envs,
+        &["direct", "relayed", "ok"],
+    );
+    drop(homes);
 }
 
 /// A call goes only to a contact who is online, with a message that says what to do; a

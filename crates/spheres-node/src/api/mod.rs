@@ -965,8 +965,12 @@ async fn join_sphere_call(
 async fn leave_sphere_call(
     State(api): State<Api>,
     Path(name): Path<String>,
+    body: Option<Json<types::LeaveCallBody>>,
 ) -> ApiResult<types::SphereCall> {
-    Ok(Json(api.node.leave_sphere_call(&name).await?))
+    let tab = body.and_then(|Json(b)| b.tab);
+    Ok(Json(
+        api.node.leave_sphere_call(&name, tab.as_deref()).await?,
+    ))
 }
 
 async fn ice_servers(State(api): State<Api>) -> ApiResult<Vec<types::IceServerInfo>> {

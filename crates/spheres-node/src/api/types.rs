@@ -352,6 +352,8 @@ pub struct SphereSummary {
     pub encryption: Encryption,
     pub shares: usize,
     pub members_online: usize,
+    /// People in the sphere's call now (us included), 0 when there is none.
+    pub in_call: usize,
     pub messages: i64,
     /// When something was last said (seconds since 1970).
     pub last_activity: Option<i64>,
@@ -1101,6 +1103,14 @@ pub struct SphereCallBody {
     pub video: bool,
     /// The page that handles the media: a random id of its own.
     pub tab: String,
+}
+
+/// Leave a sphere's call (`POST /api/spheres/{name}/call/leave`): only if `tab` is the page in
+/// it, when given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LeaveCallBody {
+    #[serde(default)]
+    pub tab: Option<String>,
 }
 
 /// The page that answers (`POST /api/calls/{id}/answer`).

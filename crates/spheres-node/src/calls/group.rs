@@ -8,13 +8,16 @@
 //! Of two participants, the one whose address sorts first opens the leg (so two who join at
 //! once never both do); a leg opened the other way (a client that has the newcomer open them
 //! all, as Dino does) is taken too. A leg is taken only from a device that is in the sphere's
-//! room now (the room is members-only, so the server vouches for it), only while we are in
-//! that room's call: a stranger, or a member when we are not in the call, learns nothing.
+//! room now and says it is in the call (the room is members-only, so the server vouches for
+//! it), only while we are in that room's call: a stranger, a member who is not in the call, or
+//! anyone when we are not in it, learns nothing. Legs that failed or went stale are put right
+//! every [`RECONCILE_SECS`] (see [`Calls::reconcile`]).
 
 use std::sync::Arc;
 
 use spheres_xmpp::call::muji::Muji;
 use spheres_xmpp::call::{self as signal, JingleRequest, Reason};
+use spheres_xmpp::muc::Occupant;
 use spheres_xmpp::{BareJid, FullJid};
 
 use super::{CONNECT_SECS, Call, Calls, Out};
@@ -26,8 +29,26 @@ use crate::{Node, lock, now_secs};
 /// People in a sphere's call, at most: each page sends its media to every other one.
 pub(crate) const MAX_MESH: usize = 6;
 /// A page in a sphere's call says it is still there this often at least (it does every
-/// 15 s); past it, we leave the call for it (a closed laptop does not stay "in the call").
-pub(crate) const ALIVE_SECS: i64 = 45;
+/// 15 s, and a hidden tab's timers may run once a minute); past it, we leave the call for it
+/// (a closed laptop does not stay "in the call").
+pub(crate) const ALIVE_SECS: i64 = 90;
+/// How often the legs are looked at again (missing ones opened, stale ones ended).
+pub(crate) const RECONCILE_SECS: u64 = 15;
+
+/// The devices among `occupants` that say they are in the room's call (`preparing` too:
+/// joining it). Someone in the room who says nothing of the call is not in it.
+pub(crate) fn in_call(occupants: Vec<Occupant>, preparing: bool) -> Vec<FullJid> {
+    occupants
+        .into_iter()
+        .filter(|o| o.present)
+        .filter(|o| {
+            o.muji
+                .as_ref()
+                .is_some_and(|m| m.in_call() || (preparing && m.preparing))
+        })
+        .filter_map(|o| o.jid)
+        .collect()
+}
 
 /// The sphere call we are in.
 #[derive(Debug, Clone)]
@@ -37,6 +58,8 @@ pub(crate) struct Group {
     pub(crate) video: bool,
     pub(crate) tab: String,
     pub(crate) since: i64,
+    /// This joining's own id (a page that leaves and joins again is another).
+    pub(crate) id: String,
     alive: i64,
 }
 
@@ -84,7 +107,8 @@ impl Calls {
     /// The page `tab` joins the call in `room` (or starts it). `others`: the devices in the
     /// call now; `me`: ours. Legs to those whose address sorts after ours open now (the page
     /// makes their offers). Joining again from the same page says it is still there; from
-    /// another page of ours, that page takes the call over. Returns whether we joined now.
+    /// another page of ours, that page takes the call over. Returns whether we joined now,
+    /// and what to send.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn join_group(
         &mut self,
@@ -97,7 +121,6 @@ impl Calls {
         now: i64,
     ) -> Result<(bool, Vec<Out>), NodeError> {
         let tab = Self::tab(tab)?;
-        let mut out = Vec::new();
         if let Some(g) = &mut self.group {
             if g.room != room {
                 let sphere = g.sphere.clone();
@@ -105,12 +128,10 @@ impl Calls {
             }
             if g.tab == tab {
                 g.alive = now;
-                return Ok((false, out));
+                return Ok((false, Vec::new()));
             }
-            // Another page of ours takes the call over: its legs start afresh.
-            out = self.leave_group(now);
         }
-        if self.busy() {
+        if self.busy_direct() {
             refuse!(Conflict, "you are already in a call: hang up first");
         }
         let others: Vec<&FullJid> = others.iter().filter(|o| *o != me).collect();
@@ -120,18 +141,23 @@ impl Calls {
                 "this call is full: {MAX_MESH} people at most can be in a call for now"
             );
         }
+        // Another page of ours takes the call over: its legs start afresh.
+        let out = if self.group.is_some() {
+            self.leave_group(now)
+        } else {
+            Vec::new()
+        };
         self.group = Some(Group {
             room,
             sphere: sphere.to_owned(),
             video,
             tab,
             since: now,
+            id: crate::random_token(8),
             alive: now,
         });
         for o in others {
-            if me.as_str() < o.as_str() {
-                self.open_leg(o.clone(), true, crate::random_token(12), now);
-            }
+            self.open_to(o, me, now);
         }
         Ok((true, out))
     }
@@ -156,32 +182,29 @@ impl Calls {
         out
     }
 
-    /// `device` is in `room`'s call (`in_call`) or not (any more). A newcomer whose address
-    /// sorts after ours gets a leg from us; one who left takes its leg with it. Returns
-    /// whether anything changed.
-    pub(crate) fn group_member(
-        &mut self,
-        room: &BareJid,
-        device: &FullJid,
-        in_call: bool,
-        me: &FullJid,
-        now: i64,
-    ) -> bool {
-        if self.group.as_ref().is_none_or(|g| g.room != *room) || device == me {
-            return false;
+    /// Ends our legs with `device` (it left the call, or they went stale), telling it.
+    fn end_legs_with(&mut self, device: &FullJid, end: CallEnd, now: i64) -> Vec<Out> {
+        let gone: Vec<String> = self
+            .legs()
+            .filter(|c| c.peer.as_ref() == Some(device))
+            .map(|c| c.id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in gone {
+            out.push(Out::Request(
+                id.clone(),
+                signal::session_terminate(device, &id, Reason::Success),
+            ));
+            self.end(&id, end, None, now);
         }
-        if !in_call {
-            let gone: Vec<String> = self
-                .legs()
-                .filter(|c| c.peer.as_ref() == Some(device))
-                .map(|c| c.id.clone())
-                .collect();
-            for id in &gone {
-                self.end(id, CallEnd::TheyHungUp, None, now);
-            }
-            return !gone.is_empty();
-        }
-        if self.leg_with(device)
+        out
+    }
+
+    /// Opens a leg to `device` if it is ours to open (our address sorts first) and there is
+    /// room for it. Returns whether it did.
+    fn open_to(&mut self, device: &FullJid, me: &FullJid, now: i64) -> bool {
+        if device == me
+            || self.leg_with(device)
             || me.as_str() >= device.as_str()
             || self.legs().count() + 1 >= MAX_MESH
         {
@@ -191,46 +214,125 @@ impl Calls {
             .is_some()
     }
 
-    /// A `session-initiate` tagged with a room (a leg of that room's call). `member`: its
-    /// sender's device is in that room now.
+    /// `device` is in `room`'s call (`in_call`) or not (any more). A newcomer whose address
+    /// sorts after ours gets a leg from us; one who left takes its leg with it. Returns what
+    /// to send, and whether anything changed.
+    pub(crate) fn group_member(
+        &mut self,
+        room: &BareJid,
+        device: &FullJid,
+        in_call: bool,
+        me: &FullJid,
+        now: i64,
+    ) -> (Vec<Out>, bool) {
+        if self.group.as_ref().is_none_or(|g| g.room != *room) || device == me {
+            return (Vec::new(), false);
+        }
+        if !in_call {
+            let out = self.end_legs_with(device, CallEnd::TheyHungUp, now);
+            let changed = !out.is_empty();
+            return (out, changed);
+        }
+        let opened = self.open_to(device, me, now);
+        (Vec::new(), opened)
+    }
+
+    /// Looks at the legs again, against `in_call` (the devices in the room that say they are
+    /// in its call): a missing leg that is ours to open opens (one that failed, one the other
+    /// side dropped), a leg with a device no longer in the call ends. Returns what to send and
+    /// whether anything changed.
+    pub(crate) fn reconcile(
+        &mut self,
+        in_call: &[FullJid],
+        me: &FullJid,
+        now: i64,
+    ) -> (Vec<Out>, bool) {
+        if self.group.is_none() {
+            return (Vec::new(), false);
+        }
+        let stale: Vec<FullJid> = self
+            .legs()
+            .filter_map(|c| c.peer.clone())
+            .filter(|p| !in_call.contains(p))
+            .collect();
+        let mut out = Vec::new();
+        for device in &stale {
+            out.extend(self.end_legs_with(device, CallEnd::TheyHungUp, now));
+        }
+        let mut changed = !stale.is_empty();
+        for device in in_call {
+            changed |= self.open_to(device, me, now);
+        }
+        (out, changed)
+    }
+
+    /// The stream to the server was lost (and not resumed): the legs went with it. We stay
+    /// in the call (our page is still there); the presences build the legs again. Returns
+    /// whether any ended.
+    pub(crate) fn group_new_session(&mut self, now: i64) -> bool {
+        let legs: Vec<String> = self.legs().map(|c| c.id.clone()).collect();
+        for id in &legs {
+            self.end(
+                id,
+                CallEnd::Failed,
+                Some("the connection to the server was lost".into()),
+                now,
+            );
+        }
+        !legs.is_empty()
+    }
+
+    /// A `session-initiate` tagged with a room (a leg of that room's call). `in_call`: its
+    /// sender's device is in that room now and says it is in (or joining) its call. `me`: our
+    /// device.
     pub(crate) fn group_leg(
         &mut self,
         req: &JingleRequest,
-        member: bool,
+        in_call: bool,
+        me: &FullJid,
         now: i64,
     ) -> (Vec<Out>, bool) {
         let ours = self
             .group
             .as_ref()
             .is_some_and(|g| Some(&g.room) == req.room().as_ref());
-        // Not in that call, or not a member: the same answer as for a session we do not know.
-        if !ours || !member || self.calls.contains_key(&req.sid) {
+        // Not in that call, not a member, or not in the call: the same answer as for a
+        // session we do not know.
+        if !ours || !in_call || self.calls.contains_key(&req.sid) {
             return (vec![Out::Answer(req.unknown_session())], false);
         }
-        // Both sides opened a leg at once (a client that has newcomers open them all):
-        // the one already here stands.
-        if self.leg_with(&req.from) {
-            return (vec![Out::Answer(req.tie_break())], false);
+        let mut out = Vec::new();
+        let existing = self
+            .legs()
+            .find(|c| c.peer.as_ref() == Some(&req.from))
+            .map(|c| c.state);
+        if let Some(state) = existing {
+            // A leg with them already. Theirs replaces ours when ours is not up yet and the
+            // leg is theirs to open (ours went stale, or both sides opened one at once);
+            // otherwise ours stands.
+            if state == CallState::Active || me.as_str() < req.from.as_str() {
+                return (vec![Out::Answer(req.tie_break())], false);
+            }
+            out = self.end_legs_with(&req.from, CallEnd::Failed, now);
         }
         if self.legs().count() + 1 >= MAX_MESH {
-            return (
-                vec![
-                    Out::Answer(req.ack()),
-                    Out::Request(
-                        req.sid.clone(),
-                        signal::session_terminate(&req.from, &req.sid, Reason::Busy),
-                    ),
-                ],
-                false,
-            );
+            out.push(Out::Answer(req.ack()));
+            out.push(Out::Request(
+                req.sid.clone(),
+                signal::session_terminate(&req.from, &req.sid, Reason::Busy),
+            ));
+            return (out, false);
         }
         if self
             .open_leg(req.from.clone(), false, req.sid.clone(), now)
             .is_none()
         {
-            return (vec![Out::Answer(req.unknown_session())], false);
+            out.push(Out::Answer(req.unknown_session()));
+            return (out, false);
         }
-        self.take_description(req, "offer", now)
+        let (more, changed) = self.take_description(req, "offer", now);
+        out.extend(more);
+        (out, changed)
     }
 
     /// Leaves the sphere call when its page has not said it is there for [`ALIVE_SECS`].
@@ -245,14 +347,19 @@ impl Calls {
 }
 
 impl Node {
+    /// The devices in `room` that say they are in its call (`preparing` too: joining it).
+    fn call_devices(&self, room: &str, preparing: bool) -> Vec<FullJid> {
+        in_call(lock(&self.rooms).occupants(room), preparing)
+    }
+
     /// Who is in `sphere`'s call now (and whether we are), for the sphere's page.
     pub async fn sphere_call(&self, sphere: &str) -> Result<SphereCall, NodeError> {
         let s = self.sphere_named(sphere).await?;
-        let present = lock(&self.rooms).present(&s.room);
         let group = lock(&self.calls).group().cloned();
         let ours = group.filter(|g| g.room.as_str() == s.room);
-        let mut people: Vec<CallParticipant> = present
-            .into_values()
+        let mut people: Vec<CallParticipant> = lock(&self.rooms)
+            .occupants(&s.room)
+            .into_iter()
             .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
             .filter_map(|o| {
                 let jid = o.jid?.to_bare();
@@ -264,6 +371,7 @@ impl Node {
             })
             .collect();
         people.sort_by(|a, b| a.jid.cmp(&b.jid));
+        people.dedup_by(|a, b| a.jid == b.jid);
         if let Some(g) = &ours {
             people.insert(
                 0,
@@ -285,8 +393,29 @@ impl Node {
         })
     }
 
-    /// Our presence in `room` as it is now: our endpoints, and the call if we are in it.
+    /// How many people are in `room`'s call now, us included.
+    pub(crate) fn in_sphere_call(&self, room: &str) -> usize {
+        let mut others: Vec<BareJid> = lock(&self.rooms)
+            .occupants(room)
+            .into_iter()
+            .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
+            .filter_map(|o| o.jid.map(|j| j.to_bare()))
+            .filter(|j| *j != self.me)
+            .collect();
+        others.sort();
+        others.dedup();
+        let us = lock(&self.calls)
+            .group()
+            .is_some_and(|g| g.room.as_str() == room);
+        others.len() + usize::from(us)
+    }
+
+    /// Our presence in `room` as it is now: our endpoints, and the call if we are in it. Only
+    /// for a sphere we still have (a presence to a room is a way into it).
     pub(crate) async fn send_room_presence(&self, room: &BareJid) {
+        if !matches!(self.store.sphere_by_room(room.as_str()).await, Ok(Some(_))) {
+            return;
+        }
         let muji = lock(&self.calls).muji_for(room);
         if let Err(e) = self
             .xmpp
@@ -308,24 +437,25 @@ impl Node {
         let s = self.sphere_named(sphere).await?;
         let room = BareJid::new(&s.room)
             .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
-        if !matches!(
-            *lock(&self.connection),
-            crate::events::Connection::Online { .. }
-        ) {
+        let already = lock(&self.calls)
+            .group()
+            .is_some_and(|g| g.room == room && g.tab == tab);
+        if !already
+            && !matches!(
+                *lock(&self.connection),
+                crate::events::Connection::Online { .. }
+            )
+        {
             refuse!(
                 Unavailable,
                 "this node is not connected to its XMPP server right now: wait until it is, then try again"
             );
         }
         let me = self.xmpp.jid();
-        let others: Vec<FullJid> = lock(&self.rooms)
-            .present(&s.room)
-            .into_values()
-            .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
-            .filter_map(|o| o.jid)
-            .collect();
         let joined = {
             let _order = self.calls_sending.lock().await;
+            // Read under the order lock: a presence handled meanwhile is not lost between.
+            let others = self.call_devices(&s.room, false);
             let (joined, out) = lock(&self.calls).join_group(
                 room.clone(),
                 &s.name,
@@ -350,28 +480,21 @@ impl Node {
         self.sphere_call(&s.name).await
     }
 
-    /// We leave `sphere`'s call.
+    /// We leave `sphere`'s call (`tab`: only if that page is the one in it).
     pub async fn leave_sphere_call(
         self: &Arc<Self>,
         sphere: &str,
+        tab: Option<&str>,
     ) -> Result<SphereCall, NodeError> {
         let s = self.sphere_named(sphere).await?;
-        let left = {
-            let _order = self.calls_sending.lock().await;
-            let in_it = lock(&self.calls)
-                .group()
-                .is_some_and(|g| g.room.as_str() == s.room);
-            if in_it {
-                let out = lock(&self.calls).leave_group(now_secs());
-                self.send_calls(out).await;
-            }
-            in_it
-        };
-        if left {
-            if let Ok(room) = BareJid::new(&s.room) {
-                self.send_room_presence(&room).await;
-            }
-            self.emit(NodeEvent::Call { id: String::new() });
+        let room = BareJid::new(&s.room)
+            .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
+        let ours = lock(&self.calls)
+            .group()
+            .is_some_and(|g| g.room == room && tab.is_none_or(|t| t == g.tab));
+        if ours {
+            self.end_sphere_call(&room).await;
+            self.send_room_presence(&room).await;
             self.emit(NodeEvent::Presence {
                 sphere: s.name.clone(),
             });
@@ -379,34 +502,59 @@ impl Node {
         self.sphere_call(&s.name).await
     }
 
-    /// Watches the sphere call we just joined: when its page stops saying it is there, we
-    /// leave it. One task per call joined, gone when the call is.
+    /// Leaves `room`'s call if we are in it (its legs end, each told). No presence: the
+    /// caller says where we are.
+    pub(crate) async fn end_sphere_call(self: &Arc<Self>, room: &BareJid) {
+        let _order = self.calls_sending.lock().await;
+        let in_it = lock(&self.calls).group().is_some_and(|g| g.room == *room);
+        if !in_it {
+            return;
+        }
+        let out = lock(&self.calls).leave_group(now_secs());
+        self.send_calls(out).await;
+        self.emit(NodeEvent::Call { id: String::new() });
+    }
+
+    /// Watches the sphere call we just joined, every [`RECONCILE_SECS`]: legs missing or
+    /// stale are put right, and when its page stops saying it is there, we leave it. One
+    /// task per call joined, gone when the call is.
     fn watch_group(self: &Arc<Self>) {
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
-            let since = match node
+            let Some(id) = node
                 .upgrade()
-                .and_then(|n| lock(&n.calls).group().map(|g| g.since))
-            {
-                Some(s) => s,
-                None => return,
+                .and_then(|n| lock(&n.calls).group().map(|g| g.id.clone()))
+            else {
+                return;
             };
             loop {
-                tokio::time::sleep(std::time::Duration::from_secs(ALIVE_SECS as u64 / 3)).await;
+                tokio::time::sleep(std::time::Duration::from_secs(RECONCILE_SECS)).await;
                 let Some(node) = node.upgrade() else {
                     return;
                 };
                 let _order = node.calls_sending.lock().await;
-                if lock(&node.calls).group().is_none_or(|g| g.since != since) {
+                let Some(room) = lock(&node.calls)
+                    .group()
+                    .filter(|g| g.id == id)
+                    .map(|g| g.room.clone())
+                else {
                     return;
-                }
-                let left = lock(&node.calls).group_tick(now_secs());
+                };
+                let now = now_secs();
+                let left = lock(&node.calls).group_tick(now);
                 if let Some((room, out)) = left {
                     tracing::info!(room = %room, "the page in the sphere's call went away: leaving the call");
                     node.send_calls(out).await;
                     node.send_room_presence(&room).await;
                     node.emit(NodeEvent::Call { id: String::new() });
                     return;
+                }
+                let devices = node.call_devices(room.as_str(), false);
+                let me = node.xmpp.jid();
+                let (out, changed) = lock(&node.calls).reconcile(&devices, &me, now);
+                node.send_calls(out).await;
+                if changed {
+                    node.emit(NodeEvent::Call { id: String::new() });
                 }
             }
         });
@@ -420,10 +568,9 @@ impl Node {
         in_call: bool,
     ) {
         let me = self.xmpp.jid();
-        let changed = {
-            let _order = self.calls_sending.lock().await;
-            lock(&self.calls).group_member(room, device, in_call, &me, now_secs())
-        };
+        let _order = self.calls_sending.lock().await;
+        let (out, changed) = lock(&self.calls).group_member(room, device, in_call, &me, now_secs());
+        self.send_calls(out).await;
         if changed {
             if in_call {
                 self.calls_tick_in(CONNECT_SECS);
@@ -433,13 +580,13 @@ impl Node {
     }
 
     /// A leg of a sphere's call, opened by another participant.
-    pub(crate) async fn on_group_jingle(self: &Arc<Self>, req: JingleRequest, room: BareJid) {
-        let member = lock(&self.rooms)
-            .present(room.as_str())
-            .values()
-            .any(|o| o.jid.as_ref() == Some(&req.from));
+    pub(crate) async fn on_group_jingle(self: &Arc<Self>, req: JingleRequest) {
+        let in_call = req
+            .room()
+            .is_some_and(|room| self.call_devices(room.as_str(), true).contains(&req.from));
+        let me = self.xmpp.jid();
         let _order = self.calls_sending.lock().await;
-        let (out, changed) = lock(&self.calls).group_leg(&req, member, now_secs());
+        let (out, changed) = lock(&self.calls).group_leg(&req, in_call, &me, now_secs());
         self.send_calls(out).await;
         if changed {
             self.calls_tick_in(CONNECT_SECS);

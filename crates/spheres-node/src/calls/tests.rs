@@ -540,26 +540,36 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
     assert!(legs[0].outgoing && legs[0].state == CallState::Connecting);
     assert_eq!(legs[0].sphere.as_deref(), Some("Family"));
     // Bob's node hears Alice came: her address sorts first, so Bob waits for her leg.
-    assert!(!b.group_member(&room, &alice, true, &bob, 11));
+    assert!(!b.group_member(&room, &alice, true, &bob, 11).1);
     let id = legs[0].id.clone();
     let out = a.describe(&id, "tab-a", "offer", OFFER, &alice).unwrap();
     let (_, req) = request_of(&out[0], ALICE).unwrap();
     assert_eq!(req.room(), Some(room.clone()));
     // A member's leg, while Bob is in that call: taken at once, no ringing.
-    let (out, changed) = b.group_leg(&req, true, 12);
+    let (out, changed) = b.group_leg(&req, true, &bob, 12);
     assert!(changed && !is_error(&out));
     let leg = b.get(&id).unwrap();
     assert!(!leg.outgoing && leg.state == CallState::Connecting && leg.remote.is_some());
-    // The same device again: the leg already there stands.
+    // The same device again before the leg is up (Alice's went stale): hers replaces it.
     let again = JingleRequest {
-        sid: "other".into(),
+        sid: "again".into(),
         ..req.clone()
     };
-    let (out, changed) = b.group_leg(&again, true, 12);
-    assert!(!changed && is_error(&out));
+    let (out, changed) = b.group_leg(&again, true, &bob, 12);
+    assert!(changed && !is_error(&out) && out.iter().any(|o| matches!(o, Out::Request(..))));
+    assert_eq!(b.get(&id).unwrap().state, CallState::Ended);
+    // Once it is up, a second one is refused (tie-break) and the leg stands.
+    b.describe("again", "tab-b", "answer", OFFER, &bob).unwrap();
+    assert_eq!(b.get("again").unwrap().state, CallState::Active);
+    let third = JingleRequest {
+        sid: "third".into(),
+        ..req.clone()
+    };
+    let (out, changed) = b.group_leg(&third, true, &bob, 12);
+    assert!(!changed && is_error(&out) && b.get("third").is_none());
     // Carol (sorts after both) comes: Alice and Bob each open a leg to her.
-    assert!(a.group_member(&room, &carol, true, &alice, 13));
-    assert!(b.group_member(&room, &carol, true, &bob, 13));
+    assert!(a.group_member(&room, &carol, true, &alice, 13).1);
+    assert!(b.group_member(&room, &carol, true, &bob, 13).1);
     assert_eq!(
         a.list()
             .iter()
@@ -568,7 +578,8 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
         2
     );
     // Bob leaves the call: his leg on Alice's side ends; Carol's stays.
-    assert!(a.group_member(&room, &bob, false, &alice, 14));
+    let (out, changed) = a.group_member(&room, &bob, false, &alice, 14);
+    assert!(changed && out.len() == 1, "his leg ends, and he is told");
     assert_eq!(a.get(&id).unwrap().end, Some(CallEnd::TheyHungUp));
     assert_eq!(
         a.list()
@@ -584,36 +595,44 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
     assert!(a.list().iter().all(|c| c.state == CallState::Ended));
 }
 
+/// Alice joins the sphere's call where bob is (audio): her node, and its leg to bob's.
+fn alice_calls_bob_in_the_sphere() -> (Calls, String) {
+    let mut a = Calls::default();
+    let (joined, _) = a
+        .join_group(
+            bare(ROOM),
+            "Family",
+            false,
+            "tab-a",
+            &full(ALICE),
+            &[full(BOB)],
+            1,
+        )
+        .unwrap();
+    assert!(joined);
+    let id = a.list()[0].id.clone();
+    (a, id)
+}
+
 /// Who gets nothing from a sphere's call: a device not in the room, anyone when we are not in
 /// that room's call, and a room-tagged session never rings as a one-to-one call would.
 #[test]
 fn a_sphere_call_takes_legs_only_from_members_while_in_it() {
     let (alice, bob) = (full(ALICE), full(BOB));
     let room = bare(ROOM);
-    let mut a = Calls::default();
+    let (mut a, id) = alice_calls_bob_in_the_sphere();
     let mut b = Calls::default();
-    a.join_group(
-        room.clone(),
-        "Family",
-        false,
-        "tab-a",
-        &alice,
-        std::slice::from_ref(&bob),
-        1,
-    )
-    .unwrap();
-    let id = a.list()[0].id.clone();
     let out = a.describe(&id, "tab-a", "offer", OFFER, &alice).unwrap();
     let (_, req) = request_of(&out[0], ALICE).unwrap();
     // Bob is in no call: the leg is unknown to him, even from a member, even a contact.
-    let (out, changed) = b.group_leg(&req, true, 2);
+    let (out, changed) = b.group_leg(&req, true, &bob, 2);
     assert!(!changed && unknown(&out));
     let (out, changed) = b.on_jingle(&req, true, 2);
     assert!(!changed && unknown(&out) && b.list().is_empty());
     // In the call, but the sender is not in the room (a stranger who knows its name).
     b.join_group(room.clone(), "Family", false, "tab-b", &bob, &[], 3)
         .unwrap();
-    let (out, changed) = b.group_leg(&req, false, 3);
+    let (out, changed) = b.group_leg(&req, false, &bob, 3);
     assert!(!changed && unknown(&out) && b.list().is_empty());
     // A call in another room is not this one.
     b.leave_group(4);
@@ -627,13 +646,98 @@ fn a_sphere_call_takes_legs_only_from_members_while_in_it() {
         4,
     )
     .unwrap();
-    let (out, changed) = b.group_leg(&req, true, 4);
+    let (out, changed) = b.group_leg(&req, true, &bob, 4);
     assert!(!changed && unknown(&out) && b.list().is_empty());
-    // And we can be in one call at a time.
+    // And we can be in one call at a time: no other sphere's, no one-to-one call, and a
+    // contact who rings hears we are busy.
     assert!(
         b.join_group(room, "Family", false, "tab-b", &bob, &[], 5)
             .is_err()
     );
+    assert!(
+        b.start("s9".into(), bare("carol@home.test"), false, "tab-b", 5)
+            .is_err()
+    );
+    let (out, changed) = b.on_ring(
+        full(CAROL),
+        Ring::new("r1", RingKind::Propose { video: false }),
+        &bob,
+        true,
+        5,
+    );
+    assert!(!changed);
+    assert!(matches!(ring_of(&out[0]), Some((_, r)) if r.kind == RingKind::Reject));
+}
+
+/// Who is in a room's call is who says so: a member in the room who says nothing of the call
+/// (or left it) is not, however much it knows of the call; one getting ready is, for the
+/// legs it opens.
+#[test]
+fn only_those_who_say_they_are_in_the_call_are_in_it() {
+    use spheres_xmpp::call::muji::Muji;
+    use spheres_xmpp::muc::{Affiliation, Occupant, Role};
+    let occ = |who: &str, muji: Option<Muji>, present: bool| Occupant {
+        room: bare(ROOM),
+        nick: who.to_owned(),
+        jid: Some(full(&format!("{who}@home.test/n"))),
+        affiliation: Affiliation::Member,
+        role: Role::Participant,
+        present,
+        is_self: false,
+        codes: vec![],
+        endpoints: None,
+        muji,
+    };
+    let preparing = Muji {
+        preparing: true,
+        media: vec![],
+    };
+    let room = vec![
+        occ("in", Some(Muji::joined(true)), true),
+        occ("lurker", None, true),
+        occ("empty", Some(Muji::default()), true),
+        occ("getting-ready", Some(preparing), true),
+        occ("gone", Some(Muji::joined(false)), false),
+    ];
+    assert_eq!(
+        group::in_call(room.clone(), false),
+        [full("in@home.test/n")]
+    );
+    let mut with_ready = group::in_call(room, true);
+    with_ready.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(
+        with_ready,
+        [full("getting-ready@home.test/n"), full("in@home.test/n")]
+    );
+}
+
+/// Legs put right: one that failed opens again (when it is ours to open), one with a device
+/// that left the call ends and it is told; a lost stream to the server ends every leg but
+/// keeps us in the call.
+#[test]
+fn a_sphere_calls_legs_are_put_right() {
+    let (alice, bob, carol) = (full(ALICE), full(BOB), full(CAROL));
+    let (mut a, first) = alice_calls_bob_in_the_sphere();
+    assert!(a.failed(&first, "no answer".into(), 2));
+    // Bob and carol are in the call: a new leg to each (both sort after alice).
+    let (out, changed) = a.reconcile(&[bob.clone(), carol.clone()], &alice, 3);
+    assert!(changed && out.is_empty());
+    let live = |c: &Calls| {
+        c.list()
+            .into_iter()
+            .filter(|c| c.state != CallState::Ended)
+            .count()
+    };
+    assert_eq!(live(&a), 2);
+    // Nothing more to do while nothing changes.
+    assert!(!a.reconcile(&[bob.clone(), carol.clone()], &alice, 4).1);
+    // Carol is no longer in the call: her leg ends, she is told.
+    let (out, changed) = a.reconcile(std::slice::from_ref(&bob), &alice, 5);
+    assert!(changed && out.len() == 1 && live(&a) == 1);
+    // The stream to the server is lost: the legs end, the call stays ours.
+    assert!(a.group_new_session(6));
+    assert_eq!(live(&a), 0);
+    assert!(a.muji_for(&bare(ROOM)).is_some());
 }
 
 /// A mesh holds six; a seventh is told the call is full; a page that stops saying it is
@@ -655,7 +759,10 @@ fn a_sphere_call_is_bounded_and_left_when_its_page_goes_away() {
         .unwrap();
     assert_eq!(c.list().len(), group::MAX_MESH - 1);
     // One more comes anyway: no leg to them.
-    assert!(!c.group_member(&room, &full("z@home.test/n"), true, &me, 2));
+    assert!(
+        !c.group_member(&room, &full("z@home.test/n"), true, &me, 2)
+            .1
+    );
     // The same page again: still there.
     assert!(
         !c.join_group(room.clone(), "F", false, "tab", &me, five, 30)

@@ -51,6 +51,7 @@ export function mount(el) {
               dateTime(new Date(c.last_activity * 1000))) : null,
             h("span", {}, t("shares", { n: c.shares ?? 0 })),
             h("span", {}, t("online", { n: c.members_online ?? 0 })),
+            c.in_call ? h("span", { class: "tag live" }, "📞 " + t("sphereInCall", { n: c.in_call })) : null,
             s.owned ? h("span", { class: "tag" }, t("yours")) : null,
             s.encryption === "open" ? null : h("span", { class: "tag", title: t("encryptedHelp") }, "🔒 " + t("encrypted"))));
         }))
@@ -83,6 +84,6 @@ export function mount(el) {
 
   draw().catch(failLoad);
   const again = () => draw().catch(failLoad);
-  life.add(on(["share", "presence", "invite", "sphere", "message", "resync"], () => life.soon(again)));
+  life.add(on(["share", "presence", "invite", "sphere", "message", "resync", "call"], () => life.soon(again)));
   return () => life.end();
 }

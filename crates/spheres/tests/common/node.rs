@@ -236,9 +236,21 @@ pub fn household_nodes(dir: &Path, bob_args: &[&str]) -> (Node, Node) {
 /// A node for a new account `NAME@family.test` on alice's household server, started with
 /// `args`.
 pub fn household_member(alice: &Node, dir: &Path, name: &str, args: &[&str]) -> Node {
+    household_member_at(alice, dir, name, args, "127.0.0.1:0")
+}
+
+/// [`household_member`], its web interface listening on `http` (`ADDR:PORT`).
+pub fn household_member_at(
+    alice: &Node,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    http: &str,
+) -> Node {
     let household = alice.cli(&["status"])["household"].clone();
     let pw = add_user(alice, dir, name);
     let mut n = Node::new(dir, name);
+    n.http = http.to_owned();
     n.extra = vec![
         "--jid".into(),
         format!("{name}@family.test"),
@@ -432,6 +444,11 @@ pub fn two_browsers(script: &str, a: &Node, b: &Node, stages: &[&str]) {
 
 /// [`two_browsers`] for any number of nodes: `NODE_A`, `NODE_B`, `NODE_C`… and `DATA_A`…
 pub fn browsers(script: &str, nodes: &[&Node], stages: &[&str]) {
+    browsers_with(script, nodes, &[], stages);
+}
+
+/// [`browsers`], with more variables for the script.
+pub fn browsers_with(script: &str, nodes: &[&Node], env: &[(&str, String)], stages: &[&str]) {
     for tool in ["node", "/usr/bin/chromium"] {
         super::require(tool);
     }
@@ -444,6 +461,9 @@ pub fn browsers(script: &str, nodes: &[&Node], stages: &[&str]) {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     let mut cmd = std::process::Command::new("node");
     cmd.arg(browser_dir.join(script)).env("SHOTS", &shots);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     for (n, letter) in nodes.iter().zip('A'..='Z') {
         cmd.env(format!("NODE_{letter}"), web(n))
             .env(format!("DATA_{letter}"), &n.data);
