@@ -46,20 +46,29 @@ try {
   await login(a, NODE_A);
   await login(b, NODE_B);
   await login(c, NODE_C);
-  for (const [p, node] of [[a, NODE_A], [b, NODE_B], [c, NODE_C]]) await p.goto(family(node));
+  for (const [p, node] of [[a, NODE_A], [b, NODE_B]]) await p.goto(family(node));
+  await c.goto(NODE_C + "/#/feed");
+  // Settings say how far the household's relay reaches (here: this computer).
+  await a.goto(NODE_A + "/#/settings");
+  await a.locator("#calls-relay").getByText(/^Relay: 127\.0\.0\.1:\d+, on this computer only/).waitFor();
+  await a.goto(family(NODE_A));
 
-  // Alice starts a video call in the sphere: she waits alone; bob's and carol's pages show the
-  // call, live.
+  // Alice starts a video call in the sphere: she waits alone; bob's sphere page shows the
+  // call, live, and carol, reading her feed, gets a notice.
   await bar(a).getByRole("button", { name: "🎥 Video call everyone" }).click();
   await panel(a).getByText("Waiting for others to join…").waitFor();
   await bar(b).getByText("A call is on: alice.").waitFor();
-  await bar(c).getByText("A call is on: alice.").waitFor();
+  const notice = c.locator("#call-notice");
+  await notice.getByText(/^📞 A call is on in Family: alice(, bob)?\.$/).waitFor();
+  await axe(c, "a call's notice");
+  await shot(c, "sphere-call-notice");
   step("started");
 
-  // Bob joins with video, carol (on a phone) without: three connections, one per pair.
+  // Bob joins with video, carol (on a phone) from the notice, without: three connections, one
+  // per pair.
   await bar(b).getByRole("button", { name: "Join", exact: true }).click();
-  await bar(c).getByText("A call is on: alice, bob.").waitFor();
-  await bar(c).getByRole("button", { name: "Join without video" }).click();
+  await notice.getByRole("button", { name: "Join without video" }).click();
+  await c.waitForURL(/#\/s\/Family$/);
   for (const p of [a, b, c]) await connected(p, 2);
   // Everyone hears the two others, and sees those who send video (alice and bob).
   const heard = { alice: await measure(a), bob: await measure(b), carol: await measure(c) };

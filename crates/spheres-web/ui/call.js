@@ -84,6 +84,31 @@ export async function relays() {
 
 function hasRelay(ice) { return ice.some((s) => s.urls.some((u) => u.startsWith("turn"))); }
 
+/** How far `host` (an address or a name) is reachable: this computer, this network, or the
+ *  internet (a name is taken as public). */
+export function reachOf(host) {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || /^127\./.test(h) || h === "::1") return "computer";
+  if (/^10\./.test(h) || /^192\.168\./.test(h) || /^172\.(1[6-9]|2\d|3[01])\./.test(h) ||
+      /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./.test(h) || /^169\.254\./.test(h) || /^f[cd]/.test(h) || /^fe80:/.test(h)) return "network";
+  return "internet";
+}
+
+/** Says whether calls get through routers: the relay the node's XMPP server offers (if any)
+ *  and how far it reaches. */
+export async function relayReach(signal) {
+  /** @type {import("../types/api").IceServerInfo[]} */
+  const ice = await api("/calls/ice", { signal });
+  const turn = ice.flatMap((s) => s.urls).find((u) => u.startsWith("turn"));
+  if (!turn) return t("callsNoRelay");
+  const addr = turn.replace(/^turns?:/, "").split("?")[0];
+  const host = addr.replace(/:\d+$/, "");
+  const reach = reachOf(host);
+  return reach === "computer" ? t("callsRelayComputer", { addr })
+    : reach === "network" ? t("callsRelayNetwork", { addr })
+    : t("callsRelayInternet", { addr });
+}
+
 /** One browser-to-browser connection of a call (the call itself, or a leg of a sphere's
  *  call): `onmedia` when the other side's tracks come, `onstate` when the connection moves. */
 export function leg(call, stream, ice, onmedia, onstate) {

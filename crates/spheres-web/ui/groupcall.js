@@ -210,8 +210,44 @@ export function callBar(sphere, signal) {
   return { el, refresh };
 }
 
-/** A page that goes away leaves its sphere call (the others would see a silent tile). */
+/** Calls on in spheres whose page is not open: a notice over any view, with "Join". Shown
+ *  once per call (until it ends, or is dismissed). */
+const noticed = new Map(); // sphere -> "shown" | "dismissed"
+let noticeTimer = 0;
+async function lookForCalls() {
+  /** @type {import("../types/api").Status} */
+  const status = await api("/status");
+  const on = (status.spheres || []).filter((s) => s.in_call > 0);
+  for (const name of [...noticed.keys()]) if (!on.some((s) => s.name === name)) noticed.delete(name);
+  const here = decodeURIComponent((location.hash.match(/^#\/s\/([^/]+)$/) || [])[1] || "");
+  const next = on.find((s) => !inCall(s.name) && s.name !== here && !noticed.has(s.name));
+  const notice = document.getElementById("call-notice");
+  if (notice && (!on.some((s) => s.name === notice.dataset.sphere) || inCall(notice.dataset.sphere || ""))) notice.remove();
+  if (!next || !canCall() || document.getElementById("call-notice")) return;
+  noticed.set(next.name, "shown");
+  /** @type {SphereCall} */
+  const info = await api(`/spheres/${enc(next.name)}/call`);
+  const jids = info.people.filter((p) => !p.me).map((p) => p.jid);
+  const names = jids.map((j) => who(j, jids)).join(", ");
+  const box = h("section", { id: "call-notice", class: "call call-notice", role: "region", "aria-label": t("groupCallBar"), "data-sphere": next.name },
+    h("p", {}, "📞 ", t("groupCallNotice", { sphere: next.name, who: names })),
+    h("div", { class: "call-actions" },
+      button(t("groupCallJoin"), () => { box.remove(); location.hash = `#/s/${enc(next.name)}`; joinSphereCall(next.name, true).catch(fail); }, "primary"),
+      button(t("groupCallJoinAudio"), () => { box.remove(); location.hash = `#/s/${enc(next.name)}`; joinSphereCall(next.name, false).catch(fail); }),
+      button(t("close"), () => { noticed.set(next.name, "dismissed"); box.remove(); })));
+  document.body.append(box);
+}
+
+/** A page that goes away leaves its sphere call (the others would see a silent tile); calls
+ *  that start in spheres show a notice wherever the page is. */
 export function watchSphereCalls() {
+  const soon = () => {
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => lookForCalls().catch((e) => console.debug("spheres: calls not looked at", e)), 300);
+  };
+  on(["presence", "call", "resync"], soon);
+  window.addEventListener("hashchange", soon);
+  soon();
   window.addEventListener("pagehide", () => {
     if (group) fetch(`/api/spheres/${enc(group.sphere)}/call/leave`, { method: "POST", keepalive: true, headers: { "X-Spheres": "1", "Content-Type": "application/json" }, body: JSON.stringify({ tab: TAB }) }).catch(() => {});
   });

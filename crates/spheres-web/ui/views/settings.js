@@ -1,7 +1,7 @@
 // Settings: the account, the node's network (refreshed when reachability changes), the
 // bandwidth limits, the web password, export and import, logging out.
 import { api, fail, failLoad, get, putFile } from "../api.js";
-import { relayOnly, setRelayOnly } from "../call.js";
+import { relayOnly, relayReach, setRelayOnly } from "../call.js";
 import { h, say } from "../dom.js";
 import { on } from "../events.js";
 import { t } from "../i18n.js";
@@ -92,7 +92,11 @@ export function mount(el) {
     } }, h("label", { for: "import-file" }, t("importFrom")), archive, sent, h("button", { type: "submit" }, t("import")));
     // Calls: this browser's address hidden from the other side (always through a relay).
     const hide = h("input", { id: "calls-relay-only", type: "checkbox", checked: relayOnly(), onchange: () => setRelayOnly(hide.checked) });
-    const calls = [h("h2", {}, t("callsSettings")),
+    // Whether calls get through routers: the relay the XMPP server offers, and how far it
+    // reaches.
+    const relay = h("p", { id: "calls-relay" });
+    relayReach(signal).then((r) => { relay.textContent = r; }).catch(() => {});
+    const calls = [h("h2", {}, t("callsSettings")), relay,
       h("p", {}, hide, " ", h("label", { for: "calls-relay-only" }, t("callsRelayOnly"))),
       h("p", { class: "meta" }, t("callsRelayOnlyHelp"))];
     const data = [h("h2", {}, t("yourData")),
