@@ -1,5 +1,6 @@
 // A call between alice's page (Debian's Chromium, fake camera and microphone) and a Jingle
-// peer we did not write (tests/peers/jingle_peer.py: slixmpp and aiortc), both ways. Started
+// peer we did not write (tests/peers/jingle_peer.py: slixmpp and aiortc), both ways, then a
+// call in a sphere that the peer joins. Started
 // by crates/spheres/tests/calls.rs, which runs alice's node and the peer (dave), passes
 // NODE_A, DATA_A and SHOTS, and writes a line on stdin when the peer has done its part.
 // Exit 0 when every check passed. Every wait is bounded.
@@ -51,6 +52,24 @@ try {
   assert.equal(await nextLine(), "hangup");
   await panel.getByRole("button", { name: "Hang up" }).click();
   await a.locator("#call-status").getByText("Call ended.").waitFor();
+
+  // A call in the sphere: alice starts it; dave's client joins the room's call (XEP-0272) and
+  // opens the session itself, as Dino has newcomers do. Media both ways; he leaves.
+  await a.goto(NODE_A + "/#/s/Family");
+  const group = a.locator("#sphere-call");
+  await a.locator("#call-bar").getByRole("button", { name: "🎥 Video call everyone" }).click();
+  await group.getByText("Waiting for others to join…").waitFor();
+  step("in_sphere_call");
+  await a.waitForFunction(() => [...document.querySelectorAll("#sphere-call figcaption")]
+    .some((c) => /^dave · connected/.test(c.textContent || "")), null, { timeout: 30_000 });
+  const tile = await group.locator("video[aria-label='dave']").getAttribute("id");
+  got = await received(a, 4000, tile || "");
+  assert.ok(got.frames >= 5 && got.width > 0 && got.loudest > 0.01, `alice gets dave's media in the sphere's call: ${JSON.stringify(got)}`);
+  step("group_media");
+  assert.equal(await nextLine(), "left");
+  await group.getByText("Waiting for others to join…").waitFor();
+  await group.getByRole("button", { name: "Leave the call" }).click();
+  await group.waitFor({ state: "detached" });
   assert.deepEqual(blocked, [], "nothing blocked by the page's policy");
   step("ok");
 } catch (e) {

@@ -11,6 +11,11 @@ reads commands on stdin, one per line:
           proceed, sends its offer (session-initiate, candidates inside) and takes their answer
           and trickled candidates.
   hangup  ends the current call (session-terminate, success).
+  join ROOM  joins a room's call (XEP-0272, Muji): enters ROOM as "dave" saying, in its room
+          presence, that it is in the call with audio and video; once the room reflects that,
+          opens a session (tagged <muji room=ROOM/>) with a participant already in the call,
+          as Dino does (the newcomer opens them), and prints {"event": "joined"}.
+  leave   leaves the room's call (an unavailable presence to the room), prints {"event": "left"}.
 It answers any call that rings it (proceed, then session-accept once the offer came).
 Media: a 440 Hz tone and aiortc's test video. Prints {"event": "media", "video_frames": N,
 "loudest": X} once 30 video frames and audible sound arrived from the other side,
@@ -46,6 +51,9 @@ GROUP = "urn:xmpp:jingle:apps:grouping:0"
 FB = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0"
 HDREXT = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0"
 SSMA = "urn:xmpp:jingle:apps:rtp:ssma:0"
+MUC = "http://jabber.org/protocol/muc"
+MUC_USER = "http://jabber.org/protocol/muc#user"
+MUJI = "urn:xmpp:jingle:muji:0"
 
 
 def emit(**kw):
@@ -220,6 +228,9 @@ class Peer(slixmpp.ClientXMPP):
         self.initiator = False
         self.pending = []  # trickled candidates before the other side's description
         self.described = False
+        self.room = None  # the room whose call we are in
+        self.in_call = {}  # the room's participants in its call: nick -> real full JID
+        self.opened = False
         self.register_plugin("xep_0030")
         self.add_event_handler("session_start", self.start)
         # slixmpp's "message" event is for messages with a body; ringing messages have none.
@@ -227,6 +238,8 @@ class Peer(slixmpp.ClientXMPP):
             self.register_handler(Callback("jmi " + name, MatchXPath("{jabber:client}message/{%s}%s" % (JMI, name)),
                                            self.on_message))
         self.register_handler(Callback("jingle", MatchXPath("{jabber:client}iq/{%s}jingle" % JINGLE), self.on_jingle))
+        self.register_handler(Callback("room presence", MatchXPath("{jabber:client}presence/{%s}x" % MUC_USER),
+                                       self.on_room_presence))
 
     async def start(self, _event):
         self.send_presence()
@@ -241,6 +254,10 @@ class Peer(slixmpp.ClientXMPP):
                 self.call()
             elif line == "hangup":
                 await self.hang_up()
+            elif line.startswith("join "):
+                self.join(line[len("join "):].strip())
+            elif line == "leave":
+                await self.leave()
 
     def jmi(self, to, name, **children):
         m = self.make_message(mto=to, mtype="chat")
@@ -254,6 +271,50 @@ class Peer(slixmpp.ClientXMPP):
         self.sid = str(uuid.uuid4())
         self.initiator = True
         self.jmi(self.callee, "propose", media=["audio", "video"])
+
+    def join(self, room):
+        self.room, self.opened, self.in_call = room, False, {}
+        p = self.make_presence(pto="%s/dave" % room)
+        p.append(ET.Element("{%s}x" % MUC))
+        muji = ET.Element("{%s}muji" % MUJI)
+        for media in ("audio", "video"):
+            c = ET.SubElement(muji, "{%s}content" % JINGLE, creator="initiator", name=media)
+            ET.SubElement(c, "{%s}description" % RTP, media=media)
+        p.append(muji)
+        p.send()
+
+    def on_room_presence(self, pres):
+        if self.room is None or pres["from"].bare != self.room:
+            return
+        nick = pres["from"].resource
+        x = pres.xml.find("{%s}x" % MUC_USER)
+        item = x.find("{%s}item" % MUC_USER)
+        codes = {s.get("code") for s in x.findall("{%s}status" % MUC_USER)}
+        muji = pres.xml.find("{%s}muji" % MUJI)
+        in_call = (pres["type"] != "unavailable" and muji is not None and muji.find("{%s}preparing" % MUJI) is None
+                   and muji.find("{%s}content" % JINGLE) is not None)
+        if "110" in codes:
+            if not self.opened and pres["type"] != "unavailable":
+                # In: open a session with someone already in the call (the newcomer opens).
+                self.opened = True
+                emit(event="joined", in_call=sorted(self.in_call.values()))
+                if self.in_call and self.pc is None:
+                    self.sid, self.initiator = str(uuid.uuid4()), True
+                    self.other = sorted(self.in_call.values())[0]
+                    self.new_pc()
+                    self.spawn(self.send_description("session-initiate"))
+            return
+        if in_call and item is not None and item.get("jid"):
+            self.in_call[nick] = item.get("jid")
+        else:
+            self.in_call.pop(nick, None)
+
+    async def leave(self):
+        p = self.make_presence(pto="%s/dave" % self.room, ptype="unavailable")
+        p.send()
+        self.room = None
+        await self.close()
+        emit(event="left")
 
     def new_pc(self):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -292,6 +353,8 @@ class Peer(slixmpp.ClientXMPP):
         iq = self.make_iq_set(ito=self.other)
         j = ET.Element("{%s}jingle" % JINGLE, action=action, sid=self.sid)
         j.set("initiator" if action == "session-initiate" else "responder", str(self.boundjid))
+        if self.room and action == "session-initiate":
+            ET.SubElement(j, "{%s}muji" % MUJI, room=self.room)
         sdp_to_jingle(pc.localDescription.sdp, j)
         iq.append(j)
         await iq.send()

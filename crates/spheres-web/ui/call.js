@@ -112,7 +112,7 @@ export async function relayReach(signal) {
 /** One browser-to-browser connection of a call (the call itself, or a leg of a sphere's
  *  call): `onmedia` when the other side's tracks come, `onstate` when the connection moves. */
 export function leg(call, stream, ice, onmedia, onstate) {
-  return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0, gone: false, onmedia, onstate };
+  return { id: call.id, call, stream, ice, relayed: false, pc: null, remote: null, remoteSet: false, applied: 0, chain: Promise.resolve(), steps: Promise.resolve(), started: Date.now(), connectedAt: 0, timer: 0, gone: false, receiveVideo: false, pathChecked: 0, onmedia, onstate };
 }
 
 function fresh(call, stream, ice) {
@@ -146,6 +146,8 @@ function peer(c) {
   const relay = relayOnly() && hasRelay(c.ice);
   const pc = new RTCPeerConnection({ iceServers: c.ice, iceTransportPolicy: relay ? "relay" : "all" });
   for (const track of c.stream.getTracks()) pc.addTrack(track, c.stream);
+  // Someone in a sphere's call without a camera still sees the others.
+  if (c.receiveVideo && !c.stream.getVideoTracks().length) pc.addTransceiver("video", { direction: "recvonly" });
   pc.onicecandidate = (ev) => {
     if (ev.candidate && ev.candidate.candidate) send(c, "candidate", { mid: ev.candidate.sdpMid || "0", candidate: ev.candidate.candidate });
   };

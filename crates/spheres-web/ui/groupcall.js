@@ -121,6 +121,7 @@ async function look(g) {
           }
           render();
         });
+        l.receiveVideo = true;
         g.legs.set(call.id, l);
       }
       const it = l;

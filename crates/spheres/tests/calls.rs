@@ -357,6 +357,8 @@ fn calls_reach_contacts_only_and_strangers_hear_nothing() {
 /// Jingle mapping: tests/peers/jingle_peer.py) calls alice's page and is called by it: each
 /// time both ends get the other's video frames and sound (aiortc counts what it decodes, the
 /// page measures what it plays), and a hang-up on either side ends the call on the other.
+/// Then it joins a call in a sphere (XEP-0272 presence in the sphere's room, the session
+/// opened by the newcomer as Dino does) and media flows both ways again.
 /// The page's script: tests/browser/call-interop.mjs.
 #[test]
 fn an_independent_jingle_peer_calls_a_page_and_is_called() {
@@ -376,6 +378,16 @@ fn an_independent_jingle_peer_calls_a_page_and_is_called() {
     let mut alice = Node::new(dir.path(), "alice");
     alice.start(&["--user", "alice", "--domain", "family.test"]);
     add_user(&alice, dir.path(), "dave");
+    // Dave is a member of Family (his client joins its room; it has no node to accept).
+    alice.cli(&["sphere", "create", "Family"]);
+    alice.cli(&["sphere", "invite", "Family", "dave@family.test"]);
+    let room = alice
+        .cli(&["sphere", "list"])
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == "Family"))
+        .and_then(|s| s["room"].as_str())
+        .unwrap()
+        .to_owned();
     let household = alice.cli(&["status"])["household"].clone();
     let c2s = household["c2s"].as_str().unwrap().to_owned();
     let (host, port) = c2s.rsplit_once(':').unwrap();
@@ -429,6 +441,23 @@ fn an_independent_jingle_peer_calls_a_page_and_is_called() {
     page.send("hangup");
     let end = dave.wait_event("terminated");
     assert_eq!(end["reason"], "success");
+
+    // Alice calls everyone in Family; dave (a member) joins the room's call and opens the
+    // session himself; media both ways; he leaves.
+    wait(&mut page, "in_sphere_call", &mut dave);
+    dave.send(&format!("join {room}"));
+    let joined = dave.wait_event("joined");
+    assert_eq!(
+        joined["in_call"].as_array().map(Vec::len),
+        Some(1),
+        "{joined}"
+    );
+    wait(&mut page, "group_media", &mut dave);
+    let media = dave.wait_event("media");
+    assert!(media["video_frames"].as_u64().unwrap() >= 30, "{media}");
+    dave.send("leave");
+    dave.wait_event("left");
+    page.send("left");
     wait(&mut page, "ok", &mut dave);
     assert!(page.wait_exit(), "the interop page failed: {:?}", page.seen);
 }

@@ -5,13 +5,15 @@
 //! straight from browser to browser, encrypted end to end (DTLS-SRTP), in a mesh of at most
 //! [`MAX_MESH`] people.
 //!
-//! Of two participants, the one whose address sorts first opens the leg (so two who join at
-//! once never both do); a leg opened the other way (a client that has the newcomer open them
-//! all, as Dino does) is taken too. A leg is taken only from a device that is in the sphere's
-//! room now and says it is in the call (the room is members-only, so the server vouches for
-//! it), only while we are in that room's call: a stranger, a member who is not in the call, or
-//! anyone when we are not in it, learns nothing. Legs that failed or went stale are put right
-//! every [`RECONCILE_SECS`] (see [`Calls::reconcile`]).
+//! The newcomer opens a leg with everyone already in the call, as Dino does; those already
+//! in wait for it, and open it themselves if it does not come within [`WAIT_FOR_THEIRS`]
+//! seconds (a leg that failed, a client that waits too). When both sides open one at once,
+//! the leg of the side whose address sorts first stands (the other is replaced, or refused
+//! with tie-break). A leg is taken only from a device that is in the sphere's room now and says
+//! it is in the call (the room is members-only, so the server vouches for it), only while we
+//! are in that room's call: a stranger, a member who is not in the call, or anyone when we are
+//! not in it, learns nothing. Legs are put right every [`RECONCILE_SECS`] (see
+//! [`Calls::reconcile`]).
 
 use std::sync::Arc;
 
@@ -34,6 +36,9 @@ pub(crate) const MAX_MESH: usize = 6;
 pub(crate) const ALIVE_SECS: i64 = 90;
 /// How often the legs are looked at again (missing ones opened, stale ones ended).
 pub(crate) const RECONCILE_SECS: u64 = 15;
+/// How long we wait for a newcomer to open its leg to us (or, after a leg failed, for the
+/// other side to open it again) before we open it ourselves.
+pub(crate) const WAIT_FOR_THEIRS: i64 = 10;
 
 /// The devices among `occupants` that say they are in the room's call (`preparing` too:
 /// joining it). Someone in the room who says nothing of the call is not in it.
@@ -61,6 +66,9 @@ pub(crate) struct Group {
     /// This joining's own id (a page that leaves and joins again is another).
     pub(crate) id: String,
     alive: i64,
+    /// Devices in the call with no leg with us yet, and since when: they should open it (a
+    /// newcomer does); one that does not in a while gets one from us.
+    waiting: std::collections::HashMap<FullJid, i64>,
 }
 
 impl Calls {
@@ -105,8 +113,8 @@ impl Calls {
     }
 
     /// The page `tab` joins the call in `room` (or starts it). `others`: the devices in the
-    /// call now; `me`: ours. Legs to those whose address sorts after ours open now (the page
-    /// makes their offers). Joining again from the same page says it is still there; from
+    /// call now; `me`: ours. As the newcomer, we open a leg with each (the page makes their
+    /// offers). Joining again from the same page says it is still there; from
     /// another page of ours, that page takes the call over. Returns whether we joined now,
     /// and what to send.
     #[allow(clippy::too_many_arguments)]
@@ -155,6 +163,7 @@ impl Calls {
             since: now,
             id: crate::random_token(8),
             alive: now,
+            waiting: Default::default(),
         });
         for o in others {
             self.open_to(o, me, now);
@@ -200,23 +209,22 @@ impl Calls {
         out
     }
 
-    /// Opens a leg to `device` if it is ours to open (our address sorts first) and there is
-    /// room for it. Returns whether it did.
+    /// Opens a leg to `device` if there is none and there is room for it. Returns whether it
+    /// did.
     fn open_to(&mut self, device: &FullJid, me: &FullJid, now: i64) -> bool {
-        if device == me
-            || self.leg_with(device)
-            || me.as_str() >= device.as_str()
-            || self.legs().count() + 1 >= MAX_MESH
-        {
+        if device == me || self.leg_with(device) || self.legs().count() + 1 >= MAX_MESH {
             return false;
+        }
+        if let Some(g) = self.group.as_mut() {
+            g.waiting.remove(device);
         }
         self.open_leg(device.clone(), true, crate::random_token(12), now)
             .is_some()
     }
 
-    /// `device` is in `room`'s call (`in_call`) or not (any more). A newcomer whose address
-    /// sorts after ours gets a leg from us; one who left takes its leg with it. Returns what
-    /// to send, and whether anything changed.
+    /// `device` is in `room`'s call (`in_call`) or not (any more). A newcomer opens its leg
+    /// with us (we wait for it); one who left takes its leg with it. Returns what to send, and
+    /// whether anything changed.
     pub(crate) fn group_member(
         &mut self,
         room: &BareJid,
@@ -233,8 +241,12 @@ impl Calls {
             let changed = !out.is_empty();
             return (out, changed);
         }
-        let opened = self.open_to(device, me, now);
-        (Vec::new(), opened)
+        if !self.leg_with(device)
+            && let Some(g) = self.group.as_mut()
+        {
+            g.waiting.entry(device.clone()).or_insert(now);
+        }
+        (Vec::new(), false)
     }
 
     /// Looks at the legs again, against `in_call` (the devices in the room that say they are
@@ -260,8 +272,28 @@ impl Calls {
             out.extend(self.end_legs_with(device, CallEnd::TheyHungUp, now));
         }
         let mut changed = !stale.is_empty();
-        for device in in_call {
-            changed |= self.open_to(device, me, now);
+        // Those in the call with no leg with us: they should open it; past a while, we do.
+        let late: Vec<FullJid> = {
+            let legs: Vec<FullJid> = self.legs().filter_map(|c| c.peer.clone()).collect();
+            let Some(g) = self.group.as_mut() else {
+                return (out, changed);
+            };
+            g.waiting
+                .retain(|d, _| in_call.contains(d) && !legs.contains(d));
+            let mut late = Vec::new();
+            for device in in_call {
+                if device == me || legs.contains(device) {
+                    continue;
+                }
+                let since = *g.waiting.entry(device.clone()).or_insert(now);
+                if now - since >= WAIT_FOR_THEIRS {
+                    late.push(device.clone());
+                }
+            }
+            late
+        };
+        for device in late {
+            changed |= self.open_to(&device, me, now);
         }
         (out, changed)
     }

@@ -510,14 +510,14 @@ fn unknown(out: &[Out]) -> bool {
 }
 
 /// Three members in a sphere's call, two nodes driven by hand: of two participants the one
-/// whose address sorts first opens the leg; the leg's offer goes out tagged with the room, and
+/// who comes opens the leg; the leg's offer goes out tagged with the room, and
 /// the other node takes it without ringing; a member who leaves takes the leg with them.
 #[test]
 fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
     let (alice, bob, carol) = (full(ALICE), full(BOB), full(CAROL));
     let room = bare(ROOM);
     let (mut a, mut b) = (Calls::default(), Calls::default());
-    // Bob is in the call first; Alice joins: her address sorts first, so she opens the leg.
+    // Bob is in the call first; Alice joins: the newcomer opens the leg.
     assert!(
         b.join_group(room.clone(), "Family", true, "tab-b", &bob, &[], 10)
             .unwrap()
@@ -539,7 +539,7 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
     assert_eq!(legs.len(), 1);
     assert!(legs[0].outgoing && legs[0].state == CallState::Connecting);
     assert_eq!(legs[0].sphere.as_deref(), Some("Family"));
-    // Bob's node hears Alice came: her address sorts first, so Bob waits for her leg.
+    // Bob's node hears Alice came: he waits for her leg.
     assert!(!b.group_member(&room, &alice, true, &bob, 11).1);
     let id = legs[0].id.clone();
     let out = a.describe(&id, "tab-a", "offer", OFFER, &alice).unwrap();
@@ -567,29 +567,34 @@ fn a_sphere_call_opens_one_leg_per_pair_and_closes_it_when_they_leave() {
     };
     let (out, changed) = b.group_leg(&third, true, &bob, 12);
     assert!(!changed && is_error(&out) && b.get("third").is_none());
-    // Carol (sorts after both) comes: Alice and Bob each open a leg to her.
-    assert!(a.group_member(&room, &carol, true, &alice, 13).1);
-    assert!(b.group_member(&room, &carol, true, &bob, 13).1);
-    assert_eq!(
-        a.list()
+    // Carol comes: the newcomer opens her legs; Alice and Bob wait for them.
+    assert!(!a.group_member(&room, &carol, true, &alice, 13).1);
+    assert!(!b.group_member(&room, &carol, true, &bob, 13).1);
+    let live = |c: &Calls| {
+        c.list()
             .iter()
-            .filter(|c| c.state == CallState::Connecting)
-            .count(),
-        2
+            .filter(|c| c.state != CallState::Ended)
+            .count()
+    };
+    assert_eq!(live(&a), 1);
+    // She does not (a client of hers failed): after a while, Alice opens it herself.
+    assert!(!a.reconcile(&[bob.clone(), carol.clone()], &alice, 14).1);
+    assert!(
+        a.reconcile(
+            &[bob.clone(), carol.clone()],
+            &alice,
+            13 + group::WAIT_FOR_THEIRS
+        )
+        .1
     );
+    assert_eq!(live(&a), 2);
     // Bob leaves the call: his leg on Alice's side ends; Carol's stays.
-    let (out, changed) = a.group_member(&room, &bob, false, &alice, 14);
+    let (out, changed) = a.group_member(&room, &bob, false, &alice, 30);
     assert!(changed && out.len() == 1, "his leg ends, and he is told");
     assert_eq!(a.get(&id).unwrap().end, Some(CallEnd::TheyHungUp));
-    assert_eq!(
-        a.list()
-            .iter()
-            .filter(|c| c.state == CallState::Connecting)
-            .count(),
-        1
-    );
+    assert_eq!(live(&a), 1);
     // Alice leaves: her remaining leg is terminated, her presence says nothing of a call.
-    let out = a.leave_group(15);
+    let out = a.leave_group(31);
     assert_eq!(out.len(), 1);
     assert!(a.muji_for(&room).is_none() && a.group().is_none());
     assert!(a.list().iter().all(|c| c.state == CallState::Ended));
@@ -719,8 +724,15 @@ fn a_sphere_calls_legs_are_put_right() {
     let (alice, bob, carol) = (full(ALICE), full(BOB), full(CAROL));
     let (mut a, first) = alice_calls_bob_in_the_sphere();
     assert!(a.failed(&first, "no answer".into(), 2));
-    // Bob and carol are in the call: a new leg to each (both sort after alice).
+    // Bob and carol are in the call with no leg with alice: she waits a while for theirs,
+    // then opens them.
     let (out, changed) = a.reconcile(&[bob.clone(), carol.clone()], &alice, 3);
+    assert!(!changed && out.is_empty());
+    let (out, changed) = a.reconcile(
+        &[bob.clone(), carol.clone()],
+        &alice,
+        3 + group::WAIT_FOR_THEIRS,
+    );
     assert!(changed && out.is_empty());
     let live = |c: &Calls| {
         c.list()
@@ -779,4 +791,39 @@ fn a_sphere_call_is_bounded_and_left_when_its_page_goes_away() {
     assert_eq!(left, room);
     assert_eq!(out.len(), group::MAX_MESH - 1);
     assert!(c.group().is_none());
+}
+
+/// Both sides open a leg at once (two who join together): the leg of the side whose address
+/// sorts first stands, on both nodes.
+#[test]
+fn two_legs_at_once_leave_one() {
+    let (alice, bob) = (full(ALICE), full(BOB));
+    let (mut a, from_alice) = alice_calls_bob_in_the_sphere();
+    let mut b = Calls::default();
+    b.join_group(
+        bare(ROOM),
+        "Family",
+        false,
+        "tab-b",
+        &bob,
+        std::slice::from_ref(&alice),
+        1,
+    )
+    .unwrap();
+    let from_bob = b.list()[0].id.clone();
+    let to_b = a
+        .describe(&from_alice, "tab-a", "offer", OFFER, &alice)
+        .unwrap();
+    let to_a = b
+        .describe(&from_bob, "tab-b", "offer", OFFER, &bob)
+        .unwrap();
+    let (_, alices) = request_of(&to_b[0], ALICE).unwrap();
+    let (_, bobs) = request_of(&to_a[0], BOB).unwrap();
+    // Alice sorts first: hers replaces bob's on his node; his is refused on hers.
+    let (out, changed) = b.group_leg(&alices, true, &bob, 2);
+    assert!(changed && !is_error(&out));
+    assert_eq!(b.get(&from_bob).unwrap().state, CallState::Ended);
+    let (out, changed) = a.group_leg(&bobs, true, &alice, 2);
+    assert!(!changed && is_error(&out) && a.get(&from_bob).is_none());
+    assert_eq!(a.get(&from_alice).unwrap().state, CallState::Connecting);
 }
