@@ -76,13 +76,22 @@ function end(g) {
   g.panel?.remove();
 }
 
+/** Whether this page is still the one in the call, as the node says (`info`); when it is not
+ *  (another page of ours took it, or the node left it for us), the page lets it go. */
+function stillOurs(g, info) {
+  if (info.joined && info.tab === TAB) return true;
+  end(g);
+  say(t("groupCallTakenOver"));
+  return false;
+}
+
 /** Tells the node this page is still in the call (unless another page of ours took it). */
 async function stillHere(g) {
   try {
     /** @type {SphereCall} */
     const now = await api(`/spheres/${enc(g.sphere)}/call`);
     if (group !== g) return;
-    if (!now.joined || now.tab !== TAB) { end(g); say(t("groupCallTakenOver")); return; }
+    if (!stillOurs(g, now)) return;
     g.info = await api(`/spheres/${enc(g.sphere)}/call`, { method: "POST", json: { video: g.video, tab: TAB } });
   } catch (e) { console.debug("spheres: the call's keep-alive did not go", e); }
 }
@@ -97,7 +106,7 @@ async function look(g) {
     const [info, calls] = await Promise.all([api(`/spheres/${enc(g.sphere)}/call`), api("/calls")]);
     if (group !== g) return;
     g.info = info;
-    if (!info.joined || info.tab !== TAB) { end(g); say(t("groupCallTakenOver")); return; }
+    if (!stillOurs(g, info)) return;
     const mine = calls.filter((c) => c.sphere === g.sphere && c.tab === TAB);
     for (const call of mine) {
       let l = g.legs.get(call.id);

@@ -173,19 +173,10 @@ impl Calls {
 
     /// We leave the sphere call (the page hung up, or went away): every leg ends.
     pub(crate) fn leave_group(&mut self, now: i64) -> Vec<Out> {
-        let legs: Vec<(String, Option<FullJid>)> = self
-            .legs()
-            .map(|c| (c.id.clone(), c.peer.clone()))
-            .collect();
+        let peers: Vec<FullJid> = self.legs().filter_map(|c| c.peer.clone()).collect();
         let mut out = Vec::new();
-        for (id, peer) in legs {
-            if let Some(peer) = peer {
-                out.push(Out::Request(
-                    id.clone(),
-                    signal::session_terminate(&peer, &id, Reason::Success),
-                ));
-            }
-            self.end(&id, CallEnd::HungUp, None, now);
+        for peer in peers {
+            out.extend(self.end_legs_with(&peer, CallEnd::HungUp, now));
         }
         self.group = None;
         out
@@ -427,11 +418,10 @@ impl Node {
 
     /// How many people are in `room`'s call now, us included.
     pub(crate) fn in_sphere_call(&self, room: &str) -> usize {
-        let mut others: Vec<BareJid> = lock(&self.rooms)
-            .occupants(room)
+        let mut others: Vec<BareJid> = self
+            .call_devices(room, false)
             .into_iter()
-            .filter(|o| o.muji.as_ref().is_some_and(Muji::in_call))
-            .filter_map(|o| o.jid.map(|j| j.to_bare()))
+            .map(|d| d.to_bare())
             .filter(|j| *j != self.me)
             .collect();
         others.sort();
