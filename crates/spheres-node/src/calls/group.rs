@@ -457,8 +457,7 @@ impl Node {
         tab: &str,
     ) -> Result<SphereCall, NodeError> {
         let s = self.sphere_named(sphere).await?;
-        let room = BareJid::new(&s.room)
-            .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
+        let room = BareJid::new(&s.room)?;
         let already = lock(&self.calls)
             .group()
             .is_some_and(|g| g.room == room && g.tab == tab);
@@ -509,8 +508,7 @@ impl Node {
         tab: Option<&str>,
     ) -> Result<SphereCall, NodeError> {
         let s = self.sphere_named(sphere).await?;
-        let room = BareJid::new(&s.room)
-            .map_err(|e| NodeError::Internal(anyhow::anyhow!("the sphere's room: {e}")))?;
+        let room = BareJid::new(&s.room)?;
         let ours = lock(&self.calls)
             .group()
             .is_some_and(|g| g.room == room && tab.is_none_or(|t| t == g.tab));
