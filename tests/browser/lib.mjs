@@ -25,6 +25,18 @@ export async function login(nodeApi, page, node) {
   await page.goto(url);
 }
 
+/** The same, for a node this script cannot reach (behind a router, in a network namespace):
+ *  the page, which can, asks for the one-time link with the node's token. */
+export async function loginFromPage(dataOf, page, node) {
+  const token = JSON.parse(fs.readFileSync(path.join(dataOf[node], "node.json"), "utf8")).token;
+  await page.goto(node + "/");
+  const url = await page.evaluate(async (token) => {
+    const r = await fetch("/api/open", { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${token}` }, body: "{}" });
+    return (await r.json()).url;
+  }, token);
+  await page.goto(url);
+}
+
 /** Debian's Chromium: offline, as root, headless, with `extra` arguments (`executablePath`: a
  *  wrapper that starts it, e.g. inside a network namespace). */
 export function launch(extra = [], executablePath = "/usr/bin/chromium") {

@@ -3,11 +3,13 @@
 aioice's TURN client (a TURN implementation we did not write), and prints one JSON line:
 {"ok": true, "relay": "HOST:PORT"} or {"ok": false, "error": "..."}.
 
-  turn_check.py HOST PORT --user USER --password PASSWORD
-  turn_check.py HOST PORT --secret SECRET --expires-in SECONDS [--name NAME]
+  turn_check.py HOST PORT --user USER --password PASSWORD [--peer ADDR:PORT]
+  turn_check.py HOST PORT --secret SECRET --expires-in SECONDS [--name NAME] [--peer ADDR:PORT]
       mints TURN REST credentials (draft-uberti-behave-turn-rest) as Prosody's
       mod_turn_external does: USER = expiry time (":NAME" appended when given), PASSWORD =
       base64(HMAC-SHA1(SECRET, USER)). A negative SECONDS makes credentials that expired.
+  --peer: then sends a datagram to ADDR:PORT through the relay (binding a channel to it, which
+      the server refuses for peers it does not relay to): "peer": "sent" or "refused: ...".
 
 Exit 0 whatever the answer (the JSON says it); 2 on bad arguments."""
 import argparse
@@ -29,7 +31,7 @@ def mint(secret, expires_in, name):
     return user, base64.b64encode(mac).decode()
 
 
-async def allocate(host, port, user, password):
+async def allocate(host, port, user, password, peer=None):
     try:
         transport, _ = await asyncio.wait_for(
             turn.create_turn_endpoint(asyncio.DatagramProtocol, (host, port), user, password),
@@ -38,8 +40,19 @@ async def allocate(host, port, user, password):
     except Exception as e:  # aioice raises TransactionFailed (401 and the like) or a timeout
         return {"ok": False, "error": f"{type(e).__name__}: {e}"}
     relay = transport.get_extra_info("sockname")
+    answer = {"ok": True, "relay": f"{relay[0]}:{relay[1]}"}
+    if peer:
+        addr, _, p = peer.rpartition(":")
+        # The client's own protocol (the transport keeps it to itself): its send_data raises
+        # what the server answers to the channel binding.
+        inner = transport._TurnTransport__inner_protocol
+        try:
+            await asyncio.wait_for(inner.send_data(b"spheres", (addr, int(p))), timeout=10)
+            answer["peer"] = "sent"
+        except Exception as e:
+            answer["peer"] = f"refused: {type(e).__name__}: {e}"
     transport.close()
-    return {"ok": True, "relay": f"{relay[0]}:{relay[1]}"}
+    return answer
 
 
 def main():
@@ -51,6 +64,7 @@ def main():
     p.add_argument("--secret")
     p.add_argument("--expires-in", type=int)
     p.add_argument("--name", default="")
+    p.add_argument("--peer")
     a = p.parse_args()
     if a.secret is not None and a.expires_in is not None:
         user, password = mint(a.secret, a.expires_in, a.name)
@@ -58,7 +72,7 @@ def main():
         user, password = a.user, a.password
     else:
         p.error("give --user and --password, or --secret and --expires-in")
-    print(json.dumps(asyncio.run(allocate(a.host, a.port, user, password))), flush=True)
+    print(json.dumps(asyncio.run(allocate(a.host, a.port, user, password, a.peer))), flush=True)
 
 
 main()

@@ -27,6 +27,39 @@ pub enum Method {
     UpnpIgd1,
 }
 
+/// Which transport a mapping forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    fn nat(self) -> crab_nat::InternetProtocol {
+        match self {
+            Proto::Tcp => crab_nat::InternetProtocol::Tcp,
+            Proto::Udp => crab_nat::InternetProtocol::Udp,
+        }
+    }
+
+    fn igd(self) -> igd_next::PortMappingProtocol {
+        match self {
+            Proto::Tcp => igd_next::PortMappingProtocol::TCP,
+            Proto::Udp => igd_next::PortMappingProtocol::UDP,
+        }
+    }
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        })
+    }
+}
+
 /// What the node can say about being reachable from outside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
@@ -77,15 +110,16 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// What to tell a person whose router's outside address is `outside` (not public).
-fn double_nat_why(outside: IpAddr, port: u16) -> String {
+/// What to tell a person whose router's outside address is `outside` (not public), about
+/// `port` of `proto`.
+pub fn double_nat_why_for(outside: IpAddr, proto: Proto, port: u16) -> String {
     let shown = if outside.is_unspecified() {
         "the router reports no public outside address of its own".to_owned()
     } else {
         format!("the router's own outside address, {outside}, is not a public one")
     };
     format!(
-        "double NAT: {shown}, so it is most likely behind another router (often the internet provider's). Members elsewhere cannot connect to this node (it can still connect to them). To fix it, ask the provider for a public IP address, or forward TCP port {port} on the outer router to this router"
+        "double NAT: {shown}, so it is most likely behind another router (often the internet provider's). Members elsewhere cannot connect to this node (it can still connect to them). To fix it, ask the provider for a public IP address, or forward {proto} port {port} on the outer router to this router"
     )
 }
 
@@ -130,10 +164,14 @@ enum Held {
 /// done (dropping it without `remove` leaves it to expire on the router).
 pub struct Mapping {
     pub method: Method,
+    pub proto: Proto,
     pub external: SocketAddr,
     pub internal: SocketAddr,
     pub lease: Duration,
     held: Held,
+    /// The router asked, and how long to wait for it (for [`Mapping::another`]).
+    gateway: Ipv4Addr,
+    wait: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +184,16 @@ impl Mapping {
     /// Maps TCP `port` (where the node listens on all interfaces) for `lease`, trying PCP,
     /// NAT-PMP, then UPnP IGD, each within `wait`.
     pub async fn create(port: u16, lease: Duration, wait: Duration) -> Result<Mapping, NoMapping> {
+        Self::create_for(Proto::Tcp, port, lease, wait).await
+    }
+
+    /// [`Mapping::create`] for a port of `proto`.
+    pub async fn create_for(
+        proto: Proto,
+        port: u16,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Mapping, NoMapping> {
         let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
         let gateway = default_gateway(&table).ok_or_else(|| {
             NoMapping(
@@ -174,13 +222,7 @@ impl Mapping {
         let gw = crab_nat::GatewayAddress::IpV4(gateway);
         let mut nat = tokio::time::timeout(
             wait * 2,
-            crab_nat::PortMapping::new(
-                gw,
-                local,
-                crab_nat::InternetProtocol::Tcp,
-                nonzero,
-                options,
-            ),
+            crab_nat::PortMapping::new(gw, local, proto.nat(), nonzero, options),
         )
         .await;
         // crab_nat falls back to NAT-PMP only when the router answers PCP with "unsupported
@@ -188,12 +230,7 @@ impl Mapping {
         if !matches!(nat, Ok(Ok(_))) {
             let pmp = tokio::time::timeout(
                 wait * 2,
-                crab_nat::natpmp::port_mapping(
-                    gw,
-                    crab_nat::InternetProtocol::Tcp,
-                    nonzero,
-                    options,
-                ),
+                crab_nat::natpmp::port_mapping(gw, proto.nat(), nonzero, options),
             )
             .await;
             match pmp {
@@ -228,10 +265,13 @@ impl Mapping {
                 );
                 return Ok(Mapping {
                     method,
+                    proto,
                     external,
                     internal,
                     lease: Duration::from_secs(u64::from(m.lifetime())),
                     held: Held::Nat(m),
+                    gateway,
+                    wait,
                 });
             }
             Ok(Err(e)) => tried.push(format!("PCP/NAT-PMP: {e}")),
@@ -253,25 +293,14 @@ impl Mapping {
                 };
                 let secs = lease.as_secs().clamp(60, 86_400) as u32;
                 let external_port = match gw
-                    .add_port(
-                        igd_next::PortMappingProtocol::TCP,
-                        port,
-                        internal,
-                        secs,
-                        DESCRIPTION,
-                    )
+                    .add_port(proto.igd(), port, internal, secs, DESCRIPTION)
                     .await
                 {
                     Ok(()) => Ok(port),
                     // The same external port is taken (another machine): let the router pick.
                     Err(_) => {
-                        gw.add_any_port(
-                            igd_next::PortMappingProtocol::TCP,
-                            internal,
-                            secs,
-                            DESCRIPTION,
-                        )
-                        .await
+                        gw.add_any_port(proto.igd(), internal, secs, DESCRIPTION)
+                            .await
                     }
                 };
                 match external_port {
@@ -282,6 +311,7 @@ impl Mapping {
                             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                         return Ok(Mapping {
                             method,
+                            proto,
                             external: SocketAddr::new(ip, external_port),
                             internal,
                             lease: Duration::from_secs(u64::from(secs)),
@@ -290,6 +320,8 @@ impl Mapping {
                                 external_port,
                                 internal,
                             },
+                            gateway,
+                            wait,
                         });
                     }
                     Err(e) => {
@@ -297,7 +329,7 @@ impl Mapping {
                         // (miniupnpd does, and reports 0.0.0.0 then): say so, it is the cause.
                         match gw.get_external_ip().await {
                             Ok(outside) if !is_public(outside) => {
-                                return Err(NoMapping(double_nat_why(outside, port)));
+                                return Err(NoMapping(double_nat_why_for(outside, proto, port)));
                             }
                             Ok(_) => {
                                 tried.push(format!("UPnP: the router refused the mapping ({e})"))
@@ -307,8 +339,9 @@ impl Mapping {
                             Err(igd_next::GetExternalIpError::RequestError(
                                 igd_next::RequestError::InvalidResponse(_),
                             )) => {
-                                return Err(NoMapping(double_nat_why(
+                                return Err(NoMapping(double_nat_why_for(
                                     IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                                    proto,
                                     port,
                                 )));
                             }
@@ -327,6 +360,84 @@ impl Mapping {
         )))
     }
 
+    /// Maps `port` of `proto` the way this mapping was made (the same router and method), on
+    /// the same outside port: the router's answer is refused when it offers another one (a
+    /// relay names its own port to the people it relays for).
+    pub async fn another(&self, proto: Proto, port: u16) -> Result<Mapping, NoMapping> {
+        let nonzero =
+            NonZeroU16::new(port).ok_or_else(|| NoMapping("port 0 cannot be mapped".into()))?;
+        let internal = SocketAddr::new(self.internal.ip(), port);
+        let refused = |e: &dyn std::fmt::Display| {
+            NoMapping(format!(
+                "the router refused to forward {proto} port {port}: {e}"
+            ))
+        };
+        let mapping = match &self.held {
+            Held::Nat(_) => {
+                let options = crab_nat::PortMappingOptions {
+                    external_port: Some(nonzero),
+                    lifetime_seconds: Some(self.lease.as_secs().clamp(60, u32::MAX as u64) as u32),
+                    // The router answered already: a slow answer (its table grows with
+                    // each port) is waited for rather than asked again.
+                    timeout_config: Some(crab_nat::TimeoutConfig {
+                        initial_timeout: Duration::from_millis(1000),
+                        max_retries: 2,
+                        max_retry_timeout: Some(self.wait),
+                    }),
+                };
+                let gw = crab_nat::GatewayAddress::IpV4(self.gateway);
+                let m = if self.method == Method::Pcp {
+                    crab_nat::PortMapping::new(gw, internal.ip(), proto.nat(), nonzero, options)
+                        .await
+                        .map_err(|e| refused(&e))?
+                } else {
+                    crab_nat::natpmp::port_mapping(gw, proto.nat(), nonzero, options)
+                        .await
+                        .map_err(|e| refused(&e))?
+                };
+                Mapping {
+                    method: self.method,
+                    proto,
+                    external: SocketAddr::new(self.external.ip(), m.external_port().get()),
+                    internal,
+                    lease: Duration::from_secs(u64::from(m.lifetime())),
+                    held: Held::Nat(m),
+                    gateway: self.gateway,
+                    wait: self.wait,
+                }
+            }
+            Held::Igd { gateway, .. } => {
+                let secs = self.lease.as_secs().clamp(60, 86_400) as u32;
+                gateway
+                    .add_port(proto.igd(), port, internal, secs, DESCRIPTION)
+                    .await
+                    .map_err(|e| refused(&e))?;
+                Mapping {
+                    method: self.method,
+                    proto,
+                    external: SocketAddr::new(self.external.ip(), port),
+                    internal,
+                    lease: Duration::from_secs(u64::from(secs)),
+                    held: Held::Igd {
+                        gateway: gateway.clone(),
+                        external_port: port,
+                        internal,
+                    },
+                    gateway: self.gateway,
+                    wait: self.wait,
+                }
+            }
+        };
+        if mapping.external.port() != port {
+            let offered = mapping.external.port();
+            let _ = mapping.remove().await;
+            return Err(NoMapping(format!(
+                "the router would forward {proto} port {port} only from its port {offered}"
+            )));
+        }
+        Ok(mapping)
+    }
+
     /// Renews the mapping for another lease.
     pub async fn renew(&mut self) -> Result<(), NoMapping> {
         match &mut self.held {
@@ -340,7 +451,7 @@ impl Mapping {
                 internal,
             } => gateway
                 .add_port(
-                    igd_next::PortMappingProtocol::TCP,
+                    self.proto.igd(),
                     *external_port,
                     *internal,
                     self.lease.as_secs() as u32,
@@ -363,7 +474,7 @@ impl Mapping {
                 external_port,
                 ..
             } => gateway
-                .remove_port(igd_next::PortMappingProtocol::TCP, external_port)
+                .remove_port(self.proto.igd(), external_port)
                 .await
                 .map_err(|e| NoMapping(format!("cannot remove the mapping: {e}"))),
         }
@@ -376,7 +487,7 @@ impl Mapping {
             return Reachability::DoubleNat {
                 method: self.method,
                 router_outside: self.external,
-                why: double_nat_why(ip, self.external.port()),
+                why: double_nat_why_for(ip, self.proto, self.external.port()),
             };
         }
         Reachability::Mapped {
@@ -411,7 +522,7 @@ mod tests {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         // A mapping whose router sits behind another NAT is said to be one.
-        let why = double_nat_why("100.64.0.1".parse().unwrap(), 6881);
+        let why = double_nat_why_for("100.64.0.1".parse().unwrap(), Proto::Tcp, 6881);
         assert!(
             why.starts_with("double NAT") && why.contains("100.64.0.1") && why.contains("6881")
         );

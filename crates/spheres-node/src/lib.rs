@@ -35,6 +35,7 @@ mod public;
 pub mod reach;
 mod reactions;
 mod receive;
+mod relay;
 mod rooms;
 mod sealed;
 mod sealedchat;
@@ -106,6 +107,8 @@ pub struct Node {
     /// How far the web pages reach: the router's forwarding of the web port, HTTPS (see
     /// `reach`).
     web: reach::WebState,
+    /// How far the household's relay for calls reaches (see `relay`).
+    relay: relay::RelayState,
     /// Contacts' presence and requests (see `chat`).
     contacts: chat::ContactState,
     /// What the web interface hears about as it happens (`/api/events`).

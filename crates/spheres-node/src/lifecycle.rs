@@ -171,6 +171,7 @@ impl Node {
 
         // The account, and the household server when we run it.
         let (account, prosody) = Self::account(&settings, out).await?;
+        let relay = crate::relay::RelayState::new(prosody.as_ref().and_then(|p| p.turn_addr()));
         let household = prosody.as_ref().map(|p| types::Household {
             domain: p.domain().to_owned(),
             muc: p.muc_domain(),
@@ -180,6 +181,7 @@ impl Node {
                 a => a,
             },
             ca: p.ca_file(),
+            relay: None,
         });
         let me = BareJid::new(&account.jid).context("the account's JID is not valid")?;
         let mls = Self::load_mls(&store, &me)
@@ -269,6 +271,7 @@ impl Node {
             joined_notify: tokio::sync::Notify::new(),
             peers: PeerState::default(),
             web: crate::reach::WebState::default(),
+            relay,
             contacts: ContactState::default(),
             claim: Mutex::new(account.claim.clone()),
             events: tokio::sync::broadcast::channel(256).0,
@@ -311,6 +314,7 @@ impl Node {
         tokio::spawn(node.clone().housekeeping());
         tokio::spawn(node.clone().watch_folders());
         tokio::spawn(node.clone().keep_port_mapped());
+        tokio::spawn(node.clone().keep_relay_mapped());
         node.start_lsd();
 
         // The API and the web interface.
@@ -557,6 +561,7 @@ impl Node {
         {
             tracing::warn!(error = %e, "the web port's mapping stays until its lease ends");
         }
+        self.unmap_relay().await;
         self.xmpp.close().await;
         self.engine.shutdown().await;
         if let Some(p) = &self.prosody {
@@ -611,7 +616,10 @@ impl Node {
             http,
             listen: self.engine.listen_addr().to_string(),
             tracker: self.tracker.http_addr.map(|a| a.to_string()),
-            household: self.household.clone(),
+            household: self.household.clone().map(|h| types::Household {
+                relay: self.relay_info(),
+                ..h
+            }),
             muc: self.muc.clone(),
             spheres_dir: self.settings.spheres_dir.clone(),
             headless: self.settings.headless,

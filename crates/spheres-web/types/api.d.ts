@@ -29,7 +29,12 @@ web_password: boolean, reachability: Reachability,
  */
 xmpp: Connection, endpoints: Array<Endpoint>, download_limit: number | null, upload_limit: number | null, spheres: Array<SphereSummary>, transfers: Array<Transfer>, };
 
-export type Household = { domain: string, muc: string, c2s: string, ca: string, };
+export type Household = { domain: string, muc: string, c2s: string, ca: string, 
+/**
+ * The relay for calls the node runs next to the household server (coturn), when it
+ * runs one.
+ */
+relay?: Relay, };
 
 export type Reachability = { "state": "unknown" } | { "state": "loopback-only" } | { "state": "mapped", method: string, external: string, lease_secs: number, } | { "state": "double-nat", method: string, router_outside: string, why: string, } | { "state": "unreachable", why: string, };
 
@@ -135,6 +140,25 @@ direct: boolean,
 reach: WebReach, };
 
 export type WebReach = "public" | "internet" | "network" | "computer";
+
+export type Relay = { 
+/**
+ * Where it listens (`192.168.1.20:3478`).
+ */
+addr: string, reach: WebReach, 
+/**
+ * The router's outside address for it (`203.0.113.7:3478`), when the router forwards it.
+ */
+outside?: string, 
+/**
+ * The relay ports the router forwards (`50000-50063`).
+ */
+ports?: string, 
+/**
+ * Why it reaches no further, and what to do (English; the page says it in its own words
+ * from `reach`).
+ */
+why?: string, };
 
 export type WebAddress = { 
 /**

@@ -95,8 +95,14 @@ export function reachOf(host) {
 }
 
 /** Says whether calls get through routers: the relay the node's XMPP server offers (if any)
- *  and how far it reaches. */
+ *  and how far it reaches (the node says it of the household's relay it runs itself: whether
+ *  the home router forwards it). */
 export async function relayReach(signal) {
+  /** @type {import("../types/api").Status} */
+  const status = await api("/status", { signal });
+  const own = status.household?.relay;
+  if (own?.reach === "internet") return t("callsRelayForwarded", { addr: own.addr, outside: own.outside ?? "" });
+  if (own?.reach === "network") return t("callsRelayNetwork", { addr: own.addr }) + " " + t("callsRelayNotForwarded");
   /** @type {import("../types/api").IceServerInfo[]} */
   const ice = await api("/calls/ice", { signal });
   const turn = ice.flatMap((s) => s.urls).find((u) => u.startsWith("turn"));

@@ -7,6 +7,7 @@
 //! for 0. The integration tests use the very same code to get a throwaway server.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -53,6 +54,26 @@ struct Turn {
     child: Option<Child>,
     addr: SocketAddr,
     secret: String,
+    /// The ports it relays on (a block of [`RELAY_PORTS`], picked at start).
+    relay: RangeInclusive<u16>,
+    /// How people beyond the home router reach it, once the router forwards its ports.
+    outside: Option<TurnOutside>,
+}
+
+/// How many ports the relay relays on: one for each relayed address a browser holds (a
+/// call holds one or two), so as many calls' ends at once as the relay serves anyway.
+pub const RELAY_PORTS: u16 = 64;
+
+/// The household's relay as seen from beyond the home router, which forwards its ports there:
+/// the router's outside address, its ports that lead to the relay's own (UDP, and TCP when the
+/// router forwards it too), and the relay ports it forwards, on the same numbers (a relay
+/// tells the people it relays for its own port numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnOutside {
+    pub ip: IpAddr,
+    pub udp: u16,
+    pub tcp: Option<u16>,
+    pub relay: RangeInclusive<u16>,
 }
 
 /// How long the TURN credentials Prosody hands out last.
@@ -217,11 +238,18 @@ impl ManagedProsody {
                 );
                 None
             }
-            (true, Some(_)) => Some(Turn {
-                child: None,
-                addr: SocketAddr::new(config.interface, free_port(config.interface)?),
-                secret: random_secret(),
-            }),
+            (true, Some(_)) => {
+                // A block of its own among the ports the system does not hand out itself.
+                let blocks = (u16::MAX - 49152) / RELAY_PORTS;
+                let first = 49152 + RELAY_PORTS * (rand::random::<u16>() % blocks);
+                Some(Turn {
+                    child: None,
+                    addr: SocketAddr::new(config.interface, free_port(config.interface)?),
+                    secret: random_secret(),
+                    relay: first..=first + (RELAY_PORTS - 1),
+                    outside: None,
+                })
+            }
             (true, None) => {
                 tracing::warn!(
                     "coturn is not installed: calls get no relay, and may not cross some routers (apt-get install coturn)"
@@ -248,6 +276,57 @@ impl ManagedProsody {
     /// Where the household's TURN server listens (UDP and TCP), when it runs one.
     pub fn turn_addr(&self) -> Option<SocketAddr> {
         self.turn.as_ref().map(|t| t.addr)
+    }
+
+    /// The ports the household's TURN server relays on, when it runs one.
+    pub fn turn_relay_ports(&self) -> Option<RangeInclusive<u16>> {
+        self.turn.as_ref().map(|t| t.relay.clone())
+    }
+
+    /// How the TURN server is reached from beyond the home router, as last set.
+    pub fn turn_outside(&self) -> Option<&TurnOutside> {
+        self.turn.as_ref().and_then(|t| t.outside.as_ref())
+    }
+
+    /// Tells the TURN server and Prosody how the relay is reached from beyond the home router
+    /// (`None`: it is not). The TURN server then names the router's outside address in the
+    /// relayed addresses it hands out, relays on the forwarded ports only, and is started
+    /// again (it reads its configuration at start only; nobody's call is on it yet when the
+    /// node has just started); Prosody hands out the outside address too (after the one on
+    /// the network), reloading its configuration without dropping anyone's connection.
+    pub async fn set_turn_outside(
+        &mut self,
+        outside: Option<TurnOutside>,
+    ) -> Result<(), ProsodyError> {
+        let Some(turn) = self.turn.as_mut() else {
+            return Ok(());
+        };
+        if turn.outside == outside {
+            return Ok(());
+        }
+        turn.outside = outside;
+        if let Some(mut old) = turn.child.take() {
+            let _ = old.kill().await;
+        }
+        self.spawn_turn().await?;
+        write_private(
+            &self.config_file(),
+            render_config(&self.config, self.turn.as_ref())?.as_bytes(),
+        )?;
+        self.ctl("shell config reload", &["shell", "config", "reload"])
+            .await?;
+        self.ctl(
+            "shell module reload external_services",
+            &[
+                "shell",
+                "module",
+                "reload",
+                "external_services",
+                &self.config.domain,
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Writes coturn's configuration and starts it, tied to the node like Prosody, and waits
@@ -534,24 +613,45 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProsodyError> {
 }
 
 fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String, ProsodyError> {
+    // Relays on the ports the router forwards, when it does.
+    let relay = t.outside.as_ref().map_or(&t.relay, |o| &o.relay);
     let dir = lua_safe(
         dir.to_str()
             .ok_or_else(|| ProsodyError::Invalid("the data folder's path is not UTF-8".into()))?,
     )?;
     Ok(format!(
         "# Written by spheres; changes are overwritten at the next start.\n\
-         listening-ip={ip}\nrelay-ip={ip}\nlistening-port={port}\n\
-         min-port=49152\nmax-port=65535\n\
+         listening-ip={ip}\nrelay-ip={ip}\nlistening-port={port}\n{external}\
+         min-port={min}\nmax-port={max}\n\
          use-auth-secret\nstatic-auth-secret={secret}\nrealm={realm}\n\
          fingerprint\nno-cli\nno-tls\nno-dtls\nno-multicast-peers\nno-software-attribute\n\
          no-tcp-relay\n\
          denied-peer-ip=0.0.0.0-0.255.255.255\n\
          denied-peer-ip=169.254.0.0-169.254.255.255\n\
          denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n{loopback}\
-         total-quota=64\nuser-quota=8\nstale-nonce=600\n\
+         total-quota={quota}\nuser-quota=8\nstale-nonce=600\n\
          pidfile={dir}/turnserver.pid\nlog-file={dir}/turnserver.log\nsimple-log\n",
         ip = t.addr.ip(),
         port = t.addr.port(),
+        // Beyond the router, the relayed addresses it hands out are the router's; and
+        // reached from anywhere, it relays to no computer of the home network but this one
+        // (whose browsers it serves): a member elsewhere gets no way in to the others.
+        external = t.outside.as_ref().map_or(String::new(), |o| {
+            format!(
+                "external-ip={}/{ip}\n\
+                 denied-peer-ip=10.0.0.0-10.255.255.255\n\
+                 denied-peer-ip=172.16.0.0-172.31.255.255\n\
+                 denied-peer-ip=192.168.0.0-192.168.255.255\n\
+                 denied-peer-ip=100.64.0.0-100.127.255.255\n\
+                 denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n\
+                 allowed-peer-ip={ip}\n",
+                o.ip,
+                ip = t.addr.ip()
+            )
+        }),
+        min = relay.start(),
+        max = relay.end(),
+        quota = relay.len(),
         secret = t.secret,
         realm = lua_safe(&c.domain)?,
         // On loopback only, the relay serves this machine's browsers, whose addresses may be
@@ -562,6 +662,29 @@ fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String,
             ""
         },
     ))
+}
+
+/// The relay as reached from beyond the home router, for XEP-0215 (mod_external_services):
+/// STUN and TURN on the router's outside address, with the same expiring credentials.
+fn outside_services(t: &Turn) -> String {
+    let Some(o) = &t.outside else {
+        return String::new();
+    };
+    let mut services = format!(
+        "    {{ type = \"stun\", transport = \"udp\", host = \"{ip}\", port = {udp} }},\n    \
+         {{ type = \"turn\", transport = \"udp\", host = \"{ip}\", port = {udp}, secret = \"{secret}\", ttl = {TURN_TTL_SECS} }},\n",
+        ip = o.ip,
+        udp = o.udp,
+        secret = t.secret,
+    );
+    if let Some(tcp) = o.tcp {
+        services.push_str(&format!(
+            "    {{ type = \"turn\", transport = \"tcp\", host = \"{ip}\", port = {tcp}, secret = \"{secret}\", ttl = {TURN_TTL_SECS} }},\n",
+            ip = o.ip,
+            secret = t.secret,
+        ));
+    }
+    format!("  external_services = {{\n{services}  }}\n")
 }
 
 fn render_config(c: &ProsodyConfig, turn: Option<&Turn>) -> Result<String, ProsodyError> {
@@ -600,7 +723,7 @@ storage = "internal"
 modules_enabled = {{
   "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "blocklist";
   "mam"; "smacks"; "ping"; "register"; "invites"; "invites_register";
-  "private"; "vcard_legacy"; "version"; "uptime"; "time";
+  "private"; "vcard_legacy"; "version"; "uptime"; "time"; "admin_shell";
 }}
 allow_registration = {allow}
 registration_invite_only = {invite_only}
@@ -623,13 +746,81 @@ Component "rooms.{domain}" "muc"
         turn = turn.map_or(String::new(), |t| format!(
             "  modules_enabled = {{ \"turn_external\" }}\n  turn_external_secret = \"{}\"\n  \
              turn_external_host = \"{}\"\n  turn_external_port = {}\n  turn_external_tcp = true\n  \
-             turn_external_ttl = {TURN_TTL_SECS}\n",
+             turn_external_ttl = {TURN_TTL_SECS}\n{}",
             t.secret,
             t.addr.ip(),
-            t.addr.port()
+            t.addr.port(),
+            outside_services(t),
         )),
         iface = c.interface,
         c2s = c.c2s_port,
         tls = c.tls_port,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Once the home router forwards the relay's ports, coturn names the router's address in
+    /// the relayed addresses it hands out and relays on the forwarded ports only, and
+    /// Prosody hands out the outside address after the one on the network; before, neither.
+    #[test]
+    fn the_relay_is_told_its_outside_address_once_the_router_forwards_it() {
+        let config = ProsodyConfig::new("/tmp/household", "family.test");
+        let mut turn = Turn {
+            child: None,
+            addr: "192.168.1.2:3478".parse().unwrap(),
+            secret: "s3cret".into(),
+            relay: 50048..=50111,
+            outside: None,
+        };
+        let dir = Path::new("/tmp/household/turn");
+        let coturn = render_turn_config(&config, &turn, dir).unwrap();
+        assert!(!coturn.contains("external-ip"), "{coturn}");
+        assert!(
+            coturn.contains("min-port=50048\nmax-port=50111\n"),
+            "{coturn}"
+        );
+        assert!(coturn.contains("total-quota=64\n"), "{coturn}");
+        let prosody = render_config(&config, Some(&turn)).unwrap();
+        assert!(prosody.contains("turn_external_host = \"192.168.1.2\""));
+        assert!(!prosody.contains("external_services"), "{prosody}");
+
+        turn.outside = Some(TurnOutside {
+            ip: "203.0.113.7".parse().unwrap(),
+            udp: 3478,
+            tcp: Some(3478),
+            relay: 50048..=50071,
+        });
+        let coturn = render_turn_config(&config, &turn, dir).unwrap();
+        assert!(
+            coturn.contains("external-ip=203.0.113.7/192.168.1.2\n"),
+            "{coturn}"
+        );
+        for line in [
+            "denied-peer-ip=192.168.0.0-192.168.255.255\n",
+            "denied-peer-ip=10.0.0.0-10.255.255.255\n",
+            "allowed-peer-ip=192.168.1.2\n",
+        ] {
+            assert!(coturn.contains(line), "{line} in {coturn}");
+        }
+        assert!(
+            coturn.contains("min-port=50048\nmax-port=50071\n"),
+            "{coturn}"
+        );
+        assert!(coturn.contains("total-quota=24\n"), "{coturn}");
+        let prosody = render_config(&config, Some(&turn)).unwrap();
+        for service in [
+            "{ type = \"stun\", transport = \"udp\", host = \"203.0.113.7\", port = 3478 }",
+            "{ type = \"turn\", transport = \"udp\", host = \"203.0.113.7\", port = 3478, secret = \"s3cret\", ttl = 3600 }",
+            "{ type = \"turn\", transport = \"tcp\", host = \"203.0.113.7\", port = 3478, secret = \"s3cret\", ttl = 3600 }",
+        ] {
+            assert!(prosody.contains(service), "{service} in {prosody}");
+        }
+        // Without the router's TCP port, TURN over TCP stays on the network.
+        turn.outside.as_mut().unwrap().tcp = None;
+        let prosody = render_config(&config, Some(&turn)).unwrap();
+        assert!(!prosody.contains("transport = \"tcp\", host = \"203.0.113.7\""));
+    }
 }

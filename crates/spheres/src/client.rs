@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use spheres_node::Connection;
 use spheres_node::api::types::{
     ChatLine, ChatSecurity, Comment, Contacts, Encryption, Exported, Fetching, Imported, Invite,
-    InviteLink, LinkInfo, Member, Post, Posted, Reachability, Reaction, RoomMessage, ShareInfo,
-    ShareState, Shared, SphereInfo, Status, WebReach,
+    InviteLink, LinkInfo, Member, Post, Posted, Reachability, Reaction, Relay, RoomMessage,
+    ShareInfo, ShareState, Shared, SphereInfo, Status, WebReach,
 };
 use spheres_node::units::{human_bytes, human_duration};
 
@@ -311,6 +311,9 @@ fn status_text(s: &Status) -> String {
             h.c2s,
             h.ca.display()
         ));
+        if let Some(r) = &h.relay {
+            text.push_str(&format!("relay:     {}\n", relay_line(r)));
+        }
     }
     text.push_str("spheres:\n");
     for sp in &s.spheres {
@@ -816,6 +819,19 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
 }
 
 /// How far links reach, in words.
+/// The household's relay for calls: where, and whether calls get through routers with it.
+fn relay_line(r: &Relay) -> String {
+    match (&r.outside, &r.why) {
+        (Some(outside), _) => format!(
+            "{} on this network, {outside} from the internet (the router forwards it, and relay ports {}): calls get through any router",
+            r.addr,
+            r.ports.as_deref().unwrap_or("none")
+        ),
+        (None, Some(why)) => format!("{} ({}): {why}", r.addr, reach_words(r.reach)),
+        (None, None) => format!("{} ({})", r.addr, reach_words(r.reach)),
+    }
+}
+
 fn reach_words(r: WebReach) -> &'static str {
     match r {
         WebReach::Public => "anyone, by your public address",

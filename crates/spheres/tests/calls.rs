@@ -157,27 +157,9 @@ fn the_relays_credentials_expire() {
         (now + 3000..=now + 3700).contains(&expiry),
         "the credentials last an hour: {user} at {now}"
     );
-    let conf = std::fs::read_to_string(alice.data.join("prosody/turn/turnserver.conf")).unwrap();
-    let secret = conf
-        .lines()
-        .find_map(|l| l.strip_prefix("static-auth-secret="))
-        .unwrap();
-    let check = |args: &[&str]| -> Value {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/peers/turn_check.py");
-        let out = std::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .args([host, port])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "turn_check.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let secret = turn_secret(&alice);
+    let secret = secret.as_str();
+    let check = |args: &[&str]| turn_check(None, host, port, args);
     let given = check(&["--user", user, "--password", password]);
     assert_eq!(
         given["ok"], true,
@@ -195,6 +177,46 @@ fn the_relays_credentials_expire() {
     assert_eq!(forged["ok"], false, "another secret: {forged}");
 }
 
+/// The secret the household's relay shares with Prosody (in its configuration file).
+fn turn_secret(owner: &Node) -> String {
+    let conf = std::fs::read_to_string(owner.data.join("prosody/turn/turnserver.conf")).unwrap();
+    conf.lines()
+        .find_map(|l| l.strip_prefix("static-auth-secret="))
+        .unwrap()
+        .to_owned()
+}
+
+/// `tests/peers/turn_check.py HOST PORT ARGS` (aioice's TURN client), in network namespace
+/// `netns` if given: its JSON answer.
+fn turn_check(netns: Option<&str>, host: &str, port: &str, args: &[&str]) -> Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/turn_check.py");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "/usr/bin/python3"]);
+            c
+        }
+        None => std::process::Command::new("/usr/bin/python3"),
+    };
+    let out = stdout_of(
+        cmd.arg(script).args([host, port]).args(args),
+        "turn_check.py",
+    );
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// What `cmd` prints, once it succeeded (`what` it is, and why it may fail, if not).
+fn stdout_of(cmd: &mut std::process::Command, what: &str) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The namespaces of `tests/peers/nat-netns.sh` (two homes behind NAT routers); removed on
 /// drop.
 struct Homes(&'static str);
@@ -205,16 +227,25 @@ fn nat_script() -> std::path::PathBuf {
 
 impl Homes {
     fn up(prefix: &'static str) -> Homes {
-        let out = std::process::Command::new(nat_script())
-            .args(["up", prefix])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nat-netns.sh up (needs root, iproute2 and nftables): {}",
-            String::from_utf8_lossy(&out.stderr)
+        Homes::up_with(prefix, "198.18.0")
+    }
+
+    /// With "the internet" on `wan` (its first three bytes).
+    fn up_with(prefix: &'static str, wan: &str) -> Homes {
+        let homes = Homes(prefix);
+        homes.run(&["up", prefix], &[("WAN", wan)]);
+        homes
+    }
+
+    /// Runs the script; its output.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = stdout_of(
+            std::process::Command::new(nat_script())
+                .args(args)
+                .envs(env.iter().copied()),
+            &format!("nat-netns.sh {args:?} (needs root, iproute2, nftables, miniupnpd)"),
         );
-        Homes(prefix)
+        String::from_utf8_lossy(&out).trim().to_owned()
     }
 }
 
@@ -264,6 +295,136 @@ fn calls_cross_two_home_routers() {
         &[&alice, &bob],
         &envs,
         &["direct", "relayed", "ok"],
+    );
+    drop(homes);
+}
+
+/// The household's relay reaches beyond its home router (network namespaces): alice's node
+/// runs the household (Prosody and coturn) on a computer in home a, whose router forwards the
+/// ports its computers ask for (Debian's miniupnpd); bob is elsewhere, his node on "the
+/// internet" (on alice's household server through a port its owner forwarded by hand) and his
+/// browser behind a router that picks a new port for each destination, so no direct path
+/// exists. The node has the router forward the relay's port and its block of relay ports;
+/// status says the relay is reached from the internet, and where; the call gets through, with
+/// video and sound both ways, and alice's Settings say so. When the node stops, the router
+/// forwards nothing any more.
+#[test]
+fn the_households_relay_is_reached_through_its_router() {
+    for tool in ["nft", "ip", "turnserver", "/usr/sbin/miniupnpd"] {
+        common::require(tool);
+    }
+    let homes = Homes::up_with("relay", "25.9.0");
+    let leases = homes.run(&["upnp", "relay", "a"], &[]);
+    homes.run(&["nat", "relay", "b", "symmetric"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = Node::new(dir.path(), "alice");
+    alice.netns = Some("relay-a".into());
+    alice.http = "192.168.1.2:0".into();
+    alice.start(&[
+        "--user",
+        "alice",
+        "--domain",
+        "family.test",
+        "--xmpp-listen",
+        "192.168.1.2",
+    ]);
+    let mut relay = serde_json::Value::Null;
+    let asked = std::time::Instant::now();
+    wait_until("the router forwards the relay", || {
+        relay = alice.cli(&["status"])["household"]["relay"].clone();
+        relay["reach"] != "network"
+            || relay["why"] != "asking the router to forward the relay's ports"
+    });
+    eprintln!(
+        "the router forwarded the relay's ports in {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(relay["reach"], "internet", "{relay}");
+    let outside = relay["outside"].as_str().unwrap().to_owned();
+    assert!(outside.starts_with("25.9.0.1:"), "{relay}");
+    let (first, last) = relay["ports"].as_str().unwrap().split_once('-').unwrap();
+    let (first, last): (u16, u16) = (first.parse().unwrap(), last.parse().unwrap());
+    // The block of relay ports (64; a router may tire before the end of it).
+    assert!((8..=64).contains(&(last - first + 1)), "{relay}");
+    // The router's own list: the relay's port (UDP and TCP) and every relay port said, to
+    // alice, on the same numbers.
+    let forwarded = std::fs::read_to_string(&leases).unwrap();
+    for port in first..=last {
+        assert!(
+            forwarded.contains(&format!("UDP:{port}:192.168.1.2:{port}:")),
+            "relay port {port} forwarded: {forwarded}"
+        );
+    }
+    // (One more when the router forwarded a port after the node gave up waiting for it.)
+    let lines = forwarded.lines().count();
+    let said = usize::from(last - first) + 3;
+    assert!((said..=said + 1).contains(&lines), "{relay}: {forwarded}");
+
+    // From elsewhere, with credentials the household server hands out (a TURN client we did
+    // not write, aioice): a relay from the router's outside address, which relays to the
+    // internet and to the computer it runs on, never to the home network's others.
+    let secret = turn_secret(&alice);
+    let (host, port) = outside.split_once(':').unwrap();
+    let through = |peer: &str| {
+        let args = ["--secret", &secret, "--expires-in", "600", "--peer", peer];
+        turn_check(Some("relay-b"), host, port, &args)
+    };
+    let to_internet = through("25.9.0.10:9");
+    assert_eq!(to_internet["ok"], true, "{to_internet}");
+    assert!(
+        to_internet["relay"]
+            .as_str()
+            .unwrap()
+            .starts_with("25.9.0.1:"),
+        "{to_internet}"
+    );
+    assert_eq!(to_internet["peer"], "sent", "{to_internet}");
+    assert_eq!(
+        through("192.168.1.2:9")["peer"],
+        "sent",
+        "the relay's own computer"
+    );
+    let to_lan = through("192.168.1.1:9");
+    assert!(
+        to_lan["peer"].as_str().unwrap().contains("403"),
+        "a computer of the home network from outside: {to_lan}"
+    );
+
+    // Bob, elsewhere.
+    let household = alice.cli(&["status"])["household"].clone();
+    let c2s: std::net::SocketAddr = household["c2s"].as_str().unwrap().parse().unwrap();
+    homes.run(&["forward", "relay", "a", &c2s.port().to_string()], &[]);
+    let pw = add_user(&alice, dir.path(), "bob");
+    let mut bob = Node::new(dir.path(), "bob");
+    bob.http = "25.9.0.10:0".into();
+    bob.extra = vec![
+        "--jid".into(),
+        "bob@family.test".into(),
+        "--password-file".into(),
+        pw.to_string_lossy().into_owned(),
+        "--xmpp-server".into(),
+        format!("25.9.0.1:{}", c2s.port()),
+        "--xmpp-ca".into(),
+        household["ca"].as_str().unwrap().to_owned(),
+    ];
+    bob.start(&[]);
+    befriend(&alice, "alice@family.test", &bob, "bob@family.test");
+    let envs = [
+        ("NETNS_A", "relay-a".to_owned()),
+        ("NETNS_B", "relay-b".to_owned()),
+        ("NAT_SCRIPT", nat_script().display().to_string()),
+        ("NAT_PREFIX", "relay".to_owned()),
+        ("STAGES", "outside".to_owned()),
+        ("RELAY_OUTSIDE", outside),
+    ];
+    browsers_with("call-nat.mjs", &[&alice, &bob], &envs, &["outside", "ok"]);
+
+    bob.stop();
+    alice.stop();
+    let forwarded = std::fs::read_to_string(&leases).unwrap();
+    assert!(
+        forwarded.trim().is_empty(),
+        "the router forwards nothing once the node stopped: {forwarded}"
     );
     drop(homes);
 }

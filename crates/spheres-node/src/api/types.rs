@@ -194,7 +194,8 @@ pub struct LinkInfo {
     pub reach: WebReach,
 }
 
-/// How far the node's web pages (links, public posts) reach.
+/// How far something the node serves reaches: its web pages (links, public posts), the
+/// household's relay for calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
@@ -871,6 +872,36 @@ pub struct Household {
     pub muc: String,
     pub c2s: SocketAddr,
     pub ca: PathBuf,
+    /// The relay for calls the node runs next to the household server (coturn), when it
+    /// runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub relay: Option<Relay>,
+}
+
+/// The household's relay for calls, and how far it reaches: `internet` when the home router
+/// forwards its ports (then anyone the household calls, or who calls it, gets through, even
+/// from behind a router where no direct path exists), `network` or `computer` otherwise,
+/// with `why`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Relay {
+    /// Where it listens (`192.168.1.20:3478`).
+    pub addr: String,
+    pub reach: WebReach,
+    /// The router's outside address for it (`203.0.113.7:3478`), when the router forwards it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub outside: Option<String>,
+    /// The relay ports the router forwards (`50000-50063`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub ports: Option<String>,
+    /// Why it reaches no further, and what to do (English; the page says it in its own words
+    /// from `reach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub why: Option<String>,
 }
 
 /// How reachable the node is from outside.
@@ -1210,6 +1241,7 @@ mod tests {
             Fetching::decl(&cfg),
             LinkInfo::decl(&cfg),
             WebReach::decl(&cfg),
+            Relay::decl(&cfg),
             WebAddress::decl(&cfg),
             HttpsState::decl(&cfg),
             Member::decl(&cfg),

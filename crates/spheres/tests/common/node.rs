@@ -21,6 +21,8 @@ pub struct Node {
     pub env: Vec<(String, String)>,
     /// Where the web interface listens (a fixed port survives a restart).
     pub http: String,
+    /// The network namespace the node and its CLI run in (a computer of a simulated home).
+    pub netns: Option<String>,
 }
 
 impl Node {
@@ -33,6 +35,25 @@ impl Node {
             extra: Vec::new(),
             env: Vec::new(),
             http: "127.0.0.1:0".into(),
+            netns: None,
+        }
+    }
+
+    /// The `spheres` command, in the node's network namespace if it has one.
+    fn command(&self) -> std::process::Command {
+        match &self.netns {
+            None => spheres(),
+            Some(ns) => {
+                let plain = spheres();
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(plain.get_program());
+                for (k, v) in plain.get_envs() {
+                    if let Some(v) = v {
+                        c.env(k, v);
+                    }
+                }
+                c
+            }
         }
     }
 
@@ -62,7 +83,7 @@ impl Node {
     }
 
     pub fn start(&mut self, more: &[&str]) -> Value {
-        let mut cmd = spheres();
+        let mut cmd = self.command();
         cmd.arg("--json")
             .arg("--data-dir")
             .arg(&self.data)
@@ -97,7 +118,8 @@ impl Node {
 
     /// Runs a CLI command against this node; returns its JSON result.
     pub fn cli(&self, args: &[&str]) -> Value {
-        let out = spheres()
+        let out = self
+            .command()
             .arg("--json")
             .arg("--data-dir")
             .arg(&self.data)
@@ -121,7 +143,8 @@ impl Node {
 
     /// The same, expected to fail; returns stderr.
     pub fn cli_fails(&self, args: &[&str]) -> String {
-        let out = spheres()
+        let out = self
+            .command()
             .arg("--data-dir")
             .arg(&self.data)
             .args(args)
