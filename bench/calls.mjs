@@ -1,16 +1,19 @@
 // bench/calls.sh's browser side: see the method there. Prints one JSON line per call, then a
 // summary line with the medians (ms) and their ratios to WebRTC alone.
-import { launch, login, nodeApiFor } from "../tests/browser/lib.mjs";
+import { execFileSync } from "node:child_process";
+import { login, mediaBrowser, nodeApiFor } from "../tests/browser/lib.mjs";
 
-const { NODE_A, NODE_B } = process.env;
+const { NODE_A, NODE_B, NETNS_A, NETNS_B, NAT_SCRIPT, NAT_PREFIX } = process.env;
 const RUNS = Number(process.env.RUNS || 5);
 const nodeApi = nodeApiFor({ [NODE_A]: process.env.DATA_A, [NODE_B]: process.env.DATA_B });
-const browser = await launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  "--autoplay-policy=no-user-gesture-required"]);
+// Across routers (NAT=1): each page in its own home's browser, the nodes on "the internet".
+const secure = NETNS_A ? [NODE_A, NODE_B] : [];
+const browsers = { [NODE_A]: await mediaBrowser({ netns: NETNS_A, secure }) };
+browsers[NODE_B] = NETNS_B ? await mediaBrowser({ netns: NETNS_B, secure }) : browsers[NODE_A];
 const median = (v) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)];
 
 async function page(node) {
-  const p = await (await browser.newContext({ locale: "en-US" })).newPage();
+  const p = await (await browsers[node].newContext({ locale: "en-US" })).newPage();
   p.setDefaultTimeout(30_000);
   await login(nodeApi, p, node);
   return p;
@@ -32,8 +35,9 @@ async function autoAnswer() {
   });
 }
 
-/** One call: from the click to the first frame of m1's video on alice's page (ms). */
-async function call() {
+/** One call: from the click to the first frame of m1's video on alice's page (ms); the page
+ *  then says it went `how`. */
+async function call(how) {
   const ms = await a.evaluate(() => new Promise((done, fail) => {
     const start = performance.now();
     const button = [...document.querySelectorAll("button")].find((x) => x.textContent.endsWith("Video call"));
@@ -47,6 +51,7 @@ async function call() {
     };
     look();
   }));
+  await a.locator("#call-status").getByText(how).waitFor();
   await a.locator("#call").getByRole("button", { name: "Hang up" }).click();
   await a.locator("#call-status").getByText("Call ended.").waitFor();
   await b.locator("#call-status").getByText(/hung up/).waitFor();
@@ -80,14 +85,19 @@ const result = { baseline: [], direct: [], relay: [] };
 for (let i = 0; i < RUNS; i++) result.baseline.push(await alone());
 await autoAnswer();
 for (let i = 0; i < RUNS; i++) {
-  const ms = await call();
+  const ms = await call(/^Connected · /);
   result.direct.push(ms);
   console.log(JSON.stringify({ path: "direct", ms: Math.round(ms) }));
 }
-await b.evaluate(() => localStorage.setItem("spheres.callsRelayOnly", "1"));
+if (NAT_SCRIPT) {
+  // Home b's router picks a new port for each destination: only the relay gets through.
+  execFileSync(NAT_SCRIPT, ["nat", NAT_PREFIX, "b", "symmetric"], { stdio: "inherit" });
+} else {
+  await b.evaluate(() => localStorage.setItem("spheres.callsRelayOnly", "1"));
+}
 await autoAnswer();
 for (let i = 0; i < RUNS; i++) {
-  const ms = await call();
+  const ms = await call(/^Connected through a relay/);
   result.relay.push(ms);
   console.log(JSON.stringify({ path: "relay", ms: Math.round(ms) }));
 }
@@ -100,4 +110,4 @@ console.log(JSON.stringify({
   direct_ratio: +(median(result.direct) / base).toFixed(2),
   relay_ratio: +(median(result.relay) / base).toFixed(2),
 }));
-await browser.close();
+for (const b of new Set(Object.values(browsers))) await b.close();

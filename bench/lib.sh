@@ -25,6 +25,8 @@ cleanup() {
     local rc=$? p
     trap - EXIT INT TERM
     for p in "${PIDS[@]}"; do stop "$p"; done
+    # What a script set up besides (network namespaces...): ON_EXIT, a command.
+    if [[ -n ${ON_EXIT:-} ]]; then eval "$ON_EXIT" || true; fi
     if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
     exit "$rc"
 }
@@ -47,11 +49,12 @@ now() { date +%s.%N; }
 json_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
 
 # node NAME [ARGS...]: starts `spheres up` of $BIN (the release build) as NAME, with
-# NODE_ARGS and ARGS, its folders under $WORK/NAME; waits until it runs.
+# NODE_ARGS and ARGS, its folders under $WORK/NAME, its web page on NODE_HTTP (loopback,
+# a port the OS picks, unless given); waits until it runs.
 node() {
     local name=$1
     shift
-    bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http 127.0.0.1:0 \
+    bg "$name" "$BIN" --json --data-dir "$WORK/$name/data" up --http "${NODE_HTTP:-127.0.0.1:0}" \
         --spheres-dir "$WORK/$name/Spheres" ${NODE_ARGS[@]+"${NODE_ARGS[@]}"} "$@"
     local i
     for ((i = 0; i < 600; i++)); do

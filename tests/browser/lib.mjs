@@ -120,13 +120,9 @@ export async function received(p, ms = 1500, id = "call-remote") {
   }, [ms, id]);
 }
 
-/** Chromium for the call tests: a fake camera and microphone, pages that wait at most `wait`
- *  ms for anything, screenshots in SHOTS, the stages printed as the Rust side waits for them,
- *  and the whole script ended (exit 2) past `limit` ms. `netns`: run it inside that network
- *  namespace; `secure`: plain-HTTP origins it treats as secure (cameras need one). */
-export async function callBrowser(wait, limit, { netns = "", secure = [] } = {}) {
-  const shots = process.env.SHOTS;
-  fs.mkdirSync(shots, { recursive: true });
+/** Chromium with a fake camera and microphone (calls), inside network namespace `netns` if
+ *  given, treating the plain-HTTP origins `secure` as secure (cameras need one). */
+export async function mediaBrowser({ netns = "", secure = [] } = {}) {
   let exe = "/usr/bin/chromium";
   if (netns) {
     assert.match(netns, /^[a-z0-9-]+$/, "a namespace's name");
@@ -135,9 +131,19 @@ export async function callBrowser(wait, limit, { netns = "", secure = [] } = {})
     fs.writeFileSync(exe, `#!/bin/sh\nexec ip netns exec ${netns} /usr/bin/chromium "$@"\n`, { mode: 0o700 });
     process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   }
-  const browser = await launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  return launch(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     ...(secure.length ? [`--unsafely-treat-insecure-origin-as-secure=${secure.join(",")}`] : [])], exe);
+}
+
+/** Chromium for the call tests: a fake camera and microphone, pages that wait at most `wait`
+ *  ms for anything, screenshots in SHOTS, the stages printed as the Rust side waits for them,
+ *  and the whole script ended (exit 2) past `limit` ms. `netns`: run it inside that network
+ *  namespace; `secure`: plain-HTTP origins it treats as secure (cameras need one). */
+export async function callBrowser(wait, limit, { netns = "", secure = [] } = {}) {
+  const shots = process.env.SHOTS;
+  fs.mkdirSync(shots, { recursive: true });
+  const browser = await mediaBrowser({ netns, secure });
   const timer = setTimeout(() => { console.error(`${process.argv[1]} took too long`); process.exit(2); }, limit);
   const { blocked, newPage: page } = pages(browser);
   return {

@@ -10,6 +10,8 @@ aioice's TURN client (a TURN implementation we did not write), and prints one JS
       base64(HMAC-SHA1(SECRET, USER)). A negative SECONDS makes credentials that expired.
   --peer: then sends a datagram to ADDR:PORT through the relay (binding a channel to it, which
       the server refuses for peers it does not relay to): "peer": "sent" or "refused: ...".
+  --echo: and waits up to 5 s for the peer's answer, sent to the relayed address: "echo":
+      "heard" or "nothing".
 
 Exit 0 whatever the answer (the JSON says it); 2 on bad arguments."""
 import argparse
@@ -31,10 +33,21 @@ def mint(secret, expires_in, name):
     return user, base64.b64encode(mac).decode()
 
 
-async def allocate(host, port, user, password, peer=None):
+class Heard(asyncio.DatagramProtocol):
+    """What comes to the relayed address: the first datagram."""
+
+    def __init__(self):
+        self.first = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data, addr):
+        if not self.first.done():
+            self.first.set_result((data, addr))
+
+
+async def allocate(host, port, user, password, peer=None, echo=False):
     try:
-        transport, _ = await asyncio.wait_for(
-            turn.create_turn_endpoint(asyncio.DatagramProtocol, (host, port), user, password),
+        transport, heard = await asyncio.wait_for(
+            turn.create_turn_endpoint(Heard, (host, port), user, password),
             timeout=10,
         )
     except Exception as e:  # aioice raises TransactionFailed (401 and the like) or a timeout
@@ -49,6 +62,12 @@ async def allocate(host, port, user, password, peer=None):
         try:
             await asyncio.wait_for(inner.send_data(b"spheres", (addr, int(p))), timeout=10)
             answer["peer"] = "sent"
+            if echo:
+                try:
+                    await asyncio.wait_for(heard.first, timeout=5)
+                    answer["echo"] = "heard"
+                except asyncio.TimeoutError:
+                    answer["echo"] = "nothing"
         except Exception as e:
             answer["peer"] = f"refused: {type(e).__name__}: {e}"
     transport.close()
@@ -65,6 +84,7 @@ def main():
     p.add_argument("--expires-in", type=int)
     p.add_argument("--name", default="")
     p.add_argument("--peer")
+    p.add_argument("--echo", action="store_true")
     a = p.parse_args()
     if a.secret is not None and a.expires_in is not None:
         user, password = mint(a.secret, a.expires_in, a.name)
@@ -72,7 +92,7 @@ def main():
         user, password = a.user, a.password
     else:
         p.error("give --user and --password, or --secret and --expires-in")
-    print(json.dumps(asyncio.run(allocate(a.host, a.port, user, password, a.peer))), flush=True)
+    print(json.dumps(asyncio.run(allocate(a.host, a.port, user, password, a.peer, a.echo))), flush=True)
 
 
 main()

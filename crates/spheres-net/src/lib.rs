@@ -360,82 +360,25 @@ impl Mapping {
         )))
     }
 
-    /// Maps `port` of `proto` the way this mapping was made (the same router and method), on
-    /// the same outside port: the router's answer is refused when it offers another one (a
-    /// relay names its own port to the people it relays for).
-    pub async fn another(&self, proto: Proto, port: u16) -> Result<Mapping, NoMapping> {
-        let nonzero =
-            NonZeroU16::new(port).ok_or_else(|| NoMapping("port 0 cannot be mapped".into()))?;
-        let internal = SocketAddr::new(self.internal.ip(), port);
-        let refused = |e: &dyn std::fmt::Display| {
-            NoMapping(format!(
-                "the router refused to forward {proto} port {port}: {e}"
-            ))
-        };
-        let mapping = match &self.held {
-            Held::Nat(_) => {
-                let options = crab_nat::PortMappingOptions {
-                    external_port: Some(nonzero),
-                    lifetime_seconds: Some(self.lease.as_secs().clamp(60, u32::MAX as u64) as u32),
-                    // The router answered already: a slow answer (its table grows with
-                    // each port) is waited for rather than asked again.
-                    timeout_config: Some(crab_nat::TimeoutConfig {
-                        initial_timeout: Duration::from_millis(1000),
-                        max_retries: 2,
-                        max_retry_timeout: Some(self.wait),
-                    }),
-                };
-                let gw = crab_nat::GatewayAddress::IpV4(self.gateway);
-                let m = if self.method == Method::Pcp {
-                    crab_nat::PortMapping::new(gw, internal.ip(), proto.nat(), nonzero, options)
-                        .await
-                        .map_err(|e| refused(&e))?
-                } else {
-                    crab_nat::natpmp::port_mapping(gw, proto.nat(), nonzero, options)
-                        .await
-                        .map_err(|e| refused(&e))?
-                };
-                Mapping {
-                    method: self.method,
-                    proto,
-                    external: SocketAddr::new(self.external.ip(), m.external_port().get()),
-                    internal,
-                    lease: Duration::from_secs(u64::from(m.lifetime())),
-                    held: Held::Nat(m),
-                    gateway: self.gateway,
-                    wait: self.wait,
-                }
-            }
-            Held::Igd { gateway, .. } => {
-                let secs = self.lease.as_secs().clamp(60, 86_400) as u32;
-                gateway
-                    .add_port(proto.igd(), port, internal, secs, DESCRIPTION)
-                    .await
-                    .map_err(|e| refused(&e))?;
-                Mapping {
-                    method: self.method,
-                    proto,
-                    external: SocketAddr::new(self.external.ip(), port),
-                    internal,
-                    lease: Duration::from_secs(u64::from(secs)),
-                    held: Held::Igd {
-                        gateway: gateway.clone(),
-                        external_port: port,
-                        internal,
-                    },
-                    gateway: self.gateway,
-                    wait: self.wait,
-                }
-            }
-        };
-        if mapping.external.port() != port {
-            let offered = mapping.external.port();
-            let _ = mapping.remove().await;
-            return Err(NoMapping(format!(
-                "the router would forward {proto} port {port} only from its port {offered}"
-            )));
+    /// The router this mapping was made with, and how: more ports are asked for through it.
+    pub fn router(&self) -> Router {
+        Router {
+            method: self.method,
+            external_ip: self.external.ip(),
+            internal_ip: self.internal.ip(),
+            lease: self.lease,
+            gateway: self.gateway,
+            wait: self.wait,
+            igd: match &self.held {
+                Held::Igd { gateway, .. } => Some(gateway.clone()),
+                Held::Nat(_) => None,
+            },
         }
-        Ok(mapping)
+    }
+
+    /// [`Router::map`] through this mapping's router.
+    pub async fn another(&self, proto: Proto, port: u16) -> Result<Mapping, NoMapping> {
+        self.router().map(proto, port).await
     }
 
     /// Renews the mapping for another lease.
@@ -459,6 +402,24 @@ impl Mapping {
                 )
                 .await
                 .map_err(|e| NoMapping(format!("renewal refused: {e}"))),
+        }
+    }
+
+    /// The router's outside address as it says it now (a provider may change it), when it
+    /// says.
+    pub async fn outside_ip(&self) -> Option<IpAddr> {
+        match &self.held {
+            Held::Nat(m) => match m.mapping_type() {
+                crab_nat::PortMappingType::Pcp { external_ip, .. } => Some(external_ip),
+                crab_nat::PortMappingType::NatPmp => crab_nat::natpmp::external_address(
+                    crab_nat::GatewayAddress::IpV4(self.gateway),
+                    None,
+                )
+                .await
+                .ok()
+                .map(IpAddr::V4),
+            },
+            Held::Igd { gateway, .. } => gateway.get_external_ip().await.ok(),
         }
     }
 
@@ -495,6 +456,98 @@ impl Mapping {
             external: self.external,
             lease_secs: self.lease.as_secs(),
         }
+    }
+}
+
+/// A router that forwarded a port, and how it was asked ([`Mapping::router`]).
+#[derive(Clone)]
+pub struct Router {
+    method: Method,
+    external_ip: IpAddr,
+    internal_ip: IpAddr,
+    lease: Duration,
+    gateway: Ipv4Addr,
+    wait: Duration,
+    igd: Option<igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>>,
+}
+
+impl Router {
+    /// Maps `port` of `proto` the way the first mapping was made (the same router and method),
+    /// on the same outside port: the router's answer is refused when it offers another one (a
+    /// relay names its own port to the people it relays for).
+    pub async fn map(&self, proto: Proto, port: u16) -> Result<Mapping, NoMapping> {
+        let nonzero =
+            NonZeroU16::new(port).ok_or_else(|| NoMapping("port 0 cannot be mapped".into()))?;
+        let internal = SocketAddr::new(self.internal_ip, port);
+        let refused = |e: &dyn std::fmt::Display| {
+            NoMapping(format!(
+                "the router refused to forward {proto} port {port}: {e}"
+            ))
+        };
+        let mapping = match &self.igd {
+            None => {
+                let options = crab_nat::PortMappingOptions {
+                    external_port: Some(nonzero),
+                    lifetime_seconds: Some(self.lease.as_secs().clamp(60, u32::MAX as u64) as u32),
+                    // The router answered already: a slow answer (its table grows with
+                    // each port) is waited for rather than asked again.
+                    timeout_config: Some(crab_nat::TimeoutConfig {
+                        initial_timeout: Duration::from_millis(1000),
+                        max_retries: 2,
+                        max_retry_timeout: Some(self.wait),
+                    }),
+                };
+                let gw = crab_nat::GatewayAddress::IpV4(self.gateway);
+                let m = if self.method == Method::Pcp {
+                    crab_nat::PortMapping::new(gw, internal.ip(), proto.nat(), nonzero, options)
+                        .await
+                        .map_err(|e| refused(&e))?
+                } else {
+                    crab_nat::natpmp::port_mapping(gw, proto.nat(), nonzero, options)
+                        .await
+                        .map_err(|e| refused(&e))?
+                };
+                Mapping {
+                    method: self.method,
+                    proto,
+                    external: SocketAddr::new(self.external_ip, m.external_port().get()),
+                    internal,
+                    lease: Duration::from_secs(u64::from(m.lifetime())),
+                    held: Held::Nat(m),
+                    gateway: self.gateway,
+                    wait: self.wait,
+                }
+            }
+            Some(gateway) => {
+                let secs = self.lease.as_secs().clamp(60, 86_400) as u32;
+                gateway
+                    .add_port(proto.igd(), port, internal, secs, DESCRIPTION)
+                    .await
+                    .map_err(|e| refused(&e))?;
+                Mapping {
+                    method: self.method,
+                    proto,
+                    external: SocketAddr::new(self.external_ip, port),
+                    internal,
+                    lease: Duration::from_secs(u64::from(secs)),
+                    held: Held::Igd {
+                        gateway: gateway.clone(),
+                        external_port: port,
+                        internal,
+                    },
+                    gateway: self.gateway,
+                    wait: self.wait,
+                }
+            }
+        };
+        if mapping.external.port() != port {
+            let offered = mapping.external.port();
+            let _ = mapping.remove().await;
+            return Err(NoMapping(format!(
+                "the router would forward {proto} port {port} only from its port {offered}"
+            )));
+        }
+        Ok(mapping)
     }
 }
 

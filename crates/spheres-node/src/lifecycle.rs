@@ -313,8 +313,6 @@ impl Node {
         tokio::spawn(node.clone().engine_events());
         tokio::spawn(node.clone().housekeeping());
         tokio::spawn(node.clone().watch_folders());
-        tokio::spawn(node.clone().keep_port_mapped());
-        tokio::spawn(node.clone().keep_relay_mapped());
         node.start_lsd();
 
         // The API and the web interface.
@@ -330,12 +328,12 @@ impl Node {
                 )
             })?;
         *lock(&node.http) = Some(bound);
-        if let (Some(url), Some((addr, acme))) =
-            (&node.settings.public.url, &node.settings.public.https)
-        {
-            node.serve_https(router.clone(), *addr, url, acme).await?;
-        }
-        tokio::spawn(node.clone().keep_web_mapped());
+        let https = match (&node.settings.public.url, &node.settings.public.https) {
+            (Some(url), Some((addr, acme))) => {
+                Some(node.serve_https(router.clone(), *addr, url, acme).await?)
+            }
+            _ => None,
+        };
         let node_file = NodeFile {
             api: format!("http://{bound}"),
             token,
@@ -345,6 +343,11 @@ impl Node {
             &crate::settings::node_file(&data),
             &serde_json::to_vec_pretty(&node_file)?,
         )?;
+        // The router's forwardings last: a start that fails before them leaves none behind
+        // (only a clean stop removes them).
+        tokio::spawn(node.clone().keep_port_mapped());
+        tokio::spawn(node.clone().keep_relay_mapped());
+        tokio::spawn(node.clone().keep_web_mapped(https));
         // A browser on this machine opens the page with a one-time link (being on loopback
         // proves nothing: other users of the machine are too).
         let open = access.login_link(bound);

@@ -125,12 +125,9 @@ impl PublicWeb {
     }
 
     /// The port the router is asked to forward: HTTPS's when the node serves it, else
-    /// HTTP's (`http`: where HTTP is bound).
-    pub fn mapped_port(&self, http: SocketAddr) -> u16 {
-        match &self.https {
-            Some((addr, _)) => addr.port(),
-            None => http.port(),
-        }
+    /// HTTP's (where each is bound: a port 0 asked for is the one the OS picked).
+    pub fn mapped_port(http: SocketAddr, https: Option<SocketAddr>) -> u16 {
+        https.unwrap_or(http).port()
     }
 }
 
@@ -242,13 +239,14 @@ impl Node {
         Some(address)
     }
 
-    /// Keeps the web port forwarded by the home router while the node runs (`--public-web`).
-    pub(crate) async fn keep_web_mapped(self: Arc<Self>) {
+    /// Keeps the web port forwarded by the home router while the node runs (`--public-web`):
+    /// HTTPS's where it is bound (`https`), when the node serves it.
+    pub(crate) async fn keep_web_mapped(self: Arc<Self>, https: Option<SocketAddr>) {
         let Some(http) = *lock(&self.http) else {
             return;
         };
         if self.settings.public.map_router {
-            let port = self.settings.public.mapped_port(http);
+            let port = PublicWeb::mapped_port(http, https);
             self.keep_mapped(port, crate::peers::Forwarded::Web).await;
         }
     }
@@ -535,7 +533,12 @@ mod tests {
             Acme::default(),
         )
         .unwrap();
-        assert_eq!(ok.mapped_port("0.0.0.0:8427".parse().unwrap()), 443);
+        assert!(ok.https.is_some());
+        let http: SocketAddr = "0.0.0.0:8427".parse().unwrap();
+        let https: SocketAddr = "0.0.0.0:44301".parse().unwrap();
+        // HTTPS's port where it is bound (asked for 0, the one the OS picked), else HTTP's.
+        assert_eq!(PublicWeb::mapped_port(http, Some(https)), 44301);
+        assert_eq!(PublicWeb::mapped_port(http, None), 8427);
         for url in [
             None,
             Some("http://photos.example.org"),

@@ -151,9 +151,13 @@ addr: string, reach: WebReach,
  */
 outside?: string, 
 /**
- * The relay ports the router forwards (`50000-50063`).
+ * The relay ports the router forwards (`61056-61119`).
  */
 ports?: string, 
+/**
+ * The router is being asked (at the node's start): `reach` may go farther soon.
+ */
+asking: boolean, 
 /**
  * Why it reaches no further, and what to do (English; the page says it in its own words
  * from `reach`).

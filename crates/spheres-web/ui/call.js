@@ -102,7 +102,7 @@ export async function relayReach(signal) {
   const status = await api("/status", { signal });
   const own = status.household?.relay;
   if (own?.reach === "internet") return t("callsRelayForwarded", { addr: own.addr, outside: own.outside ?? "" });
-  if (own?.reach === "network") return t("callsRelayNetwork", { addr: own.addr }) + " " + t("callsRelayNotForwarded");
+  if (own?.reach === "network") return t("callsRelayNetwork", { addr: own.addr }) + (own.asking ? "" : " " + t("callsRelayNotForwarded"));
   /** @type {import("../types/api").IceServerInfo[]} */
   const ice = await api("/calls/ice", { signal });
   const turn = ice.flatMap((s) => s.urls).find((u) => u.startsWith("turn"));

@@ -61,8 +61,11 @@ struct Turn {
 }
 
 /// How many ports the relay relays on: one for each relayed address a browser holds (a
-/// call holds one or two), so as many calls' ends at once as the relay serves anyway.
-pub const RELAY_PORTS: u16 = 64;
+/// call's end holds one or two): a household's calls at once, few enough for a home router
+/// to forward (and to stop forwarding in seconds when the node stops).
+pub const RELAY_PORTS: u16 = 32;
+/// Where the relay's blocks of ports start.
+const RELAY_FIRST_PORT: u16 = 61000;
 
 /// The household's relay as seen from beyond the home router, which forwards its ports there:
 /// the router's outside address, its ports that lead to the relay's own (UDP, and TCP when the
@@ -118,6 +121,8 @@ pub struct ManagedProsody {
 }
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long prosodyctl may take.
+const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Names that go into Lua strings must not break out of them.
 fn lua_safe(s: &str) -> Result<&str, ProsodyError> {
@@ -239,9 +244,10 @@ impl ManagedProsody {
                 None
             }
             (true, Some(_)) => {
-                // A block of its own among the ports the system does not hand out itself.
-                let blocks = (u16::MAX - 49152) / RELAY_PORTS;
-                let first = 49152 + RELAY_PORTS * (rand::random::<u16>() % blocks);
+                // A block of its own above the ports Linux hands out to other programs
+                // (32768-60999): the router forwards these from anyone.
+                let blocks = (u16::MAX - RELAY_FIRST_PORT) / RELAY_PORTS;
+                let first = RELAY_FIRST_PORT + RELAY_PORTS * (rand::random::<u16>() % blocks);
                 Some(Turn {
                     child: None,
                     addr: SocketAddr::new(config.interface, free_port(config.interface)?),
@@ -291,9 +297,10 @@ impl ManagedProsody {
     /// Tells the TURN server and Prosody how the relay is reached from beyond the home router
     /// (`None`: it is not). The TURN server then names the router's outside address in the
     /// relayed addresses it hands out, relays on the forwarded ports only, and is started
-    /// again (it reads its configuration at start only; nobody's call is on it yet when the
-    /// node has just started); Prosody hands out the outside address too (after the one on
-    /// the network), reloading its configuration without dropping anyone's connection.
+    /// again (it reads its configuration at start only: relays in use end, which calls
+    /// notice; at the node's start none is); Prosody hands out the outside address too
+    /// (before the one on the network), reloading its configuration without dropping anyone's
+    /// connection. When a step fails, neither is left saying an outside address.
     pub async fn set_turn_outside(
         &mut self,
         outside: Option<TurnOutside>,
@@ -304,8 +311,23 @@ impl ManagedProsody {
         if turn.outside == outside {
             return Ok(());
         }
+        let told = outside.is_some();
         turn.outside = outside;
-        if let Some(mut old) = turn.child.take() {
+        let done = self.apply_turn_outside().await;
+        if done.is_err() && told {
+            if let Some(turn) = self.turn.as_mut() {
+                turn.outside = None;
+            }
+            if let Err(e) = self.apply_turn_outside().await {
+                tracing::warn!(error = %e, "the relay could not be set back to this network only");
+            }
+        }
+        done
+    }
+
+    /// Restarts the TURN server and reloads Prosody's services with the relay as it now is.
+    async fn apply_turn_outside(&mut self) -> Result<(), ProsodyError> {
+        if let Some(mut old) = self.turn.as_mut().and_then(|t| t.child.take()) {
             let _ = old.kill().await;
         }
         self.spawn_turn().await?;
@@ -456,6 +478,7 @@ impl ManagedProsody {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .map_err(io(Path::new("prosodyctl")))?;
         if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
@@ -464,14 +487,25 @@ impl ManagedProsody {
                 .await
                 .map_err(io(Path::new("prosodyctl")))?;
         }
-        let out = child
-            .wait_with_output()
+        // A server that does not answer its admin shell holds no one up for long (the
+        // process is killed when this gives up on it).
+        let out = tokio::time::timeout(CTL_TIMEOUT, child.wait_with_output())
             .await
+            .map_err(|_| ProsodyError::Ctl {
+                what: what.to_owned(),
+                stderr: format!("no answer within {CTL_TIMEOUT:?}"),
+            })?
             .map_err(io(Path::new("prosodyctl")))?;
         if !out.status.success() {
+            // Its shell says why on standard output ("Unable to connect to server").
+            let said = if out.stderr.iter().all(u8::is_ascii_whitespace) {
+                &out.stdout
+            } else {
+                &out.stderr
+            };
             return Err(ProsodyError::Ctl {
                 what: what.to_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                stderr: String::from_utf8_lossy(said).trim().to_owned(),
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -621,7 +655,7 @@ fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String,
     )?;
     Ok(format!(
         "# Written by spheres; changes are overwritten at the next start.\n\
-         listening-ip={ip}\nrelay-ip={ip}\nlistening-port={port}\n{external}\
+         listening-ip={ip}\nrelay-ip={ip}\nlistening-port={port}\n{external}{private}\
          min-port={min}\nmax-port={max}\n\
          use-auth-secret\nstatic-auth-secret={secret}\nrealm={realm}\n\
          fingerprint\nno-cli\nno-tls\nno-dtls\nno-multicast-peers\nno-software-attribute\n\
@@ -633,22 +667,32 @@ fn render_turn_config(c: &ProsodyConfig, t: &Turn, dir: &Path) -> Result<String,
          pidfile={dir}/turnserver.pid\nlog-file={dir}/turnserver.log\nsimple-log\n",
         ip = t.addr.ip(),
         port = t.addr.port(),
-        // Beyond the router, the relayed addresses it hands out are the router's; and
-        // reached from anywhere, it relays to no computer of the home network but this one
-        // (whose browsers it serves): a member elsewhere gets no way in to the others.
+        // Beyond the router, the relayed addresses it hands out are the router's (which it
+        // never relays to: packets turned back there reach the router's own services).
         external = t.outside.as_ref().map_or(String::new(), |o| {
             format!(
-                "external-ip={}/{ip}\n\
-                 denied-peer-ip=10.0.0.0-10.255.255.255\n\
+                "external-ip={}/{}\ndenied-peer-ip={}\n",
+                o.ip,
+                t.addr.ip(),
+                o.ip
+            )
+        }),
+        // On the network (and so, once the router forwards it, from anywhere), it relays to
+        // no computer of private and carrier-grade ranges but this one (whose browsers it
+        // serves): a member elsewhere gets no way in to the others.
+        private = if t.addr.ip().is_loopback() {
+            String::new()
+        } else {
+            format!(
+                "denied-peer-ip=10.0.0.0-10.255.255.255\n\
                  denied-peer-ip=172.16.0.0-172.31.255.255\n\
                  denied-peer-ip=192.168.0.0-192.168.255.255\n\
                  denied-peer-ip=100.64.0.0-100.127.255.255\n\
                  denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n\
-                 allowed-peer-ip={ip}\n",
-                o.ip,
-                ip = t.addr.ip()
+                 allowed-peer-ip={}\n",
+                t.addr.ip()
             )
-        }),
+        },
         min = relay.start(),
         max = relay.end(),
         quota = relay.len(),
@@ -778,6 +822,14 @@ mod tests {
         let dir = Path::new("/tmp/household/turn");
         let coturn = render_turn_config(&config, &turn, dir).unwrap();
         assert!(!coturn.contains("external-ip"), "{coturn}");
+        // On the network already, it relays to no other computer there.
+        for line in [
+            "denied-peer-ip=192.168.0.0-192.168.255.255\n",
+            "denied-peer-ip=10.0.0.0-10.255.255.255\n",
+            "allowed-peer-ip=192.168.1.2\n",
+        ] {
+            assert!(coturn.contains(line), "{line} in {coturn}");
+        }
         assert!(
             coturn.contains("min-port=50048\nmax-port=50111\n"),
             "{coturn}"
@@ -798,13 +850,10 @@ mod tests {
             coturn.contains("external-ip=203.0.113.7/192.168.1.2\n"),
             "{coturn}"
         );
-        for line in [
-            "denied-peer-ip=192.168.0.0-192.168.255.255\n",
-            "denied-peer-ip=10.0.0.0-10.255.255.255\n",
-            "allowed-peer-ip=192.168.1.2\n",
-        ] {
-            assert!(coturn.contains(line), "{line} in {coturn}");
-        }
+        assert!(
+            coturn.contains("denied-peer-ip=203.0.113.7\n"),
+            "not to the router's own address: {coturn}"
+        );
         assert!(
             coturn.contains("min-port=50048\nmax-port=50071\n"),
             "{coturn}"

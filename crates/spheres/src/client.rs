@@ -823,7 +823,7 @@ async fn sphere(out: &Output, r: &Remote, c: SphereCommand) -> Result<()> {
 fn relay_line(r: &Relay) -> String {
     match (&r.outside, &r.why) {
         (Some(outside), _) => format!(
-            "{} on this network, {outside} from the internet (the router forwards it, and relay ports {}): calls get through any router",
+            "{} on this network, {outside} from the internet (the router forwards it, and relay ports {}): calls get through home and mobile routers, wherever the other side is",
             r.addr,
             r.ports.as_deref().unwrap_or("none")
         ),

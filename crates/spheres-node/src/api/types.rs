@@ -893,10 +893,12 @@ pub struct Relay {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub outside: Option<String>,
-    /// The relay ports the router forwards (`50000-50063`).
+    /// The relay ports the router forwards (`61056-61119`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub ports: Option<String>,
+    /// The router is being asked (at the node's start): `reach` may go farther soon.
+    pub asking: bool,
     /// Why it reaches no further, and what to do (English; the page says it in its own words
     /// from `reach`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
