@@ -171,7 +171,7 @@ impl Throttle {
 
     /// The password was right: `from` starts afresh, and its try is given back.
     pub fn succeeded(&mut self, from: IpAddr) {
-        self.by_address.remove(&from);
+        self.by_address.remove(&spheres_web::counted_as(from));
         self.overall.pop_back();
     }
 
@@ -181,7 +181,10 @@ impl Throttle {
         self.overall.is_empty()
     }
 
+    /// Whether `from` may try now (an IPv6 address counts as its /64: see
+    /// [`spheres_web::counted_as`]).
     pub fn may_try(&mut self, from: IpAddr, now: Instant) -> Result<(), Duration> {
+        let from = spheres_web::counted_as(from);
         expire(&mut self.overall, now);
         if self.overall.len() >= OVERALL {
             return Err(wait(&self.overall, now));
@@ -204,6 +207,7 @@ impl Throttle {
     }
 
     pub fn failed(&mut self, from: IpAddr, now: Instant) {
+        let from = spheres_web::counted_as(from);
         self.overall.push_back(now);
         let q = self.by_address.entry(from).or_default();
         q.push_back(now);
@@ -245,6 +249,23 @@ mod tests {
         let later = start + WINDOW;
         assert!(t.may_try(guesser, later).is_ok());
         assert!(t.may_try(other, later).is_ok());
+    }
+
+    /// Attack: guessing from an IPv6 network, a new address for each guess (a home or a
+    /// phone has 2^64 of them): the network counts as one address.
+    #[test]
+    fn guesses_from_one_ipv6_network_count_as_one_address() {
+        let mut t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..PER_ADDRESS {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert!(t.may_try(ip, now).is_ok());
+            t.failed(ip, now);
+        }
+        let next: IpAddr = "2001:db8:1:2:ffff::99".parse().unwrap();
+        assert!(t.may_try(next, now).is_err(), "the same /64");
+        let neighbour: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(t.may_try(neighbour, now).is_ok(), "another /64");
     }
 
     /// Attack: many guesses sent at once, before any is checked. Each is counted when it

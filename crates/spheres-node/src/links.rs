@@ -53,6 +53,7 @@ pub(crate) struct AddressSlot {
 
 impl AddressSlot {
     fn take(all: &Addresses, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let ip = spheres_web::counted_as(ip);
         let mut m = lock(all);
         let n = m.entry(ip).or_insert(0);
         if *n >= MAX_LINK_STREAMS_PER_ADDRESS {

@@ -220,6 +220,22 @@ pub async fn serve(
     serve_with(router, addr, Limits::default()).await
 }
 
+/// The address per-address bounds count a client as: an IPv4 address as itself (and one
+/// written as IPv6, `::ffff:a.b.c.d`, as that IPv4 address); an IPv6 address as its /64, the
+/// network a home or a phone is given whole (any of its 2^64 addresses is theirs to pick, so
+/// counting each apart would bound nothing).
+pub fn counted_as(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
+        },
+    }
+}
+
 /// One connection counted against its address; given back when dropped.
 struct PerAddress {
     map: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
@@ -308,7 +324,9 @@ where
                     continue;
                 }
             };
-            let Some(held) = PerAddress::take(&by_address, peer.ip(), limits.per_address) else {
+            let Some(held) =
+                PerAddress::take(&by_address, counted_as(peer.ip()), limits.per_address)
+            else {
                 tracing::debug!(%peer, "too many connections from one address; closing one");
                 continue;
             };
@@ -745,5 +763,28 @@ mod fed_tests {
         headers.insert(header::RANGE, "bytes=200000000-".parse().unwrap());
         let r = zeros(len, &Method::GET, &headers);
         assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    }
+}
+
+#[cfg(test)]
+mod counted_as_tests {
+    use super::counted_as;
+    use std::net::IpAddr;
+
+    #[test]
+    fn a_client_counts_as_its_ipv4_address_or_its_ipv6_network() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(counted_as(ip("203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(counted_as(ip("::ffff:203.0.113.7")), ip("203.0.113.7"));
+        assert_eq!(counted_as(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            counted_as(ip("2001:db8:1:2:aaaa::1")),
+            counted_as(ip("2001:db8:1:2:bbbb:cccc:dddd:eeee"))
+        );
+        assert_ne!(
+            counted_as(ip("2001:db8:1:2::1")),
+            counted_as(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(counted_as(ip("::1")), ip("::"));
     }
 }
